@@ -1,0 +1,81 @@
+// Package congestion holds the congestion controllers the engine can use,
+// behind one small interface. Controllers are sans-IO like the engine: time
+// comes in as a parameter and nothing here reads a clock.
+//
+// The controller decides the congestion window; loss detection and recovery
+// (which segments to retransmit, when recovery ends) belong to the engine.
+// Keeping the seam there means a new controller never touches tcpcore.
+package congestion
+
+import (
+	"fmt"
+	"time"
+)
+
+// Controller is a congestion-control algorithm. All sizes are in bytes.
+type Controller interface {
+	// Name is the algorithm's name as Linux's tcp_congestion_control spells it.
+	Name() string
+	// CongestionWindow is cwnd in bytes.
+	CongestionWindow() int
+	// SlowStartThreshold is ssthresh in bytes.
+	SlowStartThreshold() int
+	// OnAck is called for an ACK that acknowledges new data outside loss
+	// recovery: ackedBytes newly acknowledged, flightBytes in flight before
+	// the ACK, rtt the latest sample (0 if none), now the engine's time.
+	OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration)
+	// OnLoss is called when loss is detected by duplicate ACKs or SACK
+	// (RFC 5681 §3.2 step 2): the controller sets ssthresh and cwnd for
+	// recovery.
+	OnLoss(now time.Duration, flightBytes int)
+	// OnRecoveryEnd is called when fast recovery completes (RFC 5681 §3.2 step 6).
+	OnRecoveryEnd(now time.Duration)
+	// OnRTO is called when the retransmission timer expires (RFC 5681 §3.1,
+	// equation 4): ssthresh from flight, cwnd to the loss window.
+	OnRTO(now time.Duration, flightBytes int)
+	// OnIdleRestart is called before sending after an idle period longer than
+	// the RTO (RFC 5681 §4.1).
+	OnIdleRestart(now time.Duration)
+	// Undo restores the window from before the last reduction, after it was
+	// shown spurious (RFC 3708-style, on D-SACK or timestamps evidence).
+	Undo(now time.Duration)
+	// SetMSS tells the controller the sender's maximum segment size.
+	SetMSS(mss int)
+}
+
+// Config is what every controller is built from.
+type Config struct {
+	MSS int // sender maximum segment size, bytes
+	// InitialWindowSegments is the initial window in segments; 0 means the
+	// RFC 5681 §3.1 rule by MSS.
+	InitialWindowSegments int
+}
+
+// InitialWindow returns the initial congestion window in bytes.
+func (c Config) InitialWindow() int {
+	if c.InitialWindowSegments > 0 {
+		return c.InitialWindowSegments * c.MSS
+	}
+	// RFC 5681 §3.1, equation 1.
+	switch {
+	case c.MSS > 2190:
+		return 2 * c.MSS
+	case c.MSS > 1095:
+		return 3 * c.MSS
+	default:
+		return 4 * c.MSS
+	}
+}
+
+// New builds the named controller.
+func New(name string, cfg Config) (Controller, error) {
+	switch name {
+	case "reno", "":
+		return NewReno(cfg, RenoStyle), nil
+	case "newreno":
+		return NewReno(cfg, NewRenoStyle), nil
+	case "tahoe":
+		return NewReno(cfg, TahoeStyle), nil
+	}
+	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: reno, newreno, tahoe)", name)
+}

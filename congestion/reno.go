@@ -1,0 +1,133 @@
+package congestion
+
+import "time"
+
+// Style selects the Reno family member. The window arithmetic is shared;
+// they differ in what a detected loss does to cwnd.
+type Style int
+
+const (
+	RenoStyle    Style = iota // RFC 5681: fast recovery halves cwnd
+	NewRenoStyle              // RFC 6582: as Reno; partial ACKs handled by the engine's recovery
+	TahoeStyle                // no fast recovery: every loss restarts slow start
+)
+
+// Reno implements RFC 5681 slow start and congestion avoidance with
+// appropriate byte counting (RFC 3465).
+type Reno struct {
+	style         Style
+	mss           int    // bytes
+	iw            Config // initial-window rule, for the restart window
+	cwndBytes     int
+	ssthreshBytes int
+	// bytesAcked accumulates acknowledged bytes during congestion avoidance
+	// (RFC 3465 §2.1) until a full cwnd's worth has been acknowledged.
+	bytesAcked int
+	// priorCwnd and priorSsthresh hold the values before the last
+	// reduction, for Undo.
+	priorCwnd, priorSsthresh int
+}
+
+// NewReno returns a Reno-family controller in its initial state.
+func NewReno(cfg Config, style Style) *Reno {
+	return &Reno{
+		style:         style,
+		mss:           cfg.MSS,
+		iw:            cfg,
+		cwndBytes:     cfg.InitialWindow(),
+		ssthreshBytes: 1 << 30, // RFC 5681 §3.1: "arbitrarily high"
+	}
+}
+
+func (r *Reno) Name() string {
+	switch r.style {
+	case NewRenoStyle:
+		return "newreno"
+	case TahoeStyle:
+		return "tahoe"
+	}
+	return "reno"
+}
+
+func (r *Reno) CongestionWindow() int   { return r.cwndBytes }
+func (r *Reno) SlowStartThreshold() int { return r.ssthreshBytes }
+func (r *Reno) SetMSS(mss int)          { r.mss, r.iw.MSS = mss, mss }
+
+// OnAck grows cwnd: by the bytes acknowledged (at most one SMSS per ACK) in
+// slow start, by about one SMSS per RTT in congestion avoidance.
+func (r *Reno) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration) {
+	// RFC 5681 §3.1 / RFC 7661: do not grow a window the sender is not using.
+	if flightBytes < r.cwndBytes {
+		return
+	}
+	if r.cwndBytes < r.ssthreshBytes {
+		// RFC 5681 §3.1 equation 2 with RFC 3465 L=1 SMSS.
+		r.cwndBytes += min(ackedBytes, r.mss)
+		return
+	}
+	// RFC 3465 §2.1: byte counting in congestion avoidance.
+	r.bytesAcked += ackedBytes
+	if r.bytesAcked >= r.cwndBytes {
+		r.bytesAcked -= r.cwndBytes
+		r.cwndBytes += r.mss
+	}
+}
+
+func (r *Reno) remember() {
+	r.priorCwnd, r.priorSsthresh = r.cwndBytes, r.ssthreshBytes
+}
+
+// lossThreshold is RFC 5681 §3.1 equation 4: max(FlightSize/2, 2*SMSS).
+func (r *Reno) lossThreshold(flightBytes int) int {
+	return max(flightBytes/2, 2*r.mss)
+}
+
+// OnLoss enters fast recovery (RFC 5681 §3.2 steps 2 and 3), or for Tahoe
+// restarts slow start.
+func (r *Reno) OnLoss(now time.Duration, flightBytes int) {
+	r.remember()
+	r.ssthreshBytes = r.lossThreshold(flightBytes)
+	r.bytesAcked = 0
+	if r.style == TahoeStyle {
+		r.cwndBytes = r.mss
+		return
+	}
+	// RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS; the engine inflates
+	// further per duplicate ACK through its own recovery accounting.
+	r.cwndBytes = r.ssthreshBytes + 3*r.mss
+}
+
+// OnRecoveryEnd deflates the window (RFC 5681 §3.2 step 6).
+func (r *Reno) OnRecoveryEnd(now time.Duration) {
+	if r.style != TahoeStyle {
+		r.cwndBytes = r.ssthreshBytes
+	}
+}
+
+// OnRTO applies RFC 5681 §3.1: ssthresh per equation 4, cwnd = 1 SMSS (the
+// loss window).
+func (r *Reno) OnRTO(now time.Duration, flightBytes int) {
+	r.remember()
+	r.ssthreshBytes = r.lossThreshold(flightBytes)
+	r.cwndBytes = r.mss
+	r.bytesAcked = 0
+}
+
+// OnIdleRestart applies RFC 5681 §4.1: cwnd = min(RW, cwnd), where the
+// restart window RW is the initial window.
+func (r *Reno) OnIdleRestart(now time.Duration) {
+	rw := r.iw.InitialWindow()
+	if r.cwndBytes > rw {
+		r.cwndBytes = rw
+	}
+}
+
+// Undo restores the window from before the last reduction.
+func (r *Reno) Undo(now time.Duration) {
+	if r.priorCwnd == 0 {
+		return
+	}
+	r.cwndBytes = max(r.cwndBytes, r.priorCwnd)
+	r.ssthreshBytes = max(r.ssthreshBytes, r.priorSsthresh)
+	r.priorCwnd = 0
+}

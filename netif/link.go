@@ -1,0 +1,23 @@
+// Package netif holds the links the stacks run on (a TUN device, an
+// in-memory pipe), the pcap tap and impairment that wrap any link, and the
+// IPv4/ICMP handling that sits between a link and TCP.
+package netif
+
+// Link moves IP packets. Both methods work in batches so that a driver can
+// amortize system calls; a link that cannot batch handles one at a time.
+//
+// ReadPackets blocks until at least one packet is available, then copies up
+// to len(bufs) packets, packet i into bufs[i], and records its length in
+// sizes[i]. It returns the number of packets read. After Close it returns
+// net.ErrClosed.
+//
+// WritePackets sends pkts in order and returns how many were sent. The
+// link does not retain the slices after it returns.
+//
+// MTU is the largest IP packet the link carries, in bytes.
+type Link interface {
+	ReadPackets(bufs [][]byte, sizes []int) (int, error)
+	WritePackets(pkts [][]byte) (int, error)
+	MTU() int
+	Close() error
+}

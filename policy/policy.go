@@ -1,0 +1,229 @@
+// Package policy holds every tunable the TCP engine uses, grouped into named
+// profiles. The RFCs leave room in many places (timer bounds, retry counts,
+// buffer sizes); a profile says how that room is used. The engine never
+// contains a policy literal: it reads a *Profile.
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Profile is one complete set of engine tunables. Units are in the names or
+// the comments. A Profile is read-only once handed to an engine; use Clone to
+// derive a variant.
+type Profile struct {
+	Name string
+
+	// --- Retransmission (RFC 6298) ---
+
+	InitialRTO time.Duration // RTO before any RTT sample (RFC 6298 §2.1: 1 s)
+	RTOMin     time.Duration // lower bound on the RTO (Linux TCP_RTO_MIN 200 ms; RFC 6298 §2.4: 1 s)
+	RTOMax     time.Duration // upper bound on the RTO (Linux TCP_RTO_MAX 120 s; RFC 6298 §2.5 allows >= 60 s)
+	// RTOVarFloor selects Linux's formula RTO = SRTT + max(4*RTTVAR, RTOMin)
+	// instead of RFC 6298's RTO = max(SRTT + 4*RTTVAR, RTOMin).
+	RTOVarFloor bool
+	// Retries2 is how many retransmissions of a data segment are made before
+	// the connection is given up with ETIMEDOUT (Linux tcp_retries2).
+	Retries2 int
+	// SynRetries is how many times an active open retransmits its SYN
+	// (Linux tcp_syn_retries).
+	SynRetries int
+	// SynAckRetries is how many times a passive open retransmits its SYN-ACK
+	// (Linux tcp_synack_retries).
+	SynAckRetries int
+
+	// --- Connection lifetime ---
+
+	MSL         time.Duration // maximum segment lifetime (RFC 9293 §3.4.2: 2 min)
+	TimeWaitLen time.Duration // TIME-WAIT duration (2*MSL in the RFC; Linux fixes 60 s)
+	FinTimeout  time.Duration // FIN-WAIT-2 lifetime of an orphaned connection (Linux tcp_fin_timeout)
+
+	KeepAliveIdle     time.Duration // idle time before the first probe (tcp_keepalive_time)
+	KeepAliveInterval time.Duration // time between unanswered probes (tcp_keepalive_intvl)
+	KeepAliveProbes   int           // unanswered probes before the connection is dropped (tcp_keepalive_probes)
+
+	// --- Segment sizes and options ---
+
+	DefaultSendMSS int  // MSS assumed when the peer sends none (RFC 9293 §3.7.1: 536)
+	MinSendMSS     int  // floor on the peer's advertised MSS (Linux tcp_min_snd_mss 48)
+	WindowScaling  bool // offer RFC 7323 window scaling (tcp_window_scaling)
+	Timestamps     bool // offer RFC 7323 timestamps (tcp_timestamps)
+	SACK           bool // offer SACK-permitted (RFC 2018; tcp_sack)
+	DSACK          bool // send D-SACK blocks (RFC 2883; tcp_dsack)
+
+	// --- Buffers (bytes) ---
+
+	SndBuf    int // default send buffer (tcp_wmem[1])
+	SndBufMax int // ceiling for SO_SNDBUF / auto-tuning (tcp_wmem[2])
+	RcvBuf    int // default receive buffer (tcp_rmem[1])
+	RcvBufMax int // ceiling for SO_RCVBUF / auto-tuning (tcp_rmem[2]); decides the window-scale factor
+	// OOOMaxSegments bounds the out-of-order queue by segment count, whatever
+	// the byte space says, so a peer cannot make us keep tiny fragments.
+	OOOMaxSegments int
+
+	// --- Congestion control (RFC 5681) ---
+
+	Congestion string // controller name: "reno", "newreno", "cubic", "tahoe"
+	// InitialCwndSegments is the initial window in segments; 0 means RFC
+	// 5681 §3.1's rule (2 to 4 segments by SMSS).
+	InitialCwndSegments int
+	// SlowStartAfterIdle resets cwnd to the restart window after an idle
+	// period longer than the RTO (RFC 5681 §4.1; tcp_slow_start_after_idle).
+	SlowStartAfterIdle bool
+
+	// --- ACK and send policy ---
+
+	DelayedAck       bool          // delay ACKs (RFC 1122 §4.2.3.2)
+	DelAckMin        time.Duration // delayed-ACK timer floor (Linux TCP_DELACK_MIN 40 ms)
+	DelAckMax        time.Duration // delayed-ACK timer ceiling (Linux TCP_DELACK_MAX 200 ms; RFC: < 500 ms)
+	QuickAcks        int           // segments ACKed at once at the start of a connection (Linux quick-ACK mode, up to 16)
+	Nagle            bool          // Nagle's algorithm on by default (RFC 896)
+	CorkLimit        time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
+	InvalidRateLimit time.Duration // minimum gap between challenge/out-of-window ACKs per connection (tcp_invalid_ratelimit)
+
+	// --- Zero-window probing (RFC 9293 §3.8.6.1) ---
+
+	// ProbeNewByte sends one new byte as the zero-window probe instead of
+	// Linux's SND.UNA-1 probe that carries no new data.
+	ProbeNewByte bool
+	// MaxZeroWindowProbes ends the connection after that many unanswered
+	// probes; 0 means Retries2 governs as in Linux.
+	MaxZeroWindowProbes int
+
+	// --- Listen queues ---
+
+	Somaxconn       int  // cap on listen()'s backlog (net.core.somaxconn)
+	MaxSynBacklog   int  // SYN-queue bound (tcp_max_syn_backlog)
+	AbortOnOverflow bool // RST instead of dropping the final ACK when the accept queue is full (tcp_abort_on_overflow)
+	SynCookies      bool // RFC 4987 SYN cookies when the SYN queue is full (tcp_syncookies=1)
+	// BacklogBoundsBoth makes backlog bound the SYN and accept queues
+	// together, as the BSD account (UNP) has it; otherwise only the accept
+	// queue, which holds backlog+1 entries as in Linux.
+	BacklogBoundsBoth bool
+
+	// --- Ports ---
+
+	LocalPortMin uint16 // ephemeral port range start (ip_local_port_range)
+	LocalPortMax uint16 // ephemeral port range end
+}
+
+// Linux returns the profile of a Linux 6.x kernel with its default sysctls.
+func Linux() *Profile {
+	return &Profile{
+		Name:                "linux",
+		InitialRTO:          time.Second,
+		RTOMin:              200 * time.Millisecond,
+		RTOMax:              120 * time.Second,
+		RTOVarFloor:         true,
+		Retries2:            15,
+		SynRetries:          6,
+		SynAckRetries:       5,
+		MSL:                 30 * time.Second,
+		TimeWaitLen:         60 * time.Second,
+		FinTimeout:          60 * time.Second,
+		KeepAliveIdle:       7200 * time.Second,
+		KeepAliveInterval:   75 * time.Second,
+		KeepAliveProbes:     9,
+		DefaultSendMSS:      536,
+		MinSendMSS:          48,
+		WindowScaling:       true,
+		Timestamps:          true,
+		SACK:                true,
+		DSACK:               true,
+		SndBuf:              16384,
+		SndBufMax:           4194304,
+		RcvBuf:              131072,
+		RcvBufMax:           6291456,
+		OOOMaxSegments:      1024,
+		Congestion:          "reno",
+		InitialCwndSegments: 10,
+		SlowStartAfterIdle:  true,
+		DelayedAck:          true,
+		DelAckMin:           40 * time.Millisecond,
+		DelAckMax:           200 * time.Millisecond,
+		QuickAcks:           16,
+		Nagle:               true,
+		CorkLimit:           200 * time.Millisecond,
+		InvalidRateLimit:    500 * time.Millisecond,
+		ProbeNewByte:        false,
+		Somaxconn:           4096,
+		MaxSynBacklog:       1024,
+		SynCookies:          true,
+		LocalPortMin:        32768,
+		LocalPortMax:        60999,
+	}
+}
+
+// RFC returns a profile that uses the values the RFCs themselves give where
+// they give one, and conservative choices where they only bound it.
+func RFC() *Profile {
+	p := Linux()
+	p.Name = "rfc"
+	p.RTOMin = time.Second          // RFC 6298 §2.4
+	p.RTOMax = 60 * time.Second     // RFC 6298 §2.5
+	p.RTOVarFloor = false           // RFC 6298 §2.3
+	p.MSL = 2 * time.Minute         // RFC 9293 §3.4.2
+	p.TimeWaitLen = 4 * time.Minute // RFC 9293 §3.6: 2*MSL
+	p.InitialCwndSegments = 0       // RFC 5681 §3.1
+	p.DelAckMin = 200 * time.Millisecond
+	p.DelAckMax = 200 * time.Millisecond // RFC 1122 §4.2.3.2 (< 0.5 s)
+	p.QuickAcks = 0
+	p.ProbeNewByte = true // RFC 9293 §3.8.6.1: probe with new data
+	p.BacklogBoundsBoth = true
+	p.SynCookies = false
+	p.SlowStartAfterIdle = true
+	p.LocalPortMin = 49152 // RFC 6335 §6
+	p.LocalPortMax = 65535
+	return p
+}
+
+var profiles = map[string]func() *Profile{
+	"linux": Linux,
+	"rfc":   RFC,
+}
+
+// Names lists the known profile names.
+func Names() []string {
+	var n []string
+	for k := range profiles {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// ByName returns a fresh copy of the named profile.
+func ByName(name string) (*Profile, error) {
+	f, ok := profiles[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown profile %q (known: %v)", name, Names())
+	}
+	return f(), nil
+}
+
+// Clone returns an independent copy of p.
+func (p *Profile) Clone() *Profile {
+	c := *p
+	return &c
+}
+
+// Validate reports the first value that cannot work.
+func (p *Profile) Validate() error {
+	switch {
+	case p.InitialRTO <= 0 || p.RTOMin <= 0 || p.RTOMax < p.RTOMin:
+		return fmt.Errorf("policy %s: RTO bounds must satisfy 0 < RTOMin <= RTOMax and InitialRTO > 0", p.Name)
+	case p.Retries2 < 1 || p.SynRetries < 0 || p.SynAckRetries < 0:
+		return fmt.Errorf("policy %s: retry counts must not be negative (Retries2 >= 1)", p.Name)
+	case p.SndBuf <= 0 || p.RcvBuf <= 0 || p.SndBufMax < p.SndBuf || p.RcvBufMax < p.RcvBuf:
+		return fmt.Errorf("policy %s: buffer sizes must be positive and below their maxima", p.Name)
+	case p.DefaultSendMSS < p.MinSendMSS || p.MinSendMSS < 1:
+		return fmt.Errorf("policy %s: MSS floor must be positive and below the default MSS", p.Name)
+	case p.LocalPortMin == 0 || p.LocalPortMax < p.LocalPortMin:
+		return fmt.Errorf("policy %s: ephemeral port range is empty", p.Name)
+	case p.DelAckMin > p.DelAckMax:
+		return fmt.Errorf("policy %s: DelAckMin exceeds DelAckMax", p.Name)
+	}
+	return nil
+}

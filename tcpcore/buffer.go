@@ -1,0 +1,82 @@
+package tcpcore
+
+// ring is a byte ring buffer: the send buffer (unacknowledged and unsent
+// bytes from SND.UNA on) and the receive buffer (in-order bytes the
+// application has not read). Its capacity is fixed at allocation and can
+// grow when the buffer size is raised; it never shrinks.
+type ring struct {
+	buf  []byte
+	head int // index of the first byte
+	n    int // bytes stored
+}
+
+func (r *ring) Len() int  { return r.n }
+func (r *ring) Cap() int  { return len(r.buf) }
+func (r *ring) Free() int { return len(r.buf) - r.n }
+
+// grow raises the capacity to at least size, keeping the contents.
+func (r *ring) grow(size int) {
+	if size <= len(r.buf) {
+		return
+	}
+	nb := make([]byte, size)
+	r.peek(nb[:r.n], 0)
+	r.buf, r.head = nb, 0
+}
+
+// write appends as much of p as fits and returns the count.
+func (r *ring) write(p []byte) int {
+	n := min(len(p), r.Free())
+	if n == 0 {
+		return 0
+	}
+	tail := (r.head + r.n) % len(r.buf)
+	c := copy(r.buf[tail:], p[:n])
+	copy(r.buf, p[c:n])
+	r.n += n
+	return n
+}
+
+// writeAt copies p to offset off from the head without changing the length;
+// used to place out-of-order data. The caller ensures off+len(p) <= Cap.
+func (r *ring) writeAt(p []byte, off int) {
+	pos := (r.head + off) % len(r.buf)
+	c := copy(r.buf[pos:], p)
+	copy(r.buf, p[c:])
+}
+
+// peek copies bytes starting off bytes from the head into p, returning the
+// count (bounded by what is stored).
+func (r *ring) peek(p []byte, off int) int {
+	if off >= r.n {
+		return 0
+	}
+	n := min(len(p), r.n-off)
+	pos := (r.head + off) % len(r.buf)
+	c := copy(p[:n], r.buf[pos:])
+	copy(p[c:n], r.buf)
+	return n
+}
+
+// extend counts n bytes already placed by writeAt as stored.
+func (r *ring) extend(n int) { r.n += n }
+
+// discard drops n bytes from the head.
+func (r *ring) discard(n int) {
+	if n > r.n {
+		n = r.n
+	}
+	r.n -= n
+	if r.n == 0 {
+		r.head = 0
+		return
+	}
+	r.head = (r.head + n) % len(r.buf)
+}
+
+// read copies up to len(p) bytes out and drops them.
+func (r *ring) read(p []byte) int {
+	n := r.peek(p, 0)
+	r.discard(n)
+	return n
+}

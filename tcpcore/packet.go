@@ -1,0 +1,49 @@
+package tcpcore
+
+import "net/netip"
+
+// Headroom is the space every outgoing Packet keeps in front of its TCP
+// segment, enough for an IPv4 header with options or an IPv6 header, so the
+// driver can prepend its network header without copying the segment.
+const Headroom = 60
+
+// Packet is an outgoing TCP segment built by the engine. The driver owns it
+// from Output until it hands it back with Release.
+type Packet struct {
+	Src, Dst netip.Addr
+	buf      []byte // Headroom + segment capacity
+	end      int    // segment is buf[Headroom:end]
+}
+
+// Segment returns the TCP segment: header, options and payload, with its
+// checksum already computed.
+func (p *Packet) Segment() []byte { return p.buf[Headroom:p.end] }
+
+// WithHeader returns the segment with n bytes of headroom in front of it,
+// for the driver to fill with a network header. n must not exceed Headroom.
+func (p *Packet) WithHeader(n int) []byte { return p.buf[Headroom-n : p.end] }
+
+// packetPool recycles Packets within one engine. It needs no lock: the
+// engine and its buffers have one owner at a time.
+type packetPool struct {
+	free []*Packet
+	size int // segment capacity of each buffer
+}
+
+func (pp *packetPool) get() *Packet {
+	if n := len(pp.free); n > 0 {
+		p := pp.free[n-1]
+		pp.free[n-1] = nil
+		pp.free = pp.free[:n-1]
+		return p
+	}
+	return &Packet{buf: make([]byte, Headroom+pp.size)}
+}
+
+func (pp *packetPool) put(p *Packet) {
+	if cap(p.buf) != Headroom+pp.size {
+		return // a buffer from before an MTU change
+	}
+	p.end = 0
+	pp.free = append(pp.free, p)
+}

@@ -1,0 +1,245 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// TCP header flags (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
+const (
+	FlagFIN uint8 = 1 << iota
+	FlagSYN
+	FlagRST
+	FlagPSH
+	FlagACK
+	FlagURG
+	FlagECE
+	FlagCWR
+)
+
+// TCPHeaderLen is the length of a TCP header without options.
+const TCPHeaderLen = 20
+
+// TCPMaxOptionLen is the most option space a header can carry.
+const TCPMaxOptionLen = 40
+
+// TCP option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).
+const (
+	OptEOL           = 0
+	OptNOP           = 1
+	OptMSS           = 2
+	OptWindowScale   = 3
+	OptSACKPermitted = 4
+	OptSACK          = 5
+	OptTimestamps    = 8
+)
+
+// TCP is a view over a TCP segment (header, options, payload).
+type TCP []byte
+
+// ErrBadTCPHeader reports a segment too short for its data offset.
+var ErrBadTCPHeader = errors.New("wire: bad TCP header")
+
+// Valid checks that the data offset is sane for the slice.
+func (t TCP) Valid() error {
+	if len(t) < TCPHeaderLen {
+		return ErrBadTCPHeader
+	}
+	off := t.DataOffset()
+	if off < TCPHeaderLen || off > len(t) {
+		return ErrBadTCPHeader
+	}
+	return nil
+}
+
+func (t TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(t[0:]) }
+func (t TCP) DstPort() uint16      { return binary.BigEndian.Uint16(t[2:]) }
+func (t TCP) Seq() uint32          { return binary.BigEndian.Uint32(t[4:]) }
+func (t TCP) Ack() uint32          { return binary.BigEndian.Uint32(t[8:]) }
+func (t TCP) DataOffset() int      { return int(t[12]>>4) * 4 }
+func (t TCP) Flags() uint8         { return t[13] }
+func (t TCP) Window() uint16       { return binary.BigEndian.Uint16(t[14:]) }
+func (t TCP) Checksum() uint16     { return binary.BigEndian.Uint16(t[16:]) }
+func (t TCP) Urgent() uint16       { return binary.BigEndian.Uint16(t[18:]) }
+func (t TCP) Options() []byte      { return t[TCPHeaderLen:t.DataOffset()] }
+func (t TCP) Payload() []byte      { return t[t.DataOffset():] }
+func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[16:], v) }
+
+// ChecksumValid verifies the segment checksum with the IPv4 pseudo-header.
+func (t TCP) ChecksumValid(src, dst [4]byte) bool {
+	return Fold(Checksum(t, PseudoHeaderSum(src, dst, ProtoTCP, len(t)))) == 0
+}
+
+// ComputeChecksum fills in the checksum field for the IPv4 pseudo-header.
+func (t TCP) ComputeChecksum(src, dst [4]byte) {
+	t[16], t[17] = 0, 0
+	t.SetChecksum(Fold(Checksum(t, PseudoHeaderSum(src, dst, ProtoTCP, len(t)))))
+}
+
+// TCPFields are the fixed-header values PutTCPHeader writes.
+type TCPFields struct {
+	SrcPort, DstPort uint16
+	Seq, Ack         uint32
+	Flags            uint8
+	Window           uint16
+	Urgent           uint16
+}
+
+// PutTCPHeader writes the fixed header into b[:20] with a data offset that
+// covers optLen bytes of options (a multiple of 4). The checksum is zeroed.
+func PutTCPHeader(b []byte, f TCPFields, optLen int) {
+	_ = b[TCPHeaderLen-1]
+	binary.BigEndian.PutUint16(b[0:], f.SrcPort)
+	binary.BigEndian.PutUint16(b[2:], f.DstPort)
+	binary.BigEndian.PutUint32(b[4:], f.Seq)
+	binary.BigEndian.PutUint32(b[8:], f.Ack)
+	b[12] = uint8((TCPHeaderLen+optLen)/4) << 4
+	b[13] = f.Flags
+	binary.BigEndian.PutUint16(b[14:], f.Window)
+	b[16], b[17] = 0, 0
+	binary.BigEndian.PutUint16(b[18:], f.Urgent)
+}
+
+// SACKBlock is one SACK block: [Left, Right) in sequence space (RFC 2018 §3).
+type SACKBlock struct{ Left, Right uint32 }
+
+// MaxSACKBlocks is the most blocks that fit in the option space.
+const MaxSACKBlocks = 4
+
+// TCPOptions is the decoded form of the options this stack understands.
+// Unknown options are skipped, as RFC 9293 §3.2 requires.
+type TCPOptions struct {
+	MSS           uint16
+	HasMSS        bool
+	WScale        uint8
+	HasWScale     bool
+	SACKPermitted bool
+	HasTS         bool
+	TSVal, TSEcr  uint32
+	NumSACK       int
+	SACK          [MaxSACKBlocks]SACKBlock
+}
+
+// ErrBadOption reports an option whose length field is impossible.
+var ErrBadOption = errors.New("wire: malformed TCP option")
+
+// ParseTCPOptions decodes b into o (which it resets first).
+func ParseTCPOptions(b []byte, o *TCPOptions) error {
+	*o = TCPOptions{}
+	for len(b) > 0 {
+		kind := b[0]
+		if kind == OptEOL {
+			return nil
+		}
+		if kind == OptNOP {
+			b = b[1:]
+			continue
+		}
+		if len(b) < 2 {
+			return ErrBadOption
+		}
+		l := int(b[1])
+		if l < 2 || l > len(b) {
+			return ErrBadOption
+		}
+		body := b[2:l]
+		switch kind {
+		case OptMSS:
+			if l != 4 {
+				return ErrBadOption
+			}
+			o.MSS, o.HasMSS = binary.BigEndian.Uint16(body), true
+		case OptWindowScale:
+			if l != 3 {
+				return ErrBadOption
+			}
+			o.WScale, o.HasWScale = body[0], true
+		case OptSACKPermitted:
+			if l != 2 {
+				return ErrBadOption
+			}
+			o.SACKPermitted = true
+		case OptTimestamps:
+			if l != 10 {
+				return ErrBadOption
+			}
+			o.HasTS = true
+			o.TSVal = binary.BigEndian.Uint32(body)
+			o.TSEcr = binary.BigEndian.Uint32(body[4:])
+		case OptSACK:
+			if (l-2)%8 != 0 || l == 2 {
+				return ErrBadOption
+			}
+			n := 0
+			for i := 0; i+8 <= len(body) && n < MaxSACKBlocks; i += 8 {
+				o.SACK[n] = SACKBlock{binary.BigEndian.Uint32(body[i:]), binary.BigEndian.Uint32(body[i+4:])}
+				n++
+			}
+			o.NumSACK = n
+		}
+		b = b[l:]
+	}
+	return nil
+}
+
+// EncodedLen is the option space EncodeTCPOptions uses for o, padded to a
+// multiple of four.
+func (o *TCPOptions) EncodedLen() int {
+	n := 0
+	if o.HasMSS {
+		n += 4
+	}
+	if o.HasTS {
+		n += 12 // with two NOPs or with SACK-permitted in front
+	} else if o.SACKPermitted {
+		n += 4
+	}
+	if o.HasWScale {
+		n += 4
+	}
+	if o.NumSACK > 0 {
+		n += 4 + 8*o.NumSACK
+	}
+	return n
+}
+
+// EncodeTCPOptions writes o into b in the order Linux uses (so captures read
+// the same as a Linux host's): MSS; SACK-permitted with timestamps or NOP,
+// NOP, timestamps; NOP, NOP, SACK-permitted when there are no timestamps;
+// NOP, window scale; NOP, NOP, SACK blocks. It returns the bytes written.
+func EncodeTCPOptions(b []byte, o *TCPOptions) int {
+	n := 0
+	if o.HasMSS {
+		b[0], b[1] = OptMSS, 4
+		binary.BigEndian.PutUint16(b[2:], o.MSS)
+		n = 4
+	}
+	if o.HasTS {
+		if o.SACKPermitted {
+			b[n], b[n+1] = OptSACKPermitted, 2
+		} else {
+			b[n], b[n+1] = OptNOP, OptNOP
+		}
+		b[n+2], b[n+3] = OptTimestamps, 10
+		binary.BigEndian.PutUint32(b[n+4:], o.TSVal)
+		binary.BigEndian.PutUint32(b[n+8:], o.TSEcr)
+		n += 12
+	} else if o.SACKPermitted {
+		b[n], b[n+1], b[n+2], b[n+3] = OptNOP, OptNOP, OptSACKPermitted, 2
+		n += 4
+	}
+	if o.HasWScale {
+		b[n], b[n+1], b[n+2], b[n+3] = OptNOP, OptWindowScale, 3, o.WScale
+		n += 4
+	}
+	if o.NumSACK > 0 {
+		b[n], b[n+1], b[n+2], b[n+3] = OptNOP, OptNOP, OptSACK, uint8(2+8*o.NumSACK)
+		n += 4
+		for i := 0; i < o.NumSACK; i++ {
+			binary.BigEndian.PutUint32(b[n:], o.SACK[i].Left)
+			binary.BigEndian.PutUint32(b[n+4:], o.SACK[i].Right)
+			n += 8
+		}
+	}
+	return n
+}
