@@ -1,0 +1,316 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"tunstack/policy"
+)
+
+// flagDef is one command-line flag. A flag with isBool set takes no value
+// (--json) or an explicit one (--json=false); any other flag takes the next
+// argument or the part after '='.
+type flagDef struct {
+	name   string
+	isBool bool
+	// set receives the value and returns a usageError that says what is
+	// wrong with it and what to give instead.
+	set func(value string) error
+}
+
+// parseFlags reads the flags in args and returns the other arguments in
+// order. Flags and arguments may be mixed (tunstack lab NAME --stack gvisor),
+// which the standard flag package does not allow; "--" ends the flags.
+// Names take one dash or two; -h, -help and --help return errHelp.
+func parseFlags(cmd string, args []string, defs []flagDef) (positional []string, err error) {
+	byName := make(map[string]flagDef, len(defs))
+	for _, d := range defs {
+		byName[d.name] = d
+	}
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			return append(positional, args[i+1:]...), nil
+		}
+		if len(arg) < 2 || arg[0] != '-' {
+			positional = append(positional, arg)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+		if name == "h" || name == "help" {
+			return nil, errHelp
+		}
+		d, ok := byName[name]
+		if !ok {
+			return nil, usagef("there is no flag --%s for %s; run tunstack help to see the flags it takes.", name, cmd)
+		}
+		switch {
+		case d.isBool && !hasValue:
+			value = "true"
+		case !hasValue:
+			if i+1 == len(args) {
+				return nil, usagef("--%s needs a value after it, as --%s VALUE or --%s=VALUE.", name, name, name)
+			}
+			i++
+			value = args[i]
+		}
+		if err := d.set(value); err != nil {
+			return nil, err
+		}
+	}
+	return positional, nil
+}
+
+// boolFlag sets *dst from a --name or --name=true|false flag.
+func boolFlag(name string, dst *bool) flagDef {
+	return flagDef{name: name, isBool: true, set: func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return usagef("--%s takes true or false, not %q; give --%s alone for true.", name, v, name)
+		}
+		*dst = b
+		return nil
+	}}
+}
+
+// intFlag sets *dst to a whole number in [lo, hi]; what says what the
+// number is for the error sentence, as in "a port number".
+func intFlag(name, what string, lo, hi int, example string, dst *int) flagDef {
+	return flagDef{name: name, set: func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			rng := fmt.Sprintf("from %d to %d", lo, hi)
+			if hi == math.MaxInt32 {
+				rng = fmt.Sprintf("of %d or more", lo)
+			}
+			return usagef("--%s must be %s %s, as in --%s %s, not %q.", name, what, rng, name, example, v)
+		}
+		*dst = n
+		return nil
+	}}
+}
+
+// oneOfFlag sets *dst to one of the allowed words.
+func oneOfFlag(name string, allowed []string, dst *string) flagDef {
+	return flagDef{name: name, set: func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				*dst = v
+				return nil
+			}
+		}
+		return usagef("--%s must be %s, not %q.", name, orList(allowed), v)
+	}}
+}
+
+// stringFlag sets *dst after check, which returns a usageError or nil.
+func stringFlag(name string, dst *string, check func(string) error) flagDef {
+	return flagDef{name: name, set: func(v string) error {
+		if check != nil {
+			if err := check(v); err != nil {
+				return err
+			}
+		}
+		*dst = v
+		return nil
+	}}
+}
+
+// orList writes "a", "a or b", "a, b or c".
+func orList(words []string) string {
+	switch len(words) {
+	case 0:
+		return ""
+	case 1:
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// serveConfig is everything `tunstack serve` was asked to do, validated.
+type serveConfig struct {
+	Dev       string       // TUN device name
+	Net       netip.Prefix // IPv4 prefix of the link, masked to its network address
+	HostAddr  netip.Addr   // the kernel's side of the TUN: the first address of Net
+	StackAddr netip.Addr   // our stack's address: the second address of Net
+	Netns     string       // network namespace to run in; "" for the current one
+	MTU       int          // link MTU in bytes (largest IP packet)
+
+	Stack       string          // "tunstack" or "gvisor"
+	ProfileName string          // "linux" or "rfc"
+	Profile     *policy.Profile // a fresh copy of the named profile
+
+	// Ports of the services; 0 turns a service off.
+	HTTPPort, EchoPort, DiscardPort, ChargenPort uint16
+
+	FilesDir    string        // directory served under /files/; "" for none
+	Backlog     int           // accept queue length of each listener, in connections
+	AcceptDelay time.Duration // wait before each Accept
+	PcapFile    string        // capture file; "" for none
+	Impair      string        // impairment SPEC as given; "" for none
+}
+
+// serveStacks are the stacks serve can run; Linux is compared with, not served.
+var serveStacks = []string{"tunstack", "gvisor"}
+
+// parseServeFlags parses the arguments after `tunstack serve`.
+func parseServeFlags(args []string) (serveConfig, error) {
+	var (
+		netText     = "198.18.0.0/24"
+		mtu         = 1500
+		profileName = "linux"
+		ports       = map[string]*int{"http": new(80), "echo": new(7), "discard": new(9), "chargen": new(19)}
+		acceptDelay = "0s"
+		cfg         = serveConfig{Dev: "tun0", Stack: "tunstack", Backlog: 128}
+	)
+	defs := []flagDef{
+		stringFlag("dev", &cfg.Dev, checkDevName),
+		stringFlag("net", &netText, nil),
+		stringFlag("netns", &cfg.Netns, checkNetnsName),
+		intFlag("mtu", "a size in bytes", 576, 65535, "1500", &mtu),
+		oneOfFlag("stack", serveStacks, &cfg.Stack),
+		oneOfFlag("profile", policy.Names(), &profileName),
+		stringFlag("files", &cfg.FilesDir, checkFilesDir),
+		intFlag("backlog", "a number of connections", 0, math.MaxInt32, "128", &cfg.Backlog),
+		stringFlag("accept-delay", &acceptDelay, nil),
+		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
+		stringFlag("impair", &cfg.Impair, nil),
+	}
+	for _, name := range []string{"http", "echo", "discard", "chargen"} {
+		defs = append(defs, intFlag(name, "a port number (0 turns the service off)", 0, 65535, strconv.Itoa(*ports[name]), ports[name]))
+	}
+	rest, err := parseFlags("serve", args, defs)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	if len(rest) > 0 {
+		return serveConfig{}, usagef("serve takes no arguments, but got %q; give its settings as flags, such as --http 8080.", rest[0])
+	}
+
+	if cfg.Net, cfg.HostAddr, cfg.StackAddr, err = parseLinkNet(netText); err != nil {
+		return serveConfig{}, err
+	}
+	cfg.MTU = mtu
+	cfg.ProfileName = profileName
+	if cfg.Profile, err = policy.ByName(profileName); err != nil {
+		return serveConfig{}, usagef("--profile %q is not available (%v); use %s.", profileName, err, orList(policy.Names()))
+	}
+	cfg.HTTPPort, cfg.EchoPort = uint16(*ports["http"]), uint16(*ports["echo"])
+	cfg.DiscardPort, cfg.ChargenPort = uint16(*ports["discard"]), uint16(*ports["chargen"])
+	if err := checkDistinctPorts(ports); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.AcceptDelay, err = time.ParseDuration(acceptDelay); err != nil || cfg.AcceptDelay < 0 {
+		return serveConfig{}, usagef("--accept-delay must be a duration of 0 or more, as in --accept-delay 50ms, not %q.", acceptDelay)
+	}
+	return cfg, nil
+}
+
+// parseLinkNet checks that text is an IPv4 prefix with room for the host's
+// and the stack's addresses, and returns the masked prefix and both.
+func parseLinkNet(text string) (prefix netip.Prefix, host, stack netip.Addr, err error) {
+	p, perr := netip.ParsePrefix(text)
+	switch {
+	case perr != nil:
+		err = usagef("--net must be an IPv4 prefix in CIDR form, as in --net 198.18.0.0/24, not %q.", text)
+	case !p.Addr().Is4():
+		err = usagef("--net %s is not IPv4, and the link speaks IPv4 only; give an IPv4 prefix such as 198.18.0.0/24.", text)
+	case p.Bits() > 30:
+		// A /30 has exactly two usable addresses besides network and broadcast.
+		err = usagef("--net %s has no room for two hosts; use a prefix of /30 or shorter, such as 198.18.0.0/24.", text)
+	}
+	if err != nil {
+		return
+	}
+	prefix = p.Masked()
+	host = prefix.Addr().Next()
+	stack = host.Next()
+	return prefix, host, stack, nil
+}
+
+// checkDistinctPorts refuses two enabled services on one port.
+func checkDistinctPorts(ports map[string]*int) error {
+	order := []string{"http", "echo", "discard", "chargen"}
+	for i, a := range order {
+		for _, b := range order[i+1:] {
+			if p := *ports[a]; p != 0 && p == *ports[b] {
+				return usagef("--%s and --%s both ask for port %d; give each service its own port, or 0 to turn one off.", a, b, p)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDevName applies Linux's rule for interface names: 1 to 15 bytes,
+// not "." or "..", and no '/', ':' or white space.
+func checkDevName(v string) error {
+	bad := v == "" || len(v) > 15 || v == "." || v == ".." || strings.ContainsAny(v, "/: \t\n\r\v\f")
+	if bad {
+		return usagef("--dev %q is not a usable interface name; use 1 to 15 characters without '/', ':' or spaces, as in --dev tun0.", v)
+	}
+	return nil
+}
+
+// checkNetnsName allows names that are safe as a file under /run/netns and
+// in a shell command line.
+func checkNetnsName(v string) error {
+	ok := v != "" && len(v) <= 64 && v != "." && v != ".."
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			ok = false
+		}
+	}
+	if !ok {
+		return usagef("--netns %q is not a usable namespace name; use up to 64 letters, digits, '-', '_' or '.', as in --netns tunstack.", v)
+	}
+	return nil
+}
+
+func checkFilesDir(v string) error {
+	fi, err := os.Stat(v)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("--files %q does not exist; give the directory to serve under /files/.", v)
+	case err != nil:
+		return usagef("--files %q cannot be read (%v); give a directory you can read.", v, err)
+	case !fi.IsDir():
+		return usagef("--files %q is a file, not a directory; give the directory that holds it.", v)
+	}
+	return nil
+}
+
+// checkPcapFile checks what can be checked before the file is created: that
+// it is not a directory and that its directory exists.
+func checkPcapFile(v string) error {
+	if v == "" {
+		return usagef("--pcap needs a file name, as in --pcap serve.pcap.")
+	}
+	if fi, err := os.Stat(v); err == nil && fi.IsDir() {
+		return usagef("--pcap %q is a directory; give a file name inside it, as in --pcap %s.", v, filepath.Join(v, "serve.pcap"))
+	}
+	dir := filepath.Dir(v)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef("--pcap %q cannot be created because the directory %q does not exist; create it or choose another path.", v, dir)
+	}
+	return nil
+}
+
+// serveCommand makes the commands entry for serve from the function that
+// runs it: serve.go registers commands["serve"] = serveCommand(runServe).
+func serveCommand(run func(serveConfig) error) func(args []string) error {
+	return func(args []string) error {
+		cfg, err := parseServeFlags(args)
+		if err != nil {
+			return err
+		}
+		return run(cfg)
+	}
+}

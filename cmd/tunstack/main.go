@@ -1,0 +1,139 @@
+// Command tunstack runs the user-space TCP endpoint and its tools:
+//
+//	tunstack serve   the demo site and classic services on a TUN device
+//	tunstack drill   packetdrill-syntax conformance scripts
+//	tunstack lab     experiments in a network namespace with kernel peers
+//	tunstack bench   benchmarks side by side with gVisor and Linux
+//
+// Each command lives in its own file and registers itself in commands from
+// that file's init, so this file knows none of them but help.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+)
+
+// commands maps a command name to the function that runs it with the
+// arguments after the name. Files register into it from init, for example
+// serve.go: commands["serve"] = serveCommand(runServe).
+var commands = map[string]func(args []string) error{}
+
+// knownCommands are the commands of the CLI contract, in usage order.
+var knownCommands = []string{"serve", "drill", "lab", "bench"}
+
+func init() {
+	commands["help"] = func([]string) error { return errHelp }
+}
+
+// errHelp asks main to print the usage on standard output and exit 0.
+var errHelp = errors.New("help requested")
+
+// usageError is a mistake in the command line, told in one sentence that
+// says what is wrong and what to do; main prints it and exits 2.
+type usageError struct{ sentence string }
+
+func (e *usageError) Error() string { return e.sentence }
+
+func usagef(format string, args ...any) error {
+	return &usageError{sentence: fmt.Sprintf(format, args...)}
+}
+
+const usageText = `Usage:
+  tunstack serve [--dev tun0] [--net CIDR] [--netns NAME] [--mtu 1500]
+                 [--stack tunstack|gvisor] [--profile linux|rfc]
+                 [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
+                 [--backlog 128] [--accept-delay DURATION]
+                 [--pcap FILE] [--impair SPEC]
+  tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] SCRIPT.pkt...
+  tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
+  tunstack bench [--stack tunstack,gvisor,linux] [--json]
+  tunstack help
+
+serve flags:
+  --dev NAME            TUN device to create (default tun0)
+  --net CIDR            IPv4 prefix of the link; the host side gets its first
+                        address, the stack its second (default 198.18.0.0/24:
+                        host 198.18.0.1, stack 198.18.0.2)
+  --netns NAME          run the whole endpoint inside this network namespace,
+                        created if missing and removed on exit if created
+  --mtu BYTES           link MTU, 576 to 65535 (default 1500)
+  --stack NAME          TCP stack: tunstack or gvisor (default tunstack)
+  --profile NAME        policy profile: linux or rfc (default linux)
+  --http PORT           demo site port (default 80)
+  --echo PORT           echo, RFC 862 (default 7)
+  --discard PORT        discard, RFC 863 (default 9)
+  --chargen PORT        chargen, RFC 864 (default 19)
+                        a port of 0 turns that service off
+  --files DIR           serve DIR under /files/ on the demo site
+  --backlog N           accept queue length of each listener (default 128)
+  --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
+  --pcap FILE           write every packet crossing the link to FILE
+  --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
+
+Flags take their value as --name VALUE or --name=VALUE.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status: 0 on success
+// and for help, 2 for a mistake in the command line, 1 for any other error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "tunstack: give a command, such as tunstack serve.")
+		fmt.Fprint(stderr, usageText)
+		return 2
+	}
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" {
+		name = "help"
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		if slices.Contains(knownCommands, name) {
+			fmt.Fprintf(stderr, "tunstack: the %s command is not in this build yet; this one has %s.\n", name, available())
+		} else {
+			fmt.Fprintf(stderr, "tunstack: unknown command %q; use one of %s.\n", name, strings.Join(append(slices.Clone(knownCommands), "help"), ", "))
+		}
+		fmt.Fprint(stderr, usageText)
+		return 2
+	}
+	err := cmd(args[1:])
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		fmt.Fprint(stdout, usageText)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "tunstack %s: %s\n", name, ue.sentence)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tunstack %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// available lists the registered commands, in usage order.
+func available() string {
+	var have []string
+	for _, n := range append(slices.Clone(knownCommands), "help") {
+		if _, ok := commands[n]; ok {
+			have = append(have, n)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(commands)) {
+		if !slices.Contains(have, n) {
+			have = append(have, n)
+		}
+	}
+	return strings.Join(have, ", ")
+}
