@@ -19,8 +19,11 @@ func (r *ring) grow(size int) {
 	if size <= len(r.buf) {
 		return
 	}
+	// Copy the whole ring, not just the stored bytes: out-of-order data may
+	// sit beyond the length at its offset from the head.
 	nb := make([]byte, size)
-	r.peek(nb[:r.n], 0)
+	c := copy(nb, r.buf[r.head:])
+	copy(nb[c:], r.buf[:r.head])
 	r.buf, r.head = nb, 0
 }
 
@@ -66,11 +69,12 @@ func (r *ring) discard(n int) {
 	if n > r.n {
 		n = r.n
 	}
-	r.n -= n
-	if r.n == 0 {
-		r.head = 0
+	if n <= 0 {
 		return
 	}
+	r.n -= n
+	// The head moves even when the ring empties: bytes parked beyond the
+	// length (out-of-order data) keep their offsets from it.
 	r.head = (r.head + n) % len(r.buf)
 }
 

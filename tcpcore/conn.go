@@ -1,0 +1,615 @@
+package tcpcore
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"tunstack/congestion"
+	"tunstack/wire"
+)
+
+// Conn is one connection's transmission control block (RFC 9293 §3.3.1)
+// and its application interface. All methods are non-blocking and take the
+// current time; a driver blocks an application by waiting for a Wakeup.
+type Conn struct {
+	e         *Engine
+	key       connKey
+	state     State
+	waker     Waker
+	inWakeups bool
+
+	// Listener that created this connection, while it sits in the SYN queue
+	// or the accept queue; nil once accepted or for active opens.
+	parent    *Listener
+	queued    bool // in parent's accept queue
+	accepted  bool // handed to the application (or actively opened)
+	appClosed bool // Close was called: the application is gone (orphan)
+
+	// --- Send sequence space (RFC 9293 §3.3.1, Figure 3) ---
+	iss       Seq
+	sndUna    Seq // oldest unacknowledged
+	sndNxt    Seq // next to send (rewound to sndUna on RTO: go-back-N)
+	sndMax    Seq // highest sequence number sent + 1
+	sndWnd    int // peer's window, bytes, already scaled
+	sndWl1    Seq // SEG.SEQ of the last window update
+	sndWl2    Seq // SEG.ACK of the last window update
+	maxSndWnd int // largest window the peer offered, bytes (RFC 1122 §4.2.3.4)
+
+	sndBuf    ring // bytes from sndBufSeq on: unacknowledged, then unsent
+	sndBufSeq Seq  // sequence number of sndBuf's first byte
+	sndBufMax int  // SO_SNDBUF, bytes
+	finQueued bool // application shut down writing: FIN follows the data
+	finSent   bool // FIN transmitted at least once
+	wrShut    bool // no more writes accepted
+
+	// --- Receive sequence space ---
+	irs           Seq
+	rcvNxt        Seq
+	rcvAdv        Seq  // right edge of the window we advertised (never moves left)
+	rcvBuf        ring // in-order bytes not yet read, then out-of-order bytes by offset
+	rcvBufMax     int  // SO_RCVBUF, bytes
+	ooo           reassembly
+	finRcvd       bool // peer's FIN consumed (rcvNxt is past it)
+	finPending    bool // a FIN arrived beyond a gap
+	finPendingSeq Seq
+	rdShut        bool // application will not read any more
+
+	// --- Negotiated options ---
+	sndMSS      int   // largest payload we send, bytes (peer MSS less our option overhead)
+	peerMSS     int   // MSS the peer advertised
+	rcvMSS      int   // estimate of the peer's segment size, bytes (for ACK pacing)
+	sndWscale   uint8 // shift applied to the peer's window field
+	rcvWscale   uint8 // shift applied to our window field
+	wsOK        bool
+	tsOK        bool
+	sackOK      bool
+	tsRecent    uint32 // RFC 7323 §4.3 TS.Recent
+	tsRecentAt  Time   // when TS.Recent was set (for the 24-day PAWS rule)
+	lastAckSent Seq    // RFC 7323 §4.3 Last.ACK.sent
+	tsOffset    uint32
+
+	// --- Retransmission (RFC 6298) ---
+	rtt       rttEstimator
+	backoff   int  // consecutive RTO expirations
+	retries   int  // retransmissions of the current head segment
+	rttSeq    Seq  // segment being timed when timestamps are off
+	rttTime   Time // when rttSeq was sent
+	rttTiming bool
+	cc        congestion.Controller
+	lastSend  Time // last data transmission, for idle restart
+	dupAcks   int
+
+	// --- Timers (noDeadline when off) ---
+	rtoAt       Time // retransmission, SYN and SYN-ACK retransmission
+	persistAt   Time // zero-window probe
+	delackAt    Time // delayed ACK
+	keepaliveAt Time // keepalive probe
+	closeAt     Time // TIME-WAIT end, FIN-WAIT-2 timeout
+	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
+	deadline    Time // min of the above, the heap key
+	heapIdx     int
+
+	// --- ACK policy ---
+	ackNow       bool // send an ACK at the next output
+	unackedBytes int  // in-order bytes received since our last ACK
+	quickAcks    int  // remaining segments to ACK at once (Linux quick-ACK mode)
+	lastOOWAck   Time // last challenge/out-of-window ACK (rate limit)
+
+	// --- Probes ---
+	probes   int // unanswered zero-window probes (persist backoff)
+	kaProbes int // unanswered keepalive probes
+
+	// --- Socket options ---
+	noDelay   bool
+	cork      bool
+	keepAlive bool
+	kaIdle    time.Duration
+	kaIntvl   time.Duration
+	kaCount   int
+	lingerOn  bool
+	linger    time.Duration
+	userMSS   int
+
+	err     error // pending error (SO_ERROR), reported once to the application
+	hardErr error // terminal error: every later call returns it
+	info    ConnCounters
+}
+
+// ConnCounters are per-connection counters.
+type ConnCounters struct {
+	SegsIn, SegsOut  uint64
+	BytesAcked       uint64 // payload bytes the peer acknowledged
+	BytesReceived    uint64 // in-order payload bytes received
+	Retransmits      uint64 // segments retransmitted (all causes)
+	RTORetransmits   uint64 // retransmissions on timeout
+	FastRetransmits  uint64 // retransmissions on duplicate ACKs / SACK
+	ZeroWindowProbes uint64
+	KeepAlivesSent   uint64
+	DupAcksIn        uint64
+	OutOfOrderSegs   uint64
+}
+
+// Info is a snapshot of a connection for diagnostics (like TCP_INFO).
+type Info struct {
+	State                State
+	Local, Remote        netip.AddrPort
+	SRTT, RTTVar, RTO    time.Duration
+	CwndBytes            int
+	SSThreshBytes        int
+	SndMSS, RcvMSS       int
+	SndWndBytes          int
+	RcvWndBytes          int
+	BytesInFlight        int
+	SndWscale, RcvWscale uint8
+	Timestamps, SACK     bool
+	Congestion           string
+	Counters             ConnCounters
+}
+
+// SockOpts are the options an application sets before connecting or on a
+// listener (inherited by accepted connections).
+type SockOpts struct {
+	NoDelay   bool
+	RcvBuf    int // bytes; 0 = profile default
+	SndBuf    int // bytes; 0 = profile default
+	KeepAlive bool
+	KeepIdle  time.Duration // 0 = profile default
+	KeepIntvl time.Duration
+	KeepCount int
+	LingerOn  bool
+	Linger    time.Duration
+	MaxSeg    int // TCP_MAXSEG: caps the MSS we advertise; 0 = none
+}
+
+func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
+	p := e.prof
+	c := &Conn{
+		e:           e,
+		key:         connKey{local, remote},
+		heapIdx:     -1,
+		rtoAt:       noDeadline,
+		persistAt:   noDeadline,
+		delackAt:    noDeadline,
+		keepaliveAt: noDeadline,
+		closeAt:     noDeadline,
+		lingerAt:    noDeadline,
+		deadline:    noDeadline,
+		sndBufMax:   p.SndBuf,
+		rcvBufMax:   p.RcvBuf,
+		noDelay:     !p.Nagle,
+		kaIdle:      p.KeepAliveIdle,
+		kaIntvl:     p.KeepAliveInterval,
+		kaCount:     p.KeepAliveProbes,
+		quickAcks:   p.QuickAcks,
+		tsOffset:    e.isn.tsOffset(local, remote),
+	}
+	if o != nil {
+		c.applyOpts(o)
+	}
+	c.rtt.init(p)
+	c.rcvMSS = min(e.ourMSS, p.DefaultSendMSS)
+	return c
+}
+
+func (c *Conn) applyOpts(o *SockOpts) {
+	c.noDelay = o.NoDelay || !c.e.prof.Nagle && !o.NoDelay
+	if o.NoDelay {
+		c.noDelay = true
+	}
+	if o.RcvBuf > 0 {
+		c.rcvBufMax = clampBuf(o.RcvBuf, c.e.prof.RcvBufMax)
+	}
+	if o.SndBuf > 0 {
+		c.sndBufMax = clampBuf(o.SndBuf, c.e.prof.SndBufMax)
+	}
+	c.keepAlive = o.KeepAlive
+	if o.KeepIdle > 0 {
+		c.kaIdle = o.KeepIdle
+	}
+	if o.KeepIntvl > 0 {
+		c.kaIntvl = o.KeepIntvl
+	}
+	if o.KeepCount > 0 {
+		c.kaCount = o.KeepCount
+	}
+	c.lingerOn, c.linger = o.LingerOn, o.Linger
+	c.userMSS = o.MaxSeg
+}
+
+func clampBuf(v, max int) int {
+	const minBuf = 2048
+	if v < minBuf {
+		return minBuf
+	}
+	if v > max {
+		return max
+	}
+	return v
+}
+
+// SetWaker attaches the driver's handle.
+func (c *Conn) SetWaker(w Waker) { c.waker = w }
+
+func (c *Conn) wake() {
+	if !c.inWakeups && c.waker != nil {
+		c.inWakeups = true
+		c.e.wakeups = append(c.e.wakeups, connWaker{c})
+	}
+}
+
+// connWaker defers to the Conn's waker and clears its queued flag, so a
+// connection appears once per batch of wakeups.
+type connWaker struct{ c *Conn }
+
+func (w connWaker) Wake() {
+	w.c.inWakeups = false
+	if w.c.waker != nil {
+		w.c.waker.Wake()
+	}
+}
+
+// State returns the connection's RFC 9293 state.
+func (c *Conn) State() State { return c.state }
+
+// LocalAddr and RemoteAddr return the connection's endpoints.
+func (c *Conn) LocalAddr() netip.AddrPort  { return c.key.local }
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.key.remote }
+
+// Read copies received in-order data into p. It returns ErrWouldBlock when
+// nothing is available yet, io.EOF after the peer's FIN once the data is
+// drained, and the connection's error after a reset or timeout.
+func (c *Conn) Read(now Time, p []byte) (int, error) {
+	if c.appClosed {
+		return 0, ErrClosed
+	}
+	if c.rcvBuf.Len() > 0 {
+		n := c.rcvBuf.read(p)
+		c.afterRead(now)
+		return n, nil
+	}
+	if c.hardErr != nil {
+		return 0, c.takeErr()
+	}
+	if c.finRcvd || c.rdShut || c.state == Closed {
+		return 0, io.EOF
+	}
+	return 0, ErrWouldBlock
+}
+
+// inOrderUnread counts received in-order bytes the application has not
+// read. Out-of-order bytes sit in rcvBuf beyond its length (see
+// reassembly) and are not counted until the gap before them fills.
+func (c *Conn) inOrderUnread() int { return c.rcvBuf.Len() }
+
+// Readable reports whether Read would return without ErrWouldBlock.
+func (c *Conn) Readable() bool {
+	return c.inOrderUnread() > 0 || c.hardErr != nil || c.finRcvd || c.rdShut || c.state == Closed
+}
+
+// Buffered returns the bytes ready to read.
+func (c *Conn) Buffered() int { return c.inOrderUnread() }
+
+// Write queues as much of p as the send buffer takes and returns the count.
+// It returns ErrWouldBlock when the buffer is full, ErrPipe after
+// CloseWrite, and the connection's error after a reset or timeout.
+func (c *Conn) Write(now Time, p []byte) (int, error) {
+	if c.appClosed {
+		return 0, ErrClosed
+	}
+	if c.hardErr != nil {
+		return 0, c.takeErr()
+	}
+	if c.wrShut {
+		return 0, ErrPipe
+	}
+	switch c.state {
+	case SynSent, SynReceived:
+		// Linux blocks writes until the handshake completes.
+		return 0, ErrWouldBlock
+	case Established, CloseWait:
+	default:
+		return 0, ErrPipe
+	}
+	if c.sndBuf.Cap() < c.sndBufMax {
+		c.sndBuf.grow(c.sndBufMax)
+	}
+	n := c.sndBuf.write(p)
+	if n == 0 && len(p) > 0 {
+		return 0, ErrWouldBlock
+	}
+	c.output(now)
+	c.updateDeadline()
+	return n, nil
+}
+
+// Writable reports whether Write would accept at least one byte or return
+// an error.
+func (c *Conn) Writable() bool {
+	if c.hardErr != nil || c.wrShut || c.appClosed {
+		return true
+	}
+	switch c.state {
+	case Established, CloseWait:
+		return c.sndBuf.Len() < c.sndBufMax
+	case SynSent, SynReceived:
+		return false
+	}
+	return true
+}
+
+// Unsent returns bytes written but not yet acknowledged (SIOCOUTQ).
+func (c *Conn) Unsent() int { return c.sndBuf.Len() }
+
+// Connected reports whether the handshake finished (or failed: then Err
+// has the reason). A dialer waits for this.
+func (c *Conn) Connected() bool { return c.state != SynSent && c.state != SynReceived }
+
+// Err returns and clears the pending error (getsockopt SO_ERROR).
+func (c *Conn) Err() error {
+	err := c.err
+	c.err = nil
+	return err
+}
+
+// takeErr returns the terminal error, clearing the pending copy so SO_ERROR
+// does not report it a second time.
+func (c *Conn) takeErr() error {
+	c.err = nil
+	return c.hardErr
+}
+
+// HardErr returns the terminal error without clearing anything.
+func (c *Conn) HardErr() error { return c.hardErr }
+
+// CloseWrite shuts down the sending direction (shutdown(SHUT_WR)): queued
+// data is sent, then a FIN; reading goes on.
+func (c *Conn) CloseWrite(now Time) error {
+	if c.appClosed {
+		return ErrClosed
+	}
+	if c.hardErr != nil {
+		return ErrNotConnected
+	}
+	switch c.state {
+	case SynSent:
+		c.wrShut = true
+		c.finQueued = true // FIN follows once established
+		return nil
+	case Closed, Listen:
+		return ErrNotConnected
+	}
+	c.shutWrite(now)
+	c.output(now)
+	c.updateDeadline()
+	return nil
+}
+
+// CloseRead shuts down the receiving direction (shutdown(SHUT_RD)): reads
+// return io.EOF; data that arrives later is still acknowledged and
+// discarded, as Linux does.
+func (c *Conn) CloseRead(now Time) error {
+	if c.appClosed {
+		return ErrClosed
+	}
+	c.rdShut = true
+	c.wake()
+	return nil
+}
+
+func (c *Conn) shutWrite(now Time) {
+	if c.wrShut && c.finQueued {
+		return
+	}
+	c.wrShut, c.finQueued = true, true
+	switch c.state {
+	case Established, SynReceived:
+		c.setState(FinWait1)
+	case CloseWait:
+		c.setState(LastAck)
+	}
+}
+
+// Close releases the connection (close(2)). Unread received data, or
+// SO_LINGER with a zero timeout, abort it with RST (RFC 9293 §3.10.4, RFC
+// 2525 §2.17); otherwise queued data is sent with Nagle off, then a FIN.
+// With SO_LINGER on, the driver waits until LingerDone.
+func (c *Conn) Close(now Time) {
+	if c.appClosed {
+		return
+	}
+	c.appClosed = true
+	c.rdShut = true
+	c.noDelay = true // flush with Nagle off, as Linux's tcp_close does
+	c.cork = false
+	switch c.state {
+	case Closed:
+		c.destroy()
+		return
+	case SynSent:
+		c.destroy()
+		return
+	case TimeWait:
+		return
+	}
+	if c.inOrderUnread() > 0 || (c.lingerOn && c.linger == 0) {
+		if c.state != Closed {
+			c.abort(now, nil)
+		}
+		c.destroy()
+		return
+	}
+	if c.lingerOn {
+		c.lingerAt = now.Add(c.linger)
+	}
+	c.shutWrite(now)
+	if c.state == FinWait2 {
+		c.closeAt = now.Add(c.e.prof.FinTimeout)
+	}
+	c.output(now)
+	c.updateDeadline()
+}
+
+// LingerDone reports whether a lingering Close may return: everything sent
+// (FIN included) is acknowledged, the connection ended, or the linger time
+// passed.
+func (c *Conn) LingerDone(now Time) bool {
+	if c.state == Closed || c.state == TimeWait || c.state == FinWait2 || c.state == Closing && c.finAcked() {
+		return true
+	}
+	if c.finSent && c.finAcked() {
+		return true
+	}
+	return c.lingerAt != noDeadline && now >= c.lingerAt
+}
+
+// LingerDeadline is when a lingering Close gives up waiting.
+func (c *Conn) LingerDeadline() Time { return c.lingerAt }
+
+// Abort resets the connection at once (RST) whatever its state.
+func (c *Conn) Abort(now Time) {
+	if c.state != Closed && c.state != TimeWait {
+		c.abort(now, nil)
+	}
+	c.appClosed = true
+	c.destroy()
+}
+
+// abort sends RST if the state calls for one (RFC 9293 §3.10.5 ABORT) and
+// closes with err.
+func (c *Conn) abort(now Time, err error) {
+	switch c.state {
+	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
+		c.e.sendReset(c.key.local, c.key.remote, c.sndNxt, c.rcvNxt, wire.FlagRST|wire.FlagACK)
+	}
+	c.closeWith(err)
+}
+
+// SetNoDelay turns Nagle's algorithm off (true) or on.
+func (c *Conn) SetNoDelay(now Time, on bool) {
+	c.noDelay = on
+	if on {
+		c.output(now)
+		c.updateDeadline()
+	}
+}
+
+// SetCork holds partial segments while on (TCP_CORK); turning it off
+// pushes what is queued.
+func (c *Conn) SetCork(now Time, on bool) {
+	c.cork = on
+	if !on {
+		c.output(now)
+		c.updateDeadline()
+	}
+}
+
+// SetQuickAck forces immediate ACKs for the next segments (TCP_QUICKACK).
+func (c *Conn) SetQuickAck(now Time, on bool) {
+	if on {
+		c.quickAcks = max(c.quickAcks, c.e.prof.QuickAcks, 1)
+		if c.delackAt != noDeadline {
+			c.ackNow = true
+			c.output(now)
+			c.updateDeadline()
+		}
+	}
+}
+
+// SetKeepAlive enables or disables keepalive probes with the given idle,
+// interval and count (zero values keep the current ones).
+func (c *Conn) SetKeepAlive(now Time, on bool, idle, intvl time.Duration, count int) {
+	c.keepAlive = on
+	if idle > 0 {
+		c.kaIdle = idle
+	}
+	if intvl > 0 {
+		c.kaIntvl = intvl
+	}
+	if count > 0 {
+		c.kaCount = count
+	}
+	c.armKeepalive(now)
+	c.updateDeadline()
+}
+
+// SetLinger sets SO_LINGER.
+func (c *Conn) SetLinger(on bool, d time.Duration) { c.lingerOn, c.linger = on, d }
+
+// SetReadBuffer sets SO_RCVBUF (bytes, bounded by the profile).
+func (c *Conn) SetReadBuffer(n int) {
+	c.rcvBufMax = clampBuf(n, c.e.prof.RcvBufMax)
+	if c.rcvBuf.Cap() > 0 && c.rcvBuf.Cap() < c.rcvBufMax {
+		c.rcvBuf.grow(c.rcvBufMax)
+	}
+}
+
+// SetWriteBuffer sets SO_SNDBUF (bytes, bounded by the profile).
+func (c *Conn) SetWriteBuffer(n int) { c.sndBufMax = clampBuf(n, c.e.prof.SndBufMax) }
+
+// ReadBuffer and WriteBuffer return SO_RCVBUF and SO_SNDBUF.
+func (c *Conn) ReadBuffer() int  { return c.rcvBufMax }
+func (c *Conn) WriteBuffer() int { return c.sndBufMax }
+
+// NoDelay reports TCP_NODELAY; MSS reports the send MSS (TCP_MAXSEG).
+func (c *Conn) NoDelay() bool { return c.noDelay }
+func (c *Conn) MSS() int      { return c.sndMSS }
+
+// Info returns a diagnostic snapshot.
+func (c *Conn) Info() Info {
+	in := Info{
+		State: c.state, Local: c.key.local, Remote: c.key.remote,
+		SRTT: c.rtt.srtt, RTTVar: c.rtt.rttvar, RTO: c.rtt.rto,
+		SndMSS: c.sndMSS, RcvMSS: c.rcvMSS, SndWndBytes: c.sndWnd,
+		RcvWndBytes: c.rcvAdv.Sub(c.rcvNxt), BytesInFlight: c.flight(),
+		SndWscale: c.sndWscale, RcvWscale: c.rcvWscale,
+		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.info,
+	}
+	if c.cc != nil {
+		in.CwndBytes, in.SSThreshBytes, in.Congestion = c.cc.CongestionWindow(), c.cc.SlowStartThreshold(), c.cc.Name()
+	}
+	return in
+}
+
+// setState moves to s; entering CLOSED removes the connection.
+func (c *Conn) setState(s State) {
+	c.state = s
+	c.wake()
+}
+
+// closeWith moves to CLOSED, records err for the application and releases
+// the connection's place in the engine.
+func (c *Conn) closeWith(err error) {
+	if err != nil && c.hardErr == nil {
+		c.hardErr, c.err = err, err
+	}
+	c.state = Closed
+	c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt = noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+	c.unlink()
+	c.wake()
+}
+
+// unlink removes the connection from the demux table, its listener's
+// queues and the timer heap.
+func (c *Conn) unlink() {
+	e := c.e
+	if e.conns[c.key] == c {
+		delete(e.conns, c.key)
+	}
+	if c.parent != nil {
+		c.parent.forget(c)
+	}
+	c.deadline = noDeadline
+	e.timers.remove(c)
+}
+
+// destroy frees buffers once neither the application nor the protocol
+// needs the connection.
+func (c *Conn) destroy() {
+	if c.state == Closed {
+		c.unlink()
+		c.sndBuf = ring{}
+		c.rcvBuf = ring{}
+		c.ooo.reset()
+	}
+}

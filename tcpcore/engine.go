@@ -1,0 +1,286 @@
+// Package tcpcore is the TCP engine: a sans-IO implementation of RFC 9293
+// with the extensions a modern stack needs (RFC 7323 options, RFC 6298
+// timers, RFC 5681 congestion control through package congestion, RFC 5961
+// hardening, RFC 6528 ISNs).
+//
+// The engine never reads a clock, sleeps, starts goroutines or does I/O.
+// A driver feeds it inbound segments (Input) and time (Advance), collects the
+// segments it produced (Output) and the sockets whose state changed
+// (Wakeups), and arms one timer for NextDeadline. Applications call the
+// non-blocking methods of Conn and Listener; blocking is the driver's job.
+//
+// One Engine has one owner at a time; it holds no locks.
+package tcpcore
+
+import (
+	"errors"
+	"net/netip"
+
+	"tunstack/policy"
+	"tunstack/wire"
+)
+
+// Config is what an Engine is built from.
+type Config struct {
+	Profile *policy.Profile
+	// MTU is the link MTU in bytes; the MSS we advertise is MTU minus the
+	// IPv4 and TCP headers.
+	MTU int
+	// Secret keys the ISN generator (RFC 6528) and SYN cookies. The driver
+	// fills it from a random source; tests fix it for determinism.
+	Secret [32]byte
+	// SkipChecksum trusts inbound TCP checksums (for drivers whose link
+	// already verified them).
+	SkipChecksum bool
+}
+
+// Waker is the driver's handle on a socket: the engine calls nothing on it
+// but collects it in Wakeups when the socket's state changes in a way a
+// blocked application call may care about.
+type Waker interface{ Wake() }
+
+// Stats are engine-wide counters (Linux's netstat -s names in comments).
+type Stats struct {
+	SegsIn, SegsOut  uint64 // InSegs, OutSegs
+	RetransSegs      uint64 // RetransSegs
+	InErrs           uint64 // InErrs: bad header
+	InCsumErrors     uint64 // InCsumErrors
+	OutRsts          uint64 // OutRsts
+	ActiveOpens      uint64 // ActiveOpens
+	PassiveOpens     uint64 // PassiveOpens
+	AttemptFails     uint64 // AttemptFails
+	EstabResets      uint64 // EstabResets
+	ListenOverflows  uint64 // ListenOverflows (accept queue full)
+	ListenDrops      uint64 // ListenDrops
+	SynQueueDrops    uint64 // SYNs dropped because the SYN queue was full
+	PAWSDrops        uint64 // PAWSEstab
+	ChallengeACKs    uint64 // TCPChallengeACK
+	OutOfWindowDrops uint64 // segments failing the acceptability test
+	TimeWaitRecycled uint64 // TIME-WAIT connections replaced by a new SYN
+}
+
+type connKey struct {
+	local, remote netip.AddrPort
+}
+
+// Engine is one TCP endpoint: its connections, listeners and timers.
+type Engine struct {
+	cfg     Config
+	prof    *policy.Profile
+	ourMSS  int // MSS we advertise: MTU - 40
+	conns   map[connKey]*Conn
+	lsns    map[netip.AddrPort]*Listener
+	timers  timerHeap
+	out     []*Packet
+	pool    packetPool
+	wakeups []Waker
+	stats   Stats
+	isn     isnGen
+	nextEph uint32 // ephemeral port cursor
+
+	// scratch space reused for every inbound segment, so Input allocates
+	// nothing.
+	rxOpts wire.TCPOptions
+}
+
+// NewEngine returns an engine with no connections.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Profile == nil {
+		cfg.Profile = policy.Linux()
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MTU < 68+wire.TCPHeaderLen {
+		return nil, errors.New("tcpcore: MTU too small for TCP")
+	}
+	e := &Engine{
+		cfg:    cfg,
+		prof:   cfg.Profile,
+		ourMSS: cfg.MTU - wire.IPv4HeaderLen - wire.TCPHeaderLen,
+		conns:  make(map[connKey]*Conn),
+		lsns:   make(map[netip.AddrPort]*Listener),
+		isn:    isnGen{secret: cfg.Secret},
+	}
+	e.pool.size = wire.TCPHeaderLen + wire.TCPMaxOptionLen + e.ourMSS
+	e.nextEph = e.isn.portOffset()
+	return e, nil
+}
+
+// Profile returns the policy the engine runs with.
+func (e *Engine) Profile() *policy.Profile { return e.prof }
+
+// Stats returns a copy of the engine counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Output returns the segments produced since the last call. The driver
+// sends them and hands the slice back with Release.
+func (e *Engine) Output() []*Packet {
+	out := e.out
+	e.out = nil
+	return out
+}
+
+// Release returns packets obtained from Output to the engine's pool.
+func (e *Engine) Release(pkts []*Packet) {
+	for i, p := range pkts {
+		e.pool.put(p)
+		pkts[i] = nil
+	}
+	if e.out == nil && cap(pkts) > 0 {
+		e.out = pkts[:0] // reuse the slice for the next batch
+	}
+}
+
+// Wakeups returns the sockets whose application-visible state changed since
+// the last call. The slice is reused: consume it before the next engine call.
+func (e *Engine) Wakeups() []Waker {
+	w := e.wakeups
+	e.wakeups = e.wakeups[:0]
+	return w
+}
+
+// NextDeadline is the earliest instant at which Advance has work to do; ok
+// is false when no timer is armed.
+func (e *Engine) NextDeadline() (t Time, ok bool) {
+	if len(e.timers) == 0 {
+		return 0, false
+	}
+	return e.timers[0].deadline, true
+}
+
+// Advance runs every timer due at or before now.
+func (e *Engine) Advance(now Time) {
+	for len(e.timers) > 0 && e.timers[0].deadline <= now {
+		c := e.timers[0]
+		c.onTimers(now)
+	}
+}
+
+// ConnCount returns the number of connections the engine tracks (all
+// states but LISTEN, including TIME-WAIT and the SYN queues).
+func (e *Engine) ConnCount() int { return len(e.conns) }
+
+// Input processes one inbound TCP segment (header, options and payload)
+// carried from src to dst.
+func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
+	e.stats.SegsIn++
+	t := wire.TCP(b)
+	if t.Valid() != nil {
+		e.stats.InErrs++
+		return
+	}
+	if !e.cfg.SkipChecksum && src.Is4() && !t.ChecksumValid(src.As4(), dst.As4()) {
+		e.stats.InCsumErrors++
+		return
+	}
+	opts := &e.rxOpts
+	if t.DataOffset() > wire.TCPHeaderLen {
+		if ParseOptionsErr := wire.ParseTCPOptions(t.Options(), opts); ParseOptionsErr != nil {
+			e.stats.InErrs++
+			return
+		}
+	} else {
+		*opts = wire.TCPOptions{}
+	}
+	seg := segment{
+		seq:     Seq(t.Seq()),
+		ack:     Seq(t.Ack()),
+		flags:   t.Flags(),
+		wnd:     t.Window(),
+		payload: t.Payload(),
+		opts:    opts,
+		src:     netip.AddrPortFrom(src, t.SrcPort()),
+		dst:     netip.AddrPortFrom(dst, t.DstPort()),
+	}
+	if c := e.conns[connKey{seg.dst, seg.src}]; c != nil {
+		c.input(now, &seg)
+		return
+	}
+	if l := e.listenerFor(seg.dst); l != nil {
+		l.input(now, &seg)
+		return
+	}
+	e.resetFor(now, &seg)
+}
+
+func (e *Engine) listenerFor(local netip.AddrPort) *Listener {
+	if l := e.lsns[local]; l != nil {
+		return l
+	}
+	return e.lsns[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+}
+
+// resetFor answers a segment that reached no connection (RFC 9293
+// §3.10.7.1, "If the state is CLOSED"): an RST is never answered; an ACK
+// gets <SEQ=SEG.ACK><CTL=RST>; anything else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+func (e *Engine) resetFor(now Time, s *segment) {
+	if s.flags&wire.FlagRST != 0 {
+		return
+	}
+	if s.flags&wire.FlagACK != 0 {
+		e.sendReset(s.dst, s.src, s.ack, 0, wire.FlagRST)
+		return
+	}
+	e.sendReset(s.dst, s.src, 0, s.seq.Add(s.segLen()), wire.FlagRST|wire.FlagACK)
+}
+
+// sendReset emits a bare RST (or RST+ACK) with no options.
+func (e *Engine) sendReset(local, remote netip.AddrPort, seq, ack Seq, flags uint8) {
+	e.stats.OutRsts++
+	p := e.newPacket(local, remote)
+	b := p.buf[Headroom:]
+	wire.PutTCPHeader(b, wire.TCPFields{
+		SrcPort: local.Port(), DstPort: remote.Port(),
+		Seq: uint32(seq), Ack: uint32(ack), Flags: flags,
+	}, 0)
+	e.finishPacket(p, wire.TCPHeaderLen)
+}
+
+func (e *Engine) newPacket(local, remote netip.AddrPort) *Packet {
+	p := e.pool.get()
+	p.Src, p.Dst = local.Addr(), remote.Addr()
+	return p
+}
+
+// finishPacket computes the checksum of a segment of n bytes and queues it.
+func (e *Engine) finishPacket(p *Packet, n int) {
+	p.end = Headroom + n
+	seg := wire.TCP(p.buf[Headroom:p.end])
+	if p.Src.Is4() {
+		seg.ComputeChecksum(p.Src.As4(), p.Dst.As4())
+	}
+	e.stats.SegsOut++
+	e.out = append(e.out, p)
+}
+
+func (e *Engine) wake(w Waker) {
+	if w != nil {
+		e.wakeups = append(e.wakeups, w)
+	}
+}
+
+// segment is an inbound segment, decoded once in Input. It lives on the
+// stack of Input; nothing keeps a pointer to it.
+type segment struct {
+	seq, ack Seq
+	flags    uint8
+	wnd      uint16
+	payload  []byte
+	opts     *wire.TCPOptions
+	src, dst netip.AddrPort
+}
+
+func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
+
+// segLen is SEG.LEN: payload plus one for SYN and one for FIN.
+func (s *segment) segLen() int {
+	n := len(s.payload)
+	if s.has(wire.FlagSYN) {
+		n++
+	}
+	if s.has(wire.FlagFIN) {
+		n++
+	}
+	return n
+}

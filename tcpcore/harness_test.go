@@ -1,0 +1,214 @@
+package tcpcore
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"tunstack/policy"
+	"tunstack/wire"
+)
+
+// The engine tests run in virtual time: a scripted peer injects segments
+// and reads back exactly what the engine sent and when.
+
+var (
+	localIP  = netip.MustParseAddr("192.168.0.1")
+	remoteIP = netip.MustParseAddr("192.0.2.1")
+	local    = netip.AddrPortFrom(localIP, 8080)
+	remote   = netip.AddrPortFrom(remoteIP, 40000)
+)
+
+// tseg is a segment in test notation.
+type tseg struct {
+	flags   uint8
+	seq     Seq
+	ack     Seq
+	wnd     uint16
+	opts    wire.TCPOptions
+	payload []byte
+	at      Time // when the engine sent it (outbound only)
+}
+
+func (s tseg) String() string {
+	var f strings.Builder
+	for _, x := range []struct {
+		b uint8
+		c string
+	}{{wire.FlagSYN, "S"}, {wire.FlagFIN, "F"}, {wire.FlagRST, "R"}, {wire.FlagPSH, "P"}, {wire.FlagACK, "."}} {
+		if s.flags&x.b != 0 {
+			f.WriteString(x.c)
+		}
+	}
+	return fmt.Sprintf("%v %s seq=%d ack=%d win=%d len=%d", time.Duration(s.at), f.String(), s.seq, s.ack, s.wnd, len(s.payload))
+}
+
+func (s tseg) has(f uint8) bool { return s.flags&f != 0 }
+
+// encode builds the wire form from src to dst with a valid checksum.
+func (s tseg) encode(src, dst netip.AddrPort) []byte {
+	ol := s.opts.EncodedLen()
+	b := make([]byte, wire.TCPHeaderLen+ol+len(s.payload))
+	n := wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], &s.opts)
+	wire.PutTCPHeader(b, wire.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(),
+		Seq: uint32(s.seq), Ack: uint32(s.ack), Flags: s.flags, Window: s.wnd}, n)
+	copy(b[wire.TCPHeaderLen+n:], s.payload)
+	b = b[:wire.TCPHeaderLen+n+len(s.payload)]
+	wire.TCP(b).ComputeChecksum(src.Addr().As4(), dst.Addr().As4())
+	return b
+}
+
+func decode(t testing.TB, p *Packet, at Time) tseg {
+	t.Helper()
+	seg := wire.TCP(p.Segment())
+	if err := seg.Valid(); err != nil {
+		t.Fatalf("engine sent a malformed segment: %v", err)
+	}
+	if !seg.ChecksumValid(p.Src.As4(), p.Dst.As4()) {
+		t.Fatalf("engine sent a bad checksum")
+	}
+	var o wire.TCPOptions
+	if err := wire.ParseTCPOptions(seg.Options(), &o); err != nil {
+		t.Fatalf("engine sent malformed options: %v", err)
+	}
+	return tseg{flags: seg.Flags(), seq: Seq(seg.Seq()), ack: Seq(seg.Ack()), wnd: seg.Window(),
+		opts: o, payload: append([]byte(nil), seg.Payload()...), at: at}
+}
+
+// peer drives one engine from the remote side.
+type peer struct {
+	t   *testing.T
+	e   *Engine
+	now Time
+	out []tseg // sent by the engine, not yet examined
+}
+
+func testProfile() *policy.Profile { return policy.Linux() }
+
+func newPeer(t *testing.T, prof *policy.Profile) *peer {
+	t.Helper()
+	if prof == nil {
+		prof = testProfile()
+	}
+	e, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &peer{t: t, e: e, now: Time(time.Second)}
+}
+
+func (p *peer) collect() {
+	pkts := p.e.Output()
+	for _, pk := range pkts {
+		p.out = append(p.out, decode(p.t, pk, p.now))
+	}
+	p.e.Release(pkts)
+	for _, w := range p.e.Wakeups() {
+		w.Wake()
+	}
+}
+
+// send injects s from the remote peer.
+func (p *peer) send(s tseg) {
+	p.t.Helper()
+	p.e.Input(p.now, remoteIP, localIP, s.encode(remote, local))
+	p.collect()
+}
+
+// advance moves virtual time forward by d, running every timer on the way
+// at its exact instant.
+func (p *peer) advance(d time.Duration) {
+	end := p.now.Add(d)
+	for {
+		dl, ok := p.e.NextDeadline()
+		if !ok || dl > end {
+			break
+		}
+		if dl > p.now {
+			p.now = dl
+		}
+		p.e.Advance(p.now)
+		p.collect()
+	}
+	p.now = end
+}
+
+// expect pops the next segment the engine sent and checks it with f.
+func (p *peer) next() tseg {
+	p.t.Helper()
+	p.collect() // output of application calls made since the last event
+	if len(p.out) == 0 {
+		p.t.Fatalf("expected a segment from the engine at %v, got none", time.Duration(p.now))
+	}
+	s := p.out[0]
+	p.out = p.out[1:]
+	return s
+}
+
+func (p *peer) expectNone() {
+	p.t.Helper()
+	p.collect()
+	if len(p.out) != 0 {
+		p.t.Fatalf("engine sent unexpected segment(s): %v", p.out)
+	}
+}
+
+func (p *peer) expect(flags uint8, seq, ack Seq) tseg {
+	p.t.Helper()
+	s := p.next()
+	if s.flags != flags || s.seq != seq || (flags&wire.FlagACK != 0 && s.ack != ack) {
+		p.t.Fatalf("got %v, want flags %s seq=%d ack=%d", s, tseg{flags: flags}, seq, ack)
+	}
+	return s
+}
+
+const (
+	fS  = wire.FlagSYN
+	fA  = wire.FlagACK
+	fF  = wire.FlagFIN
+	fR  = wire.FlagRST
+	fP  = wire.FlagPSH
+	fSA = wire.FlagSYN | wire.FlagACK
+	fFA = wire.FlagFIN | wire.FlagACK
+	fPA = wire.FlagPSH | wire.FlagACK
+	fRA = wire.FlagRST | wire.FlagACK
+)
+
+const peerISN Seq = 1000
+
+// listenAndAccept opens a listener, completes a handshake from the peer
+// (with opts on its SYN) and returns the accepted connection and the
+// engine's ISN.
+func (p *peer) listenAndAccept(synOpts wire.TCPOptions) (*Conn, Seq) {
+	p.t.Helper()
+	l, err := p.e.Listen(p.now, local, 16, SockOpts{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: synOpts})
+	sa := p.next()
+	if sa.flags != fSA || sa.ack != peerISN+1 {
+		p.t.Fatalf("got %v, want SYN-ACK ack=%d", sa, peerISN+1)
+	}
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535, opts: tsEcho(synOpts, sa)})
+	c, err := l.Accept(p.now)
+	if err != nil {
+		p.t.Fatalf("accept after handshake: %v", err)
+	}
+	return c, sa.seq
+}
+
+// tsEcho gives the options of the peer's next segment: a timestamp echoing
+// the engine's if timestamps are in use.
+func tsEcho(peerOpts wire.TCPOptions, from tseg) wire.TCPOptions {
+	if !peerOpts.HasTS || !from.opts.HasTS {
+		return wire.TCPOptions{}
+	}
+	return wire.TCPOptions{HasTS: true, TSVal: peerOpts.TSVal + 1, TSEcr: from.opts.TSVal}
+}
+
+// plainSyn is a SYN with only an MSS: no timestamps, SACK or scaling, so
+// tests can reason about bare sequence numbers.
+var plainSyn = wire.TCPOptions{HasMSS: true, MSS: 1460}

@@ -1,0 +1,209 @@
+package tcpcore
+
+import (
+	"net/netip"
+
+	"tunstack/wire"
+)
+
+// Listener is a passive open (RFC 9293 §3.10.1 with a null foreign socket).
+// Connections in the handshake sit in its SYN queue; completed ones wait in
+// its accept queue until the application takes them.
+type Listener struct {
+	e       *Engine
+	addr    netip.AddrPort
+	backlog int
+	opts    SockOpts
+	waker   Waker
+	closed  bool
+
+	synQueue    int     // connections in SYN-RECEIVED
+	acceptQueue []*Conn // ESTABLISHED (or later), not yet accepted
+	stats       ListenerStats
+}
+
+// ListenerStats is what `ss -lnt` and `netstat -s` show for a listener.
+type ListenerStats struct {
+	AcceptQueue   int    // Recv-Q: completed connections waiting for accept
+	Backlog       int    // Send-Q: the backlog in force
+	SynQueue      int    // half-open connections
+	Overflows     uint64 // final ACKs dropped or reset because the accept queue was full
+	Drops         uint64 // SYNs dropped for any reason
+	SynQueueDrops uint64 // SYNs dropped because the SYN queue was full
+}
+
+// Listen opens a listener on addr (an unspecified address listens on all
+// of the engine's addresses). backlog is capped by the profile's
+// somaxconn, as listen(2) does.
+func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpts) (*Listener, error) {
+	if addr.Port() == 0 {
+		return nil, ErrInvalid
+	}
+	if _, taken := e.lsns[addr]; taken {
+		return nil, ErrAddrInUse
+	}
+	if backlog < 0 {
+		backlog = 0
+	}
+	if backlog > e.prof.Somaxconn {
+		backlog = e.prof.Somaxconn
+	}
+	l := &Listener{e: e, addr: addr, backlog: backlog, opts: opts}
+	e.lsns[addr] = l
+	return l, nil
+}
+
+// Addr returns the listening address.
+func (l *Listener) Addr() netip.AddrPort { return l.addr }
+
+// SetWaker attaches the driver's handle.
+func (l *Listener) SetWaker(w Waker) { l.waker = w }
+
+// SetBacklog changes the backlog (a second listen(2) call).
+func (l *Listener) SetBacklog(n int) { l.backlog = min(max(n, 0), l.e.prof.Somaxconn) }
+
+// Stats returns the listener's queue lengths and counters.
+func (l *Listener) Stats() ListenerStats {
+	s := l.stats
+	s.AcceptQueue, s.Backlog, s.SynQueue = len(l.acceptQueue), l.backlog, l.synQueue
+	return s
+}
+
+// Accept returns the oldest completed connection, or ErrWouldBlock.
+func (l *Listener) Accept(now Time) (*Conn, error) {
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if len(l.acceptQueue) == 0 {
+		return nil, ErrWouldBlock
+	}
+	c := l.acceptQueue[0]
+	copy(l.acceptQueue, l.acceptQueue[1:])
+	l.acceptQueue[len(l.acceptQueue)-1] = nil
+	l.acceptQueue = l.acceptQueue[:len(l.acceptQueue)-1]
+	c.queued, c.parent, c.accepted = false, nil, true
+	return c, nil
+}
+
+// Pending reports whether Accept would return without ErrWouldBlock.
+func (l *Listener) Pending() bool { return l.closed || len(l.acceptQueue) > 0 }
+
+// Close stops listening. Connections completed but not accepted are reset
+// (seed 003; Linux inet_csk_listen_stop); half-open ones are dropped
+// silently, so a later ACK from their peer meets a closed port and gets RST.
+func (l *Listener) Close(now Time) {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	e := l.e
+	if e.lsns[l.addr] == l {
+		delete(e.lsns, l.addr)
+	}
+	for _, c := range l.acceptQueue {
+		c.parent, c.queued = nil, false
+		c.abort(now, ErrConnReset)
+		c.destroy()
+	}
+	l.acceptQueue = nil
+	for k, c := range e.conns {
+		if c.parent == l && c.state == SynReceived {
+			c.parent = nil
+			delete(e.conns, k)
+			e.timers.remove(c)
+			c.state = Closed
+		}
+	}
+	l.synQueue = 0
+	e.wake(l.waker)
+}
+
+// acceptQueueFull is Linux's sk_acceptq_is_full: the queue holds backlog+1
+// connections. Under the BSD account (BacklogBoundsBoth) the backlog bounds
+// both queues together.
+func (l *Listener) acceptQueueFull() bool {
+	if l.e.prof.BacklogBoundsBoth {
+		return len(l.acceptQueue)+l.synQueue >= l.bsdLimit()
+	}
+	return len(l.acceptQueue) > l.backlog
+}
+
+// bsdLimit is 4.4BSD's bound on both queues together: backlog*3/2 + 1
+// (UNP §4.5, Figure 4.10).
+func (l *Listener) bsdLimit() int { return l.backlog*3/2 + 1 }
+
+func (l *Listener) synQueueFull() bool {
+	if l.e.prof.BacklogBoundsBoth {
+		return len(l.acceptQueue)+l.synQueue >= l.bsdLimit()
+	}
+	return l.synQueue >= l.e.prof.MaxSynBacklog
+}
+
+// input handles a segment for the listening socket (RFC 9293 §3.10.7.2).
+func (l *Listener) input(now Time, s *segment) {
+	e := l.e
+	switch {
+	case s.has(wire.FlagRST):
+		return // first: an incoming RST is ignored
+	case s.has(wire.FlagACK):
+		// second: any acknowledgment is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>
+		e.sendReset(s.dst, s.src, s.ack, 0, wire.FlagRST)
+		return
+	case !s.has(wire.FlagSYN):
+		return // fourth: other text or control, drop
+	}
+	// third: SYN.
+	if l.acceptQueueFull() {
+		// Linux tcp_conn_request: with the accept queue full a new SYN is
+		// dropped (LISTENOVERFLOWS + LISTENDROPS); the client retries.
+		l.stats.Overflows++
+		l.stats.Drops++
+		e.stats.ListenOverflows++
+		e.stats.ListenDrops++
+		return
+	}
+	if l.synQueueFull() {
+		l.stats.SynQueueDrops++
+		l.stats.Drops++
+		e.stats.SynQueueDrops++
+		e.stats.ListenDrops++
+		return
+	}
+	c := e.newConn(now, s.dst, s.src, &l.opts)
+	c.parent = l
+	l.synQueue++
+	e.conns[c.key] = c
+	e.stats.PassiveOpens++
+	c.passiveOpen(now, s)
+}
+
+// established moves a connection from the SYN queue to the accept queue;
+// it reports false (and changes nothing) when the accept queue is full.
+func (l *Listener) established(c *Conn) bool {
+	if l.acceptQueueFull() {
+		return false
+	}
+	l.synQueue--
+	c.queued = true
+	l.acceptQueue = append(l.acceptQueue, c)
+	l.e.wake(l.waker)
+	return true
+}
+
+// forget removes a connection that died before being accepted.
+func (l *Listener) forget(c *Conn) {
+	if c.queued {
+		for i, q := range l.acceptQueue {
+			if q == c {
+				l.acceptQueue = append(l.acceptQueue[:i], l.acceptQueue[i+1:]...)
+				break
+			}
+		}
+		c.queued = false
+	} else if c.state == SynReceived || c.state == Closed {
+		if l.synQueue > 0 {
+			l.synQueue--
+		}
+	}
+	c.parent = nil
+}

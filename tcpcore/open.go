@@ -1,0 +1,213 @@
+package tcpcore
+
+import (
+	"net/netip"
+
+	"tunstack/congestion"
+	"tunstack/wire"
+)
+
+// Connect starts an active open (RFC 9293 §3.10.1) from local to remote and
+// sends the SYN. A zero local port picks an ephemeral one (RFC 6056).
+func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) (*Conn, error) {
+	if !remote.IsValid() || remote.Port() == 0 || !local.Addr().IsValid() {
+		return nil, ErrInvalid
+	}
+	if local.Port() == 0 {
+		port, ok := e.ephemeralPort(local.Addr(), remote)
+		if !ok {
+			return nil, ErrAddrNotAvail
+		}
+		local = netip.AddrPortFrom(local.Addr(), port)
+	} else if old := e.conns[connKey{local, remote}]; old != nil {
+		return nil, ErrAddrInUse
+	}
+	c := e.newConn(now, local, remote, &opts)
+	c.accepted = true
+	e.conns[c.key] = c
+	e.stats.ActiveOpens++
+	c.iss = e.isn.isn(now, local, remote)
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.sndBufSeq = c.iss.Add(1)
+	c.rcvWscale = c.chooseRcvWscale()
+	c.state = SynSent
+	c.sendSyn(now)
+	c.updateDeadline()
+	return c, nil
+}
+
+// ephemeralPort picks a free local port for (laddr, remote) by walking the
+// profile's range from a keyed offset (RFC 6056 §3.3.1's simple hash).
+func (e *Engine) ephemeralPort(laddr netip.Addr, remote netip.AddrPort) (uint16, bool) {
+	lo, hi := uint32(e.prof.LocalPortMin), uint32(e.prof.LocalPortMax)
+	n := hi - lo + 1
+	for i := uint32(0); i < n; i++ {
+		e.nextEph++
+		port := uint16(lo + e.nextEph%n)
+		local := netip.AddrPortFrom(laddr, port)
+		if e.conns[connKey{local, remote}] != nil {
+			continue
+		}
+		if e.lsns[local] != nil {
+			continue
+		}
+		return port, true
+	}
+	return 0, false
+}
+
+// chooseRcvWscale is the smallest shift that lets the advertised window
+// cover the largest receive buffer the connection may grow to (RFC 7323
+// §2.3, at most 14).
+func (c *Conn) chooseRcvWscale() uint8 {
+	if !c.e.prof.WindowScaling {
+		return 0
+	}
+	limit := max(c.e.prof.RcvBufMax, c.rcvBufMax)
+	var s uint8
+	for s < 14 && 65535<<s < limit {
+		s++
+	}
+	return s
+}
+
+// advertisedMSS is the MSS option we send: the link's, lowered by TCP_MAXSEG.
+func (c *Conn) advertisedMSS() int {
+	m := c.e.ourMSS
+	if c.userMSS > 0 && c.userMSS < m {
+		m = c.userMSS
+	}
+	return m
+}
+
+// synOptions fills the options of our SYN or SYN-ACK. For a SYN-ACK only
+// what the peer offered is echoed (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+func (c *Conn) synOptions(now Time, o *wire.TCPOptions, synAck bool) {
+	p := c.e.prof
+	*o = wire.TCPOptions{HasMSS: true, MSS: uint16(c.advertisedMSS())}
+	if (!synAck && p.WindowScaling) || (synAck && c.wsOK) {
+		o.HasWScale, o.WScale = true, c.rcvWscale
+	}
+	if (!synAck && p.SACK) || (synAck && c.sackOK) {
+		o.SACKPermitted = true
+	}
+	if (!synAck && p.Timestamps) || (synAck && c.tsOK) {
+		o.HasTS, o.TSVal = true, c.tsNow(now)
+		if synAck {
+			o.TSEcr = c.tsRecent
+		}
+	}
+}
+
+// tsNow is our timestamp clock: milliseconds plus the connection's offset
+// (RFC 7323 §5.4 allows 1 ms to 1 s per tick).
+func (c *Conn) tsNow(now Time) uint32 {
+	return uint32(int64(now)/1e6) + c.tsOffset
+}
+
+// sendSyn (re)transmits our SYN or SYN-ACK.
+func (c *Conn) sendSyn(now Time) {
+	synAck := c.state == SynReceived
+	var o wire.TCPOptions
+	c.synOptions(now, &o, synAck)
+	flags := wire.FlagSYN
+	var ack Seq
+	if synAck {
+		flags |= wire.FlagACK
+		ack = c.rcvNxt
+		c.lastAckSent = c.rcvNxt
+	}
+	// RFC 7323 §2.2: the window field of a SYN is never scaled.
+	wnd := min(c.rcvBufMax, 65535)
+	c.rcvAdv = c.rcvNxt.Add(wnd)
+	c.emit(now, c.iss, ack, flags, uint16(wnd), &o, 0, 0)
+	if c.sndNxt == c.iss {
+		c.sndNxt = c.iss.Add(1)
+		c.sndMax = c.sndNxt
+	}
+	if c.rtoAt == noDeadline {
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	}
+	if c.retries == 0 && !c.tsOK {
+		c.rttTiming, c.rttSeq, c.rttTime = true, c.iss, now
+	}
+}
+
+// learnSynOptions applies the options of the peer's SYN (RFC 9293 §3.7.1,
+// RFC 7323, RFC 2018) and sizes the connection.
+func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
+	p := c.e.prof
+	o := s.opts
+	c.peerMSS = p.DefaultSendMSS // RFC 9293 §3.7.1: 536 when absent
+	if o.HasMSS {
+		c.peerMSS = max(int(o.MSS), p.MinSendMSS)
+	}
+	c.wsOK = o.HasWScale && p.WindowScaling && weOffered
+	if c.wsOK {
+		c.sndWscale = min(o.WScale, 14) // RFC 7323 §2.3: treat > 14 as 14
+	} else {
+		c.sndWscale, c.rcvWscale = 0, 0
+	}
+	c.sackOK = o.SACKPermitted && p.SACK && weOffered
+	c.tsOK = o.HasTS && p.Timestamps && weOffered
+	if c.tsOK {
+		c.tsRecent, c.tsRecentAt = o.TSVal, now
+	}
+	c.setSndMSS()
+}
+
+// setSndMSS derives the payload size of a full segment: the peer's MSS
+// bounded by our link, less the fixed options we put on every segment
+// (RFC 9293 §3.7.1: the MSS counts no options).
+func (c *Conn) setSndMSS() {
+	m := min(c.peerMSS, c.e.ourMSS)
+	if c.userMSS > 0 {
+		m = min(m, c.userMSS)
+	}
+	if c.tsOK {
+		m -= 12
+	}
+	c.sndMSS = max(m, 8)
+	c.rcvMSS = min(c.rcvMSS, c.sndMSS)
+	if c.cc == nil {
+		cc, err := congestion.New(c.e.prof.Congestion, congestion.Config{
+			MSS: c.sndMSS, InitialWindowSegments: c.e.prof.InitialCwndSegments})
+		if err != nil {
+			cc = congestion.NewReno(congestion.Config{MSS: c.sndMSS, InitialWindowSegments: c.e.prof.InitialCwndSegments}, congestion.RenoStyle)
+		}
+		c.cc = cc
+	} else {
+		c.cc.SetMSS(c.sndMSS)
+	}
+}
+
+// passiveOpen handles the SYN that created this connection from a listener
+// (RFC 9293 §3.10.7.2, third check): record IRS, answer SYN-ACK.
+func (c *Conn) passiveOpen(now Time, s *segment) {
+	c.irs = s.seq
+	c.rcvNxt = s.seq.Add(1)
+	c.rcvWscale = c.chooseRcvWscale()
+	c.learnSynOptions(now, s, true)
+	c.iss = c.e.isn.isn(now, c.key.local, c.key.remote)
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.sndBufSeq = c.iss.Add(1)
+	// The SYN's window is never scaled (RFC 7323 §2.2).
+	c.sndWnd = int(s.wnd)
+	c.sndWl1, c.sndWl2 = s.seq, c.iss
+	c.maxSndWnd = c.sndWnd
+	c.state = SynReceived
+	c.sendSyn(now)
+	c.updateDeadline()
+}
+
+// established finishes a handshake.
+func (c *Conn) becomeEstablished(now Time) {
+	c.retries, c.backoff = 0, 0
+	c.rtoAt = noDeadline
+	c.setState(Established)
+	if c.finQueued {
+		// shutdown(SHUT_WR) during the handshake.
+		c.setState(FinWait1)
+	}
+	c.armKeepalive(now)
+}

@@ -1,0 +1,263 @@
+package tcpcore
+
+import (
+	"tunstack/wire"
+)
+
+// output sends what the state, the windows and the send policy allow:
+// new or retransmitted data, a FIN, and a pending ACK if no data segment
+// carried it.
+func (c *Conn) output(now Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+		for c.sendOne(now) {
+		}
+		c.armPersist(now)
+	case SynSent, SynReceived, Closed, Listen:
+		return
+	}
+	if c.ackNow {
+		c.sendAck(now)
+	}
+}
+
+// sendOne sends at most one segment and reports whether it did.
+func (c *Conn) sendOne(now Time) bool {
+	if c.cc != nil && c.e.prof.SlowStartAfterIdle && c.sndUna == c.sndMax &&
+		c.lastSend != 0 && now.Sub(c.lastSend) > c.rtt.rto {
+		// RFC 5681 §4.1: restart from at most the initial window after an
+		// idle period longer than the RTO.
+		c.cc.OnIdleRestart(now.Sub(0))
+		c.lastSend = now
+	}
+	off := c.sndNxt.Sub(c.sndBufSeq) // offset of SND.NXT in the send buffer
+	avail := c.sndBuf.Len() - off    // bytes written, never sent (or rewound)
+	if avail < 0 {
+		avail = 0 // SND.NXT is past the FIN
+	}
+	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
+	cwndLeft := c.cc.CongestionWindow() - c.flight()
+	n := min(avail, c.sndMSS, wndLeft, cwndLeft)
+	if n < 0 {
+		n = 0
+	}
+	finReady := c.finQueued && c.sndNxt.Add(n) == c.finSeq()
+	if n < c.sndMSS && n > 0 {
+		if n < avail {
+			// Window or cwnd limited to less than a segment. RFC 1122
+			// §4.2.3.4 sender SWS avoidance: send only if it is at least
+			// half the largest window the peer offered; otherwise wait
+			// for the window to open (the persist timer overrides).
+			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < c.sndMSS {
+				return false
+			}
+		} else if !c.finQueued && (c.cork || !c.noDelay && c.flight() > 0) {
+			// RFC 896 / RFC 1122 §4.2.3.4 Nagle: hold a partial segment
+			// while data is unacknowledged; TCP_CORK holds it regardless.
+			return false
+		}
+	}
+	// A FIN occupies one sequence number and needs room in the window
+	// (Linux tcp_snd_wnd_test counts it).
+	fin := finReady && wndLeft > n
+	if n == 0 && !fin {
+		return false
+	}
+	c.sendData(now, n, fin)
+	return true
+}
+
+// sendData transmits n bytes from SND.NXT, with FIN if fin.
+func (c *Conn) sendData(now Time, n int, fin bool) {
+	seq := c.sndNxt
+	off := seq.Sub(c.sndBufSeq)
+	flags := wire.FlagACK
+	if n > 0 && off+n == c.sndBuf.Len() {
+		flags |= wire.FlagPSH // the segment empties the send queue
+	}
+	if fin {
+		flags |= wire.FlagFIN
+	}
+	retrans := seq.LT(c.sndMax)
+	c.emitData(now, seq, flags, off, n)
+	c.sndNxt = seq.Add(n)
+	if fin {
+		c.sndNxt = c.sndNxt.Add(1)
+		c.finSent = true
+	}
+	if c.sndNxt.GT(c.sndMax) {
+		c.sndMax = c.sndNxt
+	}
+	if retrans {
+		c.e.stats.RetransSegs++
+		c.info.Retransmits++
+		if c.rttTiming && c.rttSeq.GE(seq) {
+			c.rttTiming = false // Karn's rule: never time a retransmission
+		}
+	} else if !c.rttTiming && n > 0 {
+		c.rttTiming, c.rttSeq, c.rttTime = true, seq, now
+	}
+	if c.rtoAt == noDeadline {
+		// RFC 6298 §5.1: start the timer when sending data with none running.
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	}
+	c.persistAt = noDeadline
+	c.lastSend = now
+}
+
+// emitData builds a data (or FIN) segment carrying the current ACK.
+func (c *Conn) emitData(now Time, seq Seq, flags uint8, off, n int) {
+	var o wire.TCPOptions
+	c.ackOptions(now, &o)
+	c.emit(now, seq, c.rcvNxt, flags, c.advertiseWindow(), &o, off, n)
+}
+
+// sendAck sends a segment with no data that carries our ACK and window.
+func (c *Conn) sendAck(now Time) {
+	var o wire.TCPOptions
+	c.ackOptions(now, &o)
+	c.emit(now, c.sndNxt, c.rcvNxt, wire.FlagACK, c.advertiseWindow(), &o, 0, 0)
+}
+
+// sendOutOfWindowAck answers an unacceptable segment with an ACK (RFC
+// 9293 §3.10.7.4), rate limited like Linux's tcp_invalid_ratelimit so a
+// peer cannot make us send without bound.
+func (c *Conn) sendOutOfWindowAck(now Time) {
+	if c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.e.prof.InvalidRateLimit {
+		return
+	}
+	c.lastOOWAck = now
+	c.sendAck(now)
+	c.updateDeadline()
+}
+
+// sendChallengeAck is RFC 5961 §3.2/§4.2/§5.2's challenge ACK: our
+// current ACK, asking a peer that really lost state to reset exactly.
+func (c *Conn) sendChallengeAck(now Time) {
+	if c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.e.prof.InvalidRateLimit {
+		return
+	}
+	c.e.stats.ChallengeACKs++
+	c.lastOOWAck = now
+	c.sendAck(now)
+	c.updateDeadline()
+}
+
+// ackOptions fills the options of a non-SYN segment: timestamps (RFC 7323
+// §3.2) and SACK blocks (RFC 2018 §4) when negotiated.
+func (c *Conn) ackOptions(now Time, o *wire.TCPOptions) {
+	*o = wire.TCPOptions{}
+	maxBlocks := 4
+	if c.tsOK {
+		o.HasTS, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
+		maxBlocks = 3 // RFC 2018 §3: three blocks fit beside timestamps
+	}
+	if c.sackOK && !c.ooo.empty() {
+		c.sackBlocks(o, maxBlocks)
+	}
+}
+
+// sackBlocks reports the out-of-order ranges, the most recently changed
+// first (RFC 2018 §4), never one the cumulative ACK covers.
+func (c *Conn) sackBlocks(o *wire.TCPOptions, maxBlocks int) {
+	bl := c.ooo.blocks
+	r := c.ooo.recent
+	if r >= len(bl) {
+		r = 0
+	}
+	o.SACK[0] = wire.SACKBlock{Left: uint32(bl[r].start), Right: uint32(bl[r].end)}
+	n := 1
+	for i := len(bl) - 1; i >= 0 && n < maxBlocks; i-- {
+		if i == r {
+			continue
+		}
+		o.SACK[n] = wire.SACKBlock{Left: uint32(bl[i].start), Right: uint32(bl[i].end)}
+		n++
+	}
+	o.NumSACK = n
+}
+
+// emit builds and queues one segment. Payload, if any, comes from the send
+// buffer at offset off.
+func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCPOptions, off, n int) {
+	e := c.e
+	p := e.newPacket(c.key.local, c.key.remote)
+	b := p.buf[Headroom:]
+	optLen := 0
+	if o != nil {
+		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
+	}
+	wire.PutTCPHeader(b, wire.TCPFields{
+		SrcPort: c.key.local.Port(), DstPort: c.key.remote.Port(),
+		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
+	}, optLen)
+	hl := wire.TCPHeaderLen + optLen
+	if n > 0 {
+		c.sndBuf.peek(b[hl:hl+n], off)
+	}
+	e.finishPacket(p, hl+n)
+	c.info.SegsOut++
+	if flags&wire.FlagACK != 0 {
+		c.ackSent(ack)
+	}
+}
+
+// ackSent records that an ACK for ack went out: pending and delayed ACKs
+// are satisfied.
+func (c *Conn) ackSent(ack Seq) {
+	c.lastAckSent = ack
+	c.ackNow = false
+	c.delackAt = noDeadline
+	if c.unackedBytes > 0 && c.quickAcks > 0 {
+		c.quickAcks--
+	}
+	c.unackedBytes = 0
+}
+
+// advertiseWindow returns the window field for a non-SYN segment and moves
+// the advertised right edge. The edge never moves left (RFC 9293
+// §3.8.6.2.2), and moves right only by a worthwhile amount: at least
+// min(buffer/2, MSS) (RFC 1122 §4.2.3.3, receiver SWS avoidance).
+func (c *Conn) advertiseWindow() uint16 {
+	free := c.rcvBufMax - c.rcvBuf.Len()
+	if free < 0 {
+		free = 0
+	}
+	right := c.rcvNxt.Add(free)
+	if right.GT(c.rcvAdv) && right.Sub(c.rcvAdv) < min(c.rcvBufMax/2, c.rcvMSS) {
+		right = c.rcvAdv
+	}
+	if right.LT(c.rcvAdv) {
+		right = c.rcvAdv
+	}
+	wnd := right.Sub(c.rcvNxt)
+	scaled := wnd >> c.rcvWscale
+	if scaled > 65535 {
+		scaled = 65535
+	}
+	if edge := c.rcvNxt.Add(scaled << c.rcvWscale); edge.GT(c.rcvAdv) {
+		c.rcvAdv = edge
+	}
+	return uint16(scaled)
+}
+
+// afterRead sends a window update when reading opened the window enough
+// to matter (Linux tcp_cleanup_rbuf): the window we advertised had fallen
+// to half the buffer or less and can now at least double.
+func (c *Conn) afterRead(now Time) {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return
+	}
+	cur := c.rcvAdv.Sub(c.rcvNxt)
+	if cur < 0 {
+		cur = 0
+	}
+	free := c.rcvBufMax - c.rcvBuf.Len()
+	if 2*cur <= c.rcvBufMax && free >= 2*cur && free-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
+		c.ackNow = true
+		c.output(now)
+		c.updateDeadline()
+	}
+}

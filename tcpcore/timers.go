@@ -1,0 +1,225 @@
+package tcpcore
+
+import (
+	"time"
+
+	"tunstack/wire"
+)
+
+// updateDeadline recomputes the connection's earliest timer and moves it in
+// the engine's heap.
+func (c *Conn) updateDeadline() {
+	d := min(c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt)
+	if c.state == Closed && c.e.conns[c.key] != c {
+		d = noDeadline
+	}
+	if d != c.deadline || (d != noDeadline && c.heapIdx < 0) {
+		c.deadline = d
+		c.e.timers.schedule(c)
+	}
+}
+
+// onTimers runs every timer of c that is due. Each handler disarms or
+// re-arms its own timer in the future, so Advance always makes progress.
+func (c *Conn) onTimers(now Time) {
+	if c.closeAt <= now {
+		c.closeAt = noDeadline
+		c.onCloseTimer(now)
+	}
+	if c.rtoAt <= now {
+		c.rtoAt = noDeadline
+		c.onRTO(now)
+	}
+	if c.persistAt <= now {
+		c.persistAt = noDeadline
+		c.onPersist(now)
+	}
+	if c.delackAt <= now {
+		c.delackAt = noDeadline
+		c.ackNow = true
+	}
+	if c.keepaliveAt <= now {
+		c.keepaliveAt = noDeadline
+		c.onKeepalive(now)
+	}
+	if c.lingerAt <= now {
+		c.lingerAt = noDeadline
+		c.wake()
+	}
+	if c.state != Closed {
+		c.output(now)
+	}
+	if c.deadline <= now || c.state == Closed {
+		c.updateDeadline()
+		if c.deadline <= now {
+			// A handler left a timer in the past: disarm everything rather
+			// than spin. This is a bug guard, not a protocol rule.
+			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt =
+				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+		}
+	}
+	c.updateDeadline()
+}
+
+// onCloseTimer ends TIME-WAIT (RFC 9293 §3.10.8) or an orphaned FIN-WAIT-2.
+func (c *Conn) onCloseTimer(now Time) {
+	switch c.state {
+	case TimeWait, FinWait2:
+		// Linux lets an orphaned FIN-WAIT-2 expire silently when
+		// tcp_fin_timeout does not exceed the TIME-WAIT length.
+		c.closeWith(nil)
+		if c.appClosed {
+			c.destroy()
+		}
+	}
+}
+
+// onRTO is the retransmission timer (RFC 6298 §5.4-5.7), also driving SYN
+// and SYN-ACK retransmission with exponential backoff.
+func (c *Conn) onRTO(now Time) {
+	p := c.e.prof
+	switch c.state {
+	case SynSent:
+		if c.retries >= p.SynRetries {
+			c.e.stats.AttemptFails++
+			c.closeWith(ErrTimedOut)
+			return
+		}
+		c.retries++
+		c.backoff++
+		c.rttTiming = false
+		c.e.stats.RetransSegs++
+		c.info.Retransmits++
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+		c.sendSyn(now)
+		return
+	case SynReceived:
+		if c.retries >= p.SynAckRetries {
+			// Half-open entry expires (Linux: dropped silently).
+			if c.parent != nil {
+				c.closeWith(nil)
+				return
+			}
+			c.e.stats.AttemptFails++
+			c.closeWith(ErrTimedOut)
+			return
+		}
+		c.retries++
+		c.backoff++
+		c.rttTiming = false
+		c.e.stats.RetransSegs++
+		c.info.Retransmits++
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+		c.sendSyn(now)
+		return
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return
+	}
+	if c.sndUna == c.sndMax {
+		return // nothing outstanding
+	}
+	if c.retries >= p.Retries2 {
+		// RFC 9293 §3.8.3 R2: give up. Linux reports ETIMEDOUT without RST.
+		c.closeWith(ErrTimedOut)
+		if c.appClosed {
+			c.destroy()
+		}
+		return
+	}
+	c.retries++
+	c.backoff++
+	if c.cc != nil {
+		c.cc.OnRTO(time.Duration(now), c.sndMax.Sub(c.sndUna))
+	}
+	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; the
+	// rest follow as the window allows (go-back-N from SND.UNA).
+	c.sndNxt = c.sndUna
+	c.rttTiming = false
+	c.dupAcks = 0
+	c.info.RTORetransmits++
+	// RFC 6298 §5.5-5.6: back off and restart the timer.
+	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+}
+
+// armPersist starts the persist timer when data waits on a closed window
+// and nothing is in flight to bring an ACK (RFC 9293 §3.8.6.1).
+func (c *Conn) armPersist(now Time) {
+	if c.persistAt != noDeadline || c.rtoAt != noDeadline || c.sndUna != c.sndMax {
+		return
+	}
+	off := c.sndNxt.Sub(c.sndBufSeq)
+	pending := c.sndBuf.Len() - off
+	finWaiting := c.finQueued && !c.finSent
+	if pending <= 0 && !finWaiting {
+		return
+	}
+	if c.sndUna.Add(c.sndWnd).Sub(c.sndNxt) > 0 && c.sndWnd >= c.sndMSS {
+		return
+	}
+	c.persistAt = now.Add(c.rtt.backedOff(c.probes))
+}
+
+// onPersist sends a zero-window probe, or, when the window is open but
+// too small for the SWS rules, forces out what fits (RFC 1122 §4.2.3.4's
+// override timeout).
+func (c *Conn) onPersist(now Time) {
+	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
+	off := c.sndNxt.Sub(c.sndBufSeq)
+	pending := c.sndBuf.Len() - off
+	if wndLeft > 0 && pending > 0 {
+		c.sendData(now, min(wndLeft, pending, c.sndMSS), false)
+		return
+	}
+	c.probes++
+	c.info.ZeroWindowProbes++
+	if c.e.prof.ProbeNewByte && pending > 0 {
+		// RFC 9293 §3.8.6.1: probe with one byte of new data.
+		c.sendData(now, 1, false)
+		c.rtoAt = noDeadline
+	} else {
+		// Linux tcp_xmit_probe_skb: SND.UNA-1, no data; the peer answers
+		// with its current window.
+		c.emitProbe(now)
+	}
+	c.persistAt = now.Add(c.rtt.backedOff(c.probes))
+}
+
+// emitProbe sends a segment the peer must answer with an ACK: sequence
+// number SND.UNA-1 and no data (keepalive and Linux zero-window probes).
+func (c *Conn) emitProbe(now Time) {
+	var o wire.TCPOptions
+	c.ackOptions(now, &o)
+	c.emit(now, c.sndUna.Add(-1), c.rcvNxt, wire.FlagACK, c.advertiseWindow(), &o, 0, 0)
+}
+
+// armKeepalive (re)starts the idle timer after activity.
+func (c *Conn) armKeepalive(now Time) {
+	if !c.keepAlive || (c.state != Established && c.state != CloseWait) {
+		c.keepaliveAt = noDeadline
+		return
+	}
+	c.kaProbes = 0
+	c.keepaliveAt = now.Add(c.kaIdle)
+}
+
+// onKeepalive sends a keepalive probe (RFC 1122 §4.2.3.6) or gives up.
+func (c *Conn) onKeepalive(now Time) {
+	if !c.keepAlive || (c.state != Established && c.state != CloseWait) {
+		return
+	}
+	if c.sndUna != c.sndMax || c.sndBuf.Len() > 0 {
+		// Data outstanding: the retransmission timer watches the peer.
+		c.keepaliveAt = now.Add(c.kaIdle)
+		return
+	}
+	if c.kaProbes >= c.kaCount {
+		// Linux tcp_keepalive_timer: RST, then ETIMEDOUT.
+		c.abort(now, ErrTimedOut)
+		return
+	}
+	c.kaProbes++
+	c.info.KeepAlivesSent++
+	c.emitProbe(now)
+	c.keepaliveAt = now.Add(c.kaIntvl)
+}
