@@ -71,6 +71,12 @@ type Options struct {
 	// Somaxconn caps Listen's backlog, and is the backlog used when Listen
 	// is given one below 1.
 	Somaxconn int
+	// BacklogPlusOne makes the accept queue hold backlog+1 connections, as
+	// Linux does and as gVisor's own listen(2) arranges
+	// (sentry/syscalls/linux/sys_socket.go); off, it holds backlog. Either
+	// way gVisor answers SYNs with cookies once backlog handshakes are
+	// pending (transport/tcp/accept.go).
+	BacklogPlusOne bool
 
 	// Timestamps and WindowScaling record the profile's wish; gVisor always
 	// offers both in its SYN (connect.go, handshake.start: TS is true, WS
@@ -101,6 +107,7 @@ func DefaultOptions() Options {
 		TimeWait:              tcp.DefaultTCPTimeWaitTimeout,
 		FinTimeout:            tcp.DefaultTCPLingerTimeout,
 		Somaxconn:             4096,
+		BacklogPlusOne:        true,
 		Timestamps:            true,
 		WindowScaling:         true,
 	}
@@ -139,6 +146,7 @@ func OptionsFromProfile(p *policy.Profile) Options {
 	if p.Somaxconn > 0 {
 		o.Somaxconn = p.Somaxconn
 	}
+	o.BacklogPlusOne = !p.BacklogBoundsBoth
 	o.Timestamps = p.Timestamps
 	o.WindowScaling = p.WindowScaling
 	return o

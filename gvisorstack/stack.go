@@ -152,9 +152,9 @@ func (st *Stack) Options() Options { return st.opts }
 func (st *Stack) GVisor() *stack.Stack { return st.s }
 
 // Listen implements stack.Network. address is "host:port" with host empty,
-// 0.0.0.0 or the stack's own address. backlog bounds the accept queue (in
-// gVisor the queue holds exactly backlog connections, where Linux holds
-// backlog+1); below 1 or above Options.Somaxconn it is Somaxconn.
+// 0.0.0.0 or the stack's own address. backlog bounds the accept queue: it
+// holds backlog+1 connections with Options.BacklogPlusOne (Linux), backlog
+// without. A backlog below 1 or above Options.Somaxconn is Somaxconn.
 func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 	fa, err := st.parseAddr(address, true)
 	if err != nil {
@@ -175,7 +175,11 @@ func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 		ep.Close()
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(fa), Err: errnoOf(terr)}
 	}
-	if terr := ep.Listen(backlog); terr != nil {
+	queue := backlog
+	if st.opts.BacklogPlusOne {
+		queue++
+	}
+	if terr := ep.Listen(queue); terr != nil {
 		ep.Close()
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(fa), Err: errnoOf(terr)}
 	}

@@ -373,8 +373,21 @@ func TestSocketOptions(t *testing.T) {
 }
 
 func TestListenBacklogBoundsAcceptQueue(t *testing.T) {
-	const backlog = 2
-	p := newPair(t, nil)
+	for _, plusOne := range []bool{true, false} {
+		t.Run(fmt.Sprintf("BacklogPlusOne=%v", plusOne), func(t *testing.T) {
+			o := DefaultOptions()
+			o.BacklogPlusOne = plusOne
+			want := 2
+			if plusOne {
+				want = 3
+			}
+			testBacklog(t, &o, 2, want)
+		})
+	}
+}
+
+func testBacklog(t *testing.T, o *Options, backlog, want int) {
+	p := newPair(t, o)
 	ln, err := p.a.Listen(":80", backlog)
 	if err != nil {
 		t.Fatal(err)
@@ -395,8 +408,8 @@ func TestListenBacklogBoundsAcceptQueue(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if established != backlog {
-		t.Errorf("%d connections completed with backlog %d and no Accept, want %d", established, backlog, backlog)
+	if established != want {
+		t.Errorf("%d connections completed with backlog %d and no Accept, want %d", established, backlog, want)
 	}
 	if d := p.a.Stats().ListenOverflowSynDrop; d == 0 {
 		t.Error("no SYN counted as dropped for a full accept queue")
