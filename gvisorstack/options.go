@@ -83,6 +83,11 @@ type Options struct {
 	// follows the receive buffer). Unsupported reports a wish to turn them off.
 	Timestamps    bool
 	WindowScaling bool
+	// DSACK records the profile's wish to send D-SACK blocks (RFC 2883).
+	// gVisor reads D-SACK from its peer but never sends one: its receiver
+	// discards SACK blocks below RCV.NXT (transport/tcp/sack.go,
+	// UpdateSACKBlocks). Unsupported reports DSACK = true.
+	DSACK bool
 }
 
 // DefaultOptions returns gVisor's own defaults (transport/tcp/protocol.go,
@@ -149,6 +154,7 @@ func OptionsFromProfile(p *policy.Profile) Options {
 	o.BacklogPlusOne = !p.BacklogBoundsBoth
 	o.Timestamps = p.Timestamps
 	o.WindowScaling = p.WindowScaling
+	o.DSACK = p.DSACK
 	return o
 }
 
@@ -164,6 +170,9 @@ func (o Options) Unsupported() []string {
 	}
 	if !o.WindowScaling {
 		u = append(u, "WindowScaling: gVisor always offers a window scale")
+	}
+	if o.DSACK {
+		u = append(u, "DSACK: gVisor never sends D-SACK blocks")
 	}
 	return u
 }

@@ -425,8 +425,11 @@ func TestOptionsFromProfile(t *testing.T) {
 	if rfc.RACK || rfc.RTOMin != time.Second || rfc.RTOMax != 60*time.Second {
 		t.Errorf("rfc options: %+v", rfc)
 	}
-	if u := lin.Unsupported(); len(u) != 1 || !strings.HasPrefix(u[0], "DelayedAck") {
-		t.Errorf("linux Unsupported = %q, want only DelayedAck", u)
+	if u := lin.Unsupported(); len(u) != 2 || !strings.HasPrefix(u[0], "DelayedAck") || !strings.HasPrefix(u[1], "DSACK") {
+		t.Errorf("linux Unsupported = %q, want DelayedAck and DSACK", u)
+	}
+	if u := DefaultOptions().Unsupported(); len(u) != 0 {
+		t.Errorf("DefaultOptions().Unsupported() = %q, want none", u)
 	}
 	for _, prof := range []*policy.Profile{policy.Linux(), policy.RFC()} {
 		o := OptionsFromProfile(prof)
