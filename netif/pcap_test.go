@@ -1,0 +1,207 @@
+package netif
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// tcpSegment builds an IPv4/TCP packet with gopacket.
+func tcpSegment(t *testing.T, src, dst net.IP, srcPort, dstPort uint16, payload string) []byte {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(srcPort), DstPort: layers.TCPPort(dstPort), Seq: 1000, ACK: true, PSH: true, Window: 65535}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Clone(buf.Bytes())
+}
+
+var (
+	hostIP  = net.IPv4(198, 18, 0, 1)
+	stackIP = net.IPv4(198, 18, 0, 2)
+)
+
+// readCapture decodes every record of the pcap file at path.
+func readCapture(t *testing.T, path string) ([]gopacket.CaptureInfo, [][]byte) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("pcap header: %v", err)
+	}
+	if r.LinkType() != layers.LinkTypeRaw {
+		t.Fatalf("link type %v, want raw IP", r.LinkType())
+	}
+	var cis []gopacket.CaptureInfo
+	var pkts [][]byte
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			return cis, pkts
+		}
+		if err != nil {
+			t.Fatalf("record %d: %v", len(pkts), err)
+		}
+		cis, pkts = append(cis, ci), append(pkts, data)
+	}
+}
+
+func TestPcapTapRecordsReadAndWrittenPacketsDecodableByGopacket(t *testing.T) {
+	a, b := NewPipe(1500)
+	defer b.Close()
+	path := filepath.Join(t.TempDir(), "tap.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	tap, err := NewPcapTap(a, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out1 := tcpSegment(t, stackIP, hostIP, 80, 40000, "HTTP/1.1 200 OK\r\n")
+	out2 := tcpSegment(t, stackIP, hostIP, 80, 40000, "hello")
+	in1 := tcpSegment(t, hostIP, stackIP, 40000, 80, "GET / HTTP/1.1\r\n")
+	if n, err := tap.WritePackets([][]byte{out1, out2}); n != 2 || err != nil {
+		t.Fatalf("WritePackets = %d, %v", n, err)
+	}
+	b.WritePackets([][]byte{in1})
+	bufs, sizes := [][]byte{make([]byte, 1500)}, []int{0}
+	if n, err := tap.ReadPackets(bufs, sizes); n != 1 || err != nil {
+		t.Fatalf("ReadPackets = %d, %v", n, err)
+	}
+	// No Close: every batch is flushed, so the file is readable now.
+	cis, pkts := readCapture(t, path)
+	want := [][]byte{out1, out2, in1}
+	if len(pkts) != len(want) {
+		t.Fatalf("capture holds %d packets, want %d", len(pkts), len(want))
+	}
+	for i, p := range pkts {
+		if !bytes.Equal(p, want[i]) {
+			t.Errorf("record %d differs from the packet", i)
+		}
+		if cis[i].Length != len(want[i]) || cis[i].CaptureLength != len(want[i]) {
+			t.Errorf("record %d lengths %d/%d, want %d", i, cis[i].CaptureLength, cis[i].Length, len(want[i]))
+		}
+		if cis[i].Timestamp.Before(start.Truncate(time.Microsecond)) || cis[i].Timestamp.After(time.Now()) ||
+			(i > 0 && cis[i].Timestamp.Before(cis[i-1].Timestamp)) {
+			t.Errorf("record %d timestamp %v outside the test or out of order", i, cis[i].Timestamp)
+		}
+		pkt := gopacket.NewPacket(p, layers.LayerTypeIPv4, gopacket.Default)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tcp == nil || pkt.ErrorLayer() != nil {
+			t.Errorf("record %d does not decode as IPv4/TCP: %v", i, pkt)
+		}
+	}
+	if st := tap.Stats(); st.WrittenPackets != 2 || st.ReadPackets != 1 {
+		t.Errorf("Stats = %+v, want 2 written, 1 read", st)
+	}
+	if err := tap.Err(); err != nil {
+		t.Errorf("Err = %v", err)
+	}
+	if err := tap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WritePackets([][]byte{in1}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Close did not close the wrapped link: %v", err)
+	}
+}
+
+func TestPcapTapCaptureIsReadableByTshark(t *testing.T) {
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Skip("tshark not installed")
+	}
+	a, _ := NewPipe(1500)
+	defer a.Close()
+	path := filepath.Join(t.TempDir(), "tap.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tap, err := NewPcapTap(a, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap.WritePackets([][]byte{tcpSegment(t, stackIP, hostIP, 80, 40001, "x")})
+	out, err := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.checksum.status", "-o", "tcp.check_checksum:TRUE").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if got := lines[len(lines)-1]; got != "198.18.0.2\t80\t40001\t1" { // 1: checksum good
+		t.Fatalf("tshark read %q, want 198.18.0.2, ports 80 -> 40001, good checksum", got)
+	}
+}
+
+type failingWriter struct{ writes int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if w.writes > 1 { // the file header succeeds, records fail
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+func TestPcapTapCaptureErrorDoesNotDisturbTraffic(t *testing.T) {
+	a, b := NewPipe(1500)
+	defer a.Close()
+	tap, err := NewPcapTap(a, &failingWriter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := tcpSegment(t, stackIP, hostIP, 80, 40000, "x")
+	for range 2 {
+		if n, err := tap.WritePackets([][]byte{pkt}); n != 1 || err != nil {
+			t.Fatalf("WritePackets with a failing capture = %d, %v", n, err)
+		}
+	}
+	bufs, sizes := [][]byte{make([]byte, 1500), make([]byte, 1500)}, []int{0, 0}
+	if n, _ := b.ReadPackets(bufs, sizes); n != 2 {
+		t.Fatalf("peer read %d packets, want 2", n)
+	}
+	if err := tap.Err(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Err = %v, want the writer's error", err)
+	}
+}
+
+func TestPcapTapDoesNotAllocatePerPacket(t *testing.T) {
+	a, b := NewPipe(1500)
+	defer a.Close()
+	tap, err := NewPcapTap(a, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts := [][]byte{make([]byte, 1400), make([]byte, 60)}
+	bufs, sizes := [][]byte{make([]byte, 1500), make([]byte, 1500)}, []int{0, 0}
+	allocs := testing.AllocsPerRun(1000, func() {
+		tap.WritePackets(pkts)
+		b.ReadPackets(bufs, sizes)
+		b.WritePackets(pkts)
+		tap.ReadPackets(bufs, sizes)
+	})
+	if allocs != 0 {
+		t.Fatalf("tapped write+read allocates %.1f times, want 0", allocs)
+	}
+}
