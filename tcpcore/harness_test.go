@@ -135,6 +135,20 @@ func (p *peer) advance(d time.Duration) {
 	p.now = end
 }
 
+// step moves virtual time to the engine's next deadline and runs it.
+func (p *peer) step() {
+	p.t.Helper()
+	dl, ok := p.e.NextDeadline()
+	if !ok {
+		p.t.Fatalf("no timer armed at %v", time.Duration(p.now))
+	}
+	if dl > p.now {
+		p.now = dl
+	}
+	p.e.Advance(p.now)
+	p.collect()
+}
+
 // expect pops the next segment the engine sent and checks it with f.
 func (p *peer) next() tseg {
 	p.t.Helper()
@@ -183,7 +197,12 @@ const peerISN Seq = 1000
 // engine's ISN.
 func (p *peer) listenAndAccept(synOpts wire.TCPOptions) (*Conn, Seq) {
 	p.t.Helper()
-	l, err := p.e.Listen(p.now, local, 16, SockOpts{})
+	return p.listenAndAcceptWith(synOpts, SockOpts{})
+}
+
+func (p *peer) listenAndAcceptWith(synOpts wire.TCPOptions, so SockOpts) (*Conn, Seq) {
+	p.t.Helper()
+	l, err := p.e.Listen(p.now, local, 16, so)
 	if err != nil {
 		p.t.Fatal(err)
 	}
