@@ -1,0 +1,126 @@
+package congestion
+
+import "testing"
+
+const mss = 1000
+
+func newTestReno(style Style) *Reno {
+	return NewReno(Config{MSS: mss, InitialWindowSegments: 10}, style)
+}
+
+// RFC 5681 §3.1 equation 1: IW by SMSS when the profile gives none.
+func TestInitialWindowRFC5681(t *testing.T) {
+	for _, c := range []struct{ mss, want int }{{536, 4 * 536}, {1095, 4 * 1095}, {1460, 3 * 1460}, {2190, 3 * 2190}, {4000, 8000}} {
+		if got := (Config{MSS: c.mss}).InitialWindow(); got != c.want {
+			t.Errorf("IW(mss %d) = %d, want %d", c.mss, got, c.want)
+		}
+	}
+	if got := (Config{MSS: 1460, InitialWindowSegments: 10}).InitialWindow(); got != 14600 {
+		t.Errorf("IW10 = %d", got)
+	}
+}
+
+// RFC 5681 §3.1 equation 2 with RFC 3465 L=1: slow start grows cwnd by the
+// bytes acknowledged, at most one SMSS per ACK.
+func TestSlowStartGrowsBySMSSPerAck(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnAck(0, 2*mss, r.cwndBytes, 0) // a stretch ACK counts one SMSS
+	if r.cwndBytes != 11*mss {
+		t.Fatalf("cwnd %d, want 11 SMSS", r.cwndBytes)
+	}
+	r.OnAck(0, 500, r.cwndBytes, 0)
+	if r.cwndBytes != 11*mss+500 {
+		t.Fatalf("cwnd %d, want +500 bytes", r.cwndBytes)
+	}
+}
+
+// RFC 7661 / RFC 5681 §3.1: an application-limited sender does not grow cwnd.
+func TestNoGrowthWhenNotCwndLimited(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnAck(0, mss, 2*mss, 0)
+	if r.cwndBytes != 10*mss {
+		t.Fatalf("cwnd grew to %d while flight was below it", r.cwndBytes)
+	}
+}
+
+// RFC 3465 §2.1: congestion avoidance adds one SMSS per cwnd of bytes ACKed.
+func TestCongestionAvoidanceByteCounting(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.ssthreshBytes = 10 * mss
+	for i := 0; i < 9; i++ {
+		r.OnAck(0, mss, r.cwndBytes, 0)
+	}
+	if r.cwndBytes != 10*mss {
+		t.Fatalf("cwnd %d grew before a full window was ACKed", r.cwndBytes)
+	}
+	r.OnAck(0, mss, r.cwndBytes, 0)
+	if r.cwndBytes != 11*mss {
+		t.Fatalf("cwnd %d, want 11 SMSS after one window", r.cwndBytes)
+	}
+}
+
+// RFC 5681 §3.1 equation 4 and the loss window: on RTO ssthresh =
+// max(FlightSize/2, 2*SMSS) and cwnd = 1 SMSS.
+func TestRTOResponse(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnRTO(0, 20*mss)
+	if r.ssthreshBytes != 10*mss || r.cwndBytes != mss {
+		t.Fatalf("after RTO ssthresh %d cwnd %d", r.ssthreshBytes, r.cwndBytes)
+	}
+	r.OnRTO(0, 3*mss)
+	if r.ssthreshBytes != 2*mss {
+		t.Fatalf("ssthresh %d, want floor 2 SMSS", r.ssthreshBytes)
+	}
+}
+
+// RFC 5681 §3.2 steps 2, 3 and 6: fast recovery halves, inflates by three
+// segments, and deflates to ssthresh at the end; Tahoe restarts slow start.
+func TestFastRecoveryWindowAndTahoe(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnLoss(0, 20*mss)
+	if r.ssthreshBytes != 10*mss || r.cwndBytes != 13*mss {
+		t.Fatalf("Reno on loss: ssthresh %d cwnd %d", r.ssthreshBytes, r.cwndBytes)
+	}
+	r.OnRecoveryEnd(0)
+	if r.cwndBytes != 10*mss {
+		t.Fatalf("Reno after recovery: cwnd %d", r.cwndBytes)
+	}
+	th := newTestReno(TahoeStyle)
+	th.OnLoss(0, 20*mss)
+	if th.cwndBytes != mss || th.ssthreshBytes != 10*mss {
+		t.Fatalf("Tahoe on loss: ssthresh %d cwnd %d", th.ssthreshBytes, th.cwndBytes)
+	}
+}
+
+// RFC 5681 §4.1: after idle, cwnd restarts from at most the initial window.
+func TestIdleRestart(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.cwndBytes = 50 * mss
+	r.OnIdleRestart(0)
+	if r.cwndBytes != 10*mss {
+		t.Fatalf("cwnd %d after idle, want IW", r.cwndBytes)
+	}
+}
+
+// Undo restores the window from before a reduction shown to be spurious.
+func TestUndoRestoresWindow(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.cwndBytes, r.ssthreshBytes = 40*mss, 30*mss
+	r.OnRTO(0, 40*mss)
+	r.Undo(0)
+	if r.cwndBytes != 40*mss || r.ssthreshBytes != 30*mss {
+		t.Fatalf("after undo cwnd %d ssthresh %d", r.cwndBytes, r.ssthreshBytes)
+	}
+}
+
+func TestNewUnknownAlgorithmFails(t *testing.T) {
+	if _, err := New("bbr9", Config{MSS: mss}); err == nil {
+		t.Fatal("unknown algorithm accepted")
+	}
+	for _, n := range []string{"reno", "newreno", "tahoe"} {
+		c, err := New(n, Config{MSS: mss})
+		if err != nil || c.Name() != n {
+			t.Fatalf("New(%q) = %v, %v", n, c, err)
+		}
+	}
+}
