@@ -3,7 +3,7 @@
 GO    ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GOFMT ?= $(shell command -v gofmt || echo /usr/local/go/bin/gofmt)
 
-.PHONY: build run test lint bench
+.PHONY: build run test lint bench conformance
 
 build:
 	$(GO) build -o bin/tunstack ./cmd/tunstack
@@ -22,3 +22,12 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tcpcore/... ./netif/...
+
+# Every conformance script on each stack of CONFORMANCE_STACKS, as
+# `tunstack drill` runs them; the linux target needs root.
+CONFORMANCE_STACKS ?= linux
+conformance: build
+	@rc=0; for s in $(CONFORMANCE_STACKS); do \
+		echo "== conformance on $$s"; \
+		./bin/tunstack drill --stack $$s $$(find conformance/scripts -name '*.pkt' | sort) || rc=1; \
+	done; exit $$rc
