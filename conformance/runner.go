@@ -29,6 +29,9 @@ const (
 	anyTimeWait = 30 * time.Second
 	// pollSlice is how often a wait for a system call checks its result.
 	pollSlice = time.Millisecond
+	// nonBlockingLimit is how long a call without an end time may take
+	// before it counts as blocked.
+	nonBlockingLimit = 200 * time.Millisecond
 )
 
 // Options configure a run. Command-line values override script options.
@@ -422,6 +425,9 @@ func (r *runner) expect(ev *Event, lo, hi, tol time.Duration) error {
 	if ev.Time.Kind != TimeAny && q.at < lo-tol {
 		return r.fail(ev, fmt.Sprintf("packet arrived too early at %.4fs (expected at %s)", q.at.Seconds(), window(lo, hi, tol, false)), PacketString(want), got.String(r.localISN))
 	}
+	if ev.Time.Kind != TimeAny && q.at > hi+tol {
+		return r.fail(ev, fmt.Sprintf("packet arrived too late at %.4fs (expected at %s)", q.at.Seconds(), window(lo, hi, tol, false)), PacketString(want), got.String(r.localISN))
+	}
 	if got.optErr != nil {
 		return r.fail(ev, "stack sent malformed TCP options", PacketString(want), got.String(r.localISN))
 	}
@@ -511,11 +517,14 @@ func (r *runner) inject(ev *Event, t, tol time.Duration) error {
 	if err != nil {
 		return r.fail(ev, "cannot build packet: "+err.Error(), PacketString(ev.Packet), "")
 	}
+	// The runner itself may be late on a loaded machine; what follows is
+	// timed from when the packet really went in.
+	actual := max(t, r.now())
 	if err := r.t.Inject(pkt); err != nil {
 		return r.fail(ev, "inject: "+err.Error(), PacketString(ev.Packet), "")
 	}
 	r.trace("sent  < %s (line %d)", PacketString(ev.Packet), ev.Line)
-	r.prev = t
+	r.prev = actual
 	return nil
 }
 
@@ -548,23 +557,29 @@ func (r *runner) syscall(ev *Event, t, tol time.Duration) error {
 			call.WantFD = int(v)
 		}
 	}
+	actual := max(t, r.now())
 	ch := r.t.Syscall(call)
 	r.trace("call  %s (line %d)", sc.Name, ev.Line)
-	r.prev = t
+	r.prev = actual
 	if sc.HasEnd {
 		end := sc.EndTime
 		if ev.Time.Kind == TimeRelative {
 			end = t - ev.Time.Start + sc.EndTime
 		}
-		r.pending = &pendingCall{ev: ev, ch: ch, start: t, end: end, tol: r.tol(end)}
+		end += actual - t
+		r.pending = &pendingCall{ev: ev, ch: ch, start: actual, end: end, tol: r.tol(end)}
 		return nil
 	}
-	res, done, err := r.waitCall(ch, t+tol)
+	// A call without an end time must not block. Its return is not timed
+	// more closely than that: a loaded machine can delay the kernel's
+	// processing of the packet before it, which is no fault of the stack.
+	limit := max(tol, nonBlockingLimit)
+	res, done, err := r.waitCall(ch, actual+limit)
 	if err != nil {
 		return err
 	}
 	if !done {
-		return r.fail(ev, fmt.Sprintf("%s blocked for more than %.1fms; a call that blocks needs an end time (...T before its name)", sc.Name, float64(tol)/1e6), syscallString(sc), "still blocked")
+		return r.fail(ev, fmt.Sprintf("%s blocked for more than %.0fms; a call that blocks needs an end time (...T before its name)", sc.Name, float64(limit)/1e6), syscallString(sc), "still blocked")
 	}
 	return r.checkCall(ev, res)
 }
