@@ -1,0 +1,246 @@
+package stack
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tunstack/netif"
+	"tunstack/policy"
+	"tunstack/tcpcore"
+)
+
+// Config says where the stack sits on its link and how its TCP behaves.
+type Config struct {
+	// Addr is the stack's own IPv4 address, e.g. 198.18.0.2.
+	Addr netip.Addr
+	// Profile is the TCP policy; nil means policy.Linux().
+	Profile *policy.Profile
+	// Secret keys ISNs and SYN cookies; the zero value is replaced by
+	// random bytes. Tests fix it to replay a run.
+	Secret [32]byte
+}
+
+// Stack runs one tcpcore.Engine on a netif.Link with the real clock. It
+// implements Network.
+//
+// Concurrency: one mutex (mu) owns the engine and everything the engine
+// points back into (the notifiers). Every engine call is made under it and
+// followed by unlockFlush, which hands out wakeups, re-arms the one timer and
+// writes the engine's output to the link outside the lock. Three kinds of
+// goroutine make engine calls: the link reader (ipv4.go's readLoop), the
+// timer (timer.go) and the applications' blocking calls (conn.go,
+// listener.go).
+type Stack struct {
+	link  netif.Link
+	addr  netip.Addr
+	mtu   int
+	epoch time.Time // origin of tcpcore.Time: now() is the monotonic time since
+
+	mu     sync.Mutex
+	e      *tcpcore.Engine
+	closed bool
+	conns  map[*Conn]struct{}     // open application connections, dialing ones included
+	lsns   map[*listener]struct{} // open listeners
+
+	// Output: at most one goroutine writes to the link at a time (the one
+	// that finds writing false); the others leave their packets in the
+	// engine's output queue for it, so packets leave in the order the
+	// engine produced them. See unlockFlush.
+	writing bool
+	out     ipv4Writer // used only by the goroutine that set writing
+
+	tm engineTimer
+
+	done chan struct{} // closed by Close: goroutines exit
+	wg   sync.WaitGroup
+
+	ipStats ipCounters
+}
+
+// IPStats counts what the IPv4 layer did with the packets the link
+// delivered, and how link writes went.
+type IPStats struct {
+	PacketsIn       uint64 // packets read from the link
+	TCPIn           uint64 // TCP segments handed to the engine
+	EchoReplies     uint64 // ICMP echo requests answered
+	Malformed       uint64 // failed IPv4 header validation
+	Fragments       uint64 // dropped: fragments are not reassembled
+	NotForUs        uint64 // dropped: destination is not our address
+	OtherProtocol   uint64 // dropped: not TCP nor ICMP echo
+	PacketsOut      uint64 // packets written to the link
+	LinkWriteErrors uint64 // WritePackets calls that failed
+	LinkReadErrors  uint64 // ReadPackets failures other than a closed link (input stops)
+}
+
+type ipCounters struct {
+	packetsIn, tcpIn, echoReplies, malformed, fragments, notForUs, otherProto atomic.Uint64
+	packetsOut, linkWriteErrors, linkReadErrors                               atomic.Uint64
+}
+
+var _ Network = (*Stack)(nil)
+
+// New starts a stack on link. The Stack owns link from then on: Close
+// closes it.
+func New(link netif.Link, cfg Config) (*Stack, error) {
+	if !cfg.Addr.Is4() {
+		return nil, fmt.Errorf("stack: address %v is not IPv4", cfg.Addr)
+	}
+	if cfg.Profile == nil {
+		cfg.Profile = policy.Linux()
+	}
+	if cfg.Secret == [32]byte{} {
+		if _, err := rand.Read(cfg.Secret[:]); err != nil {
+			return nil, fmt.Errorf("stack: secret: %w", err)
+		}
+	}
+	mtu := link.MTU()
+	e, err := tcpcore.NewEngine(tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret})
+	if err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
+	}
+	s := &Stack{
+		link:  link,
+		addr:  cfg.Addr,
+		mtu:   mtu,
+		epoch: time.Now(),
+		e:     e,
+		conns: make(map[*Conn]struct{}),
+		lsns:  make(map[*listener]struct{}),
+		done:  make(chan struct{}),
+	}
+	s.tm.init()
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.timerLoop()
+	return s, nil
+}
+
+// Addr returns the stack's IPv4 address.
+func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// now is the engine's clock: monotonic nanoseconds since New.
+func (s *Stack) now() tcpcore.Time { return tcpcore.Time(time.Since(s.epoch)) }
+
+// durationUntil is how long from now until the engine instant t.
+func (s *Stack) durationUntil(t tcpcore.Time) time.Duration {
+	return t.Sub(s.now())
+}
+
+// unlockFlush finishes every critical section that called the engine: it
+// runs the wakeups (under the lock, since Wake touches engine state),
+// re-arms the timer if the engine's next deadline moved earlier, and
+// releases the lock. If no other goroutine is writing to the link, it
+// becomes the writer and sends the engine's output, taking the lock again
+// only to collect more output and to Release what it sent.
+func (s *Stack) unlockFlush() {
+	for _, w := range s.e.Wakeups() {
+		w.Wake()
+	}
+	if !s.closed {
+		s.rearmTimer()
+	}
+	if s.writing {
+		s.mu.Unlock()
+		return
+	}
+	s.writing = true
+	for {
+		pkts := s.e.Output()
+		if len(pkts) == 0 {
+			break
+		}
+		s.mu.Unlock()
+		s.out.write(s, pkts)
+		s.mu.Lock()
+		s.e.Release(pkts)
+	}
+	s.writing = false
+	s.mu.Unlock()
+}
+
+// Stats returns the engine's counters.
+func (s *Stack) Stats() tcpcore.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e.Stats()
+}
+
+// IPStats returns the IPv4 layer's counters.
+func (s *Stack) IPStats() IPStats {
+	c := &s.ipStats
+	return IPStats{
+		PacketsIn: c.packetsIn.Load(), TCPIn: c.tcpIn.Load(), EchoReplies: c.echoReplies.Load(),
+		Malformed: c.malformed.Load(), Fragments: c.fragments.Load(), NotForUs: c.notForUs.Load(),
+		OtherProtocol: c.otherProto.Load(), PacketsOut: c.packetsOut.Load(),
+		LinkWriteErrors: c.linkWriteErrors.Load(), LinkReadErrors: c.linkReadErrors.Load(),
+	}
+}
+
+// Conns returns a snapshot of every open application connection (dialed,
+// dialing or accepted, and not yet closed), for tests, labs and the CLI.
+func (s *Stack) Conns() []tcpcore.Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	infos := make([]tcpcore.Info, 0, len(s.conns))
+	for c := range s.conns {
+		infos = append(infos, c.tc.Info())
+	}
+	return infos
+}
+
+// ConnCount returns how many connections the engine tracks in any state,
+// TIME-WAIT and orphans included.
+func (s *Stack) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e.ConnCount()
+}
+
+// Close stops the stack: open connections are aborted (RST), listeners
+// closed, the goroutines stopped and the link closed. Blocked calls return
+// net.ErrClosed. Close waits for the stack's goroutines to exit.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	now := s.now()
+	// The aborted connections answer every later call with net.ErrClosed
+	// (the engine's ErrClosed); their own Close still succeeds once.
+	for c := range s.conns {
+		c.tc.Abort(now)
+		c.n.Wake()
+	}
+	clear(s.conns)
+	for l := range s.lsns {
+		l.closed = true
+		l.tl.Close(now)
+		l.n.Wake()
+	}
+	clear(s.lsns)
+	s.closed = true // after the aborts, so their RSTs are still flushed
+	s.unlockFlush()
+
+	close(s.done)
+	err := s.link.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	s.wg.Wait()
+	return err
+}
+
+// checkOpen reports net.ErrClosed once Close has run. The caller holds mu.
+func (s *Stack) checkOpen() error {
+	if s.closed {
+		return net.ErrClosed
+	}
+	return nil
+}
