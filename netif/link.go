@@ -9,7 +9,10 @@ package netif
 // ReadPackets blocks until at least one packet is available, then copies up
 // to len(bufs) packets, packet i into bufs[i], and records its length in
 // sizes[i]. It returns the number of packets read. After Close it returns
-// net.ErrClosed.
+// net.ErrClosed. Each buffer should hold MTU() bytes: what a link does with
+// a packet that does not fit differs (the pipe refuses with
+// io.ErrShortBuffer, a TUN device truncates). A TUN link may deliver
+// non-IPv4 packets (IPv6 neighbour discovery); callers check the version.
 //
 // WritePackets sends pkts in order and returns how many were sent. The
 // link does not retain the slices after it returns.
