@@ -226,6 +226,9 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 	}
 	c.irs = s.seq
 	c.rcvNxt = s.seq.Add(1)
+	// Our SYN offered min(buffer, 65535) bytes, unscaled (RFC 7323 §2.2);
+	// the window's right edge could not be known before IRS.
+	c.rcvAdv = c.rcvNxt.Add(min(c.rcvBufMax, 65535))
 	c.learnSynOptions(now, s, true)
 	if !ackOK {
 		// Simultaneous open (RFC 9293 §3.5, Figure 8): SYN-RECEIVED, and

@@ -257,3 +257,20 @@ func TestFinWait2TimeoutOnlyWhenOrphaned(t *testing.T) {
 }
 
 var _ = wire.FlagACK
+
+// The window our first ACK advertises after an active open is bounded by
+// the receive buffer, whatever the two ISNs are (the right edge is set once
+// IRS is known, not from the SYN's unknown RCV.NXT).
+func TestActiveOpenFirstAckWindowWithinBuffer(t *testing.T) {
+	for _, peerSeq := range []Seq{0, 1 << 31, 0x7fffffff, 0xfffff000, 12345} {
+		p := newPeer(t, nil)
+		c, _ := p.e.Connect(p.now, local, remote, SockOpts{})
+		syn := p.next()
+		p.send(tseg{flags: fSA, seq: peerSeq, ack: syn.seq + 1, wnd: 65535,
+			opts: wire.TCPOptions{HasMSS: true, MSS: 1460, HasWScale: true, WScale: 7}})
+		a := p.expect(fA, syn.seq+1, peerSeq+1)
+		if adv := int(a.wnd) << 7; adv > c.rcvBufMax {
+			t.Fatalf("peer ISN %d: first ACK advertises %d bytes, buffer is %d", peerSeq, adv, c.rcvBufMax)
+		}
+	}
+}
