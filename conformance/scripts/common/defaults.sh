@@ -26,3 +26,4 @@ sysctl -q net.ipv4.tcp_reordering=3
 sysctl -q net.ipv4.tcp_no_metrics_save=1
 sysctl -q net.ipv4.tcp_min_tso_segs=2
 sysctl -q net.ipv4.tcp_invalid_ratelimit=500
+sysctl -q net.ipv4.tcp_syn_linear_timeouts=4
