@@ -14,7 +14,7 @@ func FuzzEngineInput(f *testing.F) {
 	f.Add(tseg{flags: fS, seq: 5, wnd: 100, opts: plainSyn}.encode(remote, local), uint16(0))
 	f.Add(tseg{flags: fPA, seq: peerISN + 1, ack: 1, wnd: 100, payload: []byte("data")}.encode(remote, local), uint16(1))
 	f.Add(tseg{flags: fR, seq: peerISN + 1}.encode(remote, local), uint16(2))
-	f.Add(tseg{flags: fA, seq: peerISN + 1, opts: wire.TCPOptions{NumSACK: 2, SACK: [4]wire.SACKBlock{{1, 2}, {5, 9}}}}.encode(remote, local), uint16(3))
+	f.Add(tseg{flags: fA, seq: peerISN + 1, opts: wire.TCPOptions{NumSACK: 2, SACK: [4]wire.SACKBlock{{Left: 1, Right: 2}, {Left: 5, Right: 9}}}}.encode(remote, local), uint16(3))
 	f.Fuzz(func(t *testing.T, seg []byte, advanceMs uint16) {
 		p := newPeer(t, nil)
 		c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 1, SACKPermitted: true})

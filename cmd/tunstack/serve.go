@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"tunstack/demo"
+	"tunstack/gvisorstack"
+	"tunstack/lab/netns"
+	"tunstack/netif"
+	"tunstack/stack"
+	"tunstack/tcpcore"
+)
+
+func init() {
+	commands["serve"] = func(args []string) error {
+		cfg, err := parseServeFlags(args)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runServe(ctx, cfg, os.Stdout, nil)
+	}
+}
+
+// runServe brings up the TUN link, the chosen stack and the demo services,
+// and runs until ctx ends. Everything it configured is removed before it
+// returns, on success and on error alike. ready, if not nil, is called once
+// the services accept connections (tests use it instead of waiting).
+func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*serveSession)) (err error) {
+	if cfg.Impair != "" {
+		return usagef("--impair is not available yet: the impairment link has not been built; run without it")
+	}
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// The namespace, if asked for: the TUN device is created inside it, and
+	// once its file descriptor is open the device stays there whatever
+	// thread uses it.
+	var ns *netns.NS
+	if cfg.Netns != "" {
+		if os.Geteuid() != 0 {
+			return errors.New("--netns needs root to create or enter a network namespace: run with sudo")
+		}
+		n, created, err := netns.OpenNamed(cfg.Netns)
+		if err != nil {
+			return fmt.Errorf("cannot open network namespace %s: %w", cfg.Netns, err)
+		}
+		ns = n
+		if created {
+			cleanups = append(cleanups, func() { n.Close() })
+		} else {
+			cleanups = append(cleanups, n.Release)
+		}
+	}
+	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU}
+	var tun *netif.TUN
+	open := func() (err error) {
+		tun, err = netif.OpenTUN(tunCfg)
+		return err
+	}
+	if ns != nil {
+		err = ns.Do(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { tun.Close() })
+
+	var link netif.Link = tun
+	if cfg.PcapFile != "" {
+		f, err := os.Create(cfg.PcapFile)
+		if err != nil {
+			return fmt.Errorf("cannot create the capture file: %w", err)
+		}
+		cleanups = append(cleanups, func() { f.Close() })
+		tap, err := netif.NewPcapTap(tun, f)
+		if err != nil {
+			return fmt.Errorf("cannot start the capture: %w", err)
+		}
+		link = tap
+	}
+
+	network, err := newNetwork(cfg, link)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { network.Close() })
+
+	sess := &serveSession{cfg: cfg, network: network, started: time.Now()}
+	errc := make(chan error, 4)
+	if err := sess.startServices(errc); err != nil {
+		return err
+	}
+	cleanups = append(cleanups, sess.stopServices)
+	sess.printBanner(out)
+	if ready != nil {
+		ready(sess)
+	}
+
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out, "shutting down: removing", cfg.Dev)
+			return nil
+		case err := <-errc:
+			return err
+		case <-usr1:
+			sess.printListeners(out)
+		}
+	}
+}
+
+// newNetwork builds the stack that serves on link.
+func newNetwork(cfg serveConfig, link netif.Link) (stack.Network, error) {
+	switch cfg.Stack {
+	case "gvisor":
+		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Profile: cfg.Profile})
+	default:
+		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Profile: cfg.Profile})
+	}
+}
+
+// serveSession is one running serve: its stack and listeners.
+type serveSession struct {
+	cfg       serveConfig
+	network   stack.Network
+	started   time.Time
+	listeners []namedListener
+	http      *http.Server
+}
+
+type namedListener struct {
+	name string
+	ln   net.Listener
+}
+
+func (s *serveSession) listen(name string, port uint16) (net.Listener, error) {
+	addr := netip.AddrPortFrom(s.cfg.StackAddr, port).String()
+	ln, err := s.network.Listen(addr, s.cfg.Backlog)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
+	}
+	s.listeners = append(s.listeners, namedListener{name, ln})
+	if s.cfg.AcceptDelay > 0 {
+		ln = &delayedListener{Listener: ln, until: s.started.Add(s.cfg.AcceptDelay), closed: make(chan struct{})}
+	}
+	return ln, nil
+}
+
+func (s *serveSession) startServices(errc chan<- error) error {
+	type service struct {
+		name  string
+		port  uint16
+		serve func(net.Listener) error
+	}
+	s.http = &http.Server{
+		Handler:           demo.NewSiteHandler(demo.SiteConfig{StackName: s.cfg.Stack, FilesDir: s.cfg.FilesDir}),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	services := []service{
+		{"http", s.cfg.HTTPPort, func(ln net.Listener) error {
+			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return nil
+		}},
+		{"echo", s.cfg.EchoPort, demo.ServeEcho},
+		{"discard", s.cfg.DiscardPort, demo.ServeDiscard},
+		{"chargen", s.cfg.ChargenPort, demo.ServeChargen},
+	}
+	for _, svc := range services {
+		if svc.port == 0 {
+			continue
+		}
+		ln, err := s.listen(svc.name, svc.port)
+		if err != nil {
+			s.stopServices()
+			return err
+		}
+		go func() {
+			if err := svc.serve(ln); err != nil {
+				errc <- fmt.Errorf("%s service stopped: %w", svc.name, err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *serveSession) stopServices() {
+	if s.http != nil {
+		s.http.Close()
+	}
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+}
+
+func (s *serveSession) printBanner(out io.Writer) {
+	c := s.cfg
+	fmt.Fprintf(out, "tunstack serve: %s stack (profile %s) on %s, MTU %d\n", c.Stack, c.ProfileName, c.Dev, c.MTU)
+	where := ""
+	if c.Netns != "" {
+		where = "ip netns exec " + c.Netns + " "
+		fmt.Fprintf(out, "  running inside network namespace %s\n", c.Netns)
+	}
+	fmt.Fprintf(out, "  host (kernel) side %s, stack %s\n", c.HostAddr, c.StackAddr)
+	for _, l := range s.listeners {
+		fmt.Fprintf(out, "  %-8s %s\n", l.name, l.ln.Addr())
+	}
+	if c.AcceptDelay > 0 {
+		fmt.Fprintf(out, "  the services start calling Accept after %v\n", c.AcceptDelay)
+	}
+	fmt.Fprintln(out, "try:")
+	if c.HTTPPort != 0 {
+		base := "http://" + netip.AddrPortFrom(c.StackAddr, c.HTTPPort).String()
+		if c.HTTPPort == 80 {
+			base = "http://" + c.StackAddr.String()
+		}
+		fmt.Fprintf(out, "  %scurl %s/\n", where, base)
+		fmt.Fprintf(out, "  %scurl -o /dev/null %s/bytes/100000000\n", where, base)
+		fmt.Fprintf(out, "  %sping -c 3 %s\n", where, c.StackAddr)
+	}
+	fmt.Fprintf(out, "  %stcpdump -n -i %s\n", where, c.Dev)
+	if c.PcapFile != "" {
+		fmt.Fprintf(out, "  tshark -r %s\n", c.PcapFile)
+	}
+	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt)\n", os.Getpid())
+	fmt.Fprintln(out, "Ctrl-C stops it and removes", c.Dev)
+}
+
+// listenerStats is offered by listeners that can show their queues.
+type listenerStats interface {
+	Stats() tcpcore.ListenerStats
+}
+
+// printListeners prints each listener's queues the way `ss -lnt` shows
+// them (seed 004): Recv-Q is the accept queue, Send-Q the backlog.
+func (s *serveSession) printListeners(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Service\tLocal\tRecv-Q\tSend-Q\tSYN-Q\tOverflows\tDrops")
+	for _, l := range s.listeners {
+		if st, ok := l.ln.(listenerStats); ok {
+			x := st.Stats()
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", l.name, l.ln.Addr(), x.AcceptQueue, x.Backlog, x.SynQueue, x.Overflows, x.Drops)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t-\t%d\t-\t-\t-\n", l.name, l.ln.Addr(), s.cfg.Backlog)
+		}
+	}
+	tw.Flush()
+}
+
+// delayedListener makes the application start calling Accept only once
+// its time comes (seed 001's experiment: connections pile up in the
+// accept queue meanwhile).
+type delayedListener struct {
+	net.Listener
+	until  time.Time
+	closed chan struct{}
+}
+
+func (l *delayedListener) Accept() (net.Conn, error) {
+	if d := time.Until(l.until); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-l.closed:
+			return nil, net.ErrClosed
+		}
+	}
+	return l.Listener.Accept()
+}
+
+func (l *delayedListener) Close() error {
+	select {
+	case <-l.closed:
+	default:
+		close(l.closed)
+	}
+	return l.Listener.Close()
+}
