@@ -1,0 +1,98 @@
+package conformance
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tunstack/lab/netns"
+)
+
+// suiteTolerance is the timing tolerance the suite runs with under go test:
+// test machines run other tests at the same time, and a real-time run
+// through a TUN is only as punctual as the scheduler. The CLI keeps
+// packetdrill's default (4 ms) unless --tolerance_usecs says otherwise.
+const suiteToleranceUsecs = 25000
+
+func suiteScripts(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("scripts/*/*.pkt")
+	if err != nil || len(files) < 20 {
+		t.Fatalf("expected at least 20 scripts under scripts/, found %d (%v)", len(files), err)
+	}
+	return files
+}
+
+func TestSuitePassesOnLinux(t *testing.T) {
+	netns.RequireRoot(t)
+	for _, f := range suiteScripts(t) {
+		t.Run(strings.TrimSuffix(strings.TrimPrefix(f, "scripts/"), ".pkt"), func(t *testing.T) {
+			res := Run(f, Options{Stack: "linux", ToleranceUsecs: suiteToleranceUsecs})
+			if res.Status != Pass {
+				var b strings.Builder
+				res.Print(&b, true)
+				t.Fatal(b.String())
+			}
+		})
+	}
+}
+
+// Scripts that must fail on Linux, with the message they must fail with.
+var mustFail = []struct{ name, body, want string }{
+	{"wrong-flag", `+0 < F. 1:1(0) ack 1 win 512
++0 > P. 1:1(0) ack 2`, "flags ., expected P."},
+	{"wrong-ack", `+0 < P. 1:101(100) ack 1 win 512
++0 > . 1:1(0) ack 100`, "ack 101, expected 100"},
+	{"early-packet", `+0 write(4, ..., 100) = 100
++.5 > P. 1:101(100) ack 1`, "packet arrived too early"},
+	{"late-packet", `+0 write(4, ..., 100) = 100
++0 > P. 1:101(100) ack 1
++.1 > P. 1:101(100) ack 1`, "expected packet did not arrive by"},
+	{"missing-packet", `+0 < P. 1:101(100) ack 1 win 512
++0 > . 1:1(0) ack 101
++0 > . 1:1(0) ack 101`, "expected packet did not arrive"},
+	{"wrong-errno", `+0 < R. 1:1(0) ack 1 win 0
++0 read(4, ..., 100) = -1 EPIPE (Broken pipe)`, "read failed with ECONNRESET, expected EPIPE"},
+	{"wrong-errno-nonblocking", `+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 read(4, ..., 100) = -1 ECONNRESET (Connection reset by peer)`, "read failed with EAGAIN, expected ECONNRESET"},
+	{"unexpected-extra", `+0 < P. 1:101(100) ack 1 win 512
++.1 close(4) = 0`, "unexpected packet from the stack"},
+	{"blocking-without-end", `+0 read(4, ..., 100) = 100`, "read blocked for more than"},
+}
+
+const established = "`../common/defaults.sh`\n" + `
+ 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <...>
++.01 < . 1:1(0) ack 1 win 512
++0 accept(3, ..., ...) = 4
+`
+
+func TestBrokenScriptsFailOnLinux(t *testing.T) {
+	netns.RequireRoot(t)
+	dir := t.TempDir()
+	abs, _ := filepath.Abs("scripts/common")
+	if err := os.Symlink(abs, filepath.Join(dir, "common")); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "x"), 0o755)
+	for _, c := range mustFail {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, "x", c.name+".pkt")
+			os.WriteFile(path, []byte(established+c.body+"\n"), 0o644)
+			res := Run(path, Options{Stack: "linux"})
+			if res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, c.want) {
+				var b strings.Builder
+				res.Print(&b, true)
+				t.Fatalf("want FAIL with %q, got:\n%s", c.want, b.String())
+			}
+			if !strings.HasPrefix(res.Failure.Where, path+":") {
+				t.Errorf("failure does not name the script line: %q", res.Failure.Where)
+			}
+		})
+	}
+}
