@@ -57,6 +57,9 @@ type Stats struct {
 	ChallengeACKs    uint64 // TCPChallengeACK
 	OutOfWindowDrops uint64 // segments failing the acceptability test
 	TimeWaitRecycled uint64 // TIME-WAIT connections replaced by a new SYN
+	SynCookiesSent   uint64 // SyncookiesSent
+	SynCookiesRecv   uint64 // SyncookiesRecv
+	SynCookiesFailed uint64 // SyncookiesFailed
 }
 
 type connKey struct {

@@ -18,6 +18,7 @@ type Listener struct {
 	closed  bool
 
 	synQueue    int     // connections in SYN-RECEIVED
+	lastCookie  Time    // last SYN answered with a cookie (0: never)
 	acceptQueue []*Conn // ESTABLISHED (or later), not yet accepted
 	stats       ListenerStats
 }
@@ -30,6 +31,9 @@ type ListenerStats struct {
 	Overflows     uint64 // final ACKs dropped or reset because the accept queue was full
 	Drops         uint64 // SYNs dropped for any reason
 	SynQueueDrops uint64 // SYNs dropped because the SYN queue was full
+	CookiesSent   uint64 // SYN-ACKs sent with a SYN cookie
+	CookiesValid  uint64 // connections made from a valid cookie ACK
+	CookiesFailed uint64 // ACKs whose cookie did not check out (answered with RST)
 }
 
 // Listen opens a listener on addr (an unspecified address listens on all
@@ -145,8 +149,16 @@ func (l *Listener) input(now Time, s *segment) {
 	switch {
 	case s.has(wire.FlagRST):
 		return // first: an incoming RST is ignored
-	case s.has(wire.FlagACK):
+	case s.has(wire.FlagACK) && !s.has(wire.FlagSYN):
+		if l.lastCookie != 0 && now.Sub(l.lastCookie) < cookieValidAfterOverflow && !s.has(wire.FlagFIN) {
+			if l.cookieAck(now, s) {
+				return
+			}
+		}
 		// second: any acknowledgment is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>
+		e.sendReset(s.dst, s.src, s.ack, 0, wire.FlagRST)
+		return
+	case s.has(wire.FlagACK):
 		e.sendReset(s.dst, s.src, s.ack, 0, wire.FlagRST)
 		return
 	case !s.has(wire.FlagSYN):
@@ -163,6 +175,11 @@ func (l *Listener) input(now Time, s *segment) {
 		return
 	}
 	if l.synQueueFull() {
+		if e.prof.SynCookies && !e.prof.BacklogBoundsBoth {
+			// RFC 4987 §3.6: answer without keeping state.
+			l.sendCookieSynAck(now, s)
+			return
+		}
 		l.stats.SynQueueDrops++
 		l.stats.Drops++
 		e.stats.SynQueueDrops++
@@ -175,6 +192,35 @@ func (l *Listener) input(now Time, s *segment) {
 	e.conns[c.key] = c
 	e.stats.PassiveOpens++
 	c.passiveOpen(now, s)
+}
+
+// cookieAck handles an ACK that may complete a cookie handshake. It
+// reports whether the segment was consumed.
+func (l *Listener) cookieAck(now Time, s *segment) bool {
+	e := l.e
+	idx, ok := e.checkCookie(now, s)
+	if !ok {
+		l.stats.CookiesFailed++
+		e.stats.SynCookiesFailed++
+		return false
+	}
+	if l.acceptQueueFull() {
+		// Linux: the cookie is good but there is no room; drop the ACK so
+		// the client's retransmission may find room later.
+		l.stats.Overflows++
+		l.stats.Drops++
+		e.stats.ListenOverflows++
+		e.stats.ListenDrops++
+		return true
+	}
+	c := l.cookieConn(now, s, idx)
+	e.conns[c.key] = c
+	l.synQueue++ // established() moves it to the accept queue
+	l.stats.CookiesValid++
+	e.stats.SynCookiesRecv++
+	e.stats.PassiveOpens++
+	c.input(now, s)
+	return true
 }
 
 // established moves a connection from the SYN queue to the accept queue;
