@@ -251,6 +251,11 @@ func (r *runner) applyShellSysctls(p *policy.Profile) {
 		for _, u := range unmapped {
 			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("%s (%s)", u, u.Where))
 		}
+		for _, s := range sc.Sysctls {
+			if !PerNamespace(s.Name) {
+				r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s (%s) exists only in the initial network namespace: the linux target cannot set it", s, s.Where))
+			}
+		}
 		for _, o := range sc.Other {
 			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("shell command %q (%s:%d)", o, r.s.Path, ev.Line))
 		}

@@ -58,6 +58,7 @@ func runDrill(args []string) error {
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(results); err != nil {
 			return err
 		}
