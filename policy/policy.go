@@ -69,6 +69,12 @@ type Profile struct {
 	// InitialCwndSegments is the initial window in segments; 0 means RFC
 	// 5681 §3.1's rule (2 to 4 segments by SMSS).
 	InitialCwndSegments int
+	// DupThresh is the initial duplicate-ACK threshold for fast
+	// retransmit (RFC 5681 §3.2: 3; Linux tcp_reordering).
+	DupThresh int
+	// MaxReordering caps DupThresh as reordering is detected (Linux
+	// tcp_max_reordering).
+	MaxReordering int
 	// SlowStartAfterIdle resets cwnd to the restart window after an idle
 	// period longer than the RTO (RFC 5681 §4.1; tcp_slow_start_after_idle).
 	SlowStartAfterIdle bool
@@ -139,6 +145,8 @@ func Linux() *Profile {
 		OOOMaxSegments:      1024,
 		Congestion:          "reno",
 		InitialCwndSegments: 10,
+		DupThresh:           3,
+		MaxReordering:       300,
 		SlowStartAfterIdle:  true,
 		DelayedAck:          true,
 		DelAckMin:           40 * time.Millisecond,

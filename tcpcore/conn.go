@@ -78,7 +78,26 @@ type Conn struct {
 	rttTiming bool
 	cc        congestion.Controller
 	lastSend  Time // last data transmission, for idle restart
-	dupAcks   int
+	dupAcks   int  // duplicate ACKs since the last new ACK (RFC 5681 §2)
+
+	// --- Loss recovery (recovery.go) ---
+	sb                    scoreboard    // what the peer SACKed above SND.UNA
+	recovery              recoveryState // open, fast recovery or loss (after RTO)
+	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
+	lostPoint             Seq           // unSACKed bytes below this are deemed lost
+	highRxt               Seq           // RFC 6675 HighRxt: retransmitted up to here
+	dupThresh             int           // RFC 6675 DupThresh, raised on reordering
+	renoSacked            int           // without SACK: segments duplicate ACKs stand for
+	rescueDone            bool          // RFC 6675 rescue retransmission made this episode
+	fastRetransmitPending bool          // the first retransmission of fast recovery is due
+	recoverFS             int           // RFC 6937 RecoverFS, bytes
+	prrDelivered          int           // RFC 6937 prr_delivered, bytes
+	prrOut                int           // RFC 6937 prr_out, bytes
+	sndAllowance          int           // bytes PRR allows now
+	undoMarker            Seq           // SND.UNA when the episode began
+	undoRetrans           int           // retransmissions not yet shown spurious by D-SACK
+	undoPossible          bool
+	retransTS             uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
 
 	// --- Timers (noDeadline when off) ---
 	rtoAt       Time // retransmission, SYN and SYN-ACK retransmission
@@ -91,10 +110,12 @@ type Conn struct {
 	heapIdx     int
 
 	// --- ACK policy ---
-	ackNow       bool // send an ACK at the next output
-	unackedBytes int  // in-order bytes received since our last ACK
-	quickAcks    int  // remaining segments to ACK at once (Linux quick-ACK mode)
-	lastOOWAck   Time // last challenge/out-of-window ACK (rate limit)
+	ackNow       bool     // send an ACK at the next output
+	dsackPending bool     // the next ACK reports a duplicate (RFC 2883)
+	dsackRange   seqRange // the duplicate to report
+	unackedBytes int      // in-order bytes received since our last ACK
+	quickAcks    int      // remaining segments to ACK at once (Linux quick-ACK mode)
+	lastOOWAck   Time     // last challenge/out-of-window ACK (rate limit)
 
 	// --- Probes ---
 	probes   int // unanswered zero-window probes (persist backoff)
@@ -123,7 +144,13 @@ type ConnCounters struct {
 	BytesReceived    uint64 // in-order payload bytes received
 	Retransmits      uint64 // segments retransmitted (all causes)
 	RTORetransmits   uint64 // retransmissions on timeout
-	FastRetransmits  uint64 // retransmissions on duplicate ACKs / SACK
+	FastRetransmits  uint64 // retransmissions in fast recovery (duplicate ACKs / SACK)
+	Timeouts         uint64 // retransmission timer expirations
+	FastRecoveries   uint64 // fast recovery episodes
+	SACKRecoveries   uint64 // of which SACK-based (RFC 6675)
+	DSACKsSent       uint64 // D-SACK blocks we sent (RFC 2883)
+	DSACKsReceived   uint64 // D-SACK blocks the peer sent
+	SpuriousUndos    uint64 // window reductions undone as spurious
 	ZeroWindowProbes uint64
 	KeepAlivesSent   uint64
 	DupAcksIn        uint64
@@ -182,6 +209,7 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		kaIntvl:     p.KeepAliveInterval,
 		kaCount:     p.KeepAliveProbes,
 		quickAcks:   p.QuickAcks,
+		dupThresh:   p.DupThresh,
 		tsOffset:    e.isn.tsOffset(local, remote),
 	}
 	if o != nil {
@@ -561,7 +589,7 @@ func (c *Conn) Info() Info {
 		State: c.state, Local: c.key.local, Remote: c.key.remote,
 		SRTT: c.rtt.srtt, RTTVar: c.rtt.rttvar, RTO: c.rtt.rto,
 		SndMSS: c.sndMSS, RcvMSS: c.rcvMSS, SndWndBytes: c.sndWnd,
-		RcvWndBytes: c.rcvAdv.Sub(c.rcvNxt), BytesInFlight: c.flight(),
+		RcvWndBytes: c.rcvAdv.Sub(c.rcvNxt), BytesInFlight: c.pipe(),
 		SndWscale: c.sndWscale, RcvWscale: c.rcvWscale,
 		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.info,
 	}

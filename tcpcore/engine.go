@@ -32,6 +32,9 @@ type Config struct {
 	// SkipChecksum trusts inbound TCP checksums (for drivers whose link
 	// already verified them).
 	SkipChecksum bool
+	// Trace, if set, is called synchronously with every congestion event
+	// (for `--trace FILE`); it must not call back into the engine.
+	Trace func(CongestionEvent)
 }
 
 // Waker is the driver's handle on a socket: the engine calls nothing on it

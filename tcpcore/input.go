@@ -62,7 +62,11 @@ func (c *Conn) input(now Time, s *segment) {
 		}
 		if s.seq.Add(s.segLen()).LE(c.rcvNxt) {
 			// An old duplicate (a retransmission we already have): ACK at
-			// once so the sender learns where we are (Linux tcp_data_queue).
+			// once so the sender learns where we are (Linux tcp_data_queue),
+			// reporting the duplicate (RFC 2883 §4.1.1).
+			if len(s.payload) > 0 {
+				c.setDSACK(s.seq, s.seq.Add(len(s.payload)))
+			}
 			c.sendAck(now)
 			c.updateDeadline()
 			return
@@ -343,13 +347,30 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		return false
 	}
 	wasZeroWnd := c.sndWnd == 0
+	newlySacked := c.processSACK(now, s)
+	oldUna := c.sndUna
 	if s.ack.GT(c.sndUna) {
 		c.ackNewData(now, s)
-	} else if s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN) &&
-		int(s.wnd)<<c.sndWscale == c.sndWnd && c.sndMax != c.sndUna {
-		// RFC 5681 §2: a duplicate ACK. Loss recovery reads dupAcks.
-		c.dupAcks++
-		c.info.DupAcksIn++
+	}
+	acked := c.sndUna.Sub(oldUna)
+	c.sb.trim(c.sndUna)
+	switch {
+	case c.recovery != recoveryNone:
+		if acked > 0 {
+			c.eifelCheck(now, s)
+		}
+		if c.recovery != recoveryNone {
+			c.recoveryAck(now, acked, acked+newlySacked)
+		}
+	case acked == 0:
+		// RFC 5681 §2 (and RFC 6675 §2 with SACK): a duplicate ACK carries
+		// no data, no SYN/FIN, acknowledges nothing new while data is
+		// outstanding, and leaves the window alone or brings new SACK news.
+		isDup := s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN|wire.FlagSYN) &&
+			(int(s.wnd)<<c.sndWscale == c.sndWnd || newlySacked > 0)
+		c.lossCheck(now, isDup)
+	default:
+		c.dupAcks, c.renoSacked = 0, 0
 	}
 	// Window update (RFC 9293 §3.10.7.4): only from a segment newer than
 	// the last update.
@@ -394,9 +415,6 @@ func (c *Conn) finSeq() Seq { return c.sndBufSeq.Add(c.sndBuf.Len()) }
 // finAcked reports whether the peer acknowledged our FIN.
 func (c *Conn) finAcked() bool { return c.finSent && c.sndUna.GT(c.finSeq()) }
 
-// flight is the bytes sent and not yet acknowledged.
-func (c *Conn) flight() int { return c.sndNxt.Sub(c.sndUna) }
-
 // ackNewData handles SND.UNA < SEG.ACK =< SND.MAX.
 func (c *Conn) ackNewData(now Time, s *segment) {
 	flightBefore := c.sndMax.Sub(c.sndUna)
@@ -426,10 +444,11 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	if c.sndNxt.LT(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
-	c.dupAcks = 0
 	// RFC 6298 §5.7 and Linux: new data acknowledged ends the backoff.
 	c.retries, c.backoff = 0, 0
-	if c.cc != nil {
+	if c.cc != nil && c.recovery != recoveryFast {
+		// In fast recovery PRR sets the pace; the window grows again once
+		// recovery ends.
 		c.cc.OnAck(time.Duration(now), acked, flightBefore, rtt)
 	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
@@ -450,8 +469,11 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	if d := c.rcvNxt.Sub(seq); d > 0 {
 		if d >= len(data) {
 			c.ackNow = true // entirely old: a retransmission
+			c.setDSACK(seq, seq.Add(len(data)))
 			return
 		}
+		// RFC 2883 §4.1.1: report the part we already had.
+		c.setDSACK(seq, c.rcvNxt)
 		data, seq = data[d:], c.rcvNxt
 	}
 	if c.rcvBuf.Cap() < c.rcvBufMax {
@@ -470,6 +492,8 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	if off > 0 {
 		// Out of order: park the bytes at their place and remember the range.
 		if c.ooo.contains(seq, seq.Add(len(data))) {
+			// RFC 2883 §4.1.2: a duplicate of out-of-order data.
+			c.setDSACK(seq, seq.Add(len(data)))
 			c.ackNow = true
 			return
 		}

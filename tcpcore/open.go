@@ -28,6 +28,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 	e.stats.ActiveOpens++
 	c.iss = e.isn.isn(now, local, remote)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.recoveryPoint, c.lostPoint = c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.state = SynSent
@@ -190,6 +191,7 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 	c.learnSynOptions(now, s, true)
 	c.iss = c.e.isn.isn(now, c.key.local, c.key.remote)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.recoveryPoint, c.lostPoint = c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	// The SYN's window is never scaled (RFC 7323 §2.2).
 	c.sndWnd = int(s.wnd)

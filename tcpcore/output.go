@@ -35,8 +35,25 @@ func (c *Conn) sendOne(now Time) bool {
 	if avail < 0 {
 		avail = 0 // SND.NXT is past the FIN
 	}
+	if c.recovery != recoveryNone {
+		if seq, n, fin, ok := c.nextRetransmit(); ok {
+			if !c.mayRetransmit() {
+				return false
+			}
+			c.fastRetransmitPending = false
+			c.retransmit(now, seq, n, fin)
+			c.chargeSend(n)
+			return true
+		}
+	}
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
-	cwndLeft := c.cc.CongestionWindow() - c.flight()
+	// The congestion limit: cwnd less what is in the network (RFC 6675
+	// pipe; SACKed or duplicate-ACKed segments count as delivered, which is
+	// also RFC 3042's limited transmit), or in fast recovery what PRR allows.
+	cwndLeft := c.cc.CongestionWindow() - c.pipe()
+	if c.recovery == recoveryFast {
+		cwndLeft = c.sndAllowance
+	}
 	n := min(avail, c.sndMSS, wndLeft, cwndLeft)
 	if n < 0 {
 		n = 0
@@ -51,7 +68,7 @@ func (c *Conn) sendOne(now Time) bool {
 			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < c.sndMSS {
 				return false
 			}
-		} else if !c.finQueued && (c.cork || !c.noDelay && c.flight() > 0) {
+		} else if !c.finQueued && (c.cork || !c.noDelay && c.outstanding() > 0) {
 			// RFC 896 / RFC 1122 §4.2.3.4 Nagle: hold a partial segment
 			// while data is unacknowledged; TCP_CORK holds it regardless.
 			return false
@@ -64,7 +81,37 @@ func (c *Conn) sendOne(now Time) bool {
 		return false
 	}
 	c.sendData(now, n, fin)
+	c.chargeSend(n)
 	return true
+}
+
+// mayRetransmit says whether congestion control lets a retransmission go.
+func (c *Conn) mayRetransmit() bool {
+	switch {
+	case c.fastRetransmitPending:
+		return true // RFC 5681 §3.2 step 2: fast retransmit goes at once
+	case c.recovery == recoveryFast:
+		return c.sndAllowance > 0
+	default:
+		return c.cc.CongestionWindow()-c.pipe() > 0
+	}
+}
+
+// chargeSend counts bytes sent during fast recovery against PRR.
+func (c *Conn) chargeSend(n int) {
+	if c.recovery == recoveryFast {
+		c.sndAllowance -= max(n, 1)
+		c.prrOut += n
+	}
+}
+
+// setDSACK arranges for the next ACK to report [start, end) as a
+// duplicate (RFC 2883), when D-SACK is on and SACK was negotiated.
+func (c *Conn) setDSACK(start, end Seq) {
+	if !c.sackOK || !c.e.prof.DSACK || !start.LT(end) {
+		return
+	}
+	c.dsackPending, c.dsackRange = true, seqRange{start, end}
 }
 
 // sendData transmits n bytes from SND.NXT, with FIN if fin.
@@ -152,6 +199,17 @@ func (c *Conn) ackOptions(now Time, o *wire.TCPOptions) {
 		o.HasTS, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
 		maxBlocks = 3 // RFC 2018 §3: three blocks fit beside timestamps
 	}
+	if c.dsackPending {
+		// RFC 2883 §4: the D-SACK block goes first, then the usual ones.
+		o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsackRange.start), Right: uint32(c.dsackRange.end)}
+		o.NumSACK = 1
+		c.dsackPending = false
+		c.info.DSACKsSent++
+		if !c.ooo.empty() {
+			c.sackBlocks(o, maxBlocks)
+		}
+		return
+	}
 	if c.sackOK && !c.ooo.empty() {
 		c.sackBlocks(o, maxBlocks)
 	}
@@ -165,8 +223,9 @@ func (c *Conn) sackBlocks(o *wire.TCPOptions, maxBlocks int) {
 	if r >= len(bl) {
 		r = 0
 	}
-	o.SACK[0] = wire.SACKBlock{Left: uint32(bl[r].start), Right: uint32(bl[r].end)}
-	n := 1
+	n := o.NumSACK // a D-SACK block may already be first
+	o.SACK[n] = wire.SACKBlock{Left: uint32(bl[r].start), Right: uint32(bl[r].end)}
+	n++
 	for i := len(bl) - 1; i >= 0 && n < maxBlocks; i-- {
 		if i == r {
 			continue

@@ -24,6 +24,8 @@ type sim struct {
 	rng      *rand.Rand
 	inflight []simPkt
 	dropped  int
+	// counters of the sending connection of the last transfer
+	aFast, aRTO uint64
 }
 
 type simPkt struct {
@@ -197,6 +199,7 @@ func transfer(t *testing.T, s *sim, n int) {
 	if got != n || !bytes.Equal(h.Sum(nil), want[:]) {
 		t.Fatalf("received %d of %d bytes, sha256 match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
 	}
+	s.aFast, s.aRTO = cli.Info().Counters.FastRetransmits, cli.Info().Counters.RTORetransmits
 	srv.Close(s.now)
 	s.runUntil(func() bool { return s.a.ConnCount() == 0 && s.b.ConnCount() == 0 },
 		2*s.a.prof.TimeWaitLen+time.Minute)

@@ -1,10 +1,6 @@
 package tcpcore
 
-import (
-	"time"
-
-	"tunstack/wire"
-)
+import "tunstack/wire"
 
 // updateDeadline recomputes the connection's earliest timer and moves it in
 // the engine's heap.
@@ -129,15 +125,11 @@ func (c *Conn) onRTO(now Time) {
 	}
 	c.retries++
 	c.backoff++
-	if c.cc != nil {
-		c.cc.OnRTO(time.Duration(now), c.sndMax.Sub(c.sndUna))
-	}
+	c.info.Timeouts++
 	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; the
-	// rest follow as the window allows (go-back-N from SND.UNA).
-	c.sndNxt = c.sndUna
+	// rest follow as the window allows (recovery.go, loss state).
+	c.enterLossRecovery(now)
 	c.rttTiming = false
-	c.dupAcks = 0
-	c.info.RTORetransmits++
 	// RFC 6298 §5.5-5.6: back off and restart the timer.
 	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 }

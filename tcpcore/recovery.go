@@ -1,0 +1,403 @@
+package tcpcore
+
+import (
+	"time"
+
+	"tunstack/wire"
+)
+
+// Loss recovery: which bytes are lost, what to retransmit next, how fast.
+//
+// With SACK the sender follows RFC 6675 (IsLost, pipe, NextSeg, rescue
+// retransmission); without it, NewReno (RFC 6582) with Linux's trick of
+// counting duplicate ACKs as SACKed segments. In fast recovery the sending
+// rate follows Proportional Rate Reduction (RFC 6937). After a
+// retransmission timeout everything outstanding is deemed lost and
+// retransmitted in order as slow start allows, skipping what the peer
+// SACKed. The congestion controller only sets the window: it hears OnLoss
+// when recovery starts, OnRecoveryEnd when it ends, and OnRTO.
+
+type recoveryState uint8
+
+const (
+	recoveryNone recoveryState = iota
+	recoveryFast               // fast retransmit / fast recovery (RFC 5681 §3.2, RFC 6675 §5)
+	recoveryLoss               // after an RTO: retransmit everything outstanding
+)
+
+// CongestionEvent is reported to Config.Trace for each change of
+// congestion state, so runs can be plotted.
+type CongestionEvent struct {
+	Time          Time
+	Local, Remote string
+	Event         string // "ack" (cwnd growth sampled), "fast-retransmit", "rto", "recovery-end", "undo", "dsack", "partial-ack"
+	CwndBytes     int
+	SSThreshBytes int
+	FlightBytes   int
+	State         string // "open", "recovery", "loss"
+}
+
+func (r recoveryState) String() string {
+	switch r {
+	case recoveryFast:
+		return "recovery"
+	case recoveryLoss:
+		return "loss"
+	}
+	return "open"
+}
+
+func (c *Conn) trace(now Time, ev string) {
+	tr := c.e.cfg.Trace
+	if tr == nil || c.cc == nil {
+		return
+	}
+	tr(CongestionEvent{Time: now, Local: c.key.local.String(), Remote: c.key.remote.String(), Event: ev,
+		CwndBytes: c.cc.CongestionWindow(), SSThreshBytes: c.cc.SlowStartThreshold(),
+		FlightBytes: c.pipe(), State: c.recovery.String()})
+}
+
+// outstandingEnd is the end of what we sent (SND.MAX).
+func (c *Conn) outstanding() int { return c.sndMax.Sub(c.sndUna) }
+
+// sacked returns the bytes the peer holds above SND.UNA by SACK, or, on a
+// connection without SACK, the segments its duplicate ACKs stand for.
+func (c *Conn) sacked() int {
+	if c.sackOK {
+		return c.sb.sackedBytes
+	}
+	return min(c.renoSacked*c.sndMSS, max(c.outstanding()-c.sndMSS, 0))
+}
+
+// pipe is RFC 6675's estimate of the bytes in the network: outstanding,
+// less SACKed, less lost, plus lost bytes already retransmitted.
+func (c *Conn) pipe() int {
+	if c.recovery == recoveryNone {
+		return max(c.outstanding()-c.sacked(), 0)
+	}
+	una, lost := c.sndUna, MaxSeq(c.lostPoint, c.sndUna)
+	if lost.GT(c.sndMax) {
+		lost = c.sndMax
+	}
+	p := c.sndMax.Sub(lost) // not lost
+	rx := MinSeq(MaxSeq(c.highRxt, una), lost)
+	p += rx.Sub(una) // lost and retransmitted
+	if c.sackOK {
+		p -= c.sb.sackedIn(lost, c.sndMax) + c.sb.sackedIn(una, rx)
+	} else {
+		p -= c.sacked()
+	}
+	return max(p, 0)
+}
+
+// processSACK reads the SACK blocks of an ACK (RFC 2018 §4): a first block
+// below SEG.ACK or inside the second is a D-SACK (RFC 2883 §4); the others
+// go into the scoreboard. It returns the bytes newly SACKed.
+func (c *Conn) processSACK(now Time, s *segment) int {
+	o := s.opts
+	if !c.sackOK || o.NumSACK == 0 {
+		return 0
+	}
+	first := 0
+	b0 := seqRange{Seq(o.SACK[0].Left), Seq(o.SACK[0].Right)}
+	isDSACK := b0.start.LT(b0.end) && (b0.end.LE(s.ack) ||
+		(o.NumSACK > 1 && Seq(o.SACK[1].Left).LE(b0.start) && b0.end.LE(Seq(o.SACK[1].Right))))
+	if isDSACK {
+		first = 1
+		c.onDSACK(now, b0)
+	}
+	added := 0
+	for i := first; i < o.NumSACK; i++ {
+		l, r := Seq(o.SACK[i].Left), Seq(o.SACK[i].Right)
+		// Only blocks within what we sent and above the cumulative ACK
+		// mean anything; a peer inventing others is ignored.
+		l = MaxSeq(l, MaxSeq(s.ack, c.sndUna))
+		r = MinSeq(r, c.sndMax)
+		if l.LT(r) {
+			added += c.sb.add(l, r)
+		}
+	}
+	return added
+}
+
+// onDSACK handles a duplicate report: our retransmission (or the original)
+// was unnecessary. Each one that covers a retransmission made in the
+// current episode takes one off undoRetrans; when none remain the window
+// reduction was spurious (RFC 3708, as Linux's tcp_try_undo_dsack does).
+// Reordering is the usual cause, so the duplicate threshold rises.
+func (c *Conn) onDSACK(now Time, b seqRange) {
+	c.info.DSACKsReceived++
+	if c.undoRetrans > 0 && b.start.GE(c.undoMarker) && b.end.LE(c.sndMax) {
+		c.undoRetrans--
+		c.dupThresh = min(c.dupThresh+1, c.e.prof.MaxReordering)
+	}
+	c.trace(now, "dsack")
+	if c.undoPossible && c.undoRetrans == 0 && c.recovery != recoveryNone {
+		c.undo(now)
+	}
+}
+
+// lossCheck runs on every ACK that acknowledges nothing new: limited
+// transmit for the first duplicates (RFC 3042), and entry into fast
+// recovery once loss is evident (RFC 5681 §3.2, RFC 6675 §5).
+func (c *Conn) lossCheck(now Time, isDup bool) {
+	if c.recovery != recoveryNone || c.outstanding() == 0 {
+		return
+	}
+	if isDup {
+		c.dupAcks++
+		c.info.DupAcksIn++
+		if !c.sackOK {
+			c.renoSacked++
+		}
+	}
+	lost := c.dupAcks >= c.dupThresh
+	if c.sackOK && !lost {
+		lost = c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS).GT(c.sndUna)
+	}
+	// RFC 6582 §3.2 step 1: no new recovery until the last one's data is
+	// acknowledged.
+	if !lost || c.sndUna.LT(c.recoveryPoint) {
+		return
+	}
+	c.enterFastRecovery(now)
+}
+
+// enterFastRecovery is RFC 6675 §5 step 4 / RFC 5681 §3.2 steps 2-4.
+func (c *Conn) enterFastRecovery(now Time) {
+	// RFC 5681 §3.2 step 2: FlightSize is the data outstanding, not less
+	// what duplicate ACKs or SACK say has arrived.
+	flight := c.outstanding()
+	c.startUndoEpisode()
+	c.recoveryPoint = c.sndMax
+	c.highRxt = c.sndUna
+	c.rescueDone = false
+	if c.cc.Name() == "tahoe" {
+		// Tahoe has no fast recovery: retransmit and slow-start from one
+		// segment, like a timeout without the backoff.
+		c.cc.OnLoss(time.Duration(now), flight)
+		c.recovery = recoveryLoss
+		c.lostPoint = c.sndMax
+		c.sb.reset()
+		c.trace(now, "fast-retransmit")
+		return
+	}
+	c.cc.OnLoss(time.Duration(now), flight)
+	c.recovery = recoveryFast
+	c.info.FastRecoveries++
+	if c.sackOK {
+		c.info.SACKRecoveries++
+	}
+	c.updateLostPoint()
+	// RFC 6937: PRR starts from the flight at the time loss was detected.
+	c.recoverFS = max(c.outstanding(), 1)
+	c.prrDelivered, c.prrOut = 0, 0
+	// RFC 5681 §3.2 step 3 / RFC 6675 §5 step 4.2: the first lost segment
+	// goes out at once, whatever PRR says.
+	c.sndAllowance = c.sndMSS
+	c.fastRetransmitPending = true
+	c.trace(now, "fast-retransmit")
+}
+
+// updateLostPoint recomputes which bytes are deemed lost in fast recovery.
+func (c *Conn) updateLostPoint() {
+	if c.sackOK {
+		c.lostPoint = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.sndUna.Add(1))
+	} else {
+		// NewReno: the first unacknowledged segment is the one lost
+		// (RFC 6582 §3.2 step 3 and partial ACKs).
+		c.lostPoint = c.sndUna.Add(c.sndMSS)
+	}
+}
+
+// recoveryAck is called for every ACK while in recovery, after SND.UNA and
+// the scoreboard were updated. delivered is DeliveredData of RFC 6937:
+// bytes newly acknowledged cumulatively or by SACK.
+func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
+	if c.sndUna.GE(c.recoveryPoint) {
+		c.exitRecovery(now)
+		return
+	}
+	if c.recovery == recoveryLoss {
+		return // cwnd (slow start) governs; NextSeg retransmits in order
+	}
+	if newlyAcked > 0 {
+		// A partial ACK (RFC 6582 §3.2 step 5).
+		if c.cc.Name() == "reno" && !c.sackOK {
+			// Classic Reno leaves recovery on the first new ACK.
+			c.exitRecovery(now)
+			return
+		}
+		if !c.sackOK {
+			c.renoSacked = max(c.renoSacked-(newlyAcked/c.sndMSS-1), 0)
+			c.highRxt = c.sndUna
+		}
+		c.trace(now, "partial-ack")
+	} else if !c.sackOK {
+		delivered = c.sndMSS // a duplicate ACK stands for one segment delivered
+	}
+	c.updateLostPoint()
+	// RFC 6937 §3: how much may be sent in answer to this ACK.
+	c.prrDelivered += delivered
+	pipe := c.pipe()
+	ssthresh := c.cc.SlowStartThreshold()
+	var sndcnt int
+	if pipe > ssthresh {
+		sndcnt = (c.prrDelivered*ssthresh+c.recoverFS-1)/c.recoverFS - c.prrOut
+	} else {
+		// PRR-SSRB: grow back toward ssthresh like slow start.
+		sndcnt = min(ssthresh-pipe, max(c.prrDelivered-c.prrOut, delivered)+c.sndMSS)
+	}
+	c.sndAllowance = max(sndcnt, 0)
+}
+
+// exitRecovery ends fast or loss recovery (RFC 5681 §3.2 step 6).
+func (c *Conn) exitRecovery(now Time) {
+	if c.recovery == recoveryFast {
+		c.cc.OnRecoveryEnd(time.Duration(now))
+	}
+	c.recovery = recoveryNone
+	c.dupAcks, c.renoSacked = 0, 0
+	c.lostPoint = c.sndUna
+	c.fastRetransmitPending = false
+	c.trace(now, "recovery-end")
+}
+
+// enterLossRecovery is the RTO response (RFC 6298 §5.4, RFC 5681 §3.1,
+// RFC 6675 §5.1): the window collapses, everything outstanding is deemed
+// lost, and the scoreboard is cleared in case the peer reneged.
+func (c *Conn) enterLossRecovery(now Time) {
+	if c.recovery == recoveryNone || c.backoff == 1 {
+		c.startUndoEpisode()
+	}
+	c.cc.OnRTO(time.Duration(now), c.outstanding())
+	c.recovery = recoveryLoss
+	c.recoveryPoint = c.sndMax
+	c.lostPoint = c.sndMax
+	c.highRxt = c.sndUna
+	c.sb.reset()
+	c.dupAcks, c.renoSacked = 0, 0
+	c.fastRetransmitPending = false
+	c.trace(now, "rto")
+}
+
+func (c *Conn) startUndoEpisode() {
+	c.undoMarker = c.sndUna
+	c.undoRetrans = 0
+	c.undoPossible = true
+	c.retransTS = 0
+}
+
+// undo restores the window after a reduction shown spurious.
+func (c *Conn) undo(now Time) {
+	c.cc.Undo(time.Duration(now))
+	c.info.SpuriousUndos++
+	c.undoPossible = false
+	c.recovery = recoveryNone
+	c.dupAcks, c.renoSacked = 0, 0
+	c.lostPoint = c.sndUna
+	c.fastRetransmitPending = false
+	c.trace(now, "undo")
+}
+
+// eifelCheck is RFC 3522's detection with timestamps: if the first ACK of
+// new data after we retransmitted echoes a TSval older than that
+// retransmission, the original arrived and the retransmission was spurious.
+func (c *Conn) eifelCheck(now Time, s *segment) {
+	if !c.tsOK || !c.undoPossible || c.retransTS == 0 || !s.opts.HasTS || s.opts.TSEcr == 0 {
+		return
+	}
+	if int32(s.opts.TSEcr-c.retransTS) < 0 && c.recovery != recoveryNone {
+		c.undo(now)
+	}
+}
+
+// nextRetransmit is RFC 6675 NextSeg rules 1 and 3/4: the first lost,
+// unSACKed range above HighRxt, else (fast recovery with SACK, once) a
+// rescue retransmission of the highest unSACKed segment. fin reports that
+// the range ends with our FIN.
+func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
+	if c.recovery == recoveryNone {
+		return 0, 0, false, false
+	}
+	seq = MaxSeq(c.highRxt, c.sndUna)
+	limit := MinSeq(c.lostPoint, c.sndMax)
+	for seq.LT(limit) {
+		if in, end := c.sb.isSacked(seq); in && c.sackOK {
+			seq = end
+			continue
+		}
+		end := MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.sndMSS))
+		return c.rangeToSend(seq, end)
+	}
+	if c.recovery == recoveryFast && c.sackOK && !c.rescueDone && !c.hasNewData() {
+		// RFC 6675 NextSeg rule 4: one segment ending at the highest
+		// unSACKed byte, so a lost tail does not wait for the RTO.
+		hi := c.sndMax
+		if k := len(c.sb.blocks); k > 0 && c.sb.blocks[k-1].end == c.sndMax {
+			hi = c.sb.blocks[k-1].start
+		}
+		if hi.GT(c.sndUna) {
+			c.rescueDone = true
+			return c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.sndMSS)), hi)
+		}
+	}
+	return 0, 0, false, false
+}
+
+// rangeToSend turns [seq, end) of sequence space into data bytes and a FIN
+// flag (our FIN occupies the last sequence number).
+func (c *Conn) rangeToSend(seq, end Seq) (Seq, int, bool, bool) {
+	fin := false
+	if c.finSent && end.GT(c.finSeq()) {
+		end = c.finSeq()
+		fin = true
+	}
+	n := end.Sub(seq)
+	if n < 0 {
+		n = 0
+	}
+	return seq, n, fin, n > 0 || fin
+}
+
+func (c *Conn) hasNewData() bool {
+	return c.sndBuf.Len()-c.sndNxt.Sub(c.sndBufSeq) > 0
+}
+
+// retransmit sends [seq, seq+n) (and FIN) again.
+func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool) {
+	flags := wire.FlagACK
+	if fin {
+		flags |= wire.FlagFIN
+	}
+	off := seq.Sub(c.sndBufSeq)
+	if n > 0 && off+n == c.sndBuf.Len() {
+		flags |= wire.FlagPSH
+	}
+	if c.tsOK && c.retransTS == 0 {
+		c.retransTS = c.tsNow(now)
+	}
+	c.emitData(now, seq, flags, off, n)
+	end := seq.Add(n)
+	if fin {
+		end = end.Add(1)
+	}
+	if end.GT(c.highRxt) {
+		c.highRxt = end
+	}
+	c.e.stats.RetransSegs++
+	c.info.Retransmits++
+	if c.recovery == recoveryLoss {
+		c.info.RTORetransmits++
+	} else {
+		c.info.FastRetransmits++
+	}
+	c.undoRetrans++
+	if c.rttTiming && c.rttSeq.GE(seq) && c.rttSeq.LT(end) {
+		c.rttTiming = false // Karn's rule
+	}
+	if c.rtoAt == noDeadline {
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	}
+	c.lastSend = now
+}

@@ -1,0 +1,303 @@
+package tcpcore
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"tunstack/policy"
+	"tunstack/wire"
+)
+
+// sendSegments makes an established connection (plain or SACK) send n
+// full segments and returns them.
+func sendSegments(t *testing.T, p *peer, c *Conn, n int) []tseg {
+	t.Helper()
+	c.SetNoDelay(p.now, true)
+	c.Write(p.now, make([]byte, n*c.MSS()))
+	var out []tseg
+	for i := 0; i < n; i++ {
+		out = append(out, p.next())
+	}
+	return out
+}
+
+func ackFor(s tseg) Seq { return s.seq + Seq(len(s.payload)) }
+
+// RFC 5681 §3.2: the third duplicate ACK triggers a retransmission of the
+// first unacknowledged segment at once, without waiting for the RTO.
+func TestFastRetransmitOnThirdDupAck(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	segs := sendSegments(t, p, c, 6)
+	una := iss + 1
+	for i := 1; i <= 2; i++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535})
+		// RFC 3042 limited transmit would send new data here; there is none.
+		p.expectNone()
+	}
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535})
+	r := p.expect(fA, una, peerISN+1)
+	if len(r.payload) != len(segs[0].payload) {
+		t.Fatalf("retransmitted %d bytes, want the first segment", len(r.payload))
+	}
+	if c.Info().Counters.FastRetransmits != 1 || c.Info().Counters.Timeouts != 0 {
+		t.Fatalf("counters %+v", c.Info().Counters)
+	}
+	if c.Info().SSThreshBytes != 6*c.MSS()/2 {
+		t.Fatalf("ssthresh %d, want FlightSize/2 = %d", c.Info().SSThreshBytes, 3*c.MSS())
+	}
+}
+
+// RFC 3042 limited transmit: the first two duplicate ACKs each let one new
+// segment out.
+func TestLimitedTransmit(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.SetNoDelay(p.now, true)
+	mss := c.MSS()
+	c.Write(p.now, make([]byte, 12*mss)) // IW10 lets 10 out
+	for i := 0; i < 10; i++ {
+		p.next()
+	}
+	p.expectNone()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+	p.expect(fA, iss+1+Seq(10*mss), peerISN+1)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+	p.expect(fPA, iss+1+Seq(11*mss), peerISN+1)
+}
+
+// RFC 6582: a partial ACK in NewReno recovery retransmits the next hole at
+// once and stays in recovery until the recovery point is acknowledged.
+func TestNewRenoPartialAckRetransmitsNextHole(t *testing.T) {
+	prof := testProfile()
+	prof.Congestion = "newreno"
+	p := newPeer(t, prof)
+	c, iss := p.listenAndAccept(plainSyn)
+	segs := sendSegments(t, p, c, 8)
+	una := iss + 1
+	for i := 0; i < 3; i++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535})
+	}
+	p.expect(fA, una, peerISN+1) // fast retransmit of segment 0
+	p.out = nil
+	// Segments 0 and 1 were lost; the retransmission of 0 brings a partial
+	// ACK up to segment 2... no: up to segment 1, which is still missing.
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[0]), wnd: 65535})
+	r := p.next()
+	if r.seq != segs[1].seq || len(r.payload) == 0 {
+		t.Fatalf("after the partial ACK got %v, want segment 1 (seq %d) retransmitted", r, segs[1].seq)
+	}
+	if c.recovery != recoveryFast {
+		t.Fatalf("left recovery on a partial ACK")
+	}
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[7]), wnd: 65535})
+	if c.recovery != recoveryNone {
+		t.Fatalf("still in recovery after the full ACK")
+	}
+	if c.Info().CwndBytes != c.Info().SSThreshBytes {
+		t.Fatalf("cwnd %d after recovery, want ssthresh %d", c.Info().CwndBytes, c.Info().SSThreshBytes)
+	}
+}
+
+// RFC 6675: with SACK, several holes in one window are retransmitted
+// during a single recovery, each as soon as IsLost says so, skipping what
+// the peer SACKed.
+func TestSACKRecoveryRetransmitsOnlyHoles(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	segs := sendSegments(t, p, c, 10)
+	una := iss + 1
+	// Segments 1 and 4 are lost; the peer SACKs the rest as they arrive.
+	sack := func(blocks ...[2]int) wire.TCPOptions {
+		var o wire.TCPOptions
+		for i, b := range blocks {
+			o.SACK[i] = wire.SACKBlock{Left: uint32(segs[b[0]].seq), Right: uint32(ackFor(segs[b[1]]))}
+		}
+		o.NumSACK = len(blocks)
+		return o
+	}
+	ack0 := ackFor(segs[0])
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535})
+	p.out = nil
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: sack([2]int{2, 2})})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: sack([2]int{2, 3})})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: sack([2]int{5, 5}, [2]int{2, 3})})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: sack([2]int{5, 6}, [2]int{2, 3})})
+	var rtx []Seq
+	for _, s := range p.out {
+		if s.seq.LT(segs[9].seq.Add(1)) && len(s.payload) > 0 {
+			rtx = append(rtx, s.seq)
+		}
+	}
+	if len(rtx) == 0 || rtx[0] != segs[1].seq {
+		t.Fatalf("retransmissions %v, want segment 1 (%d) first", rtx, segs[1].seq)
+	}
+	p.out = nil
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: sack([2]int{5, 9}, [2]int{2, 3})})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[3]), wnd: 65535, opts: sack([2]int{5, 9})})
+	found := false
+	for _, s := range append(p.out, p.collectAll()...) {
+		if s.seq == segs[4].seq {
+			found = true
+		}
+		for _, k := range []int{2, 3, 5, 6, 7, 8, 9} {
+			if s.seq == segs[k].seq {
+				t.Fatalf("retransmitted SACKed segment %d", k)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("segment 4 not retransmitted")
+	}
+	if c.Info().Counters.SACKRecoveries != 1 || c.Info().Counters.Timeouts != 0 {
+		t.Fatalf("counters %+v", c.Info().Counters)
+	}
+	_ = una
+}
+
+func (p *peer) collectAll() []tseg {
+	p.collect()
+	out := p.out
+	p.out = nil
+	return out
+}
+
+// RFC 2883 §4.1.1: a duplicate segment is reported in the first SACK block
+// of the ACK it triggers.
+func TestDSACKSentForDuplicateSegment(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	p.out = nil
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	a := p.expect(fA, iss+1, peerISN+101)
+	if a.opts.NumSACK != 1 || a.opts.SACK[0] != (wire.SACKBlock{Left: uint32(peerISN + 1), Right: uint32(peerISN + 101)}) {
+		t.Fatalf("ACK options %+v, want D-SACK %d-%d", a.opts, peerISN+1, peerISN+101)
+	}
+	if c.Info().Counters.DSACKsSent != 1 {
+		t.Fatalf("DSACKsSent %d", c.Info().Counters.DSACKsSent)
+	}
+}
+
+// RFC 2883 §4.1.2: a duplicate of out-of-order data: the D-SACK block,
+// then the block containing it.
+func TestDSACKForDuplicateOutOfOrderData(t *testing.T) {
+	p := newPeer(t, nil)
+	_, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	base := peerISN + 1
+	p.send(tseg{flags: fA, seq: base + 100, ack: iss + 1, wnd: 65535, payload: make([]byte, 200)})
+	p.out = nil
+	p.send(tseg{flags: fA, seq: base + 150, ack: iss + 1, wnd: 65535, payload: make([]byte, 50)})
+	a := p.expect(fA, iss+1, base)
+	if a.opts.NumSACK != 2 || a.opts.SACK[0].Left != uint32(base+150) || a.opts.SACK[1].Left != uint32(base+100) {
+		t.Fatalf("SACK %+v, want D-SACK 150-200 then 100-300", a.opts)
+	}
+}
+
+// RFC 3708 / Linux undo: when D-SACKs show every retransmission of a
+// recovery was unnecessary, the window reduction is undone.
+func TestDSACKUndoesSpuriousRecovery(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	segs := sendSegments(t, p, c, 8)
+	cwndBefore := c.Info().CwndBytes
+	ack0 := ackFor(segs[0])
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535})
+	for k := 2; k <= 4; k++ {
+		var o wire.TCPOptions
+		o.SACK[0] = wire.SACKBlock{Left: uint32(segs[2].seq), Right: uint32(ackFor(segs[k]))}
+		o.NumSACK = 1
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack0, wnd: 65535, opts: o})
+	}
+	if c.recovery != recoveryFast {
+		t.Fatalf("not in recovery")
+	}
+	if c.Info().CwndBytes >= cwndBefore && c.Info().SSThreshBytes >= cwndBefore {
+		t.Fatalf("no reduction on entering recovery")
+	}
+	// Segment 1 was only reordered: it arrives, and then our retransmission
+	// of it arrives too; the peer reports the duplicate.
+	var o wire.TCPOptions
+	o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[1]))}
+	o.NumSACK = 1
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[4]), wnd: 65535, opts: o})
+	if c.Info().Counters.SpuriousUndos != 1 {
+		t.Fatalf("no undo: counters %+v", c.Info().Counters)
+	}
+	if c.Info().CwndBytes < cwndBefore {
+		t.Fatalf("cwnd %d after undo, want at least %d", c.Info().CwndBytes, cwndBefore)
+	}
+	if c.dupThresh <= 3 {
+		t.Fatalf("dupThresh %d, want raised after reordering", c.dupThresh)
+	}
+}
+
+// RFC 5681 §3.1 and RFC 6298 §5.4: on RTO cwnd drops to one segment and
+// only the first unacknowledged segment goes out; each ACK then lets slow
+// start retransmit more.
+func TestRTORetransmitsOneSegmentThenSlowStarts(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	segs := sendSegments(t, p, c, 6)
+	p.step()
+	p.expect(fA, iss+1, peerISN+1)
+	p.expectNone()
+	if c.Info().CwndBytes != c.MSS() {
+		t.Fatalf("cwnd %d after RTO, want 1 MSS", c.Info().CwndBytes)
+	}
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[0]), wnd: 65535})
+	a, b := p.next(), p.next()
+	if a.seq != segs[1].seq || b.seq != segs[2].seq {
+		t.Fatalf("after the first ACK got %v and %v, want segments 1 and 2", a, b)
+	}
+}
+
+// A peer that invents SACK blocks cannot grow the scoreboard without bound,
+// and blocks outside what we sent are ignored.
+func TestScoreboardBoundedUnderHostileSACK(t *testing.T) {
+	var sb scoreboard
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 100000; i++ {
+		l := Seq(rng.Uint32() % 10_000_000)
+		sb.add(l, l.Add(1+int(rng.Uint32()%3)))
+		if len(sb.blocks) > maxScoreboardBlocks {
+			t.Fatalf("scoreboard grew to %d blocks", len(sb.blocks))
+		}
+	}
+	total := 0
+	for i, b := range sb.blocks {
+		total += b.end.Sub(b.start)
+		if i > 0 && !sb.blocks[i-1].end.LT(b.start) {
+			t.Fatalf("blocks overlap or touch: %v %v", sb.blocks[i-1], b)
+		}
+	}
+	if total != sb.sackedBytes {
+		t.Fatalf("sackedBytes %d, blocks hold %d", sb.sackedBytes, total)
+	}
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	sendSegments(t, p, c, 2)
+	var o wire.TCPOptions
+	o.SACK[0] = wire.SACKBlock{Left: uint32(iss + 100000), Right: uint32(iss + 200000)}
+	o.NumSACK = 1
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, opts: o})
+	if !c.sb.empty() {
+		t.Fatalf("a block beyond SND.MAX entered the scoreboard: %v", c.sb.blocks)
+	}
+}
+
+// With loss, most retransmissions are fast (duplicate ACKs / SACK) rather
+// than by timeout, with and without SACK.
+func TestLossRecoveryMostlyFast(t *testing.T) {
+	for _, sack := range []bool{true, false} {
+		prof := policy.Linux()
+		prof.SACK = sack
+		s := newSim(t, prof, 10*time.Millisecond, 0.02, 11)
+		transfer(t, s, 4<<20)
+		fast, rto := s.aFast, s.aRTO
+		if fast <= rto {
+			t.Fatalf("sack=%v: %d fast vs %d timeout retransmissions", sack, fast, rto)
+		}
+	}
+}
