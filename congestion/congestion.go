@@ -76,6 +76,8 @@ func New(name string, cfg Config) (Controller, error) {
 		return NewReno(cfg, NewRenoStyle), nil
 	case "tahoe":
 		return NewReno(cfg, TahoeStyle), nil
+	case "cubic":
+		return NewCubic(cfg), nil
 	}
-	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: reno, newreno, tahoe)", name)
+	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: reno, newreno, tahoe, cubic)", name)
 }
