@@ -142,6 +142,25 @@ func TestCubicGrowthFollowsCurve(t *testing.T) {
 	}
 }
 
+// RFC 9438 §4.2: the target is bounded to [cwnd, 1.5 cwnd], so one window
+// of ACKs adds at most half a window, and a curve below cwnd adds nothing.
+func TestCubicTargetBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		wMax, k, tSec, want float64
+	}{
+		{"far above: 1.5 cwnd", 100, 0, 10, 15},       // W_cubic = 500
+		{"within bounds", 12, 0, 0.9, 10 + 2 + 0.4*1}, // W_cubic(t+RTT = 1 s) = 12.4
+		{"below cwnd: no change", 8, 0, 0, 10},
+	} {
+		cv := cubicCurve{wMaxSeg: tc.wMax, kSec: tc.k, wEstSeg: 1, cwndPriorSeg: 10, inEpoch: true}
+		// Ten segments ACKed at cwnd 10: the whole gap to the target.
+		if got := cv.grow(tc.tSec, 0.1, 10, 10); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: cwnd %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // RFC 9438 §4.4/§4.5: growth slows toward W_max (concave), stays near it
 // around t = K, and speeds up beyond it (convex).
 func TestCubicPlateauConcaveThenConvex(t *testing.T) {
@@ -353,19 +372,30 @@ func TestCubicIdleRestartNoBurst(t *testing.T) {
 	busy := cubicAfterLoss(100)
 	ackRounds(busy, 2*time.Second, cubicTestRTT, 20)
 
-	c := cubicAfterLoss(100)
-	now := ackRounds(c, 2*time.Second, cubicTestRTT, 10)
-	// The last ACK drains the pipe; 10 s idle; then the sender fills the
-	// window again.
-	c.OnAck(now, mss, mss, cubicTestRTT)
-	w := segs(c)
-	ackRounds(c, now+10*time.Second, cubicTestRTT, 10)
-	if d := segs(c) - segs(busy); math.Abs(d) > 1.5 {
-		t.Fatalf("after idle cwnd %.2f (from %.2f), busy sender %.2f", segs(c), w, segs(busy))
+	for _, tc := range []struct {
+		name string
+		last func(c *Cubic, now time.Duration)
+	}{
+		// The window's last segment is acknowledged with little in flight.
+		{"trailing ACK", func(c *Cubic, now time.Duration) { c.OnAck(now, mss, mss, cubicTestRTT) }},
+		// One cumulative ACK covers the whole (full) window.
+		{"whole-window ACK", func(c *Cubic, now time.Duration) {
+			c.OnAck(now, c.CongestionWindow(), c.CongestionWindow(), cubicTestRTT)
+		}},
+	} {
+		c := cubicAfterLoss(100)
+		now := ackRounds(c, 2*time.Second, cubicTestRTT, 10)
+		tc.last(c, now)
+		w := segs(c)
+		// 10 s idle, then the sender fills the window again.
+		ackRounds(c, now+10*time.Second, cubicTestRTT, 10)
+		if d := segs(c) - segs(busy); math.Abs(d) > 1.5 {
+			t.Fatalf("%s: after idle cwnd %.2f (from %.2f), busy sender %.2f", tc.name, segs(c), w, segs(busy))
+		}
 	}
 
 	r := cubicAfterLoss(100)
-	now = ackRounds(r, 2*time.Second, cubicTestRTT, 30) // past K: cwnd ≈ 100+
+	now := ackRounds(r, 2*time.Second, cubicTestRTT, 30) // past K: cwnd ≈ 100+
 	r.OnAck(now, mss, mss, cubicTestRTT)
 	wMax := r.curve.wMaxSeg
 	now += 10 * time.Second
