@@ -94,8 +94,10 @@ type Profile struct {
 	// ProbeNewByte sends one new byte as the zero-window probe instead of
 	// Linux's SND.UNA-1 probe that carries no new data.
 	ProbeNewByte bool
-	// MaxZeroWindowProbes ends the connection after that many unanswered
-	// probes; 0 means Retries2 governs as in Linux.
+	// MaxZeroWindowProbes ends the connection with RST when the window is
+	// still zero after that many probes, answered or not (seed 002's
+	// "some implementations"); 0 means Linux's rule: only Retries2
+	// unanswered probes end it.
 	MaxZeroWindowProbes int
 
 	// --- Listen queues ---

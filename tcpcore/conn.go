@@ -118,8 +118,22 @@ type Conn struct {
 	lastOOWAck   Time     // last challenge/out-of-window ACK (rate limit)
 
 	// --- Probes ---
-	probes   int // unanswered zero-window probes (persist backoff)
-	kaProbes int // unanswered keepalive probes
+	probes         int // unanswered zero-window probes (reset by any acceptable ACK)
+	persistBackoff int // doublings of the persist interval (reset when the window opens)
+	kaProbes       int // unanswered keepalive probes
+
+	// --- Delayed ACK and receive auto-tuning ---
+	ato           time.Duration // adaptive delayed-ACK timeout (Linux icsk_ack.ato)
+	lastDataRecv  Time          // arrival of the last in-order data segment
+	rcvSpaceAt    Time          // start of the current auto-tuning measurement
+	rcvSpaceBytes int           // bytes read by the application since rcvSpaceAt
+	rcvSpace      int           // most bytes read in one RTT so far
+	rcvRTT        time.Duration // receiver-side RTT estimate (timestamps)
+	rcvBufLocked  bool          // SO_RCVBUF set by the application: no auto-tuning
+	sndBufLocked  bool          // SO_SNDBUF set by the application: no auto-tuning
+	corkAt        Time          // TCP_CORK's bound on holding a partial segment
+	corkExpired   bool
+	lastEcr       uint32 // TSecr of the last segment (receiver RTT samples)
 
 	// --- Socket options ---
 	noDelay   bool
@@ -200,6 +214,7 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		delackAt:    noDeadline,
 		keepaliveAt: noDeadline,
 		closeAt:     noDeadline,
+		corkAt:      noDeadline,
 		lingerAt:    noDeadline,
 		deadline:    noDeadline,
 		sndBufMax:   p.SndBuf,
@@ -227,9 +242,11 @@ func (c *Conn) applyOpts(o *SockOpts) {
 	}
 	if o.RcvBuf > 0 {
 		c.rcvBufMax = clampBuf(o.RcvBuf, c.e.prof.RcvBufMax)
+		c.rcvBufLocked = true
 	}
 	if o.SndBuf > 0 {
 		c.sndBufMax = clampBuf(o.SndBuf, c.e.prof.SndBufMax)
+		c.sndBufLocked = true
 	}
 	c.keepAlive = o.KeepAlive
 	if o.KeepIdle > 0 {
@@ -293,6 +310,7 @@ func (c *Conn) Read(now Time, p []byte) (int, error) {
 	}
 	if c.rcvBuf.Len() > 0 {
 		n := c.rcvBuf.read(p)
+		c.rcvSpaceBytes += n
 		c.afterRead(now)
 		return n, nil
 	}
@@ -566,6 +584,7 @@ func (c *Conn) SetLinger(on bool, d time.Duration) { c.lingerOn, c.linger = on, 
 
 // SetReadBuffer sets SO_RCVBUF (bytes, bounded by the profile).
 func (c *Conn) SetReadBuffer(n int) {
+	c.rcvBufLocked = true
 	c.rcvBufMax = clampBuf(n, c.e.prof.RcvBufMax)
 	if c.rcvBuf.Cap() > 0 && c.rcvBuf.Cap() < c.rcvBufMax {
 		c.rcvBuf.grow(c.rcvBufMax)
@@ -573,7 +592,10 @@ func (c *Conn) SetReadBuffer(n int) {
 }
 
 // SetWriteBuffer sets SO_SNDBUF (bytes, bounded by the profile).
-func (c *Conn) SetWriteBuffer(n int) { c.sndBufMax = clampBuf(n, c.e.prof.SndBufMax) }
+func (c *Conn) SetWriteBuffer(n int) {
+	c.sndBufLocked = true
+	c.sndBufMax = clampBuf(n, c.e.prof.SndBufMax)
+}
 
 // ReadBuffer and WriteBuffer return SO_RCVBUF and SO_SNDBUF.
 func (c *Conn) ReadBuffer() int  { return c.rcvBufMax }

@@ -75,6 +75,9 @@ func (c *Conn) input(now Time, s *segment) {
 		return
 	}
 
+	if c.tsOK && s.opts.HasTS {
+		c.lastEcr = s.opts.TSEcr
+	}
 	// RFC 7323 §4.3 (2): remember the peer's timestamp if this segment
 	// covers Last.ACK.sent.
 	if c.tsOK && s.opts.HasTS && s.seq.LE(c.lastAckSent) && int32(s.opts.TSVal-c.tsRecent) >= 0 {
@@ -346,6 +349,10 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		c.sendChallengeAck(now)
 		return false
 	}
+	// Any acceptable ACK answers our zero-window probes (Linux resets
+	// icsk_probes_out in tcp_ack): the connection lives while they are
+	// answered, however long the window stays shut.
+	c.probes = 0
 	wasZeroWnd := c.sndWnd == 0
 	newlySacked := c.processSACK(now, s)
 	oldUna := c.sndUna
@@ -380,8 +387,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		if wasZeroWnd && c.sndWnd > 0 {
 			// The window reopened: stop probing and send at once.
-			c.persistAt, c.probes = noDeadline, 0
-			c.backoff = 0
+			c.persistAt, c.probes, c.persistBackoff = noDeadline, 0, 0
 		}
 	}
 
@@ -450,6 +456,7 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 		// In fast recovery PRR sets the pace; the window grows again once
 		// recovery ends.
 		c.cc.OnAck(time.Duration(now), acked, flightBefore, rtt)
+		c.expandSndBuf()
 	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
 	// otherwise restart it.
@@ -523,6 +530,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		// RFC 5681 §4.2: a segment that fills a gap is acknowledged at once.
 		c.ackNow = true
 	}
+	c.updateATO(now)
 	c.scheduleAck(now, len(data))
 	if c.finPending && c.finPendingSeq == c.rcvNxt {
 		c.receiveFin(now, c.finPendingSeq)
@@ -541,7 +549,38 @@ func (c *Conn) scheduleAck(now Time, n int) {
 		return
 	}
 	if c.delackAt == noDeadline {
-		c.delackAt = now.Add(p.DelAckMin)
+		c.delackAt = now.Add(c.ato)
+	}
+}
+
+// updateATO adapts the delayed-ACK timeout to the data's inter-arrival
+// time as Linux's tcp_event_data_recv does: closely spaced segments pull it
+// toward DelAckMin, sparse ones toward their spacing, bounded by
+// [DelAckMin, DelAckMax]; a gap longer than the RTO re-enters quick-ACK mode.
+func (c *Conn) updateATO(now Time) {
+	p := c.e.prof
+	if c.ato == 0 {
+		c.ato = p.DelAckMin
+	}
+	if c.lastDataRecv != 0 {
+		m := now.Sub(c.lastDataRecv)
+		switch {
+		case m <= p.DelAckMin/2:
+			c.ato = c.ato/2 + p.DelAckMin/2
+		case m < c.ato:
+			c.ato = c.ato/2 + m
+		case m > c.rtt.rto:
+			c.quickAcks = max(c.quickAcks, min(p.QuickAcks, c.rcvBufMax/(2*max(c.rcvMSS, 1))))
+		}
+		c.ato = min(max(c.ato, p.DelAckMin), p.DelAckMax)
+	}
+	c.lastDataRecv = now
+	if c.tsOK && c.sndUna == c.sndMax {
+		// A receiver-side RTT sample for auto-tuning (Linux
+		// tcp_rcv_rtt_measure_ts), when the echoed TSval is ours.
+		if ms := int32(c.tsNow(now) - c.lastEcr); c.lastEcr != 0 && ms >= 0 {
+			c.rcvRTT = max(time.Duration(ms)*time.Millisecond, time.Millisecond)
+		}
 	}
 }
 

@@ -68,9 +68,15 @@ func (c *Conn) sendOne(now Time) bool {
 			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < c.sndMSS {
 				return false
 			}
-		} else if !c.finQueued && (c.cork || !c.noDelay && c.outstanding() > 0) {
+		} else if !c.finQueued && c.cork && !c.corkExpired {
+			// TCP_CORK holds a partial segment, for at most CorkLimit.
+			if c.corkAt == noDeadline {
+				c.corkAt = now.Add(c.e.prof.CorkLimit)
+			}
+			return false
+		} else if !c.finQueued && !c.cork && !c.noDelay && c.outstanding() > 0 {
 			// RFC 896 / RFC 1122 §4.2.3.4 Nagle: hold a partial segment
-			// while data is unacknowledged; TCP_CORK holds it regardless.
+			// while data is unacknowledged.
 			return false
 		}
 	}
@@ -82,6 +88,9 @@ func (c *Conn) sendOne(now Time) bool {
 	}
 	c.sendData(now, n, fin)
 	c.chargeSend(n)
+	if n < c.sndMSS {
+		c.corkExpired, c.corkAt = false, noDeadline
+	}
 	return true
 }
 
@@ -313,10 +322,62 @@ func (c *Conn) afterRead(now Time) {
 	if cur < 0 {
 		cur = 0
 	}
+	c.autotune(now)
 	free := c.rcvBufMax - c.rcvBuf.Len()
 	if 2*cur <= c.rcvBufMax && free >= 2*cur && free-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
 		c.ackNow = true
 		c.output(now)
 		c.updateDeadline()
+	}
+}
+
+// autotune grows the receive buffer with what the application actually
+// consumes per round trip, as Linux's tcp_rcv_space_adjust does (dynamic
+// right-sizing): a window of twice the bytes read in one RTT lets the
+// sender keep a full pipe while the reader keeps up. It never shrinks,
+// stops at the profile's RcvBufMax, and is off once the application set
+// SO_RCVBUF.
+func (c *Conn) autotune(now Time) {
+	if c.rcvBufLocked {
+		return
+	}
+	rtt := c.rcvRTT
+	if c.rtt.hasSample && (rtt == 0 || c.rtt.srtt < rtt) {
+		rtt = c.rtt.srtt
+	}
+	if rtt == 0 {
+		return
+	}
+	if c.rcvSpaceAt == 0 {
+		c.rcvSpaceAt = now
+		return
+	}
+	if now.Sub(c.rcvSpaceAt) < rtt {
+		return
+	}
+	copied := c.rcvSpaceBytes
+	c.rcvSpaceAt, c.rcvSpaceBytes = now, 0
+	if copied <= c.rcvSpace {
+		return
+	}
+	c.rcvSpace = copied
+	want := min(2*copied+16*c.rcvMSS, c.e.prof.RcvBufMax)
+	if want > c.rcvBufMax {
+		c.rcvBufMax = want
+		c.rcvBuf.grow(want)
+	}
+}
+
+// expandSndBuf grows the send buffer with the congestion window (Linux
+// tcp_sndbuf_expand): twice cwnd keeps a full window in flight while the
+// next one is written. Grow-only, bounded by the profile's SndBufMax, and
+// off once the application set SO_SNDBUF.
+func (c *Conn) expandSndBuf() {
+	if c.sndBufLocked {
+		return
+	}
+	if want := min(2*c.cc.CongestionWindow(), c.e.prof.SndBufMax); want > c.sndBufMax {
+		c.sndBufMax = want
+		c.wake() // more room to write
 	}
 }

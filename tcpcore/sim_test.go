@@ -26,6 +26,7 @@ type sim struct {
 	dropped  int
 	// counters of the sending connection of the last transfer
 	aFast, aRTO uint64
+	lastRcvBuf  int // receiver's buffer at the end of the last transfer
 }
 
 type simPkt struct {
@@ -200,6 +201,7 @@ func transfer(t *testing.T, s *sim, n int) {
 		t.Fatalf("received %d of %d bytes, sha256 match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
 	}
 	s.aFast, s.aRTO = cli.Info().Counters.FastRetransmits, cli.Info().Counters.RTORetransmits
+	s.lastRcvBuf = srv.ReadBuffer()
 	srv.Close(s.now)
 	s.runUntil(func() bool { return s.a.ConnCount() == 0 && s.b.ConnCount() == 0 },
 		2*s.a.prof.TimeWaitLen+time.Minute)

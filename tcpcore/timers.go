@@ -5,7 +5,7 @@ import "tunstack/wire"
 // updateDeadline recomputes the connection's earliest timer and moves it in
 // the engine's heap.
 func (c *Conn) updateDeadline() {
-	d := min(c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt)
+	d := min(c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt)
 	if c.state == Closed && c.e.conns[c.key] != c {
 		d = noDeadline
 	}
@@ -31,8 +31,11 @@ func (c *Conn) onTimers(now Time) {
 		c.onPersist(now)
 	}
 	if c.delackAt <= now {
+		// The delayed ACK found nothing to ride on: inflate the timeout
+		// (Linux tcp_delack_timer_handler), within DelAckMax.
 		c.delackAt = noDeadline
 		c.ackNow = true
+		c.ato = min(2*max(c.ato, c.e.prof.DelAckMin), c.e.prof.DelAckMax)
 	}
 	if c.keepaliveAt <= now {
 		c.keepaliveAt = noDeadline
@@ -42,6 +45,11 @@ func (c *Conn) onTimers(now Time) {
 		c.lingerAt = noDeadline
 		c.wake()
 	}
+	if c.corkAt <= now {
+		// TCP_CORK holds a partial segment at most CorkLimit (Linux 200 ms).
+		c.corkAt = noDeadline
+		c.corkExpired = true
+	}
 	if c.state != Closed {
 		c.output(now)
 	}
@@ -50,8 +58,8 @@ func (c *Conn) onTimers(now Time) {
 		if c.deadline <= now {
 			// A handler left a timer in the past: disarm everything rather
 			// than spin. This is a bug guard, not a protocol rule.
-			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt =
-				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt =
+				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
 		}
 	}
 	c.updateDeadline()
@@ -149,7 +157,7 @@ func (c *Conn) armPersist(now Time) {
 	if c.sndUna.Add(c.sndWnd).Sub(c.sndNxt) > 0 && c.sndWnd >= c.sndMSS {
 		return
 	}
-	c.persistAt = now.Add(c.rtt.backedOff(c.probes))
+	c.persistAt = now.Add(c.rtt.backedOff(c.persistBackoff))
 }
 
 // onPersist sends a zero-window probe, or, when the window is open but
@@ -163,7 +171,20 @@ func (c *Conn) onPersist(now Time) {
 		c.sendData(now, min(wndLeft, pending, c.sndMSS), false)
 		return
 	}
+	p := c.e.prof
+	if p.MaxZeroWindowProbes > 0 && c.persistBackoff >= p.MaxZeroWindowProbes {
+		// Seed 002: some stacks give up when the window is still zero
+		// after a few probes, answered or not: RST, then ETIMEDOUT.
+		c.abort(now, ErrTimedOut)
+		return
+	}
+	if c.probes >= p.Retries2 {
+		// Linux tcp_probe_timer: the retry limit ends it, without RST.
+		c.closeWith(ErrTimedOut)
+		return
+	}
 	c.probes++
+	c.persistBackoff++
 	c.info.ZeroWindowProbes++
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
@@ -174,7 +195,7 @@ func (c *Conn) onPersist(now Time) {
 		// with its current window.
 		c.emitProbe(now)
 	}
-	c.persistAt = now.Add(c.rtt.backedOff(c.probes))
+	c.persistAt = now.Add(c.rtt.backedOff(c.persistBackoff))
 }
 
 // emitProbe sends a segment the peer must answer with an ACK: sequence
