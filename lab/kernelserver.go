@@ -1,0 +1,200 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"tunstack/lab/netns"
+)
+
+// kernelServer is Linux's own TCP in the server namespace. Its listener is
+// a raw socket: listen(2) gets exactly the backlog asked for, and accept(2)
+// is called only when the experiment says so (Go's net.Listen would pick
+// its own backlog).
+type kernelServer struct {
+	ns   *netns.NS
+	addr netip.Addr
+	ctx  context.Context // cancels every wait on the server's sockets
+}
+
+func (k *kernelServer) listen(port uint16, backlog int) (listener, error) {
+	var fd int
+	err := k.ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: k.addr.As4()}); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("bind %v:%d: %w", k.addr, port, err)
+		}
+		if err := unix.Listen(fd, backlog); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("listen: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	f, err := newSockFile(k.ctx, fd, "listener")
+	if err != nil {
+		return nil, err
+	}
+	return &kernelListener{ns: k.ns, f: f, port: port}, nil
+}
+
+// counters reads the namespace's TcpExt and Tcp counters, which Linux
+// keeps per network namespace, as nstat shows them.
+func (k *kernelServer) counters() []Counter {
+	var cs []Counter
+	k.ns.Do(func() error {
+		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
+		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
+		for _, n := range []string{"ListenOverflows", "ListenDrops", "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "TCPReqQFullDoCookies", "TCPReqQFullDrop"} {
+			cs = append(cs, Counter{n, ext[n]})
+		}
+		cs = append(cs, Counter{"RetransSegs", tcp["RetransSegs"]})
+		return nil
+	})
+	return cs
+}
+
+// readSNMP parses the two-line "Prefix: names" / "Prefix: values" format
+// of /proc/net/snmp and /proc/net/netstat.
+func readSNMP(path, prefix string) map[string]uint64 {
+	out := map[string]uint64{}
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != prefix+":" {
+			continue
+		}
+		if names == nil {
+			names = fields[1:]
+			continue
+		}
+		for i, v := range fields[1:] {
+			if i < len(names) {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				out[names[i]] = n
+			}
+		}
+		break
+	}
+	return out
+}
+
+type kernelListener struct {
+	ns   *netns.NS
+	port uint16
+	f    *sockFile
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (l *kernelListener) accept(timeout time.Duration) (serverConn, error) {
+	var (
+		nfd int
+		sa  unix.Sockaddr
+	)
+	err := l.f.waitRead(timeout, func(fd int) error {
+		var err error
+		nfd, sa, err = unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	port := 0
+	if in, ok := sa.(*unix.SockaddrInet4); ok {
+		port = in.Port
+	}
+	f, err := newSockFile(l.f.ctx, nfd, "accepted")
+	if err != nil {
+		return nil, err
+	}
+	return &kernelConn{f: f, port: uint16(port)}, nil
+}
+
+// queue reads Recv-Q and Send-Q as ss does, from TCP_INFO on the
+// listening socket (tcpi_unacked is the accept queue's length, tcpi_sacked
+// the backlog), and counts SYN-RECV entries in /proc/net/tcp.
+func (l *kernelListener) queue() Queue {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := Queue{AcceptQueue: -1, Backlog: -1, SynQueue: -1}
+	if l.closed {
+		return q
+	}
+	l.f.control(func(fd int) {
+		if ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			q.AcceptQueue, q.Backlog = int(ti.Unacked), int(ti.Sacked)
+		}
+	})
+	l.ns.Do(func() error {
+		q.SynQueue = countSynRecv("/proc/thread-self/net/tcp", l.port)
+		return nil
+	})
+	return q
+}
+
+// countSynRecv counts request sockets (state 03, SYN-RECV) on local port.
+func countSynRecv(path string, port uint16) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	n := 0
+	want := fmt.Sprintf(":%04X", port)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "03" {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *kernelListener) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.f.close()
+}
+
+type kernelConn struct {
+	f    *sockFile
+	port uint16
+}
+
+func (c *kernelConn) remotePort() uint16 { return c.port }
+
+func (c *kernelConn) read(p []byte, timeout time.Duration) (int, error) {
+	return c.f.read(p, timeout)
+}
+
+func (c *kernelConn) close() error { return c.f.close() }

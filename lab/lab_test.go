@@ -1,0 +1,162 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"tunstack/lab/netns"
+	"tunstack/policy"
+)
+
+// The experiments in real time with kernel clients, as root. They take
+// their real durations (the synack schedule alone is 63 s), so they run as
+// parallel subtests of one test: about 70 s of wall time in all.
+
+func runExperiment(t *testing.T, name, stack string, o Options) *Result {
+	t.Helper()
+	o.Stack = stack
+	if stack != "linux" {
+		o.Profile, o.ProfileName = policy.Linux(), "linux"
+	}
+	if o.Backlog == 0 {
+		o.Backlog = -1
+	}
+	pcap := filepath.Join(t.TempDir(), name+"-"+stack+".pcap")
+	f, err := os.Create(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o.Pcap = f
+	res, err := Run(context.Background(), name, o)
+	if err != nil {
+		t.Fatalf("lab %s on %s: %v", name, stack, err)
+	}
+	var report bytes.Buffer
+	res.Print(&report)
+	t.Logf("\n%s", report.String())
+	checkPcapReadable(t, pcap, len(res.Capture.Packets))
+	return res
+}
+
+// checkPcapReadable has tshark, an independent decoder, count the TCP
+// packets of the written capture, when tshark is installed.
+func checkPcapReadable(t *testing.T, path string, min int) {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		return
+	}
+	out, err := exec.Command("tshark", "-r", path, "-Y", "tcp.port == 8000", "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Errorf("tshark -r %s: %v", path, err)
+		return
+	}
+	if n := len(strings.Fields(string(out))); n < min {
+		t.Errorf("tshark read %d TCP packets from the capture, the lab %d", n, min)
+	}
+}
+
+func TestExperiments(t *testing.T) {
+	netns.RequireRoot(t)
+	if testing.Short() {
+		t.Skip("the experiments take about 70 s of real time; not in -short")
+	}
+
+	// seed 001 on our stack: every client accepted in the end, the final
+	// ACKs the full queue dropped visible as SYN-ACK retransmissions, and
+	// the same connect/accept structure as the kernel's listener.
+	t.Run("backlog", func(t *testing.T) {
+		t.Parallel()
+		results := make(chan *Result, 2)
+		ours, linux := make(chan *Result, 1), make(chan *Result, 1)
+		t.Run("tunstack", func(t *testing.T) {
+			t.Parallel()
+			res := runExperiment(t, "backlog", "tunstack", Options{})
+			ours <- res
+			results <- res
+			for _, c := range res.Clients {
+				if !c.Accepted {
+					t.Errorf("client %d was never accepted", c.N)
+				}
+			}
+			if len(res.Clients) != 6 {
+				t.Errorf("%d clients, want 6", len(res.Clients))
+			}
+			if res.Capture.SynAckRetransmissions() == 0 {
+				t.Error("no SYN-ACK retransmission in the capture: the full accept queue should have dropped final ACKs")
+			}
+		})
+		t.Run("linux", func(t *testing.T) {
+			t.Parallel()
+			res := runExperiment(t, "backlog", "linux", Options{})
+			linux <- res
+			results <- res
+		})
+		t.Cleanup(func() {
+			if len(results) < 2 {
+				return // a subtest failed before producing a result
+			}
+			o, l := <-ours, <-linux
+			if o.Shape() != l.Shape() {
+				t.Errorf("connect/accept shape differs from Linux's:\n  tunstack: %s\n  linux:    %s", o.Shape(), l.Shape())
+			}
+		})
+	})
+
+	// seed 000 on our stack: the clients past the queue's room get five
+	// SYN-ACK retransmissions 1, 2, 4, 8 and 16 s apart, then nothing, and
+	// their write after that is answered by RST.
+	t.Run("synack/tunstack", func(t *testing.T) {
+		t.Parallel()
+		res := runExperiment(t, "synack", "tunstack", Options{})
+		overflowed := 0
+		for _, c := range res.Clients {
+			if len(res.Capture.SynAckTimes(c.N)) <= 1 {
+				continue
+			}
+			overflowed++
+			if gaps := res.SynAckGaps(c.N); !GapsMatch(gaps, expectedSynAckGaps, synackTolerance) {
+				t.Errorf("client %d: SYN-ACK gaps %s, want 1, 2, 4, 8, 16 s within 10%%", c.N, formatGaps(gaps))
+			}
+			if _, ok := res.ResetAfterWrite(c.N); !ok {
+				t.Errorf("client %d: its write after the last retry was not answered by RST", c.N)
+			}
+			if !errors.Is(c.ReadErr, unix.ECONNRESET) {
+				t.Errorf("client %d: read after the RST = %v, want ECONNRESET", c.N, c.ReadErr)
+			}
+		}
+		if want := res.Params.Clients - res.Params.Backlog - 1; overflowed != want {
+			t.Errorf("%d clients had their SYN-ACK retransmitted, want %d", overflowed, want)
+		}
+	})
+
+	// Closing the listener resets what it queued; every client learns.
+	t.Run("listener-close/tunstack", func(t *testing.T) {
+		t.Parallel()
+		res := runExperiment(t, "listener-close", "tunstack", Options{})
+		for _, c := range res.Clients {
+			if !errors.Is(c.ReadErr, unix.ECONNRESET) {
+				t.Errorf("client %d: read = %v, want ECONNRESET", c.N, c.ReadErr)
+			}
+		}
+		unprompted := 0
+		for _, c := range res.Clients {
+			if at, ok := firstServerRST(res, c.N); ok {
+				if p := lastClientPacket(res, c.N, at); p == nil || p.At < res.Marks["close"] {
+					unprompted++
+				}
+			}
+		}
+		if want := res.Params.Backlog + 1; unprompted != want {
+			t.Errorf("%d clients reset by the close itself, want the %d queued", unprompted, want)
+		}
+	})
+}

@@ -1,0 +1,200 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"tunstack/gvisorstack"
+	"tunstack/lab/netns"
+	"tunstack/netif"
+	"tunstack/policy"
+	"tunstack/stack"
+)
+
+// The addresses of the architecture contract: the clients are the kernel
+// side of the link, the server is the second address.
+var (
+	linkNet    = netip.MustParsePrefix("198.18.0.0/24")
+	clientAddr = netip.MustParseAddr("198.18.0.1")
+	serverAddr = netip.MustParseAddr("198.18.0.2")
+)
+
+// serverPort is seed 001's port.
+const serverPort = 8000
+
+const linkMTU = 1500
+
+// topology is one experiment's network:
+//
+//	tunstack, gvisor:  [client ns: kernel clients, TUN lab0 198.18.0.1] -- wire -- user-space stack 198.18.0.2
+//	linux:             [client ns: kernel clients, TUN lab0 198.18.0.1] -- wire -- [server ns: TUN lab0 198.18.0.2, kernel listener]
+//
+// In every case the clients are the same kernel sockets behind the same
+// TUN, the wire (a user-space hop with the fixed client-to-server delay)
+// is the same, and the capture is taken where the server meets the wire,
+// so timestamps are the server's view. For linux the two TUNs are joined
+// by a relay rather than a veth pair so that Linux's packets take the same
+// kind of path as the user-space stacks' do.
+type topology struct {
+	clientNS *netns.NS
+	srv      server
+	sysctls  []string // what was set, for the report
+
+	capture *bytes.Buffer // the pcap, complete after close
+	cleanup []func()
+}
+
+// stackNames are the stacks a lab can put under test.
+var stackNames = []string{"tunstack", "gvisor", "linux"}
+
+// clientSysctls are the client-side settings the experiments rely on, at
+// Linux's defaults, set explicitly so that a changed default shows.
+var clientSysctls = [][2]string{
+	{"net/ipv4/tcp_syn_retries", "6"},
+	{"net/ipv4/tcp_syncookies", "1"},
+}
+
+// linuxServerSysctls are the kernel listener's settings, at Linux's defaults.
+var linuxServerSysctls = [][2]string{
+	{"net/ipv4/tcp_synack_retries", "5"},
+	{"net/ipv4/tcp_syncookies", "1"},
+	{"net/ipv4/tcp_abort_on_overflow", "0"},
+	{"net/core/somaxconn", "4096"},
+}
+
+func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
+	t = &topology{capture: &bytes.Buffer{}}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if t.clientNS, err = netns.New("lab-" + o.Stack + "-c"); err != nil {
+		return nil, err
+	}
+	t.cleanup = append(t.cleanup, func() { t.clientNS.Close() })
+	clientTUN, err := openTUNIn(t.clientNS, clientAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := setSysctls(t.clientNS, clientSysctls, "client", &t.sysctls); err != nil {
+		clientTUN.Close()
+		return nil, err
+	}
+	wire := newDelayLink(clientTUN, o.Delay)
+	var capW io.Writer = t.capture
+	if o.Pcap != nil {
+		capW = io.MultiWriter(t.capture, o.Pcap)
+	}
+
+	switch o.Stack {
+	case "tunstack", "gvisor":
+		tap, err := netif.NewPcapTap(wire, capW)
+		if err != nil {
+			wire.Close()
+			return nil, err
+		}
+		if o.Stack == "tunstack" {
+			s, err := stack.New(tap, stack.Config{Addr: serverAddr, Profile: o.Profile.Clone()})
+			if err != nil {
+				tap.Close()
+				return nil, err
+			}
+			t.cleanup = append(t.cleanup, func() { s.Close() })
+			t.srv = newTunstackServer(s)
+		} else {
+			s, err := gvisorstack.New(tap, gvisorstack.Config{Addr: serverAddr, Prefix: linkNet, Profile: o.Profile.Clone()})
+			if err != nil {
+				tap.Close()
+				return nil, err
+			}
+			t.cleanup = append(t.cleanup, func() { s.Close() })
+			t.srv = newGVisorServer(s)
+		}
+	case "linux":
+		serverNS, err := netns.New("lab-linux-s")
+		if err != nil {
+			wire.Close()
+			return nil, err
+		}
+		t.cleanup = append(t.cleanup, func() { serverNS.Close() })
+		serverTUN, err := openTUNIn(serverNS, serverAddr)
+		if err != nil {
+			wire.Close()
+			return nil, err
+		}
+		if err := setSysctls(serverNS, linuxServerSysctls, "server", &t.sysctls); err != nil {
+			wire.Close()
+			serverTUN.Close()
+			return nil, err
+		}
+		tap, err := netif.NewPcapTap(serverTUN, capW)
+		if err != nil {
+			wire.Close()
+			serverTUN.Close()
+			return nil, err
+		}
+		r := startRelay(wire, tap)
+		t.cleanup = append(t.cleanup, func() {
+			wire.Close()
+			tap.Close()
+			r.wait()
+		})
+		t.srv = &kernelServer{ns: serverNS, addr: serverAddr, ctx: ctx}
+	default:
+		wire.Close()
+		return nil, fmt.Errorf("lab: unknown stack %q; use %s", o.Stack, strings.Join(stackNames, ", "))
+	}
+	return t, nil
+}
+
+// close tears everything down, in reverse order: stacks (which close their
+// links), then namespaces.
+func (t *topology) close() {
+	for i := len(t.cleanup) - 1; i >= 0; i-- {
+		t.cleanup[i]()
+	}
+	t.cleanup = nil
+}
+
+// openTUNIn creates the TUN device lab0 inside ns with the kernel side at
+// addr/24. IPv6 is turned off first, so its neighbour discovery does not
+// add packets to the wire.
+func openTUNIn(ns *netns.NS, addr netip.Addr) (*netif.TUN, error) {
+	var tun *netif.TUN
+	err := ns.Do(func() error {
+		for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+			_ = os.WriteFile(f, []byte("1"), 0o644)
+		}
+		var err error
+		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU})
+		return err
+	})
+	return tun, err
+}
+
+// setSysctls writes each setting inside ns and notes it as side: name=value.
+func setSysctls(ns *netns.NS, kv [][2]string, side string, note *[]string) error {
+	return ns.Do(func() error {
+		for _, s := range kv {
+			if err := os.WriteFile("/proc/sys/"+s[0], []byte(s[1]), 0o644); err != nil {
+				return fmt.Errorf("lab: sysctl %s=%s in the %s namespace: %w", s[0], s[1], side, err)
+			}
+			*note = append(*note, fmt.Sprintf("%s %s=%s", side, strings.ReplaceAll(s[0], "/", "."), s[1]))
+		}
+		return nil
+	})
+}
+
+// profileOrLinux returns p, or the Linux profile if p is nil.
+func profileOrLinux(p *policy.Profile) *policy.Profile {
+	if p == nil {
+		return policy.Linux()
+	}
+	return p
+}
