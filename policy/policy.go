@@ -33,6 +33,10 @@ type Profile struct {
 	// SynAckRetries is how many times a passive open retransmits its SYN-ACK
 	// (Linux tcp_synack_retries).
 	SynAckRetries int
+	// SynLinearTimeouts is how many SYN retransmissions keep the initial
+	// RTO before exponential backoff starts (Linux 6.x
+	// tcp_syn_linear_timeouts, default 4); 0 backs off from the first.
+	SynLinearTimeouts int
 
 	// --- Connection lifetime ---
 
@@ -81,13 +85,26 @@ type Profile struct {
 
 	// --- ACK and send policy ---
 
-	DelayedAck       bool          // delay ACKs (RFC 1122 §4.2.3.2)
-	DelAckMin        time.Duration // delayed-ACK timer floor (Linux TCP_DELACK_MIN 40 ms)
-	DelAckMax        time.Duration // delayed-ACK timer ceiling (Linux TCP_DELACK_MAX 200 ms; RFC: < 500 ms)
-	QuickAcks        int           // segments ACKed at once at the start of a connection (Linux quick-ACK mode, up to 16)
-	Nagle            bool          // Nagle's algorithm on by default (RFC 896)
-	CorkLimit        time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
-	InvalidRateLimit time.Duration // minimum gap between challenge/out-of-window ACKs per connection (tcp_invalid_ratelimit)
+	DelayedAck bool          // delay ACKs (RFC 1122 §4.2.3.2)
+	DelAckMin  time.Duration // delayed-ACK timer floor (Linux TCP_DELACK_MIN 40 ms)
+	DelAckMax  time.Duration // delayed-ACK timer ceiling (Linux TCP_DELACK_MAX 200 ms; RFC: < 500 ms)
+	QuickAcks  int           // segments ACKed at once at the start of a connection (Linux quick-ACK mode, up to 16)
+	Nagle      bool          // Nagle's algorithm on by default (RFC 896)
+	CorkLimit  time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
+	// TailLossProbe sends a probe 2*SRTT after the last transmission when
+	// nothing else would reveal a lost tail (RFC 8985 §7; Linux
+	// tcp_early_retrans=3). Like Linux, only on SACK connections.
+	TailLossProbe bool
+	// TLPDelAckAllowance is added to the probe timeout when a single
+	// segment is outstanding, for the peer's delayed ACK (RFC 8985
+	// WCDelAckT; Linux TCP_RTO_MIN).
+	TLPDelAckAllowance time.Duration
+	// PushEverySegments sets PSH on every Nth segment of a burst, besides the
+	// segment that empties the send queue. Linux sends through GSO in
+	// chunks of tcp_min_tso_segs (2) segments and each chunk's last segment
+	// carries PSH; 0 marks only the segment that empties the queue.
+	PushEverySegments int
+	InvalidRateLimit  time.Duration // minimum gap between challenge/out-of-window ACKs per connection (tcp_invalid_ratelimit)
 
 	// --- Zero-window probing (RFC 9293 §3.8.6.1) ---
 
@@ -128,6 +145,10 @@ func Linux() *Profile {
 		Retries2:            15,
 		SynRetries:          6,
 		SynAckRetries:       5,
+		SynLinearTimeouts:   4,
+		TailLossProbe:       true,
+		TLPDelAckAllowance:  200 * time.Millisecond,
+		PushEverySegments:   2,
 		MSL:                 30 * time.Second,
 		TimeWaitLen:         60 * time.Second,
 		FinTimeout:          60 * time.Second,
@@ -182,6 +203,9 @@ func RFC() *Profile {
 	p.QuickAcks = 0
 	p.ProbeNewByte = true // RFC 9293 §3.8.6.1: probe with new data
 	p.BacklogBoundsBoth = true
+	p.SynLinearTimeouts = 0
+	p.TailLossProbe = false
+	p.PushEverySegments = 0
 	p.SynCookies = false
 	p.SlowStartAfterIdle = true
 	p.LocalPortMin = 49152 // RFC 6335 §6

@@ -36,17 +36,20 @@ type Conn struct {
 	sndWl2    Seq // SEG.ACK of the last window update
 	maxSndWnd int // largest window the peer offered, bytes (RFC 1122 §4.2.3.4)
 
-	sndBuf    ring // bytes from sndBufSeq on: unacknowledged, then unsent
-	sndBufSeq Seq  // sequence number of sndBuf's first byte
-	sndBufMax int  // SO_SNDBUF, bytes
-	finQueued bool // application shut down writing: FIN follows the data
-	finSent   bool // FIN transmitted at least once
-	wrShut    bool // no more writes accepted
+	sndBuf        ring // bytes from sndBufSeq on: unacknowledged, then unsent
+	sndBufSeq     Seq  // sequence number of sndBuf's first byte
+	sndBufMax     int  // SO_SNDBUF, bytes
+	finQueued     bool // application shut down writing: FIN follows the data
+	finSent       bool // FIN transmitted at least once
+	segsSincePush int  // new-data segments sent since the last PSH
+	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
+	wrShut        bool // no more writes accepted
 
 	// --- Receive sequence space ---
 	irs           Seq
 	rcvNxt        Seq
 	rcvAdv        Seq  // right edge of the window we advertised (never moves left)
+	rcvSsthresh   int  // cap on the advertised window, grown as data arrives (Linux rcv_ssthresh)
 	rcvBuf        ring // in-order bytes not yet read, then out-of-order bytes by offset
 	rcvBufMax     int  // SO_RCVBUF, bytes
 	ooo           reassembly
@@ -105,6 +108,8 @@ type Conn struct {
 	delackAt    Time // delayed ACK
 	keepaliveAt Time // keepalive probe
 	closeAt     Time // TIME-WAIT end, FIN-WAIT-2 timeout
+	tlpAt       Time // tail loss probe (RFC 8985 §7)
+	tlpHighSeq  Seq  // SND.MAX when the last probe went out
 	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
 	deadline    Time // min of the above, the heap key
 	heapIdx     int
@@ -165,6 +170,7 @@ type ConnCounters struct {
 	DSACKsSent       uint64 // D-SACK blocks we sent (RFC 2883)
 	DSACKsReceived   uint64 // D-SACK blocks the peer sent
 	SpuriousUndos    uint64 // window reductions undone as spurious
+	TailLossProbes   uint64 // RFC 8985 probes sent
 	ZeroWindowProbes uint64
 	KeepAlivesSent   uint64
 	DupAcksIn        uint64
@@ -215,6 +221,7 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		keepaliveAt: noDeadline,
 		closeAt:     noDeadline,
 		corkAt:      noDeadline,
+		tlpAt:       noDeadline,
 		lingerAt:    noDeadline,
 		deadline:    noDeadline,
 		sndBufMax:   p.SndBuf,
@@ -314,10 +321,12 @@ func (c *Conn) Read(now Time, p []byte) (int, error) {
 		c.afterRead(now)
 		return n, nil
 	}
-	if c.hardErr != nil {
-		return 0, c.takeErr()
+	if err := c.takeErr(); err != nil {
+		return 0, err
 	}
 	if c.finRcvd || c.rdShut || c.state == Closed {
+		// After a reset has been reported once, reads see end of file, as
+		// on Linux.
 		return 0, io.EOF
 	}
 	return 0, ErrWouldBlock
@@ -343,10 +352,12 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if c.appClosed {
 		return 0, ErrClosed
 	}
-	if c.hardErr != nil {
-		return 0, c.takeErr()
+	if err := c.takeErr(); err != nil {
+		return 0, err
 	}
-	if c.wrShut {
+	if c.wrShut || c.hardErr != nil {
+		// Linux: once the error was reported (here or by SO_ERROR), writes
+		// on the dead connection fail with EPIPE.
 		return 0, ErrPipe
 	}
 	switch c.state {
@@ -398,11 +409,12 @@ func (c *Conn) Err() error {
 	return err
 }
 
-// takeErr returns the terminal error, clearing the pending copy so SO_ERROR
-// does not report it a second time.
+// takeErr returns the pending error once (Linux's sock_error): the first
+// call after a reset or timeout reports it, later ones see EOF or EPIPE.
 func (c *Conn) takeErr() error {
+	err := c.err
 	c.err = nil
-	return c.hardErr
+	return err
 }
 
 // HardErr returns the terminal error without clearing anything.
@@ -634,7 +646,8 @@ func (c *Conn) closeWith(err error) {
 		c.hardErr, c.err = err, err
 	}
 	c.state = Closed
-	c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt = noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+	c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.tlpAt, c.corkAt =
+		noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
 	c.unlink()
 	c.wake()
 }

@@ -235,7 +235,7 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 	c.rcvNxt = s.seq.Add(1)
 	// Our SYN offered min(buffer, 65535) bytes, unscaled (RFC 7323 §2.2);
 	// the window's right edge could not be known before IRS.
-	c.rcvAdv = c.rcvNxt.Add(min(c.rcvBufMax, 65535))
+	c.rcvAdv = c.rcvNxt.Add(c.rcvSsthresh)
 	c.learnSynOptions(now, s, true)
 	if !ackOK {
 		// Simultaneous open (RFC 9293 §3.5, Figure 8): SYN-RECEIVED, and
@@ -461,9 +461,10 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
 	// otherwise restart it.
 	if c.sndUna == c.sndMax {
-		c.rtoAt = noDeadline
+		c.rtoAt, c.tlpAt = noDeadline, noDeadline
 	} else {
 		c.rtoAt = now.Add(c.rtt.rto)
+		c.armTLP(now)
 	}
 	c.probes = 0
 	c.wake()
@@ -531,6 +532,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		c.ackNow = true
 	}
 	c.updateATO(now)
+	c.growRcvSsthresh(len(s.payload))
 	c.scheduleAck(now, len(data))
 	if c.finPending && c.finPendingSeq == c.rcvNxt {
 		c.receiveFin(now, c.finPendingSeq)
@@ -622,6 +624,6 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 // enterTimeWait starts the 2*MSL wait (RFC 9293 §3.6).
 func (c *Conn) enterTimeWait(now Time) {
 	c.setState(TimeWait)
-	c.rtoAt, c.persistAt, c.keepaliveAt = noDeadline, noDeadline, noDeadline
+	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)
 }

@@ -28,7 +28,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 	e.stats.ActiveOpens++
 	c.iss = e.isn.isn(now, local, remote)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
-	c.recoveryPoint, c.lostPoint = c.iss, c.iss
+	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.state = SynSent
@@ -118,8 +118,8 @@ func (c *Conn) sendSyn(now Time) {
 		ack = c.rcvNxt
 		c.lastAckSent = c.rcvNxt
 	}
-	// RFC 7323 §2.2: the window field of a SYN is never scaled.
-	wnd := min(c.rcvBufMax, 65535)
+	wnd := c.synWindow(synAck)
+	c.rcvSsthresh = wnd
 	c.rcvAdv = c.rcvNxt.Add(wnd)
 	c.emit(now, c.iss, ack, flags, uint16(wnd), &o, 0, 0)
 	if c.sndNxt == c.iss {
@@ -132,6 +132,23 @@ func (c *Conn) sendSyn(now Time) {
 	if c.retries == 0 && !c.tsOK {
 		c.rttTiming, c.rttSeq, c.rttTime = true, c.iss, now
 	}
+}
+
+// synWindow is the window our SYN or SYN-ACK offers: the receive buffer,
+// at most 65535 since a SYN's window is never scaled (RFC 7323 §2.2), and,
+// as Linux's tcp_select_initial_window does, rounded down to whole
+// segments of the MSS we expect to receive (less the timestamp option on a
+// SYN-ACK that agreed to timestamps).
+func (c *Conn) synWindow(synAck bool) int {
+	wnd := min(c.rcvBufMax, 65535)
+	mss := c.advertisedMSS()
+	if synAck && c.tsOK {
+		mss -= 12
+	}
+	if wnd > mss {
+		wnd -= wnd % mss
+	}
+	return wnd
 }
 
 // learnSynOptions applies the options of the peer's SYN (RFC 9293 §3.7.1,
@@ -191,7 +208,7 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 	c.learnSynOptions(now, s, true)
 	c.iss = c.e.isn.isn(now, c.key.local, c.key.remote)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
-	c.recoveryPoint, c.lostPoint = c.iss, c.iss
+	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	// The SYN's window is never scaled (RFC 7323 §2.2).
 	c.sndWnd = int(s.wnd)

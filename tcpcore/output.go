@@ -74,9 +74,10 @@ func (c *Conn) sendOne(now Time) bool {
 				c.corkAt = now.Add(c.e.prof.CorkLimit)
 			}
 			return false
-		} else if !c.finQueued && !c.cork && !c.noDelay && c.outstanding() > 0 {
-			// RFC 896 / RFC 1122 §4.2.3.4 Nagle: hold a partial segment
-			// while data is unacknowledged.
+		} else if !c.finQueued && !c.cork && !c.noDelay && c.sndSml.GT(c.sndUna) {
+			// RFC 896 / RFC 1122 §4.2.3.4 Nagle, in Minshall's form as
+			// Linux has it: hold a partial segment while an earlier partial
+			// segment is unacknowledged.
 			return false
 		}
 	}
@@ -128,8 +129,12 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 	seq := c.sndNxt
 	off := seq.Sub(c.sndBufSeq)
 	flags := wire.FlagACK
-	if n > 0 && off+n == c.sndBuf.Len() {
-		flags |= wire.FlagPSH // the segment empties the send queue
+	c.segsSincePush++
+	if n > 0 && (off+n == c.sndBuf.Len() || c.segsSincePush == c.e.prof.PushEverySegments) {
+		// PSH on the segment that empties the send queue, and (Linux) at
+		// the end of each GSO-sized chunk.
+		flags |= wire.FlagPSH
+		c.segsSincePush = 0
 	}
 	if fin {
 		flags |= wire.FlagFIN
@@ -144,6 +149,9 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 	if c.sndNxt.GT(c.sndMax) {
 		c.sndMax = c.sndNxt
 	}
+	if n < c.sndMSS {
+		c.sndSml = c.sndNxt
+	}
 	if retrans {
 		c.e.stats.RetransSegs++
 		c.info.Retransmits++
@@ -157,6 +165,7 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 		// RFC 6298 §5.1: start the timer when sending data with none running.
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
+	c.armTLP(now)
 	c.persistAt = noDeadline
 	c.lastSend = now
 }
@@ -291,6 +300,10 @@ func (c *Conn) advertiseWindow() uint16 {
 	if free < 0 {
 		free = 0
 	}
+	if c.rcvAdv.LT(c.rcvNxt) {
+		// The peer sent past the edge we offered and we had room for it.
+		c.rcvAdv = c.rcvNxt
+	}
 	right := c.rcvNxt.Add(free)
 	if right.GT(c.rcvAdv) && right.Sub(c.rcvAdv) < min(c.rcvBufMax/2, c.rcvMSS) {
 		right = c.rcvAdv
@@ -298,8 +311,10 @@ func (c *Conn) advertiseWindow() uint16 {
 	if right.LT(c.rcvAdv) {
 		right = c.rcvAdv
 	}
-	wnd := right.Sub(c.rcvNxt)
-	scaled := wnd >> c.rcvWscale
+	wnd := min(right.Sub(c.rcvNxt), max(c.rcvSsthresh, c.rcvAdv.Sub(c.rcvNxt)))
+	// Round up to the scale's granularity so a small window is not scaled
+	// away to zero (Linux __tcp_select_window's ALIGN).
+	scaled := (wnd + 1<<c.rcvWscale - 1) >> c.rcvWscale
 	if scaled > 65535 {
 		scaled = 65535
 	}
@@ -324,7 +339,9 @@ func (c *Conn) afterRead(now Time) {
 	}
 	c.autotune(now)
 	free := c.rcvBufMax - c.rcvBuf.Len()
-	if 2*cur <= c.rcvBufMax && free >= 2*cur && free-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
+	// The window we would now offer, capped like advertiseWindow's.
+	newWnd := min(free, max(c.rcvSsthresh, cur))
+	if 2*cur <= c.rcvBufMax && newWnd >= 2*cur && newWnd-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
 		c.ackNow = true
 		c.output(now)
 		c.updateDeadline()
@@ -379,5 +396,15 @@ func (c *Conn) expandSndBuf() {
 	if want := min(2*c.cc.CongestionWindow(), c.e.prof.SndBufMax); want > c.sndBufMax {
 		c.sndBufMax = want
 		c.wake() // more room to write
+	}
+}
+
+// growRcvSsthresh raises the cap on our advertised window by two segments
+// for each data segment of useful size (Linux tcp_grow_window), so the
+// window opens with the flow rather than all at once.
+func (c *Conn) growRcvSsthresh(n int) {
+	const minGrowSegment = 128 // bytes; Linux ignores smaller segments
+	if n >= minGrowSegment && c.rcvSsthresh < c.rcvBufMax {
+		c.rcvSsthresh = min(c.rcvSsthresh+2*c.advertisedMSS(), c.rcvBufMax)
 	}
 }

@@ -301,3 +301,38 @@ func TestLossRecoveryMostlyFast(t *testing.T) {
 		}
 	}
 }
+
+// RFC 8985 §7: with SACK, a lone outstanding segment is probed at
+// 2*SRTT + WCDelAckT (capped by the RTO), the RTO is then re-armed from
+// the probe, and only after it does backoff start.
+func TestTailLossProbeBeforeRTO(t *testing.T) {
+	p := newPeer(t, nil)
+	l, _ := p.e.Listen(p.now, local, 4, SockOpts{})
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}})
+	sa := p.next()
+	p.now = p.now.Add(10 * time.Millisecond) // a 10 ms handshake RTT
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
+	c, _ := l.Accept(p.now)
+	c.Write(p.now, make([]byte, 1000))
+	orig := p.next()
+	var at []time.Duration
+	for i := 0; i < 3; i++ {
+		p.step()
+		r := p.next()
+		if r.seq != orig.seq || len(r.payload) != 1000 {
+			t.Fatalf("retransmission %d: %v", i, r)
+		}
+		at = append(at, r.at.Sub(orig.at))
+	}
+	// SRTT 10 ms: PTO = min(2*10+200, RTO 10+200) = 210 ms; then the RTO
+	// 210 ms after the probe; then doubled.
+	want := []time.Duration{210, 420, 840}
+	for i := range want {
+		if at[i] != want[i]*time.Millisecond {
+			t.Fatalf("retransmissions at %v, want %v ms", at, want)
+		}
+	}
+	if c.Info().Counters.TailLossProbes != 1 || c.Info().Counters.Timeouts != 2 {
+		t.Fatalf("counters %+v", c.Info().Counters)
+	}
+}

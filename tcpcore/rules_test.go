@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"tunstack/policy"
 	"tunstack/wire"
 )
 
@@ -254,31 +255,40 @@ func TestRTOBackoffInstantsAndGiveUp(t *testing.T) {
 	p.expectNone() // Linux gives up without an RST
 }
 
-// The SYN is retransmitted at 1, 3, 7, 15, 31, 63 s and the connect fails
-// with ETIMEDOUT at 127 s (Linux tcp_syn_retries=6, initial RTO 1 s).
+// Linux 6.x: the SYN is retransmitted at 1, 2, 3, 4 s (tcp_syn_linear_timeouts=4
+// keeps the initial RTO), then backs off: 5, 7 s; the connect fails with
+// ETIMEDOUT at 11 s (tcp_syn_retries=6). The rfc profile backs off from the
+// first: 1, 3, 7, 15, 31, 63 s and gives up at 123 s.
 func TestSynRetransmissionScheduleAndTimeout(t *testing.T) {
-	p := newPeer(t, nil)
+	testSynSchedule(t, testProfile(), []time.Duration{1, 2, 3, 4, 5, 7}, 11)
+	rfc := policy.RFC()
+	// The last wait is capped by the rfc profile's 60 s maximum RTO: 63+60.
+	testSynSchedule(t, rfc, []time.Duration{1, 3, 7, 15, 31, 63}, 123)
+}
+
+func testSynSchedule(t *testing.T, prof *policy.Profile, want []time.Duration, giveUp time.Duration) {
+	t.Helper()
+	p := newPeer(t, prof)
 	start := p.now
 	c, _ := p.e.Connect(p.now, local, remote, SockOpts{})
 	p.next()
 	var at []time.Duration
-	for i := 0; i < 6; i++ {
-		p.advance(100 * time.Second)
+	for i := 0; i < len(want); i++ {
+		p.step()
 		s := p.next()
 		if s.flags != fS {
 			t.Fatalf("retransmission %d is %v", i, s)
 		}
 		at = append(at, s.at.Sub(start))
 	}
-	want := []time.Duration{1, 3, 7, 15, 31, 63}
 	for i := range want {
 		if at[i] != want[i]*time.Second {
-			t.Fatalf("SYN retransmissions at %v, want %v s", at, want)
+			t.Fatalf("%s: SYN retransmissions at %v, want %v s", prof.Name, at, want)
 		}
 	}
-	p.advance(200 * time.Second)
-	if !errors.Is(c.HardErr(), ErrTimedOut) {
-		t.Fatalf("connect error %v, want ETIMEDOUT", c.HardErr())
+	p.step()
+	if !errors.Is(c.HardErr(), ErrTimedOut) || p.now.Sub(start) != giveUp*time.Second {
+		t.Fatalf("%s: connect error %v at %v, want ETIMEDOUT at %v s", prof.Name, c.HardErr(), p.now.Sub(start), giveUp)
 	}
 }
 
@@ -344,8 +354,8 @@ func TestWindowScaleArithmetic(t *testing.T) {
 	if !sa.opts.HasWScale || sa.opts.WScale != 7 {
 		t.Fatalf("SYN-ACK wscale %+v, want 7 for a 6 MiB maximum buffer", sa.opts)
 	}
-	if sa.wnd != 65535 {
-		t.Fatalf("SYN-ACK window %d, want 65535 unscaled", sa.wnd)
+	if sa.wnd != 64240 {
+		t.Fatalf("SYN-ACK window %d, want 64240 (65535 unscaled, in whole 1460-byte segments)", sa.wnd)
 	}
 	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 2000})
 	c, _ := l.Accept(p.now)
@@ -356,11 +366,11 @@ func TestWindowScaleArithmetic(t *testing.T) {
 	p.out = nil // quick-ACK mode acknowledges the first at once
 	p.send(tseg{flags: fPA, seq: peerISN + 1 + 1460, ack: sa.seq + 1, wnd: 2000, payload: make([]byte, 1460)})
 	a := p.expect(fA, sa.seq+1, peerISN+1+2920)
-	free := c.rcvBufMax - 2920
-	// The field is the free space shifted by 7, held back by at most the
-	// receiver SWS threshold (one MSS) plus the scale's granularity.
-	if adv := int(a.wnd) << 7; adv > free || free-adv >= 1460+128 {
-		t.Fatalf("advertised %d (%d bytes), want about free space %d >> 7", a.wnd, adv, free)
+	// The window is capped by rcv_ssthresh (the SYN-ACK's 64240, grown by
+	// two MSS per full segment received) rather than the free space, and
+	// rounded up to the scale's 128-byte granularity: ceil(70080/128).
+	if want := (64240 + 2*2*1460 + 127) >> 7; int(a.wnd) != want {
+		t.Fatalf("advertised %d, want %d", a.wnd, want)
 	}
 }
 

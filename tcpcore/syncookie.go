@@ -131,7 +131,7 @@ func (l *Listener) sendCookieSynAck(now Time, s *segment) {
 		// Without timestamps the cookie cannot carry these (Linux too).
 		o.HasWScale, o.SACKPermitted = false, false
 	}
-	c.emit(now, iss, c.rcvNxt, wire.FlagSYN|wire.FlagACK, uint16(min(c.rcvBufMax, 65535)), &o, 0, 0)
+	c.emit(now, iss, c.rcvNxt, wire.FlagSYN|wire.FlagACK, uint16(c.synWindow(true)), &o, 0, 0)
 }
 
 // cookieConn builds the connection a valid cookie ACK stands for.
@@ -143,7 +143,7 @@ func (l *Listener) cookieConn(now Time, s *segment, mssIdx int) *Conn {
 	// As if our SYN-ACK were outstanding: the ACK being processed
 	// acknowledges it and completes the handshake.
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, s.ack, s.ack
-	c.recoveryPoint, c.lostPoint = c.iss, c.iss
+	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = s.ack
 	c.irs = s.seq.Add(-1)
 	c.rcvNxt = s.seq
@@ -164,7 +164,8 @@ func (l *Listener) cookieConn(now Time, s *segment, mssIdx int) *Conn {
 		c.rcvWscale = 0
 	}
 	c.setSndMSS()
-	c.rcvAdv = c.rcvNxt.Add(min(c.rcvBufMax, 65535) >> c.rcvWscale << c.rcvWscale)
+	c.rcvSsthresh = c.synWindow(true)
+	c.rcvAdv = c.rcvNxt.Add(c.rcvSsthresh)
 	c.sndWnd = int(s.wnd) << c.sndWscale
 	c.sndWl1, c.sndWl2 = s.seq, s.ack
 	c.maxSndWnd = c.sndWnd

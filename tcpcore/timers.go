@@ -5,7 +5,7 @@ import "tunstack/wire"
 // updateDeadline recomputes the connection's earliest timer and moves it in
 // the engine's heap.
 func (c *Conn) updateDeadline() {
-	d := min(c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt)
+	d := min(c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt, c.tlpAt)
 	if c.state == Closed && c.e.conns[c.key] != c {
 		d = noDeadline
 	}
@@ -22,8 +22,14 @@ func (c *Conn) onTimers(now Time) {
 		c.closeAt = noDeadline
 		c.onCloseTimer(now)
 	}
+	// The probe timer stands in for the RTO while armed (Linux keeps them
+	// in one slot): when both are due the probe goes, and re-arms the RTO.
+	if c.tlpAt <= now && c.tlpAt <= c.rtoAt {
+		c.tlpAt = noDeadline
+		c.onTLP(now)
+	}
 	if c.rtoAt <= now {
-		c.rtoAt = noDeadline
+		c.rtoAt, c.tlpAt = noDeadline, noDeadline
 		c.onRTO(now)
 	}
 	if c.persistAt <= now {
@@ -58,8 +64,8 @@ func (c *Conn) onTimers(now Time) {
 		if c.deadline <= now {
 			// A handler left a timer in the past: disarm everything rather
 			// than spin. This is a bug guard, not a protocol rule.
-			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt =
-				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt, c.tlpAt =
+				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
 		}
 	}
 	c.updateDeadline()
@@ -90,7 +96,11 @@ func (c *Conn) onRTO(now Time) {
 			return
 		}
 		c.retries++
-		c.backoff++
+		if c.retries > p.SynLinearTimeouts {
+			// Linux 6.x: the first SynLinearTimeouts retransmissions keep
+			// the initial RTO; exponential backoff only after them.
+			c.backoff++
+		}
 		c.rttTiming = false
 		c.e.stats.RetransSegs++
 		c.info.Retransmits++

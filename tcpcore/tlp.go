@@ -1,0 +1,74 @@
+package tcpcore
+
+import (
+	"time"
+
+	"tunstack/wire"
+)
+
+// Tail loss probe (RFC 8985 §7). When the last segments of a flight are
+// lost no duplicate ACKs come back and only the RTO would notice. A probe
+// sent about two round trips after the last transmission (new data if there
+// is some, else the last segment again) draws an ACK whose SACK blocks start
+// fast recovery instead. Like Linux, only on SACK connections.
+
+// tlpMinTimeout is the floor Linux adds when several segments are in
+// flight (TCP_TIMEOUT_MIN).
+const tlpMinTimeout = 2 * time.Millisecond
+
+// armTLP schedules the probe timeout (RFC 8985 §7.2) if a probe may be sent.
+func (c *Conn) armTLP(now Time) {
+	p := c.e.prof
+	if !p.TailLossProbe || !c.sackOK || c.recovery != recoveryNone || !c.rtt.hasSample ||
+		c.tlpHighSeq.GT(c.sndUna) || c.sndUna == c.sndMax {
+		c.tlpAt = noDeadline
+		return
+	}
+	pto := 2 * c.rtt.srtt
+	if c.outstanding() <= c.sndMSS {
+		pto += p.TLPDelAckAllowance // the peer may be delaying its ACK
+	} else {
+		pto += tlpMinTimeout
+	}
+	at := now.Add(pto)
+	if c.rtoAt != noDeadline && c.rtoAt < at {
+		at = c.rtoAt // never later than the RTO
+	}
+	c.tlpAt = at
+}
+
+// onTLP sends the probe (RFC 8985 §7.3) and re-arms the RTO.
+func (c *Conn) onTLP(now Time) {
+	if c.recovery != recoveryNone || c.sndUna == c.sndMax {
+		return
+	}
+	c.info.TailLossProbes++
+	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
+	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)
+	if avail > 0 && wndLeft > 0 {
+		c.sendData(now, min(avail, wndLeft, c.sndMSS), false)
+	} else {
+		seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, c.sndMax.Add(-c.sndMSS)), c.sndMax)
+		if !ok {
+			return
+		}
+		flags := wire.FlagACK
+		if fin {
+			flags |= wire.FlagFIN
+		}
+		off := seq.Sub(c.sndBufSeq)
+		if n > 0 && off+n == c.sndBuf.Len() {
+			flags |= wire.FlagPSH
+		}
+		c.emitData(now, seq, flags, off, n)
+		c.e.stats.RetransSegs++
+		c.info.Retransmits++
+		if c.rttTiming && c.rttSeq.GE(seq) {
+			c.rttTiming = false // Karn's rule
+		}
+	}
+	c.tlpHighSeq = c.sndMax
+	c.tlpAt = noDeadline
+	// RFC 8985 §7.3: after the probe the RTO is armed afresh.
+	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+}
