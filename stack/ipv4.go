@@ -114,10 +114,20 @@ func (w *ipv4Writer) write(s *Stack, batch []*tcpcore.Packet) {
 		}, len(b)-wire.IPv4HeaderLen)
 		w.pkts = append(w.pkts, b)
 	}
-	n, err := s.link.WritePackets(w.pkts)
-	s.ipStats.packetsOut.Add(uint64(n))
-	if err != nil {
+	// A link may refuse one packet (too big for it) and report how many
+	// it sent before that one; the rest of the batch still goes out.
+	for off := 0; off < len(w.pkts); {
+		n, err := s.link.WritePackets(w.pkts[off:])
+		s.ipStats.packetsOut.Add(uint64(n))
+		off += n
+		if err == nil {
+			break
+		}
 		s.ipStats.linkWriteErrors.Add(1)
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		off++ // skip the refused packet
 	}
 	clear(w.pkts) // do not keep the engine's buffers reachable
 }

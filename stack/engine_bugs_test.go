@@ -1,0 +1,60 @@
+package stack
+
+import (
+	"flag"
+	"io"
+	"testing"
+	"time"
+
+	"tunstack/policy"
+)
+
+// engineBugs runs the tests that known engine bugs block.
+var engineBugs = flag.Bool("enginebugs", false, "run tests blocked by known engine bugs")
+
+// TestActiveOpenAdvertisesRealWindow checks that after the handshake the
+// passive side's view of the dialer's window is no larger than the dialer's
+// receive buffer. See /tmp/tunstack-engine-bugs.md, "active open rcvAdv":
+// the dialer's SYN sets RCV.ADV from RCV.NXT before IRS is known, so for
+// about half of the ISNs its first ACK advertises 65535<<wscale bytes.
+func TestActiveOpenAdvertisesRealWindow(t *testing.T) {
+	p := newPair(t, 0, 7)
+	rcvBuf := policy.Linux().RcvBuf
+	for i := range 8 {
+		_, s := p.connect(t, 6000+i)
+		if w := s.Info().SndWndBytes; w > rcvBuf {
+			t.Errorf("conn %d: acceptor sees the dialer's window as %d bytes, more than its %d-byte receive buffer", i, w, rcvBuf)
+		}
+	}
+}
+
+// TestSegmentsFitTheMTU sends data both ways at once over a lossy pipe, so
+// that data segments also carry SACK blocks, and checks that the link never
+// refused a packet as larger than its MTU. See /tmp/tunstack-engine-bugs.md,
+// "data segments with SACK blocks exceed the MTU".
+func TestSegmentsFitTheMTU(t *testing.T) {
+	if !*engineBugs {
+		t.Skip("known engine bug, see /tmp/tunstack-engine-bugs.md (run with -enginebugs)")
+	}
+	p := newPair(t, 0.05, 11)
+	c, s := p.connect(t, 7)
+	const size = 256 << 10
+	go io.Copy(s, s) // echo
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, size))
+		errc <- err
+	}()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+		t.Errorf("echo: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("write: %v", err)
+	}
+	for name, st := range map[string]IPStats{"dialer": p.a.IPStats(), "acceptor": p.b.IPStats()} {
+		if st.LinkWriteErrors > 0 {
+			t.Errorf("%s: the link refused %d packets (larger than the %d-byte MTU)", name, st.LinkWriteErrors, testMTU)
+		}
+	}
+}
