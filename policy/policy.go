@@ -166,7 +166,7 @@ func Linux() *Profile {
 		RcvBuf:              131072,
 		RcvBufMax:           6291456,
 		OOOMaxSegments:      1024,
-		Congestion:          "reno",
+		Congestion:          "cubic",
 		InitialCwndSegments: 10,
 		DupThresh:           3,
 		MaxReordering:       300,

@@ -27,7 +27,9 @@ func ackFor(s tseg) Seq { return s.seq + Seq(len(s.payload)) }
 // RFC 5681 §3.2: the third duplicate ACK triggers a retransmission of the
 // first unacknowledged segment at once, without waiting for the RTO.
 func TestFastRetransmitOnThirdDupAck(t *testing.T) {
-	p := newPeer(t, nil)
+	prof := testProfile()
+	prof.Congestion = "reno"
+	p := newPeer(t, prof)
 	c, iss := p.listenAndAccept(plainSyn)
 	segs := sendSegments(t, p, c, 6)
 	una := iss + 1
@@ -46,6 +48,22 @@ func TestFastRetransmitOnThirdDupAck(t *testing.T) {
 	}
 	if c.Info().SSThreshBytes != 6*c.MSS()/2 {
 		t.Fatalf("ssthresh %d, want FlightSize/2 = %d", c.Info().SSThreshBytes, 3*c.MSS())
+	}
+}
+
+// With CUBIC (the linux profile's default, as in Linux) the reduction on
+// loss is RFC 9438 §4.6's beta = 0.7 of cwnd.
+func TestFastRetransmitCubicReduction(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	sendSegments(t, p, c, 6)
+	cwnd := c.Info().CwndBytes
+	for i := 0; i < 3; i++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+	}
+	p.expect(fA, iss+1, peerISN+1)
+	if got, want := c.Info().SSThreshBytes, cwnd*7/10; got != want || c.Info().Congestion != "cubic" {
+		t.Fatalf("%s ssthresh %d, want 0.7 * cwnd %d = %d", c.Info().Congestion, got, cwnd, want)
 	}
 }
 

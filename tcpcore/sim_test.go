@@ -24,6 +24,16 @@ type sim struct {
 	rng      *rand.Rand
 	inflight []simPkt
 	dropped  int
+	// Optional impairments, per packet: reordering (an extra delay),
+	// duplication, and a bottleneck (rate in bytes/s with a packet queue
+	// that drops on overflow), each direction its own queue.
+	reorder     float64
+	dup         float64
+	rateBps     float64
+	queueLimit  int
+	busyUntil   map[*Engine]Time
+	queued      map[*Engine][]Time // departure times of queued packets
+	queueDrops  int
 	// counters of the sending connection of the last transfer
 	aFast, aRTO uint64
 	lastRcvBuf  int // receiver's buffer at the end of the last transfer
@@ -70,8 +80,21 @@ func (s *sim) flush() {
 				s.dropped++
 				continue
 			}
-			s.inflight = append(s.inflight, simPkt{at: s.now.Add(s.delay), to: s.other(e),
-				src: p.Src, dst: p.Dst, data: append([]byte(nil), p.Segment()...)})
+			at, ok := s.bottleneck(e, len(p.Segment())+20)
+			if !ok {
+				s.queueDrops++
+				continue
+			}
+			at = at.Add(s.delay)
+			if s.reorder > 0 && s.rng.Float64() < s.reorder {
+				at = at.Add(time.Duration(1+s.rng.IntN(3)) * s.delay / 2)
+			}
+			pkt := simPkt{at: at, to: s.other(e), src: p.Src, dst: p.Dst, data: append([]byte(nil), p.Segment()...)}
+			s.inflight = append(s.inflight, pkt)
+			if s.dup > 0 && s.rng.Float64() < s.dup {
+				pkt.at = pkt.at.Add(time.Millisecond)
+				s.inflight = append(s.inflight, pkt)
+			}
 		}
 		e.Release(pkts)
 		for _, w := range e.Wakeups() {
@@ -132,7 +155,7 @@ func (s *sim) runUntil(cond func() bool, limit time.Duration) {
 // transfer moves n pseudo-random bytes from a connection on engine a to
 // one on engine b through the simulated link, then closes both directions,
 // and checks SHA-256 equality.
-func transfer(t *testing.T, s *sim, n int) {
+func transfer(t testing.TB, s *sim, n int) {
 	t.Helper()
 	la := netip.AddrPortFrom(simB, 80)
 	l, err := s.b.Listen(s.now, la, 128, SockOpts{})
@@ -237,4 +260,30 @@ func TestSequenceWrapAround(t *testing.T) {
 	isnA, isnB := Seq(0xffffffff-20000), Seq(0xffffffff-3)
 	s.a.isn.fixed, s.b.isn.fixed = &isnA, &isnB
 	transfer(t, s, 1<<20)
+}
+
+// bottleneck returns when a packet of n bytes leaves the sender's
+// bottleneck queue, or false when the queue is full (tail drop).
+func (s *sim) bottleneck(from *Engine, n int) (Time, bool) {
+	if s.rateBps == 0 {
+		return s.now, true
+	}
+	if s.busyUntil == nil {
+		s.busyUntil, s.queued = map[*Engine]Time{}, map[*Engine][]Time{}
+	}
+	q := s.queued[from]
+	k := 0
+	for k < len(q) && q[k] <= s.now {
+		k++
+	}
+	q = q[k:]
+	if len(q) >= s.queueLimit {
+		s.queued[from] = q
+		return 0, false
+	}
+	start := max(s.now, s.busyUntil[from])
+	done := start.Add(time.Duration(float64(n) / s.rateBps * float64(time.Second)))
+	s.busyUntil[from] = done
+	s.queued[from] = append(q, done)
+	return done, true
 }
