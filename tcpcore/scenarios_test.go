@@ -36,14 +36,14 @@ func TestSimulationScenarios(t *testing.T) {
 
 // scenario describes one seeded run, for failure messages.
 type scenario struct {
-	seed                  uint64
-	profile, cc           string
-	sack, ts              bool
-	loss, reorder, dup    float64
-	delay                 time.Duration
-	rateMbit              float64
-	queue                 int
-	size                  int
+	seed               uint64
+	profile, cc        string
+	sack, ts           bool
+	loss, reorder, dup float64
+	delay              time.Duration
+	rateMbit           float64
+	queue              int
+	size               int
 }
 
 func newScenario(seed uint64) scenario {
@@ -77,8 +77,8 @@ func (sc scenario) String() string {
 
 type scenarioTotals struct {
 	runs, bytes, lost, queueDrops int
-	fast, rto                      uint64
-	virtual                        time.Duration
+	fast, rto                     uint64
+	virtual                       time.Duration
 }
 
 func (a *scenarioTotals) add(b scenarioTotals) {

@@ -27,13 +27,13 @@ type sim struct {
 	// Optional impairments, per packet: reordering (an extra delay),
 	// duplication, and a bottleneck (rate in bytes/s with a packet queue
 	// that drops on overflow), each direction its own queue.
-	reorder     float64
-	dup         float64
-	rateBps     float64
-	queueLimit  int
-	busyUntil   map[*Engine]Time
-	queued      map[*Engine][]Time // departure times of queued packets
-	queueDrops  int
+	reorder    float64
+	dup        float64
+	rateBps    float64
+	queueLimit int
+	busyUntil  map[*Engine]Time
+	queued     map[*Engine][]Time // departure times of queued packets
+	queueDrops int
 	// counters of the sending connection of the last transfer
 	aFast, aRTO uint64
 	lastRcvBuf  int // receiver's buffer at the end of the last transfer
