@@ -211,11 +211,6 @@ func backlogVerdict(res *Result) []string {
 	return v
 }
 
-// stampSlack allows for the capture stamping a packet written to the
-// kernel server's TUN only after write(2) returns, by which time the kernel
-// has processed it and may have woken accept() already.
-const stampSlack = 3 * time.Millisecond
-
 // whatCompleted says which client packet let a late client into the
 // accept queue: the last one it sent before it was accepted, and what it
 // answered.
@@ -223,7 +218,7 @@ func whatCompleted(res *Result, c *ClientRecord) string {
 	var last, lastSyn, lastSynAck *Packet
 	for i := range res.Capture.Packets {
 		p := &res.Capture.Packets[i]
-		if p.Client != c.N || p.At > c.AcceptedAt+stampSlack || p.RST {
+		if p.Client != c.N || p.At > c.AcceptedAt || p.RST {
 			continue
 		}
 		switch {

@@ -94,7 +94,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 
 	switch o.Stack {
 	case "tunstack", "gvisor":
-		tap, err := netif.NewPcapTap(wire, capW)
+		tap, err := newStampTap(wire, capW)
 		if err != nil {
 			wire.Close()
 			return nil, err
@@ -133,7 +133,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			serverTUN.Close()
 			return nil, err
 		}
-		tap, err := netif.NewPcapTap(serverTUN, capW)
+		tap, err := newStampTap(serverTUN, capW)
 		if err != nil {
 			wire.Close()
 			serverTUN.Close()
