@@ -53,7 +53,8 @@ type Stack struct {
 	// engine's output queue for it, so packets leave in the order the
 	// engine produced them. See unlockFlush.
 	writing bool
-	out     ipv4Writer // used only by the goroutine that set writing
+	out     ipv4Writer        // used only by the goroutine that set writing
+	spare   []*tcpcore.Packet // an empty output slice to give back to the engine
 
 	tm engineTimer
 
@@ -153,12 +154,27 @@ func (s *Stack) unlockFlush() {
 	for {
 		pkts := s.e.Output()
 		if len(pkts) == 0 {
+			s.e.Release(pkts) // an empty slice keeps its capacity for the engine
 			break
 		}
+		// The engine adopts a released slice for its next batch only if
+		// its queue is still empty at Release time, which it rarely is
+		// by the time the link write returns. Hand it the spare slice
+		// now, while the queue is empty, and keep the one just sent as
+		// the next spare: two slices alternate and appends stop
+		// allocating.
+		// Because the queue is never empty at Release(pkts), the engine
+		// never adopts pkts, and pkts is free to become the next spare.
+		if s.spare == nil {
+			s.spare = make([]*tcpcore.Packet, 0, len(pkts)) // once per stack
+		}
+		s.e.Release(s.spare)
+		s.spare = nil
 		s.mu.Unlock()
 		s.out.write(s, pkts)
 		s.mu.Lock()
 		s.e.Release(pkts)
+		s.spare = pkts[:0]
 	}
 	s.writing = false
 	s.mu.Unlock()
