@@ -1,0 +1,502 @@
+package conformance
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// The conformance matrix: every script on every stack, from the results of
+// `tunstack drill --json`, with the reason behind each cell where tunstack
+// and a reference stack (Linux, gVisor) disagree. docs/conformance.md is
+// generated from it by `make conformance`.
+
+// DifferenceMarker in a script's comments says the script checks a behaviour
+// in which tunstack differs from Linux on purpose; the text after it, to the
+// end of that block of comment lines, is the reason. A reference stack failing such a script is "DIFF (documented)",
+// not a failure. tunstack itself must pass it.
+const DifferenceMarker = "tunstack-difference:"
+
+// ScriptInfo is what the matrix reads from a script's leading comments.
+type ScriptInfo struct {
+	RFC        string // the RFC sections the header cites, "; "-separated
+	Summary    string // the header's first sentence, up to its first colon
+	Difference string // the tunstack-difference reason, "" when none
+}
+
+var rfcRef = regexp.MustCompile(`RFC \d+(?:\s*(?:§|Appendix\s+)[0-9A-Z.\-]*[0-9A-Z](?:\s*(?:,|and|/|-)\s*§[0-9.\-]*[0-9])*)?`)
+
+// ReadScriptInfo reads the leading comment block of a script (and a
+// difference marker anywhere in its comments).
+func ReadScriptInfo(path string) (ScriptInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ScriptInfo{}, err
+	}
+	defer f.Close()
+	var header []string
+	inHeader, inMarker := true, false
+	var info ScriptInfo
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		c, isComment := strings.CutPrefix(line, "//")
+		c = strings.TrimSpace(c)
+		if isComment {
+			r, ok := strings.CutPrefix(c, DifferenceMarker)
+			if ok || inMarker && c != "" {
+				info.Difference = strings.TrimSpace(info.Difference + " " + strings.TrimSpace(r))
+				inMarker = true
+				continue
+			}
+			inMarker = false
+			if inHeader {
+				header = append(header, c)
+			}
+			continue
+		}
+		inMarker = false
+		if line != "" || len(header) > 0 {
+			inHeader = false
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return ScriptInfo{}, err
+	}
+	text := strings.Join(header, " ")
+	var refs []string
+	for _, m := range rfcRef.FindAllString(text, -1) {
+		m = strings.Join(strings.Fields(m), " ")
+		if !slices.Contains(refs, m) {
+			refs = append(refs, m)
+		}
+	}
+	info.RFC = strings.Join(refs, "; ")
+	if i := strings.Index(text, ": "); i >= 0 {
+		info.Summary = text[:i]
+	} else {
+		info.Summary = text
+	}
+	return info, nil
+}
+
+// Differences are the checked-in explanations of cells where a reference
+// stack and tunstack disagree (conformance/differences.json).
+type Differences struct {
+	// Reasons are shared explanations, by id.
+	Reasons map[string]Reason `json:"reasons"`
+	// Cells maps a script (relative to the scripts directory) and a stack
+	// to a reason id, or to the explanation itself.
+	Cells map[string]map[string]string `json:"cells"`
+}
+
+// Reason is one explanation of a difference.
+type Reason struct {
+	Title string `json:"title"`
+	// Text says which behaviour is right and why.
+	Text string `json:"text"`
+	// Match, when set, is a regular expression that must match the
+	// failure (message, expected or actual) of the cell it explains; if the
+	// failure changes, the explanation no longer applies and the cell
+	// counts as unexplained.
+	Match string `json:"match,omitempty"`
+	match *regexp.Regexp
+}
+
+// LoadDifferences reads a differences file; a missing file is an empty one.
+func LoadDifferences(path string) (*Differences, error) {
+	d := &Differences{Reasons: map[string]Reason{}, Cells: map[string]map[string]string{}}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for id, r := range d.Reasons {
+		if r.Text == "" {
+			return nil, fmt.Errorf("%s: reason %q has no text", path, id)
+		}
+		if r.Match != "" {
+			re, err := regexp.Compile(r.Match)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reason %q: match: %w", path, id, err)
+			}
+			r.match = re
+			d.Reasons[id] = r
+		}
+	}
+	for script, m := range d.Cells {
+		for stack, v := range m {
+			if strings.TrimSpace(v) == "" {
+				return nil, fmt.Errorf("%s: cells[%q][%q] is empty", path, script, stack)
+			}
+		}
+	}
+	return d, nil
+}
+
+// explanation resolves a cell's entry to a reason (id "" for inline text).
+func (d *Differences) explanation(script, stack string) (id string, r Reason, ok bool) {
+	v, ok := d.Cells[script][stack]
+	if !ok {
+		return "", Reason{}, false
+	}
+	if r, isID := d.Reasons[v]; isID {
+		return v, r, true
+	}
+	return "", Reason{Text: v}, true
+}
+
+// Cell statuses beyond PASS, FAIL and SKIP.
+const (
+	Diff   Status = "DIFF" // a reference stack fails a script marked tunstack-difference
+	NotRun Status = "not run"
+)
+
+// Cell is one script on one stack.
+type Cell struct {
+	Status Status
+	Result *Result // nil when not run
+	// For cells of a reference stack that disagree with tunstack:
+	Differs  bool
+	ReasonID string // shared reason, "" when inline or none
+	Reason   *Reason
+}
+
+// Row is one script.
+type Row struct {
+	Script string // relative to the scripts directory
+	Info   ScriptInfo
+	Cells  map[string]*Cell
+}
+
+// Problem is a cell that makes the matrix unacceptable.
+type Problem struct {
+	Script, Stack, Message string
+}
+
+// Matrix is the whole table.
+type Matrix struct {
+	Stacks   []string
+	Rows     []*Row
+	Problems []Problem
+	// Stale lists explanations whose cell no longer differs.
+	Stale []Problem
+	Diffs *Differences
+	// NotRun says, per stack that did not run, why.
+	NotRun map[string]string
+}
+
+// Reference stack names; tunstack is compared with each of the others.
+const tunstackName = "tunstack"
+
+// BuildMatrix assembles the results of each stack (by stack name) for the
+// scripts under root. Stacks without results are "not run" (notRun says
+// why). Scripts are keyed by their path relative to root.
+func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[string]string, root string, diffs *Differences) (*Matrix, error) {
+	m := &Matrix{Stacks: stacks, Diffs: diffs, NotRun: notRun}
+	rows := map[string]*Row{}
+	rel := func(p string) string {
+		if r, err := filepath.Rel(root, p); err == nil && !strings.HasPrefix(r, "..") {
+			return filepath.ToSlash(r)
+		}
+		return filepath.ToSlash(p)
+	}
+	for _, st := range stacks {
+		for _, r := range results[st] {
+			key := rel(r.Script)
+			row := rows[key]
+			if row == nil {
+				info, err := ReadScriptInfo(r.Script)
+				if err != nil {
+					return nil, err
+				}
+				row = &Row{Script: key, Info: info, Cells: map[string]*Cell{}}
+				rows[key] = row
+			}
+			row.Cells[st] = &Cell{Status: r.Status, Result: r}
+		}
+	}
+	for _, row := range rows {
+		for _, st := range stacks {
+			if row.Cells[st] == nil {
+				row.Cells[st] = &Cell{Status: NotRun}
+			}
+		}
+		m.Rows = append(m.Rows, row)
+	}
+	slices.SortFunc(m.Rows, func(a, b *Row) int { return strings.Compare(a.Script, b.Script) })
+	for _, row := range m.Rows {
+		m.compare(row)
+	}
+	// Explanations for scripts that did not run at all are stale too.
+	for script, byStack := range diffs.Cells {
+		if _, ok := rows[script]; ok {
+			continue
+		}
+		for st := range byStack {
+			if results[st] != nil {
+				m.Stale = append(m.Stale, Problem{script, st, "no such script was run"})
+			}
+		}
+	}
+	slices.SortFunc(m.Stale, func(a, b Problem) int { return strings.Compare(a.Script+a.Stack, b.Script+b.Stack) })
+	return m, nil
+}
+
+// failureText is what a reason's Match is looked for in.
+func failureText(c *Cell) string {
+	if c.Result == nil || c.Result.Failure == nil {
+		return ""
+	}
+	f := c.Result.Failure
+	return f.Message + "\n" + f.Expected + "\n" + f.Actual
+}
+
+func ran(c *Cell) bool { return c.Status == Pass || c.Status == Fail }
+
+func (m *Matrix) compare(row *Row) {
+	t := row.Cells[tunstackName]
+	marked := row.Info.Difference != ""
+	if t != nil && marked && t.Status == Fail {
+		m.Problems = append(m.Problems, Problem{row.Script, tunstackName, "tunstack fails a script marked tunstack-difference: " + failureMessage(t)})
+	}
+	for _, st := range m.Stacks {
+		if st == tunstackName {
+			continue
+		}
+		c := row.Cells[st]
+		_, _, hasExpl := m.Diffs.explanation(row.Script, st)
+		if t == nil || !ran(t) || !ran(c) {
+			continue
+		}
+		if c.Status == t.Status {
+			if st == "linux" && c.Status == Fail && !marked {
+				m.Problems = append(m.Problems, Problem{row.Script, st, "Linux fails this script (and so does tunstack): the script is wrong, or must be marked tunstack-difference: " + failureMessage(c)})
+			}
+			if hasExpl {
+				m.Stale = append(m.Stale, Problem{row.Script, st, "explained, but " + st + " and tunstack agree (" + string(c.Status) + ")"})
+			}
+			continue
+		}
+		c.Differs = true
+		if marked && c.Status == Fail {
+			c.Status = Diff
+			r := Reason{Title: "Documented difference", Text: row.Info.Difference}
+			c.Reason = &r
+			continue
+		}
+		id, r, ok := m.Diffs.explanation(row.Script, st)
+		if !ok {
+			m.Problems = append(m.Problems, Problem{row.Script, st, fmt.Sprintf("%s %s, tunstack %s, and conformance/differences.json does not say why: %s", st, c.Status, t.Status, failureMessage(c, t))})
+			continue
+		}
+		if r.Match != "" {
+			failing := c
+			if c.Status != Fail {
+				failing = t
+			}
+			re := r.match
+			if re == nil {
+				re = regexp.MustCompile(r.Match)
+			}
+			if !re.MatchString(failureText(failing)) {
+				m.Problems = append(m.Problems, Problem{row.Script, st, fmt.Sprintf("explained by %q, whose match %q is not in the failure any more: %s", id, r.Match, failureMessage(failing))})
+				continue
+			}
+		}
+		c.ReasonID, c.Reason = id, &r
+	}
+}
+
+// failureMessage is the first failure among cells, one line.
+func failureMessage(cells ...*Cell) string {
+	for _, c := range cells {
+		if c.Result != nil && c.Result.Failure != nil {
+			f := c.Result.Failure
+			return fmt.Sprintf("line %s: %s", lineOf(f.Where), f.Message)
+		}
+	}
+	return "no failure recorded"
+}
+
+func lineOf(where string) string {
+	if i := strings.LastIndexByte(where, ':'); i >= 0 {
+		return where[i+1:]
+	}
+	return "?"
+}
+
+// Counts are a stack's totals.
+type Counts struct{ Pass, Fail, Diff, Skip, NotRun int }
+
+// Count totals a stack's column.
+func (m *Matrix) Count(stack string) Counts {
+	var c Counts
+	for _, r := range m.Rows {
+		switch r.Cells[stack].Status {
+		case Pass:
+			c.Pass++
+		case Fail:
+			c.Fail++
+		case Diff:
+			c.Diff++
+		case Skip:
+			c.Skip++
+		default:
+			c.NotRun++
+		}
+	}
+	return c
+}
+
+// tsVal hides the random TS val numbers in failure messages, so that the
+// document does not change from run to run.
+var tsVal = regexp.MustCompile(`TS val \d+`)
+
+func mdEscape(s string) string {
+	s = tsVal.ReplaceAllString(s, "TS val …")
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+func anchor(id string) string { return "why-" + id }
+
+// Markdown renders the matrix as docs/conformance.md. kernel names the Linux
+// kernel the linux column ran on ("" to leave it out).
+func (m *Matrix) Markdown(kernel string) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# Conformance matrix\n\n")
+	p("Generated by `make conformance` from `tunstack drill --json` on each stack\n")
+	p("(`tunstack conformance-doc`); do not edit by hand. The explanations come from\n")
+	p("`conformance/differences.json` and from `// %s` markers in the scripts.\n", DifferenceMarker)
+	p("Linux grounds the expectations: every script is written against a real Linux\n")
+	p("kernel (the linux column, through a TUN in a network namespace, real time);\n")
+	p("tunstack and gVisor run in-process in virtual time.\n\n")
+	if kernel != "" {
+		p("Linux kernel of the linux column: %s.\n\n", kernel)
+	}
+	for _, st := range m.Stacks {
+		if why, ok := m.NotRun[st]; ok {
+			p("The %s column was not run: %s.\n\n", st, why)
+		}
+	}
+	p("## Totals\n\n| stack | PASS | FAIL | DIFF (documented) | SKIP | not run | scripts |\n|---|---|---|---|---|---|---|\n")
+	for _, st := range m.Stacks {
+		c := m.Count(st)
+		p("| %s | %d | %d | %d | %d | %d | %d |\n", st, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun, len(m.Rows))
+	}
+	p("\n## Matrix\n\n")
+	p("A cell where a reference stack disagrees with tunstack links to its explanation.\n\n")
+	p("| script | RFC | %s |\n|---|---|%s\n", strings.Join(m.Stacks, " | "), strings.Repeat("---|", len(m.Stacks)))
+	for _, r := range m.Rows {
+		p("| `%s` | %s |", r.Script, mdEscape(r.Info.RFC))
+		for _, st := range m.Stacks {
+			c := r.Cells[st]
+			s := string(c.Status)
+			if c.Status == Diff {
+				s = "DIFF (documented)"
+			}
+			if c.Result != nil && c.Status == Pass && len(c.Result.Skipped) > 0 {
+				s += fmt.Sprintf(" (%d line(s) not evaluated)", len(c.Result.Skipped))
+			}
+			switch {
+			case c.Differs && c.ReasonID != "":
+				s = fmt.Sprintf("[%s](#%s)", s, anchor(c.ReasonID))
+			case c.Differs && c.Reason != nil:
+				s = fmt.Sprintf("[%s](#%s)", s, anchor(slug(r.Script+"-"+st)))
+			case c.Differs:
+				s = "**" + s + " (unexplained)**"
+			}
+			p(" %s |", s)
+		}
+		p("\n")
+	}
+
+	// Explanations, grouped by reason.
+	type item struct {
+		row  *Row
+		st   string
+		cell *Cell
+	}
+	groups := map[string][]item{}
+	var order []string
+	for _, r := range m.Rows {
+		for _, st := range m.Stacks {
+			c := r.Cells[st]
+			if !c.Differs || c.Reason == nil {
+				continue
+			}
+			id := c.ReasonID
+			if id == "" {
+				id = slug(r.Script + "-" + st)
+			}
+			if _, ok := groups[id]; !ok {
+				order = append(order, id)
+			}
+			groups[id] = append(groups[id], item{r, st, c})
+		}
+	}
+	slices.Sort(order)
+	p("\n## Differences and which behaviour is right\n\n")
+	if len(order) == 0 {
+		p("None: where the stacks ran, they agree with tunstack on every script.\n")
+	}
+	for _, id := range order {
+		its := groups[id]
+		rs := its[0].cell.Reason
+		title := rs.Title
+		if title == "" {
+			title = fmt.Sprintf("`%s` on %s", its[0].row.Script, its[0].st)
+		}
+		p("<a id=\"%s\"></a>\n### %s\n\n%s\n\n", anchor(id), title, strings.TrimSpace(rs.Text))
+		for _, it := range its {
+			c := it.cell
+			t := it.row.Cells[tunstackName]
+			what := fmt.Sprintf("%s %s, tunstack %s", it.st, c.Status, t.Status)
+			if c.Status == Diff {
+				what = fmt.Sprintf("%s FAIL (documented difference), tunstack %s", it.st, t.Status)
+			}
+			failing := c
+			if c.Result == nil || c.Result.Failure == nil {
+				failing = t
+			}
+			p("- `%s`: %s", it.row.Script, what)
+			if failing.Result != nil && failing.Result.Failure != nil {
+				p("; %s", mdEscape(failureMessage(failing)))
+			}
+			p(".\n")
+		}
+		p("\n")
+	}
+	p("## Unexplained differences\n\n")
+	if len(m.Problems) == 0 {
+		p("None.\n")
+	}
+	for _, pr := range m.Problems {
+		p("- `%s` on %s: %s\n", pr.Script, pr.Stack, mdEscape(pr.Message))
+	}
+	if len(m.Stale) > 0 {
+		p("\n## Explanations that no longer apply\n\n")
+		for _, pr := range m.Stale {
+			p("- `%s` on %s: %s\n", pr.Script, pr.Stack, mdEscape(pr.Message))
+		}
+	}
+	return b.String()
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(s string) string {
+	return strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}
