@@ -381,8 +381,16 @@ func (m *Matrix) Markdown(kernel string) string {
 	p("(`tunstack conformance-doc`); do not edit by hand. The explanations come from\n")
 	p("`conformance/differences.json` and from `// %s` markers in the scripts.\n", DifferenceMarker)
 	p("Linux grounds the expectations: every script is written against a real Linux\n")
-	p("kernel (the linux column, through a TUN in a network namespace, real time);\n")
-	p("tunstack and gVisor run in-process in virtual time.\n\n")
+	p("kernel, and a script Linux fails is wrong unless it is marked as checking a\n")
+	p("documented difference.\n\n")
+	p("- **linux**: the kernel through a TUN in a fresh network namespace, in real time.\n")
+	p("- **tunstack**: our engine in-process, driven directly, in virtual time.\n")
+	p("- **gvisor**: gVisor's netstack in-process with gvisorstack's options, on a\n")
+	p("  synchronous link endpoint and a faketime.ManualClock; after each packet,\n")
+	p("  call or clock step the target drains gVisor's processor goroutines\n")
+	p("  (Stack.Pause) before time moves on, so runs are deterministic and every\n")
+	p("  packet carries the virtual time of its cause (conformance/target_gvisor.go).\n")
+	p("  System calls follow gVisor's own syscall layer (the sentry's socket code).\n\n")
 	if kernel != "" {
 		p("Linux kernel of the linux column: %s.\n\n", kernel)
 	}
