@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -158,11 +159,7 @@ func TestServeCurlIndexNamesTheStack(t *testing.T) {
 	for _, stack := range stacks {
 		t.Run(stack, func(t *testing.T) {
 			s := startServe(t, "--stack", stack)
-			cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), "-w", "\n%{http_code}", s.url("/"))...)
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("curl: %v", err)
-			}
+			out := s.curl(t, "-w", "\n%{http_code}", s.url("/"))
 			body, code, _ := bytesCutLast(out, '\n')
 			if string(code) != "200" {
 				t.Fatalf("status %s, want 200; body:\n%s", code, body)
@@ -208,10 +205,7 @@ func writeRandomFile(t *testing.T, path string, size int64, seed byte) string {
 // countingHash hashes what is written to it and counts it.
 type countingHash struct {
 	n int64
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
+	h hash.Hash
 }
 
 func (c *countingHash) Write(p []byte) (int, error) {
