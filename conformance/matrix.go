@@ -408,7 +408,25 @@ func (m *Matrix) Markdown(kernel string) string {
 	p("A cell where a reference stack disagrees with tunstack links to its explanation.\n\n")
 	p("| script | RFC | %s |\n|---|---|%s\n", strings.Join(m.Stacks, " | "), strings.Repeat("---|", len(m.Stacks)))
 	for _, r := range m.Rows {
-		p("| `%s` | %s |", r.Script, mdEscape(r.Info.RFC))
+		rfc := r.Info.RFC
+		if rfc == "" {
+			// No RFC cited: the header's own words, shortened.
+			rfc = r.Info.Summary
+			if rs := []rune(rfc); len(rs) > 70 {
+				rfc = string(rs[:69]) + "…"
+			}
+		}
+		// An unexplained difference marks the failing side: tunstack's
+		// cell when tunstack fails where a reference stack passes.
+		tunstackUnexplained := false
+		if t := r.Cells[tunstackName]; t != nil && t.Status == Fail {
+			for _, st := range m.Stacks {
+				if c := r.Cells[st]; st != tunstackName && c.Differs && c.Reason == nil {
+					tunstackUnexplained = true
+				}
+			}
+		}
+		p("| `%s` | %s |", r.Script, mdEscape(rfc))
 		for _, st := range m.Stacks {
 			c := r.Cells[st]
 			s := string(c.Status)
@@ -423,7 +441,9 @@ func (m *Matrix) Markdown(kernel string) string {
 				s = fmt.Sprintf("[%s](#%s)", s, anchor(c.ReasonID))
 			case c.Differs && c.Reason != nil:
 				s = fmt.Sprintf("[%s](#%s)", s, anchor(slug(r.Script+"-"+st)))
-			case c.Differs:
+			case c.Differs && c.Status == Fail:
+				s = "**" + s + " (unexplained)**"
+			case st == tunstackName && tunstackUnexplained:
 				s = "**" + s + " (unexplained)**"
 			}
 			p(" %s |", s)
