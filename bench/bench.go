@@ -1,0 +1,445 @@
+// Package bench measures tunstack side by side with gVisor's netstack and
+// Linux: throughput, latency, connection rate, memory per idle connection
+// and goodput over an impaired link, with kernel peers in network
+// namespaces. `tunstack bench` and `make bench` drive it.
+//
+// Every run builds its environment afresh (env.go) and tears it down; each
+// figure is the median of several runs. The peer is always a kernel socket
+// driven by Go code in this process, inside the environment's namespace;
+// the server side is the stack under test.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"tunstack/policy"
+)
+
+// Stacks are the stacks bench compares, in report order.
+func Stacks() []string { return []string{"tunstack", "gvisor", "linux"} }
+
+// DefaultImpair is the lossy scenario's impairment when none is given.
+const DefaultImpair = "rate=100mbit,delay=20ms,loss=1%"
+
+// Options say what to run.
+type Options struct {
+	Stacks    []string // from Stacks(); empty means all
+	Scenarios []string // from ScenarioNames(); empty means all
+	// Duration is the measured window of each timed run, after a warm-up
+	// of a tenth of it (at least 200 ms). lossy measures twice as long.
+	Duration time.Duration
+	Runs     int    // runs per figure; the figure is their median
+	Impair   string // lossy's impairment SPEC; "" is DefaultImpair
+	// ProfileName names the policy profile of tunstack and gVisor.
+	ProfileName string
+	// IdleConns is how many connections idle opens (default 10,000).
+	IdleConns int
+	// ProfileDir, if set, receives CPU and allocation profiles of one extra
+	// run of bulk-up, bulk-down and crr on tunstack.
+	ProfileDir string
+	// Progress receives one line per run; nil for none.
+	Progress io.Writer
+}
+
+// Sample is one run's measurements. Metrics holds every number the run
+// produced under the names in metricDoc; Value is the scenario's figure.
+type Sample struct {
+	Value   float64            `json:"value"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+// Result is one scenario on one stack: the median of its runs.
+type Result struct {
+	Scenario string `json:"scenario"`
+	Stack    string `json:"stack"`
+	Unit     string `json:"unit"`
+	// Runs is how many runs succeeded; Value and Metrics are their medians
+	// (each metric's median on its own).
+	Runs    int                `json:"runs"`
+	Value   float64            `json:"value"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Samples []Sample           `json:"samples,omitempty"`
+	// Skip says why the scenario was not measured; Errors lists failed runs.
+	Skip   string   `json:"skip,omitempty"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Measured reports whether r has a figure.
+func (r *Result) Measured() bool { return r.Skip == "" && r.Runs > 0 }
+
+// scenario is one benchmark.
+type scenario struct {
+	name         string
+	unit         string // of the figure
+	higherBetter bool
+	short        string // a few words for the help text
+	about        string // what the figure is, exactly; for the report
+	impaired     bool   // runs on the impaired link
+	run          func(r *runCtx) (Sample, error)
+}
+
+// scenarios in report order.
+var scenarios = []*scenario{
+	{name: "bulk-down", short: "the stack sends to a kernel client, one connection",
+		unit: "Gbit/s", higherBetter: true, run: runBulkDown,
+		about: "one connection, the stack sends to a kernel client as fast as it can; goodput counted by the receiver over the window"},
+	{name: "bulk-up", short: "a kernel client sends to the stack, one connection",
+		unit: "Gbit/s", higherBetter: true, run: runBulkUp,
+		about: "one connection, a kernel client sends to the stack as fast as it can; goodput counted by the stack's reader over the window"},
+	{name: "streams", short: "8 connections each way at once",
+		unit: "Gbit/s", higherBetter: true, run: runStreams,
+		about: "8 connections down and 8 up at once; the figure is the sum of both directions' goodput (each direction in the metrics)"},
+	{name: "rr", short: "1-byte request/response: tx/s, p50/p99 latency",
+		unit: "tx/s", higherBetter: true, run: runRR,
+		about: "one connection, the kernel client writes 1 byte and waits for the stack's 1-byte answer, back to back; transactions per second, with p50/p99 round-trip latency"},
+	{name: "crr", short: "connect, request, response, close: conn/s",
+		unit: "conn/s", higherBetter: true, run: runCRR,
+		about: "the kernel client connects, writes 1 byte, reads the 1-byte answer and closes, one connection at a time; connections per second, with p50/p99 of the whole exchange"},
+	{name: "idle", short: "10,000 idle connections: memory per connection",
+		unit: "KiB/conn", higherBetter: false, run: runIdle,
+		about: "10,000 established idle connections to the stack; memory per connection: process RSS growth after GC for the user-space stacks, kernel slab growth per socket for linux"},
+	{name: "lossy", short: "bulk-down through the --impair link: goodput",
+		unit: "Mbit/s", higherBetter: true, impaired: true, run: runLossy,
+		about: "one connection, the stack sends through the impaired link (--impair, default " + DefaultImpair + "); goodput over twice the window"},
+}
+
+// ScenarioNames lists the scenarios in report order.
+func ScenarioNames() []string {
+	var n []string
+	for _, s := range scenarios {
+		n = append(n, s.name)
+	}
+	return n
+}
+
+// ScenarioShort says in a few words what a scenario measures.
+func ScenarioShort(name string) string {
+	if s := lookupScenario(name); s != nil {
+		return s.short
+	}
+	return ""
+}
+
+// ScenarioAbout says exactly what a scenario measures.
+func ScenarioAbout(name string) string {
+	if s := lookupScenario(name); s != nil {
+		return s.about
+	}
+	return ""
+}
+
+func lookupScenario(name string) *scenario {
+	for _, s := range scenarios {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Allocation sampling rates: Go's default, and the profiled runs' (one
+// sample per 4 KiB allocated on average).
+var (
+	defaultMemRate = runtime.MemProfileRate
+	profileMemRate = 4096
+)
+
+// profiledScenarios are profiled on tunstack when Options.ProfileDir is set.
+var profiledScenarios = []string{"bulk-up", "bulk-down", "crr"}
+
+// runCtx is what a scenario's run gets: its environment and the window
+// hooks that take the measurements.
+type runCtx struct {
+	ctx      context.Context
+	env      *env
+	o        *Options
+	duration time.Duration // this run's measured window
+	warmup   time.Duration
+
+	// profile, if set, is the file prefix of this run's profiles.
+	profile string
+	cpuFile *os.File
+}
+
+// window is the state at the start of a measured window.
+type window struct {
+	start   time.Time
+	cpu     cpuTimes
+	retrans uint64
+}
+
+// begin opens the measured window (and starts the CPU profile of a
+// profiled run).
+func (r *runCtx) begin() window {
+	if r.profile != "" {
+		// Finer allocation sampling for the profiled run only; both
+		// snapshots are written at this rate, so their difference is the
+		// window's allocations, scaled right.
+		runtime.MemProfileRate = profileMemRate
+		writeHeapProfile(r.profile + ".allocs-base.pprof")
+		if f, err := os.Create(r.profile + ".cpu.pprof"); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				r.cpuFile = f
+			} else {
+				f.Close()
+			}
+		}
+	}
+	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans()}
+}
+
+// windowEnd is what a window measured.
+type windowEnd struct {
+	elapsed time.Duration
+	cpu     cpuTimes
+	retrans uint64
+}
+
+// end closes the window opened by begin.
+func (r *runCtx) end(w window) windowEnd {
+	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans}
+	if r.cpuFile != nil {
+		pprof.StopCPUProfile()
+		r.cpuFile.Close()
+		r.cpuFile = nil
+	}
+	if r.profile != "" {
+		writeHeapProfile(r.profile + ".allocs.pprof")
+		runtime.MemProfileRate = defaultMemRate
+	}
+	return we
+}
+
+// sleep waits d or until the run's context ends.
+func (r *runCtx) sleep(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// Run runs every selected scenario on every selected stack, Options.Runs
+// times each. Runs are interleaved (run 1 on every stack, then run 2...) so
+// that a burst of load elsewhere on the machine does not fall on one stack
+// only. A run that fails is recorded in its Result and the others go on;
+// Run returns an error only for bad options or a cancelled ctx.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if err := o.Normalize(); err != nil {
+		return nil, err
+	}
+	prof, err := policy.ByName(o.ProfileName)
+	if err != nil {
+		return nil, err
+	}
+	kernelCCName = kernelCC(prof)
+	var imp *impairment
+	impErr := error(nil)
+	if slices.Contains(o.Scenarios, "lossy") {
+		imp, impErr = parseImpairment(o.Impair)
+		if impErr != nil && !errors.Is(impErr, errNoImpairment) {
+			return nil, impErr
+		}
+	}
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+
+	total := len(o.Scenarios) * len(o.Stacks) * o.Runs
+	done := 0
+	var results []Result
+	for _, name := range o.Scenarios {
+		sc := lookupScenario(name)
+		byStack := map[string]*Result{}
+		for _, st := range o.Stacks {
+			byStack[st] = &Result{Scenario: sc.name, Stack: st, Unit: sc.unit}
+		}
+		if sc.impaired && impErr != nil {
+			for _, st := range o.Stacks {
+				byStack[st].Skip = impErr.Error()
+				results = append(results, *byStack[st])
+			}
+			done += len(o.Stacks) * o.Runs
+			o.progressf("[%d/%d] %s: SKIP: %v\n", done, total, sc.name, impErr)
+			continue
+		}
+		for run := 1; run <= o.Runs; run++ {
+			for _, st := range o.Stacks {
+				done++
+				res := byStack[st]
+				o.progressf("[%d/%d] %-8s %-9s run %d/%d ...", done, total, st, sc.name, run, o.Runs)
+				s, err := runOnce(ctx, &o, sc, st, prof, imp, "")
+				if ctx.Err() != nil {
+					o.progressf(" cancelled\n")
+					return results, ctx.Err()
+				}
+				if err != nil {
+					res.Errors = append(res.Errors, fmt.Sprintf("run %d: %v", run, err))
+					o.progressf(" error: %v\n", err)
+					continue
+				}
+				res.Samples = append(res.Samples, s)
+				o.progressf(" %s\n", formatFigure(s.Value, sc.unit))
+			}
+		}
+		if o.ProfileDir != "" && slices.Contains(profiledScenarios, sc.name) && slices.Contains(o.Stacks, "tunstack") {
+			prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
+			o.progressf("[profile] tunstack %-9s -> %s.{cpu,allocs}.pprof ...", sc.name, prefix)
+			if _, err := runOnce(ctx, &o, sc, "tunstack", prof, imp, prefix); err != nil {
+				o.progressf(" error: %v\n", err)
+			} else {
+				o.progressf(" done\n")
+			}
+		}
+		for _, st := range o.Stacks {
+			res := byStack[st]
+			res.summarize()
+			results = append(results, *res)
+		}
+	}
+	return results, nil
+}
+
+// CheckImpair reports a bad impairment SPEC. A build without the
+// impairment link accepts any: lossy is then skipped, saying why.
+func CheckImpair(spec string) error {
+	if spec == "" {
+		spec = DefaultImpair
+	}
+	if _, err := parseImpairment(spec); err != nil && !errors.Is(err, errNoImpairment) {
+		return err
+	}
+	return nil
+}
+
+// warmupFor is the warm-up before each window of a run of duration d.
+func warmupFor(d time.Duration) time.Duration { return max(d/10, 200*time.Millisecond) }
+
+// profilePrefix is where a profiled run's files go, without the suffix.
+func profilePrefix(dir, stack, scenario string) string {
+	return dir + "/" + stack + "-" + scenario
+}
+
+// runOnce builds an environment, runs the scenario once and tears it down.
+func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, prof *policy.Profile, imp *impairment, profile string) (Sample, error) {
+	var useImp *impairment
+	if sc.impaired {
+		useImp = imp
+	}
+	e, err := newEnv(stackName, prof, useImp)
+	if err != nil {
+		return Sample{}, err
+	}
+	defer e.close()
+	d := o.Duration
+	if sc.impaired {
+		d *= 2
+	}
+	// Every run is bounded: its window, warm-up, set-up and a margin.
+	rctx, cancel := context.WithTimeout(ctx, 2*d+2*time.Minute)
+	defer cancel()
+	r := &runCtx{ctx: rctx, env: e, o: o, duration: d, warmup: warmupFor(o.Duration), profile: profile}
+	return sc.run(r)
+}
+
+// Normalize fills in the defaults and puts stacks and scenarios in report
+// order; it fails on an unknown stack or scenario.
+func (o *Options) Normalize() error {
+	if len(o.Stacks) == 0 {
+		o.Stacks = Stacks()
+	}
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = ScenarioNames()
+	}
+	for _, s := range o.Stacks {
+		if !slices.Contains(Stacks(), s) {
+			return fmt.Errorf("bench: unknown stack %q; use %s", s, strings.Join(Stacks(), ", "))
+		}
+	}
+	for _, s := range o.Scenarios {
+		if lookupScenario(s) == nil {
+			return fmt.Errorf("bench: unknown scenario %q; use %s", s, strings.Join(ScenarioNames(), ", "))
+		}
+	}
+	// Report order, whatever order they were given in.
+	o.Stacks = ordered(o.Stacks, Stacks())
+	o.Scenarios = ordered(o.Scenarios, ScenarioNames())
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Runs <= 0 {
+		o.Runs = 3
+	}
+	if o.Impair == "" {
+		o.Impair = DefaultImpair
+	}
+	if o.ProfileName == "" {
+		o.ProfileName = "linux"
+	}
+	if o.IdleConns <= 0 {
+		o.IdleConns = 10000
+	}
+	return nil
+}
+
+// ordered returns the members of sel in the order of all, once each.
+func ordered(sel, all []string) []string {
+	var out []string
+	for _, a := range all {
+		if slices.Contains(sel, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (o *Options) progressf(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format, args...)
+	}
+}
+
+// summarize sets Runs, Value and Metrics from the samples: the median of
+// each.
+func (r *Result) summarize() {
+	r.Runs = len(r.Samples)
+	if r.Runs == 0 {
+		return // Value stays 0: JSON has no NaN; Measured says there is none
+	}
+	var vals []float64
+	per := map[string][]float64{}
+	for _, s := range r.Samples {
+		vals = append(vals, s.Value)
+		for k, v := range s.Metrics {
+			per[k] = append(per[k], v)
+		}
+	}
+	r.Value = Median(vals)
+	r.Metrics = map[string]float64{}
+	for k, vs := range per {
+		r.Metrics[k] = Median(vs)
+	}
+}

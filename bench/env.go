@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+
+	"tunstack/gvisorstack"
+	"tunstack/lab/netns"
+	"tunstack/netif"
+	"tunstack/policy"
+	"tunstack/stack"
+
+	"golang.org/x/sys/unix"
+)
+
+// The addresses of the architecture contract: the kernel peer is the first
+// address of the link, the stack under test the second.
+var (
+	linkPrefix = netip.MustParsePrefix("198.18.0.0/24")
+	peerAddr   = netip.MustParseAddr("198.18.0.1")
+	serverAddr = netip.MustParseAddr("198.18.0.2")
+)
+
+// linkMTU is the MTU of every link the benchmark builds, TUN and veth alike,
+// so that every stack moves the same 1448-byte segments on the wire (the
+// veth may still hand Linux larger GSO batches internally; see
+// docs/performance.md).
+const linkMTU = 1500
+
+// devName is the device every environment creates, inside its own namespace.
+const devName = "bench0"
+
+// listener is what a scenario needs from the stack under test: the server
+// side of every connection is the stack's, the client side a kernel socket.
+type listener interface {
+	Listen(address string, backlog int) (net.Listener, error)
+}
+
+// env is one stack under test with its kernel peer, built fresh for every
+// run, each in network namespaces of its own:
+//
+//	tunstack, gvisor:  [ns: kernel peer 198.18.0.1, TUN bench0] -- [impairment] -- stack 198.18.0.2 (in this process)
+//	linux:             [ns peer: veth bench0 198.18.0.1] -- veth -- [ns server: veth bench1 198.18.0.2]
+//	linux, impaired:   [ns peer: TUN bench0 198.18.0.1] -- impairment -- relay -- [ns server: TUN bench0 198.18.0.2]
+//
+// The impaired linux path uses the same impairment code as the user-space
+// stacks (this kernel has no netem), between two TUN devices joined by a
+// user-space relay.
+type env struct {
+	stack  string
+	server listener
+	peer   *netns.NS // the kernel peer's namespace: dial from inside peerDo
+
+	// serverNS is the namespace whose kernel TCP is under test (linux only).
+	serverNS *netns.NS
+	// retrans reads the stack under test's retransmitted-segment counter.
+	retrans func() uint64
+	// impaired is the impaired link, if the run has one.
+	impaired impairedLink
+
+	cleanups []func()
+}
+
+// newEnv builds the environment for one run of stack. impair, if enabled,
+// is applied between the link and the stack.
+func newEnv(stackName string, prof *policy.Profile, imp *impairment) (e *env, err error) {
+	e = &env{stack: stackName}
+	defer func() {
+		if err != nil {
+			e.close()
+			e = nil
+		}
+	}()
+	switch stackName {
+	case "tunstack", "gvisor":
+		err = e.buildTUN(prof, imp)
+	case "linux":
+		if imp != nil {
+			err = e.buildLinuxRelay(imp)
+		} else {
+			err = e.buildLinuxVeth()
+		}
+	default:
+		err = fmt.Errorf("bench: unknown stack %q", stackName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Kernel peers connect from ephemeral ports at a high rate (crr): give
+	// them the whole port range and let connect reuse TIME-WAIT ports, as
+	// any load generator does. Both are per-namespace sysctls.
+	err = e.peer.Do(func() error {
+		return writeSysctls([][2]string{
+			{"net/ipv4/ip_local_port_range", "1024 65535"},
+			{"net/ipv4/tcp_tw_reuse", "1"},
+		})
+	})
+	return e, err
+}
+
+// kernelCC is the kernel congestion control closest to the profile's. The
+// machine's default may be another (BBR on some) and a namespace inherits
+// it, yet only the first namespace may change the default to an algorithm
+// outside net.ipv4.tcp_allowed_congestion_control: so every kernel socket
+// of the benchmark, peer or server, sets TCP_CONGESTION itself (root may).
+func kernelCC(prof *policy.Profile) string {
+	if prof.Congestion == "cubic" {
+		return "cubic"
+	}
+	return "reno"
+}
+
+// kernelCCName is kernelCC of the run's profile, set by Run.
+var kernelCCName = "cubic"
+
+// setCongestion sets TCP_CONGESTION on a socket before it connects or
+// listens; a listener's choice passes to the connections it accepts.
+func setCongestion(fd uintptr) error {
+	return unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, kernelCCName)
+}
+
+// ccControl is setCongestion as a net.Dialer or net.ListenConfig Control.
+func ccControl(network, address string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = setCongestion(fd) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set TCP_CONGESTION %s: %w", kernelCCName, serr)
+	}
+	return nil
+}
+
+func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
+	ns, err := netns.New("bench-" + e.stack)
+	if err != nil {
+		return err
+	}
+	e.peer = ns
+	e.cleanups = append(e.cleanups, func() { ns.Close() })
+	var tun *netif.TUN
+	err = ns.Do(func() (err error) {
+		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var link netif.Link = tun
+	if imp != nil {
+		il, err := imp.wrap(tun)
+		if err != nil {
+			tun.Close()
+			return err
+		}
+		link = il
+		e.impaired = il
+	}
+	switch e.stack {
+	case "tunstack":
+		s, err := stack.New(link, stack.Config{Addr: serverAddr, Profile: prof})
+		if err != nil {
+			link.Close()
+			return err
+		}
+		e.server = s
+		e.retrans = func() uint64 { return s.Stats().RetransSegs }
+		e.cleanups = append(e.cleanups, func() { s.Close() })
+	case "gvisor":
+		s, err := gvisorstack.New(link, gvisorstack.Config{Addr: serverAddr, Prefix: linkPrefix, Profile: prof})
+		if err != nil {
+			link.Close()
+			return err
+		}
+		e.server = s
+		e.retrans = func() uint64 { return s.Stats().Retransmits }
+		e.cleanups = append(e.cleanups, func() { s.Close() })
+	}
+	return nil
+}
+
+// buildLinuxVeth joins two namespaces with a veth pair: kernel to kernel,
+// the ceiling.
+func (e *env) buildLinuxVeth() error {
+	if err := e.linuxNamespaces(); err != nil {
+		return err
+	}
+	p, s := e.peer.Name(), e.serverNS.Name()
+	cmds := [][]string{
+		{"-n", p, "link", "add", devName, "mtu", fmt.Sprint(linkMTU), "type", "veth", "peer", "name", "bench1", "mtu", fmt.Sprint(linkMTU), "netns", s},
+		{"-n", p, "addr", "add", netip.PrefixFrom(peerAddr, linkPrefix.Bits()).String(), "dev", devName},
+		{"-n", s, "addr", "add", netip.PrefixFrom(serverAddr, linkPrefix.Bits()).String(), "dev", "bench1"},
+		{"-n", p, "link", "set", devName, "up"},
+		{"-n", s, "link", "set", "bench1", "up"},
+	}
+	for _, c := range cmds {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			return fmt.Errorf("bench: ip %s: %v: %s", strings.Join(c, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// buildLinuxRelay joins two namespaces through two TUN devices and a relay
+// in this process, with the impairment on the peer's TUN. The impairment's
+// "in" direction carries the peer's packets toward the server and "out" the
+// server's toward the peer, as on the user-space stacks' links.
+func (e *env) buildLinuxRelay(imp *impairment) error {
+	if err := e.linuxNamespaces(); err != nil {
+		return err
+	}
+	var peerTUN, srvTUN *netif.TUN
+	err := e.peer.Do(func() (err error) {
+		peerTUN, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.cleanups = append(e.cleanups, func() { peerTUN.Close() })
+	err = e.serverNS.Do(func() (err error) {
+		srvTUN, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(serverAddr, linkPrefix.Bits()), MTU: linkMTU})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.cleanups = append(e.cleanups, func() { srvTUN.Close() })
+	il, err := imp.wrap(peerTUN)
+	if err != nil {
+		return err
+	}
+	e.impaired = il
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); relay(il, srvTUN) }()
+	go func() { defer wg.Done(); relay(srvTUN, il) }()
+	e.cleanups = append(e.cleanups, func() {
+		il.Close()
+		srvTUN.Close()
+		wg.Wait()
+	})
+	return nil
+}
+
+// relay copies IPv4 packets from one link to the other until either closes.
+func relay(from, to netif.Link) {
+	const batch = 64
+	bufs := make([][]byte, batch)
+	sizes := make([]int, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, from.MTU())
+	}
+	pkts := make([][]byte, 0, batch)
+	for {
+		n, err := from.ReadPackets(bufs, sizes)
+		if err != nil {
+			return
+		}
+		pkts = pkts[:0]
+		for i := range n {
+			if sizes[i] > 0 && bufs[i][0]>>4 == 4 { // IPv4 only: no IPv6 neighbour discovery across
+				pkts = append(pkts, bufs[i][:sizes[i]])
+			}
+		}
+		if len(pkts) > 0 {
+			if _, err := to.WritePackets(pkts); errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	}
+}
+
+func (e *env) linuxNamespaces() error {
+	var err error
+	if e.peer, err = netns.New("bench-linux-peer"); err != nil {
+		return err
+	}
+	peer := e.peer
+	e.cleanups = append(e.cleanups, func() { peer.Close() })
+	if e.serverNS, err = netns.New("bench-linux-srv"); err != nil {
+		return err
+	}
+	srv := e.serverNS
+	e.cleanups = append(e.cleanups, func() { srv.Close() })
+	e.server = kernelNet{srv}
+	e.retrans = func() uint64 {
+		var n uint64
+		srv.Do(func() error {
+			n = readSNMP("/proc/thread-self/net/snmp", "Tcp")["RetransSegs"]
+			return nil
+		})
+		return n
+	}
+	return nil
+}
+
+// close undoes everything, last built first.
+func (e *env) close() {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+	e.cleanups = nil
+}
+
+// peerDo runs fn on a thread inside the peer's namespace: sockets fn creates
+// are the kernel peer's, and stay usable from any goroutine afterwards.
+func (e *env) peerDo(fn func() error) error { return e.peer.Do(fn) }
+
+// dial connects a kernel socket in the peer's namespace to the stack under
+// test.
+func (e *env) dial(ctx context.Context, port int) (net.Conn, error) {
+	var c net.Conn
+	err := e.peerDo(func() (err error) {
+		c, err = dialServer(ctx, port)
+		return err
+	})
+	return c, err
+}
+
+// dialServer connects to the stack under test from the calling thread's
+// namespace.
+func dialServer(ctx context.Context, port int) (net.Conn, error) {
+	d := net.Dialer{Control: ccControl}
+	return d.DialContext(ctx, "tcp4", netip.AddrPortFrom(serverAddr, uint16(port)).String())
+}
+
+// kernelNet is the stack under test when it is Linux: kernel sockets in the
+// server namespace, used through Go's net package.
+type kernelNet struct{ ns *netns.NS }
+
+func (k kernelNet) Listen(address string, backlog int) (net.Listener, error) {
+	var ln net.Listener
+	err := k.ns.Do(func() (err error) {
+		// Go sizes the backlog from net.core.somaxconn itself.
+		lc := net.ListenConfig{Control: ccControl}
+		ln, err = lc.Listen(context.Background(), "tcp4", address)
+		return err
+	})
+	return ln, err
+}
+
+// writeSysctls sets /proc/sys values in the calling thread's namespace.
+func writeSysctls(kv [][2]string) error {
+	for _, s := range kv {
+		if err := os.WriteFile("/proc/sys/"+s[0], []byte(s[1]), 0o644); err != nil {
+			return fmt.Errorf("bench: sysctl %s=%s: %w", strings.ReplaceAll(s[0], "/", "."), s[1], err)
+		}
+	}
+	return nil
+}

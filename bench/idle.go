@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runIdle opens Options.IdleConns connections from the kernel peer to the
+// stack, leaves them idle and measures what they cost.
+//
+// The peer's sockets are bare descriptors (no Go objects), so on the
+// user-space stacks the process's growth is the stack's alone: the live Go
+// heap (after GC) and the resident set (after GC and returning free memory
+// to the OS). On linux both ends are kernel sockets: the figure is half the
+// growth of the slab caches a socket lives in (socketSlabs), per
+// connection; slab memory is machine-wide, so other work shows in it.
+func runIdle(r *runCtx) (Sample, error) {
+	n := r.o.IdleConns
+	if err := raiseFileLimit(uint64(2*n + 4096)); err != nil {
+		return Sample{}, fmt.Errorf("raise the file limit for %d connections: %w", n, err)
+	}
+	ln, err := r.env.server.Listen(serverAddrPort(idlePort), 4096)
+	if err != nil {
+		return Sample{}, fmt.Errorf("listen: %w", err)
+	}
+	var (
+		mu       sync.Mutex
+		accepted = make([]net.Conn, 0, n)
+		count    atomic.Int64
+		wg       sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted = append(accepted, c)
+			mu.Unlock()
+			count.Add(1)
+		}
+	}()
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		ln.Close()
+		waitTimeout(&wg, 10*time.Second)
+		mu.Lock()
+		for _, c := range accepted {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	fds = make([]int, 0, n)
+
+	before := readMem()
+	slab0, haveSlab := readSlabBytes(socketSlabs)
+	sock0 := r.serverSockstat()
+	w := r.begin()
+	t0 := time.Now()
+	err = r.env.peerDo(func() error {
+		for i := range n {
+			fd, err := connectBlocking(idlePort)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i+1, err)
+			}
+			fds = append(fds, fd)
+			if r.ctx.Err() != nil {
+				return r.ctx.Err()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Sample{}, err
+	}
+	for count.Load() < int64(n) {
+		if r.ctx.Err() != nil {
+			return Sample{}, fmt.Errorf("only %d of %d connections were accepted", count.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	openSecs := time.Since(t0).Seconds()
+	// Let the last ACKs land and any per-connection timers settle.
+	if err := r.sleep(500 * time.Millisecond); err != nil {
+		return Sample{}, err
+	}
+	after := readMem()
+	slab1, _ := readSlabBytes(socketSlabs)
+	sock1 := r.serverSockstat()
+	we := r.end(w)
+
+	per := func(a, b uint64, div int) float64 { return (float64(a) - float64(b)) / float64(div) }
+	m := map[string]float64{
+		"conns":           float64(n),
+		"open_s":          openSecs,
+		"heap_b_per_conn": per(after.heapBytes, before.heapBytes, n),
+		"rss_b_per_conn":  per(after.rssBytes, before.rssBytes, n),
+		"cpu_user_s":      we.cpu.user.Seconds(),
+		"cpu_sys_s":       we.cpu.sys.Seconds(),
+		"retrans":         float64(we.retrans),
+	}
+	if haveSlab {
+		// Both ends' sockets on linux; on the user-space stacks only the
+		// peer's, which is reported for reference.
+		m["slab_b_per_socket"] = per(slab1, slab0, 2*n)
+		if r.env.stack != "linux" {
+			m["slab_b_per_socket"] = per(slab1, slab0, n)
+		}
+	}
+	m["sockstat_mem_pages"] = float64(sock1) - float64(sock0)
+	value := m["rss_b_per_conn"] / 1024
+	if r.env.stack == "linux" {
+		if !haveSlab {
+			return Sample{}, fmt.Errorf("cannot read /proc/slabinfo (needs root) for linux's kernel memory")
+		}
+		value = m["slab_b_per_socket"] / 1024
+	}
+	return Sample{Value: value, Metrics: m}, nil
+}
+
+// serverSockstat reads the TCP "mem" pages of sockstat from the server's
+// namespace (linux) or the peer's (the others). The counter is kept for the
+// whole machine by the kernel; it is socket buffer memory.
+func (r *runCtx) serverSockstat() uint64 {
+	ns := r.env.peer
+	if r.env.serverNS != nil {
+		ns = r.env.serverNS
+	}
+	var v uint64
+	ns.Do(func() error { v = readSockstatMemPages(); return nil })
+	return v
+}
+
+// connectBlocking opens a kernel TCP socket in the calling thread's
+// namespace and connects it to the stack under test, blocking the thread.
+func connectBlocking(port int) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := setCongestion(uintptr(fd)); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	// A blocking connect gives up after SO_SNDTIMEO.
+	tv := unix.Timeval{Sec: 10}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	sa := &unix.SockaddrInet4{Port: port, Addr: serverAddr.As4()}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}

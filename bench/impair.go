@@ -1,0 +1,56 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+
+	"tunstack/netif"
+)
+
+// errNoImpairment makes the lossy scenario report SKIP instead of a figure.
+var errNoImpairment = errors.New("no impairment")
+
+// impairment is the lossy scenario's link impairment (netif.ImpairedLink).
+type impairment struct {
+	spec netif.ImpairSpec
+}
+
+// parseImpairment parses an impairment SPEC (the contract's syntax). A spec
+// that impairs nothing is refused: lossy would measure a clean link.
+func parseImpairment(spec string) (*impairment, error) {
+	s, err := netif.ParseImpairSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--impair: %w", err)
+	}
+	if !s.Enabled() {
+		return nil, fmt.Errorf("--impair %q impairs nothing; give loss, delay, rate or the like, as in %s", spec, DefaultImpair)
+	}
+	return &impairment{spec: s}, nil
+}
+
+// String is the SPEC as netif writes it back.
+func (im *impairment) String() string { return im.spec.String() }
+
+// impairedLink is a link with an impairment, and its counters.
+type impairedLink interface {
+	netif.Link
+	// impairCounts returns, per direction (toward the stack under test,
+	// from it), the packets lost and the packets dropped by the queue.
+	impairCounts() (inLost, inDropped, outLost, outDropped uint64)
+}
+
+type netifImpaired struct{ *netif.ImpairedLink }
+
+func (l netifImpaired) impairCounts() (inLost, inDropped, outLost, outDropped uint64) {
+	s := l.Stats()
+	return s.In.LostPackets, s.In.QueueDropPackets, s.Out.LostPackets, s.Out.QueueDropPackets
+}
+
+// wrap puts the impairment on l; closing the result closes l.
+func (im *impairment) wrap(l netif.Link) (impairedLink, error) {
+	il, err := netif.NewImpairedLink(l, im.spec)
+	if err != nil {
+		return nil, err
+	}
+	return netifImpaired{il}, nil
+}

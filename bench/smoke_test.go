@@ -1,0 +1,47 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"tunstack/lab/netns"
+)
+
+// TestSmokeBulkDownOnTunstack runs one short bulk-down on tunstack in a
+// namespace: the harness end to end, fast. Root only.
+func TestSmokeBulkDownOnTunstack(t *testing.T) {
+	netns.RequireRoot(t)
+	stacks := []string{"tunstack"}
+	scen := []string{"bulk-down"}
+	if s := os.Getenv("BENCH_SMOKE_STACKS"); s != "" {
+		stacks = strings.Split(s, ",")
+	}
+	if s := os.Getenv("BENCH_SMOKE_SCENARIOS"); s != "" {
+		scen = strings.Split(s, ",")
+	}
+	var progress strings.Builder
+	res, err := Run(context.Background(), Options{
+		Stacks: stacks, Scenarios: scen, Duration: smokeDuration(), Runs: 1,
+		IdleConns: 500, Progress: &progress,
+	})
+	t.Log("\n" + progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		t.Logf("%s %s: %v %s %v skip=%q errors=%v", r.Stack, r.Scenario, r.Value, r.Unit, r.Metrics, r.Skip, r.Errors)
+		if r.Skip == "" && (!r.Measured() || r.Value <= 0) {
+			t.Errorf("%s on %s measured nothing: %v", r.Scenario, r.Stack, r.Errors)
+		}
+	}
+}
+
+func smokeDuration() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("BENCH_SMOKE_DURATION")); err == nil {
+		return d
+	}
+	return 500 * time.Millisecond
+}
