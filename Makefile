@@ -20,8 +20,20 @@ lint:
 	@out="$$($(GOFMT) -l .)"; if [ -n "$$out" ]; then echo "gofmt -l lists files to format:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./tcpcore/... ./netif/...
+# Benchmarks (root: namespaces and TUN devices): the micro-benchmarks, then
+# `tunstack bench` on every stack and scenario, 3 runs of 5 s windows each,
+# with tunstack profiled. Rewrites docs/performance.md and docs/perf/; the
+# raw profiles and the micro-benchmark output stay in BENCH_OUT. About 12
+# minutes on 2 cores. BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='--runs 5'.
+BENCH_OUT   ?= /tmp/tunstack-bench
+BENCH_FLAGS ?=
+bench: build
+	mkdir -p $(BENCH_OUT)/profiles
+	$(GO) test -run '^$$' -bench . -benchmem ./tcpcore/... ./netif/... ./congestion/... > $(BENCH_OUT)/micro.txt; \
+		rc=$$?; cat $(BENCH_OUT)/micro.txt; exit $$rc
+	GO=$(GO) ./bin/tunstack bench --duration 5s --runs 3 \
+		--profile-dir $(BENCH_OUT)/profiles --micro $(BENCH_OUT)/micro.txt \
+		--report docs/performance.md $(BENCH_FLAGS)
 
 # Every conformance script on each stack of CONFORMANCE_STACKS, as
 # `tunstack drill --json` runs them (tunstack and gvisor in virtual time; the

@@ -1,0 +1,395 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tunstack/gvisorstack"
+	"tunstack/policy"
+)
+
+// Report is everything one `tunstack bench` produced: --json writes it,
+// --report renders it as docs/performance.md.
+type Report struct {
+	Date     string   `json:"date"`
+	Machine  Machine  `json:"machine"`
+	Settings Settings `json:"settings"`
+	Results  []Result `json:"results"`
+	// GVisor is the gVisor configuration the gvisor stack ran with.
+	GVisor            gvisorstack.Options `json:"gvisor_options"`
+	GVisorUnsupported []string            `json:"gvisor_unsupported,omitempty"`
+	Micro             []MicroResult       `json:"micro,omitempty"`
+	Profiles          []ProfileSummary    `json:"profiles,omitempty"`
+}
+
+// Settings are the options a report was made with, as they were applied.
+type Settings struct {
+	Stacks        []string `json:"stacks"`
+	Scenarios     []string `json:"scenarios"`
+	Duration      string   `json:"duration"`       // measured window of a timed run
+	LossyDuration string   `json:"lossy_duration"` // lossy's window
+	Warmup        string   `json:"warmup"`         // before each window
+	Runs          int      `json:"runs"`
+	Impair        string   `json:"impair"`
+	Profile       string   `json:"profile"`   // policy profile of tunstack and gVisor
+	KernelCC      string   `json:"kernel_cc"` // TCP_CONGESTION of every kernel socket
+	IdleConns     int      `json:"idle_conns"`
+	MTU           int      `json:"mtu"`
+}
+
+// NewReport assembles a report from normalized options and results.
+func NewReport(o Options, results []Result, m Machine) (*Report, error) {
+	if err := o.Normalize(); err != nil {
+		return nil, err
+	}
+	prof, err := policy.ByName(o.ProfileName)
+	if err != nil {
+		return nil, err
+	}
+	g := gvisorstack.OptionsFromProfile(prof)
+	return &Report{
+		Date:    time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		Machine: m,
+		Settings: Settings{
+			Stacks: o.Stacks, Scenarios: o.Scenarios,
+			Duration: o.Duration.String(), LossyDuration: (2 * o.Duration).String(),
+			Warmup: warmupFor(o.Duration).String(), Runs: o.Runs, Impair: o.Impair,
+			Profile: o.ProfileName, KernelCC: kernelCC(prof), IdleConns: o.IdleConns, MTU: linkMTU,
+		},
+		Results:           results,
+		GVisor:            g,
+		GVisorUnsupported: g.Unsupported(),
+	}, nil
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// row is one line of the results table.
+type row struct {
+	scenario, stack, figure, detail, cpu, retrans, runs, vsGVisor, vsLinux string
+}
+
+var tableHeader = row{"scenario", "stack", "figure", "detail", "CPU", "retrans", "runs", "tunstack/gvisor", "tunstack/linux"}
+
+// rows turns results into table rows, in the order given, with the ratios
+// on the tunstack rows.
+func rows(results []Result) []row {
+	value := map[[2]string]float64{}
+	for _, r := range results {
+		if r.Measured() {
+			value[[2]string{r.Scenario, r.Stack}] = r.Value
+		}
+	}
+	get := func(sc, st string) float64 {
+		if v, ok := value[[2]string{sc, st}]; ok {
+			return v
+		}
+		return math.NaN()
+	}
+	var out []row
+	for _, r := range results {
+		w := row{scenario: r.Scenario, stack: r.Stack}
+		switch {
+		case r.Skip != "":
+			w.figure = "SKIP: " + r.Skip
+			out = append(out, w)
+			continue
+		case !r.Measured():
+			w.figure = "FAILED: " + strings.Join(r.Errors, "; ")
+			out = append(out, w)
+			continue
+		}
+		w.figure = formatFigure(r.Value, r.Unit)
+		w.detail, w.cpu = detailAndCPU(r)
+		w.retrans = formatCount(r.Metrics["retrans"])
+		w.runs = fmt.Sprint(r.Runs)
+		if len(r.Errors) > 0 {
+			w.runs = fmt.Sprintf("%d of %d", r.Runs, r.Runs+len(r.Errors))
+		}
+		if r.Stack == "tunstack" {
+			w.vsGVisor = formatRatio(ratio(r.Value, get(r.Scenario, "gvisor")))
+			w.vsLinux = formatRatio(ratio(r.Value, get(r.Scenario, "linux")))
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// detailAndCPU are the secondary figures of a result and its CPU cost in
+// the unit that suits the scenario.
+func detailAndCPU(r Result) (detail, cpu string) {
+	m := r.Metrics
+	has := func(k string) bool { _, ok := m[k]; return ok }
+	switch r.Scenario {
+	case "streams":
+		detail = fmt.Sprintf("down %s + up %s", formatNum(m["down_gbps"]), formatNum(m["up_gbps"]))
+	case "rr", "crr":
+		detail = fmt.Sprintf("p50 %s µs, p99 %s µs", formatNum(m["p50_us"]), formatNum(m["p99_us"]))
+	case "idle":
+		if r.Stack == "linux" {
+			detail = fmt.Sprintf("kernel slab per socket; sockstat mem %+.0f pages", m["sockstat_mem_pages"])
+		} else {
+			detail = fmt.Sprintf("RSS; Go heap %s KiB/conn", formatNum(m["heap_b_per_conn"]/1024))
+		}
+	case "lossy":
+		detail = fmt.Sprintf("link lost %s, queue dropped %s of the stack's packets",
+			formatCount(m["link_lost_from_stack"]), formatCount(m["queue_drops_from_stack"]))
+	}
+	switch {
+	case has("cpu_s_per_gb"):
+		cpu = formatNum(m["cpu_s_per_gb"]) + " s/GB"
+	case has("cpu_us_per_tx"):
+		cpu = formatNum(m["cpu_us_per_tx"]) + " µs/tx"
+	case has("cpu_us_per_conn"):
+		cpu = formatNum(m["cpu_us_per_conn"]) + " µs/conn"
+	default:
+		cpu = "-"
+	}
+	return detail, cpu
+}
+
+func formatRatio(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return formatNum(v) + "x"
+}
+
+// WriteTable writes the results as an aligned text table.
+func WriteTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range append([]row{tableHeader}, rows(results)...) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux)
+	}
+	return tw.Flush()
+}
+
+// writeMarkdownTable writes the results as a Markdown table.
+func writeMarkdownTable(w io.Writer, results []Result) {
+	cells := func(r row) []string {
+		return []string{r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux}
+	}
+	h := cells(tableHeader)
+	fmt.Fprintf(w, "| %s |\n", strings.Join(h, " | "))
+	fmt.Fprintf(w, "|%s\n", strings.Repeat(" --- |", len(h)))
+	for _, r := range rows(results) {
+		c := cells(r)
+		for i := range c {
+			c[i] = strings.ReplaceAll(c[i], "|", `\|`)
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+	}
+}
+
+// Charts are the plot's panels: throughput per scenario, rr latency
+// percentiles, and the transaction and connection rates.
+func Charts(results []Result, stacks []string) []BarChart {
+	find := func(sc, st string) *Result {
+		for i := range results {
+			if results[i].Scenario == sc && results[i].Stack == st && results[i].Measured() {
+				return &results[i]
+			}
+		}
+		return nil
+	}
+	panel := func(title, unit string, log bool, groups []string, val func(group, stack string) float64) BarChart {
+		c := BarChart{Title: title, Unit: unit, Log: log, Series: stacks}
+		for _, g := range groups {
+			var vs []float64
+			for _, st := range stacks {
+				vs = append(vs, val(g, st))
+			}
+			c.Groups = append(c.Groups, g)
+			c.Values = append(c.Values, vs)
+		}
+		return c
+	}
+	metric := func(sc, st, key string) float64 {
+		if r := find(sc, st); r != nil {
+			if v, ok := r.Metrics[key]; ok {
+				return v
+			}
+		}
+		return math.NaN()
+	}
+	return []BarChart{
+		panel("Throughput (median of runs)", "Gbit/s", false, []string{"bulk-down", "bulk-up", "streams"},
+			func(g, st string) float64 { return metric(g, st, "gbps") }),
+		panel("Goodput through the impaired link (lossy)", "Mbit/s", false, []string{"lossy"},
+			func(g, st string) float64 { return metric(g, st, "gbps") * 1000 }),
+		panel("rr latency, 1-byte request/response (log scale)", "µs", true, []string{"p50", "p99"},
+			func(g, st string) float64 { return metric("rr", st, g+"_us") }),
+		panel("Rates", "per second", false, []string{"rr tx/s", "crr conn/s"},
+			func(g, st string) float64 {
+				if g == "rr tx/s" {
+					return metric("rr", st, "tps")
+				}
+				return metric("crr", st, "cps")
+			}),
+	}
+}
+
+// WriteMarkdown renders the report as docs/performance.md. plotName is the
+// SVG's path relative to the document ("" for none); summaryDir the
+// relative directory of the profile summaries.
+func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
+	s := r.Settings
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("# Performance\n\n")
+	p("Generated by `make bench` (`tunstack bench`) on %s; do not edit by hand, run `sudo make bench` again.\n", r.Date)
+	p("Numbers from a shared or busy machine are noisy: read the load averages below before the figures.\n\n")
+
+	p("## Machine\n\n")
+	m := r.Machine
+	p("| | |\n| --- | --- |\n")
+	p("| CPU | %s |\n| cores | %d |\n| memory | %s |\n| kernel | %s |\n| Go | %s |\n", m.CPUModel, m.Cores, m.MemTotal, m.Kernel, m.GoVersion)
+	p("| load average (1, 5, 15 min) before | %s |\n| load average after | %s |\n\n", m.LoadBefore, m.LoadAfter)
+
+	p("## Results\n\n")
+	p("Each figure is the median of %d runs (the runs column says how many succeeded); every metric is its own median. ", s.Runs)
+	p("Each run builds its namespaces, link and stack afresh, warms up for %s, then measures a window of %s (lossy: %s). ", s.Warmup, s.Duration, s.LossyDuration)
+	p("Runs of the stacks are interleaved, so a burst of load elsewhere does not fall on one stack only. ")
+	p("Ratios are tunstack's figure over the other's: above 1 is better for rates and throughput, worse for idle's memory.\n\n")
+	writeMarkdownTable(w, r.Results)
+	p("\n")
+	if plotName != "" {
+		p("![throughput, goodput, latency and rates per stack](%s)\n\n", plotName)
+	}
+
+	p("## What is measured\n\n")
+	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
+	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
+	p("linux is kernel to kernel: two namespaces joined by a veth pair (MTU %d; the veth keeps its default offloads, so Linux moves GSO batches internally — the ceiling, not a like-for-like path). ", s.MTU)
+	p("For lossy, linux instead runs through two TUN devices joined by a relay in this process, with the same impairment code as the others (this kernel has no netem). ")
+	p("The peer is always kernel TCP driven by Go code in this process (`ns.Do`); the server side of every connection is the stack under test. ")
+	p("Every kernel socket uses TCP_CONGESTION=%s (set per socket: the machine default may differ, e.g. BBR). ", s.KernelCC)
+	p("tunstack and gVisor run the %q policy profile.\n\n", s.Profile)
+	for _, name := range s.Scenarios {
+		p("- **%s** (%s): %s.\n", name, lookupScenario(name).unit, ScenarioAbout(name))
+	}
+	p("\nColumns:\n\n")
+	p("- **CPU**: process CPU time (getrusage RUSAGE_SELF, user + system) during the window, per GB moved (bulk), per transaction (rr) or per connection (crr). ")
+	p("The whole process counts: for tunstack and gVisor that is the stack, the TUN system calls, the kernel peer's TCP and the Go code on both sides; ")
+	p("for linux both kernels' TCP as far as it runs in this process's threads (system calls and the softirqs they trigger on the veth) and the Go code. ")
+	p("Softirq work the kernel defers to ksoftirqd is not counted for any stack.\n")
+	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
+	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
+	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
+	p("The TCP `mem` pages of /proc/net/sockstat (socket buffer memory) are in the detail; idle sockets hold none. Kernel memory of the peer sockets is not counted for any stack.\n")
+	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window.\n\n", s.Impair)
+
+	p("## gVisor options\n\n")
+	p("`gvisorstack.OptionsFromProfile` of the %q profile; docs/gvisor.md maps each field to gVisor's option.\n\n", s.Profile)
+	p("| field | value |\n| --- | --- |\n")
+	v := reflect.ValueOf(r.GVisor)
+	for i := range v.NumField() {
+		p("| %s | %v |\n", v.Type().Field(i).Name, v.Field(i).Interface())
+	}
+	if len(r.GVisorUnsupported) > 0 {
+		p("\ngVisor cannot follow: %s.\n", strings.Join(r.GVisorUnsupported, "; "))
+	}
+	p("\n")
+
+	if len(r.Micro) > 0 {
+		p("## Micro-benchmarks\n\n")
+		p("`go test -run '^$' -bench . -benchmem ./tcpcore/... ./netif/... ./congestion/...`, one run each at the default benchtime.\n\n")
+		p("| package | benchmark | ns/op | MB/s | B/op | allocs/op |\n| --- | --- | ---: | ---: | ---: | ---: |\n")
+		opt := func(v float64) string {
+			if v < 0 {
+				return ""
+			}
+			return formatNum(v)
+		}
+		for _, b := range r.Micro {
+			p("| %s | %s | %s | %s | %s | %s |\n", b.Package, b.Name, formatNum(b.NsPerOp), opt(b.MBPerSec), opt(b.BytesPerOp), opt(b.AllocsPerOp))
+		}
+		p("\n")
+	}
+
+	if len(r.Profiles) > 0 {
+		p("## Profiles of tunstack\n\n")
+		p("One extra run of each scenario below, after the measured ones, with the CPU profile and the allocation profile taken over its window only ")
+		p("(allocations are the window's: the allocs profile at its end minus the one at its start). ")
+		p("Views: cpu by flat time (the whole process, the kernel peer's work included); cpu_cum by cumulative time over the project's packages only, so system calls are charged to the stack code that made them; ")
+		p("alloc_space and alloc_objects by flat value (sampled every 4 KiB during the profiled run). ")
+		p("The top entries are here; the longer lists are in %s, the raw profiles where `--profile-dir` put them ", summaryDir)
+		p("(`go tool pprof -http=: FILE`).\n\n")
+		for _, ps := range r.Profiles {
+			p("### %s, %s\n\n", ps.Scenario, ps.Kind)
+			if ps.Err != "" {
+				p("Not summarized: %s\n\n", ps.Err)
+				continue
+			}
+			n := map[string]int{"cpu": 12, "cpu_cum": 15}[ps.Kind]
+			if n == 0 {
+				n = 8
+			}
+			p("```\n%s\n```\n\n", strings.Join(headLines(ps.Lines, n), "\n"))
+		}
+	}
+}
+
+// headLines keeps pprof's header lines and the first n rows of its table.
+func headLines(lines []string, n int) []string {
+	var out []string
+	rowsSeen := -1
+	for _, l := range lines {
+		if rowsSeen >= 0 {
+			rowsSeen++
+			if rowsSeen > n {
+				break
+			}
+		}
+		out = append(out, l)
+		if strings.Contains(l, "flat%") {
+			rowsSeen = 0
+		}
+	}
+	return out
+}
+
+// WriteReportFiles writes the report as Markdown to path, and to perf/
+// beside it the plot (bench.svg), the report as JSON (bench.json) and the
+// profile summaries.
+func WriteReportFiles(r *Report, path string) error {
+	perf := filepath.Join(filepath.Dir(path), "perf")
+	if err := os.MkdirAll(perf, 0o755); err != nil {
+		return err
+	}
+	var svg bytes.Buffer
+	title := fmt.Sprintf("tunstack bench, %s, %d cores (medians of %d runs)", r.Date, r.Machine.Cores, r.Settings.Runs)
+	if err := WriteSVG(&svg, title, Charts(r.Results, r.Settings.Stacks)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(perf, "bench.svg"), svg.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if _, err := writeProfileSummaries(perf, r.Profiles); err != nil {
+		return err
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(perf, "bench.json"), js.Bytes(), 0o644); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	r.WriteMarkdown(&md, "perf/bench.svg", "perf/")
+	return os.WriteFile(path, md.Bytes(), 0o644)
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"tunstack/bench"
+	"tunstack/policy"
+)
+
+func init() { commands["bench"] = runBench }
+
+const benchUsage = `tunstack bench [--stack tunstack,gvisor,linux] [--scenario NAME,...]
+               [--duration 5s] [--runs 3] [--json] [--impair SPEC]
+               [--profile linux|rfc] [--idle-conns 10000] [--profile-dir DIR]
+               [--report FILE.md] [--micro FILE]
+
+Runs each scenario on each stack, each stack in network namespaces of its
+own with kernel peers, and prints a table (or, with --json, the whole
+report as JSON). Needs root. Every figure is the median of --runs runs.
+
+  --stack LIST        stacks to compare, comma-separated (default all)
+  --scenario LIST     scenarios to run, comma-separated (default all):
+%s
+  --duration D        measured window of each run (lossy: twice it); a warm-up
+                      of a tenth of it, at least 200ms, comes first (default 5s)
+  --runs N            runs per figure (default 3)
+  --json              print the report as JSON instead of the table
+  --impair SPEC       lossy's impairment (default %s)
+  --profile NAME      policy profile of tunstack and gVisor (default linux)
+  --idle-conns N      connections idle opens (default 10000)
+  --profile-dir DIR   write CPU and allocation profiles of one extra run of
+                      bulk-up, bulk-down and crr on tunstack to DIR
+  --report FILE       write the report as Markdown to FILE, and the plot, the
+                      profile summaries and the JSON report to perf/ beside it
+  --micro FILE        include this go test -bench -benchmem output in the report
+`
+
+func benchHelp() string {
+	var b strings.Builder
+	for _, n := range bench.ScenarioNames() {
+		fmt.Fprintf(&b, "                        %-10s %s\n", n, bench.ScenarioShort(n))
+	}
+	return fmt.Sprintf(benchUsage, strings.TrimRight(b.String(), "\n"), bench.DefaultImpair)
+}
+
+// runBench is `tunstack bench`.
+func runBench(args []string) error {
+	var (
+		o          bench.Options
+		stacks     = strings.Join(bench.Stacks(), ",")
+		scenarios  = strings.Join(bench.ScenarioNames(), ",")
+		duration   = "5s"
+		asJSON     bool
+		reportFile string
+		microFile  string
+	)
+	o.Runs, o.IdleConns, o.ProfileName = 3, 10000, "linux"
+	rest, err := parseFlags("bench", args, []flagDef{
+		stringFlag("stack", &stacks, listCheck("stack", bench.Stacks(), "tunstack,linux")),
+		stringFlag("scenario", &scenarios, listCheck("scenario", bench.ScenarioNames(), "bulk-down,rr")),
+		stringFlag("duration", &duration, nil),
+		intFlag("runs", "a number of runs", 1, 100, "3", &o.Runs),
+		boolFlag("json", &asJSON),
+		stringFlag("impair", &o.Impair, nil),
+		oneOfFlag("profile", policy.Names(), &o.ProfileName),
+		intFlag("idle-conns", "a number of connections", 1, 100000, "10000", &o.IdleConns),
+		stringFlag("profile-dir", &o.ProfileDir, nil),
+		stringFlag("report", &reportFile, nil),
+		stringFlag("micro", &microFile, checkReadable("micro")),
+	})
+	if errors.Is(err, errHelp) {
+		fmt.Print(benchHelp())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("bench takes no arguments, but got %q; choose what to run with --stack and --scenario.", rest[0])
+	}
+	o.Stacks = strings.Split(stacks, ",")
+	o.Scenarios = strings.Split(scenarios, ",")
+	if o.Duration, err = time.ParseDuration(duration); err != nil || o.Duration < 100*time.Millisecond {
+		return usagef("--duration must be a duration of 100ms or more, as in --duration 5s, not %q.", duration)
+	}
+	if err := o.Normalize(); err != nil {
+		return usagef("%v.", err)
+	}
+	if err := bench.CheckImpair(o.Impair); err != nil {
+		return usagef("%v.", err)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("bench needs root to create network namespaces and TUN devices: run it with sudo")
+	}
+	o.Progress = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	machine := bench.ReadMachine()
+	fmt.Fprintf(os.Stderr, "tunstack bench: %s on %s, %s, load %s; %d run(s) of %s per figure\n",
+		strings.Join(o.Stacks, ","), machine.Kernel, machine.GoVersion, machine.LoadBefore, o.Runs, o.Duration)
+	results, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	machine.LoadAfter = bench.LoadAverage()
+	rep, err := bench.NewReport(o, results, machine)
+	if err != nil {
+		return err
+	}
+	if microFile != "" {
+		f, err := os.Open(microFile)
+		if err != nil {
+			return err
+		}
+		rep.Micro, err = bench.ParseMicro(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", microFile, err)
+		}
+	}
+	if o.ProfileDir != "" {
+		rep.Profiles = bench.SummarizeProfiles(o.ProfileDir, 40)
+	}
+	if asJSON {
+		if err := rep.WriteJSON(os.Stdout); err != nil {
+			return err
+		}
+	} else {
+		fmt.Println()
+		if err := bench.WriteTable(os.Stdout, results); err != nil {
+			return err
+		}
+		fmt.Printf("\nload average %s before, %s after; medians of %d run(s).\n", machine.LoadBefore, machine.LoadAfter, o.Runs)
+	}
+	if reportFile != "" {
+		if err := bench.WriteReportFiles(rep, reportFile); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "report written to %s, plot and profile summaries to %s\n", reportFile, filepath.Join(filepath.Dir(reportFile), "perf"))
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Skip == "" && !r.Measured() {
+			failed = append(failed, r.Stack+" "+r.Scenario)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d figure(s) could not be measured (%s); the table says why", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// listCheck accepts a comma-separated list of allowed words.
+func listCheck(name string, allowed []string, example string) func(string) error {
+	return func(v string) error {
+		for _, w := range strings.Split(v, ",") {
+			if !slices.Contains(allowed, w) {
+				return usagef("--%s takes a comma-separated list of %s, as in --%s %s, not %q.", name, orList(allowed), name, example, v)
+			}
+		}
+		return nil
+	}
+}
+
+func checkReadable(name string) func(string) error {
+	return func(v string) error {
+		if _, err := os.Stat(v); err != nil {
+			return usagef("--%s %q cannot be read (%v); give the file go test -bench wrote.", name, v, err)
+		}
+		return nil
+	}
+}
