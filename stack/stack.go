@@ -139,6 +139,13 @@ func (s *Stack) durationUntil(t tcpcore.Time) time.Duration {
 // releases the lock. If no other goroutine is writing to the link, it
 // becomes the writer and sends the engine's output, taking the lock again
 // only to collect more output and to Release what it sent.
+//
+// One writer at a time keeps the packets in the order the engine made them
+// (reordering our own segments would cost the peer duplicate ACKs), and a
+// goroutine that finds a writer busy returns at once instead of queueing on
+// the link. The price: the writer may send others' packets before it
+// returns, bounded by what the engine can produce meanwhile (windows and
+// send buffers).
 func (s *Stack) unlockFlush() {
 	for _, w := range s.e.Wakeups() {
 		w.Wake()
@@ -162,9 +169,8 @@ func (s *Stack) unlockFlush() {
 		// by the time the link write returns. Hand it the spare slice
 		// now, while the queue is empty, and keep the one just sent as
 		// the next spare: two slices alternate and appends stop
-		// allocating.
-		// Because the queue is never empty at Release(pkts), the engine
-		// never adopts pkts, and pkts is free to become the next spare.
+		// allocating. As the queue is then never empty at Release(pkts),
+		// the engine never adopts pkts, which is free to be the spare.
 		if s.spare == nil {
 			s.spare = make([]*tcpcore.Packet, 0, len(pkts)) // once per stack
 		}
