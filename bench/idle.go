@@ -11,7 +11,10 @@ import (
 )
 
 // runIdle opens Options.IdleConns connections from the kernel peer to the
-// stack, leaves them idle and measures what they cost.
+// stack, leaves them idle and measures what they cost. If the process may
+// not hold enough descriptors (linux needs two per connection and the hard
+// RLIMIT_NOFILE cannot always be raised), it opens as many as fit and says
+// so in the conns metric.
 //
 // The peer's sockets are bare descriptors (no Go objects), so on the
 // user-space stacks the process's growth is the stack's alone: the live Go
@@ -21,8 +24,24 @@ import (
 // connection; slab memory is machine-wide, so other work shows in it.
 func runIdle(r *runCtx) (Sample, error) {
 	n := r.o.IdleConns
-	if err := raiseFileLimit(uint64(2*n + 4096)); err != nil {
-		return Sample{}, fmt.Errorf("raise the file limit for %d connections: %w", n, err)
+	// Descriptors: one per connection for the peer, one more for linux's
+	// accepted sockets, and room for everything else.
+	perConn := 1
+	if r.env.stack == "linux" {
+		perConn = 2
+	}
+	const spare = 512
+	limit, err := fileLimitFor(uint64(perConn*n + spare))
+	if err != nil {
+		return Sample{}, fmt.Errorf("file limit: %w", err)
+	}
+	if fit := (int(limit) - spare) / perConn; fit < n {
+		// The figure is per connection; fewer connections change it little,
+		// and the conns metric says how many there were.
+		n = fit
+	}
+	if n < 1 {
+		return Sample{}, fmt.Errorf("the file limit (%d) leaves no room for connections", limit)
 	}
 	ln, err := r.env.server.Listen(serverAddrPort(idlePort), 4096)
 	if err != nil {

@@ -162,20 +162,27 @@ func readSNMP(path, prefix string) map[string]uint64 {
 	return out
 }
 
-// raiseFileLimit lifts RLIMIT_NOFILE to at least n descriptors (the idle
-// scenario holds two per connection on linux). Root may raise the hard
-// limit too.
-func raiseFileLimit(n uint64) error {
+// fileLimitFor raises RLIMIT_NOFILE toward want descriptors and returns
+// how many the process may now hold: want, or less if the hard limit
+// cannot be raised (raising it needs CAP_SYS_RESOURCE, which a container's
+// root may lack).
+func fileLimitFor(want uint64) (uint64, error) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return 0, err
 	}
-	if lim.Cur >= n {
-		return nil
+	if lim.Cur >= want {
+		return lim.Cur, nil
 	}
-	lim.Cur = n
-	if lim.Max < n {
-		lim.Max = n
+	raised := lim
+	raised.Cur = want
+	raised.Max = max(lim.Max, want)
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &raised) == nil {
+		return want, nil
 	}
-	return unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	lim.Cur = lim.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	return lim.Cur, nil
 }

@@ -142,10 +142,11 @@ func detailAndCPU(r Result) (detail, cpu string) {
 		detail = fmt.Sprintf("p50 %s µs, p99 %s µs", formatNum(m["p50_us"]), formatNum(m["p99_us"]))
 	case "idle":
 		if r.Stack == "linux" {
-			detail = fmt.Sprintf("kernel slab per socket; sockstat mem %+.0f pages", m["sockstat_mem_pages"])
+			detail = "kernel slab per socket"
 		} else {
 			detail = fmt.Sprintf("RSS; Go heap %s KiB/conn", formatNum(m["heap_b_per_conn"]/1024))
 		}
+		detail += fmt.Sprintf("; %s conns", formatCount(m["conns"]))
 	case "lossy":
 		detail = fmt.Sprintf("link lost %s, queue dropped %s of the stack's packets",
 			formatCount(m["link_lost_from_stack"]), formatCount(m["queue_drops_from_stack"]))
@@ -196,8 +197,8 @@ func writeMarkdownTable(w io.Writer, results []Result) {
 	}
 }
 
-// Charts are the plot's panels: throughput per scenario, rr latency
-// percentiles, and the transaction and connection rates.
+// Charts are the plot's panels: throughput per scenario, lossy goodput, rr
+// latency percentiles, and the transaction and connection rates.
 func Charts(results []Result, stacks []string) []BarChart {
 	find := func(sc, st string) *Result {
 		for i := range results {
@@ -234,13 +235,10 @@ func Charts(results []Result, stacks []string) []BarChart {
 			func(g, st string) float64 { return metric(g, st, "gbps") * 1000 }),
 		panel("rr latency, 1-byte request/response (log scale)", "µs", true, []string{"p50", "p99"},
 			func(g, st string) float64 { return metric("rr", st, g+"_us") }),
-		panel("Rates", "per second", false, []string{"rr tx/s", "crr conn/s"},
-			func(g, st string) float64 {
-				if g == "rr tx/s" {
-					return metric("rr", st, "tps")
-				}
-				return metric("crr", st, "cps")
-			}),
+		panel("rr: 1-byte transactions per second", "tx/s", false, []string{"rr"},
+			func(g, st string) float64 { return metric("rr", st, "tps") }),
+		panel("crr: connections per second (connect, request, response, close)", "conn/s", false, []string{"crr"},
+			func(g, st string) float64 { return metric("crr", st, "cps") }),
 	}
 }
 
@@ -290,7 +288,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
-	p("The TCP `mem` pages of /proc/net/sockstat (socket buffer memory) are in the detail; idle sockets hold none. Kernel memory of the peer sockets is not counted for any stack.\n")
+	p("The JSON also has the change in the TCP `mem` pages of /proc/net/sockstat (socket buffer memory, machine-wide, so mostly other work's; idle sockets hold none). Kernel memory of the peer sockets is not counted for any stack.\n")
 	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window.\n\n", s.Impair)
 
 	p("## gVisor options\n\n")
@@ -372,7 +370,7 @@ func WriteReportFiles(r *Report, path string) error {
 		return err
 	}
 	var svg bytes.Buffer
-	title := fmt.Sprintf("tunstack bench, %s, %d cores (medians of %d runs)", r.Date, r.Machine.Cores, r.Settings.Runs)
+	title := fmt.Sprintf("tunstack bench, %s, %d cores, median of %d run(s) each", r.Date, r.Machine.Cores, r.Settings.Runs)
 	if err := WriteSVG(&svg, title, Charts(r.Results, r.Settings.Stacks)); err != nil {
 		return err
 	}

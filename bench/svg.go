@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"strconv"
 )
 
 // BarChart is one panel of grouped bars: for each group (a scenario or a
@@ -79,7 +80,7 @@ func writePanel(w io.Writer, c BarChart, y0 int) {
 	for _, t := range c.ticks(lo, hi) {
 		y := baseY - scale(t)
 		fmt.Fprintf(w, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, plotLeft, y, svgWidth-plotRight, y)
-		fmt.Fprintf(w, `<text x="%d" y="%.1f" text-anchor="end" fill="#444">%s</text>`+"\n", plotLeft-6, y+4, esc(formatNum(t)))
+		fmt.Fprintf(w, `<text x="%d" y="%.1f" text-anchor="end" fill="#444">%s</text>`+"\n", plotLeft-6, y+4, esc(formatTick(t)))
 	}
 	fmt.Fprintf(w, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#333"/>`+"\n", plotLeft, baseY, svgWidth-plotRight, baseY)
 	fmt.Fprintf(w, `<text x="16" y="%.1f" transform="rotate(-90 16 %.1f)" text-anchor="middle" fill="#444">%s</text>`+"\n", baseY-plotH/2, baseY-plotH/2, esc(c.Unit))
@@ -161,6 +162,14 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// formatTick writes an axis value as short as it goes: 0.5, 10, 2,500.
+func formatTick(v float64) string {
+	if v >= 1000 {
+		return formatNum(v)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 func esc(s string) string { return html.EscapeString(s) }
