@@ -40,7 +40,8 @@ bench: build
 # linux target needs root and is skipped with a message otherwise), then
 # docs/conformance.md from the results. Fails when a stack disagrees with
 # tunstack on a script and conformance/differences.json (or a
-# tunstack-difference marker in the script) does not say why.
+# tunstack-difference marker in the script) does not say why. Linux runs in
+# real time, so its failures are run once more and the doc shows both.
 CONFORMANCE_STACKS ?= linux tunstack gvisor
 conformance: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -53,6 +54,13 @@ conformance: build
 		echo "== conformance on $$s"; \
 		./bin/tunstack drill --stack $$s --json $$scripts > "$$tmp/$$s.json"; \
 		[ $$? -le 1 ] || exit 1; \
+		failed=; [ "$$s" = linux ] && failed=$$(./bin/tunstack conformance-doc --failed "$$tmp/$$s.json"); \
+		if [ -n "$$failed" ]; then \
+			echo "== conformance on $$s: running the failed scripts once more (real time on a loaded machine)"; \
+			mkdir -p "$$tmp/retry"; \
+			./bin/tunstack drill --stack $$s --json $$failed > "$$tmp/retry/$$s.json"; \
+			[ $$? -le 1 ] || exit 1; \
+		fi; \
 	done; \
 	./bin/tunstack conformance-doc --stacks "$$(echo $(CONFORMANCE_STACKS) | tr ' ' ,)" \
-		$${notrun:+--not-run "$$notrun"} "$$tmp"/*.json
+		$${notrun:+--not-run "$$notrun"} "$$tmp"/*.json $$(ls "$$tmp"/retry/*.json 2>/dev/null)

@@ -166,6 +166,9 @@ const (
 type Cell struct {
 	Status Status
 	Result *Result // nil when not run
+	// Retried says Result is a rerun; FirstTry is the result it replaced.
+	Retried  bool
+	FirstTry *Result
 	// For cells of a reference stack that disagree with tunstack:
 	Differs  bool
 	ReasonID string // shared reason, "" when inline or none
@@ -214,6 +217,12 @@ func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[strin
 	for _, st := range stacks {
 		for _, r := range results[st] {
 			key := rel(r.Script)
+			if row := rows[key]; row != nil && row.Cells[st] != nil {
+				// A later result for the same script replaces the
+				// earlier one: a rerun of a failed script.
+				row.Cells[st] = &Cell{Status: r.Status, Result: r, Retried: true, FirstTry: row.Cells[st].Result}
+				continue
+			}
 			row := rows[key]
 			if row == nil {
 				info, err := ReadScriptInfo(r.Script)
@@ -433,6 +442,9 @@ func (m *Matrix) Markdown(kernel string) string {
 			if c.Status == Diff {
 				s = "DIFF (documented)"
 			}
+			if c.Retried && c.Status == Pass {
+				s += " (on retry)"
+			}
 			if c.Result != nil && c.Status == Pass && len(c.Result.Skipped) > 0 {
 				s += fmt.Sprintf(" (%d line(s) not evaluated)", len(c.Result.Skipped))
 			}
@@ -506,6 +518,18 @@ func (m *Matrix) Markdown(kernel string) string {
 			p(".\n")
 		}
 		p("\n")
+	}
+	var retried []string
+	for _, r := range m.Rows {
+		for _, st := range m.Stacks {
+			if c := r.Cells[st]; c.Retried && c.FirstTry != nil && c.FirstTry.Failure != nil {
+				retried = append(retried, fmt.Sprintf("- `%s` on %s: %s (first try), %s on retry.\n", r.Script, st,
+					mdEscape(failureMessage(&Cell{Result: c.FirstTry})), c.Status))
+			}
+		}
+	}
+	if len(retried) > 0 {
+		p("## Retried\n\nA real-time stack's failures are run once more (timing on a loaded machine);\nthe second result counts. First failures:\n\n%s\n", strings.Join(retried, ""))
 	}
 	p("## Unexplained differences\n\n")
 	if len(m.Problems) == 0 {

@@ -179,3 +179,25 @@ func TestCheckedInDifferencesLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildMatrixRetryReplacesFirstResult(t *testing.T) {
+	dir := t.TempDir()
+	p := writeScript(t, dir, "a.pkt", "// RFC 1: a.")
+	results := map[string][]*Result{
+		"linux":    {{Script: p, Status: Fail, Failure: &Failure{Where: p + ":3", Message: "late"}}, {Script: p, Status: Pass}},
+		"tunstack": {{Script: p, Status: Pass}},
+	}
+	m, err := BuildMatrix([]string{"linux", "tunstack"}, results, nil, dir, &Differences{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Problems) != 0 {
+		t.Errorf("problems %v, want none: the retry passed", m.Problems)
+	}
+	md := m.Markdown("")
+	for _, s := range []string{"| PASS (on retry) | PASS |", "- `a.pkt` on linux: line 3: late (first try), PASS on retry."} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+}

@@ -21,8 +21,10 @@ var errUnexplained = errors.New("unexplained differences")
 // runConformanceDoc is `tunstack conformance-doc [--out docs/conformance.md]
 // [--differences conformance/differences.json] [--scripts conformance/scripts]
 // [--stacks linux,tunstack,gvisor] [--not-run STACK=REASON] RESULTS.json...`:
-// it reads the JSON of `tunstack drill --json` runs (one file per stack) and
-// writes the conformance matrix. It fails when a reference stack and
+// it reads the JSON of `tunstack drill --json` runs and writes the
+// conformance matrix. A later result for a script and stack replaces an
+// earlier one (a rerun of a failed script) and is marked as a retry.
+// With --failed it only prints the scripts that failed in the given files. It fails when a reference stack and
 // tunstack disagree on a script and neither the differences file nor a
 // tunstack-difference marker in the script says why.
 func runConformanceDoc(args []string) error {
@@ -31,7 +33,9 @@ func runConformanceDoc(args []string) error {
 	root := "conformance/scripts"
 	stackList := "linux,tunstack,gvisor"
 	notRun := map[string]string{}
+	listFailed := false
 	files, err := parseFlags("conformance-doc", args, []flagDef{
+		boolFlag("failed", &listFailed),
 		stringFlag("out", &out, nil),
 		stringFlag("differences", &diffPath, nil),
 		stringFlag("scripts", &root, nil),
@@ -65,6 +69,20 @@ func runConformanceDoc(args []string) error {
 		for _, r := range rs {
 			results[r.Stack] = append(results[r.Stack], r)
 		}
+	}
+	if listFailed {
+		// The scripts to run again: every FAIL in the given files.
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			var rs []*conformance.Result
+			json.Unmarshal(b, &rs)
+			for _, r := range rs {
+				if r.Status == conformance.Fail {
+					fmt.Println(r.Script)
+				}
+			}
+		}
+		return nil
 	}
 	for _, st := range stacks {
 		if results[st] == nil && notRun[st] == "" {
