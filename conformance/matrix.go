@@ -220,7 +220,11 @@ func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[strin
 			if row := rows[key]; row != nil && row.Cells[st] != nil {
 				// A later result for the same script replaces the
 				// earlier one: a rerun of a failed script.
-				row.Cells[st] = &Cell{Status: r.Status, Result: r, Retried: true, FirstTry: row.Cells[st].Result}
+				first := row.Cells[st].FirstTry
+				if first == nil {
+					first = row.Cells[st].Result
+				}
+				row.Cells[st] = &Cell{Status: r.Status, Result: r, Retried: true, FirstTry: first}
 				continue
 			}
 			row := rows[key]
@@ -529,7 +533,7 @@ func (m *Matrix) Markdown(kernel string) string {
 		}
 	}
 	if len(retried) > 0 {
-		p("## Retried\n\nA real-time stack's failures are run once more (timing on a loaded machine);\nthe second result counts. First failures:\n\n%s\n", strings.Join(retried, ""))
+		p("## Retried\n\nA real-time stack's failures are run again, twice at most (timing on a loaded\nmachine); the last result counts. First failures:\n\n%s\n", strings.Join(retried, ""))
 	}
 	p("## Unexplained differences\n\n")
 	if len(m.Problems) == 0 {
