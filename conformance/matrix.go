@@ -516,10 +516,10 @@ func (m *Matrix) Markdown(kernel string) string {
 				failing = t
 			}
 			p("- `%s`: %s", it.row.Script, what)
-			if failing.Result != nil && failing.Result.Failure != nil {
-				p("; %s", mdEscape(failureMessage(failing)))
+			if f := failing.Result; f != nil && f.Failure != nil {
+				p("; line %s: `%s`", lineOf(f.Failure.Where), mdEscape(f.Failure.Message))
 			}
-			p(".\n")
+			p("\n")
 		}
 		p("\n")
 	}
@@ -536,6 +536,12 @@ func (m *Matrix) Markdown(kernel string) string {
 		p("## Retried\n\nA real-time stack's failures are run again, twice at most (timing on a loaded\nmachine); the last result counts. First failures:\n\n%s\n", strings.Join(retried, ""))
 	}
 	p("## Unexplained differences\n\n")
+	if len(m.Problems) > 0 {
+		p("Cells where a stack disagrees with tunstack and nothing says why: where Linux\n")
+		p("passes and tunstack fails, a tunstack bug to fix (or an intended difference to\n")
+		p("mark in the script); otherwise a reason to add to `conformance/differences.json`.\n")
+		p("`make conformance` fails while this list is not empty.\n\n")
+	}
 	if len(m.Problems) == 0 {
 		p("None.\n")
 	}
