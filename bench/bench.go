@@ -43,8 +43,8 @@ type Options struct {
 	ProfileName string
 	// IdleConns is how many connections idle opens (default 10,000).
 	IdleConns int
-	// ProfileDir, if set, receives CPU and allocation profiles of one extra
-	// run of bulk-up, bulk-down and crr on tunstack.
+	// ProfileDir, if set, receives a CPU profile and an allocation profile
+	// of tunstack, each from an extra run of bulk-up, bulk-down and crr.
 	ProfileDir string
 	// Progress receives one line per run; nil for none.
 	Progress io.Writer
@@ -165,9 +165,10 @@ type runCtx struct {
 	duration time.Duration // this run's measured window
 	warmup   time.Duration
 
-	// profile, if set, is the file prefix of this run's profiles.
-	profile string
-	cpuFile *os.File
+	// profile, if set, is the file prefix of this run's profile, and
+	// profileKind says which profile it takes.
+	profile, profileKind string
+	cpuFile              *os.File
 }
 
 // window is the state at the start of a measured window.
@@ -177,15 +178,18 @@ type window struct {
 	retrans uint64
 }
 
-// begin opens the measured window (and starts the CPU profile of a
-// profiled run).
+// Profiles a profiled run takes over its window. Each kind has a run of
+// its own, so that allocation sampling does not weigh on the CPU profile.
+const (
+	profileCPU    = "cpu"
+	profileAllocs = "allocs"
+)
+
+// begin opens the measured window (and starts the profile of a profiled
+// run).
 func (r *runCtx) begin() window {
-	if r.profile != "" {
-		// Finer allocation sampling for the profiled run only; both
-		// snapshots are written at this rate, so their difference is the
-		// window's allocations, scaled right.
-		runtime.MemProfileRate = profileMemRate
-		writeHeapProfile(r.profile + ".allocs-base.pprof")
+	switch r.profileKind {
+	case profileCPU:
 		if f, err := os.Create(r.profile + ".cpu.pprof"); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				r.cpuFile = f
@@ -193,6 +197,14 @@ func (r *runCtx) begin() window {
 				f.Close()
 			}
 		}
+	case profileAllocs:
+		// Finer sampling for this run only. The heap profile is published
+		// at the end of a GC cycle, hence the collections; both snapshots
+		// are written at the same rate, so their difference is the
+		// window's allocations, scaled right.
+		runtime.MemProfileRate = profileMemRate
+		runtime.GC()
+		writeHeapProfile(r.profile + ".allocs-base.pprof")
 	}
 	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans()}
 }
@@ -207,12 +219,15 @@ type windowEnd struct {
 // end closes the window opened by begin.
 func (r *runCtx) end(w window) windowEnd {
 	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans}
-	if r.cpuFile != nil {
-		pprof.StopCPUProfile()
-		r.cpuFile.Close()
-		r.cpuFile = nil
-	}
-	if r.profile != "" {
+	switch r.profileKind {
+	case profileCPU:
+		if r.cpuFile != nil {
+			pprof.StopCPUProfile()
+			r.cpuFile.Close()
+			r.cpuFile = nil
+		}
+	case profileAllocs:
+		runtime.GC()
 		writeHeapProfile(r.profile + ".allocs.pprof")
 		runtime.MemProfileRate = defaultMemRate
 	}
@@ -255,11 +270,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	kernelCCName = kernelCC(prof)
 	var imp *impairment
-	impErr := error(nil)
 	if slices.Contains(o.Scenarios, "lossy") {
-		imp, impErr = parseImpairment(o.Impair)
-		if impErr != nil && !errors.Is(impErr, errNoImpairment) {
-			return nil, impErr
+		if imp, err = parseImpairment(o.Impair); err != nil {
+			return nil, err
 		}
 	}
 	if o.ProfileDir != "" {
@@ -277,26 +290,26 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		for _, st := range o.Stacks {
 			byStack[st] = &Result{Scenario: sc.name, Stack: st, Unit: sc.unit}
 		}
-		if sc.impaired && impErr != nil {
-			for _, st := range o.Stacks {
-				byStack[st].Skip = impErr.Error()
-				results = append(results, *byStack[st])
-			}
-			done += len(o.Stacks) * o.Runs
-			o.progressf("[%d/%d] %s: SKIP: %v\n", done, total, sc.name, impErr)
-			continue
-		}
 		for run := 1; run <= o.Runs; run++ {
 			for _, st := range o.Stacks {
 				done++
 				res := byStack[st]
+				if res.Skip != "" {
+					continue
+				}
 				o.progressf("[%d/%d] %-8s %-9s run %d/%d ...", done, total, st, sc.name, run, o.Runs)
-				s, err := runOnce(ctx, &o, sc, st, prof, imp, "")
+				s, err := runOnce(ctx, &o, sc, st, prof, imp, "", "")
 				if ctx.Err() != nil {
 					o.progressf(" cancelled\n")
 					return results, ctx.Err()
 				}
-				if err != nil {
+				var skip *SkipError
+				switch {
+				case errors.As(err, &skip):
+					res.Skip = skip.Reason
+					o.progressf(" SKIP: %s\n", skip.Reason)
+					continue
+				case err != nil:
 					res.Errors = append(res.Errors, fmt.Sprintf("run %d: %v", run, err))
 					o.progressf(" error: %v\n", err)
 					continue
@@ -307,11 +320,13 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 		if o.ProfileDir != "" && slices.Contains(profiledScenarios, sc.name) && slices.Contains(o.Stacks, "tunstack") {
 			prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
-			o.progressf("[profile] tunstack %-9s -> %s.{cpu,allocs}.pprof ...", sc.name, prefix)
-			if _, err := runOnce(ctx, &o, sc, "tunstack", prof, imp, prefix); err != nil {
-				o.progressf(" error: %v\n", err)
-			} else {
-				o.progressf(" done\n")
+			for _, kind := range []string{profileCPU, profileAllocs} {
+				o.progressf("[profile] tunstack %-9s %-6s -> %s.%s.pprof ...", sc.name, kind, prefix, kind)
+				if _, err := runOnce(ctx, &o, sc, "tunstack", prof, imp, prefix, kind); err != nil {
+					o.progressf(" error: %v\n", err)
+				} else {
+					o.progressf(" done\n")
+				}
 			}
 		}
 		for _, st := range o.Stacks {
@@ -323,17 +338,21 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	return results, nil
 }
 
-// CheckImpair reports a bad impairment SPEC. A build without the
-// impairment link accepts any: lossy is then skipped, saying why.
+// CheckImpair reports a bad impairment SPEC.
 func CheckImpair(spec string) error {
 	if spec == "" {
 		spec = DefaultImpair
 	}
-	if _, err := parseImpairment(spec); err != nil && !errors.Is(err, errNoImpairment) {
-		return err
-	}
-	return nil
+	_, err := parseImpairment(spec)
+	return err
 }
+
+// SkipError is a run's answer when its scenario cannot be measured on this
+// machine or stack at all: the result says SKIP with the reason, and the
+// remaining runs of it are not tried.
+type SkipError struct{ Reason string }
+
+func (e *SkipError) Error() string { return "skipped: " + e.Reason }
 
 // warmupFor is the warm-up before each window of a run of duration d.
 func warmupFor(d time.Duration) time.Duration { return max(d/10, 200*time.Millisecond) }
@@ -344,7 +363,7 @@ func profilePrefix(dir, stack, scenario string) string {
 }
 
 // runOnce builds an environment, runs the scenario once and tears it down.
-func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, prof *policy.Profile, imp *impairment, profile string) (Sample, error) {
+func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, prof *policy.Profile, imp *impairment, profile, profileKind string) (Sample, error) {
 	var useImp *impairment
 	if sc.impaired {
 		useImp = imp
@@ -361,7 +380,7 @@ func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, pr
 	// Every run is bounded: its window, warm-up, set-up and a margin.
 	rctx, cancel := context.WithTimeout(ctx, 2*d+2*time.Minute)
 	defer cancel()
-	r := &runCtx{ctx: rctx, env: e, o: o, duration: d, warmup: warmupFor(o.Duration), profile: profile}
+	r := &runCtx{ctx: rctx, env: e, o: o, duration: d, warmup: warmupFor(o.Duration), profile: profile, profileKind: profileKind}
 	return sc.run(r)
 }
 

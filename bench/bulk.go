@@ -100,11 +100,12 @@ func runFlows(r *runCtx, down, up int) (flows, error) {
 		downB, upB atomic.Int64
 		wg         sync.WaitGroup
 		mu         sync.Mutex
-		conns      []net.Conn // both sides, closed at the end
+		peers      []net.Conn // the kernel peer's sockets
+		servers    []net.Conn // the stack's side
 	)
-	track := func(c net.Conn) {
+	track := func(list *[]net.Conn, c net.Conn) {
 		mu.Lock()
-		conns = append(conns, c)
+		*list = append(*list, c)
 		mu.Unlock()
 	}
 	n := down + up
@@ -116,7 +117,7 @@ func runFlows(r *runCtx, down, up int) (flows, error) {
 			if err != nil {
 				return
 			}
-			track(c)
+			track(&servers, c)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -139,7 +140,7 @@ func runFlows(r *runCtx, down, up int) (flows, error) {
 			setupErr = fmt.Errorf("connect %d: %w", i+1, err)
 			break
 		}
-		track(c)
+		track(&peers, c)
 		mode := byte(modeUp)
 		if i < down {
 			mode = modeDown
@@ -179,14 +180,16 @@ func runFlows(r *runCtx, down, up int) (flows, error) {
 		}
 	}
 	ln.Close()
+	// The peer's sockets first: the stack's side then sees a reset or EOF,
+	// and its own Close has nothing left to wait for.
 	mu.Lock()
-	all := conns
-	conns = nil
-	mu.Unlock()
-	// The peer's sockets first: the stack's side then sees a reset or EOF.
-	for _, c := range all {
+	for _, c := range peers {
 		c.Close()
 	}
+	for _, c := range servers {
+		c.Close()
+	}
+	mu.Unlock()
 	waitTimeout(&wg, 10*time.Second)
 	return f, setupErr
 }

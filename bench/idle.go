@@ -141,7 +141,7 @@ func runIdle(r *runCtx) (Sample, error) {
 	value := m["rss_b_per_conn"] / 1024
 	if r.env.stack == "linux" {
 		if !haveSlab {
-			return Sample{}, fmt.Errorf("cannot read /proc/slabinfo (needs root) for linux's kernel memory")
+			return Sample{}, &SkipError{"/proc/slabinfo cannot be read here, and linux's per-socket memory comes from it"}
 		}
 		value = m["slab_b_per_socket"] / 1024
 	}
@@ -176,9 +176,47 @@ func connectBlocking(port int) (int, error) {
 	tv := unix.Timeval{Sec: 10}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	sa := &unix.SockaddrInet4{Port: port, Addr: serverAddr.As4()}
-	if err := unix.Connect(fd, sa); err != nil {
+	err = unix.Connect(fd, sa)
+	if err == unix.EINTR {
+		// A signal (the Go runtime's preemption) interrupted the wait; the
+		// handshake goes on in the kernel, and a socket with a send timeout
+		// does not restart connect: wait for it here.
+		err = waitConnected(fd, 10*time.Second)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// waitConnected waits until the connect in progress on fd completes or
+// fails, at most d.
+func waitConnected(fd int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return unix.ETIMEDOUT
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			continue // the deadline check above ends it
+		}
+		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return err
+		}
+		if soErr != 0 {
+			return unix.Errno(soErr)
+		}
+		return nil
+	}
 }

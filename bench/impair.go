@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 
 	"tunstack/netif"
 )
-
-// errNoImpairment makes the lossy scenario report SKIP instead of a figure.
-var errNoImpairment = errors.New("no impairment")
 
 // impairment is the lossy scenario's link impairment (netif.ImpairedLink).
 type impairment struct {

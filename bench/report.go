@@ -269,6 +269,11 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 		p("![throughput, goodput, latency and rates per stack](%s)\n\n", plotName)
 	}
 
+	p("## How to run\n\n")
+	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
+	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 12 minutes on 2 cores ")
+	p("(per stack and run: six scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; plus three profiled runs and the micro-benchmarks). ")
+	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; `--json` prints this report's data; `tunstack bench --help` lists the flags.\n\n")
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
 	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
@@ -321,10 +326,10 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 
 	if len(r.Profiles) > 0 {
 		p("## Profiles of tunstack\n\n")
-		p("One extra run of each scenario below, after the measured ones, with the CPU profile and the allocation profile taken over its window only ")
-		p("(allocations are the window's: the allocs profile at its end minus the one at its start). ")
+		p("Two extra runs of each scenario below, after the measured ones: one takes the CPU profile over its window, the other the allocations made during its window ")
+		p("(the allocs profile at its end minus the one at its start, each after a GC so that it is up to date). ")
 		p("Views: cpu by flat time (the whole process, the kernel peer's work included); cpu_cum by cumulative time over the project's packages only, so system calls are charged to the stack code that made them; ")
-		p("alloc_space and alloc_objects by flat value (sampled every 4 KiB during the profiled run). ")
+		p("alloc_space and alloc_objects by flat value (sampled every 4 KiB during that run; with the start as pprof's diff base, the percentages are of the base's total, so read the absolute figures). ")
 		p("The top entries are here; the longer lists are in %s, the raw profiles where `--profile-dir` put them ", summaryDir)
 		p("(`go tool pprof -http=: FILE`).\n\n")
 		for _, ps := range r.Profiles {
