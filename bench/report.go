@@ -271,8 +271,8 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
-	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 12 minutes on 2 cores ")
-	p("(per stack and run: six scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; plus three profiled runs and the micro-benchmarks). ")
+	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 8 minutes on 2 cores ")
+	p("(per stack and run: five scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; plus six profiled runs and the micro-benchmarks; well under the 20 minutes allowed). ")
 	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; `--json` prints this report's data; `tunstack bench --help` lists the flags.\n\n")
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
@@ -293,7 +293,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
-	p("The JSON also has the change in the TCP `mem` pages of /proc/net/sockstat (socket buffer memory, machine-wide, so mostly other work's; idle sockets hold none). Kernel memory of the peer sockets is not counted for any stack.\n")
+	p("The JSON also has the change in the TCP `mem` pages of /proc/net/sockstat (socket buffer memory, machine-wide, so mostly other work's; idle sockets hold none). Kernel memory of the peer sockets is not counted for any stack. If the process may not hold enough descriptors (linux needs two per connection, and a container's root may be unable to raise the hard RLIMIT_NOFILE), idle opens as many connections as fit; the detail says how many.\n")
 	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window.\n\n", s.Impair)
 
 	p("## gVisor options\n\n")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ const benchUsage = `tunstack bench [--stack tunstack,gvisor,linux] [--scenario N
                [--duration 5s] [--runs 3] [--json] [--impair SPEC]
                [--profile linux|rfc] [--idle-conns 10000] [--profile-dir DIR]
                [--report FILE.md] [--micro FILE]
+tunstack bench --from-json FILE.json --report FILE.md
 
 Runs each scenario on each stack, each stack in network namespaces of its
 own with kernel peers, and prints a table (or, with --json, the whole
@@ -42,6 +44,8 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
   --report FILE       write the report as Markdown to FILE, and the plot, the
                       profile summaries and the JSON report to perf/ beside it
   --micro FILE        include this go test -bench -benchmem output in the report
+  --from-json FILE    measure nothing: render --report from a JSON report
+                      written before (perf/bench.json, or --json's output)
 `
 
 func benchHelp() string {
@@ -62,6 +66,7 @@ func runBench(args []string) error {
 		asJSON     bool
 		reportFile string
 		microFile  string
+		fromJSON   string
 	)
 	o.Runs, o.IdleConns, o.ProfileName = 3, 10000, "linux"
 	rest, err := parseFlags("bench", args, []flagDef{
@@ -76,6 +81,7 @@ func runBench(args []string) error {
 		stringFlag("profile-dir", &o.ProfileDir, nil),
 		stringFlag("report", &reportFile, nil),
 		stringFlag("micro", &microFile, checkReadable("micro")),
+		stringFlag("from-json", &fromJSON, checkReadable("from-json")),
 	})
 	if errors.Is(err, errHelp) {
 		fmt.Print(benchHelp())
@@ -86,6 +92,9 @@ func runBench(args []string) error {
 	}
 	if len(rest) > 0 {
 		return usagef("bench takes no arguments, but got %q; choose what to run with --stack and --scenario.", rest[0])
+	}
+	if fromJSON != "" {
+		return renderBenchReport(fromJSON, reportFile)
 	}
 	o.Stacks = strings.Split(stacks, ",")
 	o.Scenarios = strings.Split(scenarios, ",")
@@ -160,6 +169,27 @@ func runBench(args []string) error {
 	return nil
 }
 
+// renderBenchReport rewrites the Markdown report, plot and summaries from
+// a JSON report, without measuring.
+func renderBenchReport(jsonFile, reportFile string) error {
+	if reportFile == "" {
+		return usagef("--from-json needs --report FILE.md to say where the report goes.")
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return err
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s is not a bench JSON report: %w", jsonFile, err)
+	}
+	if err := bench.WriteReportFiles(&rep, reportFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "report written to %s from %s\n", reportFile, jsonFile)
+	return nil
+}
+
 // listCheck accepts a comma-separated list of allowed words.
 func listCheck(name string, allowed []string, example string) func(string) error {
 	return func(v string) error {
@@ -175,7 +205,7 @@ func listCheck(name string, allowed []string, example string) func(string) error
 func checkReadable(name string) func(string) error {
 	return func(v string) error {
 		if _, err := os.Stat(v); err != nil {
-			return usagef("--%s %q cannot be read (%v); give the file go test -bench wrote.", name, v, err)
+			return usagef("--%s %q cannot be read (%v); give a file that exists.", name, v, err)
 		}
 		return nil
 	}
