@@ -58,3 +58,32 @@ func TestSegmentsFitTheMTU(t *testing.T) {
 		}
 	}
 }
+
+// TestFastRecoveryKeepsWorking sends 16 MiB over a 5%-loss pipe and checks
+// that fast recovery still runs in the second half of the transfer. See
+// /tmp/tunstack-engine-bugs.md, "fast recovery stops for good once D-SACKs
+// have raised dupThresh": from then on every loss waits for an RTO.
+func TestFastRecoveryKeepsWorking(t *testing.T) {
+	if !*engineBugs {
+		t.Skip("known engine bug, see /tmp/tunstack-engine-bugs.md (run with -enginebugs)")
+	}
+	p := newPair(t, 0.05, 42)
+	c, s := p.connect(t, 5000)
+	go io.Copy(io.Discard, c)
+	const total, chunk = 16 << 20, 32 << 10
+	buf := make([]byte, chunk)
+	var mid uint64
+	for sent := 0; sent < total; sent += chunk {
+		if sent == total/2 {
+			mid = s.Info().Counters.FastRecoveries
+		}
+		if _, err := s.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := s.Info().Counters
+	if end.FastRecoveries == mid {
+		t.Errorf("no fast recovery in the second 8 MiB (still %d) while %d duplicate ACKs arrived and %d RTOs fired: %+v",
+			mid, end.DupAcksIn, end.Timeouts, end)
+	}
+}
