@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"compress/gzip"
 	"os"
 	"runtime"
 	"strings"
@@ -18,6 +19,11 @@ type Machine struct {
 	MemTotal   string `json:"mem_total"`   // /proc/meminfo
 	LoadBefore string `json:"load_before"` // /proc/loadavg 1, 5, 15 min at the start
 	LoadAfter  string `json:"load_after"`  // and at the end
+	// IRQTimeAccounting is CONFIG_IRQ_TIME_ACCOUNTING from /proc/config.gz:
+	// "y", "n" or "" (unknown). Without it, softirq work done in a thread's
+	// context is charged to that thread as system time, so getrusage sees
+	// the kernel's TCP receive processing on the veth too.
+	IRQTimeAccounting string `json:"irq_time_accounting,omitempty"`
 }
 
 // ReadMachine fills in everything but LoadAfter.
@@ -37,6 +43,7 @@ func ReadMachine() Machine {
 		}
 		f.Close()
 	}
+	m.IRQTimeAccounting = kernelConfig("CONFIG_IRQ_TIME_ACCOUNTING")
 	if kb := fieldKB("/proc/meminfo", "MemTotal"); kb > 0 {
 		m.MemTotal = formatNum(float64(kb)/(1<<20)) + " GiB"
 	}
@@ -54,4 +61,29 @@ func LoadAverage() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// kernelConfig returns "y" (or "m") if /proc/config.gz sets name, "n" if it
+// says it is not set, "" if there is no such file.
+func kernelConfig(name string) string {
+	f, err := os.Open("/proc/config.gz")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return ""
+	}
+	sc := bufio.NewScanner(zr)
+	for sc.Scan() {
+		l := sc.Text()
+		if v, ok := strings.CutPrefix(l, name+"="); ok {
+			return v
+		}
+		if l == "# "+name+" is not set" {
+			return "n"
+		}
+	}
+	return "n"
 }

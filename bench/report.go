@@ -289,7 +289,15 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("- **CPU**: process CPU time (getrusage RUSAGE_SELF, user + system) during the window, per GB moved (bulk), per transaction (rr) or per connection (crr). ")
 	p("The whole process counts: for tunstack and gVisor that is the stack, the TUN system calls, the kernel peer's TCP and the Go code on both sides; ")
 	p("for linux both kernels' TCP as far as it runs in this process's threads (system calls and the softirqs they trigger on the veth) and the Go code. ")
-	p("Softirq work the kernel defers to ksoftirqd is not counted for any stack.\n")
+	p("Softirq work the kernel defers to ksoftirqd is not counted for any stack. ")
+	switch r.Machine.IRQTimeAccounting {
+	case "n":
+		p("This kernel has no CONFIG_IRQ_TIME_ACCOUNTING, so softirq work run in one of this process's threads is charged to it as system time.\n")
+	case "":
+		p("Whether softirq time is charged to the process depends on CONFIG_IRQ_TIME_ACCOUNTING, which could not be read here.\n")
+	default:
+		p("This kernel has CONFIG_IRQ_TIME_ACCOUNTING, so softirq work is accounted apart and is not in the process's system time: linux's CPU figure leaves out most of the kernels' receive processing.\n")
+	}
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
