@@ -176,6 +176,7 @@ type window struct {
 	start   time.Time
 	cpu     cpuTimes
 	retrans uint64
+	drops   uint64
 }
 
 // Profiles a profiled run takes over its window. Each kind has a run of
@@ -206,7 +207,7 @@ func (r *runCtx) begin() window {
 		runtime.GC()
 		writeHeapProfile(r.profile + ".allocs-base.pprof")
 	}
-	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans()}
+	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans(), drops: r.env.linkDrops()}
 }
 
 // windowEnd is what a window measured.
@@ -214,11 +215,12 @@ type windowEnd struct {
 	elapsed time.Duration
 	cpu     cpuTimes
 	retrans uint64
+	drops   uint64 // packets the kernel's devices on the path dropped
 }
 
 // end closes the window opened by begin.
 func (r *runCtx) end(w window) windowEnd {
-	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans}
+	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans, drops: r.env.linkDrops() - w.drops}
 	switch r.profileKind {
 	case profileCPU:
 		if r.cpuFile != nil {

@@ -63,6 +63,7 @@ func bulkSample(r *runCtx, down, up int, bitsPerUnit float64) (Sample, error) {
 		"cpu_sys_s":    f.win.cpu.sys.Seconds(),
 		"cpu_s_per_gb": f.win.cpu.total().Seconds() / (float64(moved) / 1e9),
 		"retrans":      float64(f.win.retrans),
+		"link_drops":   float64(f.win.drops),
 	}
 	if f.impaired {
 		m["link_lost_to_stack"] = float64(f.inLost)

@@ -18,6 +18,7 @@ import (
 	"tunstack/policy"
 	"tunstack/stack"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +66,9 @@ type env struct {
 	retrans func() uint64
 	// impaired is the impaired link, if the run has one.
 	impaired impairedLink
+	// devices are the kernel's network devices of the path, whose drop
+	// counters linkDrops sums.
+	devices []nsDevice
 
 	cleanups []func()
 }
@@ -146,6 +150,7 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	}
 	e.peer = ns
 	e.cleanups = append(e.cleanups, func() { ns.Close() })
+	e.devices = []nsDevice{{ns, devName}}
 	var tun *netif.TUN
 	err = ns.Do(func() (err error) {
 		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
@@ -194,6 +199,7 @@ func (e *env) buildLinuxVeth() error {
 		return err
 	}
 	p, s := e.peer.Name(), e.serverNS.Name()
+	e.devices = []nsDevice{{e.peer, devName}, {e.serverNS, "bench1"}}
 	cmds := [][]string{
 		{"-n", p, "link", "add", devName, "mtu", fmt.Sprint(linkMTU), "type", "veth", "peer", "name", "bench1", "mtu", fmt.Sprint(linkMTU), "netns", s},
 		{"-n", p, "addr", "add", netip.PrefixFrom(peerAddr, linkPrefix.Bits()).String(), "dev", devName},
@@ -217,6 +223,7 @@ func (e *env) buildLinuxRelay(imp *impairment) error {
 	if err := e.linuxNamespaces(); err != nil {
 		return err
 	}
+	e.devices = []nsDevice{{e.peer, devName}, {e.serverNS, devName}}
 	var peerTUN, srvTUN *netif.TUN
 	err := e.peer.Do(func() (err error) {
 		peerTUN, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
@@ -301,6 +308,30 @@ func (e *env) linuxNamespaces() error {
 		return n
 	}
 	return nil
+}
+
+// nsDevice is a kernel network device in a namespace.
+type nsDevice struct {
+	ns   *netns.NS
+	name string
+}
+
+// linkDrops sums the packets the kernel dropped on the path's devices, both
+// ways: on a TUN, tx_dropped counts packets the kernel could not queue for
+// the user-space side because its queue (txqueuelen) was full, rx_dropped
+// packets from the user-space side it could not take in.
+func (e *env) linkDrops() uint64 {
+	var total uint64
+	for _, d := range e.devices {
+		d.ns.Do(func() error {
+			l, err := netlink.LinkByName(d.name)
+			if err == nil && l.Attrs().Statistics != nil {
+				total += l.Attrs().Statistics.TxDropped + l.Attrs().Statistics.RxDropped
+			}
+			return nil
+		})
+	}
+	return total
 }
 
 // close undoes everything, last built first.

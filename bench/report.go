@@ -136,8 +136,10 @@ func detailAndCPU(r Result) (detail, cpu string) {
 	m := r.Metrics
 	has := func(k string) bool { _, ok := m[k]; return ok }
 	switch r.Scenario {
+	case "bulk-down", "bulk-up":
+		detail = fmt.Sprintf("device drops %s", formatCount(m["link_drops"]))
 	case "streams":
-		detail = fmt.Sprintf("down %s + up %s", formatNum(m["down_gbps"]), formatNum(m["up_gbps"]))
+		detail = fmt.Sprintf("down %s + up %s; device drops %s", formatNum(m["down_gbps"]), formatNum(m["up_gbps"]), formatCount(m["link_drops"]))
 	case "rr", "crr":
 		detail = fmt.Sprintf("p50 %s µs, p99 %s µs", formatNum(m["p50_us"]), formatNum(m["p99_us"]))
 	case "idle":
@@ -298,6 +300,8 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	default:
 		p("This kernel has CONFIG_IRQ_TIME_ACCOUNTING, so softirq work is accounted apart and is not in the process's system time: linux's CPU figure leaves out most of the kernels' receive processing.\n")
 	}
+	p("- **device drops** (bulk and streams): packets the kernel's devices on the path dropped during the window (tx_dropped + rx_dropped of the TUN, or of both veth ends / both TUNs for linux). ")
+	p("On a TUN, tx_dropped is the kernel finding the queue toward the user-space stack full (txqueuelen 500): the stack did not read fast enough.\n")
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))

@@ -119,6 +119,7 @@ func latencySample(lat []float64, we windowEnd, rateName, cpuName string) Sample
 		"cpu_user_s": we.cpu.user.Seconds(),
 		"cpu_sys_s":  we.cpu.sys.Seconds(),
 		"retrans":    float64(we.retrans),
+		"link_drops": float64(we.drops),
 	}
 	if len(lat) > 0 {
 		ps := Percentiles(lat, 50, 99)
