@@ -123,8 +123,14 @@ func (ns *NS) Do(fn func() error) error {
 // Command returns a command that runs name inside the namespace, through
 // `ip netns exec`, which also gives it the namespace's /etc/netns files and
 // a matching /sys.
+// A program that is not installed makes Start fail with an error that
+// names it, rather than with ip's exit status.
 func (ns *NS) Command(name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
+	if _, err := exec.LookPath(name); err != nil {
+		cmd.Err = fmt.Errorf("%s is not installed (.ci/run lists the Debian package that provides it): %w", name, err)
+	}
+	return cmd
 }
 
 // Close deletes the namespace; the devices in it go with it. It is safe to
