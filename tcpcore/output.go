@@ -54,7 +54,7 @@ func (c *Conn) sendOne(now Time) bool {
 	if c.recovery == recoveryFast {
 		cwndLeft = c.sndAllowance
 	}
-	n := min(avail, c.sndMSS, wndLeft, cwndLeft)
+	n := min(avail, c.segSize(), wndLeft, cwndLeft)
 	if n < 0 {
 		n = 0
 	}
@@ -407,4 +407,27 @@ func (c *Conn) growRcvSsthresh(n int) {
 	if n >= minGrowSegment && c.rcvSsthresh < c.rcvBufMax {
 		c.rcvSsthresh = min(c.rcvSsthresh+2*c.advertisedMSS(), c.rcvBufMax)
 	}
+}
+
+// segSize is the payload that fits in the next segment: the send MSS (the
+// peer's MSS less the timestamp option) less the SACK blocks the segment
+// will carry. RFC 6691: options count against the MSS; Linux's
+// tcp_current_mss does the same, so data segments that carry SACK or
+// D-SACK blocks shrink rather than overflow the path.
+func (c *Conn) segSize() int {
+	if !c.sackOK {
+		return c.sndMSS
+	}
+	blocks := len(c.ooo.blocks)
+	if c.dsackPending {
+		blocks++
+	}
+	if blocks == 0 {
+		return c.sndMSS
+	}
+	maxBlocks := wire.MaxSACKBlocks
+	if c.tsOK {
+		maxBlocks = 3
+	}
+	return c.sndMSS - (4 + 8*min(blocks, maxBlocks))
 }

@@ -127,12 +127,18 @@ func (c *Conn) processSACK(now Time, s *segment) int {
 // Reordering is the usual cause, so the duplicate threshold rises.
 func (c *Conn) onDSACK(now Time, b seqRange) {
 	c.info.DSACKsReceived++
-	if c.undoRetrans > 0 && b.start.GE(c.undoMarker) && b.end.LE(c.sndMax) {
+	// Only a duplicate of data we retransmitted in this episode says a
+	// retransmission was unnecessary; the network duplicating a segment
+	// says nothing about our window.
+	if c.undoRetrans > 0 && b.start.GE(c.undoMarker) && b.end.LE(c.highRxt) {
 		c.undoRetrans--
-		c.dupThresh = min(c.dupThresh+1, c.e.prof.MaxReordering)
 	}
 	c.trace(now, "dsack")
 	if c.undoPossible && c.undoRetrans == 0 && c.recovery != recoveryNone {
+		// Every retransmission was spurious: the "loss" was reordering.
+		// Raise DupThresh (RFC 6675 §5 allows adjusting it; Linux raises
+		// tp->reordering) so the same reordering does not fool us again.
+		c.dupThresh = min(c.dupThresh+1, c.e.prof.MaxReordering)
 		c.undo(now)
 	}
 }
@@ -155,9 +161,11 @@ func (c *Conn) lossCheck(now Time, isDup bool) {
 	if c.sackOK && !lost {
 		lost = c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS).GT(c.sndUna)
 	}
-	// RFC 6582 §3.2 step 1: no new recovery until the last one's data is
-	// acknowledged.
-	if !lost || c.sndUna.LT(c.recoveryPoint) {
+	// RFC 6582 §3.2 step 1: without SACK, no new recovery until the last
+	// one's data is acknowledged (duplicate ACKs then may be echoes of our
+	// own retransmissions). With SACK the scoreboard says what is really
+	// missing, and RFC 6675 has no such guard.
+	if !lost || (!c.sackOK && c.sndUna.LT(c.recoveryPoint)) {
 		return
 	}
 	c.enterFastRecovery(now)
@@ -271,6 +279,9 @@ func (c *Conn) enterLossRecovery(now Time) {
 		c.startUndoEpisode()
 	}
 	c.cc.OnRTO(time.Duration(now), c.outstanding())
+	// A timeout is evidence of loss, not reordering: fall back to the
+	// configured threshold (as Linux does in tcp_enter_loss).
+	c.dupThresh = min(c.dupThresh, c.e.prof.DupThresh)
 	c.recovery = recoveryLoss
 	c.recoveryPoint = c.sndMax
 	c.lostPoint = c.sndMax
@@ -294,6 +305,7 @@ func (c *Conn) undo(now Time) {
 	c.info.SpuriousUndos++
 	c.undoPossible = false
 	c.recovery = recoveryNone
+	c.recoveryPoint = c.sndUna // the episode is over: later losses start anew
 	c.dupAcks, c.renoSacked = 0, 0
 	c.lostPoint = c.sndUna
 	c.fastRetransmitPending = false
@@ -327,7 +339,7 @@ func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
 			seq = end
 			continue
 		}
-		end := MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.sndMSS))
+		end := MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.segSize()))
 		return c.rangeToSend(seq, end)
 	}
 	if c.recovery == recoveryFast && c.sackOK && !c.rescueDone && !c.hasNewData() {
@@ -339,7 +351,7 @@ func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
 		}
 		if hi.GT(c.sndUna) {
 			c.rescueDone = true
-			return c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.sndMSS)), hi)
+			return c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.segSize())), hi)
 		}
 	}
 	return 0, 0, false, false
