@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -151,11 +152,12 @@ type serveConfig struct {
 	// Ports of the services; 0 turns a service off.
 	HTTPPort, EchoPort, DiscardPort, ChargenPort uint16
 
-	FilesDir    string        // directory served under /files/; "" for none
-	Backlog     int           // accept queue length of each listener, in connections
-	AcceptDelay time.Duration // wait before each Accept
-	PcapFile    string        // capture file; "" for none
-	Impair      string        // impairment SPEC as given; "" for none
+	FilesDir    string           // directory served under /files/; "" for none
+	Backlog     int              // accept queue length of each listener, in connections
+	AcceptDelay time.Duration    // wait before each Accept
+	PcapFile    string           // capture file; "" for none
+	Impair      string           // impairment SPEC as given; "" for none
+	ImpairSpec  netif.ImpairSpec // Impair, parsed
 }
 
 // serveStacks are the stacks serve can run; Linux is compared with, not served.
@@ -182,7 +184,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		intFlag("backlog", "a number of connections", 0, math.MaxInt32, "128", &cfg.Backlog),
 		stringFlag("accept-delay", &acceptDelay, nil),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
-		stringFlag("impair", &cfg.Impair, nil),
+		stringFlag("impair", &cfg.Impair, checkImpairSpec),
 	}
 	for _, name := range []string{"http", "echo", "discard", "chargen"} {
 		defs = append(defs, intFlag(name, "a port number (0 turns the service off)", 0, 65535, strconv.Itoa(*ports[name]), ports[name]))
@@ -207,6 +209,11 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	cfg.DiscardPort, cfg.ChargenPort = uint16(*ports["discard"]), uint16(*ports["chargen"])
 	if err := checkDistinctPorts(ports); err != nil {
 		return serveConfig{}, err
+	}
+	if cfg.Impair != "" {
+		if cfg.ImpairSpec, err = netif.ParseImpairSpec(cfg.Impair); err != nil {
+			return serveConfig{}, usagef("--impair %q: %v", cfg.Impair, err)
+		}
 	}
 	if cfg.AcceptDelay, err = time.ParseDuration(acceptDelay); err != nil || cfg.AcceptDelay < 0 {
 		return serveConfig{}, usagef("--accept-delay must be a duration of 0 or more, as in --accept-delay 50ms, not %q.", acceptDelay)
@@ -245,6 +252,15 @@ func checkDistinctPorts(ports map[string]*int) error {
 				return usagef("--%s and --%s both ask for port %d; give each service its own port, or 0 to turn one off.", a, b, p)
 			}
 		}
+	}
+	return nil
+}
+
+// checkImpairSpec validates --impair with the link's own parser, whose
+// error names the bad item and what is accepted.
+func checkImpairSpec(v string) error {
+	if _, err := netif.ParseImpairSpec(v); err != nil {
+		return usagef("--impair %q: %v", v, err)
 	}
 	return nil
 }

@@ -39,9 +39,6 @@ func init() {
 // returns, on success and on error alike. ready, if not nil, is called once
 // the services accept connections (tests use it instead of waiting).
 func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*serveSession)) (err error) {
-	if cfg.Impair != "" {
-		return usagef("--impair is not available yet: the impairment link has not been built; run without it")
-	}
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -84,14 +81,25 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	}
 	cleanups = append(cleanups, func() { tun.Close() })
 
+	// The capture point sits between impairment and the stack: the pcap
+	// shows what the engine received after inbound impairment and what it
+	// sent before outbound impairment; `tcpdump -i DEV` shows the wire.
 	var link netif.Link = tun
+	if cfg.ImpairSpec.Enabled() {
+		il, err := netif.NewImpairedLink(tun, cfg.ImpairSpec)
+		if err != nil {
+			return fmt.Errorf("cannot start the impairment: %w", err)
+		}
+		link = il
+		cleanups = append(cleanups, func() { il.Close() })
+	}
 	if cfg.PcapFile != "" {
 		f, err := os.Create(cfg.PcapFile)
 		if err != nil {
 			return fmt.Errorf("cannot create the capture file: %w", err)
 		}
 		cleanups = append(cleanups, func() { f.Close() })
-		tap, err := netif.NewPcapTap(tun, f)
+		tap, err := netif.NewPcapTap(link, f)
 		if err != nil {
 			return fmt.Errorf("cannot start the capture: %w", err)
 		}
@@ -225,6 +233,9 @@ func (s *serveSession) printBanner(out io.Writer) {
 		fmt.Fprintf(out, "  running inside network namespace %s\n", c.Netns)
 	}
 	fmt.Fprintf(out, "  host (kernel) side %s, stack %s\n", c.HostAddr, c.StackAddr)
+	if c.ImpairSpec.Enabled() {
+		fmt.Fprintf(out, "  impairment: %s\n", c.ImpairSpec)
+	}
 	for _, l := range s.listeners {
 		fmt.Fprintf(out, "  %-8s %s\n", l.name, l.ln.Addr())
 	}
