@@ -31,6 +31,10 @@ type Packet struct {
 	Retrans int
 	// DupAck marks a pure ACK repeating the previous pure ACK's number.
 	DupAck bool
+	// Window is the advertised receive window in bytes: the header's field
+	// shifted by the sender's window-scale factor once both SYNs agreed
+	// to scaling (RFC 7323 §2.2; a SYN's window is never scaled).
+	Window int
 }
 
 // Flags returns tcpdump's flag notation: [S], [S.], [.], [P.], [R], [R.], [F.].
@@ -110,6 +114,7 @@ type flowState struct {
 	sndMax  uint32 // highest relative sequence sent, past the payload
 	lastAck uint32 // ack of the last pure ACK
 	hadAck  bool
+	wscale  int            // the window-scale shift of this side's SYN, -1 without the option
 	sent    map[uint32]int // data segments sent per relative seq
 }
 
@@ -125,7 +130,7 @@ func parseCapture(r io.Reader, server netip.AddrPort, ports map[uint16]int, star
 	flow := func(k flowKey) *flowState {
 		f := flows[k]
 		if f == nil {
-			f = &flowState{sent: map[uint32]int{}}
+			f = &flowState{sent: map[uint32]int{}, wscale: -1}
 			flows[k] = f
 		}
 		return f
@@ -174,6 +179,18 @@ func parseCapture(r io.Reader, server netip.AddrPort, ports map[uint16]int, star
 			p.Ack = tcp.Ack - me.peerISN
 		} else {
 			p.Ack = tcp.Ack
+		}
+		if p.SYN {
+			me.wscale = -1
+			for _, o := range tcp.Options {
+				if o.OptionType == layers.TCPOptionKindWindowScale && len(o.OptionData) == 1 {
+					me.wscale = int(min(o.OptionData[0], 14))
+				}
+			}
+		}
+		p.Window = int(tcp.Window)
+		if !p.SYN && me.wscale > 0 && peer.wscale >= 0 {
+			p.Window <<= me.wscale
 		}
 		classify(&p, me)
 		c.Packets = append(c.Packets, p)

@@ -60,9 +60,12 @@ type experiment struct {
 	check    func(Params) error
 	run      func(*run) error
 	verdict  func(*Result) []string
+	// profile, if not nil, adjusts (a clone of) the profile the user-space
+	// stacks start with, e.g. a smaller default receive buffer.
+	profile func(*policy.Profile)
 }
 
-var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment}
+var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment}
 
 // Names lists the experiments, in the order the docs present them.
 func Names() []string {
@@ -145,6 +148,9 @@ type Result struct {
 	// Marks are named instants of the run (hold, wave2, close...).
 	Marks   map[string]time.Duration
 	Verdict []string
+	// Data is what an experiment measured beyond the common records
+	// (*ZeroWindowData, *NagleData); nil for the others.
+	Data any
 }
 
 // Client returns client n's record.
@@ -172,6 +178,7 @@ type run struct {
 	clients []*client
 	queues  []QueueSnapshot
 	marks   map[string]time.Duration
+	data    any // becomes Result.Data
 }
 
 // Run runs the named experiment and returns what happened. It needs root:
@@ -207,6 +214,10 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		o.Delay = defaultDelay
 	}
 	o.Profile = profileOrLinux(o.Profile)
+	if e.profile != nil {
+		o.Profile = o.Profile.Clone()
+		e.profile(o.Profile)
+	}
 	if o.ProfileName == "" {
 		o.ProfileName = "linux"
 	}
@@ -279,6 +290,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		Counters:   counters,
 		Queues:     r.queues,
 		Marks:      r.marks,
+		Data:       r.data,
 	}
 	if o.Stack == "linux" {
 		res.Profile = "kernel"

@@ -197,4 +197,21 @@ func (c *kernelConn) read(p []byte, timeout time.Duration) (int, error) {
 	return c.f.read(p, timeout)
 }
 
+func (c *kernelConn) write(p []byte, timeout time.Duration) (int, error) {
+	return sockWriteAll(c.f, p, timeout)
+}
+
+func (c *kernelConn) setNoDelay(on bool) error {
+	var err error
+	c.f.control(func(fd int) { err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(on)) })
+	return err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (c *kernelConn) close() error { return c.f.close() }

@@ -35,6 +35,11 @@ type serverConn interface {
 	remotePort() uint16
 	// read waits at most timeout for data, EOF or an error.
 	read(p []byte, timeout time.Duration) (int, error)
+	// write writes all of p, waiting at most timeout for room in the send
+	// buffer; it returns how much was written.
+	write(p []byte, timeout time.Duration) (int, error)
+	// setNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
+	setNoDelay(on bool) error
 	close() error
 }
 

@@ -142,4 +142,21 @@ func (c *userConn) read(p []byte, timeout time.Duration) (int, error) {
 	return n, err
 }
 
+func (c *userConn) write(p []byte, timeout time.Duration) (int, error) {
+	c.c.SetWriteDeadline(time.Now().Add(timeout))
+	n, err := c.c.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errTimeout
+	}
+	return n, err
+}
+
+func (c *userConn) setNoDelay(on bool) error {
+	nd, ok := c.c.(interface{ SetNoDelay(bool) error })
+	if !ok {
+		return errors.New("lab: this stack's connections have no SetNoDelay")
+	}
+	return nd.SetNoDelay(on)
+}
+
 func (c *userConn) close() error { return c.c.Close() }
