@@ -32,8 +32,15 @@ const DefaultImpair = "rate=100mbit,delay=20ms,loss=1%"
 
 // Options say what to run.
 type Options struct {
-	Stacks    []string // from Stacks(); empty means all
-	Scenarios []string // from ScenarioNames(); empty means all
+	// Stacks are stack labels (Stacks(), or variants such as
+	// "tunstack/reno"; see stacks.go), each run on every scenario. Empty
+	// means the base stacks, with LossyVariants on lossy.
+	Stacks []string
+	// LossyVariants are stack labels lossy runs on besides Stacks.
+	// Normalize sets DefaultLossyVariants() when Stacks is empty and this
+	// is nil.
+	LossyVariants []string
+	Scenarios     []string // from ScenarioNames(); empty means all
 	// Duration is the measured window of each timed run, after a warm-up
 	// of a tenth of it (at least 200 ms). lossy measures twice as long.
 	Duration time.Duration
@@ -60,8 +67,12 @@ type Sample struct {
 // Result is one scenario on one stack: the median of its runs.
 type Result struct {
 	Scenario string `json:"scenario"`
-	Stack    string `json:"stack"`
+	Stack    string `json:"stack"` // a stack label: "tunstack", "tunstack/reno"...
 	Unit     string `json:"unit"`
+	// Congestion and SACK are the congestion control and the SACK setting
+	// the stack under test ran with (stackSpec.lossSettings).
+	Congestion string `json:"congestion,omitempty"`
+	SACK       bool   `json:"sack"`
 	// Runs is how many runs succeeded; Value and Metrics are their medians
 	// (each metric's median on its own).
 	Runs    int                `json:"runs"`
@@ -78,8 +89,10 @@ func (r *Result) Measured() bool { return r.Skip == "" && r.Runs > 0 }
 
 // scenario is one benchmark.
 type scenario struct {
-	name         string
-	unit         string // of the figure
+	name string
+	unit string // of the figure
+	// variants: the scenario runs on Options.LossyVariants too.
+	variants     bool
 	higherBetter bool
 	short        string // a few words for the help text
 	about        string // what the figure is, exactly; for the report
@@ -94,7 +107,7 @@ var scenarios = []*scenario{
 		about: "one connection, the stack sends to a kernel client as fast as it can; goodput counted by the receiver over the window"},
 	{name: "bulk-up", short: "a kernel client sends to the stack, one connection",
 		unit: "Gbit/s", higherBetter: true, run: runBulkUp,
-		about: "one connection, a kernel client sends to the stack as fast as it can; goodput counted by the stack's reader over the window"},
+		about: "one connection, a kernel client sends to the stack as fast as it can; goodput counted by the stack's reader over the window, and the pure ACKs the stack sent per MiB it received (ACKs/MiB)"},
 	{name: "streams", short: "8 connections each way at once",
 		unit: "Gbit/s", higherBetter: true, run: runStreams,
 		about: "8 connections down and 8 up at once; the figure is the sum of both directions' goodput (each direction in the metrics)"},
@@ -107,9 +120,9 @@ var scenarios = []*scenario{
 	{name: "idle", short: "10,000 idle connections: memory per connection",
 		unit: "KiB/conn", higherBetter: false, run: runIdle,
 		about: "10,000 established idle connections to the stack; memory per connection: process RSS growth after GC for the user-space stacks, kernel slab growth per socket for linux"},
-	{name: "lossy", short: "bulk-down through the --impair link: goodput",
-		unit: "Mbit/s", higherBetter: true, impaired: true, run: runLossy,
-		about: "one connection, the stack sends through the impaired link (--impair, default " + DefaultImpair + "); goodput over twice the window"},
+	{name: "lossy", short: "bulk-down through the --impair link, variants too: goodput",
+		unit: "Mbit/s", higherBetter: true, impaired: true, variants: true, run: runLossy,
+		about: "one connection, the stack sends through the impaired link (--impair, default " + DefaultImpair + "); goodput over twice the window; also on the variants, tunstack and gVisor with another congestion control or SACK off"},
 }
 
 // ScenarioNames lists the scenarios in report order.
@@ -177,6 +190,7 @@ type window struct {
 	cpu     cpuTimes
 	retrans uint64
 	drops   uint64
+	segs    segCounts
 }
 
 // Profiles a profiled run takes over its window. Each kind has a run of
@@ -207,7 +221,7 @@ func (r *runCtx) begin() window {
 		runtime.GC()
 		writeHeapProfile(r.profile + ".allocs-base.pprof")
 	}
-	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans(), drops: r.env.linkDrops()}
+	return window{start: time.Now(), cpu: readCPU(), retrans: r.env.retrans(), drops: r.env.linkDrops(), segs: r.env.segs()}
 }
 
 // windowEnd is what a window measured.
@@ -216,11 +230,12 @@ type windowEnd struct {
 	cpu     cpuTimes
 	retrans uint64
 	drops   uint64 // packets the kernel's devices on the path dropped
+	segs    segCounts
 }
 
 // end closes the window opened by begin.
 func (r *runCtx) end(w window) windowEnd {
-	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans, drops: r.env.linkDrops() - w.drops}
+	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans, drops: r.env.linkDrops() - w.drops, segs: r.env.segs().sub(w.segs)}
 	switch r.profileKind {
 	case profileCPU:
 		if r.cpuFile != nil {
@@ -283,24 +298,35 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 	}
 
-	total := len(o.Scenarios) * len(o.Stacks) * o.Runs
+	total, width := 0, 8
+	for _, name := range o.Scenarios {
+		total += len(o.StacksFor(name)) * o.Runs
+		for _, st := range o.StacksFor(name) {
+			width = max(width, len(st))
+		}
+	}
 	done := 0
 	var results []Result
 	for _, name := range o.Scenarios {
 		sc := lookupScenario(name)
+		stacks := o.StacksFor(name)
 		byStack := map[string]*Result{}
-		for _, st := range o.Stacks {
-			byStack[st] = &Result{Scenario: sc.name, Stack: st, Unit: sc.unit}
+		specs := map[string]stackSpec{}
+		for _, st := range stacks {
+			sp, _ := parseStack(st) // Normalize checked every label
+			specs[st] = sp
+			cc, sack := sp.lossSettings(prof)
+			byStack[st] = &Result{Scenario: sc.name, Stack: st, Unit: sc.unit, Congestion: cc, SACK: sack}
 		}
 		for run := 1; run <= o.Runs; run++ {
-			for _, st := range o.Stacks {
+			for _, st := range stacks {
 				done++
 				res := byStack[st]
 				if res.Skip != "" {
 					continue
 				}
-				o.progressf("[%d/%d] %-8s %-9s run %d/%d ...", done, total, st, sc.name, run, o.Runs)
-				s, err := runOnce(ctx, &o, sc, st, prof, imp, "", "")
+				o.progressf("[%d/%d] %-*s %-9s run %d/%d ...", done, total, width, st, sc.name, run, o.Runs)
+				s, err := runOnce(ctx, &o, sc, specs[st], prof, imp, "", "")
 				if ctx.Err() != nil {
 					o.progressf(" cancelled\n")
 					return results, ctx.Err()
@@ -320,18 +346,18 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 				o.progressf(" %s\n", formatFigure(s.Value, sc.unit))
 			}
 		}
-		if o.ProfileDir != "" && slices.Contains(profiledScenarios, sc.name) && slices.Contains(o.Stacks, "tunstack") {
+		if o.ProfileDir != "" && slices.Contains(profiledScenarios, sc.name) && slices.Contains(stacks, "tunstack") {
 			prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
 			for _, kind := range []string{profileCPU, profileAllocs} {
 				o.progressf("[profile] tunstack %-9s %-6s -> %s.%s.pprof ...", sc.name, kind, prefix, kind)
-				if _, err := runOnce(ctx, &o, sc, "tunstack", prof, imp, prefix, kind); err != nil {
+				if _, err := runOnce(ctx, &o, sc, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
 					o.progressf(" error: %v\n", err)
 				} else {
 					o.progressf(" done\n")
 				}
 			}
 		}
-		for _, st := range o.Stacks {
+		for _, st := range stacks {
 			res := byStack[st]
 			res.summarize()
 			results = append(results, *res)
@@ -365,12 +391,12 @@ func profilePrefix(dir, stack, scenario string) string {
 }
 
 // runOnce builds an environment, runs the scenario once and tears it down.
-func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, prof *policy.Profile, imp *impairment, profile, profileKind string) (Sample, error) {
+func runOnce(ctx context.Context, o *Options, sc *scenario, sp stackSpec, prof *policy.Profile, imp *impairment, profile, profileKind string) (Sample, error) {
 	var useImp *impairment
 	if sc.impaired {
 		useImp = imp
 	}
-	e, err := newEnv(stackName, prof, useImp)
+	e, err := newEnv(sp, prof, useImp)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -391,13 +417,16 @@ func runOnce(ctx context.Context, o *Options, sc *scenario, stackName string, pr
 func (o *Options) Normalize() error {
 	if len(o.Stacks) == 0 {
 		o.Stacks = Stacks()
+		if o.LossyVariants == nil {
+			o.LossyVariants = DefaultLossyVariants()
+		}
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = ScenarioNames()
 	}
-	for _, s := range o.Stacks {
-		if !slices.Contains(Stacks(), s) {
-			return fmt.Errorf("bench: unknown stack %q; use %s", s, strings.Join(Stacks(), ", "))
+	for _, s := range append(slices.Clone(o.Stacks), o.LossyVariants...) {
+		if err := CheckStack(s); err != nil {
+			return err
 		}
 	}
 	for _, s := range o.Scenarios {
@@ -406,7 +435,8 @@ func (o *Options) Normalize() error {
 		}
 	}
 	// Report order, whatever order they were given in.
-	o.Stacks = ordered(o.Stacks, Stacks())
+	o.Stacks = stackOrder(o.Stacks)
+	o.LossyVariants = stackOrder(o.LossyVariants)
 	o.Scenarios = ordered(o.Scenarios, ScenarioNames())
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
@@ -424,6 +454,15 @@ func (o *Options) Normalize() error {
 		o.IdleConns = 10000
 	}
 	return nil
+}
+
+// StacksFor is the stack labels a scenario runs on, in report order:
+// Stacks, and for lossy LossyVariants too.
+func (o *Options) StacksFor(scenario string) []string {
+	if sc := lookupScenario(scenario); sc != nil && sc.variants {
+		return stackOrder(append(slices.Clone(o.Stacks), o.LossyVariants...))
+	}
+	return o.Stacks
 }
 
 // ordered returns the members of sel in the order of all, once each.

@@ -71,11 +71,37 @@ func bulkSample(r *runCtx, down, up int, bitsPerUnit float64) (Sample, error) {
 		m["queue_drops_to_stack"] = float64(f.inDropped)
 		m["queue_drops_from_stack"] = float64(f.outDropped)
 	}
+	if down == 0 && up > 0 {
+		for k, v := range ackMetrics(f.win.segs, f.upBytes) {
+			m[k] = v
+		}
+	}
 	if down > 0 && up > 0 {
 		m["down_gbps"] = float64(f.downBytes) * 8 / secs / 1e9
 		m["up_gbps"] = float64(f.upBytes) * 8 / secs / 1e9
 	}
 	return Sample{Value: float64(moved) * 8 / secs / bitsPerUnit, Metrics: m}, nil
+}
+
+// mib is a mebibyte, the unit of the ACK figure.
+const mib = 1 << 20
+
+// ackMetrics are the figures of the ACKs a receiving stack sent in a
+// window during which its readers got receivedBytes: the count, per MiB
+// received, and the data segments that arrived per ACK (2 for an ACK every
+// second segment, 1 for an ACK per segment).
+func ackMetrics(c segCounts, receivedBytes int64) map[string]float64 {
+	m := map[string]float64{
+		"pure_acks":    float64(c.pureAcksOut),
+		"data_segs_in": float64(c.dataSegsIn),
+	}
+	if receivedBytes > 0 {
+		m["acks_per_mib"] = float64(c.pureAcksOut) / (float64(receivedBytes) / mib)
+	}
+	if c.pureAcksOut > 0 {
+		m["segs_per_ack"] = float64(c.dataSegsIn) / float64(c.pureAcksOut)
+	}
+	return m
 }
 
 // flows is what runFlows measured in its window.

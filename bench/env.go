@@ -56,7 +56,8 @@ type listener interface {
 // stacks (this kernel has no netem), between two TUN devices joined by a
 // user-space relay.
 type env struct {
-	stack  string
+	stack  string // the base stack: tunstack, gvisor or linux
+	label  string // the stack label, variant included
 	server listener
 	peer   *netns.NS // the kernel peer's namespace: dial from inside peerDo
 
@@ -64,6 +65,9 @@ type env struct {
 	serverNS *netns.NS
 	// retrans reads the stack under test's retransmitted-segment counter.
 	retrans func() uint64
+	// segs reads the pure ACKs the stack under test sent and the data
+	// segments it received.
+	segs func() segCounts
 	// impaired is the impaired link, if the run has one.
 	impaired impairedLink
 	// devices are the kernel's network devices of the path, whose drop
@@ -73,19 +77,20 @@ type env struct {
 	cleanups []func()
 }
 
-// newEnv builds the environment for one run of stack. impair, if enabled,
-// is applied between the link and the stack.
-func newEnv(stackName string, prof *policy.Profile, imp *impairment) (e *env, err error) {
-	e = &env{stack: stackName}
+// newEnv builds the environment for one run of the stack sp names, with
+// the variant's settings on prof. impair, if enabled, is applied between
+// the link and the stack.
+func newEnv(sp stackSpec, prof *policy.Profile, imp *impairment) (e *env, err error) {
+	e = &env{stack: sp.base, label: sp.label}
 	defer func() {
 		if err != nil {
 			e.close()
 			e = nil
 		}
 	}()
-	switch stackName {
+	switch sp.base {
 	case "tunstack", "gvisor":
-		err = e.buildTUN(prof, imp)
+		err = e.buildTUN(sp.profile(prof), imp)
 	case "linux":
 		if imp != nil {
 			err = e.buildLinuxRelay(imp)
@@ -93,7 +98,7 @@ func newEnv(stackName string, prof *policy.Profile, imp *impairment) (e *env, er
 			err = e.buildLinuxVeth()
 		}
 	default:
-		err = fmt.Errorf("bench: unknown stack %q", stackName)
+		err = fmt.Errorf("bench: unknown stack %q", sp.label)
 	}
 	if err != nil {
 		return nil, err
@@ -169,6 +174,11 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 		link = il
 		e.impaired = il
 	}
+	// Counted on the stack's side of the impairment: what the stack itself
+	// sent and received.
+	counted := &countingLink{Link: link}
+	link = counted
+	e.segs = counted.counts
 	switch e.stack {
 	case "tunstack":
 		s, err := stack.New(link, stack.Config{Addr: serverAddr, Profile: prof})
@@ -307,7 +317,34 @@ func (e *env) linuxNamespaces() error {
 		})
 		return n
 	}
+	e.segs = func() segCounts { return kernelSegCounts(srv, peer) }
 	return nil
+}
+
+// kernelSegCounts counts segments from the kernel's MIB counters, each
+// namespace's own. The pure ACKs the server sent are its OutSegs less the
+// segments with new data (TCPOrigDataSent) and the resets (OutRsts):
+// Linux adds to OutSegs every segment that carries new data or no sequence
+// space at all (a pure ACK), not retransmissions, and every RST, in
+// MSS-sized units, and a pure ACK is one segment. The data segments it
+// received are the peer's: new data plus retransmissions it sent, in
+// MSS-sized units, so that a GSO batch moved whole over the veth counts as
+// the segments it stands for.
+func kernelSegCounts(server, peer *netns.NS) segCounts {
+	var c segCounts
+	server.Do(func() error {
+		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
+		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
+		c.pureAcksOut = tcp["OutSegs"] - ext["TCPOrigDataSent"] - tcp["OutRsts"]
+		return nil
+	})
+	peer.Do(func() error {
+		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
+		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
+		c.dataSegsIn = ext["TCPOrigDataSent"] + tcp["RetransSegs"]
+		return nil
+	})
+	return c
 }
 
 // nsDevice is a kernel network device in a namespace.

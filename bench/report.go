@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,7 +34,9 @@ type Report struct {
 
 // Settings are the options a report was made with, as they were applied.
 type Settings struct {
-	Stacks        []string `json:"stacks"`
+	Stacks []string `json:"stacks"`
+	// LossyStacks are the stacks lossy ran on: Stacks and the variants.
+	LossyStacks   []string `json:"lossy_stacks,omitempty"`
 	Scenarios     []string `json:"scenarios"`
 	Duration      string   `json:"duration"`       // measured window of a timed run
 	LossyDuration string   `json:"lossy_duration"` // lossy's window
@@ -60,7 +63,7 @@ func NewReport(o Options, results []Result, m Machine) (*Report, error) {
 		Date:    time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		Machine: m,
 		Settings: Settings{
-			Stacks: o.Stacks, Scenarios: o.Scenarios,
+			Stacks: o.Stacks, LossyStacks: o.StacksFor("lossy"), Scenarios: o.Scenarios,
 			Duration: o.Duration.String(), LossyDuration: (2 * o.Duration).String(),
 			Warmup: warmupFor(o.Duration).String(), Runs: o.Runs, Impair: o.Impair,
 			Profile: o.ProfileName, KernelCC: kernelCC(prof), IdleConns: o.IdleConns, MTU: linkMTU,
@@ -86,21 +89,48 @@ type row struct {
 
 var tableHeader = row{"scenario", "stack", "figure", "detail", "CPU", "retrans", "runs", "tunstack/gvisor", "tunstack/linux"}
 
-// rows turns results into table rows, in the order given, with the ratios
-// on the tunstack rows.
-func rows(results []Result) []row {
-	value := map[[2]string]float64{}
-	for _, r := range results {
+// figures indexes the measured results' figures by scenario and stack.
+type figures map[[2]string]*Result
+
+func indexFigures(results []Result) figures {
+	f := figures{}
+	for i, r := range results {
 		if r.Measured() {
-			value[[2]string{r.Scenario, r.Stack}] = r.Value
+			f[[2]string{r.Scenario, r.Stack}] = &results[i]
 		}
 	}
-	get := func(sc, st string) float64 {
-		if v, ok := value[[2]string{sc, st}]; ok {
+	return f
+}
+
+// metric is a measured result's metric; NaN if there is none.
+func (f figures) metric(scenario, stack, key string) float64 {
+	if r, ok := f[[2]string{scenario, stack}]; ok {
+		if key == "" {
+			return r.Value
+		}
+		if v, ok := r.Metrics[key]; ok {
 			return v
 		}
-		return math.NaN()
 	}
+	return math.NaN()
+}
+
+// ratios are tunstack's figure (or metric) over gVisor's and over Linux's
+// in the same scenario, on rows of tunstack and its variants; empty on the
+// others.
+func (f figures) ratios(r Result, key string) (vsGVisor, vsLinux string) {
+	if baseStack(r.Stack) != "tunstack" {
+		return "", ""
+	}
+	v := f.metric(r.Scenario, r.Stack, key)
+	return formatRatio(ratio(v, f.metric(r.Scenario, "gvisor", key))),
+		formatRatio(ratio(v, f.metric(r.Scenario, "linux", key)))
+}
+
+// rows turns results into table rows, in the order given, with the ratios
+// on the rows of tunstack and its variants.
+func rows(results []Result) []row {
+	figs := indexFigures(results)
 	var out []row
 	for _, r := range results {
 		w := row{scenario: r.Scenario, stack: r.Stack}
@@ -121,10 +151,7 @@ func rows(results []Result) []row {
 		if len(r.Errors) > 0 {
 			w.runs = fmt.Sprintf("%d of %d", r.Runs, r.Runs+len(r.Errors))
 		}
-		if r.Stack == "tunstack" {
-			w.vsGVisor = formatRatio(ratio(r.Value, get(r.Scenario, "gvisor")))
-			w.vsLinux = formatRatio(ratio(r.Value, get(r.Scenario, "linux")))
-		}
+		w.vsGVisor, w.vsLinux = figs.ratios(r, "")
 		out = append(out, w)
 	}
 	return out
@@ -138,12 +165,15 @@ func detailAndCPU(r Result) (detail, cpu string) {
 	switch r.Scenario {
 	case "bulk-down", "bulk-up":
 		detail = fmt.Sprintf("device drops %s", formatCount(m["link_drops"]))
+		if has("acks_per_mib") {
+			detail += fmt.Sprintf("; %s ACKs/MiB", formatNum(m["acks_per_mib"]))
+		}
 	case "streams":
 		detail = fmt.Sprintf("down %s + up %s; device drops %s", formatNum(m["down_gbps"]), formatNum(m["up_gbps"]), formatCount(m["link_drops"]))
 	case "rr", "crr":
 		detail = fmt.Sprintf("p50 %s µs, p99 %s µs", formatNum(m["p50_us"]), formatNum(m["p99_us"]))
 	case "idle":
-		if r.Stack == "linux" {
+		if baseStack(r.Stack) == "linux" {
 			detail = "kernel slab per socket"
 		} else {
 			detail = fmt.Sprintf("RSS; Go heap %s KiB/conn", formatNum(m["heap_b_per_conn"]/1024))
@@ -173,25 +203,115 @@ func formatRatio(v float64) string {
 	return formatNum(v) + "x"
 }
 
-// WriteTable writes the results as an aligned text table.
+func (r row) cells() []string {
+	return []string{r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux}
+}
+
+// ackHeader and ackRows are the table of the ACKs a receiving stack sends:
+// one row per stack that ran bulk-up and counted them.
+var ackHeader = []string{"stack", "pure ACKs per MiB received", "data segments per ACK", "pure ACKs in the window", "runs", "tunstack/gvisor", "tunstack/linux"}
+
+func ackRows(results []Result) [][]string {
+	figs := indexFigures(results)
+	var out [][]string
+	for _, r := range results {
+		if r.Scenario != "bulk-up" || !r.Measured() {
+			continue
+		}
+		if _, ok := r.Metrics["acks_per_mib"]; !ok {
+			continue
+		}
+		vsG, vsL := figs.ratios(r, "acks_per_mib")
+		out = append(out, []string{r.Stack, formatNum(r.Metrics["acks_per_mib"]), formatNum(r.Metrics["segs_per_ack"]),
+			formatCount(r.Metrics["pure_acks"]), fmt.Sprint(r.Runs), vsG, vsL})
+	}
+	return out
+}
+
+// goodputHeader and goodputRows are the table of lossy's goodput: one row
+// per stack and variant, with what it ran.
+var goodputHeader = []string{"stack", "congestion control", "SACK", "goodput", "retrans", "lost by the link / dropped by the queue", "CPU", "runs", "tunstack/gvisor", "tunstack/linux"}
+
+func goodputRows(results []Result) [][]string {
+	figs := indexFigures(results)
+	var out [][]string
+	measured := false
+	for _, r := range results {
+		if r.Scenario != "lossy" {
+			continue
+		}
+		measured = measured || r.Measured()
+		cc, sack := r.Congestion, "off"
+		switch {
+		case cc == "":
+			cc, sack = "-", "-" // a report from before the fields existed
+		case r.SACK:
+			sack = "on"
+		}
+		w := rows([]Result{r})[0]
+		if !r.Measured() {
+			out = append(out, []string{r.Stack, cc, sack, w.figure, "", "", "", "", "", ""})
+			continue
+		}
+		vsG, vsL := figs.ratios(r, "")
+		out = append(out, []string{r.Stack, cc, sack, w.figure, w.retrans,
+			formatCount(r.Metrics["link_lost_from_stack"]) + " / " + formatCount(r.Metrics["queue_drops_from_stack"]),
+			w.cpu, w.runs, vsG, vsL})
+	}
+	if !measured {
+		return nil
+	}
+	return out
+}
+
+// WriteTable writes the results as an aligned text table, followed by the
+// ACK table of bulk-up and the goodput table of lossy when they have rows.
 func WriteTable(w io.Writer, results []Result) error {
+	var all [][]string
+	for _, r := range rows(results) {
+		all = append(all, r.cells())
+	}
+	if err := writeTextTable(w, tableHeader.cells(), all); err != nil {
+		return err
+	}
+	if a := ackRows(results); len(a) > 0 {
+		fmt.Fprintf(w, "\nPure ACKs the stack sent per MiB it received (bulk-up):\n")
+		if err := writeTextTable(w, ackHeader, a); err != nil {
+			return err
+		}
+	}
+	if g := goodputRows(results); len(g) > 0 {
+		fmt.Fprintf(w, "\nGoodput through the impaired link (lossy):\n")
+		if err := writeTextTable(w, goodputHeader, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeTextTable(w io.Writer, header []string, body [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range append([]row{tableHeader}, rows(results)...) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux)
+	for _, c := range append([][]string{header}, body...) {
+		fmt.Fprintf(tw, "%s\n", strings.Join(c, "\t"))
 	}
 	return tw.Flush()
 }
 
 // writeMarkdownTable writes the results as a Markdown table.
 func writeMarkdownTable(w io.Writer, results []Result) {
-	cells := func(r row) []string {
-		return []string{r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux}
-	}
-	h := cells(tableHeader)
-	fmt.Fprintf(w, "| %s |\n", strings.Join(h, " | "))
-	fmt.Fprintf(w, "|%s\n", strings.Repeat(" --- |", len(h)))
+	var body [][]string
 	for _, r := range rows(results) {
-		c := cells(r)
+		body = append(body, r.cells())
+	}
+	writeMarkdownGrid(w, tableHeader.cells(), body)
+}
+
+// writeMarkdownGrid writes a Markdown table, escaping the cells' pipes.
+func writeMarkdownGrid(w io.Writer, header []string, body [][]string) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(header, " | "))
+	fmt.Fprintf(w, "|%s\n", strings.Repeat(" --- |", len(header)))
+	for _, c := range body {
+		c = slices.Clone(c)
 		for i := range c {
 			c[i] = strings.ReplaceAll(c[i], "|", `\|`)
 		}
@@ -199,8 +319,11 @@ func writeMarkdownTable(w io.Writer, results []Result) {
 	}
 }
 
-// Charts are the plot's panels: throughput per scenario, lossy goodput, rr
-// latency percentiles, and the transaction and connection rates.
+// Charts are the plot's panels: throughput per scenario, lossy goodput per
+// variant, rr latency percentiles, and the transaction and connection rates.
+// stacks are the series, the same in every panel; lossy's groups are the
+// variants ("default" for each stack's own settings), each series' bar in
+// a group being that stack's variant.
 func Charts(results []Result, stacks []string) []BarChart {
 	find := func(sc, st string) *Result {
 		for i := range results {
@@ -233,8 +356,13 @@ func Charts(results []Result, stacks []string) []BarChart {
 	return []BarChart{
 		panel("Throughput (median of runs)", "Gbit/s", false, []string{"bulk-down", "bulk-up", "streams"},
 			func(g, st string) float64 { return metric(g, st, "gbps") }),
-		panel("Goodput through the impaired link (lossy)", "Mbit/s", false, []string{"lossy"},
-			func(g, st string) float64 { return metric(g, st, "gbps") * 1000 }),
+		panel("Goodput through the impaired link (lossy), by variant", "Mbit/s", false, lossyGroups(results),
+			func(g, st string) float64 {
+				if g != "default" {
+					st += "/" + g
+				}
+				return metric("lossy", st, "gbps") * 1000
+			}),
 		panel("rr latency, 1-byte request/response (log scale)", "µs", true, []string{"p50", "p99"},
 			func(g, st string) float64 { return metric("rr", st, g+"_us") }),
 		panel("rr: 1-byte transactions per second", "tx/s", false, []string{"rr"},
@@ -242,6 +370,21 @@ func Charts(results []Result, stacks []string) []BarChart {
 		panel("crr: connections per second (connect, request, response, close)", "conn/s", false, []string{"crr"},
 			func(g, st string) float64 { return metric("crr", st, "cps") }),
 	}
+}
+
+// lossyGroups are the variants lossy ran, in the order of the results:
+// "default" for the stacks' own settings, then "reno", "cubic-nosack"...
+func lossyGroups(results []Result) []string {
+	groups := []string{"default"}
+	for _, r := range results {
+		if r.Scenario != "lossy" {
+			continue
+		}
+		if _, v, ok := strings.Cut(r.Stack, "/"); ok && !slices.Contains(groups, v) {
+			groups = append(groups, v)
+		}
+	}
+	return groups
 }
 
 // WriteMarkdown renders the report as docs/performance.md. plotName is the
@@ -270,12 +413,33 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	if plotName != "" {
 		p("![throughput, goodput, latency and rates per stack](%s)\n\n", plotName)
 	}
+	if a := ackRows(r.Results); len(a) > 0 {
+		p("### ACKs sent per MiB received (bulk-up)\n\n")
+		p("The pure ACKs (ACK set, no payload, no SYN, FIN or RST) the stack under test sent during bulk-up's window, per MiB its reader received in the same window, ")
+		p("and the data segments that reached it per ACK: 2 is an ACK for every second full-sized segment (RFC 1122 §4.2.3.2, RFC 5681 §4.2), 1 an ACK for each. ")
+		p("A stack that acknowledges every segment sends about twice the ACKs of one that delays them; gVisor, which has no delayed-ACK timer, sends one ACK for each batch of segments it processes (gvisorstack hands it up to 64 packets per TUN read), so the faster the packets come, the fewer ACKs it sends. ")
+		p("tunstack and gVisor are counted on the stack's side of the link; linux from the kernel's own counters, and its veth moves GSO batches of many segments whole, each answered as one (see below). ")
+		p("Ratios are tunstack's count over the other's: below 1, tunstack sends fewer ACKs.\n\n")
+		writeMarkdownGrid(w, ackHeader, a)
+		p("\n")
+	}
+	if g := goodputRows(r.Results); len(g) > 0 {
+		p("### Goodput through the impaired link (lossy)\n\n")
+		p("lossy (`%s`, a window of %s) on every stack, and on tunstack and gVisor variants that change only the congestion control and SACK, all in the same run. ", s.Impair, s.LossyDuration)
+		p("With SACK, tunstack recovers by RFC 6675 whatever the controller, so reno and newreno differ only without SACK, where Reno leaves recovery at the first partial ACK and NewReno (RFC 6582) stays in it. ")
+		p("gVisor's reno is NewReno-style recovery; with SACK it also runs RACK-TLP (see the gVisor options). ")
+		p("The kernel peer receives with TCP_CONGESTION=%s whatever the stack under test sends with.\n\n", s.KernelCC)
+		writeMarkdownGrid(w, goodputHeader, g)
+		p("\n")
+	}
 
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
-	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 8 minutes on 2 cores ")
-	p("(per stack and run: five scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; plus six profiled runs and the micro-benchmarks; well under the 20 minutes allowed). ")
-	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; `--json` prints this report's data; `tunstack bench --help` lists the flags.\n\n")
+	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 12 minutes on 2 cores ")
+	p("(per stack and run: five scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
+	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; ")
+	p("the goodput table alone: `sudo tunstack bench --scenario lossy` (without --stack, lossy runs on the variants too; with it, on the stacks listed, as in `--stack tunstack/reno-nosack,gvisor/reno`); ")
+	p("`--json` prints this report's data; `tunstack bench --help` lists the flags.\n\n")
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
 	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
@@ -302,6 +466,13 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	}
 	p("- **device drops** (bulk and streams): packets the kernel's devices on the path dropped during the window (tx_dropped + rx_dropped of the TUN, or of both veth ends / both TUNs for linux). ")
 	p("On a TUN, tx_dropped is the kernel finding the queue toward the user-space stack full (txqueuelen 500): the stack did not read fast enough.\n")
+	p("- **ACKs/MiB** (bulk-up): pure ACKs the stack under test sent during the window per MiB its reader received in it. ")
+	p("tunstack and gVisor: counted by a wrapper between the stack and its link (the TUN), which reads each packet's IPv4 and TCP headers: ACKs the stack wrote, data segments it read; exact, at a cost of a few nanoseconds a packet, in every scenario. ")
+	p("linux: the server namespace's OutSegs less TCPOrigDataSent and OutRsts (/proc/net/snmp and /proc/net/netstat): Linux counts in OutSegs every segment with new data or with no sequence space (a pure ACK), not retransmissions, so the difference is exactly its pure ACKs; ")
+	p("its data segments are the peer namespace's TCPOrigDataSent plus RetransSegs, in MSS-sized segments. ")
+	p("Over the veth the peer's GSO batches of tens of segments arrive whole, and Linux acknowledges such a batch, or the data its reader has just taken, with one ACK, so its count says little about a wire that carries segments one by one.\n")
+	p("- **variants** (lossy): a label `STACK/CC` or `STACK/CC-nosack` runs STACK with the profile's congestion control replaced by CC (tunstack: reno, newreno, cubic, tahoe; gVisor: reno, cubic) and, with -nosack, SACK off. ")
+	p("Without --stack, lossy runs %s besides the three stacks.\n", strings.Join(DefaultLossyVariants(), ", "))
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))

@@ -3,9 +3,12 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"tunstack/policy"
 )
 
 func TestParseMicroReadsPackagesAndUnits(t *testing.T) {
@@ -115,5 +118,197 @@ func TestResultMediansAndJSON(t *testing.T) {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+}
+
+func TestStackLabelsParseVariants(t *testing.T) {
+	prof, err := policy.ByName("linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []struct {
+		label, base, cc string
+		sack            bool
+	}{
+		{"tunstack", "tunstack", "cubic", true},
+		{"tunstack/reno", "tunstack", "reno", true},
+		{"tunstack/newreno-nosack", "tunstack", "newreno", false},
+		{"tunstack/nosack", "tunstack", "cubic", false},
+		{"gvisor/reno", "gvisor", "reno", true},
+		{"gvisor/cubic-nosack", "gvisor", "cubic", false},
+		{"linux", "linux", "cubic", true},
+	}
+	for _, g := range good {
+		sp, err := parseStack(g.label)
+		if err != nil {
+			t.Errorf("%s: %v", g.label, err)
+			continue
+		}
+		cc, sack := sp.lossSettings(prof)
+		if sp.base != g.base || cc != g.cc || sack != g.sack {
+			t.Errorf("%s: base %s, cc %s, sack %v; want %s, %s, %v", g.label, sp.base, cc, sack, g.base, g.cc, g.sack)
+		}
+	}
+	if p := (stackSpec{base: "tunstack", cc: "reno"}).profile(prof); p == prof || prof.Congestion != "cubic" {
+		t.Error("a variant must change a copy of the profile, not the profile")
+	}
+	for _, bad := range []string{"linux/reno", "gvisor/newreno", "tunstack/bbr", "tunstack/", "bsd", "tunstack/reno-sack"} {
+		if err := CheckStack(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDefaultPlanRunsVariantsOnLossyOnly(t *testing.T) {
+	o := Options{Scenarios: []string{"lossy", "bulk-up"}}
+	if err := o.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(o.StacksFor("bulk-up"), ","); got != "tunstack,gvisor,linux" {
+		t.Errorf("bulk-up stacks %s", got)
+	}
+	lossy := o.StacksFor("lossy")
+	want := "tunstack,gvisor,linux,tunstack/reno,tunstack/newreno,tunstack/reno-nosack,tunstack/newreno-nosack,tunstack/cubic-nosack,gvisor/reno"
+	if strings.Join(lossy, ",") != want {
+		t.Errorf("lossy stacks %s, want %s", strings.Join(lossy, ","), want)
+	}
+	// Named stacks run on every scenario, and nothing else does.
+	e := Options{Stacks: []string{"gvisor/reno", "tunstack/cubic-nosack", "tunstack"}, Scenarios: []string{"lossy", "rr"}}
+	if err := e.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{"lossy", "rr"} {
+		if got := strings.Join(e.StacksFor(sc), ","); got != "tunstack,tunstack/cubic-nosack,gvisor/reno" {
+			t.Errorf("%s stacks %s", sc, got)
+		}
+	}
+	if err := (&Options{Stacks: []string{"linux/cubic"}}).Normalize(); err == nil {
+		t.Error("linux/cubic accepted")
+	}
+}
+
+func TestACKMetricsPerMiB(t *testing.T) {
+	m := ackMetrics(segCounts{pureAcksOut: 3620, dataSegsIn: 7240}, 10*mib)
+	if m["acks_per_mib"] != 362 || m["segs_per_ack"] != 2 || m["pure_acks"] != 3620 {
+		t.Errorf("metrics %v", m)
+	}
+	if m := ackMetrics(segCounts{}, 0); len(m) != 2 {
+		t.Errorf("no data, no ACKs: only the counts expected, got %v", m)
+	}
+}
+
+// ackAndLossyResults are a run with the ACK counts of bulk-up and lossy on
+// variants.
+func ackAndLossyResults() []Result {
+	up := func(st string, acks, segs float64) Result {
+		return Result{Scenario: "bulk-up", Stack: st, Unit: "Gbit/s", Runs: 3, Value: 3,
+			Metrics: map[string]float64{"gbps": 3, "acks_per_mib": acks, "segs_per_ack": segs, "pure_acks": acks * 1000, "link_drops": 0}}
+	}
+	lossy := func(st, cc string, sack bool, mbps float64) Result {
+		return Result{Scenario: "lossy", Stack: st, Unit: "Mbit/s", Runs: 3, Value: mbps, Congestion: cc, SACK: sack,
+			Metrics: map[string]float64{"gbps": mbps / 1000, "retrans": 30, "cpu_s_per_gb": 50, "link_lost_from_stack": 29, "queue_drops_from_stack": 1}}
+	}
+	return []Result{
+		up("tunstack", 362, 2), up("gvisor", 724, 1), up("linux", 20, 36),
+		lossy("tunstack", "cubic", true, 4), lossy("gvisor", "cubic", true, 2), lossy("linux", "cubic", true, 3),
+		lossy("tunstack/reno-nosack", "reno", false, 1),
+		{Scenario: "lossy", Stack: "gvisor/reno", Unit: "Mbit/s", Congestion: "reno", SACK: true, Errors: []string{"run 1: boom"}},
+	}
+}
+
+func TestACKAndGoodputTables(t *testing.T) {
+	res := ackAndLossyResults()
+	acks := ackRows(res)
+	if len(acks) != 3 {
+		t.Fatalf("ACK rows %v", acks)
+	}
+	if a := acks[0]; a[0] != "tunstack" || a[1] != "362" || a[2] != "2.00" || a[5] != "0.5x" || a[6] != "18.1x" {
+		t.Errorf("tunstack ACK row %q", a)
+	}
+	if acks[1][5] != "" {
+		t.Errorf("gVisor's row has a ratio: %q", acks[1])
+	}
+	g := goodputRows(res)
+	if len(g) != 5 {
+		t.Fatalf("goodput rows %v", g)
+	}
+	if r := g[3]; r[0] != "tunstack/reno-nosack" || r[1] != "reno" || r[2] != "off" || r[3] != "1.00 Mbit/s" || r[5] != "29 / 1" || r[8] != "0.5x" {
+		t.Errorf("variant row %q", r)
+	}
+	if r := g[4]; r[0] != "gvisor/reno" || !strings.HasPrefix(r[3], "FAILED") {
+		t.Errorf("failed variant row %q", r)
+	}
+	main := rows(res)
+	if main[6].vsGVisor != "0.5x" {
+		t.Errorf("a variant's row in the main table has ratio %q, want 0.5x", main[6].vsGVisor)
+	}
+	if !strings.Contains(main[0].detail, "362 ACKs/MiB") {
+		t.Errorf("bulk-up detail %q", main[0].detail)
+	}
+	var txt bytes.Buffer
+	if err := WriteTable(&txt, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"per MiB it received (bulk-up)", "Goodput through the impaired link (lossy)", "tunstack/reno-nosack  reno"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("text table lacks %q:\n%s", want, txt.String())
+		}
+	}
+	// Without a measured lossy or ACK figure, no extra table.
+	txt.Reset()
+	WriteTable(&txt, sampleResults())
+	if strings.Contains(txt.String(), "Goodput") || strings.Contains(txt.String(), "ACKs") {
+		t.Errorf("extra tables without their figures:\n%s", txt.String())
+	}
+
+	rep, err := NewReport(Options{Runs: 3, Duration: time.Second}, res, Machine{Cores: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, "", "perf/")
+	for _, want := range []string{
+		"### ACKs sent per MiB received (bulk-up)",
+		"| tunstack | 362 | 2.00 | 362,000 | 3 | 0.5x | 18.1x |",
+		"### Goodput through the impaired link (lossy)",
+		"| tunstack/reno-nosack | reno | off | 1.00 Mbit/s | 30 | 29 / 1 | 50.0 s/GB | 3 | 0.5x | 0.333x |",
+		"lossy also on the 6 variants",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	// The JSON keeps what each stack ran with.
+	var js bytes.Buffer
+	rep.WriteJSON(&js)
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if r := back.Results[6]; r.Congestion != "reno" || r.SACK || r.Metrics["link_lost_from_stack"] != 29 {
+		t.Errorf("round trip of a variant: %+v", r)
+	}
+	if len(back.Settings.LossyStacks) != 9 || back.Results[0].Metrics["acks_per_mib"] != 362 {
+		t.Errorf("round trip: lossy stacks %v, ACKs %v", back.Settings.LossyStacks, back.Results[0].Metrics)
+	}
+}
+
+func TestLossyChartGroupsVariantsUnderTheirStacks(t *testing.T) {
+	charts := Charts(ackAndLossyResults(), []string{"tunstack", "gvisor", "linux"})
+	var lossy *BarChart
+	for i := range charts {
+		if strings.HasPrefix(charts[i].Title, "Goodput") {
+			lossy = &charts[i]
+		}
+	}
+	if lossy == nil {
+		t.Fatal("no goodput panel")
+	}
+	if strings.Join(lossy.Groups, ",") != "default,reno-nosack,reno" {
+		t.Fatalf("groups %v", lossy.Groups)
+	}
+	v := lossy.Values
+	if v[0][0] != 4 || v[0][1] != 2 || v[0][2] != 3 || v[1][0] != 1 || !math.IsNaN(v[1][1]) || !math.IsNaN(v[2][1]) {
+		t.Errorf("values %v", v)
 	}
 }

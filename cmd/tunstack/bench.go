@@ -29,7 +29,12 @@ Runs each scenario on each stack, each stack in network namespaces of its
 own with kernel peers, and prints a table (or, with --json, the whole
 report as JSON). Needs root. Every figure is the median of --runs runs.
 
-  --stack LIST        stacks to compare, comma-separated (default all)
+  --stack LIST        stacks to compare, comma-separated: tunstack, gvisor,
+                      linux, or a variant STACK/CC[-nosack] that runs tunstack
+                      or gvisor with congestion control CC and SACK off with
+                      -nosack, as in tunstack/reno-nosack or gvisor/reno
+                      (default tunstack,gvisor,linux, and on lossy also
+                      %s)
   --scenario LIST     scenarios to run, comma-separated (default all):
 %s
   --duration D        measured window of each run (lossy: twice it); a warm-up
@@ -53,14 +58,14 @@ func benchHelp() string {
 	for _, n := range bench.ScenarioNames() {
 		fmt.Fprintf(&b, "                        %-10s %s\n", n, bench.ScenarioShort(n))
 	}
-	return fmt.Sprintf(benchUsage, strings.TrimRight(b.String(), "\n"), bench.DefaultImpair)
+	return fmt.Sprintf(benchUsage, wrapList(bench.DefaultLossyVariants(), 22, 78), strings.TrimRight(b.String(), "\n"), bench.DefaultImpair)
 }
 
 // runBench is `tunstack bench`.
 func runBench(args []string) error {
 	var (
 		o          bench.Options
-		stacks     = strings.Join(bench.Stacks(), ",")
+		stacks     string // empty: the default plan, variants on lossy
 		scenarios  = strings.Join(bench.ScenarioNames(), ",")
 		duration   = "5s"
 		asJSON     bool
@@ -70,7 +75,7 @@ func runBench(args []string) error {
 	)
 	o.Runs, o.IdleConns, o.ProfileName = 3, 10000, "linux"
 	rest, err := parseFlags("bench", args, []flagDef{
-		stringFlag("stack", &stacks, listCheck("stack", bench.Stacks(), "tunstack,linux")),
+		stringFlag("stack", &stacks, checkStacks),
 		stringFlag("scenario", &scenarios, listCheck("scenario", bench.ScenarioNames(), "bulk-down,rr")),
 		stringFlag("duration", &duration, nil),
 		intFlag("runs", "a number of runs", 1, 100, "3", &o.Runs),
@@ -96,7 +101,9 @@ func runBench(args []string) error {
 	if fromJSON != "" {
 		return renderBenchReport(fromJSON, reportFile)
 	}
-	o.Stacks = strings.Split(stacks, ",")
+	if stacks != "" {
+		o.Stacks = strings.Split(stacks, ",")
+	}
 	o.Scenarios = strings.Split(scenarios, ",")
 	if o.Duration, err = time.ParseDuration(duration); err != nil || o.Duration < 100*time.Millisecond {
 		return usagef("--duration must be a duration of 100ms or more, as in --duration 5s, not %q.", duration)
@@ -115,8 +122,12 @@ func runBench(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	machine := bench.ReadMachine()
+	stackList := strings.Join(o.Stacks, ",")
+	if len(o.LossyVariants) > 0 && slices.Contains(o.Scenarios, "lossy") {
+		stackList += " (lossy also " + strings.Join(o.LossyVariants, ",") + ")"
+	}
 	fmt.Fprintf(os.Stderr, "tunstack bench: %s on %s, %s, load %s; %d run(s) of %s per figure\n",
-		strings.Join(o.Stacks, ","), machine.Kernel, machine.GoVersion, machine.LoadBefore, o.Runs, o.Duration)
+		stackList, machine.Kernel, machine.GoVersion, machine.LoadBefore, o.Runs, o.Duration)
 	results, err := bench.Run(ctx, o)
 	if err != nil {
 		return err
@@ -200,6 +211,40 @@ func listCheck(name string, allowed []string, example string) func(string) error
 		}
 		return nil
 	}
+}
+
+// checkStacks accepts a comma-separated list of stack labels.
+func checkStacks(v string) error {
+	for _, w := range strings.Split(v, ",") {
+		if err := bench.CheckStack(w); err != nil {
+			return usagef("--stack: %s.", strings.TrimPrefix(err.Error(), "bench: "))
+		}
+	}
+	return nil
+}
+
+// wrapList joins words with commas into lines of at most width columns,
+// the lines after the first indented by indent spaces.
+func wrapList(words []string, indent, width int) string {
+	var b strings.Builder
+	col := indent
+	for i, w := range words {
+		if i < len(words)-1 {
+			w += ","
+		}
+		if i > 0 {
+			if col+1+len(w) > width {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteString(" ")
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
 }
 
 func checkReadable(name string) func(string) error {

@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"tunstack/gvisorstack"
+	"tunstack/policy"
+)
+
+// A stack label names what a run measures: a base stack (Stacks()), or a
+// base stack and a variant, "BASE/CC" or "BASE/CC-nosack", which runs the
+// base stack with the policy profile's congestion control replaced by CC
+// and, with -nosack, SACK turned off ("BASE/nosack" keeps the profile's
+// controller). Variants exist for the user-space stacks only: Linux's
+// knobs are the kernel's.
+
+// variantCC are the congestion controls a variant may name, per base stack:
+// tcpcore's controllers, and the two gVisor has
+// (tcpip.CongestionControlOption).
+var variantCC = map[string][]string{
+	"tunstack": {"reno", "newreno", "cubic", "tahoe"},
+	"gvisor":   {"reno", "cubic"},
+}
+
+// knownVariants are the variant labels listed in the help, in report order
+// (after the base stacks). Other well-formed labels work too and are
+// reported after these.
+var knownVariants = []string{
+	"tunstack/reno", "tunstack/newreno", "tunstack/cubic",
+	"tunstack/reno-nosack", "tunstack/newreno-nosack", "tunstack/cubic-nosack",
+	"gvisor/reno", "gvisor/cubic", "gvisor/reno-nosack", "gvisor/cubic-nosack",
+}
+
+// KnownVariants lists the variant labels the help names, in report order.
+func KnownVariants() []string { return slices.Clone(knownVariants) }
+
+// DefaultLossyVariants are the variants lossy runs besides the base stacks
+// when no stack is chosen: the Reno family and CUBIC with and without SACK
+// on tunstack (whose own profile, linux or rfc, is CUBIC with SACK), and
+// gVisor's other controller. tunstack/cubic is left out as it is the
+// profile's own setting, measured as "tunstack".
+func DefaultLossyVariants() []string {
+	return []string{
+		"tunstack/reno", "tunstack/newreno",
+		"tunstack/reno-nosack", "tunstack/newreno-nosack", "tunstack/cubic-nosack",
+		"gvisor/reno",
+	}
+}
+
+// stackSpec is a parsed stack label.
+type stackSpec struct {
+	label  string // as given, e.g. "tunstack/cubic-nosack"
+	base   string // "tunstack", "gvisor" or "linux"
+	cc     string // congestion control replacing the profile's; "" keeps it
+	noSACK bool   // SACK off whatever the profile says
+}
+
+// parseStack parses a stack label.
+func parseStack(label string) (stackSpec, error) {
+	base, variant, hasVariant := strings.Cut(label, "/")
+	s := stackSpec{label: label, base: base}
+	if !slices.Contains(Stacks(), base) {
+		return s, fmt.Errorf("bench: unknown stack %q", label)
+	}
+	if !hasVariant {
+		return s, nil
+	}
+	ccs, ok := variantCC[base]
+	if !ok {
+		return s, fmt.Errorf("bench: stack %q: %s has no variants (its settings are the kernel's)", label, base)
+	}
+	if variant == "" {
+		return s, fmt.Errorf("bench: stack %q names no variant after the slash", label)
+	}
+	cc := variant
+	if v, ok := strings.CutSuffix(variant, "-nosack"); ok {
+		cc, s.noSACK = v, true
+	} else if variant == "nosack" {
+		cc, s.noSACK = "", true
+	}
+	if cc != "" && !slices.Contains(ccs, cc) {
+		return s, fmt.Errorf("bench: stack %q: %s's congestion control is one of %s, optionally followed by -nosack", label, base, strings.Join(ccs, ", "))
+	}
+	s.cc = cc
+	return s, nil
+}
+
+// CheckStack reports a stack label bench cannot run, and what to give.
+func CheckStack(label string) error {
+	if _, err := parseStack(label); err != nil {
+		return fmt.Errorf("%w; use %s or a variant STACK/CC[-nosack] such as tunstack/reno or gvisor/cubic-nosack", err, strings.Join(Stacks(), ", "))
+	}
+	return nil
+}
+
+// profile is prof with the variant's settings; prof itself when there are
+// none.
+func (s stackSpec) profile(prof *policy.Profile) *policy.Profile {
+	if s.cc == "" && !s.noSACK {
+		return prof
+	}
+	p := prof.Clone()
+	if s.cc != "" {
+		p.Congestion = s.cc
+	}
+	if s.noSACK {
+		p.SACK = false
+	}
+	return p
+}
+
+// lossSettings are the congestion control and SACK setting a stack ran
+// with: the profile's (or the variant's) for tunstack, the gVisor option
+// made of it for gvisor, the kernel sockets' for linux (tcp_sack is 1 in a
+// new namespace).
+func (s stackSpec) lossSettings(prof *policy.Profile) (cc string, sack bool) {
+	p := s.profile(prof)
+	switch s.base {
+	case "gvisor":
+		g := gvisorstack.OptionsFromProfile(p)
+		return g.CongestionControl, g.SACK
+	case "linux":
+		return kernelCC(prof), true
+	}
+	return p.Congestion, p.SACK
+}
+
+// stackOrder puts labels in report order: the base stacks, the known
+// variants, then any other variant in the order given; each once.
+func stackOrder(labels []string) []string {
+	out := ordered(labels, append(Stacks(), knownVariants...))
+	for _, l := range labels {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// baseStack is the base stack of a label ("tunstack" of "tunstack/reno").
+func baseStack(label string) string {
+	b, _, _ := strings.Cut(label, "/")
+	return b
+}
