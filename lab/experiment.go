@@ -65,7 +65,7 @@ type experiment struct {
 	profile func(*policy.Profile)
 }
 
-var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment}
+var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment, nagleDelackExperiment}
 
 // Names lists the experiments, in the order the docs present them.
 func Names() []string {
