@@ -351,6 +351,12 @@ func analyzeNagle(res *Result, run *NagleRun) []Event {
 		q.Together = header == bodyP
 		q.Held = !q.Together && bodyP.At >= ackP.At
 		responder := endpointAddr(!reqToServer)
+		// The capture is at the server: it sees a request leave in part A
+		// and arrive in part B.
+		when := "left"
+		if reqToServer {
+			when = "arrived"
+		}
 		what := "an ACK alone"
 		if ackP.Len > 0 {
 			what = "the reply"
@@ -358,8 +364,8 @@ func analyzeNagle(res *Result, run *NagleRun) []Event {
 		switch {
 		case q.Held:
 			notes = append(notes, Event{At: bodyP.At, Who: "note", What: fmt.Sprintf(
-				"request %d: the body (seq %d:%d) was held by Nagle until %s ACKed the header (seq %d:%d) %s after it left, with %s",
-				q.N, bodySeq, bodySeq+nagleBodyLen, responder, start, bodySeq, ms(ackP.At-header.At), what)})
+				"request %d: the body (seq %d:%d) was held by Nagle until %s ACKed the header (seq %d:%d) %s after it %s, with %s",
+				q.N, bodySeq, bodySeq+nagleBodyLen, responder, start, bodySeq, ms(ackP.At-header.At), when, what)})
 		case q.Together:
 			notes = append(notes, Event{At: bodyP.At, Who: "note", What: fmt.Sprintf(
 				"request %d: header and body left in one segment", q.N)})
@@ -405,7 +411,7 @@ func nagleDelackVerdict(res *Result) []string {
 				}
 			}
 			slices.Sort(waits)
-			fmt.Fprintf(&b, ", which the responder delayed %s to %s", ms(waits[0]), ms(waits[len(waits)-1]))
+			fmt.Fprintf(&b, ", its ACK %s to %s after the header (seen at the server)", ms(waits[0]), ms(waits[len(waits)-1]))
 		}
 		if run.Err != nil {
 			fmt.Fprintf(&b, "; stopped: %v", run.Err)
