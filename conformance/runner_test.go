@@ -160,9 +160,14 @@ func TestRunnerInboundMapping(t *testing.T) {
 	}
 }
 
-func TestUnavailableStackSaysSo(t *testing.T) {
-	_, err := LookupTarget("tunstack")
-	if err == nil || !strings.Contains(err.Error(), "stack tunstack is not available in drill yet") {
-		t.Fatalf("%v", err)
+func TestUnknownStackNamesTheKnownOnes(t *testing.T) {
+	for _, name := range []string{"tunstack", "gvisor", "linux"} {
+		if _, err := LookupTarget(name); err != nil {
+			t.Errorf("LookupTarget(%q): %v", name, err)
+		}
+	}
+	_, err := LookupTarget("bsd")
+	if err == nil || !strings.Contains(err.Error(), `no stack "bsd"`) || !strings.Contains(err.Error(), "tunstack") {
+		t.Fatalf("LookupTarget(bsd) = %v, want an error naming the known stacks", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"tunstack/policy"
@@ -129,7 +130,7 @@ func TargetNames() []string {
 func LookupTarget(name string) (TargetFactory, error) {
 	f, ok := targets[name]
 	if !ok {
-		return nil, fmt.Errorf("stack %s is not available in drill yet (available: %v)", name, TargetNames())
+		return nil, fmt.Errorf("drill has no stack %q; use one of %s", name, strings.Join(TargetNames(), ", "))
 	}
 	return f, nil
 }
