@@ -273,6 +273,8 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 		return "WindowScaling", boolean(&p.WindowScaling)
 	case "net.ipv4.tcp_syn_retries":
 		return "SynRetries", integer(&p.SynRetries)
+	case "net.ipv4.tcp_syn_linear_timeouts":
+		return "SynLinearTimeouts", integer(&p.SynLinearTimeouts)
 	case "net.ipv4.tcp_synack_retries":
 		return "SynAckRetries", integer(&p.SynAckRetries)
 	case "net.ipv4.tcp_retries2":

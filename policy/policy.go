@@ -89,6 +89,11 @@ type Profile struct {
 	DelAckMin  time.Duration // delayed-ACK timer floor (Linux TCP_DELACK_MIN 40 ms)
 	DelAckMax  time.Duration // delayed-ACK timer ceiling (Linux TCP_DELACK_MAX 200 ms; RFC: < 500 ms)
 	QuickAcks  int           // segments ACKed at once at the start of a connection (Linux quick-ACK mode, up to 16)
+	// PingPongOnFin enters delayed-ACK ("pingpong") mode when the peer's
+	// FIN arrives, so a FIN that carries data is ACKed by the delayed-ACK
+	// timer, on the bet that our reply and FIN will carry the ACK (Linux
+	// tcp_fin). Without it a FIN is acknowledged at once.
+	PingPongOnFin bool
 	Nagle      bool          // Nagle's algorithm on by default (RFC 896)
 	CorkLimit  time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
 	// TailLossProbe sends a probe 2*SRTT after the last transmission when
@@ -175,6 +180,7 @@ func Linux() *Profile {
 		DelAckMin:           40 * time.Millisecond,
 		DelAckMax:           200 * time.Millisecond,
 		QuickAcks:           16,
+		PingPongOnFin:       true,
 		Nagle:               true,
 		CorkLimit:           200 * time.Millisecond,
 		InvalidRateLimit:    500 * time.Millisecond,
@@ -201,6 +207,7 @@ func RFC() *Profile {
 	p.DelAckMin = 200 * time.Millisecond
 	p.DelAckMax = 200 * time.Millisecond // RFC 1122 §4.2.3.2 (< 0.5 s)
 	p.QuickAcks = 0
+	p.PingPongOnFin = false // RFC 9293 §3.10.7.4: acknowledge the FIN
 	p.ProbeNewByte = true // RFC 9293 §3.8.6.1: probe with new data
 	p.BacklogBoundsBoth = true
 	p.SynLinearTimeouts = 0

@@ -120,6 +120,8 @@ type Conn struct {
 	dsackRange   seqRange // the duplicate to report
 	unackedBytes int      // in-order bytes received since our last ACK
 	quickAcks    int      // remaining segments to ACK at once (Linux quick-ACK mode)
+	pingpong     bool     // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
+	synStart     Time     // when an active open sent its first SYN
 	lastOOWAck   Time     // last challenge/out-of-window ACK (rate limit)
 
 	// --- Probes ---
@@ -485,6 +487,10 @@ func (c *Conn) Close(now Time) {
 		c.destroy()
 		return
 	case SynSent:
+		// RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the TCB, sending
+		// nothing; a SYN-ACK arriving later finds no connection and is
+		// answered by RST (§3.10.7.1).
+		c.closeWith(nil)
 		c.destroy()
 		return
 	case TimeWait:
@@ -562,15 +568,22 @@ func (c *Conn) SetCork(now Time, on bool) {
 	}
 }
 
-// SetQuickAck forces immediate ACKs for the next segments (TCP_QUICKACK).
+// SetQuickAck is TCP_QUICKACK. On forces immediate ACKs for the next
+// segments and sends a pending delayed ACK now; off enters delayed-ACK
+// mode, in which even the connection's first segments wait for the
+// delayed-ACK timer or a second full segment (Linux's pingpong mode, which
+// ends when the timer fires).
 func (c *Conn) SetQuickAck(now Time, on bool) {
-	if on {
-		c.quickAcks = max(c.quickAcks, c.e.prof.QuickAcks, 1)
-		if c.delackAt != noDeadline {
-			c.ackNow = true
-			c.output(now)
-			c.updateDeadline()
-		}
+	if !on {
+		c.pingpong = true
+		return
+	}
+	c.pingpong = false
+	c.quickAcks = max(c.quickAcks, c.e.prof.QuickAcks, 1)
+	if c.delackAt != noDeadline {
+		c.ackNow = true
+		c.output(now)
+		c.updateDeadline()
 	}
 }
 

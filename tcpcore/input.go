@@ -308,9 +308,15 @@ func (c *Conn) onReset(now Time) {
 		}
 		c.e.stats.AttemptFails++
 		c.closeWith(ErrConnRefused)
-	case Established, FinWait1, FinWait2, CloseWait:
+	case Established, FinWait1, FinWait2:
 		c.e.stats.EstabResets++
 		c.closeWith(ErrConnReset)
+	case CloseWait:
+		// The peer already closed its side, so the reset ends a stream the
+		// application has read to EOF: Linux (tcp_reset) reports EPIPE
+		// there, not ECONNRESET, and so do we.
+		c.e.stats.EstabResets++
+		c.closeWith(ErrPipe)
 	default: // CLOSING, LAST-ACK, TIME-WAIT
 		c.closeWith(nil)
 	}
@@ -533,6 +539,11 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	}
 	c.updateATO(now)
 	c.growRcvSsthresh(len(s.payload))
+	if s.has(wire.FlagFIN) && c.e.prof.PingPongOnFin && c.state == Established {
+		// The FIN after this data puts us in delayed-ACK mode (see
+		// receiveFin); decide this data's ACK in that mode, as Linux does.
+		c.pingpong = true
+	}
 	c.scheduleAck(now, len(data))
 	if c.finPending && c.finPendingSeq == c.rcvNxt {
 		c.receiveFin(now, c.finPendingSeq)
@@ -546,7 +557,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 func (c *Conn) scheduleAck(now Time, n int) {
 	c.unackedBytes += n
 	p := c.e.prof
-	if !p.DelayedAck || c.quickAcks > 0 || c.unackedBytes >= 2*c.rcvMSS {
+	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.unackedBytes >= 2*c.rcvMSS {
 		c.ackNow = true
 		return
 	}
@@ -605,7 +616,16 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 	c.finPending = false
 	c.finRcvd = true
 	c.rcvNxt = c.rcvNxt.Add(1)
-	c.ackNow = true // RFC 9293 §3.10.7.4: acknowledge the FIN
+	if c.e.prof.PingPongOnFin && c.state == Established {
+		// Linux tcp_fin: the peer is done sending, so delay ACKs on the
+		// bet that our answer will carry them. A FIN that came with data
+		// already has a delayed ACK scheduled and it stands; a bare FIN
+		// has none and is acknowledged at once.
+		c.pingpong = true
+	}
+	if !c.pingpong || c.delackAt == noDeadline || c.ackNow {
+		c.ackNow = true // RFC 9293 §3.10.7.4: acknowledge the FIN
+	}
 	switch c.state {
 	case SynReceived, Established:
 		c.setState(CloseWait)

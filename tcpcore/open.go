@@ -32,6 +32,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 	c.sndBufSeq = c.iss.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.state = SynSent
+	c.synStart = now
 	c.sendSyn(now)
 	c.updateDeadline()
 	return c, nil

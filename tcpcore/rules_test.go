@@ -255,12 +255,14 @@ func TestRTOBackoffInstantsAndGiveUp(t *testing.T) {
 	p.expectNone() // Linux gives up without an RST
 }
 
-// Linux 6.x: the SYN is retransmitted at 1, 2, 3, 4 s (tcp_syn_linear_timeouts=4
-// keeps the initial RTO), then backs off: 5, 7 s; the connect fails with
-// ETIMEDOUT at 11 s (tcp_syn_retries=6). The rfc profile backs off from the
-// first: 1, 3, 7, 15, 31, 63 s and gives up at 123 s.
+// Linux 6.x: the SYN is retransmitted at 1, 2, 3, 4, 5 s (tcp_syn_linear_timeouts=4
+// keeps the initial RTO for four retransmissions), then backs off: 7, 11,
+// 19, 35, 67 s; tcp_syn_retries=6 plus the 4 linear ones make 10, and the
+// connect fails with ETIMEDOUT when the next timer fires, at 131 s. The rfc
+// profile backs off from the first: 1, 3, 7, 15, 31, 63 s and gives up at
+// 123 s.
 func TestSynRetransmissionScheduleAndTimeout(t *testing.T) {
-	testSynSchedule(t, testProfile(), []time.Duration{1, 2, 3, 4, 5, 7}, 11)
+	testSynSchedule(t, testProfile(), []time.Duration{1, 2, 3, 4, 5, 7, 11, 19, 35, 67}, 131)
 	rfc := policy.RFC()
 	// The last wait is capped by the rfc profile's 60 s maximum RTO: 63+60.
 	testSynSchedule(t, rfc, []time.Duration{1, 3, 7, 15, 31, 63}, 123)
@@ -452,4 +454,14 @@ func TestWindowUpdateAfterRead(t *testing.T) {
 	if a.wnd == 0 {
 		t.Fatalf("window update advertises zero")
 	}
+}
+
+// With few retries Linux gives up on time, not count: tcp_syn_retries=2
+// allows (2^3-1) * 1 s = 7 s since the first SYN, so the linear schedule
+// sends SYNs at 0..5 s and the connect fails at 7 s (the packet-level
+// check is conformance/scripts/handshake/connect-timeout-syn-retries.pkt).
+func TestSynGiveUpTimeBoundsLinearRetransmissions(t *testing.T) {
+	prof := testProfile()
+	prof.SynRetries = 2
+	testSynSchedule(t, prof, []time.Duration{1, 2, 3, 4, 5}, 7)
 }

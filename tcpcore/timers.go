@@ -1,6 +1,11 @@
 package tcpcore
 
-import "tunstack/wire"
+import (
+	"time"
+
+	"tunstack/policy"
+	"tunstack/wire"
+)
 
 // updateDeadline recomputes the connection's earliest timer and moves it in
 // the engine's heap.
@@ -41,7 +46,14 @@ func (c *Conn) onTimers(now Time) {
 		// (Linux tcp_delack_timer_handler), within DelAckMax.
 		c.delackAt = noDeadline
 		c.ackNow = true
-		c.ato = min(2*max(c.ato, c.e.prof.DelAckMin), c.e.prof.DelAckMax)
+		if c.pingpong {
+			// Delayed-ACK mode guessed wrong: leave it and deflate the
+			// timeout (Linux tcp_delack_timer_handler).
+			c.pingpong = false
+			c.ato = c.e.prof.DelAckMin
+		} else {
+			c.ato = min(2*max(c.ato, c.e.prof.DelAckMin), c.e.prof.DelAckMax)
+		}
 	}
 	if c.keepaliveAt <= now {
 		c.keepaliveAt = noDeadline
@@ -90,7 +102,11 @@ func (c *Conn) onRTO(now Time) {
 	p := c.e.prof
 	switch c.state {
 	case SynSent:
-		if c.retries >= p.SynRetries {
+		// RFC 9293 §3.8.3 (R2 for a SYN). Linux gives up after
+		// SynRetries+SynLinearTimeouts retransmissions, or once the time
+		// since the first SYN reaches what SynRetries doubling backoffs
+		// would take (tcp_write_timeout), whichever comes first.
+		if c.retries >= p.SynRetries+p.SynLinearTimeouts || now.Sub(c.synStart) >= synGiveUpTime(p) {
 			c.e.stats.AttemptFails++
 			c.closeWith(ErrTimedOut)
 			return
@@ -245,4 +261,19 @@ func (c *Conn) onKeepalive(now Time) {
 	c.info.KeepAlivesSent++
 	c.emitProbe(now)
 	c.keepaliveAt = now.Add(c.kaIntvl)
+}
+
+// synGiveUpTime is how long an active open keeps retransmitting its SYN:
+// the time SynRetries exponentially backed-off retransmissions take from
+// InitialRTO, (2^(n+1) - 1) * InitialRTO, with each backoff capped at
+// RTOMax (Linux tcp_model_timeout). With SynLinearTimeouts, retransmissions
+// come sooner, but the time bound stays the same.
+func synGiveUpTime(p *policy.Profile) time.Duration {
+	var total time.Duration
+	rto := p.InitialRTO
+	for range p.SynRetries + 1 {
+		total += rto
+		rto = min(2*rto, p.RTOMax)
+	}
+	return total
 }

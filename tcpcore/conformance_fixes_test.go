@@ -1,0 +1,103 @@
+package tcpcore
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"tunstack/policy"
+)
+
+// RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the TCB without sending
+// anything; a SYN-ACK that arrives later finds no connection and is
+// answered by <SEQ=SEG.ACK><CTL=RST> (§3.10.7.1).
+func TestCloseInSynSentDeletesTheConnection(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.e.Connect(p.now, local, remote, SockOpts{})
+	syn := p.next()
+	p.advance(10 * time.Millisecond)
+	c.Close(p.now)
+	if c.State() != Closed || p.e.ConnCount() != 0 {
+		t.Fatalf("after Close in SYN-SENT: state %v, %d connections; want CLOSED and none", c.State(), p.e.ConnCount())
+	}
+	p.expectNone()
+	p.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535})
+	p.expect(fR, syn.seq+1, 0)
+}
+
+// An RST in CLOSE-WAIT: the peer had already finished sending, and Linux
+// (tcp_reset) reports EPIPE to the application, not ECONNRESET.
+func TestRSTInCloseWaitReportsEPIPE(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	p.send(tseg{flags: fFA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+	p.expect(fA, iss+1, peerISN+2)
+	p.send(tseg{flags: fR, seq: peerISN + 2})
+	if c.State() != Closed || !errors.Is(c.HardErr(), ErrPipe) {
+		t.Fatalf("state %v err %v, want CLOSED/EPIPE", c.State(), c.HardErr())
+	}
+	if _, err := c.Write(p.now, []byte("x")); !errors.Is(err, ErrPipe) {
+		t.Fatalf("Write after the reset = %v, want EPIPE", err)
+	}
+}
+
+// TCP_QUICKACK 0 enters delayed-ACK mode even in the quick-ACK phase at
+// the start of a connection: one small segment is acknowledged by the
+// delayed-ACK timer (DelAckMin, 40 ms), and the timer firing leaves the
+// mode (Linux pingpong).
+func TestQuickAckOffDelaysEvenTheFirstSegments(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.SetQuickAck(p.now, false)
+	start := p.now
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	p.expectNone()
+	p.step()
+	a := p.next()
+	if a.ack != peerISN+101 || a.at.Sub(start) != 40*time.Millisecond {
+		t.Fatalf("ACK %v at +%v, want ack %v at +40ms", a, a.at.Sub(start), peerISN+101)
+	}
+	// The timer fired: back in quick-ACK mode, the next segment is ACKed at once.
+	p.send(tseg{flags: fPA, seq: peerISN + 101, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	if b := p.next(); b.ack != peerISN+201 || b.at != p.now {
+		t.Fatalf("second ACK %v at %v, want ack %v at once (%v)", b, b.at, peerISN+201, p.now)
+	}
+}
+
+// RFC 1122 §4.2.3.2: in delayed-ACK mode the second full-sized segment is
+// still acknowledged at once.
+func TestQuickAckOffStillAcksEverySecondFullSegment(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.SetQuickAck(p.now, false)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 1460)})
+	p.expectNone()
+	p.advance(5 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1461, ack: iss + 1, wnd: 65535, payload: make([]byte, 1460)})
+	if a := p.next(); a.ack != peerISN+2921 || a.at != p.now {
+		t.Fatalf("ACK %v at %v, want ack %v at once (%v)", a, a.at, peerISN+2921, p.now)
+	}
+}
+
+// Linux tcp_fin: a FIN that carries data puts the receiver in delayed-ACK
+// mode, so the ACK waits for the delayed-ACK timer (our reply might carry
+// it); a bare FIN is acknowledged at once. The rfc profile acknowledges
+// every FIN at once (RFC 9293 §3.10.7.4).
+func TestFinWithDataAckIsDelayedLikeLinux(t *testing.T) {
+	for _, tc := range []struct {
+		prof *policy.Profile
+		want time.Duration
+	}{{policy.Linux(), 40 * time.Millisecond}, {policy.RFC(), 0}} {
+		p := newPeer(t, tc.prof)
+		_, iss := p.listenAndAccept(plainSyn)
+		start := p.now
+		p.send(tseg{flags: fFA | fP, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+		if len(p.out) == 0 {
+			p.step() // nothing at once: run the delayed-ACK timer
+		}
+		a := p.next()
+		if a.ack != peerISN+102 || a.at.Sub(start) != tc.want {
+			t.Errorf("%s: ACK %v at +%v, want ack %v at +%v", tc.prof.Name, a, a.at.Sub(start), peerISN+102, tc.want)
+		}
+	}
+}
