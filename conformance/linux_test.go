@@ -26,9 +26,20 @@ func suiteScripts(t *testing.T) []string {
 
 func TestSuitePassesOnLinux(t *testing.T) {
 	netns.RequireRoot(t)
+	testSuitePasses(t, "linux")
+}
+
+// TestSuitePassesOnTunstack runs every script on our engine, in virtual
+// time. Each must pass: a script marked tunstack-difference documents
+// where Linux differs, and tunstack still passes it.
+func TestSuitePassesOnTunstack(t *testing.T) {
+	testSuitePasses(t, "tunstack")
+}
+
+func testSuitePasses(t *testing.T, stack string) {
 	for _, f := range suiteScripts(t) {
 		t.Run(strings.TrimSuffix(strings.TrimPrefix(f, "scripts/"), ".pkt"), func(t *testing.T) {
-			res := Run(f, Options{Stack: "linux", ToleranceUsecs: suiteToleranceUsecs})
+			res := Run(f, Options{Stack: stack, ToleranceUsecs: suiteToleranceUsecs})
 			if res.Status != Pass {
 				var b strings.Builder
 				res.Print(&b, true)
@@ -74,6 +85,16 @@ const established = "`../common/defaults.sh`\n" + `
 
 func TestBrokenScriptsFailOnLinux(t *testing.T) {
 	netns.RequireRoot(t)
+	testBrokenScriptsFail(t, "linux")
+}
+
+// TestBrokenScriptsFailOnTunstack: the in-process target reports the same
+// mismatches, with the same messages, as the Linux one.
+func TestBrokenScriptsFailOnTunstack(t *testing.T) {
+	testBrokenScriptsFail(t, "tunstack")
+}
+
+func testBrokenScriptsFail(t *testing.T, stack string) {
 	dir := t.TempDir()
 	abs, _ := filepath.Abs("scripts/common")
 	if err := os.Symlink(abs, filepath.Join(dir, "common")); err != nil {
@@ -84,7 +105,7 @@ func TestBrokenScriptsFailOnLinux(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, "x", c.name+".pkt")
 			os.WriteFile(path, []byte(established+c.body+"\n"), 0o644)
-			res := Run(path, Options{Stack: "linux"})
+			res := Run(path, Options{Stack: stack})
 			if res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, c.want) {
 				var b strings.Builder
 				res.Print(&b, true)
