@@ -61,7 +61,7 @@ type vcall struct {
 	try func() (CallResult, bool)
 	// deadline for calls that give up by themselves (poll's timeout,
 	// SO_LINGER); zero when none.
-	deadline tcpcore.Time
+	deadline  tcpcore.Time
 	onTimeout func() CallResult
 }
 

@@ -94,8 +94,8 @@ type Profile struct {
 	// timer, on the bet that our reply and FIN will carry the ACK (Linux
 	// tcp_fin). Without it a FIN is acknowledged at once.
 	PingPongOnFin bool
-	Nagle      bool          // Nagle's algorithm on by default (RFC 896)
-	CorkLimit  time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
+	Nagle         bool          // Nagle's algorithm on by default (RFC 896)
+	CorkLimit     time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)
 	// TailLossProbe sends a probe 2*SRTT after the last transmission when
 	// nothing else would reveal a lost tail (RFC 8985 §7; Linux
 	// tcp_early_retrans=3). Like Linux, only on SACK connections.
@@ -208,7 +208,7 @@ func RFC() *Profile {
 	p.DelAckMax = 200 * time.Millisecond // RFC 1122 §4.2.3.2 (< 0.5 s)
 	p.QuickAcks = 0
 	p.PingPongOnFin = false // RFC 9293 §3.10.7.4: acknowledge the FIN
-	p.ProbeNewByte = true // RFC 9293 §3.8.6.1: probe with new data
+	p.ProbeNewByte = true   // RFC 9293 §3.8.6.1: probe with new data
 	p.BacklogBoundsBoth = true
 	p.SynLinearTimeouts = 0
 	p.TailLossProbe = false
