@@ -21,8 +21,11 @@ type Controller interface {
 	// SlowStartThreshold is ssthresh in bytes.
 	SlowStartThreshold() int
 	// OnAck is called for an ACK that acknowledges new data outside loss
-	// recovery: ackedBytes newly acknowledged, flightBytes in flight before
-	// the ACK, rtt the latest sample (0 if none), now the engine's time.
+	// recovery: ackedBytes newly acknowledged, rtt the latest sample (0 if
+	// none), now the engine's time. flightBytes is the flight the window is
+	// judged by (RFC 7661, Linux tcp_is_cwnd_limited): the largest flight
+	// of the last round trip, doubled in slow start; a controller does not
+	// grow a window larger than that.
 	OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration)
 	// OnLoss is called when loss is detected by duplicate ACKs or SACK
 	// (RFC 5681 §3.2 step 2): the controller sets ssthresh and cwnd for
@@ -49,6 +52,20 @@ type Config struct {
 	// InitialWindowSegments is the initial window in segments; 0 means the
 	// RFC 5681 §3.1 rule by MSS.
 	InitialWindowSegments int
+	// SlowStartLimitSegments is RFC 3465's L: the most cwnd grows per ACK
+	// in slow start, in segments. 1 is RFC 5681 §3.1's min(N, SMSS); 0
+	// means no limit, growth by everything the ACK acknowledges, as Linux
+	// does (tcp_slow_start).
+	SlowStartLimitSegments int
+}
+
+// slowStartIncrease is how much an ACK of ackedBytes grows cwnd in slow
+// start (RFC 3465 §2.2 with limit L).
+func (c Config) slowStartIncrease(ackedBytes int) int {
+	if c.SlowStartLimitSegments > 0 {
+		return min(ackedBytes, c.SlowStartLimitSegments*c.MSS)
+	}
+	return ackedBytes
 }
 
 // InitialWindow returns the initial congestion window in bytes.

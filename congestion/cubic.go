@@ -210,9 +210,9 @@ func (c *Cubic) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.D
 		}
 	}
 	if c.CongestionWindow() < c.ssthreshBytes {
-		// RFC 5681 §3.1 equation 2 with RFC 3465 L=1 SMSS, stopping at
+		// RFC 5681 §3.1 equation 2 with RFC 3465's limit L, stopping at
 		// ssthresh where congestion avoidance takes over.
-		c.cwndBytes = min(c.cwndBytes+float64(min(ackedBytes, c.mss)), float64(c.ssthreshBytes))
+		c.cwndBytes = min(c.cwndBytes+float64(c.iw.slowStartIncrease(ackedBytes)), float64(c.ssthreshBytes))
 	} else {
 		c.avoid(now, ackedBytes)
 	}

@@ -304,6 +304,7 @@ func TestCubicRTOResponse(t *testing.T) {
 // at most one SMSS per ACK, and stops at ssthresh.
 func TestCubicSlowStartByteCounting(t *testing.T) {
 	c := newTestCubic()
+	c.iw.SlowStartLimitSegments = 1
 	c.OnAck(0, 3*mss, c.CongestionWindow(), 0)
 	if c.CongestionWindow() != 11*mss {
 		t.Fatalf("stretch ACK: cwnd %d, want 11 SMSS", c.CongestionWindow())

@@ -53,16 +53,17 @@ func (r *Reno) CongestionWindow() int   { return r.cwndBytes }
 func (r *Reno) SlowStartThreshold() int { return r.ssthreshBytes }
 func (r *Reno) SetMSS(mss int)          { r.mss, r.iw.MSS = mss, mss }
 
-// OnAck grows cwnd: by the bytes acknowledged (at most one SMSS per ACK) in
-// slow start, by about one SMSS per RTT in congestion avoidance.
+// OnAck grows cwnd: by the bytes acknowledged (at most L segments per ACK,
+// RFC 3465) in slow start, by about one SMSS per RTT in congestion
+// avoidance.
 func (r *Reno) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration) {
 	// RFC 5681 §3.1 / RFC 7661: do not grow a window the sender is not using.
 	if flightBytes < r.cwndBytes {
 		return
 	}
 	if r.cwndBytes < r.ssthreshBytes {
-		// RFC 5681 §3.1 equation 2 with RFC 3465 L=1 SMSS.
-		r.cwndBytes += min(ackedBytes, r.mss)
+		// RFC 5681 §3.1 equation 2, with RFC 3465's limit L.
+		r.cwndBytes += r.iw.slowStartIncrease(ackedBytes)
 		return
 	}
 	// RFC 3465 §2.1: byte counting in congestion avoidance.

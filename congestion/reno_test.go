@@ -24,6 +24,7 @@ func TestInitialWindowRFC5681(t *testing.T) {
 // bytes acknowledged, at most one SMSS per ACK.
 func TestSlowStartGrowsBySMSSPerAck(t *testing.T) {
 	r := newTestReno(RenoStyle)
+	r.iw.SlowStartLimitSegments = 1
 	r.OnAck(0, 2*mss, r.cwndBytes, 0) // a stretch ACK counts one SMSS
 	if r.cwndBytes != 11*mss {
 		t.Fatalf("cwnd %d, want 11 SMSS", r.cwndBytes)
@@ -122,5 +123,25 @@ func TestNewUnknownAlgorithmFails(t *testing.T) {
 		if err != nil || c.Name() != n {
 			t.Fatalf("New(%q) = %v, %v", n, c, err)
 		}
+	}
+}
+
+// Linux (tcp_slow_start) has no per-ACK limit: a stretch ACK grows cwnd by
+// everything it acknowledges (L = 0 in our Config).
+func TestSlowStartWithoutLimitGrowsByAllAcked(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnAck(0, 3*mss, r.cwndBytes, 0)
+	if r.cwndBytes != 13*mss {
+		t.Fatalf("cwnd %d, want 13 SMSS", r.cwndBytes)
+	}
+}
+
+// RFC 7661 / RFC 5681 §3.1: a window larger than the flight it is judged
+// by does not grow.
+func TestSlowStartDoesNotGrowAnUnusedWindow(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnAck(0, mss, r.cwndBytes-1, 0)
+	if r.cwndBytes != 10*mss {
+		t.Fatalf("cwnd %d, want 10 SMSS unchanged", r.cwndBytes)
 	}
 }

@@ -81,7 +81,11 @@ type Profile struct {
 	MaxReordering int
 	// SlowStartAfterIdle resets cwnd to the restart window after an idle
 	// period longer than the RTO (RFC 5681 §4.1; tcp_slow_start_after_idle).
-	SlowStartAfterIdle bool
+	// SlowStartLimitSegments caps cwnd growth per ACK in slow start, in
+	// segments (RFC 3465's L). RFC 5681 §3.1 says 1; Linux has no cap
+	// (tcp_slow_start grows by every segment acknowledged): 0.
+	SlowStartLimitSegments int
+	SlowStartAfterIdle     bool
 
 	// --- ACK and send policy ---
 
@@ -142,54 +146,55 @@ type Profile struct {
 // Linux returns the profile of a Linux 6.x kernel with its default sysctls.
 func Linux() *Profile {
 	return &Profile{
-		Name:                "linux",
-		InitialRTO:          time.Second,
-		RTOMin:              200 * time.Millisecond,
-		RTOMax:              120 * time.Second,
-		RTOVarFloor:         true,
-		Retries2:            15,
-		SynRetries:          6,
-		SynAckRetries:       5,
-		SynLinearTimeouts:   4,
-		TailLossProbe:       true,
-		TLPDelAckAllowance:  200 * time.Millisecond,
-		PushEverySegments:   2,
-		MSL:                 30 * time.Second,
-		TimeWaitLen:         60 * time.Second,
-		FinTimeout:          60 * time.Second,
-		KeepAliveIdle:       7200 * time.Second,
-		KeepAliveInterval:   75 * time.Second,
-		KeepAliveProbes:     9,
-		DefaultSendMSS:      536,
-		MinSendMSS:          48,
-		WindowScaling:       true,
-		Timestamps:          true,
-		SACK:                true,
-		DSACK:               true,
-		SndBuf:              16384,
-		SndBufMax:           4194304,
-		RcvBuf:              131072,
-		RcvBufMax:           6291456,
-		OOOMaxSegments:      1024,
-		Congestion:          "cubic",
-		InitialCwndSegments: 10,
-		DupThresh:           3,
-		MaxReordering:       300,
-		SlowStartAfterIdle:  true,
-		DelayedAck:          true,
-		DelAckMin:           40 * time.Millisecond,
-		DelAckMax:           200 * time.Millisecond,
-		QuickAcks:           16,
-		PingPongOnFin:       true,
-		Nagle:               true,
-		CorkLimit:           200 * time.Millisecond,
-		InvalidRateLimit:    500 * time.Millisecond,
-		ProbeNewByte:        false,
-		Somaxconn:           4096,
-		MaxSynBacklog:       1024,
-		SynCookies:          true,
-		LocalPortMin:        32768,
-		LocalPortMax:        60999,
+		Name:                   "linux",
+		InitialRTO:             time.Second,
+		RTOMin:                 200 * time.Millisecond,
+		RTOMax:                 120 * time.Second,
+		RTOVarFloor:            true,
+		Retries2:               15,
+		SynRetries:             6,
+		SynAckRetries:          5,
+		SynLinearTimeouts:      4,
+		TailLossProbe:          true,
+		TLPDelAckAllowance:     200 * time.Millisecond,
+		PushEverySegments:      2,
+		MSL:                    30 * time.Second,
+		TimeWaitLen:            60 * time.Second,
+		FinTimeout:             60 * time.Second,
+		KeepAliveIdle:          7200 * time.Second,
+		KeepAliveInterval:      75 * time.Second,
+		KeepAliveProbes:        9,
+		DefaultSendMSS:         536,
+		MinSendMSS:             48,
+		WindowScaling:          true,
+		Timestamps:             true,
+		SACK:                   true,
+		DSACK:                  true,
+		SndBuf:                 16384,
+		SndBufMax:              4194304,
+		RcvBuf:                 131072,
+		RcvBufMax:              6291456,
+		OOOMaxSegments:         1024,
+		Congestion:             "cubic",
+		InitialCwndSegments:    10,
+		SlowStartLimitSegments: 0,
+		DupThresh:              3,
+		MaxReordering:          300,
+		SlowStartAfterIdle:     true,
+		DelayedAck:             true,
+		DelAckMin:              40 * time.Millisecond,
+		DelAckMax:              200 * time.Millisecond,
+		QuickAcks:              16,
+		PingPongOnFin:          true,
+		Nagle:                  true,
+		CorkLimit:              200 * time.Millisecond,
+		InvalidRateLimit:       500 * time.Millisecond,
+		ProbeNewByte:           false,
+		Somaxconn:              4096,
+		MaxSynBacklog:          1024,
+		SynCookies:             true,
+		LocalPortMin:           32768,
+		LocalPortMax:           60999,
 	}
 }
 
@@ -204,6 +209,7 @@ func RFC() *Profile {
 	p.MSL = 2 * time.Minute         // RFC 9293 §3.4.2
 	p.TimeWaitLen = 4 * time.Minute // RFC 9293 §3.6: 2*MSL
 	p.InitialCwndSegments = 0       // RFC 5681 §3.1
+	p.SlowStartLimitSegments = 1    // RFC 5681 §3.1: cwnd += min(N, SMSS)
 	p.DelAckMin = 200 * time.Millisecond
 	p.DelAckMax = 200 * time.Millisecond // RFC 1122 §4.2.3.2 (< 0.5 s)
 	p.QuickAcks = 0

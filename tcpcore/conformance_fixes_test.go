@@ -101,3 +101,45 @@ func TestFinWithDataAckIsDelayedLikeLinux(t *testing.T) {
 		}
 	}
 }
+
+// Linux tcp_bound_to_half_wnd (RFC 1122 §4.2.3.4 allows it): with a
+// 2000-byte peer window, segments are cut to half the largest window seen,
+// 1000 bytes, so the peer still gets two segments per window. The largest
+// window starts from the final ACK's, not the SYN's.
+func TestSegmentsBoundToHalfTheLargestWindow(t *testing.T) {
+	p := newPeer(t, nil)
+	l, err := p.e.Listen(p.now, local, 8, SockOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	sa := p.next()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 2000})
+	c, err := l.Accept(p.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(p.now, make([]byte, 3000))
+	for i := range 2 {
+		if s := p.next(); len(s.payload) != 1000 {
+			t.Fatalf("segment %d carries %d bytes, want 1000 (half the 2000-byte window)", i, len(s.payload))
+		}
+	}
+	p.expectNone() // the window is full
+}
+
+// RFC 7661 window validation as Linux applies it in slow start
+// (tcp_is_cwnd_limited: cwnd < 2 * the round trip's largest flight): seven
+// segments in flight under a ten-segment window still grow it, by all
+// seven acknowledged (no per-ACK limit, tcp_slow_start).
+func TestSlowStartGrowsAWindowHalfUsed(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	mss := c.MSS()
+	c.Write(p.now, make([]byte, 7*mss))
+	p.collectAll()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1 + Seq(7*mss), wnd: 65535})
+	if got := c.Info().CwndBytes; got != 17*mss {
+		t.Fatalf("cwnd %d bytes (%d segments), want 17 segments", got, got/mss)
+	}
+}

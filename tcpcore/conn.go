@@ -122,7 +122,11 @@ type Conn struct {
 	quickAcks    int      // remaining segments to ACK at once (Linux quick-ACK mode)
 	pingpong     bool     // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
 	synStart     Time     // when an active open sent its first SYN
-	lastOOWAck   Time     // last challenge/out-of-window ACK (rate limit)
+	// maxFlight is the largest flight (bytes) of the round trip that ends
+	// when SND.UNA reaches flightRoundEnd (RFC 7661 window validation).
+	maxFlight      int
+	flightRoundEnd Seq
+	lastOOWAck     Time // last challenge/out-of-window ACK (rate limit)
 
 	// --- Probes ---
 	probes         int // unanswered zero-window probes (reset by any acceptable ACK)

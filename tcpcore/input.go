@@ -127,7 +127,9 @@ func (c *Conn) input(now Time, s *segment) {
 		// RFC 7323 §2.2: windows from here on are scaled.
 		c.sndWnd = int(s.wnd) << c.sndWscale
 		c.sndWl1, c.sndWl2 = s.seq, s.ack
-		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		// The largest window starts from this ACK's, not the SYN's
+		// unscaled one (Linux builds the socket from the final ACK).
+		c.maxSndWnd = c.sndWnd
 		c.becomeEstablished(now)
 	}
 	if !c.processAck(now, s) {
@@ -461,7 +463,7 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	if c.cc != nil && c.recovery != recoveryFast {
 		// In fast recovery PRR sets the pace; the window grows again once
 		// recovery ends.
-		c.cc.OnAck(time.Duration(now), acked, flightBefore, rtt)
+		c.cc.OnAck(time.Duration(now), acked, c.validatedFlight(flightBefore), rtt)
 		c.expandSndBuf()
 	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
@@ -646,4 +648,28 @@ func (c *Conn) enterTimeWait(now Time) {
 	c.setState(TimeWait)
 	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)
+}
+
+// validatedFlight is the flight a congestion controller judges cwnd by
+// (RFC 7661 §4; Linux tcp_is_cwnd_limited): the largest flight of the
+// last round trip, not just the flight at this ACK, and in slow start
+// twice that, so a window the application nearly fills still grows the
+// way Linux grows it.
+func (c *Conn) validatedFlight(flight int) int {
+	f := max(flight, c.maxFlight)
+	if c.cc.CongestionWindow() < c.cc.SlowStartThreshold() {
+		f *= 2
+	}
+	return f
+}
+
+// noteFlight records the flight after sending new data: the round trip's
+// largest, restarted once the previous one's data is acknowledged (Linux
+// tcp_cwnd_validate's max_packets_out and cwnd_usage_seq).
+func (c *Conn) noteFlight() {
+	flight := c.sndMax.Sub(c.sndUna)
+	if c.sndUna.GE(c.flightRoundEnd) || flight > c.maxFlight {
+		c.maxFlight = flight
+		c.flightRoundEnd = c.sndNxt
+	}
 }

@@ -189,10 +189,14 @@ func (c *Conn) setSndMSS() {
 	c.sndMSS = max(m, 8)
 	c.rcvMSS = min(c.rcvMSS, c.sndMSS)
 	if c.cc == nil {
-		cc, err := congestion.New(c.e.prof.Congestion, congestion.Config{
-			MSS: c.sndMSS, InitialWindowSegments: c.e.prof.InitialCwndSegments})
+		cfg := congestion.Config{
+			MSS:                    c.sndMSS,
+			InitialWindowSegments:  c.e.prof.InitialCwndSegments,
+			SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
+		}
+		cc, err := congestion.New(c.e.prof.Congestion, cfg)
 		if err != nil {
-			cc = congestion.NewReno(congestion.Config{MSS: c.sndMSS, InitialWindowSegments: c.e.prof.InitialCwndSegments}, congestion.RenoStyle)
+			cc = congestion.NewReno(cfg, congestion.RenoStyle)
 		}
 		c.cc = cc
 	} else {

@@ -54,18 +54,19 @@ func (c *Conn) sendOne(now Time) bool {
 	if c.recovery == recoveryFast {
 		cwndLeft = c.sndAllowance
 	}
-	n := min(avail, c.segSize(), wndLeft, cwndLeft)
+	mss := c.segSize()
+	n := min(avail, mss, wndLeft, cwndLeft)
 	if n < 0 {
 		n = 0
 	}
 	finReady := c.finQueued && c.sndNxt.Add(n) == c.finSeq()
-	if n < c.sndMSS && n > 0 {
+	if n < mss && n > 0 {
 		if n < avail {
 			// Window or cwnd limited to less than a segment. RFC 1122
 			// §4.2.3.4 sender SWS avoidance: send only if it is at least
 			// half the largest window the peer offered; otherwise wait
 			// for the window to open (the persist timer overrides).
-			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < c.sndMSS {
+			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < mss {
 				return false
 			}
 		} else if !c.finQueued && c.cork && !c.corkExpired {
@@ -89,7 +90,7 @@ func (c *Conn) sendOne(now Time) bool {
 	}
 	c.sendData(now, n, fin)
 	c.chargeSend(n)
-	if n < c.sndMSS {
+	if n < mss {
 		c.corkExpired, c.corkAt = false, noDeadline
 	}
 	return true
@@ -148,8 +149,9 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 	}
 	if c.sndNxt.GT(c.sndMax) {
 		c.sndMax = c.sndNxt
+		c.noteFlight()
 	}
-	if n < c.sndMSS {
+	if n < c.segSize() {
 		c.sndSml = c.sndNxt
 	}
 	if retrans {
@@ -414,20 +416,36 @@ func (c *Conn) growRcvSsthresh(n int) {
 // will carry. RFC 6691: options count against the MSS; Linux's
 // tcp_current_mss does the same, so data segments that carry SACK or
 // D-SACK blocks shrink rather than overflow the path.
+//
+// Like Linux (tcp_bound_to_half_wnd), a segment is also no larger than
+// half the largest window the peer has offered, so that a peer with a
+// small window gets at least two segments per window and can ACK every
+// other one; it is never cut below 68 bytes less the TCP header.
 func (c *Conn) segSize() int {
-	if !c.sackOK {
-		return c.sndMSS
+	n := c.sndMSS
+	if c.sackOK {
+		blocks := len(c.ooo.blocks)
+		if c.dsackPending {
+			blocks++
+		}
+		if blocks > 0 {
+			maxBlocks := wire.MaxSACKBlocks
+			if c.tsOK {
+				maxBlocks = 3
+			}
+			n -= 4 + 8*min(blocks, maxBlocks)
+		}
 	}
-	blocks := len(c.ooo.blocks)
-	if c.dsackPending {
-		blocks++
+	cutoff := c.maxSndWnd
+	if cutoff > 536 {
+		cutoff /= 2
 	}
-	if blocks == 0 {
-		return c.sndMSS
+	if cutoff > 0 && n > cutoff {
+		hdr := 20 // TCP header; timestamps add 12
+		if c.tsOK {
+			hdr += 12
+		}
+		n = max(cutoff, 68-hdr) // Linux: 68 - tcp_header_len
 	}
-	maxBlocks := wire.MaxSACKBlocks
-	if c.tsOK {
-		maxBlocks = 3
-	}
-	return c.sndMSS - (4 + 8*min(blocks, maxBlocks))
+	return n
 }
