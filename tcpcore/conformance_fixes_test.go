@@ -143,3 +143,29 @@ func TestSlowStartGrowsAWindowHalfUsed(t *testing.T) {
 		t.Fatalf("cwnd %d bytes (%d segments), want 17 segments", got, got/mss)
 	}
 }
+
+// Linux: an unacceptable ACK in SYN-SENT (answered by RST when it is not
+// one itself) also brings the SYN's retransmission forward to 2 ms, since
+// it may answer an older connection whose RST our SYN crossed.
+func TestBadAckInSynSentResendsSynSoon(t *testing.T) {
+	for _, flags := range []uint8{fSA, fRA} {
+		p := newPeer(t, nil)
+		c, _ := p.e.Connect(p.now, local, remote, SockOpts{})
+		syn := p.next()
+		p.advance(10 * time.Millisecond)
+		p.send(tseg{flags: flags, seq: peerISN, ack: syn.seq + 1000, wnd: 100})
+		if flags == fSA {
+			p.expect(fR, syn.seq+1000, 0)
+		}
+		p.expectNone()
+		sent := p.now
+		p.step()
+		again := p.expect(fS, syn.seq, 0)
+		if d := again.at.Sub(sent); d != 2*time.Millisecond {
+			t.Errorf("%v: SYN resent %v after the bad ACK, want 2ms", tseg{flags: flags}, d)
+		}
+		if c.State() != SynSent {
+			t.Errorf("state %v, want SYN-SENT", c.State())
+		}
+	}
+}

@@ -34,9 +34,13 @@ func (c *Conn) input(now Time, s *segment) {
 		s.seq.Add(1) == c.rcvNxt && s.ack == c.sndNxt && len(s.payload) == 0 {
 		// Simultaneous open (RFC 9293 §3.5 Figure 8): the peer's SYN-ACK
 		// acknowledges our SYN; its SYN we already have. Treat it as the
-		// handshake's ACK, as Linux does.
+		// handshake's ACK, as Linux does, and acknowledge it (Figure 8,
+		// line 7), reporting the repeated SYN as a duplicate (RFC 2883;
+		// Linux tcp_data_queue's D-SACK for a segment below RCV.NXT).
 		s.flags &^= wire.FlagSYN
 		s.seq = c.rcvNxt
+		c.setDSACK(c.irs, c.irs.Add(1))
+		c.ackNow = true
 	}
 
 	// RFC 7323 §5.3 R1: PAWS, before the sequence check.
@@ -207,6 +211,9 @@ func (c *Conn) pawsReject(now Time, tsval uint32) bool {
 	return true
 }
 
+// synSentQuickRetry is Linux's TCP_TIMEOUT_MIN (2 jiffies; 2 ms at HZ=1000).
+const synSentQuickRetry = 2 * time.Millisecond
+
 // inputSynSent is RFC 9293 §3.10.7.3.
 func (c *Conn) inputSynSent(now Time, s *segment) {
 	ackOK := false
@@ -215,6 +222,14 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 		if s.ack.LE(c.iss) || s.ack.GT(c.sndMax) {
 			if !s.has(wire.FlagRST) {
 				c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+			}
+			// Linux: the segment may be the peer's answer to an older
+			// connection whose RST or FIN our SYN crossed; resend the SYN
+			// almost at once rather than after the whole initial RTO
+			// (tcp_rcv_synsent_state_process, TCP_TIMEOUT_MIN).
+			if c.retries == 0 {
+				c.rtoAt = now.Add(synSentQuickRetry)
+				c.updateDeadline()
 			}
 			return
 		}

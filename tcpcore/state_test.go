@@ -65,11 +65,29 @@ func TestSimultaneousOpen(t *testing.T) {
 	if c.State() != SynReceived {
 		t.Fatalf("state after crossing SYN = %v, want SYN-RECEIVED", c.State())
 	}
-	sa := p.expect(fSA, syn.seq, peerISN+1)
-	_ = sa
-	p.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535, opts: plainSyn})
+	p.expect(fSA, syn.seq, peerISN+1)
+	sackSyn := wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
+	p.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535, opts: sackSyn})
 	if c.State() != Established {
 		t.Fatalf("state = %v, want ESTABLISHED", c.State())
+	}
+	// Figure 8 line 7: the SYN-ACK is acknowledged.
+	p.expect(fA, syn.seq+1, peerISN+1)
+}
+
+// The ACK that completes a simultaneous open reports the peer's repeated
+// SYN as a duplicate in a D-SACK block (RFC 2883; as Linux does).
+func TestSimultaneousOpenAckCarriesDSACKOfTheSyn(t *testing.T) {
+	p := newPeer(t, nil)
+	_, _ = p.e.Connect(p.now, local, remote, SockOpts{})
+	syn := p.next()
+	sackSyn := wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: sackSyn})
+	p.expect(fSA, syn.seq, peerISN+1)
+	p.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535, opts: sackSyn})
+	a := p.expect(fA, syn.seq+1, peerISN+1)
+	if a.opts.NumSACK != 1 || a.opts.SACK[0].Left != uint32(peerISN) || a.opts.SACK[0].Right != uint32(peerISN+1) {
+		t.Fatalf("ACK %v carries SACK %v, want one D-SACK block %d:%d", a, a.opts.SACK[:a.opts.NumSACK], peerISN, peerISN+1)
 	}
 }
 
