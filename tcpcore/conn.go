@@ -670,13 +670,15 @@ func (c *Conn) closeWith(err error) {
 }
 
 // unlink removes the connection from the demux table, its listener's
-// queues and the timer heap.
+// SYN queue and the timer heap. A completed connection waiting in the
+// accept queue stays there, as in Linux: accept still returns it, and the
+// application learns from its first call that the peer reset it.
 func (c *Conn) unlink() {
 	e := c.e
 	if e.conns[c.key] == c {
 		delete(e.conns, c.key)
 	}
-	if c.parent != nil {
+	if c.parent != nil && !c.queued {
 		c.parent.forget(c)
 	}
 	c.deadline = noDeadline

@@ -125,7 +125,7 @@ func (c *Conn) input(now Time, s *segment) {
 			return
 		}
 		if c.parent != nil && !c.parent.established(c) {
-			c.acceptOverflow(now)
+			c.acceptOverflow(now, s)
 			return
 		}
 		// RFC 7323 §2.2: windows from here on are scaled.
@@ -345,14 +345,17 @@ func (c *Conn) onReset(now Time) {
 // acceptOverflow handles the final ACK of a handshake when the accept
 // queue is full: Linux drops it and lets the SYN-ACK retransmission try
 // again later, or with tcp_abort_on_overflow answers RST (seed 000).
-func (c *Conn) acceptOverflow(now Time) {
+func (c *Conn) acceptOverflow(now Time, s *segment) {
 	l := c.parent
 	l.stats.Overflows++
 	l.stats.Drops++
 	c.e.stats.ListenOverflows++
 	c.e.stats.ListenDrops++
 	if c.e.prof.AbortOnOverflow {
-		c.e.sendReset(c.key.local, c.key.remote, c.sndNxt, c.rcvNxt, wire.FlagRST|wire.FlagACK)
+		// tcp_abort_on_overflow: the ACK is answered as RFC 9293
+		// §3.10.7.1 answers a segment with ACK, <SEQ=SEG.ACK><CTL=RST>
+		// (Linux tcp_check_req's embryonic reset).
+		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
 		c.closeWith(nil)
 	}
 }

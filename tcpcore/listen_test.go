@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,7 +80,8 @@ func TestSynDroppedWhenAcceptQueueFull(t *testing.T) {
 }
 
 // tcp_abort_on_overflow: the final ACK of an overflowing handshake is
-// answered with RST instead of being dropped.
+// answered with RST instead of being dropped: <SEQ=SEG.ACK><CTL=RST>, as
+// for any segment with ACK that has no connection (RFC 9293 §3.10.7.1).
 func TestAbortOnOverflowResets(t *testing.T) {
 	prof := testProfile()
 	prof.AbortOnOverflow = true
@@ -93,7 +95,7 @@ func TestAbortOnOverflowResets(t *testing.T) {
 	sa := p2.next()
 	p2.handshake(0, plainSyn)
 	p2.sendFrom(clientAddr(1), tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
-	p2.expect(fRA, sa.seq+1, peerISN+1)
+	p2.expect(fR, sa.seq+1, 0)
 	if st := l2.Stats(); st.Overflows != 1 || st.SynQueue != 0 || st.AcceptQueue != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -231,5 +233,32 @@ func TestBacklogCappedBySomaxconn(t *testing.T) {
 	l, _ := p.e.Listen(p.now, local, 1000, SockOpts{})
 	if l.Stats().Backlog != 5 {
 		t.Fatalf("backlog %d, want 5", l.Stats().Backlog)
+	}
+}
+
+// Linux keeps a completed connection that its peer reset in the accept
+// queue: it still counts against the backlog (a SYN meanwhile is dropped
+// as the queue is full), accept returns it, and the application's first
+// read reports ECONNRESET.
+func TestResetConnectionStaysInAcceptQueue(t *testing.T) {
+	p := newPeer(t, nil)
+	l, _ := p.e.Listen(p.now, local, 0, SockOpts{}) // holds backlog+1 = 1
+	iss := p.handshake(0, plainSyn)
+	p.sendFrom(clientAddr(0), tseg{flags: fRA, seq: peerISN + 1, ack: iss + 1})
+	if st := l.Stats(); st.AcceptQueue != 1 {
+		t.Fatalf("accept queue %d after the reset, want 1 (the reset connection stays)", st.AcceptQueue)
+	}
+	p.sendFrom(clientAddr(1), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	p.expectNone() // accept queue full: the SYN is dropped
+	c, err := l.Accept(p.now)
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	if _, err := c.Read(p.now, make([]byte, 10)); !errors.Is(err, ErrConnReset) {
+		t.Fatalf("Read on the reset connection = %v, want ECONNRESET", err)
+	}
+	p.sendFrom(clientAddr(1), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	if sa := p.next(); sa.flags != fSA || sa.ack != peerISN+1 {
+		t.Fatalf("after accept the SYN got %v, want a SYN-ACK", sa)
 	}
 }
