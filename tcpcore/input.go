@@ -64,7 +64,7 @@ func (c *Conn) input(now Time, s *segment) {
 			c.updateDeadline()
 			return
 		}
-		if s.seq.Add(s.segLen()).LE(c.rcvNxt) {
+		if s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait {
 			// An old duplicate (a retransmission we already have): ACK at
 			// once so the sender learns where we are (Linux tcp_data_queue),
 			// reporting the duplicate (RFC 2883 §4.1.1).
