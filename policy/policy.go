@@ -129,7 +129,7 @@ type Profile struct {
 	// --- Listen queues ---
 
 	Somaxconn       int  // cap on listen()'s backlog (net.core.somaxconn)
-	MaxSynBacklog   int  // SYN-queue bound (tcp_max_syn_backlog)
+	MaxSynBacklog   int  // tcp_max_syn_backlog: without cookies, SYNs are dropped once less than a quarter of it is left (the SYN queue itself holds backlog+1, as the accept queue)
 	AbortOnOverflow bool // RST instead of dropping the final ACK when the accept queue is full (tcp_abort_on_overflow)
 	SynCookies      bool // RFC 4987 SYN cookies when the SYN queue is full (tcp_syncookies=1)
 	// BacklogBoundsBoth makes backlog bound the SYN and accept queues

@@ -136,11 +136,23 @@ func (l *Listener) acceptQueueFull() bool {
 // (UNP §4.5, Figure 4.10).
 func (l *Listener) bsdLimit() int { return l.backlog*3/2 + 1 }
 
+// synQueueFull says a SYN may not get a half-open entry. Linux
+// (tcp_conn_request, inet_csk_reqsk_queue_is_full) bounds the SYN queue by
+// the listener's backlog, like the accept queue (backlog+1 entries): beyond
+// it a SYN gets a cookie, or is dropped when cookies are off.
 func (l *Listener) synQueueFull() bool {
 	if l.e.prof.BacklogBoundsBoth {
 		return len(l.acceptQueue)+l.synQueue >= l.bsdLimit()
 	}
-	return l.synQueue >= l.e.prof.MaxSynBacklog
+	return l.synQueue > l.backlog
+}
+
+// synBacklogNearlyFull is Linux's second bound, applied when cookies are
+// off: with less than a quarter of tcp_max_syn_backlog left, new SYNs are
+// dropped, keeping room for peers already in the queue.
+func (l *Listener) synBacklogNearlyFull() bool {
+	max := l.e.prof.MaxSynBacklog
+	return !l.e.prof.SynCookies && max-l.synQueue < max>>2
 }
 
 // input handles a segment for the listening socket (RFC 9293 §3.10.7.2).
@@ -174,7 +186,7 @@ func (l *Listener) input(now Time, s *segment) {
 		e.stats.ListenDrops++
 		return
 	}
-	if l.synQueueFull() {
+	if l.synQueueFull() || l.synBacklogNearlyFull() {
 		if e.prof.SynCookies && !e.prof.BacklogBoundsBoth {
 			// RFC 4987 §3.6: answer without keeping state.
 			l.sendCookieSynAck(now, s)

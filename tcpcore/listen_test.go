@@ -38,13 +38,16 @@ func (p *peer) handshake(i int, opts wire.TCPOptions) Seq {
 func TestAcceptQueueHoldsBacklogPlusOneAndDropsFinalAck(t *testing.T) {
 	p := newPeer(t, nil)
 	l, _ := p.e.Listen(p.now, local, 2, SockOpts{})
-	// Four SYNs arrive while the accept queue is empty: all are answered.
+	// Two clients complete; two more SYNs arrive while the accept queue
+	// still has room, and both get half-open entries.
+	p.handshake(0, plainSyn)
+	p.handshake(1, plainSyn)
 	var isn [4]Seq
-	for i := range isn {
+	for i := 2; i < 4; i++ {
 		p.sendFrom(clientAddr(i), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
 		isn[i] = p.next().seq
 	}
-	for i := range isn {
+	for i := 2; i < 4; i++ {
 		p.sendFrom(clientAddr(i), tseg{flags: fA, seq: peerISN + 1, ack: isn[i] + 1, wnd: 65535})
 	}
 	iss := isn[3]
@@ -101,14 +104,14 @@ func TestAbortOnOverflowResets(t *testing.T) {
 	}
 }
 
-// The SYN queue is bounded by tcp_max_syn_backlog; beyond it, without
-// cookies, SYNs are dropped.
-func TestSynQueueFullDropsWithoutCookies(t *testing.T) {
+// Linux (inet_csk_reqsk_queue_is_full): the SYN queue, like the accept
+// queue, holds backlog+1 entries; beyond it, without cookies, SYNs are
+// dropped.
+func TestSynQueueBoundedByBacklogDropsWithoutCookies(t *testing.T) {
 	prof := testProfile()
 	prof.SynCookies = false
-	prof.MaxSynBacklog = 2
 	p := newPeer(t, prof)
-	l, _ := p.e.Listen(p.now, local, 100, SockOpts{})
+	l, _ := p.e.Listen(p.now, local, 1, SockOpts{})
 	for i := 0; i < 3; i++ {
 		p.sendFrom(clientAddr(i), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
 	}
@@ -120,15 +123,34 @@ func TestSynQueueFullDropsWithoutCookies(t *testing.T) {
 	}
 }
 
+// Linux tcp_conn_request, cookies off: once less than a quarter of
+// tcp_max_syn_backlog is left, new SYNs are dropped whatever the backlog.
+func TestSynBacklogLastQuarterDroppedWithoutCookies(t *testing.T) {
+	prof := testProfile()
+	prof.SynCookies = false
+	prof.MaxSynBacklog = 8
+	p := newPeer(t, prof)
+	l, _ := p.e.Listen(p.now, local, 100, SockOpts{})
+	for i := 0; i < 8; i++ {
+		p.sendFrom(clientAddr(i), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	}
+	for i := 0; i < 7; i++ {
+		p.next()
+	}
+	p.expectNone()
+	if st := l.Stats(); st.SynQueue != 7 || st.SynQueueDrops != 1 {
+		t.Fatalf("stats %+v, want 7 half-open (8 - 7 < 8/4 stops the 8th) and one drop", st)
+	}
+}
+
 // RFC 4987 §3.6: with the SYN queue full and cookies on, the SYN-ACK
 // carries a cookie and no state is kept; the ACK that returns it creates
 // the connection, with the MSS from the cookie's table and window scale
 // and SACK-permitted from the timestamp bits.
 func TestSynCookieRoundTrip(t *testing.T) {
 	prof := testProfile()
-	prof.MaxSynBacklog = 1
 	p := newPeer(t, prof)
-	l, _ := p.e.Listen(p.now, local, 100, SockOpts{})
+	l, _ := p.e.Listen(p.now, local, 0, SockOpts{}) // SYN queue holds one
 	p.sendFrom(clientAddr(0), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
 	p.next() // fills the SYN queue
 	syn := wire.TCPOptions{HasMSS: true, MSS: 1400, SACKPermitted: true, HasTS: true, TSVal: 777, HasWScale: true, WScale: 9}
@@ -158,9 +180,8 @@ func TestSynCookieRoundTrip(t *testing.T) {
 // A forged ACK during the cookie period is answered with RST.
 func TestSynCookieForgedAckGetsRST(t *testing.T) {
 	prof := testProfile()
-	prof.MaxSynBacklog = 1
 	p := newPeer(t, prof)
-	l, _ := p.e.Listen(p.now, local, 100, SockOpts{})
+	l, _ := p.e.Listen(p.now, local, 0, SockOpts{}) // SYN queue holds one
 	p.sendFrom(clientAddr(0), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
 	p.sendFrom(clientAddr(1), tseg{flags: fS, seq: 5000, wnd: 65535, opts: plainSyn})
 	p.out = nil
