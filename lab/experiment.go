@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -28,6 +29,17 @@ type Options struct {
 	Clients int           // number of kernel clients; 0: default
 	Hold    time.Duration // when the server acts (accepts, closes) or clients write; 0: default
 	Delay   time.Duration // one-way delay from clients to server; 0: defaultDelay
+
+	// Impair impairs the wire between the clients and the server with
+	// netif's SPEC (loss, reorder, dup, delay, rate...), the same for every
+	// stack; its "out" direction is what the server sends. The zero value
+	// takes the experiment's default, which is none for most.
+	Impair netif.ImpairSpec
+
+	// Set by an experiment, not by callers: targeted rules on the wire and
+	// extra sysctls for the kernel server's namespace.
+	rules         []wireRule
+	serverSysctls [][2]string
 
 	// Log, if not nil, gets a line when the experiment starts, saying what
 	// it does and about how long it takes.
@@ -63,9 +75,16 @@ type experiment struct {
 	// profile, if not nil, adjusts (a clone of) the profile the user-space
 	// stacks start with, e.g. a smaller default receive buffer.
 	profile func(*policy.Profile)
+	// options, if not nil, fills in the experiment's own defaults (delay,
+	// impairment, wire rules) before the topology is built.
+	options func(*Options)
+	// print, if not nil, writes the report instead of the common one
+	// (whose packet-by-packet timeline suits a handful of segments, not a
+	// bulk transfer).
+	print func(*Result, io.Writer)
 }
 
-var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment, nagleDelackExperiment}
+var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment, nagleDelackExperiment, slowStartExperiment, fastRetransmitExperiment, sackExperiment, dsackExperiment}
 
 // Names lists the experiments, in the order the docs present them.
 func Names() []string {
@@ -138,6 +157,7 @@ type Result struct {
 	Profile    string
 	Params     Params
 	Delay      time.Duration
+	Impair     netif.ImpairSpec // what the wire did besides the delay
 	Sysctls    []string
 
 	Events   []Event // calls and packets, in time order
@@ -209,6 +229,9 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		if err := e.check(p); err != nil {
 			return nil, err
 		}
+	}
+	if e.options != nil {
+		e.options(&o)
 	}
 	if o.Delay <= 0 {
 		o.Delay = defaultDelay
@@ -283,6 +306,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		Profile:    o.ProfileName,
 		Params:     p,
 		Delay:      o.Delay,
+		Impair:     o.Impair,
 		Sysctls:    topo.sysctls,
 		Events:     r.tl.sorted(),
 		Clients:    recs,
@@ -300,6 +324,9 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 }
 
 func describeParams(p Params) string {
+	if p == (Params{}) {
+		return "one kernel client"
+	}
 	return fmt.Sprintf("backlog %d, %d clients, hold %s", p.Backlog, p.Clients, p.Hold)
 }
 
@@ -429,6 +456,10 @@ func clientNum(c *client) string {
 
 // Print writes the report: settings, timeline, counters and verdict.
 func (r *Result) Print(w io.Writer) {
+	if e := lookup(r.Experiment); e != nil && e.print != nil {
+		e.print(r, w)
+		return
+	}
 	fmt.Fprintf(w, "== lab %s on %s (profile %s)\n", r.Experiment, r.Stack, r.Profile)
 	fmt.Fprintf(w, "%s\n", r.Title)
 	fmt.Fprintf(w, "seed: %s\n", r.Seed)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"tunstack/gvisorstack"
@@ -47,6 +48,15 @@ type topology struct {
 
 	capture *bytes.Buffer // the pcap, complete after close
 	cleanup []func()
+
+	// The wire's impairments, nil when there are none, and what the
+	// capture is written by; the congestion-control labs read them.
+	rules    *ruleLink
+	impaired *netif.ImpairedLink
+	tap      *stampTap
+	// The user-space stack under test, for its counters; nil for linux.
+	tunstack *stack.Stack
+	gvisor   *gvisorstack.Stack
 }
 
 // stackNames are the stacks a lab can put under test.
@@ -86,7 +96,22 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 		clientTUN.Close()
 		return nil, err
 	}
-	wire := newDelayLink(clientTUN, o.Delay)
+	// The wire, from the clients' side: the fixed delay, the lab's
+	// targeted rules, then the SPEC impairment, whose "out" direction is
+	// what the server sends and "in" what it receives, on every stack.
+	var wire netif.Link = newDelayLink(clientTUN, o.Delay)
+	if len(o.rules) > 0 {
+		t.rules = newRuleLink(wire, o.rules)
+		wire = t.rules
+	}
+	if o.Impair.Enabled() {
+		il, err := netif.NewImpairedLink(wire, o.Impair)
+		if err != nil {
+			wire.Close()
+			return nil, err
+		}
+		t.impaired, wire = il, il
+	}
 	var capW io.Writer = t.capture
 	if o.Pcap != nil {
 		capW = io.MultiWriter(t.capture, o.Pcap)
@@ -99,6 +124,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			wire.Close()
 			return nil, err
 		}
+		t.tap = tap
 		if o.Stack == "tunstack" {
 			s, err := stack.New(tap, stack.Config{Addr: serverAddr, Profile: o.Profile.Clone()})
 			if err != nil {
@@ -106,7 +132,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 				return nil, err
 			}
 			t.cleanup = append(t.cleanup, func() { s.Close() })
-			t.srv = newTunstackServer(s)
+			t.srv, t.tunstack = newTunstackServer(s), s
 		} else {
 			s, err := gvisorstack.New(tap, gvisorstack.Config{Addr: serverAddr, Prefix: linkNet, Profile: o.Profile.Clone()})
 			if err != nil {
@@ -114,7 +140,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 				return nil, err
 			}
 			t.cleanup = append(t.cleanup, func() { s.Close() })
-			t.srv = newGVisorServer(s)
+			t.srv, t.gvisor = newGVisorServer(s), s
 		}
 	case "linux":
 		serverNS, err := netns.New("lab-linux-s")
@@ -128,7 +154,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			wire.Close()
 			return nil, err
 		}
-		if err := setSysctls(serverNS, linuxServerSysctls, "server", &t.sysctls); err != nil {
+		if err := setSysctls(serverNS, append(slices.Clone(linuxServerSysctls), o.serverSysctls...), "server", &t.sysctls); err != nil {
 			wire.Close()
 			serverTUN.Close()
 			return nil, err
@@ -139,6 +165,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			serverTUN.Close()
 			return nil, err
 		}
+		t.tap = tap
 		r := startRelay(wire, tap)
 		t.cleanup = append(t.cleanup, func() {
 			wire.Close()
@@ -160,6 +187,14 @@ func (t *topology) close() {
 		t.cleanup[i]()
 	}
 	t.cleanup = nil
+}
+
+// captureSnapshot returns the capture so far, taken under the tap's lock
+// so that it can be read while packets still flow.
+func (t *topology) captureSnapshot() []byte {
+	t.tap.mu.Lock()
+	defer t.tap.mu.Unlock()
+	return bytes.Clone(t.capture.Bytes())
 }
 
 // openTUNIn creates the TUN device lab0 inside ns with the kernel side at
