@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"tunstack/lab"
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
 func init() { commands["lab"] = runLab }
 
 // runLab is `tunstack lab NAME [--stack S] [--pcap FILE] [--profile P]
-// [--backlog N] [--clients N] [--hold D] [--delay D]`: it runs one
+// [--backlog N] [--clients N] [--hold D] [--delay D] [--impair SPEC]`: it runs one
 // experiment with kernel clients in a network namespace and prints its
 // timeline and verdict.
 func runLab(args []string) error {
@@ -30,6 +31,7 @@ func runLab(args []string) error {
 		clients     = 0
 		hold        string
 		delay       string
+		impair      string
 	)
 	rest, err := parseFlags("lab", args, []flagDef{
 		oneOfFlag("stack", lab.Stacks(), &stack),
@@ -39,6 +41,7 @@ func runLab(args []string) error {
 		intFlag("clients", "a number of clients", 1, 200, "6", &clients),
 		stringFlag("hold", &hold, nil),
 		stringFlag("delay", &delay, nil),
+		stringFlag("impair", &impair, checkImpairSpec),
 	})
 	if err != nil {
 		return err
@@ -67,6 +70,10 @@ func runLab(args []string) error {
 	}
 	if o.Delay, err = parseLabDuration("delay", delay, "5ms"); err != nil {
 		return err
+	}
+	if impair != "" {
+		// Validated by checkImpairSpec already.
+		o.Impair, _ = netif.ParseImpairSpec(impair)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root to create network namespaces and TUN devices: run it with sudo")

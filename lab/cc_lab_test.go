@@ -1,0 +1,140 @@
+package lab
+
+import (
+	"testing"
+
+	"tunstack/lab/netns"
+)
+
+// The congestion-control labs on tunstack, as root, each a few seconds of
+// real time: the stack under test sends a bulk transfer to a kernel client
+// over the lab's wire, which drops, duplicates or holds back exact
+// segments, or bottlenecks the path. Shapes are checked, not timings.
+
+func runCCLab(t *testing.T, name string) (*Result, *BulkTransfer) {
+	t.Helper()
+	res := runExperiment(t, name, "tunstack", Options{})
+	d := ccData(res)
+	if len(d.Transfers) == 0 {
+		t.Fatalf("lab %s recorded no transfer", name)
+	}
+	for _, tr := range d.Transfers {
+		if tr.Unsupported != "" {
+			continue
+		}
+		if !tr.Intact || tr.Err != nil {
+			t.Errorf("%s: data not intact: read %d of %d bytes (%v)", tr.Variant, tr.Received, tr.Bytes, tr.Err)
+		}
+	}
+	return res, d.Transfers[0]
+}
+
+func TestCongestionLabs(t *testing.T) {
+	netns.RequireRoot(t)
+
+	// Seed 002's slow start: the segments sent per round trip roughly
+	// double in the first rounds.
+	t.Run("slow-start", func(t *testing.T) {
+		_, tr := runCCLab(t, "slow-start")
+		rounds := tr.Rounds()
+		g := SlowStartGrowth(rounds)
+		if len(g) < 2 {
+			t.Fatalf("fewer than three loss-free rounds before the first loss: %+v", rounds[:min(len(rounds), 6)])
+		}
+		for i, x := range g[:2] {
+			if x < 1.5 || x > 2.6 {
+				t.Errorf("round %d sent %.2f times the segments of round %d, want about 2 (rounds %+v)", i+2, x, i+1, rounds[:4])
+			}
+		}
+		if tr.Impair == nil || tr.Impair.Out.QueueDropPackets == 0 {
+			t.Error("the bottleneck never dropped: slow start did not reach the queue's limit")
+		}
+	})
+
+	// One lost segment: three duplicate ACKs, exactly that segment
+	// retransmitted, no retransmission timeout.
+	t.Run("fast-retransmit", func(t *testing.T) {
+		_, tr := runCCLab(t, "fast-retransmit")
+		f, ok := tr.AnalyzeFastRetransmit()
+		if !ok {
+			t.Fatal("the lab wire dropped nothing")
+		}
+		// RFC 5681's three duplicates, or with SACK RFC 6675's DupThresh
+		// segments SACKed above the hole (which the ACK that first stops
+		// at the hole already counts toward).
+		if f.DupAcksBefore < 3 && f.SACKedAbove < 3 {
+			t.Errorf("retransmitted after %d duplicate ACKs and %d segments SACKed above the hole, want 3 of either", f.DupAcksBefore, f.SACKedAbove)
+		}
+		if f.Retransmit < 0 {
+			t.Fatal("the dropped segment was never retransmitted")
+		}
+		if f.Retransmits != 1 || f.OthersRetrans != 0 {
+			t.Errorf("%d segments retransmitted (%d not the dropped one), want exactly the dropped one", f.Retransmits, f.OthersRetrans)
+		}
+		if n := counterValue(tr.Counters, "Timeouts"); n != 0 {
+			t.Errorf("%d retransmission timeouts, want none", n)
+		}
+		if n := counterValue(tr.Counters, "FastRetransmits"); n != 1 {
+			t.Errorf("FastRetransmits = %d, want 1", n)
+		}
+		if f.RecoveredAt == 0 {
+			t.Error("the cumulative ACK never passed the recovery point")
+		}
+	})
+
+	// Four losses in one window with SACK: every hole repaired without a
+	// timeout, the client's ACKs carrying SACK blocks.
+	t.Run("sack", func(t *testing.T) {
+		res, tr := runCCLab(t, "sack")
+		if tr.Variant != "SACK" {
+			t.Fatalf("first variant %q, want SACK", tr.Variant)
+		}
+		s := tr.AnalyzeSack()
+		if len(s.Holes) != len(sackDropNth) {
+			t.Fatalf("%d holes, want %d", len(s.Holes), len(sackDropNth))
+		}
+		if s.Repaired == 0 {
+			t.Fatal("the holes were never all repaired")
+		}
+		if s.HoleRetrans != len(s.Holes) {
+			t.Errorf("%d retransmissions of holes, want one per hole (%d)", s.HoleRetrans, len(s.Holes))
+		}
+		if n := counterValue(tr.Counters, "Timeouts"); n != 0 {
+			t.Errorf("%d retransmission timeouts with SACK, want none", n)
+		}
+		sacks := 0
+		for i, p := range tr.Capture.Packets {
+			if p.ToServer && len(tr.SACK[i]) > 0 {
+				sacks++
+			}
+		}
+		if sacks == 0 {
+			t.Error("no SACK block in the client's ACKs")
+		}
+		if len(ccData(res).Transfers) != len(sackVariants) {
+			t.Errorf("%d variants ran, want %d", len(ccData(res).Transfers), len(sackVariants))
+		}
+	})
+
+	// Duplicates on the wire: D-SACK blocks from whichever side received
+	// the copy, and the data intact.
+	t.Run("dsack", func(t *testing.T) {
+		_, tr := runCCLab(t, "dsack")
+		events := tr.AnalyzeDSACK()
+		if len(events) != 3 {
+			t.Fatalf("%d lab-wire events, want 3 (client dup, server hold, server dup)", len(events))
+		}
+		for _, e := range events {
+			if e.DSACK < 0 {
+				t.Errorf("no D-SACK answered %s", e.Action)
+				continue
+			}
+			if got := tr.Capture.Packets[e.DSACK].ToServer; got != e.Action.FromServer {
+				t.Errorf("D-SACK for %s came from the sender, not the receiver", e.Action)
+			}
+		}
+		if n := counterValue(tr.Counters, "DSACKsSent"); n == 0 {
+			t.Error("DSACKsSent = 0: the server reported no duplicate")
+		}
+	})
+}
