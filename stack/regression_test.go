@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"flag"
 	"io"
 	"testing"
 	"time"
@@ -9,14 +8,11 @@ import (
 	"tunstack/policy"
 )
 
-// engineBugs runs the tests that known engine bugs block.
-var engineBugs = flag.Bool("enginebugs", false, "run tests blocked by known engine bugs")
-
 // TestActiveOpenAdvertisesRealWindow checks that after the handshake the
 // passive side's view of the dialer's window is no larger than the dialer's
-// receive buffer. See /tmp/tunstack-engine-bugs.md, "active open rcvAdv":
-// the dialer's SYN sets RCV.ADV from RCV.NXT before IRS is known, so for
-// about half of the ISNs its first ACK advertises 65535<<wscale bytes.
+// receive buffer. (Regression: the dialer's SYN once set RCV.ADV from
+// RCV.NXT before IRS was known, so for about half of the ISNs its first ACK
+// advertised 65535<<wscale bytes.)
 func TestActiveOpenAdvertisesRealWindow(t *testing.T) {
 	p := newPair(t, 0, 7)
 	rcvBuf := policy.Linux().RcvBuf
@@ -30,12 +26,10 @@ func TestActiveOpenAdvertisesRealWindow(t *testing.T) {
 
 // TestSegmentsFitTheMTU sends data both ways at once over a lossy pipe, so
 // that data segments also carry SACK blocks, and checks that the link never
-// refused a packet as larger than its MTU. See /tmp/tunstack-engine-bugs.md,
-// "data segments with SACK blocks exceed the MTU".
+// refused a packet as larger than its MTU. (Regression: data segments that
+// carried SACK blocks once exceeded the MTU; RFC 6691 counts options
+// against the MSS.)
 func TestSegmentsFitTheMTU(t *testing.T) {
-	if !*engineBugs {
-		t.Skip("known engine bug, see /tmp/tunstack-engine-bugs.md (run with -enginebugs)")
-	}
 	p := newPair(t, 0.05, 11)
 	c, s := p.connect(t, 7)
 	const size = 256 << 10
@@ -60,13 +54,10 @@ func TestSegmentsFitTheMTU(t *testing.T) {
 }
 
 // TestFastRecoveryKeepsWorking sends 16 MiB over a 5%-loss pipe and checks
-// that fast recovery still runs in the second half of the transfer. See
-// /tmp/tunstack-engine-bugs.md, "fast recovery stops for good once D-SACKs
-// have raised dupThresh": from then on every loss waits for an RTO.
+// that fast recovery still runs in the second half of the transfer.
+// (Regression: D-SACKs of duplicates the network made once raised
+// DupThresh for good, after which every loss waited for an RTO.)
 func TestFastRecoveryKeepsWorking(t *testing.T) {
-	if !*engineBugs {
-		t.Skip("known engine bug, see /tmp/tunstack-engine-bugs.md (run with -enginebugs)")
-	}
 	p := newPair(t, 0.05, 42)
 	c, s := p.connect(t, 5000)
 	go io.Copy(io.Discard, c)

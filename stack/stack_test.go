@@ -19,10 +19,6 @@ import (
 
 // TestConcurrentEcho runs 1000 connections at once, each echoing 64 KiB.
 func TestConcurrentEcho(t *testing.T) {
-	if !*engineBugs {
-		t.Skip("blocked by the engine: retransmissions with SACK blocks exceed the MTU and hang; see " +
-			"/tmp/tunstack-engine-bugs.md, \"data segments with SACK blocks exceed the MTU\" (run with -enginebugs)")
-	}
 	const conns, size = 1000, 64 << 10
 	p := newPair(t, 0, 3)
 	ln, err := p.b.Listen(":7", conns)
