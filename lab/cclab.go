@@ -92,7 +92,9 @@ func (v ccVariant) setting(stack string, o *Options) string {
 		for _, kv := range v.sysctls {
 			s = append(s, strings.ReplaceAll(kv[0], "/", ".")+"="+kv[1])
 		}
-		return "server sysctls " + strings.Join(s, ", ")
+		p := v.options(*o).Profile
+		s = append(s, "TCP_CONGESTION "+linuxCongestion(p))
+		return "server " + strings.Join(s, ", ")
 	}
 	p := o.Profile.Clone()
 	if v.profile != nil {
@@ -119,6 +121,8 @@ func (v ccVariant) options(o Options) Options {
 type transferSpec struct {
 	bytes   int // server to client
 	request int // client to server first, before the server writes
+	// linuxCC is the kernel server's window controller (TCP_CONGESTION).
+	linuxCC string
 }
 
 // ccPattern is byte i of a transfer: i mod 251, the demo site's /bytes
@@ -179,6 +183,13 @@ func (r *run) bulkTransfer(topo *topology, spec transferSpec) (*BulkTransfer, er
 		return nil, fmt.Errorf("lab: connect: %w", err)
 	}
 	tr.Accepted = r.tl.now()
+	if kc, ok := sc.(*kernelConn); ok && spec.linuxCC != "" {
+		var err error
+		kc.f.control(func(fd int) { err = unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION, spec.linuxCC) })
+		if err != nil {
+			return nil, fmt.Errorf("lab: TCP_CONGESTION %s on the kernel server: %w", spec.linuxCC, err)
+		}
+	}
 
 	if spec.request > 0 {
 		if _, err := sockWriteAll(c.s, ccPattern(0, spec.request), ccIOTimeout); err != nil {
@@ -582,6 +593,7 @@ func (r *run) ccTransferVariants(variants []ccVariant, spec transferSpec) error 
 			topo = t
 		}
 		r.tl.add("lab", "variant %q: %s", v.name, v.setting(o.Stack, &o))
+		spec.linuxCC = linuxCongestion(v.options(o).Profile)
 		got, err := r.bulkTransfer(topo, spec)
 		if topo != r.topo {
 			topo.close()
@@ -604,11 +616,8 @@ func ccData(res *Result) *CCData {
 	return d
 }
 
-// ccOptions fills in what every congestion-control lab shares: the
-// delay, and the kernel server's window controller set to the one the
-// profile names (a host's default may be another, such as BBR), so the
-// three stacks run the same algorithm where they have it. adjust, if not
-// nil, changes the profile first.
+// ccOptions fills in what every congestion-control lab shares: the delay
+// and the profile. adjust, if not nil, changes the profile.
 func ccOptions(o *Options, adjust func(*policy.Profile)) {
 	if o.Delay <= 0 {
 		o.Delay = ccDelay
@@ -617,12 +626,19 @@ func ccOptions(o *Options, adjust func(*policy.Profile)) {
 	if adjust != nil {
 		adjust(o.Profile)
 	}
-	name := o.Profile.Congestion
-	switch name {
+}
+
+// linuxCongestion is the kernel's name for the window controller p
+// names. The kernel server's socket is set to it (TCP_CONGESTION, which
+// root may set to any available module, where a namespace's default may
+// only be one of tcp_allowed_congestion_control), so that the three
+// stacks run the same algorithm, not the host's default (BBR on some).
+func linuxCongestion(p *policy.Profile) string {
+	switch p.Congestion {
 	case "newreno", "tahoe", "":
-		name = "reno" // Linux's reno module recovers like NewReno without SACK
+		return "reno" // Linux's reno module recovers like NewReno without SACK
 	}
-	o.serverSysctls = append(o.serverSysctls, [2]string{"net/ipv4/tcp_congestion_control", name})
+	return p.Congestion
 }
 
 // ccRTT is the path's round-trip time as the capture shows it: the

@@ -79,9 +79,10 @@ var linuxServerSysctls = [][2]string{
 
 func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 	t = &topology{capture: &bytes.Buffer{}}
+	built := t // the error returns set t to nil
 	defer func() {
 		if err != nil {
-			t.close()
+			built.close()
 		}
 	}()
 	if t.clientNS, err = netns.New("lab-" + o.Stack + "-c"); err != nil {
