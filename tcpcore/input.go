@@ -396,11 +396,17 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 			c.recoveryAck(now, acked, acked+newlySacked)
 		}
 	case acked == 0:
-		// RFC 5681 §2 (and RFC 6675 §2 with SACK): a duplicate ACK carries
-		// no data, no SYN/FIN, acknowledges nothing new while data is
-		// outstanding, and leaves the window alone or brings new SACK news.
-		isDup := s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN|wire.FlagSYN) &&
-			(int(s.wnd)<<c.sndWscale == c.sndWnd || newlySacked > 0)
+		// RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN,
+		// acknowledges nothing new while data is outstanding, and leaves
+		// the window alone. RFC 6675 §2: with SACK it must also SACK new
+		// data, so an ACK that only reports a duplicate (D-SACK) or that
+		// the network itself duplicated is not evidence of loss.
+		isDup := s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN|wire.FlagSYN)
+		if c.sackOK {
+			isDup = isDup && newlySacked > 0
+		} else {
+			isDup = isDup && int(s.wnd)<<c.sndWscale == c.sndWnd
+		}
 		c.lossCheck(now, isDup)
 	default:
 		c.dupAcks, c.renoSacked = 0, 0

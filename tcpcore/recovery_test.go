@@ -379,3 +379,30 @@ func TestDataSegmentWithSACKFitsMSS(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6675 §2: on a SACK connection an ACK counts as a duplicate only if
+// it SACKs new data. Copies of one ACK (the network duplicated it) and
+// ACKs that only carry a D-SACK are no evidence of loss, so three of them
+// do not start fast retransmit.
+func TestDuplicatedSACKAckIsNotADupAck(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	segs := sendSegments(t, p, c, 6)
+	una := iss + 1
+	sack := wire.TCPOptions{NumSACK: 1}
+	sack.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[1]))}
+	for range 3 {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535, opts: sack})
+	}
+	// A D-SACK of data below the cumulative ACK, also three times.
+	dsack := wire.TCPOptions{NumSACK: 2}
+	dsack.SACK[0] = wire.SACKBlock{Left: uint32(una - 100), Right: uint32(una)}
+	dsack.SACK[1] = sack.SACK[0]
+	for range 3 {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535, opts: dsack})
+	}
+	p.expectNone()
+	if in := c.Info().Counters; in.FastRetransmits != 0 || in.DupAcksIn != 1 {
+		t.Fatalf("counters %+v: want one duplicate ACK counted and no fast retransmit", in)
+	}
+}
