@@ -194,3 +194,32 @@ func TestTimeWaitOldSynAckIsRateLimited(t *testing.T) {
 	p.send(oldSyn)
 	p.expect(fA, iss+2, peerISN+2)
 }
+
+// The delayed-ACK timeout inflates each time the timer fires with nothing
+// to ride on, but (Linux tcp_send_delayed_ack) never beyond the smoothed
+// RTT, at least DelAckMin: on a short path request/response traffic keeps
+// 40 ms delayed ACKs instead of 80, 160, 200 ms ones.
+func TestDelayedAckTimeoutBoundedBySRTT(t *testing.T) {
+	prof := testProfile()
+	prof.QuickAcks = 0
+	p := newPeer(t, prof)
+	c, iss := p.listenAndAccept(plainSyn)
+	// One RTT sample of 10 ms.
+	c.Write(p.now, make([]byte, 10))
+	p.next()
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 11, wnd: 65535})
+	seq := peerISN + 1
+	for i := range 4 {
+		start := p.now
+		p.send(tseg{flags: fPA, seq: seq, ack: iss + 11, wnd: 65535, payload: make([]byte, 10)})
+		seq += 10
+		p.expectNone()
+		p.step()
+		a := p.next()
+		if a.ack != seq || a.at.Sub(start) != 40*time.Millisecond {
+			t.Fatalf("request %d: ACK %v after %v, want ack %d after 40ms (srtt %v)", i, a, a.at.Sub(start), seq-peerISN, c.rtt.srtt)
+		}
+		p.advance(time.Second)
+	}
+}

@@ -588,8 +588,21 @@ func (c *Conn) scheduleAck(now Time, n int) {
 		return
 	}
 	if c.delackAt == noDeadline {
-		c.delackAt = now.Add(c.ato)
+		c.delackAt = now.Add(c.delackTimeout())
 	}
+}
+
+// delackTimeout is the delayed-ACK timer's length: the adaptive ATO, but
+// once it has grown beyond DelAckMin, no longer than the smoothed RTT
+// (at least DelAckMin), so a connection that once waited long does not
+// keep every later ACK waiting (Linux tcp_send_delayed_ack).
+func (c *Conn) delackTimeout() time.Duration {
+	p := c.e.prof
+	ato := c.ato
+	if ato > p.DelAckMin && c.rtt.hasSample {
+		ato = min(ato, max(c.rtt.srtt, p.DelAckMin))
+	}
+	return ato
 }
 
 // updateATO adapts the delayed-ACK timeout to the data's inter-arrival
