@@ -24,9 +24,11 @@ type Conn struct {
 
 	// Guarded by s.mu.
 	n         notifier
-	closed    bool // Close was called
-	keepAlive bool // SO_KEEPALIVE as last set (the engine does not report it)
-	lingerSec int  // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
+	wk        connWaker // the engine's Waker: n, and retiring once closed
+	closed    bool      // Close was called
+	retired   bool      // over for the stack too; counters in s.finished (connstats.go)
+	keepAlive bool      // SO_KEEPALIVE as last set (the engine does not report it)
+	lingerSec int       // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -43,8 +45,12 @@ func (s *Stack) newConn(tc *tcpcore.Conn) *Conn {
 		wd:        newDeadline(),
 		lingerSec: -1,
 	}
-	tc.SetWaker(&c.n)
+	c.wk.c = c
+	tc.SetWaker(&c.wk)
 	s.conns[c] = struct{}{}
+	if s.byKey != nil {
+		s.byKey[traceKey{tc.LocalAddr(), tc.RemoteAddr()}] = c
+	}
 	return c
 }
 
@@ -140,9 +146,9 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.closed = true
-	delete(s.conns, c)
 	now := s.now()
 	c.tc.Close(now)
+	s.closedByApp(c)
 	c.n.Wake()
 	if c.lingerSec > 0 {
 		c.lingerWait(now.Add(time.Duration(c.lingerSec) * time.Second))

@@ -81,7 +81,7 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 func (c *Conn) discard() {
 	c.closed = true
 	c.tc.Abort(c.s.now())
-	delete(c.s.conns, c)
+	c.s.retire(c)
 }
 
 // parseAddrPort parses "ip:port" and ":port" (the unspecified address).

@@ -24,6 +24,11 @@ type Config struct {
 	// Secret keys ISNs and SYN cookies; the zero value is replaced by
 	// random bytes. Tests fix it to replay a run.
 	Secret [32]byte
+	// Trace, if set, receives every congestion event of every connection
+	// (see TraceEvent), in order. It is called with the stack's lock held,
+	// so it must return quickly and must not call the Stack or its
+	// connections; serve --trace queues the event for a writer goroutine.
+	Trace func(TraceEvent)
 }
 
 // Stack runs one tcpcore.Engine on a netif.Link with the real clock. It
@@ -47,6 +52,18 @@ type Stack struct {
 	closed bool
 	conns  map[*Conn]struct{}     // open application connections, dialing ones included
 	lsns   map[*listener]struct{} // open listeners
+
+	// Connections the application closed that the engine still runs, and
+	// the summed counters of those it has finished (connstats.go).
+	closing  map[*Conn]struct{}
+	finished tcpcore.ConnCounters
+
+	// Tracing (trace.go), only with Config.Trace: the events the engine
+	// reported during the current engine call, and the connections by
+	// 4-tuple, to add their RTT estimates.
+	trace  func(TraceEvent)
+	traceq []tcpcore.CongestionEvent
+	byKey  map[traceKey]*Conn
 
 	// Output: at most one goroutine writes to the link at a time (the one
 	// that finds writing false); the others leave their packets in the
@@ -101,20 +118,27 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		}
 	}
 	mtu := link.MTU()
-	e, err := tcpcore.NewEngine(tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret})
+	s := &Stack{
+		link:    link,
+		addr:    cfg.Addr,
+		mtu:     mtu,
+		epoch:   time.Now(),
+		conns:   make(map[*Conn]struct{}),
+		lsns:    make(map[*listener]struct{}),
+		closing: make(map[*Conn]struct{}),
+		done:    make(chan struct{}),
+	}
+	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret}
+	if cfg.Trace != nil {
+		s.trace = cfg.Trace
+		s.byKey = make(map[traceKey]*Conn)
+		ecfg.Trace = s.onEngineTrace
+	}
+	e, err := tcpcore.NewEngine(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
-	s := &Stack{
-		link:  link,
-		addr:  cfg.Addr,
-		mtu:   mtu,
-		epoch: time.Now(),
-		e:     e,
-		conns: make(map[*Conn]struct{}),
-		lsns:  make(map[*listener]struct{}),
-		done:  make(chan struct{}),
-	}
+	s.e = e
 	s.tm.init()
 	s.wg.Add(2)
 	go s.readLoop()
@@ -147,6 +171,9 @@ func (s *Stack) durationUntil(t tcpcore.Time) time.Duration {
 // returns, bounded by what the engine can produce meanwhile (windows and
 // send buffers).
 func (s *Stack) unlockFlush() {
+	if len(s.traceq) > 0 {
+		s.deliverTrace()
+	}
 	for _, w := range s.e.Wakeups() {
 		w.Wake()
 	}
@@ -239,6 +266,13 @@ func (s *Stack) Close() error {
 	for c := range s.conns {
 		c.tc.Abort(now)
 		c.n.Wake()
+	}
+	// Every connection ends here; count them as finished.
+	for c := range s.conns {
+		s.retire(c)
+	}
+	for c := range s.closing {
+		s.retire(c)
 	}
 	clear(s.conns)
 	for l := range s.lsns {
