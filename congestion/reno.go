@@ -57,8 +57,11 @@ func (r *Reno) SetMSS(mss int)          { r.mss, r.iw.MSS = mss, mss }
 // RFC 3465) in slow start, by about one SMSS per RTT in congestion
 // avoidance.
 func (r *Reno) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration) {
-	// RFC 5681 §3.1 / RFC 7661: do not grow a window the sender is not using.
-	if flightBytes < r.cwndBytes {
+	// RFC 5681 §3.1 / RFC 7661: do not grow a window the sender is not
+	// using. A sender of full segments cannot fill the last partial one
+	// (cwnd = ssthresh after recovery may be 33.5 segments), so less than
+	// one SMSS free counts as used; otherwise cwnd would never grow again.
+	if flightBytes+r.mss <= r.cwndBytes {
 		return
 	}
 	if r.cwndBytes < r.ssthreshBytes {

@@ -136,12 +136,27 @@ func TestSlowStartWithoutLimitGrowsByAllAcked(t *testing.T) {
 	}
 }
 
-// RFC 7661 / RFC 5681 §3.1: a window larger than the flight it is judged
-// by does not grow.
+// RFC 7661 / RFC 5681 §3.1: a window with a segment or more unused by the
+// flight it is judged by does not grow.
 func TestSlowStartDoesNotGrowAnUnusedWindow(t *testing.T) {
 	r := newTestReno(RenoStyle)
-	r.OnAck(0, mss, r.cwndBytes-1, 0)
+	r.OnAck(0, mss, r.cwndBytes-mss, 0)
 	if r.cwndBytes != 10*mss {
 		t.Fatalf("cwnd %d, want 10 SMSS unchanged", r.cwndBytes)
+	}
+}
+
+// After fast recovery cwnd = ssthresh = FlightSize/2 may be a fraction of
+// a segment above what full segments fill (33.5 SMSS); a flight of 33
+// segments still counts as using the window, so congestion avoidance keeps
+// adding about one segment per RTT (found by lab slow-start).
+func TestCongestionAvoidanceGrowsAFractionalWindow(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.cwndBytes, r.ssthreshBytes = 33*mss+mss/2, 33*mss+mss/2
+	for range 34 { // one window of ACKs, a flight of 33 full segments
+		r.OnAck(0, mss, 33*mss, 0)
+	}
+	if r.cwndBytes != 34*mss+mss/2 {
+		t.Fatalf("cwnd %d bytes after a window of ACKs, want %d (one SMSS more)", r.cwndBytes, 34*mss+mss/2)
 	}
 }
