@@ -326,7 +326,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 					continue
 				}
 				o.progressf("[%d/%d] %-*s %-9s run %d/%d ...", done, total, width, st, sc.name, run, o.Runs)
-				s, err := runOnce(ctx, &o, sc, specs[st], prof, imp, "", "")
+				s, err := runOnce(ctx, &o, sc, specs[st], prof, imp.forRun(run), "", "")
 				if ctx.Err() != nil {
 					o.progressf(" cancelled\n")
 					return results, ctx.Err()

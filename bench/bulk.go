@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,7 @@ func bulkSample(r *runCtx, down, up int, bitsPerUnit float64) (Sample, error) {
 		"cpu_sys_s":    f.win.cpu.sys.Seconds(),
 		"cpu_s_per_gb": f.win.cpu.total().Seconds() / (float64(moved) / 1e9),
 		"retrans":      float64(f.win.retrans),
+		"rto_timeouts": float64(f.timeouts),
 		"link_drops":   float64(f.win.drops),
 	}
 	if f.impaired {
@@ -107,7 +109,8 @@ func ackMetrics(c segCounts, receivedBytes int64) map[string]float64 {
 // flows is what runFlows measured in its window.
 type flows struct {
 	win                windowEnd
-	downBytes, upBytes int64 // received in the window, per direction
+	downBytes, upBytes int64  // received in the window, per direction
+	timeouts           uint64 // retransmission timer expirations of the stack under test
 	// What the impaired link did during the window, if there is one.
 	impaired                               bool
 	inLost, inDropped, outLost, outDropped uint64
@@ -195,11 +198,18 @@ func runFlows(r *runCtx, down, up int) (flows, error) {
 		if r.env.impaired != nil {
 			il0, id0, ol0, od0 = r.env.impaired.impairCounts()
 		}
+		stackConns := func() []net.Conn {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(servers)
+		}
+		t0 := r.env.timeouts(stackConns())
 		w := r.begin()
 		d0, u0 := downB.Load(), upB.Load()
 		setupErr = r.sleep(r.duration)
 		f.downBytes, f.upBytes = downB.Load()-d0, upB.Load()-u0
 		f.win = r.end(w)
+		f.timeouts = r.env.timeouts(stackConns()) - t0
 		if r.env.impaired != nil {
 			il1, id1, ol1, od1 := r.env.impaired.impairCounts()
 			f.impaired = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -194,5 +195,24 @@ func BenchmarkClassify(b *testing.B) {
 	}
 	if n == 0 {
 		b.Fatal("no ACK seen")
+	}
+}
+
+func TestImpairmentSeedAdvancesPerRun(t *testing.T) {
+	im, err := parseImpairment("loss=1%,seed=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1, s3 := im.forRun(1).spec.Seed, im.forRun(3).spec.Seed; s1 != 7 || s3 != 9 || im.spec.Seed != 7 {
+		t.Errorf("run 1 seed %d, run 3 seed %d, spec's seed now %d; want 7, 9, 7", s1, s3, im.spec.Seed)
+	}
+	other := im.forRun(2).spec
+	other.Seed = im.spec.Seed
+	if !reflect.DeepEqual(other, im.spec) {
+		t.Errorf("forRun changed more than the seed: %+v, was %+v", other, im.spec)
+	}
+	var none *impairment
+	if none.forRun(2) != nil {
+		t.Error("no impairment must stay none")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"tunstack/netif"
 	"tunstack/policy"
 	"tunstack/stack"
+	"tunstack/tcpcore"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,10 @@ type env struct {
 	serverNS *netns.NS
 	// retrans reads the stack under test's retransmitted-segment counter.
 	retrans func() uint64
+	// timeouts reads how many times the stack under test's retransmission
+	// timer expired; for tunstack, on the connections given (the stack's
+	// side of the scenario's connections), which it sums.
+	timeouts func(stackConns []net.Conn) uint64
 	// segs reads the pure ACKs the stack under test sent and the data
 	// segments it received.
 	segs func() segCounts
@@ -188,6 +193,15 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 		}
 		e.server = s
 		e.retrans = func() uint64 { return s.Stats().RetransSegs }
+		e.timeouts = func(conns []net.Conn) uint64 {
+			var n uint64
+			for _, c := range conns {
+				if ic, ok := c.(interface{ Info() tcpcore.Info }); ok {
+					n += ic.Info().Counters.Timeouts
+				}
+			}
+			return n
+		}
 		e.cleanups = append(e.cleanups, func() { s.Close() })
 	case "gvisor":
 		s, err := gvisorstack.New(link, gvisorstack.Config{Addr: serverAddr, Prefix: linkPrefix, Profile: prof})
@@ -197,6 +211,7 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 		}
 		e.server = s
 		e.retrans = func() uint64 { return s.Stats().Retransmits }
+		e.timeouts = func([]net.Conn) uint64 { return s.Stats().Timeouts }
 		e.cleanups = append(e.cleanups, func() { s.Close() })
 	}
 	return nil
@@ -313,6 +328,14 @@ func (e *env) linuxNamespaces() error {
 		var n uint64
 		srv.Do(func() error {
 			n = readSNMP("/proc/thread-self/net/snmp", "Tcp")["RetransSegs"]
+			return nil
+		})
+		return n
+	}
+	e.timeouts = func([]net.Conn) uint64 {
+		var n uint64
+		srv.Do(func() error {
+			n = readSNMP("/proc/thread-self/net/netstat", "TcpExt")["TCPTimeouts"]
 			return nil
 		})
 		return n

@@ -24,6 +24,19 @@ func parseImpairment(spec string) (*impairment, error) {
 	return &impairment{spec: s}, nil
 }
 
+// forRun is the impairment of run number run (from 1): the SPEC's seed
+// plus run-1. Every stack's run n sees the same seed, so the stacks meet the
+// same random decisions for the same packets, and the median of several
+// runs covers as many loss patterns instead of one.
+func (im *impairment) forRun(run int) *impairment {
+	if im == nil {
+		return nil
+	}
+	s := im.spec
+	s.Seed += uint64(run - 1)
+	return &impairment{spec: s}
+}
+
 // String is the SPEC as netif writes it back.
 func (im *impairment) String() string { return im.spec.String() }
 

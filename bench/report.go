@@ -230,7 +230,7 @@ func ackRows(results []Result) [][]string {
 
 // goodputHeader and goodputRows are the table of lossy's goodput: one row
 // per stack and variant, with what it ran.
-var goodputHeader = []string{"stack", "congestion control", "SACK", "goodput", "retrans", "lost by the link / dropped by the queue", "CPU", "runs", "tunstack/gvisor", "tunstack/linux"}
+var goodputHeader = []string{"stack", "congestion control", "SACK", "goodput", "retrans", "RTO timeouts", "lost by the link / dropped by the queue", "CPU", "runs", "tunstack/gvisor", "tunstack/linux"}
 
 func goodputRows(results []Result) [][]string {
 	figs := indexFigures(results)
@@ -250,11 +250,15 @@ func goodputRows(results []Result) [][]string {
 		}
 		w := rows([]Result{r})[0]
 		if !r.Measured() {
-			out = append(out, []string{r.Stack, cc, sack, w.figure, "", "", "", "", "", ""})
+			out = append(out, []string{r.Stack, cc, sack, w.figure, "", "", "", "", "", "", ""})
 			continue
 		}
 		vsG, vsL := figs.ratios(r, "")
-		out = append(out, []string{r.Stack, cc, sack, w.figure, w.retrans,
+		timeouts := math.NaN() // "-" in reports from before the metric
+		if v, ok := r.Metrics["rto_timeouts"]; ok {
+			timeouts = v
+		}
+		out = append(out, []string{r.Stack, cc, sack, w.figure, w.retrans, formatCount(timeouts),
 			formatCount(r.Metrics["link_lost_from_stack"]) + " / " + formatCount(r.Metrics["queue_drops_from_stack"]),
 			w.cpu, w.runs, vsG, vsL})
 	}
@@ -473,11 +477,12 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("Over the veth the peer's GSO batches of tens of segments arrive whole, and Linux acknowledges such a batch, or the data its reader has just taken, with one ACK, so its count says little about a wire that carries segments one by one.\n")
 	p("- **variants** (lossy): a label `STACK/CC` or `STACK/CC-nosack` runs STACK with the profile's congestion control replaced by CC (tunstack: reno, newreno, cubic, tahoe; gVisor: reno, cubic) and, with -nosack, SACK off. ")
 	p("Without --stack, lossy runs %s besides the three stacks.\n", strings.Join(DefaultLossyVariants(), ", "))
+	p("- **RTO timeouts** (lossy): how many times the stack under test's retransmission timer expired during the window: tunstack `Conn.Info().Counters.Timeouts` of its connections, gVisor `Stats().Timeouts`, linux `TCPTimeouts` of /proc/net/netstat in the server namespace. Each timeout retransmits at least one segment; the other retransmissions come from fast recovery (duplicate ACKs, SACK) and tail-loss probes.\n")
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
 	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
 	p("The JSON also has the change in the TCP `mem` pages of /proc/net/sockstat (socket buffer memory, machine-wide, so mostly other work's; idle sockets hold none). Kernel memory of the peer sockets is not counted for any stack. If the process may not hold enough descriptors (linux needs two per connection, and a container's root may be unable to raise the hard RLIMIT_NOFILE), idle opens as many connections as fit; the detail says how many.\n")
-	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window.\n\n", s.Impair)
+	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window. Run n uses the SPEC's seed plus n-1, the same for every stack, so the median covers as many loss patterns as there are runs.\n\n", s.Impair)
 
 	p("## gVisor options\n\n")
 	p("`gvisorstack.OptionsFromProfile` of the %q profile; docs/gvisor.md maps each field to gVisor's option.\n\n", s.Profile)

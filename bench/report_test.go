@@ -206,7 +206,7 @@ func ackAndLossyResults() []Result {
 	}
 	lossy := func(st, cc string, sack bool, mbps float64) Result {
 		return Result{Scenario: "lossy", Stack: st, Unit: "Mbit/s", Runs: 3, Value: mbps, Congestion: cc, SACK: sack,
-			Metrics: map[string]float64{"gbps": mbps / 1000, "retrans": 30, "cpu_s_per_gb": 50, "link_lost_from_stack": 29, "queue_drops_from_stack": 1}}
+			Metrics: map[string]float64{"gbps": mbps / 1000, "retrans": 30, "rto_timeouts": 2, "cpu_s_per_gb": 50, "link_lost_from_stack": 29, "queue_drops_from_stack": 1}}
 	}
 	return []Result{
 		up("tunstack", 362, 2), up("gvisor", 724, 1), up("linux", 20, 36),
@@ -232,7 +232,7 @@ func TestACKAndGoodputTables(t *testing.T) {
 	if len(g) != 5 {
 		t.Fatalf("goodput rows %v", g)
 	}
-	if r := g[3]; r[0] != "tunstack/reno-nosack" || r[1] != "reno" || r[2] != "off" || r[3] != "1.00 Mbit/s" || r[5] != "29 / 1" || r[8] != "0.5x" {
+	if r := g[3]; r[0] != "tunstack/reno-nosack" || r[1] != "reno" || r[2] != "off" || r[3] != "1.00 Mbit/s" || r[5] != "2" || r[6] != "29 / 1" || r[9] != "0.5x" {
 		t.Errorf("variant row %q", r)
 	}
 	if r := g[4]; r[0] != "gvisor/reno" || !strings.HasPrefix(r[3], "FAILED") {
@@ -271,7 +271,7 @@ func TestACKAndGoodputTables(t *testing.T) {
 		"### ACKs sent per MiB received (bulk-up)",
 		"| tunstack | 362 | 2.00 | 362,000 | 3 | 0.5x | 18.1x |",
 		"### Goodput through the impaired link (lossy)",
-		"| tunstack/reno-nosack | reno | off | 1.00 Mbit/s | 30 | 29 / 1 | 50.0 s/GB | 3 | 0.5x | 0.333x |",
+		"| tunstack/reno-nosack | reno | off | 1.00 Mbit/s | 30 | 2 | 29 / 1 | 50.0 s/GB | 3 | 0.5x | 0.333x |",
 		"lossy also on the 6 variants",
 	} {
 		if !strings.Contains(md.String(), want) {
