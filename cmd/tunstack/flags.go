@@ -156,6 +156,7 @@ type serveConfig struct {
 	Backlog     int              // accept queue length of each listener, in connections
 	AcceptDelay time.Duration    // wait before each Accept
 	PcapFile    string           // capture file; "" for none
+	TraceFile   string           // congestion events as JSON lines; "" for none
 	Impair      string           // impairment SPEC as given; "" for none
 	ImpairSpec  netif.ImpairSpec // Impair, parsed
 }
@@ -184,6 +185,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		intFlag("backlog", "a number of connections", 0, math.MaxInt32, "128", &cfg.Backlog),
 		stringFlag("accept-delay", &acceptDelay, nil),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
+		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),
 	}
 	for _, name := range []string{"http", "echo", "discard", "chargen"} {
@@ -214,6 +216,9 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		if cfg.ImpairSpec, err = netif.ParseImpairSpec(cfg.Impair); err != nil {
 			return serveConfig{}, usagef("--impair %q: %v", cfg.Impair, err)
 		}
+	}
+	if cfg.TraceFile != "" && cfg.Stack != "tunstack" {
+		return serveConfig{}, usagef("--trace needs --stack tunstack: %s reports no congestion events; drop --trace or use our stack.", cfg.Stack)
 	}
 	if cfg.AcceptDelay, err = time.ParseDuration(acceptDelay); err != nil || cfg.AcceptDelay < 0 {
 		return serveConfig{}, usagef("--accept-delay must be a duration of 0 or more, as in --accept-delay 50ms, not %q.", acceptDelay)
@@ -303,18 +308,22 @@ func checkFilesDir(v string) error {
 	return nil
 }
 
-// checkPcapFile checks what can be checked before the file is created: that
-// it is not a directory and that its directory exists.
-func checkPcapFile(v string) error {
+func checkPcapFile(v string) error  { return checkOutputFile("pcap", "serve.pcap", v) }
+func checkTraceFile(v string) error { return checkOutputFile("trace", "trace.jsonl", v) }
+
+// checkOutputFile checks what can be checked of a file serve will create,
+// before it is created: that it is not a directory and that its directory
+// exists. example is a file name to suggest.
+func checkOutputFile(flag, example, v string) error {
 	if v == "" {
-		return usagef("--pcap needs a file name, as in --pcap serve.pcap.")
+		return usagef("--%s needs a file name, as in --%s %s.", flag, flag, example)
 	}
 	if fi, err := os.Stat(v); err == nil && fi.IsDir() {
-		return usagef("--pcap %q is a directory; give a file name inside it, as in --pcap %s.", v, filepath.Join(v, "serve.pcap"))
+		return usagef("--%s %q is a directory; give a file name inside it, as in --%s %s.", flag, v, flag, filepath.Join(v, example))
 	}
 	dir := filepath.Dir(v)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return usagef("--pcap %q cannot be created because the directory %q does not exist; create it or choose another path.", v, dir)
+		return usagef("--%s %q cannot be created because the directory %q does not exist; create it or choose another path.", flag, v, dir)
 	}
 	return nil
 }

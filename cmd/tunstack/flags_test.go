@@ -118,6 +118,10 @@ func TestParseServeFlagsRefusesBadValuesInOneSentence(t *testing.T) {
 		{[]string{"--pcap", ""}, "--pcap needs a file name"},
 		{[]string{"--pcap", dir}, "is a directory"},
 		{[]string{"--pcap", filepath.Join(dir, "no", "x.pcap")}, "does not exist"},
+		{[]string{"--trace", ""}, "--trace needs a file name"},
+		{[]string{"--trace", dir}, "is a directory"},
+		{[]string{"--trace", filepath.Join(dir, "no", "t.jsonl")}, "does not exist"},
+		{[]string{"--stack", "gvisor", "--trace", filepath.Join(dir, "t.jsonl")}, "--trace needs --stack tunstack"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -134,6 +138,17 @@ func TestParseServeFlagsRefusesBadValuesInOneSentence(t *testing.T) {
 				t.Errorf("%q is not one sentence", s)
 			}
 		})
+	}
+}
+
+func TestParseServeFlagsTakesATraceFileForOurStack(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.jsonl")
+	cfg, err := parseServeFlags([]string{"--trace", file, "--stack", "tunstack"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TraceFile != file {
+		t.Fatalf("TraceFile = %q, want %q", cfg.TraceFile, file)
 	}
 }
 

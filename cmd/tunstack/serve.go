@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -106,7 +108,26 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		link = tap
 	}
 
-	network, err := newNetwork(cfg, link)
+	// The trace writer outlives the stack (cleanups run in reverse), so
+	// every event the stack reports is written before its summary.
+	var trace func(stack.TraceEvent)
+	if cfg.TraceFile != "" {
+		f, err := os.Create(cfg.TraceFile)
+		if err != nil {
+			return fmt.Errorf("cannot create the trace file: %w", err)
+		}
+		tw := newTraceWriter(f, time.Now(), traceQueueLen, traceFlushEvery)
+		trace = tw.Event
+		cleanups = append(cleanups, func() {
+			sum := tw.Close()
+			if err := f.Close(); err != nil && sum.Err == nil {
+				sum.Err = err
+			}
+			fmt.Fprintf(out, "trace %s: %s\n", cfg.TraceFile, sum)
+		})
+	}
+
+	network, err := newNetwork(cfg, link, trace)
 	if err != nil {
 		return err
 	}
@@ -135,17 +156,19 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 			return err
 		case <-usr1:
 			sess.printListeners(out)
+			sess.printConns(out)
 		}
 	}
 }
 
-// newNetwork builds the stack that serves on link.
-func newNetwork(cfg serveConfig, link netif.Link) (stack.Network, error) {
+// newNetwork builds the stack that serves on link; trace, if not nil,
+// receives our stack's congestion events (flags refuse --trace on gVisor).
+func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) (stack.Network, error) {
 	switch cfg.Stack {
 	case "gvisor":
 		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Profile: cfg.Profile})
 	default:
-		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Profile: cfg.Profile})
+		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Profile: cfg.Profile, Trace: trace})
 	}
 }
 
@@ -256,7 +279,10 @@ func (s *serveSession) printBanner(out io.Writer) {
 	if c.PcapFile != "" {
 		fmt.Fprintf(out, "  tshark -r %s\n", c.PcapFile)
 	}
-	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt)\n", os.Getpid())
+	if c.TraceFile != "" {
+		fmt.Fprintf(out, "  tail -f %s   (congestion events, one JSON line each)\n", c.TraceFile)
+	}
+	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt, and per-connection counters)\n", os.Getpid())
 	fmt.Fprintln(out, "Ctrl-C stops it and removes", c.Dev)
 }
 
@@ -279,6 +305,52 @@ func (s *serveSession) printListeners(out io.Writer) {
 		}
 	}
 	tw.Flush()
+}
+
+// connStats is offered by stacks that report their connections: ours.
+type connStats interface {
+	AllConns() []tcpcore.Info
+	ConnTotals() tcpcore.ConnCounters
+}
+
+// printConns prints, for every connection, its congestion state and its
+// loss-recovery counters, then the counters summed over every connection
+// since serve started.
+func (s *serveSession) printConns(out io.Writer) {
+	cs, ok := s.network.(connStats)
+	if !ok {
+		fmt.Fprintf(out, "per-connection counters: the %s stack does not report them\n", s.cfg.Stack)
+		return
+	}
+	infos := cs.AllConns()
+	slices.SortFunc(infos, func(a, b tcpcore.Info) int {
+		if c := a.Local.Compare(b.Local); c != 0 {
+			return c
+		}
+		return a.Remote.Compare(b.Remote)
+	})
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Local\tRemote\tState\tCwnd\tSSThresh\tSRTT\tRTO\tFastRetx\tRTORetx\tTimeouts\tSACKRecov\tDSACKsOut\tDSACKsIn\tUndos")
+	for _, in := range infos {
+		c := in.Counters
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+			in.Local, in.Remote, in.State, in.CwndBytes, ssthreshText(in.SSThreshBytes),
+			in.SRTT.Round(10*time.Microsecond), in.RTO.Round(time.Millisecond),
+			c.FastRetransmits, c.RTORetransmits, c.Timeouts, c.SACKRecoveries, c.DSACKsSent, c.DSACKsReceived, c.SpuriousUndos)
+	}
+	c := cs.ConnTotals()
+	fmt.Fprintf(tw, "all since start\t\t\t\t\t\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+		c.FastRetransmits, c.RTORetransmits, c.Timeouts, c.SACKRecoveries, c.DSACKsSent, c.DSACKsReceived, c.SpuriousUndos)
+	tw.Flush()
+}
+
+// ssthreshText shows the initial "arbitrarily high" ssthresh (RFC 5681
+// §3.1; the controllers start it at 1 GiB, which no window reaches) as inf.
+func ssthreshText(b int) string {
+	if b >= 1<<30 {
+		return "inf"
+	}
+	return strconv.Itoa(b)
 }
 
 // delayedListener makes the application start calling Accept only once
