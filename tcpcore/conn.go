@@ -85,6 +85,7 @@ type Conn struct {
 
 	// --- Loss recovery (recovery.go) ---
 	sb                    scoreboard    // what the peer SACKed above SND.UNA
+	rtx                   rtxTrack      // fast recovery's retransmissions, watched for loss
 	recovery              recoveryState // open, fast recovery or loss (after RTO)
 	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
 	lostPoint             Seq           // unSACKed bytes below this are deemed lost
@@ -177,6 +178,7 @@ type ConnCounters struct {
 	DSACKsReceived   uint64 // D-SACK blocks the peer sent
 	SpuriousUndos    uint64 // window reductions undone as spurious
 	TailLossProbes   uint64 // RFC 8985 probes sent
+	LostRetransmits  uint64 // retransmissions found lost and sent again without an RTO
 	ZeroWindowProbes uint64
 	KeepAlivesSent   uint64
 	DupAcksIn        uint64

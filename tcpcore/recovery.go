@@ -180,6 +180,7 @@ func (c *Conn) enterFastRecovery(now Time) {
 	c.recoveryPoint = c.sndMax
 	c.highRxt = c.sndUna
 	c.rescueDone = false
+	c.rtx.reset()
 	if c.cc.Name() == "tahoe" {
 		// Tahoe has no fast recovery: retransmit and slow-start from one
 		// segment, like a timeout without the backoff.
@@ -245,6 +246,7 @@ func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
 		delivered = c.sndMSS // a duplicate ACK stands for one segment delivered
 	}
 	c.updateLostPoint()
+	c.detectLostRetransmits()
 	// RFC 6937 §3: how much may be sent in answer to this ACK.
 	c.prrDelivered += delivered
 	pipe := c.pipe()
@@ -268,6 +270,7 @@ func (c *Conn) exitRecovery(now Time) {
 	c.dupAcks, c.renoSacked = 0, 0
 	c.lostPoint = c.sndUna
 	c.fastRetransmitPending = false
+	c.rtx.reset()
 	c.trace(now, "recovery-end")
 }
 
@@ -286,6 +289,7 @@ func (c *Conn) enterLossRecovery(now Time) {
 	c.recoveryPoint = c.sndMax
 	c.lostPoint = c.sndMax
 	c.highRxt = c.sndUna
+	c.rtx.reset()
 	c.sb.reset()
 	c.dupAcks, c.renoSacked = 0, 0
 	c.fastRetransmitPending = false
@@ -331,6 +335,9 @@ func (c *Conn) eifelCheck(now Time, s *segment) {
 func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
 	if c.recovery == recoveryNone {
 		return 0, 0, false, false
+	}
+	if seq, n, fin, ok := c.nextRelost(); ok {
+		return seq, n, fin, ok
 	}
 	seq = MaxSeq(c.highRxt, c.sndUna)
 	limit := MinSeq(c.lostPoint, c.sndMax)
@@ -397,6 +404,8 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool) {
 	if end.GT(c.highRxt) {
 		c.highRxt = end
 	}
+	c.relostSent(seq, end.Sub(seq))
+	c.noteRetransmit(seq, end)
 	c.e.stats.RetransSegs++
 	c.info.Retransmits++
 	if c.recovery == recoveryLoss {

@@ -406,3 +406,60 @@ func TestDuplicatedSACKAckIsNotADupAck(t *testing.T) {
 		t.Fatalf("counters %+v: want one duplicate ACK counted and no fast retransmit", in)
 	}
 }
+
+// A retransmission lost again is found without waiting for the RTO: once
+// data sent after it is SACKed while it is still missing, it goes again
+// (Linux's lost-retransmit detection; RFC 6675 alone would wait for the
+// timer and collapse cwnd to one segment).
+func TestLostRetransmissionSentAgainWithoutRTO(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	mss := c.MSS()
+	c.SetNoDelay(p.now, true)
+	c.Write(p.now, make([]byte, 30*mss))
+	segs := p.collectAll() // the initial window
+	una := iss + 1
+	sackUpTo := func(end Seq) {
+		o := wire.TCPOptions{NumSACK: 1}
+		o.SACK[0] = wire.SACKBlock{Left: uint32(una + Seq(mss)), Right: uint32(end)}
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535, opts: o})
+	}
+	var rtx []tseg
+	high := ackFor(segs[len(segs)-1]) // highest sequence number sent
+	var sentHigh Seq                  // ... when the first retransmission went
+	collect := func() {
+		for _, s := range p.collectAll() {
+			if s.seq == una {
+				if len(rtx) == 0 {
+					sentHigh = high
+				}
+				rtx = append(rtx, s)
+			}
+			high = MaxSeq(high, ackFor(s))
+		}
+	}
+	// Segments 1..9 arrive, 0 is lost: fast retransmit of segment 0.
+	for i := 1; i < len(segs); i++ {
+		p.advance(time.Millisecond)
+		sackUpTo(ackFor(segs[i]))
+		collect()
+	}
+	if len(rtx) != 1 {
+		t.Fatalf("%d retransmissions of the first segment after the SACKs, want 1", len(rtx))
+	}
+	if !high.GT(sentHigh) {
+		t.Fatalf("no new data sent after the retransmission (sent up to %d)", high-una)
+	}
+	// That retransmission is lost too; data sent after it arrives and is
+	// SACKed: the first segment must go again, before any RTO.
+	p.advance(time.Millisecond)
+	sackUpTo(sentHigh + Seq(mss))
+	collect()
+	if len(rtx) != 2 {
+		t.Fatalf("%d retransmissions of the first segment after data sent later was SACKed, want 2", len(rtx))
+	}
+	in := c.Info().Counters
+	if in.Timeouts != 0 || in.LostRetransmits != 1 {
+		t.Fatalf("counters %+v: want no timeout and one lost retransmission", in)
+	}
+}

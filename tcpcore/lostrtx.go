@@ -1,0 +1,119 @@
+package tcpcore
+
+// Lost retransmissions. RFC 6675 retransmits each hole once per recovery
+// episode; if the retransmission is lost too, only the RTO recovers it,
+// collapsing cwnd to one segment. Linux detects such losses (RACK, and
+// before it tcp_mark_lost_retrans): a retransmission is lost when data
+// sent after it is SACKed while it is not, since without reordering it
+// would have arrived first. We keep the retransmissions of the current
+// fast recovery, oldest first, with SND.NXT as it was when each went out;
+// when the peer SACKs data above that mark and the retransmission is still
+// missing, it is queued to go again.
+
+// rtxRecord is one retransmission: [start, end) of sequence space, and
+// sentHigh, the highest sequence number sent when it went out.
+type rtxRecord struct {
+	start, end, sentHigh Seq
+}
+
+// rtxTrackMax bounds the records kept; a retransmission beyond it is not
+// watched and, if lost, waits for the RTO as before.
+const rtxTrackMax = 32
+
+// rtxTrack is a fixed ring of rtxRecords (no allocation per segment).
+type rtxTrack struct {
+	recs      [rtxTrackMax]rtxRecord
+	head, n   int
+	relost    rtxRecord // a retransmission found lost, to send again first
+	hasRelost bool
+}
+
+func (t *rtxTrack) reset() { t.head, t.n, t.hasRelost = 0, 0, false }
+
+func (t *rtxTrack) push(r rtxRecord) {
+	if t.n == rtxTrackMax {
+		return
+	}
+	t.recs[(t.head+t.n)%rtxTrackMax] = r
+	t.n++
+}
+
+func (t *rtxTrack) pop() {
+	t.head = (t.head + 1) % rtxTrackMax
+	t.n--
+}
+
+// noteRetransmit records a retransmission made in fast recovery with SACK.
+func (c *Conn) noteRetransmit(start, end Seq) {
+	if c.recovery != recoveryFast || !c.sackOK {
+		return
+	}
+	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndNxt})
+}
+
+// detectLostRetransmits runs on each ACK in fast recovery, after the
+// scoreboard was updated. It finds at most one lost retransmission at a
+// time: the oldest, since retransmissions go out in sequence order.
+func (c *Conn) detectLostRetransmits() {
+	if c.recovery != recoveryFast || !c.sackOK || c.rtx.hasRelost {
+		return
+	}
+	k := len(c.sb.blocks)
+	if k == 0 {
+		// Nothing SACKed: drop records the cumulative ACK covered.
+		for c.rtx.n > 0 && c.rtx.recs[c.rtx.head].end.LE(c.sndUna) {
+			c.rtx.pop()
+		}
+		return
+	}
+	highSacked := c.sb.blocks[k-1].end
+	for c.rtx.n > 0 {
+		r := c.rtx.recs[c.rtx.head]
+		if r.end.LE(c.sndUna) || c.sb.sackedIn(MaxSeq(r.start, c.sndUna), r.end) == r.end.Sub(MaxSeq(r.start, c.sndUna)) {
+			c.rtx.pop() // it arrived
+			continue
+		}
+		if !highSacked.GT(r.sentHigh) {
+			return // nothing sent after it has been SACKed yet
+		}
+		c.rtx.pop()
+		c.rtx.relost = rtxRecord{start: MaxSeq(r.start, c.sndUna), end: r.end}
+		c.rtx.hasRelost = true
+		c.info.LostRetransmits++
+		return
+	}
+}
+
+// nextRelost returns the part of a retransmission found lost that still
+// needs sending, if any.
+func (c *Conn) nextRelost() (seq Seq, n int, fin bool, ok bool) {
+	if !c.rtx.hasRelost {
+		return 0, 0, false, false
+	}
+	r := &c.rtx.relost
+	r.start = MaxSeq(r.start, c.sndUna)
+	for r.start.LT(r.end) {
+		in, end := c.sb.isSacked(r.start)
+		if !in {
+			break
+		}
+		r.start = end
+	}
+	if !r.start.LT(r.end) {
+		c.rtx.hasRelost = false
+		return 0, 0, false, false
+	}
+	end := MinSeq(r.end, MinSeq(c.sb.nextSacked(r.start, r.end), r.start.Add(c.segSize())))
+	return c.rangeToSend(r.start, end)
+}
+
+// relostSent moves the lost retransmission's start past what was just
+// sent again.
+func (c *Conn) relostSent(seq Seq, n int) {
+	if c.rtx.hasRelost && seq == c.rtx.relost.start {
+		c.rtx.relost.start = seq.Add(max(n, 1))
+		if !c.rtx.relost.start.LT(c.rtx.relost.end) {
+			c.rtx.hasRelost = false
+		}
+	}
+}
