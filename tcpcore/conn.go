@@ -122,6 +122,8 @@ type Conn struct {
 	unackedBytes int      // in-order bytes received since our last ACK
 	quickAcks    int      // remaining segments to ACK at once (Linux quick-ACK mode)
 	pingpong     bool     // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
+	ackBatched   bool     // an ACK for in-order data is owed at the end of the input batch
+	ackBatchedAt Time     // when it became owed
 	synStart     Time     // when an active open sent its first SYN
 	// maxFlight is the largest flight (bytes) of the round trip that ends
 	// when SND.UNA reaches flightRoundEnd (RFC 7661 window validation).

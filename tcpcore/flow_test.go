@@ -283,3 +283,32 @@ func TestReceiveBufferAutotuning(t *testing.T) {
 		t.Fatalf("locked buffer changed to %d", c.rcvBufMax)
 	}
 }
+
+// In-order segments that reach the engine in one batch (the driver feeds
+// them all before collecting Output) are acknowledged by one ACK, as
+// Linux's GRO acknowledges the segments it merged; segments fed one at a
+// time still get an ACK for every second one (RFC 1122 §4.2.3.2).
+func TestOneAckPerInputBatch(t *testing.T) {
+	prof := testProfile()
+	prof.QuickAcks = 0 // not in quick-ACK mode, which ACKs every segment
+	p := newPeer(t, prof)
+	_, iss := p.listenAndAccept(plainSyn)
+	seq := peerISN + 1
+	for range 10 {
+		s := tseg{flags: fA, seq: seq, ack: iss + 1, wnd: 65535, payload: make([]byte, 1460)}
+		p.e.Input(p.now, remoteIP, localIP, s.encode(remote, local))
+		seq += 1460
+	}
+	acks := p.collectAll()
+	if len(acks) != 1 || acks[0].ack != seq {
+		t.Fatalf("batch of 10 segments drew %v, want one ACK of %d", acks, seq-peerISN)
+	}
+	// One at a time: an ACK for every second segment.
+	for i := range 4 {
+		p.send(tseg{flags: fA, seq: seq, ack: iss + 1, wnd: 65535, payload: make([]byte, 1460)})
+		seq += 1460
+		if got := len(p.collectAll()); got != i%2 {
+			t.Fatalf("segment %d drew %d ACKs, want %d", i+1, got, i%2)
+		}
+	}
+}

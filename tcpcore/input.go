@@ -584,7 +584,13 @@ func (c *Conn) scheduleAck(now Time, n int) {
 	c.unackedBytes += n
 	p := c.e.prof
 	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.unackedBytes >= 2*c.rcvMSS {
-		c.ackNow = true
+		// Due now, but in-order data may keep arriving in the same batch:
+		// owe one ACK for all of it, sent when the driver collects output
+		// unless data going out carries it first.
+		if !c.ackBatched {
+			c.ackBatched, c.ackBatchedAt = true, now
+			c.e.ackLater = append(c.e.ackLater, c)
+		}
 		return
 	}
 	if c.delackAt == noDeadline {

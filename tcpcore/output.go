@@ -286,6 +286,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 func (c *Conn) ackSent(ack Seq) {
 	c.lastAckSent = ack
 	c.ackNow = false
+	c.ackBatched = false
 	c.delackAt = noDeadline
 	if c.unackedBytes > 0 && c.quickAcks > 0 {
 		c.quickAcks--
