@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tunstack/netif"
+	"tunstack/tcpcore"
 	"tunstack/wire"
 )
 
@@ -52,7 +53,7 @@ func TestConcurrentEcho(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- echoOnce(ctx, p.a, i, size)
+			errc <- echoOnce(ctx, p.a, p.b, i, size)
 		}()
 	}
 	wg.Wait()
@@ -83,7 +84,7 @@ func TestConcurrentEcho(t *testing.T) {
 	srv.Wait()
 }
 
-func echoOnce(ctx context.Context, s *Stack, i, size int) error {
+func echoOnce(ctx context.Context, s, peer *Stack, i, size int) error {
 	c, err := s.Dial(ctx, "tcp", "198.18.0.2:7")
 	if err != nil {
 		return fmt.Errorf("conn %d: dial: %w", i, err)
@@ -100,7 +101,14 @@ func echoOnce(ctx context.Context, s *Stack, i, size int) error {
 	}()
 	got := make([]byte, size)
 	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("conn %d: read: %w; %+v", i, err, c.(*Conn).Info())
+		// The server's side of this connection, while it still exists.
+		var srv []tcpcore.Info
+		for _, in := range peer.Conns() {
+			if in.Remote == c.LocalAddr().(*net.TCPAddr).AddrPort() {
+				srv = append(srv, in)
+			}
+		}
+		return fmt.Errorf("conn %d: read: %w; %+v; server side %+v", i, err, c.(*Conn).Info(), srv)
 	}
 	if err := <-werr; err != nil {
 		return fmt.Errorf("conn %d: write: %w", i, err)
