@@ -71,13 +71,13 @@ type connKey struct {
 
 // Engine is one TCP endpoint: its connections, listeners and timers.
 type Engine struct {
-	cfg     Config
-	prof    *policy.Profile
-	ourMSS  int // MSS we advertise: MTU - 40
-	conns   map[connKey]*Conn
-	lsns    map[netip.AddrPort]*Listener
-	timers  timerHeap
-	out     []*Packet
+	cfg    Config
+	prof   *policy.Profile
+	ourMSS int // MSS we advertise: MTU - 40
+	conns  map[connKey]*Conn
+	lsns   map[netip.AddrPort]*Listener
+	timers timerHeap
+	out    []*Packet
 	// ackLater holds connections with an ACK for in-order data owed, sent
 	// when the driver next collects Output: one ACK for all the segments
 	// of a batch the driver fed in, as Linux's GRO gives one ACK for the
@@ -85,10 +85,10 @@ type Engine struct {
 	// segment see no difference.
 	ackLater []*Conn
 	pool     packetPool
-	wakeups []Waker
-	stats   Stats
-	isn     isnGen
-	nextEph uint32 // ephemeral port cursor
+	wakeups  []Waker
+	stats    Stats
+	isn      isnGen
+	nextEph  uint32 // ephemeral port cursor
 
 	// scratch space reused for every inbound segment, so Input allocates
 	// nothing.
