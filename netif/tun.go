@@ -3,12 +3,14 @@ package netif
 import (
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -29,10 +31,18 @@ type TUNConfig struct {
 	Name     string       // interface name; default "tun0"
 	HostAddr netip.Prefix // address of the kernel side, e.g. 198.18.0.1/24; none if invalid
 	MTU      int          // bytes; default 1500
+	// Offload opens the device with virtio-net headers (IFF_VNET_HDR) so
+	// that WritePackets can hand the kernel a run of TCP segments of one
+	// flow as a single GSO packet (tun_gso.go). Reads stay one complete
+	// packet each. If the kernel refuses, the device is opened without it
+	// and OpenTUN logs that once per process; TUN.Offload says which.
+	Offload bool
 }
 
 // TUN is a Link over a Linux TUN device in IFF_TUN|IFF_NO_PI mode: every read
-// and write is one bare IP packet.
+// and write is one bare IP packet, or, with offload (TUNConfig.Offload), one
+// IP packet behind a virtio-net header, where a write may carry a run of TCP
+// segments that the kernel takes as one (tun_gso.go).
 //
 // The descriptor is non-blocking and registered with the Go runtime poller
 // (os.NewFile does this for a non-blocking descriptor), so a blocked
@@ -64,11 +74,27 @@ type TUN struct {
 	readN     int
 	readErr   error
 
+	// With offload, each read lands as [readHdr, buffer] (readIov).
+	offload  bool
+	readHdr  [vnetHdrLen]byte
+	readIov  [2]unix.Iovec
+	gsoDrops atomic.Uint64 // GSO packets read, which we never ask for
+
 	writeMu   sync.Mutex
 	writeFn   func(fd uintptr) bool
 	writePkts [][]byte
 	writeN    int
 	writeErr  error
+
+	// With offload: coalesce is cleared if the kernel refuses a GSO write;
+	// writeHdr holds the virtio header (zero for a single packet) and, for
+	// a run, the merged IP and TCP headers; writeIov points at it and the
+	// packets or payloads, so payloads are not copied.
+	coalesce    bool
+	gsoPackets  atomic.Uint64 // coalesced writes
+	gsoSegments atomic.Uint64 // packets they carried
+	writeHdr    [vnetHdrLen + gsoMaxHdr]byte
+	writeIov    [1 + gsoMaxSegs]unix.Iovec
 }
 
 // OpenTUN creates a TUN device in the calling thread's network namespace,
@@ -83,25 +109,13 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload)
 	if err != nil {
-		return nil, openError(cfg.Name, "open /dev/net/tun", err)
-	}
-	ifr, err := unix.NewIfreq(cfg.Name)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("netif: bad TUN device name %q: %w", cfg.Name, err)
-	}
-	// IFF_TUN_EXCL makes the kernel refuse (EBUSY) any existing device of
-	// this name instead of attaching to it.
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return nil, openError(cfg.Name, "TUNSETIFF", err)
+		return nil, err
 	}
 	// From here the device exists and is ours: closing fd removes it,
 	// because it is not persistent.
-	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
+	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
 	fail := func(what string, err error) (*TUN, error) {
 		t.Close()
 		return nil, fmt.Errorf("netif: %s on %s: %w", what, cfg.Name, err)
@@ -138,6 +152,86 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	t.writeFn = t.writeBatch
 	return t, nil
 }
+
+// openTUNDevice opens /dev/net/tun and creates the device name on it. With
+// offload it asks for virtio-net headers of 10 bytes and no offloads on
+// reads; if the kernel refuses any of that, it closes the device, opens it
+// again without, logs once and reports offload false.
+func openTUNDevice(name string, offload bool) (fd int, withOffload bool, err error) {
+	if offload {
+		fd, err := createTUN(name, unix.IFF_VNET_HDR)
+		if err != nil {
+			if !errors.Is(err, unix.EINVAL) {
+				return -1, false, err
+			}
+			logNoOffload(name, err)
+		} else {
+			// TUNSETOFFLOAD 0: the kernel must segment and checksum what
+			// it sends us, since we do not split GSO packets on reads.
+			// Writes of GSO packets do not depend on these flags.
+			if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err == nil {
+				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0)
+			}
+			if err == nil {
+				return fd, true, nil
+			}
+			// Closing the descriptor removes the device (it is not
+			// persistent), so the name is free again.
+			unix.Close(fd)
+			logNoOffload(name, err)
+		}
+	}
+	fd, err = createTUN(name, 0)
+	return fd, false, err
+}
+
+// createTUN opens /dev/net/tun and creates the device with TUNSETIFF.
+func createTUN(name string, extraFlags uint16) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, openError(name, "open /dev/net/tun", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("netif: bad TUN device name %q: %w", name, err)
+	}
+	// IFF_TUN_EXCL makes the kernel refuse (EBUSY) any existing device of
+	// this name instead of attaching to it.
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL | extraFlags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		if extraFlags != 0 && errors.Is(err, unix.EINVAL) {
+			return -1, err // the caller retries without extraFlags
+		}
+		return -1, openError(name, "TUNSETIFF", err)
+	}
+	return fd, nil
+}
+
+var noOffloadOnce sync.Once
+
+// logNoOffload says once per process that TUN offload is unavailable.
+func logNoOffload(name string, err error) {
+	noOffloadOnce.Do(func() {
+		log.Printf("netif: the kernel refused virtio-net offload on TUN %s (%v): one write(2) per packet", name, err)
+	})
+}
+
+// Offload reports whether the device carries virtio-net headers, so that
+// WritePackets coalesces TCP segments (it stops doing so, for good, if the
+// kernel ever refuses a coalesced write).
+func (t *TUN) Offload() bool { return t.offload }
+
+// GSOStats returns how many GSO packets WritePackets has written and how
+// many packets they carried in all.
+func (t *TUN) GSOStats() (packets, segments uint64) {
+	return t.gsoPackets.Load(), t.gsoSegments.Load()
+}
+
+// GSODrops is the number of GSO packets the kernel handed us on a read and
+// that were dropped; it stays zero unless the kernel ignores TUNSETOFFLOAD.
+func (t *TUN) GSODrops() uint64 { return t.gsoDrops.Load() }
 
 // tunError is the error OpenTUN returns for the failures a person can fix:
 // its message is one sentence, and errors.Is matches both the sentinel and
@@ -206,7 +300,8 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 // wait for readability, true when done.
 func (t *TUN) readBatch(fd uintptr) bool {
 	for t.readN < len(t.readBufs) && t.readN < len(t.readSizes) {
-		n, err := unix.Read(int(fd), t.readBufs[t.readN])
+		buf := t.readBufs[t.readN]
+		n, err := t.readOne(fd, buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -216,14 +311,47 @@ func (t *TUN) readBatch(fd uintptr) bool {
 			t.readErr = err
 			return true
 		}
+		if t.offload {
+			if n < vnetHdrLen {
+				continue
+			}
+			n -= vnetHdrLen
+			if !finishReadPacket(parseVnetHdr(t.readHdr[:]), buf[:n]) {
+				t.gsoDrops.Add(1)
+				continue
+			}
+		}
 		t.readSizes[t.readN] = n
 		t.readN++
 	}
 	return true
 }
 
-// WritePackets implements Link, one write(2) per packet: TUN has no batched
-// write without virtio headers.
+// readOne reads one packet into buf, with offload its virtio header into
+// readHdr first. n counts the header.
+func (t *TUN) readOne(fd uintptr, buf []byte) (int, error) {
+	if !t.offload {
+		return unix.Read(int(fd), buf)
+	}
+	if len(buf) == 0 {
+		return 0, unix.EINVAL
+	}
+	t.readIov[0].Base = &t.readHdr[0]
+	t.readIov[0].SetLen(vnetHdrLen)
+	t.readIov[1].Base = &buf[0]
+	t.readIov[1].SetLen(len(buf))
+	n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&t.readIov[0])), 2)
+	t.readIov[1].Base = nil // do not keep the caller's buffer reachable
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// WritePackets implements Link. Without offload it makes one write(2) per
+// packet. With offload, runs of TCP segments that the kernel can take as one
+// GSO packet (gsoRun) go in one writev(2), the rest one by one behind a zero
+// virtio header.
 func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
@@ -245,19 +373,79 @@ func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
 
 func (t *TUN) writeBatch(fd uintptr) bool {
 	for t.writeN < len(t.writePkts) {
-		_, err := unix.Write(int(fd), t.writePkts[t.writeN])
+		sent, err := t.writeOne(fd, t.writePkts[t.writeN:])
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 			return false
+		case err == unix.EINVAL && sent > 1:
+			// The kernel refused the GSO packet: send segments one by
+			// one from now on.
+			t.coalesce = false
+			logNoGSOWrite(t.name, err)
+			continue
 		case err != nil:
 			t.writeErr = err
 			return true
 		}
-		t.writeN++
+		if sent > 1 {
+			t.gsoPackets.Add(1)
+			t.gsoSegments.Add(uint64(sent))
+		}
+		t.writeN += sent
 	}
 	return true
+}
+
+// writeOne writes the first packet of pkts, or the run that starts there,
+// and returns how many packets it covered (or tried to).
+func (t *TUN) writeOne(fd uintptr, pkts [][]byte) (int, error) {
+	if !t.offload {
+		_, err := unix.Write(int(fd), pkts[0])
+		return 1, err
+	}
+	run := 1
+	if t.coalesce {
+		run = gsoRun(pkts)
+	}
+	var iovs int
+	if run == 1 {
+		clear(t.writeHdr[:vnetHdrLen]) // gso_type NONE, checksum complete
+		t.writeIov[0].Base = &t.writeHdr[0]
+		t.writeIov[0].SetLen(vnetHdrLen)
+		t.writeIov[1].Base = unsafe.SliceData(pkts[0])
+		t.writeIov[1].SetLen(len(pkts[0]))
+		iovs = 2
+	} else {
+		hdr := putGSOHeader(t.writeHdr[:], pkts[:run])
+		t.writeIov[0].Base = &t.writeHdr[0]
+		t.writeIov[0].SetLen(hdr)
+		hdrLen := hdr - vnetHdrLen
+		for i, p := range pkts[:run] {
+			t.writeIov[1+i].Base = &p[hdrLen]
+			t.writeIov[1+i].SetLen(len(p) - hdrLen)
+		}
+		iovs = 1 + run
+	}
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), uintptr(iovs))
+	// Do not keep the caller's packets reachable.
+	for i := 1; i < iovs; i++ {
+		t.writeIov[i].Base = nil
+	}
+	if errno != 0 {
+		return run, errno
+	}
+	return run, nil
+}
+
+var noGSOWriteOnce sync.Once
+
+// logNoGSOWrite says once per process that a coalesced write was refused.
+func logNoGSOWrite(name string, err error) {
+	noGSOWriteOnce.Do(func() {
+		log.Printf("netif: the kernel refused a GSO write on TUN %s (%v): writing segments one by one", name, err)
+	})
 }
 
 // Close implements Link. Closing the descriptor removes the device, its

@@ -355,8 +355,17 @@ func TestOpenTUNWithoutCapNetAdminIsErrNotPermitted(t *testing.T) {
 }
 
 func TestTUNWriteAndReadDoNotAllocatePerPacket(t *testing.T) {
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { testTUNNoAllocs(t, offload) })
+	}
+}
+
+func testTUNNoAllocs(t *testing.T, offload bool) {
 	ns := newNS(t)
-	tun := openTUN(t, ns, netif.TUNConfig{Name: "tunalloc0", HostAddr: hostPrefix})
+	tun := openTUN(t, ns, netif.TUNConfig{Name: "tunalloc0", HostAddr: hostPrefix, Offload: offload})
+	if tun.Offload() != offload {
+		t.Fatalf("Offload() = %v, want %v", tun.Offload(), offload)
+	}
 	ns.Command("sysctl", "-qw", "net.ipv6.conf.tunalloc0.disable_ipv6=1").Run()
 	// An echo request from the stack's address to the kernel's: the kernel
 	// answers each one through the TUN, so every write is matched by a read.
@@ -380,5 +389,29 @@ func TestTUNWriteAndReadDoNotAllocatePerPacket(t *testing.T) {
 	}
 	if p := wire.IPv4(bufs[0][:sizes[0]]); p.Valid() != nil || p.Protocol() != wire.ProtoICMP {
 		t.Fatalf("read % x, want the kernel's echo reply", bufs[0][:sizes[0]])
+	}
+	if !offload {
+		return
+	}
+	// Three segments of one flow go as one GSO packet (to a closed port:
+	// the kernel answers with a reset, which nobody reads).
+	run := make([][]byte, 3)
+	for i := range run {
+		p := make([]byte, wire.IPv4HeaderLen+wire.TCPHeaderLen+1000)
+		wire.PutIPv4Header(p, wire.IPv4Fields{Src: stackIP.As4(), Dst: hostPrefix.Addr().As4(), Protocol: wire.ProtoTCP, TTL: 64, DontFrag: true}, len(p)-wire.IPv4HeaderLen)
+		wire.PutTCPHeader(p[wire.IPv4HeaderLen:], wire.TCPFields{SrcPort: 40000, DstPort: 9, Seq: 1 + uint32(i)*1000, Ack: 1, Flags: wire.FlagACK, Window: 100}, 0)
+		wire.TCP(p[wire.IPv4HeaderLen:]).ComputeChecksum(stackIP.As4(), hostPrefix.Addr().As4())
+		run[i] = p
+	}
+	allocs = testing.AllocsPerRun(100, func() {
+		if n, err := tun.WritePackets(run); err != nil || n != len(run) {
+			t.Fatalf("WritePackets = %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a coalesced write allocates %.1f times, want 0", allocs)
+	}
+	if gsoPkts, gsoSegs := tun.GSOStats(); gsoPkts < 100 || gsoSegs != 3*gsoPkts {
+		t.Fatalf("GSOStats = %d packets, %d segments; want each write of 3 coalesced", gsoPkts, gsoSegs)
 	}
 }
