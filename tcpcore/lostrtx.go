@@ -73,8 +73,8 @@ func (c *Conn) detectLostRetransmits() {
 			c.rtx.pop() // it arrived
 			continue
 		}
-		if !highSacked.GT(r.sentHigh) {
-			return // nothing sent after it has been SACKed yet
+		if !highSacked.GT(r.sentHigh) && !c.laterRetransmitSacked() {
+			return // nothing sent after it has arrived yet
 		}
 		c.rtx.pop()
 		c.rtx.relost = rtxRecord{start: MaxSeq(r.start, c.sndUna), end: r.end}
@@ -116,4 +116,19 @@ func (c *Conn) relostSent(seq Seq, n int) {
 			c.rtx.hasRelost = false
 		}
 	}
+}
+
+// laterRetransmitSacked reports whether a retransmission made after the
+// oldest watched one has been SACKed in full: it went out later, so the
+// oldest, still missing, was lost (the same evidence as new data sent
+// after it, for the common case where recovery sends no new data).
+func (c *Conn) laterRetransmitSacked() bool {
+	for i := 1; i < c.rtx.n; i++ {
+		r := c.rtx.recs[(c.rtx.head+i)%rtxTrackMax]
+		start := MaxSeq(r.start, c.sndUna)
+		if start.LT(r.end) && c.sb.sackedIn(start, r.end) == r.end.Sub(start) {
+			return true
+		}
+	}
+	return false
 }
