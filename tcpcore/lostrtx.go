@@ -11,9 +11,13 @@ package tcpcore
 // missing, it is queued to go again.
 
 // rtxRecord is one retransmission: [start, end) of sequence space, and
-// sentHigh, the highest sequence number sent when it went out.
+// sentHigh, the highest sequence number sent when it went out. hole says
+// the range was deemed lost when it went (below RFC 6675's loss boundary),
+// so a SACK for it can only come from this retransmission; a rescue
+// retransmission's original may still be on its way.
 type rtxRecord struct {
 	start, end, sentHigh Seq
+	hole                 bool
 }
 
 // rtxTrackMax bounds the records kept; a retransmission beyond it is not
@@ -48,7 +52,7 @@ func (c *Conn) noteRetransmit(start, end Seq) {
 	if c.recovery != recoveryFast || !c.sackOK {
 		return
 	}
-	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndNxt})
+	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndNxt, hole: end.LE(c.lostPoint)})
 }
 
 // detectLostRetransmits runs on each ACK in fast recovery, after the
@@ -118,15 +122,15 @@ func (c *Conn) relostSent(seq Seq, n int) {
 	}
 }
 
-// laterRetransmitSacked reports whether a retransmission made after the
-// oldest watched one has been SACKed in full: it went out later, so the
+// laterRetransmitSacked reports whether a retransmission of a hole made
+// after the oldest watched one has been SACKed in full: it went out later, so the
 // oldest, still missing, was lost (the same evidence as new data sent
 // after it, for the common case where recovery sends no new data).
 func (c *Conn) laterRetransmitSacked() bool {
 	for i := 1; i < c.rtx.n; i++ {
 		r := c.rtx.recs[(c.rtx.head+i)%rtxTrackMax]
 		start := MaxSeq(r.start, c.sndUna)
-		if start.LT(r.end) && c.sb.sackedIn(start, r.end) == r.end.Sub(start) {
+		if r.hole && start.LT(r.end) && c.sb.sackedIn(start, r.end) == r.end.Sub(start) {
 			return true
 		}
 	}

@@ -463,3 +463,45 @@ func TestLostRetransmissionSentAgainWithoutRTO(t *testing.T) {
 		t.Fatalf("counters %+v: want no timeout and one lost retransmission", in)
 	}
 }
+
+// With no new data to send, the evidence that a retransmission was lost is
+// a later retransmission arriving first: SACKed while the earlier one is
+// still missing, so the earlier one goes again without an RTO.
+func TestLostRetransmissionFoundByALaterOne(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	mss := c.MSS()
+	segs := sendSegments(t, p, c, 10) // all the data there is
+	una := iss + 1
+	sack := func(blocks ...[2]Seq) {
+		o := wire.TCPOptions{NumSACK: len(blocks)}
+		for i, b := range blocks {
+			o.SACK[i] = wire.SACKBlock{Left: uint32(b[0]), Right: uint32(b[1])}
+		}
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535, opts: o})
+	}
+	// Segments 0 and 1 are lost; 2..9 arrive.
+	for i := 2; i < len(segs); i++ {
+		p.advance(time.Millisecond)
+		sack([2]Seq{segs[2].seq, ackFor(segs[i])})
+	}
+	count := map[Seq]int{}
+	for _, s := range p.collectAll() {
+		count[s.seq]++
+	}
+	// (The rescue retransmission of RFC 6675 rule 4 may also have gone: a
+	// SACK of it proves nothing, since its original was not lost.)
+	if count[segs[0].seq] != 1 || count[segs[1].seq] != 1 {
+		t.Fatalf("retransmissions %v, want segments 0 and 1 once each", count)
+	}
+	// Segment 1's retransmission arrives, segment 0's does not.
+	p.advance(time.Millisecond)
+	sack([2]Seq{segs[1].seq, ackFor(segs[9])})
+	again := p.collectAll()
+	if len(again) == 0 || again[0].seq != segs[0].seq || len(again[0].payload) != mss {
+		t.Fatalf("after the later retransmission was SACKed: sent %v, want segment 0 again", again)
+	}
+	if in := c.Info().Counters; in.Timeouts != 0 || in.LostRetransmits != 1 {
+		t.Fatalf("counters %+v: want no timeout, one lost retransmission", in)
+	}
+}
