@@ -163,7 +163,9 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	e.devices = []nsDevice{{ns, devName}}
 	var tun *netif.TUN
 	err = ns.Do(func() (err error) {
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
+		// Offload: segments of one flow reach the kernel peer as GSO
+		// packets, as in serve.
+		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU, Offload: true})
 		return err
 	})
 	if err != nil {

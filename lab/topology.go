@@ -208,7 +208,7 @@ func openTUNIn(ns *netns.NS, addr netip.Addr) (*netif.TUN, error) {
 			_ = os.WriteFile(f, []byte("1"), 0o644)
 		}
 		var err error
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU})
+		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU, Offload: true})
 		return err
 	})
 	return tun, err

@@ -67,7 +67,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 			cleanups = append(cleanups, n.Release)
 		}
 	}
-	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU}
+	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU, Offload: true}
 	var tun *netif.TUN
 	open := func() (err error) {
 		tun, err = netif.OpenTUN(tunCfg)
