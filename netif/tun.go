@@ -271,9 +271,10 @@ func (t *TUN) MTU() int { return t.mtuBytes }
 
 // ReadPackets implements Link. It waits for the first packet, then keeps
 // reading without waiting until the kernel has no more or bufs are full, so
-// a burst costs one wake-up. TUN reads one packet per read(2) (there is no
-// recvmmsg for it without virtio headers). Each buffer should hold MTU()
-// bytes: the kernel truncates a packet that does not fit.
+// a burst costs one wake-up. TUN reads one packet per read(2), or with
+// offload per readv(2) of the virtio header and the buffer: we do not ask
+// the kernel for GSO packets, which could carry several. Each buffer should
+// hold MTU() bytes: the kernel truncates a packet that does not fit.
 func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
