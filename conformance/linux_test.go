@@ -105,7 +105,7 @@ func testBrokenScriptsFail(t *testing.T, stack string) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, "x", c.name+".pkt")
 			os.WriteFile(path, []byte(established+c.body+"\n"), 0o644)
-			res := Run(path, Options{Stack: stack})
+			res := Run(path, Options{Stack: stack, ToleranceUsecs: suiteToleranceUsecs})
 			if res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, c.want) {
 				var b strings.Builder
 				res.Print(&b, true)
