@@ -381,6 +381,7 @@ func TestKernelSocketReceivesCoalescedSegmentsIntact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	got := make([]byte, len(sent))
 	if _, err := io.ReadFull(conn, got); err != nil {
 		t.Fatalf("reading what the kernel received: %v", err)
