@@ -26,6 +26,9 @@ type Reno struct {
 	// priorCwnd and priorSsthresh hold the values before the last
 	// reduction, for Undo.
 	priorCwnd, priorSsthresh int
+	// timedOut is set by a timeout and cleared by the next ACK of new data:
+	// a second timeout before it is the same segment timing out again.
+	timedOut bool
 }
 
 // NewReno returns a Reno-family controller in its initial state.
@@ -61,13 +64,24 @@ func (r *Reno) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Du
 	// using. A sender of full segments cannot fill the last partial one
 	// (cwnd = ssthresh after recovery may be 33.5 segments), so less than
 	// one SMSS free counts as used; otherwise cwnd would never grow again.
+	r.timedOut = false
 	if flightBytes+r.mss <= r.cwndBytes {
 		return
 	}
 	if r.cwndBytes < r.ssthreshBytes {
-		// RFC 5681 §3.1 equation 2, with RFC 3465's limit L.
-		r.cwndBytes += r.iw.slowStartIncrease(ackedBytes)
-		return
+		// RFC 5681 §3.1 equation 2, with RFC 3465's limit L; slow start
+		// ends at ssthresh, and what the ACK acknowledged beyond that
+		// counts toward congestion avoidance (Linux tcp_slow_start). A
+		// cumulative ACK after loss recovery can cover hundreds of
+		// segments; without the cap it would blow cwnd far past ssthresh.
+		inc := r.iw.slowStartIncrease(ackedBytes)
+		room := r.ssthreshBytes - r.cwndBytes
+		if inc <= room {
+			r.cwndBytes += inc
+			return
+		}
+		r.cwndBytes = r.ssthreshBytes
+		ackedBytes = inc - room
 	}
 	// RFC 3465 §2.1: byte counting in congestion avoidance.
 	r.bytesAcked += ackedBytes
@@ -111,8 +125,13 @@ func (r *Reno) OnRecoveryEnd(now time.Duration) {
 // OnRTO applies RFC 5681 §3.1: ssthresh per equation 4, cwnd = 1 SMSS (the
 // loss window).
 func (r *Reno) OnRTO(now time.Duration, flightBytes int) {
-	r.remember()
-	r.ssthreshBytes = r.lossThreshold(flightBytes)
+	// RFC 5681 §3.1: ssthresh is set when a segment times out for the
+	// first time, not again when its retransmission times out too.
+	if !r.timedOut {
+		r.remember()
+		r.ssthreshBytes = r.lossThreshold(flightBytes)
+	}
+	r.timedOut = true
 	r.cwndBytes = r.mss
 	r.bytesAcked = 0
 }

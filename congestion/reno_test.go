@@ -68,6 +68,7 @@ func TestRTOResponse(t *testing.T) {
 	if r.ssthreshBytes != 10*mss || r.cwndBytes != mss {
 		t.Fatalf("after RTO ssthresh %d cwnd %d", r.ssthreshBytes, r.cwndBytes)
 	}
+	r = newTestReno(RenoStyle)
 	r.OnRTO(0, 3*mss)
 	if r.ssthreshBytes != 2*mss {
 		t.Fatalf("ssthresh %d, want floor 2 SMSS", r.ssthreshBytes)
@@ -158,5 +159,40 @@ func TestCongestionAvoidanceGrowsAFractionalWindow(t *testing.T) {
 	}
 	if r.cwndBytes != 34*mss+mss/2 {
 		t.Fatalf("cwnd %d bytes after a window of ACKs, want %d (one SMSS more)", r.cwndBytes, 34*mss+mss/2)
+	}
+}
+
+// Slow start stops at ssthresh (RFC 5681 §3.1; Linux tcp_slow_start): a
+// cumulative ACK of hundreds of segments after loss recovery takes cwnd to
+// ssthresh and puts the rest toward congestion avoidance, instead of
+// taking cwnd far past ssthresh.
+func TestSlowStartStopsAtSsthresh(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.cwndBytes, r.ssthreshBytes = 2*mss, 20*mss
+	r.OnAck(0, 370*mss, 1000*mss, 0)
+	// 18 segments reach ssthresh; the other 352 count toward congestion
+	// avoidance, which adds one segment per cwnd's worth acknowledged.
+	if r.cwndBytes != 21*mss {
+		t.Fatalf("cwnd %d segments after an ACK of 370, want ssthresh (20) plus one", r.cwndBytes/mss)
+	}
+}
+
+// RFC 5681 §3.1: "the given segment has not yet been resent by way of the
+// retransmission timer": a second timeout of the same segment leaves
+// ssthresh alone (cwnd stays one segment).
+func TestRepeatedTimeoutKeepsSsthresh(t *testing.T) {
+	r := newTestReno(RenoStyle)
+	r.OnRTO(0, 40*mss)
+	if r.ssthreshBytes != 20*mss || r.cwndBytes != mss {
+		t.Fatalf("after the first timeout ssthresh %d cwnd %d, want 20 and 1 segments", r.ssthreshBytes/mss, r.cwndBytes/mss)
+	}
+	r.OnRTO(0, 60*mss) // flight measured larger, same segment timing out again
+	if r.ssthreshBytes != 20*mss || r.cwndBytes != mss {
+		t.Fatalf("after the second timeout ssthresh %d cwnd %d, want 20 and 1 segments", r.ssthreshBytes/mss, r.cwndBytes/mss)
+	}
+	r.OnAck(0, mss, 2*mss, 0) // progress: a later timeout counts afresh
+	r.OnRTO(0, 10*mss)
+	if r.ssthreshBytes != 5*mss {
+		t.Fatalf("after progress and a new timeout ssthresh %d segments, want 5", r.ssthreshBytes/mss)
 	}
 }

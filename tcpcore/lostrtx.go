@@ -20,13 +20,15 @@ type rtxRecord struct {
 	hole                 bool
 }
 
-// rtxTrackMax bounds the records kept; a retransmission beyond it is not
-// watched and, if lost, waits for the RTO as before.
-const rtxTrackMax = 32
+// rtxTrackMax bounds the records kept (a recovery in a window of several
+// hundred segments retransmits hundreds); a retransmission beyond it is
+// not watched and, if lost, waits for the RTO.
+const rtxTrackMax = 512
 
-// rtxTrack is a fixed ring of rtxRecords (no allocation per segment).
+// rtxTrack is a ring of rtxRecords, allocated at a connection's first fast
+// recovery (an idle or loss-free connection pays nothing) and reused.
 type rtxTrack struct {
-	recs      [rtxTrackMax]rtxRecord
+	recs      []rtxRecord
 	head, n   int
 	relost    rtxRecord // a retransmission found lost, to send again first
 	hasRelost bool
@@ -37,6 +39,9 @@ func (t *rtxTrack) reset() { t.head, t.n, t.hasRelost = 0, 0, false }
 func (t *rtxTrack) push(r rtxRecord) {
 	if t.n == rtxTrackMax {
 		return
+	}
+	if t.recs == nil {
+		t.recs = make([]rtxRecord, rtxTrackMax)
 	}
 	t.recs[(t.head+t.n)%rtxTrackMax] = r
 	t.n++
