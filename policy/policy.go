@@ -108,10 +108,11 @@ type Profile struct {
 	// segment is outstanding, for the peer's delayed ACK (RFC 8985
 	// WCDelAckT; Linux TCP_RTO_MIN).
 	TLPDelAckAllowance time.Duration
-	// PushEverySegments sets PSH on every Nth segment of a burst, besides the
-	// segment that empties the send queue. Linux sends through GSO in
-	// chunks of tcp_min_tso_segs (2) segments and each chunk's last segment
-	// carries PSH; 0 marks only the segment that empties the queue.
+	// PushEverySegments sets PSH at the end of each GSO-sized chunk of a
+	// burst, besides the segment that empties the send queue, as Linux's
+	// TSO/GSO chunks do: a chunk is about 1 ms of data at the pacing rate
+	// (tcp_tso_autosize), at least this many segments (tcp_min_tso_segs,
+	// 2). 0 marks only the segment that empties the queue.
 	PushEverySegments int
 	InvalidRateLimit  time.Duration // minimum gap between challenge/out-of-window ACKs per connection (tcp_invalid_ratelimit)
 

@@ -312,3 +312,36 @@ func TestOneAckPerInputBatch(t *testing.T) {
 		}
 	}
 }
+
+// Linux sets PSH at the end of each TSO/GSO chunk, sized by rate
+// (tcp_tso_autosize): on a 10 ms path with ten segments of window a chunk
+// is two segments, so every second segment of a long write carries PSH;
+// on a path under half a millisecond a chunk is 64 KiB, so none of the
+// first window's segments does.
+func TestPSHFollowsLinuxGSOChunkSize(t *testing.T) {
+	for _, tc := range []struct {
+		rtt      time.Duration
+		wantPSHs int // among the first ten segments of a 100-segment write
+	}{{10 * time.Millisecond, 5}, {100 * time.Microsecond, 0}} {
+		p := newPeer(t, nil)
+		c, iss := p.listenAndAccept(plainSyn)
+		c.Write(p.now, []byte("x")) // one RTT sample of tc.rtt
+		p.next()
+		p.advance(tc.rtt)
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 2, wnd: 65535})
+		c.Write(p.now, make([]byte, 100*c.MSS()))
+		segs := p.collectAll()
+		if len(segs) != 10 {
+			t.Fatalf("rtt %v: %d segments in the first window, want 10", tc.rtt, len(segs))
+		}
+		pshs := 0
+		for _, s := range segs {
+			if s.has(fP) {
+				pshs++
+			}
+		}
+		if pshs != tc.wantPSHs {
+			t.Errorf("rtt %v: %d of the first 10 segments carry PSH, want %d", tc.rtt, pshs, tc.wantPSHs)
+		}
+	}
+}

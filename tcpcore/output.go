@@ -131,7 +131,7 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 	off := seq.Sub(c.sndBufSeq)
 	flags := wire.FlagACK
 	c.segsSincePush++
-	if n > 0 && (off+n == c.sndBuf.Len() || c.segsSincePush == c.e.prof.PushEverySegments) {
+	if n > 0 && (off+n == c.sndBuf.Len() || (c.e.prof.PushEverySegments > 0 && c.segsSincePush >= c.gsoChunkSegments())) {
 		// PSH on the segment that empties the send queue, and (Linux) at
 		// the end of each GSO-sized chunk.
 		flags |= wire.FlagPSH
@@ -449,4 +449,33 @@ func (c *Conn) segSize() int {
 		n = max(cutoff, 68-hdr) // Linux: 68 - tcp_header_len
 	}
 	return n
+}
+
+// gsoChunkSegments is how many segments Linux puts in one TSO/GSO chunk
+// at the connection's present rate (tcp_tso_autosize), and so how often
+// it sets PSH in a long write: about a millisecond of data at the pacing
+// rate (sk_pacing_shift 10), which is cwnd/SRTT times 2 in slow start and
+// 1.2 after (tcp_update_pacing_rate), plus up to a whole 64 KiB chunk
+// when the minimum RTT is below half a millisecond (tcp_tso_rtt_log 9);
+// never fewer than PushEverySegments (tcp_min_tso_segs) nor more than 64
+// KiB. On a 10 ms path with ten segments in flight that is two segments,
+// which is what packetdrill scripts see; on a TUN next door it is 44.
+func (c *Conn) gsoChunkSegments() int {
+	const gsoMaxBytes = 65536
+	minSegs := c.e.prof.PushEverySegments
+	if !c.rtt.hasSample || c.rtt.srtt <= 0 || c.cc == nil {
+		return minSegs
+	}
+	cwnd := c.cc.CongestionWindow()
+	ratio := 1.2
+	if cwnd < c.cc.SlowStartThreshold()/2 {
+		ratio = 2
+	}
+	rate := float64(max(cwnd, c.outstanding())) / c.rtt.srtt.Seconds() * ratio
+	bytes := int(rate) >> 10
+	if r := c.rtt.minRTT.Microseconds() >> 9; r < 32 {
+		bytes += gsoMaxBytes >> r
+	}
+	bytes = min(bytes, gsoMaxBytes)
+	return max(bytes/max(c.sndMSS, 1), minSegs)
 }

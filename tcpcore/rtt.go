@@ -9,6 +9,7 @@ import (
 // rttEstimator keeps SRTT, RTTVAR and the RTO of RFC 6298.
 type rttEstimator struct {
 	srtt, rttvar time.Duration
+	minRTT       time.Duration // smallest sample seen (Linux tcp_min_rtt)
 	rto          time.Duration // current RTO before backoff
 	hasSample    bool
 	min, max     time.Duration
@@ -24,6 +25,9 @@ func (r *rttEstimator) init(p *policy.Profile) {
 func (r *rttEstimator) sample(rtt time.Duration) {
 	if rtt <= 0 {
 		rtt = time.Microsecond
+	}
+	if !r.hasSample || rtt < r.minRTT {
+		r.minRTT = rtt
 	}
 	if !r.hasSample {
 		// RFC 6298 §2.2: SRTT = R, RTTVAR = R/2.
