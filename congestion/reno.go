@@ -29,6 +29,9 @@ type Reno struct {
 	// timedOut is set by a timeout and cleared by the next ACK of new data:
 	// a second timeout before it is the same segment timing out again.
 	timedOut bool
+	// inRecovery is set from OnLoss to OnRecoveryEnd: a timeout then keeps
+	// the ssthresh fast recovery chose (Linux tcp_enter_loss).
+	inRecovery bool
 }
 
 // NewReno returns a Reno-family controller in its initial state.
@@ -106,6 +109,7 @@ func (r *Reno) OnLoss(now time.Duration, flightBytes int) {
 	r.remember()
 	r.ssthreshBytes = r.lossThreshold(flightBytes)
 	r.bytesAcked = 0
+	r.inRecovery = true
 	if r.style == TahoeStyle {
 		r.cwndBytes = r.mss
 		return
@@ -117,6 +121,7 @@ func (r *Reno) OnLoss(now time.Duration, flightBytes int) {
 
 // OnRecoveryEnd deflates the window (RFC 5681 §3.2 step 6).
 func (r *Reno) OnRecoveryEnd(now time.Duration) {
+	r.inRecovery = false
 	if r.style != TahoeStyle {
 		r.cwndBytes = r.ssthreshBytes
 	}
@@ -126,12 +131,15 @@ func (r *Reno) OnRecoveryEnd(now time.Duration) {
 // loss window).
 func (r *Reno) OnRTO(now time.Duration, flightBytes int) {
 	// RFC 5681 §3.1: ssthresh is set when a segment times out for the
-	// first time, not again when its retransmission times out too.
-	if !r.timedOut {
+	// first time, not again when its retransmission times out too; and,
+	// as Linux does, not when the timeout ends a fast recovery that has
+	// already set it from the flight at the loss (the flight now also
+	// counts what the peer SACKed since, and would raise it).
+	if !r.timedOut && !r.inRecovery {
 		r.remember()
 		r.ssthreshBytes = r.lossThreshold(flightBytes)
 	}
-	r.timedOut = true
+	r.timedOut, r.inRecovery = true, false
 	r.cwndBytes = r.mss
 	r.bytesAcked = 0
 }

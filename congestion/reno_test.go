@@ -196,3 +196,15 @@ func TestRepeatedTimeoutKeepsSsthresh(t *testing.T) {
 		t.Fatalf("after progress and a new timeout ssthresh %d segments, want 5", r.ssthreshBytes/mss)
 	}
 }
+
+// A timeout during fast recovery keeps the ssthresh the recovery set
+// (Linux tcp_enter_loss): the outstanding data then includes what the
+// peer SACKed, and halving it would raise ssthresh.
+func TestTimeoutInFastRecoveryKeepsSsthresh(t *testing.T) {
+	r := newTestReno(NewRenoStyle)
+	r.OnLoss(0, 20*mss)
+	r.OnRTO(0, 300*mss)
+	if r.ssthreshBytes != 10*mss || r.cwndBytes != mss {
+		t.Fatalf("ssthresh %d cwnd %d segments, want 10 and 1", r.ssthreshBytes/mss, r.cwndBytes/mss)
+	}
+}
