@@ -43,8 +43,13 @@ const (
 	dsackClientDupNth = 2
 	dsackHoldNth      = 40
 	dsackHoldAfter    = 4 // later segments that pass the held one: four duplicate ACKs
-	dsackServerDupNth = 80
-	dsackBytes        = 1 << 20
+	// The server's duplicated segment comes well after the reordering's
+	// spurious retransmission: Linux reports one D-SACK block per ACK, so
+	// two duplicates arriving within the same round trip (segment 80 once
+	// did, now and then) would share one report and the lab could not
+	// show both.
+	dsackServerDupNth = 400
+	dsackBytes        = 4 << 20 // the last event (segment 400) comes well before the end
 )
 
 // DSACKEvent is one lab-wire action and the D-SACK that answered it.

@@ -200,7 +200,9 @@ func (t *topology) captureSnapshot() []byte {
 
 // openTUNIn creates the TUN device lab0 inside ns with the kernel side at
 // addr/24. IPv6 is turned off first, so its neighbour discovery does not
-// add packets to the wire.
+// add packets to the wire. Without GSO offload: the labs are about what
+// each segment does to the kernel peer (a duplicate, a hole, a probe), so
+// every segment reaches it on its own, as on a wire.
 func openTUNIn(ns *netns.NS, addr netip.Addr) (*netif.TUN, error) {
 	var tun *netif.TUN
 	err := ns.Do(func() error {
@@ -208,7 +210,7 @@ func openTUNIn(ns *netns.NS, addr netip.Addr) (*netif.TUN, error) {
 			_ = os.WriteFile(f, []byte("1"), 0o644)
 		}
 		var err error
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU, Offload: true})
+		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU})
 		return err
 	})
 	return tun, err
