@@ -58,13 +58,12 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	if !prof.SynCookies || prof.BacklogBoundsBoth {
 		t.Fatalf("the linux profile should answer a full SYN queue with cookies (SynCookies %v, BacklogBoundsBoth %v)", prof.SynCookies, prof.BacklogBoundsBoth)
 	}
-	// The SYN queue's bound: tunstack's linux profile holds up to
-	// tcp_max_syn_backlog (1024) half-open connections per listener;
-	// Linux itself starts cookies at the backlog (128 for serve), a
-	// difference docs/experiments.md lists. The checks below accept either:
-	// the queue fills to some bound no larger than this, then stays there
+	// The SYN queue's bound: as in Linux (inet_csk_reqsk_queue_is_full),
+	// the queue holds backlog+1 half-open connections (129 for serve's
+	// default backlog of 128), and never more than tcp_max_syn_backlog; the
+	// checks below want it filled to no more than that, then held there
 	// while cookies answer the rest.
-	synQueueBound := prof.MaxSynBacklog
+	synQueueBound := min(s.cfg.Backlog+1, prof.MaxSynBacklog)
 	if synQueueBound >= floodSYNs {
 		t.Fatalf("the flood's %d SYNs would not overflow the profile's SYN queue of %d", floodSYNs, synQueueBound)
 	}
@@ -215,10 +214,9 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	// today; its map entry and timer-heap slot come on top, about 1.7 KiB
 	// in all as measured). Keeping one per flood SYN would cost more than
 	// floodSYNs of them, over 10 MiB; the design keeps at most the SYN
-	// queue's bound (1024 in the linux profile, about 1.7 MiB) and answers
-	// the rest with cookies, which keep nothing. The bound is half that
-	// leak's floor: three times what the bounded queue costs, and broken by
-	// keeping even half the flood.
+	// queue's bound (backlog+1, 129 for serve's default, about 0.2 MiB) and
+	// answers the rest with cookies, which keep nothing. The bound is half
+	// that leak's floor, broken by keeping even half the flood.
 	heapBound := int64(floodSYNs * connSize / 2)
 	// The peak counts garbage too, which the GC lets grow to about the live
 	// heap again before it collects (GOGC=100); 64 MiB is far above that,
