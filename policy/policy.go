@@ -227,9 +227,21 @@ func RFC() *Profile {
 	return p
 }
 
+// Classic is the textbook sender seed 002 describes: the rfc profile with
+// slow start from a single segment (cwnd = 1 SMSS, as RFC 2001 and the
+// classic accounts have it) and Reno's fast retransmit and recovery.
+func Classic() *Profile {
+	p := RFC()
+	p.Name = "classic"
+	p.InitialCwndSegments = 1
+	p.Congestion = "reno"
+	return p
+}
+
 var profiles = map[string]func() *Profile{
-	"linux": Linux,
-	"rfc":   RFC,
+	"linux":   Linux,
+	"rfc":     RFC,
+	"classic": Classic,
 }
 
 // Names lists the known profile names.

@@ -68,3 +68,14 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		t.Fatal("Clone shares state")
 	}
 }
+
+// Seed 002's textbook sender: slow start from one segment, Reno.
+func TestClassicProfileStartsFromOneSegment(t *testing.T) {
+	p, err := ByName("classic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.InitialCwndSegments != 1 || p.Congestion != "reno" || p.Validate() != nil {
+		t.Fatalf("classic: IW %d segments, congestion %q, validate %v; want 1, reno, valid", p.InitialCwndSegments, p.Congestion, p.Validate())
+	}
+}

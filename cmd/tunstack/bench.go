@@ -21,7 +21,7 @@ func init() { commands["bench"] = runBench }
 
 const benchUsage = `tunstack bench [--stack tunstack,gvisor,linux] [--scenario NAME,...]
                [--duration 5s] [--runs 3] [--json] [--impair SPEC]
-               [--profile linux|rfc] [--idle-conns 10000] [--profile-dir DIR]
+               [--profile linux|rfc|classic] [--idle-conns 10000] [--profile-dir DIR]
                [--report FILE.md] [--micro FILE]
 tunstack bench --from-json FILE.json --report FILE.md
 

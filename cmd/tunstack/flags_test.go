@@ -103,7 +103,7 @@ func TestParseServeFlagsRefusesBadValuesInOneSentence(t *testing.T) {
 		{[]string{"--mtu", "65536"}, "from 576 to 65535"},
 		{[]string{"--mtu", "big"}, "from 576 to 65535"},
 		{[]string{"--stack", "linux"}, "--stack must be tunstack or gvisor"},
-		{[]string{"--profile", "bsd"}, "--profile must be linux or rfc"},
+		{[]string{"--profile", "bsd"}, "--profile must be classic, linux or rfc"},
 		{[]string{"--http", "-1"}, "--http must be a port number"},
 		{[]string{"--echo", "65536"}, "from 0 to 65535"},
 		{[]string{"--discard", "x"}, "--discard must be a port number"},

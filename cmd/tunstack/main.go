@@ -46,7 +46,7 @@ func usagef(format string, args ...any) error {
 
 const usageText = `Usage:
   tunstack serve [--dev tun0] [--net CIDR] [--netns NAME] [--mtu 1500]
-                 [--stack tunstack|gvisor] [--profile linux|rfc]
+                 [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 128] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC]
@@ -64,7 +64,7 @@ serve flags:
                         created if missing and removed on exit if created
   --mtu BYTES           link MTU, 576 to 65535 (default 1500)
   --stack NAME          TCP stack: tunstack or gvisor (default tunstack)
-  --profile NAME        policy profile: linux or rfc (default linux)
+  --profile NAME        policy profile: linux, rfc or classic (default linux)
   --http PORT           demo site port (default 80)
   --echo PORT           echo, RFC 862 (default 7)
   --discard PORT        discard, RFC 863 (default 9)
