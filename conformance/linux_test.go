@@ -3,6 +3,7 @@ package conformance
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -115,5 +116,35 @@ func testBrokenScriptsFail(t *testing.T, stack string) {
 				t.Errorf("failure does not name the script line: %q", res.Failure.Where)
 			}
 		})
+	}
+}
+
+// TestSuiteOnGvisorDiffersOnlyWhereExplained runs the whole suite on
+// gVisor in process (virtual time). gVisor is a reference, not a target:
+// where it fails a script, conformance/differences.json must say why
+// (which behaviour is right), and the reason's pattern must still match
+// the failure, so an explanation cannot outlive the difference it
+// explains. Where it passes, there must be no stale explanation.
+func TestSuiteOnGvisorDiffersOnlyWhereExplained(t *testing.T) {
+	diffs, err := LoadDifferences("differences.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range suiteScripts(t) {
+		script := strings.TrimPrefix(f, "scripts/")
+		res := Run(f, Options{Stack: "gvisor"}) // as make conformance runs it
+		id, r, explained := diffs.explanation(script, "gvisor")
+		switch {
+		case res.Status == Pass && explained:
+			t.Errorf("%s passes on gVisor, but differences.json still explains a difference (%q)", script, id)
+		case res.Status == Fail && !explained:
+			t.Errorf("%s fails on gVisor and differences.json does not say why: %s", script, res.Failure.Message)
+		case res.Status == Fail && r.Match != "":
+			if !regexp.MustCompile(r.Match).MatchString(failureText(&Cell{Status: Fail, Result: res})) {
+				t.Errorf("%s: gVisor's failure is no longer the one %q explains: %s", script, id, res.Failure.Message)
+			}
+		case res.Status != Pass && res.Status != Fail:
+			t.Errorf("%s on gVisor: %s", script, res.Status)
+		}
 	}
 }

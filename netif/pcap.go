@@ -69,16 +69,20 @@ func (t *PcapTap) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 }
 
 // WritePackets implements Link, capturing the packets the link accepted.
+//
+// The tap's lock is held across the write and the capture, so a reply the
+// peer sends at once, read on another goroutine, cannot be recorded ahead
+// of the packet it answers: the capture's order is the wire's.
 func (t *PcapTap) WritePackets(pkts [][]byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n, err := t.link.WritePackets(pkts)
 	if n > 0 {
-		t.mu.Lock()
 		for _, p := range pkts[:n] {
 			t.capture(p)
 		}
 		t.stats.WrittenPackets += uint64(n)
 		t.flush()
-		t.mu.Unlock()
 	}
 	return n, err
 }
