@@ -27,6 +27,25 @@ func (r *ring) grow(size int) {
 	r.buf, r.head = nb, 0
 }
 
+// ringMinBytes is a ring's first capacity.
+const ringMinBytes = 4096
+
+// ensure grows the ring to hold at least need bytes, doubling from
+// ringMinBytes, never beyond limit. Buffers follow use: a connection that
+// carries one request and one reply never allocates a whole window's
+// buffer (128 KiB to receive by default), which connection-heavy traffic
+// would otherwise pay for in allocation, clearing and GC scanning.
+func (r *ring) ensure(need, limit int) {
+	if need <= len(r.buf) {
+		return
+	}
+	size := max(2*len(r.buf), ringMinBytes)
+	for size < need {
+		size *= 2
+	}
+	r.grow(min(size, max(limit, need)))
+}
+
 // write appends as much of p as fits and returns the count.
 func (r *ring) write(p []byte) int {
 	n := min(len(p), r.Free())

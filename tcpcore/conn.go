@@ -378,10 +378,12 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	default:
 		return 0, ErrPipe
 	}
-	if c.sndBuf.Cap() < c.sndBufMax {
-		c.sndBuf.grow(c.sndBufMax)
+	space := c.sndBufMax - c.sndBuf.Len()
+	if space <= 0 && len(p) > 0 {
+		return 0, ErrWouldBlock
 	}
-	n := c.sndBuf.write(p)
+	c.sndBuf.ensure(c.sndBuf.Len()+min(len(p), space), c.sndBufMax)
+	n := c.sndBuf.write(p[:min(len(p), space)])
 	if n == 0 && len(p) > 0 {
 		return 0, ErrWouldBlock
 	}
@@ -619,9 +621,6 @@ func (c *Conn) SetLinger(on bool, d time.Duration) { c.lingerOn, c.linger = on, 
 func (c *Conn) SetReadBuffer(n int) {
 	c.rcvBufLocked = true
 	c.rcvBufMax = clampBuf(n, c.e.prof.RcvBufMax)
-	if c.rcvBuf.Cap() > 0 && c.rcvBuf.Cap() < c.rcvBufMax {
-		c.rcvBuf.grow(c.rcvBufMax)
-	}
 }
 
 // SetWriteBuffer sets SO_SNDBUF (bytes, bounded by the profile).

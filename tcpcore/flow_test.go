@@ -345,3 +345,30 @@ func TestPSHFollowsLinuxGSOChunkSize(t *testing.T) {
 		}
 	}
 }
+
+// Buffers follow use: a connection that exchanges a small request and
+// reply holds a few KiB of ring, not the profile's whole window (128 KiB
+// to receive), while a bulk transfer still gets the full window.
+func TestBuffersGrowWithUse(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	c.Write(p.now, make([]byte, 200))
+	if r, s := c.rcvBuf.Cap(), c.sndBuf.Cap(); r > ringMinBytes || s > ringMinBytes {
+		t.Fatalf("after a 100-byte request and a 200-byte reply the rings hold %d and %d bytes, want at most %d", r, s, ringMinBytes)
+	}
+	// The advertised window is still the whole buffer.
+	if w := c.Info().RcvWndBytes; w < 60000 {
+		t.Fatalf("advertised window %d, want the profile's (about 64 KiB before scaling grows it)", w)
+	}
+	// Out-of-order data far into the window is placed correctly.
+	seq := peerISN + 101
+	p.send(tseg{flags: fA, seq: seq + 20000, ack: iss + 201, wnd: 65535, payload: []byte("late")})
+	p.send(tseg{flags: fA, seq: seq, ack: iss + 201, wnd: 65535, payload: make([]byte, 20000)})
+	buf := make([]byte, 30000)
+	n, _ := c.Read(p.now, buf)
+	m, _ := c.Read(p.now, buf[n:])
+	if got := string(buf[n+m-4 : n+m]); n+m != 100+20004 || got != "late" {
+		t.Fatalf("read %d bytes ending %q, want %d ending \"late\"", n+m, got, 100+20004)
+	}
+}

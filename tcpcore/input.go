@@ -516,11 +516,8 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		c.setDSACK(seq, c.rcvNxt)
 		data, seq = data[d:], c.rcvNxt
 	}
-	if c.rcvBuf.Cap() < c.rcvBufMax {
-		c.rcvBuf.grow(c.rcvBufMax)
-	}
 	off := seq.Sub(c.rcvNxt)
-	room := c.rcvBuf.Free() - off
+	room := c.rcvBufMax - c.rcvBuf.Len() - off
 	if room <= 0 {
 		c.ackNow = true // beyond our buffer (zero window probe or a shrunk window)
 		return
@@ -528,6 +525,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	if len(data) > room {
 		data = data[:room]
 	}
+	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax)
 	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.e.ourMSS))
 	if off > 0 {
 		// Out of order: park the bytes at their place and remember the range.

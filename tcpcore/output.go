@@ -383,8 +383,7 @@ func (c *Conn) autotune(now Time) {
 	c.rcvSpace = copied
 	want := min(2*copied+16*c.rcvMSS, c.e.prof.RcvBufMax)
 	if want > c.rcvBufMax {
-		c.rcvBufMax = want
-		c.rcvBuf.grow(want)
+		c.rcvBufMax = want // the ring follows as data arrives
 	}
 }
 
