@@ -111,3 +111,34 @@ func BenchmarkPureAck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSACKLargeScoreboard measures the scoreboard at its bound (512
+// disjoint SACKed ranges, as a peer describing one hole per segment of a
+// large window leaves it). Per operation, an ACK's worth of work: a block
+// that splits a hole in the middle (an insert, which at the bound also
+// drops the lowest range), the block that fills the hole (a merge with
+// both neighbours), and the loss-boundary and SACKed-bytes queries
+// recovery makes on every ACK. Each operation also restores the board
+// with one 4 KiB copy, so the figure is an upper bound.
+func BenchmarkSACKLargeScoreboard(b *testing.B) {
+	const seg = 1448
+	una := Seq(1000)
+	base := make([]seqRange, 0, maxScoreboardBlocks)
+	for i := 0; i < maxScoreboardBlocks; i++ {
+		s := una + Seq((2*i+1)*seg)
+		base = append(base, seqRange{s, s + seg}) // every other segment SACKed
+	}
+	sb := scoreboard{blocks: make([]seqRange, len(base), maxScoreboardBlocks+1)}
+	mid := una + Seq(maxScoreboardBlocks*seg) // a hole in the middle
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sb.blocks = sb.blocks[:len(base)]
+		copy(sb.blocks, base)
+		sb.sackedBytes = maxScoreboardBlocks * seg
+		sb.add(mid+100, mid+200)
+		sb.add(mid, mid+seg)
+		_ = sb.lossBoundary(una, 3, seg)
+		_ = sb.sackedIn(una, mid)
+	}
+}

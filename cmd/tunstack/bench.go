@@ -49,6 +49,7 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
   --report FILE       write the report as Markdown to FILE, and the plot, the
                       profile summaries and the JSON report to perf/ beside it
   --micro FILE        include this go test -bench -benchmem output in the report
+                      (with --from-json: in place of the report's own)
   --from-json FILE    measure nothing: render --report from a JSON report
                       written before (perf/bench.json, or --json's output)
 `
@@ -99,7 +100,7 @@ func runBench(args []string) error {
 		return usagef("bench takes no arguments, but got %q; choose what to run with --stack and --scenario.", rest[0])
 	}
 	if fromJSON != "" {
-		return renderBenchReport(fromJSON, reportFile)
+		return renderBenchReport(fromJSON, reportFile, microFile)
 	}
 	if stacks != "" {
 		o.Stacks = strings.Split(stacks, ",")
@@ -181,8 +182,9 @@ func runBench(args []string) error {
 }
 
 // renderBenchReport rewrites the Markdown report, plot and summaries from
-// a JSON report, without measuring.
-func renderBenchReport(jsonFile, reportFile string) error {
+// a JSON report, without measuring; microFile, if given, replaces the
+// report's micro-benchmarks (a benchmark added after the run).
+func renderBenchReport(jsonFile, reportFile, microFile string) error {
 	if reportFile == "" {
 		return usagef("--from-json needs --report FILE.md to say where the report goes.")
 	}
@@ -193,6 +195,17 @@ func renderBenchReport(jsonFile, reportFile string) error {
 	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return fmt.Errorf("%s is not a bench JSON report: %w", jsonFile, err)
+	}
+	if microFile != "" {
+		f, err := os.Open(microFile)
+		if err != nil {
+			return err
+		}
+		rep.Micro, err = bench.ParseMicro(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", microFile, err)
+		}
 	}
 	if err := bench.WriteReportFiles(&rep, reportFile); err != nil {
 		return err
