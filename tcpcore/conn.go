@@ -42,6 +42,7 @@ type Conn struct {
 	finQueued     bool // application shut down writing: FIN follows the data
 	finSent       bool // FIN transmitted at least once
 	segsSincePush int  // new-data segments sent since the last PSH
+	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
 	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
 	wrShut        bool // no more writes accepted
 

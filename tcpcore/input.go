@@ -564,8 +564,11 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	c.updateATO(now)
 	c.growRcvSsthresh(len(s.payload))
 	if s.has(wire.FlagFIN) && c.e.prof.PingPongOnFin && c.state == Established {
-		// The FIN after this data puts us in delayed-ACK mode (see
-		// receiveFin); decide this data's ACK in that mode, as Linux does.
+		// Linux tcp_fin: the peer is done sending, so ACKs wait on the bet
+		// that our answer will carry them (delayed-ACK mode). Entered here,
+		// before this data's ACK is decided, as Linux decides it after
+		// tcp_fin; a bare FIN has no ACK scheduled and receiveFin sends
+		// one at once, so only a FIN with data is delayed.
 		c.pingpong = true
 	}
 	c.scheduleAck(now, len(data))
@@ -659,13 +662,8 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 	c.finPending = false
 	c.finRcvd = true
 	c.rcvNxt = c.rcvNxt.Add(1)
-	if c.e.prof.PingPongOnFin && c.state == Established {
-		// Linux tcp_fin: the peer is done sending, so delay ACKs on the
-		// bet that our answer will carry them. A FIN that came with data
-		// already has a delayed ACK scheduled and it stands; a bare FIN
-		// has none and is acknowledged at once.
-		c.pingpong = true
-	}
+	// In delayed-ACK mode a delayed ACK already scheduled for the FIN's
+	// data stands (see receiveData); otherwise the FIN is ACKed at once.
 	if !c.pingpong || c.delackAt == noDeadline || c.ackNow {
 		c.ackNow = true // RFC 9293 §3.10.7.4: acknowledge the FIN
 	}

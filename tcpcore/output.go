@@ -88,7 +88,7 @@ func (c *Conn) sendOne(now Time) bool {
 	if n == 0 && !fin {
 		return false
 	}
-	c.sendData(now, n, fin)
+	c.sendData(now, n, mss, fin)
 	c.chargeSend(n)
 	if n < mss {
 		c.corkExpired, c.corkAt = false, noDeadline
@@ -125,13 +125,18 @@ func (c *Conn) setDSACK(start, end Seq) {
 	c.dsackPending, c.dsackRange = true, seqRange{start, end}
 }
 
-// sendData transmits n bytes from SND.NXT, with FIN if fin.
-func (c *Conn) sendData(now Time, n int, fin bool) {
+// sendData transmits n bytes from SND.NXT, with FIN if fin; mss is the
+// full segment size (segSize) the caller measured n against.
+func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	seq := c.sndNxt
 	off := seq.Sub(c.sndBufSeq)
 	flags := wire.FlagACK
-	c.segsSincePush++
-	if n > 0 && (off+n == c.sndBuf.Len() || (c.e.prof.PushEverySegments > 0 && c.segsSincePush >= c.gsoChunkSegments())) {
+	if c.segsSincePush++; c.segsSincePush == 1 {
+		// A new GSO-sized chunk: size it once, at its first segment, as
+		// Linux sizes each skb when it builds it.
+		c.pushEvery = c.gsoChunkSegments()
+	}
+	if n > 0 && (off+n == c.sndBuf.Len() || (c.pushEvery > 0 && c.segsSincePush >= c.pushEvery)) {
 		// PSH on the segment that empties the send queue, and (Linux) at
 		// the end of each GSO-sized chunk.
 		flags |= wire.FlagPSH
@@ -151,7 +156,7 @@ func (c *Conn) sendData(now Time, n int, fin bool) {
 		c.sndMax = c.sndNxt
 		c.noteFlight()
 	}
-	if n < c.segSize() {
+	if n < mss {
 		c.sndSml = c.sndNxt
 	}
 	if retrans {
@@ -462,7 +467,7 @@ func (c *Conn) segSize() int {
 func (c *Conn) gsoChunkSegments() int {
 	const gsoMaxBytes = 65536
 	minSegs := c.e.prof.PushEverySegments
-	if !c.rtt.hasSample || c.rtt.srtt <= 0 || c.cc == nil {
+	if minSegs == 0 || !c.rtt.hasSample || c.rtt.srtt <= 0 || c.cc == nil {
 		return minSegs
 	}
 	cwnd := c.cc.CongestionWindow()

@@ -194,7 +194,8 @@ func (c *Conn) onPersist(now Time) {
 	off := c.sndNxt.Sub(c.sndBufSeq)
 	pending := c.sndBuf.Len() - off
 	if wndLeft > 0 && pending > 0 {
-		c.sendData(now, min(wndLeft, pending, c.sndMSS), false)
+		mss := c.segSize()
+		c.sendData(now, min(wndLeft, pending, mss), mss, false)
 		return
 	}
 	p := c.e.prof
@@ -214,7 +215,7 @@ func (c *Conn) onPersist(now Time) {
 	c.info.ZeroWindowProbes++
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
-		c.sendData(now, 1, false)
+		c.sendData(now, 1, c.segSize(), false)
 		c.rtoAt = noDeadline
 	} else {
 		// Linux tcp_xmit_probe_skb: SND.UNA-1, no data; the peer answers

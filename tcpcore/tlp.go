@@ -46,7 +46,8 @@ func (c *Conn) onTLP(now Time) {
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
 	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)
 	if avail > 0 && wndLeft > 0 {
-		c.sendData(now, min(avail, wndLeft, c.segSize()), false)
+		mss := c.segSize()
+		c.sendData(now, min(avail, wndLeft, mss), mss, false)
 	} else {
 		seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, c.sndMax.Add(-c.segSize())), c.sndMax)
 		if !ok {
