@@ -175,14 +175,7 @@ func TestBadAckInSynSentResendsSynSoon(t *testing.T) {
 // tcp_invalid_ratelimit 500 ms), so a peer cannot make us send at will.
 func TestTimeWaitOldSynAckIsRateLimited(t *testing.T) {
 	p := newPeer(t, nil)
-	c, iss := p.listenAndAccept(plainSyn)
-	c.Close(p.now)
-	p.expect(fFA, iss+1, peerISN+1)
-	p.send(tseg{flags: fFA, seq: peerISN + 1, ack: iss + 2, wnd: 65535})
-	p.expect(fA, iss+2, peerISN+2)
-	if c.State() != TimeWait {
-		t.Fatalf("state %v, want TIME-WAIT", c.State())
-	}
+	_, iss := p.timeWaitConn()
 	oldSyn := tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn}
 	p.advance(600 * time.Millisecond)
 	p.send(oldSyn)

@@ -234,3 +234,19 @@ func tsEcho(peerOpts wire.TCPOptions, from tseg) wire.TCPOptions {
 // plainSyn is a SYN with only an MSS: no timestamps, SACK or scaling, so
 // tests can reason about bare sequence numbers.
 var plainSyn = wire.TCPOptions{HasMSS: true, MSS: 1460}
+
+// timeWaitConn closes an accepted connection first and answers with a FIN
+// that acknowledges ours: FIN-WAIT-1 straight to TIME-WAIT (checked). It
+// returns the connection and the engine's ISN.
+func (p *peer) timeWaitConn() (*Conn, Seq) {
+	p.t.Helper()
+	c, iss := p.listenAndAccept(plainSyn)
+	c.Close(p.now)
+	p.expect(fFA, iss+1, peerISN+1)
+	p.send(tseg{flags: fFA, seq: peerISN + 1, ack: iss + 2, wnd: 65535})
+	p.expect(fA, iss+2, peerISN+2)
+	if c.State() != TimeWait {
+		p.t.Fatalf("state %v, want TIME-WAIT", c.State())
+	}
+	return c, iss
+}

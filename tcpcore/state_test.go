@@ -172,14 +172,7 @@ func TestSimultaneousClose(t *testing.T) {
 // A FIN that also acknowledges ours moves FIN-WAIT-1 straight to TIME-WAIT.
 func TestFinWait1FinAckToTimeWait(t *testing.T) {
 	p := newPeer(t, nil)
-	c, iss := p.listenAndAccept(plainSyn)
-	c.Close(p.now)
-	p.expect(fFA, iss+1, peerISN+1)
-	p.send(tseg{flags: fFA, seq: peerISN + 1, ack: iss + 2, wnd: 65535})
-	p.expect(fA, iss+2, peerISN+2)
-	if c.State() != TimeWait {
-		t.Fatalf("state %v, want TIME-WAIT", c.State())
-	}
+	p.timeWaitConn()
 }
 
 // Seed 003: close() with received data the application never read sends
