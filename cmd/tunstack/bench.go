@@ -139,14 +139,8 @@ func runBench(args []string) error {
 		return err
 	}
 	if microFile != "" {
-		f, err := os.Open(microFile)
-		if err != nil {
+		if rep.Micro, err = readMicro(microFile); err != nil {
 			return err
-		}
-		rep.Micro, err = bench.ParseMicro(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", microFile, err)
 		}
 	}
 	if o.ProfileDir != "" {
@@ -197,14 +191,8 @@ func renderBenchReport(jsonFile, reportFile, microFile string) error {
 		return fmt.Errorf("%s is not a bench JSON report: %w", jsonFile, err)
 	}
 	if microFile != "" {
-		f, err := os.Open(microFile)
-		if err != nil {
+		if rep.Micro, err = readMicro(microFile); err != nil {
 			return err
-		}
-		rep.Micro, err = bench.ParseMicro(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", microFile, err)
 		}
 	}
 	if err := bench.WriteReportFiles(&rep, reportFile); err != nil {
@@ -212,6 +200,20 @@ func renderBenchReport(jsonFile, reportFile, microFile string) error {
 	}
 	fmt.Fprintf(os.Stderr, "report written to %s from %s\n", reportFile, jsonFile)
 	return nil
+}
+
+// readMicro parses a file of go test -bench -benchmem output.
+func readMicro(path string) ([]bench.MicroResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := bench.ParseMicro(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return m, nil
 }
 
 // listCheck accepts a comma-separated list of allowed words.
