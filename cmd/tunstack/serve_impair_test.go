@@ -9,14 +9,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,30 +50,23 @@ func TestServeImpairedCurl100MiBEachWayRecoversWithSACKAndFastRetransmit(t *test
 	}
 
 	// Download: the body goes straight into the hash.
-	got := &countingHash{h: sha256.New()}
-	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), s.url("/files/big.bin"))...)
-	cmd.Stdout = got
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	downTime := time.Since(start)
+	sum, n, downTime, err := s.curlDownload("/files/big.bin")
 	down := st.ConnTotals()
 	t.Logf("100 MiB download in %v; our counters: fast retransmits %d, RTO retransmits %d, timeouts %d, SACK recoveries %d, D-SACKs received %d, undos %d",
 		downTime.Round(time.Millisecond), down.FastRetransmits, down.RTORetransmits, down.Timeouts, down.SACKRecoveries, down.DSACKsReceived, down.SpuriousUndos)
 	if err != nil {
-		t.Fatalf("curl download: %v\n%s", err, stderr.Bytes())
+		t.Fatal(err)
 	}
-	if got.n != size {
-		t.Fatalf("downloaded %d bytes, want %d", got.n, size)
+	if n != size {
+		t.Fatalf("downloaded %d bytes, want %d", n, size)
 	}
-	if sum := hex.EncodeToString(got.h.Sum(nil)); sum != wantDown {
+	if sum != wantDown {
 		t.Fatalf("sha256 of the download %s, want %s", sum, wantDown)
 	}
 
 	// Upload: our stack receives, so the D-SACKs it sends for the link's
 	// duplicates show here.
-	start = time.Now()
+	start := time.Now()
 	out := s.curl(t, "-T", upPath, "-X", "POST", "-H", "Expect:", s.url("/upload"))
 	upTime := time.Since(start)
 	var res demo.UploadResult

@@ -213,6 +213,23 @@ func (c *countingHash) Write(p []byte) (int, error) {
 	return c.h.Write(p)
 }
 
+// curlDownload fetches path with the real curl from inside the namespace,
+// hashing the body as it arrives (never holding it), and returns its
+// SHA-256 in hex, its length and curl's run time; err carries curl's
+// stderr.
+func (s *served) curlDownload(path string) (sum string, n int64, took time.Duration, err error) {
+	got := &countingHash{h: sha256.New()}
+	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), s.url(path))...)
+	cmd.Stdout = got
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return "", got.n, time.Since(start), fmt.Errorf("curl %s: %v\n%s", path, err, stderr.Bytes())
+	}
+	return hex.EncodeToString(got.h.Sum(nil)), got.n, time.Since(start), nil
+}
+
 func TestServeCurlDownloads100MiBFileIntact(t *testing.T) {
 	netns.RequireRoot(t)
 	dir := t.TempDir()
@@ -220,21 +237,15 @@ func TestServeCurlDownloads100MiBFileIntact(t *testing.T) {
 	want := writeRandomFile(t, filepath.Join(dir, "big.bin"), size, 1)
 	s := startServe(t, "--files", dir)
 
-	// The body goes straight into the hash, not to memory or disk.
-	got := &countingHash{h: sha256.New()}
-	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), s.url("/files/big.bin"))...)
-	cmd.Stdout = got
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("curl: %v\n%s", err, stderr.Bytes())
+	sum, n, took, err := s.curlDownload("/files/big.bin")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("100 MiB download in %v", time.Since(start).Round(time.Millisecond))
-	if got.n != size {
-		t.Fatalf("downloaded %d bytes, want %d", got.n, size)
+	t.Logf("100 MiB download in %v", took.Round(time.Millisecond))
+	if n != size {
+		t.Fatalf("downloaded %d bytes, want %d", n, size)
 	}
-	if sum := hex.EncodeToString(got.h.Sum(nil)); sum != want {
+	if sum != want {
 		t.Fatalf("sha256 of the download %s, want %s", sum, want)
 	}
 }
