@@ -100,20 +100,13 @@ func (c *Conn) nextRelost() (seq Seq, n int, fin bool, ok bool) {
 		return 0, 0, false, false
 	}
 	r := &c.rtx.relost
-	r.start = MaxSeq(r.start, c.sndUna)
-	for r.start.LT(r.end) {
-		in, end := c.sb.isSacked(r.start)
-		if !in {
-			break
-		}
-		r.start = end
-	}
-	if !r.start.LT(r.end) {
+	start, end, ok := c.unsackedRange(MaxSeq(r.start, c.sndUna), r.end)
+	if !ok {
 		c.rtx.hasRelost = false
 		return 0, 0, false, false
 	}
-	end := MinSeq(r.end, MinSeq(c.sb.nextSacked(r.start, r.end), r.start.Add(c.segSize())))
-	return c.rangeToSend(r.start, end)
+	r.start = start
+	return c.rangeToSend(start, end)
 }
 
 // relostSent moves the lost retransmission's start past what was just

@@ -339,15 +339,8 @@ func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
 	if seq, n, fin, ok := c.nextRelost(); ok {
 		return seq, n, fin, ok
 	}
-	seq = MaxSeq(c.highRxt, c.sndUna)
-	limit := MinSeq(c.lostPoint, c.sndMax)
-	for seq.LT(limit) {
-		if in, end := c.sb.isSacked(seq); in && c.sackOK {
-			seq = end
-			continue
-		}
-		end := MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.segSize()))
-		return c.rangeToSend(seq, end)
+	if start, end, ok := c.unsackedRange(MaxSeq(c.highRxt, c.sndUna), MinSeq(c.lostPoint, c.sndMax)); ok {
+		return c.rangeToSend(start, end)
 	}
 	if c.recovery == recoveryFast && c.sackOK && !c.rescueDone && !c.hasNewData() {
 		// RFC 6675 NextSeg rule 4: one segment ending at the highest
@@ -362,6 +355,19 @@ func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
 		}
 	}
 	return 0, 0, false, false
+}
+
+// unsackedRange is NextSeg's walk: the first range in [seq, limit) that
+// the peer has not SACKed, at most one segment long.
+func (c *Conn) unsackedRange(seq, limit Seq) (start, end Seq, ok bool) {
+	for seq.LT(limit) {
+		if in, e := c.sb.isSacked(seq); in && c.sackOK {
+			seq = e
+			continue
+		}
+		return seq, MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.segSize())), true
+	}
+	return seq, seq, false
 }
 
 // rangeToSend turns [seq, end) of sequence space into data bytes and a FIN
