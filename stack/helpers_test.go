@@ -40,12 +40,21 @@ func newPair(t testing.TB, loss float64, seed uint64) *pair {
 	}
 	var secret [32]byte
 	binary.LittleEndian.PutUint64(secret[:], seed+1)
-	a, err := New(pa, Config{Addr: addrA, Secret: secret})
+	ca := Config{Addr: addrA, Secret: secret}
+	secret[8] = 1
+	cb := Config{Addr: addrB, Secret: secret}
+	return startPair(t, pa, pb, pa, pb, ca, cb)
+}
+
+// startPair starts stack a on link la and b on lb (pa and pb are the pipe
+// ends underneath, for their counters), both closed when the test ends.
+func startPair(t testing.TB, la, lb netif.Link, pa, pb *netif.PipeEnd, ca, cb Config) *pair {
+	t.Helper()
+	a, err := New(la, ca)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret[8] = 1
-	b, err := New(pb, Config{Addr: addrB, Secret: secret})
+	b, err := New(lb, cb)
 	if err != nil {
 		a.Close()
 		t.Fatal(err)

@@ -46,20 +46,9 @@ func newTracedPair(t *testing.T, spec string, log *traceLog) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(pa, Config{Addr: addrA, Secret: [32]byte{1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(ib, Config{Addr: addrB, Secret: [32]byte{2}, Trace: log.add})
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Close()
-		b.Close()
-	})
-	return &pair{a: a, b: b, pa: pa, pb: pb}
+	return startPair(t, pa, ib, pa, pb,
+		Config{Addr: addrA, Secret: [32]byte{1}},
+		Config{Addr: addrB, Secret: [32]byte{2}, Trace: log.add})
 }
 
 // TestTraceReportsEveryCongestionEventOfALossyTransfer sends 8 MiB from
