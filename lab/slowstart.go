@@ -106,13 +106,7 @@ func SlowStartGrowth(rounds []Round) []float64 {
 // after the first loss, and returns the slopes: segments added per RTT.
 func AvoidanceSlopes(rounds []Round, minRounds int) []float64 {
 	var slopes []float64
-	first := -1
-	for i, r := range rounds {
-		if r.Retrans > 0 {
-			first = i
-			break
-		}
-	}
+	first := firstLossRound(rounds)
 	if first < 0 {
 		return nil
 	}
@@ -170,15 +164,12 @@ func slowStartVerdict(res *Result) []string {
 	rounds := tr.Rounds()
 	var v []string
 	var early []string
-	lossRound := -1
+	lossRound := firstLossRound(rounds)
 	for i, r := range rounds {
-		if r.Retrans > 0 {
-			lossRound = i
+		if i == lossRound || i == 8 {
 			break
 		}
-		if i < 8 {
-			early = append(early, fmt.Sprint(r.Segments))
-		}
+		early = append(early, fmt.Sprint(r.Segments))
 	}
 	g := SlowStartGrowth(rounds)
 	v = append(v, fmt.Sprintf("slow start: segments per round trip %s; each round over the one before: %s", strings.Join(early, ", "), formatFloats(g, "×%.2f")))
@@ -234,4 +225,15 @@ func printSlowStart(res *Result, w io.Writer) {
 	for _, v := range res.Verdict {
 		fmt.Fprintf(w, "  - %s\n", v)
 	}
+}
+
+// firstLossRound is the index of the first round with a retransmission,
+// -1 if none had one.
+func firstLossRound(rounds []Round) int {
+	for i, r := range rounds {
+		if r.Retrans > 0 {
+			return i
+		}
+	}
+	return -1
 }
