@@ -11,7 +11,11 @@ package tcpcore
 // missing, it is queued to go again.
 
 // rtxRecord is one retransmission: [start, end) of sequence space, and
-// sentHigh, the highest sequence number sent when it went out. hole says
+// sentHigh, the highest sequence number ever sent (SND.MAX) when it went
+// out: only data above it was certainly sent after the retransmission.
+// (SND.NXT is not that mark: after a timeout rewinds it, SACKed data
+// between it and SND.MAX went out before, and taking it as later would
+// find every retransmission lost, again on each ACK.) hole says
 // the range was deemed lost when it went (below RFC 6675's loss boundary),
 // so a SACK for it can only come from this retransmission; a rescue
 // retransmission's original may still be on its way.
@@ -57,7 +61,7 @@ func (c *Conn) noteRetransmit(start, end Seq) {
 	if c.recovery != recoveryFast || !c.sackOK {
 		return
 	}
-	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndNxt, hole: end.LE(c.lostPoint)})
+	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndMax, hole: end.LE(c.lostPoint)})
 }
 
 // detectLostRetransmits runs on each ACK in fast recovery, after the
