@@ -209,9 +209,16 @@ func (c *Conn) enterFastRecovery(now Time) {
 }
 
 // updateLostPoint recomputes which bytes are deemed lost in fast recovery.
+// The first unacknowledged segment always is (RFC 5681 §3.2 step 2 on
+// entry, RFC 6582 §3.2 step 5 after a partial ACK; Linux's
+// tcp_mark_head_lost marks at least one whole packet); with SACK, so is
+// everything below RFC 6675's loss boundary. The head is a whole segment,
+// not its first byte: a one-byte head made each partial ACK draw a
+// one-byte retransmission, which the peer answers with a delayed ACK one
+// byte further on (TestPartialAckRetransmitsWholeHeadSegment).
 func (c *Conn) updateLostPoint() {
 	if c.sackOK {
-		c.lostPoint = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.sndUna.Add(1))
+		c.lostPoint = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.sndUna.Add(c.sndMSS))
 	} else {
 		// NewReno: the first unacknowledged segment is the one lost
 		// (RFC 6582 §3.2 step 3 and partial ACKs).

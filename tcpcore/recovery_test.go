@@ -505,3 +505,49 @@ func TestLostRetransmissionFoundByALaterOne(t *testing.T) {
 		t.Fatalf("counters %+v: want no timeout, one lost retransmission", in)
 	}
 }
+
+// RFC 6582 §3.2 step 5 (and Linux's tcp_mark_head_lost, which marks at
+// least one whole packet): after a partial ACK in fast recovery the first
+// unacknowledged segment is deemed lost and retransmitted whole, also with
+// SACK when no block shows the loss. Deeming only its first byte lost sent
+// one-byte retransmissions, each answered by a delayed ACK one byte further
+// on: the 1000-connection echo crawled at a byte per 200 ms.
+func TestPartialAckRetransmitsWholeHeadSegment(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	segs := sendSegments(t, p, c, 10)
+	sack := func(from, to int) wire.TCPOptions {
+		var o wire.TCPOptions
+		o.SACK[0] = wire.SACKBlock{Left: uint32(segs[from].seq), Right: uint32(ackFor(segs[to]))}
+		o.NumSACK = 1
+		return o
+	}
+	// Segment 0 is lost; 1-3 arrive and are SACKed: fast recovery.
+	for k := 1; k <= 3; k++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(1, k)})
+	}
+	r := p.expect(fA, segs[0].seq, peerISN+1)
+	if len(r.payload) != len(segs[0].payload) {
+		t.Fatalf("fast retransmission of %d bytes, want segment 0 whole (%d)", len(r.payload), len(segs[0].payload))
+	}
+	p.collectAll()
+	// The retransmission fills the hole; segments 4-9 were lost too, and
+	// nothing above them is SACKed: a partial ACK.
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[3]), wnd: 65535})
+	var rtx []tseg
+	for _, s := range p.collectAll() {
+		if len(s.payload) > 0 {
+			rtx = append(rtx, s)
+		}
+	}
+	if len(rtx) == 0 || rtx[0].seq != segs[4].seq || len(rtx[0].payload) != len(segs[4].payload) {
+		var got []string
+		for _, s := range rtx {
+			got = append(got, s.String())
+		}
+		t.Fatalf("after the partial ACK sent %v, want segment 4 (%d, %d bytes) whole", got, segs[4].seq, len(segs[4].payload))
+	}
+	if st := c.Info().Counters; st.Timeouts != 0 || st.FastRecoveries != 1 {
+		t.Fatalf("counters %+v", st)
+	}
+}
