@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -43,6 +44,20 @@ func newPair(t testing.TB, loss float64, seed uint64) *pair {
 	ca := Config{Addr: addrA, Secret: secret}
 	secret[8] = 1
 	cb := Config{Addr: addrB, Secret: secret}
+	if f := os.Getenv("TUNSTACK_TEST_PCAP"); f != "" {
+		// A debugging aid: every packet stack b reads and writes, for
+		// tshark, when a test that uses newPair fails.
+		w, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tap, err := netif.NewPcapTap(pb, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tap.Close(); w.Close() })
+		return startPair(t, pa, tap, pa, pb, ca, cb)
+	}
 	return startPair(t, pa, pb, pa, pb, ca, cb)
 }
 
