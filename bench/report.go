@@ -447,7 +447,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
 	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
-	p("The TUN carries virtio-net headers: in each batch a stack writes, a run of TCP segments of one flow that the kernel can split back exactly (same headers and options, contiguous, PSH only on the last) goes as one GSO packet in one writev, which the kernel peer takes whole as it would a GRO batch; reads stay one packet each (netif/tun_gso.go). ")
+	p("The TUN carries virtio-net headers: in each batch a stack writes, a run of TCP segments of one flow that the kernel can split back exactly (same headers and options, contiguous, PSH only on the last) goes as one GSO packet in one writev, which the kernel peer takes whole as it would a GRO batch; the device also offers TSO, so the kernel peer sends it TSO packets of up to 64 KiB, each read whole and cut back into segments before the stack sees them (netif/tun_gso.go). ")
 	if prof, err := policy.ByName(s.Profile); err == nil && prof.PushEverySegments > 0 {
 		p("A run ends at a segment with PSH; the %q profile sets PSH at the end of each chunk of a burst sized as Linux sizes its TSO chunks (tcp_tso_autosize: a whole 64 KiB on this sub-millisecond path, at least %d segments), so tunstack's runs reach about 44 segments. ", s.Profile, prof.PushEverySegments)
 	}

@@ -33,9 +33,11 @@ type TUNConfig struct {
 	MTU      int          // bytes; default 1500
 	// Offload opens the device with virtio-net headers (IFF_VNET_HDR) so
 	// that WritePackets can hand the kernel a run of TCP segments of one
-	// flow as a single GSO packet (tun_gso.go). Reads stay one complete
-	// packet each. If the kernel refuses, the device is opened without it
-	// and OpenTUN logs that once per process; TUN.Offload says which.
+	// flow as a single GSO packet, and the device advertises TSO so that a
+	// read may bring the kernel's TSO packet of many segments, which
+	// ReadPackets cuts back into segments (tun_gso.go). If the kernel
+	// refuses, the device is opened without it and OpenTUN logs that once
+	// per process; TUN.Offload says which.
 	Offload bool
 }
 
@@ -74,11 +76,18 @@ type TUN struct {
 	readN     int
 	readErr   error
 
-	// With offload, each read lands as [readHdr, buffer] (readIov).
-	offload  bool
-	readHdr  [vnetHdrLen]byte
-	readIov  [2]unix.Iovec
-	gsoDrops atomic.Uint64 // GSO packets read, which we never ask for
+	// With offload, each read lands as [readHdr, buffer, readBig past the
+	// buffer's length] (readIov): a packet that fits the buffer stays
+	// there; a TSO packet spills into readBig, is gathered there and cut
+	// into segments by split, which may hand them out over several calls.
+	offload     bool
+	readHdr     [vnetHdrLen]byte
+	readIov     [3]unix.Iovec
+	readBig     []byte // gsoMaxBytes+1, with read offload
+	split       gsoSplit
+	gsoReads    atomic.Uint64 // TSO packets read
+	gsoReadSegs atomic.Uint64 // segments cut from them
+	gsoDrops    atomic.Uint64 // packets read that could not be used
 
 	writeMu   sync.Mutex
 	writeFn   func(fd uintptr) bool
@@ -116,6 +125,9 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	// From here the device exists and is ours: closing fd removes it,
 	// because it is not persistent.
 	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
+	if offload {
+		t.readBig = make([]byte, gsoMaxBytes+1)
+	}
 	fail := func(what string, err error) (*TUN, error) {
 		t.Close()
 		return nil, fmt.Errorf("netif: %s on %s: %w", what, cfg.Name, err)
@@ -154,9 +166,10 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 }
 
 // openTUNDevice opens /dev/net/tun and creates the device name on it. With
-// offload it asks for virtio-net headers of 10 bytes and no offloads on
-// reads; if the kernel refuses any of that, it closes the device, opens it
-// again without, logs once and reports offload false.
+// offload it asks for virtio-net headers of 10 bytes and for TSO packets
+// with partial checksums on reads; if the kernel refuses any of that, it
+// closes the device, opens it again without, logs once and reports offload
+// false.
 func openTUNDevice(name string, offload bool) (fd int, withOffload bool, err error) {
 	if offload {
 		fd, err := createTUN(name, unix.IFF_VNET_HDR)
@@ -166,11 +179,12 @@ func openTUNDevice(name string, offload bool) (fd int, withOffload bool, err err
 			}
 			logNoOffload(name, err)
 		} else {
-			// TUNSETOFFLOAD 0: the kernel must segment and checksum what
-			// it sends us, since we do not split GSO packets on reads.
-			// Writes of GSO packets do not depend on these flags.
+			// TUNSETOFFLOAD says what the kernel may hand us on a read:
+			// packets whose checksum it left to us (TUN_F_CSUM) and TCPv4
+			// TSO packets (TUN_F_TSO4), which readBatch cuts into
+			// segments. Writes of GSO packets do not depend on these flags.
 			if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err == nil {
-				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0)
+				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4)
 			}
 			if err == nil {
 				return fd, true, nil
@@ -229,8 +243,16 @@ func (t *TUN) GSOStats() (packets, segments uint64) {
 	return t.gsoPackets.Load(), t.gsoSegments.Load()
 }
 
-// GSODrops is the number of GSO packets the kernel handed us on a read and
-// that were dropped; it stays zero unless the kernel ignores TUNSETOFFLOAD.
+// GSOReadStats returns how many TSO packets ReadPackets has read and how
+// many segments it cut them into.
+func (t *TUN) GSOReadStats() (packets, segments uint64) {
+	return t.gsoReads.Load(), t.gsoReadSegs.Load()
+}
+
+// GSODrops is the number of packets the kernel handed us on a read that
+// could not be used: a GSO packet of a kind we did not ask for, or one that
+// does not parse or whose segments do not fit the caller's buffers. It
+// stays zero unless the kernel misbehaves.
 func (t *TUN) GSODrops() uint64 { return t.gsoDrops.Load() }
 
 // tunError is the error OpenTUN returns for the failures a person can fix:
@@ -272,9 +294,11 @@ func (t *TUN) MTU() int { return t.mtuBytes }
 // ReadPackets implements Link. It waits for the first packet, then keeps
 // reading without waiting until the kernel has no more or bufs are full, so
 // a burst costs one wake-up. TUN reads one packet per read(2), or with
-// offload per readv(2) of the virtio header and the buffer: we do not ask
-// the kernel for GSO packets, which could carry several. Each buffer should
-// hold MTU() bytes: the kernel truncates a packet that does not fit.
+// offload per readv(2) of the virtio header and the buffer, where a TSO
+// packet brings many segments at once: they fill the following buffers,
+// and what does not fit is returned by the next call before anything is
+// read. Each buffer should hold MTU() bytes: the kernel truncates a packet
+// that does not fit.
 func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
@@ -302,6 +326,18 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 func (t *TUN) readBatch(fd uintptr) bool {
 	for t.readN < len(t.readBufs) && t.readN < len(t.readSizes) {
 		buf := t.readBufs[t.readN]
+		if t.split.pending() {
+			n, ok := t.split.next(buf)
+			if !ok {
+				t.split.drop()
+				t.gsoDrops.Add(1)
+				continue
+			}
+			t.gsoReadSegs.Add(1)
+			t.readSizes[t.readN] = n
+			t.readN++
+			continue
+		}
 		n, err := t.readOne(fd, buf)
 		switch {
 		case err == unix.EINTR:
@@ -317,8 +353,20 @@ func (t *TUN) readBatch(fd uintptr) bool {
 				continue
 			}
 			n -= vnetHdrLen
-			if !finishReadPacket(parseVnetHdr(t.readHdr[:]), buf[:n]) {
-				t.gsoDrops.Add(1)
+			h := parseVnetHdr(t.readHdr[:])
+			if h.gsoType != vnetGSONone {
+				// Gather the packet in readBig (its head is in buf) and
+				// take its segments from the top of the loop.
+				copy(t.readBig, buf[:min(n, len(buf))])
+				if n > len(t.readBig) || !t.split.start(h, t.readBig[:n]) {
+					t.gsoDrops.Add(1)
+					continue
+				}
+				t.gsoReads.Add(1)
+				continue
+			}
+			if n > len(buf) || !finishReadPacket(h, buf[:n]) {
+				t.gsoDrops.Add(1) // larger than the buffer, or unusable
 				continue
 			}
 		}
@@ -341,7 +389,14 @@ func (t *TUN) readOne(fd uintptr, buf []byte) (int, error) {
 	t.readIov[0].SetLen(vnetHdrLen)
 	t.readIov[1].Base = &buf[0]
 	t.readIov[1].SetLen(len(buf))
-	n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&t.readIov[0])), 2)
+	iovs := 2
+	if len(buf) < len(t.readBig) {
+		// A TSO packet continues past buf, at its place in readBig.
+		t.readIov[2].Base = &t.readBig[len(buf)]
+		t.readIov[2].SetLen(len(t.readBig) - len(buf))
+		iovs = 3
+	}
+	n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&t.readIov[0])), uintptr(iovs))
 	t.readIov[1].Base = nil // do not keep the caller's buffer reachable
 	if errno != 0 {
 		return 0, errno

@@ -90,34 +90,24 @@ func full(n int) []int {
 	return s
 }
 
-// splitLikeKernel cuts a GSO packet (virtio header, headers, payload) the
-// way tcp_gso_segment and inet_gso_segment do: each segment gets the first
-// header with its own seq, total length, an IP id counting up from the
-// first, PSH only on the last, and complete checksums.
-func splitLikeKernel(t *testing.T, gso []byte) [][]byte {
+// splitGSO cuts a GSO packet (virtio header, headers, payload) into 1500-byte
+// buffers with gsoSplit, the read path's splitter, which cuts as the
+// kernel's tcp_gso_segment does (TestKernelSocketExchangesSegmentsIntactThroughGSO
+// checks it against the kernel's own TSO packets).
+func splitGSO(t *testing.T, gso []byte) [][]byte {
 	t.Helper()
-	h := parseVnetHdr(gso)
-	pkt := gso[vnetHdrLen:]
-	hdr, payload := pkt[:h.hdrLen], pkt[h.hdrLen:]
+	var g gsoSplit
+	if !g.start(parseVnetHdr(gso), gso[vnetHdrLen:]) {
+		t.Fatalf("gsoSplit refused the packet")
+	}
 	var out [][]byte
-	seq := wire.TCP(hdr[wire.IPv4HeaderLen:]).Seq()
-	id := wire.IPv4(hdr).ID()
-	for i := 0; len(payload) > 0; i++ {
-		n := min(int(h.gsoSize), len(payload))
-		p := append(bytes.Clone(hdr), payload[:n]...)
-		payload = payload[n:]
-		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-		binary.BigEndian.PutUint16(p[4:], id+uint16(i))
-		p[10], p[11] = 0, 0
-		binary.BigEndian.PutUint16(p[10:], wire.Fold(wire.Checksum(p[:wire.IPv4HeaderLen], 0)))
-		tcp := wire.TCP(p[wire.IPv4HeaderLen:])
-		binary.BigEndian.PutUint32(tcp[4:], seq)
-		seq += uint32(n)
-		if len(payload) > 0 {
-			tcp[13] &^= wire.FlagPSH | wire.FlagFIN
+	for g.pending() {
+		buf := make([]byte, 1500)
+		n, ok := g.next(buf)
+		if !ok {
+			t.Fatalf("segment %d does not fit 1500 bytes", len(out))
 		}
-		tcp.ComputeChecksum(gsoSrc.As4(), gsoDst.As4())
-		out = append(out, p)
+		out = append(out, buf[:n])
 	}
 	return out
 }
@@ -160,7 +150,7 @@ func TestGSORunMergesSegmentsTheKernelSplitsBackExactly(t *testing.T) {
 	if partial != wire.TCP(whole).Checksum() {
 		t.Errorf("completed checksum %#04x, want %#04x", partial, wire.TCP(whole).Checksum())
 	}
-	split := splitLikeKernel(t, gso)
+	split := splitGSO(t, gso)
 	if len(split) != len(pkts) {
 		t.Fatalf("split into %d segments, want %d", len(split), len(pkts))
 	}
@@ -168,6 +158,49 @@ func TestGSORunMergesSegmentsTheKernelSplitsBackExactly(t *testing.T) {
 		if !bytes.Equal(split[i], pkts[i]) {
 			t.Errorf("segment %d after splitting differs:\n got % x\nwant % x", i, split[i][:52], pkts[i][:52])
 		}
+	}
+}
+
+// The flags the kernel's tcp_gso_segment leaves on each segment of a TSO
+// packet: FIN and PSH only on the last, CWR only on the first.
+func TestGSOSplitKeepsFINAndPSHForTheLastSegmentAndCWRForTheFirst(t *testing.T) {
+	pkts := flight(5000, append(full(3), 100), false)
+	buf := make([]byte, vnetHdrLen+gsoMaxHdr)
+	hn := putGSOHeader(buf, pkts)
+	gso := bytes.Clone(buf[:hn])
+	for _, p := range pkts {
+		gso = append(gso, p[52:]...)
+	}
+	gso[vnetHdrLen+wire.IPv4HeaderLen+13] |= wire.FlagFIN | wire.FlagPSH | wire.FlagCWR
+	split := splitGSO(t, gso)
+	want := []uint8{wire.FlagACK | wire.FlagCWR, wire.FlagACK, wire.FlagACK, wire.FlagACK | wire.FlagFIN | wire.FlagPSH}
+	if len(split) != len(want) {
+		t.Fatalf("split into %d segments, want %d", len(split), len(want))
+	}
+	for i, p := range split {
+		ip := wire.IPv4(p)
+		tcp := wire.TCP(ip.Payload())
+		if tcp.Flags() != want[i] || !tcp.ChecksumValid(ip.Src(), ip.Dst()) || ip.Valid() != nil {
+			t.Errorf("segment %d: flags %#x (want %#x), TCP checksum valid %v, IP %v", i, tcp.Flags(), want[i], tcp.ChecksumValid(ip.Src(), ip.Dst()), ip.Valid())
+		}
+	}
+
+	// A segment that does not fit the buffer is refused, not truncated.
+	var g gsoSplit
+	if !g.start(parseVnetHdr(gso), gso[vnetHdrLen:]) {
+		t.Fatal("gsoSplit refused the packet")
+	}
+	if _, ok := g.next(make([]byte, 1000)); ok {
+		t.Error("next wrote a 1500-byte segment into 1000 bytes")
+	}
+	// Neither is a packet that is not TCP over IPv4 taken.
+	udp := bytes.Clone(gso[vnetHdrLen:])
+	udp[9] = wire.ProtoUDP
+	if g.start(parseVnetHdr(gso), udp) {
+		t.Error("gsoSplit took a UDP packet")
+	}
+	if g.start(vnetHdr{gsoType: 4, gsoSize: 1448}, gso[vnetHdrLen:]) {
+		t.Error("gsoSplit took gso_type 4 (UDP), which we never ask for")
 	}
 }
 
@@ -256,12 +289,14 @@ func TestFinishReadPacketCompletesPartialChecksumAndRefusesGSO(t *testing.T) {
 	}
 }
 
-// TestKernelSocketReceivesCoalescedSegmentsIntact shakes hands by hand with
-// a kernel listener through an offload TUN, then writes one batch of a pure
-// ACK and 30 data segments with timestamps: the TUN sends the segments as
-// GSO packets, the kernel acknowledges every byte, and the accepted socket
-// reads them intact.
-func TestKernelSocketReceivesCoalescedSegmentsIntact(t *testing.T) {
+// TestKernelSocketExchangesSegmentsIntactThroughGSO shakes hands by hand
+// with a kernel listener through an offload TUN, then writes one batch of a
+// pure ACK and 30 data segments with timestamps: the TUN sends the segments
+// as GSO packets, the kernel acknowledges every byte, and the accepted
+// socket reads them intact. Then the socket sends 1 MiB: the kernel hands
+// the TUN TSO packets, and ReadPackets returns them as segments with valid
+// checksums and contiguous sequence numbers that carry every byte.
+func TestKernelSocketExchangesSegmentsIntactThroughGSO(t *testing.T) {
 	netns.RequireRoot(t)
 	ns, err := netns.New("gso")
 	if err != nil {
@@ -399,8 +434,56 @@ func TestKernelSocketReceivesCoalescedSegmentsIntact(t *testing.T) {
 			break
 		}
 	}
+
+	// The other way: the kernel sends, we acknowledge every segment with a
+	// 64 KiB window (no window scale was offered) and collect the bytes.
+	const download = 1 << 20
+	want := pattern(0, download)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(want)
+		werr <- err
+	}()
+	ourSeq, rcvNxt := end, kernelSeq
+	var recv []byte
+	for len(recv) < download {
+		tcp := readTCP()
+		if tcp.Flags()&wire.FlagRST != 0 {
+			t.Fatal("the kernel reset the connection")
+		}
+		payload := tcp.Payload()
+		if len(payload) == 0 {
+			continue
+		}
+		if tcp.Seq() != rcvNxt {
+			t.Fatalf("segment at seq %d, want %d: a segment cut from a TSO packet is missing or misplaced", tcp.Seq(), rcvNxt)
+		}
+		recv = append(recv, payload...)
+		rcvNxt += uint32(len(payload))
+		var o wire.TCPOptions
+		wire.ParseTCPOptions(tcp.Options(), &o)
+		ack := segment{id: 200, seq: ourSeq, ack: rcvNxt, flags: wire.FlagACK, tsVal: 60}.build()
+		at := wire.TCP(ack[wire.IPv4HeaderLen:])
+		binary.BigEndian.PutUint16(at[14:], 0xffff)
+		binary.BigEndian.PutUint32(at[wire.TCPHeaderLen+8:], o.TSVal)
+		at.ComputeChecksum(gsoSrc.As4(), gsoDst.As4())
+		if _, err := tun.WritePackets([][]byte{ack}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("the kernel socket's write: %v", err)
+	}
+	if !bytes.Equal(recv, want) {
+		t.Fatal("the segments read carry different bytes from those the kernel socket wrote")
+	}
+	reads, segs := tun.GSOReadStats()
+	t.Logf("1 MiB from the kernel: %d TSO packets read, cut into %d segments", reads, segs)
+	if reads == 0 || segs <= reads {
+		t.Errorf("GSOReadStats = %d packets, %d segments: the kernel sent no TSO packets to a device that offers TSO", reads, segs)
+	}
 	if d := tun.GSODrops(); d != 0 {
-		t.Errorf("the kernel handed us %d GSO packets on reads, asked for none", d)
+		t.Errorf("%d packets read from the kernel could not be used", d)
 	}
 }
 
