@@ -10,9 +10,10 @@ package tcpcore
 // when the peer SACKs data above that mark and the retransmission is still
 // missing, it is queued to go again.
 
-// rtxRecord is one retransmission: [start, end) of sequence space, and
-// sentHigh, the highest sequence number ever sent (SND.MAX) when it went
-// out: only data above it was certainly sent after the retransmission.
+// rtxRecord is one retransmission: [start, end) of sequence space, when it
+// went out, and sentHigh, the highest sequence number ever sent (SND.MAX)
+// then: only data above it was certainly sent after the retransmission,
+// and all data below it that was not retransmitted since went before.
 // (SND.NXT is not that mark: after a timeout rewinds it, SACKed data
 // between it and SND.MAX went out before, and taking it as later would
 // find every retransmission lost, again on each ACK.) hole says
@@ -21,6 +22,7 @@ package tcpcore
 // retransmission's original may still be on its way.
 type rtxRecord struct {
 	start, end, sentHigh Seq
+	sentAt               Time
 	hole                 bool
 }
 
@@ -57,17 +59,17 @@ func (t *rtxTrack) pop() {
 }
 
 // noteRetransmit records a retransmission made in fast recovery with SACK.
-func (c *Conn) noteRetransmit(start, end Seq) {
+func (c *Conn) noteRetransmit(now Time, start, end Seq) {
 	if c.recovery != recoveryFast || !c.sackOK {
 		return
 	}
-	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndMax, hole: end.LE(c.lostPoint)})
+	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndMax, sentAt: now, hole: end.LE(c.lostPoint)})
 }
 
 // detectLostRetransmits runs on each ACK in fast recovery, after the
 // scoreboard was updated. It finds at most one lost retransmission at a
 // time: the oldest, since retransmissions go out in sequence order.
-func (c *Conn) detectLostRetransmits() {
+func (c *Conn) detectLostRetransmits(now Time) {
 	if c.recovery != recoveryFast || !c.sackOK || c.rtx.hasRelost {
 		return
 	}
@@ -75,6 +77,7 @@ func (c *Conn) detectLostRetransmits() {
 	if k == 0 {
 		// Nothing SACKed: drop records the cumulative ACK covered.
 		for c.rtx.n > 0 && c.rtx.recs[c.rtx.head].end.LE(c.sndUna) {
+			c.retransmitDelivered(now, c.rtx.recs[c.rtx.head])
 			c.rtx.pop()
 		}
 		return
@@ -83,6 +86,7 @@ func (c *Conn) detectLostRetransmits() {
 	for c.rtx.n > 0 {
 		r := c.rtx.recs[c.rtx.head]
 		if r.end.LE(c.sndUna) || c.sb.sackedIn(MaxSeq(r.start, c.sndUna), r.end) == r.end.Sub(MaxSeq(r.start, c.sndUna)) {
+			c.retransmitDelivered(now, r)
 			c.rtx.pop() // it arrived
 			continue
 		}
@@ -95,6 +99,22 @@ func (c *Conn) detectLostRetransmits() {
 		c.info.LostRetransmits++
 		return
 	}
+}
+
+// retransmitDelivered is RACK's rule (RFC 8985 §6.2) for a retransmission
+// of a hole that reached the peer: everything sent before it and still
+// neither acknowledged nor SACKed is lost, without waiting for DupThresh
+// SACKed segments above each hole or for the RTO. Linux's RACK allows no
+// reordering window during recovery while the path has shown no
+// reordering (tcp_rack_reo_wnd), and neither do we: once a D-SACK undo
+// raised DupThresh, the rule is off. A delivery sooner than the smallest
+// RTT after the retransmission was the original's (Linux tcp_rack_advance)
+// and says nothing. updateLostPoint moves the lost point up to rackHigh.
+func (c *Conn) retransmitDelivered(now Time, r rtxRecord) {
+	if !r.hole || c.dupThresh > c.e.prof.DupThresh || now.Sub(r.sentAt) < c.rtt.minRTT {
+		return
+	}
+	c.rackHigh = MaxSeq(c.rackHigh, r.sentHigh)
 }
 
 // nextRelost returns the part of a retransmission found lost that still

@@ -179,6 +179,7 @@ func (c *Conn) enterFastRecovery(now Time) {
 	c.startUndoEpisode()
 	c.recoveryPoint = c.sndMax
 	c.highRxt = c.sndUna
+	c.rackHigh = c.sndUna
 	c.rescueDone = false
 	c.rtx.reset()
 	if c.cc.Name() == "tahoe" {
@@ -212,13 +213,17 @@ func (c *Conn) enterFastRecovery(now Time) {
 // The first unacknowledged segment always is (RFC 5681 §3.2 step 2 on
 // entry, RFC 6582 §3.2 step 5 after a partial ACK; Linux's
 // tcp_mark_head_lost marks at least one whole packet); with SACK, so is
-// everything below RFC 6675's loss boundary. The head is a whole segment,
-// not its first byte: a one-byte head made each partial ACK draw a
-// one-byte retransmission, which the peer answers with a delayed ACK one
-// byte further on (TestPartialAckRetransmitsWholeHeadSegment).
+// everything below RFC 6675's loss boundary, and everything sent before a
+// retransmission that was delivered (rackHigh, lostrtx.go). The head is a
+// whole segment, not its first byte: a one-byte head made each partial ACK
+// draw a one-byte retransmission, which the peer answers with a delayed
+// ACK one byte further on (TestPartialAckRetransmitsWholeHeadSegment).
 func (c *Conn) updateLostPoint() {
 	if c.sackOK {
 		c.lostPoint = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.sndUna.Add(c.sndMSS))
+		if c.rackHigh.GT(c.lostPoint) && !c.rackHigh.GT(c.sndMax) {
+			c.lostPoint = c.rackHigh
+		}
 	} else {
 		// NewReno: the first unacknowledged segment is the one lost
 		// (RFC 6582 §3.2 step 3 and partial ACKs).
@@ -252,8 +257,8 @@ func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
 	} else if !c.sackOK {
 		delivered = c.sndMSS // a duplicate ACK stands for one segment delivered
 	}
+	c.detectLostRetransmits(now)
 	c.updateLostPoint()
-	c.detectLostRetransmits()
 	// RFC 6937 §3: how much may be sent in answer to this ACK.
 	c.prrDelivered += delivered
 	pipe := c.pipe()
@@ -418,7 +423,7 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool) {
 		c.highRxt = end
 	}
 	c.relostSent(seq, end.Sub(seq))
-	c.noteRetransmit(seq, end)
+	c.noteRetransmit(now, seq, end)
 	c.e.stats.RetransSegs++
 	c.info.Retransmits++
 	if c.recovery == recoveryLoss {

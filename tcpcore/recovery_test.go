@@ -551,3 +551,69 @@ func TestPartialAckRetransmitsWholeHeadSegment(t *testing.T) {
 		t.Fatalf("counters %+v", st)
 	}
 }
+
+// RFC 8985 §6.2 (RACK), with no reordering window during recovery as
+// Linux's tcp_rack_reo_wnd allows while the path has shown no reordering:
+// once a retransmission is delivered, everything sent before it and still
+// missing is lost. A partial ACK that covers the fast retransmission a
+// round trip after it went makes the segments above it that were neither
+// acknowledged nor SACKed go at once, not one per partial ACK. An ACK
+// sooner than the smallest RTT after the retransmission was caused by the
+// original (Linux's tcp_rack_advance) and marks nothing beyond the head.
+func TestDeliveredRetransmissionMarksEarlierSentDataLost(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		ackAfter   time.Duration
+		wantSeg5   bool
+		wantLostOK string
+	}{
+		{"a round trip after the retransmission", 10 * time.Millisecond, true, "segments 4-8 retransmitted together"},
+		{"sooner than the smallest RTT", time.Millisecond, false, "only the head, segment 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeer(t, nil)
+			c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+			// One round trip of 10 ms: the smallest RTT.
+			warm := sendSegments(t, p, c, 1)
+			p.advance(10 * time.Millisecond)
+			p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(warm[0]), wnd: 65535})
+			segs := sendSegments(t, p, c, 10)
+			p.advance(10 * time.Millisecond)
+			sack := func(to int) wire.TCPOptions {
+				var o wire.TCPOptions
+				o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[to]))}
+				o.NumSACK = 1
+				return o
+			}
+			for k := 1; k <= 3; k++ {
+				p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+			}
+			p.expect(fA, segs[0].seq, peerISN+1)
+			p.collectAll()
+			p.advance(tc.ackAfter)
+			// Segment 0's retransmission filled the hole; 4-9 were lost.
+			p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[3]), wnd: 65535})
+			sent := map[Seq]bool{}
+			var order []Seq
+			for _, s := range p.collectAll() {
+				if len(s.payload) > 0 {
+					sent[s.seq] = true
+					order = append(order, s.seq)
+				}
+			}
+			if !sent[segs[4].seq] || sent[segs[5].seq] != tc.wantSeg5 {
+				t.Fatalf("after the partial ACK sent %v (segment 4 = %d, 5 = %d); want %s", order, segs[4].seq, segs[5].seq, tc.wantLostOK)
+			}
+			if tc.wantSeg5 {
+				for k := 4; k <= 8; k++ {
+					if !sent[segs[k].seq] {
+						t.Errorf("segment %d not retransmitted; want %s", k, tc.wantLostOK)
+					}
+				}
+			}
+			if st := c.Info().Counters; st.Timeouts != 0 || st.FastRecoveries != 1 {
+				t.Fatalf("counters %+v", st)
+			}
+		})
+	}
+}
