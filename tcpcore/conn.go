@@ -90,6 +90,7 @@ type Conn struct {
 	recovery              recoveryState // open, fast recovery or loss (after RTO)
 	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
 	lostPoint             Seq           // unSACKed bytes below this are deemed lost
+	lossEvidence          Seq           // with SACK: unSACKed bytes below this are lost by evidence, not only as the head
 	rackHigh              Seq           // SND.MAX when the latest delivered retransmission went (lostrtx.go)
 	highRxt               Seq           // RFC 6675 HighRxt: retransmitted up to here
 	dupThresh             int           // RFC 6675 DupThresh, raised on reordering

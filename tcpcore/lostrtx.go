@@ -17,9 +17,12 @@ package tcpcore
 // (SND.NXT is not that mark: after a timeout rewinds it, SACKed data
 // between it and SND.MAX went out before, and taking it as later would
 // find every retransmission lost, again on each ACK.) hole says
-// the range was deemed lost when it went (below RFC 6675's loss boundary),
-// so a SACK for it can only come from this retransmission; a rescue
-// retransmission's original may still be on its way.
+// the range was lost by the evidence when it went (below RFC 6675's loss
+// boundary or RACK's mark), so a SACK for it can only come from this
+// retransmission; the original of a rescue retransmission, or of the head
+// segment retransmitted after a partial ACK only because it is the head,
+// may still be on its way, and its arrival says nothing about what was
+// sent after it.
 type rtxRecord struct {
 	start, end, sentHigh Seq
 	sentAt               Time
@@ -63,7 +66,7 @@ func (c *Conn) noteRetransmit(now Time, start, end Seq) {
 	if c.recovery != recoveryFast || !c.sackOK {
 		return
 	}
-	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndMax, sentAt: now, hole: end.LE(c.lostPoint)})
+	c.rtx.push(rtxRecord{start: start, end: end, sentHigh: c.sndMax, sentAt: now, hole: end.LE(c.lossEvidence)})
 }
 
 // detectLostRetransmits runs on each ACK in fast recovery, after the

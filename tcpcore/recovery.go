@@ -220,10 +220,12 @@ func (c *Conn) enterFastRecovery(now Time) {
 // ACK one byte further on (TestPartialAckRetransmitsWholeHeadSegment).
 func (c *Conn) updateLostPoint() {
 	if c.sackOK {
-		c.lostPoint = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.sndUna.Add(c.sndMSS))
-		if c.rackHigh.GT(c.lostPoint) && !c.rackHigh.GT(c.sndMax) {
-			c.lostPoint = c.rackHigh
+		ev := c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS)
+		if c.rackHigh.GT(ev) && !c.rackHigh.GT(c.sndMax) {
+			ev = c.rackHigh
 		}
+		c.lossEvidence = ev
+		c.lostPoint = MaxSeq(ev, c.sndUna.Add(c.sndMSS))
 	} else {
 		// NewReno: the first unacknowledged segment is the one lost
 		// (RFC 6582 §3.2 step 3 and partial ACKs).
