@@ -37,14 +37,36 @@ func TestSuitePassesOnTunstack(t *testing.T) {
 	testSuitePasses(t, "tunstack")
 }
 
+// realTimeRetries is how many times a script that failed on a real-time
+// target (linux) runs again before the failure counts, as make conformance
+// does: on a loaded machine a packet can come a few milliseconds past the
+// tolerance. Virtual-time targets get no retry.
+const realTimeRetries = 2
+
 func testSuitePasses(t *testing.T, stack string) {
+	retries := 0
+	if stack == "linux" {
+		retries = realTimeRetries
+	}
 	for _, f := range suiteScripts(t) {
 		t.Run(strings.TrimSuffix(strings.TrimPrefix(f, "scripts/"), ".pkt"), func(t *testing.T) {
-			res := Run(f, Options{Stack: stack, ToleranceUsecs: suiteToleranceUsecs})
-			if res.Status != Pass {
+			var first string
+			for try := 0; ; try++ {
+				res := Run(f, Options{Stack: stack, ToleranceUsecs: suiteToleranceUsecs})
+				if res.Status == Pass {
+					if first != "" {
+						t.Logf("passed on retry %d; the first run failed:\n%s", try, first)
+					}
+					return
+				}
 				var b strings.Builder
 				res.Print(&b, true)
-				t.Fatal(b.String())
+				if try == retries {
+					t.Fatal(b.String())
+				}
+				if first == "" {
+					first = b.String()
+				}
 			}
 		})
 	}
