@@ -617,3 +617,66 @@ func TestDeliveredRetransmissionMarksEarlierSentDataLost(t *testing.T) {
 		})
 	}
 }
+
+// RFC 8985 §7.2: no probe timer runs during recovery, but once the ACK
+// that ends recovery leaves data outstanding the probe is armed again, as
+// Linux's tcp_ack does at its end (tcp_set_xmit_timer). New data sent in
+// recovery whose tail is then lost draws a probe about two round trips
+// later, not the RTO (before: the first sign was the RTO, 200 ms on).
+func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	// A 10 ms round trip.
+	warm := sendSegments(t, p, c, 1)
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(warm[0]), wnd: 65535})
+	segs := sendSegments(t, p, c, 10)
+	c.Write(p.now, make([]byte, 4*c.MSS())) // more than cwnd allows now
+	p.advance(10 * time.Millisecond)
+	sack := func(to int) wire.TCPOptions {
+		var o wire.TCPOptions
+		o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[to]))}
+		o.NumSACK = 1
+		return o
+	}
+	// The first two duplicate ACKs let new data out (RFC 3042); the
+	// third starts recovery, whose recovery point is the end of that data.
+	recoveryPoint := ackFor(segs[9])
+	for k := 1; k <= 3; k++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+		for _, s := range p.collectAll() {
+			if k < 3 && ackFor(s).GT(recoveryPoint) {
+				recoveryPoint = ackFor(s)
+			}
+		}
+	}
+	newData := 0
+	for k := 4; k <= 9; k++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+		for _, s := range p.collectAll() {
+			if ackFor(s).GT(recoveryPoint) {
+				newData++
+			}
+		}
+	}
+	if newData == 0 || c.Info().Counters.FastRecoveries != 1 {
+		t.Fatalf("fast recovery sent %d new segments (counters %+v); the test needs some", newData, c.Info().Counters)
+	}
+	// The retransmission and the limited-transmit data arrive: the ACK
+	// ends recovery; the new data sent during it is lost.
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: recoveryPoint, wnd: 65535})
+	p.collectAll()
+	ended := p.now
+	p.advance(100 * time.Millisecond)
+	var probes []time.Duration
+	for _, s := range p.collectAll() {
+		if len(s.payload) > 0 {
+			probes = append(probes, s.at.Sub(ended))
+		}
+	}
+	st := c.Info().Counters
+	if st.TailLossProbes != 1 || st.Timeouts != 0 || len(probes) != 1 {
+		t.Fatalf("in the 100 ms after recovery ended: segments at %v, counters %+v; want one tail loss probe and no timeout", probes, st)
+	}
+}
