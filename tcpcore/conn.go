@@ -96,6 +96,7 @@ type Conn struct {
 	dupThresh             int           // RFC 6675 DupThresh, raised on reordering
 	renoSacked            int           // without SACK: segments duplicate ACKs stand for
 	rescueDone            bool          // RFC 6675 rescue retransmission made this episode
+	rescueArmed           bool          // an ACK came after the one that started fast recovery
 	fastRetransmitPending bool          // the first retransmission of fast recovery is due
 	recoverFS             int           // RFC 6937 RecoverFS, bytes
 	prrDelivered          int           // RFC 6937 prr_delivered, bytes

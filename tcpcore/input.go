@@ -407,7 +407,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		} else {
 			isDup = isDup && int(s.wnd)<<c.sndWscale == c.sndWnd
 		}
-		c.lossCheck(now, isDup)
+		c.lossCheck(now, isDup, newlySacked)
 	default:
 		c.dupAcks, c.renoSacked = 0, 0
 	}

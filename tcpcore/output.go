@@ -36,12 +36,12 @@ func (c *Conn) sendOne(now Time) bool {
 		avail = 0 // SND.NXT is past the FIN
 	}
 	if c.recovery != recoveryNone {
-		if seq, n, fin, ok := c.nextRetransmit(); ok {
+		if seq, n, fin, rescue, ok := c.nextRetransmit(); ok {
 			if !c.mayRetransmit() {
 				return false
 			}
 			c.fastRetransmitPending = false
-			c.retransmit(now, seq, n, fin)
+			c.retransmit(now, seq, n, fin, rescue)
 			c.chargeSend(n)
 			return true
 		}

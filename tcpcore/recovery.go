@@ -145,8 +145,9 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 
 // lossCheck runs on every ACK that acknowledges nothing new: limited
 // transmit for the first duplicates (RFC 3042), and entry into fast
-// recovery once loss is evident (RFC 5681 §3.2, RFC 6675 §5).
-func (c *Conn) lossCheck(now Time, isDup bool) {
+// recovery once loss is evident (RFC 5681 §3.2, RFC 6675 §5). delivered
+// is the data the ACK newly SACKed.
+func (c *Conn) lossCheck(now Time, isDup bool, delivered int) {
 	if c.recovery != recoveryNone || c.outstanding() == 0 {
 		return
 	}
@@ -168,11 +169,15 @@ func (c *Conn) lossCheck(now Time, isDup bool) {
 	if !lost || (!c.sackOK && c.sndUna.LT(c.recoveryPoint)) {
 		return
 	}
-	c.enterFastRecovery(now)
+	if !c.sackOK {
+		delivered = c.sndMSS // the duplicate ACK stands for one segment
+	}
+	c.enterFastRecovery(now, delivered)
 }
 
-// enterFastRecovery is RFC 6675 §5 step 4 / RFC 5681 §3.2 steps 2-4.
-func (c *Conn) enterFastRecovery(now Time) {
+// enterFastRecovery is RFC 6675 §5 step 4 / RFC 5681 §3.2 steps 2-4, for
+// an ACK that delivered delivered bytes.
+func (c *Conn) enterFastRecovery(now Time, delivered int) {
 	// RFC 5681 §3.2 step 2: FlightSize is the data outstanding, not less
 	// what duplicate ACKs or SACK say has arrived.
 	flight := c.outstanding()
@@ -180,7 +185,7 @@ func (c *Conn) enterFastRecovery(now Time) {
 	c.recoveryPoint = c.sndMax
 	c.highRxt = c.sndUna
 	c.rackHigh = c.sndUna
-	c.rescueDone = false
+	c.rescueDone, c.rescueArmed = false, false
 	c.rtx.reset()
 	if c.cc.Name() == "tahoe" {
 		// Tahoe has no fast recovery: retransmit and slow-start from one
@@ -202,9 +207,13 @@ func (c *Conn) enterFastRecovery(now Time) {
 	// RFC 6937: PRR starts from the flight at the time loss was detected.
 	c.recoverFS = max(c.outstanding(), 1)
 	c.prrDelivered, c.prrOut = 0, 0
-	// RFC 5681 §3.2 step 3 / RFC 6675 §5 step 4.2: the first lost segment
-	// goes out at once, whatever PRR says.
-	c.sndAllowance = c.sndMSS
+	// RFC 6937 §3 counts the ACK that starts recovery like the others
+	// (Linux's tcp_cwnd_reduction runs on it too): what it delivered may
+	// let more than the retransmission go, so that more than one ACK can
+	// come back; with only the retransmission out, losing its ACK left
+	// the RTO as the only way on. RFC 5681 §3.2 step 3 / RFC 6675 §5 step
+	// 4.2: the first lost segment goes out at once, whatever PRR says.
+	c.prrAnswer(delivered)
 	c.fastRetransmitPending = true
 	c.trace(now, "fast-retransmit")
 }
@@ -244,6 +253,7 @@ func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
 	if c.recovery == recoveryLoss {
 		return // cwnd (slow start) governs; NextSeg retransmits in order
 	}
+	c.rescueArmed = true
 	if newlyAcked > 0 {
 		// A partial ACK (RFC 6582 §3.2 step 5).
 		if c.cc.Name() == "reno" && !c.sackOK {
@@ -261,7 +271,13 @@ func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
 	}
 	c.detectLostRetransmits(now)
 	c.updateLostPoint()
-	// RFC 6937 §3: how much may be sent in answer to this ACK.
+	c.prrAnswer(delivered)
+}
+
+// prrAnswer is RFC 6937 §3 for one ACK in fast recovery, the one that
+// starts it included: how much may be sent in answer, given the data it
+// delivered (newly acknowledged or SACKed).
+func (c *Conn) prrAnswer(delivered int) {
 	c.prrDelivered += delivered
 	pipe := c.pipe()
 	ssthresh := c.cc.SlowStartThreshold()
@@ -360,29 +376,35 @@ func (c *Conn) eifelCheck(now Time, s *segment) {
 // unSACKed range above HighRxt, else (fast recovery with SACK, once) a
 // rescue retransmission of the highest unSACKed segment. fin reports that
 // the range ends with our FIN.
-func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, ok bool) {
+func (c *Conn) nextRetransmit() (seq Seq, n int, fin, rescue, ok bool) {
 	if c.recovery == recoveryNone {
-		return 0, 0, false, false
+		return 0, 0, false, false, false
 	}
 	if seq, n, fin, ok := c.nextRelost(); ok {
-		return seq, n, fin, ok
+		return seq, n, fin, false, ok
 	}
 	if start, end, ok := c.unsackedRange(MaxSeq(c.highRxt, c.sndUna), MinSeq(c.lostPoint, c.sndMax)); ok {
-		return c.rangeToSend(start, end)
+		seq, n, fin, ok := c.rangeToSend(start, end)
+		return seq, n, fin, false, ok
 	}
-	if c.recovery == recoveryFast && c.sackOK && !c.rescueDone && !c.hasNewData() {
+	// Not in answer to the ACK that started recovery: the tail may still
+	// be on its way, and that ACK may let more than the fast retransmission
+	// go (prrAnswer).
+	if c.recovery == recoveryFast && c.sackOK && c.rescueArmed && !c.rescueDone && !c.hasNewData() {
 		// RFC 6675 NextSeg rule 4: one segment ending at the highest
 		// unSACKed byte, so a lost tail does not wait for the RTO.
 		hi := c.sndMax
 		if k := len(c.sb.blocks); k > 0 && c.sb.blocks[k-1].end == c.sndMax {
 			hi = c.sb.blocks[k-1].start
 		}
-		if hi.GT(c.sndUna) {
-			c.rescueDone = true
-			return c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.segSize())), hi)
+		// Data below HighRxt went again already; sending it once more
+		// would not recover a lost tail.
+		if hi.GT(c.sndUna) && hi.GT(c.highRxt) {
+			seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.segSize())), hi)
+			return seq, n, fin, true, ok
 		}
 	}
-	return 0, 0, false, false
+	return 0, 0, false, false, false
 }
 
 // unsackedRange is NextSeg's walk: the first range in [seq, limit) that
@@ -417,8 +439,10 @@ func (c *Conn) hasNewData() bool {
 	return c.sndBuf.Len()-c.sndNxt.Sub(c.sndBufSeq) > 0
 }
 
-// retransmit sends [seq, seq+n) (and FIN) again.
-func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool) {
+// retransmit sends [seq, seq+n) (and FIN) again. A rescue retransmission
+// (RFC 6675 NextSeg rule 4) is made once per recovery and does not move
+// HighRxt: the holes below it that become lost later still go, by rule 1.
+func (c *Conn) retransmit(now Time, seq Seq, n int, fin, rescue bool) {
 	flags := wire.FlagACK
 	if fin {
 		flags |= wire.FlagFIN
@@ -435,7 +459,9 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool) {
 	if fin {
 		end = end.Add(1)
 	}
-	if end.GT(c.highRxt) {
+	if rescue {
+		c.rescueDone = true
+	} else if end.GT(c.highRxt) {
 		c.highRxt = end
 	}
 	c.relostSent(seq, end.Sub(seq))

@@ -680,3 +680,42 @@ func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
 		t.Fatalf("in the 100 ms after recovery ended: segments at %v, counters %+v; want one tail loss probe and no timeout", probes, st)
 	}
 }
+
+// RFC 6937 §3 runs on every ACK "starting or during fast recovery": the
+// ACK that starts recovery counts the data it delivered, so it may let new
+// data out beside the fast retransmission (Linux's tcp_cwnd_reduction runs
+// on it too). With only the retransmission in flight, the loss of its one
+// ACK left nothing but the RTO: over --impair loss=2%,reorder=1%,dup=1%
+// that was most of the 19-37 timeouts of a 100 MiB download.
+func TestPRRCountsTheACKThatStartsRecovery(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	segs := sendSegments(t, p, c, 10)
+	c.Write(p.now, make([]byte, 10*c.MSS())) // more than cwnd lets out now
+	p.collectAll()
+	// One ACK SACKs segments 1-5: segment 0 is lost, recovery starts.
+	var o wire.TCPOptions
+	o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[5]))}
+	o.NumSACK = 1
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: o})
+	out := p.collectAll()
+	if c.Info().Counters.FastRecoveries != 1 {
+		t.Fatalf("no fast recovery: %+v", c.Info().Counters)
+	}
+	newData := 0
+	for _, s := range out {
+		if s.seq.GT(segs[9].seq) && len(s.payload) > 0 {
+			newData++
+		}
+	}
+	// ssthresh 0.7 * 10 segments, pipe 4 (segments 6-9): PRR-SSRB lets
+	// min(7 - 4, 5 delivered + 1) = 3 segments go, the retransmission
+	// and two new ones.
+	if len(out) == 0 || out[0].seq != segs[0].seq || newData != 2 {
+		var got []string
+		for _, s := range out {
+			got = append(got, s.String())
+		}
+		t.Fatalf("in answer to the ACK that started recovery sent %v; want segment 0 again, then 2 new segments", got)
+	}
+}
