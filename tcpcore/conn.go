@@ -382,15 +382,13 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	default:
 		return 0, ErrPipe
 	}
-	space := c.sndBufMax - c.sndBuf.Len()
-	if space <= 0 && len(p) > 0 {
-		return 0, ErrWouldBlock
-	}
-	c.sndBuf.ensure(c.sndBuf.Len()+min(len(p), space), c.sndBufMax)
-	n := c.sndBuf.write(p[:min(len(p), space)])
+	// SO_SNDBUF bounds the queue; the ring grows to hold it as needed.
+	n := min(len(p), max(c.sndBufMax-c.sndBuf.Len(), 0))
 	if n == 0 && len(p) > 0 {
 		return 0, ErrWouldBlock
 	}
+	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax)
+	c.sndBuf.write(p[:n])
 	c.output(now)
 	c.updateDeadline()
 	return n, nil

@@ -380,6 +380,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	// answered, however long the window stays shut.
 	c.probes = 0
 	wasZeroWnd := c.sndWnd == 0
+	wasRecovering := c.recovery != recoveryNone
 	newlySacked := c.processSACK(now, s)
 	oldUna := c.sndUna
 	if s.ack.GT(c.sndUna) {
@@ -410,6 +411,15 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		c.lossCheck(now, isDup, newlySacked)
 	default:
 		c.dupAcks, c.renoSacked = 0, 0
+	}
+	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new
+	// data, in the state the ACK leaves, as Linux does at the end of
+	// tcp_ack (tcp_set_xmit_timer): an ACK that ends recovery, or undoes
+	// it, arms the probe for what is still outstanding. Armed before the
+	// recovery state was updated it found recovery on and stayed off, and
+	// a lost tail of what recovery sent waited for the RTO.
+	if acked > 0 || (wasRecovering && c.recovery == recoveryNone) {
+		c.armTLP(now)
 	}
 	// Window update (RFC 9293 §3.10.7.4): only from a segment newer than
 	// the last update.
@@ -492,11 +502,12 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
 	// otherwise restart it.
+	// The tail loss probe is armed by processAck, once the ACK has been
+	// taken in whole.
 	if c.sndUna == c.sndMax {
 		c.rtoAt, c.tlpAt = noDeadline, noDeadline
 	} else {
 		c.rtoAt = now.Add(c.rtt.rto)
-		c.armTLP(now)
 	}
 	c.probes = 0
 	c.wake()

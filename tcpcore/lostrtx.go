@@ -77,15 +77,6 @@ func (c *Conn) detectLostRetransmits(now Time) {
 		return
 	}
 	k := len(c.sb.blocks)
-	if k == 0 {
-		// Nothing SACKed: drop records the cumulative ACK covered.
-		for c.rtx.n > 0 && c.rtx.recs[c.rtx.head].end.LE(c.sndUna) {
-			c.retransmitDelivered(now, c.rtx.recs[c.rtx.head])
-			c.rtx.pop()
-		}
-		return
-	}
-	highSacked := c.sb.blocks[k-1].end
 	for c.rtx.n > 0 {
 		r := c.rtx.recs[c.rtx.head]
 		if r.end.LE(c.sndUna) || c.sb.sackedIn(MaxSeq(r.start, c.sndUna), r.end) == r.end.Sub(MaxSeq(r.start, c.sndUna)) {
@@ -93,7 +84,10 @@ func (c *Conn) detectLostRetransmits(now Time) {
 			c.rtx.pop() // it arrived
 			continue
 		}
-		if !highSacked.GT(r.sentHigh) && !c.laterRetransmitSacked() {
+		if k == 0 {
+			return // nothing SACKed: no evidence of a loss
+		}
+		if !c.sb.blocks[k-1].end.GT(r.sentHigh) && !c.laterRetransmitSacked() {
 			return // nothing sent after it has arrived yet
 		}
 		c.rtx.pop()

@@ -229,12 +229,8 @@ func (c *Conn) enterFastRecovery(now Time, delivered int) {
 // ACK one byte further on (TestPartialAckRetransmitsWholeHeadSegment).
 func (c *Conn) updateLostPoint() {
 	if c.sackOK {
-		ev := c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS)
-		if c.rackHigh.GT(ev) && !c.rackHigh.GT(c.sndMax) {
-			ev = c.rackHigh
-		}
-		c.lossEvidence = ev
-		c.lostPoint = MaxSeq(ev, c.sndUna.Add(c.sndMSS))
+		c.lossEvidence = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.rackHigh)
+		c.lostPoint = MaxSeq(c.lossEvidence, c.sndUna.Add(c.sndMSS))
 	} else {
 		// NewReno: the first unacknowledged segment is the one lost
 		// (RFC 6582 §3.2 step 3 and partial ACKs).
@@ -302,19 +298,6 @@ func (c *Conn) exitRecovery(now Time) {
 	c.fastRetransmitPending = false
 	c.rtx.reset()
 	c.trace(now, "recovery-end")
-	c.rearmTLPAfterRecovery(now)
-}
-
-// rearmTLPAfterRecovery arms the tail loss probe on leaving recovery with
-// data still outstanding. No probe timer runs during recovery (RFC 8985
-// §7.2), and the ACK that ends it was processed as in recovery, so without
-// this the tail of the flight sent during recovery had only the RTO to
-// recover it: a lost last ACK cost 200 ms. Linux schedules the probe at the
-// end of tcp_ack, once the state is open again (tcp_set_xmit_timer).
-func (c *Conn) rearmTLPAfterRecovery(now Time) {
-	if c.rtoAt != noDeadline {
-		c.armTLP(now)
-	}
 }
 
 // enterLossRecovery is the RTO response (RFC 6298 §5.4, RFC 5681 §3.1,
@@ -357,7 +340,6 @@ func (c *Conn) undo(now Time) {
 	c.lostPoint = c.sndUna
 	c.fastRetransmitPending = false
 	c.trace(now, "undo")
-	c.rearmTLPAfterRecovery(now)
 }
 
 // eifelCheck is RFC 3522's detection with timestamps: if the first ACK of
