@@ -506,6 +506,40 @@ func TestLostRetransmissionFoundByALaterOne(t *testing.T) {
 	}
 }
 
+// sackAck is the peer's ACK of ack with one SACK block from the start of
+// segment from to the end of segment to.
+func sackAck(ack Seq, from, to tseg) tseg {
+	var o wire.TCPOptions
+	o.SACK[0] = wire.SACKBlock{Left: uint32(from.seq), Right: uint32(ackFor(to))}
+	o.NumSACK = 1
+	return tseg{flags: fA, seq: peerISN + 1, ack: ack, wnd: 65535, opts: o}
+}
+
+// sackRecoveryConn accepts a SACK connection. With rtt > 0 it first sends
+// one segment that the peer acknowledges rtt later, so the engine's
+// smallest RTT is rtt.
+func sackRecoveryConn(t *testing.T, rtt time.Duration) (*peer, *Conn) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	if rtt > 0 {
+		warm := sendSegments(t, p, c, 1)
+		p.advance(rtt)
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(warm[0]), wnd: 65535})
+	}
+	return p, c
+}
+
+// dataSegs returns the segments of out that carry data.
+func dataSegs(out []tseg) []tseg {
+	var d []tseg
+	for _, s := range out {
+		if len(s.payload) > 0 {
+			d = append(d, s)
+		}
+	}
+	return d
+}
+
 // RFC 6582 §3.2 step 5 (and Linux's tcp_mark_head_lost, which marks at
 // least one whole packet): after a partial ACK in fast recovery the first
 // unacknowledged segment is deemed lost and retransmitted whole, also with
@@ -513,18 +547,11 @@ func TestLostRetransmissionFoundByALaterOne(t *testing.T) {
 // one-byte retransmissions, each answered by a delayed ACK one byte further
 // on: the 1000-connection echo crawled at a byte per 200 ms.
 func TestPartialAckRetransmitsWholeHeadSegment(t *testing.T) {
-	p := newPeer(t, nil)
-	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	p, c := sackRecoveryConn(t, 0)
 	segs := sendSegments(t, p, c, 10)
-	sack := func(from, to int) wire.TCPOptions {
-		var o wire.TCPOptions
-		o.SACK[0] = wire.SACKBlock{Left: uint32(segs[from].seq), Right: uint32(ackFor(segs[to]))}
-		o.NumSACK = 1
-		return o
-	}
 	// Segment 0 is lost; 1-3 arrive and are SACKed: fast recovery.
 	for k := 1; k <= 3; k++ {
-		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(1, k)})
+		p.send(sackAck(segs[0].seq, segs[1], segs[k]))
 	}
 	r := p.expect(fA, segs[0].seq, peerISN+1)
 	if len(r.payload) != len(segs[0].payload) {
@@ -534,18 +561,9 @@ func TestPartialAckRetransmitsWholeHeadSegment(t *testing.T) {
 	// The retransmission fills the hole; segments 4-9 were lost too, and
 	// nothing above them is SACKed: a partial ACK.
 	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[3]), wnd: 65535})
-	var rtx []tseg
-	for _, s := range p.collectAll() {
-		if len(s.payload) > 0 {
-			rtx = append(rtx, s)
-		}
-	}
+	rtx := dataSegs(p.collectAll())
 	if len(rtx) == 0 || rtx[0].seq != segs[4].seq || len(rtx[0].payload) != len(segs[4].payload) {
-		var got []string
-		for _, s := range rtx {
-			got = append(got, s.String())
-		}
-		t.Fatalf("after the partial ACK sent %v, want segment 4 (%d, %d bytes) whole", got, segs[4].seq, len(segs[4].payload))
+		t.Fatalf("after the partial ACK sent %v, want segment 4 (%d, %d bytes) whole", rtx, segs[4].seq, len(segs[4].payload))
 	}
 	if st := c.Info().Counters; st.Timeouts != 0 || st.FastRecoveries != 1 {
 		t.Fatalf("counters %+v", st)
@@ -571,38 +589,24 @@ func TestDeliveredRetransmissionMarksEarlierSentDataLost(t *testing.T) {
 		{"sooner than the smallest RTT", time.Millisecond, false, "only the head, segment 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPeer(t, nil)
-			c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
-			// One round trip of 10 ms: the smallest RTT.
-			warm := sendSegments(t, p, c, 1)
-			p.advance(10 * time.Millisecond)
-			p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(warm[0]), wnd: 65535})
+			p, c := sackRecoveryConn(t, 10*time.Millisecond)
 			segs := sendSegments(t, p, c, 10)
 			p.advance(10 * time.Millisecond)
-			sack := func(to int) wire.TCPOptions {
-				var o wire.TCPOptions
-				o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[to]))}
-				o.NumSACK = 1
-				return o
-			}
 			for k := 1; k <= 3; k++ {
-				p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+				p.send(sackAck(segs[0].seq, segs[1], segs[k]))
 			}
 			p.expect(fA, segs[0].seq, peerISN+1)
 			p.collectAll()
 			p.advance(tc.ackAfter)
 			// Segment 0's retransmission filled the hole; 4-9 were lost.
 			p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[3]), wnd: 65535})
+			out := dataSegs(p.collectAll())
 			sent := map[Seq]bool{}
-			var order []Seq
-			for _, s := range p.collectAll() {
-				if len(s.payload) > 0 {
-					sent[s.seq] = true
-					order = append(order, s.seq)
-				}
+			for _, s := range out {
+				sent[s.seq] = true
 			}
 			if !sent[segs[4].seq] || sent[segs[5].seq] != tc.wantSeg5 {
-				t.Fatalf("after the partial ACK sent %v (segment 4 = %d, 5 = %d); want %s", order, segs[4].seq, segs[5].seq, tc.wantLostOK)
+				t.Fatalf("after the partial ACK sent %v (segment 4 = %d, 5 = %d); want %s", out, segs[4].seq, segs[5].seq, tc.wantLostOK)
 			}
 			if tc.wantSeg5 {
 				for k := 4; k <= 8; k++ {
@@ -624,26 +628,15 @@ func TestDeliveredRetransmissionMarksEarlierSentDataLost(t *testing.T) {
 // recovery whose tail is then lost draws a probe about two round trips
 // later, not the RTO (before: the first sign was the RTO, 200 ms on).
 func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
-	p := newPeer(t, nil)
-	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
-	// A 10 ms round trip.
-	warm := sendSegments(t, p, c, 1)
-	p.advance(10 * time.Millisecond)
-	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(warm[0]), wnd: 65535})
+	p, c := sackRecoveryConn(t, 10*time.Millisecond)
 	segs := sendSegments(t, p, c, 10)
 	c.Write(p.now, make([]byte, 4*c.MSS())) // more than cwnd allows now
 	p.advance(10 * time.Millisecond)
-	sack := func(to int) wire.TCPOptions {
-		var o wire.TCPOptions
-		o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[to]))}
-		o.NumSACK = 1
-		return o
-	}
 	// The first two duplicate ACKs let new data out (RFC 3042); the
 	// third starts recovery, whose recovery point is the end of that data.
 	recoveryPoint := ackFor(segs[9])
 	for k := 1; k <= 3; k++ {
-		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+		p.send(sackAck(segs[0].seq, segs[1], segs[k]))
 		for _, s := range p.collectAll() {
 			if k < 3 && ackFor(s).GT(recoveryPoint) {
 				recoveryPoint = ackFor(s)
@@ -652,7 +645,7 @@ func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
 	}
 	newData := 0
 	for k := 4; k <= 9; k++ {
-		p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: sack(k)})
+		p.send(sackAck(segs[0].seq, segs[1], segs[k]))
 		for _, s := range p.collectAll() {
 			if ackFor(s).GT(recoveryPoint) {
 				newData++
@@ -670,10 +663,8 @@ func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
 	ended := p.now
 	p.advance(100 * time.Millisecond)
 	var probes []time.Duration
-	for _, s := range p.collectAll() {
-		if len(s.payload) > 0 {
-			probes = append(probes, s.at.Sub(ended))
-		}
+	for _, s := range dataSegs(p.collectAll()) {
+		probes = append(probes, s.at.Sub(ended))
 	}
 	st := c.Info().Counters
 	if st.TailLossProbes != 1 || st.Timeouts != 0 || len(probes) != 1 {
@@ -688,23 +679,19 @@ func TestTailLossProbeArmedWhenRecoveryEnds(t *testing.T) {
 // ACK left nothing but the RTO: over --impair loss=2%,reorder=1%,dup=1%
 // that was most of the 19-37 timeouts of a 100 MiB download.
 func TestPRRCountsTheACKThatStartsRecovery(t *testing.T) {
-	p := newPeer(t, nil)
-	c, _ := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	p, c := sackRecoveryConn(t, 0)
 	segs := sendSegments(t, p, c, 10)
 	c.Write(p.now, make([]byte, 10*c.MSS())) // more than cwnd lets out now
 	p.collectAll()
 	// One ACK SACKs segments 1-5: segment 0 is lost, recovery starts.
-	var o wire.TCPOptions
-	o.SACK[0] = wire.SACKBlock{Left: uint32(segs[1].seq), Right: uint32(ackFor(segs[5]))}
-	o.NumSACK = 1
-	p.send(tseg{flags: fA, seq: peerISN + 1, ack: segs[0].seq, wnd: 65535, opts: o})
+	p.send(sackAck(segs[0].seq, segs[1], segs[5]))
 	out := p.collectAll()
 	if c.Info().Counters.FastRecoveries != 1 {
 		t.Fatalf("no fast recovery: %+v", c.Info().Counters)
 	}
 	newData := 0
-	for _, s := range out {
-		if s.seq.GT(segs[9].seq) && len(s.payload) > 0 {
+	for _, s := range dataSegs(out) {
+		if s.seq.GT(segs[9].seq) {
 			newData++
 		}
 	}
@@ -712,10 +699,6 @@ func TestPRRCountsTheACKThatStartsRecovery(t *testing.T) {
 	// min(7 - 4, 5 delivered + 1) = 3 segments go, the retransmission
 	// and two new ones.
 	if len(out) == 0 || out[0].seq != segs[0].seq || newData != 2 {
-		var got []string
-		for _, s := range out {
-			got = append(got, s.String())
-		}
-		t.Fatalf("in answer to the ACK that started recovery sent %v; want segment 0 again, then 2 new segments", got)
+		t.Fatalf("in answer to the ACK that started recovery sent %v; want segment 0 again, then 2 new segments", out)
 	}
 }
