@@ -44,27 +44,27 @@ func newPair(t testing.TB, loss float64, seed uint64) *pair {
 	ca := Config{Addr: addrA, Secret: secret}
 	secret[8] = 1
 	cb := Config{Addr: addrB, Secret: secret}
-	if f := os.Getenv("TUNSTACK_TEST_PCAP"); f != "" {
-		// A debugging aid: every packet stack b reads and writes, for
-		// tshark, when a test that uses newPair fails.
-		w, err := os.Create(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tap, err := netif.NewPcapTap(pb, w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tap.Close(); w.Close() })
-		return startPair(t, pa, tap, pa, pb, ca, cb)
-	}
 	return startPair(t, pa, pb, pa, pb, ca, cb)
 }
 
 // startPair starts stack a on link la and b on lb (pa and pb are the pipe
 // ends underneath, for their counters), both closed when the test ends.
+// With TUNSTACK_TEST_PCAP=FILE, a debugging aid, every packet stack b reads
+// and writes is captured to FILE for tshark.
 func startPair(t testing.TB, la, lb netif.Link, pa, pb *netif.PipeEnd, ca, cb Config) *pair {
 	t.Helper()
+	if f := os.Getenv("TUNSTACK_TEST_PCAP"); f != "" {
+		w, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tap, err := netif.NewPcapTap(lb, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		lb = tap
+	}
 	a, err := New(la, ca)
 	if err != nil {
 		t.Fatal(err)
