@@ -326,54 +326,74 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 func (t *TUN) readBatch(fd uintptr) bool {
 	for t.readN < len(t.readBufs) && t.readN < len(t.readSizes) {
 		buf := t.readBufs[t.readN]
+		var n int
+		var ok bool
 		if t.split.pending() {
-			n, ok := t.split.next(buf)
-			if !ok {
-				t.split.drop()
-				t.gsoDrops.Add(1)
+			n, ok = t.nextSegment(buf)
+		} else {
+			r, err := t.readOne(fd, buf)
+			switch {
+			case err == unix.EINTR:
 				continue
+			case err == unix.EAGAIN:
+				return t.readN > 0
+			case err != nil:
+				t.readErr = err
+				return true
 			}
-			t.gsoReadSegs.Add(1)
+			n, ok = r, true
+			if t.offload {
+				n, ok = t.finishOffloadRead(buf, r)
+			}
+		}
+		if ok {
 			t.readSizes[t.readN] = n
 			t.readN++
-			continue
 		}
-		n, err := t.readOne(fd, buf)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return t.readN > 0
-		case err != nil:
-			t.readErr = err
-			return true
-		}
-		if t.offload {
-			if n < vnetHdrLen {
-				continue
-			}
-			n -= vnetHdrLen
-			h := parseVnetHdr(t.readHdr[:])
-			if h.gsoType != vnetGSONone {
-				// Gather the packet in readBig (its head is in buf) and
-				// take its segments from the top of the loop.
-				copy(t.readBig, buf[:min(n, len(buf))])
-				if n > len(t.readBig) || !t.split.start(h, t.readBig[:n]) {
-					t.gsoDrops.Add(1)
-					continue
-				}
-				t.gsoReads.Add(1)
-				continue
-			}
-			if n > len(buf) || !finishReadPacket(h, buf[:n]) {
-				t.gsoDrops.Add(1) // larger than the buffer, or unusable
-				continue
-			}
-		}
-		t.readSizes[t.readN] = n
-		t.readN++
 	}
 	return true
+}
+
+// finishOffloadRead takes a read of n bytes, virtio header included, and
+// returns the size of the packet now in buf: the packet itself, its
+// checksum completed, or the first segment cut from a TSO packet, whose
+// others follow through nextSegment. ok is false for a read that yields
+// nothing usable (counted in gsoDrops).
+func (t *TUN) finishOffloadRead(buf []byte, n int) (int, bool) {
+	if n < vnetHdrLen {
+		return 0, false
+	}
+	n -= vnetHdrLen
+	h := parseVnetHdr(t.readHdr[:])
+	if h.gsoType == vnetGSONone {
+		if n > len(buf) || !finishReadPacket(h, buf[:n]) {
+			t.gsoDrops.Add(1) // larger than the buffer, or unusable
+			return 0, false
+		}
+		return n, true
+	}
+	// The packet's head is in buf, the rest at its place in readBig:
+	// gather it there and cut it.
+	copy(t.readBig, buf[:min(n, len(buf))])
+	if n > len(t.readBig) || !t.split.start(h, t.readBig[:n]) {
+		t.gsoDrops.Add(1)
+		return 0, false
+	}
+	t.gsoReads.Add(1)
+	return t.nextSegment(buf)
+}
+
+// nextSegment cuts the next segment of the TSO packet being split into buf.
+// A segment that does not fit drops the rest of the packet.
+func (t *TUN) nextSegment(buf []byte) (int, bool) {
+	n, ok := t.split.next(buf)
+	if !ok {
+		t.split.drop()
+		t.gsoDrops.Add(1)
+		return 0, false
+	}
+	t.gsoReadSegs.Add(1)
+	return n, true
 }
 
 // readOne reads one packet into buf, with offload its virtio header into
