@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"tunstack/lab/netns"
@@ -118,23 +120,47 @@ func TestCongestionLabs(t *testing.T) {
 
 	// Duplicates on the wire: D-SACK blocks from whichever side received
 	// the copy, and the data intact.
+	//
+	// The client is Linux: whether it reports a copy of the server's data
+	// is its receive path's doing, and under load it now and then sends
+	// none (2 of 8 make test runs today, 1 of 4 runs beside two other test
+	// packages; never in runs alone), where tunstack's side of the lab is
+	// not in question. As the conformance suite does with Linux's
+	// real-time runs, such a run is made again, once, with its finding
+	// logged; whatever tunstack does (its own D-SACK, its counters, the
+	// data) must hold in every run.
 	t.Run("dsack", func(t *testing.T) {
-		_, tr := runCCLab(t, "dsack")
-		events := tr.AnalyzeDSACK()
-		if len(events) != 3 {
-			t.Fatalf("%d lab-wire events, want 3 (client dup, server hold, server dup)", len(events))
-		}
-		for _, e := range events {
-			if e.DSACK < 0 {
-				t.Errorf("no D-SACK answered %s", e.Action)
-				continue
+		for try := 1; ; try++ {
+			_, tr := runCCLab(t, "dsack")
+			events := tr.AnalyzeDSACK()
+			if len(events) != 3 {
+				t.Fatalf("%d lab-wire events, want 3 (client dup, server hold, server dup)", len(events))
 			}
-			if got := tr.Capture.Packets[e.DSACK].ToServer; got != e.Action.FromServer {
-				t.Errorf("D-SACK for %s came from the sender, not the receiver", e.Action)
+			var linuxMissed []string
+			for _, e := range events {
+				if e.DSACK < 0 {
+					if e.Action.FromServer {
+						linuxMissed = append(linuxMissed, fmt.Sprintf("no D-SACK from the Linux client answered %s", e.Action))
+					} else {
+						t.Errorf("no D-SACK from tunstack answered %s", e.Action)
+					}
+					continue
+				}
+				if got := tr.Capture.Packets[e.DSACK].ToServer; got != e.Action.FromServer {
+					t.Errorf("D-SACK for %s came from the sender, not the receiver", e.Action)
+				}
 			}
-		}
-		if n := counterValue(tr.Counters, "DSACKsSent"); n == 0 {
-			t.Error("DSACKsSent = 0: the server reported no duplicate")
+			if n := counterValue(tr.Counters, "DSACKsSent"); n == 0 {
+				t.Error("DSACKsSent = 0: the server reported no duplicate")
+			}
+			if t.Failed() || len(linuxMissed) == 0 {
+				return
+			}
+			if try == 2 {
+				t.Errorf("in the second run too: %s", strings.Join(linuxMissed, "; "))
+				return
+			}
+			t.Logf("run 1: %s; running the lab again", strings.Join(linuxMissed, "; "))
 		}
 	})
 }
