@@ -12,7 +12,11 @@ build:
 run: build
 	./bin/tunstack serve
 
+# As root, first installs the programs the tests run (scripts/test-tools.sh,
+# from internal/testtools/tools.list); without root, the tests that need a
+# missing program or root skip and say which.
 test:
+	./scripts/test-tools.sh
 	$(GO) vet ./...
 	$(GO) test -race -timeout 14m ./...
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tunstack/internal/testtools"
 
 	"tunstack/lab/netns"
 	"tunstack/policy"
@@ -138,9 +139,7 @@ func runLabToFile(t *testing.T, name, pcap string) *Result {
 
 func needTshark(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark is not installed; the check decodes the capture with it")
-	}
+	testtools.Need(t, "tshark")
 }
 
 // tsharkTimes returns the capture-relative times of the frames matching a

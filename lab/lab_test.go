@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"tunstack/internal/testtools"
 
 	"golang.org/x/sys/unix"
 
@@ -51,9 +52,7 @@ func runExperiment(t *testing.T, name, stack string, o Options) *Result {
 // packets of the written capture, when tshark is installed.
 func checkPcapReadable(t *testing.T, path string, min int) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		return
-	}
+	testtools.Need(t, "tshark")
 	out, err := exec.Command("tshark", "-r", path, "-Y", "tcp.port == 8000", "-T", "fields", "-e", "frame.number").Output()
 	if err != nil {
 		t.Errorf("tshark -r %s: %v", path, err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tunstack/internal/testtools"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -127,10 +128,7 @@ func TestPcapTapRecordsReadAndWrittenPacketsDecodableByGopacket(t *testing.T) {
 }
 
 func TestPcapTapCaptureIsReadableByTshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("tshark not installed")
-	}
+	testtools.Need(t, "tshark")
 	a, _ := NewPipe(1500)
 	defer a.Close()
 	path := filepath.Join(t.TempDir(), "tap.pcap")
@@ -144,7 +142,7 @@ func TestPcapTapCaptureIsReadableByTshark(t *testing.T) {
 		t.Fatal(err)
 	}
 	tap.WritePackets([][]byte{tcpSegment(t, stackIP, hostIP, 80, 40001, "x")})
-	out, err := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.checksum.status", "-o", "tcp.check_checksum:TRUE").CombinedOutput()
+	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.checksum.status", "-o", "tcp.check_checksum:TRUE").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)
 	}

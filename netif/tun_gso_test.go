@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"tunstack/internal/testtools"
 
 	"github.com/google/gopacket/pcapgo"
 
@@ -297,6 +298,7 @@ func TestFinishReadPacketCompletesPartialChecksumAndRefusesGSO(t *testing.T) {
 // the TUN TSO packets, and ReadPackets returns them as segments with valid
 // checksums and contiguous sequence numbers that carry every byte.
 func TestKernelSocketExchangesSegmentsIntactThroughGSO(t *testing.T) {
+	testtools.Need(t, "sysctl")
 	netns.RequireRoot(t)
 	ns, err := netns.New("gso")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"tunstack/internal/testtools"
 
 	"github.com/vishvananda/netlink"
 
@@ -153,6 +154,7 @@ func TestTUNReadsUDPDatagramTheKernelSends(t *testing.T) {
 }
 
 func TestKernelPingSucceedsAgainstEchoReplyOverTUN(t *testing.T) {
+	testtools.Need(t, "ping")
 	ns := newNS(t)
 	tun := openTUN(t, ns, netif.TUNConfig{HostAddr: hostPrefix})
 	ping := ns.Command("ping", "-c", "1", "-W", "2", "198.18.0.2")
@@ -200,6 +202,7 @@ func waitBlockedInRead(t *testing.T) {
 }
 
 func TestTUNCloseUnblocksReadAndRemovesDevice(t *testing.T) {
+	testtools.Need(t, "sysctl")
 	ns := newNS(t)
 	tun := openTUN(t, ns, netif.TUNConfig{Name: "tunclose0", HostAddr: hostPrefix})
 	// Keep IPv6 chatter (router solicitations) from satisfying the read.
@@ -361,6 +364,7 @@ func TestTUNWriteAndReadDoNotAllocatePerPacket(t *testing.T) {
 }
 
 func testTUNNoAllocs(t *testing.T, offload bool) {
+	testtools.Need(t, "sysctl")
 	ns := newNS(t)
 	tun := openTUN(t, ns, netif.TUNConfig{Name: "tunalloc0", HostAddr: hostPrefix, Offload: offload})
 	if tun.Offload() != offload {

@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"tunstack/internal/testtools"
 
 	"tunstack/demo"
 	"tunstack/lab/netns"
@@ -124,6 +125,7 @@ var curlArgs = []string{"-sS", "--fail", "--noproxy", "*", "--max-time", "120"}
 // curl runs the real curl inside the namespace and returns its output.
 func (s *served) curl(t *testing.T, args ...string) []byte {
 	t.Helper()
+	testtools.Need(t, "curl")
 	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -237,6 +239,7 @@ func TestServeCurlDownloads100MiBFileIntact(t *testing.T) {
 	want := writeRandomFile(t, filepath.Join(dir, "big.bin"), size, 1)
 	s := startServe(t, "--files", dir)
 
+	testtools.Need(t, "curl")
 	sum, n, took, err := s.curlDownload("/files/big.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -371,6 +374,7 @@ func TestServeGoClientDiscardTakes100MiB(t *testing.T) {
 }
 
 func TestServePingGetsReplies(t *testing.T) {
+	testtools.Need(t, "ping")
 	s := startServe(t)
 	out, err := s.ns.Command("ping", "-n", "-c", "3", "-i", "0.2", "-W", "5", s.cfg.StackAddr.String()).CombinedOutput()
 	if err != nil {
@@ -493,9 +497,7 @@ func badTCPChecksums(t *testing.T, file string) int {
 }
 
 func TestServePcapShowsHandshakeDataFinAndGoodChecksums(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark is not installed")
-	}
+	testtools.Need(t, "tshark", "curl")
 	netns.RequireRoot(t)
 	file := filepath.Join(t.TempDir(), "serve.pcap")
 	s := startServe(t, "--pcap", file)

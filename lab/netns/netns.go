@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"tunstack/internal/testtools"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -127,8 +128,8 @@ func (ns *NS) Do(fn func() error) error {
 // names it, rather than with ip's exit status.
 func (ns *NS) Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
-	if _, err := exec.LookPath(name); err != nil {
-		cmd.Err = fmt.Errorf("%s is not installed (.ci/run lists the Debian package that provides it): %w", name, err)
+	if err := testtools.Missing(name); err != nil {
+		cmd.Err = err
 	}
 	return cmd
 }
