@@ -13,7 +13,7 @@ import (
 type TraceEvent struct {
 	Time          time.Time      // when the engine handled it (wall clock, with a monotonic reading)
 	Local, Remote netip.AddrPort // the connection's 4-tuple
-	Event         string         // the engine's name: "fast-retransmit", "partial-ack", "recovery-end", "rto", "undo", "dsack"
+	Event         string         // the engine's name: "fast-retransmit", "partial-ack", "recovery-end", "rto", "undo", "dsack", "lost-retransmit", "rescue", "tlp"
 	CwndBytes     int
 	SSThreshBytes int
 	FlightBytes   int    // RFC 6675 pipe: the bytes the sender believes are in the network

@@ -171,24 +171,29 @@ type Conn struct {
 
 // ConnCounters are per-connection counters.
 type ConnCounters struct {
-	SegsIn, SegsOut  uint64
-	BytesAcked       uint64 // payload bytes the peer acknowledged
-	BytesReceived    uint64 // in-order payload bytes received
-	Retransmits      uint64 // segments retransmitted (all causes)
-	RTORetransmits   uint64 // retransmissions on timeout
-	FastRetransmits  uint64 // retransmissions in fast recovery (duplicate ACKs / SACK)
-	Timeouts         uint64 // retransmission timer expirations
-	FastRecoveries   uint64 // fast recovery episodes
-	SACKRecoveries   uint64 // of which SACK-based (RFC 6675)
-	DSACKsSent       uint64 // D-SACK blocks we sent (RFC 2883)
-	DSACKsReceived   uint64 // D-SACK blocks the peer sent
-	SpuriousUndos    uint64 // window reductions undone as spurious
-	TailLossProbes   uint64 // RFC 8985 probes sent
-	LostRetransmits  uint64 // retransmissions found lost and sent again without an RTO
-	ZeroWindowProbes uint64
-	KeepAlivesSent   uint64
-	DupAcksIn        uint64
-	OutOfOrderSegs   uint64
+	SegsIn, SegsOut uint64
+	BytesAcked      uint64 // payload bytes the peer acknowledged
+	BytesReceived   uint64 // in-order payload bytes received
+	// Retransmits counts every segment sent again; each is of exactly one
+	// of the six kinds below, which add up to it (rtxkind.go).
+	Retransmits       uint64
+	RTORetransmits    uint64 // in loss recovery, after a retransmission timeout
+	FastRetransmits   uint64 // in fast recovery: the fast retransmission and the holes after it
+	LostRetransmits   uint64 // retransmissions found lost in fast recovery and sent again, without an RTO
+	RescueRetransmits uint64 // RFC 6675 NextSeg rule 4's rescue, at most one per recovery
+	TLPRetransmits    uint64 // tail loss probes that resent the last segment (a probe of new data is no retransmission)
+	SYNRetransmits    uint64 // SYN and SYN-ACK retransmissions
+	Timeouts          uint64 // retransmission timer expirations
+	FastRecoveries    uint64 // fast recovery episodes
+	SACKRecoveries    uint64 // of which SACK-based (RFC 6675)
+	DSACKsSent        uint64 // D-SACK blocks we sent (RFC 2883)
+	DSACKsReceived    uint64 // D-SACK blocks the peer sent
+	SpuriousUndos     uint64 // window reductions undone as spurious
+	TailLossProbes    uint64 // RFC 8985 probes sent, of new data or resending the last segment
+	ZeroWindowProbes  uint64
+	KeepAlivesSent    uint64
+	DupAcksIn         uint64
+	OutOfOrderSegs    uint64
 }
 
 // Info is a snapshot of a connection for diagnostics (like TCP_INFO).

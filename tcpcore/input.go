@@ -26,6 +26,7 @@ func (c *Conn) input(now Time, s *segment) {
 	if c.state == SynReceived && s.has(wire.FlagSYN) && !s.has(wire.FlagACK|wire.FlagRST) && s.seq == c.irs {
 		// A retransmitted SYN: the SYN-ACK was lost. Answer it again
 		// without disturbing the retransmission timer (Linux tcp_check_req).
+		c.countRetransmit(now, rtxSYN)
 		c.sendSyn(now)
 		return
 	}
@@ -261,6 +262,7 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 		c.sndWl1, c.sndWl2 = s.seq, c.iss
 		c.state = SynReceived
 		c.rtoAt = noDeadline
+		c.countRetransmit(now, rtxSYN) // our SYN's sequence number goes again
 		c.sendSyn(now)
 		return
 	}

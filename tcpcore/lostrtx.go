@@ -93,7 +93,6 @@ func (c *Conn) detectLostRetransmits(now Time) {
 		c.rtx.pop()
 		c.rtx.relost = rtxRecord{start: MaxSeq(r.start, c.sndUna), end: r.end}
 		c.rtx.hasRelost = true
-		c.info.LostRetransmits++
 		return
 	}
 }

@@ -36,12 +36,12 @@ func (c *Conn) sendOne(now Time) bool {
 		avail = 0 // SND.NXT is past the FIN
 	}
 	if c.recovery != recoveryNone {
-		if seq, n, fin, rescue, ok := c.nextRetransmit(); ok {
+		if seq, n, fin, kind, ok := c.nextRetransmit(); ok {
 			if !c.mayRetransmit() {
 				return false
 			}
 			c.fastRetransmitPending = false
-			c.retransmit(now, seq, n, fin, rescue)
+			c.retransmit(now, seq, n, fin, kind)
 			c.chargeSend(n)
 			return true
 		}
@@ -125,8 +125,10 @@ func (c *Conn) setDSACK(start, end Seq) {
 	c.dsackPending, c.dsackRange = true, seqRange{start, end}
 }
 
-// sendData transmits n bytes from SND.NXT, with FIN if fin; mss is the
-// full segment size (segSize) the caller measured n against.
+// sendData transmits n new bytes from SND.NXT, with FIN if fin; mss is the
+// full segment size (segSize) the caller measured n against. SND.NXT is
+// SND.MAX here: nothing rewinds it, and every retransmission goes through
+// retransmit (or the SYN and probe paths), each counted by its kind.
 func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	seq := c.sndNxt
 	off := seq.Sub(c.sndBufSeq)
@@ -145,7 +147,6 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	if fin {
 		flags |= wire.FlagFIN
 	}
-	retrans := seq.LT(c.sndMax)
 	c.emitData(now, seq, flags, off, n)
 	c.sndNxt = seq.Add(n)
 	if fin {
@@ -159,13 +160,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	if n < mss {
 		c.sndSml = c.sndNxt
 	}
-	if retrans {
-		c.e.stats.RetransSegs++
-		c.info.Retransmits++
-		if c.rttTiming && c.rttSeq.GE(seq) {
-			c.rttTiming = false // Karn's rule: never time a retransmission
-		}
-	} else if !c.rttTiming && n > 0 {
+	if !c.rttTiming && n > 0 {
 		c.rttTiming, c.rttSeq, c.rttTime = true, seq, now
 	}
 	if c.rtoAt == noDeadline {

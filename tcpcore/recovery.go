@@ -30,7 +30,7 @@ const (
 type CongestionEvent struct {
 	Time          Time
 	Local, Remote string
-	Event         string // "ack" (cwnd growth sampled), "fast-retransmit", "rto", "recovery-end", "undo", "dsack", "partial-ack"
+	Event         string // "ack" (cwnd growth sampled), "fast-retransmit", "rto", "recovery-end", "undo", "dsack", "partial-ack", "lost-retransmit", "rescue", "tlp"
 	CwndBytes     int
 	SSThreshBytes int
 	FlightBytes   int
@@ -358,16 +358,20 @@ func (c *Conn) eifelCheck(now Time, s *segment) {
 // unSACKed range above HighRxt, else (fast recovery with SACK, once) a
 // rescue retransmission of the highest unSACKed segment. fin reports that
 // the range ends with our FIN.
-func (c *Conn) nextRetransmit() (seq Seq, n int, fin, rescue, ok bool) {
+func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, kind rtxKind, ok bool) {
+	kind = rtxFast
+	if c.recovery == recoveryLoss {
+		kind = rtxRTO
+	}
 	if c.recovery == recoveryNone {
-		return 0, 0, false, false, false
+		return 0, 0, false, kind, false
 	}
 	if seq, n, fin, ok := c.nextRelost(); ok {
-		return seq, n, fin, false, ok
+		return seq, n, fin, rtxLost, ok
 	}
 	if start, end, ok := c.unsackedRange(MaxSeq(c.highRxt, c.sndUna), MinSeq(c.lostPoint, c.sndMax)); ok {
 		seq, n, fin, ok := c.rangeToSend(start, end)
-		return seq, n, fin, false, ok
+		return seq, n, fin, kind, ok
 	}
 	// Not in answer to the ACK that started recovery: the tail may still
 	// be on its way, and that ACK may let more than the fast retransmission
@@ -383,10 +387,10 @@ func (c *Conn) nextRetransmit() (seq Seq, n int, fin, rescue, ok bool) {
 		// would not recover a lost tail.
 		if hi.GT(c.sndUna) && hi.GT(c.highRxt) {
 			seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.segSize())), hi)
-			return seq, n, fin, true, ok
+			return seq, n, fin, rtxRescue, ok
 		}
 	}
-	return 0, 0, false, false, false
+	return 0, 0, false, kind, false
 }
 
 // unsackedRange is NextSeg's walk: the first range in [seq, limit) that
@@ -424,7 +428,7 @@ func (c *Conn) hasNewData() bool {
 // retransmit sends [seq, seq+n) (and FIN) again. A rescue retransmission
 // (RFC 6675 NextSeg rule 4) is made once per recovery and does not move
 // HighRxt: the holes below it that become lost later still go, by rule 1.
-func (c *Conn) retransmit(now Time, seq Seq, n int, fin, rescue bool) {
+func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool, kind rtxKind) {
 	flags := wire.FlagACK
 	if fin {
 		flags |= wire.FlagFIN
@@ -441,20 +445,14 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin, rescue bool) {
 	if fin {
 		end = end.Add(1)
 	}
-	if rescue {
+	if kind == rtxRescue {
 		c.rescueDone = true
 	} else if end.GT(c.highRxt) {
 		c.highRxt = end
 	}
 	c.relostSent(seq, end.Sub(seq))
 	c.noteRetransmit(now, seq, end)
-	c.e.stats.RetransSegs++
-	c.info.Retransmits++
-	if c.recovery == recoveryLoss {
-		c.info.RTORetransmits++
-	} else {
-		c.info.FastRetransmits++
-	}
+	c.countRetransmit(now, kind)
 	c.undoRetrans++
 	if c.rttTiming && c.rttSeq.GE(seq) && c.rttSeq.LT(end) {
 		c.rttTiming = false // Karn's rule

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tunstack/policy"
+	"tunstack/wire"
 )
 
 // sim connects two engines through a virtual link with a fixed one-way
@@ -34,6 +35,9 @@ type sim struct {
 	busyUntil  map[*Engine]Time
 	queued     map[*Engine][]Time // departure times of queued packets
 	queueDrops int
+	// What a capture on the link would call retransmissions: segments each
+	// engine sent whose sequence range it had sent before (rtxCapture).
+	cap rtxCapture
 	// counters of the sending connection of the last transfer
 	aFast, aRTO uint64
 	lastRcvBuf  int // receiver's buffer at the end of the last transfer
@@ -76,6 +80,7 @@ func (s *sim) flush() {
 	for _, e := range []*Engine{s.a, s.b} {
 		pkts := e.Output()
 		for _, p := range pkts {
+			s.cap.note(e, p.Segment())
 			if s.loss > 0 && s.rng.Float64() < s.loss {
 				s.dropped++
 				continue
@@ -228,6 +233,60 @@ func transfer(t testing.TB, s *sim, n int) {
 	srv.Close(s.now)
 	s.runUntil(func() bool { return s.a.ConnCount() == 0 && s.b.ConnCount() == 0 },
 		2*s.a.prof.TimeWaitLen+time.Minute)
+	checkRetransmitKinds(t, "sender", cli.Info().Counters, s.cap.seen[s.a])
+	checkRetransmitKinds(t, "receiver", srv.Info().Counters, s.cap.seen[s.b])
+}
+
+// rtxCapture counts, per sending engine, the segments a capture would call
+// retransmissions: SYN, data or FIN whose sequence range starts below the
+// highest sequence number that flow had sent before. It knows nothing of
+// the engine's reasons, only what went on the wire.
+type rtxCapture struct {
+	high map[rtxFlow]Seq
+	seen map[*Engine]uint64
+}
+
+type rtxFlow struct {
+	from         *Engine
+	sport, dport uint16
+}
+
+func (r *rtxCapture) note(from *Engine, seg []byte) {
+	if r.high == nil {
+		r.high, r.seen = map[rtxFlow]Seq{}, map[*Engine]uint64{}
+	}
+	t := wire.TCP(seg)
+	span := len(t.Payload())
+	if t.Flags()&wire.FlagSYN != 0 {
+		span++
+	}
+	if t.Flags()&wire.FlagFIN != 0 {
+		span++
+	}
+	if span == 0 || t.Flags()&wire.FlagRST != 0 {
+		return // ACKs, window probes and keepalives occupy no sequence space
+	}
+	f := rtxFlow{from, t.SrcPort(), t.DstPort()}
+	seq := Seq(t.Seq())
+	high, ok := r.high[f]
+	if ok && seq.LT(high) {
+		r.seen[from]++
+	}
+	if end := seq.Add(span); !ok || end.GT(high) {
+		r.high[f] = end
+	}
+}
+
+// checkRetransmitKinds checks that a connection's retransmissions are each
+// of exactly one kind (the kinds add up to Retransmits) and that they are
+// the retransmissions seen on the wire.
+func checkRetransmitKinds(t testing.TB, who string, c ConnCounters, onWire uint64) {
+	t.Helper()
+	kinds := c.RTORetransmits + c.FastRetransmits + c.LostRetransmits + c.RescueRetransmits + c.TLPRetransmits + c.SYNRetransmits
+	if kinds != c.Retransmits || c.Retransmits != onWire {
+		t.Fatalf("%s: %d retransmissions on the wire; counters: Retransmits %d, by kind %d (rto %d, fast %d, lost %d, rescue %d, tlp %d, syn %d)",
+			who, onWire, c.Retransmits, kinds, c.RTORetransmits, c.FastRetransmits, c.LostRetransmits, c.RescueRetransmits, c.TLPRetransmits, c.SYNRetransmits)
+	}
 }
 
 func TestBulkTransferNoLoss(t *testing.T) {

@@ -118,8 +118,7 @@ func (c *Conn) onRTO(now Time) {
 			c.backoff++
 		}
 		c.rttTiming = false
-		c.e.stats.RetransSegs++
-		c.info.Retransmits++
+		c.countRetransmit(now, rtxSYN)
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 		c.sendSyn(now)
 		return
@@ -137,8 +136,7 @@ func (c *Conn) onRTO(now Time) {
 		c.retries++
 		c.backoff++
 		c.rttTiming = false
-		c.e.stats.RetransSegs++
-		c.info.Retransmits++
+		c.countRetransmit(now, rtxSYN)
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 		c.sendSyn(now)
 		return

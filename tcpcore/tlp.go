@@ -62,8 +62,7 @@ func (c *Conn) onTLP(now Time) {
 			flags |= wire.FlagPSH
 		}
 		c.emitData(now, seq, flags, off, n)
-		c.e.stats.RetransSegs++
-		c.info.Retransmits++
+		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {
 			c.rttTiming = false // Karn's rule
 		}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -330,18 +331,31 @@ func (s *serveSession) printConns(out io.Writer) {
 		return a.Remote.Compare(b.Remote)
 	})
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Local\tRemote\tState\tCwnd\tSSThresh\tSRTT\tRTO\tFastRetx\tRTORetx\tTimeouts\tSACKRecov\tDSACKsOut\tDSACKsIn\tUndos")
+	fmt.Fprintln(tw, "Local\tRemote\tState\tCwnd\tSSThresh\tSRTT\tRTO\t"+strings.Join(counterColumns, "\t"))
 	for _, in := range infos {
-		c := in.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
 			in.Local, in.Remote, in.State, in.CwndBytes, ssthreshText(in.SSThreshBytes),
-			in.SRTT.Round(10*time.Microsecond), in.RTO.Round(time.Millisecond),
-			c.FastRetransmits, c.RTORetransmits, c.Timeouts, c.SACKRecoveries, c.DSACKsSent, c.DSACKsReceived, c.SpuriousUndos)
+			in.SRTT.Round(10*time.Microsecond), in.RTO.Round(time.Millisecond), counterCells(in.Counters))
 	}
-	c := cs.ConnTotals()
-	fmt.Fprintf(tw, "all since start\t\t\t\t\t\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
-		c.FastRetransmits, c.RTORetransmits, c.Timeouts, c.SACKRecoveries, c.DSACKsSent, c.DSACKsReceived, c.SpuriousUndos)
+	fmt.Fprintf(tw, "all since start\t\t\t\t\t\t\t%s\n", counterCells(cs.ConnTotals()))
 	tw.Flush()
+}
+
+// counterColumns head the table's counter cells: every retransmission is
+// in exactly one of the first six (Retx is their sum), then the loss
+// recovery episodes and D-SACKs.
+var counterColumns = []string{"Retx", "FastRetx", "RTORetx", "LostRetx", "RescueRetx", "TLPRetx", "SYNRetx",
+	"Timeouts", "SACKRecov", "DSACKsOut", "DSACKsIn", "Undos"}
+
+// counterCells are c's cells under counterColumns, tab-separated.
+func counterCells(c tcpcore.ConnCounters) string {
+	vals := []uint64{c.Retransmits, c.FastRetransmits, c.RTORetransmits, c.LostRetransmits, c.RescueRetransmits, c.TLPRetransmits, c.SYNRetransmits,
+		c.Timeouts, c.SACKRecoveries, c.DSACKsSent, c.DSACKsReceived, c.SpuriousUndos}
+	cells := make([]string, len(vals))
+	for i, v := range vals {
+		cells[i] = strconv.FormatUint(v, 10)
+	}
+	return strings.Join(cells, "\t")
 }
 
 // ssthreshText shows the initial "arbitrarily high" ssthresh (RFC 5681
