@@ -18,22 +18,25 @@ import (
 
 // The flow-control labs on our stack, in real time with kernel peers.
 
-// TestLabZeroWindow: both directions of the zero-window lab end with the
-// data intact, and tshark, decoding the capture on its own, sees our stack
-// probe the kernel client's zero window with growing gaps, and advertise a
-// zero window of its own that it later opens with a window update.
+// TestLabZeroWindow: the three transfers of the zero-window lab (ours to a
+// kernel client that stops reading; a kernel client's to us while we do not
+// read, and while we have not accepted) end with the data intact, each
+// receiver's window closes to 0 and reopens, and tshark, decoding the
+// capture on its own, sees our stack probe the kernel client's zero window
+// with growing gaps, and advertise a zero window of its own that it later
+// opens with a window update.
 func TestLabZeroWindow(t *testing.T) {
 	netns.RequireRoot(t)
 	if testing.Short() {
-		t.Skip("the zero-window lab takes about 10 s of real time; not in -short")
+		t.Skip("the zero-window lab takes about 13 s of real time; not in -short")
 	}
 	t.Parallel()
 	needTshark(t)
 	pcap := filepath.Join(t.TempDir(), "zero-window.pcap")
 	res := runLabToFile(t, "zero-window", pcap)
 	d := res.Data.(*ZeroWindowData)
-	if len(d.Transfers) != 2 {
-		t.Fatalf("%d transfers, want 2 (one each way)", len(d.Transfers))
+	if len(d.Transfers) != 3 {
+		t.Fatalf("%d transfers, want 3 (one from the stack, two to it: after and before accept)", len(d.Transfers))
 	}
 	for _, tr := range d.Transfers {
 		if !tr.Intact() {

@@ -27,7 +27,10 @@ import (
 //   - client 2 writes to the stack under test, whose application does not
 //     read: the stack's small receive buffer fills, it advertises a zero
 //     window, answers the kernel's probes with it, and sends a window update
-//     when the application reads again.
+//     when the application reads again;
+//   - client 3 writes to the stack under test before its application has
+//     even accepted the connection: the same, while the connection waits in
+//     the accept queue, until the application accepts it and reads.
 //
 // Each direction carries zwBytes of seeded random data, hashed with
 // SHA-256 at both ends.
@@ -36,11 +39,11 @@ var zeroWindowExperiment = &experiment{
 	title: "a receiver that stops reading, both ways: zero window, zero-window probes with backoff, window update on reading again",
 	seed: "seed 002: a slow receiver brings the sender's window to 0; the sender then sends zero-window probes (ZWP) " +
 		"for the receiver to ACK with its window, typically 3 of them, 30-60 s apart; after 3 some stacks send RST and drop the connection",
-	defaults: Params{Backlog: 2, Clients: 2, Hold: 4 * time.Second},
-	duration: func(p Params) time.Duration { return 2*p.Hold + 2*time.Second },
+	defaults: Params{Backlog: 2, Clients: 3, Hold: 4 * time.Second},
+	duration: func(p Params) time.Duration { return 3*p.Hold + 3*time.Second },
 	check: func(p Params) error {
-		if p.Clients != 2 {
-			return fmt.Errorf("lab zero-window uses exactly 2 clients, one per direction, not %d", p.Clients)
+		if p.Clients != 3 {
+			return fmt.Errorf("lab zero-window uses exactly 3 clients (the stack sends to one; two send to it, after and before accept), not %d", p.Clients)
 		}
 		if p.Hold < time.Second {
 			return fmt.Errorf("lab zero-window: the receivers stop reading for --hold; %s is too short to see probes back off, give at least 1s", p.Hold)
@@ -170,6 +173,13 @@ func runZeroWindow(r *run) error {
 	if in != nil {
 		d.Transfers = append(d.Transfers, in)
 	}
+	if err != nil {
+		return err
+	}
+	early, err := zwSendsBeforeAccept(r, l)
+	if early != nil {
+		d.Transfers = append(d.Transfers, early)
+	}
 	return err
 }
 
@@ -267,6 +277,55 @@ func zwClientSends(r *run, l listener) (*Transfer, error) {
 	r.sleepUntil(t.StopAt + r.params.Hold)
 	t.ResumeAt = r.mark("resume-2")
 	r.tl.addAt(t.ResumeAt, "server", "reads client 2 again")
+	h := sha256.New()
+	got, rerr := readAllInto(h, sc.read, len(data), zwTransferWait)
+	t.ReceivedBytes, t.ReceivedSHA = got, hex.EncodeToString(h.Sum(nil))
+	r.tl.add("server", "read %d bytes in all, sha256 %s...%s", got, t.ReceivedSHA[:16], errSuffix(rerr))
+	wg.Wait()
+	t.Err = firstErr(werr, rerr)
+	return t, nil
+}
+
+// zwSendsBeforeAccept is the third direction: client 3 connects and
+// writes while the server's application has not accepted it, so its
+// receive buffer fills in the accept queue; after Hold the application
+// accepts it and reads everything.
+func zwSendsBeforeAccept(r *run, l listener) (*Transfer, error) {
+	cs, err := r.openClients(3, 1)
+	if err != nil {
+		return nil, err
+	}
+	c := cs[0]
+	c.startConnect(r.tl, r.target)
+	if err := c.waitConnect(r.tl, 5*time.Second); err != nil {
+		return nil, fmt.Errorf("lab zero-window: client 3 could not connect: %w", err)
+	}
+	data := seededBytes(zwBytes, 3)
+	t := &Transfer{Name: "client 3 -> server, before accept", Client: 3, ToServer: true, Bytes: len(data), SentSHA256: sha256Hex(data)}
+	t.StopAt = r.mark("stop-3")
+	r.tl.addAt(t.StopAt, "server", "does not accept client 3 for %s", r.params.Hold)
+
+	var wg sync.WaitGroup
+	var werr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.tl.add(clientName(3), "write(%d bytes, sha256 %s...)", len(data), t.SentSHA256[:16])
+		n, err := sockWriteAll(c.s, data, r.params.Hold+zwTransferWait)
+		if err != nil {
+			werr = fmt.Errorf("client 3 write: %d bytes, then %w", n, err)
+		}
+		r.tl.add(clientName(3), "write() = %d%s", n, errSuffix(err))
+	}()
+
+	r.sleepUntil(t.StopAt + r.params.Hold)
+	t.ResumeAt = r.mark("resume-3")
+	sc, err := l.accept(5 * time.Second)
+	if err != nil {
+		wg.Wait()
+		return t, fmt.Errorf("lab zero-window: accept for client 3: %w", err)
+	}
+	r.tl.add("server", "accept() = client 3 (port %d), and reads", sc.remotePort())
 	h := sha256.New()
 	got, rerr := readAllInto(h, sc.read, len(data), zwTransferWait)
 	t.ReceivedBytes, t.ReceivedSHA = got, hex.EncodeToString(h.Sum(nil))

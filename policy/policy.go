@@ -93,6 +93,13 @@ type Profile struct {
 	DelAckMin  time.Duration // delayed-ACK timer floor (Linux TCP_DELACK_MIN 40 ms)
 	DelAckMax  time.Duration // delayed-ACK timer ceiling (Linux TCP_DELACK_MAX 200 ms; RFC: < 500 ms)
 	QuickAcks  int           // segments ACKed at once at the start of a connection (Linux quick-ACK mode, up to 16)
+	// AckSecondOnlyIfWindowGrows sends the every-second-segment ACK only
+	// when it would offer at least the window last announced, as Linux's
+	// __tcp_ack_snd_check does: while the application does not read, the
+	// ACK waits for the delayed-ACK timer instead of repeating a shrinking
+	// window. Without it (RFC 1122 §4.2.3.2) every second full-sized
+	// segment is acknowledged at once.
+	AckSecondOnlyIfWindowGrows bool
 	// PingPongOnFin enters delayed-ACK ("pingpong") mode when the peer's
 	// FIN arrives, so a FIN that carries data is ACKed by the delayed-ACK
 	// timer, on the bet that our reply and FIN will carry the ACK (Linux
@@ -195,6 +202,8 @@ func Linux() *Profile {
 		SynCookies:          true,
 		LocalPortMin:        32768,
 		LocalPortMax:        60999,
+
+		AckSecondOnlyIfWindowGrows: true,
 	}
 }
 
@@ -213,6 +222,7 @@ func RFC() *Profile {
 	p.DelAckMin = 200 * time.Millisecond
 	p.DelAckMax = 200 * time.Millisecond // RFC 1122 §4.2.3.2 (< 0.5 s)
 	p.QuickAcks = 0
+	p.AckSecondOnlyIfWindowGrows = false
 	p.PingPongOnFin = false // RFC 9293 §3.10.7.4: acknowledge the FIN
 	p.ProbeNewByte = true   // RFC 9293 §3.8.6.1: probe with new data
 	p.BacklogBoundsBoth = true

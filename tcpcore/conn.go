@@ -249,7 +249,6 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		kaIdle:      p.KeepAliveIdle,
 		kaIntvl:     p.KeepAliveInterval,
 		kaCount:     p.KeepAliveProbes,
-		quickAcks:   p.QuickAcks,
 		dupThresh:   p.DupThresh,
 		tsOffset:    e.isn.tsOffset(local, remote),
 	}

@@ -59,6 +59,7 @@ type Stats struct {
 	PAWSDrops        uint64 // PAWSEstab
 	ChallengeACKs    uint64 // TCPChallengeACK
 	OutOfWindowDrops uint64 // segments failing the acceptability test
+	ZeroWindowDrops  uint64 // data that reached a zero receive window (TCPZeroWindowDrop)
 	TimeWaitRecycled uint64 // TIME-WAIT connections replaced by a new SYN
 	SynCookiesSent   uint64 // SyncookiesSent
 	SynCookiesRecv   uint64 // SyncookiesRecv

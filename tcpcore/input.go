@@ -65,7 +65,7 @@ func (c *Conn) input(now Time, s *segment) {
 			c.updateDeadline()
 			return
 		}
-		if s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait {
+		if s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait && s.segLen() > 0 {
 			// An old duplicate (a retransmission we already have): ACK at
 			// once so the sender learns where we are (Linux tcp_data_queue),
 			// reporting the duplicate (RFC 2883 §4.1.1).
@@ -76,6 +76,8 @@ func (c *Conn) input(now Time, s *segment) {
 			c.updateDeadline()
 			return
 		}
+		// A segment that occupies no sequence space (a zero-window probe
+		// at RCV.NXT-1, a stray ACK) gets the rate-limited answer.
 		c.sendOutOfWindowAck(now)
 		return
 	}
@@ -529,6 +531,14 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		c.setDSACK(seq, c.rcvNxt)
 		data, seq = data[d:], c.rcvNxt
 	}
+	if c.rcvAdv.Sub(c.rcvNxt) <= 0 {
+		// A zero window takes the segment's ACK but none of its data
+		// (RFC 9293 §3.10.7.4; Linux drops it as TCPZeroWindowDrop), even
+		// when the buffer has a sliver of room: the window said 0.
+		c.e.stats.ZeroWindowDrops++
+		c.ackNow = true
+		return
+	}
 	off := seq.Sub(c.rcvNxt)
 	room := c.rcvBufMax - c.rcvBuf.Len() - off
 	if room <= 0 {
@@ -597,7 +607,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 func (c *Conn) scheduleAck(now Time, n int) {
 	c.unackedBytes += n
 	p := c.e.prof
-	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.unackedBytes >= 2*c.rcvMSS {
+	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.ackSecondSegment() {
 		// Due now, but in-order data may keep arriving in the same batch:
 		// owe one ACK for all of it, sent when the driver collects output
 		// unless data going out carries it first.
@@ -610,6 +620,18 @@ func (c *Conn) scheduleAck(now Time, n int) {
 	if c.delackAt == noDeadline {
 		c.delackAt = now.Add(c.delackTimeout())
 	}
+}
+
+// ackSecondSegment is RFC 1122 §4.2.3.2's rule, an ACK at least every
+// second full-sized segment; with the profile's AckSecondOnlyIfWindowGrows
+// only while the window it would offer is at least the one last announced
+// (Linux __tcp_ack_snd_check), so that a receiver whose application stopped
+// reading lets the delayed-ACK timer answer.
+func (c *Conn) ackSecondSegment() bool {
+	if c.unackedBytes < 2*c.rcvMSS {
+		return false
+	}
+	return !c.e.prof.AckSecondOnlyIfWindowGrows || c.offerWindow() >= c.rcvAdv.Sub(c.lastAckSent)
 }
 
 // delackTimeout is the delayed-ACK timer's length: the adaptive ATO, but
@@ -632,7 +654,10 @@ func (c *Conn) delackTimeout() time.Duration {
 func (c *Conn) updateATO(now Time) {
 	p := c.e.prof
 	if c.ato == 0 {
+		// The first data segment starts the delayed-ACK engine in
+		// quick-ACK mode (Linux tcp_event_data_recv).
 		c.ato = p.DelAckMin
+		c.incrQuickAcks()
 	}
 	if c.lastDataRecv != 0 {
 		m := now.Sub(c.lastDataRecv)
@@ -642,7 +667,7 @@ func (c *Conn) updateATO(now Time) {
 		case m < c.ato:
 			c.ato = c.ato/2 + m
 		case m > c.rtt.rto:
-			c.quickAcks = max(c.quickAcks, min(p.QuickAcks, c.rcvBufMax/(2*max(c.rcvMSS, 1))))
+			c.incrQuickAcks()
 		}
 		c.ato = min(max(c.ato, p.DelAckMin), p.DelAckMax)
 	}
@@ -654,6 +679,24 @@ func (c *Conn) updateATO(now Time) {
 			c.rcvRTT = max(time.Duration(ms)*time.Millisecond, time.Millisecond)
 		}
 	}
+}
+
+// incrQuickAcks enters or extends quick-ACK mode as Linux's
+// tcp_incr_quickack does: up to the profile's QuickAcks segments, but no
+// more than half the window we last announced counts in the peer's
+// segments (at least 2), so that a small window is not answered segment by
+// segment. With an SO_RCVBUF of 8192 (a 7300-byte window) and 1000-byte
+// segments that is 3 (conformance/scripts/flow/zero-window-full-buffer.pkt).
+func (c *Conn) incrQuickAcks() {
+	p := c.e.prof
+	if p.QuickAcks == 0 {
+		return
+	}
+	n := c.rcvAdv.Sub(c.lastAckSent) / (2 * max(c.rcvMSS, 1))
+	if n <= 0 {
+		n = 2
+	}
+	c.quickAcks = max(c.quickAcks, min(n, p.QuickAcks))
 }
 
 // receiveFin is the eighth check: a FIN at seq. One beyond RCV.NXT waits

@@ -60,12 +60,17 @@ func (e *Engine) ephemeralPort(laddr netip.Addr, remote netip.AddrPort) (uint16,
 
 // chooseRcvWscale is the smallest shift that lets the advertised window
 // cover the largest receive buffer the connection may grow to (RFC 7323
-// §2.3, at most 14).
+// §2.3, at most 14). A buffer the application fixed with SO_RCVBUF never
+// grows, so it alone decides, as in Linux (tcp_select_initial_window with
+// the window clamp of a locked buffer): a small SO_RCVBUF gets scale 0.
 func (c *Conn) chooseRcvWscale() uint8 {
 	if !c.e.prof.WindowScaling {
 		return 0
 	}
 	limit := max(c.e.prof.RcvBufMax, c.rcvBufMax)
+	if c.rcvBufLocked {
+		limit = c.rcvBufMax
+	}
 	var s uint8
 	for s < 14 && 65535<<s < limit {
 		s++

@@ -295,36 +295,67 @@ func (c *Conn) ackSent(ack Seq) {
 }
 
 // advertiseWindow returns the window field for a non-SYN segment and moves
-// the advertised right edge. The edge never moves left (RFC 9293
-// §3.8.6.2.2), and moves right only by a worthwhile amount: at least
-// min(buffer/2, MSS) (RFC 1122 §4.2.3.3, receiver SWS avoidance).
+// the advertised right edge (RCV.NXT + RCV.WND), as Linux's
+// tcp_select_window does:
+//
+//   - The edge never moves left (RFC 9293 §3.8.6.2.2): what was offered
+//     stays offered until the peer uses it.
+//   - It moves right only to space the buffer can take (offerWindow) and
+//     only by a worthwhile amount, min(buffer/2, MSS) (RFC 1122 §4.2.3.3,
+//     receiver SWS avoidance).
+//   - The field is in units of the window scale. It is rounded up, so a
+//     small window is not scaled away to zero (Linux's ALIGN), unless the
+//     rounded-up edge would promise bytes beyond the buffer; then down.
+//
+// So a receiver whose application stops reading offers less and less, then
+// 0 once the peer has filled what was promised, and holds 0 through the
+// peer's zero-window probes (TestFullBufferOffersZeroWindow).
 func (c *Conn) advertiseWindow() uint16 {
-	free := c.rcvBufMax - c.rcvBuf.Len()
-	if free < 0 {
-		free = 0
-	}
 	if c.rcvAdv.LT(c.rcvNxt) {
 		// The peer sent past the edge we offered and we had room for it.
 		c.rcvAdv = c.rcvNxt
 	}
-	right := c.rcvNxt.Add(free)
-	if right.GT(c.rcvAdv) && right.Sub(c.rcvAdv) < min(c.rcvBufMax/2, c.rcvMSS) {
-		right = c.rcvAdv
+	cur := c.rcvAdv.Sub(c.rcvNxt)
+	wnd := c.offerWindow()
+	if wnd < cur || wnd-cur < min(c.rcvBufMax/2, c.rcvMSS) {
+		wnd = cur
 	}
-	if right.LT(c.rcvAdv) {
-		right = c.rcvAdv
+	unit := 1 << c.rcvWscale
+	scaled := (wnd + unit - 1) >> c.rcvWscale
+	if scaled<<c.rcvWscale > c.rcvFree() {
+		scaled = wnd >> c.rcvWscale
 	}
-	wnd := min(right.Sub(c.rcvNxt), max(c.rcvSsthresh, c.rcvAdv.Sub(c.rcvNxt)))
-	// Round up to the scale's granularity so a small window is not scaled
-	// away to zero (Linux __tcp_select_window's ALIGN).
-	scaled := (wnd + 1<<c.rcvWscale - 1) >> c.rcvWscale
-	if scaled > 65535 {
-		scaled = 65535
-	}
+	scaled = min(scaled, 65535)
 	if edge := c.rcvNxt.Add(scaled << c.rcvWscale); edge.GT(c.rcvAdv) {
 		c.rcvAdv = edge
 	}
 	return uint16(scaled)
+}
+
+// rcvFree is the room left in the receive buffer past RCV.NXT: the buffer
+// less the in-order bytes the application has not read. Out-of-order bytes
+// sit in that room, at their offsets, so it is the most any window may
+// reach. Reads move its end right; only a smaller SO_RCVBUF moves it left.
+func (c *Conn) rcvFree() int {
+	return max(c.rcvBufMax-c.rcvBuf.Len(), 0)
+}
+
+// offerWindow is the window the free space justifies now, before the rule
+// that an offered window never shrinks (Linux __tcp_select_window). Once
+// the free space is under half the buffer it is rounded down to the window
+// scale's unit, and it is 0 if that leaves less than one MSS or less than a
+// sixteenth of the buffer: a receiver that stops reading closes its window
+// rather than offer slivers (RFC 1122 §4.2.3.3, RFC 9293 §3.8.6.2.2). The
+// window also grows no faster than rcvSsthresh allows.
+func (c *Conn) offerWindow() int {
+	free, full := c.rcvFree(), c.rcvBufMax
+	if free < full/2 {
+		free &^= 1<<c.rcvWscale - 1
+		if free < full/16 || free < min(c.rcvMSS, full) {
+			return 0
+		}
+	}
+	return min(free, c.rcvSsthresh)
 }
 
 // afterRead sends a window update when reading opened the window enough
@@ -341,10 +372,8 @@ func (c *Conn) afterRead(now Time) {
 		cur = 0
 	}
 	c.autotune(now)
-	free := c.rcvBufMax - c.rcvBuf.Len()
-	// The window we would now offer, capped like advertiseWindow's.
-	newWnd := min(free, max(c.rcvSsthresh, cur))
-	if 2*cur <= c.rcvBufMax && newWnd >= 2*cur && newWnd-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
+	newWnd := c.offerWindow()
+	if 2*cur <= c.rcvBufMax && newWnd > 0 && newWnd >= 2*cur && newWnd-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
 		c.ackNow = true
 		c.output(now)
 		c.updateDeadline()
