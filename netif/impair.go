@@ -57,8 +57,12 @@ type ImpairStats struct {
 // reorder: a lost packet takes no bandwidth, and a copy is a real second
 // packet on the wire. Like a real link, WritePackets reports lost and
 // dropped packets as sent.
+//
+// Options add what a spec does not say: WithSegmentRules acts on exact TCP
+// segments and records what it did.
 type ImpairedLink struct {
-	link  Link
+	link  Link      // the wrapped link, under rules when there are any
+	rules *ruleLink // nil without WithSegmentRules
 	spec  ImpairSpec
 	in    *impairPath
 	out   *impairPath
@@ -137,21 +141,33 @@ const (
 	streamJitter
 )
 
-// NewImpairedLink wraps l with the impairment spec describes, on the real
-// clock. The link belongs to the ImpairedLink from then on: Close closes it.
-func NewImpairedLink(l Link, spec ImpairSpec) (*ImpairedLink, error) {
-	return NewImpairedLinkClock(l, spec, RealClock{})
+// NewImpairedLink wraps l with the impairment spec describes and the
+// options, on the real clock. The link belongs to the ImpairedLink from
+// then on: Close closes it.
+func NewImpairedLink(l Link, spec ImpairSpec, opts ...ImpairOption) (*ImpairedLink, error) {
+	return NewImpairedLinkClock(l, spec, RealClock{}, opts...)
 }
 
 // NewImpairedLinkClock is NewImpairedLink on the given clock.
-func NewImpairedLinkClock(l Link, spec ImpairSpec, clk Clock) (*ImpairedLink, error) {
+func NewImpairedLinkClock(l Link, spec ImpairSpec, clk Clock, opts ...ImpairOption) (*ImpairedLink, error) {
 	if l == nil || clk == nil {
 		return nil, errors.New("netif: impairment needs a link and a clock")
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	var o impairOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := checkSegmentRules(o.rules); err != nil {
+		return nil, err
+	}
 	il := &ImpairedLink{link: l, spec: spec, done: make(chan struct{})}
+	if len(o.rules) > 0 {
+		il.rules = newRuleLink(l, o.rules, clk)
+		il.link = il.rules
+	}
 	il.in = il.newPath(false, clk)
 	il.out = il.newPath(true, clk)
 	for _, p := range []*impairPath{il.out, il.in} {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"tunstack/internal/testtools"
 
@@ -223,4 +224,60 @@ func BenchmarkPcapTapWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// slowLink takes a while over every write, as a TUN write that runs the
+// receiving kernel's input path does, and accepts only the first packet.
+type slowLink struct {
+	Link
+	took time.Duration
+}
+
+func (s slowLink) WritePackets(pkts [][]byte) (int, error) {
+	time.Sleep(s.took)
+	return 1, errors.New("link full")
+}
+
+func TestPcapTapStampAtHandOverStampsAWriteBeforeItWholeAndOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := NewPipe(1500)
+		defer b.Close()
+		const took = 10 * time.Millisecond
+		for _, handOver := range []bool{false, true} {
+			var capture bytes.Buffer
+			var opts []PcapOption
+			if handOver {
+				opts = append(opts, PcapStampAtHandOver())
+			}
+			tap, err := NewPcapTap(slowLink{a, took}, &capture, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := time.Now()
+			pkts := [][]byte{tcpSegment(t, stackIP, hostIP, 80, 40000, "a"), tcpSegment(t, stackIP, hostIP, 80, 40000, "b")}
+			if n, err := tap.WritePackets(pkts); n != 1 || err == nil {
+				t.Fatalf("WritePackets = %d, %v; want the link's 1 and its error", n, err)
+			}
+			var cis []gopacket.CaptureInfo
+			tap.Paused(func() {
+				r, err := pcapgo.NewReader(bytes.NewReader(capture.Bytes()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for {
+					_, ci, err := r.ReadPacketData()
+					if err != nil {
+						break
+					}
+					cis = append(cis, ci)
+				}
+			})
+			switch {
+			case !handOver && (len(cis) != 1 || cis[0].Timestamp.Before(before.Add(took))):
+				t.Errorf("default: records %+v, want the one packet the link took, stamped after the write", cis)
+			case handOver && (len(cis) != 2 || !cis[0].Timestamp.Equal(before) || !cis[1].Timestamp.Equal(before)):
+				t.Errorf("hand-over: records %+v, want both packets stamped %v, before the write", cis, before)
+			}
+		}
+	})
 }
