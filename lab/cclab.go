@@ -57,7 +57,7 @@ type BulkTransfer struct {
 	// SACK holds each captured packet's SACK blocks, relative to the data
 	// sender's ISN like Packet.Seq, parallel to Capture.Packets.
 	SACK    [][]wire.SACKBlock
-	Actions []WireAction       // what the lab wire's rules did
+	Actions []WireAction       // what the lab wire's targeted rules did
 	Impair  *netif.ImpairStats // what the SPEC impairment did, if any
 
 	// Cwnd is the sender's congestion window as the stack reports it,
@@ -67,6 +67,34 @@ type BulkTransfer struct {
 	Congestion string // the window controller, as the stack names it
 	// Counters are the server's loss-recovery counters at the end.
 	Counters []Counter
+}
+
+// WireAction is one thing the lab wire's targeted rules did, for the
+// timeline. Seq and End are relative to the sender's ISN, as in Packet.
+type WireAction struct {
+	At         time.Duration
+	FromServer bool
+	Action     string // "dropped", "duplicated", "held back", "released"
+	Seq, End   uint32
+}
+
+func (a WireAction) String() string {
+	dir := "client -> server"
+	if a.FromServer {
+		dir = "server -> client"
+	}
+	return fmt.Sprintf("%s data seq %d:%d (%s)", a.Action, a.Seq, a.End, dir)
+}
+
+// wireActions turns the wire's segment events into WireActions, with times
+// relative to start. The server's segments are the ones it writes: the
+// wire's outbound direction.
+func wireActions(evs []netif.SegmentEvent, start time.Time) []WireAction {
+	out := make([]WireAction, len(evs))
+	for i, e := range evs {
+		out[i] = WireAction{At: e.At.Sub(start), FromServer: e.Out, Action: e.Action, Seq: e.Seq, End: e.End}
+	}
+	return out
 }
 
 // CwndSample is the congestion window at one moment, in segments.
@@ -275,7 +303,7 @@ func (r *run) bulkTransfer(topo *topology, spec transferSpec) (*BulkTransfer, er
 	tr.Counters = ccCounters(topo, sc)
 
 	if topo.rules != nil {
-		tr.Actions = topo.rules.actions(r.tl.start)
+		tr.Actions = wireActions(topo.rules.SegmentEvents(), r.tl.start)
 	}
 	if topo.impaired != nil {
 		st := topo.impaired.Stats()

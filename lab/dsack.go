@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"tunstack/netif"
 )
 
 // dsack: D-SACK (RFC 2883) in three situations the lab wire makes on
@@ -25,10 +27,10 @@ var dsackExperiment = &experiment{
 	duration: func(Params) time.Duration { return 3 * time.Second },
 	options: func(o *Options) {
 		ccOptions(o, nil)
-		o.rules = []wireRule{
-			{FromServer: false, Nth: dsackClientDupNth, Action: dupSegment},
-			{FromServer: true, Nth: dsackHoldNth, Action: holdSegment, After: dsackHoldAfter},
-			{FromServer: true, Nth: dsackServerDupNth, Action: dupSegment},
+		o.rules = []netif.SegmentRule{
+			{Out: false, Nth: dsackClientDupNth, Action: netif.SegmentDup},
+			{Out: true, Nth: dsackHoldNth, Action: netif.SegmentHold, After: dsackHoldAfter},
+			{Out: true, Nth: dsackServerDupNth, Action: netif.SegmentDup},
 		}
 	},
 	run: func(r *run) error {
@@ -66,12 +68,12 @@ func (tr *BulkTransfer) AnalyzeDSACK() []DSACKEvent {
 	var out []DSACKEvent
 	released := map[uint32]time.Duration{}
 	for _, a := range tr.Actions {
-		if a.Action == "released" {
+		if a.Action == netif.SegmentReleased {
 			released[a.Seq] = a.At
 		}
 	}
 	for _, a := range tr.Actions {
-		if a.Action != dupSegment.String() && a.Action != holdSegment.String() {
+		if a.Action != netif.SegmentDup.String() && a.Action != netif.SegmentHold.String() {
 			continue
 		}
 		e := DSACKEvent{Action: a, DSACK: -1, Retrans: -1, Released: released[a.Seq]}
@@ -111,7 +113,7 @@ func dsackVerdict(res *Result) []string {
 			who, receiver = "server", "client"
 		}
 		line := fmt.Sprintf("%s data seq %d:%d %s by the lab wire at %s", who, a.Seq, a.End, a.Action, secs(a.At))
-		if a.Action == holdSegment.String() {
+		if a.Action == netif.SegmentHold.String() {
 			line += fmt.Sprintf(" (released behind %d later segments at %s)", dsackHoldAfter, secs(e.Released))
 			if e.Retrans >= 0 {
 				line += fmt.Sprintf("; the server retransmitted it at %s although it was not lost", secs(tr.Capture.Packets[e.Retrans].At))

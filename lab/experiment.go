@@ -38,7 +38,7 @@ type Options struct {
 
 	// Set by an experiment, not by callers: targeted rules on the wire and
 	// extra sysctls for the kernel server's namespace.
-	rules         []wireRule
+	rules         []netif.SegmentRule // Out: a segment the server sends
 	serverSysctls [][2]string
 
 	// Log, if not nil, gets a line when the experiment starts, saying what

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"tunstack/netif"
 )
 
 // fast-retransmit: the server sends 1 MiB and the lab wire loses exactly
@@ -21,7 +23,7 @@ var fastRetransmitExperiment = &experiment{
 	duration: func(Params) time.Duration { return 3 * time.Second },
 	options: func(o *Options) {
 		ccOptions(o, nil)
-		o.rules = []wireRule{{FromServer: true, Nth: frDropNth, Action: dropSegment}}
+		o.rules = []netif.SegmentRule{{Out: true, Nth: frDropNth, Action: netif.SegmentDrop}}
 	},
 	run: func(r *run) error {
 		return r.ccTransferVariants([]ccVariant{{name: "as configured"}}, transferSpec{bytes: frBytes})
@@ -61,7 +63,7 @@ func (tr *BulkTransfer) AnalyzeFastRetransmit() (*FastRetransmit, bool) {
 	f := &FastRetransmit{Retransmit: -1}
 	found := false
 	for _, a := range tr.Actions {
-		if a.Action == dropSegment.String() && a.FromServer {
+		if a.Action == netif.SegmentDrop.String() && a.FromServer {
 			f.Dropped, found = a, true
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -27,7 +28,7 @@ var sackExperiment = &experiment{
 		ccOptions(o, sackVariants[0].profile)
 		*o = sackVariants[0].options(*o)
 		for _, n := range sackDropNth {
-			o.rules = append(o.rules, wireRule{FromServer: true, Nth: n, Action: dropSegment})
+			o.rules = append(o.rules, netif.SegmentRule{Out: true, Nth: n, Action: netif.SegmentDrop})
 		}
 	},
 	run: func(r *run) error {
@@ -81,7 +82,7 @@ type SackRecovery struct {
 func (tr *BulkTransfer) AnalyzeSack() *SackRecovery {
 	s := &SackRecovery{RTT: tr.ccRTT()}
 	for _, a := range tr.Actions {
-		if a.FromServer && a.Action == dropSegment.String() {
+		if a.FromServer && a.Action == netif.SegmentDrop.String() {
 			s.Holes = append(s.Holes, a)
 		}
 	}

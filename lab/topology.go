@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
@@ -49,11 +50,12 @@ type topology struct {
 	capture *bytes.Buffer // the pcap, complete after close
 	cleanup []func()
 
-	// The wire's impairments, nil when there are none, and what the
-	// capture is written by; the congestion-control labs read them.
-	rules    *ruleLink
+	// The wire's targeted rules and its SPEC impairment (one ImpairedLink,
+	// each field nil when the wire has none of that), and what the capture
+	// is written by; the congestion-control labs read them.
+	rules    *netif.ImpairedLink
 	impaired *netif.ImpairedLink
-	tap      *stampTap
+	tap      *netif.PcapTap
 	// The user-space stack under test, for its counters; nil for linux.
 	tunstack *stack.Stack
 	gvisor   *gvisorstack.Stack
@@ -100,18 +102,27 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 	// The wire, from the clients' side: the fixed delay, the lab's
 	// targeted rules, then the SPEC impairment, whose "out" direction is
 	// what the server sends and "in" what it receives, on every stack.
-	var wire netif.Link = newDelayLink(clientTUN, o.Delay)
-	if len(o.rules) > 0 {
-		t.rules = newRuleLink(wire, o.rules)
-		wire = t.rules
+	// The rules and the SPEC share one ImpairedLink, which applies the
+	// rules on its clients' side, as the order above says.
+	delayed, err := delayClients(clientTUN, o.Delay)
+	if err != nil {
+		clientTUN.Close()
+		return nil, err
 	}
-	if o.Impair.Enabled() {
-		il, err := netif.NewImpairedLink(wire, o.Impair)
+	var wire netif.Link = delayed
+	if len(o.rules) > 0 || o.Impair.Enabled() {
+		il, err := netif.NewImpairedLink(wire, o.Impair, netif.WithSegmentRules(o.rules...))
 		if err != nil {
 			wire.Close()
 			return nil, err
 		}
-		t.impaired, wire = il, il
+		wire = il
+		if len(o.rules) > 0 {
+			t.rules = il
+		}
+		if o.Impair.Enabled() {
+			t.impaired = il
+		}
 	}
 	var capW io.Writer = t.capture
 	if o.Pcap != nil {
@@ -120,7 +131,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 
 	switch o.Stack {
 	case "tunstack", "gvisor":
-		tap, err := newStampTap(wire, capW)
+		tap, err := netif.NewPcapTap(wire, capW, netif.PcapStampAtHandOver())
 		if err != nil {
 			wire.Close()
 			return nil, err
@@ -160,7 +171,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			serverTUN.Close()
 			return nil, err
 		}
-		tap, err := newStampTap(serverTUN, capW)
+		tap, err := netif.NewPcapTap(serverTUN, capW, netif.PcapStampAtHandOver())
 		if err != nil {
 			wire.Close()
 			serverTUN.Close()
@@ -190,12 +201,28 @@ func (t *topology) close() {
 	t.cleanup = nil
 }
 
-// captureSnapshot returns the capture so far, taken under the tap's lock
-// so that it can be read while packets still flow.
+// captureSnapshot returns the capture so far, taken while the tap is
+// paused so that it can be read while packets still flow.
 func (t *topology) captureSnapshot() []byte {
-	t.tap.mu.Lock()
-	defer t.tap.mu.Unlock()
-	return bytes.Clone(t.capture.Bytes())
+	var b []byte
+	t.tap.Paused(func() { b = bytes.Clone(t.capture.Bytes()) })
+	return b
+}
+
+// The wire between the clients and the server adds a fixed one-way delay to
+// every packet going from the clients to the server, the same for every
+// stack. Without it the experiments would not be repeatable: a kernel
+// client's connect() puts its SYN on a TUN queue, and whether the next
+// client's SYN reaches the server before the first handshake completes
+// depends on goroutine scheduling. With a few milliseconds of path, SYNs
+// sent together arrive together, as they would across any real network,
+// and "six clients at once" means the same thing on every run.
+
+// delayClients returns the clients' TUN with every packet it delivers
+// (what the clients send) held back d, in order; what is written to it
+// (what the server sends) passes straight through.
+func delayClients(clientTUN netif.Link, d time.Duration) (*netif.ImpairedLink, error) {
+	return netif.NewImpairedLink(clientTUN, netif.ImpairSpec{Delay: d, Dir: netif.ImpairIn})
 }
 
 // openTUNIn creates the TUN device lab0 inside ns with the kernel side at

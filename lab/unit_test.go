@@ -164,10 +164,13 @@ func TestShapeIgnoresExactTimesAndClientOrder(t *testing.T) {
 	}
 }
 
-func TestDelayLinkDelaysReadsInOrderAndPassesWrites(t *testing.T) {
+func TestDelayClientsDelaysReadsInOrderAndPassesWrites(t *testing.T) {
 	a, b := netif.NewPipe(1500)
 	const d = 30 * time.Millisecond
-	dl := newDelayLink(b, d)
+	dl, err := delayClients(b, d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer dl.Close()
 	defer a.Close()
 	sent := time.Now()
