@@ -327,20 +327,12 @@ func (e *env) linuxNamespaces() error {
 	e.cleanups = append(e.cleanups, func() { srv.Close() })
 	e.server = kernelNet{srv}
 	e.retrans = func() uint64 {
-		var n uint64
-		srv.Do(func() error {
-			n = readSNMP("/proc/thread-self/net/snmp", "Tcp")["RetransSegs"]
-			return nil
-		})
-		return n
+		c, _ := srv.TCPCounters()
+		return c.Tcp["RetransSegs"]
 	}
 	e.timeouts = func([]net.Conn) uint64 {
-		var n uint64
-		srv.Do(func() error {
-			n = readSNMP("/proc/thread-self/net/netstat", "TcpExt")["TCPTimeouts"]
-			return nil
-		})
-		return n
+		c, _ := srv.TCPCounters()
+		return c.TcpExt["TCPTimeouts"]
 	}
 	e.segs = func() segCounts { return kernelSegCounts(srv, peer) }
 	return nil
@@ -356,20 +348,12 @@ func (e *env) linuxNamespaces() error {
 // MSS-sized units, so that a GSO batch moved whole over the veth counts as
 // the segments it stands for.
 func kernelSegCounts(server, peer *netns.NS) segCounts {
-	var c segCounts
-	server.Do(func() error {
-		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
-		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
-		c.pureAcksOut = tcp["OutSegs"] - ext["TCPOrigDataSent"] - tcp["OutRsts"]
-		return nil
-	})
-	peer.Do(func() error {
-		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
-		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
-		c.dataSegsIn = ext["TCPOrigDataSent"] + tcp["RetransSegs"]
-		return nil
-	})
-	return c
+	s, _ := server.TCPCounters() // a namespace not entered counts nothing
+	p, _ := peer.TCPCounters()
+	return segCounts{
+		pureAcksOut: s.Tcp["OutSegs"] - s.TcpExt["TCPOrigDataSent"] - s.Tcp["OutRsts"],
+		dataSegsIn:  p.TcpExt["TCPOrigDataSent"] + p.Tcp["RetransSegs"],
+	}
 }
 
 // nsDevice is a kernel network device in a namespace.

@@ -131,37 +131,6 @@ func readSockstatMemPages() uint64 {
 	return 0
 }
 
-// readSNMP parses the two-line "Prefix: names" / "Prefix: values" format
-// of /proc/net/snmp and /proc/net/netstat.
-func readSNMP(path, prefix string) map[string]uint64 {
-	out := map[string]uint64{}
-	f, err := os.Open(path)
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || fields[0] != prefix+":" {
-			continue
-		}
-		if names == nil {
-			names = fields[1:]
-			continue
-		}
-		for i, v := range fields[1:] {
-			if i < len(names) {
-				n, _ := strconv.ParseUint(v, 10, 64)
-				out[names[i]] = n
-			}
-		}
-		break
-	}
-	return out
-}
-
 // fileLimitFor raises RLIMIT_NOFILE toward want descriptors and returns
 // how many the process may now hold: want, or less if the hard limit
 // cannot be raised (raising it needs CAP_SYS_RESOURCE, which a container's

@@ -485,16 +485,14 @@ func ccCounters(topo *topology, sc serverConn) []Counter {
 	if !ok {
 		return nil
 	}
-	var cs []Counter
-	ks.ns.Do(func() error {
-		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
-		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
-		cs = append(cs, Counter{"RetransSegs", tcp["RetransSegs"]})
-		for _, n := range linuxCCCounters {
-			cs = append(cs, Counter{n, ext[n]})
-		}
+	c, err := ks.ns.TCPCounters()
+	if err != nil {
 		return nil
-	})
+	}
+	cs := []Counter{{"RetransSegs", c.Tcp["RetransSegs"]}}
+	for _, n := range linuxCCCounters {
+		cs = append(cs, Counter{n, c.TcpExt[n]})
+	}
 	return cs
 }
 

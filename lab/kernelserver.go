@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,48 +57,15 @@ func (k *kernelServer) listen(port uint16, backlog int) (listener, error) {
 // counters reads the namespace's TcpExt and Tcp counters, which Linux
 // keeps per network namespace, as nstat shows them.
 func (k *kernelServer) counters() []Counter {
-	var cs []Counter
-	k.ns.Do(func() error {
-		ext := readSNMP("/proc/thread-self/net/netstat", "TcpExt")
-		tcp := readSNMP("/proc/thread-self/net/snmp", "Tcp")
-		for _, n := range []string{"ListenOverflows", "ListenDrops", "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "TCPReqQFullDoCookies", "TCPReqQFullDrop"} {
-			cs = append(cs, Counter{n, ext[n]})
-		}
-		cs = append(cs, Counter{"RetransSegs", tcp["RetransSegs"]})
-		return nil
-	})
-	return cs
-}
-
-// readSNMP parses the two-line "Prefix: names" / "Prefix: values" format
-// of /proc/net/snmp and /proc/net/netstat.
-func readSNMP(path, prefix string) map[string]uint64 {
-	out := map[string]uint64{}
-	f, err := os.Open(path)
+	c, err := k.ns.TCPCounters()
 	if err != nil {
-		return out
+		return nil
 	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || fields[0] != prefix+":" {
-			continue
-		}
-		if names == nil {
-			names = fields[1:]
-			continue
-		}
-		for i, v := range fields[1:] {
-			if i < len(names) {
-				n, _ := strconv.ParseUint(v, 10, 64)
-				out[names[i]] = n
-			}
-		}
-		break
+	var cs []Counter
+	for _, n := range []string{"ListenOverflows", "ListenDrops", "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "TCPReqQFullDoCookies", "TCPReqQFullDrop"} {
+		cs = append(cs, Counter{n, c.TcpExt[n]})
 	}
-	return out
+	return append(cs, Counter{"RetransSegs", c.Tcp["RetransSegs"]})
 }
 
 type kernelListener struct {
