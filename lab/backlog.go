@@ -8,16 +8,17 @@ import (
 	"time"
 )
 
-// backlog is seed 001's experiment: listen(2) with a small backlog, more
-// clients than it admits connecting at once, and a server that sleeps
-// before its accept loop (accept, read what the client sent, close). UNP
-// says that with the queue full the server ignores SYNs and connect()
-// ends in ETIMEDOUT; the seed found that on Linux every connect() succeeds,
-// some late, and accept() returns some connections at once and some later.
+// backlog is the backlog-2, six-clients experiment: listen(2) with a small
+// backlog, more clients than it admits connecting at once, and a server
+// that sleeps before its accept loop (accept, read what the client sent,
+// close). UNP says that with the queue full the server ignores SYNs and
+// connect() ends in ETIMEDOUT; the claim checked here is that on Linux
+// every connect() succeeds, some late, and accept() returns some
+// connections at once and some later.
 var backlogExperiment = &experiment{
 	name:  "backlog",
 	title: "listen backlog: more clients than the backlog admits, the server accepts only after a hold",
-	seed: "seed 001: with listen(fd, 2), six clients and accept() only after 20 s, Linux refuses nobody: " +
+	claim: "with listen(fd, 2), six clients and accept() only after 20 s, Linux refuses nobody: " +
 		"some connect() calls return at once and some after a delay, accept() likewise; " +
 		"with backlog 0 accept() cannot take every connection; with backlog 10 everything is immediate",
 	defaults: Params{Backlog: 2, Clients: 6, Hold: 20 * time.Second},
@@ -32,7 +33,7 @@ var backlogExperiment = &experiment{
 	verdict: backlogVerdict,
 }
 
-// backlogPayload is what each client sends once connected, as in seed 001.
+// backlogPayload is what each client sends once connected.
 var backlogPayload = []byte("this is for test")
 
 // backlogWaitAfterHold is how long the server keeps accepting after the
@@ -200,13 +201,13 @@ func backlogVerdict(res *Result) []string {
 
 	switch {
 	case len(failed) == 0 && len(blocked) == 0 && len(never) == 0 && len(late) == 0 && len(later) == 0:
-		v = append(v, "nobody waited: the accept queue took every client (seed 001's backlog 10 case)")
+		v = append(v, "nobody waited: the accept queue took every client (the claim's backlog 10 case)")
 	case len(failed) == 0 && len(blocked) == 0 && len(never) == 0:
-		v = append(v, "seed 001 holds: nobody was refused or timed out; the clients beyond the queue were served late")
+		v = append(v, "the claim holds: nobody was refused or timed out; the clients beyond the queue were served late")
 	case len(failed) == 0 && len(never) > 0:
-		v = append(v, fmt.Sprintf("no connect() failed, but %d client(s) were never accepted before the server gave up (seed 001's backlog 0 observation)", len(never)))
+		v = append(v, fmt.Sprintf("no connect() failed, but %d client(s) were never accepted before the server gave up (the claim's backlog 0 case)", len(never)))
 	default:
-		v = append(v, "some connect() failed: unlike seed 001's Linux run")
+		v = append(v, "some connect() failed: the claim does not hold here")
 	}
 	return v
 }

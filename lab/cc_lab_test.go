@@ -34,8 +34,8 @@ func runCCLab(t *testing.T, name string) (*Result, *BulkTransfer) {
 func TestCongestionLabs(t *testing.T) {
 	netns.RequireRoot(t)
 
-	// Seed 002's slow start: the segments sent per round trip roughly
-	// double in the first rounds.
+	// Slow start as the slow-start lab's claim has it: the segments
+	// sent per round trip roughly double in the first rounds.
 	t.Run("slow-start", func(t *testing.T) {
 		_, tr := runCCLab(t, "slow-start")
 		rounds := tr.Rounds()

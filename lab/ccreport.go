@@ -234,7 +234,7 @@ func printCCLines(w io.Writer, lines []ccLine) {
 func printCCHeader(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "== lab %s on %s (profile %s)\n", r.Experiment, r.Stack, r.Profile)
 	fmt.Fprintf(w, "%s\n", r.Title)
-	fmt.Fprintf(w, "seed: %s\n", r.Seed)
+	fmt.Fprintf(w, "claim: %s\n", r.Claim)
 	fmt.Fprintf(w, "path: client -> server delay %s", r.Delay)
 	if r.Impair.Enabled() {
 		fmt.Fprintf(w, "; impairment %s (out = what the server sends)", r.Impair)

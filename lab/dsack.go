@@ -22,7 +22,7 @@ import (
 var dsackExperiment = &experiment{
 	name:  "dsack",
 	title: "duplicated and reordered segments: D-SACK blocks on the wire, and the sender undoing a spurious window reduction",
-	seed: "seed 002: D-SACK reports data received twice in the first SACK block (below the ACK, or inside the second block), " +
+	claim: "D-SACK reports data received twice in the first SACK block (below the ACK, or inside the second block), " +
 		"so the sender can tell a lost packet from a lost ACK, a too-short timeout, reordering, or a network that duplicates",
 	duration: func(Params) time.Duration { return 3 * time.Second },
 	options: func(o *Options) {

@@ -65,7 +65,7 @@ type Params struct {
 type experiment struct {
 	name     string
 	title    string // what it shows, one line
-	seed     string // the claim it checks, as the seed makes it
+	claim    string // the claim it checks, stated on its own: printed above the verdict
 	defaults Params
 	// duration estimates the run's wall time, for the start line.
 	duration func(Params) time.Duration
@@ -152,7 +152,7 @@ type QueueSnapshot struct {
 type Result struct {
 	Experiment string
 	Title      string
-	Seed       string
+	Claim      string // the claim the experiment checks
 	Stack      string
 	Profile    string
 	Params     Params
@@ -263,9 +263,9 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 	}
 	r.tl = newTimeline()
 	runErr := e.run(r)
-	// The tap stamps a packet after the link write returns, by which time
-	// the kernel may already have woken the client that records it; a
-	// moment's grace keeps the packets of the experiment's last instant.
+	// The packets that the experiment's last calls caused may still be
+	// crossing the wire (its delay, the relay); a moment's grace keeps the
+	// packets of the experiment's last instant.
 	time.Sleep(endGrace)
 	end := r.tl.now()
 	counters := r.srv.counters()
@@ -301,7 +301,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 	res := &Result{
 		Experiment: e.name,
 		Title:      e.title,
-		Seed:       e.seed,
+		Claim:      e.claim,
 		Stack:      o.Stack,
 		Profile:    o.ProfileName,
 		Params:     p,
@@ -409,8 +409,8 @@ func (r *run) sleepUntil(t time.Duration) {
 }
 
 // acceptOne accepts one connection (waiting up to timeout), reads what the
-// client sent and closes it, recording each call, as seed 001's server
-// loop does. It reports false when nothing was accepted.
+// client sent and closes it, recording each call: the server loop of the
+// backlog experiment. It reports false when nothing was accepted.
 func (r *run) acceptOne(l listener, timeout time.Duration) (bool, error) {
 	sc, err := l.accept(timeout)
 	if err == errTimeout {
@@ -462,7 +462,7 @@ func (r *Result) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "== lab %s on %s (profile %s)\n", r.Experiment, r.Stack, r.Profile)
 	fmt.Fprintf(w, "%s\n", r.Title)
-	fmt.Fprintf(w, "seed: %s\n", r.Seed)
+	fmt.Fprintf(w, "claim: %s\n", r.Claim)
 	fmt.Fprintf(w, "settings: %s; clients -> server delay %s; %s\n", describeParams(r.Params), r.Delay, strings.Join(r.Sysctls, ", "))
 	fmt.Fprintf(w, "\ntimeline (seconds since start; wire lines are the capture at the server):\n")
 	printTimeline(w, r.Events)

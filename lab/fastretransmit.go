@@ -18,7 +18,7 @@ import (
 var fastRetransmitExperiment = &experiment{
 	name:  "fast-retransmit",
 	title: "one data segment lost: three duplicate ACKs, the retransmission, recovery, and no timeout",
-	seed: "seed 002: fast retransmit is driven by data, not by time: when the sender gets three duplicate ACKs " +
+	claim: "fast retransmit is driven by data, not by time: when the sender gets three duplicate ACKs " +
 		"it retransmits at once instead of waiting for the RTO; Reno then halves cwnd (ssthresh = cwnd) and enters fast recovery",
 	duration: func(Params) time.Duration { return 3 * time.Second },
 	options: func(o *Options) {
@@ -168,11 +168,11 @@ func fastRetransmitVerdict(res *Result) []string {
 		if f.DupAcksBefore < 3 {
 			rule = fmt.Sprintf("%d duplicate ACKs whose SACK blocks showed 3 segments above the hole (RFC 6675's DupThresh)", f.DupAcksBefore)
 		}
-		v = append(v, "seed 002 holds: "+rule+", one retransmission of exactly the lost segment, no timeout, data intact")
+		v = append(v, "the claim holds: "+rule+", one retransmission of exactly the lost segment, no timeout, data intact")
 	case f.DupAcksBefore < 3 && f.SACKedAbove < 3:
 		v = append(v, fmt.Sprintf("the retransmission came after %d duplicate ACK(s) and %d segments SACKed above the hole: less than the three-duplicate rule (RACK's time-based loss detection decided)", f.DupAcksBefore, f.SACKedAbove))
 	default:
-		v = append(v, fmt.Sprintf("seed 002 holds in part: %d retransmission(s), %d timeout(s)", f.Retransmits, timeouts))
+		v = append(v, fmt.Sprintf("the claim holds in part: %d retransmission(s), %d timeout(s)", f.Retransmits, timeouts))
 	}
 	return v
 }

@@ -69,7 +69,7 @@ func TestExperiments(t *testing.T) {
 		t.Skip("the experiments take about 70 s of real time; not in -short")
 	}
 
-	// seed 001 on our stack: every client accepted in the end, and the
+	// The backlog claim on our stack: every client accepted in the end, and the
 	// same connect/accept structure as the kernel's listener. Like Linux,
 	// the SYN queue holds backlog+1 half-open connections and the SYNs
 	// beyond get cookies, so the full accept queue drops the clients' data
@@ -120,7 +120,7 @@ func TestExperiments(t *testing.T) {
 		})
 	})
 
-	// seed 000 on our stack: the clients past the queue's room get five
+	// The synack claim on our stack: the clients past the queue's room get five
 	// SYN-ACK retransmissions 1, 2, 4, 8 and 16 s apart, then nothing, and
 	// their write after that is answered by RST.
 	t.Run("synack/tunstack", func(t *testing.T) {

@@ -10,17 +10,18 @@ import (
 )
 
 // listener-close closes a listening socket that has connections queued and
-// never accepted. Seed 003 says close(2) on a listener resets what hangs on
-// it. On Linux (inet_csk_listen_stop) the connections that completed the
-// handshake and wait in the accept queue are reset at once; half-open ones
-// (here: final ACK dropped for a full queue) are dropped silently, and
-// their client learns only when its next segment reaches a port nobody
-// listens on, which answers RST.
+// never accepted. The common claim is that close(2) on a listener resets
+// what hangs on it (in one telling, the half-open connections). On Linux
+// (inet_csk_listen_stop) the connections that completed the handshake and
+// wait in the accept queue are reset at once; half-open ones (here: final
+// ACK dropped for a full queue) are dropped silently, and their client
+// learns only when its next segment reaches a port nobody listens on,
+// which answers RST.
 var listenerCloseExperiment = &experiment{
 	name:  "listener-close",
 	title: "close(listener) with connections queued and never accepted: what the clients see",
-	seed: "seed 003: closing a listening socket resets the connections hanging on it with RST " +
-		"(the seed says the half-open ones); the brief: the queued clients see RST",
+	claim: "closing a listening socket resets the connections queued on it, so the clients waiting in its queues see RST " +
+		"(in one telling, the half-open ones)",
 	defaults: Params{Backlog: 2, Clients: 5, Hold: 5 * time.Second},
 	duration: func(p Params) time.Duration { return p.Hold + listenerCloseWatch/2 },
 	run:      runListenerClose,
@@ -123,7 +124,7 @@ func listenerCloseVerdict(res *Result) []string {
 	}
 	switch {
 	case reset == len(res.Clients):
-		v = append(v, "every client saw ECONNRESET: the brief's claim holds; seed 003 is right that close(2) resets, but it is the completed, queued connections that get the RST at once, not the half-open ones")
+		v = append(v, "every client saw ECONNRESET: the claim holds, close(2) resets; but it is the completed, queued connections that get the RST at once, not the half-open ones")
 	default:
 		v = append(v, fmt.Sprintf("%d of %d clients saw ECONNRESET", reset, len(res.Clients)))
 	}

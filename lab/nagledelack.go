@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nagle-delack reproduces seed 002's warning about Nagle's algorithm meeting
+// nagle-delack reproduces the well-known stall of Nagle's algorithm meeting
 // delayed ACKs in HTTP's request/response pattern. A requester writes a
 // small header, then a small body, then reads the reply; the responder reads
 // the whole request and answers with one write. With Nagle on, the body
@@ -32,7 +32,7 @@ import (
 var nagleDelackExperiment = &experiment{
 	name:  "nagle-delack",
 	title: "write-write-read: Nagle holds the second write until the first is ACKed, and the peer delays that ACK",
-	seed: "seed 002: delayed ACKs wait 100-200 ms for data to piggyback on, and HTTP's request/response pattern leaves little to piggyback on; " +
+	claim: "delayed ACKs wait 100-200 ms for data to piggyback on, and HTTP's request/response pattern leaves little to piggyback on; " +
 		"Nagle's algorithm holds small segments while earlier data is unacknowledged; together the request waits for the delayed-ACK timer",
 	// Hold is the requester's pause between requests.
 	defaults: Params{Backlog: 8, Clients: len(nagleModes), Hold: 10 * time.Millisecond},

@@ -21,7 +21,7 @@ import (
 var sackExperiment = &experiment{
 	name:  "sack",
 	title: "four losses in one window: SACK repairs them in about one round trip, NewReno one per round trip, Reno worse",
-	seed: "seed 002: fast retransmit alone cannot tell which segments are missing; SACK (RFC 2018) reports the pieces received, " +
+	claim: "fast retransmit alone cannot tell which segments are missing; SACK (RFC 2018) reports the pieces received, " +
 		"so the sender knows which did not arrive",
 	duration: func(Params) time.Duration { return 5 * time.Second },
 	options: func(o *Options) {
@@ -166,7 +166,7 @@ func sackVerdict(res *Result) []string {
 
 func sackComparison(s, n *SackRecovery) string {
 	if s.RetransRounds == 1 && n.RetransRounds >= len(n.Holes) {
-		return "SACK sent every hole in one burst, NewReno one hole per round trip, as seed 002 says"
+		return "SACK sent every hole in one burst, NewReno one hole per round trip, as the claim says"
 	}
 	return fmt.Sprintf("SACK in %d burst(s), NewReno in %d", s.RetransRounds, n.RetransRounds)
 }

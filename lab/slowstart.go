@@ -19,7 +19,7 @@ import (
 var slowStartExperiment = &experiment{
 	name:  "slow-start",
 	title: "cwnd growth per round trip through a bottleneck: doubling in slow start, then the congestion-avoidance line",
-	seed: "seed 002: slow start opens the congestion window exponentially, doubling it every RTT, up to ssthresh; " +
+	claim: "slow start opens the congestion window exponentially, doubling it every RTT, up to ssthresh; " +
 		"then congestion avoidance grows it linearly; a loss by timeout sets ssthresh = cwnd/2 and cwnd = 1, " +
 		"Reno's fast retransmit halves cwnd",
 	duration: func(Params) time.Duration { return 5 * time.Second },
@@ -190,7 +190,7 @@ func slowStartVerdict(res *Result) []string {
 	v = append(v, "server counters: "+tr.countText(res.Stack, ccFastRetrans)+", "+tr.countText(res.Stack, ccTimeouts))
 	switch {
 	case len(g) >= 2 && g[0] > 1.5 && g[1] > 1.5:
-		v = append(v, "seed 002 holds: the window doubled every round trip in slow start")
+		v = append(v, "the claim holds: the window doubled every round trip in slow start")
 	default:
 		v = append(v, "the first rounds did not double")
 	}

@@ -11,24 +11,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// synack reproduces seed 000's capture: a listener with backlog 5 that
-// never accepts, and more clients than its accept queue holds. The clients
-// that find the queue full get their SYN-ACK but have their final ACK
-// dropped; the server retransmits the SYN-ACK five times (1, 2, 4, 8,
-// 16 s apart), then forgets the half-open connection, and a write by the
-// client after that meets a listener that knows nothing of it: RST.
+// synack reproduces a classic capture of Linux (2015): a listener with
+// backlog 5 that never accepts, and more clients than its accept queue
+// holds. The clients that find the queue full get their SYN-ACK but have
+// their final ACK dropped; the server retransmits the SYN-ACK five times
+// (1, 2, 4, 8, 16 s apart), then forgets the half-open connection, and a
+// write by the client after that meets a listener that knows nothing of
+// it: RST.
 //
 // On a current kernel a SYN that arrives while the accept queue is already
 // full is dropped outright (no SYN-ACK at all), and a SYN that arrives while
 // backlog requests are pending is answered with a stateless SYN cookie
-// (never retransmitted). Seed 000's pattern therefore needs SYNs that
+// (never retransmitted). The claimed pattern therefore needs SYNs that
 // arrive while there is still room, whose ACKs arrive once there is not:
 // the first wave of backlog clients fills the queue to one short of full,
 // then the rest connect at once; the first of them takes the last place.
 var synackExperiment = &experiment{
 	name:  "synack",
 	title: "accept queue full, accept never called: the final ACK is dropped and the SYN-ACK retransmitted",
-	seed: "seed 000: listen(5), no accept; past the queue's room the third ACK of the handshake is dropped, " +
+	claim: "listen(5), no accept; past the queue's room the third ACK of the handshake is dropped, " +
 		"the SYN-ACK is retransmitted 5 times, after which the connection is dropped and a later write is answered by RST",
 	defaults: Params{Backlog: 5, Clients: 8, Hold: 66 * time.Second},
 	duration: func(p Params) time.Duration { return p.Hold + 5*time.Second },
@@ -231,11 +232,11 @@ func synackVerdict(res *Result) []string {
 	want := p.Clients - p.Backlog - 1
 	switch {
 	case len(overflowed) >= want && len(schedOK) == len(overflowed) && len(reset) == len(overflowed):
-		v = append(v, fmt.Sprintf("seed 000 holds: %d client(s) had the final ACK dropped, 5 SYN-ACK retransmissions on Linux's schedule, and an RST for the later write", len(overflowed)))
+		v = append(v, fmt.Sprintf("the claim holds: %d client(s) had the final ACK dropped, 5 SYN-ACK retransmissions on Linux's schedule, and an RST for the later write", len(overflowed)))
 	case len(overflowed) == 0:
-		v = append(v, "seed 000's pattern did not appear: no SYN-ACK was retransmitted")
+		v = append(v, "the claimed pattern did not appear: no SYN-ACK was retransmitted")
 	default:
-		v = append(v, fmt.Sprintf("seed 000 holds in part: %d client(s) overflowed (expected %d), %d on Linux's schedule, %d reset after writing",
+		v = append(v, fmt.Sprintf("the claim holds in part: %d client(s) overflowed (expected %d), %d on Linux's schedule, %d reset after writing",
 			len(overflowed), want, len(schedOK), len(reset)))
 	}
 	return v

@@ -12,7 +12,8 @@ import (
 )
 
 // SYNInjector forges TCP SYNs from addresses that never answer and writes
-// them through a raw IPv4 socket with IP_HDRINCL (issue 5's SYN flood).
+// them through a raw IPv4 socket with IP_HDRINCL, for the SYN-flood test
+// (docs/experiments.md, "SYN flood with cookies").
 // The kernel routes each one by its destination like any packet it sends,
 // so SYNs for a stack behind a TUN cross the TUN into that stack; the
 // source address is taken as written, so the stack's SYN-ACKs go back to

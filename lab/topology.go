@@ -26,7 +26,7 @@ var (
 	serverAddr = netip.MustParseAddr("198.18.0.2")
 )
 
-// serverPort is seed 001's port.
+// serverPort is the port every experiment's server listens on.
 const serverPort = 8000
 
 const linkMTU = 1500

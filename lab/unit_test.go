@@ -84,7 +84,7 @@ func TestParseCaptureMarksRetransmissionsAndDuplicateAcks(t *testing.T) {
 		{3 * time.Millisecond, true, 40000, "PA", cISN + 1, sISN + 1, "ping"},      // data
 		{200 * time.Millisecond, true, 40000, "PA", cISN + 1, sISN + 1, "ping"},    // data again
 		{time.Second, false, 40000, "SA", sISN, cISN + 1, ""},                      // SYN-ACK again
-		{time.Second + time.Millisecond, true, 40000, "A", cISN + 5, sISN + 1, ""}, // repeats the final ACK's number, as in seed 000
+		{time.Second + time.Millisecond, true, 40000, "A", cISN + 5, sISN + 1, ""}, // repeats the final ACK's number, as in the synack capture
 		{time.Second + 2*time.Millisecond, true, 40000, "A", cISN + 5, sISN + 1, ""},
 		{3 * time.Second, false, 40000, "SA", sISN, cISN + 1, ""},
 		{4 * time.Second, false, 40000, "R", sISN + 1, 0, ""},

@@ -16,8 +16,8 @@ import (
 	"tunstack/policy"
 )
 
-// zero-window reproduces seed 002's slow receiver in both directions, on
-// one listener:
+// zero-window checks the common account of a slow receiver (its window
+// falls to zero, the sender probes it) in both directions, on one listener:
 //
 //   - client 1, a kernel socket with a small SO_RCVBUF, connects and stops
 //     reading while the stack under test writes to it: its window falls to
@@ -37,7 +37,7 @@ import (
 var zeroWindowExperiment = &experiment{
 	name:  "zero-window",
 	title: "a receiver that stops reading, both ways: zero window, zero-window probes with backoff, window update on reading again",
-	seed: "seed 002: a slow receiver brings the sender's window to 0; the sender then sends zero-window probes (ZWP) " +
+	claim: "a slow receiver brings the sender's window to 0; the sender then sends zero-window probes (ZWP) " +
 		"for the receiver to ACK with its window, typically 3 of them, 30-60 s apart; after 3 some stacks send RST and drop the connection",
 	defaults: Params{Backlog: 2, Clients: 3, Hold: 4 * time.Second},
 	duration: func(p Params) time.Duration { return 3*p.Hold + 3*time.Second },
