@@ -123,63 +123,143 @@ type TCPOptions struct {
 // ErrBadOption reports an option whose length field is impossible.
 var ErrBadOption = errors.New("wire: malformed TCP option")
 
-// ParseTCPOptions decodes b into o (which it resets first).
+// TCPOption is one option as it appears on the wire: its kind and the
+// bytes after its kind and length octets (none for EOL and NOP, which are a
+// single octet).
+type TCPOption struct {
+	Kind uint8
+	Data []byte
+}
+
+// Len is the option's size on the wire, the value of its length octet (1
+// for EOL and NOP).
+func (o TCPOption) Len() int {
+	if o.Kind == OptEOL || o.Kind == OptNOP {
+		return 1
+	}
+	return 2 + len(o.Data)
+}
+
+// WellFormed reports whether the option has the length its kind defines:
+// MSS 4, window scale 3, SACK-permitted 2, timestamps 10, SACK 2 plus 8 per
+// block (RFC 9293 §3.2, RFC 7323 §2.2 and §3.2, RFC 2018 §2 and §3). An
+// option of any other kind is well formed whatever its length. The value
+// accessors below read a well-formed option of their kind.
+func (o TCPOption) WellFormed() bool {
+	switch o.Kind {
+	case OptMSS:
+		return len(o.Data) == 2
+	case OptWindowScale:
+		return len(o.Data) == 1
+	case OptSACKPermitted:
+		return len(o.Data) == 0
+	case OptTimestamps:
+		return len(o.Data) == 8
+	case OptSACK:
+		return len(o.Data)%8 == 0
+	}
+	return true
+}
+
+// MSS is an MSS option's value.
+func (o TCPOption) MSS() uint16 { return binary.BigEndian.Uint16(o.Data) }
+
+// WindowScale is a window scale option's shift count.
+func (o TCPOption) WindowScale() uint8 { return o.Data[0] }
+
+// Timestamps are a timestamps option's TSval and TSecr.
+func (o TCPOption) Timestamps() (val, ecr uint32) {
+	return binary.BigEndian.Uint32(o.Data), binary.BigEndian.Uint32(o.Data[4:])
+}
+
+// NumSACKBlocks is the number of blocks a SACK option carries.
+func (o TCPOption) NumSACKBlocks() int { return len(o.Data) / 8 }
+
+// SACKBlock is a SACK option's i-th block.
+func (o TCPOption) SACKBlock(i int) SACKBlock {
+	b := o.Data[8*i:]
+	return SACKBlock{binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])}
+}
+
+// TCPOptionReader walks an option list in wire order, NOP and EOL included.
+// It is the one place that frames options (kind, length octet, data); its
+// users decide what each option means.
+type TCPOptionReader struct {
+	rest []byte // not yet read; at a malformed option, starts with it
+}
+
+// NewTCPOptionReader returns a reader over b, a segment's option bytes.
+func NewTCPOptionReader(b []byte) TCPOptionReader { return TCPOptionReader{rest: b} }
+
+// Next returns the next option. It returns false at the end of the list:
+// after the last byte, after an EOL (what follows it is padding), or at an
+// option whose length octet is missing or impossible, in which case Err
+// reports it. (Small enough to be inlined: ParseTCPOptions runs on every
+// segment.)
+func (r *TCPOptionReader) Next() (o TCPOption, ok bool) {
+	b := r.rest
+	n := len(b) // an EOL consumes the rest
+	if n == 0 {
+		return
+	}
+	o.Kind = b[0]
+	if o.Kind == OptNOP {
+		n = 1
+	} else if o.Kind != OptEOL {
+		if n < 2 || b[1] < 2 || int(b[1]) > n {
+			return TCPOption{}, false // r.rest stays at the bad option
+		}
+		n = int(b[1])
+		o.Data = b[2:n]
+	}
+	r.rest = b[n:]
+	return o, true
+}
+
+// Err is ErrBadOption when Next stopped at a malformed option, else nil.
+func (r *TCPOptionReader) Err() error {
+	if len(r.rest) > 0 {
+		return ErrBadOption
+	}
+	return nil
+}
+
+// ParseTCPOptions decodes b into o (which it resets first). A known option
+// with the wrong length, or a SACK option without blocks, is an error; the
+// options before it are kept in o.
 func ParseTCPOptions(b []byte, o *TCPOptions) error {
 	*o = TCPOptions{}
-	for len(b) > 0 {
-		kind := b[0]
-		if kind == OptEOL {
-			return nil
+	r := NewTCPOptionReader(b)
+	for {
+		opt, ok := r.Next()
+		if !ok {
+			return r.Err()
 		}
-		if kind == OptNOP {
-			b = b[1:]
+		if opt.Kind == OptNOP {
 			continue
 		}
-		if len(b) < 2 {
+		if !opt.WellFormed() || opt.Kind == OptSACK && opt.NumSACKBlocks() == 0 {
 			return ErrBadOption
 		}
-		l := int(b[1])
-		if l < 2 || l > len(b) {
-			return ErrBadOption
-		}
-		body := b[2:l]
-		switch kind {
+		switch opt.Kind {
 		case OptMSS:
-			if l != 4 {
-				return ErrBadOption
-			}
-			o.MSS, o.HasMSS = binary.BigEndian.Uint16(body), true
+			o.MSS, o.HasMSS = opt.MSS(), true
 		case OptWindowScale:
-			if l != 3 {
-				return ErrBadOption
-			}
-			o.WScale, o.HasWScale = body[0], true
+			o.WScale, o.HasWScale = opt.WindowScale(), true
 		case OptSACKPermitted:
-			if l != 2 {
-				return ErrBadOption
-			}
 			o.SACKPermitted = true
 		case OptTimestamps:
-			if l != 10 {
-				return ErrBadOption
-			}
 			o.HasTS = true
-			o.TSVal = binary.BigEndian.Uint32(body)
-			o.TSEcr = binary.BigEndian.Uint32(body[4:])
+			o.TSVal, o.TSEcr = opt.Timestamps()
 		case OptSACK:
-			if (l-2)%8 != 0 || l == 2 {
-				return ErrBadOption
-			}
 			n := 0
-			for i := 0; i+8 <= len(body) && n < MaxSACKBlocks; i += 8 {
-				o.SACK[n] = SACKBlock{binary.BigEndian.Uint32(body[i:]), binary.BigEndian.Uint32(body[i+4:])}
+			for i := 0; i < opt.NumSACKBlocks() && n < MaxSACKBlocks; i++ {
+				o.SACK[n] = opt.SACKBlock(i)
 				n++
 			}
 			o.NumSACK = n
 		}
-		b = b[l:]
 	}
-	return nil
 }
 
 // EncodedLen is the option space EncodeTCPOptions uses for o, padded to a

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -375,4 +376,56 @@ func FuzzParseTCPOptions(f *testing.F) {
 			t.Fatalf("round trip changed options:\nparsed  %+v\nre-read %+v\nfrom % x", o, again, data)
 		}
 	})
+}
+
+// TestTCPOptionReaderKeepsWireOrder: the reader reports every option as it
+// is on the wire, NOP and EOL included, stops after EOL, and stops with
+// ErrBadOption at an option whose length octet is missing or impossible.
+func TestTCPOptionReaderKeepsWireOrder(t *testing.T) {
+	type opt struct {
+		kind uint8
+		len  int
+		ok   bool // WellFormed
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		want []opt
+		err  error
+	}{
+		{"syn-ack", []byte{wire.OptMSS, 4, 5, 180, wire.OptNOP, wire.OptNOP, wire.OptSACKPermitted, 2, wire.OptNOP, wire.OptWindowScale, 3, 7},
+			[]opt{{wire.OptMSS, 4, true}, {wire.OptNOP, 1, true}, {wire.OptNOP, 1, true}, {wire.OptSACKPermitted, 2, true}, {wire.OptNOP, 1, true}, {wire.OptWindowScale, 3, true}}, nil},
+		{"eol ends the list", []byte{wire.OptNOP, wire.OptEOL, wire.OptMSS, 0xff}, []opt{{wire.OptNOP, 1, true}, {wire.OptEOL, 1, true}}, nil},
+		{"unknown kind", []byte{30, 3, 1, wire.OptSACK, 2}, []opt{{30, 3, true}, {wire.OptSACK, 2, true}}, nil},
+		{"wrong length for its kind", []byte{wire.OptMSS, 3, 1, wire.OptTimestamps, 2}, []opt{{wire.OptMSS, 3, false}, {wire.OptTimestamps, 2, false}}, nil},
+		{"length past the end", []byte{wire.OptNOP, wire.OptTimestamps, 10, 1}, []opt{{wire.OptNOP, 1, true}}, wire.ErrBadOption},
+		{"length below two", []byte{wire.OptMSS, 1, 0, 0}, nil, wire.ErrBadOption},
+		{"kind without length", []byte{wire.OptNOP, wire.OptMSS}, []opt{{wire.OptNOP, 1, true}}, wire.ErrBadOption},
+	}
+	for _, c := range cases {
+		r := wire.NewTCPOptionReader(c.b)
+		var got []opt
+		for {
+			o, ok := r.Next()
+			if !ok {
+				break
+			}
+			got = append(got, opt{o.Kind, o.Len(), o.WellFormed()})
+		}
+		if !reflect.DeepEqual(got, c.want) || r.Err() != c.err {
+			t.Errorf("%s: got %v, %v; want %v, %v", c.name, got, r.Err(), c.want, c.err)
+		}
+	}
+	// Values of well-formed options.
+	r := wire.NewTCPOptionReader([]byte{wire.OptMSS, 4, 5, 180, wire.OptWindowScale, 3, 7,
+		wire.OptTimestamps, 10, 0, 0, 0, 1, 0, 0, 0, 2, wire.OptSACK, 18, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6})
+	mss, _ := r.Next()
+	ws, _ := r.Next()
+	ts, _ := r.Next()
+	sack, _ := r.Next()
+	val, ecr := ts.Timestamps()
+	if mss.MSS() != 1460 || ws.WindowScale() != 7 || val != 1 || ecr != 2 || sack.NumSACKBlocks() != 2 ||
+		sack.SACKBlock(0) != (wire.SACKBlock{Left: 3, Right: 4}) || sack.SACKBlock(1) != (wire.SACKBlock{Left: 5, Right: 6}) {
+		t.Errorf("values: mss %d wscale %d ts %d/%d sack %d blocks", mss.MSS(), ws.WindowScale(), val, ecr, sack.NumSACKBlocks())
+	}
 }
