@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -38,46 +37,48 @@ func decodeOutbound(b []byte) (*seen, bool) {
 	return s, true
 }
 
-// optionList decodes options in wire order, keeping nop and eol.
+// optionList decodes options in wire order, keeping nop and eol, so that
+// they compare and print as a script writes them. An option of a known kind
+// with the wrong length is listed as an unknown one ("optK len L").
 func optionList(b []byte) ([]TCPOpt, error) {
 	var out []TCPOpt
-	for len(b) > 0 {
-		switch b[0] {
-		case wire.OptEOL:
-			out = append(out, TCPOpt{Kind: OptKindEOL})
-			// Linux does not pad with eol; anything after it is padding.
-			return out, nil
-		case wire.OptNOP:
-			out = append(out, TCPOpt{Kind: OptKindNOP})
-			b = b[1:]
-			continue
+	r := wire.NewTCPOptionReader(b)
+	for {
+		o, ok := r.Next()
+		if !ok {
+			return out, r.Err()
 		}
-		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
-			return out, wire.ErrBadOption
-		}
-		l := int(b[1])
-		body := b[2:l]
-		switch {
-		case b[0] == wire.OptMSS && l == 4:
-			out = append(out, TCPOpt{Kind: OptKindMSS, Value: uint32(binary.BigEndian.Uint16(body))})
-		case b[0] == wire.OptWindowScale && l == 3:
-			out = append(out, TCPOpt{Kind: OptKindWScale, Value: uint32(body[0])})
-		case b[0] == wire.OptSACKPermitted && l == 2:
-			out = append(out, TCPOpt{Kind: OptKindSACKOK})
-		case b[0] == wire.OptTimestamps && l == 10:
-			out = append(out, TCPOpt{Kind: OptKindTS, TSVal: binary.BigEndian.Uint32(body), TSEcr: binary.BigEndian.Uint32(body[4:])})
-		case b[0] == wire.OptSACK && (l-2)%8 == 0:
-			o := TCPOpt{Kind: OptKindSACK}
-			for i := 0; i+8 <= len(body); i += 8 {
-				o.Blocks = append(o.Blocks, [2]uint32{binary.BigEndian.Uint32(body[i:]), binary.BigEndian.Uint32(body[i+4:])})
-			}
-			out = append(out, o)
-		default:
-			out = append(out, TCPOpt{Kind: TCPOptKind(-int(b[0]) - 1), Value: uint32(l)})
-		}
-		b = b[l:]
+		out = append(out, scriptOption(o))
 	}
-	return out, nil
+}
+
+// scriptOption is o in the form a script writes.
+func scriptOption(o wire.TCPOption) TCPOpt {
+	if o.WellFormed() {
+		switch o.Kind {
+		case wire.OptEOL:
+			return TCPOpt{Kind: OptKindEOL}
+		case wire.OptNOP:
+			return TCPOpt{Kind: OptKindNOP}
+		case wire.OptMSS:
+			return TCPOpt{Kind: OptKindMSS, Value: uint32(o.MSS())}
+		case wire.OptWindowScale:
+			return TCPOpt{Kind: OptKindWScale, Value: uint32(o.WindowScale())}
+		case wire.OptSACKPermitted:
+			return TCPOpt{Kind: OptKindSACKOK}
+		case wire.OptTimestamps:
+			val, ecr := o.Timestamps()
+			return TCPOpt{Kind: OptKindTS, TSVal: val, TSEcr: ecr}
+		case wire.OptSACK:
+			t := TCPOpt{Kind: OptKindSACK}
+			for i := range o.NumSACKBlocks() {
+				blk := o.SACKBlock(i)
+				t.Blocks = append(t.Blocks, [2]uint32{blk.Left, blk.Right})
+			}
+			return t
+		}
+	}
+	return TCPOpt{Kind: TCPOptKind(-int(o.Kind) - 1), Value: uint32(o.Len())}
 }
 
 // FlagString renders flags the way scripts write them (S, F, R, P, U, E, W,
@@ -175,8 +176,9 @@ func (s *seen) String(localISN uint32) string {
 }
 
 // mismatch compares an outbound packet with the script's expectation and
-// returns what differs ("" when it matches). tsCheck says whether TS val is
-// checked; tsOK does the check.
+// returns what differs ("" when it matches). tsVal, when not nil, checks
+// the TS val the stack sent against the one the script wrote and returns
+// what differs; without it TS val is not compared.
 func mismatch(want *Packet, got *seen, localISN uint32, tsVal func(script, actual uint32) string) string {
 	var diffs []string
 	if want.Flags != got.flags {
