@@ -1,26 +1,8 @@
 package conformance
 
 import (
-	"fmt"
-
 	"golang.org/x/sys/unix"
 )
-
-// errnoResult turns a failed call into -1 and the errno's name.
-func errnoResult(err error) CallResult {
-	if e, ok := err.(unix.Errno); ok {
-		name := unix.ErrnoName(e)
-		if name == "" {
-			name = fmt.Sprintf("E%d", int(e))
-		}
-		return CallResult{Ret: -1, Errno: canonicalErrno(name)}
-	}
-	return CallResult{Err: err}
-}
-
-func unsupported(format string, args ...any) CallResult {
-	return CallResult{Err: fmt.Errorf(format, args...)}
-}
 
 func (t *linuxTarget) fd(e Expr) (int, bool) {
 	v, err := IntValue(e)

@@ -31,8 +31,8 @@ type tunstackTarget struct {
 	e       *tcpcore.Engine
 	now     tcpcore.Time
 	out     []outbound
-	socks   map[int]*vsock
-	pending []*vcall
+	calls   *dispatcher[*vsock]
+	readBuf []byte // what reads read into; scripts do not check the data
 }
 
 type outbound struct {
@@ -40,9 +40,8 @@ type outbound struct {
 	at  time.Duration
 }
 
-// vsock is one descriptor of the script.
+// vsock is one socket: a listener, a connection, or not yet either.
 type vsock struct {
-	nonblock  bool
 	bound     bool
 	opts      tcpcore.SockOpts
 	rcvbufSet int // what SO_RCVBUF was set to, for getsockopt
@@ -54,17 +53,6 @@ type vsock struct {
 	connected bool  // connect completed (EISCONN on a second call)
 }
 
-type vcall struct {
-	call *Call
-	ch   chan CallResult
-	// try runs the call; done false means it would block.
-	try func() (CallResult, bool)
-	// deadline for calls that give up by themselves (poll's timeout,
-	// SO_LINGER); zero when none.
-	deadline  tcpcore.Time
-	onTimeout func() CallResult
-}
-
 func newTunstackTarget(cfg TargetConfig) (Target, error) {
 	var secret [32]byte
 	rand.Read(secret[:])
@@ -72,7 +60,9 @@ func newTunstackTarget(cfg TargetConfig) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tunstackTarget{cfg: cfg, e: e, now: engineEpoch, socks: map[int]*vsock{}}, nil
+	t := &tunstackTarget{cfg: cfg, e: e, now: engineEpoch}
+	t.calls = newDispatcher[*vsock]("tunstack", tunstackOps{t})
+	return t, nil
 }
 
 func (t *tunstackTarget) Name() string       { return "tunstack" }
@@ -103,10 +93,8 @@ func (t *tunstackTarget) Outbound(deadline time.Duration) ([]byte, time.Duration
 		if dl, ok := t.e.NextDeadline(); ok && dl < next {
 			next = dl
 		}
-		for _, p := range t.pending {
-			if p.deadline != 0 && p.deadline < next {
-				next = p.deadline
-			}
+		if dl, ok := t.calls.nextDeadline(t.Now()); ok && engineEpoch.Add(dl) < next {
+			next = engineEpoch.Add(dl)
 		}
 		if next > t.now {
 			t.now = next
@@ -119,37 +107,16 @@ func (t *tunstackTarget) Outbound(deadline time.Duration) ([]byte, time.Duration
 	}
 }
 
-// settle collects the engine's output and completes pending calls whose
+// settle collects the engine's output and completes blocked calls whose
 // condition now holds (which may produce more output).
 func (t *tunstackTarget) settle() {
 	for {
 		t.collect()
-		progressed := false
-		kept := t.pending[:0]
-		for _, p := range t.pending {
-			if res, done := p.try(); done {
-				t.finish(p, res)
-				progressed = true
-				continue
-			}
-			if p.deadline != 0 && t.now >= p.deadline {
-				t.finish(p, p.onTimeout())
-				progressed = true
-				continue
-			}
-			kept = append(kept, p)
-		}
-		t.pending = kept
-		if !progressed {
+		if !t.calls.complete() {
 			t.collect()
 			return
 		}
 	}
-}
-
-func (t *tunstackTarget) finish(p *vcall, res CallResult) {
-	res.At = t.Now()
-	p.ch <- res
 }
 
 func (t *tunstackTarget) collect() {
@@ -169,383 +136,160 @@ func (t *tunstackTarget) collect() {
 func (t *tunstackTarget) Shell(string, string) error { return ErrNoShell }
 
 func (t *tunstackTarget) Close() error {
-	for _, p := range t.pending {
-		t.finish(p, CallResult{Err: errors.New("target closed while the call was blocked")})
-	}
-	t.pending = nil
+	t.calls.close(nil)
 	return nil
 }
 
-func (t *tunstackTarget) Syscall(c *Call) <-chan CallResult {
-	ch := make(chan CallResult, 1)
-	p := &vcall{call: c, ch: ch}
-	res, done := t.start(p)
-	if done {
-		t.settle()
-		t.finish(p, res)
-		return ch
-	}
-	t.pending = append(t.pending, p)
-	t.settle()
-	return ch
-}
+func (t *tunstackTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
 
-// errnoOf names the errno behind an engine error.
-func errnoOf(err error) CallResult {
+// tunstackOps are the target's socket operations (socketOps): calls into
+// the engine.
+type tunstackOps struct{ *tunstackTarget }
+
+// engineErr is the error a call fails with for an engine error: its errno,
+// EBADF for a connection the engine has already closed, or the error itself
+// when it has no errno.
+func engineErr(err error) error {
 	var en syscall.Errno
-	if errors.As(err, &en) {
-		return CallResult{Ret: -1, Errno: canonicalErrno(unix.ErrnoName(en))}
+	if err != nil && !errors.As(err, &en) && errors.Is(err, tcpcore.ErrClosed) {
+		return syscall.EBADF
 	}
-	if errors.Is(err, tcpcore.ErrClosed) {
-		return CallResult{Ret: -1, Errno: "EBADF"}
-	}
-	return CallResult{Err: err}
+	return err
 }
 
-func fail(name string) CallResult { return CallResult{Ret: -1, Errno: name} }
+func (o tunstackOps) Socket() (*vsock, error) { return &vsock{}, nil }
 
-// start begins a call: it returns the result at once, or sets p.try (and
-// maybe a deadline) and reports false when the call blocks.
-func (t *tunstackTarget) start(p *vcall) (CallResult, bool) {
-	c := p.call
-	a := c.Args
-	intArg := func(i int) (int, error) {
-		if i >= len(a) {
-			return 0, fmt.Errorf("%s: missing argument %d", c.Name, i+1)
-		}
-		v, err := IntValue(a[i])
-		return int(v), err
-	}
-	sock := func() (*vsock, bool) {
-		fd, err := intArg(0)
-		if err != nil {
-			return nil, false
-		}
-		s, ok := t.socks[fd]
-		return s, ok
-	}
-	switch c.Name {
-	case "socket":
-		typ, err := intArg(1)
-		if err != nil {
-			return unsupported("socket type: %v", err), true
-		}
-		if typ&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != unix.SOCK_STREAM {
-			return unsupported("only SOCK_STREAM sockets are supported"), true
-		}
-		fd := c.WantFD
-		if fd < 0 {
-			fd = 3
-			for t.socks[fd] != nil {
-				fd++
-			}
-		}
-		t.socks[fd] = &vsock{nonblock: typ&unix.SOCK_NONBLOCK != 0}
-		return CallResult{Ret: int64(fd)}, true
-	case "bind":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		s.bound = true
-		return CallResult{}, true
-	case "listen":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		backlog, err := intArg(1)
-		if err != nil {
-			return unsupported("listen backlog: %v", err), true
-		}
-		if s.l != nil {
-			s.l.SetBacklog(backlog)
-			return CallResult{}, true
-		}
-		l, lerr := t.e.Listen(t.now, netip.AddrPortFrom(t.cfg.LocalIP, t.cfg.BindPort), backlog, s.opts)
-		if lerr != nil {
-			return errnoOf(lerr), true
-		}
-		s.l = l
-		return CallResult{}, true
-	case "accept", "accept4":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		if s.l == nil {
-			return fail("EINVAL"), true
-		}
-		flags := 0
-		if len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		p.try = func() (CallResult, bool) {
-			conn, err := s.l.Accept(t.now)
-			if errors.Is(err, tcpcore.ErrWouldBlock) {
-				return CallResult{}, false
-			}
-			if err != nil {
-				return errnoOf(err), true
-			}
-			fd := c.WantFD
-			if fd < 0 {
-				fd = 3
-				for t.socks[fd] != nil {
-					fd++
-				}
-			}
-			t.socks[fd] = &vsock{c: conn, connected: true, nonblock: flags&unix.SOCK_NONBLOCK != 0, opts: s.opts}
-			return CallResult{Ret: int64(fd)}, true
-		}
-		return t.blocking(p, s.nonblock)
-	case "connect":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		if s.c != nil {
-			if s.connected || s.c.Connected() {
-				return fail("EISCONN"), true
-			}
-			return fail("EALREADY"), true
-		}
-		local := netip.AddrPortFrom(t.cfg.LocalIP, 0)
-		if s.bound {
-			local = netip.AddrPortFrom(t.cfg.LocalIP, t.cfg.BindPort)
-		}
-		conn, err := t.e.Connect(t.now, local, netip.AddrPortFrom(t.cfg.RemoteIP, t.cfg.ConnectPort), s.opts)
-		if err != nil {
-			return errnoOf(err), true
-		}
-		s.c = conn
-		if s.nonblock {
-			return fail("EINPROGRESS"), true
-		}
-		p.try = func() (CallResult, bool) {
-			if !conn.Connected() {
-				return CallResult{}, false
-			}
-			if err := conn.HardErr(); err != nil && conn.State() == tcpcore.Closed {
-				conn.Err()
-				s.connErr = err
-				return errnoOf(err), true
-			}
-			s.connected = true
-			return CallResult{}, true
-		}
-		return p.try()
-	case "read", "recv":
-		s, ok := sock()
-		if !ok || s.c == nil {
-			if ok {
-				return fail("ENOTCONN"), true
-			}
-			return fail("EBADF"), true
-		}
-		n, err := intArg(2)
-		if err != nil {
-			return unsupported("%s length: %v", c.Name, err), true
-		}
-		flags := 0
-		if c.Name == "recv" && len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		buf := make([]byte, n)
-		p.try = func() (CallResult, bool) {
-			m, err := s.c.Read(t.now, buf)
-			switch {
-			case m > 0:
-				return CallResult{Ret: int64(m)}, true
-			case err == io.EOF:
-				return CallResult{Ret: 0}, true
-			case errors.Is(err, tcpcore.ErrWouldBlock):
-				return CallResult{}, false
-			case err != nil:
-				return errnoOf(err), true
-			}
-			return CallResult{Ret: 0}, true
-		}
-		return t.blocking(p, s.nonblock || flags&unix.MSG_DONTWAIT != 0)
-	case "write", "send":
-		s, ok := sock()
-		if !ok || s.c == nil {
-			if ok {
-				return fail("EPIPE"), true
-			}
-			return fail("EBADF"), true
-		}
-		n, err := intArg(2)
-		if err != nil {
-			return unsupported("%s length: %v", c.Name, err), true
-		}
-		flags := 0
-		if c.Name == "send" && len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		buf := make([]byte, n)
-		if len(a) > 1 && a[1].Kind == ExprString {
-			copy(buf, a[1].Name)
-		}
-		written := 0
-		nonblock := s.nonblock || flags&unix.MSG_DONTWAIT != 0
-		p.try = func() (CallResult, bool) {
-			for written < n {
-				m, err := s.c.Write(t.now, buf[written:])
-				written += m
-				if errors.Is(err, tcpcore.ErrWouldBlock) {
-					if nonblock && written > 0 {
-						return CallResult{Ret: int64(written)}, true
-					}
-					return CallResult{}, false
-				}
-				if err != nil {
-					if written > 0 {
-						return CallResult{Ret: int64(written)}, true
-					}
-					return errnoOf(err), true
-				}
-			}
-			return CallResult{Ret: int64(written)}, true
-		}
-		return t.blocking(p, nonblock)
-	case "close":
-		fd, err := intArg(0)
-		if err != nil {
-			return unsupported("close: %v", err), true
-		}
-		s, ok := t.socks[fd]
-		if !ok {
-			return fail("EBADF"), true
-		}
-		delete(t.socks, fd)
-		switch {
-		case s.l != nil:
-			s.l.Close(t.now)
-		case s.c != nil:
-			s.c.Close(t.now)
-			if s.opts.LingerOn && s.opts.Linger > 0 && !s.nonblock {
-				conn := s.c
-				p.try = func() (CallResult, bool) { return CallResult{}, conn.LingerDone(t.now) }
-				p.deadline = conn.LingerDeadline()
-				p.onTimeout = func() CallResult { return CallResult{} }
-				return p.try()
-			}
-		}
-		return CallResult{}, true
-	case "shutdown":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		how, err := intArg(1)
-		if err != nil {
-			return unsupported("shutdown how: %v", err), true
-		}
-		if s.c == nil {
-			return fail("ENOTCONN"), true
-		}
-		if how == unix.SHUT_RD || how == unix.SHUT_RDWR {
-			s.c.CloseRead(t.now)
-		}
-		if how == unix.SHUT_WR || how == unix.SHUT_RDWR {
-			if err := s.c.CloseWrite(t.now); err != nil {
-				return errnoOf(err), true
-			}
-		}
-		return CallResult{}, true
-	case "setsockopt":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		return t.setsockopt(s, a), true
-	case "getsockopt":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		return t.getsockopt(s, a), true
-	case "fcntl":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		cmd, err := intArg(1)
-		if err != nil {
-			return unsupported("fcntl command: %v", err), true
-		}
-		switch cmd {
-		case unix.F_GETFL:
-			fl := unix.O_RDWR
-			if s.nonblock {
-				fl |= unix.O_NONBLOCK
-			}
-			return CallResult{Ret: int64(fl)}, true
-		case unix.F_SETFL:
-			v, err := intArg(2)
-			if err != nil {
-				return unsupported("fcntl flags: %v", err), true
-			}
-			s.nonblock = v&unix.O_NONBLOCK != 0
-			return CallResult{}, true
-		case unix.F_GETFD, unix.F_SETFD:
-			return CallResult{}, true
-		}
-		return unsupported("fcntl command %d is not supported", cmd), true
-	case "poll":
-		return t.poll(p)
-	}
-	return unsupported("system call %s is not supported by the tunstack target", c.Name), true
+// Bind only marks the socket: the engine binds when it listens or connects.
+func (o tunstackOps) Bind(s *vsock) error {
+	s.bound = true
+	return nil
 }
 
-// blocking runs p.try once; a call that would block fails with EAGAIN on a
-// non-blocking socket and stays pending otherwise.
-func (t *tunstackTarget) blocking(p *vcall, nonblock bool) (CallResult, bool) {
-	res, done := p.try()
-	if done {
-		return res, true
+func (o tunstackOps) Listen(s *vsock, backlog int) error {
+	if s.l != nil {
+		s.l.SetBacklog(backlog)
+		return nil
 	}
-	if nonblock {
-		return fail("EAGAIN"), true
-	}
-	return CallResult{}, false
-}
-
-func (t *tunstackTarget) poll(p *vcall) (CallResult, bool) {
-	a := p.call.Args
-	if len(a) != 3 {
-		return unsupported("poll takes 3 arguments"), true
-	}
-	pes, err := PollEntries(a[0])
+	l, err := o.e.Listen(o.now, netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), backlog, s.opts)
 	if err != nil {
-		return unsupported("%v", err), true
+		return engineErr(err)
 	}
-	tv, err := IntValue(a[2])
-	if err != nil {
-		return unsupported("poll timeout: %v", err), true
-	}
-	eval := func() (CallResult, bool) {
-		res := CallResult{}
-		for _, pe := range pes {
-			rev := t.revents(pe.FD) & (pe.Events | unix.POLLERR | unix.POLLHUP | unix.POLLNVAL)
-			res.Revents = append(res.Revents, rev)
-			if rev != 0 {
-				res.Ret++
-			}
-		}
-		return res, res.Ret > 0
-	}
-	p.try = eval
-	if res, done := eval(); done || tv == 0 {
-		return res, true
-	}
-	if tv > 0 {
-		p.deadline = t.now.Add(time.Duration(tv) * time.Millisecond)
-		p.onTimeout = func() CallResult { r, _ := eval(); return r }
-	}
-	return CallResult{}, false
+	s.l = l
+	return nil
 }
+
+func (o tunstackOps) Accept(s *vsock) (*vsock, error) {
+	if s.l == nil {
+		return nil, syscall.EINVAL
+	}
+	conn, err := s.l.Accept(o.now)
+	if errors.Is(err, tcpcore.ErrWouldBlock) {
+		return nil, errWouldBlock
+	}
+	if err != nil {
+		return nil, engineErr(err)
+	}
+	return &vsock{c: conn, connected: true, opts: s.opts}, nil
+}
+
+// Connect fails with EALREADY, never waits, while an earlier connect is
+// under way.
+func (o tunstackOps) Connect(s *vsock) error {
+	if s.c != nil {
+		if s.connected || s.c.Connected() {
+			return syscall.EISCONN
+		}
+		return syscall.EALREADY
+	}
+	local := netip.AddrPortFrom(o.cfg.LocalIP, 0)
+	if s.bound {
+		local = netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort)
+	}
+	conn, err := o.e.Connect(o.now, local, netip.AddrPortFrom(o.cfg.RemoteIP, o.cfg.ConnectPort), s.opts)
+	if err != nil {
+		return engineErr(err)
+	}
+	s.c = conn
+	return errInProgress
+}
+
+func (o tunstackOps) ConnectResult(s *vsock) error {
+	conn := s.c
+	if !conn.Connected() {
+		return errWouldBlock
+	}
+	if err := conn.HardErr(); err != nil && conn.State() == tcpcore.Closed {
+		conn.Err()
+		s.connErr = err
+		return engineErr(err)
+	}
+	s.connected = true
+	return nil
+}
+
+func (o tunstackOps) Read(s *vsock, n, _ int) (int, error) {
+	if s.c == nil {
+		return 0, syscall.ENOTCONN
+	}
+	if cap(o.readBuf) < n {
+		o.readBuf = make([]byte, n)
+	}
+	m, err := s.c.Read(o.now, o.readBuf[:n])
+	switch {
+	case m > 0:
+		return m, nil
+	case err == io.EOF:
+		return 0, io.EOF
+	case errors.Is(err, tcpcore.ErrWouldBlock):
+		return 0, errWouldBlock
+	}
+	return 0, engineErr(err)
+}
+
+func (o tunstackOps) Write(s *vsock, b []byte, _ int) (int, error) {
+	if s.c == nil {
+		return 0, syscall.EPIPE
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	m, err := s.c.Write(o.now, b)
+	if errors.Is(err, tcpcore.ErrWouldBlock) {
+		return m, errWouldBlock
+	}
+	return m, engineErr(err)
+}
+
+// Shutdown ignores a how other than SHUT_RD, SHUT_WR and SHUT_RDWR.
+func (o tunstackOps) Shutdown(s *vsock, how int) error {
+	if s.c == nil {
+		return syscall.ENOTCONN
+	}
+	if how == unix.SHUT_RD || how == unix.SHUT_RDWR {
+		s.c.CloseRead(o.now)
+	}
+	if how == unix.SHUT_WR || how == unix.SHUT_RDWR {
+		if err := s.c.CloseWrite(o.now); err != nil {
+			return engineErr(err)
+		}
+	}
+	return nil
+}
+
+func (o tunstackOps) Close(s *vsock) time.Duration {
+	switch {
+	case s.l != nil:
+		s.l.Close(o.now)
+	case s.c != nil:
+		s.c.Close(o.now)
+		if s.opts.LingerOn && s.opts.Linger > 0 {
+			return s.c.LingerDeadline().Sub(engineEpoch)
+		}
+	}
+	return 0
+}
+
+func (o tunstackOps) Lingering(s *vsock) bool { return !s.c.LingerDone(o.now) }
 
 // Poll bits that x/sys/unix does not name on every architecture (Linux values).
 const (
@@ -554,12 +298,8 @@ const (
 	pollRdHup  int16 = 0x2000
 )
 
-// revents is what Linux's tcp_poll would report for the descriptor.
-func (t *tunstackTarget) revents(fd int) int16 {
-	s, ok := t.socks[fd]
-	if !ok {
-		return unix.POLLNVAL
-	}
+// Revents is what Linux's tcp_poll would report for the socket.
+func (o tunstackOps) Revents(s *vsock, mask int16) int16 {
 	var ev int16
 	switch {
 	case s.l != nil:
@@ -587,37 +327,18 @@ func (t *tunstackTarget) revents(fd int) int16 {
 	default:
 		ev |= unix.POLLOUT | unix.POLLHUP // an unconnected socket
 	}
-	return ev
+	return ev & mask
 }
 
-func (t *tunstackTarget) setsockopt(s *vsock, a []Expr) CallResult {
-	if len(a) != 5 {
-		return unsupported("setsockopt takes 5 arguments")
+func (o tunstackOps) SetLinger(s *vsock, on bool, timeout time.Duration) error {
+	s.opts.LingerOn, s.opts.Linger = on, timeout
+	if s.c != nil {
+		s.c.SetLinger(on, timeout)
 	}
-	level, err1 := IntValue(a[1])
-	opt, err2 := IntValue(a[2])
-	if err1 != nil || err2 != nil {
-		return unsupported("setsockopt level and option: expected names such as SOL_SOCKET, SO_LINGER")
-	}
-	if level == unix.SOL_SOCKET && opt == unix.SO_LINGER {
-		on, ok1 := StructField(a[3], "onoff")
-		ln, ok2 := StructField(a[3], "linger")
-		if !ok1 || !ok2 {
-			return unsupported("SO_LINGER takes {onoff=N, linger=N}")
-		}
-		onv, _ := IntValue(on)
-		lnv, _ := IntValue(ln)
-		s.opts.LingerOn, s.opts.Linger = onv != 0, time.Duration(lnv)*time.Second
-		if s.c != nil {
-			s.c.SetLinger(s.opts.LingerOn, s.opts.Linger)
-		}
-		return CallResult{}
-	}
-	v64, err := PointerInt(a[3])
-	if err != nil {
-		return unsupported("setsockopt value: %v", err)
-	}
-	v := int(v64)
+	return nil
+}
+
+func (o tunstackOps) SetSockopt(s *vsock, level, opt, v int) error {
 	c := s.c
 	switch {
 	case level == unix.SOL_SOCKET && (opt == unix.SO_REUSEADDR || opt == unix.SO_REUSEPORT):
@@ -634,20 +355,20 @@ func (t *tunstackTarget) setsockopt(s *vsock, a []Expr) CallResult {
 	case level == unix.SOL_SOCKET && opt == unix.SO_KEEPALIVE:
 		s.keepalive, s.opts.KeepAlive = v != 0, v != 0
 		if c != nil {
-			c.SetKeepAlive(t.now, v != 0, 0, 0, 0)
+			c.SetKeepAlive(o.now, v != 0, 0, 0, 0)
 		}
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_NODELAY:
 		s.opts.NoDelay = v != 0
 		if c != nil {
-			c.SetNoDelay(t.now, v != 0)
+			c.SetNoDelay(o.now, v != 0)
 		}
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_CORK:
 		if c != nil {
-			c.SetCork(t.now, v != 0)
+			c.SetCork(o.now, v != 0)
 		}
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_QUICKACK:
 		if c != nil {
-			c.SetQuickAck(t.now, v != 0)
+			c.SetQuickAck(o.now, v != 0)
 		}
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
 		s.opts.MaxSeg = v
@@ -662,30 +383,15 @@ func (t *tunstackTarget) setsockopt(s *vsock, a []Expr) CallResult {
 			s.opts.KeepCount = v
 		}
 		if c != nil {
-			c.SetKeepAlive(t.now, s.keepalive, s.opts.KeepIdle, s.opts.KeepIntvl, s.opts.KeepCount)
+			c.SetKeepAlive(o.now, s.keepalive, s.opts.KeepIdle, s.opts.KeepIntvl, s.opts.KeepCount)
 		}
 	default:
-		return unsupported("setsockopt option %s/%s is not supported by the tunstack target", a[1], a[2])
+		return errNoOption
 	}
-	return CallResult{}
+	return nil
 }
 
-func (t *tunstackTarget) getsockopt(s *vsock, a []Expr) CallResult {
-	if len(a) != 5 {
-		return unsupported("getsockopt takes 5 arguments")
-	}
-	level, err1 := IntValue(a[1])
-	opt, err2 := IntValue(a[2])
-	if err1 != nil || err2 != nil {
-		return unsupported("getsockopt level and option: expected names")
-	}
-	out := func(v int) CallResult { return CallResult{OutInt: map[int]int64{3: int64(v)}} }
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
+func (o tunstackOps) GetSockopt(s *vsock, level, opt int) (int, error) {
 	c := s.c
 	switch {
 	case level == unix.SOL_SOCKET && opt == unix.SO_ERROR:
@@ -696,44 +402,44 @@ func (t *tunstackTarget) getsockopt(s *vsock, a []Expr) CallResult {
 			err = c.Err()
 		}
 		if err == nil {
-			return out(0)
+			return 0, nil
 		}
 		var en syscall.Errno
 		if errors.As(err, &en) {
-			return out(int(en))
+			return int(en), nil
 		}
-		return out(int(unix.EIO))
+		return int(unix.EIO), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_RCVBUF:
 		// Linux doubles the value set, to account for its overhead.
 		if s.rcvbufSet > 0 {
-			return out(2 * s.rcvbufSet)
+			return 2 * s.rcvbufSet, nil
 		}
 		if c != nil {
-			return out(c.ReadBuffer())
+			return c.ReadBuffer(), nil
 		}
-		return out(t.cfg.Profile.RcvBuf)
+		return o.cfg.Profile.RcvBuf, nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_SNDBUF:
 		if s.sndbufSet > 0 {
-			return out(2 * s.sndbufSet)
+			return 2 * s.sndbufSet, nil
 		}
 		if c != nil {
-			return out(c.WriteBuffer())
+			return c.WriteBuffer(), nil
 		}
-		return out(t.cfg.Profile.SndBuf)
+		return o.cfg.Profile.SndBuf, nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_KEEPALIVE:
-		return out(b2i(s.keepalive))
+		return boolInt(s.keepalive), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_TYPE:
-		return out(unix.SOCK_STREAM)
+		return unix.SOCK_STREAM, nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_NODELAY:
 		if c != nil {
-			return out(b2i(c.NoDelay()))
+			return boolInt(c.NoDelay()), nil
 		}
-		return out(b2i(s.opts.NoDelay))
+		return boolInt(s.opts.NoDelay), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
 		if c != nil && c.Connected() {
-			return out(c.MSS())
+			return c.MSS(), nil
 		}
-		return out(536)
+		return 536, nil
 	}
-	return unsupported("getsockopt option %s/%s is not supported by the tunstack target", a[1], a[2])
+	return 0, errNoOption
 }
