@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"syscall"
@@ -79,32 +80,19 @@ func init() { RegisterTarget("gvisor", newGvisorTarget) }
 const gvNIC tcpip.NICID = 2
 
 type gvisorTarget struct {
-	cfg     TargetConfig
-	clock   *vclock
-	st      *gvisorstack.Stack
-	s       *stack.Stack
-	link    *syncLink
-	opts    gvisorstack.Options
-	socks   map[int]*gsock
-	pending []*gcall
+	cfg   TargetConfig
+	clock *vclock
+	st    *gvisorstack.Stack
+	s     *stack.Stack
+	link  *syncLink
+	opts  gvisorstack.Options
+	calls *dispatcher[*gsock]
 }
 
-// gsock is one descriptor of the script.
+// gsock is one socket: a gVisor TCP endpoint.
 type gsock struct {
-	ep       tcpip.Endpoint
-	wq       *waiter.Queue
-	nonblock bool
-}
-
-type gcall struct {
-	call *Call
-	ch   chan CallResult
-	// try runs the call; done false means it would block.
-	try func() (CallResult, bool)
-	// deadline (target time) for calls that give up by themselves (poll's
-	// timeout, SO_LINGER); zero when none.
-	deadline  time.Duration
-	onTimeout func() CallResult
+	ep tcpip.Endpoint
+	wq *waiter.Queue
 }
 
 func newGvisorTarget(cfg TargetConfig) (Target, error) {
@@ -116,7 +104,8 @@ func newGvisorTarget(cfg TargetConfig) (Target, error) {
 		return nil, err
 	}
 	t := &gvisorTarget{cfg: cfg, clock: clock, st: st, s: st.GVisor(), opts: st.Options(),
-		link: &syncLink{mtu: uint32(cfg.MTU), clock: clock}, socks: map[int]*gsock{}}
+		link: &syncLink{mtu: uint32(cfg.MTU), clock: clock}}
+	t.calls = newDispatcher[*gsock]("gvisor", gvisorOps{t})
 	if err := t.attach(); err != nil {
 		st.Close()
 		return nil, err
@@ -174,10 +163,8 @@ func (t *gvisorTarget) Outbound(deadline time.Duration) ([]byte, time.Duration, 
 		if dl, ok := t.clock.next(); ok && dl < next {
 			next = dl
 		}
-		for _, p := range t.pending {
-			if p.deadline != 0 && p.deadline > now && p.deadline < next {
-				next = p.deadline
-			}
+		if dl, ok := t.calls.nextDeadline(now); ok && dl < next {
+			next = dl
 		}
 		if next > now {
 			t.clock.mc.Advance(next - now)
@@ -199,7 +186,7 @@ func (t *gvisorTarget) settle() {
 		t.clock.mc.Advance(0)
 		t.s.Pause()
 		t.s.Resume()
-		progressed := t.completePending()
+		progressed := t.calls.complete()
 		if !progressed && t.generation() == before {
 			return
 		}
@@ -209,428 +196,160 @@ func (t *gvisorTarget) settle() {
 // generation changes whenever gVisor sends a packet or a timer fires.
 func (t *gvisorTarget) generation() uint64 { return t.link.written() + t.clock.firedCount() }
 
-func (t *gvisorTarget) completePending() bool {
-	progressed := false
-	for i := 0; i < len(t.pending); {
-		p := t.pending[i]
-		res, done := p.try()
-		if !done && p.deadline != 0 && t.Now() >= p.deadline {
-			res, done = p.onTimeout(), true
-		}
-		if !done {
-			i++
-			continue
-		}
-		t.pending = append(t.pending[:i], t.pending[i+1:]...)
-		t.finish(p, res)
-		progressed = true
-	}
-	return progressed
-}
-
-func (t *gvisorTarget) finish(p *gcall, res CallResult) {
-	res.At = t.Now()
-	p.ch <- res
-}
-
 func (t *gvisorTarget) Shell(string, string) error { return ErrNoShell }
 
 func (t *gvisorTarget) Close() error {
-	for _, p := range t.pending {
-		t.finish(p, CallResult{Err: errors.New("target closed while the call was blocked")})
-	}
-	t.pending = nil
-	for fd, s := range t.socks {
-		s.ep.Abort()
-		delete(t.socks, fd)
-	}
+	t.calls.close(func(s *gsock) { s.ep.Abort() })
 	return t.st.Close()
 }
 
-func (t *gvisorTarget) Syscall(c *Call) <-chan CallResult {
-	ch := make(chan CallResult, 1)
-	p := &gcall{call: c, ch: ch}
-	res, done := t.start(p)
-	if done {
-		t.settle()
-		t.finish(p, res)
-		return ch
+func (t *gvisorTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
+
+// gvisorOps are the target's socket operations (socketOps): calls on gVisor
+// endpoints, made the way gVisor's syscall layer makes them.
+type gvisorOps struct{ *gvisorTarget }
+
+// gvErr is the errno gVisor's syscall layer returns for err
+// (syserr.TranslateNetstackError, the sentry's mapping), or nil.
+func gvErr(err tcpip.Error) error {
+	if err == nil {
+		return nil
 	}
-	t.pending = append(t.pending, p)
-	t.settle()
-	return ch
+	return syscall.Errno(syserr.TranslateNetstackError(err).ToLinux())
 }
 
-// gvErrno names the Linux errno gVisor's syscall layer returns for err.
-func gvErrno(err tcpip.Error) CallResult {
-	return CallResult{Ret: -1, Errno: canonicalErrno(unix.ErrnoName(syscall.Errno(syserr.TranslateNetstackError(err).ToLinux())))}
+func (o gvisorOps) localAddr() tcpip.FullAddress {
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(o.cfg.LocalIP.As4()), Port: o.cfg.BindPort}
 }
 
-func gvErrnoNum(err tcpip.Error) int {
-	return int(syserr.TranslateNetstackError(err).ToLinux())
+func (o gvisorOps) remoteAddr() tcpip.FullAddress {
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(o.cfg.RemoteIP.As4()), Port: o.cfg.ConnectPort}
 }
 
-func (t *gvisorTarget) localAddr() tcpip.FullAddress {
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(t.cfg.LocalIP.As4()), Port: t.cfg.BindPort}
-}
-
-func (t *gvisorTarget) remoteAddr() tcpip.FullAddress {
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(t.cfg.RemoteIP.As4()), Port: t.cfg.ConnectPort}
-}
-
-func (t *gvisorTarget) newFD(want int) int {
-	if want >= 0 {
-		return want
-	}
-	fd := 3
-	for t.socks[fd] != nil {
-		fd++
-	}
-	return fd
-}
-
-// start begins a call: it returns the result at once, or sets p.try (and
-// maybe a deadline) and reports false when the call blocks.
-func (t *gvisorTarget) start(p *gcall) (CallResult, bool) {
-	c := p.call
-	a := c.Args
-	intArg := func(i int) (int, error) {
-		if i >= len(a) {
-			return 0, fmt.Errorf("%s: missing argument %d", c.Name, i+1)
-		}
-		v, err := IntValue(a[i])
-		return int(v), err
-	}
-	sock := func() (*gsock, bool) {
-		fd, err := intArg(0)
-		if err != nil {
-			return nil, false
-		}
-		s, ok := t.socks[fd]
-		return s, ok
-	}
-	switch c.Name {
-	case "socket":
-		typ, err := intArg(1)
-		if err != nil {
-			return unsupported("socket type: %v", err), true
-		}
-		if typ&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != unix.SOCK_STREAM {
-			return unsupported("only SOCK_STREAM sockets are supported"), true
-		}
-		var wq waiter.Queue
-		ep, terr := t.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
-		if terr != nil {
-			return gvErrno(terr), true
-		}
-		fd := t.newFD(c.WantFD)
-		t.socks[fd] = &gsock{ep: ep, wq: &wq, nonblock: typ&unix.SOCK_NONBLOCK != 0}
-		return CallResult{Ret: int64(fd)}, true
-	case "bind":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		if err := s.ep.Bind(t.localAddr()); err != nil {
-			return gvErrno(err), true
-		}
-		return CallResult{}, true
-	case "listen":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		backlog, err := intArg(1)
-		if err != nil {
-			return unsupported("listen backlog: %v", err), true
-		}
-		// sys_socket.go: the backlog is an unsigned int capped at
-		// somaxconn, plus one for parity with Linux's accept queue.
-		b := uint32(backlog)
-		if b > uint32(t.opts.Somaxconn) {
-			b = uint32(t.opts.Somaxconn)
-		}
-		if t.opts.BacklogPlusOne {
-			b++
-		}
-		if err := s.ep.Listen(int(b)); err != nil {
-			return gvErrno(err), true
-		}
-		return CallResult{}, true
-	case "accept", "accept4":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		flags := 0
-		if len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		p.try = func() (CallResult, bool) {
-			nep, nwq, err := s.ep.Accept(nil)
-			if _, wb := err.(*tcpip.ErrWouldBlock); wb {
-				return CallResult{}, false
-			}
-			if err != nil {
-				return gvErrno(err), true
-			}
-			fd := t.newFD(c.WantFD)
-			t.socks[fd] = &gsock{ep: nep, wq: nwq, nonblock: flags&unix.SOCK_NONBLOCK != 0}
-			return CallResult{Ret: int64(fd)}, true
-		}
-		return t.blocking(p, s.nonblock)
-	case "connect":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		addr := t.remoteAddr()
-		err := s.ep.Connect(addr)
-		if s.nonblock {
-			if err != nil {
-				return gvErrno(err), true
-			}
-			return CallResult{}, true
-		}
-		switch err.(type) {
-		case *tcpip.ErrConnectStarted, *tcpip.ErrAlreadyConnecting:
-		case nil:
-			return CallResult{}, true
-		default:
-			return gvErrno(err), true
-		}
-		// As the sentry: wait until writable, then Connect again for the
-		// result.
-		p.try = func() (CallResult, bool) {
-			if s.ep.Readiness(waiter.WritableEvents|waiter.EventErr|waiter.EventHUp) == 0 {
-				return CallResult{}, false
-			}
-			if err := s.ep.Connect(addr); err != nil {
-				return gvErrno(err), true
-			}
-			return CallResult{}, true
-		}
-		return p.try()
-	case "read", "recv":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		n, err := intArg(2)
-		if err != nil {
-			return unsupported("%s length: %v", c.Name, err), true
-		}
-		flags := 0
-		if c.Name == "recv" && len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		if n == 0 {
-			return CallResult{}, true
-		}
-		p.try = func() (CallResult, bool) {
-			var buf bytes.Buffer
-			res, err := s.ep.Read(&tcpip.LimitedWriter{W: &buf, N: int64(n)}, tcpip.ReadOptions{Peek: flags&unix.MSG_PEEK != 0})
-			switch err.(type) {
-			case nil:
-				return CallResult{Ret: int64(res.Count)}, true
-			case *tcpip.ErrWouldBlock:
-				return CallResult{}, false
-			case *tcpip.ErrClosedForReceive:
-				return CallResult{Ret: 0}, true
-			}
-			return gvErrno(err), true
-		}
-		return t.blocking(p, s.nonblock || flags&unix.MSG_DONTWAIT != 0)
-	case "write", "send":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		n, err := intArg(2)
-		if err != nil {
-			return unsupported("%s length: %v", c.Name, err), true
-		}
-		flags := 0
-		if c.Name == "send" && len(a) == 4 {
-			flags, _ = intArg(3)
-		}
-		buf := make([]byte, n)
-		if len(a) > 1 && a[1].Kind == ExprString {
-			copy(buf, a[1].Name)
-		}
-		written := 0
-		nonblock := s.nonblock || flags&unix.MSG_DONTWAIT != 0
-		opts := tcpip.WriteOptions{More: flags&unix.MSG_MORE != 0}
-		p.try = func() (CallResult, bool) {
-			for written < n {
-				m, err := s.ep.Write(bytes.NewReader(buf[written:]), opts)
-				written += int(m)
-				_, wb := err.(*tcpip.ErrWouldBlock)
-				if wb || err == nil && m == 0 {
-					if nonblock && written > 0 {
-						return CallResult{Ret: int64(written)}, true
-					}
-					return CallResult{}, false
-				}
-				if err != nil {
-					if written > 0 {
-						return CallResult{Ret: int64(written)}, true
-					}
-					return gvErrno(err), true
-				}
-			}
-			return CallResult{Ret: int64(written)}, true
-		}
-		return t.blocking(p, nonblock)
-	case "close":
-		fd, err := intArg(0)
-		if err != nil {
-			return unsupported("close: %v", err), true
-		}
-		s, ok := t.socks[fd]
-		if !ok {
-			return fail("EBADF"), true
-		}
-		delete(t.socks, fd)
-		s.ep.Close()
-		// The sentry's Release: with SO_LINGER on and a non-zero timeout,
-		// close waits until the endpoint leaves FIN-WAIT-1, CLOSING and
-		// LAST-ACK, or the timeout passes (zero is handled by Close: RST).
-		lo := s.ep.SocketOptions().GetLinger()
-		if lo.Enabled && lo.Timeout > 0 && !s.nonblock {
-			p.try = func() (CallResult, bool) {
-				switch tcp.EndpointState(s.ep.State()) {
-				case tcp.StateFinWait1, tcp.StateClosing, tcp.StateLastAck:
-					return CallResult{}, false
-				}
-				return CallResult{}, true
-			}
-			p.deadline = t.Now() + lo.Timeout
-			p.onTimeout = func() CallResult { return CallResult{} }
-			return p.try()
-		}
-		return CallResult{}, true
-	case "shutdown":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		how, err := intArg(1)
-		if err != nil {
-			return unsupported("shutdown how: %v", err), true
-		}
-		var f tcpip.ShutdownFlags
-		switch how {
-		case unix.SHUT_RD:
-			f = tcpip.ShutdownRead
-		case unix.SHUT_WR:
-			f = tcpip.ShutdownWrite
-		case unix.SHUT_RDWR:
-			f = tcpip.ShutdownRead | tcpip.ShutdownWrite
-		default:
-			return fail("EINVAL"), true
-		}
-		if err := s.ep.Shutdown(f); err != nil {
-			return gvErrno(err), true
-		}
-		return CallResult{}, true
-	case "setsockopt":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		return t.setsockopt(s, a), true
-	case "getsockopt":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		return t.getsockopt(s, a), true
-	case "fcntl":
-		s, ok := sock()
-		if !ok {
-			return fail("EBADF"), true
-		}
-		cmd, err := intArg(1)
-		if err != nil {
-			return unsupported("fcntl command: %v", err), true
-		}
-		switch cmd {
-		case unix.F_GETFL:
-			fl := unix.O_RDWR
-			if s.nonblock {
-				fl |= unix.O_NONBLOCK
-			}
-			return CallResult{Ret: int64(fl)}, true
-		case unix.F_SETFL:
-			v, err := intArg(2)
-			if err != nil {
-				return unsupported("fcntl flags: %v", err), true
-			}
-			s.nonblock = v&unix.O_NONBLOCK != 0
-			return CallResult{}, true
-		case unix.F_GETFD, unix.F_SETFD:
-			return CallResult{}, true
-		}
-		return unsupported("fcntl command %d is not supported", cmd), true
-	case "poll":
-		return t.poll(p)
-	}
-	return unsupported("system call %s is not supported by the gvisor target", c.Name), true
-}
-
-// blocking runs p.try once; a call that would block fails with EAGAIN on a
-// non-blocking socket and stays pending otherwise.
-func (t *gvisorTarget) blocking(p *gcall, nonblock bool) (CallResult, bool) {
-	res, done := p.try()
-	if done {
-		return res, true
-	}
-	if nonblock {
-		return fail("EAGAIN"), true
-	}
-	return CallResult{}, false
-}
-
-func (t *gvisorTarget) poll(p *gcall) (CallResult, bool) {
-	a := p.call.Args
-	if len(a) != 3 {
-		return unsupported("poll takes 3 arguments"), true
-	}
-	pes, err := PollEntries(a[0])
+func (o gvisorOps) Socket() (*gsock, error) {
+	var wq waiter.Queue
+	ep, err := o.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if err != nil {
-		return unsupported("%v", err), true
+		return nil, gvErr(err)
 	}
-	tv, err := IntValue(a[2])
+	return &gsock{ep: ep, wq: &wq}, nil
+}
+
+func (o gvisorOps) Bind(s *gsock) error { return gvErr(s.ep.Bind(o.localAddr())) }
+
+func (o gvisorOps) Listen(s *gsock, backlog int) error {
+	// sys_socket.go: the backlog is an unsigned int capped at somaxconn,
+	// plus one for parity with Linux's accept queue.
+	b := uint32(backlog)
+	if b > uint32(o.opts.Somaxconn) {
+		b = uint32(o.opts.Somaxconn)
+	}
+	if o.opts.BacklogPlusOne {
+		b++
+	}
+	return gvErr(s.ep.Listen(int(b)))
+}
+
+func (o gvisorOps) Accept(s *gsock) (*gsock, error) {
+	ep, wq, err := s.ep.Accept(nil)
+	if _, wb := err.(*tcpip.ErrWouldBlock); wb {
+		return nil, errWouldBlock
+	}
 	if err != nil {
-		return unsupported("poll timeout: %v", err), true
+		return nil, gvErr(err)
 	}
-	eval := func() (CallResult, bool) {
-		res := CallResult{}
-		for _, pe := range pes {
-			var rev int16
-			if s, ok := t.socks[pe.FD]; ok {
-				mask := waiter.EventMask(uint16(pe.Events)) | waiter.EventErr | waiter.EventHUp
-				rev = int16(s.ep.Readiness(mask) & mask)
-			} else {
-				rev = unix.POLLNVAL
-			}
-			res.Revents = append(res.Revents, rev)
-			if rev != 0 {
-				res.Ret++
-			}
-		}
-		return res, res.Ret > 0
+	return &gsock{ep: ep, wq: wq}, nil
+}
+
+// Connect: a blocking connect while an earlier one is under way waits for
+// it, as Linux's does.
+func (o gvisorOps) Connect(s *gsock) error {
+	switch err := s.ep.Connect(o.remoteAddr()); err.(type) {
+	case *tcpip.ErrConnectStarted:
+		return errInProgress
+	case *tcpip.ErrAlreadyConnecting:
+		return errAlready
+	default:
+		return gvErr(err)
 	}
-	p.try = eval
-	if res, done := eval(); done || tv == 0 {
-		return res, true
+}
+
+// ConnectResult is the sentry's: wait until the endpoint is writable (or
+// failed), then call Connect again for the result.
+func (o gvisorOps) ConnectResult(s *gsock) error {
+	if s.ep.Readiness(waiter.WritableEvents|waiter.EventErr|waiter.EventHUp) == 0 {
+		return errWouldBlock
 	}
-	if tv > 0 {
-		p.deadline = t.Now() + time.Duration(tv)*time.Millisecond
-		p.onTimeout = func() CallResult { r, _ := eval(); return r }
+	return gvErr(s.ep.Connect(o.remoteAddr()))
+}
+
+func (o gvisorOps) Read(s *gsock, n, flags int) (int, error) {
+	if n == 0 {
+		return 0, nil
 	}
-	return CallResult{}, false
+	var buf bytes.Buffer
+	res, err := s.ep.Read(&tcpip.LimitedWriter{W: &buf, N: int64(n)}, tcpip.ReadOptions{Peek: flags&unix.MSG_PEEK != 0})
+	switch err.(type) {
+	case nil:
+		return res.Count, nil
+	case *tcpip.ErrWouldBlock:
+		return 0, errWouldBlock
+	case *tcpip.ErrClosedForReceive:
+		return 0, io.EOF
+	}
+	return 0, gvErr(err)
+}
+
+func (o gvisorOps) Write(s *gsock, b []byte, flags int) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	m, err := s.ep.Write(bytes.NewReader(b), tcpip.WriteOptions{More: flags&unix.MSG_MORE != 0})
+	if _, wb := err.(*tcpip.ErrWouldBlock); wb || err == nil && m == 0 {
+		return int(m), errWouldBlock
+	}
+	return int(m), gvErr(err)
+}
+
+func (o gvisorOps) Shutdown(s *gsock, how int) error {
+	var f tcpip.ShutdownFlags
+	switch how {
+	case unix.SHUT_RD:
+		f = tcpip.ShutdownRead
+	case unix.SHUT_WR:
+		f = tcpip.ShutdownWrite
+	case unix.SHUT_RDWR:
+		f = tcpip.ShutdownRead | tcpip.ShutdownWrite
+	default:
+		return syscall.EINVAL
+	}
+	return gvErr(s.ep.Shutdown(f))
+}
+
+// Close is the sentry's Release: with SO_LINGER on and a non-zero timeout,
+// a blocking close waits until the endpoint leaves FIN-WAIT-1, CLOSING and
+// LAST-ACK, or the timeout passes (a zero timeout is Close's: RST).
+func (o gvisorOps) Close(s *gsock) time.Duration {
+	s.ep.Close()
+	if lo := s.ep.SocketOptions().GetLinger(); lo.Enabled && lo.Timeout > 0 {
+		return o.Now() + lo.Timeout
+	}
+	return 0
+}
+
+func (o gvisorOps) Lingering(s *gsock) bool {
+	switch tcp.EndpointState(s.ep.State()) {
+	case tcp.StateFinWait1, tcp.StateClosing, tcp.StateLastAck:
+		return true
+	}
+	return false
+}
+
+// Revents is the endpoint's readiness: gVisor's event bits are Linux's poll
+// bits.
+func (o gvisorOps) Revents(s *gsock, mask int16) int16 {
+	m := waiter.EventMask(uint16(mask))
+	return int16(s.ep.Readiness(m) & m)
 }
 
 // clampBufSize is the sentry's rule for SO_SNDBUF and SO_RCVBUF
@@ -646,38 +365,13 @@ func clampBufSize(v, lo, hi int64) int64 {
 	return max(2*v, lo)
 }
 
-func (t *gvisorTarget) setsockopt(s *gsock, a []Expr) CallResult {
-	if len(a) != 5 {
-		return unsupported("setsockopt takes 5 arguments")
-	}
-	level, err1 := IntValue(a[1])
-	opt, err2 := IntValue(a[2])
-	if err1 != nil || err2 != nil {
-		return unsupported("setsockopt level and option: expected names such as SOL_SOCKET, SO_LINGER")
-	}
+func (o gvisorOps) SetLinger(s *gsock, on bool, timeout time.Duration) error {
+	s.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: on, Timeout: timeout})
+	return nil
+}
+
+func (o gvisorOps) SetSockopt(s *gsock, level, opt, v int) error {
 	so := s.ep.SocketOptions()
-	if level == unix.SOL_SOCKET && opt == unix.SO_LINGER {
-		on, ok1 := StructField(a[3], "onoff")
-		ln, ok2 := StructField(a[3], "linger")
-		if !ok1 || !ok2 {
-			return unsupported("SO_LINGER takes {onoff=N, linger=N}")
-		}
-		onv, _ := IntValue(on)
-		lnv, _ := IntValue(ln)
-		so.SetLinger(tcpip.LingerOption{Enabled: onv != 0, Timeout: time.Duration(lnv) * time.Second})
-		return CallResult{}
-	}
-	v64, err := PointerInt(a[3])
-	if err != nil {
-		return unsupported("setsockopt value: %v", err)
-	}
-	v := int(v64)
-	result := func(err tcpip.Error) CallResult {
-		if err != nil {
-			return gvErrno(err)
-		}
-		return CallResult{}
-	}
 	secs := func(v int) time.Duration { return time.Duration(v) * time.Second }
 	switch {
 	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEADDR:
@@ -699,90 +393,72 @@ func (t *gvisorTarget) setsockopt(s *gsock, a []Expr) CallResult {
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_QUICKACK:
 		so.SetQuickAck(v != 0)
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
-		return result(s.ep.SetSockOptInt(tcpip.MaxSegOption, v))
+		return gvErr(s.ep.SetSockOptInt(tcpip.MaxSegOption, v))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_KEEPIDLE:
 		if v < 1 {
-			return fail("EINVAL")
+			return syscall.EINVAL
 		}
-		o := tcpip.KeepaliveIdleOption(secs(v))
-		return result(s.ep.SetSockOpt(&o))
+		idle := tcpip.KeepaliveIdleOption(secs(v))
+		return gvErr(s.ep.SetSockOpt(&idle))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_KEEPINTVL:
 		if v < 1 {
-			return fail("EINVAL")
+			return syscall.EINVAL
 		}
-		o := tcpip.KeepaliveIntervalOption(secs(v))
-		return result(s.ep.SetSockOpt(&o))
+		intvl := tcpip.KeepaliveIntervalOption(secs(v))
+		return gvErr(s.ep.SetSockOpt(&intvl))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_KEEPCNT:
-		return result(s.ep.SetSockOptInt(tcpip.KeepaliveCountOption, v))
+		return gvErr(s.ep.SetSockOptInt(tcpip.KeepaliveCountOption, v))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_SYNCNT:
-		return result(s.ep.SetSockOptInt(tcpip.TCPSynCountOption, v))
+		return gvErr(s.ep.SetSockOptInt(tcpip.TCPSynCountOption, v))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_WINDOW_CLAMP:
-		return result(s.ep.SetSockOptInt(tcpip.TCPWindowClampOption, v))
+		return gvErr(s.ep.SetSockOptInt(tcpip.TCPWindowClampOption, v))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_USER_TIMEOUT:
-		o := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
-		return result(s.ep.SetSockOpt(&o))
+		ut := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
+		return gvErr(s.ep.SetSockOpt(&ut))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_LINGER2:
-		o := tcpip.TCPLingerTimeoutOption(secs(v))
-		return result(s.ep.SetSockOpt(&o))
+		l2 := tcpip.TCPLingerTimeoutOption(secs(v))
+		return gvErr(s.ep.SetSockOpt(&l2))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_DEFER_ACCEPT:
-		o := tcpip.TCPDeferAcceptOption(secs(v))
-		return result(s.ep.SetSockOpt(&o))
+		da := tcpip.TCPDeferAcceptOption(secs(v))
+		return gvErr(s.ep.SetSockOpt(&da))
 	default:
-		return unsupported("setsockopt option %s/%s is not supported by the gvisor target", a[1], a[2])
+		return errNoOption
 	}
-	return CallResult{}
+	return nil
 }
 
-func (t *gvisorTarget) getsockopt(s *gsock, a []Expr) CallResult {
-	if len(a) != 5 {
-		return unsupported("getsockopt takes 5 arguments")
-	}
-	level, err1 := IntValue(a[1])
-	opt, err2 := IntValue(a[2])
-	if err1 != nil || err2 != nil {
-		return unsupported("getsockopt level and option: expected names")
-	}
-	out := func(v int) CallResult { return CallResult{OutInt: map[int]int64{3: int64(v)}} }
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
+func (o gvisorOps) GetSockopt(s *gsock, level, opt int) (int, error) {
 	so := s.ep.SocketOptions()
-	intOpt := func(o tcpip.SockOptInt) CallResult {
-		v, err := s.ep.GetSockOptInt(o)
-		if err != nil {
-			return gvErrno(err)
-		}
-		return out(v)
+	intOpt := func(name tcpip.SockOptInt) (int, error) {
+		v, err := s.ep.GetSockOptInt(name)
+		return v, gvErr(err)
 	}
 	switch {
 	case level == unix.SOL_SOCKET && opt == unix.SO_ERROR:
 		if err := s.ep.LastError(); err != nil {
-			return out(gvErrnoNum(err))
+			return int(syserr.TranslateNetstackError(err).ToLinux()), nil
 		}
-		return out(0)
+		return 0, nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_RCVBUF:
-		return out(int(min(so.GetReceiveBufferSize(), math.MaxInt32)))
+		return int(min(so.GetReceiveBufferSize(), math.MaxInt32)), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_SNDBUF:
-		return out(int(min(so.GetSendBufferSize(), math.MaxInt32)))
+		return int(min(so.GetSendBufferSize(), math.MaxInt32)), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_KEEPALIVE:
-		return out(b2i(so.GetKeepAlive()))
+		return boolInt(so.GetKeepAlive()), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEADDR:
-		return out(b2i(so.GetReuseAddress()))
+		return boolInt(so.GetReuseAddress()), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEPORT:
-		return out(b2i(so.GetReusePort()))
+		return boolInt(so.GetReusePort()), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_TYPE:
-		return out(unix.SOCK_STREAM)
+		return unix.SOCK_STREAM, nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_ACCEPTCONN:
-		return out(b2i(so.GetAcceptConn()))
+		return boolInt(so.GetAcceptConn()), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_NODELAY:
-		return out(b2i(!so.GetDelayOption()))
+		return boolInt(!so.GetDelayOption()), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_CORK:
-		return out(b2i(so.GetCorkOption()))
+		return boolInt(so.GetCorkOption()), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_QUICKACK:
-		return out(b2i(so.GetQuickAck()))
+		return boolInt(so.GetQuickAck()), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
 		return intOpt(tcpip.MaxSegOption)
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_KEEPCNT:
@@ -795,20 +471,20 @@ func (t *gvisorTarget) getsockopt(s *gsock, a []Expr) CallResult {
 		var d time.Duration
 		var err tcpip.Error
 		if opt == unix.TCP_KEEPIDLE {
-			var o tcpip.KeepaliveIdleOption
-			err = s.ep.GetSockOpt(&o)
-			d = time.Duration(o)
+			var idle tcpip.KeepaliveIdleOption
+			err = s.ep.GetSockOpt(&idle)
+			d = time.Duration(idle)
 		} else {
-			var o tcpip.KeepaliveIntervalOption
-			err = s.ep.GetSockOpt(&o)
-			d = time.Duration(o)
+			var intvl tcpip.KeepaliveIntervalOption
+			err = s.ep.GetSockOpt(&intvl)
+			d = time.Duration(intvl)
 		}
 		if err != nil {
-			return gvErrno(err)
+			return 0, gvErr(err)
 		}
-		return out(int(d / time.Second))
+		return int(d / time.Second), nil
 	}
-	return unsupported("getsockopt option %s/%s is not supported by the gvisor target", a[1], a[2])
+	return 0, errNoOption
 }
 
 // vclock is a faketime.ManualClock that also knows when its next timer is
