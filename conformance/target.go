@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tunstack/policy"
+	"tunstack/wire"
 )
 
 // Target is a TCP stack under test, as the runner sees it. Times are the
@@ -61,6 +62,19 @@ type Target interface {
 // returning true; the runner then waits for system calls by blocking on
 // their channel instead of stepping time in small slices (its packets keep
 // their times meanwhile).
+
+// inboundTCP is pkt, handed to Inject, as an IPv4 packet; it must carry
+// TCP, the only protocol the in-process targets take.
+func inboundTCP(pkt []byte) (wire.IPv4, error) {
+	ip := wire.IPv4(pkt)
+	if err := ip.Valid(); err != nil {
+		return nil, fmt.Errorf("inject: %w", err)
+	}
+	if ip.Protocol() != wire.ProtoTCP {
+		return nil, fmt.Errorf("inject: only TCP packets are supported")
+	}
+	return ip, nil
+}
 
 // ErrNoShell is returned by targets that do not run shell lines.
 var ErrNoShell = errors.New("target does not run shell commands")

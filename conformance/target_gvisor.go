@@ -24,7 +24,6 @@ import (
 
 	"tunstack/gvisorstack"
 	"tunstack/netif"
-	"tunstack/wire"
 )
 
 // The gvisor target runs a script against gVisor's netstack in-process, in
@@ -135,12 +134,8 @@ func (t *gvisorTarget) Name() string       { return "gvisor" }
 func (t *gvisorTarget) Now() time.Duration { return t.clock.elapsed() }
 
 func (t *gvisorTarget) Inject(pkt []byte) error {
-	ip := wire.IPv4(pkt)
-	if err := ip.Valid(); err != nil {
-		return fmt.Errorf("inject: %w", err)
-	}
-	if ip.Protocol() != wire.ProtoTCP {
-		return fmt.Errorf("inject: only TCP packets are supported")
+	if _, err := inboundTCP(pkt); err != nil {
+		return err
 	}
 	d := t.link.dispatcher()
 	if d == nil {

@@ -3,7 +3,6 @@ package conformance
 import (
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"syscall"
@@ -69,12 +68,9 @@ func (t *tunstackTarget) Name() string       { return "tunstack" }
 func (t *tunstackTarget) Now() time.Duration { return t.now.Sub(engineEpoch) }
 
 func (t *tunstackTarget) Inject(pkt []byte) error {
-	ip := wire.IPv4(pkt)
-	if err := ip.Valid(); err != nil {
-		return fmt.Errorf("inject: %w", err)
-	}
-	if ip.Protocol() != wire.ProtoTCP {
-		return fmt.Errorf("inject: only TCP packets are supported")
+	ip, err := inboundTCP(pkt)
+	if err != nil {
+		return err
 	}
 	t.e.Input(t.now, ip.SrcAddr(), ip.DstAddr(), ip.Payload())
 	t.settle()
