@@ -233,8 +233,9 @@ func (o gvisorOps) Socket() (*gsock, error) {
 func (o gvisorOps) Bind(s *gsock) error { return gvErr(s.ep.Bind(o.localAddr())) }
 
 func (o gvisorOps) Listen(s *gsock, backlog int) error {
-	// sys_socket.go: the backlog is an unsigned int capped at somaxconn,
-	// plus one for parity with Linux's accept queue.
+	// As gVisor's listen(2) (sentry/syscalls/linux/sys_socket.go): the
+	// backlog is an unsigned int capped at somaxconn, plus one for parity
+	// with Linux's accept queue.
 	b := uint32(backlog)
 	if b > uint32(o.opts.Somaxconn) {
 		b = uint32(o.opts.Somaxconn)
@@ -256,8 +257,8 @@ func (o gvisorOps) Accept(s *gsock) (*gsock, error) {
 	return &gsock{ep: ep, wq: wq}, nil
 }
 
-// Connect: a blocking connect while an earlier one is under way waits for
-// it, as Linux's does.
+// Connect reports an attempt already under way as errAlready, so that a
+// blocking connect waits for it, as Linux's does.
 func (o gvisorOps) Connect(s *gsock) error {
 	switch err := s.ep.Connect(o.remoteAddr()); err.(type) {
 	case *tcpip.ErrConnectStarted:
@@ -269,8 +270,9 @@ func (o gvisorOps) Connect(s *gsock) error {
 	}
 }
 
-// ConnectResult is the sentry's: wait until the endpoint is writable (or
-// failed), then call Connect again for the result.
+// ConnectResult is what gVisor's connect(2) does after starting: wait until
+// the endpoint is writable (or failed), then call Connect again for the
+// result.
 func (o gvisorOps) ConnectResult(s *gsock) error {
 	if s.ep.Readiness(waiter.WritableEvents|waiter.EventErr|waiter.EventHUp) == 0 {
 		return errWouldBlock
@@ -321,9 +323,10 @@ func (o gvisorOps) Shutdown(s *gsock, how int) error {
 	return gvErr(s.ep.Shutdown(f))
 }
 
-// Close is the sentry's Release: with SO_LINGER on and a non-zero timeout,
-// a blocking close waits until the endpoint leaves FIN-WAIT-1, CLOSING and
-// LAST-ACK, or the timeout passes (a zero timeout is Close's: RST).
+// Close is gVisor's release of a socket: with SO_LINGER on and a non-zero
+// timeout, a blocking close waits until the endpoint leaves FIN-WAIT-1,
+// CLOSING and LAST-ACK, or the timeout passes (with a zero timeout the
+// endpoint's Close sends RST).
 func (o gvisorOps) Close(s *gsock) time.Duration {
 	s.ep.Close()
 	if lo := s.ep.SocketOptions().GetLinger(); lo.Enabled && lo.Timeout > 0 {
