@@ -103,3 +103,43 @@ func TestFullBufferOffersZeroWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestAckHeldBackUntilTheWindowGrows: past quick-ACK mode, two full
+// segments that the application has not read do not draw the
+// every-second-segment ACK, since it would only repeat a shrinking window
+// (Linux __tcp_ack_snd_check); the delayed ACK stays armed, and the read
+// that grows the window sends the held-back ACK at once (Linux
+// tcp_cleanup_rbuf) instead of leaving it to the timer.
+func TestAckHeldBackUntilTheWindowGrows(t *testing.T) {
+	p := newPeer(t, nil)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1000, HasWScale: true, WScale: 7, SACKPermitted: true}
+	c, iss := p.listenAndAcceptWith(syn, SockOpts{RcvBuf: 8192})
+	seq := peerISN + 1
+	send := func() {
+		p.send(tseg{flags: fA, seq: seq, ack: iss + 1, wnd: 65535, payload: make([]byte, 1000)})
+		seq += 1000
+	}
+	// Quick-ACK mode: half the 7000-byte window in 1000-byte segments.
+	for i := 0; i < 3; i++ {
+		send()
+		p.expect(fA, iss+1, seq)
+	}
+	send()
+	send()
+	p.expectNone()
+	if c.delackAt == noDeadline {
+		t.Fatal("no delayed ACK armed for the two segments held back")
+	}
+	// A read too small to call for a window update of its own.
+	p.advance(time.Millisecond)
+	if n, _ := c.Read(p.now, make([]byte, 1000)); n != 1000 {
+		t.Fatalf("read %d bytes, want 1000", n)
+	}
+	a := p.expect(fA, iss+1, seq)
+	if a.at != p.now {
+		t.Fatalf("the held-back ACK went at %v, want at the read, %v", time.Duration(a.at), time.Duration(p.now))
+	}
+	if a.wnd == 0 {
+		t.Fatal("the ACK after the read offers no window")
+	}
+}
