@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"tunstack/congestion"
 	"tunstack/policy"
 )
 
@@ -280,6 +282,9 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 	case "net.ipv4.tcp_retries2":
 		return "Retries2", integer(&p.Retries2)
 	case "net.ipv4.tcp_congestion_control":
+		if !slices.Contains(congestion.Names(), s.Value) {
+			return "", fmt.Errorf("no controller named %q (known: %s)", s.Value, strings.Join(congestion.Names(), ", "))
+		}
 		p.Congestion = s.Value
 		return "Congestion", nil
 	case "net.ipv4.tcp_syncookies":

@@ -9,6 +9,7 @@ package congestion
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,7 +45,33 @@ type Controller interface {
 	Undo(now time.Duration)
 	// SetMSS tells the controller the sender's maximum segment size.
 	SetMSS(mss int)
+	// Recovery is the loss recovery the algorithm is defined with; the
+	// engine picks its recovery strategy from it (and from whether SACK
+	// was negotiated) once per connection, never from the name.
+	Recovery() Recovery
 }
+
+// Recovery is what an algorithm does after duplicate ACKs or SACK show a
+// loss.
+type Recovery int
+
+const (
+	// FastRecoveryPartialAcks is fast recovery that stays in recovery
+	// across partial ACKs until the recovery point is acknowledged (RFC
+	// 6582 NewReno; RFC 6675 with SACK). CUBIC and NewReno.
+	FastRecoveryPartialAcks Recovery = iota
+	// FastRecoveryFirstAck is RFC 5681 §3.2's fast recovery, left on the
+	// first ACK of new data. Reno. With SACK the engine recovers by RFC
+	// 6675 all the same, as Linux's Reno does.
+	FastRecoveryFirstAck
+	// NoFastRecovery retransmits and restarts slow start from one segment,
+	// as after a timeout without the backoff. Tahoe.
+	NoFastRecovery
+)
+
+// Names lists the algorithms New knows, in the spelling of Linux's
+// tcp_congestion_control.
+func Names() []string { return []string{"reno", "newreno", "tahoe", "cubic"} }
 
 // Config is what every controller is built from.
 type Config struct {
@@ -87,7 +114,7 @@ func (c Config) InitialWindow() int {
 // New builds the named controller.
 func New(name string, cfg Config) (Controller, error) {
 	switch name {
-	case "reno", "":
+	case "reno":
 		return NewReno(cfg, RenoStyle), nil
 	case "newreno":
 		return NewReno(cfg, NewRenoStyle), nil
@@ -96,5 +123,5 @@ func New(name string, cfg Config) (Controller, error) {
 	case "cubic":
 		return NewCubic(cfg), nil
 	}
-	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: reno, newreno, tahoe, cubic)", name)
+	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: %s)", name, strings.Join(Names(), ", "))
 }

@@ -159,6 +159,7 @@ func NewCubic(cfg Config) *Cubic {
 }
 
 func (c *Cubic) Name() string            { return "cubic" }
+func (c *Cubic) Recovery() Recovery      { return FastRecoveryPartialAcks }
 func (c *Cubic) CongestionWindow() int   { return int(c.cwndBytes) }
 func (c *Cubic) SlowStartThreshold() int { return c.ssthreshBytes }
 

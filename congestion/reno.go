@@ -55,6 +55,18 @@ func (r *Reno) Name() string {
 	return "reno"
 }
 
+// Recovery: Tahoe has no fast recovery; Reno leaves it on the first new
+// ACK; NewReno stays through partial ACKs.
+func (r *Reno) Recovery() Recovery {
+	switch r.style {
+	case NewRenoStyle:
+		return FastRecoveryPartialAcks
+	case TahoeStyle:
+		return NoFastRecovery
+	}
+	return FastRecoveryFirstAck
+}
+
 func (r *Reno) CongestionWindow() int   { return r.cwndBytes }
 func (r *Reno) SlowStartThreshold() int { return r.ssthreshBytes }
 func (r *Reno) SetMSS(mss int)          { r.mss, r.iw.MSS = mss, mss }

@@ -6,8 +6,11 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
+	"tunstack/congestion"
 )
 
 // Profile is one complete set of engine tunables. Units are in the names or
@@ -293,6 +296,8 @@ func (p *Profile) Validate() error {
 		return fmt.Errorf("policy %s: ephemeral port range is empty", p.Name)
 	case p.DelAckMin > p.DelAckMax:
 		return fmt.Errorf("policy %s: DelAckMin exceeds DelAckMax", p.Name)
+	case !slices.Contains(congestion.Names(), p.Congestion):
+		return fmt.Errorf("policy %s: no congestion controller named %q; give one of %s", p.Name, p.Congestion, strings.Join(congestion.Names(), ", "))
 	}
 	return nil
 }

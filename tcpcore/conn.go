@@ -88,6 +88,7 @@ type Conn struct {
 	sb                    scoreboard    // what the peer SACKed above SND.UNA
 	rtx                   rtxTrack      // fast recovery's retransmissions, watched for loss
 	recovery              recoveryState // open, fast recovery or loss (after RTO)
+	lossRecovery          lossRecovery  // the strategy, chosen when established
 	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
 	lostPoint             Seq           // unSACKed bytes below this are deemed lost
 	lossEvidence          Seq           // with SACK: unSACKed bytes below this are lost by evidence, not only as the head

@@ -193,20 +193,27 @@ func (c *Conn) setSndMSS() {
 	}
 	c.sndMSS = max(m, 8)
 	c.rcvMSS = min(c.rcvMSS, c.sndMSS)
-	if c.cc == nil {
-		cfg := congestion.Config{
-			MSS:                    c.sndMSS,
-			InitialWindowSegments:  c.e.prof.InitialCwndSegments,
-			SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
-		}
-		cc, err := congestion.New(c.e.prof.Congestion, cfg)
-		if err != nil {
-			cc = congestion.NewReno(cfg, congestion.RenoStyle)
-		}
-		c.cc = cc
-	} else {
+	if c.cc != nil {
 		c.cc.SetMSS(c.sndMSS)
 	}
+}
+
+// startCongestionControl builds the connection's congestion controller and
+// chooses its loss recovery, once, when the handshake completes: a
+// half-open connection in the SYN queue carries neither. The profile's
+// controller name was checked by Profile.Validate when the engine was
+// made, so New cannot fail here.
+func (c *Conn) startCongestionControl() {
+	cc, err := congestion.New(c.e.prof.Congestion, congestion.Config{
+		MSS:                    c.sndMSS,
+		InitialWindowSegments:  c.e.prof.InitialCwndSegments,
+		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
+	})
+	if err != nil {
+		panic("tcpcore: " + err.Error() + " in a validated profile")
+	}
+	c.cc = cc
+	c.lossRecovery = chooseLossRecovery(cc.Recovery(), c.sackOK)
 }
 
 // passiveOpen handles the SYN that created this connection from a listener
@@ -231,6 +238,7 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 
 // established finishes a handshake.
 func (c *Conn) becomeEstablished(now Time) {
+	c.startCongestionControl()
 	c.retries, c.backoff = 0, 0
 	c.rtoAt = noDeadline
 	c.setState(Established)

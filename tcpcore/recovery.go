@@ -3,6 +3,7 @@ package tcpcore
 import (
 	"time"
 
+	"tunstack/congestion"
 	"tunstack/wire"
 )
 
@@ -35,6 +36,45 @@ type CongestionEvent struct {
 	SSThreshBytes int
 	FlightBytes   int
 	State         string // "open", "recovery", "loss"
+}
+
+// lossRecovery is the strategy a connection recovers from loss with,
+// chosen once when it is established (chooseLossRecovery) from what its
+// congestion controller is defined with and whether SACK was negotiated.
+// The rest of the recovery code asks the strategy, never the controller's
+// name.
+type lossRecovery uint8
+
+const (
+	// sackRecovery is RFC 6675 with PRR (RFC 6937): the scoreboard says
+	// what is lost.
+	sackRecovery lossRecovery = iota
+	// newRenoRecovery is RFC 6582: without SACK, duplicate ACKs stand for
+	// delivered segments and partial ACKs keep recovery going.
+	newRenoRecovery
+	// renoRecovery is RFC 5681 §3.2: without SACK, the first ACK of new
+	// data ends recovery.
+	renoRecovery
+	// tahoeRecovery has no fast recovery: the fast retransmission is
+	// followed by slow start from one segment, like a timeout without the
+	// backoff.
+	tahoeRecovery
+)
+
+func chooseLossRecovery(r congestion.Recovery, sackOK bool) lossRecovery {
+	switch {
+	case r == congestion.NoFastRecovery:
+		return tahoeRecovery
+	case sackOK:
+		return sackRecovery
+	case r == congestion.FastRecoveryFirstAck:
+		return renoRecovery
+	}
+	return newRenoRecovery
+}
+
+func (l lossRecovery) String() string {
+	return [...]string{"sack", "newreno", "reno", "tahoe"}[l]
 }
 
 func (r recoveryState) String() string {
@@ -187,9 +227,9 @@ func (c *Conn) enterFastRecovery(now Time, delivered int) {
 	c.rackHigh = c.sndUna
 	c.rescueDone, c.rescueArmed = false, false
 	c.rtx.reset()
-	if c.cc.Name() == "tahoe" {
-		// Tahoe has no fast recovery: retransmit and slow-start from one
-		// segment, like a timeout without the backoff.
+	if c.lossRecovery == tahoeRecovery {
+		// No fast recovery: retransmit and slow-start from one segment,
+		// like a timeout without the backoff.
 		c.cc.OnLoss(time.Duration(now), flight)
 		c.recovery = recoveryLoss
 		c.lostPoint = c.sndMax
@@ -252,8 +292,8 @@ func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
 	c.rescueArmed = true
 	if newlyAcked > 0 {
 		// A partial ACK (RFC 6582 §3.2 step 5).
-		if c.cc.Name() == "reno" && !c.sackOK {
-			// Classic Reno leaves recovery on the first new ACK.
+		if c.lossRecovery == renoRecovery {
+			// RFC 5681 §3.2 step 6: recovery ends on the first new ACK.
 			c.exitRecovery(now)
 			return
 		}
