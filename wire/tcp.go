@@ -181,6 +181,44 @@ func (o TCPOption) SACKBlock(i int) SACKBlock {
 	return SACKBlock{binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])}
 }
 
+// MSSOption is an MSS option (RFC 9293 §3.7.1).
+func MSSOption(mss uint16) TCPOption {
+	return TCPOption{Kind: OptMSS, Data: binary.BigEndian.AppendUint16(nil, mss)}
+}
+
+// WindowScaleOption is a window scale option (RFC 7323 §2).
+func WindowScaleOption(shift uint8) TCPOption {
+	return TCPOption{Kind: OptWindowScale, Data: []byte{shift}}
+}
+
+// SACKPermittedOption is a SACK-permitted option (RFC 2018 §2).
+func SACKPermittedOption() TCPOption { return TCPOption{Kind: OptSACKPermitted} }
+
+// TimestampsOption is a timestamps option (RFC 7323 §3).
+func TimestampsOption(val, ecr uint32) TCPOption {
+	d := binary.BigEndian.AppendUint32(make([]byte, 0, 8), val)
+	return TCPOption{Kind: OptTimestamps, Data: binary.BigEndian.AppendUint32(d, ecr)}
+}
+
+// SACKOption is a SACK option carrying blocks (RFC 2018 §3).
+func SACKOption(blocks ...SACKBlock) TCPOption {
+	d := make([]byte, 0, 8*len(blocks))
+	for _, b := range blocks {
+		d = binary.BigEndian.AppendUint32(d, b.Left)
+		d = binary.BigEndian.AppendUint32(d, b.Right)
+	}
+	return TCPOption{Kind: OptSACK, Data: d}
+}
+
+// AppendTCPOption appends o in wire form: its kind, then, for a kind other
+// than EOL and NOP, its length octet and data.
+func AppendTCPOption(b []byte, o TCPOption) []byte {
+	if o.Kind == OptEOL || o.Kind == OptNOP {
+		return append(b, o.Kind)
+	}
+	return append(append(b, o.Kind, byte(o.Len())), o.Data...)
+}
+
 // TCPOptionReader walks an option list in wire order, NOP and EOL included.
 // It is the one place that frames options (kind, length octet, data); its
 // users decide what each option means.

@@ -429,3 +429,32 @@ func TestTCPOptionReaderKeepsWireOrder(t *testing.T) {
 		t.Errorf("values: mss %d wscale %d ts %d/%d sack %d blocks", mss.MSS(), ws.WindowScale(), val, ecr, sack.NumSACKBlocks())
 	}
 }
+
+// TestAppendTCPOptionReadsBack: what the option constructors and
+// AppendTCPOption write, the reader returns unchanged, in order.
+func TestAppendTCPOptionReadsBack(t *testing.T) {
+	opts := []wire.TCPOption{
+		wire.MSSOption(1460), {Kind: wire.OptNOP}, wire.WindowScaleOption(7), wire.SACKPermittedOption(),
+		wire.TimestampsOption(1, 2), wire.SACKOption(wire.SACKBlock{Left: 3, Right: 4}, wire.SACKBlock{Left: 5, Right: 6}),
+		{Kind: wire.OptEOL},
+	}
+	var b []byte
+	for _, o := range opts {
+		b = wire.AppendTCPOption(b, o)
+	}
+	want := []byte{wire.OptMSS, 4, 5, 180, wire.OptNOP, wire.OptWindowScale, 3, 7, wire.OptSACKPermitted, 2,
+		wire.OptTimestamps, 10, 0, 0, 0, 1, 0, 0, 0, 2, wire.OptSACK, 18, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6, wire.OptEOL}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("wrote % x\nwant  % x", b, want)
+	}
+	r := wire.NewTCPOptionReader(b)
+	for i, w := range opts {
+		o, ok := r.Next()
+		if !ok || o.Kind != w.Kind || !bytes.Equal(o.Data, w.Data) || !o.WellFormed() {
+			t.Fatalf("option %d: read %+v, %v; wrote %+v", i, o, ok, w)
+		}
+	}
+	if _, ok := r.Next(); ok || r.Err() != nil {
+		t.Fatalf("reader did not end cleanly: %v", r.Err())
+	}
+}
