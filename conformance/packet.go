@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"tunstack/wire"
@@ -22,51 +21,39 @@ type inboundSpec struct {
 
 // buildInbound encodes a script packet as an IPv4 packet.
 func buildInbound(p *Packet, s inboundSpec) ([]byte, error) {
-	var opt [wire.TCPMaxOptionLen]byte
-	n := 0
-	put := func(b ...byte) error {
-		if n+len(b) > len(opt) {
-			return fmt.Errorf("options need more than %d bytes", wire.TCPMaxOptionLen)
-		}
-		n += copy(opt[n:], b)
-		return nil
-	}
+	opt := make([]byte, 0, wire.TCPMaxOptionLen)
 	for _, o := range p.Opts {
-		var err error
+		var w wire.TCPOption
 		switch o.Kind {
 		case OptKindNOP:
-			err = put(wire.OptNOP)
+			w = wire.TCPOption{Kind: wire.OptNOP}
 		case OptKindEOL:
-			err = put(wire.OptEOL)
+			w = wire.TCPOption{Kind: wire.OptEOL}
 		case OptKindMSS:
-			err = put(wire.OptMSS, 4, byte(o.Value>>8), byte(o.Value))
+			w = wire.MSSOption(uint16(o.Value))
 		case OptKindWScale:
-			err = put(wire.OptWindowScale, 3, byte(o.Value))
+			w = wire.WindowScaleOption(uint8(o.Value))
 		case OptKindSACKOK:
-			err = put(wire.OptSACKPermitted, 2)
+			w = wire.SACKPermittedOption()
 		case OptKindTS:
-			var b [10]byte
-			b[0], b[1] = wire.OptTimestamps, 10
-			binary.BigEndian.PutUint32(b[2:], o.TSVal)
-			binary.BigEndian.PutUint32(b[6:], s.mapEcr(o.TSEcr))
-			err = put(b[:]...)
+			w = wire.TimestampsOption(o.TSVal, s.mapEcr(o.TSEcr))
 		case OptKindSACK:
-			b := []byte{wire.OptSACK, byte(2 + 8*len(o.Blocks))}
-			for _, blk := range o.Blocks {
-				b = binary.BigEndian.AppendUint32(b, blk[0]+s.localISN)
-				b = binary.BigEndian.AppendUint32(b, blk[1]+s.localISN)
+			blocks := make([]wire.SACKBlock, len(o.Blocks))
+			for i, blk := range o.Blocks {
+				blocks[i] = wire.SACKBlock{Left: blk[0] + s.localISN, Right: blk[1] + s.localISN}
 			}
-			err = put(b...)
+			w = wire.SACKOption(blocks...)
+		default:
+			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	for n%4 != 0 { // pad to the data-offset unit with end-of-list
-		if err := put(wire.OptEOL); err != nil {
-			return nil, err
+		if opt = wire.AppendTCPOption(opt, w); len(opt) > wire.TCPMaxOptionLen {
+			return nil, fmt.Errorf("options need more than %d bytes", wire.TCPMaxOptionLen)
 		}
 	}
+	for len(opt)%4 != 0 { // pad to the data-offset unit with end-of-list
+		opt = append(opt, wire.OptEOL)
+	}
+	n := len(opt)
 	tcpLen := wire.TCPHeaderLen + n + p.Len
 	pkt := make([]byte, wire.IPv4HeaderLen+tcpLen)
 	wire.PutIPv4Header(pkt, wire.IPv4Fields{Src: s.src, Dst: s.dst, Protocol: wire.ProtoTCP, TTL: 64, ID: s.ipID, DontFrag: true}, tcpLen)
