@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +78,22 @@ func TestClassicProfileStartsFromOneSegment(t *testing.T) {
 	}
 	if p.InitialCwndSegments != 1 || p.Congestion != "reno" || p.Validate() != nil {
 		t.Fatalf("classic: IW %d segments, congestion %q, validate %v; want 1, reno, valid", p.InitialCwndSegments, p.Congestion, p.Validate())
+	}
+}
+
+// An unknown congestion controller is an error that lists the known ones,
+// not a silent fall-back to Reno; every profile names a known one.
+func TestValidateRejectsUnknownCongestionController(t *testing.T) {
+	p := Linux()
+	p.Congestion = "bbr"
+	err := p.Validate()
+	if err == nil || !strings.Contains(err.Error(), `"bbr"`) || !strings.Contains(err.Error(), "cubic") {
+		t.Fatalf("Validate = %v; want an error naming bbr and the known controllers", err)
+	}
+	for _, name := range Names() {
+		p, _ := ByName(name)
+		if err := p.Validate(); err != nil {
+			t.Errorf("profile %s: %v", name, err)
+		}
 	}
 }

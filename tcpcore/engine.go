@@ -29,9 +29,6 @@ type Config struct {
 	// Secret keys the ISN generator (RFC 6528) and SYN cookies. The driver
 	// fills it from a random source; tests fix it for determinism.
 	Secret [32]byte
-	// SkipChecksum trusts inbound TCP checksums (for drivers whose link
-	// already verified them).
-	SkipChecksum bool
 	// Trace, if set, is called synchronously with every congestion event
 	// (for `--trace FILE`); it must not call back into the engine.
 	Trace func(CongestionEvent)
@@ -192,7 +189,16 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 		e.stats.InErrs++
 		return
 	}
-	if !e.cfg.SkipChecksum && src.Is4() && !t.ChecksumValid(src.As4(), dst.As4()) {
+	// Checksums: the engine verifies every inbound segment's TCP checksum
+	// over the IPv4 pseudo-header (RFC 9293 §3.1) and computes every
+	// outbound one (finishPacket); the link layer below verifies nothing
+	// of TCP's. The engine speaks IPv4 only: a segment between other
+	// addresses cannot be verified and is dropped as an error.
+	if !src.Is4() || !dst.Is4() {
+		e.stats.InErrs++
+		return
+	}
+	if !t.ChecksumValid(src.As4(), dst.As4()) {
 		e.stats.InCsumErrors++
 		return
 	}
@@ -266,12 +272,11 @@ func (e *Engine) newPacket(local, remote netip.AddrPort) *Packet {
 }
 
 // finishPacket computes the checksum of a segment of n bytes and queues it.
+// Every address is IPv4: Listen, Connect and Input admit no other.
 func (e *Engine) finishPacket(p *Packet, n int) {
 	p.end = Headroom + n
 	seg := wire.TCP(p.buf[Headroom:p.end])
-	if p.Src.Is4() {
-		seg.ComputeChecksum(p.Src.As4(), p.Dst.As4())
-	}
+	seg.ComputeChecksum(p.Src.As4(), p.Dst.As4())
 	e.stats.SegsOut++
 	e.out = append(e.out, p)
 }

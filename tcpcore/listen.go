@@ -40,8 +40,8 @@ type ListenerStats struct {
 // of the engine's addresses). backlog is capped by the profile's
 // somaxconn, as listen(2) does.
 func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpts) (*Listener, error) {
-	if addr.Port() == 0 {
-		return nil, ErrInvalid
+	if addr.Port() == 0 || !addr.Addr().Is4() {
+		return nil, ErrInvalid // the engine speaks IPv4 only
 	}
 	if _, taken := e.lsns[addr]; taken {
 		return nil, ErrAddrInUse

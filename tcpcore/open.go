@@ -10,8 +10,8 @@ import (
 // Connect starts an active open (RFC 9293 §3.10.1) from local to remote and
 // sends the SYN. A zero local port picks an ephemeral one (RFC 6056).
 func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) (*Conn, error) {
-	if !remote.IsValid() || remote.Port() == 0 || !local.Addr().IsValid() {
-		return nil, ErrInvalid
+	if !remote.Addr().Is4() || remote.Port() == 0 || !local.Addr().Is4() {
+		return nil, ErrInvalid // the engine speaks IPv4 only
 	}
 	if local.Port() == 0 {
 		port, ok := e.ephemeralPort(local.Addr(), remote)
