@@ -26,133 +26,24 @@ type Conn struct {
 	accepted  bool // handed to the application (or actively opened)
 	appClosed bool // Close was called: the application is gone (orphan)
 
-	// --- Send sequence space (RFC 9293 §3.3.1, Figure 3) ---
-	iss       Seq
-	sndUna    Seq // oldest unacknowledged
-	sndNxt    Seq // next to send (rewound to sndUna on RTO: go-back-N)
-	sndMax    Seq // highest sequence number sent + 1
-	sndWnd    int // peer's window, bytes, already scaled
-	sndWl1    Seq // SEG.SEQ of the last window update
-	sndWl2    Seq // SEG.ACK of the last window update
-	maxSndWnd int // largest window the peer offered, bytes (RFC 1122 §4.2.3.4)
+	sender          // send sequence space and buffer (sender.go, output.go)
+	receiver        // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
+	recoveryControl // loss recovery (recovery.go, lostrtx.go, tlp.go)
+	timers          // timers, RTT estimation and probes (timers.go, rtt.go)
 
-	sndBuf        ring // bytes from sndBufSeq on: unacknowledged, then unsent
-	sndBufSeq     Seq  // sequence number of sndBuf's first byte
-	sndBufMax     int  // SO_SNDBUF, bytes
-	finQueued     bool // application shut down writing: FIN follows the data
-	finSent       bool // FIN transmitted at least once
-	segsSincePush int  // new-data segments sent since the last PSH
-	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
-	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
-	wrShut        bool // no more writes accepted
-
-	// --- Receive sequence space ---
-	irs           Seq
-	rcvNxt        Seq
-	rcvAdv        Seq  // right edge of the window we advertised (never moves left)
-	rcvSsthresh   int  // cap on the advertised window, grown as data arrives (Linux rcv_ssthresh)
-	rcvBuf        ring // in-order bytes not yet read, then out-of-order bytes by offset
-	rcvBufMax     int  // SO_RCVBUF, bytes
-	ooo           reassembly
-	finRcvd       bool // peer's FIN consumed (rcvNxt is past it)
-	finPending    bool // a FIN arrived beyond a gap
-	finPendingSeq Seq
-	rdShut        bool // application will not read any more
+	cc congestion.Controller // built when the connection is established
 
 	// --- Negotiated options ---
-	sndMSS      int   // largest payload we send, bytes (peer MSS less our option overhead)
-	peerMSS     int   // MSS the peer advertised
-	rcvMSS      int   // estimate of the peer's segment size, bytes (for ACK pacing)
-	sndWscale   uint8 // shift applied to the peer's window field
-	rcvWscale   uint8 // shift applied to our window field
-	wsOK        bool
-	tsOK        bool
-	sackOK      bool
-	tsRecent    uint32 // RFC 7323 §4.3 TS.Recent
-	tsRecentAt  Time   // when TS.Recent was set (for the 24-day PAWS rule)
-	lastAckSent Seq    // RFC 7323 §4.3 Last.ACK.sent
-	tsOffset    uint32
-
-	// --- Retransmission (RFC 6298) ---
-	rtt       rttEstimator
-	backoff   int  // consecutive RTO expirations
-	retries   int  // retransmissions of the current head segment
-	rttSeq    Seq  // segment being timed when timestamps are off
-	rttTime   Time // when rttSeq was sent
-	rttTiming bool
-	cc        congestion.Controller
-	lastSend  Time // last data transmission, for idle restart
-	dupAcks   int  // duplicate ACKs since the last new ACK (RFC 5681 §2)
-
-	// --- Loss recovery (recovery.go) ---
-	sb                    scoreboard    // what the peer SACKed above SND.UNA
-	rtx                   rtxTrack      // fast recovery's retransmissions, watched for loss
-	recovery              recoveryState // open, fast recovery or loss (after RTO)
-	lossRecovery          lossRecovery  // the strategy, chosen when established
-	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
-	lostPoint             Seq           // unSACKed bytes below this are deemed lost
-	lossEvidence          Seq           // with SACK: unSACKed bytes below this are lost by evidence, not only as the head
-	rackHigh              Seq           // SND.MAX when the latest delivered retransmission went (lostrtx.go)
-	highRxt               Seq           // RFC 6675 HighRxt: retransmitted up to here
-	dupThresh             int           // RFC 6675 DupThresh, raised on reordering
-	renoSacked            int           // without SACK: segments duplicate ACKs stand for
-	rescueDone            bool          // RFC 6675 rescue retransmission made this episode
-	rescueArmed           bool          // an ACK came after the one that started fast recovery
-	fastRetransmitPending bool          // the first retransmission of fast recovery is due
-	recoverFS             int           // RFC 6937 RecoverFS, bytes
-	prrDelivered          int           // RFC 6937 prr_delivered, bytes
-	prrOut                int           // RFC 6937 prr_out, bytes
-	sndAllowance          int           // bytes PRR allows now
-	undoMarker            Seq           // SND.UNA when the episode began
-	undoRetrans           int           // retransmissions not yet shown spurious by D-SACK
-	undoPossible          bool
-	retransTS             uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
-
-	// --- Timers (noDeadline when off) ---
-	rtoAt       Time // retransmission, SYN and SYN-ACK retransmission
-	persistAt   Time // zero-window probe
-	delackAt    Time // delayed ACK
-	keepaliveAt Time // keepalive probe
-	closeAt     Time // TIME-WAIT end, FIN-WAIT-2 timeout
-	tlpAt       Time // tail loss probe (RFC 8985 §7)
-	tlpHighSeq  Seq  // SND.MAX when the last probe went out
-	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
-	deadline    Time // min of the above, the heap key
-	heapIdx     int
-
-	// --- ACK policy ---
-	ackNow       bool     // send an ACK at the next output
-	dsackPending bool     // the next ACK reports a duplicate (RFC 2883)
-	dsackRange   seqRange // the duplicate to report
-	unackedBytes int      // in-order bytes received since our last ACK
-	quickAcks    int      // remaining segments to ACK at once (Linux quick-ACK mode)
-	pingpong     bool     // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
-	ackBatched   bool     // an ACK for in-order data is owed at the end of the input batch
-	ackBatchedAt Time     // when it became owed
-	synStart     Time     // when an active open sent its first SYN
-	// maxFlight is the largest flight (bytes) of the round trip that ends
-	// when SND.UNA reaches flightRoundEnd (RFC 7661 window validation).
-	maxFlight      int
-	flightRoundEnd Seq
-	lastOOWAck     Time // last challenge/out-of-window ACK (rate limit)
-
-	// --- Probes ---
-	probes         int // unanswered zero-window probes (reset by any acceptable ACK)
-	persistBackoff int // doublings of the persist interval (reset when the window opens)
-	kaProbes       int // unanswered keepalive probes
-
-	// --- Delayed ACK and receive auto-tuning ---
-	ato           time.Duration // adaptive delayed-ACK timeout (Linux icsk_ack.ato)
-	lastDataRecv  Time          // arrival of the last in-order data segment
-	rcvSpaceAt    Time          // start of the current auto-tuning measurement
-	rcvSpaceBytes int           // bytes read by the application since rcvSpaceAt
-	rcvSpace      int           // most bytes read in one RTT so far
-	rcvRTT        time.Duration // receiver-side RTT estimate (timestamps)
-	rcvBufLocked  bool          // SO_RCVBUF set by the application: no auto-tuning
-	sndBufLocked  bool          // SO_SNDBUF set by the application: no auto-tuning
-	corkAt        Time          // TCP_CORK's bound on holding a partial segment
-	corkExpired   bool
-	lastEcr       uint32 // TSecr of the last segment (receiver RTT samples)
+	sndMSS     int   // largest payload we send, bytes (peer MSS less our option overhead)
+	peerMSS    int   // MSS the peer advertised
+	sndWscale  uint8 // shift applied to the peer's window field
+	rcvWscale  uint8 // shift applied to our window field
+	wsOK       bool
+	tsOK       bool
+	sackOK     bool
+	tsRecent   uint32 // RFC 7323 §4.3 TS.Recent
+	tsRecentAt Time   // when TS.Recent was set (for the 24-day PAWS rule)
+	tsOffset   uint32
 
 	// --- Socket options ---
 	noDelay   bool
@@ -232,27 +123,18 @@ type SockOpts struct {
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
 	p := e.prof
 	c := &Conn{
-		e:           e,
-		key:         connKey{local, remote},
-		heapIdx:     -1,
-		rtoAt:       noDeadline,
-		persistAt:   noDeadline,
-		delackAt:    noDeadline,
-		keepaliveAt: noDeadline,
-		closeAt:     noDeadline,
-		corkAt:      noDeadline,
-		tlpAt:       noDeadline,
-		lingerAt:    noDeadline,
-		deadline:    noDeadline,
-		sndBufMax:   p.SndBuf,
-		rcvBufMax:   p.RcvBuf,
-		noDelay:     !p.Nagle,
-		kaIdle:      p.KeepAliveIdle,
-		kaIntvl:     p.KeepAliveInterval,
-		kaCount:     p.KeepAliveProbes,
-		dupThresh:   p.DupThresh,
-		tsOffset:    e.isn.tsOffset(local, remote),
+		e:        e,
+		key:      connKey{local, remote},
+		timers:   newTimers(),
+		noDelay:  !p.Nagle,
+		kaIdle:   p.KeepAliveIdle,
+		kaIntvl:  p.KeepAliveInterval,
+		kaCount:  p.KeepAliveProbes,
+		tsOffset: e.isn.tsOffset(local, remote),
 	}
+	c.sndBufMax, c.rcvBufMax = p.SndBuf, p.RcvBuf
+	c.corkAt = noDeadline
+	c.dupThresh = p.DupThresh
 	if o != nil {
 		c.applyOpts(o)
 	}
@@ -340,7 +222,7 @@ func (c *Conn) Read(now Time, p []byte) (int, error) {
 		c.afterRead(now)
 		return n, nil
 	}
-	if err := c.takeErr(); err != nil {
+	if err := c.Err(); err != nil {
 		return 0, err
 	}
 	if c.finRcvd || c.rdShut || c.state == Closed {
@@ -371,7 +253,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if c.appClosed {
 		return 0, ErrClosed
 	}
-	if err := c.takeErr(); err != nil {
+	if err := c.Err(); err != nil {
 		return 0, err
 	}
 	if c.wrShut || c.hardErr != nil {
@@ -421,16 +303,10 @@ func (c *Conn) Unsent() int { return c.sndBuf.Len() }
 // has the reason). A dialer waits for this.
 func (c *Conn) Connected() bool { return c.state != SynSent && c.state != SynReceived }
 
-// Err returns and clears the pending error (getsockopt SO_ERROR).
+// Err returns the pending error once and clears it (getsockopt SO_ERROR,
+// Linux's sock_error): the first call after a reset or timeout reports it,
+// later ones see nil, so reads then see EOF and writes EPIPE.
 func (c *Conn) Err() error {
-	err := c.err
-	c.err = nil
-	return err
-}
-
-// takeErr returns the pending error once (Linux's sock_error): the first
-// call after a reset or timeout reports it, later ones see EOF or EPIPE.
-func (c *Conn) takeErr() error {
 	err := c.err
 	c.err = nil
 	return err
@@ -660,7 +536,8 @@ func (c *Conn) Info() Info {
 	return in
 }
 
-// setState moves to s; entering CLOSED removes the connection.
+// setState moves to s and wakes the application, which may be waiting on
+// the change. It removes nothing: closeWith does that for CLOSED.
 func (c *Conn) setState(s State) {
 	c.state = s
 	c.wake()

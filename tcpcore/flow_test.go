@@ -76,8 +76,8 @@ func TestZeroWindowProbeWithNewByte(t *testing.T) {
 	}
 }
 
-// Seed 002: a stack that gives up after three probes with the window still
-// zero sends RST and reports ETIMEDOUT.
+// Some stacks give up after a few zero-window probes with the window still
+// zero (policy.MaxZeroWindowProbes): RST, then ETIMEDOUT.
 func TestZeroWindowProbeLimitResets(t *testing.T) {
 	prof := testProfile()
 	prof.MaxZeroWindowProbes = 3

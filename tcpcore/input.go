@@ -12,7 +12,7 @@ const pawsIdleLimit = 24 * 24 * time.Hour
 
 // input processes a segment for this connection: RFC 9293 §3.10.7.3
 // (SYN-SENT) and §3.10.7.4 (every other state), in the RFC's order of
-// checks.
+// checks, each its own method below.
 func (c *Conn) input(now Time, s *segment) {
 	c.info.SegsIn++
 	if c.state == SynSent {
@@ -20,17 +20,51 @@ func (c *Conn) input(now Time, s *segment) {
 		c.after(now)
 		return
 	}
-	if c.state == TimeWait && c.timeWaitSyn(now, s) {
+	if c.handshakeRepeat(now, s) {
 		return
+	}
+	if !c.checkSequence(now, s) { // first
+		return
+	}
+	if s.has(wire.FlagRST) { // second
+		c.checkReset(now, s)
+		return
+	}
+	// Third, security: there is no IP security compartment to check.
+	if s.has(wire.FlagSYN) { // fourth
+		c.checkSyn(now, s)
+		return
+	}
+	if !c.checkAck(now, s) { // fifth
+		return
+	}
+	// Sixth, URG: the urgent pointer is not implemented (RFC 6093 advises
+	// new applications against it); urgent data is read as ordinary data.
+	if !c.checkText(now, s) { // seventh
+		return
+	}
+	if s.has(wire.FlagFIN) { // eighth
+		c.receiveFin(now, s.seq.Add(len(s.payload)))
+	}
+	c.after(now)
+}
+
+// handshakeRepeat takes the segments that repeat part of a handshake
+// before the RFC's checks see them: a SYN reaching TIME-WAIT (which may
+// open a new connection), a retransmitted SYN in SYN-RECEIVED, and the
+// peer's SYN-ACK of a simultaneous open. It reports whether the segment was
+// consumed.
+func (c *Conn) handshakeRepeat(now Time, s *segment) bool {
+	if c.state == TimeWait && c.timeWaitSyn(now, s) {
+		return true
 	}
 	if c.state == SynReceived && s.has(wire.FlagSYN) && !s.has(wire.FlagACK|wire.FlagRST) && s.seq == c.irs {
 		// A retransmitted SYN: the SYN-ACK was lost. Answer it again
 		// without disturbing the retransmission timer (Linux tcp_check_req).
 		c.countRetransmit(now, rtxSYN)
 		c.sendSyn(now)
-		return
+		return true
 	}
-
 	if c.state == SynReceived && c.parent == nil && s.flags&(wire.FlagSYN|wire.FlagACK|wire.FlagRST) == wire.FlagSYN|wire.FlagACK &&
 		s.seq.Add(1) == c.rcvNxt && s.ack == c.sndNxt && len(s.payload) == 0 {
 		// Simultaneous open (RFC 9293 §3.5 Figure 8): the peer's SYN-ACK
@@ -43,131 +77,150 @@ func (c *Conn) input(now Time, s *segment) {
 		c.setDSACK(c.irs, c.irs.Add(1))
 		c.ackNow = true
 	}
+	return false
+}
 
-	// RFC 7323 §5.3 R1: PAWS, before the sequence check.
+// checkSequence is the first check: PAWS (RFC 7323 §5.3 R1, before the
+// sequence test), then sequence-number acceptability, answering what fails
+// (rejectSegment). An acceptable segment's timestamp is noted (RFC 7323
+// §4.3). It reports whether the segment is acceptable.
+func (c *Conn) checkSequence(now Time, s *segment) bool {
 	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal) {
 		c.e.stats.PAWSDrops++
 		c.sendOutOfWindowAck(now)
-		return
+		return false
 	}
-
-	// First: sequence number acceptability.
 	if !c.acceptable(s) {
-		c.e.stats.OutOfWindowDrops++
-		if s.has(wire.FlagRST) {
-			return // RFC 9293 §3.10.7.4: an unacceptable RST is dropped
-		}
-		if c.state == TimeWait && s.has(wire.FlagFIN) {
-			// RFC 9293 §3.10.7.4 eighth check, TIME-WAIT: a retransmitted
-			// FIN is acknowledged and the 2 MSL timeout restarted.
-			c.closeAt = now.Add(c.e.prof.TimeWaitLen)
-			c.sendAck(now)
-			c.updateDeadline()
-			return
-		}
-		if s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait && s.segLen() > 0 {
-			// An old duplicate (a retransmission we already have): ACK at
-			// once so the sender learns where we are (Linux tcp_data_queue),
-			// reporting the duplicate (RFC 2883 §4.1.1).
-			if len(s.payload) > 0 {
-				c.setDSACK(s.seq, s.seq.Add(len(s.payload)))
-			}
-			c.sendAck(now)
-			c.updateDeadline()
-			return
-		}
-		// A segment that occupies no sequence space (a zero-window probe
-		// at RCV.NXT-1, a stray ACK) gets the rate-limited answer.
-		c.sendOutOfWindowAck(now)
-		return
+		c.rejectSegment(now, s)
+		return false
 	}
-
 	if c.tsOK && s.opts.HasTS {
 		c.lastEcr = s.opts.TSEcr
-	}
-	// RFC 7323 §4.3 (2): remember the peer's timestamp if this segment
-	// covers Last.ACK.sent.
-	if c.tsOK && s.opts.HasTS && s.seq.LE(c.lastAckSent) && int32(s.opts.TSVal-c.tsRecent) >= 0 {
-		c.tsRecent, c.tsRecentAt = s.opts.TSVal, now
-	}
-
-	// Second: RST (RFC 5961 §3.2: only an exact match resets; any other
-	// in-window RST draws a challenge ACK).
-	if s.has(wire.FlagRST) {
-		if s.seq != c.rcvNxt {
-			c.sendChallengeAck(now)
-			return
+		// RFC 7323 §4.3 (2): remember the peer's timestamp if this
+		// segment covers Last.ACK.sent.
+		if s.seq.LE(c.lastAckSent) && int32(s.opts.TSVal-c.tsRecent) >= 0 {
+			c.tsRecent, c.tsRecentAt = s.opts.TSVal, now
 		}
-		c.onReset(now)
-		return
 	}
+	return true
+}
 
-	// Fourth: SYN in a synchronized state (RFC 5961 §4.2 / RFC 9293
-	// §3.10.7.4): challenge ACK, whatever its sequence number.
-	if s.has(wire.FlagSYN) {
-		if c.state == SynReceived && c.parent != nil {
-			// Linux tcp_check_req: a new SYN in the window of an embryonic
-			// connection resets it.
-			c.e.resetFor(now, s)
-			c.closeWith(nil)
-			return
+// rejectSegment answers a segment that failed the acceptability test (RFC
+// 9293 §3.10.7.4, first check): an RST is dropped; a FIN repeated into
+// TIME-WAIT is acknowledged and restarts the 2 MSL timer; an old duplicate
+// with data or FIN is acknowledged at once with a D-SACK; anything else
+// (a zero-window probe at RCV.NXT-1, data beyond the window) gets the
+// rate-limited ACK.
+func (c *Conn) rejectSegment(now Time, s *segment) {
+	c.e.stats.OutOfWindowDrops++
+	switch {
+	case s.has(wire.FlagRST):
+	case c.state == TimeWait && s.has(wire.FlagFIN):
+		c.closeAt = now.Add(c.e.prof.TimeWaitLen)
+		c.sendAck(now)
+		c.updateDeadline()
+	case s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait && s.segLen() > 0:
+		// An old duplicate (a retransmission we already have): ACK at
+		// once so the sender learns where we are (Linux tcp_data_queue),
+		// reporting the duplicate (RFC 2883 §4.1.1).
+		if len(s.payload) > 0 {
+			c.setDSACK(s.seq, s.seq.Add(len(s.payload)))
 		}
+		c.sendAck(now)
+		c.updateDeadline()
+	default:
+		c.sendOutOfWindowAck(now)
+	}
+}
+
+// checkReset is the second check (RFC 5961 §3.2): only an RST at exactly
+// RCV.NXT resets; any other in-window RST draws a challenge ACK.
+func (c *Conn) checkReset(now Time, s *segment) {
+	if s.seq != c.rcvNxt {
 		c.sendChallengeAck(now)
 		return
 	}
+	c.onReset(now)
+}
 
-	// Fifth: the ACK field. Segments without ACK are dropped.
-	if !s.has(wire.FlagACK) {
+// checkSyn is the fourth check: a SYN in a synchronized state draws a
+// challenge ACK, whatever its sequence number (RFC 5961 §4.2, RFC 9293
+// §3.10.7.4). An embryonic connection a new SYN falls into is reset
+// instead (Linux tcp_check_req).
+func (c *Conn) checkSyn(now Time, s *segment) {
+	if c.state == SynReceived && c.parent != nil {
+		c.e.resetFor(now, s)
+		c.closeWith(nil)
 		return
 	}
-	if c.state == SynReceived {
-		if !(c.sndUna.LT(s.ack) && s.ack.LE(c.sndMax)) {
-			// RFC 9293 §3.10.7.4: unacceptable ACK in SYN-RECEIVED:
-			// <SEQ=SEG.ACK><CTL=RST>.
-			c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
-			return
-		}
-		if c.parent != nil && !c.parent.established(c) {
-			c.acceptOverflow(now, s)
-			return
-		}
-		// RFC 7323 §2.2: windows from here on are scaled.
-		c.sndWnd = int(s.wnd) << c.sndWscale
-		c.sndWl1, c.sndWl2 = s.seq, s.ack
-		// The largest window starts from this ACK's, not the SYN's
-		// unscaled one (Linux builds the socket from the final ACK).
-		c.maxSndWnd = c.sndWnd
-		c.becomeEstablished(now)
+	c.sendChallengeAck(now)
+}
+
+// checkAck is the fifth check: a segment without ACK is dropped; in
+// SYN-RECEIVED the ACK completes the handshake; then processAck. It reports
+// whether processing goes on to the segment's text and FIN.
+func (c *Conn) checkAck(now Time, s *segment) bool {
+	if !s.has(wire.FlagACK) {
+		return false
+	}
+	if c.state == SynReceived && !c.completeHandshake(now, s) {
+		return false
 	}
 	if !c.processAck(now, s) {
 		c.after(now)
-		return
+		return false
 	}
 	if c.state == Closed {
-		return
+		return false
 	}
 	c.armKeepalive(now)
+	return true
+}
 
-	// Seventh: segment text.
-	if len(s.payload) > 0 {
-		switch c.state {
-		case Established, FinWait1, FinWait2:
-			if c.appClosed && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
-				// New data for a connection the application closed: no one
-				// will read it. Linux answers with RST (TCPAbortOnData).
-				c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
-				c.closeWith(nil)
-				return
-			}
-			c.receiveData(now, s)
-		}
+// completeHandshake takes the ACK that ends a passive open (RFC 9293
+// §3.10.7.4, fifth check, SYN-RECEIVED): an unacceptable one draws
+// <SEQ=SEG.ACK><CTL=RST>, a full accept queue applies the listener's
+// overflow rule, and otherwise the connection is established with the
+// ACK's window, scaled from here on (RFC 7323 §2.2). It reports whether
+// the connection was established.
+func (c *Conn) completeHandshake(now Time, s *segment) bool {
+	if !(c.sndUna.LT(s.ack) && s.ack.LE(c.sndMax)) {
+		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+		return false
 	}
+	if c.parent != nil && !c.parent.established(c) {
+		c.acceptOverflow(now, s)
+		return false
+	}
+	c.sndWnd = int(s.wnd) << c.sndWscale
+	c.sndWl1, c.sndWl2 = s.seq, s.ack
+	// The largest window starts from this ACK's, not the SYN's unscaled
+	// one (Linux builds the socket from the final ACK).
+	c.maxSndWnd = c.sndWnd
+	c.becomeEstablished(now)
+	return true
+}
 
-	// Eighth: FIN.
-	if s.has(wire.FlagFIN) {
-		c.receiveFin(now, s.seq.Add(len(s.payload)))
+// checkText is the seventh check: data in ESTABLISHED and FIN-WAIT goes to
+// the receiver. New data for a connection the application has closed is
+// answered with RST, since no one will read it (Linux TCPAbortOnData). It
+// reports whether processing goes on to the FIN.
+func (c *Conn) checkText(now Time, s *segment) bool {
+	if len(s.payload) == 0 {
+		return true
 	}
-	c.after(now)
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return true
+	}
+	if c.appClosed && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
+		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+		c.closeWith(nil)
+		return false
+	}
+	c.receiveData(now, s)
+	return true
 }
 
 // after runs the send path and re-arms timers after any event.
@@ -348,7 +401,8 @@ func (c *Conn) onReset(now Time) {
 
 // acceptOverflow handles the final ACK of a handshake when the accept
 // queue is full: Linux drops it and lets the SYN-ACK retransmission try
-// again later, or with tcp_abort_on_overflow answers RST (seed 000).
+// again later, or with tcp_abort_on_overflow answers RST (the backlog
+// experiment in docs/experiments.md shows both).
 func (c *Conn) acceptOverflow(now Time, s *segment) {
 	l := c.parent
 	l.stats.Overflows++
@@ -392,6 +446,26 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	}
 	acked := c.sndUna.Sub(oldUna)
 	c.sb.trim(c.sndUna)
+	c.ackLossSignals(now, s, acked, newlySacked)
+	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new
+	// data, in the state the ACK leaves, as Linux does at the end of
+	// tcp_ack (tcp_set_xmit_timer): an ACK that ends recovery, or undoes
+	// it, arms the probe for what is still outstanding. Armed before the
+	// recovery state was updated it found recovery on and stayed off, and
+	// a lost tail of what recovery sent waited for the RTO.
+	if acked > 0 || (wasRecovering && c.recovery == recoveryNone) {
+		c.armTLP(now)
+	}
+	c.updateSendWindow(s, wasZeroWnd)
+	return c.ackOfFin(now)
+}
+
+// ackLossSignals reads an ACK for loss recovery, once SND.UNA and the
+// scoreboard took it in: in recovery it drives recoveryAck (after the
+// Eifel check for a spurious retransmission); outside, an ACK of nothing
+// new may be a duplicate ACK (lossCheck), and one of new data ends the
+// run of duplicates.
+func (c *Conn) ackLossSignals(now Time, s *segment, acked, newlySacked int) {
 	switch {
 	case c.recovery != recoveryNone:
 		if acked > 0 {
@@ -416,47 +490,45 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	default:
 		c.dupAcks, c.renoSacked = 0, 0
 	}
-	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new
-	// data, in the state the ACK leaves, as Linux does at the end of
-	// tcp_ack (tcp_set_xmit_timer): an ACK that ends recovery, or undoes
-	// it, arms the probe for what is still outstanding. Armed before the
-	// recovery state was updated it found recovery on and stayed off, and
-	// a lost tail of what recovery sent waited for the RTO.
-	if acked > 0 || (wasRecovering && c.recovery == recoveryNone) {
-		c.armTLP(now)
-	}
-	// Window update (RFC 9293 §3.10.7.4): only from a segment newer than
-	// the last update.
-	if c.sndWl1.LT(s.seq) || (c.sndWl1 == s.seq && c.sndWl2.LE(s.ack)) {
-		c.sndWnd = int(s.wnd) << c.sndWscale
-		c.sndWl1, c.sndWl2 = s.seq, s.ack
-		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-		if wasZeroWnd && c.sndWnd > 0 {
-			// The window reopened: stop probing and send at once.
-			c.persistAt, c.probes, c.persistBackoff = noDeadline, 0, 0
-		}
-	}
+}
 
+// updateSendWindow is the window update of RFC 9293 §3.10.7.4: only from
+// a segment newer than the last update (SND.WL1, SND.WL2). A window that
+// reopens stops the zero-window probes.
+func (c *Conn) updateSendWindow(s *segment, wasZeroWnd bool) {
+	if !(c.sndWl1.LT(s.seq) || (c.sndWl1 == s.seq && c.sndWl2.LE(s.ack))) {
+		return
+	}
+	c.sndWnd = int(s.wnd) << c.sndWscale
+	c.sndWl1, c.sndWl2 = s.seq, s.ack
+	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+	if wasZeroWnd && c.sndWnd > 0 {
+		c.persistAt, c.probes, c.persistBackoff = noDeadline, 0, 0
+	}
+}
+
+// ackOfFin moves the closing states on when the ACK covers our FIN (RFC
+// 9293 §3.10.7.4, fifth check): FIN-WAIT-1 to FIN-WAIT-2 (bounded by
+// tcp_fin_timeout once the application is gone), CLOSING to TIME-WAIT,
+// LAST-ACK to CLOSED. It reports false when the connection closed.
+func (c *Conn) ackOfFin(now Time) bool {
+	if !c.finAcked() {
+		return true
+	}
 	switch c.state {
 	case FinWait1:
-		if c.finAcked() {
-			c.setState(FinWait2)
-			if c.appClosed {
-				c.closeAt = now.Add(c.e.prof.FinTimeout)
-			}
+		c.setState(FinWait2)
+		if c.appClosed {
+			c.closeAt = now.Add(c.e.prof.FinTimeout)
 		}
 	case Closing:
-		if c.finAcked() {
-			c.enterTimeWait(now)
-		}
+		c.enterTimeWait(now)
 	case LastAck:
-		if c.finAcked() {
-			c.closeWith(nil)
-			if c.appClosed {
-				c.destroy()
-			}
-			return false
+		c.closeWith(nil)
+		if c.appClosed {
+			c.destroy()
 		}
+		return false
 	}
 	return true
 }
@@ -517,254 +589,9 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	c.wake()
 }
 
-// receiveData is the seventh check: place payload in the receive buffer
-// (in order) or the reassembly map (out of order), trimmed to the window.
-func (c *Conn) receiveData(now Time, s *segment) {
-	seq, data := s.seq, s.payload
-	if d := c.rcvNxt.Sub(seq); d > 0 {
-		if d >= len(data) {
-			c.ackNow = true // entirely old: a retransmission
-			c.setDSACK(seq, seq.Add(len(data)))
-			return
-		}
-		// RFC 2883 §4.1.1: report the part we already had.
-		c.setDSACK(seq, c.rcvNxt)
-		data, seq = data[d:], c.rcvNxt
-	}
-	if c.rcvAdv.Sub(c.rcvNxt) <= 0 {
-		// A zero window takes the segment's ACK but none of its data
-		// (RFC 9293 §3.10.7.4; Linux drops it as TCPZeroWindowDrop), even
-		// when the buffer has a sliver of room: the window said 0.
-		c.e.stats.ZeroWindowDrops++
-		c.ackNow = true
-		return
-	}
-	off := seq.Sub(c.rcvNxt)
-	room := c.rcvBufMax - c.rcvBuf.Len() - off
-	if room <= 0 {
-		c.ackNow = true // beyond our buffer (zero window probe or a shrunk window)
-		return
-	}
-	if len(data) > room {
-		data = data[:room]
-	}
-	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax)
-	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.e.ourMSS))
-	if off > 0 {
-		// Out of order: park the bytes at their place and remember the range.
-		if c.ooo.contains(seq, seq.Add(len(data))) {
-			// RFC 2883 §4.1.2: a duplicate of out-of-order data.
-			c.setDSACK(seq, seq.Add(len(data)))
-			c.ackNow = true
-			return
-		}
-		if c.ooo.add(seq, seq.Add(len(data)), c.e.prof.OOOMaxSegments) {
-			c.rcvBuf.writeAt(data, c.rcvBuf.Len()+off)
-			c.info.OutOfOrderSegs++
-		}
-		// RFC 5681 §4.2: an out-of-order segment is acknowledged at once.
-		c.ackNow = true
-		return
-	}
-	if c.rdShut {
-		// shutdown(SHUT_RD): acknowledge and discard.
-		c.rcvNxt = c.rcvNxt.Add(len(data))
-	} else {
-		c.rcvBuf.write(data)
-		c.rcvNxt = c.rcvNxt.Add(len(data))
-	}
-	c.info.BytesReceived += uint64(len(data))
-	if !c.ooo.empty() {
-		nxt := c.ooo.advance(c.rcvNxt)
-		if filled := nxt.Sub(c.rcvNxt); filled > 0 {
-			c.rcvBuf.extend(filled)
-			c.info.BytesReceived += uint64(filled)
-			c.rcvNxt = nxt
-		}
-		// RFC 5681 §4.2: a segment that fills a gap is acknowledged at once.
-		c.ackNow = true
-	}
-	c.updateATO(now)
-	c.growRcvSsthresh(len(s.payload))
-	if s.has(wire.FlagFIN) && c.e.prof.PingPongOnFin && c.state == Established {
-		// Linux tcp_fin: the peer is done sending, so ACKs wait on the bet
-		// that our answer will carry them (delayed-ACK mode). Entered here,
-		// before this data's ACK is decided, as Linux decides it after
-		// tcp_fin; a bare FIN has no ACK scheduled and receiveFin sends
-		// one at once, so only a FIN with data is delayed.
-		c.pingpong = true
-	}
-	c.scheduleAck(now, len(data))
-	if c.finPending && c.finPendingSeq == c.rcvNxt {
-		c.receiveFin(now, c.finPendingSeq)
-	}
-	c.wake()
-}
-
-// scheduleAck decides between an immediate and a delayed ACK for in-order
-// data (RFC 1122 §4.2.3.2, RFC 5681 §4.2): ACK at least every second
-// full-sized segment, and within the delayed-ACK timeout otherwise.
-func (c *Conn) scheduleAck(now Time, n int) {
-	c.unackedBytes += n
-	p := c.e.prof
-	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.ackSecondSegment() {
-		// Due now, but in-order data may keep arriving in the same batch:
-		// owe one ACK for all of it, sent when the driver collects output
-		// unless data going out carries it first.
-		if !c.ackBatched {
-			c.ackBatched, c.ackBatchedAt = true, now
-			c.e.ackLater = append(c.e.ackLater, c)
-		}
-		return
-	}
-	if c.delackAt == noDeadline {
-		c.delackAt = now.Add(c.delackTimeout())
-	}
-}
-
-// ackSecondSegment is RFC 1122 §4.2.3.2's rule, an ACK at least every
-// second full-sized segment; with the profile's AckSecondOnlyIfWindowGrows
-// only while the window it would offer is at least the one last announced
-// (Linux __tcp_ack_snd_check), so that a receiver whose application stopped
-// reading lets the delayed-ACK timer answer.
-func (c *Conn) ackSecondSegment() bool {
-	if c.unackedBytes < 2*c.rcvMSS {
-		return false
-	}
-	return !c.e.prof.AckSecondOnlyIfWindowGrows || c.offerWindow() >= c.rcvAdv.Sub(c.lastAckSent)
-}
-
-// delackTimeout is the delayed-ACK timer's length: the adaptive ATO, but
-// once it has grown beyond DelAckMin, no longer than the smoothed RTT
-// (at least DelAckMin), so a connection that once waited long does not
-// keep every later ACK waiting (Linux tcp_send_delayed_ack).
-func (c *Conn) delackTimeout() time.Duration {
-	p := c.e.prof
-	ato := c.ato
-	if ato > p.DelAckMin && c.rtt.hasSample {
-		ato = min(ato, max(c.rtt.srtt, p.DelAckMin))
-	}
-	return ato
-}
-
-// updateATO adapts the delayed-ACK timeout to the data's inter-arrival
-// time as Linux's tcp_event_data_recv does: closely spaced segments pull it
-// toward DelAckMin, sparse ones toward their spacing, bounded by
-// [DelAckMin, DelAckMax]; a gap longer than the RTO re-enters quick-ACK mode.
-func (c *Conn) updateATO(now Time) {
-	p := c.e.prof
-	if c.ato == 0 {
-		// The first data segment starts the delayed-ACK engine in
-		// quick-ACK mode (Linux tcp_event_data_recv).
-		c.ato = p.DelAckMin
-		c.incrQuickAcks()
-	}
-	if c.lastDataRecv != 0 {
-		m := now.Sub(c.lastDataRecv)
-		switch {
-		case m <= p.DelAckMin/2:
-			c.ato = c.ato/2 + p.DelAckMin/2
-		case m < c.ato:
-			c.ato = c.ato/2 + m
-		case m > c.rtt.rto:
-			c.incrQuickAcks()
-		}
-		c.ato = min(max(c.ato, p.DelAckMin), p.DelAckMax)
-	}
-	c.lastDataRecv = now
-	if c.tsOK && c.sndUna == c.sndMax {
-		// A receiver-side RTT sample for auto-tuning (Linux
-		// tcp_rcv_rtt_measure_ts), when the echoed TSval is ours.
-		if ms := int32(c.tsNow(now) - c.lastEcr); c.lastEcr != 0 && ms >= 0 {
-			c.rcvRTT = max(time.Duration(ms)*time.Millisecond, time.Millisecond)
-		}
-	}
-}
-
-// incrQuickAcks enters or extends quick-ACK mode as Linux's
-// tcp_incr_quickack does: up to the profile's QuickAcks segments, but no
-// more than half the window we last announced counts in the peer's
-// segments (at least 2), so that a small window is not answered segment by
-// segment. With an SO_RCVBUF of 8192 (a 7300-byte window) and 1000-byte
-// segments that is 3 (conformance/scripts/flow/zero-window-full-buffer.pkt).
-func (c *Conn) incrQuickAcks() {
-	p := c.e.prof
-	if p.QuickAcks == 0 {
-		return
-	}
-	n := c.rcvAdv.Sub(c.lastAckSent) / (2 * max(c.rcvMSS, 1))
-	if n <= 0 {
-		n = 2
-	}
-	c.quickAcks = max(c.quickAcks, min(n, p.QuickAcks))
-}
-
-// receiveFin is the eighth check: a FIN at seq. One beyond RCV.NXT waits
-// until the data before it arrives.
-func (c *Conn) receiveFin(now Time, seq Seq) {
-	if c.finRcvd {
-		if c.state == TimeWait {
-			c.closeAt = now.Add(c.e.prof.TimeWaitLen)
-			c.ackNow = true
-		}
-		return
-	}
-	if seq != c.rcvNxt {
-		if seq.GT(c.rcvNxt) {
-			c.finPending, c.finPendingSeq = true, seq
-		}
-		return
-	}
-	c.finPending = false
-	c.finRcvd = true
-	c.rcvNxt = c.rcvNxt.Add(1)
-	// In delayed-ACK mode a delayed ACK already scheduled for the FIN's
-	// data stands (see receiveData); otherwise the FIN is ACKed at once.
-	if !c.pingpong || c.delackAt == noDeadline || c.ackNow {
-		c.ackNow = true // RFC 9293 §3.10.7.4: acknowledge the FIN
-	}
-	switch c.state {
-	case SynReceived, Established:
-		c.setState(CloseWait)
-	case FinWait1:
-		if c.finAcked() {
-			c.enterTimeWait(now)
-		} else {
-			c.setState(Closing)
-		}
-	case FinWait2:
-		c.enterTimeWait(now)
-	}
-	c.wake()
-}
-
 // enterTimeWait starts the 2*MSL wait (RFC 9293 §3.6).
 func (c *Conn) enterTimeWait(now Time) {
 	c.setState(TimeWait)
 	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)
-}
-
-// validatedFlight is the flight a congestion controller judges cwnd by
-// (RFC 7661 §4; Linux tcp_is_cwnd_limited): the largest flight of the
-// last round trip, not just the flight at this ACK, and in slow start
-// twice that, so a window the application nearly fills still grows the
-// way Linux grows it.
-func (c *Conn) validatedFlight(flight int) int {
-	f := max(flight, c.maxFlight)
-	if c.cc.CongestionWindow() < c.cc.SlowStartThreshold() {
-		f *= 2
-	}
-	return f
-}
-
-// noteFlight records the flight after sending new data: the round trip's
-// largest, restarted once the previous one's data is acknowledged (Linux
-// tcp_cwnd_validate's max_packets_out and cwnd_usage_seq).
-func (c *Conn) noteFlight() {
-	flight := c.sndMax.Sub(c.sndUna)
-	if c.sndUna.GE(c.flightRoundEnd) || flight > c.maxFlight {
-		c.maxFlight = flight
-		c.flightRoundEnd = c.sndNxt
-	}
 }

@@ -93,7 +93,8 @@ func (l *Listener) Accept(now Time) (*Conn, error) {
 func (l *Listener) Pending() bool { return l.closed || len(l.acceptQueue) > 0 }
 
 // Close stops listening. Connections completed but not accepted are reset
-// (seed 003; Linux inet_csk_listen_stop); half-open ones are dropped
+// (Linux inet_csk_listen_stop; the listener-close experiment in
+// docs/experiments.md); half-open ones are dropped
 // silently, so a later ACK from their peer meets a closed port and gets RST.
 func (l *Listener) Close(now Time) {
 	if l.closed {

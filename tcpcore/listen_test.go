@@ -210,7 +210,7 @@ func TestRFCProfileBacklogBoundsBothQueues(t *testing.T) {
 	}
 }
 
-// Seed 003: closing a listener resets every completed connection not yet
+// Closing a listener resets every completed connection not yet
 // accepted; half-open ones vanish, and their later ACK meets a closed port.
 func TestListenerCloseResetsQueuedConnections(t *testing.T) {
 	p := newPeer(t, nil)

@@ -26,16 +26,40 @@ const (
 	recoveryLoss               // after an RTO: retransmit everything outstanding
 )
 
-// CongestionEvent is reported to Config.Trace for each change of
-// congestion state, so runs can be plotted.
-type CongestionEvent struct {
-	Time          Time
-	Local, Remote string
-	Event         string // "ack" (cwnd growth sampled), "fast-retransmit", "rto", "recovery-end", "undo", "dsack", "partial-ack", "lost-retransmit", "rescue", "tlp"
-	CwndBytes     int
-	SSThreshBytes int
-	FlightBytes   int
-	State         string // "open", "recovery", "loss"
+// recoveryControl is the loss-recovery state of a connection: the SACK
+// scoreboard, the recovery episode (RFC 6675 RecoveryPoint, HighRxt, the
+// loss boundary), Proportional Rate Reduction (RFC 6937), the watch on
+// retransmissions (lostrtx.go) and the undo of spurious reductions (RFC
+// 3522, RFC 2883 with Linux's undo). Conn embeds it.
+//
+// Invariants: outside recovery (recovery == recoveryNone) lostPoint is
+// SND.UNA and the retransmission watch is empty; in recovery SND.UNA <=
+// HighRxt <= SND.MAX and lostPoint <= SND.MAX; the scoreboard holds only
+// ranges within (SND.UNA, SND.MAX].
+type recoveryControl struct {
+	sb                    scoreboard    // what the peer SACKed above SND.UNA
+	rtx                   rtxTrack      // fast recovery's retransmissions, watched for loss
+	recovery              recoveryState // open, fast recovery or loss (after RTO)
+	lossRecovery          lossRecovery  // the strategy, chosen when established
+	dupAcks               int           // duplicate ACKs since the last new ACK (RFC 5681 §2)
+	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
+	lostPoint             Seq           // unSACKed bytes below this are deemed lost
+	lossEvidence          Seq           // with SACK: unSACKed bytes below this are lost by evidence, not only as the head
+	rackHigh              Seq           // SND.MAX when the latest delivered retransmission went (lostrtx.go)
+	highRxt               Seq           // RFC 6675 HighRxt: retransmitted up to here
+	dupThresh             int           // RFC 6675 DupThresh, raised on reordering
+	renoSacked            int           // without SACK: segments duplicate ACKs stand for
+	rescueDone            bool          // RFC 6675 rescue retransmission made this episode
+	rescueArmed           bool          // an ACK came after the one that started fast recovery
+	fastRetransmitPending bool          // the first retransmission of fast recovery is due
+	recoverFS             int           // RFC 6937 RecoverFS, bytes
+	prrDelivered          int           // RFC 6937 prr_delivered, bytes
+	prrOut                int           // RFC 6937 prr_out, bytes
+	sndAllowance          int           // bytes PRR allows now
+	undoMarker            Seq           // SND.UNA when the episode began
+	undoRetrans           int           // retransmissions not yet shown spurious by D-SACK
+	undoPossible          bool
+	retransTS             uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
 }
 
 // lossRecovery is the strategy a connection recovers from loss with,
@@ -85,16 +109,6 @@ func (r recoveryState) String() string {
 		return "loss"
 	}
 	return "open"
-}
-
-func (c *Conn) trace(now Time, ev string) {
-	tr := c.e.cfg.Trace
-	if tr == nil || c.cc == nil {
-		return
-	}
-	tr(CongestionEvent{Time: now, Local: c.key.local.String(), Remote: c.key.remote.String(), Event: ev,
-		CwndBytes: c.cc.CongestionWindow(), SSThreshBytes: c.cc.SlowStartThreshold(),
-		FlightBytes: c.pipe(), State: c.recovery.String()})
 }
 
 // outstandingEnd is the end of what we sent (SND.MAX).
@@ -465,18 +479,26 @@ func (c *Conn) hasNewData() bool {
 	return c.sndBuf.Len()-c.sndNxt.Sub(c.sndBufSeq) > 0
 }
 
+// resendFlags are the flags of a segment that sends [seq, seq+n) of the
+// buffer again, and the offset of its data: ACK, FIN if it ends with ours,
+// PSH if it ends the buffer.
+func (c *Conn) resendFlags(seq Seq, n int, fin bool) (flags uint8, off int) {
+	flags = wire.FlagACK
+	if fin {
+		flags |= wire.FlagFIN
+	}
+	off = seq.Sub(c.sndBufSeq)
+	if n > 0 && off+n == c.sndBuf.Len() {
+		flags |= wire.FlagPSH
+	}
+	return flags, off
+}
+
 // retransmit sends [seq, seq+n) (and FIN) again. A rescue retransmission
 // (RFC 6675 NextSeg rule 4) is made once per recovery and does not move
 // HighRxt: the holes below it that become lost later still go, by rule 1.
 func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool, kind rtxKind) {
-	flags := wire.FlagACK
-	if fin {
-		flags |= wire.FlagFIN
-	}
-	off := seq.Sub(c.sndBufSeq)
-	if n > 0 && off+n == c.sndBuf.Len() {
-		flags |= wire.FlagPSH
-	}
+	flags, off := c.resendFlags(seq, n, fin)
 	if c.tsOK && c.retransTS == 0 {
 		c.retransTS = c.tsNow(now)
 	}

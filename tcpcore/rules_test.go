@@ -294,7 +294,7 @@ func testSynSchedule(t *testing.T, prof *policy.Profile, want []time.Duration, g
 	}
 }
 
-// Seed 000: the SYN-ACK is retransmitted at 1, 3, 7, 15, 31 s (five
+// The SYN-ACK is retransmitted at 1, 3, 7, 15, 31 s (five
 // times, tcp_synack_retries=5); at 63 s the half-open entry is gone.
 func TestSynAckRetransmissionScheduleAndDrop(t *testing.T) {
 	p := newPeer(t, nil)

@@ -6,7 +6,7 @@ import "sort"
 // disjoint, sorted, merged ranges above SND.UNA. Its size is bounded
 // (maxScoreboardBlocks) whatever blocks a peer invents, and each update is a
 // binary search plus a short copy, so a hostile peer cannot make an ACK
-// expensive (seed 002's warning about SACK resource attacks). Reneging is
+// expensive (a SACK resource attack: thousands of distinct ranges). Reneging is
 // tolerated: SACKed data stays in the send buffer until cumulatively
 // acknowledged, and a retransmission timeout clears the scoreboard.
 type scoreboard struct {

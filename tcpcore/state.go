@@ -26,7 +26,3 @@ func (s State) String() string {
 	}
 	return "UNKNOWN"
 }
-
-// synchronized reports the states of RFC 9293 §3.10.7.4 where both
-// sequence spaces are known.
-func (s State) synchronized() bool { return s >= Established }

@@ -175,7 +175,7 @@ func TestFinWait1FinAckToTimeWait(t *testing.T) {
 	p.timeWaitConn()
 }
 
-// Seed 003: close() with received data the application never read sends
+// close() with received data the application never read sends
 // RST instead of FIN (RFC 2525 §2.17).
 func TestCloseWithUnreadDataSendsRST(t *testing.T) {
 	p := newPeer(t, nil)
@@ -189,7 +189,7 @@ func TestCloseWithUnreadDataSendsRST(t *testing.T) {
 	}
 }
 
-// Seed 003: SO_LINGER with a zero timeout aborts with RST.
+// SO_LINGER with a zero timeout aborts with RST.
 func TestCloseWithLingerZeroSendsRST(t *testing.T) {
 	p := newPeer(t, nil)
 	c, iss := p.listenAndAccept(plainSyn)
@@ -198,7 +198,7 @@ func TestCloseWithLingerZeroSendsRST(t *testing.T) {
 	p.expect(fRA, iss+1, peerISN+1)
 }
 
-// Seed 003: close() with unsent data sends the data, then the FIN (here in
+// close() with unsent data sends the data, then the FIN (here in
 // the same segment), with Nagle off.
 func TestCloseSendsQueuedDataThenFIN(t *testing.T) {
 	p := newPeer(t, nil)

@@ -7,6 +7,45 @@ import (
 	"tunstack/wire"
 )
 
+// timers holds a connection's timers and what drives them: the
+// retransmission timer's RTT estimate and backoff (RFC 6298), the probe
+// counts of the persist and keepalive timers, and the one deadline that
+// keys the connection in the engine's heap. Each timer is an instant,
+// noDeadline when off. Conn embeds it.
+//
+// Invariant: deadline is the earliest of the timers (updateDeadline keeps
+// it so after every event), and heapIdx is the connection's place in the
+// engine's heap, -1 when it has no timer armed.
+type timers struct {
+	rtoAt       Time // retransmission, SYN and SYN-ACK retransmission
+	persistAt   Time // zero-window probe
+	delackAt    Time // delayed ACK
+	keepaliveAt Time // keepalive probe
+	closeAt     Time // TIME-WAIT end, FIN-WAIT-2 timeout
+	tlpAt       Time // tail loss probe (RFC 8985 §7)
+	tlpHighSeq  Seq  // SND.MAX when the last probe went out
+	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
+	deadline    Time // min of the above, the heap key
+	heapIdx     int
+
+	rtt       rttEstimator
+	backoff   int  // consecutive RTO expirations
+	retries   int  // retransmissions of the current head segment
+	rttSeq    Seq  // segment being timed when timestamps are off
+	rttTime   Time // when rttSeq was sent
+	rttTiming bool
+	synStart  Time // when an active open sent its first SYN
+
+	probes         int // unanswered zero-window probes (reset by any acceptable ACK)
+	persistBackoff int // doublings of the persist interval (reset when the window opens)
+	kaProbes       int // unanswered keepalive probes
+}
+
+func newTimers() timers {
+	return timers{heapIdx: -1, rtoAt: noDeadline, persistAt: noDeadline, delackAt: noDeadline,
+		keepaliveAt: noDeadline, closeAt: noDeadline, tlpAt: noDeadline, lingerAt: noDeadline, deadline: noDeadline}
+}
+
 // updateDeadline recomputes the connection's earliest timer and moves it in
 // the engine's heap.
 func (c *Conn) updateDeadline() {
@@ -23,49 +62,32 @@ func (c *Conn) updateDeadline() {
 // onTimers runs every timer of c that is due. Each handler disarms or
 // re-arms its own timer in the future, so Advance always makes progress.
 func (c *Conn) onTimers(now Time) {
-	if c.closeAt <= now {
-		c.closeAt = noDeadline
+	if expire(&c.closeAt, now) {
 		c.onCloseTimer(now)
 	}
 	// The probe timer stands in for the RTO while armed (Linux keeps them
 	// in one slot): when both are due the probe goes, and re-arms the RTO.
-	if c.tlpAt <= now && c.tlpAt <= c.rtoAt {
-		c.tlpAt = noDeadline
+	if c.tlpAt <= c.rtoAt && expire(&c.tlpAt, now) {
 		c.onTLP(now)
 	}
-	if c.rtoAt <= now {
-		c.rtoAt, c.tlpAt = noDeadline, noDeadline
+	if expire(&c.rtoAt, now) {
+		c.tlpAt = noDeadline
 		c.onRTO(now)
 	}
-	if c.persistAt <= now {
-		c.persistAt = noDeadline
+	if expire(&c.persistAt, now) {
 		c.onPersist(now)
 	}
-	if c.delackAt <= now {
-		// The delayed ACK found nothing to ride on: inflate the timeout
-		// (Linux tcp_delack_timer_handler), within DelAckMax.
-		c.delackAt = noDeadline
-		c.ackNow = true
-		if c.pingpong {
-			// Delayed-ACK mode guessed wrong: leave it and deflate the
-			// timeout (Linux tcp_delack_timer_handler).
-			c.pingpong = false
-			c.ato = c.e.prof.DelAckMin
-		} else {
-			c.ato = min(2*max(c.ato, c.e.prof.DelAckMin), c.e.prof.DelAckMax)
-		}
+	if expire(&c.delackAt, now) {
+		c.onDelack()
 	}
-	if c.keepaliveAt <= now {
-		c.keepaliveAt = noDeadline
+	if expire(&c.keepaliveAt, now) {
 		c.onKeepalive(now)
 	}
-	if c.lingerAt <= now {
-		c.lingerAt = noDeadline
+	if expire(&c.lingerAt, now) {
 		c.wake()
 	}
-	if c.corkAt <= now {
+	if expire(&c.corkAt, now) {
 		// TCP_CORK holds a partial segment at most CorkLimit (Linux 200 ms).
-		c.corkAt = noDeadline
 		c.corkExpired = true
 	}
 	if c.state != Closed {
@@ -81,6 +103,16 @@ func (c *Conn) onTimers(now Time) {
 		}
 	}
 	c.updateDeadline()
+}
+
+// expire reports whether the timer at *t is due at now, and if so disarms
+// it, for its handler to re-arm as it sees fit.
+func expire(t *Time, now Time) bool {
+	if *t > now {
+		return false
+	}
+	*t = noDeadline
+	return true
 }
 
 // onCloseTimer ends TIME-WAIT (RFC 9293 §3.10.8) or an orphaned FIN-WAIT-2.
@@ -111,16 +143,9 @@ func (c *Conn) onRTO(now Time) {
 			c.closeWith(ErrTimedOut)
 			return
 		}
-		c.retries++
-		if c.retries > p.SynLinearTimeouts {
-			// Linux 6.x: the first SynLinearTimeouts retransmissions keep
-			// the initial RTO; exponential backoff only after them.
-			c.backoff++
-		}
-		c.rttTiming = false
-		c.countRetransmit(now, rtxSYN)
-		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
-		c.sendSyn(now)
+		// Linux 6.x: the first SynLinearTimeouts retransmissions keep the
+		// initial RTO; exponential backoff only after them.
+		c.resendSyn(now, c.retries+1 > p.SynLinearTimeouts)
 		return
 	case SynReceived:
 		if c.retries >= p.SynAckRetries {
@@ -133,12 +158,7 @@ func (c *Conn) onRTO(now Time) {
 			c.closeWith(ErrTimedOut)
 			return
 		}
-		c.retries++
-		c.backoff++
-		c.rttTiming = false
-		c.countRetransmit(now, rtxSYN)
-		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
-		c.sendSyn(now)
+		c.resendSyn(now, true)
 		return
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
@@ -164,6 +184,19 @@ func (c *Conn) onRTO(now Time) {
 	c.rttTiming = false
 	// RFC 6298 §5.5-5.6: back off and restart the timer.
 	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+}
+
+// resendSyn retransmits our SYN (or SYN-ACK) on timeout, backing the
+// timer off if backoff, and never times the retransmission (Karn).
+func (c *Conn) resendSyn(now Time, backoff bool) {
+	c.retries++
+	if backoff {
+		c.backoff++
+	}
+	c.rttTiming = false
+	c.countRetransmit(now, rtxSYN)
+	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	c.sendSyn(now)
 }
 
 // armPersist starts the persist timer when data waits on a closed window
@@ -198,7 +231,7 @@ func (c *Conn) onPersist(now Time) {
 	}
 	p := c.e.prof
 	if p.MaxZeroWindowProbes > 0 && c.persistBackoff >= p.MaxZeroWindowProbes {
-		// Seed 002: some stacks give up when the window is still zero
+		// policy.MaxZeroWindowProbes: some stacks give up when the window is still zero
 		// after a few probes, answered or not: RST, then ETIMEDOUT.
 		c.abort(now, ErrTimedOut)
 		return

@@ -2,8 +2,6 @@ package tcpcore
 
 import (
 	"time"
-
-	"tunstack/wire"
 )
 
 // Tail loss probe (RFC 8985 §7). When the last segments of a flight are
@@ -53,14 +51,7 @@ func (c *Conn) onTLP(now Time) {
 		if !ok {
 			return
 		}
-		flags := wire.FlagACK
-		if fin {
-			flags |= wire.FlagFIN
-		}
-		off := seq.Sub(c.sndBufSeq)
-		if n > 0 && off+n == c.sndBuf.Len() {
-			flags |= wire.FlagPSH
-		}
+		flags, off := c.resendFlags(seq, n, fin)
 		c.emitData(now, seq, flags, off, n)
 		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {
