@@ -132,8 +132,8 @@ type Profile struct {
 	// Linux's SND.UNA-1 probe that carries no new data.
 	ProbeNewByte bool
 	// MaxZeroWindowProbes ends the connection with RST when the window is
-	// still zero after that many probes, answered or not (seed 002's
-	// "some implementations"); 0 means Linux's rule: only Retries2
+	// still zero after that many probes, answered or not, as some
+	// implementations do; 0 means Linux's rule: only Retries2
 	// unanswered probes end it.
 	MaxZeroWindowProbes int
 
@@ -239,9 +239,9 @@ func RFC() *Profile {
 	return p
 }
 
-// Classic is the textbook sender seed 002 describes: the rfc profile with
-// slow start from a single segment (cwnd = 1 SMSS, as RFC 2001 and the
-// classic accounts have it) and Reno's fast retransmit and recovery.
+// Classic is the textbook sender: the rfc profile with slow start from a
+// single segment (cwnd = 1 SMSS, as RFC 2001 and the classic accounts of
+// TCP have it) and Reno's fast retransmit and recovery.
 func Classic() *Profile {
 	p := RFC()
 	p.Name = "classic"

@@ -70,7 +70,7 @@ func TestValidateRejectsBadValues(t *testing.T) {
 	}
 }
 
-// Seed 002's textbook sender: slow start from one segment, Reno.
+// The textbook sender: slow start from one segment, Reno.
 func TestClassicProfileStartsFromOneSegment(t *testing.T) {
 	p, err := ByName("classic")
 	if err != nil {

@@ -293,7 +293,7 @@ type listenerStats interface {
 }
 
 // printListeners prints each listener's queues the way `ss -lnt` shows
-// them (seed 004): Recv-Q is the accept queue, Send-Q the backlog.
+// them: Recv-Q is the accept queue, Send-Q the backlog.
 func (s *serveSession) printListeners(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Service\tLocal\tRecv-Q\tSend-Q\tSYN-Q\tOverflows\tDrops")
@@ -368,8 +368,8 @@ func ssthreshText(b int) string {
 }
 
 // delayedListener makes the application start calling Accept only once
-// its time comes (seed 001's experiment: connections pile up in the
-// accept queue meanwhile).
+// its time comes, so connections pile up in the accept queue meanwhile
+// (the backlog experiment in docs/experiments.md).
 type delayedListener struct {
 	net.Listener
 	until  time.Time
