@@ -1,6 +1,6 @@
 package main
 
-// Integration test of loss recovery through an impaired link (issue 7):
+// Integration test of loss recovery through an impaired link:
 // the real curl moves 100 MiB each way through serve --impair, and the
 // capture shows our stack recovering with SACK, D-SACK and fast
 // retransmits rather than timeouts. Same pattern as serve_test.go: a

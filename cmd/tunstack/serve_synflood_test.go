@@ -1,6 +1,6 @@
 package main
 
-// Issue 5's SYN-flood check: 10,000 SYNs from spoofed sources that never
+// The SYN-flood check: 10,000 SYNs from spoofed sources that never
 // answer, injected inside serve's namespace, while real curl clients keep
 // getting answers, with SYN cookies on (the linux profile); the state the
 // flood leaves behind, and so the memory, stays bounded.

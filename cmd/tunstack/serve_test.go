@@ -1,6 +1,6 @@
 package main
 
-// Integration tests of tunstack serve with real kernel peers (issue 3).
+// Integration tests of tunstack serve with real kernel peers.
 //
 // Each test makes its own network namespace with lab/netns, runs serve in it
 // (in process, through runServe with --netns, so the race detector watches
