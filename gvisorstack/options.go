@@ -28,6 +28,8 @@ type Options struct {
 	// RACK enables RACK-TLP loss detection, RFC 8985
 	// (tcpip.TCPRecovery = TCPRACKLossDetection); off means the classic
 	// three-duplicate-ACK rule with SACK or NewReno recovery.
+	// OptionsFromProfile turns it off: with it on, this gVisor version can
+	// stop retransmitting a lost tail (see OptionsFromProfile).
 	RACK bool
 	// ModerateReceiveBuffer enables receive-buffer auto-tuning
 	// (tcpip.TCPModerateReceiveBufferOption), like Linux tcp_moderate_rcvbuf.
@@ -92,7 +94,10 @@ type Options struct {
 
 // DefaultOptions returns gVisor's own defaults (transport/tcp/protocol.go,
 // newProtocol) with Go's net package conventions for the socket defaults
-// (TCP_NODELAY on).
+// (TCP_NODELAY on). RACK is on, as in gVisor, and so exposed to the tail-loss
+// defect described at OptionsFromProfile; nothing in this module builds a
+// stack from DefaultOptions (serve, bench, the labs and the conformance
+// gvisor target all use OptionsFromProfile).
 func DefaultOptions() Options {
 	return Options{
 		SACK:                  true,
@@ -132,9 +137,23 @@ func OptionsFromProfile(p *policy.Profile) Options {
 		// the closest match for "reno", "newreno" and "tahoe".
 		o.CongestionControl = "reno"
 	}
-	// Linux enables RACK by default (tcp_recovery=1); the "rfc" profile
-	// keeps to the base recovery of RFC 5681/6675. RACK needs SACK.
-	o.RACK = p.SACK && p.Name != "rfc"
+	// RACK is off for every profile, although Linux enables it by default
+	// (tcp_recovery=1). In this gVisor version, a retransmission that
+	// RACK's loss detection makes during recovery is not recorded as
+	// retransmitted when the pipe is recomputed, so the ACK that ends
+	// recovery can leave gVisor's count of segments in flight at zero
+	// while data and the FIN are still unacknowledged. The tail loss probe
+	// sent next then leaves the retransmission timer unarmed, because
+	// gVisor arms it only when that count is positive: if the tail and
+	// the probe are lost, the connection never retransmits again (against
+	// RFC 6298 5.1 and RFC 8985 7.3). TestRACKTailLossStallsGVisor shows
+	// it, and fails once a gVisor version no longer stalls. With RACK off
+	// gVisor uses its classic recovery: fast retransmit after three
+	// duplicate ACKs (or once the SACK scoreboard marks the first
+	// unacknowledged segment lost), then RFC 6675 SACK recovery, or
+	// NewReno without SACK. Options.RACK still turns RACK on for a caller
+	// that sets it explicitly.
+	o.RACK = false
 	o.ModerateReceiveBuffer = true
 	o.SendBufferBytes = max(p.SndBuf, tcp.MinBufferSize)
 	o.SendBufferMaxBytes = max(p.SndBufMax, o.SendBufferBytes)
