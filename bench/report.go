@@ -431,7 +431,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 		p("### Goodput through the impaired link (lossy)\n\n")
 		p("lossy (`%s`, a window of %s) on every stack, and on tunstack and gVisor variants that change only the congestion control and SACK, all in the same run. ", s.Impair, s.LossyDuration)
 		p("With SACK, tunstack recovers by RFC 6675 whatever the controller, so reno and newreno differ only without SACK, where Reno leaves recovery at the first partial ACK and NewReno (RFC 6582) stays in it. ")
-		p("gVisor's reno is NewReno-style recovery; with SACK it also runs RACK-TLP (see the gVisor options). ")
+		p("gVisor's reno is NewReno-style recovery, with SACK RFC 6675; RACK-TLP is off, since with it this gVisor version can stop retransmitting a lost tail for good (docs/gvisor.md). ")
 		p("The kernel peer receives with TCP_CONGESTION=%s whatever the stack under test sends with.\n\n", s.KernelCC)
 		writeMarkdownGrid(w, goodputHeader, g)
 		p("\n")
