@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"tunstack/gvisorstack"
 	"tunstack/internal/testtools"
 
 	"tunstack/demo"
@@ -331,8 +332,18 @@ func TestServeGoClientEchoRoundTrips10MiB(t *testing.T) {
 				werr <- err
 			}()
 			got, rerr := io.ReadAll(c)
-			if err := <-werr; err != nil {
-				t.Fatalf("write: %v", err)
+			werrv := <-werr
+			if werrv != nil || rerr != nil {
+				// What the stack saw, for the one who reads the failure.
+				if st, ok := s.sess.network.(interface{ Stats() gvisorstack.Stats }); ok {
+					t.Logf("gVisor's counters: %+v", st.Stats())
+				}
+				if cs, ok := s.sess.network.(connStats); ok {
+					t.Logf("tunstack's counters: %+v", cs.ConnTotals())
+				}
+			}
+			if werrv != nil {
+				t.Fatalf("write: %v (read %d bytes meanwhile)", werrv, len(got))
 			}
 			if rerr != nil {
 				t.Fatalf("read after %d bytes: %v", len(got), rerr)
