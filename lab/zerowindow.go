@@ -256,34 +256,10 @@ func zwClientSends(r *run, l listener) (*Transfer, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := seededBytes(zwBytes, 2)
-	t := &Transfer{Name: "client 2 -> server", Client: 2, ToServer: true, Bytes: len(data), SentSHA256: sha256Hex(data)}
-	t.StopAt = r.mark("stop-2")
-	r.tl.addAt(t.StopAt, "server", "stops reading client 2 for %s", r.params.Hold)
-
-	var wg sync.WaitGroup
-	var werr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.tl.add(clientName(2), "write(%d bytes, sha256 %s...)", len(data), t.SentSHA256[:16])
-		n, err := sockWriteAll(c.s, data, r.params.Hold+zwTransferWait)
-		if err != nil {
-			werr = fmt.Errorf("client 2 write: %d bytes, then %w", n, err)
-		}
-		r.tl.add(clientName(2), "write() = %d%s", n, errSuffix(err))
-	}()
-
-	r.sleepUntil(t.StopAt + r.params.Hold)
-	t.ResumeAt = r.mark("resume-2")
-	r.tl.addAt(t.ResumeAt, "server", "reads client 2 again")
-	h := sha256.New()
-	got, rerr := readAllInto(h, sc.read, len(data), zwTransferWait)
-	t.ReceivedBytes, t.ReceivedSHA = got, hex.EncodeToString(h.Sum(nil))
-	r.tl.add("server", "read %d bytes in all, sha256 %s...%s", got, t.ReceivedSHA[:16], errSuffix(rerr))
-	wg.Wait()
-	t.Err = firstErr(werr, rerr)
-	return t, nil
+	return zwToServer(r, c, 2, "client 2 -> server", "stops reading client 2 for %s", func() (serverConn, error) {
+		r.tl.add("server", "reads client 2 again")
+		return sc, nil
+	})
 }
 
 // zwSendsBeforeAccept is the third direction: client 3 connects and
@@ -300,32 +276,46 @@ func zwSendsBeforeAccept(r *run, l listener) (*Transfer, error) {
 	if err := c.waitConnect(r.tl, 5*time.Second); err != nil {
 		return nil, fmt.Errorf("lab zero-window: client 3 could not connect: %w", err)
 	}
-	data := seededBytes(zwBytes, 3)
-	t := &Transfer{Name: "client 3 -> server, before accept", Client: 3, ToServer: true, Bytes: len(data), SentSHA256: sha256Hex(data)}
-	t.StopAt = r.mark("stop-3")
-	r.tl.addAt(t.StopAt, "server", "does not accept client 3 for %s", r.params.Hold)
+	return zwToServer(r, c, 3, "client 3 -> server, before accept", "does not accept client 3 for %s", func() (serverConn, error) {
+		sc, err := l.accept(5 * time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("lab zero-window: accept for client 3: %w", err)
+		}
+		r.tl.add("server", "accept() = client 3 (port %d), and reads", sc.remotePort())
+		return sc, nil
+	})
+}
+
+// zwToServer runs one client-to-server transfer: client n writes its
+// seeded data while the server's application leaves it alone for Hold
+// (stopNote says how); then resume gives the server's connection (accepting
+// it, if need be) and the server reads everything.
+func zwToServer(r *run, c *client, n int, name, stopNote string, resume func() (serverConn, error)) (*Transfer, error) {
+	data := seededBytes(zwBytes, uint64(n))
+	t := &Transfer{Name: name, Client: n, ToServer: true, Bytes: len(data), SentSHA256: sha256Hex(data)}
+	t.StopAt = r.mark(fmt.Sprintf("stop-%d", n))
+	r.tl.addAt(t.StopAt, "server", stopNote, r.params.Hold)
 
 	var wg sync.WaitGroup
 	var werr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.tl.add(clientName(3), "write(%d bytes, sha256 %s...)", len(data), t.SentSHA256[:16])
-		n, err := sockWriteAll(c.s, data, r.params.Hold+zwTransferWait)
+		r.tl.add(clientName(n), "write(%d bytes, sha256 %s...)", len(data), t.SentSHA256[:16])
+		m, err := sockWriteAll(c.s, data, r.params.Hold+zwTransferWait)
 		if err != nil {
-			werr = fmt.Errorf("client 3 write: %d bytes, then %w", n, err)
+			werr = fmt.Errorf("client %d write: %d bytes, then %w", n, m, err)
 		}
-		r.tl.add(clientName(3), "write() = %d%s", n, errSuffix(err))
+		r.tl.add(clientName(n), "write() = %d%s", m, errSuffix(err))
 	}()
 
 	r.sleepUntil(t.StopAt + r.params.Hold)
-	t.ResumeAt = r.mark("resume-3")
-	sc, err := l.accept(5 * time.Second)
+	t.ResumeAt = r.mark(fmt.Sprintf("resume-%d", n))
+	sc, err := resume()
 	if err != nil {
 		wg.Wait()
-		return t, fmt.Errorf("lab zero-window: accept for client 3: %w", err)
+		return t, err
 	}
-	r.tl.add("server", "accept() = client 3 (port %d), and reads", sc.remotePort())
 	h := sha256.New()
 	got, rerr := readAllInto(h, sc.read, len(data), zwTransferWait)
 	t.ReceivedBytes, t.ReceivedSHA = got, hex.EncodeToString(h.Sum(nil))
