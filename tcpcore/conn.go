@@ -133,7 +133,6 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		tsOffset: e.isn.tsOffset(local, remote),
 	}
 	c.sndBufMax, c.rcvBufMax = p.SndBuf, p.RcvBuf
-	c.corkAt = noDeadline
 	c.dupThresh = p.DupThresh
 	if o != nil {
 		c.applyOpts(o)
@@ -550,8 +549,7 @@ func (c *Conn) closeWith(err error) {
 		c.hardErr, c.err = err, err
 	}
 	c.state = Closed
-	c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.tlpAt, c.corkAt =
-		noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+	c.disarm()
 	c.unlink()
 	c.wake()
 }

@@ -34,7 +34,6 @@ type sender struct {
 	segsSincePush int  // new-data segments sent since the last PSH
 	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
 	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
-	corkAt        Time // TCP_CORK's bound on holding a partial segment
 	corkExpired   bool
 	lastSend      Time // last data transmission, for idle restart
 

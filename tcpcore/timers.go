@@ -25,6 +25,7 @@ type timers struct {
 	tlpAt       Time // tail loss probe (RFC 8985 §7)
 	tlpHighSeq  Seq  // SND.MAX when the last probe went out
 	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
+	corkAt      Time // TCP_CORK's bound on holding a partial segment
 	deadline    Time // min of the above, the heap key
 	heapIdx     int
 
@@ -43,7 +44,15 @@ type timers struct {
 
 func newTimers() timers {
 	return timers{heapIdx: -1, rtoAt: noDeadline, persistAt: noDeadline, delackAt: noDeadline,
-		keepaliveAt: noDeadline, closeAt: noDeadline, tlpAt: noDeadline, lingerAt: noDeadline, deadline: noDeadline}
+		keepaliveAt: noDeadline, closeAt: noDeadline, tlpAt: noDeadline, lingerAt: noDeadline, corkAt: noDeadline,
+		deadline: noDeadline}
+}
+
+// disarm turns off every protocol timer. The SO_LINGER deadline is the
+// application's and stays.
+func (t *timers) disarm() {
+	t.rtoAt, t.persistAt, t.delackAt, t.keepaliveAt, t.closeAt, t.tlpAt, t.corkAt =
+		noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
 }
 
 // updateDeadline recomputes the connection's earliest timer and moves it in
@@ -98,8 +107,8 @@ func (c *Conn) onTimers(now Time) {
 		if c.deadline <= now {
 			// A handler left a timer in the past: disarm everything rather
 			// than spin. This is a bug guard, not a protocol rule.
-			c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt, c.closeAt, c.lingerAt, c.corkAt, c.tlpAt =
-				noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline, noDeadline
+			c.disarm()
+			c.lingerAt = noDeadline
 		}
 	}
 	c.updateDeadline()
