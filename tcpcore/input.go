@@ -87,7 +87,7 @@ func (c *Conn) handshakeRepeat(now Time, s *segment) bool {
 func (c *Conn) checkSequence(now Time, s *segment) bool {
 	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal) {
 		c.e.stats.PAWSDrops++
-		c.sendOutOfWindowAck(now)
+		c.sendOutOfWindowAck(now, s)
 		return false
 	}
 	if !c.acceptable(s) {
@@ -107,10 +107,9 @@ func (c *Conn) checkSequence(now Time, s *segment) bool {
 
 // rejectSegment answers a segment that failed the acceptability test (RFC
 // 9293 §3.10.7.4, first check): an RST is dropped; a FIN repeated into
-// TIME-WAIT is acknowledged and restarts the 2 MSL timer; an old duplicate
-// with data or FIN is acknowledged at once with a D-SACK; anything else
-// (a zero-window probe at RCV.NXT-1, data beyond the window) gets the
-// rate-limited ACK.
+// TIME-WAIT is acknowledged and restarts the 2 MSL timer; anything else is
+// answered by sendOutOfWindowAck, an old duplicate's data reported with a
+// D-SACK.
 func (c *Conn) rejectSegment(now Time, s *segment) {
 	c.e.stats.OutOfWindowDrops++
 	switch {
@@ -119,17 +118,13 @@ func (c *Conn) rejectSegment(now Time, s *segment) {
 		c.closeAt = now.Add(c.e.prof.TimeWaitLen)
 		c.sendAck(now)
 		c.updateDeadline()
-	case s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait && s.segLen() > 0:
-		// An old duplicate (a retransmission we already have): ACK at
-		// once so the sender learns where we are (Linux tcp_data_queue),
-		// reporting the duplicate (RFC 2883 §4.1.1).
-		if len(s.payload) > 0 {
+	default:
+		if len(s.payload) > 0 && s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait {
+			// An old duplicate (a retransmission we already have):
+			// report it (RFC 2883 §4.1.1) with the ACK.
 			c.setDSACK(s.seq, s.seq.Add(len(s.payload)))
 		}
-		c.sendAck(now)
-		c.updateDeadline()
-	default:
-		c.sendOutOfWindowAck(now)
+		c.sendOutOfWindowAck(now, s)
 	}
 }
 

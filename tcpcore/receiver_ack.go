@@ -128,14 +128,20 @@ func (c *Conn) sendAck(now Time) {
 	c.emit(now, c.sndNxt, c.rcvNxt, wire.FlagACK, c.advertiseWindow(), &o, 0, 0)
 }
 
-// sendOutOfWindowAck answers an unacceptable segment with an ACK (RFC
-// 9293 §3.10.7.4), rate limited like Linux's tcp_invalid_ratelimit so a
-// peer cannot make us send without bound.
-func (c *Conn) sendOutOfWindowAck(now Time) {
-	if c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.e.prof.InvalidRateLimit {
-		return
+// sendOutOfWindowAck answers an unacceptable segment s with an ACK (RFC
+// 9293 §3.10.7.4). As in Linux's tcp_oow_rate_limited, a segment that
+// occupies no sequence space (a zero-window probe at RCV.NXT-1, a stray
+// ACK), or one with SYN, gets at most one answer per InvalidRateLimit,
+// so two stacks cannot ACK each other without bound; one with data or FIN
+// is always answered, since it is no part of such a loop and its sender
+// needs to learn where we are.
+func (c *Conn) sendOutOfWindowAck(now Time, s *segment) {
+	if s.segLen() == 0 || s.has(wire.FlagSYN) {
+		if c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.e.prof.InvalidRateLimit {
+			return
+		}
+		c.lastOOWAck = now
 	}
-	c.lastOOWAck = now
 	c.sendAck(now)
 	c.updateDeadline()
 }
