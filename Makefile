@@ -47,27 +47,34 @@ bench: build
 # tunstack-difference marker in the script) does not say why. Linux runs in
 # real time, so its failures are run again (twice at most) and the doc
 # lists the first failures.
+# PACKETDRILL=path/to/packetdrill adds a column: the real packetdrill on this
+# machine's Linux (`tunstack oracle`, root), the judge of what a script means;
+# it must pass every script and the linux column must agree with it.
 CONFORMANCE_STACKS ?= linux tunstack gvisor
+PACKETDRILL ?=
 conformance: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	scripts=$$(find conformance/scripts -name '*.pkt' | sort); notrun=; \
-	for s in $(CONFORMANCE_STACKS); do \
-		if [ "$$s" = linux ] && [ "$$(id -u)" != 0 ]; then \
-			echo "== conformance on linux: skipped, the linux target needs root (sudo make conformance)"; \
-			notrun="linux=this run was not root"; continue; \
+	stacks="$(CONFORMANCE_STACKS)"; [ -n "$(PACKETDRILL)" ] && stacks="$$stacks packetdrill"; \
+	for s in $$stacks; do \
+		if { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && [ "$$(id -u)" != 0 ]; then \
+			echo "== conformance on $$s: skipped, it needs root (sudo make conformance)"; \
+			notrun="$${notrun:+$$notrun,}$$s"; continue; \
 		fi; \
+		run="./bin/tunstack drill --stack $$s --json"; \
+		[ "$$s" = packetdrill ] && run="./bin/tunstack oracle --packetdrill $(PACKETDRILL) --json"; \
 		echo "== conformance on $$s"; \
-		./bin/tunstack drill --stack $$s --json $$scripts > "$$tmp/$$s.json"; \
+		$$run $$scripts > "$$tmp/$$s.json"; \
 		[ $$? -le 1 ] || exit 1; \
 		last="$$tmp/$$s.json"; \
 		for try in 1 2; do \
-			failed=; [ "$$s" = linux ] && failed=$$(./bin/tunstack conformance-doc --failed "$$last"); \
+			failed=; { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && failed=$$(./bin/tunstack conformance-doc --failed "$$last"); \
 			[ -n "$$failed" ] || break; \
 			echo "== conformance on $$s: running the failed scripts again (real time on a loaded machine)"; \
 			mkdir -p "$$tmp/retry$$try"; last="$$tmp/retry$$try/$$s.json"; \
-			./bin/tunstack drill --stack $$s --json $$failed > "$$last"; \
+			$$run $$failed > "$$last"; \
 			[ $$? -le 1 ] || exit 1; \
 		done; \
 	done; \
-	./bin/tunstack conformance-doc --stacks "$$(echo $(CONFORMANCE_STACKS) | tr ' ' ,)" \
-		$${notrun:+--not-run "$$notrun"} "$$tmp"/*.json $$(ls "$$tmp"/retry1/*.json "$$tmp"/retry2/*.json 2>/dev/null)
+	./bin/tunstack conformance-doc --stacks "$$(echo $$stacks | tr ' ' ,)" \
+		$${notrun:+--not-run "$$notrun=this run was not root"} "$$tmp"/*.json $$(ls "$$tmp"/retry1/*.json "$$tmp"/retry2/*.json 2>/dev/null)

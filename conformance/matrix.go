@@ -283,8 +283,9 @@ func (m *Matrix) compare(row *Row) {
 	if t != nil && marked && t.Status == Fail {
 		m.Problems = append(m.Problems, Problem{row.Script, tunstackName, "tunstack fails a script marked tunstack-difference: " + failureMessage(t)})
 	}
+	m.compareOracle(row)
 	for _, st := range m.Stacks {
-		if st == tunstackName {
+		if st == tunstackName || st == OracleStack {
 			continue
 		}
 		c := row.Cells[st]
@@ -329,6 +330,35 @@ func (m *Matrix) compare(row *Row) {
 		}
 		c.ReasonID, c.Reason = id, &r
 	}
+}
+
+// compareOracle checks the real packetdrill's column, which is compared with
+// Linux rather than with tunstack: the real tool must pass the script (it is
+// the judge of what a script means), and our runner's linux target must give
+// the same verdict on the same kernel. A disagreement is a problem unless
+// conformance/differences.json explains it for the "packetdrill" stack.
+func (m *Matrix) compareOracle(row *Row) {
+	o, ok := row.Cells[OracleStack]
+	if !ok || !ran(o) {
+		return
+	}
+	l := row.Cells["linux"]
+	var problem string
+	switch {
+	case o.Status == Fail:
+		problem = "the real packetdrill fails this script on Linux, so the script is not valid packetdrill: " + failureMessage(o)
+	case l != nil && ran(l) && l.Status != o.Status:
+		problem = fmt.Sprintf("the real packetdrill says %s, our runner on the same kernel says %s: %s", o.Status, l.Status, failureMessage(l))
+	default:
+		return
+	}
+	o.Differs = true
+	id, r, ok := m.Diffs.explanation(row.Script, OracleStack)
+	if !ok {
+		m.Problems = append(m.Problems, Problem{row.Script, OracleStack, problem})
+		return
+	}
+	o.ReasonID, o.Reason = id, &r
 }
 
 // failureMessage is the first failure among cells, one line.
@@ -403,7 +433,11 @@ func (m *Matrix) Markdown(kernel string) string {
 	p("  call or clock step the target drains gVisor's processor goroutines\n")
 	p("  (Stack.Pause) before time moves on, so runs are deterministic and every\n")
 	p("  packet carries the virtual time of its cause (conformance/target_gvisor.go).\n")
-	p("  System calls follow gVisor's own syscall layer (the sentry's socket code).\n\n")
+	p("  System calls follow gVisor's own syscall layer (the sentry's socket code).\n")
+	p("- **packetdrill** (when run): Google's real packetdrill on the same Linux, each\n")
+	p("  script in a namespace of its own (`tunstack oracle`, `make conformance\n")
+	p("  PACKETDRILL=path`). It is the judge of what a script means: it must pass\n")
+	p("  every script, and the linux column must agree with it.\n\n")
 	if kernel != "" {
 		p("Linux kernel of the linux column: %s.\n\n", kernel)
 	}
@@ -434,7 +468,7 @@ func (m *Matrix) Markdown(kernel string) string {
 		tunstackUnexplained := false
 		if t := r.Cells[tunstackName]; t != nil && t.Status == Fail {
 			for _, st := range m.Stacks {
-				if c := r.Cells[st]; st != tunstackName && c.Differs && c.Reason == nil {
+				if c := r.Cells[st]; st != tunstackName && st != OracleStack && c.Differs && c.Reason == nil {
 					tunstackUnexplained = true
 				}
 			}

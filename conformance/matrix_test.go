@@ -201,3 +201,48 @@ func TestBuildMatrixRetryReplacesFirstResult(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildMatrixJudgesScriptsByTheRealPacketdrill(t *testing.T) {
+	dir := t.TempDir()
+	agree := writeScript(t, dir, "agree.pkt", "// RFC 1: both pass.")
+	invalid := writeScript(t, dir, "invalid.pkt", "// RFC 2: the real tool rejects it.")
+	disagree := writeScript(t, dir, "disagree.pkt", "// RFC 3: our runner fails where the real tool passes.")
+	known := writeScript(t, dir, "known.pkt", "// RFC 4: explained.")
+	fail := func(script, msg string) *Result {
+		return &Result{Script: script, Status: Fail, Failure: &Failure{Where: script + ":5", Message: msg}}
+	}
+	pass := func(script string) *Result { return &Result{Script: script, Status: Pass} }
+	results := map[string][]*Result{
+		OracleStack: {pass(agree), fail(invalid, "parse error"), pass(disagree), fail(known, "timing error")},
+		"linux":     {pass(agree), pass(invalid), fail(disagree, "payload length 1460, expected 2920"), pass(known)},
+		"tunstack":  {pass(agree), pass(invalid), pass(disagree), pass(known)},
+	}
+	diffs := &Differences{Cells: map[string]map[string]string{"known.pkt": {OracleStack: "The real tool's timer is coarser."}}}
+	m, err := BuildMatrix([]string{"linux", "tunstack", OracleStack}, results, nil, dir, diffs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range m.Problems {
+		got = append(got, p.Script+" "+p.Stack)
+	}
+	want := []string{
+		"disagree.pkt packetdrill", // linux FAIL, real tool PASS: our runner is wrong
+		"disagree.pkt linux",       // and tunstack passes where Linux (through our runner) fails
+		"invalid.pkt packetdrill",  // the real tool fails the script: not valid packetdrill
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("problems %v, want %v", got, want)
+	}
+	md := m.Markdown("")
+	for _, s := range []string{
+		"| packetdrill | 2 | 2 | 0 | 0 | 0 | 4 |",
+		"- `invalid.pkt` on packetdrill: the real packetdrill fails this script on Linux",
+		"- `disagree.pkt` on packetdrill: the real packetdrill says PASS, our runner on the same kernel says FAIL",
+		"- `known.pkt`: packetdrill FAIL, tunstack PASS; line 5: `timing error`",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+}

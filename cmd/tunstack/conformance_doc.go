@@ -20,7 +20,7 @@ var errUnexplained = errors.New("unexplained differences")
 
 // runConformanceDoc is `tunstack conformance-doc [--out docs/conformance.md]
 // [--differences conformance/differences.json] [--scripts conformance/scripts]
-// [--stacks linux,tunstack,gvisor] [--not-run STACK=REASON] RESULTS.json...`:
+// [--stacks linux,tunstack,gvisor] [--not-run STACK[,STACK]=REASON] RESULTS.json...`:
 // it reads the JSON of `tunstack drill --json` runs and writes the
 // conformance matrix. A later result for a script and stack replaces an
 // earlier one (a rerun of a failed script) and is marked as a retry.
@@ -41,11 +41,13 @@ func runConformanceDoc(args []string) error {
 		stringFlag("scripts", &root, nil),
 		stringFlag("stacks", &stackList, nil),
 		{name: "not-run", set: func(v string) error {
-			st, why, ok := strings.Cut(v, "=")
-			if !ok || st == "" || why == "" {
-				return usagef("--not-run takes STACK=REASON, as in --not-run 'linux=not root', not %q.", v)
+			sts, why, ok := strings.Cut(v, "=")
+			if !ok || sts == "" || why == "" {
+				return usagef("--not-run takes STACK[,STACK...]=REASON, as in --not-run 'linux=not root', not %q.", v)
 			}
-			notRun[st] = why
+			for _, st := range strings.Split(sts, ",") {
+				notRun[st] = why
+			}
 			return nil
 		}},
 	})

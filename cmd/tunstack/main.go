@@ -51,6 +51,7 @@ const usageText = `Usage:
                  [--backlog 128] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] SCRIPT.pkt...
+  tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
   tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
   tunstack bench [--stack tunstack,gvisor,linux] [--json]
   tunstack help
