@@ -259,6 +259,29 @@ func (c *Conn) call(op string, f func(now tcpcore.Time) error) error {
 	return nil
 }
 
+// SetUserTimeout sets TCP_USER_TIMEOUT: how long sent data or a
+// zero-window probe may go unacknowledged before the connection is aborted
+// with ETIMEDOUT (0 = off, the default; negative is EINVAL; kept in whole
+// milliseconds, as on Linux).
+func (c *Conn) SetUserTimeout(d time.Duration) error {
+	return c.call("set", func(now tcpcore.Time) error { return c.tc.SetUserTimeout(now, d) })
+}
+
+// UserTimeout returns TCP_USER_TIMEOUT, 0 when off.
+func (c *Conn) UserTimeout() time.Duration {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.tc.UserTimeout()
+}
+
+// TCPInfo returns the connection's Linux struct tcp_info at this instant
+// of the stack's clock (getsockopt TCP_INFO).
+func (c *Conn) TCPInfo() tcpcore.TCPInfo {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.tc.TCPInfo(c.s.now())
+}
+
 // Info returns a TCP_INFO-like snapshot of the connection.
 func (c *Conn) Info() tcpcore.Info {
 	c.s.mu.Lock()

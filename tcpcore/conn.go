@@ -55,6 +55,8 @@ type Conn struct {
 	lingerOn  bool
 	linger    time.Duration
 	userMSS   int
+	// userTimeout is TCP_USER_TIMEOUT, 0 when off (usertimeout.go).
+	userTimeout time.Duration
 
 	err     error // pending error (SO_ERROR), reported once to the application
 	hardErr error // terminal error: every later call returns it
@@ -118,6 +120,9 @@ type SockOpts struct {
 	LingerOn  bool
 	Linger    time.Duration
 	MaxSeg    int // TCP_MAXSEG: caps the MSS we advertise; 0 = none
+	// UserTimeout is TCP_USER_TIMEOUT (usertimeout.go); 0 = off. Accepted
+	// connections inherit a listener's, as on Linux.
+	UserTimeout time.Duration
 }
 
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
@@ -167,6 +172,7 @@ func (c *Conn) applyOpts(o *SockOpts) {
 	}
 	c.lingerOn, c.linger = o.LingerOn, o.Linger
 	c.userMSS = o.MaxSeg
+	c.userTimeout = max(o.UserTimeout, 0).Truncate(time.Millisecond)
 }
 
 func clampBuf(v, max int) int {
