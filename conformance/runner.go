@@ -76,6 +76,7 @@ type runner struct {
 	queue     []queued
 
 	localISN   uint32
+	isnKnown   bool // localISN was learned for the socket under test
 	localPort  uint16
 	remotePort uint16
 	ipID       uint16
@@ -420,8 +421,13 @@ func (r *runner) expect(ev *Event, lo, hi, tol time.Duration) error {
 	r.queue = r.queue[1:]
 	got := q.pkt
 	// Learn the stack's ISN (and, for an active open, its port) from its
-	// SYN or SYN-ACK: the script counts the stack's sequence numbers from it.
-	if want.Flags&wire.FlagSYN != 0 && got.flags&wire.FlagSYN != 0 {
+	// first SYN or SYN-ACK for the socket under test: the script counts the
+	// stack's sequence numbers from it. As in the real packetdrill, which
+	// tests one socket at a time, a later SYN-ACK on the same socket (a
+	// connection reopened from TIME-WAIT, a listener's second connection)
+	// is numbered from the first ISN; a socket() call starts afresh.
+	if want.Flags&wire.FlagSYN != 0 && got.flags&wire.FlagSYN != 0 && !r.isnKnown {
+		r.isnKnown = true
 		r.localISN = got.seq - want.Start
 		if got.flags&wire.FlagACK == 0 {
 			r.localPort, r.remotePort = got.srcPort, got.dstPort
@@ -557,6 +563,9 @@ func (r *runner) syscall(ev *Event, t, tol time.Duration) error {
 	}
 	sc := ev.Syscall
 	call := &Call{Name: sc.Name, Args: sc.Args, WantFD: -1, Line: ev.Line}
+	if sc.Name == "socket" {
+		r.isnKnown = false
+	}
 	if sc.Name == "socket" || sc.Name == "accept" || sc.Name == "accept4" {
 		if v, err := IntValue(sc.Result); err == nil && v >= 0 {
 			call.WantFD = int(v)

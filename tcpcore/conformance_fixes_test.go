@@ -216,3 +216,26 @@ func TestDelayedAckTimeoutBoundedBySRTT(t *testing.T) {
 		p.advance(time.Second)
 	}
 }
+
+// A SYN beyond the old connection's sequence space reopens a connection in
+// TIME-WAIT, and the new incarnation's ISN is the old SND.NXT plus 65537, as
+// Linux chooses it (tcp_timewait_state_process), not a fresh clock-based one.
+func TestTimeWaitReopenTakesOldSndNxtPlus65537AsISN(t *testing.T) {
+	p := newPeer(t, nil)
+	_, iss := p.timeWaitConn()
+	p.advance(100 * time.Millisecond)
+	p.send(tseg{flags: fS, seq: peerISN + 100000, wnd: 65535, opts: plainSyn})
+	synAck := p.next()
+	if synAck.flags != fSA || synAck.ack != peerISN+100001 {
+		t.Fatalf("got %v, want a SYN-ACK of the new SYN", synAck)
+	}
+	if want := iss + 2 + 65537; synAck.seq != want {
+		t.Errorf("new ISN %d, want old SND.NXT (ISS+2) + 65537 = %d", synAck.seq, want)
+	}
+	if got := p.e.Stats().TimeWaitRecycled; got != 1 {
+		t.Errorf("TimeWaitRecycled %d, want 1", got)
+	}
+	if p.e.twISN != 0 {
+		t.Errorf("the reopening ISN %d is still pending for the next passive open", p.e.twISN)
+	}
+}

@@ -87,6 +87,10 @@ type Engine struct {
 	stats    Stats
 	isn      isnGen
 	nextEph  uint32 // ephemeral port cursor
+	// twISN, when non-zero, is the ISN the next passive open takes: set
+	// while a SYN that reopened a TIME-WAIT connection goes to the
+	// listener (see timeWaitSyn).
+	twISN Seq
 
 	// scratch space reused for every inbound segment, so Input allocates
 	// nothing.

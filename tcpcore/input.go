@@ -361,8 +361,19 @@ func (c *Conn) timeWaitSyn(now Time, s *segment) bool {
 		return false
 	}
 	c.e.stats.TimeWaitRecycled++
+	// Linux behaviour (tcp_timewait_state_process): the new incarnation's
+	// ISN is the old SND.NXT plus 65535 + 2, beyond anything the old
+	// connection could have sent, so no old duplicate can be taken for new
+	// data (RFC 9293 §3.4.1 asks only that ISNs not repeat within the
+	// segment lifetime; Linux's choice also makes the ISN predictable).
+	isn := c.sndNxt.Add(65535 + 2)
+	if isn == 0 {
+		isn = 1
+	}
 	c.closeWith(nil)
+	c.e.twISN = isn
 	l.input(now, s)
+	c.e.twISN = 0
 	return true
 }
 

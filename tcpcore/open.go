@@ -224,6 +224,9 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 	c.rcvWscale = c.chooseRcvWscale()
 	c.learnSynOptions(now, s, true)
 	c.iss = c.e.isn.isn(now, c.key.local, c.key.remote)
+	if c.e.twISN != 0 {
+		c.iss, c.e.twISN = c.e.twISN, 0
+	}
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
