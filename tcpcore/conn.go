@@ -286,6 +286,16 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteMore is Write with MSG_MORE: the caller has more to send, so the
+// partial segment at the end of p is held as TCP_CORK would hold it (and
+// for at most as long), but only by this write; the next Write without it,
+// an ACK or a timer sends it under the usual rules.
+func (c *Conn) WriteMore(now Time, p []byte) (int, error) {
+	c.writeMore = true
+	defer func() { c.writeMore = false }()
+	return c.Write(now, p)
+}
+
 // Writable reports whether Write would accept at least one byte or return
 // an error.
 func (c *Conn) Writable() bool {

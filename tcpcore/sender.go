@@ -35,6 +35,7 @@ type sender struct {
 	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
 	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
 	corkExpired   bool
+	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
 	lastSend      Time // last data transmission, for idle restart
 
 	// maxFlight is the largest flight (bytes) of the round trip that ends
