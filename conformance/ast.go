@@ -60,6 +60,7 @@ const (
 // Packet is a TCP packet line.
 type Packet struct {
 	Dir     Direction
+	IP      IPInfo // (tos 0x10), [ect0], (ttl 64) ... before the flags
 	Flags   uint8  // wire flag bits (wire.FlagSYN ...)
 	FlagStr string // as written, for messages
 	Start   uint32 // relative sequence number of the first byte

@@ -138,7 +138,7 @@ func PacketString(p *Packet) string {
 		return p.Unsupported + " ..."
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %d:%d(%d)", p.FlagStr, p.Start, p.End, p.Len)
+	fmt.Fprintf(&b, "%s%s %d:%d(%d)", p.IP, p.FlagStr, p.Start, p.End, p.Len)
 	if p.HasAck {
 		fmt.Fprintf(&b, " ack %d", p.Ack)
 	}
@@ -198,6 +198,9 @@ func mismatch(want *Packet, got *seen, localISN uint32, tsVal func(script, actua
 	}
 	if want.HasUrg && got.tcp.Urgent() != want.Urg {
 		diffs = append(diffs, fmt.Sprintf("urgent pointer %d, expected %d", got.tcp.Urgent(), want.Urg))
+	}
+	if d := ipMismatch(want.IP, got.ip); d != "" {
+		diffs = append(diffs, d)
 	}
 	if !want.OptionsAny {
 		if d := optionsMismatch(want.Opts, got.opts, tsVal); d != "" {

@@ -56,7 +56,7 @@ func buildInbound(p *Packet, s inboundSpec) ([]byte, error) {
 	n := len(opt)
 	tcpLen := wire.TCPHeaderLen + n + p.Len
 	pkt := make([]byte, wire.IPv4HeaderLen+tcpLen)
-	wire.PutIPv4Header(pkt, wire.IPv4Fields{Src: s.src, Dst: s.dst, Protocol: wire.ProtoTCP, TTL: 64, ID: s.ipID, DontFrag: true}, tcpLen)
+	wire.PutIPv4Header(pkt, wire.IPv4Fields{Src: s.src, Dst: s.dst, Protocol: wire.ProtoTCP, TTL: p.IP.inboundTTL(), TOS: p.IP.inboundTOS(), ID: s.ipID, DontFrag: true}, tcpLen)
 	t := wire.TCP(pkt[wire.IPv4HeaderLen:])
 	win := uint16(defaultInboundWindow)
 	if p.HasWin {

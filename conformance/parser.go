@@ -239,6 +239,9 @@ func (p *parser) packet() (*Packet, error) {
 	if dir.Text == ">" {
 		pk.Dir = Outbound
 	}
+	if err := p.ipInfo(pk); err != nil {
+		return nil, err
+	}
 	// Other protocols: recognised so that the runner can name the line.
 	if t := p.peek(); t.Kind == tokIdent && (t.Text == "icmp" || t.Text == "udp" || t.Text == "ect0" || t.Text == "ect1" || t.Text == "ce" || t.Text == "ect01" || t.Text == "[") {
 		pk.Unsupported = t.Text
@@ -535,6 +538,9 @@ func (p *parser) expr() (Expr, error) {
 }
 
 func (p *parser) term() (Expr, error) {
+	if e, ok, err := p.specialTerm(); ok {
+		return e, err
+	}
 	t := p.peek()
 	switch {
 	case t.Kind == tokEllip:
