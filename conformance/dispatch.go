@@ -44,6 +44,7 @@ type dispatcher[S any] struct {
 	ops     socketOps[S]
 	fds     map[int]*descriptor[S]
 	blocked []*blockedCall // in the order they were made
+	epolls  []*epollSet    // open epoll instances, in creation order
 }
 
 // socketOps are a stack's operations on its sockets, of type S.
@@ -99,6 +100,23 @@ type socketOps[S any] interface {
 	// Revents is the poll events among mask (the events asked for, plus
 	// POLLERR and POLLHUP) that hold for s now.
 	Revents(s S, mask int16) int16
+	// Ioctl answers SIOCINQ and SIOCOUTQ (and SIOCOUTQNSD where the stack
+	// can): the byte count, or the errno; errNoOption for a request the
+	// target does not support.
+	Ioctl(s S, req int) (int, error)
+	// WriteFault is a write of n > 0 bytes from a bad buffer (NULL): the
+	// error the socket reports before it would copy anything (EPIPE, a
+	// pending error), errWouldBlock while a blocking write would wait for
+	// room or for the connection, else the stack's EFAULT.
+	WriteFault(s S) error
+	// ReadFault is a read of n > 0 bytes into a bad buffer: EFAULT (or the
+	// stack's own error) when there is data to copy, otherwise what Read
+	// returns with nothing to read (io.EOF, errWouldBlock, an error).
+	ReadFault(s S, n, flags int) error
+	// TCPInfo is the socket's struct tcp_info as Python variables named as
+	// Linux's fields (tcpi_state, tcpi_snd_cwnd, ...); a field the target
+	// cannot provide is left out.
+	TCPInfo(s S) (map[string]uint64, error)
 }
 
 // What a socket operation returns besides a syscall.Errno.
@@ -109,9 +127,11 @@ var (
 	errNoOption   = errors.New("socket option not supported by this target")
 )
 
-// descriptor is what one of the script's descriptors names.
+// descriptor is what one of the script's descriptors names: a socket, or
+// an epoll instance (ep not nil).
 type descriptor[S any] struct {
 	sock     S
+	ep       *epollSet
 	nonblock bool
 }
 
@@ -149,6 +169,7 @@ func (d *dispatcher[S]) Syscall(c *Call, settle func()) <-chan CallResult {
 // complete retries the blocked calls and returns those that completed or
 // whose deadline has come; it reports whether any did.
 func (d *dispatcher[S]) complete() bool {
+	d.scanEpolls()
 	progressed := false
 	kept := d.blocked[:0]
 	for _, p := range d.blocked {
@@ -187,7 +208,7 @@ func (d *dispatcher[S]) close(release func(S)) {
 	}
 	d.blocked = nil
 	for fd, f := range d.fds {
-		if release != nil {
+		if release != nil && f.ep == nil {
 			release(f.sock)
 		}
 		delete(d.fds, fd)
@@ -212,6 +233,18 @@ func (d *dispatcher[S]) newFD(want int) int {
 	return fd
 }
 
+// socketCalls are the calls whose first argument is a socket descriptor;
+// on an epoll descriptor they fail as Linux's do (fileCalls with EINVAL,
+// ioctl with ENOTTY, the others with ENOTSOCK).
+var socketCalls = map[string]bool{
+	"bind": true, "listen": true, "accept": true, "accept4": true, "connect": true,
+	"read": true, "recv": true, "recvfrom": true, "recvmsg": true, "readv": true,
+	"write": true, "send": true, "sendto": true, "sendmsg": true, "writev": true,
+	"shutdown": true, "setsockopt": true, "getsockopt": true, "ioctl": true,
+}
+
+var fileCalls = map[string]bool{"read": true, "readv": true, "write": true, "writev": true}
+
 // start begins a call: it returns the result at once, or sets p.try (and
 // maybe a deadline) and reports false when the call blocks.
 func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
@@ -226,13 +259,20 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 	// f is the descriptor the first argument names, for the calls that
 	// take one.
 	var f *descriptor[S]
-	switch c.Name {
-	case "bind", "listen", "accept", "accept4", "connect", "read", "recv", "write", "send",
-		"shutdown", "setsockopt", "getsockopt", "fcntl":
+	if socketCalls[c.Name] || c.Name == "fcntl" {
 		fd, err := intArg(0)
 		f = d.fds[fd]
 		if err != nil || f == nil {
 			return fail("EBADF"), true
+		}
+		if f.ep != nil && socketCalls[c.Name] {
+			switch {
+			case fileCalls[c.Name]:
+				return fail("EINVAL"), true
+			case c.Name == "ioctl":
+				return fail("ENOTTY"), true
+			}
+			return fail("ENOTSOCK"), true
 		}
 	}
 	switch c.Name {
@@ -279,19 +319,26 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 		return d.blocking(p, f.nonblock)
 	case "connect":
 		return d.connect(p, f)
-	case "read", "recv", "write", "send":
-		n, err := intArg(2)
+	case "read", "recv", "recvfrom", "write", "send", "sendto":
+		return d.readWrite(p, c, f)
+	case "readv", "writev":
+		if len(a) != 3 {
+			return unsupported("%s takes 3 arguments", c.Name), true
+		}
+		lens, err := IovecLengths(a[1])
 		if err != nil {
-			return unsupported("%s length: %v", c.Name, err), true
+			return unsupported("%s: %v", c.Name, err), true
 		}
-		flags := 0
-		if (c.Name == "recv" || c.Name == "send") && len(a) == 4 {
-			flags, _ = intArg(3)
+		if cnt, err := intArg(2); err != nil || cnt != len(lens) {
+			return unsupported("%s: the iovec count %s does not match the %d-element array", c.Name, a[2], len(lens)), true
 		}
-		if c.Name == "read" || c.Name == "recv" {
-			return d.read(p, f, n, flags)
+		n := sum(lens)
+		if c.Name == "readv" {
+			return d.read(p, f, n, 0, false)
 		}
-		return d.write(p, f, a[1], n, flags)
+		return d.write(p, f, "", false, n, 0)
+	case "sendmsg", "recvmsg":
+		return d.msg(p, c, f)
 	case "close":
 		fd, err := intArg(0)
 		if err != nil {
@@ -301,6 +348,11 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 			return fail("EBADF"), true
 		}
 		delete(d.fds, fd)
+		if f.ep != nil {
+			d.closeEpoll(f.ep)
+			return CallResult{}, true
+		}
+		d.forgetInEpolls(fd)
 		if until := d.ops.Close(f.sock); until != 0 && !f.nonblock {
 			p.try = func() (CallResult, bool) { return CallResult{}, !d.ops.Lingering(f.sock) }
 			p.deadline = until
@@ -318,6 +370,8 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 		return d.setsockopt(f.sock, a), true
 	case "getsockopt":
 		return d.getsockopt(f.sock, a), true
+	case "ioctl":
+		return d.ioctl(f.sock, a), true
 	case "fcntl":
 		cmd, err := intArg(1)
 		if err != nil {
@@ -343,34 +397,130 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 		return unsupported("fcntl command %d is not supported", cmd), true
 	case "poll":
 		return d.poll(p, a)
+	case "epoll_create", "epoll_create1":
+		return d.epollCreate(c), true
+	case "epoll_ctl":
+		return d.epollCtl(a), true
+	case "epoll_wait":
+		return d.epollWait(p, a)
 	}
 	return unsupported("system call %s is not supported by the %s target", c.Name, d.target), true
 }
 
-// connect starts a connection; a blocking one waits for its outcome.
-func (d *dispatcher[S]) connect(p *blockedCall, f *descriptor[S]) (CallResult, bool) {
-	switch err := d.ops.Connect(f.sock); {
-	case err == errInProgress && f.nonblock:
-		return fail("EINPROGRESS"), true
-	case err == errAlready && f.nonblock:
-		return fail("EALREADY"), true
-	case err != errInProgress && err != errAlready:
-		return callResult(err), true
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
 	}
-	p.try = func() (CallResult, bool) {
-		err := d.ops.ConnectResult(f.sock)
-		if err == errWouldBlock {
-			return CallResult{}, false
-		}
-		return callResult(err), true
-	}
-	return p.try()
+	return n
 }
 
-// read starts a read of at most n bytes.
-func (d *dispatcher[S]) read(p *blockedCall, f *descriptor[S], n, flags int) (CallResult, bool) {
+// readWrite starts read(fd, buf, n), recv(fd, buf, n, flags),
+// recvfrom(fd, buf, n, flags, ..., ...) and their write counterparts.
+func (d *dispatcher[S]) readWrite(p *blockedCall, c *Call, f *descriptor[S]) (CallResult, bool) {
+	a := c.Args
+	want := map[string]int{"read": 3, "write": 3, "recv": 4, "send": 4, "recvfrom": 6, "sendto": 6}[c.Name]
+	if len(a) != want {
+		return unsupported("%s takes %d arguments", c.Name, want), true
+	}
+	if want == 6 && (a[4].Kind != ExprEllipsis || a[5].Kind != ExprEllipsis) {
+		if _, err := IntValue(a[4]); err != nil || a[5].Kind != ExprEllipsis {
+			return unsupported("%s: the address arguments must be ..., ... (the script's peer)", c.Name), true
+		}
+	}
+	null, text, err := bufferArg(a[1])
+	if err != nil {
+		return unsupported("%s: %v", c.Name, err), true
+	}
+	n64, err := IntValue(a[2])
+	if err != nil || n64 < 0 {
+		return unsupported("%s length: expected a byte count, found %s", c.Name, a[2]), true
+	}
+	flags := 0
+	if want >= 4 {
+		v, err := IntValue(a[3])
+		if err != nil {
+			return unsupported("%s flags: %v", c.Name, err), true
+		}
+		flags = int(v)
+	}
+	if c.Name == "read" || c.Name == "recv" || c.Name == "recvfrom" {
+		return d.read(p, f, int(n64), flags, null)
+	}
+	return d.write(p, f, text, null, int(n64), flags)
+}
+
+// bufferArg reads a buffer argument: ... (a buffer the runner provides),
+// 0 (NULL: a bad pointer), or a "string" (the data to write, then zeros).
+func bufferArg(e Expr) (null bool, text string, err error) {
+	switch {
+	case e.Kind == ExprEllipsis:
+		return false, "", nil
+	case e.Kind == ExprString:
+		return false, e.Name, nil
+	case e.Kind == ExprInt && e.Int == 0:
+		return true, "", nil
+	}
+	return false, "", fmt.Errorf("expected ... or 0 (NULL) for the buffer, found %s", e)
+}
+
+// msg starts sendmsg(fd, msghdr, flags) or recvmsg(fd, msghdr, flags).
+func (d *dispatcher[S]) msg(p *blockedCall, c *Call, f *descriptor[S]) (CallResult, bool) {
+	a := c.Args
+	if len(a) != 3 {
+		return unsupported("%s takes 3 arguments", c.Name), true
+	}
+	m, err := MsghdrValue(a[1])
+	if err != nil {
+		return unsupported("%s: %v", c.Name, err), true
+	}
+	flags, err := IntValue(a[2])
+	if err != nil {
+		return unsupported("%s flags: %v", c.Name, err), true
+	}
+	if m.Controls > 0 {
+		return unsupported("%s: control messages (msg_control) are not supported", c.Name), true
+	}
+	n := sum(m.IOV)
+	if c.Name == "sendmsg" {
+		if v, err := IntValue(m.Flags); err != nil || v != 0 {
+			// packetdrill's rule: sendmsg ignores msg_flags, so a script
+			// that sets it is wrong.
+			return unsupported("sendmsg ignores the msg_flags field of the msghdr: write msg_flags=0"), true
+		}
+		return d.write(p, f, "", false, n, int(flags))
+	}
+	res, done := d.read(p, f, n, int(flags), false)
+	// TCP's recvmsg sets no msg_flags; the linux target reports the
+	// kernel's.
+	withFlags := func(r CallResult) CallResult {
+		if r.Err == nil {
+			r.Out.MsgFlags, r.Out.HasMsgFlags = 0, true
+		}
+		return r
+	}
+	if done {
+		return withFlags(res), true
+	}
+	try := p.try
 	p.try = func() (CallResult, bool) {
-		m, err := d.ops.Read(f.sock, n, flags)
+		r, ok := try()
+		return withFlags(r), ok
+	}
+	return res, false
+}
+
+// read starts a read of at most n bytes; null says the buffer is a bad
+// pointer.
+func (d *dispatcher[S]) read(p *blockedCall, f *descriptor[S], n, flags int, null bool) (CallResult, bool) {
+	p.try = func() (CallResult, bool) {
+		var m int
+		var err error
+		if null && n > 0 {
+			err = d.ops.ReadFault(f.sock, n, flags)
+		} else {
+			m, err = d.ops.Read(f.sock, n, flags)
+		}
 		switch {
 		case err == errWouldBlock:
 			return CallResult{}, false
@@ -384,16 +534,24 @@ func (d *dispatcher[S]) read(p *blockedCall, f *descriptor[S], n, flags int) (Ca
 	return d.blocking(p, f.nonblock || flags&unix.MSG_DONTWAIT != 0)
 }
 
-// write starts a write of n bytes: data's text (a string argument), then
-// zeros. A blocking write returns when all n are written; a non-blocking
-// one returns what fitted.
-func (d *dispatcher[S]) write(p *blockedCall, f *descriptor[S], data Expr, n, flags int) (CallResult, bool) {
-	buf := make([]byte, n)
-	if data.Kind == ExprString {
-		copy(buf, data.Name)
-	}
-	written := 0
+// write starts a write of n bytes: text, then zeros. A blocking write
+// returns when all n are written; a non-blocking one returns what fitted.
+// null says the buffer is a bad pointer.
+func (d *dispatcher[S]) write(p *blockedCall, f *descriptor[S], text string, null bool, n, flags int) (CallResult, bool) {
 	nonblock := f.nonblock || flags&unix.MSG_DONTWAIT != 0
+	if null && n > 0 {
+		p.try = func() (CallResult, bool) {
+			err := d.ops.WriteFault(f.sock)
+			if err == errWouldBlock {
+				return CallResult{}, false
+			}
+			return errnoResult(err), true
+		}
+		return d.blocking(p, nonblock)
+	}
+	buf := make([]byte, n)
+	copy(buf, text)
+	written := 0
 	p.try = func() (CallResult, bool) {
 		for { // at least once, so that a write of zero bytes reports EPIPE
 			m, err := d.ops.Write(f.sock, buf[written:], flags)
@@ -416,6 +574,48 @@ func (d *dispatcher[S]) write(p *blockedCall, f *descriptor[S], data Expr, n, fl
 		}
 	}
 	return d.blocking(p, nonblock)
+}
+
+// ioctl runs ioctl(fd, request, [N]): N is what the call stores.
+func (d *dispatcher[S]) ioctl(s S, a []Expr) CallResult {
+	if len(a) != 3 {
+		return unsupported("ioctl takes 3 arguments here: ioctl(fd, SIOCINQ or SIOCOUTQ, [N])")
+	}
+	req, err := IntValue(a[1])
+	if err != nil {
+		return unsupported("ioctl request: %v", err)
+	}
+	if a[2].Kind != ExprList || len(a[2].Items) != 1 {
+		return unsupported("ioctl: expected [N] for the value, found %s", a[2])
+	}
+	v, err := d.ops.Ioctl(s, int(req))
+	if err == errNoOption {
+		return unsupported("ioctl request %s is not supported by the %s target", a[1], d.target)
+	}
+	if err != nil {
+		return errnoResult(err)
+	}
+	return CallResult{OutInt: map[int]int64{2: int64(v)}}
+}
+
+// connect starts a connection; a blocking one waits for its outcome.
+func (d *dispatcher[S]) connect(p *blockedCall, f *descriptor[S]) (CallResult, bool) {
+	switch err := d.ops.Connect(f.sock); {
+	case err == errInProgress && f.nonblock:
+		return fail("EINPROGRESS"), true
+	case err == errAlready && f.nonblock:
+		return fail("EALREADY"), true
+	case err != errInProgress && err != errAlready:
+		return callResult(err), true
+	}
+	p.try = func() (CallResult, bool) {
+		err := d.ops.ConnectResult(f.sock)
+		if err == errWouldBlock {
+			return CallResult{}, false
+		}
+		return callResult(err), true
+	}
+	return p.try()
 }
 
 // blocking runs p.try once; a call that would block fails with EAGAIN on a
@@ -507,6 +707,14 @@ func (d *dispatcher[S]) getsockopt(s S, a []Expr) CallResult {
 	if err1 != nil || err2 != nil {
 		return unsupported("getsockopt level and option: expected names")
 	}
+	if level == unix.IPPROTO_TCP && opt == unix.TCP_INFO {
+		// The struct is read; %{ }% blocks check its fields.
+		if a[3].Kind != ExprEllipsis {
+			return unsupported("getsockopt TCP_INFO: write ... for the value; %%{ }%% blocks check its fields")
+		}
+		_, err := d.ops.TCPInfo(s)
+		return callResult(err)
+	}
 	v, err := d.ops.GetSockopt(s, int(level), int(opt))
 	if err == errNoOption {
 		return unsupported("getsockopt option %s/%s is not supported by the %s target", a[1], a[2], d.target)
@@ -515,6 +723,19 @@ func (d *dispatcher[S]) getsockopt(s S, a []Expr) CallResult {
 		return errnoResult(err)
 	}
 	return CallResult{OutInt: map[int]int64{3: int64(v)}}
+}
+
+// tcpInfo reads the struct tcp_info of the socket the script's fd names,
+// for a %{ }% block.
+func (d *dispatcher[S]) tcpInfo(fd int) (map[string]uint64, error) {
+	f := d.fds[fd]
+	switch {
+	case f == nil:
+		return nil, syscall.EBADF
+	case f.ep != nil:
+		return nil, syscall.ENOTSOCK
+	}
+	return d.ops.TCPInfo(f.sock)
 }
 
 // boolInt is a boolean socket option's value.

@@ -88,6 +88,9 @@ type runner struct {
 	haveTS0            bool
 
 	pending *pendingCall
+
+	sut  sockUnderTest // the socket %{ }% blocks read (codeblock.go)
+	code codeProgram   // the %{ }% blocks recorded so far
 }
 
 // Run parses and runs one script on the stack named in opt and never
@@ -353,14 +356,10 @@ func (r *runner) run() error {
 			Actual:  q.pkt.String(r.localISN), Time: r.now().Seconds()}
 		return errFailed
 	}
-	return nil
+	return r.runCode()
 }
 
 func (r *runner) event(ev *Event) error {
-	if ev.Code != nil {
-		r.res.Skipped = append(r.res.Skipped, fmt.Sprintf("%s: %%{ }%% code block not evaluated", r.where(ev)))
-		return nil
-	}
 	var t, hi time.Duration
 	switch ev.Time.Kind {
 	case TimeAbsolute:
@@ -394,6 +393,8 @@ func (r *runner) event(ev *Event) error {
 		return r.syscall(ev, t, tol)
 	case ev.Shell != nil:
 		return r.shell(ev, t, tol)
+	case ev.Code != nil:
+		return r.codeEvent(ev, t, tol)
 	}
 	return r.fail(ev, "cannot run this line", "", "")
 }
@@ -535,6 +536,7 @@ func (r *runner) inject(ev *Event, t, tol time.Duration) error {
 		return r.fail(ev, "inject: "+err.Error(), PacketString(ev.Packet), "")
 	}
 	r.trace("sent  < %s (line %d)", PacketString(ev.Packet), ev.Line)
+	r.sut.packet(ev.Packet)
 	r.prev = actual
 	return nil
 }
@@ -566,7 +568,7 @@ func (r *runner) syscall(ev *Event, t, tol time.Duration) error {
 	if sc.Name == "socket" {
 		r.isnKnown = false
 	}
-	if sc.Name == "socket" || sc.Name == "accept" || sc.Name == "accept4" {
+	if sc.Name == "socket" || sc.Name == "accept" || sc.Name == "accept4" || sc.Name == "epoll_create" || sc.Name == "epoll_create1" {
 		if v, err := IntValue(sc.Result); err == nil && v >= 0 {
 			call.WantFD = int(v)
 		}
@@ -722,6 +724,9 @@ func (r *runner) checkCall(ev *Event, res CallResult) error {
 			return r.fail(ev, fmt.Sprintf("%s argument %d holds %d, expected %d", sc.Name, i+1, v, want), syscallString(sc), fmt.Sprintf("[%d]", v))
 		}
 	}
+	if msg, act := checkCallOut(sc, res); msg != "" {
+		return r.fail(ev, msg, syscallString(sc), act)
+	}
 	if sc.Name == "poll" && len(sc.Args) > 0 && res.Revents != nil {
 		pes, err := PollEntries(sc.Args[0])
 		if err != nil {
@@ -733,5 +738,6 @@ func (r *runner) checkCall(ev *Event, res CallResult) error {
 			}
 		}
 	}
+	r.sut.call(sc, res)
 	return nil
 }

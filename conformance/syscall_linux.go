@@ -1,6 +1,10 @@
 package conformance
 
 import (
+	"syscall"
+	"time"
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -133,43 +137,14 @@ func (t *linuxTarget) run(c *Call) CallResult {
 			return CallResult{Ret: int64(c.WantFD)}
 		}
 		return CallResult{Ret: int64(nfd)}
-	case "read", "write", "recv", "send":
-		if len(a) < 3 {
-			return unsupported("%s takes at least 3 arguments", c.Name)
-		}
-		fd, _ := t.fd(a[0])
-		n, err := intArg(2)
-		if err != nil || n < 0 {
-			return unsupported("%s length: expected a byte count", c.Name)
-		}
-		flags := 0
-		if c.Name == "recv" || c.Name == "send" {
-			if len(a) != 4 {
-				return unsupported("%s takes 4 arguments", c.Name)
-			}
-			if flags, err = intArg(3); err != nil {
-				return unsupported("%s flags: %v", c.Name, err)
-			}
-		}
-		buf := make([]byte, n)
-		if a[1].Kind == ExprString {
-			copy(buf, a[1].Name)
-		}
-		var got int
-		switch c.Name {
-		case "read":
-			got, err = unix.Read(fd, buf)
-		case "recv":
-			got, _, err = unix.Recvfrom(fd, buf, flags)
-		case "write":
-			got, err = unix.Write(fd, buf)
-		case "send":
-			got, err = unix.SendmsgN(fd, buf, nil, nil, flags|unix.MSG_NOSIGNAL)
-		}
-		if err != nil {
-			return errnoResult(err)
-		}
-		return CallResult{Ret: int64(got)}
+	case "read", "write", "recv", "send", "recvfrom", "sendto":
+		return t.readWrite(c)
+	case "readv", "writev", "sendmsg", "recvmsg":
+		return t.vectored(c)
+	case "ioctl":
+		return t.ioctl(a)
+	case "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait":
+		return t.epoll(c)
 	case "close":
 		if !argc(1) {
 			return unsupported("close takes 1 argument")
@@ -275,7 +250,8 @@ func sockoptNames(level, opt int) (string, bool) {
 		{unix.IPPROTO_TCP, unix.TCP_MAXSEG}: "TCP_MAXSEG", {unix.IPPROTO_TCP, unix.TCP_SYNCNT}: "TCP_SYNCNT",
 		{unix.IPPROTO_TCP, unix.TCP_LINGER2}: "TCP_LINGER2", {unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}: "TCP_USER_TIMEOUT",
 		{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}: "TCP_NOTSENT_LOWAT", {unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP}: "TCP_WINDOW_CLAMP",
-		{unix.IPPROTO_TCP, unix.TCP_CONGESTION}: "TCP_CONGESTION",
+		{unix.IPPROTO_TCP, unix.TCP_CONGESTION}: "TCP_CONGESTION", {unix.IPPROTO_TCP, unix.TCP_INFO}: "TCP_INFO",
+		{unix.IPPROTO_IP, unix.IP_TOS}: "IP_TOS", {unix.IPPROTO_IP, unix.IP_TTL}: "IP_TTL",
 	}
 	n, ok := known[[2]int{level, opt}]
 	return n, ok
@@ -363,9 +339,289 @@ func (t *linuxTarget) getsockopt(a []Expr) CallResult {
 		}
 		return CallResult{}
 	}
+	if level == unix.IPPROTO_TCP && opt == unix.TCP_INFO {
+		if a[3].Kind != ExprEllipsis {
+			return unsupported("getsockopt TCP_INFO: write ... for the value; %%{ }%% blocks check its fields")
+		}
+		if _, err := unix.GetsockoptTCPInfo(fd, level, opt); err != nil {
+			return errnoResult(err)
+		}
+		return CallResult{}
+	}
 	v, err := unix.GetsockoptInt(fd, level, opt)
 	if err != nil {
 		return errnoResult(err)
 	}
 	return CallResult{OutInt: map[int]int64{3: int64(v)}}
+}
+
+// readWrite runs read, write, recv, send, recvfrom and sendto. A buffer
+// written as 0 is passed as a NULL pointer.
+func (t *linuxTarget) readWrite(c *Call) CallResult {
+	a := c.Args
+	want := map[string]int{"read": 3, "write": 3, "recv": 4, "send": 4, "recvfrom": 6, "sendto": 6}[c.Name]
+	if len(a) != want {
+		return unsupported("%s takes %d arguments", c.Name, want)
+	}
+	if want == 6 && a[5].Kind != ExprEllipsis {
+		return unsupported("%s: the address arguments must be ..., ... (the script's peer)", c.Name)
+	}
+	fd, _ := t.fd(a[0])
+	null, text, err := bufferArg(a[1])
+	if err != nil {
+		return unsupported("%s: %v", c.Name, err)
+	}
+	n64, err := IntValue(a[2])
+	if err != nil || n64 < 0 {
+		return unsupported("%s length: expected a byte count", c.Name)
+	}
+	n := int(n64)
+	flags := 0
+	if want >= 4 {
+		v, err := IntValue(a[3])
+		if err != nil {
+			return unsupported("%s flags: %v", c.Name, err)
+		}
+		flags = int(v)
+	}
+	var buf []byte
+	var ptr uintptr // the buffer's address; 0 for NULL
+	if !null {
+		buf = make([]byte, max(n, 1))
+		copy(buf, text)
+		ptr = uintptr(unsafe.Pointer(&buf[0]))
+	}
+	var to unsafe.Pointer
+	var toLen uintptr
+	if c.Name == "sendto" {
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: t.cfg.RemoteIP.As4()}
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(t.cfg.ConnectPort>>8), byte(t.cfg.ConnectPort)
+		to, toLen = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+	}
+	var r uintptr
+	var en syscall.Errno
+	switch c.Name {
+	case "read":
+		r, _, en = unix.Syscall(unix.SYS_READ, uintptr(fd), ptr, uintptr(n))
+	case "write":
+		r, _, en = unix.Syscall(unix.SYS_WRITE, uintptr(fd), ptr, uintptr(n))
+	case "recv", "recvfrom":
+		r, _, en = unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), ptr, uintptr(n), uintptr(flags), 0, 0)
+	case "send", "sendto":
+		r, _, en = unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), ptr, uintptr(n), uintptr(flags|unix.MSG_NOSIGNAL), uintptr(to), toLen)
+	}
+	if en != 0 {
+		return errnoResult(en)
+	}
+	return CallResult{Ret: int64(r)}
+}
+
+// vectored runs readv, writev, sendmsg and recvmsg with buffers of the
+// iovec lengths written; sendmsg's msg_name is the script's peer.
+func (t *linuxTarget) vectored(c *Call) CallResult {
+	a := c.Args
+	if len(a) != 3 {
+		return unsupported("%s takes 3 arguments", c.Name)
+	}
+	fd, _ := t.fd(a[0])
+	var lens []int
+	var flags int64
+	var err error
+	if c.Name == "readv" || c.Name == "writev" {
+		if lens, err = IovecLengths(a[1]); err != nil {
+			return unsupported("%s: %v", c.Name, err)
+		}
+		if cnt, err := IntValue(a[2]); err != nil || int(cnt) != len(lens) {
+			return unsupported("%s: the iovec count %s does not match the %d-element array", c.Name, a[2], len(lens))
+		}
+	} else {
+		m, err := MsghdrValue(a[1])
+		if err != nil {
+			return unsupported("%s: %v", c.Name, err)
+		}
+		if m.Controls > 0 {
+			return unsupported("%s: control messages (msg_control) are not supported", c.Name)
+		}
+		if flags, err = IntValue(a[2]); err != nil {
+			return unsupported("%s flags: %v", c.Name, err)
+		}
+		if v, err := IntValue(m.Flags); c.Name == "sendmsg" && (err != nil || v != 0) {
+			return unsupported("sendmsg ignores the msg_flags field of the msghdr: write msg_flags=0")
+		}
+		lens = m.IOV
+	}
+	bufs := make([][]byte, len(lens))
+	for i, n := range lens {
+		bufs[i] = make([]byte, n)
+	}
+	var n, recvFlags int
+	switch c.Name {
+	case "readv":
+		n, err = unix.Readv(fd, bufs)
+	case "writev":
+		n, err = unix.Writev(fd, bufs)
+	case "sendmsg":
+		to := &unix.SockaddrInet4{Port: int(t.cfg.ConnectPort), Addr: t.cfg.RemoteIP.As4()}
+		n, err = unix.SendmsgBuffers(fd, bufs, nil, to, int(flags)|unix.MSG_NOSIGNAL)
+	case "recvmsg":
+		n, _, recvFlags, _, err = unix.RecvmsgBuffers(fd, bufs, nil, int(flags))
+	}
+	if err != nil {
+		return errnoResult(err)
+	}
+	res := CallResult{Ret: int64(n)}
+	if c.Name == "recvmsg" {
+		res.Out.MsgFlags, res.Out.HasMsgFlags = int64(recvFlags), true
+	}
+	return res
+}
+
+// ioctl runs ioctl(fd, SIOCINQ / SIOCOUTQ / SIOCOUTQNSD, [N]).
+func (t *linuxTarget) ioctl(a []Expr) CallResult {
+	if len(a) != 3 {
+		return unsupported("ioctl takes 3 arguments here: ioctl(fd, SIOCINQ or SIOCOUTQ, [N])")
+	}
+	fd, _ := t.fd(a[0])
+	req, err := IntValue(a[1])
+	if err != nil {
+		return unsupported("ioctl request: %v", err)
+	}
+	switch req {
+	case unix.SIOCINQ, unix.SIOCOUTQ, unix.SIOCOUTQNSD:
+	default:
+		return unsupported("ioctl request %s is not supported (SIOCINQ, SIOCOUTQ and SIOCOUTQNSD are)", a[1])
+	}
+	if a[2].Kind != ExprList || len(a[2].Items) != 1 {
+		return unsupported("ioctl: expected [N] for the value, found %s", a[2])
+	}
+	v, err := unix.IoctlGetInt(fd, uint(req))
+	if err != nil {
+		return errnoResult(err)
+	}
+	return CallResult{OutInt: map[int]int64{2: int64(v)}}
+}
+
+// scriptFD is the script's descriptor for a real one, or -1.
+func (t *linuxTarget) scriptFD(real int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s, r := range t.fds {
+		if r == real {
+			return s
+		}
+	}
+	return -1
+}
+
+// epoll runs the epoll calls on the kernel's epoll. An event's fd= names
+// a script descriptor: the kernel gets the real one, and epoll_wait's
+// answer is mapped back.
+func (t *linuxTarget) epoll(c *Call) CallResult {
+	a := c.Args
+	switch c.Name {
+	case "epoll_create", "epoll_create1":
+		if len(a) != 1 {
+			return unsupported("%s takes 1 argument", c.Name)
+		}
+		v, err := IntValue(a[0])
+		if err != nil {
+			return unsupported("%s: %v", c.Name, err)
+		}
+		var fd int
+		if c.Name == "epoll_create" {
+			fd, err = unix.EpollCreate(int(v))
+		} else {
+			fd, err = unix.EpollCreate1(int(v))
+		}
+		if err != nil {
+			return errnoResult(err)
+		}
+		t.addFD(c.WantFD, fd)
+		if c.WantFD >= 0 {
+			return CallResult{Ret: int64(c.WantFD)}
+		}
+		return CallResult{Ret: int64(fd)}
+	case "epoll_ctl":
+		if len(a) != 4 {
+			return unsupported("epoll_ctl takes 4 arguments")
+		}
+		epfd, _ := t.fd(a[0])
+		fd, _ := t.fd(a[2])
+		op, err := IntValue(a[1])
+		if err != nil {
+			return unsupported("epoll_ctl op: %v", err)
+		}
+		events, form, data, err := EpollArg(a[3])
+		if err != nil {
+			return unsupported("epoll_ctl: %v", err)
+		}
+		if form == "fd" {
+			real, _ := t.fd(Expr{Kind: ExprInt, Int: int64(data)})
+			data = uint64(uint32(real))
+		}
+		ev := unix.EpollEvent{Events: events, Fd: int32(uint32(data)), Pad: int32(uint32(data >> 32))}
+		if err := unix.EpollCtl(epfd, int(op), fd, &ev); err != nil {
+			return errnoResult(err)
+		}
+		return CallResult{}
+	}
+	// epoll_wait
+	if len(a) != 4 {
+		return unsupported("epoll_wait takes 4 arguments")
+	}
+	epfd, _ := t.fd(a[0])
+	_, form, _, err := EpollArg(a[1])
+	if err != nil {
+		return unsupported("epoll_wait: %v", err)
+	}
+	maxEv, err1 := IntValue(a[2])
+	timeout, err2 := IntValue(a[3])
+	if err1 != nil || err2 != nil {
+		return unsupported("epoll_wait: maxevents and timeout must be integers")
+	}
+	evs := make([]unix.EpollEvent, max(maxEv, 1))
+	if maxEv <= 0 {
+		evs = nil
+	}
+	// The Go runtime's signals interrupt epoll_wait: retry with what is
+	// left of the timeout.
+	deadline := time.Now().Add(time.Duration(timeout) * time.Millisecond)
+	var n int
+	for {
+		n, err = unix.EpollWait(epfd, evs, int(timeout))
+		if err != unix.EINTR {
+			break
+		}
+		if timeout > 0 {
+			if timeout = int64(time.Until(deadline) / time.Millisecond); timeout < 0 {
+				timeout = 0
+			}
+		}
+	}
+	if err != nil {
+		return errnoResult(err)
+	}
+	res := CallResult{Ret: int64(n)}
+	res.Out.HasEvents = true
+	for _, ev := range evs[:n] {
+		data := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		if form == "fd" {
+			data = uint64(int64(t.scriptFD(int(ev.Fd))))
+		}
+		res.Out.Events = append(res.Out.Events, EpollEvent{Events: ev.Events, Data: data})
+	}
+	return res
+}
+
+// TCPInfo reads a socket's struct tcp_info from the kernel (tcpInfoTarget).
+func (t *linuxTarget) TCPInfo(fd int) (map[string]uint64, error) {
+	real, _ := t.fd(Expr{Kind: ExprInt, Int: int64(fd)})
+	info, err := unix.GetsockoptTCPInfo(real, unix.SOL_TCP, unix.TCP_INFO)
+	if err != nil {
+		return nil, err
+	}
+	// The struct as the kernel wrote it, with the bit-field bytes (6 and 7)
+	// that x/sys/unix's TCPInfo leaves as padding.
+	return tcpInfoVars(unsafe.Slice((*byte)(unsafe.Pointer(info)), unsafe.Sizeof(*info))), nil
 }

@@ -103,6 +103,9 @@ type CallResult struct {
 	OutInt map[int]int64
 	// Revents holds poll's revents, one per entry of its array.
 	Revents []int16
+	// Out holds the other outputs (epoll_wait's events, recvmsg's
+	// msg_flags).
+	Out CallOut
 	// At is the target time when the call returned.
 	At time.Duration
 	// Err means the target could not run the call at all (unsupported

@@ -200,6 +200,9 @@ func (t *gvisorTarget) Close() error {
 
 func (t *gvisorTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
 
+// TCPInfo reads a socket's struct tcp_info (tcpInfoTarget).
+func (t *gvisorTarget) TCPInfo(fd int) (map[string]uint64, error) { return t.calls.tcpInfo(fd) }
+
 // gvisorOps are the target's socket operations (socketOps): calls on gVisor
 // endpoints, made the way gVisor's syscall layer makes them.
 type gvisorOps struct{ *gvisorTarget }
@@ -411,6 +414,9 @@ func (o gvisorOps) SetSockopt(s *gsock, level, opt, v int) error {
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_WINDOW_CLAMP:
 		return gvErr(s.ep.SetSockOptInt(tcpip.TCPWindowClampOption, v))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_USER_TIMEOUT:
+		if v < 0 {
+			return syscall.EINVAL // the sentry's check
+		}
 		ut := tcpip.TCPUserTimeoutOption(time.Duration(v) * time.Millisecond)
 		return gvErr(s.ep.SetSockOpt(&ut))
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_LINGER2:
@@ -419,6 +425,8 @@ func (o gvisorOps) SetSockopt(s *gsock, level, opt, v int) error {
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_DEFER_ACCEPT:
 		da := tcpip.TCPDeferAcceptOption(secs(v))
 		return gvErr(s.ep.SetSockOpt(&da))
+	case level == unix.IPPROTO_IP && opt == unix.IP_TOS:
+		return gvErr(s.ep.SetSockOptInt(tcpip.IPv4TOSOption, v))
 	default:
 		return errNoOption
 	}
@@ -465,6 +473,14 @@ func (o gvisorOps) GetSockopt(s *gsock, level, opt int) (int, error) {
 		return intOpt(tcpip.TCPSynCountOption)
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_WINDOW_CLAMP:
 		return intOpt(tcpip.TCPWindowClampOption)
+	case level == unix.IPPROTO_TCP && opt == unix.TCP_USER_TIMEOUT:
+		var ut tcpip.TCPUserTimeoutOption
+		if err := s.ep.GetSockOpt(&ut); err != nil {
+			return 0, gvErr(err)
+		}
+		return int(time.Duration(ut) / time.Millisecond), nil
+	case level == unix.IPPROTO_IP && opt == unix.IP_TOS:
+		return intOpt(tcpip.IPv4TOSOption)
 	case level == unix.IPPROTO_TCP && (opt == unix.TCP_KEEPIDLE || opt == unix.TCP_KEEPINTVL):
 		var d time.Duration
 		var err tcpip.Error
@@ -483,6 +499,84 @@ func (o gvisorOps) GetSockopt(s *gsock, level, opt int) (int, error) {
 		return int(d / time.Second), nil
 	}
 	return 0, errNoOption
+}
+
+// Ioctl is the sentry's: TIOCINQ (SIOCINQ) reads the endpoint's
+// ReceiveQueueSizeOption, TIOCOUTQ (SIOCOUTQ) its SendQueueSizeOption,
+// which gVisor's TCP endpoint does not implement (ENOPROTOOPT).
+func (o gvisorOps) Ioctl(s *gsock, req int) (int, error) {
+	var opt tcpip.SockOptInt
+	switch req {
+	case unix.SIOCINQ:
+		opt = tcpip.ReceiveQueueSizeOption
+	case unix.SIOCOUTQ:
+		opt = tcpip.SendQueueSizeOption
+	default:
+		return 0, errNoOption
+	}
+	v, err := s.ep.GetSockOptInt(opt)
+	if err != nil {
+		return 0, gvErr(err)
+	}
+	return min(v, math.MaxInt32), nil
+}
+
+// badBuffer stands for a bad user pointer: the sentry's copy from or to
+// it fails, which gVisor's endpoint reports as ErrBadBuffer (EFAULT).
+type badBuffer struct{}
+
+func (badBuffer) Read([]byte) (int, error)  { return 0, syscall.EFAULT }
+func (badBuffer) Write([]byte) (int, error) { return 0, syscall.EFAULT }
+func (badBuffer) Len() int                  { return 1 << 20 }
+
+func (o gvisorOps) WriteFault(s *gsock) error {
+	_, err := s.ep.Write(badBuffer{}, tcpip.WriteOptions{})
+	if _, wb := err.(*tcpip.ErrWouldBlock); wb {
+		return errWouldBlock
+	}
+	if err == nil {
+		return errWouldBlock // nothing queued and no error: no room yet
+	}
+	return gvErr(err)
+}
+
+func (o gvisorOps) ReadFault(s *gsock, n, flags int) error {
+	_, err := s.ep.Read(badBuffer{}, tcpip.ReadOptions{Peek: flags&unix.MSG_PEEK != 0})
+	switch err.(type) {
+	case nil:
+		return nil
+	case *tcpip.ErrWouldBlock:
+		return errWouldBlock
+	case *tcpip.ErrClosedForReceive:
+		return io.EOF
+	}
+	return gvErr(err)
+}
+
+// TCPInfo is what the sentry's getsockopt(TCP_INFO) fills from gVisor's
+// TCPInfoOption: state, ca_state, rto, rtt, rttvar, snd_ssthresh, snd_cwnd
+// and reord_seen; gVisor has no other tcp_info field, so the others are
+// left out.
+func (o gvisorOps) TCPInfo(s *gsock) (map[string]uint64, error) {
+	var v tcpip.TCPInfoOption
+	if err := s.ep.GetSockOpt(&v); err != nil {
+		return nil, gvErr(err)
+	}
+	ca := uint64(0) // TCP_CA_Open
+	switch v.CcState {
+	case tcpip.RTORecovery:
+		ca = 4 // TCP_CA_Loss
+	case tcpip.FastRecovery, tcpip.SACKRecovery:
+		ca = 3 // TCP_CA_Recovery
+	case tcpip.Disorder:
+		ca = 1
+	}
+	return map[string]uint64{
+		"tcpi_state": uint64(v.State), "tcpi_ca_state": ca,
+		"tcpi_rto": uint64(v.RTO / time.Microsecond), "tcpi_rtt": uint64(v.RTT / time.Microsecond),
+		"tcpi_rttvar": uint64(v.RTTVar / time.Microsecond), "tcpi_snd_ssthresh": uint64(v.SndSsthresh),
+		"tcpi_snd_cwnd": uint64(v.SndCwnd), "tcpi_reord_seen": uint64(boolInt(v.ReorderSeen)),
+	}, nil
 }
 
 // vclock is a faketime.ManualClock that also knows when its next timer is

@@ -31,7 +31,8 @@ type tunstackTarget struct {
 	now     tcpcore.Time
 	out     []outbound
 	calls   *dispatcher[*vsock]
-	readBuf []byte // what reads read into; scripts do not check the data
+	readBuf []byte   // what reads read into; scripts do not check the data
+	tos     tosTable // IP_TOS of the sockets, for the IP headers
 }
 
 type outbound struct {
@@ -50,6 +51,7 @@ type vsock struct {
 	c         *tcpcore.Conn
 	connErr   error // a connect that failed, for SO_ERROR
 	connected bool  // connect completed (EISCONN on a second call)
+	tos       uint8 // IP_TOS
 }
 
 func newTunstackTarget(cfg TargetConfig) (Target, error) {
@@ -59,7 +61,7 @@ func newTunstackTarget(cfg TargetConfig) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tunstackTarget{cfg: cfg, e: e, now: engineEpoch}
+	t := &tunstackTarget{cfg: cfg, e: e, now: engineEpoch, tos: tosTable{}}
 	t.calls = newDispatcher[*vsock]("tunstack", tunstackOps{t})
 	return t, nil
 }
@@ -120,7 +122,7 @@ func (t *tunstackTarget) collect() {
 	for _, p := range pkts {
 		b := p.WithHeader(wire.IPv4HeaderLen)
 		wire.PutIPv4Header(b, wire.IPv4Fields{Src: p.Src.As4(), Dst: p.Dst.As4(), Protocol: wire.ProtoTCP,
-			TTL: 64, DontFrag: true}, len(p.Segment()))
+			TTL: 64, TOS: t.tos.of(p), DontFrag: true}, len(p.Segment()))
 		t.out = append(t.out, outbound{append([]byte(nil), b...), t.Now()})
 	}
 	t.e.Release(pkts)
@@ -137,6 +139,9 @@ func (t *tunstackTarget) Close() error {
 }
 
 func (t *tunstackTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
+
+// TCPInfo reads a socket's struct tcp_info (tcpInfoTarget).
+func (t *tunstackTarget) TCPInfo(fd int) (map[string]uint64, error) { return t.calls.tcpInfo(fd) }
 
 // tunstackOps are the target's socket operations (socketOps): calls into
 // the engine.
@@ -166,11 +171,13 @@ func (o tunstackOps) Listen(s *vsock, backlog int) error {
 		s.l.SetBacklog(backlog)
 		return nil
 	}
-	l, err := o.e.Listen(o.now, netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), backlog, s.opts)
+	local := netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort)
+	l, err := o.e.Listen(o.now, local, backlog, s.opts)
 	if err != nil {
 		return engineErr(err)
 	}
 	s.l = l
+	o.tos.setListener(local, s.tos)
 	return nil
 }
 
@@ -185,7 +192,13 @@ func (o tunstackOps) Accept(s *vsock) (*vsock, error) {
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	return &vsock{c: conn, connected: true, opts: s.opts}, nil
+	// Linux: the accepted socket inherits the listener's options,
+	// TCP_USER_TIMEOUT and IP_TOS among them.
+	if conn.UserTimeout() != s.opts.UserTimeout {
+		conn.SetUserTimeout(o.now, s.opts.UserTimeout)
+	}
+	o.tos.setConn(conn, s.tos)
+	return &vsock{c: conn, connected: true, opts: s.opts, tos: s.tos}, nil
 }
 
 // Connect fails with EALREADY, never waits, while an earlier connect is
@@ -206,6 +219,7 @@ func (o tunstackOps) Connect(s *vsock) error {
 		return engineErr(err)
 	}
 	s.c = conn
+	o.tos.setConn(conn, s.tos) // before the SYN is collected
 	return errInProgress
 }
 
@@ -242,14 +256,18 @@ func (o tunstackOps) Read(s *vsock, n, _ int) (int, error) {
 	return 0, engineErr(err)
 }
 
-func (o tunstackOps) Write(s *vsock, b []byte, _ int) (int, error) {
+func (o tunstackOps) Write(s *vsock, b []byte, flags int) (int, error) {
 	if s.c == nil {
 		return 0, syscall.EPIPE
 	}
 	if len(b) == 0 {
 		return 0, nil
 	}
-	m, err := s.c.Write(o.now, b)
+	write := s.c.Write
+	if flags&unix.MSG_MORE != 0 {
+		write = s.c.WriteMore
+	}
+	m, err := write(o.now, b)
 	if errors.Is(err, tcpcore.ErrWouldBlock) {
 		return m, errWouldBlock
 	}
@@ -367,7 +385,29 @@ func (o tunstackOps) SetSockopt(s *vsock, level, opt, v int) error {
 			c.SetQuickAck(o.now, v != 0)
 		}
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
+		// Linux: 0 or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767).
+		if v != 0 && (v < 88 || v > 32767) {
+			return syscall.EINVAL
+		}
 		s.opts.MaxSeg = v
+	case level == unix.IPPROTO_TCP && opt == unix.TCP_USER_TIMEOUT:
+		if v < 0 {
+			return syscall.EINVAL // Linux: a negative timeout is EINVAL
+		}
+		s.opts.UserTimeout = time.Duration(v) * time.Millisecond
+		if c != nil {
+			return engineErr(c.SetUserTimeout(o.now, s.opts.UserTimeout))
+		}
+	case level == unix.IPPROTO_IP && opt == unix.IP_TOS:
+		// Linux (__ip_sock_set_tos): on a TCP socket the two ECN bits of
+		// the value are ignored; the stack owns them.
+		s.tos = uint8(v) &^ 3
+		switch {
+		case c != nil:
+			o.tos.setConn(c, s.tos)
+		case s.l != nil:
+			o.tos.setListener(netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), s.tos)
+		}
 	case level == unix.IPPROTO_TCP && (opt == unix.TCP_KEEPIDLE || opt == unix.TCP_KEEPINTVL || opt == unix.TCP_KEEPCNT):
 		d := time.Duration(v) * time.Second
 		switch opt {
@@ -432,10 +472,136 @@ func (o tunstackOps) GetSockopt(s *vsock, level, opt int) (int, error) {
 		}
 		return boolInt(s.opts.NoDelay), nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_MAXSEG:
-		if c != nil && c.Connected() {
-			return c.MSS(), nil
+		return o.maxSeg(s), nil
+	case level == unix.IPPROTO_TCP && opt == unix.TCP_USER_TIMEOUT:
+		if c != nil {
+			return int(c.UserTimeout() / time.Millisecond), nil
 		}
-		return 536, nil
+		return int(s.opts.UserTimeout / time.Millisecond), nil
+	case level == unix.IPPROTO_IP && opt == unix.IP_TOS:
+		return int(s.tos), nil
 	}
 	return 0, errNoOption
+}
+
+// maxSeg is getsockopt TCP_MAXSEG as Linux answers it: the value set
+// (user_mss) while the socket is closed or listening, else the MSS in use
+// (mss_cache), which is 536 (TCP_MSS_DEFAULT) until a connection sizes it.
+func (o tunstackOps) maxSeg(s *vsock) int {
+	c := s.c
+	closed := c == nil || c.State() == tcpcore.Closed
+	if s.opts.MaxSeg > 0 && closed {
+		return s.opts.MaxSeg
+	}
+	switch {
+	case c == nil:
+		return 536
+	case c.State() == tcpcore.SynSent:
+		// tcp_connect_init sizes mss_cache for the SYN: the link's MSS,
+		// capped by mss_clamp (the value set, else TCP_MSS_DEFAULT until
+		// the peer announces its MSS), less the timestamp option when it
+		// will be offered.
+		m := min(o.cfg.MTU-40, 536)
+		if s.opts.MaxSeg > 0 {
+			m = min(o.cfg.MTU-40, s.opts.MaxSeg)
+		}
+		if o.cfg.Profile.Timestamps {
+			m -= 12
+		}
+		return m
+	}
+	return c.MSS()
+}
+
+// Ioctl answers as Linux's tcp_ioctl: EINVAL on a listener, 0 before the
+// handshake completes, SIOCINQ the in-order bytes not yet read (a FIN not
+// counted), SIOCOUTQ write_seq - snd_una: the bytes not yet acknowledged,
+// sent or not, and the FIN until it is acknowledged.
+func (o tunstackOps) Ioctl(s *vsock, req int) (int, error) {
+	if req != unix.SIOCINQ && req != unix.SIOCOUTQ {
+		return 0, errNoOption
+	}
+	c := s.c
+	switch {
+	case s.l != nil:
+		return 0, syscall.EINVAL
+	case c == nil, c.State() == tcpcore.SynSent, c.State() == tcpcore.SynReceived:
+		return 0, nil
+	case req == unix.SIOCINQ:
+		return c.Buffered(), nil
+	}
+	n := c.Unsent()
+	switch c.State() {
+	case tcpcore.FinWait1, tcpcore.Closing, tcpcore.LastAck:
+		n++ // the FIN, queued or sent, not yet acknowledged
+	}
+	return n, nil
+}
+
+// WriteFault is a write from a bad pointer: the engine's own checks (a
+// pending error, EPIPE after shutdown, a handshake still under way) come
+// first, as in Linux's tcp_sendmsg, which fails with EFAULT only when it
+// goes to copy the data.
+func (o tunstackOps) WriteFault(s *vsock) error {
+	if s.c == nil {
+		return syscall.EPIPE
+	}
+	if !s.c.Writable() {
+		return errWouldBlock
+	}
+	if _, err := s.c.Write(o.now, nil); err != nil {
+		if errors.Is(err, tcpcore.ErrWouldBlock) {
+			return errWouldBlock
+		}
+		return engineErr(err)
+	}
+	return syscall.EFAULT
+}
+
+// ReadFault is a read into a bad pointer: EFAULT when there is data to
+// copy (Linux leaves it queued), otherwise what a read finds.
+func (o tunstackOps) ReadFault(s *vsock, n, flags int) error {
+	if s.c != nil && s.c.Buffered() > 0 {
+		return syscall.EFAULT
+	}
+	_, err := o.Read(s, n, flags)
+	return err
+}
+
+// TCPInfo is the engine's struct tcp_info for a connection; a listener or
+// an unconnected socket has only its state.
+func (o tunstackOps) TCPInfo(s *vsock) (map[string]uint64, error) {
+	switch {
+	case s.c != nil:
+		info := s.c.TCPInfo(o.now)
+		return tcpInfoVars(info.Bytes()), nil
+	case s.l != nil:
+		return map[string]uint64{"tcpi_state": linuxListen}, nil
+	}
+	return map[string]uint64{"tcpi_state": linuxClose}, nil
+}
+
+// tosTable is the IP layer's knowledge of IP_TOS: the engine builds TCP
+// segments and the target writes their IP headers, so the target puts on
+// each packet the TOS of the socket it belongs to: its connection's, else
+// (a SYN-ACK, or a connection not accepted yet) its listener's, else 0. A
+// connection keeps its entry after close, as Linux's orphaned sockets and
+// TIME-WAIT keep their TOS.
+type tosTable map[[2]netip.AddrPort]uint8
+
+func (t tosTable) setConn(c *tcpcore.Conn, tos uint8) {
+	t[[2]netip.AddrPort{c.LocalAddr(), c.RemoteAddr()}] = tos
+}
+
+func (t tosTable) setListener(local netip.AddrPort, tos uint8) {
+	t[[2]netip.AddrPort{local, {}}] = tos
+}
+
+func (t tosTable) of(p *tcpcore.Packet) uint8 {
+	seg := wire.TCP(p.Segment())
+	local := netip.AddrPortFrom(p.Src, seg.SrcPort())
+	if v, ok := t[[2]netip.AddrPort{local, netip.AddrPortFrom(p.Dst, seg.DstPort())}]; ok {
+		return v
+	}
+	return t[[2]netip.AddrPort{local, {}}]
 }
