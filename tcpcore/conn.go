@@ -26,10 +26,12 @@ type Conn struct {
 	accepted  bool // handed to the application (or actively opened)
 	appClosed bool // Close was called: the application is gone (orphan)
 
-	sender          // send sequence space and buffer (sender.go, output.go)
-	receiver        // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
-	recoveryControl // loss recovery (recovery.go, lostrtx.go, tlp.go)
-	timers          // timers, RTT estimation and probes (timers.go, rtt.go)
+	sender           // send sequence space and buffer (sender.go, output.go)
+	receiver         // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
+	recoveryControl  // loss recovery (recovery.go, lostrtx.go, tlp.go)
+	timers           // timers, RTT estimation and probes (timers.go, rtt.go)
+	infoTrack        // what only TCPInfo reports (tcpinfo_track.go)
+	userTimeoutClock // when TCP_USER_TIMEOUT counts from (usertimeout.go)
 
 	cc congestion.Controller // built when the connection is established
 

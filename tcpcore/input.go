@@ -15,6 +15,9 @@ const pawsIdleLimit = 24 * 24 * time.Hour
 // checks, each its own method below.
 func (c *Conn) input(now Time, s *segment) {
 	c.info.SegsIn++
+	if len(s.payload) > 0 {
+		c.dataSegsIn++ // Linux data_segs_in
+	}
 	if c.state == SynSent {
 		c.inputSynSent(now, s)
 		c.after(now)
@@ -341,6 +344,7 @@ func (c *Conn) ackedSyn(now Time, s *segment) {
 	if c.sndNxt.LT(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
+	c.noteAcked()
 }
 
 // timeWaitSyn handles a SYN that reaches a connection in TIME-WAIT. As in
@@ -443,6 +447,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	// icsk_probes_out in tcp_ack): the connection lives while they are
 	// answered, however long the window stays shut.
 	c.probes = 0
+	c.lastAckIn = now // Linux tp->rcv_tstamp
 	wasZeroWnd := c.sndWnd == 0
 	wasRecovering := c.recovery != recoveryNone
 	newlySacked := c.processSACK(now, s)
@@ -453,6 +458,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	acked := c.sndUna.Sub(oldUna)
 	c.sb.trim(c.sndUna)
 	c.ackLossSignals(now, s, acked, newlySacked)
+	c.settleRetransStamp()
 	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new
 	// data, in the state the ACK leaves, as Linux does at the end of
 	// tcp_ack (tcp_set_xmit_timer): an ACK that ends recovery, or undoes
@@ -510,6 +516,7 @@ func (c *Conn) updateSendWindow(s *segment, wasZeroWnd bool) {
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 	if wasZeroWnd && c.sndWnd > 0 {
 		c.persistAt, c.probes, c.persistBackoff = noDeadline, 0, 0
+		c.probesStamp = 0
 	}
 }
 
@@ -574,7 +581,9 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	if c.sndNxt.LT(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
+	c.noteAcked()
 	// RFC 6298 §5.7 and Linux: new data acknowledged ends the backoff.
+	c.endRTOEpisode(now)
 	c.retries, c.backoff = 0, 0
 	if c.cc != nil && c.recovery != recoveryFast {
 		// In fast recovery PRR sets the pace; the window grows again once

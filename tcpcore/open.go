@@ -24,6 +24,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 	}
 	c := e.newConn(now, local, remote, &opts)
 	c.accepted = true
+	c.active = true
 	e.conns[c.key] = c
 	e.stats.ActiveOpens++
 	c.iss = e.isn.isn(now, local, remote)
@@ -131,6 +132,7 @@ func (c *Conn) sendSyn(now Time) {
 	if c.sndNxt == c.iss {
 		c.sndNxt = c.iss.Add(1)
 		c.sndMax = c.sndNxt
+		c.noteSent(c.sndNxt)
 	}
 	if c.rtoAt == noDeadline {
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
@@ -242,6 +244,7 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 // established finishes a handshake.
 func (c *Conn) becomeEstablished(now Time) {
 	c.startCongestionControl()
+	c.noteEstablished(now)
 	c.retries, c.backoff = 0, 0
 	c.rtoAt = noDeadline
 	c.setState(Established)

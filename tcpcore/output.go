@@ -149,6 +149,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	if c.sndNxt.GT(c.sndMax) {
 		c.sndMax = c.sndNxt
 		c.noteFlight()
+		c.noteSent(c.sndNxt)
 	}
 	if n < mss {
 		c.sndSml = c.sndNxt
@@ -192,6 +193,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 	}
 	e.finishPacket(p, hl+n)
 	c.info.SegsOut++
+	c.noteEmitted(now, n)
 	if flags&wire.FlagACK != 0 {
 		c.ackSent(ack)
 	}

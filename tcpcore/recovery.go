@@ -181,6 +181,7 @@ func (c *Conn) processSACK(now Time, s *segment) int {
 // Reordering is the usual cause, so the duplicate threshold rises.
 func (c *Conn) onDSACK(now Time, b seqRange) {
 	c.info.DSACKsReceived++
+	c.countDSACKDups(b)
 	// Only a duplicate of data we retransmitted in this episode says a
 	// retransmission was unnecessary; the network duplicating a segment
 	// says nothing about our window.
@@ -193,6 +194,7 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 		// Raise DupThresh (RFC 6675 §5 allows adjusting it; Linux raises
 		// tp->reordering) so the same reordering does not fool us again.
 		c.dupThresh = min(c.dupThresh+1, c.e.prof.MaxReordering)
+		c.reordSeen++ // Linux tp->reord_seen
 		c.undo(now)
 	}
 }
@@ -503,6 +505,7 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool, kind rtxKind) {
 		c.retransTS = c.tsNow(now)
 	}
 	c.emitData(now, seq, flags, off, n)
+	c.noteRetransmitted(now, seq, n)
 	end := seq.Add(n)
 	if fin {
 		end = end.Add(1)

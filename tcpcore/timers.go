@@ -147,13 +147,14 @@ func (c *Conn) onRTO(now Time) {
 		// SynRetries+SynLinearTimeouts retransmissions, or once the time
 		// since the first SYN reaches what SynRetries doubling backoffs
 		// would take (tcp_write_timeout), whichever comes first.
-		if c.retries >= p.SynRetries+p.SynLinearTimeouts || now.Sub(c.synStart) >= synGiveUpTime(p) {
+		if c.retries >= p.SynRetries+p.SynLinearTimeouts || c.synTimedOut(now) {
 			c.e.stats.AttemptFails++
 			c.closeWith(ErrTimedOut)
 			return
 		}
 		// Linux 6.x: the first SynLinearTimeouts retransmissions keep the
 		// initial RTO; exponential backoff only after them.
+		c.noteRTO(now)
 		c.resendSyn(now, c.retries+1 > p.SynLinearTimeouts)
 		return
 	case SynReceived:
@@ -176,14 +177,16 @@ func (c *Conn) onRTO(now Time) {
 	if c.sndUna == c.sndMax {
 		return // nothing outstanding
 	}
-	if c.retries >= p.Retries2 {
-		// RFC 9293 §3.8.3 R2: give up. Linux reports ETIMEDOUT without RST.
+	if c.retransmitsTimedOut(now) {
+		// RFC 9293 §3.8.3 R2 (or RFC 5482's user timeout): give up. Linux
+		// reports ETIMEDOUT without RST.
 		c.closeWith(ErrTimedOut)
 		if c.appClosed {
 			c.destroy()
 		}
 		return
 	}
+	c.noteRTO(now)
 	c.retries++
 	c.backoff++
 	c.info.Timeouts++
@@ -191,8 +194,9 @@ func (c *Conn) onRTO(now Time) {
 	// rest follow as the window allows (recovery.go, loss state).
 	c.enterLossRecovery(now)
 	c.rttTiming = false
-	// RFC 6298 §5.5-5.6: back off and restart the timer.
-	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	// RFC 6298 §5.5-5.6: back off and restart the timer, never beyond
+	// the user timeout (Linux tcp_clamp_rto_to_user_timeout).
+	c.rtoAt = now.Add(c.clampRTO(now, c.retransStamp, c.rtt.backedOff(c.backoff)))
 }
 
 // resendSyn retransmits our SYN (or SYN-ACK) on timeout, backing the
@@ -204,7 +208,11 @@ func (c *Conn) resendSyn(now Time, backoff bool) {
 	}
 	c.rttTiming = false
 	c.countRetransmit(now, rtxSYN)
-	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	rto := c.rtt.backedOff(c.backoff)
+	if c.state == SynSent {
+		rto = c.clampRTO(now, c.synStart, rto) // Linux: retrans_stamp is the first SYN's
+	}
+	c.rtoAt = now.Add(rto)
 	c.sendSyn(now)
 }
 
@@ -236,6 +244,13 @@ func (c *Conn) onPersist(now Time) {
 	if wndLeft > 0 && pending > 0 {
 		mss := c.segSize()
 		c.sendData(now, min(wndLeft, pending, mss), mss, false)
+		c.probesStamp = 0 // data in flight: no zero-window probing (Linux tcp_send_probe0)
+		return
+	}
+	if c.probeTimedOut(now) {
+		// RFC 5482 with Linux's tcp_probe_timer: the window stayed shut
+		// for the user timeout. ETIMEDOUT without RST.
+		c.closeWith(ErrTimedOut)
 		return
 	}
 	p := c.e.prof
@@ -262,7 +277,8 @@ func (c *Conn) onPersist(now Time) {
 		// with its current window.
 		c.emitProbe(now)
 	}
-	c.persistAt = now.Add(c.rtt.backedOff(c.persistBackoff))
+	// Never beyond the user timeout (Linux tcp_clamp_probe0_to_user_timeout).
+	c.persistAt = now.Add(c.clampProbe(now, c.rtt.backedOff(c.persistBackoff)))
 }
 
 // emitProbe sends a segment the peer must answer with an ACK: sequence
@@ -293,8 +309,9 @@ func (c *Conn) onKeepalive(now Time) {
 		c.keepaliveAt = now.Add(c.kaIdle)
 		return
 	}
-	if c.kaProbes >= c.kaCount {
-		// Linux tcp_keepalive_timer: RST, then ETIMEDOUT.
+	if c.keepaliveTimedOut(now) {
+		// Linux tcp_keepalive_timer: RST, then ETIMEDOUT (with
+		// TCP_USER_TIMEOUT too, RFC 5482).
 		c.abort(now, ErrTimedOut)
 		return
 	}

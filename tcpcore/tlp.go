@@ -53,6 +53,7 @@ func (c *Conn) onTLP(now Time) {
 		}
 		flags, off := c.resendFlags(seq, n, fin)
 		c.emitData(now, seq, flags, off, n)
+		c.noteRetransmitted(now, seq, n)
 		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {
 			c.rttTiming = false // Karn's rule

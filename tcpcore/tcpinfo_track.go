@@ -1,0 +1,130 @@
+package tcpcore
+
+import "time"
+
+// infoTrack is what a connection records only to report it in TCPInfo
+// (Linux's struct tcp_info): counters Linux keeps per socket that the
+// engine's own logic has no use for, the instants of the last activity,
+// the episode of retransmission timeouts, and where each segment in flight
+// ends, so that counts Linux reports in segments are counted in segments.
+// Conn embeds it. Updating it allocates nothing once the ring of segment
+// ends has grown to the connection's largest flight.
+type infoTrack struct {
+	active        bool // we sent the SYN (Connect), rather than a listener's SYN-ACK
+	establishedAt Time // when the handshake completed; 0 before
+	lastDataOut   Time // last segment with payload sent, retransmissions included
+	lastAckIn     Time // last acceptable ACK received
+
+	dataSegsIn   uint64 // segments received with payload
+	dataSegsOut  uint64 // segments sent with payload, retransmissions included
+	bytesSent    uint64 // payload bytes sent, retransmissions included
+	bytesRetrans uint64 // payload bytes retransmitted
+	dsackDups    uint64 // segments the peer reported received twice (D-SACK)
+	reordSeen    uint64 // reorderings detected
+	rcvOOOPack   uint64 // segments received out of order
+	delivered    uint64 // segments cumulatively acknowledged (SYN and FIN included)
+
+	totalRTO           uint64 // retransmission timeouts that retransmitted
+	totalRTORecoveries uint64 // episodes of them: the first timeout after an ACK of new data
+	totalRTOTime       time.Duration
+	rtoEpisodeAt       Time // start of the current episode; 0 outside one
+
+	sent segEnds
+}
+
+// segEnds is a ring of the end sequence numbers of the segments in flight,
+// in sending order: one entry per new segment (SYN and FIN included), the
+// oldest dropped as the cumulative ACK passes it. A retransmission reuses
+// the boundaries of what it resends. It grows by doubling and never shrinks.
+type segEnds struct {
+	ends    []Seq
+	head, n int
+}
+
+func (r *segEnds) push(end Seq) {
+	if r.n == len(r.ends) {
+		grown := make([]Seq, max(2*len(r.ends), 16))
+		for i := 0; i < r.n; i++ {
+			grown[i] = r.ends[(r.head+i)%len(r.ends)]
+		}
+		r.ends, r.head = grown, 0
+	}
+	r.ends[(r.head+r.n)%len(r.ends)] = end
+	r.n++
+}
+
+func (r *segEnds) at(i int) Seq { return r.ends[(r.head+i)%len(r.ends)] }
+
+// ackTo drops the segments that end at or below una and returns how many.
+func (r *segEnds) ackTo(una Seq) int {
+	k := 0
+	for r.n > 0 && r.ends[r.head].LE(una) {
+		r.head = (r.head + 1) % len(r.ends)
+		r.n--
+		k++
+	}
+	return k
+}
+
+func (r *segEnds) reset() { r.head, r.n = 0, 0 }
+
+// noteSent records a segment of new sequence space ending at end.
+func (c *Conn) noteSent(end Seq) { c.sent.push(end) }
+
+// noteAcked moves the record of segments in flight up to SND.UNA, counting
+// the segments delivered (Linux tp->delivered, which counts the SYN too).
+func (c *Conn) noteAcked() {
+	c.delivered += uint64(c.sent.ackTo(c.sndUna))
+}
+
+// noteEmitted counts a segment that carries n bytes of payload (Linux
+// tcp_transmit_skb: data_segs_out, bytes_sent, and lsndtime through
+// tcp_event_data_sent).
+func (c *Conn) noteEmitted(now Time, n int) {
+	if n > 0 {
+		c.dataSegsOut++
+		c.bytesSent += uint64(n)
+		c.lastDataOut = now
+	}
+}
+
+// noteRTO books a retransmission timeout that retransmits (Linux
+// tcp_update_rto_stats): the first since the timeout count was last reset
+// starts an episode.
+func (c *Conn) noteRTO(now Time) {
+	if c.retries == 0 {
+		c.totalRTORecoveries++
+		c.rtoEpisodeAt = now
+	}
+	c.totalRTO++
+}
+
+// endRTOEpisode closes the episode when the timeout count resets: an ACK
+// of new data, or the handshake's completion.
+func (c *Conn) endRTOEpisode(now Time) {
+	if c.rtoEpisodeAt != 0 {
+		c.totalRTOTime += now.Sub(c.rtoEpisodeAt)
+		c.rtoEpisodeAt = 0
+	}
+}
+
+// noteEstablished sets the activity instants a new connection starts with:
+// Linux sets lsndtime, lrcvtime and rcv_tstamp when the handshake
+// completes (tcp_finish_connect, tcp_create_openreq_child).
+func (c *Conn) noteEstablished(now Time) {
+	c.establishedAt = now
+	c.lastDataOut, c.lastAckIn = now, now
+	c.endRTOEpisode(now)
+}
+
+// countDSACKDups counts the segments a D-SACK block reports received twice,
+// as Linux's tcp_dsack_seen does: a block longer than the largest window
+// the peer offered is dubious and ignored; otherwise its length in MSS-sized
+// segments, at least one.
+func (c *Conn) countDSACKDups(b seqRange) {
+	n := b.end.Sub(b.start)
+	if n <= 0 || n > c.maxSndWnd {
+		return
+	}
+	c.dsackDups += uint64(max((n+c.sndMSS-1)/max(c.sndMSS, 1), 1))
+}
