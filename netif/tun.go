@@ -39,6 +39,15 @@ type TUNConfig struct {
 	// refuses, the device is opened without it and OpenTUN logs that once
 	// per process; TUN.Offload says which.
 	Offload bool
+	// WholeTSO, with Offload, makes ReadPackets hand out each TSO packet
+	// the kernel sends as it is, one IP packet of up to 64 KiB carrying
+	// many segments' payload (the virtio header stripped, its TCP
+	// checksum completed), instead of cutting it into segments; each
+	// buffer given to ReadPackets must then hold 65535 bytes. The device
+	// then also advertises TSO for IPv6 and for ECN, the offload set of a
+	// typical Ethernet NIC, so that the kernel's TCP sends the units it
+	// would send to such a NIC.
+	WholeTSO bool
 }
 
 // TUN is a Link over a Linux TUN device in IFF_TUN|IFF_NO_PI mode: every read
@@ -81,6 +90,7 @@ type TUN struct {
 	// there; a TSO packet spills into readBig, is gathered there and cut
 	// into segments by split, which may hand them out over several calls.
 	offload     bool
+	wholeTSO    bool // hand TSO packets out whole (TUNConfig.WholeTSO)
 	readHdr     [vnetHdrLen]byte
 	readIov     [3]unix.Iovec
 	readBig     []byte // gsoMaxBytes+1, with read offload
@@ -118,14 +128,15 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
-	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload)
+	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload, cfg.WholeTSO)
 	if err != nil {
 		return nil, err
 	}
 	// From here the device exists and is ours: closing fd removes it,
 	// because it is not persistent.
-	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
-	if offload {
+	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, wholeTSO: offload && cfg.WholeTSO,
+		coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
+	if offload && !t.wholeTSO {
 		t.readBig = make([]byte, gsoMaxBytes+1)
 	}
 	fail := func(what string, err error) (*TUN, error) {
@@ -167,10 +178,10 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 
 // openTUNDevice opens /dev/net/tun and creates the device name on it. With
 // offload it asks for virtio-net headers of 10 bytes and for TSO packets
-// with partial checksums on reads; if the kernel refuses any of that, it
-// closes the device, opens it again without, logs once and reports offload
-// false.
-func openTUNDevice(name string, offload bool) (fd int, withOffload bool, err error) {
+// with partial checksums on reads (with wholeTSO, IPv6 and ECN TSO packets
+// too); if the kernel refuses any of that, it closes the device, opens it
+// again without, logs once and reports offload false.
+func openTUNDevice(name string, offload, wholeTSO bool) (fd int, withOffload bool, err error) {
 	if offload {
 		fd, err := createTUN(name, unix.IFF_VNET_HDR)
 		if err != nil {
@@ -183,8 +194,14 @@ func openTUNDevice(name string, offload bool) (fd int, withOffload bool, err err
 			// packets whose checksum it left to us (TUN_F_CSUM) and TCPv4
 			// TSO packets (TUN_F_TSO4), which readBatch cuts into
 			// segments. Writes of GSO packets do not depend on these flags.
+			// Packets handed out whole may be of any TSO kind: IPv6 and
+			// ECN (CWR set) TSO packets too, which gsoSplit does not cut.
+			flags := unix.TUN_F_CSUM | unix.TUN_F_TSO4
+			if wholeTSO {
+				flags |= unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+			}
 			if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err == nil {
-				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4)
+				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, flags)
 			}
 			if err == nil {
 				return fd, true, nil
@@ -357,14 +374,21 @@ func (t *TUN) readBatch(fd uintptr) bool {
 // finishOffloadRead takes a read of n bytes, virtio header included, and
 // returns the size of the packet now in buf: the packet itself, its
 // checksum completed, or the first segment cut from a TSO packet, whose
-// others follow through nextSegment. ok is false for a read that yields
-// nothing usable (counted in gsoDrops).
+// others follow through nextSegment. With wholeTSO a TSO packet is
+// returned as it is, its checksum completed like any other's. ok is false
+// for a read that yields nothing usable (counted in gsoDrops).
 func (t *TUN) finishOffloadRead(buf []byte, n int) (int, bool) {
 	if n < vnetHdrLen {
 		return 0, false
 	}
 	n -= vnetHdrLen
 	h := parseVnetHdr(t.readHdr[:])
+	if t.wholeTSO && h.gsoType != vnetGSONone {
+		// The checksum of a TSO packet is completed over the whole packet,
+		// exactly as a single packet's: the kernel put the pseudo-header
+		// sum over its full length in the field.
+		h.gsoType = vnetGSONone
+	}
 	if h.gsoType == vnetGSONone {
 		if n > len(buf) || !finishReadPacket(h, buf[:n]) {
 			t.gsoDrops.Add(1) // larger than the buffer, or unusable
