@@ -122,6 +122,11 @@ type TargetConfig struct {
 	ConnectPort uint16          // connect(..., ...) goes to RemoteIP:ConnectPort
 	MTU         int             // link MTU (1500)
 	ScriptDir   string          // for shell lines
+	// NoTSO makes the target hand the runner one packet per segment. By
+	// default a target hands it what packetdrill's TUN, which offers TSO,
+	// carries: each TSO packet whole, a burst's segments merged behind one
+	// header (burst.go says how the in-process targets decide).
+	NoTSO bool
 }
 
 // TargetFactory creates a target for one script run.

@@ -86,6 +86,11 @@ type gvisorTarget struct {
 	link  *syncLink
 	opts  gvisorstack.Options
 	calls *dispatcher[*gsock]
+	// burst merges gVisor's segments into the packets Linux would hand a
+	// TUN with TSO (burst.go), into ready; nil with TargetConfig.NoTSO,
+	// and then packets come straight from the link.
+	burst *burstCoalescer
+	ready []outbound
 }
 
 // gsock is one socket: a gVisor TCP endpoint.
@@ -105,6 +110,9 @@ func newGvisorTarget(cfg TargetConfig) (Target, error) {
 	t := &gvisorTarget{cfg: cfg, clock: clock, st: st, s: st.GVisor(), opts: st.Options(),
 		link: &syncLink{mtu: uint32(cfg.MTU), clock: clock}}
 	t.calls = newDispatcher[*gsock]("gvisor", gvisorOps{t})
+	if !cfg.NoTSO {
+		t.burst = newBurstCoalescer(t.burstInfo)
+	}
 	if err := t.attach(); err != nil {
 		st.Close()
 		return nil, err
@@ -141,6 +149,9 @@ func (t *gvisorTarget) Inject(pkt []byte) error {
 	if d == nil {
 		return errors.New("inject: gVisor's NIC is not attached")
 	}
+	if t.burst != nil {
+		t.burst.inbound(pkt)
+	}
 	pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
 	d.DeliverNetworkPacket(ipv4.ProtocolNumber, pb)
 	pb.DecRef()
@@ -150,7 +161,7 @@ func (t *gvisorTarget) Inject(pkt []byte) error {
 
 func (t *gvisorTarget) Outbound(deadline time.Duration) ([]byte, time.Duration, bool, error) {
 	for {
-		if o, ok := t.link.pop(); ok {
+		if o, ok := t.pop(); ok {
 			return o.pkt, o.at, true, nil
 		}
 		now := t.Now()
@@ -165,7 +176,7 @@ func (t *gvisorTarget) Outbound(deadline time.Duration) ([]byte, time.Duration, 
 			t.clock.mc.Advance(next - now)
 		}
 		t.settle()
-		if t.link.empty() && t.Now() >= deadline {
+		if t.empty() && t.Now() >= deadline {
 			return nil, 0, false, nil
 		}
 	}
@@ -173,7 +184,18 @@ func (t *gvisorTarget) Outbound(deadline time.Duration) ([]byte, time.Duration, 
 
 // settle lets gVisor finish everything the last step caused, at the current
 // virtual instant, and completes the blocked calls that can now complete.
-func (t *gvisorTarget) settle() {
+func (t *gvisorTarget) settle() { t.settleAfter(false) }
+
+// settleAfter is settle after a step that was a system call (byCall) or
+// not; what the step made gVisor send is one batch for the coalescer.
+func (t *gvisorTarget) settleAfter(byCall bool) {
+	t.settleRounds()
+	if t.burst != nil {
+		t.ready = append(t.ready, t.burst.batch(t.link.drain(), byCall)...)
+	}
+}
+
+func (t *gvisorTarget) settleRounds() {
 	for round := 0; round < 1000; round++ {
 		before := t.generation()
 		t.s.Pause()
@@ -198,7 +220,54 @@ func (t *gvisorTarget) Close() error {
 	return t.st.Close()
 }
 
-func (t *gvisorTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
+func (t *gvisorTarget) Syscall(c *Call) <-chan CallResult {
+	return t.calls.Syscall(c, func() { t.settleAfter(true) })
+}
+
+// pop returns the next packet for the runner: coalesced, or, with NoTSO,
+// as gVisor wrote it.
+func (t *gvisorTarget) pop() (outbound, bool) {
+	if t.burst == nil {
+		return t.link.pop()
+	}
+	if len(t.ready) == 0 {
+		return outbound{}, false
+	}
+	o := t.ready[0]
+	t.ready = t.ready[1:]
+	return o, true
+}
+
+func (t *gvisorTarget) empty() bool {
+	if t.burst == nil {
+		return t.link.empty()
+	}
+	return len(t.ready) == 0
+}
+
+// burstInfo tells the coalescer Linux's sizes for gVisor's connection k:
+// its congestion window, and tso_segs from Linux's formula over gVisor's
+// cwnd, ssthresh and smoothed RTT (gVisor reports no minimum RTT; the
+// smoothed one stands in for it).
+func (t *gvisorTarget) burstInfo(k flowKey, mss int) burstInfo {
+	for _, f := range t.calls.fds {
+		ep := f.sock.ep
+		la, err1 := ep.GetLocalAddress()
+		ra, err2 := ep.GetRemoteAddress()
+		if err1 != nil || err2 != nil || la.Port != k.local.Port() || ra.Port != k.remote.Port() ||
+			la.Addr != tcpip.AddrFrom4(k.local.Addr().As4()) || ra.Addr != tcpip.AddrFrom4(k.remote.Addr().As4()) {
+			continue
+		}
+		var in tcpip.TCPInfoOption
+		if ep.GetSockOpt(&in) != nil {
+			return burstInfo{}
+		}
+		cwnd, ssthresh := int(in.SndCwnd), int(min(in.SndSsthresh, 1<<30))
+		return burstInfo{Cwnd: cwnd,
+			TSOSegs: linuxTSOSegs(mss, cwnd, ssthresh, 0, in.RTT, in.RTT, max(t.cfg.Profile.PushEverySegments, 1))}
+	}
+	return burstInfo{}
+}
 
 // TCPInfo reads a socket's struct tcp_info (tcpInfoTarget).
 func (t *gvisorTarget) TCPInfo(fd int) (map[string]uint64, error) { return t.calls.tcpInfo(fd) }
@@ -696,6 +765,15 @@ func (l *syncLink) pop() (outbound, bool) {
 	o := l.out[0]
 	l.out = l.out[1:]
 	return o, true
+}
+
+// drain takes every packet written so far.
+func (l *syncLink) drain() []outbound {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.out
+	l.out = nil
+	return out
 }
 
 func (l *syncLink) empty() bool {

@@ -21,10 +21,19 @@ import (
 func init() { RegisterTarget("linux", newLinuxTarget) }
 
 // linuxTarget runs a script against the kernel's own TCP, as packetdrill
-// does: a fresh network namespace holds a TUN device with the local address;
-// the remote prefix is routed into the TUN; inbound packets are written to
-// it, outbound ones read from it; system calls are real socket calls on
-// sockets created inside the namespace. Time is real.
+// does: a fresh network namespace holds a TUN device, tun0 as packetdrill
+// names it (scripts run tc and ethtool on it by that name), with the local
+// address; the remote prefix is routed into the TUN; inbound packets are
+// written to it, outbound ones read from it; system calls are real socket
+// calls on sockets created inside the namespace. Time is real.
+//
+// Like packetdrill's, the TUN carries virtio-net headers and offers TSO
+// (IPv4, IPv6, ECN) and checksum offload, so the kernel's TCP hands it each
+// TSO packet whole, many segments' payload behind one header, and the
+// runner sees those packets as they are (netif's WholeTSO: header
+// stripped, checksum completed). With TargetConfig.NoTSO the device offers
+// no offload, and the kernel cuts every TSO packet into segments before
+// the TUN sees it.
 type linuxTarget struct {
 	cfg   TargetConfig
 	ns    *netns.NS
@@ -44,6 +53,10 @@ type outPkt struct {
 	at time.Duration
 }
 
+// linuxTUN is the test device's name. It lives in the target's own
+// namespace, so the name cannot clash with a device of the host.
+const linuxTUN = "tun0"
+
 func newLinuxTarget(cfg TargetConfig) (Target, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: the linux target needs root to create a network namespace and a TUN device", ErrNotAvailable)
@@ -54,23 +67,27 @@ func newLinuxTarget(cfg TargetConfig) (Target, error) {
 	}
 	t := &linuxTarget{cfg: cfg, ns: ns, out: make(chan outPkt, 4096), done: make(chan struct{}), fds: map[int]int{}}
 	err = ns.Do(func() error {
-		tun, err := netif.OpenTUN(netif.TUNConfig{Name: "drill0", HostAddr: netip.PrefixFrom(cfg.LocalIP, 24), MTU: cfg.MTU})
+		tun, err := netif.OpenTUN(netif.TUNConfig{Name: linuxTUN, HostAddr: netip.PrefixFrom(cfg.LocalIP, 24), MTU: cfg.MTU,
+			Offload: !cfg.NoTSO, WholeTSO: true})
 		if err != nil {
 			return err
 		}
 		t.tun = tun
-		link, err := netlink.LinkByName("drill0")
+		if !cfg.NoTSO && !tun.Offload() {
+			return fmt.Errorf("the kernel refused TSO offload on the TUN (IFF_VNET_HDR, TUNSETOFFLOAD), so it cannot show TSO packets as packetdrill sees them; run with --no-tso")
+		}
+		link, err := netlink.LinkByName(linuxTUN)
 		if err != nil {
 			return err
 		}
 		remote := netip.PrefixFrom(cfg.RemoteIP, 24).Masked()
 		dst := &net.IPNet{IP: remote.Addr().AsSlice(), Mask: net.CIDRMask(24, 32)}
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
-			return fmt.Errorf("route %v via drill0: %w", dst, err)
+			return fmt.Errorf("route %v via %s: %w", dst, linuxTUN, err)
 		}
 		// No IPv6 on the test link: its neighbour discovery would only be
 		// noise on the TUN.
-		for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/drill0/disable_ipv6"} {
+		for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/" + linuxTUN + "/disable_ipv6"} {
 			_ = os.WriteFile(f, []byte("1"), 0o644)
 		}
 		return nil
@@ -94,7 +111,7 @@ func (t *linuxTarget) RealTime() bool     { return true }
 
 func (t *linuxTarget) reader() {
 	defer t.wg.Done()
-	buf := make([]byte, 65536)
+	buf := make([]byte, 65536) // a whole TSO packet: at most 65535 bytes
 	bufs, sizes := [][]byte{buf}, []int{0}
 	for {
 		n, err := t.tun.ReadPackets(bufs, sizes)

@@ -33,6 +33,10 @@ type tunstackTarget struct {
 	calls   *dispatcher[*vsock]
 	readBuf []byte   // what reads read into; scripts do not check the data
 	tos     tosTable // IP_TOS of the sockets, for the IP headers
+	// burst merges the engine's segments into the packets Linux would
+	// hand a TUN with TSO (burst.go); nil with TargetConfig.NoTSO.
+	burst *burstCoalescer
+	conns map[flowKey]*tcpcore.Conn // connections burst asked about
 }
 
 type outbound struct {
@@ -63,6 +67,10 @@ func newTunstackTarget(cfg TargetConfig) (Target, error) {
 	}
 	t := &tunstackTarget{cfg: cfg, e: e, now: engineEpoch, tos: tosTable{}}
 	t.calls = newDispatcher[*vsock]("tunstack", tunstackOps{t})
+	if !cfg.NoTSO {
+		t.burst = newBurstCoalescer(t.burstInfo)
+		t.conns = map[flowKey]*tcpcore.Conn{}
+	}
 	return t, nil
 }
 
@@ -73,6 +81,9 @@ func (t *tunstackTarget) Inject(pkt []byte) error {
 	ip, err := inboundTCP(pkt)
 	if err != nil {
 		return err
+	}
+	if t.burst != nil {
+		t.burst.inbound(pkt)
 	}
 	t.e.Input(t.now, ip.SrcAddr(), ip.DstAddr(), ip.Payload())
 	t.settle()
@@ -107,24 +118,36 @@ func (t *tunstackTarget) Outbound(deadline time.Duration) ([]byte, time.Duration
 
 // settle collects the engine's output and completes blocked calls whose
 // condition now holds (which may produce more output).
-func (t *tunstackTarget) settle() {
+func (t *tunstackTarget) settle() { t.settleAfter(false) }
+
+// settleAfter is settle after a step that was a system call (byCall) or
+// not; what blocked calls produce as they complete counts as a call's.
+func (t *tunstackTarget) settleAfter(byCall bool) {
 	for {
-		t.collect()
+		t.collect(byCall)
 		if !t.calls.complete() {
-			t.collect()
+			t.collect(true)
 			return
 		}
+		byCall = true
 	}
 }
 
-func (t *tunstackTarget) collect() {
+// collect takes what the engine sent since the last call as one batch,
+// merged into TSO packets unless NoTSO.
+func (t *tunstackTarget) collect(byCall bool) {
 	pkts := t.e.Output()
+	batch := make([]outbound, 0, len(pkts))
 	for _, p := range pkts {
 		b := p.WithHeader(wire.IPv4HeaderLen)
 		wire.PutIPv4Header(b, wire.IPv4Fields{Src: p.Src.As4(), Dst: p.Dst.As4(), Protocol: wire.ProtoTCP,
 			TTL: 64, TOS: t.tos.of(p), DontFrag: true}, len(p.Segment()))
-		t.out = append(t.out, outbound{append([]byte(nil), b...), t.Now()})
+		batch = append(batch, outbound{append([]byte(nil), b...), t.Now()})
 	}
+	if t.burst != nil {
+		batch = t.burst.batch(batch, byCall)
+	}
+	t.out = append(t.out, batch...)
 	t.e.Release(pkts)
 	for _, w := range t.e.Wakeups() {
 		w.Wake()
@@ -138,7 +161,34 @@ func (t *tunstackTarget) Close() error {
 	return nil
 }
 
-func (t *tunstackTarget) Syscall(c *Call) <-chan CallResult { return t.calls.Syscall(c, t.settle) }
+func (t *tunstackTarget) Syscall(c *Call) <-chan CallResult {
+	return t.calls.Syscall(c, func() { t.settleAfter(true) })
+}
+
+// burstInfo tells the coalescer the connection's congestion window. The
+// engine ends each of its GSO-sized chunks with PSH (tcpcore's
+// gsoChunkSegments sizes them as Linux's tcp_tso_autosize does), so
+// TSOSegs stays 0: a packet ends at a PSH.
+func (t *tunstackTarget) burstInfo(k flowKey, _ int) burstInfo {
+	c := t.conns[k]
+	if c == nil {
+		for _, f := range t.calls.fds {
+			if s := f.sock; s.c != nil && s.c.LocalAddr() == k.local && s.c.RemoteAddr() == k.remote {
+				c = s.c
+				t.conns[k] = c
+				break
+			}
+		}
+	}
+	if c == nil {
+		return burstInfo{}
+	}
+	in := c.Info()
+	if in.SndMSS <= 0 {
+		return burstInfo{}
+	}
+	return burstInfo{Cwnd: in.CwndBytes / in.SndMSS}
+}
 
 // TCPInfo reads a socket's struct tcp_info (tcpInfoTarget).
 func (t *tunstackTarget) TCPInfo(fd int) (map[string]uint64, error) { return t.calls.tcpInfo(fd) }

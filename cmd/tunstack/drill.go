@@ -20,7 +20,7 @@ var errDrillFailed = errors.New("one or more scripts failed")
 // [--tolerance_usecs N] [--verbose] SCRIPT.pkt...`.
 func runDrill(args []string) error {
 	stack, profile := "linux", "linux"
-	var asJSON, verbose, trace bool
+	var asJSON, verbose, trace, noTSO bool
 	tol := 0
 	files, err := parseFlags("drill", args, []flagDef{
 		oneOfFlag("stack", []string{"tunstack", "gvisor", "linux"}, &stack),
@@ -28,6 +28,7 @@ func runDrill(args []string) error {
 		boolFlag("json", &asJSON),
 		boolFlag("verbose", &verbose),
 		boolFlag("trace", &trace),
+		boolFlag("no-tso", &noTSO),
 		intFlag("tolerance_usecs", "a tolerance in microseconds", 1, 10_000_000, "10000", &tol),
 	})
 	if err != nil {
@@ -39,7 +40,7 @@ func runDrill(args []string) error {
 	if _, err := conformance.LookupTarget(stack); err != nil {
 		return err
 	}
-	opt := conformance.Options{Stack: stack, Profile: profile, ToleranceUsecs: tol}
+	opt := conformance.Options{Stack: stack, Profile: profile, ToleranceUsecs: tol, NoTSO: noTSO}
 	if trace {
 		opt.Trace = os.Stderr
 	}
