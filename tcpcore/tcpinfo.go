@@ -291,10 +291,9 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 	t.SndMSS = uint32(c.sndMSS)
 	t.RcvMSS = uint32(c.rcvMSS)
 	t.AdvMSS = uint32(c.advertisedMSS())
-	if c.active && c.tsOK {
-		// Linux behaviour: an active open takes the timestamp option off
-		// advmss when timestamps are agreed (tcp_rcv_synsent_state_process);
-		// a passive one sets advmss from the route afterwards and keeps it.
+	if c.tsOK {
+		// Linux behaviour: advmss loses the timestamp option once
+		// timestamps are agreed, on either side of the handshake.
 		t.AdvMSS -= 12
 	}
 	t.PMTU = uint32(c.e.ourMSS + 40) // the link MTU: IPv4 and TCP headers
@@ -446,12 +445,13 @@ func (c *Conn) pacingRate(t *TCPInfo) uint64 {
 }
 
 // fillCounters sets the per-connection counters. Linux counts bytes
-// acknowledged and received in sequence space, so the SYN and FIN count
-// one each (tcp_snd_una_update, tcp_rcv_nxt_update; a SYN's RCV.NXT is set
-// without counting).
+// acknowledged and received in sequence space, so the FIN counts one
+// (tcp_snd_una_update, tcp_rcv_nxt_update), and so does an active open's
+// SYN; a passive open's SYN-ACK is acknowledged before the socket exists
+// and a SYN's RCV.NXT is set without counting.
 func (c *Conn) fillCounters(t *TCPInfo) {
 	t.BytesAcked = c.info.BytesAcked
-	if c.sndUna.GT(c.iss) && c.state != SynSent {
+	if c.active && c.sndUna.GT(c.iss) && c.state != SynSent {
 		t.BytesAcked++ // our SYN
 	}
 	if c.finAcked() {
@@ -461,7 +461,7 @@ func (c *Conn) fillCounters(t *TCPInfo) {
 	if c.finRcvd {
 		t.BytesReceived++
 	}
-	t.SegsOut, t.SegsIn = uint32(c.info.SegsOut), uint32(c.info.SegsIn)
+	t.SegsOut, t.SegsIn = c.linuxSegs()
 	t.DataSegsOut, t.DataSegsIn = uint32(c.dataSegsOut), uint32(c.dataSegsIn)
 	t.TotalRetrans = uint32(c.info.Retransmits)
 	t.BytesSent, t.BytesRetrans = c.bytesSent, c.bytesRetrans
@@ -472,6 +472,18 @@ func (c *Conn) fillCounters(t *TCPInfo) {
 	t.RcvOOOPack = uint32(c.rcvOOOPack)
 	t.TotalRTO = uint16(c.totalRTO) // 16 bits wide in Linux too, and wrap there
 	t.TotalRTORecoveries = uint16(c.totalRTORecoveries)
+}
+
+// linuxSegs is SegsOut and SegsIn as Linux counts them. A passive open's
+// socket is made by the handshake's last ACK: the SYN-ACKs were the
+// request's, not its own, and it starts having received the SYN and that
+// ACK (tcp_create_openreq_child, tcp_child_process).
+func (c *Conn) linuxSegs() (out, in uint32) {
+	out, in = uint32(c.info.SegsOut), uint32(c.info.SegsIn)
+	if c.active || c.establishedAt == 0 {
+		return out, in
+	}
+	return out - uint32(c.segsOutAtEst), in - uint32(c.segsInAtEst) + 2
 }
 
 func usec(d time.Duration) uint32 { return uint32(min(max(d.Microseconds(), 0), 1<<32-1)) }

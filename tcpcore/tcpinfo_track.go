@@ -10,10 +10,12 @@ import "time"
 // Conn embeds it. Updating it allocates nothing once the ring of segment
 // ends has grown to the connection's largest flight.
 type infoTrack struct {
-	active        bool // we sent the SYN (Connect), rather than a listener's SYN-ACK
-	establishedAt Time // when the handshake completed; 0 before
-	lastDataOut   Time // last segment with payload sent, retransmissions included
-	lastAckIn     Time // last acceptable ACK received
+	active        bool   // we sent the SYN (Connect), rather than a listener's SYN-ACK
+	establishedAt Time   // when the handshake completed; 0 before
+	lastDataOut   Time   // last segment with payload sent, retransmissions included
+	lastAckIn     Time   // last acceptable ACK received
+	segsOutAtEst  uint64 // ConnCounters.SegsOut and SegsIn when the handshake completed
+	segsInAtEst   uint64
 
 	dataSegsIn   uint64 // segments received with payload
 	dataSegsOut  uint64 // segments sent with payload, retransmissions included
@@ -113,6 +115,7 @@ func (c *Conn) endRTOEpisode(now Time) {
 // completes (tcp_finish_connect, tcp_create_openreq_child).
 func (c *Conn) noteEstablished(now Time) {
 	c.establishedAt = now
+	c.segsOutAtEst, c.segsInAtEst = c.info.SegsOut, c.info.SegsIn
 	c.lastDataOut, c.lastAckIn = now, now
 	c.endRTOEpisode(now)
 }
