@@ -154,11 +154,15 @@ func (t *linuxTarget) Outbound(deadline time.Duration) ([]byte, time.Duration, b
 	}
 }
 
-// Shell runs the line with sh inside the namespace, so sysctl writes land
-// in the test's namespace only.
+// Shell runs the line as packetdrill does, with /bin/sh -c (system(3)),
+// in dir, with the runner's environment plus PACKETDRILL_PID (packetdrill
+// sets it to its own pid, an id scripts may use for the run; here it is
+// the runner's pid); and inside the namespace, so sysctl writes land in
+// the test's namespace only.
 func (t *linuxTarget) Shell(command, dir string) error {
-	cmd := t.ns.Command("sh", "-c", command)
+	cmd := t.ns.Command("/bin/sh", "-c", command)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PACKETDRILL_PID=%d", os.Getpid()))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
