@@ -5,18 +5,27 @@ package conformance
 
 import "time"
 
-// Script is a parsed packetdrill script.
+// Script is a parsed packetdrill script. Its shape is packetdrill's:
+// option lines, then an optional shell command without a time (the init
+// command), then one or more events, each with a time, then an optional
+// shell command without a time (the cleanup command).
 type Script struct {
 	Path    string   // file the script came from
-	Options []Option // leading --name=value lines, in order
+	Options []Option // the --name[=value] lines at the top, in order
+	// Config is what the run is configured with: the defaults, then the
+	// script's options, then the command line's (which win).
+	Config  Config
+	Init    *Shell // run before time 0; nil when the script has none
 	Events  []*Event
+	Cleanup *Shell // run after the last event, pass or fail; nil when none
 }
 
-// Option is one --name[=value] line.
+// Option is one --name[=value], in a script or on the command line.
 type Option struct {
-	Line  int
-	Name  string // without the leading dashes
-	Value string // "" when no "=" was written
+	Line     int    // 0 on the command line
+	Name     string // without the leading dashes
+	Value    string // as packetdrill keeps it: a string's quotes removed
+	HasValue bool   // "=" and a value were written
 }
 
 // TimeKind says how an event's time was written.
@@ -76,8 +85,9 @@ type Packet struct {
 	// options in wire order (empty when none were written).
 	OptionsAny bool
 	Opts       []TCPOpt
-	// Unsupported names a packet kind the runner cannot build or check
-	// (icmp, udp); the runner reports the line as an error.
+	// Unsupported names, as a plural noun, what the line holds that the
+	// runner cannot build or check ("udp packets", "TCP Fast Open
+	// options"); the runner fails the line with it.
 	Unsupported string
 }
 
@@ -103,7 +113,7 @@ type TCPOpt struct {
 	Blocks [][2]uint32 // sack a:b
 }
 
-// Syscall is `[...end] name(args) = result [ERRNO (text)]`.
+// Syscall is `[...end] name(args) = result [ERRNO (text)] [(note)]`.
 type Syscall struct {
 	// EndTime is the end of a blocking call ("...0.300"), in the same base
 	// as the event's start time; HasEnd says it was written.
@@ -113,7 +123,12 @@ type Syscall struct {
 	Args    []Expr
 	Result  Expr
 	Errno   string // "" when none written
-	Note    string // the parenthesised text after the errno
+	// ErrnoText is the parenthesised text an errno must be followed by
+	// ("Connection refused"); Note is the optional one after that, or
+	// after the result when there is no errno ("flags O_RDWR O_NONBLOCK").
+	// Both are words only, as packetdrill's grammar has them.
+	ErrnoText string
+	Note      string
 }
 
 // ExprKind classifies a syscall argument expression.
@@ -122,12 +137,13 @@ type ExprKind int
 const (
 	ExprInt      ExprKind = iota // 42, -1, 0x10
 	ExprIdent                    // SOCK_STREAM
-	ExprOr                       // A|B|C (Items)
+	ExprOr                       // A|B|C: the binary | operator (Items; a chain is kept flat, | being associative)
 	ExprEllipsis                 // ...
-	ExprString                   // "text"
+	ExprString                   // "text" (Name holds the bytes, escapes decoded; adjacent strings are joined)
 	ExprList                     // [a, b] (Items)
-	ExprStruct                   // {a=1, b=2} (Fields) or {1, 2} (Items)
-	ExprCall                     // htons(8080) (Name, Items)
+	ExprStruct                   // {a=1, b=2} (Fields) or {1, 2} (Items), and the keyword forms ({fd=3, events=POLLIN}, ...)
+	ExprCall                     // inet_addr("192.0.2.1"), and htons(8080) inside a sockaddr (Name, Items)
+	ExprAssign                   // name=value outside braces (Name, Items[0]); inside braces it is a Field
 )
 
 // Expr is a syscall argument or result.
@@ -137,6 +153,9 @@ type Expr struct {
 	Name   string // identifier, call name, string contents
 	Items  []Expr
 	Fields []Field
+	// Prefix marks a string written "text"...: text is a prefix of the
+	// value, not all of it.
+	Prefix bool
 }
 
 // Field is name=value inside braces.
@@ -145,9 +164,10 @@ type Field struct {
 	Value Expr
 }
 
-// Shell is a backquoted command line.
+// Shell is a backquoted command line, run with /bin/sh -c.
 type Shell struct {
-	Command string
+	Command string // as written between the backquotes
+	Line    int
 }
 
 // CodeBlock is a %{ ... }% block (Python over TCP_INFO in packetdrill).

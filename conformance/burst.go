@@ -478,14 +478,7 @@ func (r *runner) aggregateFor(ev *Event, got *seen, at, deadline time.Duration) 
 	return got, at, nil
 }
 
-// strictSegments reports whether the script asks, with packetdrill's
-// --strict_segments option line, for one outbound packet per line: no
-// aggregation.
-func (r *runner) strictSegments() bool {
-	for _, o := range r.s.Options {
-		if o.Name == "strict_segments" {
-			return true
-		}
-	}
-	return false
-}
+// strictSegments reports whether the run asks, with packetdrill's
+// --strict_segments (an option line or the command line), for one
+// outbound packet per line: no aggregation.
+func (r *runner) strictSegments() bool { return r.s.Config.StrictSegments }

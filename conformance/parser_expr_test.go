@@ -94,7 +94,7 @@ func TestParseIPInfo(t *testing.T) {
 		{`0 > (tos 0x10) S. 0:0(0) ack 1`, IPInfo{Check: TOSByte, TOS: 0x10}},
 		{`0 > [tos 0x28] P. 1:11(10) ack 1`, IPInfo{Check: TOSByte, TOS: 0x28}},
 		{`0 < [ect0] S 0:0(0) win 100`, IPInfo{Check: TOSECN, TOS: ecnECT0}},
-		{`0 < [ce] . 1:1(0) ack 1`, IPInfo{Check: TOSECN, TOS: ecnCE}},
+		{`0 < [ce] . 1:1(0) ack 1 win 100`, IPInfo{Check: TOSECN, TOS: ecnCE}},
 		{`0 > [noecn] . 1:1(0) ack 1`, IPInfo{Check: TOSECN, TOS: ecnNotECT}},
 		{`0 > [ect01] . 1:1(0) ack 1`, IPInfo{Check: TOSECT01}},
 		{`0 > (ttl 64) . 1:1(0) ack 1`, IPInfo{TTL: 64}},

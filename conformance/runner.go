@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,16 +14,15 @@ import (
 	"tunstack/wire"
 )
 
-// Defaults from packetdrill's own setup.
+// Addresses in packetdrill's default networks, for targets made outside a
+// script run (a script's own come from its Config: the local address is
+// then random in 192.168.0.0/16, as packetdrill picks it).
 var (
-	DefaultLocalIP  = netip.MustParseAddr("192.168.0.1")
+	DefaultLocalIP  = netip.MustParseAddr("192.168.0.2")
 	DefaultRemoteIP = netip.MustParseAddr("192.0.2.1")
 )
 
 const (
-	defaultPort      = 8080
-	defaultTolerance = 4 * time.Millisecond
-	defaultMTU       = 1500
 	// anyTimeWait bounds how long a "*" outbound packet is waited for.
 	anyTimeWait = 30 * time.Second
 	// pollSlice is how often a wait for a system call checks its result.
@@ -39,6 +37,10 @@ type Options struct {
 	Stack          string // target name
 	Profile        string // policy profile name ("" = linux)
 	ToleranceUsecs int    // 0: from the script or the default
+	// Args are packetdrill options given on the command line
+	// (--tolerance_usecs=N, -D NAME=VALUE as define=NAME=VALUE, ...);
+	// they override the script's option lines.
+	Args []Option
 	// NoTSO (--no-tso) has the target hand the runner one packet per
 	// segment instead of whole TSO packets (TargetConfig.NoTSO).
 	NoTSO bool
@@ -69,6 +71,7 @@ type runner struct {
 	opt Options
 
 	tolerance time.Duration
+	tolPct    float64 // --tolerance_percent
 	tsTick    time.Duration
 	local     netip.Addr
 	remote    netip.Addr
@@ -102,14 +105,17 @@ func Run(path string, opt Options) *Result {
 	start := time.Now()
 	res := &Result{Script: path, Stack: opt.Stack, Status: Pass}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
-	s, err := ParseFile(path)
+	s, err := ParseFile(path, opt.commandLine()...)
 	if err != nil {
 		res.Status = Fail
 		where := path
 		msg := err.Error()
 		var pe *ParseError
 		if errors.As(err, &pe) {
-			where, msg = fmt.Sprintf("%s:%d", pe.File, pe.Line), pe.Msg
+			where, msg = pe.File, pe.Msg
+			if pe.Line > 0 {
+				where = fmt.Sprintf("%s:%d", pe.File, pe.Line)
+			}
 		}
 		res.Failure = &Failure{Where: where, Message: "parse error: " + msg}
 		return res
@@ -120,20 +126,11 @@ func Run(path string, opt Options) *Result {
 
 // RunScript runs a parsed script, filling in res.
 func RunScript(s *Script, opt Options, res *Result) {
-	r := &runner{s: s, res: res, opt: opt, tolerance: defaultTolerance, tsMap: map[uint32]uint32{},
-		local: DefaultLocalIP, remote: DefaultRemoteIP}
-	cfg := TargetConfig{LocalIP: DefaultLocalIP, RemoteIP: DefaultRemoteIP, BindPort: defaultPort,
-		ConnectPort: defaultPort, MTU: defaultMTU, ScriptDir: filepath.Dir(s.Path), NoTSO: opt.NoTSO}
-	if err := r.options(&cfg); err != nil {
-		if errors.Is(err, errSkipScript) {
-			res.Status, res.Reason = Skip, err.Error()
-			return
-		}
-		r.failAt(0, "option: "+err.Error(), "", "")
+	r := &runner{s: s, res: res, opt: opt, tsMap: map[uint32]uint32{}}
+	cfg, run := r.configure()
+	if !run {
 		return
 	}
-	r.local, r.remote = cfg.LocalIP, cfg.RemoteIP
-	r.localPort = cfg.BindPort
 	r.remotePort = uint16(40000 + rand.IntN(20000))
 
 	profName := opt.Profile
@@ -168,105 +165,14 @@ func RunScript(s *Script, opt Options, res *Result) {
 			res.Notes = append(res.Notes, "closing the target: "+err.Error())
 		}
 	}()
+	if !r.runInit() {
+		return
+	}
 	r.base = t.Now()
 	if err := r.run(); err != nil && !errors.Is(err, errFailed) {
 		r.failAt(r.now(), "runner: "+err.Error(), "", "")
 	}
-}
-
-var errSkipScript = errors.New("skip")
-
-func (r *runner) options(cfg *TargetConfig) error {
-	set := func(name, val string, line int) error {
-		where := fmt.Sprintf("--%s", name)
-		if line > 0 {
-			where = fmt.Sprintf("%s:%d: --%s", r.s.Path, line, name)
-		}
-		num := func() (int, error) {
-			v, err := strconv.Atoi(val)
-			if err != nil {
-				return 0, fmt.Errorf("%s: expected an integer, found %q", where, val)
-			}
-			return v, nil
-		}
-		switch name {
-		case "tolerance_usecs":
-			v, err := num()
-			r.tolerance = time.Duration(v) * time.Microsecond
-			return err
-		case "tcp_ts_tick_usecs":
-			v, err := num()
-			r.tsTick = time.Duration(v) * time.Microsecond
-			return err
-		case "bind_port":
-			v, err := num()
-			cfg.BindPort = uint16(v)
-			return err
-		case "connect_port":
-			v, err := num()
-			cfg.ConnectPort = uint16(v)
-			return err
-		case "mtu":
-			v, err := num()
-			cfg.MTU = v
-			return err
-		case "mss":
-			v, err := num()
-			cfg.MTU = v + 40 // IPv4 and TCP headers without options
-			return err
-		case "ip_version":
-			if val != "ipv4" {
-				return fmt.Errorf("%w: only --ip_version=ipv4 is supported, script asks for %q", errSkipScript, val)
-			}
-		case "local_ip", "remote_ip":
-			a, err := netip.ParseAddr(val)
-			if err != nil || !a.Is4() {
-				return fmt.Errorf("%s: expected an IPv4 address, found %q", where, val)
-			}
-			if name == "local_ip" {
-				cfg.LocalIP = a
-			} else {
-				cfg.RemoteIP = a
-			}
-		default:
-			r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s=%s recorded, not used", where, val))
-		}
-		return nil
-	}
-	for _, o := range r.s.Options {
-		if err := set(o.Name, o.Value, o.Line); err != nil {
-			return err
-		}
-	}
-	if r.opt.ToleranceUsecs > 0 {
-		r.tolerance = time.Duration(r.opt.ToleranceUsecs) * time.Microsecond
-	}
-	return nil
-}
-
-func (r *runner) applyShellSysctls(p *policy.Profile) {
-	dir := filepath.Dir(r.s.Path)
-	for _, ev := range r.s.Events {
-		if ev.Shell == nil {
-			continue
-		}
-		sc := ScanShell(ev.Shell.Command, dir, fmt.Sprintf("%s:%d", r.s.Path, ev.Line))
-		applied, unmapped := ApplySysctls(p, sc.Sysctls)
-		for _, a := range applied {
-			r.res.Applied = append(r.res.Applied, fmt.Sprintf("%s -> %s", a.Sysctl, a.Knob))
-		}
-		for _, u := range unmapped {
-			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("%s (%s)", u, u.Where))
-		}
-		for _, s := range sc.Sysctls {
-			if !PerNamespace(s.Name) {
-				r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s (%s) exists only in the initial network namespace: the linux target cannot set it", s, s.Where))
-			}
-		}
-		for _, o := range sc.Other {
-			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("shell command %q (%s:%d)", o, r.s.Path, ev.Line))
-		}
-	}
+	r.runCleanup()
 }
 
 // now is the current script time.
@@ -292,9 +198,10 @@ func (r *runner) trace(format string, args ...any) {
 }
 
 // tol is the timing tolerance for an event at script time t: the larger of
-// the configured tolerance and 12.5% of the time since the previous event.
+// --tolerance_usecs and --tolerance_percent (12.5) of the time since the
+// previous event.
 func (r *runner) tol(t time.Duration) time.Duration {
-	if d := (t - r.prev) / 8; d > r.tolerance {
+	if d := time.Duration(r.tolPct / 100 * float64(t-r.prev)); d > r.tolerance {
 		return d
 	}
 	return r.tolerance
@@ -387,7 +294,7 @@ func (r *runner) event(ev *Event) error {
 	}
 	switch {
 	case ev.Packet != nil && ev.Packet.Unsupported != "":
-		return r.fail(ev, fmt.Sprintf("cannot run this line: %q packets are not supported by this runner", ev.Packet.Unsupported), "", "")
+		return r.fail(ev, fmt.Sprintf("cannot run this line: %s are not supported by this runner", ev.Packet.Unsupported), "", "")
 	case ev.Packet != nil && ev.Packet.Dir == Outbound:
 		return r.expect(ev, t, hi, tol)
 	case ev.Packet != nil:

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,10 @@ func runReplay(t *testing.T, src string, out []outPkt) (*Result, *replayTarget) 
 	fake := &replayTarget{out: out}
 	RegisterTarget("replay-test", func(TargetConfig) (Target, error) { return fake, nil })
 	defer delete(targets, "replay-test")
-	return Run(path, Options{Stack: "replay-test"}), fake
+	// The replay target's packets come from DefaultLocalIP; a script's
+	// own local address is otherwise random, as packetdrill's is.
+	local := Option{Name: "local_ip", Value: DefaultLocalIP.String(), HasValue: true}
+	return Run(path, Options{Stack: "replay-test", Args: []Option{local}}), fake
 }
 
 const isn = 1_000_000
@@ -94,8 +98,8 @@ func TestRunnerReplay(t *testing.T) {
 			[]outPkt{{synack, 0}, {data, 200 * time.Millisecond}}, "ack 1, expected 7"},
 		{"wrong window", base + "+.1 > P. 1:101(100) ack 1 win 9\n",
 			[]outPkt{{synack, 0}, {data, 200 * time.Millisecond}}, "window 1000, expected 9"},
-		{"wrong options", base + "+.1 > P. 1:101(100) ack 1 <nop>\n",
-			[]outPkt{{synack, 0}, {data, 200 * time.Millisecond}}, "options <>, expected <nop>"},
+		{"wrong options", base + "+.1 > P. 1:101(100) ack 1 <nop,nop,nop,nop>\n",
+			[]outPkt{{synack, 0}, {data, 200 * time.Millisecond}}, "options <>, expected <nop,nop,nop,nop>"},
 		{"late", base + "+.1 > P. 1:101(100) ack 1\n",
 			[]outPkt{{synack, 0}, {data, 400 * time.Millisecond}}, "expected packet did not arrive by 0.2125s"},
 		{"early", base + "+.5 > P. 1:101(100) ack 1\n",
@@ -106,9 +110,9 @@ func TestRunnerReplay(t *testing.T) {
 			[]outPkt{{synack, 0}, {data, 101 * time.Millisecond}}, "unexpected packet from the stack at 0.1010s, after the last line"},
 		{"range", base + "+.1~+.3 > P. 1:101(100) ack 1\n",
 			[]outPkt{{synack, 0}, {data, 380 * time.Millisecond}}, ""},
-		{"code block", base + "%{ assert tcpi_rto == 1 }%\n", []outPkt{{synack, 0}}, ""},
+		{"code block without a time", base + "%{ assert tcpi_rto == 1 }%\n", []outPkt{{synack, 0}}, "parse error: a %{ code block }% needs a time"},
 		{"errno", base + "+0 close(3) = -1 EBADF (Bad file descriptor)\n", []outPkt{{synack, 0}}, "close returned 0, expected -1"},
-		{"icmp", base + "+0 < icmp unreachable port_unreachable [1:1(0)]\n", []outPkt{{synack, 0}}, "\"icmp\" packets are not supported"},
+		{"icmp", base + "+0 < icmp unreachable port_unreachable [1:1(0)]\n", []outPkt{{synack, 0}}, "cannot run this line: icmp packets are not supported by this runner"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -157,5 +161,149 @@ func TestUnknownStackNamesTheKnownOnes(t *testing.T) {
 	_, err := LookupTarget("bsd")
 	if err == nil || !strings.Contains(err.Error(), `no stack "bsd"`) || !strings.Contains(err.Error(), "tunstack") {
 		t.Fatalf("LookupTarget(bsd) = %v, want an error naming the known stacks", err)
+	}
+}
+
+// shellTarget is a replay target that runs shell lines by recording them:
+// each takes a second of the target's clock (which must not count as
+// script time), and "false" fails.
+type shellTarget struct {
+	replayTarget
+	ran []string
+}
+
+func (f *shellTarget) Shell(cmd, dir string) error {
+	f.ran = append(f.ran, cmd)
+	f.now += time.Second
+	if cmd == "false" {
+		return errors.New("exit status 1")
+	}
+	return nil
+}
+
+func runShell(t *testing.T, src string, args ...Option) (*Result, *shellTarget) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.pkt")
+	os.WriteFile(path, []byte(src), 0o644)
+	fake := &shellTarget{}
+	RegisterTarget("shell-test", func(TargetConfig) (Target, error) { return fake, nil })
+	defer delete(targets, "shell-test")
+	return Run(path, Options{Stack: "shell-test", Args: args}), fake
+}
+
+func TestRunnerInitAndCleanupCommands(t *testing.T) {
+	const events = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+.1 close(3) = 0\n"
+	cases := []struct {
+		name, src string
+		args      []Option
+		ran       string // the commands run, in order
+		fail      string // "": PASS; else where:message
+	}{
+		{name: "init, events, cleanup", src: "`echo init`\n" + events + "`echo cleanup`\n",
+			ran: "echo init|echo cleanup"},
+		{name: "init scripts first", src: "`echo init`\n" + events,
+			args: []Option{{Name: "init_scripts", Value: "echo a,echo b", HasValue: true}}, ran: "echo a|echo b|echo init"},
+		{name: "cleanup after a failure", src: "`echo init`\n" + events + "+0 close(3) = -1 EBADF (Bad file descriptor)\n`echo cleanup`\n",
+			ran: "echo init|echo cleanup", fail: "s.pkt:4:close returned 0, expected -1"},
+		{name: "no cleanup without an init command", src: events + "`echo cleanup`\n", ran: ""},
+		{name: "init fails", src: "`false`\n" + events, ran: "false", fail: "s.pkt:1:error executing init command: exit status 1"},
+		{name: "init script fails", src: events, args: []Option{{Name: "init_scripts", Value: "false", HasValue: true}},
+			ran: "false", fail: "s.pkt:error executing init script 'false'"},
+		{name: "cleanup fails", src: "`echo init`\n" + events + "`false`\n", ran: "echo init|false", fail: "s.pkt:4:error executing cleanup command"},
+		{name: "timed shell lines are events", src: "`echo init`\n" + events + "+.1 `echo timed`\n+.1 close(3) = 0\n",
+			ran: "echo init|echo timed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, fake := runShell(t, c.src, c.args...)
+			if got := strings.Join(fake.ran, "|"); got != c.ran {
+				t.Errorf("ran %q, want %q", got, c.ran)
+			}
+			if c.fail == "" {
+				if res.Status != Pass {
+					t.Fatalf("want PASS, got %s: %v", res.Status, res.Failure)
+				}
+				return
+			}
+			where, msg, _ := strings.Cut(c.fail, ":")
+			if strings.Count(c.fail, ":") > 1 {
+				n, m, _ := strings.Cut(msg, ":")
+				where, msg = where+":"+n, m
+			}
+			if res.Status != Fail || !strings.HasSuffix(res.Failure.Where, where) || !strings.Contains(res.Failure.Message, msg) {
+				t.Fatalf("want FAIL at %s with %q, got %s %+v", where, msg, res.Status, res.Failure)
+			}
+		})
+	}
+}
+
+func TestRunnerTolerance(t *testing.T) {
+	synack := stackPacket(wire.FlagSYN|wire.FlagACK, isn, 1, 0, []byte{2, 4, 5, 0xb4})
+	// Expected 1 s after the SYN, sent 100 ms late: inside the default
+	// 12.5% of the gap, outside 5%.
+	src := "0 < S 0:0(0) win 1000 <mss 1460>\n+1 > S. 0:0(0) ack 1 <mss 1460>\n"
+	out := []outPkt{{synack, 1100 * time.Millisecond}}
+	pct := func(v string) Option { return Option{Name: "tolerance_percent", Value: v, HasValue: true} }
+	for _, c := range []struct {
+		name   string
+		script string
+		args   []Option
+		pass   bool
+	}{
+		{"default 12.5%", src, nil, true},
+		{"5% on the command line", src, []Option{pct("5")}, false},
+		{"5% in the script", "--tolerance_percent=5\n" + src, nil, false},
+		{"the command line wins", "--tolerance_percent=5\n" + src, []Option{pct("20")}, true},
+		{"tolerance_usecs", "--tolerance_percent=0\n--tolerance_usecs=150000\n" + src, nil, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.pkt")
+			os.WriteFile(path, []byte(c.script), 0o644)
+			fake := &replayTarget{out: append([]outPkt(nil), out...)}
+			RegisterTarget("replay-tol", func(TargetConfig) (Target, error) { return fake, nil })
+			defer delete(targets, "replay-tol")
+			args := append(c.args, Option{Name: "local_ip", Value: DefaultLocalIP.String(), HasValue: true})
+			res := Run(path, Options{Stack: "replay-tol", Args: args})
+			if (res.Status == Pass) != c.pass {
+				t.Fatalf("status %s, want pass=%v: %v", res.Status, c.pass, res.Failure)
+			}
+		})
+	}
+}
+
+func TestRunnerSkipsAndNotes(t *testing.T) {
+	res, fake := runShell(t, "--ip_version=ipv6\n`echo init`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	if res.Status != Skip || !strings.Contains(res.Reason, "IPv4 only") || len(fake.ran) != 0 {
+		t.Errorf("ipv6: %s %q, ran %q", res.Status, res.Reason, fake.ran)
+	}
+	res, fake = runShell(t, "`echo init`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", Option{Name: "dry_run"})
+	if res.Status != Skip || !strings.Contains(res.Reason, "--dry_run") || len(fake.ran) != 0 {
+		t.Errorf("dry run: %s %q, ran %q", res.Status, res.Reason, fake.ran)
+	}
+	res, _ = runShell(t, "--mss=1000\n--code_format=python\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	notes := strings.Join(res.Notes, "\n")
+	if res.Status != Pass || !strings.Contains(notes, "--mss=1000: inbound packets are injected as written") || !strings.Contains(notes, "--code_format: not applied") {
+		t.Errorf("notes: %s\n%s", res.Status, notes)
+	}
+}
+
+func TestRunnerShellSettings(t *testing.T) {
+	src := "`sysctl -q net.ipv4.tcp_sack=0 && tc qdisc add dev tun0 root netem delay 10ms`\n" +
+		"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `sysctl -q net.ipv4.tcp_timestamps=0`\n" +
+		"`sysctl -q net.ipv4.tcp_sack=1 && ip link set dev tun0 down`\n"
+	path := filepath.Join(t.TempDir(), "s.pkt")
+	os.WriteFile(path, []byte(src), 0o644)
+	res := Run(path, Options{Stack: "tunstack"})
+	if res.Status != Pass {
+		t.Fatalf("%s: %v", res.Status, res.Failure)
+	}
+	applied := strings.Join(res.Applied, "\n")
+	notes := strings.Join(res.Notes, "\n")
+	if !strings.Contains(applied, "net.ipv4.tcp_sack=0 -> SACK") || !strings.Contains(applied, "net.ipv4.tcp_timestamps=0 -> Timestamps") || strings.Contains(applied, "tcp_sack=1") {
+		t.Errorf("applied:\n%s", applied)
+	}
+	if !strings.Contains(notes, "s.pkt:1: not run on an in-process stack: tc qdisc add dev tun0 root netem delay 10ms: traffic control") ||
+		!strings.Contains(notes, "net.ipv4.tcp_sack=1 (") || !strings.Contains(notes, "in the cleanup command, which runs after the last event; not applied") {
+		t.Errorf("notes:\n%s", notes)
 	}
 }

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +14,19 @@ import (
 	"tunstack/policy"
 )
 
+// Shell commands. packetdrill runs each backquoted command with /bin/sh
+// -c, in its own working directory (the script's, by convention), with its
+// environment plus PACKETDRILL_PID; the linux target does the same inside
+// the test's namespace. The in-process targets have no system to run them
+// in: the runner reads the text instead, for the settings it makes. That
+// reading is what this file does: it understands the shell well enough to
+// find sysctl writes in their usual forms, follows the scripts a command
+// runs, and reports everything else.
+
 // Sysctl is one setting a shell line makes.
 type Sysctl struct {
 	Name  string // dotted: net.ipv4.tcp_sack
-	Value string // as written, quotes removed, whitespace collapsed
+	Value string // as the shell passes it: quotes removed, $VAR and $((...)) expanded, whitespace collapsed
 	Where string // file:line of the command that sets it
 }
 
@@ -25,168 +35,880 @@ func (s Sysctl) String() string { return s.Name + "=" + s.Value }
 // ShellScan is what a shell line does, as far as the runner can tell.
 type ShellScan struct {
 	Sysctls []Sysctl
+	// NoOps are commands that change nothing an in-process stack has
+	// (traffic control, NIC offloads, the kernel's TCP metrics cache, a
+	// sleep before the script starts), each with why: noted, not run.
+	NoOps []string
 	// Other lists commands that are neither sysctl writes nor scripts we
-	// could read (tc qdisc ..., ip link ...): reported, never dropped.
+	// could read (ip link ..., a command we cannot expand): reported,
+	// never dropped.
 	Other []string
 }
 
-// ScanShell finds the sysctl writes in a shell line: `sysctl -q n=v`,
-// `sysctl -w n=v`, `echo v > /proc/sys/n/...`, and the same inside scripts
-// the line runs (paths relative to dir, the script's directory).
+// ScanShell finds the sysctl writes in a shell command: `sysctl [-q] [-w]
+// n=v ...`, `sysctl -p FILE`, `echo v > /proc/sys/n/...`, `echo v | tee
+// /proc/sys/...`, with $VAR, ${VAR} and $((arithmetic)) expanded, and the
+// same inside scripts the command runs or sources (paths relative to dir,
+// the script's directory).
 func ScanShell(command, dir, where string) ShellScan {
 	var sc ShellScan
-	scanShell(command, dir, where, &sc, 0)
+	sh := &shellScanner{sc: &sc, vars: map[string]string{}}
+	sh.scan(command, dir, func(int) string { return where })
 	return sc
 }
 
-func scanShell(text, dir, where string, sc *ShellScan, depth int) {
-	for _, cmd := range splitCommands(text) {
-		words := shellWords(cmd)
-		if len(words) == 0 || strings.HasPrefix(words[0], "#") {
-			continue
-		}
-		// Leading VAR=value assignments and "exec" do not change the command.
-		for len(words) > 1 && (strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") || words[0] == "exec") {
-			words = words[1:]
-		}
-		switch {
-		case filepath.Base(words[0]) == "sysctl":
-			for _, w := range words[1:] {
-				if strings.HasPrefix(w, "-") {
-					continue
-				}
-				if k, v, ok := strings.Cut(w, "="); ok {
-					sc.Sysctls = append(sc.Sysctls, Sysctl{normSysctl(k), collapse(v), where})
-				}
-			}
-		case words[0] == "echo" || words[0] == "printf":
-			if s, ok := echoToProc(words); ok {
-				s.Where = where
-				sc.Sysctls = append(sc.Sysctls, s)
-			} else {
-				sc.Other = append(sc.Other, cmd)
-			}
-		case (words[0] == "sh" || words[0] == "bash") && len(words) > 1 && !strings.HasPrefix(words[1], "-"):
-			scanFile(words[1], dir, sc, depth, cmd)
-		case strings.HasSuffix(words[0], ".sh") || strings.HasPrefix(words[0], "./") || strings.HasPrefix(words[0], "../") || strings.HasPrefix(words[0], "/"):
-			scanFile(words[0], dir, sc, depth, cmd)
-		case words[0] == "true" || words[0] == ":" || words[0] == "set" || words[0] == "cd":
-		default:
-			sc.Other = append(sc.Other, cmd)
-		}
+// shellScanner reads shell text. vars are the variables assigned so far
+// in the current shell (a sourced file shares them; a script run as a
+// command starts without them, as a child shell would).
+type shellScanner struct {
+	sc    *ShellScan
+	vars  map[string]string
+	depth int
+}
+
+// scan reads text, whose line n (from 1) is at where(n).
+func (sh *shellScanner) scan(text, dir string, where func(line int) string) {
+	for _, c := range splitList(text) {
+		sh.pipeline(c.text, dir, where(c.line))
 	}
 }
 
-func scanFile(path, dir string, sc *ShellScan, depth int, cmd string) {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil || depth > 4 {
-		sc.Other = append(sc.Other, cmd)
-		return
-	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		scanShell(line, filepath.Dir(path), fmt.Sprintf("%s:%d", path, i+1), sc, depth+1)
-	}
+// shellItem is one pipeline of a command list and the line it starts on.
+type shellItem struct {
+	text string
+	line int
 }
 
-// splitCommands splits on ; && || | and newlines outside quotes.
-func splitCommands(s string) []string {
-	var out []string
+// splitList splits shell text into pipelines at ; & && || and newlines
+// outside quotes, $(...), $((...)) and backquotes, dropping # comments and
+// joining lines continued with a backslash.
+func splitList(s string) []shellItem {
+	var out []shellItem
 	var cur strings.Builder
+	line, start := 1, 1
+	flush := func() {
+		if t := strings.TrimSpace(cur.String()); t != "" {
+			out = append(out, shellItem{t, start})
+		}
+		cur.Reset()
+	}
 	var quote byte
+	depth := 0 // inside $( ... ) or $(( ... ))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if cur.Len() == 0 || strings.TrimSpace(cur.String()) == "" {
+			start = line
+		}
 		switch {
+		case c == '\\' && i+1 < len(s) && quote != '\'':
+			if s[i+1] == '\n' {
+				line++
+				i++
+				continue
+			}
+			cur.WriteByte(c)
+			cur.WriteByte(s[i+1])
+			i++
+			continue
 		case quote != 0:
 			if c == quote {
 				quote = 0
 			}
-			cur.WriteByte(c)
-		case c == '\'' || c == '"':
+		case c == '\'' || c == '"' || c == '`':
 			quote = c
-			cur.WriteByte(c)
-		case c == ';' || c == '\n' || c == '|' || c == '&':
-			if c == '|' && i+1 < len(s) && s[i+1] == '|' || c == '&' && i+1 < len(s) && s[i+1] == '&' {
+		case c == '$' && i+1 < len(s) && s[i+1] == '(':
+			depth++
+			cur.WriteString("$(")
+			i++
+			continue
+		case c == '(' && depth > 0:
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case c == '#' && (cur.Len() == 0 || strings.ContainsRune(" \t\n;&|", rune(s[i-1]))):
+			for i < len(s) && s[i] != '\n' {
 				i++
 			}
-			if t := strings.TrimSpace(cur.String()); t != "" {
-				out = append(out, t)
-			}
-			cur.Reset()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if t := strings.TrimSpace(cur.String()); t != "" {
-		out = append(out, t)
-	}
-	return out
-}
-
-// shellWords splits a simple command into words, removing quotes and
-// treating ">" as its own word.
-func shellWords(s string) []string {
-	var out []string
-	var cur strings.Builder
-	in := false
-	var quote byte
-	flush := func() {
-		if in {
-			out = append(out, cur.String())
-			cur.Reset()
-			in = false
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '\'' || c == '"':
-			quote = c
-			in = true
-		case c == ' ' || c == '\t':
+			i--
+			continue
+		case c == '&' && (i > 0 && (s[i-1] == '>' || s[i-1] == '<') || i+1 < len(s) && s[i+1] == '>'):
+			// A redirection (>&2, &>file), not a separator.
+		case c == '|' && i+1 < len(s) && s[i+1] == '|', c == '&' && i+1 < len(s) && s[i+1] == '&':
+			i++
 			flush()
-		case c == '>':
+			continue
+		case c == ';' || c == '&':
 			flush()
-			out = append(out, ">")
-		default:
-			cur.WriteByte(c)
-			in = true
+			continue
+		case c == '\n':
+			flush()
+			line++
+			continue
 		}
+		if c == '\n' {
+			line++
+		}
+		cur.WriteByte(c)
 	}
 	flush()
 	return out
 }
 
-func echoToProc(words []string) (Sysctl, bool) {
-	for i, w := range words {
-		if w == ">" && i+1 < len(words) && strings.HasPrefix(words[i+1], "/proc/sys/") {
-			var vals []string
-			for _, v := range words[1:i] {
-				if !strings.HasPrefix(v, "-") {
-					vals = append(vals, v)
-				}
+// splitPipe splits a pipeline at single '|' outside quotes and $(...).
+func splitPipe(s string) []string {
+	var out []string
+	var quote byte
+	depth, last := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && quote != '\'':
+			i++
+		case quote != 0:
+			if c == quote {
+				quote = 0
 			}
-			name := strings.ReplaceAll(strings.TrimPrefix(words[i+1], "/proc/sys/"), "/", ".")
-			return Sysctl{Name: name, Value: collapse(strings.Join(vals, " "))}, true
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case c == '|' && depth == 0:
+			out = append(out, strings.TrimSpace(s[last:i]))
+			last = i + 1
 		}
 	}
-	return Sysctl{}, false
+	return append(out, strings.TrimSpace(s[last:]))
+}
+
+// simpleCommand is a command with its words expanded.
+type simpleCommand struct {
+	text    string
+	assigns [][2]string // NAME=value before the command word
+	words   []string
+	// redirects are the output redirections, file names expanded: ">"
+	// or ">>" and the target.
+	redirects [][2]string
+}
+
+// pipeline reads one pipeline: a command, or commands joined by |.
+func (sh *shellScanner) pipeline(text, dir, where string) {
+	parts := splitPipe(text)
+	cmds := make([]simpleCommand, 0, len(parts))
+	for _, p := range parts {
+		c, err := sh.parseCommand(p)
+		if err != nil {
+			sh.sc.Other = append(sh.sc.Other, fmt.Sprintf("%s (%v)", p, err))
+			return
+		}
+		cmds = append(cmds, c)
+	}
+	// echo VALUE | tee [-a] /proc/sys/...: the value goes to each file.
+	if len(cmds) == 2 && len(cmds[0].words) > 0 && len(cmds[1].words) > 0 && cmds[0].words[0] == "echo" && filepath.Base(cmds[1].words[0]) == "tee" {
+		val := echoValue(cmds[0].words)
+		found := false
+		for _, f := range cmds[1].words[1:] {
+			if n, ok := procSysName(f); ok {
+				sh.sc.Sysctls = append(sh.sc.Sysctls, Sysctl{n, collapse(val), where})
+				found = true
+			}
+		}
+		if found {
+			return
+		}
+	}
+	for _, c := range cmds {
+		sh.command(c, dir, where)
+	}
+}
+
+// command reads one simple command.
+func (sh *shellScanner) command(c simpleCommand, dir, where string) {
+	if len(c.words) == 0 {
+		// NAME=value alone sets a shell variable.
+		for _, a := range c.assigns {
+			sh.vars[a[0]] = a[1]
+		}
+		return
+	}
+	w := c.words
+	if w[0] == "exec" || w[0] == "command" {
+		w = w[1:]
+		if len(w) == 0 {
+			return
+		}
+	}
+	// Output redirected into /proc/sys: the command's output is the value.
+	for _, r := range c.redirects {
+		if n, ok := procSysName(r[1]); ok && r[0] != "<" {
+			if w[0] == "echo" || w[0] == "printf" {
+				sh.sc.Sysctls = append(sh.sc.Sysctls, Sysctl{n, collapse(echoValue(w)), where})
+			} else {
+				sh.sc.Other = append(sh.sc.Other, c.text+" (cannot tell what it writes to "+r[1]+")")
+			}
+			return
+		}
+	}
+	name := filepath.Base(w[0])
+	switch {
+	case name == "sysctl":
+		sh.sysctl(c, w[1:], dir, where)
+	case name == "sh" || name == "bash" || name == "dash":
+		script := ""
+		for _, a := range w[1:] {
+			if !strings.HasPrefix(a, "-") {
+				script = a
+				break
+			}
+		}
+		if script == "" || slices.Contains(w[1:], "-c") {
+			sh.sc.Other = append(sh.sc.Other, c.text)
+			return
+		}
+		sh.file(script, dir, c.text, false)
+	case w[0] == "." || w[0] == "source":
+		if len(w) < 2 {
+			sh.sc.Other = append(sh.sc.Other, c.text)
+			return
+		}
+		sh.file(w[1], dir, c.text, true)
+	case name == "export":
+		for _, a := range w[1:] {
+			if k, v, ok := strings.Cut(a, "="); ok && isShellName(k) {
+				sh.vars[k] = v
+			}
+		}
+	case name == "true" || name == ":" || name == "set" || name == "cd" || (name == "echo" || name == "printf") && len(c.redirects) == 0:
+		// No effect on a stack (echo without redirection only prints).
+	case name == "tc":
+		sh.sc.NoOps = append(sh.sc.NoOps, c.text+": traffic control has no equivalent between an in-process stack and the script")
+	case name == "ethtool":
+		sh.sc.NoOps = append(sh.sc.NoOps, c.text+": NIC settings have no equivalent on an in-process stack")
+	case name == "ip" && len(w) > 1 && (strings.HasPrefix(w[1], "tcp_m") || strings.HasPrefix(w[1], "tcpm")):
+		sh.sc.NoOps = append(sh.sc.NoOps, c.text+": the kernel's TCP metrics cache; an in-process stack keeps no metrics between connections")
+	case name == "sleep":
+		sh.sc.NoOps = append(sh.sc.NoOps, c.text+": a pause in a shell line is not script time")
+	case strings.HasSuffix(w[0], ".sh") || strings.ContainsRune(w[0], '/'):
+		sh.file(w[0], dir, c.text, false)
+	default:
+		sh.sc.Other = append(sh.sc.Other, c.text)
+	}
+}
+
+// sysctl reads sysctl's arguments: NAME=VALUE writes, and -p/--load FILE
+// (sysctl.conf lines NAME = VALUE); other options and reads are ignored.
+func (sh *shellScanner) sysctl(c simpleCommand, args []string, dir, where string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-p" || a == "--load" || a == "-f":
+			if i+1 >= len(args) || strings.Contains(args[i+1], "=") {
+				sh.sc.Other = append(sh.sc.Other, c.text+" (loads /etc/sysctl.conf)")
+				continue
+			}
+			i++
+			sh.sysctlConf(args[i], dir, c.text)
+		case strings.HasPrefix(a, "-p") && len(a) > 2 && !strings.HasPrefix(a, "--"):
+			sh.sysctlConf(a[2:], dir, c.text)
+		case strings.HasPrefix(a, "--load="):
+			sh.sysctlConf(strings.TrimPrefix(a, "--load="), dir, c.text)
+		case strings.HasPrefix(a, "-"):
+		default:
+			if k, v, ok := strings.Cut(a, "="); ok {
+				sh.sc.Sysctls = append(sh.sc.Sysctls, Sysctl{normSysctl(k), collapse(v), where})
+			}
+		}
+	}
+}
+
+// sysctlConf reads a sysctl.conf file: NAME = VALUE lines, # and ;
+// comments, a leading '-' meaning errors are ignored.
+func (sh *shellScanner) sysctlConf(path, dir, cmd string) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		sh.sc.Other = append(sh.sc.Other, cmd+" (cannot read "+path+")")
+		return
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "-"), "=")
+		if !ok {
+			continue
+		}
+		sh.sc.Sysctls = append(sh.sc.Sysctls, Sysctl{normSysctl(k), collapse(v), fmt.Sprintf("%s:%d", path, i+1)})
+	}
+}
+
+// file reads a script a command runs (or sources, sharing variables).
+func (sh *shellScanner) file(path, dir, cmd string, source bool) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || sh.depth > 4 {
+		sh.sc.Other = append(sh.sc.Other, cmd)
+		return
+	}
+	child := &shellScanner{sc: sh.sc, vars: map[string]string{}, depth: sh.depth + 1}
+	if source {
+		child.vars = sh.vars
+	}
+	child.scan(string(b), filepath.Dir(path), func(line int) string { return fmt.Sprintf("%s:%d", path, line) })
+}
+
+// procSysName maps /proc/sys/net/ipv4/x to net.ipv4.x.
+func procSysName(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(filepath.Clean(path), "/proc/sys/")
+	if !ok || rest == "" {
+		return "", false
+	}
+	return strings.ReplaceAll(rest, "/", "."), true
+}
+
+// echoValue is what echo or printf writes: echo's arguments after its
+// options; printf's arguments after the format, or the format itself.
+func echoValue(w []string) string {
+	args := w[1:]
+	if w[0] == "printf" {
+		if len(args) > 1 {
+			return strings.Join(args[1:], " ")
+		}
+		if len(args) == 1 {
+			return strings.NewReplacer(`\n`, "", `\t`, " ").Replace(args[0])
+		}
+		return ""
+	}
+	for len(args) > 0 && (args[0] == "-n" || args[0] == "-e" || args[0] == "-E" || args[0] == "-ne" || args[0] == "-en") {
+		args = args[1:]
+	}
+	return strings.Join(args, " ")
+}
+
+// parseCommand splits a simple command into words as the shell does:
+// quotes removed, backslash escapes undone, $NAME, ${NAME} and $((...))
+// expanded; leading NAME=value words are assignments; > and >>
+// redirections are taken out. A value it cannot know (a command
+// substitution, a variable never assigned) is an error.
+func (sh *shellScanner) parseCommand(s string) (simpleCommand, error) {
+	c := simpleCommand{text: s}
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	redirect := "" // the operator waiting for its target
+	flush := func() {
+		if !inWord {
+			return
+		}
+		w := cur.String()
+		cur.Reset()
+		inWord = false
+		if redirect != "" {
+			c.redirects = append(c.redirects, [2]string{redirect, w})
+			redirect = ""
+			return
+		}
+		words = append(words, w)
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == ' ' || ch == '\t' || ch == '\n':
+			flush()
+		case ch == '\\':
+			if i+1 < len(s) {
+				i++
+				cur.WriteByte(s[i])
+			}
+			inWord = true
+		case ch == '\'':
+			end := strings.IndexByte(s[i+1:], '\'')
+			if end < 0 {
+				return c, errors.New("unterminated quote")
+			}
+			cur.WriteString(s[i+1 : i+1+end])
+			i += end + 1
+			inWord = true
+		case ch == '"':
+			j := i + 1
+			for ; j < len(s) && s[j] != '"'; j++ {
+				switch {
+				case s[j] == '\\' && j+1 < len(s) && strings.ContainsRune("$`\"\\\n", rune(s[j+1])):
+					j++
+					cur.WriteByte(s[j])
+				case s[j] == '$':
+					n, v, err := sh.expand(s[j:])
+					if err != nil {
+						return c, err
+					}
+					cur.WriteString(v)
+					j += n - 1
+				case s[j] == '`':
+					return c, errors.New("command substitution")
+				default:
+					cur.WriteByte(s[j])
+				}
+			}
+			if j >= len(s) {
+				return c, errors.New("unterminated quote")
+			}
+			i = j
+			inWord = true
+		case ch == '$':
+			n, v, err := sh.expand(s[i:])
+			if err != nil {
+				return c, err
+			}
+			cur.WriteString(v)
+			i += n - 1
+			inWord = true
+		case ch == '`':
+			return c, errors.New("command substitution")
+		case ch == '>' || ch == '<':
+			// [N]> [N]>> >& &> <: a redirection, its target the next word.
+			if inWord && cur.Len() == 1 && isDigit(cur.String()[0]) {
+				cur.Reset()
+				inWord = false
+			}
+			flush()
+			op := string(ch)
+			if ch == '>' && i+1 < len(s) && s[i+1] == '>' {
+				op, i = ">>", i+1
+			}
+			if i+1 < len(s) && s[i+1] == '&' {
+				i++ // >&2: a descriptor, not a file
+				j := i + 1
+				for j < len(s) && isDigit(s[j]) {
+					j++
+				}
+				i = j - 1
+				continue
+			}
+			if ch == '<' {
+				op = "<"
+			}
+			redirect = op
+		case ch == '&' && i+1 < len(s) && s[i+1] == '>':
+			flush()
+			i++
+			redirect = ">"
+		default:
+			cur.WriteByte(ch)
+			inWord = true
+		}
+	}
+	flush()
+	if redirect != "" {
+		return c, errors.New("redirection without a target")
+	}
+	// Leading NAME=value words are assignments.
+	for len(words) > 0 {
+		k, v, ok := strings.Cut(words[0], "=")
+		if !ok || !isShellName(k) {
+			break
+		}
+		c.assigns = append(c.assigns, [2]string{k, v})
+		words = words[1:]
+	}
+	c.words = words
+	return c, nil
+}
+
+func isShellName(s string) bool {
+	if s == "" || !isIdentStart(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isWordByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// expand reads the expansion at the start of s ($NAME, ${NAME},
+// $((expression))) and returns how many bytes it took and its value.
+func (sh *shellScanner) expand(s string) (int, string, error) {
+	switch {
+	case strings.HasPrefix(s, "$(("):
+		depth := 0
+		for i := 1; i < len(s); i++ {
+			switch s[i] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+				if depth == 0 {
+					if i < 2 || s[i-1] != ')' {
+						return 0, "", errors.New("unbalanced $((")
+					}
+					v, err := sh.arith(s[3 : i-1])
+					return i + 1, strconv.FormatInt(v, 10), err
+				}
+			}
+		}
+		return 0, "", errors.New("unterminated $((")
+	case strings.HasPrefix(s, "$("):
+		return 0, "", errors.New("command substitution")
+	case strings.HasPrefix(s, "${"):
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return 0, "", errors.New("unterminated ${")
+		}
+		name := s[2:end]
+		if !isShellName(name) {
+			return 0, "", fmt.Errorf("cannot expand ${%s}", name)
+		}
+		v, err := sh.variable(name)
+		return end + 1, v, err
+	}
+	n := 1
+	for n < len(s) && isWordByte(s[n]) && (n > 1 || isIdentStart(s[n])) {
+		n++
+	}
+	if n == 1 {
+		if n < len(s) && (isDigit(s[1]) || strings.ContainsRune("?#$!@*-", rune(s[1]))) {
+			return 0, "", fmt.Errorf("cannot expand $%c", s[1])
+		}
+		return 1, "$", nil // a lone $
+	}
+	v, err := sh.variable(s[1:n])
+	return n, v, err
+}
+
+// variable is a shell variable's value: one assigned in the text read so
+// far. Others (the environment's, PACKETDRILL_PID) are not known ahead of
+// the run.
+func (sh *shellScanner) variable(name string) (string, error) {
+	if v, ok := sh.vars[name]; ok {
+		return v, nil
+	}
+	return "", fmt.Errorf("$%s is not set by the script", name)
+}
+
+// arith evaluates shell arithmetic ($((...))): integers (decimal, 0x hex,
+// 0 octal), variables, ( ), unary + - ~ !, ** * / % + - << >> < <= > >=
+// == != & ^ | && ||, with C's precedence. The conditional ?: and
+// assignments are not read: a line using them is reported, not guessed.
+func (sh *shellScanner) arith(expr string) (int64, error) {
+	a := &arithParser{s: expr, sh: sh}
+	v, err := a.binary(0)
+	if err != nil {
+		return 0, err
+	}
+	a.space()
+	if a.i != len(a.s) {
+		return 0, fmt.Errorf("cannot evaluate $((%s)) at %q", expr, a.s[a.i:])
+	}
+	return v, nil
+}
+
+type arithParser struct {
+	s  string
+	i  int
+	sh *shellScanner
+}
+
+func (a *arithParser) space() {
+	for a.i < len(a.s) && (a.s[a.i] == ' ' || a.s[a.i] == '\t' || a.s[a.i] == '\n') {
+		a.i++
+	}
+}
+
+// arithOps are the binary operators by precedence, lowest first.
+var arithOps = [][]string{{"||"}, {"&&"}, {"|"}, {"^"}, {"&"}, {"==", "!="}, {"<=", ">=", "<", ">"}, {"<<", ">>"}, {"+", "-"}, {"*", "/", "%"}, {"**"}}
+
+func (a *arithParser) op(level int) string {
+	a.space()
+	for _, o := range arithOps[level] {
+		if strings.HasPrefix(a.s[a.i:], o) {
+			// "|" is not the start of "||", "&" not of "&&", "*" not of "**".
+			if len(o) == 1 && a.i+1 < len(a.s) && a.s[a.i+1] == o[0] && (o == "|" || o == "&" || o == "*") {
+				continue
+			}
+			if (o == "<" || o == ">") && a.i+1 < len(a.s) && (a.s[a.i+1] == o[0] || a.s[a.i+1] == '=') {
+				continue
+			}
+			return o
+		}
+	}
+	return ""
+}
+
+func (a *arithParser) binary(level int) (int64, error) {
+	if level == len(arithOps) {
+		return a.unary()
+	}
+	l, err := a.binary(level + 1)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		o := a.op(level)
+		if o == "" {
+			return l, nil
+		}
+		a.i += len(o)
+		next := level + 1
+		if o == "**" {
+			next = level // right associative
+		}
+		r, err := a.binary(next)
+		if err != nil {
+			return 0, err
+		}
+		if l, err = arithApply(o, l, r); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func arithApply(o string, l, r int64) (int64, error) {
+	b := func(x bool) int64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	switch o {
+	case "||":
+		return b(l != 0 || r != 0), nil
+	case "&&":
+		return b(l != 0 && r != 0), nil
+	case "|":
+		return l | r, nil
+	case "^":
+		return l ^ r, nil
+	case "&":
+		return l & r, nil
+	case "==":
+		return b(l == r), nil
+	case "!=":
+		return b(l != r), nil
+	case "<":
+		return b(l < r), nil
+	case "<=":
+		return b(l <= r), nil
+	case ">":
+		return b(l > r), nil
+	case ">=":
+		return b(l >= r), nil
+	case "<<":
+		return l << uint64(r&63), nil
+	case ">>":
+		return l >> uint64(r&63), nil
+	case "+":
+		return l + r, nil
+	case "-":
+		return l - r, nil
+	case "*":
+		return l * r, nil
+	case "/", "%":
+		if r == 0 {
+			return 0, errors.New("division by zero in $((...))")
+		}
+		if o == "/" {
+			return l / r, nil
+		}
+		return l % r, nil
+	case "**":
+		if r < 0 {
+			return 0, errors.New("negative exponent in $((...))")
+		}
+		v := int64(1)
+		for ; r > 0; r-- {
+			v *= l
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("unknown operator %s", o)
+}
+
+func (a *arithParser) unary() (int64, error) {
+	a.space()
+	if a.i >= len(a.s) {
+		return 0, errors.New("incomplete $((...))")
+	}
+	switch c := a.s[a.i]; {
+	case c == '+' || c == '-' || c == '~' || c == '!':
+		a.i++
+		v, err := a.unary()
+		switch c {
+		case '-':
+			v = -v
+		case '~':
+			v = ^v
+		case '!':
+			if v == 0 {
+				v = 1
+			} else {
+				v = 0
+			}
+		}
+		return v, err
+	case c == '(':
+		a.i++
+		v, err := a.binary(0)
+		if err != nil {
+			return 0, err
+		}
+		a.space()
+		if a.i >= len(a.s) || a.s[a.i] != ')' {
+			return 0, errors.New("missing ) in $((...))")
+		}
+		a.i++
+		return v, nil
+	case isDigit(c):
+		j := a.i
+		for j < len(a.s) && isWordByte(a.s[j]) {
+			j++
+		}
+		lit := a.s[a.i:j]
+		a.i = j
+		v, ok := strtolFull(lit)
+		if !ok {
+			return 0, fmt.Errorf("bad number %q in $((...))", lit)
+		}
+		return v, nil
+	case c == '$' || isIdentStart(c):
+		if c == '$' {
+			a.i++
+		}
+		j := a.i
+		for j < len(a.s) && isWordByte(a.s[j]) {
+			j++
+		}
+		name := a.s[a.i:j]
+		a.i = j
+		v, err := a.sh.variable(name)
+		if err != nil {
+			return 0, err
+		}
+		if v == "" {
+			return 0, nil
+		}
+		n, ok := strtolFull(strings.TrimSpace(v))
+		if !ok {
+			return 0, fmt.Errorf("$%s is %q, not a number", name, v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("cannot evaluate %q in $((...))", a.s[a.i:])
 }
 
 func normSysctl(k string) string { return strings.ReplaceAll(strings.TrimSpace(k), "/", ".") }
-func collapse(v string) string   { return strings.Join(strings.Fields(strings.Trim(v, `"'`)), " ") }
+func collapse(v string) string   { return strings.Join(strings.Fields(v), " ") }
+
+// applyShellSysctls gives the profile the settings of the commands that
+// run before the script starts (--init_scripts, the init command) and of
+// its timed shell lines (an in-process target is created once, so those
+// take effect from the start too). The cleanup command runs after the
+// last event, so its settings are only listed.
+func (r *runner) applyShellSysctls(p *policy.Profile) {
+	dir := filepath.Dir(r.s.Path)
+	var lines []*Shell
+	for _, c := range r.s.Config.InitScripts {
+		lines = append(lines, &Shell{Command: c})
+	}
+	if r.s.Init != nil {
+		lines = append(lines, r.s.Init)
+	}
+	for _, ev := range r.s.Events {
+		if ev.Shell != nil {
+			lines = append(lines, ev.Shell)
+		}
+	}
+	where := func(l *Shell) string {
+		if l.Line == 0 {
+			return "--init_scripts"
+		}
+		return fmt.Sprintf("%s:%d", r.s.Path, l.Line)
+	}
+	for _, l := range lines {
+		sc := ScanShell(l.Command, dir, where(l))
+		applied, unmapped := ApplySysctls(p, sc.Sysctls)
+		for _, a := range applied {
+			r.res.Applied = append(r.res.Applied, fmt.Sprintf("%s -> %s", a.Sysctl, a.Knob))
+		}
+		for _, u := range unmapped {
+			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("%s (%s)", u, u.Where))
+		}
+		for _, s := range sc.Sysctls {
+			if !PerNamespace(s.Name) {
+				r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s (%s) exists only in the initial network namespace: the linux target cannot set it", s, s.Where))
+			}
+		}
+		for _, n := range sc.NoOps {
+			r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s: not run on an in-process stack: %s", where(l), n))
+		}
+		for _, o := range sc.Other {
+			r.res.Unmapped = append(r.res.Unmapped, fmt.Sprintf("shell command %q (%s)", o, where(l)))
+		}
+	}
+	if c := r.s.Cleanup; c != nil {
+		for _, s := range ScanShell(c.Command, dir, where(c)).Sysctls {
+			r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s (%s): in the cleanup command, which runs after the last event; not applied", s, s.Where))
+		}
+	}
+}
+
+// runInit runs the --init_scripts commands and the script's init command,
+// in that order, before time 0, as packetdrill does. A command that fails
+// fails the script.
+func (r *runner) runInit() bool {
+	dir := filepath.Dir(r.s.Path)
+	for _, c := range r.s.Config.InitScripts {
+		if err := r.t.Shell(c, dir); err != nil && !errors.Is(err, ErrNoShell) {
+			r.failAt(0, fmt.Sprintf("error executing init script '%s': %v", c, err), "", "")
+			return false
+		}
+	}
+	in := r.s.Init
+	if in == nil {
+		return true
+	}
+	err := r.t.Shell(in.Command, dir)
+	switch {
+	case errors.Is(err, ErrNoShell):
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s:%d: init command not run on %s; its sysctls were applied to the profile", r.s.Path, in.Line, r.t.Name()))
+	case err != nil:
+		r.res.Status = Fail
+		r.res.Failure = &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, in.Line), Message: "error executing init command: " + err.Error(), Expected: "`" + in.Command + "`"}
+		return false
+	}
+	return true
+}
+
+// runCleanup runs the cleanup command after the last event, whatever the
+// verdict. packetdrill runs it only when the script also has an init
+// command; so does the runner.
+func (r *runner) runCleanup() {
+	c := r.s.Cleanup
+	if c == nil {
+		return
+	}
+	if r.s.Init == nil {
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s:%d: cleanup command not run: packetdrill runs it only in a script with an init command", r.s.Path, c.Line))
+		return
+	}
+	err := r.t.Shell(c.Command, filepath.Dir(r.s.Path))
+	switch {
+	case errors.Is(err, ErrNoShell):
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s:%d: cleanup command not run on %s", r.s.Path, c.Line, r.t.Name()))
+	case err != nil && r.res.Status == Pass:
+		r.res.Status = Fail
+		r.res.Failure = &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, c.Line), Message: "error executing cleanup command: " + err.Error(), Expected: "`" + c.Command + "`", Time: r.now().Seconds()}
+	case err != nil:
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("%s:%d: error executing cleanup command: %v", r.s.Path, c.Line, err))
+	}
+}
 
 // Applied is a knob the runner set from a sysctl.
 type Applied struct {

@@ -30,8 +30,8 @@ tc qdisc replace dev tun0 root pfifo limit 1000
 	if strings.Join(got, " ") != want {
 		t.Errorf("sysctls:\n got %q\nwant %q", strings.Join(got, " "), want)
 	}
-	if len(sc.Other) != 1 || !strings.HasPrefix(sc.Other[0], "tc qdisc") {
-		t.Errorf("other commands: %q", sc.Other)
+	if len(sc.Other) != 0 || len(sc.NoOps) != 1 || !strings.HasPrefix(sc.NoOps[0], "tc qdisc replace dev tun0 root pfifo limit 1000: traffic control") {
+		t.Errorf("other commands %q, no-ops %q", sc.Other, sc.NoOps)
 	}
 	if !strings.Contains(sc.Sysctls[0].Where, "defaults.sh:3") {
 		t.Errorf("where: %s", sc.Sysctls[0].Where)
@@ -40,6 +40,72 @@ tc qdisc replace dev tun0 root pfifo limit 1000
 	sc = ScanShell("../missing.sh", dir, "x.pkt:1")
 	if len(sc.Other) != 1 {
 		t.Errorf("missing script: %+v", sc)
+	}
+}
+
+// TestScanShellForms: the forms sysctl writes take in shell lines, each
+// read as the shell would run it.
+func TestScanShellForms(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "vars.sh"), []byte("RMEM=\"4096 87380 $((6*1024*1024))\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "tcp.conf"), []byte("# comment\nnet.ipv4.tcp_sack = 0\n; other comment\n-net.ipv4.tcp_ecn=1\n"), 0o644)
+	cases := []struct {
+		cmd, sysctls string // sysctls as name=value joined by " | "
+		other, noops int
+	}{
+		{cmd: "sysctl -q net.ipv4.tcp_sack=0 net.ipv4.tcp_dsack=0", sysctls: "net.ipv4.tcp_sack=0 | net.ipv4.tcp_dsack=0"},
+		{cmd: "sysctl -w net/ipv4/tcp_sack=1", sysctls: "net.ipv4.tcp_sack=1"},
+		{cmd: "sysctl net.ipv4.tcp_sack=1", sysctls: "net.ipv4.tcp_sack=1"},
+		{cmd: "sysctl -e -q -w net.core.rmem_max=$((15*1024*1024))", sysctls: "net.core.rmem_max=15728640"},
+		{cmd: `sysctl -q net.ipv4.tcp_rmem="4096 $((1<<17)) $(( (1 << 20) * 6 ))"`, sysctls: "net.ipv4.tcp_rmem=4096 131072 6291456"},
+		{cmd: `sysctl -q 'net.ipv4.tcp_wmem=4096  16384 4194304'`, sysctls: "net.ipv4.tcp_wmem=4096 16384 4194304"},
+		{cmd: `sysctl -q net.ipv4.tcp_rmem="4096 87380 6291456" 2>/dev/null`, sysctls: "net.ipv4.tcp_rmem=4096 87380 6291456"},
+		{cmd: "sysctl -n net.ipv4.tcp_sack", sysctls: ""},
+		{cmd: "sysctl -p tcp.conf", sysctls: "net.ipv4.tcp_sack=0 | net.ipv4.tcp_ecn=1"},
+		{cmd: "echo 1 > /proc/sys/net/ipv4/tcp_sack", sysctls: "net.ipv4.tcp_sack=1"},
+		{cmd: "echo -n 0 >/proc/sys/net/ipv4/tcp_sack", sysctls: "net.ipv4.tcp_sack=0"},
+		{cmd: `echo "4096 87380 6291456" >> /proc/sys/net/ipv4/tcp_rmem`, sysctls: "net.ipv4.tcp_rmem=4096 87380 6291456"},
+		{cmd: "echo 2 | tee /proc/sys/net/ipv4/tcp_syn_retries > /dev/null", sysctls: "net.ipv4.tcp_syn_retries=2"},
+		{cmd: "printf 3 > /proc/sys/net/ipv4/tcp_retries2", sysctls: "net.ipv4.tcp_retries2=3"},
+		{cmd: "N=3; sysctl -q net.ipv4.tcp_retries2=$N; sysctl -q net.ipv4.tcp_syn_retries=${N}", sysctls: "net.ipv4.tcp_retries2=3 | net.ipv4.tcp_syn_retries=3"},
+		{cmd: "N=4 && echo $((N + 1)) > /proc/sys/net/ipv4/tcp_retries2", sysctls: "net.ipv4.tcp_retries2=5"},
+		{cmd: ". ./vars.sh; sysctl -q net.ipv4.tcp_rmem=\"$RMEM\"", sysctls: "net.ipv4.tcp_rmem=4096 87380 6291456"},
+		{cmd: "sh ./vars.sh; sysctl -q net.ipv4.tcp_rmem=\"$RMEM\"", other: 1}, // a child shell's variables are its own
+		{cmd: "sysctl -q net.ipv4.tcp_sack=$(cat x)", other: 1},
+		{cmd: "sysctl -q net.ipv4.tcp_sack=`cat x`", other: 1},
+		{cmd: "cat x > /proc/sys/net/ipv4/tcp_sack", other: 1},
+		{cmd: "ip link set dev tun0 mtu 1400", other: 1},
+		{cmd: "tc qdisc add dev tun0 root netem delay 10ms; ethtool -K tun0 tso off; ip tcp_metrics flush all; sleep 1", noops: 4},
+		{cmd: "true; echo hello; : ; set -e", sysctls: ""},
+		{cmd: "# a comment; sysctl -q net.ipv4.tcp_sack=0", sysctls: ""},
+		{cmd: "sysctl -q net.ipv4.tcp_sack=0 # set\nsysctl -q \\\n  net.ipv4.tcp_dsack=0", sysctls: "net.ipv4.tcp_sack=0 | net.ipv4.tcp_dsack=0"},
+	}
+	for _, c := range cases {
+		sc := ScanShell(c.cmd, dir, "x.pkt:1")
+		var got []string
+		for _, s := range sc.Sysctls {
+			got = append(got, s.String())
+		}
+		if strings.Join(got, " | ") != c.sysctls || len(sc.Other) != c.other || len(sc.NoOps) != c.noops {
+			t.Errorf("%q:\n got sysctls %q, other %q, no-ops %q\nwant sysctls %q, %d other, %d no-ops", c.cmd, strings.Join(got, " | "), sc.Other, sc.NoOps, c.sysctls, c.other, c.noops)
+		}
+	}
+}
+
+func TestShellArithmetic(t *testing.T) {
+	sh := &shellScanner{vars: map[string]string{"X": "7", "E": ""}}
+	for expr, want := range map[string]int64{
+		"15*1024*1024": 15728640, "1<<20": 1 << 20, "(1+2)*3": 9, "2**10": 1024, "2**3**2": 512, "7/2": 3, "-7%3": -1,
+		"0x10 + 010": 24, "~0": -1, "!0": 1, "1<2 && 3>=3": 1, "5 & 3 | 8 ^ 1": 9, "X * 2": 14, "$X + 1": 8, "E + 1": 1,
+	} {
+		if got, err := sh.arith(expr); err != nil || got != want {
+			t.Errorf("$((%s)) = %d, %v; want %d", expr, got, err, want)
+		}
+	}
+	for _, bad := range []string{"1/0", "1 +", "(1", "Y + 1"} {
+		if v, err := sh.arith(bad); err == nil {
+			t.Errorf("$((%s)) = %d, want an error", bad, v)
+		}
 	}
 }
 
