@@ -489,3 +489,22 @@ func (c *Conn) linuxSegs() (out, in uint32) {
 func usec(d time.Duration) uint32 { return uint32(min(max(d.Microseconds(), 0), 1<<32-1)) }
 func msec(d time.Duration) uint32 { return uint32(min(max(d.Milliseconds(), 0), 1<<32-1)) }
 func sat8(n int) uint8            { return uint8(min(max(n, 0), 255)) }
+
+// TCPInfo returns a listener's struct tcp_info as Linux's tcp_get_info
+// fills it for a socket in LISTEN: the state, the pacing rates (unset),
+// the reordering threshold and the initial window, and two fields with a
+// listener's meaning: Unacked is the accept queue's length and Sacked the
+// backlog.
+func (l *Listener) TCPInfo() TCPInfo {
+	p := l.e.prof
+	cfg := congestion.Config{MSS: p.DefaultSendMSS, InitialWindowSegments: p.InitialCwndSegments}
+	return TCPInfo{
+		State:         10, // TCP_LISTEN
+		PacingRate:    ^uint64(0),
+		MaxPacingRate: ^uint64(0),
+		Reordering:    uint32(p.DupThresh),
+		SndCwnd:       uint32(cfg.InitialWindow() / p.DefaultSendMSS),
+		Unacked:       uint32(len(l.acceptQueue)),
+		Sacked:        uint32(l.backlog),
+	}
+}

@@ -333,3 +333,24 @@ func TestTCPInfoAllocatesNothing(t *testing.T) {
 		t.Fatalf("TCPInfo allocates %v times", n)
 	}
 }
+
+// A listener reports LISTEN, its accept queue in Unacked and its backlog
+// in Sacked (Linux tcp_get_info's aliases for a listener).
+func TestListenerTCPInfo(t *testing.T) {
+	p := newPeer(t, nil)
+	l, err := p.e.Listen(p.now, local, 5, SockOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	sa := p.next()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
+	ti := l.TCPInfo()
+	if ti.State != 10 || ti.Unacked != 1 || ti.Sacked != 5 || ti.SndCwnd != 10 || ti.Reordering != 3 || ti.PacingRate != ^uint64(0) {
+		t.Fatalf("state %d unacked %d sacked %d cwnd %d reordering %d pacing %d",
+			ti.State, ti.Unacked, ti.Sacked, ti.SndCwnd, ti.Reordering, ti.PacingRate)
+	}
+	if _, err := l.Accept(p.now); err != nil || l.TCPInfo().Unacked != 0 {
+		t.Fatalf("after accept: %v, unacked %d", err, l.TCPInfo().Unacked)
+	}
+}
