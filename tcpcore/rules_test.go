@@ -465,3 +465,29 @@ func TestSynGiveUpTimeBoundsLinearRetransmissions(t *testing.T) {
 	prof.SynRetries = 2
 	testSynSchedule(t, prof, []time.Duration{1, 2, 3, 4, 5}, 7)
 }
+
+// RFC 7323 §3.2: timestamps are in use only if both SYNs carried them. A
+// stack that left TSopt out of its SYN (tcp_timestamps=0) ignores a TSopt
+// in the SYN-ACK and sends none afterwards.
+func TestTimestampsInSynAckIgnoredWhenOurSynHadNone(t *testing.T) {
+	prof := testProfile()
+	prof.Timestamps = false
+	p := newPeer(t, prof)
+	c, err := p.e.Connect(p.now, local, remote, SockOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := p.next()
+	if syn.opts.HasTS {
+		t.Fatalf("SYN %v carries TSopt with timestamps off", syn)
+	}
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535,
+		opts: wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 700}})
+	ack := p.expect(fA, syn.seq+1, peerISN+1)
+	c.Write(p.now, make([]byte, 100))
+	data := p.next()
+	if ack.opts.HasTS || data.opts.HasTS {
+		t.Errorf("ACK %v / data %v carry TSopt although our SYN had none", ack, data)
+	}
+}
