@@ -50,7 +50,9 @@ const usageText = `Usage:
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 128] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC]
-  tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] SCRIPT.pkt...
+  tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
+                 [--no-tso] [packetdrill's own flags: --tolerance_usecs N,
+                 --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
   tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
   tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
   tunstack bench [--stack tunstack,gvisor,linux] [--json]
