@@ -47,6 +47,8 @@ bench: build
 # tunstack-difference marker in the script) does not say why. Linux runs in
 # real time, so its failures are run again (twice at most) and the doc
 # lists the first failures.
+# gVisor, the reference beside Linux, runs each script to its end past
+# mismatches (--keep-going), so the doc shows how many lines of each matched.
 # PACKETDRILL=path/to/packetdrill adds a column: the real packetdrill on this
 # machine's Linux (`tunstack oracle`, root), the judge of what a script means;
 # it must pass every script and the linux column must agree with it.
@@ -62,6 +64,7 @@ conformance: build
 			notrun="$${notrun:+$$notrun,}$$s"; continue; \
 		fi; \
 		run="./bin/tunstack drill --stack $$s --json"; \
+		[ "$$s" = gvisor ] && run="$$run --keep-going"; \
 		[ "$$s" = packetdrill ] && run="./bin/tunstack oracle --packetdrill $(PACKETDRILL) --json"; \
 		echo "== conformance on $$s"; \
 		$$run $$scripts > "$$tmp/$$s.json"; \

@@ -303,6 +303,12 @@ func (r *runner) runCode() error {
 		return nil
 	}
 	r.res.Status = Fail
-	r.res.Failure = &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, line), Message: err.Error(), Time: r.now().Seconds()}
+	f := &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, line), Message: err.Error(), Time: r.now().Seconds()}
+	if r.res.Failure == nil {
+		r.res.Failure = f
+	}
+	if r.opt.KeepGoing {
+		r.res.Mismatches = append(r.res.Mismatches, f)
+	}
 	return errFailed
 }

@@ -379,6 +379,23 @@ func lineOf(where string) string {
 	return "?"
 }
 
+// keptGoing sums the script lines and matched lines of a stack whose
+// scripts ran with KeepGoing (ok is false when none did).
+func (m *Matrix) keptGoing(stack string) (lines, matched int, ok bool) {
+	for _, r := range m.Rows {
+		res := r.Cells[stack].Result
+		if res == nil || res.Lines == 0 {
+			continue
+		}
+		lines += res.Lines
+		matched += res.Matched
+		if len(res.Mismatches) > 0 {
+			ok = true
+		}
+	}
+	return lines, matched, ok
+}
+
 // Counts are a stack's totals.
 type Counts struct{ Pass, Fail, Diff, Skip, NotRun int }
 
@@ -451,6 +468,14 @@ func (m *Matrix) Markdown(kernel string) string {
 		c := m.Count(st)
 		p("| %s | %d | %d | %d | %d | %d | %d |\n", st, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun, len(m.Rows))
 	}
+	for _, st := range m.Stacks {
+		if lines, matched, ok := m.keptGoing(st); ok {
+			p("\nThe %s column ran each script to its end past mismatches (`tunstack drill\n", st)
+			p("--keep-going`): a packet that differs is taken as sent and the next line is\n")
+			p("compared from there. %d of its %d script lines matched; a FAIL cell shows\n", matched, lines)
+			p("matched/total lines, and its explanation is about the first mismatch.\n")
+		}
+	}
 	p("\n## Matrix\n\n")
 	p("A cell where a reference stack disagrees with tunstack links to its explanation.\n\n")
 	p("| script | RFC | %s |\n|---|---|%s\n", strings.Join(m.Stacks, " | "), strings.Repeat("---|", len(m.Stacks)))
@@ -485,6 +510,9 @@ func (m *Matrix) Markdown(kernel string) string {
 			}
 			if c.Result != nil && c.Status == Pass && len(c.Result.Skipped) > 0 {
 				s += fmt.Sprintf(" (%d line(s) not evaluated)", len(c.Result.Skipped))
+			}
+			if c.Result != nil && c.Status != Pass && len(c.Result.Mismatches) > 0 {
+				s += fmt.Sprintf(" (%d/%d lines)", c.Result.Matched, c.Result.Lines)
 			}
 			switch {
 			case c.Differs && c.ReasonID != "":

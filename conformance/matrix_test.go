@@ -246,3 +246,37 @@ func TestBuildMatrixJudgesScriptsByTheRealPacketdrill(t *testing.T) {
 		}
 	}
 }
+
+func TestMatrixShowsMatchedLinesOfAKeepGoingRun(t *testing.T) {
+	dir := t.TempDir()
+	a := writeScript(t, dir, "a.pkt", "// RFC 1: a.")
+	b := writeScript(t, dir, "b.pkt", "// RFC 2: b.")
+	first := &Failure{Where: a + ":4", Message: "bad outbound packet at 0.0000s: window 29184, expected 64240"}
+	results := map[string][]*Result{
+		"tunstack": {{Script: a, Status: Pass, Lines: 10, Matched: 10}, {Script: b, Status: Pass, Lines: 5, Matched: 5}},
+		"gvisor": {
+			{Script: a, Status: Fail, Failure: first, Lines: 10, Matched: 8, Mismatches: []*Failure{first, {Where: a + ":9", Message: "window 512, expected 502"}}},
+			{Script: b, Status: Pass, Lines: 5, Matched: 5},
+		},
+	}
+	diffs := &Differences{
+		Reasons: map[string]Reason{"win": {Title: "Window", Text: "gVisor's window.", Match: `window \d+, expected`}},
+		Cells:   map[string]map[string]string{"a.pkt": {"gvisor": "win"}},
+	}
+	m, err := BuildMatrix([]string{"tunstack", "gvisor"}, results, nil, dir, diffs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Problems) != 0 {
+		t.Errorf("problems %v, want none: the first mismatch is explained", m.Problems)
+	}
+	md := m.Markdown("")
+	for _, s := range []string{
+		"| `a.pkt` | RFC 1 | PASS | [FAIL (8/10 lines)](#why-win) |",
+		"13 of its 15 script lines matched",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+}

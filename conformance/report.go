@@ -31,6 +31,13 @@ type Result struct {
 	Unmapped []string `json:"unmapped,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Seconds  float64  `json:"seconds"`
+	// Lines and Matched count a script's lines and those that matched
+	// (every one for a PASS; with KeepGoing, the lines past the first
+	// mismatch are compared too). Mismatches lists every mismatch of a
+	// KeepGoing run, the first one being Failure.
+	Lines      int        `json:"lines,omitempty"`
+	Matched    int        `json:"matched,omitempty"`
+	Mismatches []*Failure `json:"mismatches,omitempty"`
 }
 
 // Failure is the first mismatch of a failed script.
@@ -66,6 +73,12 @@ func (r *Result) Print(w io.Writer, verbose bool) {
 	}
 	if r.Failure != nil {
 		fmt.Fprintf(w, "     %s\n", strings.ReplaceAll(r.Failure.String(), "\n", "\n     "))
+	}
+	if len(r.Mismatches) > 0 {
+		fmt.Fprintf(w, "     %d of %d lines matched; %d mismatch(es):\n", r.Matched, r.Lines, len(r.Mismatches))
+		for _, f := range r.Mismatches[1:] {
+			fmt.Fprintf(w, "     %s\n", strings.ReplaceAll(f.String(), "\n", "\n     "))
+		}
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "     skipped: %s\n", s)

@@ -44,12 +44,23 @@ type Options struct {
 	// NoTSO (--no-tso) has the target hand the runner one packet per
 	// segment instead of whole TSO packets (TargetConfig.NoTSO).
 	NoTSO bool
+	// KeepGoing (--keep-going) runs a script to its end past mismatches:
+	// a packet that differs is taken as the stack sent it (its timestamps,
+	// its time) and the next line is compared from there; an unexpected
+	// packet is set aside; a call's wrong result is noted. The verdict is
+	// still FAIL with the first mismatch, and the result counts the lines
+	// that matched, so a reference stack that differs early in a script
+	// is still compared on the rest of it.
+	KeepGoing bool
 	// Trace, when set, receives a line per event as it runs.
 	Trace io.Writer
 }
 
 // errFailed stops a run after the failure has been recorded.
 var errFailed = errors.New("script failed")
+
+// errMismatch is a recorded failure after which a KeepGoing run goes on.
+var errMismatch = errors.New("line did not match")
 
 type queued struct {
 	pkt *seen
@@ -81,8 +92,11 @@ type runner struct {
 	prev      time.Duration // script time of the previous event
 	queue     []queued
 
-	localISN   uint32
-	isnKnown   bool // localISN was learned for the socket under test
+	localISN uint32
+	isnKnown bool // localISN was learned for the socket under test
+
+	reached    int          // events run so far (KeepGoing counts)
+	badLines   map[int]bool // lines that did not match (KeepGoing)
 	localPort  uint16
 	remotePort uint16
 	ipID       uint16
@@ -181,9 +195,21 @@ func (r *runner) now() time.Duration { return r.t.Now() - r.base - r.shellTime }
 func (r *runner) where(ev *Event) string { return fmt.Sprintf("%s:%d", r.s.Path, ev.Line) }
 
 func (r *runner) fail(ev *Event, msg, expected, actual string) error {
+	f := &Failure{Where: r.where(ev), Message: msg, Expected: expected, Actual: actual, Time: r.now().Seconds()}
 	r.res.Status = Fail
-	r.res.Failure = &Failure{Where: r.where(ev), Message: msg, Expected: expected, Actual: actual, Time: r.now().Seconds()}
-	return errFailed
+	if !r.opt.KeepGoing {
+		r.res.Failure = f
+		return errFailed
+	}
+	if r.res.Failure == nil {
+		r.res.Failure = f
+	}
+	r.res.Mismatches = append(r.res.Mismatches, f)
+	if r.badLines == nil {
+		r.badLines = map[int]bool{}
+	}
+	r.badLines[ev.Line] = true
+	return errMismatch
 }
 
 func (r *runner) failAt(t time.Duration, msg, expected, actual string) {
@@ -236,21 +262,33 @@ func (r *runner) pumpUntil(t time.Duration, stopOnPacket bool) error {
 func (r *runner) checkUnexpected(ev *Event, before time.Duration) error {
 	if len(r.queue) > 0 && r.queue[0].at < before {
 		q := r.queue[0]
-		return r.fail(ev, fmt.Sprintf("unexpected packet from the stack at %.4fs, before this line", q.at.Seconds()), "", q.pkt.String(r.localISN))
+		err := r.fail(ev, fmt.Sprintf("unexpected packet from the stack at %.4fs, before this line", q.at.Seconds()), "", q.pkt.String(r.localISN))
+		if !errors.Is(err, errMismatch) {
+			return err
+		}
+		// Set the unexpected packets aside; the line itself still runs.
+		for len(r.queue) > 0 && r.queue[0].at < before {
+			r.queue = r.queue[1:]
+		}
 	}
 	return nil
 }
 
 func (r *runner) run() error {
+	r.res.Lines = len(r.s.Events)
 	for _, ev := range r.s.Events {
-		if err := r.event(ev); err != nil {
+		err := r.event(ev)
+		if err != nil && !errors.Is(err, errMismatch) {
 			return err
 		}
+		r.reached++
+		r.res.Matched = r.reached - len(r.badLines)
 	}
 	if r.pending != nil {
-		if err := r.finishPending(); err != nil {
+		if err := r.finishPending(); err != nil && !errors.Is(err, errMismatch) {
 			return err
 		}
+		r.res.Matched = r.reached - len(r.badLines)
 	}
 	// Anything the stack sent up to the last event, and within the
 	// tolerance after it, that no line matched is a failure.
@@ -261,10 +299,16 @@ func (r *runner) run() error {
 	if len(r.queue) > 0 {
 		q := r.queue[0]
 		r.res.Status = Fail
-		r.res.Failure = &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, r.s.Events[len(r.s.Events)-1].Line),
+		f := &Failure{Where: fmt.Sprintf("%s:%d", r.s.Path, r.s.Events[len(r.s.Events)-1].Line),
 			Message: fmt.Sprintf("unexpected packet from the stack at %.4fs, after the last line", q.at.Seconds()),
 			Actual:  q.pkt.String(r.localISN), Time: r.now().Seconds()}
-		return errFailed
+		if r.res.Failure == nil {
+			r.res.Failure = f
+		}
+		if !r.opt.KeepGoing {
+			return errFailed
+		}
+		r.res.Mismatches = append(r.res.Mismatches, f)
 	}
 	return r.runCode()
 }
@@ -288,7 +332,8 @@ func (r *runner) event(ev *Event) error {
 	tol := r.tol(t)
 	// A blocked call whose end time has come returns before this event.
 	if r.pending != nil && (ev.Syscall != nil || r.pending.end+r.pending.tol < t) {
-		if err := r.finishPending(); err != nil {
+		// A mismatch belongs to the blocked call's line; this line runs.
+		if err := r.finishPending(); err != nil && !errors.Is(err, errMismatch) {
 			return err
 		}
 	}
@@ -352,17 +397,25 @@ func (r *runner) expect(ev *Event, lo, hi, tol time.Duration) error {
 			return err
 		}
 	}
+	// On a mismatch a KeepGoing run takes the packet as the stack sent it:
+	// its timestamps and its time are what later lines are compared with.
+	differs := func(msg string) error {
+		err := r.fail(ev, msg, PacketString(want), got.String(r.localISN))
+		r.learnTS(want, got)
+		r.prev = at
+		return err
+	}
 	if ev.Time.Kind != TimeAny && at < lo-tol {
-		return r.fail(ev, fmt.Sprintf("packet arrived too early at %.4fs (expected at %s)", at.Seconds(), window(lo, hi, tol, false)), PacketString(want), got.String(r.localISN))
+		return differs(fmt.Sprintf("packet arrived too early at %.4fs (expected at %s)", at.Seconds(), window(lo, hi, tol, false)))
 	}
 	if ev.Time.Kind != TimeAny && at > hi+tol {
-		return r.fail(ev, fmt.Sprintf("packet arrived too late at %.4fs (expected at %s)", at.Seconds(), window(lo, hi, tol, false)), PacketString(want), got.String(r.localISN))
+		return differs(fmt.Sprintf("packet arrived too late at %.4fs (expected at %s)", at.Seconds(), window(lo, hi, tol, false)))
 	}
 	if got.optErr != nil {
-		return r.fail(ev, "stack sent malformed TCP options", PacketString(want), got.String(r.localISN))
+		return differs("stack sent malformed TCP options")
 	}
 	if d := mismatch(want, got, r.localISN, r.tsValCheck(tol)); d != "" {
-		return r.fail(ev, fmt.Sprintf("bad outbound packet at %.4fs: %s", at.Seconds(), d), PacketString(want), got.String(r.localISN))
+		return differs(fmt.Sprintf("bad outbound packet at %.4fs: %s", at.Seconds(), d))
 	}
 	r.learnTS(want, got)
 	r.trace("match > %s (line %d)", got.String(r.localISN), ev.Line)

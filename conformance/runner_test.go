@@ -307,3 +307,51 @@ func TestRunnerShellSettings(t *testing.T) {
 		t.Errorf("notes:\n%s", notes)
 	}
 }
+
+// With KeepGoing a run goes past a mismatch: the differing packet is taken
+// as sent, an unexpected packet is set aside and its line still runs, and
+// the result counts the lines that matched, the first mismatch being the
+// verdict's failure.
+func TestRunnerKeepGoingComparesTheRestOfTheScript(t *testing.T) {
+	synack := stackPacket(wire.FlagSYN|wire.FlagACK, isn, 1, 0, []byte{2, 4, 5, 0xb4})
+	data := stackPacket(wire.FlagPSH|wire.FlagACK, isn+1, 1, 100, nil)
+	extra := stackPacket(wire.FlagACK, isn+101, 1, 0, nil)
+	more := stackPacket(wire.FlagPSH|wire.FlagACK, isn+101, 1, 100, nil)
+	script := "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" + // 1 matches
+		"+0 < S 0:0(0) win 1000 <mss 1460>\n" + // 2 matches
+		"+0 > S. 0:0(0) ack 1 win 9 <mss 1460>\n" + // 3 window differs
+		"+.1 < . 1:1(0) ack 1 win 1000\n" + // 4 matches
+		"+.1 > P. 1:101(100) ack 1\n" + // 5 matches
+		"+.2 < . 1:1(0) ack 101 win 1000\n" + // 6 an unexpected packet comes first
+		"+0 > P. 101:201(100) ack 1\n" // 7 matches
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.pkt")
+	os.WriteFile(path, []byte(script), 0o644)
+	out := func() []outPkt {
+		return []outPkt{{synack, 0}, {data, 200 * time.Millisecond}, {extra, 250 * time.Millisecond}, {more, 400 * time.Millisecond}}
+	}
+	fake := &replayTarget{out: out()}
+	RegisterTarget("replay-test", func(TargetConfig) (Target, error) { return fake, nil })
+	defer delete(targets, "replay-test")
+	local := Option{Name: "local_ip", Value: DefaultLocalIP.String(), HasValue: true}
+	res := Run(path, Options{Stack: "replay-test", Args: []Option{local}, KeepGoing: true})
+	if res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, "window 1000, expected 9") {
+		t.Fatalf("want FAIL at the window, got %s %+v", res.Status, res.Failure)
+	}
+	if res.Lines != 7 || res.Matched != 5 || len(res.Mismatches) != 2 {
+		t.Fatalf("lines %d matched %d mismatches %d, want 7, 5 and 2: %+v", res.Lines, res.Matched, len(res.Mismatches), res.Mismatches)
+	}
+	if m := res.Mismatches[1]; !strings.HasSuffix(m.Where, ":6") || !strings.Contains(m.Message, "unexpected packet from the stack at 0.2500s") {
+		t.Errorf("second mismatch %+v, want the unexpected packet before line 6", m)
+	}
+	if len(fake.injected) != 3 {
+		t.Errorf("%d packets injected, want 3: line 6 still runs after the unexpected packet", len(fake.injected))
+	}
+	// Without KeepGoing the same run stops at the first mismatch.
+	fake2 := &replayTarget{out: out()}
+	RegisterTarget("replay-test", func(TargetConfig) (Target, error) { return fake2, nil })
+	res = Run(path, Options{Stack: "replay-test", Args: []Option{local}})
+	if res.Status != Fail || len(res.Mismatches) != 0 || res.Matched != 2 || !strings.Contains(res.Failure.Message, "window 1000, expected 9") {
+		t.Errorf("without KeepGoing: %s, matched %d, %d mismatches, %+v; want FAIL at the window after 2 matched lines", res.Status, res.Matched, len(res.Mismatches), res.Failure)
+	}
+}

@@ -18,7 +18,7 @@ func init() { commands["drill"] = runDrill }
 var errDrillFailed = errors.New("one or more scripts failed")
 
 // runDrill is `tunstack drill [--stack S] [--profile P] [--json] [--trace]
-// [--no-tso] [packetdrill's options] SCRIPT.pkt...`.
+// [--no-tso] [--keep-going] [packetdrill's options] SCRIPT.pkt...`.
 //
 // packetdrill's options are taken as packetdrill takes them:
 // --name=VALUE or --name VALUE (--tolerance_usecs, --tolerance_percent,
@@ -32,10 +32,11 @@ var errDrillFailed = errors.New("one or more scripts failed")
 // those that select a mode this runner does not have (--wire_client,
 // --so_filename, ...) are errors, as is an option neither knows.
 // --no-tso shows each segment as a packet of its own instead of whole TSO
-// packets.
+// packets. --keep-going runs each script to its end past mismatches and
+// counts the lines that matched (conformance.Options.KeepGoing).
 func runDrill(args []string) error {
 	stack, profile := "linux", "linux"
-	var asJSON, trace, noTSO bool
+	var asJSON, trace, noTSO, keepGoing bool
 	pdArgs, rest, err := packetdrillArgs(args)
 	if err != nil {
 		return err
@@ -46,6 +47,7 @@ func runDrill(args []string) error {
 		boolFlag("json", &asJSON),
 		boolFlag("trace", &trace),
 		boolFlag("no-tso", &noTSO),
+		boolFlag("keep-going", &keepGoing),
 	})
 	if err != nil {
 		return err
@@ -63,7 +65,7 @@ func runDrill(args []string) error {
 	for _, a := range pdArgs {
 		verbose = verbose || a.Name == "verbose"
 	}
-	opt := conformance.Options{Stack: stack, Profile: profile, Args: pdArgs, NoTSO: noTSO}
+	opt := conformance.Options{Stack: stack, Profile: profile, Args: pdArgs, NoTSO: noTSO, KeepGoing: keepGoing}
 	if trace {
 		opt.Trace = os.Stderr
 	}

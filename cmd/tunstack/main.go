@@ -51,7 +51,7 @@ const usageText = `Usage:
                  [--backlog 128] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
-                 [--no-tso] [packetdrill's own flags: --tolerance_usecs N,
+                 [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
   tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
   tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
