@@ -176,6 +176,13 @@ func (l *Listener) input(now Time, s *segment) {
 		return
 	case !s.has(wire.FlagSYN):
 		return // fourth: other text or control, drop
+	case s.has(wire.FlagFIN):
+		// Linux behaviour (tcp_rcv_state_process in LISTEN): a SYN with FIN
+		// is dropped unanswered. RFC 9293 §3.10.7.2 would open on the SYN
+		// and ignore the FIN, but SYN+FIN is no legitimate opening, only a
+		// scanner's probe, and answering it tells the scanner the port is
+		// open.
+		return
 	}
 	// third: SYN.
 	if l.acceptQueueFull() {
