@@ -454,7 +454,10 @@ func (c *Conn) Abort(now Time) {
 func (c *Conn) abort(now Time, err error) {
 	switch c.state {
 	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
-		c.e.sendReset(c.key.local, c.key.remote, c.sndNxt, c.rcvNxt, wire.FlagRST|wire.FlagACK)
+		// Linux behaviour (tcp_send_active_reset): the RST takes the
+		// sequence number an ACK would (acceptableSeq), so that a peer that
+		// shrank its window still accepts it.
+		c.e.sendReset(c.key.local, c.key.remote, c.acceptableSeq(), c.rcvNxt, wire.FlagRST|wire.FlagACK)
 	}
 	c.closeWith(err)
 }

@@ -25,3 +25,44 @@ func TestSynFinToListenerDropped(t *testing.T) {
 		t.Fatalf("plain SYN answered with %v, want a SYN-ACK of %d", sa, peerISN+1)
 	}
 }
+
+// RFC 1122 §4.2.2.16 with Linux's tcp_acceptable_seq: once the peer moves
+// its right window edge back below SND.NXT, a pure ACK carries the edge as
+// its sequence number, not SND.NXT; no new data goes until the window
+// reopens.
+func TestAckSeqIsRightEdgeOfShrunkWindow(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAcceptWith(plainSyn, SockOpts{NoDelay: true})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 4000})
+	if n, err := c.Write(p.now, make([]byte, 1000)); n != 1000 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	p.expect(fPA, iss+1, peerISN+1)
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 4000, payload: make([]byte, 10)})
+	p.expect(fA, iss+1001, peerISN+11)
+	// The peer now offers 500 bytes from SND.UNA: its edge is iss+501.
+	p.send(tseg{flags: fPA, seq: peerISN + 11, ack: iss + 1, wnd: 500, payload: make([]byte, 10)})
+	p.expect(fA, iss+501, peerISN+21)
+	if n, err := c.Write(p.now, make([]byte, 500)); n != 500 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	p.expectNone()
+	p.send(tseg{flags: fA, seq: peerISN + 21, ack: iss + 1001, wnd: 4000})
+	if d := p.expect(fPA, iss+1001, peerISN+21); len(d.payload) != 500 {
+		t.Fatalf("sent %v, want the 500 bytes held back", d)
+	}
+}
+
+// Linux behaviour (tcp_send_active_reset): the RST of an abort takes the
+// same sequence number as an ACK, the right edge of a shrunk window.
+func TestAbortRSTSeqIsRightEdgeOfShrunkWindow(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAcceptWith(plainSyn, SockOpts{NoDelay: true})
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 4000})
+	c.Write(p.now, make([]byte, 1000))
+	p.expect(fPA, iss+1, peerISN+1)
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 500, payload: make([]byte, 10)})
+	p.expect(fA, iss+501, peerISN+11)
+	c.Abort(p.now)
+	p.expect(fRA, iss+501, peerISN+11)
+}

@@ -125,7 +125,25 @@ func (c *Conn) setDSACK(start, end Seq) {
 func (c *Conn) sendAck(now Time) {
 	var o wire.TCPOptions
 	c.ackOptions(now, &o)
-	c.emit(now, c.sndNxt, c.rcvNxt, wire.FlagACK, c.advertiseWindow(), &o, 0, 0)
+	c.emit(now, c.acceptableSeq(), c.rcvNxt, wire.FlagACK, c.advertiseWindow(), &o, 0, 0)
+}
+
+// acceptableSeq is the sequence number of a segment without data: SND.NXT,
+// unless the peer shrank its window below it (RFC 1122 §4.2.2.16 allows a
+// shrinking window, RFC 9293 §3.10.7.4 has the peer accept a segment only
+// inside its window); then the window's right edge, SND.UNA + SND.WND, the
+// first sequence number the peer no longer accepts data at, which it
+// still takes for a segment without data. Linux behaviour
+// (tcp_acceptable_seq, for ACKs and for the RST of an abort), including
+// its tolerance: SND.NXT stays when it lies beyond the edge by less than
+// one unit of window scale, the unit being our receive shift (Linux's
+// rcv_wscale) as in Linux's code.
+func (c *Conn) acceptableSeq() Seq {
+	edge := c.sndUna.Add(c.sndWnd)
+	if !edge.LT(c.sndNxt) || c.wsOK && c.sndNxt.Sub(edge) < 1<<c.rcvWscale {
+		return c.sndNxt
+	}
+	return edge
 }
 
 // sendOutOfWindowAck answers an unacceptable segment s with an ACK (RFC
