@@ -117,10 +117,9 @@ func (c *Conn) rejectSegment(now Time, s *segment) {
 	c.e.stats.OutOfWindowDrops++
 	switch {
 	case s.has(wire.FlagRST):
-	case c.state == TimeWait && s.has(wire.FlagFIN):
-		c.closeAt = now.Add(c.e.prof.TimeWaitLen)
-		c.sendAck(now)
-		c.updateDeadline()
+	case c.state == TimeWait && (s.has(wire.FlagFIN) || len(s.payload) > 0):
+		c.timeWaitAnswer(now, s)
+		c.after(now)
 	default:
 		if len(s.payload) > 0 && s.seq.Add(s.segLen()).LE(c.rcvNxt) && c.state != TimeWait {
 			// An old duplicate (a retransmission we already have):
@@ -129,6 +128,19 @@ func (c *Conn) rejectSegment(now Time, s *segment) {
 		}
 		c.sendOutOfWindowAck(now, s)
 	}
+}
+
+// timeWaitAnswer answers a segment with data or FIN that reached TIME-WAIT,
+// as Linux's tcp_timewait_state_process does with anything but a bare ACK
+// or RST at RCV.NXT: with an ACK of our FIN and theirs, at once (data and
+// FIN are never rate limited, tcp_oow_rate_limited: they are no part of an
+// ACK loop), and, when the segment has ACK set, a fresh 2 MSL (RFC 9293
+// §3.10.7.4 restarts it for a retransmitted FIN).
+func (c *Conn) timeWaitAnswer(now Time, s *segment) {
+	if s.has(wire.FlagACK) {
+		c.closeAt = now.Add(c.e.prof.TimeWaitLen)
+	}
+	c.ackNow = true
 }
 
 // checkReset is the second check (RFC 5961 §3.2): only an RST at exactly
@@ -209,6 +221,11 @@ func (c *Conn) checkText(now Time, s *segment) bool {
 	}
 	switch c.state {
 	case Established, FinWait1, FinWait2:
+	case TimeWait:
+		// RFC 9293 §3.10.7.4 ignores text after the peer's FIN; Linux
+		// (tcp_timewait_state_process) answers it with an ACK of the FIN.
+		c.timeWaitAnswer(now, s)
+		return true
 	default:
 		return true
 	}

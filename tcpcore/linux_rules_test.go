@@ -2,6 +2,7 @@ package tcpcore
 
 import (
 	"testing"
+	"time"
 )
 
 // The tests of this file each check one rule where the engine does what
@@ -65,4 +66,31 @@ func TestAbortRSTSeqIsRightEdgeOfShrunkWindow(t *testing.T) {
 	p.expect(fA, iss+501, peerISN+11)
 	c.Abort(p.now)
 	p.expect(fRA, iss+501, peerISN+11)
+}
+
+// Linux behaviour (tcp_timewait_state_process): data that reaches
+// TIME-WAIT past the peer's FIN is not taken but answered, every time and
+// without rate limit, by an ACK of the FIN, and restarts the 2 MSL timer.
+func TestTimeWaitDataAnsweredWithAckEveryTime(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.timeWaitConn()
+	for i := range 2 {
+		p.advance(100 * time.Millisecond)
+		p.send(tseg{flags: fPA, seq: peerISN + 2, ack: iss + 2, wnd: 65535, payload: make([]byte, 100)})
+		p.expect(fA, iss+2, peerISN+2)
+		p.expectNone()
+		if c.State() != TimeWait {
+			t.Fatalf("after data %d: state %v, want TIME-WAIT", i+1, c.State())
+		}
+	}
+	// The data restarted the 2 MSL timer.
+	last := p.now
+	p.advance(p.e.Profile().TimeWaitLen - time.Millisecond)
+	if c.State() != TimeWait {
+		t.Fatalf("TIME-WAIT ended %v after the last data, before 2 MSL", p.now.Sub(last))
+	}
+	p.advance(time.Millisecond)
+	if c.State() != Closed {
+		t.Fatalf("state %v 2 MSL after the last data, want CLOSED", c.State())
+	}
 }
