@@ -191,7 +191,8 @@ func (c *Conn) CloseWrite() error {
 }
 
 // CloseRead shuts down the receiving side (shutdown(SHUT_RD)): Read
-// returns io.EOF.
+// returns io.EOF instead of blocking, once it has returned the data
+// queued, which as on Linux includes data that arrives later.
 func (c *Conn) CloseRead() error {
 	return c.call("close", func(now tcpcore.Time) error { return c.tc.CloseRead(now) })
 }

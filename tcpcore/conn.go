@@ -355,9 +355,11 @@ func (c *Conn) CloseWrite(now Time) error {
 	return nil
 }
 
-// CloseRead shuts down the receiving direction (shutdown(SHUT_RD)): reads
-// return io.EOF; data that arrives later is still acknowledged and
-// discarded, as Linux does.
+// CloseRead shuts down the receiving direction (shutdown(SHUT_RD)): once
+// the queued data is read, reads return io.EOF instead of blocking. As on
+// Linux, data that arrives later is still acknowledged and queued for
+// reading, until the sending direction is shut down too: then new data
+// resets the connection (checkText).
 func (c *Conn) CloseRead(now Time) error {
 	if c.appClosed {
 		return ErrClosed

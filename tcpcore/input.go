@@ -212,9 +212,11 @@ func (c *Conn) completeHandshake(now Time, s *segment) bool {
 }
 
 // checkText is the seventh check: data in ESTABLISHED and FIN-WAIT goes to
-// the receiver. New data for a connection the application has closed is
-// answered with RST, since no one will read it (Linux TCPAbortOnData). It
-// reports whether processing goes on to the FIN.
+// the receiver. New data in FIN-WAIT for a connection that shut down
+// reading (closed, or shutdown(SHUT_RDWR)) is answered with RST, since no
+// one will read it: RFC 1122 §4.2.2.13 and Linux's tcp_rcv_state_process
+// (TCPAbortOnData), which reports ECONNRESET. It reports whether
+// processing goes on to the FIN.
 func (c *Conn) checkText(now Time, s *segment) bool {
 	if len(s.payload) == 0 {
 		return true
@@ -229,9 +231,9 @@ func (c *Conn) checkText(now Time, s *segment) bool {
 	default:
 		return true
 	}
-	if c.appClosed && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
+	if c.rdShut && c.state != Established && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
 		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
-		c.closeWith(nil)
+		c.closeWith(ErrConnReset)
 		return false
 	}
 	c.receiveData(now, s)

@@ -1,6 +1,8 @@
 package tcpcore
 
 import (
+	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -92,5 +94,43 @@ func TestTimeWaitDataAnsweredWithAckEveryTime(t *testing.T) {
 	p.advance(time.Millisecond)
 	if c.State() != Closed {
 		t.Fatalf("state %v 2 MSL after the last data, want CLOSED", c.State())
+	}
+}
+
+// Linux behaviour: after shutdown(SHUT_RD) data that arrives is still
+// acknowledged and queued; a read returns it, and only then end of file.
+func TestShutdownReadStillQueuesArrivingData(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.CloseRead(p.now)
+	buf := make([]byte, 1000)
+	if n, err := c.Read(p.now, buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after SHUT_RD = %d, %v; want 0, EOF", n, err)
+	}
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	p.expect(fA, iss+1, peerISN+101)
+	if n, err := c.Read(p.now, buf); n != 100 || err != nil {
+		t.Fatalf("Read of the data that came after SHUT_RD = %d, %v; want 100", n, err)
+	}
+	if n, err := c.Read(p.now, buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read once it is drained = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+// RFC 1122 §4.2.2.13 as Linux applies it (tcp_rcv_state_process): new
+// data for a connection that shut down both directions, in FIN-WAIT, is
+// answered with RST and the connection reports ECONNRESET.
+func TestShutdownBothThenDataResets(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.CloseRead(p.now)
+	if err := c.CloseWrite(p.now); err != nil {
+		t.Fatal(err)
+	}
+	p.expect(fFA, iss+1, peerISN+1)
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 2, wnd: 65535, payload: make([]byte, 100)})
+	p.expect(fR, iss+2, 0)
+	if c.State() != Closed || !errors.Is(c.HardErr(), ErrConnReset) {
+		t.Fatalf("state %v, error %v; want CLOSED, ECONNRESET", c.State(), c.HardErr())
 	}
 }

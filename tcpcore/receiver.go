@@ -128,14 +128,13 @@ func (c *Conn) queueOutOfOrder(seq Seq, off int, data []byte) {
 	}
 }
 
-// deliverInOrder appends data at RCV.NXT (or, after shutdown(SHUT_RD),
-// acknowledges and discards it) and takes in the out-of-order bytes it
-// joins up with; a segment that fills a gap is acknowledged at once (RFC
-// 5681 §4.2).
+// deliverInOrder appends data at RCV.NXT and takes in the out-of-order
+// bytes it joins up with; a segment that fills a gap is acknowledged at
+// once (RFC 5681 §4.2). Data arriving after shutdown(SHUT_RD) is queued
+// too: Linux behaviour (tcp_data_queue does not look at the receive
+// shutdown), so a read returns it before reporting end of file.
 func (c *Conn) deliverInOrder(data []byte) {
-	if !c.rdShut {
-		c.rcvBuf.write(data)
-	}
+	c.rcvBuf.write(data)
 	c.rcvNxt = c.rcvNxt.Add(len(data))
 	c.info.BytesReceived += uint64(len(data))
 	if c.ooo.empty() {
