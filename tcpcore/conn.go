@@ -283,6 +283,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	}
 	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax)
 	c.sndBuf.write(p[:n])
+	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)
 	c.output(now)
 	c.updateDeadline()
 	return n, nil
@@ -464,10 +465,17 @@ func (c *Conn) abort(now Time, err error) {
 	c.closeWith(err)
 }
 
-// SetNoDelay turns Nagle's algorithm off (true) or on.
+// SetNoDelay turns Nagle's algorithm off (true) or on. Turning it on
+// sends what is queued at once, even under TCP_CORK, whose hold applies
+// again to what is written next. Linux behaviour: __tcp_sock_set_nodelay
+// sets TCP_NAGLE_PUSH, which tcp_nagle_test obeys before the cork, and
+// which the next buffer a write starts clears; here the next write clears
+// it, which differs only when the window kept part of the pushed data
+// back and the write appends to it.
 func (c *Conn) SetNoDelay(now Time, on bool) {
 	c.noDelay = on
 	if on {
+		c.pushQueued = true
 		c.output(now)
 		c.updateDeadline()
 	}

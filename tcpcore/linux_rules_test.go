@@ -134,3 +134,27 @@ func TestShutdownBothThenDataResets(t *testing.T) {
 		t.Fatalf("state %v, error %v; want CLOSED, ECONNRESET", c.State(), c.HardErr())
 	}
 }
+
+// Linux behaviour (TCP_NAGLE_PUSH): setting TCP_NODELAY on a corked
+// socket sends what is queued at once; the cork stays, so what is written
+// next is held again until TCP_CORK is cleared.
+func TestNoDelayWhileCorkedPushesQueuedData(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.SetCork(p.now, true)
+	c.Write(p.now, make([]byte, 100))
+	p.expectNone()
+	p.advance(50 * time.Millisecond)
+	c.SetNoDelay(p.now, true)
+	if d := p.expect(fPA, iss+1, peerISN+1); len(d.payload) != 100 || d.at != p.now {
+		t.Fatalf("sent %v, want the 100 corked bytes at once", d)
+	}
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 101, wnd: 65535})
+	c.Write(p.now, make([]byte, 100))
+	p.advance(50 * time.Millisecond)
+	p.expectNone()
+	c.SetCork(p.now, false)
+	if d := p.expect(fPA, iss+101, peerISN+1); len(d.payload) != 100 {
+		t.Fatalf("sent %v, want the second 100 bytes when uncorked", d)
+	}
+}

@@ -69,10 +69,12 @@ func (c *Conn) sendOne(now Time) bool {
 			if n < c.maxSndWnd/2 || n < cwndLeft && cwndLeft < mss {
 				return false
 			}
-		} else if !c.finQueued && (c.cork || c.writeMore) && !c.corkExpired {
+		} else if !c.finQueued && (c.cork || c.writeMore) && !c.corkExpired && !c.pushQueued {
 			// TCP_CORK holds a partial segment, for at most CorkLimit;
 			// so does a write with MSG_MORE, for that write only
 			// (Linux's tcp_push corks the push of a MSG_MORE write).
+			// Setting TCP_NODELAY pushes what was queued before it
+			// (pushQueued).
 			if c.corkAt == noDeadline {
 				c.corkAt = now.Add(c.e.prof.CorkLimit)
 			}

@@ -36,6 +36,7 @@ type sender struct {
 	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
 	corkExpired   bool
 	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
+	pushQueued    bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
 	lastSend      Time // last data transmission, for idle restart
 
 	// maxFlight is the largest flight (bytes) of the round trip that ends
