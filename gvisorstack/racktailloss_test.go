@@ -335,7 +335,14 @@ func (w *wire) settle() []seg {
 		}
 		w.read++
 		h := header.TCP(ip.Payload())
-		out = append(out, seg{seqnum.Value(h.SequenceNumber()), len(h.Payload()), h.Flags(), h.SourcePort()})
+		sg := seg{
+			seq: seqnum.Value(h.SequenceNumber()), len: len(h.Payload()), flags: h.Flags(), sport: h.SourcePort(),
+			ack: seqnum.Value(h.AckNumber()), wnd: h.WindowSize(),
+		}
+		if sg.flags&header.TCPFlagSyn != 0 {
+			sg.ws = header.ParseSynOptions(h.Options(), sg.flags&header.TCPFlagAck != 0).WS
+		}
+		out = append(out, sg)
 	}
 	return out
 }
@@ -351,11 +358,17 @@ type rawTCP struct {
 
 func (r *rawTCP) send(flags header.TCPFlags, seq, ack seqnum.Value, opts []byte) {
 	r.w.t.Helper()
+	r.sendData(flags, seq, ack, opts, nil)
+}
+
+// sendData sends one segment carrying payload.
+func (r *rawTCP) sendData(flags header.TCPFlags, seq, ack seqnum.Value, opts, payload []byte) {
+	r.w.t.Helper()
 	for len(opts)%4 != 0 {
 		opts = append(opts, header.TCPOptionNOP)
 	}
 	tcpLen := header.TCPMinimumSize + len(opts)
-	pkt := make([]byte, header.IPv4MinimumSize+tcpLen)
+	pkt := make([]byte, header.IPv4MinimumSize+tcpLen+len(payload))
 	ip := header.IPv4(pkt)
 	ip.Encode(&header.IPv4Fields{
 		TotalLength: uint16(len(pkt)),
@@ -376,7 +389,8 @@ func (r *rawTCP) send(flags header.TCPFlags, seq, ack seqnum.Value, opts []byte)
 		WindowSize: r.wnd,
 	})
 	copy(h[header.TCPMinimumSize:], opts)
-	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, r.src, r.dst, uint16(tcpLen))
+	copy(h[tcpLen:], payload)
+	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, r.src, r.dst, uint16(tcpLen+len(payload)))
 	h.SetChecksum(^checksum.Checksum(h, xsum))
 	if _, err := r.w.peer.end.WritePackets([][]byte{pkt}); err != nil {
 		r.w.t.Fatal(err)
@@ -404,6 +418,9 @@ type seg struct {
 	len   int
 	flags header.TCPFlags
 	sport uint16
+	ack   seqnum.Value
+	wnd   uint16 // the window field as sent (scaled, except in a SYN)
+	ws    int    // a SYN's window scale option; -1 without one
 }
 
 func (s seg) end() seqnum.Value {
