@@ -341,6 +341,13 @@ func TestServeGoClientEchoRoundTrips10MiB(t *testing.T) {
 				if cs, ok := s.sess.network.(connStats); ok {
 					t.Logf("tunstack's counters: %+v", cs.ConnTotals())
 				}
+				// The kernel client's view: bytes unacknowledged and
+				// retransmitted, windows, timers. With gVisor, a hang in
+				// which the kernel has acknowledged what gVisor keeps
+				// retransmitting, while gVisor advertises a zero window,
+				// is gVisor's zero-window ACK deadlock (docs/gvisor.md).
+				out, err := s.ns.Command("ss", "-tni").CombinedOutput()
+				t.Logf("the kernel's TCP sockets in the namespace (ss -tni, err %v):\n%s", err, out)
 			}
 			if werrv != nil {
 				t.Fatalf("write: %v (read %d bytes meanwhile)", werrv, len(got))
