@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"tunstack/wire"
 )
 
 // The tests of this file each check one rule where the engine does what
@@ -156,5 +158,28 @@ func TestNoDelayWhileCorkedPushesQueuedData(t *testing.T) {
 	c.SetCork(p.now, false)
 	if d := p.expect(fPA, iss+101, peerISN+1); len(d.payload) != 100 {
 		t.Fatalf("sent %v, want the second 100 bytes when uncorked", d)
+	}
+}
+
+// Linux behaviour (tcp_synack_rtt_meas): the ACK that completes a passive
+// open is the first RTT sample, timestamps or not, so the RTO after the
+// handshake follows the path rather than staying at the initial 1 s.
+func TestPassiveOpenWithTimestampsSamplesRTTFromSynAck(t *testing.T) {
+	p := newPeer(t, nil)
+	l, err := p.e.Listen(p.now, local, 16, SockOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 1000}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: syn})
+	sa := p.next()
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535, opts: tsEcho(syn, sa)})
+	c, err := l.Accept(p.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := c.Info(); in.SRTT != 10*time.Millisecond || in.RTO != 210*time.Millisecond {
+		t.Fatalf("after a 10 ms handshake SRTT %v, RTO %v; want 10ms, 210ms", in.SRTT, in.RTO)
 	}
 }

@@ -137,7 +137,11 @@ func (c *Conn) sendSyn(now Time) {
 	if c.rtoAt == noDeadline {
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
-	if c.retries == 0 && !c.tsOK {
+	if c.retries == 0 {
+		// Time the first SYN or SYN-ACK (Karn: never a retransmission),
+		// with timestamps too: the ACK that completes the handshake is
+		// the connection's first RTT sample, as in Linux (tcp_synack_rtt_meas
+		// for a passive open, tcp_clean_rtx_queue for an active one).
 		c.rttTiming, c.rttSeq, c.rttTime = true, c.iss, now
 	}
 }
