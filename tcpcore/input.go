@@ -88,7 +88,7 @@ func (c *Conn) handshakeRepeat(now Time, s *segment) bool {
 // (rejectSegment). An acceptable segment's timestamp is noted (RFC 7323
 // §4.3). It reports whether the segment is acceptable.
 func (c *Conn) checkSequence(now Time, s *segment) bool {
-	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal) {
+	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal) && !c.disorderedAck(s) {
 		c.e.stats.PAWSDrops++
 		c.sendOutOfWindowAck(now, s)
 		return false
@@ -282,6 +282,28 @@ func (c *Conn) pawsReject(now Time, tsval uint32) bool {
 		return false
 	}
 	return true
+}
+
+// disorderedAck is Linux's exemption from PAWS (tcp_disordered_ack): a
+// pure ACK at RCV.NXT that acknowledges nothing new and would not update
+// the send window, whose TSval is behind TS.Recent by no more than the RTO
+// counted in ticks of a 1200 Hz clock (the fastest timestamp clock Linux
+// expects of a peer, RFC 7323 §5.4 allowing 1 ms to 1 s per tick), is an
+// ACK that the network reordered behind a later segment, not an old
+// duplicate. It is taken silently (and changes nothing) rather than
+// answered as a PAWS failure.
+func (c *Conn) disorderedAck(s *segment) bool {
+	if !s.has(wire.FlagACK) || s.segLen() != 0 || s.seq != c.rcvNxt || s.ack != c.sndUna {
+		return false
+	}
+	// Would not update the window (Linux tcp_may_update_window, RFC 9293
+	// §3.10.7.4's SND.WL1 test).
+	wnd := int(s.wnd) << c.sndWscale
+	if s.seq.GT(c.sndWl1) || s.seq == c.sndWl1 && (wnd > c.sndWnd || wnd == 0) {
+		return false
+	}
+	replay := c.rtt.backedOff(c.backoff) * 1200 / time.Second
+	return int64(int32(c.tsRecent-s.opts.TSVal)) <= int64(replay)
 }
 
 // synSentQuickRetry is Linux's TCP_TIMEOUT_MIN (2 jiffies; 2 ms at HZ=1000).

@@ -161,6 +161,47 @@ func TestNoDelayWhileCorkedPushesQueuedData(t *testing.T) {
 	}
 }
 
+// RFC 7323 §5.3 with Linux's exemption for disordered ACKs
+// (tcp_disordered_ack): a pure duplicate ACK that changes no window, whose
+// TSval lags TS.Recent by less than the RTO in 1200 Hz ticks, is taken
+// silently; one that lags by more fails PAWS and is answered.
+func TestPAWSExemptsSlightlyOldPureAck(t *testing.T) {
+	p := newPeer(t, nil)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 1000}
+	p.advance(10 * time.Millisecond)
+	c, iss := p.listenAndAccept(syn)
+	// Move TS.Recent to 2000 with an ACK at RCV.NXT.
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535,
+		opts: wire.TCPOptions{HasTS: true, TSVal: 2000, TSEcr: 1}})
+	p.expectNone()
+	rto := c.Info().RTO
+	lag := uint32(rto*1200/time.Second) - 1
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535,
+		opts: wire.TCPOptions{HasTS: true, TSVal: 2000 - lag, TSEcr: 1}})
+	p.expectNone()
+	if d := p.e.Stats().PAWSDrops; d != 0 {
+		t.Fatalf("ACK %d ticks old (RTO %v) counted as a PAWS drop", lag, rto)
+	}
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535,
+		opts: wire.TCPOptions{HasTS: true, TSVal: 2000 - lag - 2, TSEcr: 1}})
+	if a := p.expect(fA, iss+1, peerISN+1); a.opts.TSEcr != 2000 {
+		t.Fatalf("PAWS answer echoes %d, want TS.Recent 2000", a.opts.TSEcr)
+	}
+	if d := p.e.Stats().PAWSDrops; d != 1 {
+		t.Fatalf("PAWS drops %d, want 1", d)
+	}
+	// A segment with data gets no exemption, however little it lags.
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: []byte("x"),
+		opts: wire.TCPOptions{HasTS: true, TSVal: 1990, TSEcr: 1}})
+	p.expect(fA, iss+1, peerISN+1)
+	if c.Buffered() != 0 {
+		t.Fatalf("PAWS let %d bytes in", c.Buffered())
+	}
+}
+
 // Linux behaviour (tcp_synack_rtt_meas): the ACK that completes a passive
 // open is the first RTT sample, timestamps or not, so the RTO after the
 // handshake follows the path rather than staying at the initial 1 s.
