@@ -224,3 +224,54 @@ func TestPassiveOpenWithTimestampsSamplesRTTFromSynAck(t *testing.T) {
 		t.Fatalf("after a 10 ms handshake SRTT %v, RTO %v; want 10ms, 210ms", in.SRTT, in.RTO)
 	}
 }
+
+// RFC 5681 §4.2 and RFC 2018 as Linux applies them (tcp_data_queue_ofo
+// holds a FIN with the data before it): data with FIN beyond a hole is
+// acknowledged at once with a SACK block that covers the FIN; the
+// connection stays ESTABLISHED until the hole fills, and then the ACK
+// covers the FIN.
+func TestOutOfOrderFinIsSACKed(t *testing.T) {
+	p := newPeer(t, nil)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
+	c, iss := p.listenAndAccept(syn)
+	p.send(tseg{flags: fFA | fP, seq: peerISN + 101, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	a := p.expect(fA, iss+1, peerISN+1)
+	if a.opts.NumSACK != 1 || a.opts.SACK[0] != (wire.SACKBlock{Left: uint32(peerISN + 101), Right: uint32(peerISN + 202)}) {
+		t.Fatalf("SACK blocks %v, want one %d-%d", a.opts.SACK[:a.opts.NumSACK], peerISN+101, peerISN+202)
+	}
+	if c.State() != Established || c.Readable() {
+		t.Fatalf("state %v, readable %v; want ESTABLISHED with nothing to read", c.State(), c.Readable())
+	}
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	if a := p.expect(fA, iss+1, peerISN+202); a.opts.NumSACK != 0 {
+		t.Fatalf("ACK still carries SACK blocks %v", a.opts.SACK[:a.opts.NumSACK])
+	}
+	buf := make([]byte, 1000)
+	if n, err := c.Read(p.now, buf); n != 200 || err != nil {
+		t.Fatalf("Read = %d, %v; want 200", n, err)
+	}
+	if n, err := c.Read(p.now, buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read = %d, %v; want EOF", n, err)
+	}
+	if c.State() != CloseWait {
+		t.Fatalf("state %v, want CLOSE-WAIT", c.State())
+	}
+}
+
+// RFC 5681 §4.2 for a FIN alone beyond a hole: it is acknowledged at once,
+// with a SACK block of its one sequence number, as Linux does.
+func TestOutOfOrderBareFinAckedAtOnce(t *testing.T) {
+	p := newPeer(t, nil)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
+	c, iss := p.listenAndAccept(syn)
+	p.send(tseg{flags: fFA, seq: peerISN + 101, ack: iss + 1, wnd: 65535})
+	a := p.expect(fA, iss+1, peerISN+1)
+	if a.opts.NumSACK != 1 || a.opts.SACK[0] != (wire.SACKBlock{Left: uint32(peerISN + 101), Right: uint32(peerISN + 102)}) {
+		t.Fatalf("SACK blocks %v, want one %d-%d", a.opts.SACK[:a.opts.NumSACK], peerISN+101, peerISN+102)
+	}
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+	p.expect(fA, iss+1, peerISN+102)
+	if c.Buffered() != 100 || c.State() != CloseWait {
+		t.Fatalf("buffered %d, state %v; want 100 bytes and CLOSE-WAIT", c.Buffered(), c.State())
+	}
+}

@@ -5,7 +5,9 @@ package tcpcore
 // the whole window); reassembly only remembers which ranges are filled, as
 // sorted, disjoint, non-adjacent [start, end) blocks. Overlapping and
 // duplicate arrivals merge, so whatever a peer sends the list stays short
-// and bounded by the profile's OOOMaxSegments.
+// and bounded by the profile's OOOMaxSegments. A FIN held beyond a gap
+// occupies its sequence number in the list too (so SACK reports it) but no
+// byte of the ring (receiveFin).
 type reassembly struct {
 	blocks []seqRange
 	// recent is the index of the block most recently changed, the first

@@ -141,6 +141,9 @@ func (c *Conn) deliverInOrder(data []byte) {
 		return
 	}
 	nxt := c.ooo.advance(c.rcvNxt)
+	if c.finPending && nxt.GT(c.finPendingSeq) {
+		nxt = c.finPendingSeq // the FIN's block holds no byte (receiveFin)
+	}
 	if filled := nxt.Sub(c.rcvNxt); filled > 0 {
 		c.rcvBuf.extend(filled)
 		c.info.BytesReceived += uint64(filled)
@@ -161,7 +164,16 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 	}
 	if seq != c.rcvNxt {
 		if seq.GT(c.rcvNxt) {
+			// A FIN beyond a gap is an out-of-order segment: held, and
+			// acknowledged at once (RFC 5681 §4.2) with a SACK block that
+			// covers it, as Linux's out-of-order queue holds the FIN's
+			// sequence number with the data before it (tcp_data_queue_ofo).
+			// Its place in the reassembly list is no byte: deliverInOrder
+			// stops short of it, and the FIN is taken when RCV.NXT gets
+			// there.
 			c.finPending, c.finPendingSeq = true, seq
+			c.ooo.add(seq, seq.Add(1), c.e.prof.OOOMaxSegments)
+			c.ackNow = true
 		}
 		return
 	}
