@@ -280,3 +280,31 @@ func TestMatrixShowsMatchedLinesOfAKeepGoingRun(t *testing.T) {
 		}
 	}
 }
+
+func TestMatrixExplainsAKnownTunstackGapAndNoticesWhenItCloses(t *testing.T) {
+	dir := t.TempDir()
+	gap := writeScript(t, dir, "gap.pkt", "// RFC 6937: PRR.")
+	closed := writeScript(t, dir, "closed.pkt", "// RFC 5682: F-RTO.")
+	fail := &Failure{Where: gap + ":20", Message: "bad outbound packet at 0.1000s: sequence 7301, expected 14601"}
+	results := map[string][]*Result{
+		"linux":    {{Script: gap, Status: Pass}, {Script: closed, Status: Pass}},
+		"tunstack": {{Script: gap, Status: Fail, Failure: fail}, {Script: closed, Status: Pass}},
+	}
+	diffs := &Differences{
+		Reasons: map[string]Reason{"prr-gap": {Title: "PRR sends no new data on entry", Text: "Linux sends new data on entering recovery; tunstack does not yet.", Match: "sequence 7301, expected 14601"}},
+		Cells:   map[string]map[string]string{"gap.pkt": {"tunstack": "prr-gap"}, "closed.pkt": {"tunstack": "prr-gap"}},
+	}
+	m, err := BuildMatrix([]string{"linux", "tunstack"}, results, nil, dir, diffs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Problems) != 0 {
+		t.Errorf("problems %v, want none: the gap is explained", m.Problems)
+	}
+	if len(m.Stale) != 1 || m.Stale[0].Script != "closed.pkt" || m.Stale[0].Stack != "tunstack" {
+		t.Errorf("stale %+v, want closed.pkt's gap on tunstack", m.Stale)
+	}
+	if md := m.Markdown(""); !strings.Contains(md, "[PASS](#why-prr-gap)") {
+		t.Errorf("markdown lacks the linux cell linked to the gap:\n%s", md)
+	}
+}
