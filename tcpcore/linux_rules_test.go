@@ -275,3 +275,66 @@ func TestOutOfOrderBareFinAckedAtOnce(t *testing.T) {
 		t.Fatalf("buffered %d, state %v; want 100 bytes and CLOSE-WAIT", c.Buffered(), c.State())
 	}
 }
+
+// Linux behaviour (tcp_snd_wnd_test tests a multi-segment TSO buffer by
+// its first segment): after close, the FIN rides on the last data segment
+// of a two-segment chunk even though that data reaches the peer's window
+// edge; a FIN that would go alone waits for window.
+func TestFinRidesOnChunkThatFillsWindow(t *testing.T) {
+	p := newPeer(t, nil)
+	// A 1000-byte window: segments of 500 (half the largest window), sent
+	// two to a chunk.
+	c, iss := p.acceptWithWindow(1000)
+	c.Write(p.now, make([]byte, 3000))
+	p.expect(fA, iss+1, peerISN+1)
+	p.expect(fPA, iss+501, peerISN+1)
+	c.Close(p.now)
+	p.expectNone()
+	for _, seq := range []Seq{1001, 2001} {
+		p.advance(10 * time.Millisecond)
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + seq, wnd: 1000})
+		p.expect(fA, iss+seq, peerISN+1)
+		last := fPA
+		if seq == 2001 {
+			last |= fF
+		}
+		if s := p.expect(last, iss+seq+500, peerISN+1); len(s.payload) != 500 {
+			t.Fatalf("sent %v, want 500 bytes", s)
+		}
+	}
+	p.expectNone()
+}
+
+// RFC 9293 §3.8.6: a FIN with no data to ride on needs window; once
+// everything sent fills the peer's window, the FIN waits for the ACK that
+// opens it.
+func TestLoneFinWaitsForWindow(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.acceptWithWindow(1000)
+	c.Write(p.now, make([]byte, 1000))
+	p.expect(fA, iss+1, peerISN+1)
+	p.expect(fPA, iss+501, peerISN+1)
+	c.Close(p.now)
+	p.expectNone()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1001, wnd: 1000})
+	p.expect(fFA, iss+1001, peerISN+1)
+}
+
+// acceptWithWindow completes a passive open (plainSyn) whose SYN and ACK
+// offer wnd bytes, and returns the connection and the engine's ISN.
+func (p *peer) acceptWithWindow(wnd uint16) (*Conn, Seq) {
+	p.t.Helper()
+	l, err := p.e.Listen(p.now, local, 16, SockOpts{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: wnd, opts: plainSyn})
+	sa := p.next()
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: wnd})
+	c, err := l.Accept(p.now)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return c, sa.seq
+}

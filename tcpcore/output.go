@@ -10,6 +10,7 @@ import (
 func (c *Conn) output(now Time) {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
+		c.chunkSent = 0
 		for c.sendOne(now) {
 		}
 		c.armPersist(now)
@@ -87,8 +88,15 @@ func (c *Conn) sendOne(now Time) bool {
 		}
 	}
 	// A FIN occupies one sequence number and needs room in the window
-	// (Linux tcp_snd_wnd_test counts it).
-	fin := finReady && wndLeft > n
+	// (RFC 9293 §3.8.6: nothing beyond it is sent; Linux's
+	// tcp_snd_wnd_test counts it) when it goes alone or on a chunk of one
+	// segment. Linux behaviour: the window test of a chunk of several
+	// segments (a TSO buffer, which tcp_grow_skb fills from the following
+	// ones) looks at its first segment only, so a FIN on the last segment
+	// of such a chunk goes with it even when the data reaches the window's
+	// edge. Profiles without GSO chunks (PushEverySegments 0) keep the
+	// RFC rule.
+	fin := finReady && (wndLeft > n || n > 0 && c.chunkSent > 0 && c.e.prof.PushEverySegments > 0)
 	if n == 0 && !fin {
 		return false
 	}
@@ -133,11 +141,15 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 		// Linux sizes each skb when it builds it.
 		c.pushEvery = c.gsoChunkSegments()
 	}
+	if n > 0 {
+		c.chunkSent++
+	}
 	if n > 0 && (off+n == c.sndBuf.Len() || (c.pushEvery > 0 && c.segsSincePush >= c.pushEvery)) {
 		// PSH on the segment that empties the send queue, and (Linux) at
 		// the end of each GSO-sized chunk.
 		flags |= wire.FlagPSH
 		c.segsSincePush = 0
+		c.chunkSent = 0
 	}
 	if fin {
 		flags |= wire.FlagFIN

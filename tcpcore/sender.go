@@ -33,6 +33,7 @@ type sender struct {
 	wrShut        bool // no more writes accepted
 	segsSincePush int  // new-data segments sent since the last PSH
 	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
+	chunkSent     int  // segments of the current chunk sent by this output pass (a FIN on a chunk's later segment needs no window)
 	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
 	corkExpired   bool
 	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
