@@ -251,7 +251,13 @@ func TestReceiverSWSAvoidance(t *testing.T) {
 	p := newPeer(t, nil)
 	c, iss := p.listenAndAcceptWith(plainSyn, SockOpts{RcvBuf: 8192})
 	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 8192)})
-	p.collectAll()
+	// A segment that fills the buffer ends quick-ACK mode (as Linux's
+	// __tcp_select_window does): the delayed-ACK timer acknowledges it.
+	p.expectNone()
+	p.step()
+	if a := p.expect(fA, iss+1, peerISN+8193); a.wnd != 0 {
+		t.Fatalf("window %d with the buffer full, want 0", a.wnd)
+	}
 	buf := make([]byte, 100)
 	c.Read(p.now, buf) // frees 100 bytes: not worth advertising
 	p.expectNone()

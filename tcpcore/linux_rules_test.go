@@ -338,3 +338,32 @@ func (p *peer) acceptWithWindow(wnd uint16) (*Conn, Seq) {
 	}
 	return c, sa.seq
 }
+
+// Linux behaviour (__tcp_select_window, called by __tcp_ack_snd_check
+// before its quick-ACK test): an in-order segment that leaves the receive
+// buffer more than half full ends quick-ACK mode, so with the window not
+// growing it is acknowledged by the delayed-ACK timer; it is queued whole
+// even past the window's right edge, since the buffer has room. One that
+// leaves half the buffer free is acknowledged at once.
+func TestQuickAckModeEndsWhenBufferMoreThanHalfFull(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAcceptWith(plainSyn, SockOpts{RcvBuf: 8192})
+	p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 3000)})
+	if a := p.next(); a.ack != peerISN+3001 || a.at != p.now {
+		t.Fatalf("ACK %v, want ack %d at once (%v)", a, peerISN+3001, p.now)
+	}
+	buf := make([]byte, 10000)
+	c.Read(p.now, buf)
+	p.out = nil            // a window update, maybe
+	p.advance(time.Second) // an idle second: quick-ACK mode again
+	start := p.now
+	p.send(tseg{flags: fPA, seq: peerISN + 3001, ack: iss + 1, wnd: 65535, payload: make([]byte, 8000)})
+	p.expectNone()
+	p.step()
+	if a := p.next(); a.ack != peerISN+8001+3000 || a.at.Sub(start) != p.e.Profile().DelAckMin {
+		t.Fatalf("ACK %v at +%v, want ack %d after %v", a, a.at.Sub(start), peerISN+11001, p.e.Profile().DelAckMin)
+	}
+	if n, _ := c.Read(p.now, buf); n != 8000 {
+		t.Fatalf("Read = %d, want the whole 8000-byte segment", n)
+	}
+}

@@ -253,9 +253,15 @@ func (c *Conn) rcvFree() int {
 // sixteenth of the buffer: a receiver that stops reading closes its window
 // rather than offer slivers (RFC 1122 §4.2.3.3, RFC 9293 §3.8.6.2.2). The
 // window also grows no faster than rcvSsthresh allows.
+//
+// Like Linux's __tcp_select_window, it also ends quick-ACK mode when the
+// free space is under half the buffer: a receiver that falls behind stops
+// acknowledging every segment at once, its ACKs then carrying the window
+// reading reopens rather than the one that is closing.
 func (c *Conn) offerWindow() int {
 	free, full := c.rcvFree(), c.rcvBufMax
 	if free < full/2 {
+		c.quickAcks = 0
 		free &^= 1<<c.rcvWscale - 1
 		if free < full/16 || free < min(c.rcvMSS, full) {
 			return 0

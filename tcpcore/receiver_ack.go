@@ -20,7 +20,12 @@ import (
 func (c *Conn) scheduleAck(now Time, n int) {
 	c.unackedBytes += n
 	p := c.e.prof
-	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || c.ackSecondSegment() {
+	// Linux behaviour (__tcp_ack_snd_check): the every-second-segment
+	// test, which chooses the window, comes before the quick-ACK test, so
+	// a segment that leaves the buffer more than half full ends quick-ACK
+	// mode (offerWindow) before it could be acknowledged at once.
+	second := c.ackSecondSegment()
+	if !p.DelayedAck || (c.quickAcks > 0 && !c.pingpong) || second {
 		// Due now, but in-order data may keep arriving in the same batch:
 		// owe one ACK for all of it, sent when the driver collects output
 		// unless data going out carries it first.
@@ -40,11 +45,19 @@ func (c *Conn) scheduleAck(now Time, n int) {
 // only while the window it would offer is at least the one last announced
 // (Linux __tcp_ack_snd_check), so that a receiver whose application stopped
 // reading lets the delayed-ACK timer answer.
+//
+// Whenever more than one segment's worth is unacknowledged it chooses the
+// window (offerWindow), as Linux's test (rcv_nxt - rcv_wup > rcv_mss)
+// calls __tcp_select_window, even when the ACK is not yet due.
 func (c *Conn) ackSecondSegment() bool {
+	if c.unackedBytes <= c.rcvMSS {
+		return false
+	}
+	grows := c.offerWindow() >= c.rcvAdv.Sub(c.lastAckSent)
 	if c.unackedBytes < 2*c.rcvMSS {
 		return false
 	}
-	return !c.e.prof.AckSecondOnlyIfWindowGrows || c.offerWindow() >= c.rcvAdv.Sub(c.lastAckSent)
+	return !c.e.prof.AckSecondOnlyIfWindowGrows || grows
 }
 
 // delackTimeout is the delayed-ACK timer's length: the adaptive ATO, but
