@@ -53,7 +53,6 @@ type vsock struct {
 	keepalive bool
 	l         *tcpcore.Listener
 	c         *tcpcore.Conn
-	connErr   error // a connect that failed, for SO_ERROR
 	connected bool  // connect completed (EISCONN on a second call)
 	tos       uint8 // IP_TOS
 }
@@ -273,6 +272,9 @@ func (o tunstackOps) Connect(s *vsock) error {
 	return errInProgress
 }
 
+// ConnectResult reports a failed connect's error and, as Linux's
+// __inet_stream_connect does (sock_error), consumes it: SO_ERROR then
+// reads 0.
 func (o tunstackOps) ConnectResult(s *vsock) error {
 	conn := s.c
 	if !conn.Connected() {
@@ -280,7 +282,6 @@ func (o tunstackOps) ConnectResult(s *vsock) error {
 	}
 	if err := conn.HardErr(); err != nil && conn.State() == tcpcore.Closed {
 		conn.Err()
-		s.connErr = err
 		return engineErr(err)
 	}
 	s.connected = true
@@ -482,9 +483,7 @@ func (o tunstackOps) GetSockopt(s *vsock, level, opt int) (int, error) {
 	switch {
 	case level == unix.SOL_SOCKET && opt == unix.SO_ERROR:
 		var err error
-		if s.connErr != nil {
-			err, s.connErr = s.connErr, nil
-		} else if c != nil {
+		if c != nil {
 			err = c.Err()
 		}
 		if err == nil {
