@@ -325,8 +325,21 @@ func (o tunstackOps) Write(s *vsock, b []byte, flags int) (int, error) {
 	return m, engineErr(err)
 }
 
-// Shutdown ignores a how other than SHUT_RD, SHUT_WR and SHUT_RDWR.
+// Shutdown ignores a how other than SHUT_RD, SHUT_WR and SHUT_RDWR. On a
+// listener it does what Linux's inet_shutdown does (RFC 9293 defines no
+// shutdown of a listener): SHUT_WR changes nothing; a shutdown that
+// includes reading disconnects the socket (tcp_disconnect): it stops
+// listening, so a SYN to its port meets no listener and accept fails
+// with EINVAL, and listen may open it again. A socket neither listening
+// nor connected fails with ENOTCONN.
 func (o tunstackOps) Shutdown(s *vsock, how int) error {
+	if s.l != nil {
+		if how == unix.SHUT_RD || how == unix.SHUT_RDWR {
+			s.l.Close(o.now)
+			s.l = nil
+		}
+		return nil
+	}
 	if s.c == nil {
 		return syscall.ENOTCONN
 	}
