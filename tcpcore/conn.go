@@ -34,6 +34,8 @@ type Conn struct {
 	userTimeoutClock // when TCP_USER_TIMEOUT counts from (usertimeout.go)
 
 	cc congestion.Controller // built when the connection is established
+	// ccName is the controller TCP_CONGESTION chose, "" for the profile's.
+	ccName string
 
 	// --- Negotiated options ---
 	sndMSS     int   // largest payload we send, bytes (peer MSS less our option overhead)
@@ -125,6 +127,10 @@ type SockOpts struct {
 	// UserTimeout is TCP_USER_TIMEOUT (usertimeout.go); 0 = off. Accepted
 	// connections inherit a listener's, as on Linux.
 	UserTimeout time.Duration
+	// Congestion is TCP_CONGESTION, the congestion controller by name
+	// (congestion.Names); "" = the profile's. Connections a listener
+	// accepts inherit its choice, as on Linux.
+	Congestion string
 }
 
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
@@ -174,6 +180,7 @@ func (c *Conn) applyOpts(o *SockOpts) {
 	}
 	c.lingerOn, c.linger = o.LingerOn, o.Linger
 	c.userMSS = o.MaxSeg
+	c.ccName = o.Congestion
 	c.userTimeout = max(o.UserTimeout, 0).Truncate(time.Millisecond)
 }
 

@@ -18,6 +18,7 @@ var (
 	ErrAddrInUse    error = syscall.EADDRINUSE   // local address and port taken
 	ErrAddrNotAvail error = syscall.EADDRNOTAVAIL
 	ErrInvalid      error = syscall.EINVAL
+	ErrNoCongestion error = syscall.ENOENT // TCP_CONGESTION names no controller the engine has
 	// ErrClosed is returned by calls on a Conn or Listener the application
 	// already closed.
 	ErrClosed = errors.New("tcpcore: use of closed endpoint")

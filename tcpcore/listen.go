@@ -43,6 +43,9 @@ func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpt
 	if addr.Port() == 0 || !addr.Addr().Is4() {
 		return nil, ErrInvalid // the engine speaks IPv4 only
 	}
+	if err := checkCongestion(opts.Congestion); err != nil {
+		return nil, err
+	}
 	if _, taken := e.lsns[addr]; taken {
 		return nil, ErrAddrInUse
 	}

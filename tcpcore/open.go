@@ -2,6 +2,7 @@ package tcpcore
 
 import (
 	"net/netip"
+	"slices"
 
 	"tunstack/congestion"
 	"tunstack/wire"
@@ -12,6 +13,9 @@ import (
 func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) (*Conn, error) {
 	if !remote.Addr().Is4() || remote.Port() == 0 || !local.Addr().Is4() {
 		return nil, ErrInvalid // the engine speaks IPv4 only
+	}
+	if err := checkCongestion(opts.Congestion); err != nil {
+		return nil, err
 	}
 	if local.Port() == 0 {
 		port, ok := e.ephemeralPort(local.Addr(), remote)
@@ -208,18 +212,100 @@ func (c *Conn) setSndMSS() {
 // chooses its loss recovery, once, when the handshake completes: a
 // half-open connection in the SYN queue carries neither. The profile's
 // controller name was checked by Profile.Validate when the engine was
-// made, so New cannot fail here.
+// made, and a TCP_CONGESTION choice by checkCongestion when it was made,
+// so New cannot fail here.
 func (c *Conn) startCongestionControl() {
-	cc, err := congestion.New(c.e.prof.Congestion, congestion.Config{
-		MSS:                    c.sndMSS,
-		InitialWindowSegments:  c.e.prof.InitialCwndSegments,
-		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
-	})
+	cc, err := congestion.New(c.congestionName(), c.congestionConfig())
 	if err != nil {
 		panic("tcpcore: " + err.Error() + " in a validated profile")
 	}
 	c.cc = cc
 	c.lossRecovery = chooseLossRecovery(cc.Recovery(), c.sackOK)
+}
+
+func (c *Conn) congestionConfig() congestion.Config {
+	return congestion.Config{
+		MSS:                    c.sndMSS,
+		InitialWindowSegments:  c.e.prof.InitialCwndSegments,
+		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
+	}
+}
+
+// congestionName is the controller the connection runs or will run: the
+// socket's TCP_CONGESTION choice, else the profile's.
+func (c *Conn) congestionName() string {
+	if c.ccName != "" {
+		return c.ccName
+	}
+	return c.e.prof.Congestion
+}
+
+// Congestion is TCP_CONGESTION: the name of the connection's congestion
+// controller.
+func (c *Conn) Congestion() string {
+	if c.cc != nil {
+		return c.cc.Name()
+	}
+	return c.congestionName()
+}
+
+// CheckCongestion is Linux's answer to a TCP_CONGESTION name: ENOENT
+// (ErrNoCongestion) for an algorithm the engine does not have
+// (tcp_set_congestion_control).
+func CheckCongestion(name string) error {
+	if !slices.Contains(congestion.Names(), name) {
+		return ErrNoCongestion
+	}
+	return nil
+}
+
+// checkCongestion checks SockOpts.Congestion, where "" is the profile's
+// controller.
+func checkCongestion(name string) error {
+	if name == "" {
+		return nil
+	}
+	return CheckCongestion(name)
+}
+
+// SetCongestion is setsockopt TCP_CONGESTION: it chooses the connection's
+// congestion controller by name (congestion.Names). Before the handshake
+// completes the choice waits for the controller to be built. On an
+// established connection the new controller takes over at once, as Linux's
+// tcp_reinit_congestion_control does: cwnd and ssthresh carry over, the
+// algorithm's own state starts afresh, and the connection recovers from
+// loss as the new algorithm is defined to (chooseLossRecovery).
+func (c *Conn) SetCongestion(name string) error {
+	if err := CheckCongestion(name); err != nil {
+		return err
+	}
+	if c.cc == nil {
+		c.ccName = name
+		return nil
+	}
+	if name == c.cc.Name() {
+		// Linux: asking for the algorithm in use changes nothing.
+		c.ccName = name
+		return nil
+	}
+	cc, err := congestion.Continue(name, c.congestionConfig(), c.cc)
+	if err != nil {
+		return err
+	}
+	c.ccName, c.cc = name, cc
+	c.lossRecovery = chooseLossRecovery(cc.Recovery(), c.sackOK)
+	return nil
+}
+
+// SetCongestion is TCP_CONGESTION on a listener: the connections it makes
+// from then on run the named controller (Linux's tcp_ca_openreq_child: a
+// child inherits the algorithm its listener set).
+func (l *Listener) SetCongestion(name string) error {
+	if err := CheckCongestion(name); err != nil {
+		return err
+	}
+	l.opts.Congestion = name
+	return nil
 }
 
 // passiveOpen handles the SYN that created this connection from a listener
