@@ -12,6 +12,10 @@ type CallOut struct {
 	// MsgFlags is recvmsg's msg_flags.
 	MsgFlags    int64
 	HasMsgFlags bool
+	// OptVal is what getsockopt stored for an option whose value is a
+	// buffer (TCP_CONGESTION's name); its length is the optlen returned.
+	OptVal    []byte
+	HasOptVal bool
 }
 
 // checkCallOut compares what the call stored with what the script wrote:
@@ -57,6 +61,33 @@ func checkCallOut(sc *Syscall, res CallResult) (msg, actual string) {
 		if want != res.Out.MsgFlags {
 			return fmt.Sprintf("recvmsg's msg_flags are %#x, expected %#x", res.Out.MsgFlags, want), fmt.Sprintf("msg_flags=%#x", res.Out.MsgFlags)
 		}
+	case sc.Name == "getsockopt" && res.Out.HasOptVal && len(sc.Args) == 5:
+		return checkOptVal(sc, res.Out.OptVal)
+	}
+	return "", ""
+}
+
+// checkOptVal compares a buffer getsockopt stored with the script, as
+// packetdrill does: the optlen returned must be the one written, and a
+// "string" value must be exactly optlen bytes and equal what was stored.
+func checkOptVal(sc *Syscall, got []byte) (msg, actual string) {
+	want, err := PointerInt(sc.Args[4])
+	if err != nil {
+		return "getsockopt optlen: " + err.Error(), ""
+	}
+	act := fmt.Sprintf("%q, [%d]", got, len(got))
+	if int64(len(got)) != want {
+		return fmt.Sprintf("getsockopt's optlen is %d, expected %d", len(got), want), act
+	}
+	v := sc.Args[3]
+	if v.Kind != ExprString {
+		return "", ""
+	}
+	if int64(len(v.Name)) != want {
+		return fmt.Sprintf("getsockopt: the expected value %q is %d bytes, not the optlen %d", v.Name, len(v.Name), want), act
+	}
+	if string(got) != v.Name {
+		return fmt.Sprintf("getsockopt stored %q, expected %q", got, v.Name), act
 	}
 	return "", ""
 }

@@ -97,6 +97,15 @@ type socketOps[S any] interface {
 	// GetSockopt reads an integer option: errNoOption for one the target
 	// does not support.
 	GetSockopt(s S, level, opt int) (int, error)
+	// SetSockoptBytes sets an option whose value is a buffer
+	// (TCP_CONGESTION's name): v is the optlen bytes the call passes, a
+	// script's "string" with its NUL and then zeros, or cut short.
+	// errNoOption for one the target does not support.
+	SetSockoptBytes(s S, level, opt int, v []byte) error
+	// GetSockoptBytes reads such an option into a buffer of optlen bytes:
+	// what the call stores, whose length is the optlen it returns.
+	// errNoOption for one the target does not support.
+	GetSockoptBytes(s S, level, opt, optlen int) ([]byte, error)
 	// Revents is the poll events among mask (the events asked for, plus
 	// POLLERR and POLLHUP) that hold for s now.
 	Revents(s S, mask int16) int16
@@ -687,6 +696,9 @@ func (d *dispatcher[S]) setsockopt(s S, a []Expr) CallResult {
 		lnv, _ := IntValue(ln)
 		return callResult(d.ops.SetLinger(s, onv != 0, time.Duration(lnv)*time.Second))
 	}
+	if a[3].Kind == ExprString {
+		return d.setsockoptBytes(s, a)
+	}
 	v, err := PointerInt(a[3])
 	if err != nil {
 		return unsupported("setsockopt value: %v", err)
@@ -696,6 +708,61 @@ func (d *dispatcher[S]) setsockopt(s S, a []Expr) CallResult {
 		return unsupported("setsockopt option %s/%s is not supported by the %s target", a[1], a[2], d.target)
 	}
 	return callResult(err)
+}
+
+// setsockoptBytes runs setsockopt(fd, level, opt, "string", optlen): the
+// call passes optlen bytes of packetdrill's buffer, the string and its NUL
+// (zeros past them), and a negative optlen fails with EINVAL as in Linux's
+// __sys_setsockopt.
+func (d *dispatcher[S]) setsockoptBytes(s S, a []Expr) CallResult {
+	level, _ := IntValue(a[1])
+	opt, _ := IntValue(a[2])
+	optlen, err := IntValue(a[4])
+	if err != nil {
+		return unsupported("setsockopt optlen: %v", err)
+	}
+	if optlen < 0 {
+		return fail("EINVAL")
+	}
+	if optlen > 1<<16 {
+		return unsupported("setsockopt optlen %d: too large for a string value", optlen)
+	}
+	v := make([]byte, optlen)
+	copy(v, a[3].Name)
+	err = d.ops.SetSockoptBytes(s, int(level), int(opt), v)
+	if err == errNoOption {
+		return unsupported("setsockopt option %s/%s with a string value is not supported by the %s target", a[1], a[2], d.target)
+	}
+	return callResult(err)
+}
+
+// getsockoptBytes runs getsockopt(fd, level, opt, VALUE, [optlen]) for an
+// option whose value is a buffer: what the call stores and the optlen it
+// returns are checked as packetdrill checks them (checkCallOut).
+func (d *dispatcher[S]) getsockoptBytes(s S, a []Expr) CallResult {
+	level, _ := IntValue(a[1])
+	opt, _ := IntValue(a[2])
+	optlen, err := PointerInt(a[4])
+	if err != nil {
+		return unsupported("getsockopt optlen: %v", err)
+	}
+	if optlen < 0 {
+		return fail("EINVAL")
+	}
+	v, err := d.ops.GetSockoptBytes(s, int(level), int(opt), int(optlen))
+	if err == errNoOption {
+		return unsupported("getsockopt option %s/%s with a string value is not supported by the %s target", a[1], a[2], d.target)
+	}
+	if err != nil {
+		return errnoResult(err)
+	}
+	return CallResult{Out: CallOut{OptVal: v, HasOptVal: true}}
+}
+
+// bytesOption reports whether an option's value is a buffer rather than
+// an integer.
+func bytesOption(level, opt int64) bool {
+	return level == unix.IPPROTO_TCP && opt == unix.TCP_CONGESTION
 }
 
 func (d *dispatcher[S]) getsockopt(s S, a []Expr) CallResult {
@@ -714,6 +781,9 @@ func (d *dispatcher[S]) getsockopt(s S, a []Expr) CallResult {
 		}
 		_, err := d.ops.TCPInfo(s)
 		return callResult(err)
+	}
+	if a[3].Kind == ExprString || bytesOption(level, opt) {
+		return d.getsockoptBytes(s, a)
 	}
 	v, err := d.ops.GetSockopt(s, int(level), int(opt))
 	if err == errNoOption {

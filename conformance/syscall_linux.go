@@ -302,7 +302,19 @@ func (t *linuxTarget) setsockopt(a []Expr) CallResult {
 		if a[3].Kind != ExprString {
 			return unsupported("TCP_CONGESTION takes a string")
 		}
-		err = unix.SetsockoptString(fd, level, opt, a[3].Name)
+		optlen, perr := IntValue(a[4])
+		if perr != nil || optlen > 1<<16 {
+			return unsupported("setsockopt optlen: expected a byte count, found %s", a[4])
+		}
+		// As packetdrill: optlen bytes of the string and its NUL, whatever
+		// the string's length.
+		v := make([]byte, max(optlen, 1))
+		copy(v, a[3].Name)
+		_, _, en := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+			uintptr(unsafe.Pointer(&v[0])), uintptr(optlen), 0)
+		if en != 0 {
+			err = en
+		}
 	default:
 		v, perr := PointerInt(a[3])
 		if perr != nil {
@@ -321,11 +333,8 @@ func (t *linuxTarget) getsockopt(a []Expr) CallResult {
 	if bad != nil {
 		return *bad
 	}
-	switch {
-	case level == unix.SOL_SOCKET && opt == unix.SO_LINGER, opt == unix.TCP_CONGESTION && level == unix.IPPROTO_TCP:
-		if a[3].Kind != ExprEllipsis {
-			return unsupported("getsockopt of %s with a checked value is not supported; write ... for it", a[2])
-		}
+	if level == unix.SOL_SOCKET && opt == unix.SO_LINGER && a[3].Kind != ExprEllipsis {
+		return unsupported("getsockopt of %s with a checked value is not supported; write ... for it", a[2])
 	}
 	if level == unix.SOL_SOCKET && opt == unix.SO_LINGER {
 		if _, err := unix.GetsockoptLinger(fd, level, opt); err != nil {
@@ -334,10 +343,20 @@ func (t *linuxTarget) getsockopt(a []Expr) CallResult {
 		return CallResult{}
 	}
 	if level == unix.IPPROTO_TCP && opt == unix.TCP_CONGESTION {
-		if _, err := unix.GetsockoptString(fd, level, opt); err != nil {
-			return errnoResult(err)
+		// The script's optlen in, what the kernel stores and the optlen
+		// it returns out, checked as packetdrill checks them.
+		optlen, perr := PointerInt(a[4])
+		if perr != nil || optlen < 0 || optlen > 1<<16 {
+			return unsupported("getsockopt optlen: expected [N], found %s", a[4])
 		}
-		return CallResult{}
+		v := make([]byte, max(optlen, 1))
+		n := uint32(optlen)
+		_, _, en := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+			uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&n)), 0)
+		if en != 0 {
+			return errnoResult(en)
+		}
+		return CallResult{Out: CallOut{OptVal: v[:min(int(n), len(v))], HasOptVal: true}}
 	}
 	if level == unix.IPPROTO_TCP && opt == unix.TCP_INFO {
 		if a[3].Kind != ExprEllipsis {

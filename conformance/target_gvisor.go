@@ -570,6 +570,38 @@ func (o gvisorOps) GetSockopt(s *gsock, level, opt int) (int, error) {
 	return 0, errNoOption
 }
 
+// SetSockoptBytes is the sentry's TCP_CONGESTION: the optlen bytes, NULs
+// and all, are the name gVisor looks up among its controllers ("reno",
+// "cubic"), ENOENT when none matches. gVisor switches an established
+// connection's controller, but a listener's choice is not inherited: an
+// accepted endpoint starts with the stack's default (accept.go makes it
+// with newEndpoint).
+func (o gvisorOps) SetSockoptBytes(s *gsock, level, opt int, v []byte) error {
+	if level != unix.IPPROTO_TCP || opt != unix.TCP_CONGESTION {
+		return errNoOption
+	}
+	cc := tcpip.CongestionControlOption(v)
+	return gvErr(s.ep.SetSockOpt(&cc))
+}
+
+// GetSockoptBytes is the sentry's getsockopt TCP_CONGESTION: EINVAL for
+// optlen < 1, else the name NUL-padded to TCP_CA_NAME_MAX, cut to optlen.
+func (o gvisorOps) GetSockoptBytes(s *gsock, level, opt, optlen int) ([]byte, error) {
+	if level != unix.IPPROTO_TCP || opt != unix.TCP_CONGESTION {
+		return nil, errNoOption
+	}
+	if optlen < 1 {
+		return nil, syscall.EINVAL
+	}
+	var cc tcpip.CongestionControlOption
+	if err := s.ep.GetSockOpt(&cc); err != nil {
+		return nil, gvErr(err)
+	}
+	b := make([]byte, tcpCANameMax)
+	copy(b, cc)
+	return b[:min(optlen, tcpCANameMax)], nil
+}
+
 // Ioctl is the sentry's: TIOCINQ (SIOCINQ) reads the endpoint's
 // ReceiveQueueSizeOption, TIOCOUTQ (SIOCOUTQ) its SendQueueSizeOption,
 // which gVisor's TCP endpoint does not implement (ENOPROTOOPT).

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -544,6 +545,58 @@ func (o tunstackOps) GetSockopt(s *vsock, level, opt int) (int, error) {
 		return int(s.tos), nil
 	}
 	return 0, errNoOption
+}
+
+// tcpCANameMax is Linux's TCP_CA_NAME_MAX: the size of a congestion
+// control's name with its NUL.
+const tcpCANameMax = 16
+
+// SetSockoptBytes is TCP_CONGESTION as Linux's do_tcp_setsockopt reads it:
+// EINVAL for optlen < 1, else the name is the bytes up to the first NUL
+// within min(optlen, TCP_CA_NAME_MAX-1); a name the engine has no
+// controller for fails with ENOENT (tcp_set_congestion_control).
+func (o tunstackOps) SetSockoptBytes(s *vsock, level, opt int, v []byte) error {
+	if level != unix.IPPROTO_TCP || opt != unix.TCP_CONGESTION {
+		return errNoOption
+	}
+	if len(v) < 1 {
+		return syscall.EINVAL
+	}
+	name := v[:min(len(v), tcpCANameMax-1)]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	var err error
+	switch {
+	case s.c != nil:
+		err = s.c.SetCongestion(string(name))
+	case s.l != nil:
+		err = s.l.SetCongestion(string(name))
+	default:
+		err = tcpcore.CheckCongestion(string(name))
+	}
+	if err != nil {
+		return engineErr(err)
+	}
+	s.opts.Congestion = string(name)
+	return nil
+}
+
+// GetSockoptBytes is getsockopt TCP_CONGESTION as Linux answers it: the
+// name, NUL-padded to TCP_CA_NAME_MAX, cut to optlen.
+func (o tunstackOps) GetSockoptBytes(s *vsock, level, opt, optlen int) ([]byte, error) {
+	if level != unix.IPPROTO_TCP || opt != unix.TCP_CONGESTION {
+		return nil, errNoOption
+	}
+	name := s.opts.Congestion
+	if s.c != nil {
+		name = s.c.Congestion()
+	} else if name == "" {
+		name = o.cfg.Profile.Congestion
+	}
+	b := make([]byte, tcpCANameMax)
+	copy(b, name)
+	return b[:min(optlen, tcpCANameMax)], nil
 }
 
 // maxSeg is getsockopt TCP_MAXSEG as Linux answers it: the value set
