@@ -1039,6 +1039,56 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 		v, err := one()
 		p.InvalidRateLimit = time.Duration(v) * time.Millisecond
 		return "InvalidRateLimit", err
+	case "net.ipv4.tcp_early_retrans":
+		v, err := one()
+		if err != nil {
+			return "", err
+		}
+		if v < 0 || v > 4 {
+			return "", fmt.Errorf("Linux takes 0 to 4")
+		}
+		// Linux behaviour (tcp_schedule_loss_probe): only 3 and 4 arm
+		// the tail loss probe; 0, 1 and 2 (the retired early-retransmit
+		// modes) leave it off.
+		p.TailLossProbe = v == 3 || v == 4
+		return "TailLossProbe", nil
+	case "net.ipv4.tcp_rto_min_us":
+		v, err := one()
+		if err != nil {
+			return "", err
+		}
+		if v < 1 {
+			return "", fmt.Errorf("Linux takes 1 or more")
+		}
+		d := time.Duration(v) * time.Microsecond
+		if d > p.RTOMax {
+			return "", fmt.Errorf("%v is above RTOMax %v, which the profile cannot hold", d, p.RTOMax)
+		}
+		// Linux behaviour: icsk_rto_min is the floor on the RTO's
+		// variance term (tcp_rtt_estimator), the delayed-ACK allowance
+		// of a probe with one segment out (tcp_schedule_loss_probe), and
+		// bounds the delayed-ACK timeout to one jiffy (1 ms here) less
+		// (tcp_delack_max).
+		p.RTOMin, p.TLPDelAckAllowance = d, d
+		p.DelAckMax = min(p.DelAckMax, max(d-time.Millisecond, time.Millisecond))
+		p.DelAckMin = min(p.DelAckMin, p.DelAckMax)
+		return "RTOMin, TLPDelAckAllowance, DelAckMax", nil
+	case "net.ipv4.tcp_rto_max_ms":
+		v, err := one()
+		if err != nil {
+			return "", err
+		}
+		if v < 1000 || v > 120000 {
+			return "", fmt.Errorf("Linux takes 1000 to 120000")
+		}
+		d := time.Duration(v) * time.Millisecond
+		if d < p.RTOMin {
+			return "", fmt.Errorf("%v is below RTOMin %v, which the profile cannot hold", d, p.RTOMin)
+		}
+		// Linux behaviour (6.15 and later): the ceiling of the backed-off
+		// RTO (tcp_rto_max).
+		p.RTOMax = d
+		return "RTOMax", nil
 	case "net.ipv4.ip_local_port_range":
 		v, err := ints(2)
 		if err != nil {

@@ -131,14 +131,14 @@ func TestApplySysctlsMapsKnobsAndReportsTheRest(t *testing.T) {
 		{Name: "net.ipv4.tcp_keepalive_intvl", Value: "5"},
 		{Name: "net.ipv4.tcp_keepalive_probes", Value: "3"},
 		{Name: "net.ipv4.tcp_retries2", Value: "8"},
-		{Name: "net.ipv4.tcp_early_retrans", Value: "3"},
+		{Name: "net.ipv4.tcp_recovery", Value: "1"},
 		{Name: "net.ipv4.tcp_timestamps", Value: "x"},
 	}
 	applied, unmapped := ApplySysctls(p, in)
 	if len(applied) != 19 {
 		t.Errorf("applied %d, want 19: %+v", len(applied), applied)
 	}
-	if len(unmapped) != 2 || unmapped[0].String() != "net.ipv4.tcp_early_retrans=3" || !strings.Contains(unmapped[1].Value, "expected an integer") {
+	if len(unmapped) != 2 || unmapped[0].String() != "net.ipv4.tcp_recovery=1" || !strings.Contains(unmapped[1].Value, "expected an integer") {
 		t.Errorf("unmapped: %+v", unmapped)
 	}
 	if p.RcvBuf != 87380 || p.RcvBufMax != 6291456 || p.SndBuf != 65536 || p.Timestamps || p.SACK || p.DSACK || p.WindowScaling ||
@@ -146,6 +146,60 @@ func TestApplySysctlsMapsKnobsAndReportsTheRest(t *testing.T) {
 		!p.AbortOnOverflow || p.MaxSynBacklog != 64 || p.Somaxconn != 32 || p.FinTimeout != 10*time.Second ||
 		p.KeepAliveIdle != time.Minute || p.KeepAliveInterval != 5*time.Second || p.KeepAliveProbes != 3 || p.Retries2 != 8 {
 		t.Errorf("profile not updated: %+v", p)
+	}
+}
+
+// Linux 6.x's tail-loss-probe and RTO-bound sysctls, with the ranges
+// Linux accepts (measured: tcp_early_retrans 0 to 4, tcp_rto_min_us from
+// 1, tcp_rto_max_ms 1000 to 120000).
+func TestApplySysctlsTLPAndRTOBounds(t *testing.T) {
+	for v, on := range map[string]bool{"0": false, "1": false, "2": false, "3": true, "4": true} {
+		p := policy.Linux()
+		p.TailLossProbe = !on
+		applied, unmapped := ApplySysctls(p, []Sysctl{{Name: "net.ipv4.tcp_early_retrans", Value: v}})
+		if len(applied) != 1 || len(unmapped) != 0 || applied[0].Knob != "TailLossProbe" || p.TailLossProbe != on {
+			t.Errorf("tcp_early_retrans=%s: TailLossProbe %v (applied %+v, unmapped %+v), want %v", v, p.TailLossProbe, applied, unmapped, on)
+		}
+	}
+
+	p := policy.Linux()
+	applied, unmapped := ApplySysctls(p, []Sysctl{
+		{Name: "net.ipv4.tcp_rto_min_us", Value: "50000"},
+		{Name: "net.ipv4.tcp_rto_max_ms", Value: "1000"},
+	})
+	if len(applied) != 2 || len(unmapped) != 0 {
+		t.Fatalf("applied %+v, unmapped %+v", applied, unmapped)
+	}
+	if p.RTOMin != 50*time.Millisecond || p.TLPDelAckAllowance != 50*time.Millisecond || p.RTOMax != time.Second {
+		t.Errorf("RTOMin %v, TLPDelAckAllowance %v, RTOMax %v; want 50ms, 50ms, 1s", p.RTOMin, p.TLPDelAckAllowance, p.RTOMax)
+	}
+	if p.DelAckMax != 49*time.Millisecond || p.DelAckMin != 40*time.Millisecond {
+		t.Errorf("delayed ACK bounds %v..%v, want 40ms..49ms (tcp_delack_max: rto_min less a jiffy)", p.DelAckMin, p.DelAckMax)
+	}
+	if err := p.Validate(); err != nil {
+		t.Error(err)
+	}
+
+	p = policy.Linux()
+	ApplySysctls(p, []Sysctl{{Name: "net.ipv4.tcp_rto_min_us", Value: "5000"}})
+	if p.DelAckMax != 4*time.Millisecond || p.DelAckMin != 4*time.Millisecond || p.Validate() != nil {
+		t.Errorf("rto_min 5 ms: delayed ACK bounds %v..%v, want 4ms..4ms", p.DelAckMin, p.DelAckMax)
+	}
+
+	for _, bad := range []Sysctl{
+		{Name: "net.ipv4.tcp_early_retrans", Value: "5"},
+		{Name: "net.ipv4.tcp_early_retrans", Value: "-1"},
+		{Name: "net.ipv4.tcp_rto_min_us", Value: "0"},
+		{Name: "net.ipv4.tcp_rto_max_ms", Value: "999"},
+		{Name: "net.ipv4.tcp_rto_max_ms", Value: "120001"},
+		{Name: "net.ipv4.tcp_rto_min_us", Value: "200000000"}, // above RTOMax 120 s
+	} {
+		p := policy.Linux()
+		before := *p
+		applied, unmapped := ApplySysctls(p, []Sysctl{bad})
+		if len(applied) != 0 || len(unmapped) != 1 || *p != before {
+			t.Errorf("%s: applied %+v, unmapped %+v; want it reported and the profile unchanged", bad, applied, unmapped)
+		}
 	}
 }
 
