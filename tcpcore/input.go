@@ -611,6 +611,11 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	}
 	if rtt > 0 {
 		c.rtt.sample(rtt)
+		// RFC 6298 §5 (Karn's algorithm) and Linux's tcp_ack_update_rtt:
+		// the backed-off RTO is kept until a valid RTT sample, which
+		// recomputes it (RFC 6298 §2); an ACK of retransmitted data alone
+		// does not collapse it.
+		c.backoff = 0
 	}
 	if s.ack.GT(c.sndBufSeq) {
 		n := min(s.ack.Sub(c.sndBufSeq), c.sndBuf.Len())
@@ -623,9 +628,11 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 		c.sndNxt = c.sndUna
 	}
 	c.noteAcked()
-	// RFC 6298 §5.7 and Linux: new data acknowledged ends the backoff.
+	// New data acknowledged ends the count of retransmissions of the head
+	// segment (Linux tcp_ack: icsk_retransmits = 0); the backoff waits for
+	// an RTT sample (above).
 	c.endRTOEpisode(now)
-	c.retries, c.backoff = 0, 0
+	c.retries = 0
 	if c.cc != nil && c.recovery != recoveryFast {
 		// In fast recovery PRR sets the pace; the window grows again once
 		// recovery ends.
@@ -639,7 +646,9 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	if c.sndUna == c.sndMax {
 		c.rtoAt, c.tlpAt = noDeadline, noDeadline
 	} else {
-		c.rtoAt = now.Add(c.rtt.rto)
+		// With the RTO as it stands, backed off until an RTT sample
+		// (Linux tcp_rearm_rto uses icsk_rto, which keeps the doublings).
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
 	c.probes = 0
 	c.wake()

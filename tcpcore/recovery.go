@@ -360,7 +360,7 @@ func (c *Conn) exitRecovery(now Time) {
 // RFC 6675 §5.1): the window collapses, everything outstanding is deemed
 // lost, and the scoreboard is cleared in case the peer reneged.
 func (c *Conn) enterLossRecovery(now Time) {
-	if c.recovery == recoveryNone || c.backoff == 1 {
+	if c.recovery == recoveryNone || c.retries == 1 {
 		c.startUndoEpisode()
 	}
 	c.cc.OnRTO(time.Duration(now), c.outstanding())

@@ -1,0 +1,106 @@
+package tcpcore
+
+import (
+	"testing"
+	"time"
+
+	"tunstack/wire"
+)
+
+// Tests of the congestion window's and the retransmission timer's rules
+// as Linux applies them: backoff, idle restart, the cwnd reaction to tail
+// loss probes, cwnd validation, F-RTO and where PSH ends a packet.
+
+// sackConn10ms opens a passive SACK connection (window scale 7, as the
+// conformance scripts' peer offers) whose handshake took 10 ms, so SRTT
+// is 10 ms and the RTO 210 ms (SRTT + the 200 ms floor).
+func sackConn10ms(p *peer) (*Conn, Seq) {
+	p.t.Helper()
+	l, err := p.e.Listen(p.now, local, 4, SockOpts{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535,
+		opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true, HasWScale: true, WScale: 7}})
+	sa := p.next()
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 512})
+	c, err := l.Accept(p.now)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return c, sa.seq
+}
+
+// ackTo sends the peer's pure ACK of everything below ack (window 512 <<
+// 7, as in sackConn10ms).
+func (p *peer) ackTo(ack Seq, opts wire.TCPOptions) {
+	p.t.Helper()
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack, wnd: 512, opts: opts})
+}
+
+// RFC 6298 §5 with Karn's algorithm, as Linux (tcp_ack_update_rtt resets
+// icsk_backoff only with an RTT sample): after two timeouts the RTO is 4 x
+// 210 ms, and the ACK of the retransmission, which gives no sample, leaves
+// it so. The next lost segment is probed at 2*SRTT + 200 ms and resent 840
+// ms after the probe. An ACK of data sent once is a sample, and the RTO is
+// 210 ms again.
+func TestBackedOffRTOKeptUntilRTTSample(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := sackConn10ms(p)
+	// resends writes one segment at seq and returns when the next n
+	// transmissions of it came, counted from the first.
+	resends := func(seq Seq, n int) []time.Duration {
+		t.Helper()
+		c.Write(p.now, make([]byte, 1000))
+		orig := p.expect(fPA, seq, peerISN+1)
+		var at []time.Duration
+		for i := 0; i < n; i++ {
+			p.step()
+			r := p.expect(fPA, seq, peerISN+1)
+			at = append(at, r.at.Sub(orig.at))
+		}
+		return at
+	}
+	ms := func(d ...time.Duration) []time.Duration {
+		for i := range d {
+			d[i] *= time.Millisecond
+		}
+		return d
+	}
+	same := func(a, b []time.Duration) bool {
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return len(a) == len(b)
+	}
+	// The probe at 210 ms (the PTO of 220 ms capped by the RTO), the RTO
+	// 210 ms after it, then the second timeout 420 ms later.
+	if at := resends(iss+1, 3); !same(at, ms(210, 420, 840)) || c.backoff != 2 {
+		t.Fatalf("first episode: resends at %v, backoff %d", at, c.backoff)
+	}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1001, wire.TCPOptions{})
+	if c.backoff != 2 {
+		t.Fatalf("the ACK of a retransmission reset the backoff to %d", c.backoff)
+	}
+	// Still backed off: the probe at 220 ms, the RTO 4 x 210 ms after it.
+	if at := resends(iss+1001, 2); !same(at, ms(220, 220+840)) {
+		t.Fatalf("backed off: resends at %v, want 220ms and 1.06s", at)
+	}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+2001, wire.TCPOptions{})
+	// A valid sample: data sent once, acknowledged 10 ms later.
+	c.Write(p.now, make([]byte, 1000))
+	p.expect(fPA, iss+2001, peerISN+1)
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+3001, wire.TCPOptions{})
+	if c.backoff != 0 {
+		t.Fatalf("backoff %d after an RTT sample", c.backoff)
+	}
+	if at := resends(iss+3001, 2); !same(at, ms(210, 420)) {
+		t.Fatalf("collapsed: resends at %v, want 210ms and 420ms", at)
+	}
+}
