@@ -128,6 +128,14 @@ type socketOps[S any] interface {
 	TCPInfo(s S) (map[string]uint64, error)
 }
 
+// errorKeeper is a target whose Write clears the socket's pending error
+// when it returns it. A write that took bytes before meeting the error
+// returns the count and leaves the error pending for the next call, as
+// Linux's tcp_sendmsg does: KeepError puts it back.
+type errorKeeper[S any] interface {
+	KeepError(s S, err error)
+}
+
 // What a socket operation returns besides a syscall.Errno.
 var (
 	errWouldBlock = errors.New("operation would block")
@@ -573,6 +581,9 @@ func (d *dispatcher[S]) write(p *blockedCall, f *descriptor[S], text string, nul
 			}
 			if err != nil {
 				if written > 0 {
+					if k, ok := d.ops.(errorKeeper[S]); ok {
+						k.KeepError(f.sock, err)
+					}
 					return CallResult{Ret: int64(written)}, true
 				}
 				return errnoResult(err), true

@@ -326,6 +326,14 @@ func (o tunstackOps) Write(s *vsock, b []byte, flags int) (int, error) {
 	return m, engineErr(err)
 }
 
+// KeepError puts back the connection's error that a write took after
+// queueing data earlier in the same call (errorKeeper).
+func (o tunstackOps) KeepError(s *vsock, err error) {
+	if s.c != nil {
+		s.c.KeepErr(err)
+	}
+}
+
 // Shutdown ignores a how other than SHUT_RD, SHUT_WR and SHUT_RDWR. On a
 // listener it does what Linux's inet_shutdown does (RFC 9293 defines no
 // shutdown of a listener): SHUT_WR changes nothing; a shutdown that

@@ -283,13 +283,15 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	default:
 		return 0, ErrPipe
 	}
-	// SO_SNDBUF bounds the queue; the ring grows to hold it as needed.
-	n := min(len(p), max(c.sndBufMax-c.sndBuf.Len(), 0))
+	// SO_SNDBUF bounds the queue (sndRoom); the ring grows to hold it as
+	// needed.
+	n := c.sndRoom(len(p))
 	if n == 0 && len(p) > 0 {
 		return 0, ErrWouldBlock
 	}
 	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax)
 	c.sndBuf.write(p[:n])
+	c.queueUnits(n)
 	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)
 	c.output(now)
 	c.updateDeadline()
@@ -314,6 +316,9 @@ func (c *Conn) Writable() bool {
 	}
 	switch c.state {
 	case Established, CloseWait:
+		if c.sndBufLocked {
+			return c.sndWritable()
+		}
 		return c.sndBuf.Len() < c.sndBufMax
 	case SynSent, SynReceived:
 		return false
@@ -335,6 +340,18 @@ func (c *Conn) Err() error {
 	err := c.err
 	c.err = nil
 	return err
+}
+
+// KeepErr puts back the connection's error that a call (Write, Err)
+// returned and cleared, for a driver that makes several calls of one
+// system call: when the first ones took data, the system call returns the
+// count and the error waits for the next one, as Linux's tcp_sendmsg
+// returns what it copied and leaves sk_err set. Any other error is
+// ignored.
+func (c *Conn) KeepErr(err error) {
+	if err != nil && err == c.hardErr {
+		c.err = err
+	}
 }
 
 // HardErr returns the terminal error without clearing anything.
@@ -543,10 +560,16 @@ func (c *Conn) SetReadBuffer(n int) {
 	c.rcvBufMax = clampBuf(n, c.e.prof.RcvBufMax)
 }
 
-// SetWriteBuffer sets SO_SNDBUF (bytes, bounded by the profile).
+// SetWriteBuffer sets SO_SNDBUF (bytes, bounded by the profile). From
+// then on the queue is bounded as Linux bounds it (sndbuf.go): by twice
+// n, counted with Linux's overhead per buffer.
 func (c *Conn) SetWriteBuffer(n int) {
+	was := c.sndBufLocked
 	c.sndBufLocked = true
 	c.sndBufMax = clampBuf(n, c.e.prof.SndBufMax)
+	if !was {
+		c.rebuildUnits()
+	}
 }
 
 // ReadBuffer and WriteBuffer return SO_RCVBUF and SO_SNDBUF.

@@ -498,6 +498,7 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	}
 	acked := c.sndUna.Sub(oldUna)
 	c.sb.trim(c.sndUna)
+	c.freeUnits()
 	c.ackLossSignals(now, s, acked, newlySacked)
 	c.settleRetransStamp()
 	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new

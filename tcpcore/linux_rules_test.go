@@ -367,3 +367,73 @@ func TestQuickAckModeEndsWhenBufferMoreThanHalfFull(t *testing.T) {
 		t.Fatalf("Read = %d, want the whole 8000-byte segment", n)
 	}
 }
+
+// Linux behaviour (sock_setsockopt, tcp_sendmsg, sk_stream_memory_free):
+// SO_SNDBUF 4096 is a limit of 8192 on the queue's truesize, each buffer
+// charged its payload and 832 bytes; a write starts a buffer of one
+// segment (half the peer's 4000-byte window is less than two) while the
+// charge is below the limit. So a write queues four segments, 5840 bytes,
+// and the ACK of two frees room for two more.
+func TestSndBufSetHoldsWhatLinuxQueues(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.acceptWithWindow(4000)
+	c.SetWriteBuffer(4096)
+	if n, err := c.Write(p.now, make([]byte, 8760)); n != 5840 || err != nil {
+		t.Fatalf("Write = %d, %v; want 5840", n, err)
+	}
+	if c.Writable() {
+		t.Fatalf("writable with the queue full")
+	}
+	p.expect(fA, iss+1, peerISN+1)
+	p.expect(fPA, iss+1461, peerISN+1)
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 2921, wnd: 4000})
+	p.expect(fA, iss+2921, peerISN+1)
+	p.expect(fPA, iss+4381, peerISN+1)
+	if !c.Writable() {
+		t.Fatalf("not writable after the ACK freed two buffers")
+	}
+	if n, err := c.Write(p.now, make([]byte, 8760)); n != 2920 || err != nil {
+		t.Fatalf("Write after the ACK = %d, %v; want 2920", n, err)
+	}
+}
+
+// Linux behaviour: a write after the previous one was sent starts a buffer
+// of its own, so small writes are charged 832 bytes each: with SO_SNDBUF
+// 4096 (8192) ten 1-byte writes in flight fill the queue.
+func TestSndBufChargesEachSentWriteItsOwnBuffer(t *testing.T) {
+	p := newPeer(t, nil)
+	c, _ := p.listenAndAcceptWith(plainSyn, SockOpts{NoDelay: true, SndBuf: 4096})
+	for i := range 10 {
+		if n, err := c.Write(p.now, []byte{1}); n != 1 || err != nil {
+			t.Fatalf("write %d = %d, %v; want 1", i+1, n, err)
+		}
+		p.next()
+	}
+	if n, err := c.Write(p.now, []byte{1}); n != 0 || err != ErrWouldBlock {
+		t.Fatalf("eleventh write = %d, %v; want EAGAIN", n, err)
+	}
+}
+
+// Linux behaviour (tcp_sendmsg): a write that queued data before the
+// connection failed returns the count and leaves the error for the next
+// call; KeepErr puts back the error that a driver's later call consumed.
+func TestKeepErrLeavesTheErrorForTheNextCall(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.acceptWithWindow(4000)
+	c.SetWriteBuffer(4096)
+	c.Write(p.now, make([]byte, 20000))
+	p.collectAll()
+	p.send(tseg{flags: fRA, seq: peerISN + 1, ack: iss + 1})
+	_, err := c.Write(p.now, make([]byte, 100))
+	if !errors.Is(err, ErrConnReset) {
+		t.Fatalf("Write after the reset = %v, want ECONNRESET", err)
+	}
+	c.KeepErr(err)
+	if _, err := c.Write(p.now, make([]byte, 100)); !errors.Is(err, ErrConnReset) {
+		t.Fatalf("Write after KeepErr = %v, want ECONNRESET again", err)
+	}
+	if _, err := c.Write(p.now, make([]byte, 100)); !errors.Is(err, ErrPipe) {
+		t.Fatalf("Write once the error was reported = %v, want EPIPE", err)
+	}
+}

@@ -13,6 +13,7 @@ func (c *Conn) output(now Time) {
 		c.chunkSent = 0
 		for c.sendOne(now) {
 		}
+		c.splitUnitAt(c.sndNxt) // the send stopped here (sndbuf.go)
 		c.armPersist(now)
 	case SynSent, SynReceived, Closed, Listen:
 		return
@@ -150,6 +151,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 		flags |= wire.FlagPSH
 		c.segsSincePush = 0
 		c.chunkSent = 0
+		c.splitUnitAt(seq.Add(n)) // a chunk ends here (sndbuf.go)
 	}
 	if fin {
 		flags |= wire.FlagFIN

@@ -13,7 +13,8 @@ import "tunstack/wire"
 //   - sndBuf holds the bytes from sndBufSeq on: unacknowledged, then
 //     unsent; sndBufSeq is SND.UNA once the SYN is acknowledged (our FIN,
 //     which has no byte, may lie one beyond the buffer's end).
-//   - sndBuf.Len() <= sndBufMax.
+//   - sndBuf.Len() <= sndBufMax when the engine sizes the buffer; one the
+//     application sized holds what Linux's accounting lets in (sndbuf.go).
 type sender struct {
 	iss       Seq
 	sndUna    Seq // oldest unacknowledged
@@ -24,17 +25,18 @@ type sender struct {
 	sndWl2    Seq // SEG.ACK of the last window update
 	maxSndWnd int // largest window the peer offered, bytes (RFC 1122 §4.2.3.4)
 
-	sndBuf        ring // bytes from sndBufSeq on: unacknowledged, then unsent
-	sndBufSeq     Seq  // sequence number of sndBuf's first byte
-	sndBufMax     int  // SO_SNDBUF, bytes
-	sndBufLocked  bool // SO_SNDBUF set by the application: no auto-tuning
-	finQueued     bool // application shut down writing: FIN follows the data
-	finSent       bool // FIN transmitted at least once
-	wrShut        bool // no more writes accepted
-	segsSincePush int  // new-data segments sent since the last PSH
-	pushEvery     int  // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
-	chunkSent     int  // segments of the current chunk sent by this output pass (a FIN on a chunk's later segment needs no window)
-	sndSml        Seq  // end of the last sub-MSS segment sent (Minshall's Nagle)
+	sndBuf        ring     // bytes from sndBufSeq on: unacknowledged, then unsent
+	sndBufSeq     Seq      // sequence number of sndBuf's first byte
+	sndBufMax     int      // SO_SNDBUF, bytes
+	sndBufLocked  bool     // SO_SNDBUF set by the application: no auto-tuning, Linux's accounting (sndbuf.go)
+	units         sndUnits // the queue's buffers as Linux cuts them, while sndBufLocked (sndbuf.go)
+	finQueued     bool     // application shut down writing: FIN follows the data
+	finSent       bool     // FIN transmitted at least once
+	wrShut        bool     // no more writes accepted
+	segsSincePush int      // new-data segments sent since the last PSH
+	pushEvery     int      // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
+	chunkSent     int      // segments of the current chunk sent by this output pass (a FIN on a chunk's later segment needs no window)
+	sndSml        Seq      // end of the last sub-MSS segment sent (Minshall's Nagle)
 	corkExpired   bool
 	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
 	pushQueued    bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
