@@ -25,8 +25,9 @@ type Controller interface {
 	// recovery: ackedBytes newly acknowledged, rtt the latest sample (0 if
 	// none), now the engine's time. flightBytes is the flight the window is
 	// judged by (RFC 7661, Linux tcp_is_cwnd_limited): the largest flight
-	// of the last round trip, doubled in slow start; a controller does not
-	// grow a window larger than that.
+	// of the last round trip, in slow start twice that less one SMSS; a
+	// controller does not grow a window that leaves an SMSS or more of it
+	// free.
 	OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration)
 	// OnLoss is called when loss is detected by duplicate ACKs or SACK
 	// (RFC 5681 §3.2 step 2): the controller sets ssthresh and cwnd for

@@ -39,6 +39,30 @@ func (p *peer) ackTo(ack Seq, opts wire.TCPOptions) {
 	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack, wnd: 512, opts: opts})
 }
 
+// Linux behaviour (tcp_is_cwnd_limited): in slow start cwnd grows while
+// it is below twice the largest flight of the round trip. A sender that
+// keeps half of its window of 10 in flight (5 segments a round trip) does
+// not grow it; one that keeps 6 in flight grows it by the 6 acknowledged,
+// once: 16 is more than twice 6.
+func TestSlowStartGrowsOnlyBelowTwiceTheFlight(t *testing.T) {
+	for _, c := range []struct{ perRound, want int }{{5, 10}, {6, 16}} {
+		p := newPeer(t, nil)
+		conn, iss := sackConn10ms(p)
+		mss := conn.MSS()
+		next := iss + 1
+		for range 3 {
+			conn.Write(p.now, make([]byte, c.perRound*mss))
+			p.collectAll()
+			next += Seq(c.perRound * mss)
+			p.advance(10 * time.Millisecond)
+			p.ackTo(next, wire.TCPOptions{})
+		}
+		if got := conn.cc.CongestionWindow() / mss; got != c.want {
+			t.Errorf("%d segments a round trip: cwnd %d after three rounds, want %d", c.perRound, got, c.want)
+		}
+	}
+}
+
 // RFC 6298 §5 with Karn's algorithm, as Linux (tcp_ack_update_rtt resets
 // icsk_backoff only with an RTT sample): after two timeouts the RTO is 4 x
 // 210 ms, and the ACK of the retransmission, which gives no sample, leaves
