@@ -39,8 +39,9 @@ type Controller interface {
 	// equation 4): ssthresh from flight, cwnd to the loss window.
 	OnRTO(now time.Duration, flightBytes int)
 	// OnIdleRestart is called before sending after an idle period longer than
-	// the RTO (RFC 5681 §4.1).
-	OnIdleRestart(now time.Duration)
+	// the RTO (RFC 5681 §4.1): idle is the time since the last data was
+	// sent, rto the retransmission timeout as it stands (backed off).
+	OnIdleRestart(now, idle, rto time.Duration)
 	// Undo restores the window from before the last reduction, after it was
 	// shown spurious (RFC 3708-style, on D-SACK or timestamps evidence).
 	Undo(now time.Duration)
@@ -85,6 +86,32 @@ type Config struct {
 	// means no limit, growth by everything the ACK acknowledges, as Linux
 	// does (tcp_slow_start).
 	SlowStartLimitSegments int
+	// IdleRestartHalving selects how cwnd restarts after an idle period
+	// longer than the RTO: false is RFC 5681 §4.1, cwnd = min(RW, cwnd)
+	// at once; true is RFC 2861 §3 as Linux applies it
+	// (tcp_cwnd_restart), cwnd halved once for each RTO of the idle
+	// period, not below RW, and ssthresh raised to 3/4 of cwnd.
+	IdleRestartHalving bool
+}
+
+// restart is the window after an idle period of idle with the RTO rto,
+// from cwnd and ssthresh (bytes): the new cwnd and ssthresh.
+func (c Config) restart(cwnd, ssthresh int, idle, rto time.Duration) (int, int) {
+	// RFC 5681 §4.1: the restart window RW = min(IW, cwnd).
+	rw := min(c.InitialWindow(), cwnd)
+	if !c.IdleRestartHalving || rto <= 0 || c.MSS <= 0 {
+		return rw, ssthresh
+	}
+	// Linux behaviour (tcp_cwnd_restart, RFC 2861 §3), in whole segments
+	// as Linux counts cwnd: ssthresh = max(ssthresh, 3/4 cwnd)
+	// (tcp_current_ssthresh), then cwnd halves for each RTO the idle time
+	// exceeds the first by, stopping at RW.
+	segs := cwnd / c.MSS
+	ssthresh = max(ssthresh, (segs>>1+segs>>2)*c.MSS)
+	for idle -= rto; idle > 0 && segs*c.MSS > rw; idle -= rto {
+		segs >>= 1
+	}
+	return max(segs*c.MSS, rw), ssthresh
 }
 
 // slowStartIncrease is how much an ACK of ackedBytes grows cwnd in slow

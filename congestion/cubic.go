@@ -284,13 +284,16 @@ func (c *Cubic) OnRTO(now time.Duration, flightBytes int) {
 }
 
 // OnIdleRestart applies RFC 5681 §4.1, cwnd = min(RW, cwnd) with the
-// initial window as RW. If that cuts the window, the epoch ends, so the
+// initial window as RW, or Linux's halving per RTO of idleness (Config's
+// IdleRestartHalving). If that cuts the window, the epoch ends, so the
 // next stage climbs back toward W_max from ssthresh instead of resuming a
 // curve that assumed the old window; otherwise the idle time is skipped
 // like any application-limited time.
-func (c *Cubic) OnIdleRestart(now time.Duration) {
+func (c *Cubic) OnIdleRestart(now, idle, rto time.Duration) {
 	c.markAppLimited(c.lastAckAt)
-	if rw := float64(c.iw.InitialWindow()); c.cwndBytes > rw {
+	cwnd, ssthresh := c.iw.restart(c.CongestionWindow(), c.ssthreshBytes, idle, rto)
+	c.ssthreshBytes = ssthresh
+	if rw := float64(cwnd); c.cwndBytes > rw {
 		c.cwndBytes = rw
 		c.curve.inEpoch = false
 	}

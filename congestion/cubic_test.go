@@ -400,7 +400,7 @@ func TestCubicIdleRestartNoBurst(t *testing.T) {
 	r.OnAck(now, mss, mss, cubicTestRTT)
 	wMax := r.curve.wMaxSeg
 	now += 10 * time.Second
-	r.OnIdleRestart(now)
+	r.OnIdleRestart(now, 10*time.Second, time.Second)
 	if r.CongestionWindow() != 10*mss || r.curve.inEpoch {
 		t.Fatalf("restart: cwnd %d epoch %v", r.CongestionWindow(), r.curve.inEpoch)
 	}

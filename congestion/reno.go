@@ -156,13 +156,11 @@ func (r *Reno) OnRTO(now time.Duration, flightBytes int) {
 	r.bytesAcked = 0
 }
 
-// OnIdleRestart applies RFC 5681 §4.1: cwnd = min(RW, cwnd), where the
-// restart window RW is the initial window.
-func (r *Reno) OnIdleRestart(now time.Duration) {
-	rw := r.iw.InitialWindow()
-	if r.cwndBytes > rw {
-		r.cwndBytes = rw
-	}
+// OnIdleRestart applies RFC 5681 §4.1, cwnd = min(RW, cwnd) with the
+// initial window as RW, or Linux's halving per RTO of idleness (Config's
+// IdleRestartHalving).
+func (r *Reno) OnIdleRestart(now, idle, rto time.Duration) {
+	r.cwndBytes, r.ssthreshBytes = r.iw.restart(r.cwndBytes, r.ssthreshBytes, idle, rto)
 }
 
 // Undo restores the window from before the last reduction.

@@ -1,6 +1,9 @@
 package congestion
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 const mss = 1000
 
@@ -98,9 +101,37 @@ func TestFastRecoveryWindowAndTahoe(t *testing.T) {
 func TestIdleRestart(t *testing.T) {
 	r := newTestReno(RenoStyle)
 	r.cwndBytes = 50 * mss
-	r.OnIdleRestart(0)
-	if r.cwndBytes != 10*mss {
-		t.Fatalf("cwnd %d after idle, want IW", r.cwndBytes)
+	r.OnIdleRestart(0, 5*time.Second, time.Second)
+	if r.cwndBytes != 10*mss || r.ssthreshBytes != 1<<30 {
+		t.Fatalf("cwnd %d ssthresh %d after idle, want IW and ssthresh unchanged", r.cwndBytes, r.ssthreshBytes)
+	}
+}
+
+// RFC 2861 §3 as Linux applies it (tcp_cwnd_restart): cwnd halves once
+// for each RTO of idleness beyond the first, down to the initial window,
+// and ssthresh rises to 3/4 of the window before the idle period.
+func TestIdleRestartHalvesPerRTO(t *testing.T) {
+	const rto = 300 * time.Millisecond
+	for _, c := range []struct {
+		cwnd     int
+		idle     time.Duration
+		want     int
+		ssthresh int
+	}{
+		{40, 450 * time.Millisecond, 20, 30}, // between one and two RTOs
+		{40, 600 * time.Millisecond, 20, 30}, // exactly two: the second does not count
+		{40, 601 * time.Millisecond, 10, 30},
+		{40, 10 * time.Second, 10, 30}, // never below the initial window
+		{15, time.Second, 10, 10},      // 15 -> 7 segments is below it: 10
+		{8, time.Second, 8, 6},         // a window below IW is its own RW
+	} {
+		r := NewReno(Config{MSS: mss, InitialWindowSegments: 10, IdleRestartHalving: true}, RenoStyle)
+		r.cwndBytes, r.ssthreshBytes = c.cwnd*mss, 5*mss
+		r.OnIdleRestart(0, c.idle, rto)
+		if r.cwndBytes != c.want*mss || r.ssthreshBytes != max(c.ssthresh, 5)*mss {
+			t.Errorf("cwnd %d idle %v: cwnd %d ssthresh %d segments, want %d and %d", c.cwnd, c.idle,
+				r.cwndBytes/mss, r.ssthreshBytes/mss, c.want, max(c.ssthresh, 5))
+		}
 	}
 }
 

@@ -89,6 +89,12 @@ type Profile struct {
 	// (tcp_slow_start grows by every segment acknowledged): 0.
 	SlowStartLimitSegments int
 	SlowStartAfterIdle     bool
+	// IdleRestartHalving makes the restart after idle (SlowStartAfterIdle)
+	// halve cwnd once for each RTO of idleness, down to the restart
+	// window, and raise ssthresh to 3/4 of cwnd, as Linux's
+	// tcp_cwnd_restart does (RFC 2861 §3). Off: RFC 5681 §4.1, cwnd =
+	// min(RW, cwnd) at once.
+	IdleRestartHalving bool
 
 	// --- ACK and send policy ---
 
@@ -191,6 +197,7 @@ func Linux() *Profile {
 		DupThresh:           3,
 		MaxReordering:       300,
 		SlowStartAfterIdle:  true,
+		IdleRestartHalving:  true,
 		DelayedAck:          true,
 		DelAckMin:           40 * time.Millisecond,
 		DelAckMax:           200 * time.Millisecond,
@@ -234,7 +241,8 @@ func RFC() *Profile {
 	p.PushEverySegments = 0
 	p.SynCookies = false
 	p.SlowStartAfterIdle = true
-	p.LocalPortMin = 49152 // RFC 6335 §6
+	p.IdleRestartHalving = false // RFC 5681 §4.1
+	p.LocalPortMin = 49152       // RFC 6335 §6
 	p.LocalPortMax = 65535
 	return p
 }

@@ -13,17 +13,24 @@ import (
 
 // sackConn10ms opens a passive SACK connection (window scale 7, as the
 // conformance scripts' peer offers) whose handshake took 10 ms, so SRTT
-// is 10 ms and the RTO 210 ms (SRTT + the 200 ms floor).
+// is 10 ms and the RTO 210 ms (SRTT + the 200 ms floor). Its send buffer
+// (SO_SNDBUF 1 MiB) takes every write these tests make whole.
 func sackConn10ms(p *peer) (*Conn, Seq) {
 	p.t.Helper()
-	l, err := p.e.Listen(p.now, local, 4, SockOpts{})
+	return sackConn(p, 10*time.Millisecond)
+}
+
+// sackConn is sackConn10ms with a handshake of rtt.
+func sackConn(p *peer, rtt time.Duration) (*Conn, Seq) {
+	p.t.Helper()
+	l, err := p.e.Listen(p.now, local, 4, SockOpts{SndBuf: 1 << 20})
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535,
 		opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true, HasWScale: true, WScale: 7}})
 	sa := p.next()
-	p.advance(10 * time.Millisecond)
+	p.advance(rtt)
 	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 512})
 	c, err := l.Accept(p.now)
 	if err != nil {
@@ -126,5 +133,72 @@ func TestBackedOffRTOKeptUntilRTTSample(t *testing.T) {
 	}
 	if at := resends(iss+3001, 2); !same(at, ms(210, 420)) {
 		t.Fatalf("collapsed: resends at %v, want 210ms and 420ms", at)
+	}
+}
+
+// sentBytes is the payload of segs.
+func sentBytes(segs []tseg) int {
+	n := 0
+	for _, s := range segs {
+		n += len(s.payload)
+	}
+	return n
+}
+
+// RFC 2861 §3 as Linux restarts an idle connection (tcp_cwnd_restart): cwnd
+// halves once for each RTO of idleness beyond the first, not below the
+// initial window. cwnd 40, idle 450 ms with an RTO of 300 ms: the next
+// write sends 20 segments. RFC 5681 §4.1 alone restarts from the initial
+// window, 10.
+func TestIdleRestartHalvesCwndPerRTO(t *testing.T) {
+	for _, halving := range []bool{true, false} {
+		prof := testProfile()
+		prof.Congestion = "reno"
+		prof.IdleRestartHalving = halving
+		p := newPeer(t, prof)
+		c, iss := sackConn(p, 100*time.Millisecond)
+		mss := c.MSS()
+		c.Write(p.now, make([]byte, 30*mss))
+		p.collectAll()
+		p.advance(100 * time.Millisecond)
+		p.ackTo(iss+1+Seq(10*mss), wire.TCPOptions{})
+		p.collectAll()
+		p.advance(100 * time.Millisecond)
+		p.ackTo(iss+1+Seq(30*mss), wire.TCPOptions{})
+		if got := c.cc.CongestionWindow() / mss; got != 40 || c.rtt.rto != 300*time.Millisecond {
+			t.Fatalf("cwnd %d, RTO %v before the idle period, want 40 and 300ms", got, c.rtt.rto)
+		}
+		p.advance(350 * time.Millisecond) // 450 ms since the last segment went
+		c.Write(p.now, make([]byte, 30*mss))
+		want := 20
+		if !halving {
+			want = 10
+		}
+		if got := sentBytes(p.collectAll()) / mss; got != want {
+			t.Errorf("halving %v: %d segments after the idle period, want %d", halving, got, want)
+		}
+	}
+}
+
+// Linux behaviour (tcp_event_data_sent sets lsndtime for every data
+// segment): a tail loss probe that resends the last segment ends an idle
+// period like new data. A write 10 ms after the probe's ACK finds the
+// window of 20 that slow start built, not a restart to 10, although the
+// last new data went out more than an RTO earlier.
+func TestTailLossProbeEndsIdlePeriod(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := sackConn10ms(p)
+	mss := c.MSS()
+	c.Write(p.now, make([]byte, 10*mss))
+	p.collectAll()
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(9*mss), wire.TCPOptions{})
+	p.step() // the probe resends the last segment
+	p.expect(fPA, iss+1+Seq(9*mss), peerISN+1)
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(10*mss), wire.TCPOptions{})
+	c.Write(p.now, make([]byte, 30*mss))
+	if got := sentBytes(p.collectAll()) / mss; got != 20 {
+		t.Fatalf("%d segments after the probe, want 20", got)
 	}
 }

@@ -228,6 +228,7 @@ func (c *Conn) congestionConfig() congestion.Config {
 		MSS:                    c.sndMSS,
 		InitialWindowSegments:  c.e.prof.InitialCwndSegments,
 		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
+		IdleRestartHalving:     c.e.prof.IdleRestartHalving,
 	}
 }
 

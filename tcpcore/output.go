@@ -25,17 +25,13 @@ func (c *Conn) output(now Time) {
 
 // sendOne sends at most one segment and reports whether it did.
 func (c *Conn) sendOne(now Time) bool {
-	if c.cc != nil && c.e.prof.SlowStartAfterIdle && c.sndUna == c.sndMax &&
-		c.lastSend != 0 && now.Sub(c.lastSend) > c.rtt.rto {
-		// RFC 5681 §4.1: restart from at most the initial window after an
-		// idle period longer than the RTO.
-		c.cc.OnIdleRestart(now.Sub(0))
-		c.lastSend = now
-	}
 	off := c.sndNxt.Sub(c.sndBufSeq) // offset of SND.NXT in the send buffer
 	avail := c.sndBuf.Len() - off    // bytes written, never sent (or rewound)
 	if avail < 0 {
 		avail = 0 // SND.NXT is past the FIN
+	}
+	if avail > 0 {
+		c.idleRestart(now)
 	}
 	if c.recovery != recoveryNone {
 		if seq, n, fin, kind, ok := c.nextRetransmit(); ok {
@@ -179,7 +175,6 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	}
 	c.armTLP(now)
 	c.persistAt = noDeadline
-	c.lastSend = now
 }
 
 // emitData builds a data (or FIN) segment carrying the current ACK.
@@ -210,6 +205,12 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 	e.finishPacket(p, hl+n)
 	c.info.SegsOut++
 	c.noteEmitted(now, n)
+	if n > 0 {
+		// Any segment with data, new or retransmitted (a tail loss probe
+		// too), ends an idle period (Linux tcp_event_data_sent sets
+		// lsndtime for every data segment).
+		c.lastSend = now
+	}
 	if flags&wire.FlagACK != 0 {
 		c.ackSent(ack)
 	}

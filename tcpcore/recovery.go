@@ -525,5 +525,4 @@ func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool, kind rtxKind) {
 	if c.rtoAt == noDeadline {
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
-	c.lastSend = now
 }

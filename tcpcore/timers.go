@@ -199,6 +199,23 @@ func (c *Conn) onRTO(now Time) {
 	c.rtoAt = now.Add(c.clampRTO(now, c.retransStamp, c.rtt.backedOff(c.backoff)))
 }
 
+// idleRestart restarts the congestion window before new data goes out
+// after an idle period longer than the RTO (RFC 5681 §4.1), when nothing
+// is in flight. As Linux (tcp_slow_start_after_idle_check): the idle time
+// counts from the last data segment sent, a retransmission or probe too,
+// and the RTO is the one in force, backed off if it is; the controller
+// may halve cwnd per RTO of it (policy IdleRestartHalving).
+func (c *Conn) idleRestart(now Time) {
+	if c.cc == nil || !c.e.prof.SlowStartAfterIdle || c.sndUna != c.sndMax || c.lastSend == 0 {
+		return
+	}
+	rto := c.rtt.backedOff(c.backoff)
+	if idle := now.Sub(c.lastSend); idle > rto {
+		c.cc.OnIdleRestart(now.Sub(0), idle, rto)
+		c.lastSend = now // once per idle period, even if nothing can go now
+	}
+}
+
 // resendSyn retransmits our SYN (or SYN-ACK) on timeout, backing the
 // timer off if backoff, and never times the retransmission (Karn).
 func (c *Conn) resendSyn(now Time, backoff bool) {
