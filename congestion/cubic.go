@@ -144,9 +144,13 @@ type Cubic struct {
 	lastAckAt       time.Duration
 	prior           cubicSnapshot // state before the last reduction
 	hasPrior        bool
+	hy              hystart // slow start's exit search (cubic_hystart.go)
 }
 
-var _ Controller = (*Cubic)(nil)
+var (
+	_ Controller = (*Cubic)(nil)
+	_ AckSampler = (*Cubic)(nil)
+)
 
 // NewCubic returns a CUBIC controller in its initial state.
 func NewCubic(cfg Config) *Cubic {
@@ -281,6 +285,9 @@ func (c *Cubic) OnRTO(now time.Duration, flightBytes int) {
 	c.curve.wMaxSeg = 0
 	c.curve.inEpoch = false
 	c.cwndBytes = float64(c.mss)
+	// Linux behaviour (cubictcp_state on TCP_CA_Loss): HyStart starts
+	// over, its minimum delay forgotten, for the slow start that follows.
+	c.hy = hystart{}
 }
 
 // OnIdleRestart applies RFC 5681 §4.1, cwnd = min(RW, cwnd) with the

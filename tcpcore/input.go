@@ -634,6 +634,9 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	// an RTT sample (above).
 	c.endRTOEpisode(now)
 	c.retries = 0
+	if c.cc != nil {
+		c.ackSample(now, s.ack.Add(-acked), rtt)
+	}
 	if c.cc != nil && c.recovery != recoveryFast {
 		// In fast recovery PRR sets the pace; the window grows again once
 		// recovery ends.

@@ -136,7 +136,7 @@ func (c *Conn) sendSyn(now Time) {
 	if c.sndNxt == c.iss {
 		c.sndNxt = c.iss.Add(1)
 		c.sndMax = c.sndNxt
-		c.noteSent(c.sndNxt)
+		c.noteSent(now, c.sndNxt)
 	}
 	if c.rtoAt == noDeadline {
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))

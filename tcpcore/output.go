@@ -161,7 +161,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool) {
 	if c.sndNxt.GT(c.sndMax) {
 		c.sndMax = c.sndNxt
 		c.noteFlight()
-		c.noteSent(c.sndNxt)
+		c.noteSent(now, c.sndNxt)
 	}
 	if n < mss {
 		c.sndSml = c.sndNxt

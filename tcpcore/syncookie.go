@@ -143,7 +143,7 @@ func (l *Listener) cookieConn(now Time, s *segment, mssIdx int) *Conn {
 	// As if our SYN-ACK were outstanding: the ACK being processed
 	// acknowledges it and completes the handshake.
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, s.ack, s.ack
-	c.noteSent(s.ack)
+	c.noteSent(now, s.ack)
 	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = s.ack
 	c.irs = s.seq.Add(-1)

@@ -32,51 +32,64 @@ type infoTrack struct {
 	rtoEpisodeAt       Time // start of the current episode; 0 outside one
 
 	sent segEnds
+	// ackedSentAt is when the newest segment the last ACK of new data
+	// acknowledged in full was first sent (Linux's last_ackt); 0 when it
+	// acknowledged none in full.
+	ackedSentAt Time
 }
 
-// segEnds is a ring of the end sequence numbers of the segments in flight,
-// in sending order: one entry per new segment (SYN and FIN included), the
-// oldest dropped as the cumulative ACK passes it. A retransmission reuses
-// the boundaries of what it resends. It grows by doubling and never shrinks.
+// segEnds is a ring of the segments in flight, in sending order: one entry
+// per new segment (SYN and FIN included), its end sequence number and when
+// it was first sent, the oldest dropped as the cumulative ACK passes it. A
+// retransmission reuses the boundaries of what it resends. It grows by
+// doubling and never shrinks.
 type segEnds struct {
 	ends    []Seq
+	sentAt  []Time
 	head, n int
 }
 
-func (r *segEnds) push(end Seq) {
+func (r *segEnds) push(end Seq, at Time) {
 	if r.n == len(r.ends) {
-		grown := make([]Seq, max(2*len(r.ends), 16))
+		size := max(2*len(r.ends), 16)
+		grown, grownAt := make([]Seq, size), make([]Time, size)
 		for i := 0; i < r.n; i++ {
 			grown[i] = r.ends[(r.head+i)%len(r.ends)]
+			grownAt[i] = r.sentAt[(r.head+i)%len(r.ends)]
 		}
-		r.ends, r.head = grown, 0
+		r.ends, r.sentAt, r.head = grown, grownAt, 0
 	}
 	r.ends[(r.head+r.n)%len(r.ends)] = end
+	r.sentAt[(r.head+r.n)%len(r.ends)] = at
 	r.n++
 }
 
 func (r *segEnds) at(i int) Seq { return r.ends[(r.head+i)%len(r.ends)] }
 
-// ackTo drops the segments that end at or below una and returns how many.
-func (r *segEnds) ackTo(una Seq) int {
-	k := 0
+// ackTo drops the segments that end at or below una and returns how many,
+// and when the last of them was sent (0 if none).
+func (r *segEnds) ackTo(una Seq) (k int, lastSentAt Time) {
 	for r.n > 0 && r.ends[r.head].LE(una) {
+		lastSentAt = r.sentAt[r.head]
 		r.head = (r.head + 1) % len(r.ends)
 		r.n--
 		k++
 	}
-	return k
+	return k, lastSentAt
 }
 
 func (r *segEnds) reset() { r.head, r.n = 0, 0 }
 
-// noteSent records a segment of new sequence space ending at end.
-func (c *Conn) noteSent(end Seq) { c.sent.push(end) }
+// noteSent records a segment of new sequence space ending at end, sent now.
+func (c *Conn) noteSent(now Time, end Seq) { c.sent.push(end, now) }
 
 // noteAcked moves the record of segments in flight up to SND.UNA, counting
-// the segments delivered (Linux tp->delivered, which counts the SYN too).
+// the segments delivered (Linux tp->delivered, which counts the SYN too),
+// and notes when the newest of them was sent.
 func (c *Conn) noteAcked() {
-	c.delivered += uint64(c.sent.ackTo(c.sndUna))
+	k, at := c.sent.ackTo(c.sndUna)
+	c.delivered += uint64(k)
+	c.ackedSentAt = at
 }
 
 // noteEmitted counts a segment that carries n bytes of payload (Linux
