@@ -10,9 +10,12 @@ import (
 func (c *Conn) output(now Time) {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
-		c.chunkSent = 0
+		// Linux builds each TSO packet within one transmission pass
+		// (tcp_write_xmit): a packet never spans two.
+		c.segsSincePush = 0
 		for c.sendOne(now) {
 		}
+		c.segsSincePush = 0
 		c.splitUnitAt(c.sndNxt) // the send stopped here (sndbuf.go)
 		c.armPersist(now)
 	case SynSent, SynReceived, Closed, Listen:
@@ -93,11 +96,11 @@ func (c *Conn) sendOne(now Time) bool {
 	// of such a chunk goes with it even when the data reaches the window's
 	// edge. Profiles without GSO chunks (PushEverySegments 0) keep the
 	// RFC rule.
-	fin := finReady && (wndLeft > n || n > 0 && c.chunkSent > 0 && c.e.prof.PushEverySegments > 0)
+	fin := finReady && (wndLeft > n || n > 0 && c.segsSincePush > 0 && c.e.prof.PushEverySegments > 0)
 	if n == 0 && !fin {
 		return false
 	}
-	c.sendData(now, n, mss, fin)
+	c.sendData(now, n, mss, fin, cwndLeft)
 	c.chargeSend(n)
 	if n < mss {
 		c.corkExpired, c.corkAt = false, noDeadline
@@ -126,28 +129,36 @@ func (c *Conn) chargeSend(n int) {
 }
 
 // sendData transmits n new bytes from SND.NXT, with FIN if fin; mss is the
-// full segment size (segSize) the caller measured n against. SND.NXT is
-// SND.MAX here: nothing rewinds it, and every retransmission goes through
-// retransmit (or the SYN and probe paths), each counted by its kind.
-func (c *Conn) sendData(now Time, n, mss int, fin bool) {
+// full segment size (segSize) the caller measured n against, and room what
+// the congestion window lets go now, this segment included (0 for a probe,
+// which goes whatever the window says). SND.NXT is SND.MAX here: nothing
+// rewinds it, and every retransmission goes through retransmit (or the SYN
+// and probe paths), each counted by its kind.
+func (c *Conn) sendData(now Time, n, mss int, fin bool, room int) {
 	seq := c.sndNxt
 	off := seq.Sub(c.sndBufSeq)
 	flags := wire.FlagACK
-	if c.segsSincePush++; c.segsSincePush == 1 {
-		// A new GSO-sized chunk: size it once, at its first segment, as
-		// Linux sizes each skb when it builds it.
-		c.pushEvery = c.gsoChunkSegments()
-	}
+	endsPacket := false
 	if n > 0 {
-		c.chunkSent++
+		if c.segsSincePush == 0 {
+			// A new packet: size it once, at its first segment, as
+			// Linux sizes each TSO packet when it builds it.
+			c.pushEvery = c.packetSegments(mss, room)
+		}
+		c.segsSincePush++
+		endsPacket = c.pushEvery > 0 && c.segsSincePush >= c.pushEvery
 	}
-	if n > 0 && (off+n == c.sndBuf.Len() || (c.pushEvery > 0 && c.segsSincePush >= c.pushEvery)) {
-		// PSH on the segment that empties the send queue, and (Linux) at
-		// the end of each GSO-sized chunk.
+	if n > 0 && (off+n == c.sndBuf.Len() || endsPacket && c.segsSincePush > 1) {
+		// PSH on the segment that empties the send queue, and on the
+		// last segment of a packet of several (Linux tcp_transmit_skb
+		// sets it on every TSO packet); a packet of one segment that
+		// the window or cwnd cuts short has none.
 		flags |= wire.FlagPSH
+		endsPacket = true
+	}
+	if endsPacket {
 		c.segsSincePush = 0
-		c.chunkSent = 0
-		c.splitUnitAt(seq.Add(n)) // a chunk ends here (sndbuf.go)
+		c.splitUnitAt(seq.Add(n)) // a packet ends here (sndbuf.go)
 	}
 	if fin {
 		flags |= wire.FlagFIN

@@ -33,9 +33,8 @@ type sender struct {
 	finQueued     bool     // application shut down writing: FIN follows the data
 	finSent       bool     // FIN transmitted at least once
 	wrShut        bool     // no more writes accepted
-	segsSincePush int      // new-data segments sent since the last PSH
-	pushEvery     int      // PSH after this many segments (gsoChunkSegments, sized per chunk); 0: never
-	chunkSent     int      // segments of the current chunk sent by this output pass (a FIN on a chunk's later segment needs no window)
+	segsSincePush int      // new-data segments of the packet being sent, in this output pass (a FIN on a packet's later segment needs no window)
+	pushEvery     int      // the packet ends after this many segments (packetSegments, sized per packet); 0: never
 	sndSml        Seq      // end of the last sub-MSS segment sent (Minshall's Nagle)
 	corkExpired   bool
 	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
@@ -128,6 +127,29 @@ func (c *Conn) segSize() int {
 		n = max(cutoff, 68-hdr) // Linux: 68 - tcp_header_len
 	}
 	return n
+}
+
+// packetSegments is how many segments the packet that starts at SND.NXT
+// holds, as Linux's tcp_write_xmit bounds each TSO packet it builds:
+// tso_segs (gsoChunkSegments); half the congestion window, "at least two
+// packets in flight", and the room the window has left, room bytes
+// (tcp_cwnd_test); the send window (tcp_mss_split_point). Always at least
+// one; 0 for profiles without GSO chunks (PushEverySegments 0).
+func (c *Conn) packetSegments(mss, room int) int {
+	segs := c.gsoChunkSegments()
+	if segs == 0 || mss <= 0 {
+		return segs
+	}
+	if c.cc != nil {
+		// In flight plus room is cwnd, or in fast recovery the window
+		// PRR allows, as Linux sets snd_cwnd (tcp_cwnd_reduction).
+		cwnd := c.pipe() + max(room, 0)
+		segs = min(segs, max(cwnd/c.sndMSS/2, 1), max(room/c.sndMSS, 1))
+	}
+	if wnd := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt); wnd > 0 {
+		segs = min(segs, (wnd+mss-1)/mss)
+	}
+	return max(segs, 1)
 }
 
 // gsoChunkSegments is how many segments Linux puts in one TSO/GSO chunk

@@ -260,7 +260,7 @@ func (c *Conn) onPersist(now Time) {
 	pending := c.sndBuf.Len() - off
 	if wndLeft > 0 && pending > 0 {
 		mss := c.segSize()
-		c.sendData(now, min(wndLeft, pending, mss), mss, false)
+		c.sendData(now, min(wndLeft, pending, mss), mss, false, 0)
 		c.probesStamp = 0 // data in flight: no zero-window probing (Linux tcp_send_probe0)
 		return
 	}
@@ -287,7 +287,7 @@ func (c *Conn) onPersist(now Time) {
 	c.info.ZeroWindowProbes++
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
-		c.sendData(now, 1, c.segSize(), false)
+		c.sendData(now, 1, c.segSize(), false, 0)
 		c.rtoAt = noDeadline
 	} else {
 		// Linux tcp_xmit_probe_skb: SND.UNA-1, no data; the peer answers

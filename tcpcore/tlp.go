@@ -45,7 +45,7 @@ func (c *Conn) onTLP(now Time) {
 	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)
 	if avail > 0 && wndLeft > 0 {
 		mss := c.segSize()
-		c.sendData(now, min(avail, wndLeft, mss), mss, false)
+		c.sendData(now, min(avail, wndLeft, mss), mss, false, 0)
 	} else {
 		seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, c.sndMax.Add(-c.segSize())), c.sndMax)
 		if !ok {
