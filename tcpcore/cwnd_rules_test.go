@@ -70,6 +70,49 @@ func TestSlowStartGrowsOnlyBelowTwiceTheFlight(t *testing.T) {
 	}
 }
 
+// pshPattern is which of segs carry PSH, as a string of P and -.
+func pshPattern(segs []tseg) string {
+	b := make([]byte, len(segs))
+	for i, s := range segs {
+		b[i] = '-'
+		if s.has(fP) {
+			b[i] = 'P'
+		}
+	}
+	return string(b)
+}
+
+// Linux behaviour (tcp_write_xmit, tcp_cwnd_test, tcp_transmit_skb): each
+// transmission pass builds its own TSO packets, each at most tso_segs
+// (two on a 10 ms path), half the congestion window and the room left in
+// it; every packet of more than one segment ends with PSH, one of a single
+// segment has none unless it ends the data written. A window of 5 goes as
+// 2+2+1; the ACK of two segments then lets 4 go, as 2+2 counted afresh. A
+// window of 3 goes one segment to a packet; grown to 5, with one segment
+// in flight, it sends 2+2.
+func TestPSHEndsEachPacketOfAPass(t *testing.T) {
+	for _, c := range []struct {
+		iw          int
+		first, next string
+	}{{5, "-P-P-", "-P-P"}, {3, "---", "-P-P"}} {
+		prof := testProfile()
+		prof.Congestion = "reno"
+		prof.InitialCwndSegments = c.iw
+		p := newPeer(t, prof)
+		conn, iss := sackConn10ms(p)
+		mss := conn.MSS()
+		conn.Write(p.now, make([]byte, 30*mss))
+		if got := pshPattern(p.collectAll()); got != c.first {
+			t.Errorf("initial window %d: PSH %q, want %q", c.iw, got, c.first)
+		}
+		p.advance(10 * time.Millisecond)
+		p.ackTo(iss+1+Seq(2*mss), wire.TCPOptions{})
+		if got := pshPattern(p.collectAll()); got != c.next {
+			t.Errorf("initial window %d, after an ACK of two: PSH %q, want %q", c.iw, got, c.next)
+		}
+	}
+}
+
 // RFC 6298 §5 with Karn's algorithm, as Linux (tcp_ack_update_rtt resets
 // icsk_backoff only with an RTT sample): after two timeouts the RTO is 4 x
 // 210 ms, and the ACK of the retransmission, which gives no sample, leaves
