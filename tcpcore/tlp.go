@@ -53,7 +53,12 @@ func (c *Conn) onTLP(now Time) {
 		}
 		flags, off := c.resendFlags(seq, n, fin)
 		c.emitData(now, seq, flags, off, n)
-		c.noteRetransmitted(now, seq, n)
+		// Linux behaviour (tcp_send_loss_probe calls __tcp_retransmit_skb,
+		// not tcp_retransmit_skb): the probe counts as retransmitted bytes
+		// but does not start retrans_stamp, the clock of TCP_USER_TIMEOUT
+		// and tcp_retries2; the first RTO retransmission does.
+		c.bytesRetrans += uint64(n)
+		c.noteProbeResent(now, seq, c.sndMax)
 		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {
 			c.rttTiming = false // Karn's rule

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"tunstack/wire"
 )
 
 // untilClosed runs timers one at a time and returns the segments sent
@@ -276,5 +278,43 @@ func TestUserTimeoutOption(t *testing.T) {
 	c.SetUserTimeout(p.now, 0)
 	if c.UserTimeout() != 0 {
 		t.Fatalf("off: %v", c.UserTimeout())
+	}
+}
+
+// Linux's tail loss probe (tcp_send_loss_probe, __tcp_retransmit_skb) does
+// not start retrans_stamp: the user timeout counts from the first
+// retransmission by the RTO, so a probe sent before it does not bring the
+// abort forward.
+func TestUserTimeoutCountsFromTheRTORetransmissionNotTheProbe(t *testing.T) {
+	p := newPeer(t, testProfile())
+	// The probe needs SACK (Linux tcp_schedule_loss_probe).
+	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	// One RTT sample of 10 ms arms the tail loss probe.
+	c.Write(p.now, make([]byte, 10))
+	p.expect(fPA, iss+1, peerISN+1)
+	p.advance(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 11, wnd: 65535})
+	const ut = time.Second
+	if err := c.SetUserTimeout(p.now, ut); err != nil {
+		t.Fatal(err)
+	}
+	start := p.now
+	c.Write(p.now, make([]byte, 100))
+	p.expect(fPA, iss+11, peerISN+1)
+	out := untilClosed(t, p, c, start.Add(time.Minute))
+	if len(out) < 2 {
+		t.Fatalf("sent %v, want a probe and an RTO retransmission", out)
+	}
+	probe, rto := out[0], out[1]
+	// The probe goes at 2*SRTT plus the delayed-ACK allowance, well
+	// before the RTO (200 ms at least), which then backs off.
+	if probe.seq != iss+11 || rto.seq != iss+11 || probe.at.Sub(start) >= 230*time.Millisecond || c.info.TLPRetransmits != 1 {
+		t.Fatalf("sent %v (written at %v, %d probe(s)), want the probe then the RTO retransmission of the same data", out, start, c.info.TLPRetransmits)
+	}
+	if got := p.now.Sub(rto.at); got != ut {
+		t.Errorf("gave up %v after the RTO retransmission (%v after the probe), want the user timeout %v after the former", got, p.now.Sub(probe.at), ut)
+	}
+	if !errors.Is(c.Err(), ErrTimedOut) {
+		t.Errorf("error %v, want ETIMEDOUT", c.Err())
 	}
 }
