@@ -92,6 +92,9 @@ type Config struct {
 	// (tcp_cwnd_restart), cwnd halved once for each RTO of the idle
 	// period, not below RW, and ssthresh raised to 3/4 of cwnd.
 	IdleRestartHalving bool
+	// HyStart turns on CUBIC's hybrid slow start as Linux runs it
+	// (cubic_hystart.go); other controllers ignore it.
+	HyStart bool
 }
 
 // restart is the window after an idle period of idle with the RTO rto,

@@ -46,7 +46,7 @@ type hystart struct {
 }
 
 // OnAckSample is Linux's cubictcp_acked: it keeps the minimum delay and,
-// in slow start, runs HyStart's tests (AckSampler).
+// in slow start, runs HyStart's tests if Config.HyStart (AckSampler).
 func (c *Cubic) OnAckSample(now, rtt time.Duration, sndUna, sndNxt uint32) {
 	if rtt <= 0 {
 		return // no sample: Karn's rule
@@ -61,7 +61,7 @@ func (c *Cubic) OnAckSample(now, rtt time.Duration, sndUna, sndNxt uint32) {
 	if h.delayMin == 0 || delay < h.delayMin {
 		h.delayMin = delay
 	}
-	if !h.found && c.CongestionWindow() < c.ssthreshBytes {
+	if c.iw.HyStart && !h.found && c.CongestionWindow() < c.ssthreshBytes {
 		c.hystartUpdate(now, delay, sndUna, sndNxt)
 	}
 }

@@ -13,7 +13,7 @@ type hyRun struct {
 }
 
 func newHyRun(iw int) *hyRun {
-	c := NewCubic(Config{MSS: 1000, InitialWindowSegments: iw})
+	c := NewCubic(Config{MSS: 1000, InitialWindowSegments: iw, HyStart: true})
 	return &hyRun{c: c, nxt: uint32(c.CongestionWindow())}
 }
 
@@ -56,6 +56,24 @@ func TestHyStartDelayExitAtNinthSample(t *testing.T) {
 	}
 	if r.c.CongestionWindow() >= cwnd+1000 {
 		t.Fatalf("cwnd grew from %d to %d on the exit ACK, as slow start would", cwnd, r.c.CongestionWindow())
+	}
+}
+
+// Without Config.HyStart (the rfc profile: RFC 9438 has no such rule)
+// slow start goes on until a loss, whatever the delays.
+func TestHyStartOffKeepsSlowStart(t *testing.T) {
+	r := newHyRun(10)
+	r.c.iw.HyStart = false
+	at := 100 * time.Millisecond
+	for i := 0; i < 5; i++ {
+		r.ack(at, 100*time.Millisecond, 2000)
+	}
+	at += 200 * time.Millisecond
+	for i := 0; i < 20; i++ {
+		r.ack(at+time.Duration(i)*time.Millisecond, 200*time.Millisecond, 2000)
+	}
+	if !r.inSlowStart() || r.c.hy.found {
+		t.Fatalf("slow start ended (cwnd %d ssthresh %d) with HyStart off", r.c.CongestionWindow(), r.c.SlowStartThreshold())
 	}
 }
 

@@ -95,6 +95,11 @@ type Profile struct {
 	// tcp_cwnd_restart does (RFC 2861 §3). Off: RFC 5681 §4.1, cwnd =
 	// min(RW, cwnd) at once.
 	IdleRestartHalving bool
+	// HyStart lets CUBIC leave slow start before the first loss, on a
+	// round trip whose RTT rose or a long train of closely spaced ACKs, as
+	// Linux's tcp_cubic does by default (its hystart module parameter).
+	// RFC 9438 has no such rule (§4.10 allows RFC 9406's HyStart++).
+	HyStart bool
 
 	// --- ACK and send policy ---
 
@@ -198,6 +203,7 @@ func Linux() *Profile {
 		MaxReordering:       300,
 		SlowStartAfterIdle:  true,
 		IdleRestartHalving:  true,
+		HyStart:             true,
 		DelayedAck:          true,
 		DelAckMin:           40 * time.Millisecond,
 		DelAckMax:           200 * time.Millisecond,
@@ -242,6 +248,7 @@ func RFC() *Profile {
 	p.SynCookies = false
 	p.SlowStartAfterIdle = true
 	p.IdleRestartHalving = false // RFC 5681 §4.1
+	p.HyStart = false            // RFC 9438: slow start until the first loss
 	p.LocalPortMin = 49152       // RFC 6335 §6
 	p.LocalPortMax = 65535
 	return p

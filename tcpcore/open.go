@@ -229,6 +229,7 @@ func (c *Conn) congestionConfig() congestion.Config {
 		InitialWindowSegments:  c.e.prof.InitialCwndSegments,
 		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
 		IdleRestartHalving:     c.e.prof.IdleRestartHalving,
+		HyStart:                c.e.prof.HyStart,
 	}
 }
 
