@@ -12,3 +12,10 @@ import "time"
 type AckSampler interface {
 	OnAckSample(now, rtt time.Duration, sndUna, sndNxt uint32)
 }
+
+// TxStartObserver is a controller that wants to know when data is sent
+// with nothing in flight, as Linux tells its congestion controls with
+// CA_EVENT_TX_START: now, and lastSend, when data was last sent before.
+type TxStartObserver interface {
+	OnTxStart(now, lastSend time.Duration)
+}

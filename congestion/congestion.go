@@ -95,6 +95,10 @@ type Config struct {
 	// HyStart turns on CUBIC's hybrid slow start as Linux runs it
 	// (cubic_hystart.go); other controllers ignore it.
 	HyStart bool
+	// CubicLinuxGrowth makes CUBIC's congestion avoidance, reductions and
+	// epochs follow Linux's tcp_cubic integer arithmetic (cubic_linux.go)
+	// instead of RFC 9438's real-valued curve; other controllers ignore it.
+	CubicLinuxGrowth bool
 }
 
 // restart is the window after an idle period of idle with the RTO rto,

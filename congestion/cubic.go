@@ -9,6 +9,10 @@ import (
 // window function and its Reno-friendly estimate (cubicCurve, in segments
 // and seconds, no policy), and the sender (Cubic, in bytes) that decides
 // when the curve is consulted, reduced, reset or shifted.
+//
+// With Config.CubicLinuxGrowth (the linux profile) congestion avoidance,
+// the reductions and the epoch follow Linux's integer arithmetic instead
+// (cubic_linux.go); slow start, HyStart and the loss episode stay here.
 
 const (
 	// cubicC is C, the curve's aggressiveness, in segments per second³
@@ -145,11 +149,16 @@ type Cubic struct {
 	prior           cubicSnapshot // state before the last reduction
 	hasPrior        bool
 	hy              hystart // slow start's exit search (cubic_hystart.go)
+	// bic is the state of Linux's integer arithmetic (cubic_linux.go),
+	// used instead of curve when Config.CubicLinuxGrowth.
+	bic bictcp
 }
 
 var (
 	_ Controller = (*Cubic)(nil)
 	_ AckSampler = (*Cubic)(nil)
+
+	_ TxStartObserver = (*Cubic)(nil)
 )
 
 // NewCubic returns a CUBIC controller in its initial state.
@@ -178,6 +187,8 @@ func (c *Cubic) SetMSS(mss int) {
 	c.curve.wMaxSeg *= scale
 	c.curve.cwndPriorSeg *= scale
 	c.curve.inEpoch = false
+	// Linux's state is in segments: a new epoch recomputes K from them.
+	c.bic.epochStart = 0
 	c.mss, c.iw.MSS = mss, mss
 }
 
@@ -206,6 +217,10 @@ func (c *Cubic) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.D
 		c.markAppLimited(now)
 		return
 	}
+	if c.iw.CubicLinuxGrowth {
+		c.linuxOnAck(now, ackedBytes)
+		return
+	}
 	if c.appLimited {
 		c.appLimited = false
 		if c.curve.inEpoch {
@@ -225,6 +240,23 @@ func (c *Cubic) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.D
 		// Nothing is left in flight: the sender may go idle from here.
 		c.markAppLimited(now)
 	}
+}
+
+// linuxOnAck grows a window in use as Linux's cubictcp_cong_avoid: slow
+// start up to ssthresh, and what of the ACK slow start did not use goes to
+// congestion avoidance (tcp_slow_start returns it). Idle time leaves the
+// curve through OnTxStart, not here.
+func (c *Cubic) linuxOnAck(now time.Duration, ackedBytes int) {
+	if c.CongestionWindow() < c.ssthreshBytes {
+		before := c.CongestionWindow()
+		c.cwndBytes = min(c.cwndBytes+float64(c.iw.slowStartIncrease(ackedBytes)), float64(c.ssthreshBytes))
+		// Linux behaviour: tcp_slow_start, the segments past ssthresh
+		// count toward congestion avoidance on the same ACK.
+		if ackedBytes -= c.CongestionWindow() - before; ackedBytes <= 0 || c.CongestionWindow() < c.ssthreshBytes {
+			return
+		}
+	}
+	c.linuxAvoid(now, ackedBytes)
 }
 
 // avoid is congestion avoidance on the cubic curve (RFC 9438 §4.2-§4.5).
@@ -251,8 +283,13 @@ func (c *Cubic) markAppLimited(t time.Duration) {
 func (c *Cubic) reduce(flightBytes int) {
 	c.prior = cubicSnapshot{cwndBytes: c.cwndBytes, ssthreshBytes: c.ssthreshBytes, curve: c.curve}
 	c.hasPrior = true
-	c.curve.reduce(c.cwndSeg())
-	c.ssthreshBytes = max(int(c.cwndBytes*cubicBeta), 2*c.mss)
+	if c.iw.CubicLinuxGrowth {
+		// Linux behaviour: cubictcp_recalc_ssthresh, in whole segments.
+		c.ssthreshBytes = int(c.bic.recalcSsthresh(uint32(c.CongestionWindow()/c.mss))) * c.mss
+	} else {
+		c.curve.reduce(c.cwndSeg())
+		c.ssthreshBytes = max(int(c.cwndBytes*cubicBeta), 2*c.mss)
+	}
 	c.reduced, c.recoverBytes = true, flightBytes
 }
 
@@ -288,6 +325,9 @@ func (c *Cubic) OnRTO(now time.Duration, flightBytes int) {
 	// Linux behaviour (cubictcp_state on TCP_CA_Loss): HyStart starts
 	// over, its minimum delay forgotten, for the slow start that follows.
 	c.hy = hystart{}
+	// Linux behaviour: so does the rest of its state (bictcp_reset on
+	// TCP_CA_Loss, W_max included), and snd_cwnd_cnt (tcp_enter_loss).
+	c.bic = bictcp{}
 }
 
 // OnIdleRestart applies RFC 5681 §4.1, cwnd = min(RW, cwnd) with the
@@ -302,6 +342,10 @@ func (c *Cubic) OnIdleRestart(now, idle, rto time.Duration) {
 	c.ssthreshBytes = ssthresh
 	if rw := float64(cwnd); c.cwndBytes > rw {
 		c.cwndBytes = rw
+		// The RFC curve's epoch ends here. Linux's tcp_cubic ignores the
+		// restart (CA_EVENT_CWND_RESTART), so with CubicLinuxGrowth its
+		// epoch (bic) goes on, moved forward over the idle time by
+		// OnTxStart.
 		c.curve.inEpoch = false
 	}
 }
@@ -315,6 +359,10 @@ func (c *Cubic) Undo(now time.Duration) {
 	}
 	c.cwndBytes = max(c.cwndBytes, c.prior.cwndBytes)
 	c.ssthreshBytes = max(c.ssthreshBytes, c.prior.ssthreshBytes)
+	// RFC 9438 §4.9 restores the curve. Linux behaviour: tcp_cubic undoes
+	// with tcp_reno_undo_cwnd, cwnd and ssthresh only, so with
+	// CubicLinuxGrowth its state (bic) keeps the W_max the reduction set,
+	// and a new epoch starts on the next ACK.
 	c.curve = c.prior.curve
 	c.hasPrior = false
 	c.reduced, c.recoverBytes = false, 0

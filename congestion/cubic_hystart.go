@@ -51,7 +51,7 @@ func (c *Cubic) OnAckSample(now, rtt time.Duration, sndUna, sndNxt uint32) {
 	if rtt <= 0 {
 		return // no sample: Karn's rule
 	}
-	if c.curve.inEpoch && now-c.curve.epochStart < hystartQuietAfterEpoch {
+	if age, ok := c.epochAge(now); ok && age < hystartQuietAfterEpoch {
 		// Linux behaviour: discard delay samples right after recovery.
 		return
 	}

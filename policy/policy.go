@@ -100,6 +100,13 @@ type Profile struct {
 	// Linux's tcp_cubic does by default (its hystart module parameter).
 	// RFC 9438 has no such rule (§4.10 allows RFC 9406's HyStart++).
 	HyStart bool
+	// CubicLinuxGrowth runs CUBIC's congestion avoidance in Linux's
+	// tcp_cubic integer arithmetic: the target W_max - C·(K-t)³ floored
+	// in whole segments with t from the epoch start plus the minimum RTT,
+	// one segment per cwnd/(target-cwnd) acknowledged, an integer
+	// Reno-friendly estimate, and the epoch moved over idle time when
+	// sending resumes. Off: RFC 9438's real-valued curve.
+	CubicLinuxGrowth bool
 
 	// --- ACK and send policy ---
 
@@ -204,6 +211,7 @@ func Linux() *Profile {
 		SlowStartAfterIdle:  true,
 		IdleRestartHalving:  true,
 		HyStart:             true,
+		CubicLinuxGrowth:    true,
 		DelayedAck:          true,
 		DelAckMin:           40 * time.Millisecond,
 		DelAckMax:           200 * time.Millisecond,
@@ -249,6 +257,7 @@ func RFC() *Profile {
 	p.SlowStartAfterIdle = true
 	p.IdleRestartHalving = false // RFC 5681 §4.1
 	p.HyStart = false            // RFC 9438: slow start until the first loss
+	p.CubicLinuxGrowth = false   // RFC 9438 §4.2-§4.5: the real-valued curve
 	p.LocalPortMin = 49152       // RFC 6335 §6
 	p.LocalPortMax = 65535
 	return p

@@ -230,6 +230,7 @@ func (c *Conn) congestionConfig() congestion.Config {
 		SlowStartLimitSegments: c.e.prof.SlowStartLimitSegments,
 		IdleRestartHalving:     c.e.prof.IdleRestartHalving,
 		HyStart:                c.e.prof.HyStart,
+		CubicLinuxGrowth:       c.e.prof.CubicLinuxGrowth,
 	}
 }
 

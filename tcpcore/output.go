@@ -220,6 +220,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 		// Any segment with data, new or retransmitted (a tail loss probe
 		// too), ends an idle period (Linux tcp_event_data_sent sets
 		// lsndtime for every data segment).
+		c.txStart(now)
 		c.lastSend = now
 	}
 	if flags&wire.FlagACK != 0 {
