@@ -42,6 +42,10 @@ type linkEndpoint struct {
 
 	bufPool sync.Pool // *[]byte of cap mtu, for outbound copies
 
+	// zw is the zero-window ACK repair (Options.ZeroWindowACKRepair), nil
+	// when it is off.
+	zw *zeroWindowRepair
+
 	txDrops     atomic.Uint64 // outbound packets dropped because txQueue was full
 	rxNonIPv4   atomic.Uint64 // inbound packets that were not IPv4
 	rxPackets   atomic.Uint64
@@ -55,7 +59,9 @@ type linkEndpoint struct {
 
 var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
 
-func newLinkEndpoint(link netif.Link) *linkEndpoint {
+// newLinkEndpoint adapts link; zeroWindowRepair turns on the zero-window
+// ACK repair (Options.ZeroWindowACKRepair).
+func newLinkEndpoint(link netif.Link, zeroWindowRepair bool) *linkEndpoint {
 	e := &linkEndpoint{
 		link:       link,
 		mtu:        uint32(link.MTU()),
@@ -63,6 +69,9 @@ func newLinkEndpoint(link netif.Link) *linkEndpoint {
 		writerDone: make(chan struct{}),
 	}
 	e.txCond = sync.NewCond(&e.txMu)
+	if zeroWindowRepair {
+		e.zw = newZeroWindowRepair()
+	}
 	mtu := int(e.mtu)
 	e.bufPool.New = func() any {
 		b := make([]byte, mtu)
@@ -105,6 +114,10 @@ func (e *linkEndpoint) reader() {
 		bufs[i] = make([]byte, e.mtu)
 	}
 	sizes := make([]int, batchPackets)
+	var scratch []byte // the zero-window repair's ACK copies
+	if e.zw != nil {
+		scratch = make([]byte, e.mtu)
+	}
 	for {
 		n, err := e.link.ReadPackets(bufs, sizes)
 		if err != nil {
@@ -122,12 +135,15 @@ func (e *linkEndpoint) reader() {
 				continue
 			}
 			if d != nil {
-				// MakeWithData copies, so bufs can be reused at once.
-				pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-					Payload: buffer.MakeWithData(b),
-				})
-				d.DeliverNetworkPacket(ipv4.ProtocolNumber, pkt)
-				pkt.DecRef()
+				if e.zw != nil {
+					if ack := e.zw.inbound(b, scratch); ack != nil {
+						// The ACK copy goes first, so that gVisor's
+						// sender has processed it before the segment
+						// itself is refused (zerowindow.go).
+						deliver(d, ack)
+					}
+				}
+				deliver(d, b)
 			}
 			// Counted once delivered: a test that sees the count reach
 			// n knows gVisor has queued the n-th packet for its TCP
@@ -135,6 +151,16 @@ func (e *linkEndpoint) reader() {
 			e.rxPackets.Add(1)
 		}
 	}
+}
+
+// deliver hands the IPv4 packet b to gVisor. b is copied, so its buffer
+// can be reused at once.
+func deliver(d stack.NetworkDispatcher, b []byte) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		Payload: buffer.MakeWithData(b),
+	})
+	d.DeliverNetworkPacket(ipv4.ProtocolNumber, pkt)
+	pkt.DecRef()
 }
 
 func (e *linkEndpoint) writer() {
@@ -212,6 +238,9 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 		for _, s := range pkt.AsSlices() {
 			b = append(b, s...)
 		}
+		if e.zw != nil {
+			e.zw.outbound(b)
+		}
 		e.txQueue = append(e.txQueue, b)
 		n++
 	}
@@ -274,3 +303,11 @@ func (*linkEndpoint) Close() {}
 
 // SetOnCloseAction implements stack.NetworkLinkEndpoint.
 func (*linkEndpoint) SetOnCloseAction(func()) {}
+
+// zeroWindowRepairs is how many ACK copies the zero-window repair made.
+func (e *linkEndpoint) zeroWindowRepairs() uint64 {
+	if e.zw == nil {
+		return 0
+	}
+	return e.zw.repairs.Load()
+}

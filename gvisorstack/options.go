@@ -90,6 +90,23 @@ type Options struct {
 	// discards SACK blocks below RCV.NXT (transport/tcp/sack.go,
 	// UpdateSACKBlocks). Unsupported reports DSACK = true.
 	DSACK bool
+
+	// ZeroWindowACKRepair works around gVisor's zero-window ACK deadlock
+	// (docs/gvisor.md, "Zero-window ACK deadlock"): while gVisor's last
+	// advertised window on a connection is zero at acknowledgment number
+	// A, an inbound segment of that connection that carries the ACK flag
+	// and data, a FIN, or a sequence number other than A, which gVisor
+	// drops before its sender sees the ACK, is preceded on its way into
+	// gVisor by a pure ACK copy of it at sequence number A (same ACK
+	// number, window and options), which gVisor accepts and whose ACK it
+	// processes, as RFC 9293 3.10.7.4 asks of a receiver at a zero window.
+	// It is not a gVisor option but a change of the packets gVisor
+	// receives, done by this package's link endpoint; gVisor itself is
+	// unmodified. DefaultOptions and OptionsFromProfile leave it off, so
+	// the conformance gvisor target, compared line by line as the
+	// reference, shows gVisor's own behaviour; serve and the benchmarks
+	// turn it on, since without it an echo can hang for good under loss.
+	ZeroWindowACKRepair bool
 }
 
 // DefaultOptions returns gVisor's own defaults (transport/tcp/protocol.go,

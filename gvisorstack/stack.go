@@ -105,7 +105,7 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	if err := opts.apply(s); err != nil {
 		return fail(err)
 	}
-	ep := newLinkEndpoint(link)
+	ep := newLinkEndpoint(link, opts.ZeroWindowACKRepair)
 	if err := s.CreateNIC(nicID, ep); err != nil {
 		return fail(fmt.Errorf("gvisorstack: create NIC: %s", err))
 	}
@@ -365,6 +365,10 @@ type Stats struct {
 	PacketsIn              uint64 // IPv4 packets handed from the link to gVisor
 	PacketsOut             uint64 // packets handed from gVisor to the link
 	TxQueueDrops           uint64 // outbound packets dropped because the transmit queue was full
+	// ZeroWindowACKRepairs counts the pure ACK copies the zero-window ACK
+	// repair handed to gVisor (Options.ZeroWindowACKRepair); gVisor counts
+	// them in SegmentsReceived, PacketsIn does not.
+	ZeroWindowACKRepairs uint64
 }
 
 // Stats reads the counters.
@@ -387,5 +391,6 @@ func (st *Stack) Stats() Stats {
 		PacketsIn:              st.ep.rxPackets.Load(),
 		PacketsOut:             st.ep.txPackets.Load(),
 		TxQueueDrops:           st.ep.txDrops.Load(),
+		ZeroWindowACKRepairs:   st.ep.zeroWindowRepairs(),
 	}
 }
