@@ -58,7 +58,7 @@ func NewReport(o Options, results []Result, m Machine) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := gvisorstack.OptionsFromProfile(prof)
+	g := gvisorOptions(prof)
 	return &Report{
 		Date:    time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		Machine: m,
@@ -489,7 +489,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window. Run n uses the SPEC's seed plus n-1, the same for every stack, so the median covers as many loss patterns as there are runs.\n\n", s.Impair)
 
 	p("## gVisor options\n\n")
-	p("`gvisorstack.OptionsFromProfile` of the %q profile; docs/gvisor.md maps each field to gVisor's option.\n\n", s.Profile)
+	p("`gvisorstack.OptionsFromProfile` of the %q profile, with `ZeroWindowACKRepair` on; docs/gvisor.md maps each field to gVisor's option.\n\n", s.Profile)
 	p("| field | value |\n| --- | --- |\n")
 	v := reflect.ValueOf(r.GVisor)
 	for i := range v.NumField() {

@@ -21,6 +21,7 @@ import (
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
 	"tunstack/netif"
+	"tunstack/policy"
 	"tunstack/stack"
 	"tunstack/tcpcore"
 )
@@ -167,7 +168,15 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) (stack.Network, error) {
 	switch cfg.Stack {
 	case "gvisor":
-		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Profile: cfg.Profile})
+		prof := cfg.Profile
+		if prof == nil {
+			prof = policy.Linux()
+		}
+		o := gvisorstack.OptionsFromProfile(prof)
+		// Without the repair an echo can hang for good under loss
+		// (docs/gvisor.md, "Zero-window ACK deadlock").
+		o.ZeroWindowACKRepair = true
+		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Options: &o})
 	default:
 		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Profile: cfg.Profile, Trace: trace})
 	}
