@@ -82,6 +82,15 @@ type Profile struct {
 	// MaxReordering caps DupThresh as reordering is detected (Linux
 	// tcp_max_reordering).
 	MaxReordering int
+	// RACK detects losses by time (RFC 8985 RACK, as Linux with
+	// tcp_recovery=1): a segment is lost once a segment sent after it
+	// was delivered and a reordering window has passed, which also
+	// finds lost retransmissions; the reordering window is armed as a
+	// timer. Without SACK it means Linux's NewReno (RFC 6582) whatever
+	// the congestion controller. Off: RFC 6675's DupThresh rule (IsLost)
+	// decides, with its rescue retransmission, and the controller's own
+	// recovery rule applies without SACK.
+	RACK bool
 	// SlowStartAfterIdle resets cwnd to the restart window after an idle
 	// period longer than the RTO (RFC 5681 §4.1; tcp_slow_start_after_idle).
 	// SlowStartLimitSegments caps cwnd growth per ACK in slow start, in
@@ -208,6 +217,7 @@ func Linux() *Profile {
 		InitialCwndSegments: 10,
 		DupThresh:           3,
 		MaxReordering:       300,
+		RACK:                true,
 		SlowStartAfterIdle:  true,
 		IdleRestartHalving:  true,
 		HyStart:             true,
@@ -252,6 +262,7 @@ func RFC() *Profile {
 	p.BacklogBoundsBoth = true
 	p.SynLinearTimeouts = 0
 	p.TailLossProbe = false
+	p.RACK = false // RFC 6675 §4 IsLost (DupThresh)
 	p.PushEverySegments = 0
 	p.SynCookies = false
 	p.SlowStartAfterIdle = true

@@ -28,7 +28,7 @@ type Conn struct {
 
 	sender           // send sequence space and buffer (sender.go, output.go)
 	receiver         // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
-	recoveryControl  // loss recovery (recovery.go, lostrtx.go, tlp.go)
+	recoveryControl  // loss recovery (recovery.go, rack.go, rack_queue.go, tlp.go)
 	timers           // timers, RTT estimation and probes (timers.go, rtt.go)
 	infoTrack        // what only TCPInfo reports (tcpinfo_track.go)
 	userTimeoutClock // when TCP_USER_TIMEOUT counts from (usertimeout.go)

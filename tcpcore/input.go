@@ -490,60 +490,46 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	c.probes = 0
 	c.lastAckIn = now // Linux tp->rcv_tstamp
 	wasZeroWnd := c.sndWnd == 0
+	if s.ack.LT(c.sndUna) {
+		// An old ACK: only its SACK blocks count (recovery.go, oldAck).
+		c.oldAck(now, s)
+		c.updateSendWindow(s, wasZeroWnd)
+		return c.ackOfFin(now)
+	}
 	wasRecovering := c.recovery != recoveryNone
-	newlySacked := c.processSACK(now, s)
+	c.startAck(s)
+	c.processSACK(now, s)
 	oldUna := c.sndUna
+	flightBefore := c.outstanding()
+	var rtt time.Duration
 	if s.ack.GT(c.sndUna) {
-		c.ackNewData(now, s)
+		rtt = c.ackNewData(now, s)
 	}
 	acked := c.sndUna.Sub(oldUna)
 	c.sb.trim(c.sndUna)
 	c.freeUnits()
-	c.ackLossSignals(now, s, acked, newlySacked)
+	c.ackLossSignals(now, s, acked)
+	if acked > 0 && c.cc != nil && c.recovery != recoveryFast {
+		// The window grows once loss recovery has read the ACK (Linux
+		// tcp_cong_control after tcp_fastretrans_alert): not in fast
+		// recovery, where PRR sets the pace, but on the ACK that ends it.
+		c.cc.OnAck(time.Duration(now), c.growthBytes(acked), c.validatedFlight(flightBefore), rtt)
+		c.expandSndBuf()
+	}
 	c.settleRetransStamp()
 	// RFC 8985 §7.2: the probe timer is (re)armed after an ACK of new
 	// data, in the state the ACK leaves, as Linux does at the end of
 	// tcp_ack (tcp_set_xmit_timer): an ACK that ends recovery, or undoes
 	// it, arms the probe for what is still outstanding. Armed before the
 	// recovery state was updated it found recovery on and stayed off, and
-	// a lost tail of what recovery sent waited for the RTO.
-	if acked > 0 || (wasRecovering && c.recovery == recoveryNone) {
+	// a lost tail of what recovery sent waited for the RTO. Not when RACK
+	// armed its reordering timer, or reneging set the RTO, on this ACK.
+	if (acked > 0 || (wasRecovering && c.recovery == recoveryNone)) && !c.ev.reoArmed && !c.ev.keepTimer {
+		c.rack.reoTimer = false
 		c.armTLP(now)
 	}
 	c.updateSendWindow(s, wasZeroWnd)
 	return c.ackOfFin(now)
-}
-
-// ackLossSignals reads an ACK for loss recovery, once SND.UNA and the
-// scoreboard took it in: in recovery it drives recoveryAck (after the
-// Eifel check for a spurious retransmission); outside, an ACK of nothing
-// new may be a duplicate ACK (lossCheck), and one of new data ends the
-// run of duplicates.
-func (c *Conn) ackLossSignals(now Time, s *segment, acked, newlySacked int) {
-	switch {
-	case c.recovery != recoveryNone:
-		if acked > 0 {
-			c.eifelCheck(now, s)
-		}
-		if c.recovery != recoveryNone {
-			c.recoveryAck(now, acked, acked+newlySacked)
-		}
-	case acked == 0:
-		// RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN,
-		// acknowledges nothing new while data is outstanding, and leaves
-		// the window alone. RFC 6675 §2: with SACK it must also SACK new
-		// data, so an ACK that only reports a duplicate (D-SACK) or that
-		// the network itself duplicated is not evidence of loss.
-		isDup := s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN|wire.FlagSYN)
-		if c.sackOK {
-			isDup = isDup && newlySacked > 0
-		} else {
-			isDup = isDup && int(s.wnd)<<c.sndWscale == c.sndWnd
-		}
-		c.lossCheck(now, isDup, newlySacked)
-	default:
-		c.dupAcks, c.renoSacked = 0, 0
-	}
 }
 
 // updateSendWindow is the window update of RFC 9293 §3.10.7.4: only from
@@ -594,9 +580,9 @@ func (c *Conn) finSeq() Seq { return c.sndBufSeq.Add(c.sndBuf.Len()) }
 // finAcked reports whether the peer acknowledged our FIN.
 func (c *Conn) finAcked() bool { return c.finSent && c.sndUna.GT(c.finSeq()) }
 
-// ackNewData handles SND.UNA < SEG.ACK =< SND.MAX.
-func (c *Conn) ackNewData(now Time, s *segment) {
-	flightBefore := c.sndMax.Sub(c.sndUna)
+// ackNewData handles SND.UNA < SEG.ACK =< SND.MAX and returns the RTT
+// sample it took (0 if none).
+func (c *Conn) ackNewData(now Time, s *segment) time.Duration {
 	acked := s.ack.Sub(c.sndUna)
 	// RTT: time one segment at a time (RFC 6298 §3 with Karn's rule); with
 	// timestamps an echoed TSval measures even retransmitted data
@@ -637,12 +623,6 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	if c.cc != nil {
 		c.ackSample(now, s.ack.Add(-acked), rtt)
 	}
-	if c.cc != nil && c.recovery != recoveryFast {
-		// In fast recovery PRR sets the pace; the window grows again once
-		// recovery ends.
-		c.cc.OnAck(time.Duration(now), acked, c.validatedFlight(flightBefore), rtt)
-		c.expandSndBuf()
-	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,
 	// otherwise restart it.
 	// The tail loss probe is armed by processAck, once the ACK has been
@@ -656,6 +636,7 @@ func (c *Conn) ackNewData(now Time, s *segment) {
 	}
 	c.probes = 0
 	c.wake()
+	return rtt
 }
 
 // enterTimeWait starts the 2*MSL wait (RFC 9293 §3.6).

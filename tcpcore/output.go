@@ -37,23 +37,23 @@ func (c *Conn) sendOne(now Time) bool {
 		c.idleRestart(now)
 	}
 	if c.recovery != recoveryNone {
-		if seq, n, fin, kind, ok := c.nextRetransmit(); ok {
+		if i, kind, ok := c.nextRetransmit(); ok {
 			if !c.mayRetransmit() {
 				return false
 			}
-			c.fastRetransmitPending = false
-			c.retransmit(now, seq, n, fin, kind)
-			c.chargeSend(n)
+			c.retransmit(now, i, kind)
+			c.chargeSend()
 			return true
 		}
 	}
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
 	// The congestion limit: cwnd less what is in the network (RFC 6675
 	// pipe; SACKed or duplicate-ACKed segments count as delivered, which is
-	// also RFC 3042's limited transmit), or in fast recovery what PRR allows.
+	// also RFC 3042's limited transmit), or in fast recovery what PRR allows
+	// (RFC 6937), in whole segments as Linux counts its window.
 	cwndLeft := c.cc.CongestionWindow() - c.pipe()
 	if c.recovery == recoveryFast {
-		cwndLeft = c.sndAllowance
+		cwndLeft = max(c.prrRoom(), 0) * c.sndMSS
 	}
 	mss := c.segSize()
 	n := min(avail, mss, wndLeft, cwndLeft)
@@ -101,31 +101,11 @@ func (c *Conn) sendOne(now Time) bool {
 		return false
 	}
 	c.sendData(now, n, mss, fin, cwndLeft)
-	c.chargeSend(n)
+	c.chargeSend()
 	if n < mss {
 		c.corkExpired, c.corkAt = false, noDeadline
 	}
 	return true
-}
-
-// mayRetransmit says whether congestion control lets a retransmission go.
-func (c *Conn) mayRetransmit() bool {
-	switch {
-	case c.fastRetransmitPending:
-		return true // RFC 5681 §3.2 step 2: fast retransmit goes at once
-	case c.recovery == recoveryFast:
-		return c.sndAllowance > 0
-	default:
-		return c.cc.CongestionWindow()-c.pipe() > 0
-	}
-}
-
-// chargeSend counts bytes sent during fast recovery against PRR.
-func (c *Conn) chargeSend(n int) {
-	if c.recovery == recoveryFast {
-		c.sndAllowance -= max(n, 1)
-		c.prrOut += n
-	}
 }
 
 // sendData transmits n new bytes from SND.NXT, with FIN if fin; mss is the
@@ -173,6 +153,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool, room int) {
 		c.sndMax = c.sndNxt
 		c.noteFlight()
 		c.noteSent(now, c.sndNxt)
+		c.noteSentRecord(now, seq, c.sndNxt)
 	}
 	if n < mss {
 		c.sndSml = c.sndNxt

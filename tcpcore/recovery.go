@@ -7,16 +7,22 @@ import (
 	"tunstack/wire"
 )
 
-// Loss recovery: which bytes are lost, what to retransmit next, how fast.
+// Loss recovery: which segments are lost, what to retransmit next, how
+// fast, following Linux (tcp_fastretrans_alert and its helpers).
 //
-// With SACK the sender follows RFC 6675 (IsLost, pipe, NextSeg, rescue
-// retransmission); without it, NewReno (RFC 6582) with Linux's trick of
-// counting duplicate ACKs as SACKed segments. In fast recovery the sending
-// rate follows Proportional Rate Reduction (RFC 6937). After a
-// retransmission timeout everything outstanding is deemed lost and
-// retransmitted in order as slow start allows, skipping what the peer
-// SACKed. The congestion controller only sets the window: it hears OnLoss
-// when recovery starts, OnRecoveryEnd when it ends, and OnRTO.
+// Every segment in flight has a record (rack_queue.go): SACKed, deemed
+// lost, retransmitted. With SACK, RACK (RFC 8985, rack.go) decides what is
+// lost by time; with the profile's RACK off, RFC 6675's IsLost by
+// DupThresh, with its rescue retransmission. Without SACK, NewReno (RFC
+// 6582) counts duplicate ACKs as delivered segments and deems the head
+// lost. Fast recovery starts once something is deemed lost; the sending
+// rate then follows Proportional Rate Reduction (RFC 6937) in segments, as
+// Linux's tcp_cwnd_reduction, which sets the window PRR allows (prrCwnd)
+// from the segments each ACK delivered. After a retransmission timeout
+// everything outstanding is deemed lost and retransmitted in order as slow
+// start allows, skipping what the peer SACKed. The congestion controller
+// only sets the window: it hears OnLoss when recovery starts,
+// OnRecoveryEnd when it ends, and OnRTO.
 
 type recoveryState uint8
 
@@ -27,39 +33,61 @@ const (
 )
 
 // recoveryControl is the loss-recovery state of a connection: the SACK
-// scoreboard, the recovery episode (RFC 6675 RecoveryPoint, HighRxt, the
-// loss boundary), Proportional Rate Reduction (RFC 6937), the watch on
-// retransmissions (lostrtx.go) and the undo of spurious reductions (RFC
-// 3522, RFC 2883 with Linux's undo). Conn embeds it.
+// scoreboard and the record of segments in flight, RACK, the recovery
+// episode (RFC 6675 RecoveryPoint), Proportional Rate Reduction (RFC
+// 6937) and the undo of spurious reductions (RFC 3522, RFC 2883 with
+// Linux's undo). Conn embeds it.
 //
-// Invariants: outside recovery (recovery == recoveryNone) lostPoint is
-// SND.UNA and the retransmission watch is empty; in recovery SND.UNA <=
-// HighRxt <= SND.MAX and lostPoint <= SND.MAX; the scoreboard holds only
-// ranges within (SND.UNA, SND.MAX].
+// Invariants: the scoreboard holds only ranges within (SND.UNA, SND.MAX];
+// no record deemed lost and not yet retransmitted starts below lostPoint;
+// outside recovery prrCwnd is unused.
 type recoveryControl struct {
-	sb                    scoreboard    // what the peer SACKed above SND.UNA
-	rtx                   rtxTrack      // fast recovery's retransmissions, watched for loss
-	recovery              recoveryState // open, fast recovery or loss (after RTO)
-	lossRecovery          lossRecovery  // the strategy, chosen when established
-	dupAcks               int           // duplicate ACKs since the last new ACK (RFC 5681 §2)
-	recoveryPoint         Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry
-	lostPoint             Seq           // unSACKed bytes below this are deemed lost
-	lossEvidence          Seq           // with SACK: unSACKed bytes below this are lost by evidence, not only as the head
-	rackHigh              Seq           // SND.MAX when the latest delivered retransmission went (lostrtx.go)
-	highRxt               Seq           // RFC 6675 HighRxt: retransmitted up to here
-	dupThresh             int           // RFC 6675 DupThresh, raised on reordering
-	renoSacked            int           // without SACK: segments duplicate ACKs stand for
-	rescueDone            bool          // RFC 6675 rescue retransmission made this episode
-	rescueArmed           bool          // an ACK came after the one that started fast recovery
-	fastRetransmitPending bool          // the first retransmission of fast recovery is due
-	recoverFS             int           // RFC 6937 RecoverFS, bytes
-	prrDelivered          int           // RFC 6937 prr_delivered, bytes
-	prrOut                int           // RFC 6937 prr_out, bytes
-	sndAllowance          int           // bytes PRR allows now
-	undoMarker            Seq           // SND.UNA when the episode began
-	undoRetrans           int           // retransmissions not yet shown spurious by D-SACK
-	undoPossible          bool
-	retransTS             uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
+	sb            scoreboard    // what the peer SACKed above SND.UNA
+	txq           txQueue       // the segments in flight (rack_queue.go)
+	rack          rackState     // RFC 8985 RACK (rack.go)
+	ev            ackEvent      // what the ACK being processed did
+	recovery      recoveryState // open, fast recovery or loss (after RTO)
+	lossRecovery  lossRecovery  // the strategy, chosen when established
+	disorder      bool          // Linux TCP_CA_Disorder: open, with SACKed, lost or retransmitted data out
+	dupAcks       int           // duplicate ACKs since the last new ACK (RFC 5681 §2)
+	recoveryPoint Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry (Linux high_seq)
+	lostPoint     Seq           // where to look for lost data to resend (Linux retransmit_skb_hint)
+	dupThresh     int           // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering
+	renoSacked    int           // without SACK: segments duplicate ACKs stand for (Linux sacked_out)
+	rescueDone    bool          // RFC 6675 rescue retransmission made this episode
+	rescueArmed   bool          // an ACK came after the one that started fast recovery
+	priorCwnd     int           // RFC 6937 RecoverFS: cwnd at entry, segments (Linux prior_cwnd)
+	prrDelivered  int           // RFC 6937 prr_delivered, segments
+	prrOut        int           // RFC 6937 prr_out, segments
+	prrCwnd       int           // the window PRR allows, segments (Linux snd_cwnd in recovery)
+	undoMarker    Seq           // SND.UNA when the episode began
+	undoRetrans   int           // retransmissions not yet shown spurious by D-SACK; -1: none made
+	undoPossible  bool
+	retransTS     uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
+}
+
+// ackEvent is what one ACK did, as Linux's tcp_ack flags and counters
+// carry it through loss recovery.
+type ackEvent struct {
+	priorUna        Seq
+	fack            Seq  // the highest SACKed sequence number, as the ACK is read
+	priorFack       Seq  // the same before the ACK
+	sackReord       Seq  // the lowest never-retransmitted segment newly SACKed below fack
+	ackReord        Seq  // the lowest never-retransmitted segment newly ACKed cumulatively
+	unaAdvanced     bool // FLAG_SND_UNA_ADVANCED
+	dataSacked      bool // FLAG_DATA_SACKED
+	dsack           bool // FLAG_DSACKING_ACK
+	reneging        bool // FLAG_SACK_RENEGING: SND.UNA stops at a SACKed segment
+	lostRetrans     bool // FLAG_LOST_RETRANS
+	reoArmed        bool // RACK armed its reordering timer (no probe or RTO re-arm)
+	keepTimer       bool // the retransmission timer was set for reneging
+	delivered       int  // segments newly ACKed or SACKed (Linux newly_acked_sacked)
+	deliveredAny    bool
+	deliveredBytes  int    // their bytes
+	deliveredSentAt Time   // the latest transmission among them
+	ackedSegs       int    // records cumulatively acknowledged
+	newlyLost       int    // segments newly deemed lost
+	tsEcr           uint32 // the ACK's TSecr, 0 without one
 }
 
 // lossRecovery is the strategy a connection recovers from loss with,
@@ -111,236 +139,729 @@ func (r recoveryState) String() string {
 	return "open"
 }
 
-// outstandingEnd is the end of what we sent (SND.MAX).
+// recoveryRule is the strategy in force: with the profile's RACK (Linux's
+// recovery) a connection without SACK recovers by NewReno whatever its
+// controller says, as Linux's recovery belongs to the stack and its reno
+// module only sets the window.
+func (c *Conn) recoveryRule() lossRecovery {
+	if c.lossRecovery == renoRecovery && c.e.prof.RACK {
+		return newRenoRecovery
+	}
+	return c.lossRecovery
+}
+
+// outstanding is what we sent and the peer has not acknowledged.
 func (c *Conn) outstanding() int { return c.sndMax.Sub(c.sndUna) }
 
 // sacked returns the bytes the peer holds above SND.UNA by SACK, or, on a
 // connection without SACK, the segments its duplicate ACKs stand for.
 func (c *Conn) sacked() int {
 	if c.sackOK {
-		return c.sb.sackedBytes
+		return c.txq.sacked.bytes
 	}
 	return min(c.renoSacked*c.sndMSS, max(c.outstanding()-c.sndMSS, 0))
 }
 
 // pipe is RFC 6675's estimate of the bytes in the network: outstanding,
-// less SACKed, less lost, plus lost bytes already retransmitted.
+// less SACKed, less deemed lost, plus retransmissions in flight (Linux's
+// tcp_packets_in_flight, in bytes).
 func (c *Conn) pipe() int {
-	if c.recovery == recoveryNone {
-		return max(c.outstanding()-c.sacked(), 0)
+	return max(c.outstanding()-c.sacked()-c.txq.lost.bytes+c.txq.retrans.bytes, 0)
+}
+
+// inflightSegs is pipe in segments, as Linux counts it for PRR:
+// packets_out - (sacked_out + lost_out) + retrans_out.
+func (c *Conn) inflightSegs() int {
+	q := &c.txq
+	sacked := q.sacked.segs
+	if !c.sackOK {
+		sacked = c.renoSacked
 	}
-	una, lost := c.sndUna, MaxSeq(c.lostPoint, c.sndUna)
-	if lost.GT(c.sndMax) {
-		lost = c.sndMax
+	return max(q.len()-sacked-q.lost.segs+q.retrans.segs, 0)
+}
+
+// startAck opens the record of what the ACK s does.
+func (c *Conn) startAck(s *segment) {
+	fack := c.fack()
+	c.ev = ackEvent{priorUna: c.sndUna, fack: fack, priorFack: fack, sackReord: c.sndMax, ackReord: c.sndMax}
+	if c.tsOK && s.opts.HasTS {
+		c.ev.tsEcr = s.opts.TSEcr
 	}
-	p := c.sndMax.Sub(lost) // not lost
-	rx := MinSeq(MaxSeq(c.highRxt, una), lost)
-	p += rx.Sub(una) // lost and retransmitted
-	if c.sackOK {
-		p -= c.sb.sackedIn(lost, c.sndMax) + c.sb.sackedIn(una, rx)
-	} else {
-		p -= c.sacked()
+}
+
+// fack is the highest sequence number the peer SACKed, SND.UNA if none
+// (Linux tcp_highest_sack_seq).
+func (c *Conn) fack() Seq {
+	if !c.sackOK || c.txq.sacked.segs == 0 {
+		return c.sndUna
 	}
-	return max(p, 0)
+	return c.sb.highest(c.sndUna)
 }
 
 // processSACK reads the SACK blocks of an ACK (RFC 2018 §4): a first block
-// below SEG.ACK or inside the second is a D-SACK (RFC 2883 §4); the others
-// go into the scoreboard. It returns the bytes newly SACKed.
-func (c *Conn) processSACK(now Time, s *segment) int {
+// below SEG.ACK or inside the second is a D-SACK (RFC 2883 §4, as Linux's
+// tcp_check_dsack tells it); every block within what is outstanding goes
+// into the scoreboard, lowest first (Linux sorts them), and marks the
+// records it covers.
+func (c *Conn) processSACK(now Time, s *segment) {
 	o := s.opts
 	if !c.sackOK || o.NumSACK == 0 {
-		return 0
-	}
-	first := 0
-	b0 := seqRange{Seq(o.SACK[0].Left), Seq(o.SACK[0].Right)}
-	isDSACK := b0.start.LT(b0.end) && (b0.end.LE(s.ack) ||
-		(o.NumSACK > 1 && Seq(o.SACK[1].Left).LE(b0.start) && b0.end.LE(Seq(o.SACK[1].Right))))
-	if isDSACK {
-		first = 1
-		c.onDSACK(now, b0)
-	}
-	added := 0
-	for i := first; i < o.NumSACK; i++ {
-		l, r := Seq(o.SACK[i].Left), Seq(o.SACK[i].Right)
-		// Only blocks within what we sent and above the cumulative ACK
-		// mean anything; a peer inventing others is ignored.
-		l = MaxSeq(l, MaxSeq(s.ack, c.sndUna))
-		r = MinSeq(r, c.sndMax)
-		if l.LT(r) {
-			added += c.sb.add(l, r)
-		}
-	}
-	return added
-}
-
-// onDSACK handles a duplicate report: our retransmission (or the original)
-// was unnecessary. Each one that covers a retransmission made in the
-// current episode takes one off undoRetrans; when none remain the window
-// reduction was spurious (RFC 3708, as Linux's tcp_try_undo_dsack does).
-// Reordering is the usual cause, so the duplicate threshold rises.
-func (c *Conn) onDSACK(now Time, b seqRange) {
-	c.info.DSACKsReceived++
-	c.countDSACKDups(b)
-	// Only a duplicate of data we retransmitted in this episode says a
-	// retransmission was unnecessary; the network duplicating a segment
-	// says nothing about our window.
-	if c.undoRetrans > 0 && b.start.GE(c.undoMarker) && b.end.LE(c.highRxt) {
-		c.undoRetrans--
-	}
-	c.trace(now, "dsack")
-	if c.undoPossible && c.undoRetrans == 0 && c.recovery != recoveryNone {
-		// Every retransmission was spurious: the "loss" was reordering.
-		// Raise DupThresh (RFC 6675 §5 allows adjusting it; Linux raises
-		// tp->reordering) so the same reordering does not fool us again.
-		c.dupThresh = min(c.dupThresh+1, c.e.prof.MaxReordering)
-		c.reordSeen++ // Linux tp->reord_seen
-		c.undo(now)
-	}
-}
-
-// lossCheck runs on every ACK that acknowledges nothing new: limited
-// transmit for the first duplicates (RFC 3042), and entry into fast
-// recovery once loss is evident (RFC 5681 §3.2, RFC 6675 §5). delivered
-// is the data the ACK newly SACKed.
-func (c *Conn) lossCheck(now Time, isDup bool, delivered int) {
-	if c.recovery != recoveryNone || c.outstanding() == 0 {
 		return
 	}
-	if isDup {
-		c.dupAcks++
-		c.info.DupAcksIn++
-		if !c.sackOK {
-			c.renoSacked++
+	b0 := seqRange{Seq(o.SACK[0].Left), Seq(o.SACK[0].Right)}
+	if b0.start.LT(b0.end) && (b0.start.LT(s.ack) ||
+		(o.NumSACK > 1 && Seq(o.SACK[1].Left).LE(b0.start) && b0.end.LE(Seq(o.SACK[1].Right)))) {
+		c.onDSACK(now, b0)
+	}
+	var bl [wire.MaxSACKBlocks]seqRange
+	n := 0
+	for i := 0; i < o.NumSACK; i++ {
+		// Only blocks within what we sent and above the cumulative ACK
+		// mean anything; a peer inventing others is ignored.
+		l := MaxSeq(Seq(o.SACK[i].Left), MaxSeq(s.ack, c.sndUna))
+		r := MinSeq(Seq(o.SACK[i].Right), c.sndMax)
+		if !l.LT(r) {
+			continue
+		}
+		k := n
+		for k > 0 && bl[k-1].start.GT(l) {
+			bl[k] = bl[k-1]
+			k--
+		}
+		bl[k] = seqRange{l, r}
+		n++
+	}
+	for _, b := range bl[:n] {
+		c.sackRange(now, b.start, b.end)
+	}
+	// Linux tcp_sacktag_write_queue: data SACKed below data already SACKed,
+	// never retransmitted, arrived out of order.
+	if c.recovery != recoveryLoss || c.undoPossible {
+		c.checkReordering(c.ev.sackReord)
+	}
+}
+
+// sackRange takes in one SACK block: the records it newly covers in full
+// are SACKed. Only the gaps the scoreboard did not cover yet are walked,
+// so a block repeated ACK after ACK costs a search, not a walk.
+func (c *Conn) sackRange(now Time, l, r Seq) {
+	nr, ok := c.sb.span(l, r)
+	if !ok {
+		return
+	}
+	for cur := l; ; {
+		gap, found := c.sb.nextGap(cur, r)
+		if !found {
+			break
+		}
+		q := &c.txq
+		for i := q.find(gap.start); i < q.len(); i++ {
+			rec := q.at(i)
+			if !rec.start.LT(gap.end) {
+				break
+			}
+			if rec.flags&txSacked == 0 && rec.start.GE(nr.start) && rec.end.LE(nr.end) {
+				c.sackOne(now, rec)
+			}
+		}
+		cur = gap.end
+	}
+	if _, dropped := c.sb.add(l, r); dropped.start.LT(dropped.end) {
+		// The scoreboard forgot its lowest block to stay bounded: so do
+		// the records (recovery only gets more conservative).
+		q := &c.txq
+		for i := q.find(dropped.start); i < q.len() && q.at(i).start.LT(dropped.end); i++ {
+			q.clear(q.at(i), txSacked)
 		}
 	}
-	lost := c.dupAcks >= c.dupThresh
-	if c.sackOK && !lost {
-		lost = c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS).GT(c.sndUna)
+}
+
+// sackOne marks a record newly SACKed (Linux tcp_sacktag_one): RACK
+// advances; a lost segment whose retransmission arrived, or that was only
+// late, is no longer lost; one never retransmitted that arrives below data
+// already SACKed shows reordering.
+func (c *Conn) sackOne(now Time, r *txRec) {
+	q := &c.txq
+	c.rackAdvance(now, r)
+	if r.flags&txRetrans != 0 {
+		if r.flags&txLost != 0 {
+			q.clear(r, txLost)
+			q.clear(r, txRetrans)
+		}
+		// Not deemed lost: the retransmission is still in flight.
+	} else {
+		if r.flags&txEverRetrans == 0 && r.start.LT(c.ev.fack) && r.start.LT(c.ev.sackReord) {
+			c.ev.sackReord = r.start
+		}
+		q.clear(r, txLost)
 	}
-	// RFC 6582 §3.2 step 1: without SACK, no new recovery until the last
-	// one's data is acknowledged (duplicate ACKs then may be echoes of our
-	// own retransmissions). With SACK the scoreboard says what is really
-	// missing, and RFC 6675 has no such guard.
-	if !lost || (!c.sackOK && c.sndUna.LT(c.recoveryPoint)) {
+	q.set(r, txSacked)
+	c.ev.dataSacked = true
+	c.noteDelivered(r)
+	c.ev.fack = MaxSeq(c.ev.fack, r.end)
+}
+
+// noteDelivered counts a segment newly ACKed or SACKed.
+func (c *Conn) noteDelivered(r *txRec) {
+	c.ev.delivered++
+	c.ev.deliveredBytes += r.end.Sub(r.start)
+	if !c.ev.deliveredAny || r.sentAt > c.ev.deliveredSentAt {
+		c.ev.deliveredSentAt = r.sentAt
+	}
+	c.ev.deliveredAny = true
+}
+
+// onDSACK handles a duplicate report (RFC 2883): our retransmission (or
+// the original) was unnecessary. As Linux's tcp_check_dsack and
+// tcp_sacktag_one: a block longer than the largest window, or reporting
+// more duplicates than we ever retransmitted, is dubious and ignored; each
+// duplicate of a retransmission made since the episode began takes one
+// off undoRetrans (when none remain the reduction was spurious, RFC 3708);
+// a retransmission reported duplicate is no longer in flight.
+func (c *Conn) onDSACK(now Time, b seqRange) {
+	segs := b.end.Sub(b.start)
+	if segs > c.maxSndWnd {
+		return
+	}
+	segs = max((segs+c.sndMSS-1)/max(c.sndMSS, 1), 1)
+	c.info.DSACKsReceived++
+	c.countDSACKDups(b)
+	if c.dsackDups > uint64(c.info.Retransmits) {
+		return // the peer reports duplicates we never sent
+	}
+	c.ev.dsack = true
+	c.trace(now, "dsack")
+	if c.reordSeen > 0 {
+		c.rackOnDSACK()
+	}
+	if !b.end.GT(c.ev.priorUna) {
+		// Duplicates of data already acknowledged.
+		if c.undoPossible && c.undoRetrans > 0 && b.end.GT(c.undoMarker) {
+			c.undoRetrans = max(c.undoRetrans-segs, 0)
+		}
+		return
+	}
+	q := &c.txq
+	for i := q.find(b.start); i < q.len(); i++ {
+		r := q.at(i)
+		if !r.start.LT(b.end) {
+			break
+		}
+		if r.flags&(txRetrans|txEverRetrans) == 0 {
+			continue
+		}
+		if c.undoPossible && c.undoRetrans > 0 && r.end.GT(c.undoMarker) {
+			c.undoRetrans--
+		}
+		if r.flags&txSacked != 0 && r.start.LT(c.ev.sackReord) {
+			c.ev.sackReord = r.start
+		}
+		q.clear(r, txRetrans)
+	}
+}
+
+// checkReordering is Linux's tcp_check_sack_reordering: data delivered
+// below the highest SACKed sequence number that was never retransmitted
+// arrived out of order. The reordering degree (DupThresh, Linux
+// tp->reordering) grows to the distance in segments, and RACK keeps a
+// reordering window from then on.
+func (c *Conn) checkReordering(low Seq) {
+	fack := c.fack()
+	if !low.LT(fack) {
+		return
+	}
+	if metric, mss := fack.Sub(low), max(c.sndMSS, 1); metric > c.dupThresh*mss {
+		c.dupThresh = min((metric+mss-1)/mss, c.e.prof.MaxReordering)
+	}
+	c.reordSeen++
+}
+
+// ackRecords drops the records the cumulative ACK covers (Linux
+// tcp_clean_rtx_queue): each one not SACKed before is delivered and
+// advances RACK, unless timestamps show a retransmission acknowledged for
+// its original; a never-retransmitted one filling a hole below SACKed data
+// shows reordering; a SACKed segment left at SND.UNA shows the peer
+// reneging (RFC 2018 §8).
+func (c *Conn) ackRecords(now Time, s *segment) {
+	q := &c.txq
+	for q.len() > 0 {
+		r := q.at(0)
+		if r.end.GT(c.sndUna) {
+			q.trimFirst(c.sndUna)
+			break
+		}
+		if r.flags&(txRetrans|txEverRetrans) == 0 && r.flags&txSacked == 0 && r.start.LT(c.ev.ackReord) {
+			c.ev.ackReord = r.start
+		}
+		if r.flags&txSacked == 0 && c.sackOK {
+			c.noteDelivered(r)
+			if !c.spuriousRetrans(r, s) {
+				c.rackAdvance(now, r)
+			}
+		}
+		c.ev.ackedSegs++
+		q.popFirst()
+	}
+	if c.lostPoint.LT(c.sndUna) {
+		c.lostPoint = c.sndUna
+	}
+	if q.len() > 0 && q.at(0).flags&txSacked != 0 {
+		c.ev.reneging = true
+	}
+	if c.ev.ackedSegs == 0 {
 		return
 	}
 	if !c.sackOK {
-		delivered = c.sndMSS // the duplicate ACK stands for one segment
+		c.removeRenoSacks(c.ev.ackedSegs)
+	} else if c.ev.ackReord.LT(c.ev.priorFack) {
+		c.checkReordering(c.ev.ackReord)
 	}
-	c.enterFastRecovery(now, delivered)
 }
 
-// enterFastRecovery is RFC 6675 §5 step 4 / RFC 5681 §3.2 steps 2-4, for
-// an ACK that delivered delivered bytes.
-func (c *Conn) enterFastRecovery(now Time, delivered int) {
+// spuriousRetrans is Linux's tcp_skb_spurious_retrans: a retransmitted
+// segment whose ACK echoes a timestamp older than the retransmission was
+// acknowledged for its original.
+func (c *Conn) spuriousRetrans(r *txRec, s *segment) bool {
+	return r.flags&(txRetrans|txEverRetrans) != 0 && c.tsOK && s.opts.HasTS && s.opts.TSEcr != 0 &&
+		int32(s.opts.TSEcr-c.tsNow(r.sentAt)) < 0
+}
+
+// addRenoSack counts duplicate ACKs, without SACK, as segments delivered
+// (Linux tcp_add_reno_sack), never so many that no hole is left.
+func (c *Conn) addRenoSack(n int) {
+	if n == 0 {
+		return
+	}
+	prior := c.renoSacked
+	c.renoSacked += n
+	c.limitRenoSacked(0)
+	if d := c.renoSacked - prior; d > 0 {
+		c.ev.delivered += d
+	}
+}
+
+// removeRenoSacks is Linux's tcp_remove_reno_sacks for a cumulative ACK
+// of acked segments without SACK: one of them filled the hole, the others
+// had each drawn a duplicate ACK.
+func (c *Conn) removeRenoSacks(acked int) {
+	c.ev.delivered += max(acked-c.renoSacked, 1)
+	c.renoSacked = max(c.renoSacked-(acked-1), 0)
+	c.limitRenoSacked(acked)
+}
+
+// limitRenoSacked keeps the segments duplicate ACKs stand for below what
+// is outstanding less one hole; needing to means the duplicates came from
+// reordering, which raises the reordering degree (Linux
+// tcp_check_reno_reordering).
+func (c *Conn) limitRenoSacked(addend int) {
+	out := c.txq.len()
+	holes := min(max(c.txq.lost.segs, 1), out)
+	if c.renoSacked+holes <= out {
+		return
+	}
+	c.renoSacked = max(out-holes, 0)
+	c.dupThresh = min(out+addend, c.e.prof.MaxReordering)
+	c.reordSeen++
+}
+
+// ackLossSignals reads an ACK for loss recovery once SND.UNA and the
+// scoreboard took it in, as the middle of Linux's tcp_ack: the records it
+// acknowledged, then, for an ACK that is a duplicate, SACKs or D-SACKs
+// something, or comes while recovery or disorder is under way (Linux
+// tcp_ack_is_dubious), the recovery state machine; then PRR's answer.
+func (c *Conn) ackLossSignals(now Time, s *segment, acked int) {
+	ev := &c.ev
+	prior := c.txq.len()
+	ev.unaAdvanced = acked > 0
+	c.ackRecords(now, s)
+	if prior == 0 && acked == 0 {
+		// Nothing was outstanding: only a D-SACK may still undo.
+		if ev.dsack {
+			c.fastRetransAlert(now, 0)
+		}
+		return
+	}
+	if c.sackOK {
+		c.rackUpdateReoWnd(now)
+	}
+	// RFC 5681 §2 as Linux counts it: an ACK that carries no data,
+	// acknowledges nothing new, leaves the window alone and reports no
+	// duplicate is a duplicate ACK.
+	dup := 0
+	if acked == 0 && s.ack == c.sndUna && len(s.payload) == 0 && !s.has(wire.FlagFIN|wire.FlagSYN) &&
+		!ev.dsack && int(s.wnd)<<c.sndWscale == c.sndWnd {
+		dup = 1
+	}
+	if dup > 0 || ev.dataSacked || ev.dsack || c.recovery != recoveryNone || c.disorder {
+		c.fastRetransAlert(now, dup)
+	} else if acked > 0 {
+		c.dupAcks = 0
+	}
+	if c.recovery == recoveryFast {
+		c.prrUpdate(ev.delivered, ev.newlyLost, ev.unaAdvanced)
+	}
+}
+
+// growthBytes is what an ACK of acked new bytes lets the congestion
+// window grow by. Linux's tcp_cong_control grows it by the segments the
+// ACK newly delivered, ACKed or SACKed: data SACKed before was counted
+// when it was SACKed, and is not again when the cumulative ACK covers it.
+// Without SACK, the bytes acknowledged.
+func (c *Conn) growthBytes(acked int) int {
+	if !c.sackOK {
+		return acked
+	}
+	return c.ev.deliveredBytes
+}
+
+// oldAck takes in an ACK below SND.UNA. Linux behaviour (tcp_ack,
+// old_ack): RFC 9293 §3.10.7.4 lets it be ignored, and it is, unless it
+// carries SACK blocks; those are processed (RFC 6675 §5 takes SACK
+// information from every ACK) with the recovery they drive, but PRR gives
+// no answer to it: what may be sent is what the last ACK allowed.
+func (c *Conn) oldAck(now Time, s *segment) {
+	if !c.sackOK || s.opts.NumSACK == 0 || c.txq.len() == 0 {
+		return
+	}
+	c.startAck(s)
+	c.processSACK(now, s)
+	c.fastRetransAlert(now, 0)
+}
+
+// fastRetransAlert is the recovery state machine (Linux
+// tcp_fastretrans_alert): reneging, the end of recovery, undo, loss
+// detection, and the start of fast recovery once something is deemed
+// lost.
+func (c *Conn) fastRetransAlert(now Time, dup int) {
+	ev := &c.ev
+	if ev.reneging && ev.unaAdvanced {
+		// RFC 2018 §8 and Linux behaviour (tcp_check_sack_reneging): an
+		// ACK that stops at a SACKed segment suggests the peer dropped
+		// what it SACKed. Rather than trust the scoreboard, fire the
+		// retransmission timer soon (max(SRTT/2, 10 ms), in case more
+		// ACKs restore sense); the timeout then forgets the SACKs.
+		c.rtoAt = now.Add(max(c.rtt.srtt/2, renegingDelay))
+		ev.keepTimer = true
+		return
+	}
+	if c.recovery == recoveryFast && !c.sndUna.LT(c.recoveryPoint) {
+		if !c.sackOK {
+			c.renoSacked = 0
+		}
+		if c.tryUndoRecovery(now) {
+			return
+		}
+	}
+	switch c.recovery {
+	case recoveryFast:
+		if !ev.unaAdvanced {
+			if !c.sackOK {
+				c.addRenoSack(dup)
+			}
+		} else {
+			if c.recoveryRule() == renoRecovery {
+				// RFC 5681 §3.2 step 6: recovery ends on the first new ACK.
+				c.exitRecovery(now)
+				return
+			}
+			c.trace(now, "partial-ack")
+			if c.tryUndoPartial(now) {
+				return
+			}
+		}
+		c.rescueArmed = true
+		if c.tryUndoDSACK(now) {
+			c.tryKeepOpen()
+		}
+		c.identifyLoss(now)
+		if c.recovery != recoveryFast {
+			if !c.timeToRecover() {
+				return
+			}
+			c.enterFastRecovery(now)
+		}
+		return
+	case recoveryLoss:
+		if ev.unaAdvanced {
+			c.eifelCheck(now)
+		}
+		if c.recovery == recoveryLoss && !c.sndUna.LT(c.recoveryPoint) {
+			c.exitRecovery(now)
+		}
+		if c.recovery == recoveryLoss {
+			// RACK finds retransmissions lost again: they go again, in
+			// order, as the window allows.
+			if c.sackOK && c.e.prof.RACK {
+				c.rackMarkLost(now)
+			}
+			return
+		}
+	}
+	c.openAlert(now, dup)
+}
+
+// openAlert is the state machine outside recovery: duplicate ACKs counted,
+// a D-SACK undo, loss detection, and fast recovery once something is
+// deemed lost.
+func (c *Conn) openAlert(now Time, dup int) {
+	ev := &c.ev
+	if ev.unaAdvanced {
+		c.dupAcks = 0
+	}
+	if dup > 0 && (!c.sackOK || ev.dataSacked) {
+		// RFC 6675 §2: with SACK a duplicate ACK also SACKs new data.
+		c.dupAcks++
+		c.info.DupAcksIn++
+	}
+	if !c.sackOK {
+		if ev.unaAdvanced {
+			c.renoSacked = 0
+		}
+		c.addRenoSack(dup)
+	}
+	c.tryUndoDSACK(now)
+	c.identifyLoss(now)
+	if !c.timeToRecover() {
+		c.tryKeepOpen()
+		return
+	}
+	c.enterFastRecovery(now)
+}
+
+// renegingDelay is the least wait before the timeout that follows a
+// suspected reneging (Linux: 10 ms).
+const renegingDelay = 10 * time.Millisecond
+
+// identifyLoss deems segments lost: without SACK the head, by NewReno's
+// rule; with RACK by time; else by RFC 6675's IsLost.
+func (c *Conn) identifyLoss(now Time) {
+	if c.txq.len() == 0 {
+		return
+	}
+	switch {
+	case !c.sackOK:
+		c.newRenoMarkLost()
+	case c.e.prof.RACK:
+		c.rackMarkLost(now)
+	default:
+		c.dupThreshMarkLost()
+	}
+}
+
+// newRenoMarkLost is Linux's tcp_newreno_mark_lost: without SACK the
+// first unacknowledged segment is deemed lost when DupThresh duplicate
+// ACKs arrived (RFC 5681 §3.2 step 2) and after each partial ACK in
+// recovery (RFC 6582 §3.2 step 5).
+func (c *Conn) newRenoMarkLost() {
+	if (c.recovery == recoveryNone && c.renoSacked >= c.dupThresh) || (c.recovery == recoveryFast && c.ev.unaAdvanced) {
+		c.markHeadLost()
+	}
+}
+
+// markHeadLost deems the first unacknowledged segment lost, one segment of
+// it at most (Linux tcp_fragment).
+func (c *Conn) markHeadLost() {
+	q := &c.txq
+	if q.len() == 0 {
+		return
+	}
+	r := q.at(0)
+	if r.flags&(txLost|txSacked) != 0 {
+		return
+	}
+	if end := r.start.Add(c.sndMSS); r.end.GT(end) && c.sndMSS > 0 {
+		q.split(0, end)
+		r = q.at(0)
+	}
+	c.markLost(r)
+}
+
+// dupThreshMarkLost is RFC 6675 §4's IsLost as a boundary: every segment
+// with DupThresh segments' worth of SACKed data above it is lost; in fast
+// recovery so is the first unacknowledged segment (RFC 5681 §3.2 step 2 on
+// entry, RFC 6582 §3.2 after a partial ACK).
+func (c *Conn) dupThreshMarkLost() {
+	q := &c.txq
+	boundary := c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS)
+	for i := 0; i < q.len(); i++ {
+		r := q.at(i)
+		if !r.start.LT(boundary) {
+			break
+		}
+		c.markLost(r)
+	}
+	if c.recovery == recoveryFast {
+		c.markHeadLost()
+	}
+}
+
+// timeToRecover is Linux's tcp_time_to_recover: something is deemed lost;
+// with RFC 6675 (RACK off) also DupThresh duplicate ACKs.
+func (c *Conn) timeToRecover() bool {
+	if c.txq.lost.segs > 0 {
+		return true
+	}
+	return c.sackOK && !c.e.prof.RACK && c.dupAcks >= c.dupThresh
+}
+
+// tryKeepOpen leaves recovery for open or disorder (Linux
+// tcp_try_keep_open): disorder while SACKed, lost or retransmitted data is
+// outstanding.
+func (c *Conn) tryKeepOpen() {
+	q := &c.txq
+	c.recovery = recoveryNone
+	c.disorder = q.sacked.segs > 0 || q.lost.segs > 0 || c.renoSacked > 0 || q.retrans.segs > 0 || q.headEverRetrans()
+}
+
+// enterFastRecovery is RFC 6675 §5 step 4 / RFC 5681 §3.2 steps 2-4 (Linux
+// tcp_enter_recovery): the window is reduced once and PRR starts from the
+// window before (RecoverFS, Linux prior_cwnd).
+func (c *Conn) enterFastRecovery(now Time) {
 	// RFC 5681 §3.2 step 2: FlightSize is the data outstanding, not less
 	// what duplicate ACKs or SACK say has arrived.
 	flight := c.outstanding()
 	c.startUndoEpisode()
 	c.recoveryPoint = c.sndMax
-	c.highRxt = c.sndUna
-	c.rackHigh = c.sndUna
 	c.rescueDone, c.rescueArmed = false, false
-	c.rtx.reset()
-	if c.lossRecovery == tahoeRecovery {
+	mss := max(c.sndMSS, 1)
+	c.priorCwnd = max(c.cc.CongestionWindow()/mss, 1)
+	c.prrCwnd = c.priorCwnd // until an ACK's answer sets it
+	c.prrDelivered, c.prrOut = 0, 0
+	c.cc.OnLoss(time.Duration(now), flight)
+	c.trace(now, "fast-retransmit")
+	if c.recoveryRule() == tahoeRecovery {
 		// No fast recovery: retransmit and slow-start from one segment,
 		// like a timeout without the backoff.
-		c.cc.OnLoss(time.Duration(now), flight)
 		c.recovery = recoveryLoss
-		c.lostPoint = c.sndMax
-		c.sb.reset()
-		c.trace(now, "fast-retransmit")
+		c.markAllLost(now, true)
 		return
 	}
-	c.cc.OnLoss(time.Duration(now), flight)
 	c.recovery = recoveryFast
+	c.disorder = false
 	c.info.FastRecoveries++
 	if c.sackOK {
 		c.info.SACKRecoveries++
-	}
-	c.updateLostPoint()
-	// RFC 6937: PRR starts from the flight at the time loss was detected.
-	c.recoverFS = max(c.outstanding(), 1)
-	c.prrDelivered, c.prrOut = 0, 0
-	// RFC 6937 §3 counts the ACK that starts recovery like the others
-	// (Linux's tcp_cwnd_reduction runs on it too): what it delivered may
-	// let more than the retransmission go, so that more than one ACK can
-	// come back; with only the retransmission out, losing its ACK left
-	// the RTO as the only way on. RFC 5681 §3.2 step 3 / RFC 6675 §5 step
-	// 4.2: the first lost segment goes out at once, whatever PRR says.
-	c.prrAnswer(delivered)
-	c.fastRetransmitPending = true
-	c.trace(now, "fast-retransmit")
-}
-
-// updateLostPoint recomputes which bytes are deemed lost in fast recovery.
-// The first unacknowledged segment always is (RFC 5681 §3.2 step 2 on
-// entry, RFC 6582 §3.2 step 5 after a partial ACK; Linux's
-// tcp_mark_head_lost marks at least one whole packet); with SACK, so is
-// everything below RFC 6675's loss boundary, and everything sent before a
-// retransmission that was delivered (rackHigh, lostrtx.go). The head is a
-// whole segment, not its first byte: a one-byte head made each partial ACK
-// draw a one-byte retransmission, which the peer answers with a delayed
-// ACK one byte further on (TestPartialAckRetransmitsWholeHeadSegment).
-func (c *Conn) updateLostPoint() {
-	if c.sackOK {
-		c.lossEvidence = MaxSeq(c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS), c.rackHigh)
-		c.lostPoint = MaxSeq(c.lossEvidence, c.sndUna.Add(c.sndMSS))
-	} else {
-		// NewReno: the first unacknowledged segment is the one lost
-		// (RFC 6582 §3.2 step 3 and partial ACKs).
-		c.lostPoint = c.sndUna.Add(c.sndMSS)
+		if !c.e.prof.RACK {
+			c.markHeadLost()
+		}
 	}
 }
 
-// recoveryAck is called for every ACK while in recovery, after SND.UNA and
-// the scoreboard were updated. delivered is DeliveredData of RFC 6937:
-// bytes newly acknowledged cumulatively or by SACK.
-func (c *Conn) recoveryAck(now Time, newlyAcked, delivered int) {
-	if c.sndUna.GE(c.recoveryPoint) {
-		c.exitRecovery(now)
+// prrUpdate is RFC 6937 §3.2 as Linux's tcp_cwnd_reduction, in segments,
+// for an ACK in fast recovery (the one that starts it included) that
+// delivered segments and deemed newlyLost lost: while more than ssthresh
+// is in flight the sending rate is ssthresh/RecoverFS of what is
+// delivered; below, as much as is delivered (the conservative bound),
+// plus one when SND.UNA advanced and nothing new was lost (the slow start
+// reduction bound, as Linux applies it), up to ssthresh. The first answer
+// lets at least the fast retransmission go.
+func (c *Conn) prrUpdate(delivered, newlyLost int, unaAdvanced bool) {
+	if delivered <= 0 {
 		return
 	}
-	if c.recovery == recoveryLoss {
-		return // cwnd (slow start) governs; NextSeg retransmits in order
-	}
-	c.rescueArmed = true
-	if newlyAcked > 0 {
-		// A partial ACK (RFC 6582 §3.2 step 5).
-		if c.lossRecovery == renoRecovery {
-			// RFC 5681 §3.2 step 6: recovery ends on the first new ACK.
-			c.exitRecovery(now)
-			return
+	mss := max(c.sndMSS, 1)
+	c.prrDelivered += delivered
+	inflight := c.inflightSegs()
+	ssthresh := c.cc.SlowStartThreshold() / mss
+	var sndcnt int
+	if delta := ssthresh - inflight; delta < 0 {
+		sndcnt = (ssthresh*c.prrDelivered+c.priorCwnd-1)/c.priorCwnd - c.prrOut
+	} else {
+		sndcnt = max(c.prrDelivered-c.prrOut, delivered)
+		if unaAdvanced && newlyLost == 0 {
+			sndcnt++
 		}
-		if !c.sackOK {
-			c.renoSacked = max(c.renoSacked-(newlyAcked/c.sndMSS-1), 0)
-			c.highRxt = c.sndUna
-		}
-		c.trace(now, "partial-ack")
-	} else if !c.sackOK {
-		delivered = c.sndMSS // a duplicate ACK stands for one segment delivered
+		sndcnt = min(delta, sndcnt)
 	}
-	c.detectLostRetransmits(now)
-	c.updateLostPoint()
-	c.prrAnswer(delivered)
+	if c.prrOut == 0 {
+		sndcnt = max(sndcnt, 1)
+	}
+	c.prrCwnd = inflight + sndcnt
 }
 
-// prrAnswer is RFC 6937 §3 for one ACK in fast recovery, the one that
-// starts it included: how much may be sent in answer, given the data it
-// delivered (newly acknowledged or SACKed).
-func (c *Conn) prrAnswer(delivered int) {
-	c.prrDelivered += delivered
-	pipe := c.pipe()
-	ssthresh := c.cc.SlowStartThreshold()
-	var sndcnt int
-	if pipe > ssthresh {
-		sndcnt = (c.prrDelivered*ssthresh+c.recoverFS-1)/c.recoverFS - c.prrOut
-	} else {
-		// PRR-SSRB: grow back toward ssthresh like slow start.
-		sndcnt = min(ssthresh-pipe, max(c.prrDelivered-c.prrOut, delivered)+c.sndMSS)
+// prrRoom is how many segments PRR lets go now.
+func (c *Conn) prrRoom() int { return c.prrCwnd - c.inflightSegs() }
+
+// tryUndoRecovery runs when the ACK reaches the recovery point (Linux
+// tcp_try_undo_recovery): the reduction is undone if every retransmission
+// proved unnecessary, and recovery ends (RFC 6582 §3.2 step 5). Linux
+// behaviour, with the profile's RACK: without SACK recovery holds until
+// something above the recovery point is acknowledged
+// (tcp_is_non_sack_preventing_reopen; RFC 6582 §3.2 step 1's concern:
+// duplicate ACKs may be echoes of our own retransmissions). It reports
+// the hold.
+func (c *Conn) tryUndoRecovery(now Time) bool {
+	if c.mayUndo() {
+		c.undoCwnd(now, false)
+	} else if c.rack.reoWndPersist > 0 {
+		c.rack.reoWndPersist--
 	}
-	c.sndAllowance = max(sndcnt, 0)
+	if !c.sackOK && c.e.prof.RACK && c.sndUna == c.recoveryPoint {
+		return true
+	}
+	if c.undoPossible {
+		c.cc.OnRecoveryEnd(time.Duration(now))
+	}
+	c.recovery = recoveryNone
+	c.trace(now, "recovery-end")
+	return false
+}
+
+// tryUndoPartial is Linux's tcp_try_undo_partial for a partial ACK: when
+// timestamps show the hole was filled by the original, the reordering
+// degree rises and, with no retransmission left in flight, the reduction
+// is undone. It reports that nothing more may be retransmitted on this
+// ACK.
+func (c *Conn) tryUndoPartial(now Time) bool {
+	if !c.undoPossible || !c.packetDelayed() {
+		return false
+	}
+	c.checkReordering(c.ev.priorUna)
+	if c.txq.retrans.segs > 0 {
+		return true
+	}
+	c.undoCwnd(now, true)
+	c.tryKeepOpen()
+	return false
+}
+
+// tryUndoDSACK undoes the reduction once D-SACKs reported every
+// retransmission of the episode duplicate (Linux tcp_try_undo_dsack).
+func (c *Conn) tryUndoDSACK(now Time) bool {
+	if !c.undoPossible || c.undoRetrans != 0 {
+		return false
+	}
+	c.rack.reoWndPersist = min(rackRecoveryThresh, c.rack.reoWndPersist+1)
+	c.undoCwnd(now, false)
+	return true
+}
+
+// mayUndo is Linux's tcp_may_undo: every retransmission was reported
+// duplicate, or timestamps show the originals arrived.
+func (c *Conn) mayUndo() bool {
+	return c.undoPossible && (c.undoRetrans == 0 || c.packetDelayed())
+}
+
+// packetDelayed is Linux's tcp_packet_delayed with timestamps (RFC 3522):
+// the ACK echoes a TSval older than the episode's first retransmission.
+func (c *Conn) packetDelayed() bool {
+	return c.tsOK && c.retransTS != 0 && c.ev.tsEcr != 0 && int32(c.ev.tsEcr-c.retransTS) < 0
+}
+
+// undoCwnd restores the window from before a reduction shown spurious
+// (Linux tcp_undo_cwnd_reduction); with unmark, nothing stays deemed lost.
+func (c *Conn) undoCwnd(now Time, unmark bool) {
+	if unmark {
+		q := &c.txq
+		for i := 0; i < q.len(); i++ {
+			q.clear(q.at(i), txLost)
+		}
+	}
+	c.cc.Undo(time.Duration(now))
+	c.info.SpuriousUndos++
+	c.undoPossible = false
+	c.rack.advanced = true // look at the losses again
+	c.trace(now, "undo")
 }
 
 // exitRecovery ends fast or loss recovery (RFC 5681 §3.2 step 6).
@@ -350,17 +871,14 @@ func (c *Conn) exitRecovery(now Time) {
 	}
 	c.recovery = recoveryNone
 	c.dupAcks, c.renoSacked = 0, 0
-	c.lostPoint = c.sndUna
-	c.fastRetransmitPending = false
-	c.rtx.reset()
 	c.trace(now, "recovery-end")
 }
 
 // enterLossRecovery is the RTO response (RFC 6298 §5.4, RFC 5681 §3.1,
-// RFC 6675 §5.1): the window collapses, everything outstanding is deemed
-// lost, and the scoreboard is cleared in case the peer reneged.
+// RFC 6675 §5.1): the window collapses and what is outstanding is deemed
+// lost.
 func (c *Conn) enterLossRecovery(now Time) {
-	if c.recovery == recoveryNone || c.retries == 1 {
+	if c.recovery == recoveryNone || c.backoff == 1 {
 		c.startUndoEpisode()
 	}
 	c.cc.OnRTO(time.Duration(now), c.outstanding())
@@ -368,98 +886,119 @@ func (c *Conn) enterLossRecovery(now Time) {
 	// configured threshold (as Linux does in tcp_enter_loss).
 	c.dupThresh = min(c.dupThresh, c.e.prof.DupThresh)
 	c.recovery = recoveryLoss
+	c.disorder = false
 	c.recoveryPoint = c.sndMax
-	c.lostPoint = c.sndMax
-	c.highRxt = c.sndUna
-	c.rtx.reset()
-	c.sb.reset()
+	c.markAllLost(now, !c.e.prof.RACK)
 	c.dupAcks, c.renoSacked = 0, 0
-	c.fastRetransmitPending = false
 	c.trace(now, "rto")
+}
+
+// markAllLost deems everything outstanding lost after a timeout (Linux
+// tcp_timeout_mark_lost): what the peer SACKed stays SACKed unless it
+// seems to have reneged (SND.UNA at a SACKed segment) or forget says so
+// (RFC 6675 §5.1 clears the scoreboard); with RACK, segments sent less
+// than RACK.rtt ago, the first apart, are not lost yet.
+func (c *Conn) markAllLost(now Time, forget bool) {
+	q := &c.txq
+	if q.len() > 0 && q.at(0).flags&txSacked != 0 {
+		forget = true
+	}
+	c.renoSacked = 0 // without SACK, the duplicate ACKs counted so far no longer stand for anything
+	if forget {
+		c.sb.reset()
+	}
+	for i := 0; i < q.len(); i++ {
+		r := q.at(i)
+		r.flags &^= txRelost
+		if forget {
+			q.clear(r, txSacked)
+		}
+		if i > 0 && !forget && c.e.prof.RACK && c.rack.valid && c.rack.rtt-now.Sub(r.sentAt) > 0 {
+			continue
+		}
+		c.markLost(r)
+	}
+	c.lostPoint = c.sndUna
 }
 
 func (c *Conn) startUndoEpisode() {
 	c.undoMarker = c.sndUna
-	c.undoRetrans = 0
+	// Retransmissions still in flight may be reported duplicate later
+	// (Linux tcp_init_undo); -1 says none was made, so that no D-SACK
+	// state can undo yet.
+	c.undoRetrans = c.txq.retrans.segs
+	if c.undoRetrans == 0 {
+		c.undoRetrans = -1
+	}
 	c.undoPossible = true
 	c.retransTS = 0
 }
 
-// undo restores the window after a reduction shown spurious.
+// undo restores the window after a timeout shown spurious and ends loss
+// recovery.
 func (c *Conn) undo(now Time) {
-	c.cc.Undo(time.Duration(now))
-	c.info.SpuriousUndos++
-	c.undoPossible = false
+	c.undoCwnd(now, true)
 	c.recovery = recoveryNone
 	c.recoveryPoint = c.sndUna // the episode is over: later losses start anew
 	c.dupAcks, c.renoSacked = 0, 0
-	c.lostPoint = c.sndUna
-	c.fastRetransmitPending = false
-	c.trace(now, "undo")
 }
 
-// eifelCheck is RFC 3522's detection with timestamps: if the first ACK of
-// new data after we retransmitted echoes a TSval older than that
-// retransmission, the original arrived and the retransmission was spurious.
-func (c *Conn) eifelCheck(now Time, s *segment) {
-	if !c.tsOK || !c.undoPossible || c.retransTS == 0 || !s.opts.HasTS || s.opts.TSEcr == 0 {
-		return
-	}
-	if int32(s.opts.TSEcr-c.retransTS) < 0 && c.recovery != recoveryNone {
+// eifelCheck is RFC 3522's detection with timestamps in loss recovery: if
+// the first ACK of new data after we retransmitted echoes a TSval older
+// than that retransmission, the original arrived and the retransmission
+// was spurious.
+func (c *Conn) eifelCheck(now Time) {
+	if c.packetDelayed() && c.undoPossible && c.recovery != recoveryNone {
 		c.undo(now)
 	}
 }
 
-// nextRetransmit is RFC 6675 NextSeg rules 1 and 3/4: the first lost,
-// unSACKed range above HighRxt, else (fast recovery with SACK, once) a
-// rescue retransmission of the highest unSACKed segment. fin reports that
-// the range ends with our FIN.
-func (c *Conn) nextRetransmit() (seq Seq, n int, fin bool, kind rtxKind, ok bool) {
-	kind = rtxFast
-	if c.recovery == recoveryLoss {
+// nextRetransmit chooses what to retransmit (Linux
+// tcp_xmit_retransmit_queue, RFC 6675 NextSeg rule 1): the first record
+// deemed lost that is neither SACKed nor already retransmitted; with RFC
+// 6675's rules (RACK off), once per fast recovery, the rescue
+// retransmission of NextSeg rule 4.
+func (c *Conn) nextRetransmit() (i int, kind rtxKind, ok bool) {
+	switch c.recovery {
+	case recoveryNone:
+		return 0, 0, false
+	case recoveryLoss:
 		kind = rtxRTO
+	default:
+		kind = rtxFast
 	}
-	if c.recovery == recoveryNone {
-		return 0, 0, false, kind, false
-	}
-	if seq, n, fin, ok := c.nextRelost(); ok {
-		return seq, n, fin, rtxLost, ok
-	}
-	if start, end, ok := c.unsackedRange(MaxSeq(c.highRxt, c.sndUna), MinSeq(c.lostPoint, c.sndMax)); ok {
-		seq, n, fin, ok := c.rangeToSend(start, end)
-		return seq, n, fin, kind, ok
+	q := &c.txq
+	if q.retrans.segs < q.lost.segs {
+		for i = q.find(c.lostPoint); i < q.len(); i++ {
+			r := q.at(i)
+			if r.flags&(txLost|txSacked|txRetrans) == txLost {
+				c.lostPoint = r.start
+				if r.flags&txRelost != 0 && c.recovery == recoveryFast {
+					kind = rtxLost
+				}
+				return i, kind, true
+			}
+		}
+		c.lostPoint = c.sndMax
 	}
 	// Not in answer to the ACK that started recovery: the tail may still
-	// be on its way, and that ACK may let more than the fast retransmission
-	// go (prrAnswer).
-	if c.recovery == recoveryFast && c.sackOK && c.rescueArmed && !c.rescueDone && !c.hasNewData() {
-		// RFC 6675 NextSeg rule 4: one segment ending at the highest
-		// unSACKed byte, so a lost tail does not wait for the RTO.
-		hi := c.sndMax
-		if k := len(c.sb.blocks); k > 0 && c.sb.blocks[k-1].end == c.sndMax {
-			hi = c.sb.blocks[k-1].start
-		}
-		// Data below HighRxt went again already; sending it once more
-		// would not recover a lost tail.
-		if hi.GT(c.sndUna) && hi.GT(c.highRxt) {
-			seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, hi.Add(-c.segSize())), hi)
-			return seq, n, fin, rtxRescue, ok
+	// be on its way.
+	if c.recovery == recoveryFast && c.sackOK && !c.e.prof.RACK && c.rescueArmed && !c.rescueDone && !c.hasNewData() {
+		// RFC 6675 NextSeg rule 4: the highest segment not SACKed, so a
+		// lost tail does not wait for the RTO; one already sent again
+		// would not recover it.
+		for i = q.len() - 1; i >= 0; i-- {
+			r := q.at(i)
+			if r.flags&txSacked != 0 {
+				continue
+			}
+			if r.flags&(txRetrans|txLost) != 0 {
+				break
+			}
+			return i, rtxRescue, true
 		}
 	}
-	return 0, 0, false, kind, false
-}
-
-// unsackedRange is NextSeg's walk: the first range in [seq, limit) that
-// the peer has not SACKed, at most one segment long.
-func (c *Conn) unsackedRange(seq, limit Seq) (start, end Seq, ok bool) {
-	for seq.LT(limit) {
-		if in, e := c.sb.isSacked(seq); in && c.sackOK {
-			seq = e
-			continue
-		}
-		return seq, MinSeq(c.sb.nextSacked(seq, limit), seq.Add(c.segSize())), true
-	}
-	return seq, seq, false
+	return 0, kind, false
 }
 
 // rangeToSend turns [seq, end) of sequence space into data bytes and a FIN
@@ -496,33 +1035,76 @@ func (c *Conn) resendFlags(seq Seq, n int, fin bool) (flags uint8, off int) {
 	return flags, off
 }
 
-// retransmit sends [seq, seq+n) (and FIN) again. A rescue retransmission
-// (RFC 6675 NextSeg rule 4) is made once per recovery and does not move
-// HighRxt: the holes below it that become lost later still go, by rule 1.
-func (c *Conn) retransmit(now Time, seq Seq, n int, fin bool, kind rtxKind) {
+// retransmit sends record i again, cut to one segment if it grew larger
+// than one (Linux tcp_fragment). A rescue retransmission (RFC 6675 NextSeg
+// rule 4) is made once per recovery and is not counted in flight twice.
+func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
+	q := &c.txq
+	r := q.at(i)
+	if mss := c.segSize(); r.end.Sub(r.start) > mss && mss > 0 {
+		q.split(i, r.start.Add(mss))
+		r = q.at(i)
+	}
+	seq, n, fin, _ := c.rangeToSend(r.start, r.end)
 	flags, off := c.resendFlags(seq, n, fin)
 	if c.tsOK && c.retransTS == 0 {
 		c.retransTS = c.tsNow(now)
 	}
 	c.emitData(now, seq, flags, off, n)
 	c.noteRetransmitted(now, seq, n)
-	end := seq.Add(n)
-	if fin {
-		end = end.Add(1)
-	}
+	r.sentAt = now
+	r.flags = (r.flags | txEverRetrans) &^ txRelost
 	if kind == rtxRescue {
 		c.rescueDone = true
-	} else if end.GT(c.highRxt) {
-		c.highRxt = end
+	} else {
+		q.set(r, txRetrans)
+		c.lostPoint = r.end
 	}
-	c.relostSent(seq, end.Sub(seq))
-	c.noteRetransmit(now, seq, end)
 	c.countRetransmit(now, kind)
+	if c.undoRetrans < 0 {
+		c.undoRetrans = 0
+	}
 	c.undoRetrans++
-	if c.rttTiming && c.rttSeq.GE(seq) && c.rttSeq.LT(end) {
+	if c.rttTiming && c.rttSeq.GE(r.start) && c.rttSeq.LT(r.end) {
 		c.rttTiming = false // Karn's rule
 	}
-	if c.rtoAt == noDeadline {
+	if c.rtoAt == noDeadline || (i == 0 && c.recovery == recoveryFast && !c.rack.reoTimer) {
+		// Linux tcp_xmit_retransmit_queue: retransmitting the first
+		// unacknowledged segment restarts the retransmission timer.
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
+	c.lastSend = now
+}
+
+// noteSentRecord records a newly sent segment [seq, end) (FIN included).
+func (c *Conn) noteSentRecord(now Time, seq, end Seq) {
+	c.txq.push(seq, end, now)
+}
+
+// noteProbeResent records that the tail loss probe sent [seq, end) again:
+// its records were sent now, and twice (Linux's probe sets
+// TCPCB_EVER_RETRANS without counting a retransmission in flight).
+func (c *Conn) noteProbeResent(now Time, seq, end Seq) {
+	q := &c.txq
+	for i := q.find(seq); i < q.len() && q.at(i).start.LT(end); i++ {
+		r := q.at(i)
+		r.sentAt = now
+		r.flags |= txEverRetrans
+	}
+}
+
+// chargeSend counts a segment sent in fast recovery (RFC 6937 prr_out).
+func (c *Conn) chargeSend() {
+	if c.recovery == recoveryFast {
+		c.prrOut++
+	}
+}
+
+// mayRetransmit says whether congestion control lets a retransmission
+// go: in fast recovery PRR's window, else cwnd less the pipe.
+func (c *Conn) mayRetransmit() bool {
+	if c.recovery == recoveryFast {
+		return c.prrRoom() > 0
+	}
+	return c.cc.CongestionWindow()-c.pipe() > 0
 }

@@ -9,7 +9,7 @@ type rtxKind uint8
 const (
 	rtxRTO    rtxKind = iota // loss recovery after a timeout (RFC 6298 §5.4, RFC 6675 §5.1)
 	rtxFast                  // fast recovery: RFC 5681 §3.2, RFC 6582, RFC 6675 NextSeg rules 1-3
-	rtxLost                  // a retransmission found lost, sent again (lostrtx.go)
+	rtxLost                  // a retransmission found lost, sent again (rack.go)
 	rtxRescue                // RFC 6675 NextSeg rule 4
 	rtxTLP                   // RFC 8985 §7.3 probe resending the last segment
 	rtxSYN                   // SYN or SYN-ACK (RFC 9293 §3.8.1, RFC 6298 §5)

@@ -26,10 +26,13 @@ func (sb *scoreboard) reset() {
 	sb.sackedBytes = 0
 }
 
-// add records [start, end) as SACKed and returns the bytes newly covered.
-func (sb *scoreboard) add(start, end Seq) int {
+// add records [start, end) as SACKed and returns the bytes newly covered,
+// and the range the board dropped to stay within its bound (empty when it
+// dropped none).
+func (sb *scoreboard) add(start, end Seq) (int, seqRange) {
+	var dropped seqRange
 	if !start.LT(end) {
-		return 0
+		return 0, dropped
 	}
 	b := sb.blocks
 	// First block whose end reaches start (could merge).
@@ -49,9 +52,10 @@ func (sb *scoreboard) add(start, end Seq) int {
 	if i == j {
 		if len(b) >= maxScoreboardBlocks {
 			if i == 0 {
-				return 0 // lower than everything we keep: forget it
+				return 0, dropped // lower than everything we keep: forget it
 			}
 			// Drop the lowest block to make room.
+			dropped = b[0]
 			sb.sackedBytes -= b[0].end.Sub(b[0].start)
 			copy(b, b[1:])
 			b = b[:len(b)-1]
@@ -67,7 +71,47 @@ func (sb *scoreboard) add(start, end Seq) int {
 	}
 	sb.blocks = b
 	sb.sackedBytes += added
-	return added
+	return added, dropped
+}
+
+// span returns the block that adding [start, end) would leave it in: the
+// range merged with every block it touches. ok is false when add would
+// forget the range (the board is full and the range lies below all it
+// keeps).
+func (sb *scoreboard) span(start, end Seq) (nr seqRange, ok bool) {
+	b := sb.blocks
+	i := sort.Search(len(b), func(k int) bool { return b[k].end.GE(start) })
+	j := i
+	for j < len(b) && b[j].start.LE(end) {
+		j++
+	}
+	nr = seqRange{start, end}
+	if i < j {
+		nr.start = MinSeq(start, b[i].start)
+		nr.end = MaxSeq(end, b[j-1].end)
+	}
+	return nr, i < j || len(b) < maxScoreboardBlocks || i > 0
+}
+
+// nextGap returns the first range within [from, end) that no block covers.
+func (sb *scoreboard) nextGap(from, end Seq) (gap seqRange, ok bool) {
+	for from.LT(end) {
+		in, e := sb.isSacked(from)
+		if !in {
+			return seqRange{from, sb.nextSacked(from, end)}, true
+		}
+		from = e
+	}
+	return seqRange{}, false
+}
+
+// highest returns the end of the highest block, or una when the board is
+// empty.
+func (sb *scoreboard) highest(una Seq) Seq {
+	if len(sb.blocks) == 0 {
+		return una
+	}
+	return sb.blocks[len(sb.blocks)-1].end
 }
 
 // trim forgets everything below una (now cumulatively acknowledged).
@@ -84,16 +128,6 @@ func (sb *scoreboard) trim(una Seq) {
 		sb.sackedBytes -= una.Sub(sb.blocks[0].start)
 		sb.blocks[0].start = una
 	}
-}
-
-// sackedIn counts SACKed bytes within [a, b).
-func (sb *scoreboard) sackedIn(a, b Seq) int {
-	n := 0
-	i := sort.Search(len(sb.blocks), func(k int) bool { return sb.blocks[k].end.GT(a) })
-	for ; i < len(sb.blocks) && sb.blocks[i].start.LT(b); i++ {
-		n += MinSeq(b, sb.blocks[i].end).Sub(MaxSeq(a, sb.blocks[i].start))
-	}
-	return n
 }
 
 // isSacked reports whether seq is SACKed, and if so where its block ends.

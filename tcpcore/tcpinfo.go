@@ -225,7 +225,8 @@ func (c *Conn) fillTCPInfo(now Time, t *TCPInfo) {
 }
 
 // caState is Linux's icsk_ca_state: Open, or Disorder while SACKed (or,
-// without SACK, duplicate-ACKed) data is outstanding (tcp_try_keep_open);
+// without SACK, duplicate-ACKed), lost or retransmitted data is
+// outstanding (tcp_try_keep_open, recovery.go's disorder);
 // Recovery in fast recovery; Loss after a retransmission timeout. CWR is
 // never reported: it follows ECN or local congestion, which the engine
 // does not have.
@@ -236,7 +237,7 @@ func (c *Conn) caState() uint8 {
 	case recoveryLoss:
 		return TCPCALoss
 	}
-	if c.sacked() > 0 {
+	if c.disorder || c.sacked() > 0 {
 		return TCPCADisorder
 	}
 	return TCPCAOpen
@@ -299,15 +300,13 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 	t.PMTU = uint32(c.e.ourMSS + 40) // the link MTU: IPv4 and TCP headers
 	t.Reordering = uint32(c.dupThresh)
 	t.Unacked = c.segments(c.sndUna, c.sndMax, nil)
-	if c.recovery != recoveryNone {
-		// Lost: unSACKed segments below the loss boundary (Linux lost_out);
-		// Retrans: those of them retransmitted (retrans_out).
-		lost := MinSeq(MaxSeq(c.lostPoint, c.sndUna), c.sndMax)
-		t.Lost = c.segments(c.sndUna, lost, c.unsackedIn)
-		t.Retrans = c.segments(c.sndUna, MinSeq(MaxSeq(c.highRxt, c.sndUna), lost), c.unsackedIn)
-	}
+	// Lost, Retrans, Sacked: the segments deemed lost, with a
+	// retransmission in flight, SACKed (Linux lost_out, retrans_out,
+	// sacked_out; recovery's record, rack_queue.go).
+	t.Lost = uint32(c.txq.lost.segs)
+	t.Retrans = uint32(c.txq.retrans.segs)
 	if c.sackOK {
-		t.Sacked = c.segments(c.sndUna, c.sndMax, c.sb.sackedIn)
+		t.Sacked = uint32(c.txq.sacked.segs)
 	} else {
 		// Each duplicate ACK stands for a segment, with at least one hole
 		// left (Linux tcp_limit_reno_sacked).
@@ -317,6 +316,11 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 	t.SndSsthresh = linuxInfiniteSsthresh
 	if c.cc != nil && c.sndMSS > 0 {
 		t.SndCwnd = uint32(c.cc.CongestionWindow() / c.sndMSS)
+		if c.recovery == recoveryFast {
+			// Linux's snd_cwnd in recovery is the window PRR sets
+			// (tcp_cwnd_reduction; recovery.go's prrCwnd).
+			t.SndCwnd = uint32(c.prrCwnd)
+		}
 		if ss := c.cc.SlowStartThreshold(); ss < congestionInfinity {
 			t.SndSsthresh = uint32(ss / c.sndMSS)
 		}
@@ -384,14 +388,6 @@ func (c *Conn) segCount(a, b Seq, part func(a, b Seq) int) uint32 {
 	}
 	mss := max(c.sndMSS, 1)
 	return uint32((n + mss - 1) / mss)
-}
-
-// unsackedIn is how many bytes of [a, b) the peer has not SACKed.
-func (c *Conn) unsackedIn(a, b Seq) int {
-	if !c.sackOK {
-		return b.Sub(a)
-	}
-	return b.Sub(a) - c.sb.sackedIn(a, b)
 }
 
 // congestionInfinity is the congestion controllers' "arbitrarily high"

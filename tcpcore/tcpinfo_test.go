@@ -195,12 +195,14 @@ func TestTCPInfoRTTAtKnownInstants(t *testing.T) {
 // ACK that fills it returns it to Open.
 func TestTCPInfoFastRetransmitWithSACK(t *testing.T) {
 	p := newPeer(t, nil)
-	c, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	// A path with an RTT: RACK's reordering window is a quarter of it.
+	c, iss := acceptOnPath(t, p, wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}, 10*time.Millisecond)
 	segs := sendSegments(t, p, c, 10)
 	mss := Seq(c.MSS())
 	if ti := c.TCPInfo(p.now); ti.Unacked != 10 || ti.NotsentBytes != 0 || ti.BytesSent != 10*uint64(mss) {
 		t.Fatalf("unacked %d notsent %d bytes_sent %d", ti.Unacked, ti.NotsentBytes, ti.BytesSent)
 	}
+	p.advance(10 * time.Millisecond)
 	una := iss + 1
 	for i := 1; i <= 3; i++ { // segments 1..3 arrive, 0 is missing
 		p.send(tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 65535,

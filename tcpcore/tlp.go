@@ -14,10 +14,19 @@ import (
 // flight (TCP_TIMEOUT_MIN).
 const tlpMinTimeout = 2 * time.Millisecond
 
-// armTLP schedules the probe timeout (RFC 8985 §7.2) if a probe may be sent.
+// armTLP schedules the probe timeout (RFC 8985 §7.2) if a probe may be
+// sent: as Linux's tcp_schedule_loss_probe, only while the connection is
+// open, neither in recovery nor in disorder (SACKed, lost or retransmitted
+// data outstanding), where RACK's reordering timer or the RTO watch the
+// tail. The timer slot is left alone while it holds RACK's reordering
+// timer.
 func (c *Conn) armTLP(now Time) {
+	if c.rack.reoTimer && c.tlpAt != noDeadline {
+		return
+	}
+	c.rack.reoTimer = false
 	p := c.e.prof
-	if !p.TailLossProbe || !c.sackOK || c.recovery != recoveryNone || !c.rtt.hasSample ||
+	if !p.TailLossProbe || !c.sackOK || c.recovery != recoveryNone || c.disorder || !c.rtt.hasSample ||
 		c.tlpHighSeq.GT(c.sndUna) || c.sndUna == c.sndMax {
 		c.tlpAt = noDeadline
 		return
@@ -35,8 +44,13 @@ func (c *Conn) armTLP(now Time) {
 	c.tlpAt = at
 }
 
-// onTLP sends the probe (RFC 8985 §7.3) and re-arms the RTO.
+// onTLP sends the probe (RFC 8985 §7.3) and re-arms the RTO, or runs
+// RACK's reordering timer when the slot held that.
 func (c *Conn) onTLP(now Time) {
+	if c.rack.reoTimer {
+		c.onReoTimeout(now)
+		return
+	}
 	if c.recovery != recoveryNone || c.sndUna == c.sndMax {
 		return
 	}
@@ -58,6 +72,7 @@ func (c *Conn) onTLP(now Time) {
 		// but does not start retrans_stamp, the clock of TCP_USER_TIMEOUT
 		// and tcp_retries2; the first RTO retransmission does.
 		c.bytesRetrans += uint64(n)
+		c.noteProbeResent(now, seq, c.sndMax)
 		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {
 			c.rttTiming = false // Karn's rule
