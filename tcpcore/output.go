@@ -153,7 +153,7 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool, room int) {
 		c.sndMax = c.sndNxt
 		c.noteFlight()
 		c.noteSent(now, c.sndNxt)
-		c.noteSentRecord(now, seq, c.sndNxt)
+		c.noteSentRecord(now, seq, c.sndNxt, flags&wire.FlagPSH != 0)
 	}
 	if n < mss {
 		c.sndSml = c.sndNxt

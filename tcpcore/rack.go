@@ -135,6 +135,7 @@ func (c *Conn) onReoTimeout(now Time) {
 		return
 	}
 	c.ev = ackEvent{priorUna: c.sndUna}
+	c.rtxRunEnd = c.sndUna - 1
 	before := c.inflightSegs()
 	c.rackDetectLoss(now)
 	if c.inflightSegs() == before {

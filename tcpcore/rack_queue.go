@@ -26,6 +26,7 @@ const (
 	txRetrans                       // a retransmission of it is in flight (TCPCB_SACKED_RETRANS)
 	txEverRetrans                   // sent more than once (TCPCB_EVER_RETRANS)
 	txRelost                        // its retransmission was found lost, and it was not sent again yet
+	txChunkEnd                      // it ended a GSO-sized chunk (or the queue) when first sent: it had PSH
 )
 
 // txCount counts the records with one flag.
@@ -43,8 +44,8 @@ func (q *txQueue) len() int { return len(q.recs) - q.head }
 // at returns the i-th record from the oldest.
 func (q *txQueue) at(i int) *txRec { return &q.recs[q.head+i] }
 
-// push appends a newly sent segment.
-func (q *txQueue) push(start, end Seq, at Time) {
+// push appends a newly sent segment; flags are its first flags.
+func (q *txQueue) push(start, end Seq, at Time, flags uint8) {
 	if q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	} else if q.head > 0 && len(q.recs) == cap(q.recs) {
@@ -53,7 +54,7 @@ func (q *txQueue) push(start, end Seq, at Time) {
 		n := copy(q.recs, q.recs[q.head:])
 		q.recs, q.head = q.recs[:n], 0
 	}
-	q.recs = append(q.recs, txRec{start: start, end: end, sentAt: at})
+	q.recs = append(q.recs, txRec{start: start, end: end, sentAt: at, flags: flags})
 }
 
 // find returns the index of the first record that ends after seq (len()
@@ -148,6 +149,7 @@ func (q *txQueue) split(i int, seq Seq) {
 	k := q.head + i
 	copy(q.recs[k+2:], q.recs[k+1:])
 	q.recs[k].end = seq
+	q.recs[k].flags &^= txChunkEnd // the end of the chunk stays with the second half
 	q.recs[k+1] = txRec{start: seq, end: r.end, sentAt: r.sentAt, flags: r.flags}
 }
 

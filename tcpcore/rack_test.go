@@ -294,7 +294,8 @@ func TestRACKEachHoleLostAsLaterDataIsSACKed(t *testing.T) {
 // RFC 2018 §8 and Linux behaviour (tcp_check_sack_reneging): a cumulative
 // ACK that stops at a segment the peer had SACKed suggests reneging; the
 // retransmission timer fires max(SRTT/2, 10 ms) later, the SACKs are
-// forgotten and everything is resent from SND.UNA in slow start.
+// forgotten and everything is resent from SND.UNA in slow start. What
+// Linux sent as one GSO chunk goes again as one, with PSH on its end.
 func TestSACKRenegingFiresTimerSoonAndForgetsSACKs(t *testing.T) {
 	p, c, segs := rackConn(t, "reno", 10, 10)
 	mss := c.MSS()
@@ -315,8 +316,8 @@ func TestSACKRenegingFiresTimerSoonAndForgetsSACKs(t *testing.T) {
 	p.advance(pathRTT)
 	p.send(ackOf(ackFor(segs[1])))
 	a, b := p.next(), p.next()
-	if a.seq != segs[2].seq || b.seq != segs[3].seq {
-		t.Fatalf("after the ACK of segment 1 got %v and %v, want segments 2 and 3 again, though SACKed", a, b)
+	if a.seq != segs[2].seq || b.seq != segs[3].seq || a.has(wire.FlagPSH) || !b.has(wire.FlagPSH) {
+		t.Fatalf("after the ACK of segment 1 got %v and %v, want segments 2 and 3 (PSH on 3) again, though SACKed", a, b)
 	}
 }
 

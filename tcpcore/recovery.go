@@ -64,6 +64,7 @@ type recoveryControl struct {
 	undoRetrans   int           // retransmissions not yet shown spurious by D-SACK; -1: none made
 	undoPossible  bool
 	retransTS     uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
+	rtxRunEnd     Seq    // end of the last retransmission in answer to the present event
 }
 
 // ackEvent is what one ACK did, as Linux's tcp_ack flags and counters
@@ -184,6 +185,7 @@ func (c *Conn) inflightSegs() int {
 func (c *Conn) startAck(s *segment) {
 	fack := c.fack()
 	c.ev = ackEvent{priorUna: c.sndUna, fack: fack, priorFack: fack, sackReord: c.sndMax, ackReord: c.sndMax}
+	c.rtxRunEnd = c.sndUna - 1 // a new event: no retransmission yet
 	if c.tsOK && s.opts.HasTS {
 		c.ev.tsEcr = s.opts.TSEcr
 	}
@@ -887,6 +889,7 @@ func (c *Conn) enterLossRecovery(now Time) {
 	c.dupThresh = min(c.dupThresh, c.e.prof.DupThresh)
 	c.recovery = recoveryLoss
 	c.disorder = false
+	c.rtxRunEnd = c.sndUna - 1
 	c.recoveryPoint = c.sndMax
 	c.markAllLost(now, !c.e.prof.RACK)
 	c.dupAcks, c.renoSacked = 0, 0
@@ -1047,6 +1050,13 @@ func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
 	}
 	seq, n, fin, _ := c.rangeToSend(r.start, r.end)
 	flags, off := c.resendFlags(seq, n, fin)
+	if r.flags&txChunkEnd != 0 && r.start == c.rtxRunEnd && i > 0 && q.at(i-1).flags&txChunkEnd == 0 {
+		// Linux retransmits what it sent as one GSO chunk as one again,
+		// and a packet of more than one segment carries PSH
+		// (tcp_transmit_skb): so does the end of a chunk retransmitted
+		// in one go with the segment before it.
+		flags |= wire.FlagPSH
+	}
 	if c.tsOK && c.retransTS == 0 {
 		c.retransTS = c.tsNow(now)
 	}
@@ -1054,6 +1064,7 @@ func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
 	c.noteRetransmitted(now, seq, n)
 	r.sentAt = now
 	r.flags = (r.flags | txEverRetrans) &^ txRelost
+	c.rtxRunEnd = r.end
 	if kind == rtxRescue {
 		c.rescueDone = true
 	} else {
@@ -1076,9 +1087,14 @@ func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
 	c.lastSend = now
 }
 
-// noteSentRecord records a newly sent segment [seq, end) (FIN included).
-func (c *Conn) noteSentRecord(now Time, seq, end Seq) {
-	c.txq.push(seq, end, now)
+// noteSentRecord records a newly sent segment [seq, end) (FIN included)
+// and whether it carried PSH.
+func (c *Conn) noteSentRecord(now Time, seq, end Seq, psh bool) {
+	var f uint8
+	if psh {
+		f = txChunkEnd
+	}
+	c.txq.push(seq, end, now, f)
 }
 
 // noteProbeResent records that the tail loss probe sent [seq, end) again:
