@@ -430,7 +430,11 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	if g := goodputRows(r.Results); len(g) > 0 {
 		p("### Goodput through the impaired link (lossy)\n\n")
 		p("lossy (`%s`, a window of %s) on every stack, and on tunstack and gVisor variants that change only the congestion control and SACK, all in the same run. ", s.Impair, s.LossyDuration)
-		p("With SACK, tunstack recovers by RFC 6675 whatever the controller, so reno and newreno differ only without SACK, where Reno leaves recovery at the first partial ACK and NewReno (RFC 6582) stays in it. ")
+		if prof, err := policy.ByName(s.Profile); err == nil && prof.RACK {
+			p("With the %q profile tunstack recovers as Linux whatever the controller: RACK (RFC 8985) detects losses with SACK, NewReno (RFC 6582) without, so reno and newreno behave alike. ", s.Profile)
+		} else {
+			p("With SACK, tunstack recovers by RFC 6675 whatever the controller, so reno and newreno differ only without SACK, where Reno leaves recovery at the first partial ACK and NewReno (RFC 6582) stays in it. ")
+		}
 		p("gVisor's reno is NewReno-style recovery, with SACK RFC 6675; RACK-TLP is off, since with it this gVisor version can stop retransmitting a lost tail for good (docs/gvisor.md). ")
 		p("The kernel peer receives with TCP_CONGESTION=%s whatever the stack under test sends with.\n\n", s.KernelCC)
 		writeMarkdownGrid(w, goodputHeader, g)
