@@ -245,3 +245,25 @@ func TestTailLossProbeEndsIdlePeriod(t *testing.T) {
 		t.Fatalf("%d segments after the probe, want 20", got)
 	}
 }
+
+// Linux behaviour (tcp_enter_loss): a timeout starts a new undo episode
+// unless it repeats one on the same SND.UNA. After a partial ACK in loss
+// recovery the next timeout is a new one, although the backoff (kept, as
+// the ACK gave no RTT sample) says two timeouts ran.
+func TestTimeoutAfterPartialAckStartsNewUndoEpisode(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	segs := sendSegments(t, p, c, 4)
+	p.step() // the RTO resends the first segment
+	p.expect(fA, iss+1, peerISN+1)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: ackFor(segs[0]), wnd: 65535})
+	p.collectAll()
+	if c.recovery != recoveryLoss || c.backoff != 1 || c.undoMarker != iss+1 {
+		t.Fatalf("after the partial ACK: %v, backoff %d, undo marker %d", c.recovery, c.backoff, c.undoMarker-iss)
+	}
+	p.step() // a second timeout, on the new SND.UNA
+	p.collectAll()
+	if c.backoff != 2 || c.undoMarker != ackFor(segs[0]) {
+		t.Fatalf("second timeout: backoff %d, undo marker %d, want 2 and %d", c.backoff, c.undoMarker-iss, ackFor(segs[0])-iss)
+	}
+}

@@ -880,7 +880,10 @@ func (c *Conn) exitRecovery(now Time) {
 // RFC 6675 §5.1): the window collapses and what is outstanding is deemed
 // lost.
 func (c *Conn) enterLossRecovery(now Time) {
-	if c.recovery == recoveryNone || c.backoff == 1 {
+	// A new undo episode unless this timeout repeats one on the same
+	// SND.UNA (Linux tcp_enter_loss: icsk_retransmits still 0): the
+	// backoff outlives the ACKs that end an episode, the count does not.
+	if c.recovery == recoveryNone || c.retries == 1 {
 		c.startUndoEpisode()
 	}
 	c.cc.OnRTO(time.Duration(now), c.outstanding())
@@ -1084,7 +1087,6 @@ func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
 		// unacknowledged segment restarts the retransmission timer.
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
-	c.lastSend = now
 }
 
 // noteSentRecord records a newly sent segment [seq, end) (FIN included)
