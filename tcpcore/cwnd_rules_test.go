@@ -267,3 +267,55 @@ func TestTimeoutAfterPartialAckStartsNewUndoEpisode(t *testing.T) {
 		t.Fatalf("second timeout: backoff %d, undo marker %d, want 2 and %d", c.backoff, c.undoMarker-iss, ackFor(segs[0])-iss)
 	}
 }
+
+// RFC 8985 §7.4 as Linux's tcp_process_tlp_ack: the last segment of a
+// flight is lost and the probe resends it. The ACK of the probe alone
+// (SND.UNA at the probe's SND.MAX) cannot tell a repaired loss from a late
+// ACK; the next ACK can. Beyond the probe with no D-SACK: the loss was
+// real, and cwnd is reduced as fast recovery would (Reno: 20 -> 10), so
+// an ACK of one segment with 20 in flight sends nothing. With a D-SACK of
+// the probe, or a pure duplicate ACK, in between: both copies arrived, no
+// reduction, and slow start sends two.
+func TestTailLossProbeOutcomeSetsCwnd(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		between  func(p *peer, probeEnd Seq)
+		cwnd     int
+		segsSent int
+	}{
+		{"loss", func(*peer, Seq) {}, 10, 0},
+		{"dsack", func(p *peer, end Seq) {
+			var o wire.TCPOptions
+			o.NumSACK = 1
+			o.SACK[0] = wire.SACKBlock{Left: uint32(end) - 1460, Right: uint32(end)}
+			p.ackTo(end, o)
+		}, 21, 2},
+		{"dupack", func(p *peer, end Seq) { p.ackTo(end, wire.TCPOptions{}) }, 21, 2},
+	} {
+		prof := testProfile()
+		prof.Congestion = "reno"
+		p := newPeer(t, prof)
+		conn, iss := sackConn10ms(p)
+		mss := conn.MSS()
+		conn.Write(p.now, make([]byte, 10*mss))
+		p.collectAll()
+		p.advance(10 * time.Millisecond)
+		p.ackTo(iss+1+Seq(9*mss), wire.TCPOptions{})
+		p.step() // the probe resends the last segment
+		p.expect(fPA, iss+1+Seq(9*mss), peerISN+1)
+		p.advance(10 * time.Millisecond)
+		end := iss + 1 + Seq(10*mss)
+		p.ackTo(end, wire.TCPOptions{})
+		c.between(p, end)
+		conn.Write(p.now, make([]byte, 30*mss))
+		if got := sentBytes(p.collectAll()) / mss; got != 20 {
+			t.Fatalf("%s: %d segments after the probe's ACK, want 20", c.name, got)
+		}
+		p.advance(10 * time.Millisecond)
+		p.ackTo(end+Seq(mss), wire.TCPOptions{})
+		got := sentBytes(p.collectAll()) / mss
+		if cwnd := conn.cc.CongestionWindow() / mss; cwnd != c.cwnd || got != c.segsSent {
+			t.Errorf("%s: after the next ACK cwnd %d and %d segments sent, want %d and %d", c.name, cwnd, got, c.cwnd, c.segsSent)
+		}
+	}
+}

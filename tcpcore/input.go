@@ -508,6 +508,9 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	acked := c.sndUna.Sub(oldUna)
 	c.sb.trim(c.sndUna)
 	c.freeUnits()
+	// The probe's outcome first, as Linux's tcp_ack reads it before
+	// tcp_fastretrans_alert (tlp.go).
+	c.tlpAck(now, s, acked, flightBefore)
 	c.ackLossSignals(now, s, acked)
 	if acked > 0 && c.cc != nil && c.recovery != recoveryFast {
 		// The window grows once loss recovery has read the ACK (Linux

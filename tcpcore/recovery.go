@@ -210,9 +210,7 @@ func (c *Conn) processSACK(now Time, s *segment) {
 	if !c.sackOK || o.NumSACK == 0 {
 		return
 	}
-	b0 := seqRange{Seq(o.SACK[0].Left), Seq(o.SACK[0].Right)}
-	if b0.start.LT(b0.end) && (b0.start.LT(s.ack) ||
-		(o.NumSACK > 1 && Seq(o.SACK[1].Left).LE(b0.start) && b0.end.LE(Seq(o.SACK[1].Right)))) {
+	if b0, ok := dsackBlock(s); ok {
 		c.onDSACK(now, b0)
 	}
 	var bl [wire.MaxSACKBlocks]seqRange
@@ -241,6 +239,19 @@ func (c *Conn) processSACK(now Time, s *segment) {
 	if c.recovery != recoveryLoss || c.undoPossible {
 		c.checkReordering(c.ev.sackReord)
 	}
+}
+
+// dsackBlock returns the first SACK block of s if it is a D-SACK (RFC
+// 2883 §4, as Linux's tcp_check_dsack tells it): a non-empty block that
+// starts below SEG.ACK or lies inside the second block.
+func dsackBlock(s *segment) (seqRange, bool) {
+	o := s.opts
+	if o.NumSACK == 0 {
+		return seqRange{}, false
+	}
+	b0 := seqRange{Seq(o.SACK[0].Left), Seq(o.SACK[0].Right)}
+	return b0, b0.start.LT(b0.end) && (b0.start.LT(s.ack) ||
+		(o.NumSACK > 1 && Seq(o.SACK[1].Left).LE(b0.start) && b0.end.LE(Seq(o.SACK[1].Right))))
 }
 
 // sackRange takes in one SACK block: the records it newly covers in full

@@ -24,6 +24,8 @@ type timers struct {
 	closeAt     Time // TIME-WAIT end, FIN-WAIT-2 timeout
 	tlpAt       Time // tail loss probe (RFC 8985 §7)
 	tlpHighSeq  Seq  // SND.MAX when the last probe went out
+	tlpOpen     bool // that probe awaits its outcome (Linux tlp_high_seq != 0)
+	tlpRetrans  bool // that probe resent data rather than sending new (Linux tlp_retrans)
 	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
 	corkAt      Time // TCP_CORK's bound on holding a partial segment
 	deadline    Time // min of the above, the heap key
@@ -191,7 +193,9 @@ func (c *Conn) onRTO(now Time) {
 	c.backoff++
 	c.info.Timeouts++
 	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; the
-	// rest follow as the window allows (recovery.go, loss state).
+	// rest follow as the window allows (recovery.go, loss state). A probe
+	// still awaiting its outcome has none now (Linux tcp_enter_loss).
+	c.tlpOpen = false
 	c.enterLossRecovery(now)
 	c.rttTiming = false
 	// RFC 6298 §5.5-5.6: back off and restart the timer, never beyond

@@ -60,6 +60,7 @@ func (c *Conn) onTLP(now Time) {
 	if avail > 0 && wndLeft > 0 {
 		mss := c.segSize()
 		c.sendData(now, min(avail, wndLeft, mss), mss, false, 0)
+		c.tlpRetrans = false
 	} else {
 		seq, n, fin, ok := c.rangeToSend(MaxSeq(c.sndUna, c.sndMax.Add(-c.segSize())), c.sndMax)
 		if !ok {
@@ -77,9 +78,64 @@ func (c *Conn) onTLP(now Time) {
 		if c.rttTiming && c.rttSeq.GE(seq) {
 			c.rttTiming = false // Karn's rule
 		}
+		c.tlpRetrans = true
 	}
-	c.tlpHighSeq = c.sndMax
+	c.tlpHighSeq, c.tlpOpen = c.sndMax, true
 	c.tlpAt = noDeadline
 	// RFC 8985 §7.3: after the probe the RTO is armed afresh.
 	c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+}
+
+// tlpAck reads an ACK for the outcome of the last probe (RFC 8985 §7.4,
+// as Linux's tcp_process_tlp_ack), before loss recovery reads it; acked is
+// what it newly acknowledged, flight what was outstanding before it. An
+// ACK below the probe's SND.MAX says
+// nothing yet. A probe of new data needs no answer. A probe that resent
+// the last segment repaired a loss, unless both copies arrived: a D-SACK
+// of the probe, or a pure duplicate ACK at its SND.MAX, shows that; an
+// ACK beyond it without one shows the loss, and the window is reduced as
+// a fast recovery would have reduced it (RFC 8985 §7.4.2), at once.
+func (c *Conn) tlpAck(now Time, s *segment, acked, flight int) {
+	if !c.tlpOpen {
+		return
+	}
+	if c.recovery != recoveryNone {
+		// Linux behaviour: entering recovery ends the episode
+		// (tcp_init_cwnd_reduction, tcp_enter_loss); recovery answers
+		// for the window from then on.
+		c.tlpOpen = false
+		return
+	}
+	if s.ack.LT(c.tlpHighSeq) {
+		return
+	}
+	nwin := int(s.wnd) << c.sndWscale
+	mayUpdateWindow := acked > 0 || s.seq.GT(c.sndWl1) || s.seq == c.sndWl1 && (nwin > c.sndWnd || nwin == 0)
+	switch {
+	case !c.tlpRetrans, c.tlpDSACK(s):
+		c.tlpOpen = false
+	case s.ack.GT(c.tlpHighSeq):
+		// Only the probe's copy arrived: the last segment was lost, and
+		// the probe repaired it. Linux behaviour: ssthresh from the
+		// controller and cwnd = ssthresh (tcp_init_cwnd_reduction and
+		// tcp_end_cwnd_reduction in CWR), here from the flight when the
+		// ACK showed the loss (RFC 5681 §3.2 step 2).
+		c.tlpOpen = false
+		c.cc.OnLoss(time.Duration(now), flight)
+		c.cc.OnRecoveryEnd(time.Duration(now))
+		c.trace(now, "tlp-loss")
+	case len(s.payload) == 0 && !mayUpdateWindow && !c.ev.dataSacked:
+		// A pure duplicate ACK at the probe's SND.MAX: the original and
+		// the probe both arrived.
+		c.tlpOpen = false
+	}
+}
+
+// tlpDSACK reports whether s reports the probe's copy as a duplicate: a
+// D-SACK (RFC 2883) of at most one segment that ends at the probe's
+// SND.MAX (Linux tcp_dsack_seen's FLAG_DSACK_TLP).
+func (c *Conn) tlpDSACK(s *segment) bool {
+	b, ok := dsackBlock(s)
+	n := b.end.Sub(b.start)
+	return ok && n <= c.sndMSS && n <= c.maxSndWnd && b.end == c.tlpHighSeq
 }
