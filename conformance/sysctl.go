@@ -1017,6 +1017,11 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 		}
 		p.SynCookies = v != 0
 		return "SynCookies", err
+	case "net.ipv4.tcp_frto":
+		// Linux behaviour (tcp_enter_loss): any value but 0 turns F-RTO
+		// on; 1 and 2 name the basic and SACK-enhanced variants, which
+		// are one algorithm now.
+		return "FRTO", boolean(&p.FRTO)
 	case "net.ipv4.tcp_slow_start_after_idle":
 		return "SlowStartAfterIdle", boolean(&p.SlowStartAfterIdle)
 	case "net.ipv4.tcp_abort_on_overflow":

@@ -91,6 +91,13 @@ type Profile struct {
 	// decides, with its rescue retransmission, and the controller's own
 	// recovery rule applies without SACK.
 	RACK bool
+	// FRTO detects spurious retransmission timeouts with F-RTO (RFC 5682,
+	// as Linux with tcp_frto=1 or 2): after a timeout's first
+	// retransmission is acknowledged, new data goes out instead of more
+	// retransmissions, and an ACK of data never retransmitted then shows
+	// the timeout was spurious, which undoes the window reduction. Off:
+	// RFC 5681 §3.1 and RFC 6298 §5, the outstanding data is resent.
+	FRTO bool
 	// SlowStartAfterIdle resets cwnd to the restart window after an idle
 	// period longer than the RTO (RFC 5681 §4.1; tcp_slow_start_after_idle).
 	// SlowStartLimitSegments caps cwnd growth per ACK in slow start, in
@@ -218,6 +225,7 @@ func Linux() *Profile {
 		DupThresh:           3,
 		MaxReordering:       300,
 		RACK:                true,
+		FRTO:                true,
 		SlowStartAfterIdle:  true,
 		IdleRestartHalving:  true,
 		HyStart:             true,
@@ -263,6 +271,7 @@ func RFC() *Profile {
 	p.SynLinearTimeouts = 0
 	p.TailLossProbe = false
 	p.RACK = false // RFC 6675 §4 IsLost (DupThresh)
+	p.FRTO = false // RFC 5681 §3.1 and RFC 6298 §5: resend after a timeout
 	p.PushEverySegments = 0
 	p.SynCookies = false
 	p.SlowStartAfterIdle = true

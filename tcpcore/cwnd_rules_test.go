@@ -319,3 +319,80 @@ func TestTailLossProbeOutcomeSetsCwnd(t *testing.T) {
 		}
 	}
 }
+
+// frtoSetup runs the opening of the F-RTO scenarios on a 10 ms path: a
+// write of 30 segments sends 10, the tail loss probe sends the eleventh,
+// and the timeout resends the first, whose ACK then comes. It returns the
+// segments that ACK drew.
+func frtoSetup(t *testing.T, frto bool) (*peer, *Conn, Seq, []tseg) {
+	t.Helper()
+	prof := testProfile()
+	prof.Congestion = "reno"
+	prof.FRTO = frto
+	p := newPeer(t, prof)
+	c, iss := sackConn10ms(p)
+	mss := c.MSS()
+	c.Write(p.now, make([]byte, 30*mss))
+	if got := len(p.collectAll()); got != 10 {
+		t.Fatalf("%d segments in the initial window", got)
+	}
+	p.step() // the probe: new data
+	p.expect(fA, iss+1+Seq(10*mss), peerISN+1)
+	p.step() // the timeout
+	p.expect(fA, iss+1, peerISN+1)
+	if c.recovery != recoveryLoss || c.frto != frto {
+		t.Fatalf("after the timeout: %v, frto %v", c.recovery, c.frto)
+	}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(mss), wire.TCPOptions{})
+	return p, c, iss, p.collectAll()
+}
+
+// RFC 5682 §3.1 as Linux runs it (tcp_process_loss with tcp_frto): the
+// ACK of the timeout's retransmission makes the sender send two new
+// segments (slow start from one) instead of resending the second and
+// third (step 2b). The next ACK covers segments sent once, before the
+// timeout: it was spurious (step 3b), the window reduction is undone, and
+// slow start sends the 17 remaining segments at once.
+func TestFRTOUndoesSpuriousTimeout(t *testing.T) {
+	p, c, iss, segs := frtoSetup(t, true)
+	mss := c.MSS()
+	if len(segs) != 2 || segs[0].seq != iss+1+Seq(11*mss) || segs[1].seq != iss+1+Seq(12*mss) {
+		t.Fatalf("step 2b sent %v, want the 12th and 13th segments", segs)
+	}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(11*mss), wire.TCPOptions{})
+	segs = p.collectAll()
+	if c.recovery != recoveryNone || c.Info().Counters.SpuriousUndos != 1 {
+		t.Fatalf("after the ACK of data sent once: %v, %d undos", c.recovery, c.Info().Counters.SpuriousUndos)
+	}
+	if sentBytes(segs) != 17*mss || segs[0].seq != iss+1+Seq(13*mss) {
+		t.Fatalf("after the undo: %d bytes from %d, want the 17 remaining segments", sentBytes(segs), segs[0].seq-iss)
+	}
+}
+
+// RFC 5682 §3.1 step 3a: after the new data of step 2b, an ACK that SACKs
+// it while the second segment is still missing shows the loss was real:
+// F-RTO gives up and the lost segments are resent. Without F-RTO (Linux
+// tcp_frto=0, RFC 5681 §3.1) the ACK of the retransmission resends the
+// second and third segments at once.
+func TestFRTOFallsBackOnRealLoss(t *testing.T) {
+	p, c, iss, _ := frtoSetup(t, true)
+	mss := c.MSS()
+	var o wire.TCPOptions
+	o.NumSACK = 1
+	o.SACK[0] = wire.SACKBlock{Left: uint32(iss + 1 + Seq(11*mss)), Right: uint32(iss + 1 + Seq(12*mss))}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(mss), o)
+	if c.frto || c.recovery != recoveryLoss {
+		t.Fatalf("after a SACK of the new data: frto %v, %v", c.frto, c.recovery)
+	}
+	if segs := p.collectAll(); len(segs) == 0 || segs[0].seq != iss+1+Seq(mss) {
+		t.Fatalf("after a SACK of the new data sent %v, want the second segment again", segs)
+	}
+
+	_, c, iss, segs := frtoSetup(t, false)
+	if len(segs) != 2 || segs[0].seq != iss+1+Seq(mss) || segs[1].seq != iss+1+Seq(2*mss) {
+		t.Fatalf("without F-RTO the ACK of the retransmission sent %v, want the second and third segments", segs)
+	}
+}

@@ -512,6 +512,9 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	// tcp_fastretrans_alert (tlp.go).
 	c.tlpAck(now, s, acked, flightBefore)
 	c.ackLossSignals(now, s, acked)
+	if c.recovery != recoveryLoss {
+		c.frto = false // F-RTO watches one timeout's recovery (frto.go)
+	}
 	if acked > 0 && c.cc != nil && c.recovery != recoveryFast {
 		// The window grows once loss recovery has read the ACK (Linux
 		// tcp_cong_control after tcp_fastretrans_alert): not in fast

@@ -15,6 +15,9 @@ func (c *Conn) output(now Time) {
 		c.segsSincePush = 0
 		for c.sendOne(now) {
 		}
+		if c.frtoNewData {
+			c.frtoSentNewData(now) // frto.go
+		}
 		c.segsSincePush = 0
 		c.splitUnitAt(c.sndNxt) // the send stopped here (sndbuf.go)
 		c.armPersist(now)
@@ -36,7 +39,8 @@ func (c *Conn) sendOne(now Time) bool {
 	if avail > 0 {
 		c.idleRestart(now)
 	}
-	if c.recovery != recoveryNone {
+	// F-RTO's step 2b answers this ACK with new data only (frto.go).
+	if c.recovery != recoveryNone && !c.frtoNewData {
 		if i, kind, ok := c.nextRetransmit(); ok {
 			if !c.mayRetransmit() {
 				return false

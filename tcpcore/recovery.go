@@ -75,6 +75,7 @@ type ackEvent struct {
 	priorFack       Seq  // the same before the ACK
 	sackReord       Seq  // the lowest never-retransmitted segment newly SACKed below fack
 	ackReord        Seq  // the lowest never-retransmitted segment newly ACKed cumulatively
+	origAcked       bool // FLAG_ORIG_SACK_ACKED: a segment never retransmitted, below RecoveryPoint, newly ACKed or SACKed
 	unaAdvanced     bool // FLAG_SND_UNA_ADVANCED
 	dataSacked      bool // FLAG_DATA_SACKED
 	dsack           bool // FLAG_DSACKING_ACK
@@ -306,6 +307,9 @@ func (c *Conn) sackOne(now Time, r *txRec) {
 		if r.flags&txEverRetrans == 0 && r.start.LT(c.ev.fack) && r.start.LT(c.ev.sackReord) {
 			c.ev.sackReord = r.start
 		}
+		if r.flags&txEverRetrans == 0 && !r.end.GT(c.recoveryPoint) {
+			c.ev.origAcked = true
+		}
 		q.clear(r, txLost)
 	}
 	q.set(r, txSacked)
@@ -397,11 +401,17 @@ func (c *Conn) checkReordering(low Seq) {
 // reneging (RFC 2018 §8).
 func (c *Conn) ackRecords(now Time, s *segment) {
 	q := &c.txq
+	retransAcked := false
 	for q.len() > 0 {
 		r := q.at(0)
 		if r.end.GT(c.sndUna) {
 			q.trimFirst(c.sndUna)
 			break
+		}
+		if r.flags&(txRetrans|txEverRetrans) != 0 {
+			retransAcked = true
+		} else if r.flags&txSacked == 0 && !r.end.GT(c.recoveryPoint) {
+			c.ev.origAcked = true
 		}
 		if r.flags&(txRetrans|txEverRetrans) == 0 && r.flags&txSacked == 0 && r.start.LT(c.ev.ackReord) {
 			c.ev.ackReord = r.start
@@ -423,6 +433,12 @@ func (c *Conn) ackRecords(now Time, s *segment) {
 	}
 	if c.ev.ackedSegs == 0 {
 		return
+	}
+	if !c.sackOK && retransAcked {
+		// Linux behaviour (tcp_clean_rtx_queue): without SACK a cumulative
+		// ACK that also covers retransmitted data cannot show that the
+		// originals arrived.
+		c.ev.origAcked = false
 	}
 	if !c.sackOK {
 		c.removeRenoSacks(c.ev.ackedSegs)
@@ -597,6 +613,9 @@ func (c *Conn) fastRetransAlert(now Time, dup int) {
 	case recoveryLoss:
 		if ev.unaAdvanced {
 			c.eifelCheck(now)
+		}
+		if c.recovery == recoveryLoss {
+			c.frtoLossAck(now, dup) // frto.go
 		}
 		if c.recovery == recoveryLoss && !c.sndUna.LT(c.recoveryPoint) {
 			c.exitRecovery(now)

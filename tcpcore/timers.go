@@ -26,6 +26,8 @@ type timers struct {
 	tlpHighSeq  Seq  // SND.MAX when the last probe went out
 	tlpOpen     bool // that probe awaits its outcome (Linux tlp_high_seq != 0)
 	tlpRetrans  bool // that probe resent data rather than sending new (Linux tlp_retrans)
+	frto        bool // F-RTO watches the present timeout's loss recovery (frto.go; Linux tp->frto)
+	frtoNewData bool // F-RTO step 2b: this ACK is answered with new data (Linux REXMIT_NEW)
 	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
 	corkAt      Time // TCP_CORK's bound on holding a partial segment
 	deadline    Time // min of the above, the heap key
@@ -189,6 +191,12 @@ func (c *Conn) onRTO(now Time) {
 		return
 	}
 	c.noteRTO(now)
+	// RFC 5682 §2.1 step 1 (Linux tcp_enter_loss): F-RTO watches a
+	// timeout that comes outside loss recovery, or repeats one on the
+	// same SND.UNA; not one that ends a fast recovery or strikes during
+	// a timeout's recovery after partial ACKs.
+	c.frto = c.e.prof.FRTO && (c.recovery == recoveryNone || c.retries > 0)
+	c.frtoNewData = false
 	c.retries++
 	c.backoff++
 	c.info.Timeouts++
