@@ -56,6 +56,26 @@ type FastRetransmit struct {
 	OthersRetrans int             // of which not the dropped segment
 	RecoveryPoint uint32          // highest sequence sent before the retransmission
 	RecoveredAt   time.Duration   // when the cumulative ACK reached it; 0 if never
+	// AboveSentAt is when the segment right after the hole was first sent,
+	// RetransmitAt when the hole was retransmitted (0 if not).
+	AboveSentAt, RetransmitAt time.Duration
+}
+
+// RACKDecided says whether RACK (RFC 8985 §6.2) marks the hole lost by the
+// time it was retransmitted, with fewer than three duplicates: a segment
+// sent after the hole was delivered (SACKed), and the hole was sent more than
+// the reordering window before it. That window is at most a quarter of the
+// minimum RTT (RFC 8985 §6.2, Linux tcp_rack_reo_wnd), and the minimum RTT
+// is at most the RTT RACK measured on the delivered segment (from its
+// sending to the retransmission, which its SACK triggered), so a gap of a
+// quarter of that RTT is enough.
+func (f *FastRetransmit) RACKDecided() bool {
+	if f.SACKedAbove < 1 || f.AboveSentAt == 0 || f.RetransmitAt == 0 {
+		return false
+	}
+	gap := f.AboveSentAt - f.Dropped.At
+	rtt := f.RetransmitAt - f.AboveSentAt
+	return gap > 0 && 4*gap >= rtt
 }
 
 // AnalyzeFastRetransmit reads the one-drop story out of a transfer.
@@ -87,8 +107,14 @@ func (tr *BulkTransfer) AnalyzeFastRetransmit() (*FastRetransmit, bool) {
 	if f.Retransmit >= 0 {
 		end = f.Retransmit
 	}
+	if f.Retransmit >= 0 {
+		f.RetransmitAt = tr.Capture.Packets[f.Retransmit].At
+	}
 	for i := 0; i < end; i++ {
 		p := &tr.Capture.Packets[i]
+		if !p.ToServer && p.Len > 0 && p.Seq == f.Dropped.End && f.AboveSentAt == 0 {
+			f.AboveSentAt = p.At
+		}
 		if p.ToServer && p.Len == 0 && p.Ack == f.Dropped.Seq {
 			f.HoleAcks++
 			f.SACKedAbove = 0
@@ -169,8 +195,11 @@ func fastRetransmitVerdict(res *Result) []string {
 			rule = fmt.Sprintf("%d duplicate ACKs whose SACK blocks showed 3 segments above the hole (RFC 6675's DupThresh)", f.DupAcksBefore)
 		}
 		v = append(v, "the claim holds: "+rule+", one retransmission of exactly the lost segment, no timeout, data intact")
+	case f.DupAcksBefore < 3 && f.SACKedAbove < 3 && f.RACKDecided() && f.Retransmits == 1 && f.OthersRetrans == 0 && (!haveTimeouts || timeouts == 0) && tr.Intact:
+		v = append(v, fmt.Sprintf("the claim holds, with RACK (RFC 8985) deciding: after %d duplicate ACK(s) and %d segment(s) SACKed above the hole, as Linux does; the segment after the hole was sent %s after it, more than RACK's reordering window (a quarter of the %s RTT at most), so the hole was lost without a third duplicate; one retransmission, no timeout, data intact",
+			f.DupAcksBefore, f.SACKedAbove, ccMs(f.AboveSentAt-f.Dropped.At), ccMs(f.RetransmitAt-f.AboveSentAt)))
 	case f.DupAcksBefore < 3 && f.SACKedAbove < 3:
-		v = append(v, fmt.Sprintf("the retransmission came after %d duplicate ACK(s) and %d segments SACKed above the hole: less than the three-duplicate rule (RACK's time-based loss detection decided)", f.DupAcksBefore, f.SACKedAbove))
+		v = append(v, fmt.Sprintf("the retransmission came after %d duplicate ACK(s) and %d segments SACKed above the hole: less than the three-duplicate rule, and sooner than RACK's reordering window allows", f.DupAcksBefore, f.SACKedAbove))
 	default:
 		v = append(v, fmt.Sprintf("the claim holds in part: %d retransmission(s), %d timeout(s)", f.Retransmits, timeouts))
 	}
