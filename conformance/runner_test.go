@@ -167,6 +167,7 @@ func TestUnknownStackNamesTheKnownOnes(t *testing.T) {
 // shellTarget is a replay target that runs shell lines by recording them:
 // each takes a second of the target's clock (which must not count as
 // script time), and "false" fails.
+// shellTarget records the shell lines it is given and runs none of them.
 type shellTarget struct {
 	replayTarget
 	ran []string
@@ -287,6 +288,9 @@ func TestRunnerSkipsAndNotes(t *testing.T) {
 	}
 }
 
+// The tc and ip lines below are never executed: the tunstack target runs no
+// shell (it interprets sysctls into its profile and notes the rest), so
+// nothing here touches the machine's own network namespace.
 func TestRunnerShellSettings(t *testing.T) {
 	src := "`sysctl -q net.ipv4.tcp_sack=0 && tc qdisc add dev tun0 root netem delay 10ms`\n" +
 		"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `sysctl -q net.ipv4.tcp_timestamps=0`\n" +

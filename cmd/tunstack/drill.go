@@ -70,15 +70,24 @@ func runDrill(args []string) error {
 		opt.Trace = os.Stderr
 	}
 	var results []*conformance.Result
-	failed := 0
 	for _, f := range files {
 		r := conformance.Run(f, opt)
 		results = append(results, r)
-		if r.Status == conformance.Fail {
-			failed++
-		}
 		if !asJSON {
 			r.Print(os.Stdout, verbose)
+		}
+	}
+	return reportResults(results, asJSON, "failed")
+}
+
+// reportResults ends a run of scripts, drill's or oracle's: with asJSON the
+// results as one JSON array (each was printed as it finished otherwise),
+// else a count line; an error when any failed, so the exit status says so.
+func reportResults(results []*conformance.Result, asJSON bool, failedWhat string) error {
+	failed := 0
+	for _, r := range results {
+		if r.Status == conformance.Fail {
+			failed++
 		}
 	}
 	if asJSON {
@@ -89,7 +98,7 @@ func runDrill(args []string) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(os.Stdout, "%d script(s), %d failed\n", len(results), failed)
+		fmt.Fprintf(os.Stdout, "%d script(s), %d %s\n", len(results), failed, failedWhat)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", errDrillFailed, failed, len(results))

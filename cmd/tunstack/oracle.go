@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,29 +41,12 @@ func runOracle(args []string) error {
 		return fmt.Errorf("the real packetdrill needs root (it creates a TUN device in a network namespace); run it with sudo")
 	}
 	var results []*conformance.Result
-	failed := 0
 	for _, f := range files {
 		r := conformance.RunPacketdrill(bin, f, nil)
 		results = append(results, r)
-		if r.Status == conformance.Fail {
-			failed++
-		}
 		if !asJSON {
 			r.Print(os.Stdout, verbose)
 		}
 	}
-	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(results); err != nil {
-			return err
-		}
-	} else {
-		fmt.Printf("%d script(s), %d failed under the real packetdrill\n", len(results), failed)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d of %d", errDrillFailed, failed, len(results))
-	}
-	return nil
+	return reportResults(results, asJSON, "failed under the real packetdrill")
 }
