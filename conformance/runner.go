@@ -493,6 +493,16 @@ func (r *runner) inject(ev *Event, t, tol time.Duration) error {
 		return err
 	}
 	r.ipID++
+	// A SYN to a listening socket under test comes from a new remote port,
+	// as packetdrill gives each connection it opens to a listener its own
+	// ephemeral port: a server that listens again next to the connection
+	// its old listener accepted gets a new 4-tuple, not that connection's.
+	if r.sut.listening && ev.Packet.Flags&wire.FlagSYN != 0 && ev.Packet.Flags&wire.FlagACK == 0 {
+		old := r.remotePort
+		for r.remotePort == old {
+			r.remotePort = uint16(40000 + rand.IntN(20000))
+		}
+	}
 	pkt, err := buildInbound(ev.Packet, inboundSpec{
 		src: r.remote.As4(), dst: r.local.As4(), srcPort: r.remotePort, dstPort: r.localPort,
 		ipID: r.ipID, localISN: r.localISN, mapEcr: r.mapEcr,

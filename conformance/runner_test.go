@@ -152,6 +152,27 @@ func TestRunnerInboundMapping(t *testing.T) {
 	}
 }
 
+// TestRunnerNewRemotePortPerListenerSYN: as in packetdrill, a SYN to a
+// listening socket under test comes from a new remote port, while a SYN
+// once the listener has taken one (the socket under test is then its
+// connection) keeps that connection's port.
+func TestRunnerNewRemotePortPerListenerSYN(t *testing.T) {
+	src := "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 listen(3, 1) = 0\n" +
+		"+0 < S 0:0(0) win 1000\n+0 < S 0:0(0) win 1000\n" +
+		"+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4\n+0 listen(4, 1) = 0\n+0 < S 0:0(0) win 1000\n"
+	res, fake := runReplay(t, src, nil)
+	if res.Status != Pass || len(fake.injected) != 3 {
+		t.Fatalf("%s %v, %d packets injected", res.Status, res.Failure, len(fake.injected))
+	}
+	port := func(i int) uint16 { return wire.TCP(wire.IPv4(fake.injected[i]).Payload()).SrcPort() }
+	if port(0) != port(1) {
+		t.Errorf("the second SYN of one connection came from port %d, the first from %d", port(1), port(0))
+	}
+	if port(2) == port(0) {
+		t.Errorf("the SYN to the second listener came from the first connection's port %d", port(2))
+	}
+}
+
 func TestUnknownStackNamesTheKnownOnes(t *testing.T) {
 	for _, name := range []string{"tunstack", "gvisor", "linux"} {
 		if _, err := LookupTarget(name); err != nil {
