@@ -434,6 +434,13 @@ func (c *Conn) Close(now Time) {
 		return
 	}
 	if c.inOrderUnread() > 0 || (c.lingerOn && c.linger == 0) {
+		// Linux __tcp_close: unread data counts TCPAbortOnClose, checked
+		// first; a zero linger counts TCPAbortOnData.
+		if c.inOrderUnread() > 0 {
+			c.e.stats.AbortOnClose++ // TCPAbortOnClose
+		} else {
+			c.e.stats.AbortOnData++ // TCPAbortOnData
+		}
 		if c.state != Closed {
 			c.abort(now, nil)
 		}
@@ -606,6 +613,16 @@ func (c *Conn) setState(s State) {
 // closeWith moves to CLOSED, records err for the application and releases
 // the connection's place in the engine.
 func (c *Conn) closeWith(err error) {
+	switch c.state {
+	case Established, CloseWait:
+		// EstabResets: Linux tcp_set_state counts every move from
+		// ESTABLISHED or CLOSE-WAIT straight to CLOSED (reset, abort,
+		// timeout), and no other.
+		c.e.stats.EstabResets++
+	}
+	if err == ErrTimedOut && c.state != Closed {
+		c.e.stats.AbortOnTimeout++ // TCPAbortOnTimeout: Linux tcp_write_err, a timer gave up
+	}
 	if err != nil && c.hardErr == nil {
 		c.hardErr, c.err = err, err
 	}

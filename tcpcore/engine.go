@@ -61,6 +61,24 @@ type Stats struct {
 	SynCookiesSent   uint64 // SyncookiesSent
 	SynCookiesRecv   uint64 // SyncookiesRecv
 	SynCookiesFailed uint64 // SyncookiesFailed
+
+	// Counted for package metrics, each as Linux counts the counter named
+	// in its comment (package metrics maps them onto nstat's names).
+	PassiveEstablished uint64 // PassiveOpens as Linux counts it: handshakes completed into the accept queue, not SYNs taken
+	Timeouts           uint64 // TCPTimeouts: retransmission timer expirations, SYN, SYN-ACK and the last one included
+	FastRetrans        uint64 // TCPFastRetrans: segments retransmitted in fast recovery
+	SynRetrans         uint64 // TCPSynRetrans: SYN and SYN-ACK retransmissions
+	LossProbes         uint64 // TCPLossProbes: tail loss probes sent
+	LossProbeRecovery  uint64 // TCPLossProbeRecovery: probes whose ACK showed they repaired a loss
+	DSACKOldSent       uint64 // TCPDSACKOldSent: D-SACKs sent for data below RCV.NXT
+	DSACKOfoSent       uint64 // TCPDSACKOfoSent: D-SACKs sent for data already held out of order
+	DelayedACKs        uint64 // DelayedACKs: ACKs the delayed-ACK timer sent
+	TimeWaitExpired    uint64 // TW: TIME-WAIT connections whose timer ran out
+	KeepAlives         uint64 // TCPKeepAlive: keepalive probes sent
+	WinProbes          uint64 // TCPWinProbe: zero-window probes sent
+	AbortOnData        uint64 // TCPAbortOnData: RST for data after close, or close with SO_LINGER 0
+	AbortOnClose       uint64 // TCPAbortOnClose: RST for a close with unread data
+	AbortOnTimeout     uint64 // TCPAbortOnTimeout: connections a timer gave up on
 }
 
 type connKey struct {

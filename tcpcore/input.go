@@ -159,6 +159,7 @@ func (c *Conn) checkReset(now Time, s *segment) {
 // instead (Linux tcp_check_req).
 func (c *Conn) checkSyn(now Time, s *segment) {
 	if c.state == SynReceived && c.parent != nil {
+		c.e.stats.AttemptFails++ // AttemptFails: Linux tcp_check_req, SYN to a request in the SYN queue
 		c.e.resetFor(now, s)
 		c.closeWith(nil)
 		return
@@ -207,6 +208,9 @@ func (c *Conn) completeHandshake(now Time, s *segment) bool {
 	// The largest window starts from this ACK's, not the SYN's unscaled
 	// one (Linux builds the socket from the final ACK).
 	c.maxSndWnd = c.sndWnd
+	if c.parent != nil {
+		c.e.stats.PassiveEstablished++ // PassiveOpens: Linux tcp_create_openreq_child, the child made at the final ACK
+	}
 	c.becomeEstablished(now)
 	return true
 }
@@ -232,6 +236,7 @@ func (c *Conn) checkText(now Time, s *segment) bool {
 		return true
 	}
 	if c.rdShut && c.state != Established && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
+		c.e.stats.AbortOnData++ // TCPAbortOnData: Linux tcp_rcv_state_process, data after close
 		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
 		c.closeWith(ErrConnReset)
 		return false
@@ -428,19 +433,18 @@ func (c *Conn) onReset(now Time) {
 	case SynReceived:
 		if c.parent != nil {
 			// Passive open: return to LISTEN, i.e. forget this attempt.
+			c.e.stats.AttemptFails++ // AttemptFails: Linux tcp_check_req, RST to a request in the SYN queue
 			c.closeWith(nil)
 			return
 		}
 		c.e.stats.AttemptFails++
 		c.closeWith(ErrConnRefused)
 	case Established, FinWait1, FinWait2:
-		c.e.stats.EstabResets++
 		c.closeWith(ErrConnReset)
 	case CloseWait:
 		// The peer already closed its side, so the reset ends a stream the
 		// application has read to EOF: Linux (tcp_reset) reports EPIPE
 		// there, not ECONNRESET, and so do we.
-		c.e.stats.EstabResets++
 		c.closeWith(ErrPipe)
 	default: // CLOSING, LAST-ACK, TIME-WAIT
 		c.closeWith(nil)

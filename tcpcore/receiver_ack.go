@@ -132,6 +132,13 @@ func (c *Conn) setDSACK(start, end Seq) {
 		return
 	}
 	c.dsackPending, c.dsackRange = true, seqRange{start, end}
+	// Linux tcp_dsack_set counts the D-SACK when it is decided, by where
+	// the duplicate lies.
+	if start.LT(c.rcvNxt) {
+		c.e.stats.DSACKOldSent++ // TCPDSACKOldSent
+	} else {
+		c.e.stats.DSACKOfoSent++ // TCPDSACKOfoSent
+	}
 }
 
 // sendAck sends a segment with no data that carries our ACK and window.
@@ -254,6 +261,7 @@ func (c *Conn) ackSent(ack Seq) {
 // ends and the timeout deflates (Linux tcp_delack_timer_handler).
 func (c *Conn) onDelack() {
 	c.ackNow = true
+	c.e.stats.DelayedACKs++ // DelayedACKs: Linux tcp_delack_timer_handler, an ACK owed and sent by the timer
 	if c.pingpong {
 		c.pingpong = false
 		c.ato = c.e.prof.DelAckMin

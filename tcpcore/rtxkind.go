@@ -48,6 +48,12 @@ func (c *Conn) countRetransmit(now Time, k rtxKind) {
 		c.info.TLPRetransmits++
 	case rtxSYN:
 		c.info.SYNRetransmits++
+		c.e.stats.SynRetrans++ // TCPSynRetrans: Linux __tcp_retransmit_skb for a SYN, tcp_rtx_synack
+	}
+	if k == rtxFast || k == rtxLost || k == rtxRescue {
+		// TCPFastRetrans: Linux tcp_xmit_retransmit_queue counts every
+		// segment it resends outside the loss state; ours are these kinds.
+		c.e.stats.FastRetrans++
 	}
 	if ev := k.traceEvent(); ev != "" {
 		c.trace(now, ev)

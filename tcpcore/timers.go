@@ -134,6 +134,9 @@ func (c *Conn) onCloseTimer(now Time) {
 	case TimeWait, FinWait2:
 		// Linux lets an orphaned FIN-WAIT-2 expire silently when
 		// tcp_fin_timeout does not exceed the TIME-WAIT length.
+		if c.state == TimeWait {
+			c.e.stats.TimeWaitExpired++ // TW: Linux tw_timer_handler, the TIME-WAIT timer ran out
+		}
 		c.closeWith(nil)
 		if c.appClosed {
 			c.destroy()
@@ -147,6 +150,9 @@ func (c *Conn) onRTO(now Time) {
 	p := c.e.prof
 	switch c.state {
 	case SynSent:
+		// TCPTimeouts: Linux tcp_retransmit_timer counts every expiry,
+		// the one that gives up too.
+		c.e.stats.Timeouts++
 		// RFC 9293 §3.8.3 (R2 for a SYN). Linux gives up after
 		// SynRetries+SynLinearTimeouts retransmissions, or once the time
 		// since the first SYN reaches what SynRetries doubling backoffs
@@ -162,6 +168,9 @@ func (c *Conn) onRTO(now Time) {
 		c.resendSyn(now, c.retries+1 > p.SynLinearTimeouts)
 		return
 	case SynReceived:
+		// TCPTimeouts: Linux tcp_syn_ack_timeout (a request in the SYN
+		// queue) and tcp_retransmit_timer count every expiry.
+		c.e.stats.Timeouts++
 		if c.retries >= p.SynAckRetries {
 			// Half-open entry expires (Linux: dropped silently).
 			if c.parent != nil {
@@ -181,6 +190,7 @@ func (c *Conn) onRTO(now Time) {
 	if c.sndUna == c.sndMax {
 		return // nothing outstanding
 	}
+	c.e.stats.Timeouts++ // TCPTimeouts: Linux tcp_retransmit_timer, before tcp_write_timeout may give up
 	if c.retransmitsTimedOut(now) {
 		// RFC 9293 §3.8.3 R2 (or RFC 5482's user timeout): give up. Linux
 		// reports ETIMEDOUT without RST.
@@ -297,6 +307,7 @@ func (c *Conn) onPersist(now Time) {
 	c.probes++
 	c.persistBackoff++
 	c.info.ZeroWindowProbes++
+	c.e.stats.WinProbes++ // TCPWinProbe: Linux tcp_send_probe0 through tcp_write_wakeup
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
 		c.sendData(now, 1, c.segSize(), false, 0)
@@ -346,6 +357,7 @@ func (c *Conn) onKeepalive(now Time) {
 	}
 	c.kaProbes++
 	c.info.KeepAlivesSent++
+	c.e.stats.KeepAlives++ // TCPKeepAlive: Linux tcp_keepalive_timer through tcp_write_wakeup
 	c.emitProbe(now)
 	c.keepaliveAt = now.Add(c.kaIntvl)
 }

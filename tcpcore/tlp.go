@@ -55,6 +55,7 @@ func (c *Conn) onTLP(now Time) {
 		return
 	}
 	c.info.TailLossProbes++
+	c.e.stats.LossProbes++ // TCPLossProbes: Linux tcp_send_loss_probe
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
 	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)
 	if avail > 0 && wndLeft > 0 {
@@ -121,6 +122,7 @@ func (c *Conn) tlpAck(now Time, s *segment, acked, flight int) {
 		// tcp_end_cwnd_reduction in CWR), here from the flight when the
 		// ACK showed the loss (RFC 5681 §3.2 step 2).
 		c.tlpOpen = false
+		c.e.stats.LossProbeRecovery++ // TCPLossProbeRecovery: Linux tcp_process_tlp_ack, the ACK goes beyond the probe
 		c.cc.OnLoss(time.Duration(now), flight)
 		c.cc.OnRecoveryEnd(time.Duration(now))
 		c.trace(now, "tlp-loss")
