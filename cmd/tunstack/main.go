@@ -4,6 +4,7 @@
 //	tunstack drill   packetdrill-syntax conformance scripts
 //	tunstack lab     experiments in a network namespace with kernel peers
 //	tunstack bench   benchmarks side by side with gVisor and Linux
+//	tunstack plot    time-sequence and congestion-window graphs of a capture
 //
 // Each command lives in its own file and registers itself in commands from
 // that file's init, so this file knows none of them but help.
@@ -56,6 +57,8 @@ const usageText = `Usage:
   tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
   tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
   tunstack bench [--stack tunstack,gvisor,linux] [--json]
+  tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
+                 -o OUT.svg|OUT.png [CAPTURE.pcap]
   tunstack help
 
 serve flags:
@@ -78,6 +81,15 @@ serve flags:
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
+
+plot flags:
+  --conn C              the connection to draw, LOCAL-REMOTE as in
+                        198.18.0.2:80-198.18.0.1:40000 (either end first), or all;
+                        default the one that carried the most data
+  --from S, --to S      the seconds of the capture to show (default all of it)
+  --trace FILE          serve --trace's file: cwnd, ssthresh, flight and SRTT
+                        under the time-sequence graph, on the same time axis
+  -o FILE               the drawing, SVG or PNG by its extension
 
 Flags take their value as --name VALUE or --name=VALUE.
 `
