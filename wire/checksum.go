@@ -3,7 +3,10 @@
 // packet (netif, tcpcore, the conformance runner) shares this one codec.
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // Checksum folds the one's-complement sum of b into initial (RFC 1071) and
 // returns the unfolded 32-bit accumulator; call Fold to finish.
@@ -49,4 +52,31 @@ func PseudoHeaderSum(src, dst [4]byte, proto uint8, length int) uint32 {
 		uint32(binary.BigEndian.Uint16(dst[0:])) + uint32(binary.BigEndian.Uint16(dst[2:])) +
 		uint32(proto) + uint32(length)
 	return sum
+}
+
+// PseudoHeaderSum6 is the checksum contribution of the IPv6 pseudo-header
+// (RFC 8200 §8.1) for an upper-layer packet of the given length, the
+// length the upper-layer header and data have (not the IPv6 Payload
+// Length, which also counts extension headers): the source and
+// destination addresses, the length as 32 bits and the Next Header value
+// of the upper layer, zero-padded to 32 bits. TCP (RFC 9293 §3.1) and
+// ICMPv6 (RFC 4443 §2.3) both use it.
+func PseudoHeaderSum6(src, dst [16]byte, proto uint8, length int) uint32 {
+	var sum uint32
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(src[i:])) + uint32(binary.BigEndian.Uint16(dst[i:]))
+	}
+	return sum + uint32(length)>>16 + uint32(length)&0xffff + uint32(proto)
+}
+
+// PseudoHeaderSumAddr is the pseudo-header's checksum contribution for
+// either family: PseudoHeaderSum when both addresses are IPv4, else
+// PseudoHeaderSum6 over their 16-byte forms (an IPv4-mapped IPv6 address
+// such as ::ffff:192.0.2.1 is an IPv6 address on the wire, and is summed as
+// one). Zones are ignored. src and dst are of one family in every packet.
+func PseudoHeaderSumAddr(src, dst netip.Addr, proto uint8, length int) uint32 {
+	if src.Is4() && dst.Is4() {
+		return PseudoHeaderSum(src.As4(), dst.As4(), proto, length)
+	}
+	return PseudoHeaderSum6(src.As16(), dst.As16(), proto, length)
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 )
 
 // TCP header flags (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
@@ -74,6 +75,43 @@ func (t TCP) ChecksumValid(src, dst [4]byte) bool {
 func (t TCP) ComputeChecksum(src, dst [4]byte) {
 	t[16], t[17] = 0, 0
 	t.SetChecksum(Fold(Checksum(t, PseudoHeaderSum(src, dst, ProtoTCP, len(t)))))
+}
+
+// ChecksumValid6 verifies the segment checksum with the IPv6
+// pseudo-header (RFC 8200 §8.1).
+func (t TCP) ChecksumValid6(src, dst [16]byte) bool {
+	return t.ChecksumValidSum(PseudoHeaderSum6(src, dst, ProtoTCP, len(t)))
+}
+
+// ComputeChecksum6 fills in the checksum field for the IPv6 pseudo-header
+// (RFC 8200 §8.1).
+func (t TCP) ComputeChecksum6(src, dst [16]byte) {
+	t.ComputeChecksumSum(PseudoHeaderSum6(src, dst, ProtoTCP, len(t)))
+}
+
+// ChecksumValidAddr verifies the segment checksum with the pseudo-header
+// of the addresses' family (PseudoHeaderSumAddr).
+func (t TCP) ChecksumValidAddr(src, dst netip.Addr) bool {
+	return t.ChecksumValidSum(PseudoHeaderSumAddr(src, dst, ProtoTCP, len(t)))
+}
+
+// ComputeChecksumAddr fills in the checksum field for the pseudo-header of
+// the addresses' family (PseudoHeaderSumAddr).
+func (t TCP) ComputeChecksumAddr(src, dst netip.Addr) {
+	t.ComputeChecksumSum(PseudoHeaderSumAddr(src, dst, ProtoTCP, len(t)))
+}
+
+// ChecksumValidSum verifies the segment checksum given its pseudo-header's
+// contribution (PseudoHeaderSum, PseudoHeaderSum6, IPUpper.PseudoHeaderSum).
+func (t TCP) ChecksumValidSum(pseudo uint32) bool {
+	return Fold(Checksum(t, pseudo)) == 0
+}
+
+// ComputeChecksumSum fills in the checksum field given the pseudo-header's
+// contribution.
+func (t TCP) ComputeChecksumSum(pseudo uint32) {
+	t[16], t[17] = 0, 0
+	t.SetChecksum(Fold(Checksum(t, pseudo)))
 }
 
 // TCPFields are the fixed-header values PutTCPHeader writes.
