@@ -17,9 +17,13 @@ import (
 // Loss, fast and SACK recovery are Recovery), and ReordSeen 1 once
 // netstack's RACK saw reordering. netstack reports nothing else, so every
 // other field is zero.
-func (c *Conn) TCPInfo() tcpcore.TCPInfo {
+func (c *Conn) TCPInfo() tcpcore.TCPInfo { return tcpInfoOf(c.ep) }
+
+// tcpInfoOf is Conn.TCPInfo for any of gVisor's TCP endpoints, listeners
+// included (Stack.Sockets).
+func tcpInfoOf(ep tcpip.Endpoint) tcpcore.TCPInfo {
 	var v tcpip.TCPInfoOption
-	if err := c.ep.GetSockOpt(&v); err != nil {
+	if err := ep.GetSockOpt(&v); err != nil {
 		return tcpcore.TCPInfo{State: linuxClose}
 	}
 	t := tcpcore.TCPInfo{

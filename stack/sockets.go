@@ -1,0 +1,130 @@
+package stack
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"tunstack/tcpcore"
+)
+
+// Inspector is offered by a stack that can list its TCP sockets the way
+// Linux's inet_diag lists the kernel's to ss: ours (Stack) and gVisor's
+// (gvisorstack.Stack). tunstack serve answers `tunstack ss` from it.
+type Inspector interface {
+	// Sockets returns a snapshot of every TCP socket: listeners first,
+	// then connections in any state, each group ordered by local then
+	// remote address.
+	Sockets() []SocketInfo
+}
+
+// SocketInfo is one socket as ss shows it.
+type SocketInfo struct {
+	// State is the RFC 9293 state; a listener's is tcpcore.Listen.
+	State tcpcore.State
+	// Local and Remote are the endpoints; a listener's Remote is the zero
+	// address and port, which ss prints as 0.0.0.0:*.
+	Local, Remote netip.AddrPort
+	// RecvQ and SendQ are ss's Recv-Q and Send-Q as Linux's inet_diag
+	// reports them: for a listener the accept queue's length and the
+	// backlog; for a connection the bytes received and not read, and the
+	// sequence space written and not acknowledged (tcpcore.Conn.Queues).
+	RecvQ, SendQ int
+	// SynQueue is a listener's count of half-open connections (Linux
+	// keeps them as request sockets, which ss lists as SYN-RECV but does
+	// not count on the listener).
+	SynQueue int
+	// Congestion names the congestion controller; "" if the stack does
+	// not say.
+	Congestion string
+	// TCPInfo is the socket's struct tcp_info; nil where Linux has none
+	// (TIME-WAIT, a passive open in the SYN queue) or the stack reports
+	// none.
+	TCPInfo *tcpcore.TCPInfo
+	// Timer is the pending timer ss -o shows, and TimerLeft the time
+	// until it fires.
+	Timer     tcpcore.DiagTimer
+	TimerLeft time.Duration
+	// ShutRead and ShutWrite are the socket's shutdown state (ss -e's
+	// <-> arrows): reading is shut once the peer's FIN arrived or the
+	// application shut it, writing once the application did.
+	ShutRead, ShutWrite bool
+	// Unknown says which of the fields above the stack could not report;
+	// they are zero and mean nothing.
+	Unknown Unknown
+}
+
+// Unknown is a set of SocketInfo fields a stack cannot report.
+type Unknown uint8
+
+// The fields a stack may lack.
+const (
+	UnknownRecvQ Unknown = 1 << iota
+	UnknownSendQ
+	UnknownSynQueue
+	UnknownTimer
+	UnknownShutdown
+	// UnknownReordering: TCPInfo.Reordering, the duplicate-ACK
+	// threshold, is not reported (ss prints it whenever it is not 3).
+	UnknownReordering
+)
+
+var _ Inspector = (*Stack)(nil)
+
+// Sockets implements Inspector: every listener the application has open
+// and every connection the engine runs, those in the SYN and accept queues
+// and those the application has closed (finishing, TIME-WAIT) included.
+// The whole snapshot is taken under the stack's lock at one instant, so
+// the queues and counters of different sockets are consistent.
+func (s *Stack) Sockets() []SocketInfo {
+	s.mu.Lock()
+	now := s.now()
+	conns := s.e.AppendConns(make([]*tcpcore.Conn, 0, s.e.ConnCount()))
+	socks := make([]SocketInfo, 0, len(s.lsns)+len(conns))
+	for l := range s.lsns {
+		st := l.tl.Stats()
+		ti := l.tl.TCPInfo()
+		socks = append(socks, SocketInfo{
+			State:      tcpcore.Listen,
+			Local:      l.tl.Addr(),
+			Remote:     netip.AddrPortFrom(netip.IPv4Unspecified(), 0),
+			RecvQ:      st.AcceptQueue,
+			SendQ:      st.Backlog,
+			SynQueue:   st.SynQueue,
+			Congestion: l.tl.Congestion(),
+			TCPInfo:    &ti,
+		})
+	}
+	for _, c := range conns {
+		si := SocketInfo{State: c.State(), Local: c.LocalAddr(), Remote: c.RemoteAddr(), Congestion: c.Congestion()}
+		si.RecvQ, si.SendQ = c.Queues()
+		si.Timer, si.TimerLeft = c.Timer(now)
+		si.ShutRead, si.ShutWrite = c.Shutdown()
+		// Linux behaviour (inet_diag_dump_one_icsk and its dump): only a
+		// full socket carries tcp_info; TIME-WAIT and request sockets
+		// are minisockets without one.
+		if si.State != tcpcore.TimeWait && !c.IsRequest() {
+			ti := c.TCPInfo(now)
+			si.TCPInfo = &ti
+		}
+		socks = append(socks, si)
+	}
+	s.mu.Unlock()
+	SortSockets(socks)
+	return socks
+}
+
+// SortSockets puts listeners first, then orders by local and remote
+// address, the order Inspector.Sockets promises.
+func SortSockets(socks []SocketInfo) {
+	slices.SortFunc(socks, func(a, b SocketInfo) int {
+		if la, lb := a.State == tcpcore.Listen, b.State == tcpcore.Listen; la != lb {
+			if la {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(a.Local.Compare(b.Local), a.Remote.Compare(b.Remote))
+	})
+}
