@@ -19,6 +19,7 @@ import (
 // Wireshark show.
 type Capture struct {
 	Start    time.Time // the first record's timestamp; every T is seconds since it
+	End      float64   // the last record's T
 	LinkType layers.LinkType
 	Records  int // records read
 	NonTCP   int // records that were not TCP over IPv4 or IPv6
@@ -53,6 +54,9 @@ type Flow struct {
 	Segments []Segment // those that take sequence space, probes and resets; not pure ACKs
 	Acks     []Ack     // the receiver's cumulative ACKs and windows
 	SACKs    []Block   // the receiver's SACK blocks (D-SACKs marked)
+	// Resets are the receiver's RSTs, placed at the sequence number they
+	// acknowledge (or, without ACK, the highest one sent).
+	Resets []Ack
 
 	Bytes           int64 // payload bytes sent, retransmissions included
 	Retransmissions int
@@ -202,6 +206,7 @@ func ReadCapture(r io.Reader) (*Capture, error) {
 		if c.Records == 1 {
 			c.Start = ci.Timestamp
 		}
+		c.End = max(c.End, ci.Timestamp.Sub(c.Start).Seconds())
 		if !a.packet(data, linkOf(ci), ci.Timestamp) {
 			c.NonTCP++
 		}
@@ -349,7 +354,14 @@ func (a *analyzer) packet(data []byte, lt layers.LinkType, ts time.Time) bool {
 	}
 	seg := Segment{T: t, Seq: me.rel(tcp.Seq), Len: in.payload, SYN: tcp.SYN, FIN: tcp.FIN, RST: tcp.RST}
 	me.add(seg)
-	if tcp.ACK && !tcp.RST {
+	switch {
+	case tcp.RST:
+		y := peer.sndMax
+		if tcp.ACK {
+			y = peer.relAck(tcp.Ack)
+		}
+		peer.Resets = append(peer.Resets, Ack{T: t, Ack: y, Window: -1})
+	case tcp.ACK:
 		peer.ack(t, tcp, me.WScale >= 0 && peer.WScale >= 0 && !tcp.SYN, me.WScale)
 	}
 	return true

@@ -293,6 +293,9 @@ func TestReadCaptureNewISNOnSameTupleIsANewConnection(t *testing.T) {
 		t.Fatalf("%d connections, want 2", len(c.Conns))
 	}
 	first := c.Conns[0].In
+	if len(first.Resets) != 1 || first.Resets[0] != (Ack{T: 0.001, Ack: 1, Window: -1}) {
+		t.Errorf("the client's flow records the server's RST as %+v, want at 1 ms, acknowledging its SYN (1)", first.Resets)
+	}
 	if len(first.Segments) != 2 || first.Retransmissions != 1 || len(c.Conns[0].Out.Segments) != 1 || !c.Conns[0].Out.Segments[0].RST {
 		t.Errorf("first connection: client %+v, server %+v; want a SYN and its retransmission, and a RST", first.Segments, c.Conns[0].Out.Segments)
 	}

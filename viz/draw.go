@@ -38,8 +38,8 @@ var (
 	ColorSSThresh = color.RGBA{0x88, 0x22, 0x55, 0xff} // wine
 	ColorFlight   = color.RGBA{0x55, 0x55, 0x55, 0xff}
 	ColorSRTT     = color.RGBA{0x00, 0x9e, 0x73, 0xff}
-	ColorRecovery = color.RGBA{0xe6, 0x9f, 0x00, 0x40} // translucent
-	ColorLoss     = color.RGBA{0xd5, 0x5e, 0x00, 0x40}
+	ColorRecovery = color.NRGBA{0xe6, 0x9f, 0x00, 0x50} // translucent
+	ColorLoss     = color.NRGBA{0xd5, 0x5e, 0x00, 0x50}
 )
 
 // Window is the span of time a graph shows, in seconds on its x axis;
@@ -84,6 +84,11 @@ const (
 // height, and writes them in format ("svg" or "png"). Panels that share
 // the x axis's unit line up: their data areas are aligned.
 func Render(w io.Writer, format string, panels []*plot.Plot, height vg.Length) error {
+	return render(w, format, panels, height, true)
+}
+
+// render is Render; alignTime gives the panels one x range.
+func render(w io.Writer, format string, panels []*plot.Plot, height vg.Length, alignTime bool) error {
 	if len(panels) == 0 {
 		return fmt.Errorf("viz: nothing to draw")
 	}
@@ -91,7 +96,9 @@ func Render(w io.Writer, format string, panels []*plot.Plot, height vg.Length) e
 	if err != nil {
 		return err
 	}
-	alignX(panels)
+	if alignTime {
+		alignX(panels)
+	}
 	grid := make([][]*plot.Plot, len(panels))
 	for i, p := range panels {
 		grid[i] = []*plot.Plot{p}

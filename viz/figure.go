@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
 )
 
 // Figure is one drawing: time-sequence graphs from a capture and the
@@ -19,6 +21,11 @@ type Figure struct {
 	// trace alone), or "all" for every connection of the capture.
 	Conn   string
 	Window Window
+	// Origin is the instant at 0 s on the time axis: zero for the
+	// capture's first packet, or, without a capture, the trace's own t_s.
+	Origin time.Time
+	// PanelHeight is each panel's height; 0 for PanelHeight.
+	PanelHeight vg.Length
 }
 
 // ConnNotFoundError is a --conn that names no connection of the input.
@@ -98,8 +105,11 @@ func (f Figure) Panels() ([]*plot.Plot, []string, error) {
 	// carry wall-clock times. (A capture without TCP leaves the trace
 	// drawn alone, on that axis still.)
 	at := func(p TracePoint) float64 { return p.Seconds }
-	if f.Capture != nil && !f.Capture.Start.IsZero() {
-		start := f.Capture.Start
+	start := f.Origin
+	if start.IsZero() && f.Capture != nil {
+		start = f.Capture.Start
+	}
+	if !start.IsZero() {
 		at = func(p TracePoint) float64 {
 			if p.Time.IsZero() {
 				return p.Seconds
@@ -140,5 +150,9 @@ func (f Figure) Write(w io.Writer, format string) ([]string, error) {
 	if len(panels) == 0 {
 		return notes, fmt.Errorf("nothing to draw: %s", strings.Join(append(notes, "no connection found"), "; "))
 	}
-	return notes, Render(w, format, panels, PanelHeight)
+	h := f.PanelHeight
+	if h == 0 {
+		h = PanelHeight
+	}
+	return notes, Render(w, format, panels, h)
 }

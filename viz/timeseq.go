@@ -22,8 +22,9 @@ func plotterGrid() *plotter.Grid {
 type Series struct {
 	Data, Retransmissions []Segment // each a bar from Seq to End at T
 	Probes                []Segment // zero-window probes (also in Data or Retransmissions when they carry data)
-	Resets                []Segment
-	Acks                  []Ack // the cumulative ACK, a step; Window its right edge
+	Resets                []Segment // the sender's
+	PeerResets            []Ack     // the receiver's
+	Acks                  []Ack     // the cumulative ACK, a step; Window its right edge
 	SACKs, DSACKs         []Block
 }
 
@@ -47,6 +48,11 @@ func TimeSeq(f *Flow, w Window) Series {
 		}
 		if seg.Probe {
 			s.Probes = append(s.Probes, seg)
+		}
+	}
+	for _, r := range f.Resets {
+		if w.Contains(r.T) {
+			s.PeerResets = append(s.PeerResets, r)
 		}
 	}
 	var before *Ack
@@ -152,8 +158,13 @@ func TimeSeqPlot(f *Flow, w Window, title string) *plot.Plot {
 	dsack := &blockBars{blocks: s.DSACKs, style: draw.LineStyle{Color: ColorDSACK, Width: vg.Points(2)}}
 	probes := &marks{segs: s.Probes, glyph: draw.GlyphStyle{Color: ColorProbe, Radius: vg.Points(3), Shape: draw.TriangleGlyph{}}}
 	resets := &marks{segs: s.Resets, glyph: draw.GlyphStyle{Color: ColorRST, Radius: vg.Points(3), Shape: draw.CrossGlyph{}}}
+	var peerRST []Segment
+	for _, r := range s.PeerResets {
+		peerRST = append(peerRST, Segment{T: r.T, Seq: r.Ack, RST: true})
+	}
+	peerResets := &marks{segs: peerRST, glyph: draw.GlyphStyle{Color: ColorRST, Radius: vg.Points(3.5), Shape: draw.RingGlyph{}}}
 
-	p.Add(win, ack, sack, dsack, data, rtx, probes, resets)
+	p.Add(win, ack, sack, dsack, data, rtx, probes, resets, peerResets)
 	w.apply(p)
 	fallbackAxes(p)
 	// Only what the graph shows goes in the legend.
@@ -165,7 +176,8 @@ func TimeSeqPlot(f *Flow, w Window, title string) *plot.Plot {
 		{"data", len(s.Data), data},
 		{"retransmission", len(s.Retransmissions), rtx},
 		{"zero-window probe", len(s.Probes), probes},
-		{"RST", len(s.Resets), resets},
+		{"RST sent", len(s.Resets), resets},
+		{"RST received", len(peerRST), peerResets},
 		{"ACK", len(s.Acks), ack},
 		{"receive window", len(s.Acks), win},
 		{"SACK", len(s.SACKs), sack},
