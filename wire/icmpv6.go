@@ -230,17 +230,18 @@ func icmpv6ErrorAllowed(inv IPv6, typ, code uint8, param uint32) error {
 		return ErrICMPv6BadSource
 	}
 	// RFC 4443 §2.4(e.1), (e.2): not about an ICMPv6 error or a redirect.
-	proto, off, later, ok := skipExtHeaders(inv)
+	proto, off, fragment, ok := skipExtHeaders(inv)
 	if !ok || proto != ProtoICMPv6 {
 		// Linux behaviour: is_ineligible(): a chain it cannot read
-		// through does not stop the error.
+		// through, or a later fragment (whose first fragment holds the
+		// ICMPv6 header, RFC 8200 §4.5), does not stop the error.
 		return nil
 	}
 	if off >= len(inv) {
 		// Linux behaviour: is_ineligible(): an ICMPv6 header that is
-		// not there stops the error unless the packet is a later
-		// fragment (whose header is in the first one, RFC 8200 §4.5).
-		if later {
+		// not there stops the error, unless the packet is a first
+		// fragment.
+		if fragment {
 			return nil
 		}
 		return ErrICMPv6ToError

@@ -304,28 +304,33 @@ func (p IPv6) walkOptions(off, hlen int) (IPv6Action, int, error) {
 
 // skipExtHeaders finds the upper-layer protocol of p, a packet that may be
 // truncated (an ICMPv6 error's quote) or malformed, by skipping extension
-// headers without judging them. It reports the protocol, its offset, and
-// whether the packet is a fragment other than the first (whose upper-layer
-// header is elsewhere). ok is false when a header runs past the slice.
-func skipExtHeaders(p []byte) (proto uint8, off int, laterFragment, ok bool) {
+// headers without judging them, as Linux's ipv6_skip_exthdr() does. At a
+// fragment header with a non-zero offset it stops, reporting
+// ProtoFragment: the upper-layer header is in the first fragment.
+// fragment reports that a fragment header was passed; ok is false when a
+// header runs past the slice or the chain is longer than
+// IPv6MaxExtHeaders.
+func skipExtHeaders(p []byte) (proto uint8, off int, fragment, ok bool) {
 	proto, off = p[6], IPv6HeaderLen
-	for n := 0; n <= IPv6MaxExtHeaders; n++ {
+	for range IPv6MaxExtHeaders + 1 {
 		switch proto {
 		case ProtoHopByHop, ProtoDestOpts, ProtoRouting, ProtoFragment:
 		default:
-			return proto, off, false, true
+			return proto, off, fragment, true
 		}
 		if off+8 > len(p) {
-			return proto, off, false, false
+			return proto, off, fragment, false
 		}
 		hlen := (int(p[off+1]) + 1) * 8
 		if proto == ProtoFragment {
 			hlen = 8
-			if binary.BigEndian.Uint16(p[off+2:])&0xfff8 != 0 {
-				return p[off], off + hlen, true, true
+			v := binary.BigEndian.Uint16(p[off+2:])
+			if v&0xfff8 != 0 {
+				return ProtoFragment, off, true, true
 			}
+			fragment = fragment || v&1 != 0
 		}
 		proto, off = p[off], off+hlen
 	}
-	return proto, off, false, false
+	return proto, off, fragment, false
 }

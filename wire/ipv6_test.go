@@ -711,11 +711,13 @@ func TestIPv6KernelPacketsWalk(t *testing.T) {
 	}
 }
 
-// TestIPv6WalkAllocatesNothing: the header views, the walk and the
-// checksums allocate nothing.
+// TestIPv6WalkAllocatesNothing: the header views, the walk, the checksums
+// and the ICMPv6 builders allocate nothing.
 func TestIPv6WalkAllocatesNothing(t *testing.T) {
 	b := packet6(dst6, wire.ProtoTCP, tcpSegment6(dst6, "abc"), hopByHop(5, 2, 0, 0, 1, 0), destOptions(0x1e, 2, 1, 2, 1, 0), routingHeader(0, 0))
 	mld := kernelPacketNamed(t, "mldv2-report")
+	ping := kernelPacketNamed(t, "echo-request")
+	out := make([]byte, wire.IPv6MinMTU)
 	var sink int
 	allocs := testing.AllocsPerRun(100, func() {
 		p := wire.IPv6(b)
@@ -740,6 +742,19 @@ func TestIPv6WalkAllocatesNothing(t *testing.T) {
 		_, err = wire.IPv6(b[:30]).WalkExtensionHeaders()
 		if err == nil {
 			panic("short packet walked")
+		}
+		n, err := wire.PutICMPv6EchoReply(out, wire.IPv6(ping), netip.Addr{}, 64)
+		if err != nil {
+			panic(err)
+		}
+		sink += n
+		n, err = wire.PutICMPv6PacketTooBig(out, dst6, 64, p, 1280)
+		if err != nil {
+			panic(err)
+		}
+		sink += n
+		if _, err := wire.PutICMPv6DestUnreachable(out, dst6, 64, wire.IPv6(mld), 0); err == nil {
+			panic("error about a packet to multicast")
 		}
 	})
 	if allocs != 0 {
