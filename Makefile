@@ -3,7 +3,7 @@
 GO    ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GOFMT ?= $(shell command -v gofmt || echo /usr/local/go/bin/gofmt)
 
-.PHONY: build run test lint bench conformance
+.PHONY: build run test lint bench conformance plots
 
 build:
 	$(GO) build -o bin/tunstack ./cmd/tunstack
@@ -81,3 +81,23 @@ conformance: build
 	done; \
 	./bin/tunstack conformance-doc --stacks "$$(echo $$stacks | tr ' ' ,)" \
 		$${notrun:+--not-run "$$notrun=this run was not root"} "$$tmp"/*.json $$(ls "$$tmp"/retry1/*.json "$$tmp"/retry2/*.json 2>/dev/null)
+
+# The lab's plots in docs/plots/ (root: namespaces and TUN devices): every
+# experiment of `tunstack lab --list` on every stack with --plot, which
+# writes NAME-STACK.svg (time-sequence graphs of its connections, from the
+# capture) and, for tunstack where it traced congestion events,
+# NAME-tunstack-cwnd.svg; docs/experiments.md shows them. Each run's report
+# goes to PLOTS_OUT. Real-time runs, one at a time: about 15 minutes on 2
+# cores. TUNSTACK picks the binary (the build target's by default).
+PLOTS_OUT ?= /tmp/tunstack-plots
+PLOT_STACKS ?= tunstack gvisor linux
+TUNSTACK ?= ./bin/tunstack
+plots: build
+	mkdir -p docs/plots $(PLOTS_OUT)
+	@set -e; for name in $$($(TUNSTACK) lab --list); do \
+		for stack in $(PLOT_STACKS); do \
+			echo "lab $$name on $$stack"; \
+			rm -f docs/plots/$$name-$$stack.svg docs/plots/$$name-$$stack-cwnd.svg; \
+			$(TUNSTACK) lab $$name --stack $$stack --plot docs/plots > $(PLOTS_OUT)/$$name-$$stack.txt; \
+		done; \
+	done

@@ -14,6 +14,7 @@ import (
 
 	"tunstack/netif"
 	"tunstack/policy"
+	"tunstack/stack"
 )
 
 // Options say what to run an experiment on and how. Zero values take the
@@ -44,6 +45,11 @@ type Options struct {
 	// Log, if not nil, gets a line when the experiment starts, saying what
 	// it does and about how long it takes.
 	Log io.Writer
+
+	// Trace, if not nil, receives the congestion events of the tunstack
+	// server's connections (stack.Config.Trace; the other stacks have
+	// none), for the lab's plots (RecordForPlots).
+	Trace func(stack.TraceEvent)
 }
 
 // defaultDelay is the wire's client-to-server delay: long enough that SYNs

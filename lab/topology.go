@@ -138,7 +138,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 		}
 		t.tap = tap
 		if o.Stack == "tunstack" {
-			s, err := stack.New(tap, stack.Config{Addr: serverAddr, Profile: o.Profile.Clone()})
+			s, err := stack.New(tap, stack.Config{Addr: serverAddr, Profile: o.Profile.Clone(), Trace: o.Trace})
 			if err != nil {
 				tap.Close()
 				return nil, err

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -18,15 +19,19 @@ import (
 
 func init() { commands["lab"] = runLab }
 
-// runLab is `tunstack lab NAME [--stack S] [--pcap FILE] [--profile P]
-// [--backlog N] [--clients N] [--hold D] [--delay D] [--impair SPEC]`: it runs one
-// experiment with kernel clients in a network namespace and prints its
-// timeline and verdict.
+// runLab is `tunstack lab NAME [--stack S] [--pcap FILE] [--plot DIR]
+// [--profile P] [--backlog N] [--clients N] [--hold D] [--delay D]
+// [--impair SPEC]`: it runs one experiment with kernel clients in a
+// network namespace and prints its timeline and verdict; with --plot it
+// also draws the run's time-sequence graphs (and tunstack's congestion
+// window) into DIR.
 func runLab(args []string) error {
 	var (
 		stack       = "tunstack"
 		profileName = "linux"
 		pcapFile    string
+		plotDir     string
+		list        bool
 		backlog     = -1
 		clients     = 0
 		hold        string
@@ -37,6 +42,8 @@ func runLab(args []string) error {
 		oneOfFlag("stack", lab.Stacks(), &stack),
 		oneOfFlag("profile", policy.Names(), &profileName),
 		stringFlag("pcap", &pcapFile, checkPcapFile),
+		stringFlag("plot", &plotDir, checkPlotDir),
+		boolFlag("list", &list),
 		intFlag("backlog", "a number of connections", 0, math.MaxInt32, "2", &backlog),
 		intFlag("clients", "a number of clients", 1, 200, "6", &clients),
 		stringFlag("hold", &hold, nil),
@@ -45,6 +52,11 @@ func runLab(args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if list {
+		// One name a line, for scripts (make plots).
+		fmt.Fprintln(os.Stdout, strings.Join(lab.Names(), "\n"))
+		return nil
 	}
 	switch {
 	case len(rest) == 0:
@@ -86,6 +98,10 @@ func runLab(args []string) error {
 		defer f.Close()
 		o.Pcap = f
 	}
+	var plots *lab.PlotRecorder
+	if plotDir != "" {
+		plots = lab.RecordForPlots(&o)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := lab.Run(ctx, name, o)
@@ -95,6 +111,30 @@ func runLab(args []string) error {
 	res.Print(os.Stdout)
 	if pcapFile != "" {
 		fmt.Fprintf(os.Stdout, "\ncapture written to %s\n", pcapFile)
+	}
+	if plots != nil {
+		files, err := plots.WritePlots(res, plotDir)
+		for _, f := range files {
+			fmt.Fprintf(os.Stdout, "plot written to %s\n", f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPlotDir checks --plot: a directory, or a name one can be created
+// at.
+func checkPlotDir(v string) error {
+	if v == "" {
+		return usagef("--plot needs a directory, as in --plot plots.")
+	}
+	if fi, err := os.Stat(v); err == nil && !fi.IsDir() {
+		return usagef("--plot %q is a file; give a directory for the plots, as in --plot plots.", v)
+	}
+	if fi, err := os.Stat(filepath.Dir(filepath.Clean(v))); err != nil || !fi.IsDir() {
+		return usagef("--plot %q cannot be created because its parent directory does not exist; create it or choose another path.", v)
 	}
 	return nil
 }

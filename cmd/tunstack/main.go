@@ -55,7 +55,8 @@ const usageText = `Usage:
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
   tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
-  tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE]
+  tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE] [--plot DIR]
+  tunstack lab   --list
   tunstack bench [--stack tunstack,gvisor,linux] [--json]
   tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
                  -o OUT.svg|OUT.png [CAPTURE.pcap]
