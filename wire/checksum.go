@@ -1,6 +1,7 @@
-// Package wire holds zero-copy views over IPv4, ICMP and TCP headers and the
-// Internet checksum. It is a leaf package: every layer that reads or writes a
-// packet (netif, tcpcore, the conformance runner) shares this one codec.
+// Package wire holds zero-copy views over IPv4, IPv6 (with its extension
+// headers), ICMP, ICMPv6 and TCP headers and the Internet checksum. It is a
+// leaf package: every layer that reads or writes a packet (netif, tcpcore,
+// the conformance runner) shares this one codec.
 package wire
 
 import (
