@@ -152,15 +152,14 @@ func (p IPv6) WalkExtensionHeaders() (IPv6Chain, error) {
 			return c, nil
 		case ProtoDestOpts, ProtoRouting, ProtoFragment:
 		case ProtoHopByHop:
-			if c.Offset == IPv6HeaderLen {
-				break
+			if c.Offset != IPv6HeaderLen {
+				// RFC 8200 §4.1: the hop-by-hop options header may only
+				// follow the fixed header. Linux behaviour:
+				// ip6_protocol_deliver_rcu(): elsewhere, Next Header 0
+				// finds no handler and draws Parameter Problem code 1
+				// at the field, as any unknown value does.
+				return c.problem(ICMPv6UnrecognizedNextHeader, c.ProtoField), nil
 			}
-			// RFC 8200 §4.1: the hop-by-hop options header may only
-			// follow the fixed header. Linux behaviour:
-			// ip6_protocol_deliver_rcu(): elsewhere, Next Header 0 finds
-			// no handler and draws Parameter Problem code 1 at the
-			// field, as any unknown value does.
-			return c.problem(ICMPv6UnrecognizedNextHeader, c.ProtoField), nil
 		default:
 			// RFC 8200 §4: an unrecognised Next Header value: discard
 			// and send Parameter Problem code 1 pointing at it (RFC 4443
