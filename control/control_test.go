@@ -248,7 +248,7 @@ func TestStaleSocketIsReplacedLiveOneRefused(t *testing.T) {
 	c.Close()
 
 	_, err = Listen(path)
-	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "another tunstack serve answers on "+path) {
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "a server answers on "+path) {
 		t.Fatalf("second Listen: %v, want ErrInUse naming the path", err)
 	}
 	// The refused claim did not take the socket from the live server.

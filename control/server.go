@@ -45,7 +45,7 @@ const (
 )
 
 // ErrInUse means another live server answers on the socket path: another
-// tunstack serve runs the same device.
+// tunstack serve runs the same device (in the same namespace).
 var ErrInUse = errors.New("control socket in use")
 
 // Server answers requests on a control socket. Each client has its own
@@ -79,8 +79,11 @@ func Listen(path string) (*Server, error) {
 
 func listen(path string, timeout time.Duration) (*Server, error) {
 	dir := filepath.Dir(path)
-	madeDir := "" // a namespace's own directory is removed with its socket
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && dir != Dir {
+	// The directory goes with the socket if Listen made it, or if it is a
+	// namespace's under Dir (a crashed serve's, reused): nothing else
+	// belongs there.
+	madeDir := ""
+	if _, err := os.Stat(dir); (errors.Is(err, fs.ErrNotExist) && dir != Dir) || filepath.Dir(dir) == filepath.Join(Dir, "netns") {
 		madeDir = dir
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -121,7 +124,7 @@ func claim(path string) (*net.UnixListener, error) {
 	c, derr := net.DialTimeout("unix", path, time.Second)
 	if derr == nil {
 		c.Close()
-		return nil, fmt.Errorf("%w: another tunstack serve answers on %s, so it runs this device: stop it first or give another --dev", ErrInUse, path)
+		return nil, fmt.Errorf("%w: a server answers on %s", ErrInUse, path)
 	}
 	if !errors.Is(derr, syscall.ECONNREFUSED) {
 		return nil, fmt.Errorf("cannot tell whether a serve still uses the control socket %s: %w", path, derr)
@@ -132,7 +135,7 @@ func claim(path string) (*net.UnixListener, error) {
 	}
 	ln, err = net.ListenUnix("unix", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("%w: another tunstack serve took %s just now: stop it first or give another --dev", ErrInUse, path)
+		return nil, fmt.Errorf("%w: another server took %s just now", ErrInUse, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on the control socket %s: %w", path, err)
@@ -160,8 +163,8 @@ func (s *Server) Serve(name string, insp stack.Inspector) {
 }
 
 // Close stops the server: no more clients, those connected are
-// disconnected, the socket file is removed (and the namespace's directory,
-// if Listen created it and it is empty). It waits for the client
+// disconnected, the socket file is removed (and its directory, if Listen
+// created it or it is a namespace's, once empty). It waits for the client
 // goroutines.
 func (s *Server) Close() error {
 	s.mu.Lock()

@@ -4,6 +4,7 @@
 //	tunstack drill   packetdrill-syntax conformance scripts
 //	tunstack lab     experiments in a network namespace with kernel peers
 //	tunstack bench   benchmarks side by side with gVisor and Linux
+//	tunstack ss      the sockets of a running serve, as ss shows the kernel's
 //	tunstack plot    time-sequence and congestion-window graphs of a capture
 //
 // Each command lives in its own file and registers itself in commands from
@@ -58,6 +59,8 @@ const usageText = `Usage:
   tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE] [--plot DIR]
   tunstack lab   --list
   tunstack bench [--stack tunstack,gvisor,linux] [--json]
+  tunstack ss    [-tlaineoH] [--dev tun0 | --netns NAME | --socket PATH] [FILTER]
+                 (tunstack ss --help says more)
   tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
                  -o OUT.svg|OUT.png [CAPTURE.pcap]
   tunstack help

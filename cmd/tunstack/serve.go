@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"tunstack/control"
 	"tunstack/demo"
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
@@ -69,6 +70,17 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 			cleanups = append(cleanups, n.Release)
 		}
 	}
+	// The control socket (tunstack ss) is claimed before the device: a
+	// live one means another serve runs this device, which it says
+	// plainly.
+	ctl, err := control.Listen(control.SocketPath(cfg.Dev, cfg.Netns))
+	if errors.Is(err, control.ErrInUse) {
+		return fmt.Errorf("device %s is busy: another tunstack serve runs it (%w); stop it first or pick another --dev", cfg.Dev, err)
+	}
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { ctl.Close() })
 	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU, Offload: true}
 	var tun *netif.TUN
 	open := func() (err error) {
@@ -134,8 +146,11 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		return err
 	}
 	cleanups = append(cleanups, func() { network.Close() })
+	if insp, ok := network.(stack.Inspector); ok {
+		ctl.Serve(cfg.Stack, insp)
+	}
 
-	sess := &serveSession{cfg: cfg, network: network, started: time.Now()}
+	sess := &serveSession{cfg: cfg, network: network, started: time.Now(), control: ctl.Path()}
 	errc := make(chan error, 4)
 	if err := sess.startServices(errc); err != nil {
 		return err
@@ -189,6 +204,7 @@ type serveSession struct {
 	started   time.Time
 	listeners []namedListener
 	http      *http.Server
+	control   string // the control socket's path
 }
 
 type namedListener struct {
@@ -292,6 +308,7 @@ func (s *serveSession) printBanner(out io.Writer) {
 	if c.TraceFile != "" {
 		fmt.Fprintf(out, "  tail -f %s   (congestion events, one JSON line each)\n", c.TraceFile)
 	}
+	fmt.Fprintf(out, "  sudo tunstack ss%s -tni   (its sockets, as ss shows the kernel's; control socket %s)\n", ssWhere(c.Dev, c.Netns), s.control)
 	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt, and per-connection counters)\n", os.Getpid())
 	fmt.Fprintln(out, "Ctrl-C stops it and removes", c.Dev)
 }
