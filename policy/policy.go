@@ -186,6 +186,25 @@ type Profile struct {
 
 	LocalPortMin uint16 // ephemeral port range start (ip_local_port_range)
 	LocalPortMax uint16 // ephemeral port range end
+	// TwReuse is tcp_tw_reuse: whether an active open whose 4-tuple is
+	// held by a connection in TIME-WAIT may take that entry over (Linux
+	// tcp_twsk_unique). 0: never, the connect looks for another port; 1:
+	// when the old connection had timestamps and entered TIME-WAIT more
+	// than TwReuseDelay ago; 2: as 1 but only toward or from a loopback
+	// address (127.0.0.0/8), Linux's default. Timestamps are what make it
+	// safe: the new connection's timestamps continue the old one's, so
+	// PAWS (RFC 7323 §5, Appendix B) rejects the old connection's
+	// duplicates, and its ISN is the old SND.NXT + 65537, beyond them. A
+	// connect from a port bound explicitly takes over a TIME-WAIT entry
+	// with timestamps whatever TwReuse says, as in Linux. Linux's
+	// tcp_tw_recycle, removed in 4.12 because it dropped SYNs from clients
+	// behind one NAT whose timestamp clocks disagree, is not built.
+	TwReuse int
+	// TwReuseDelay is tcp_tw_reuse_delay (Linux 6.13 and later, 1 s):
+	// how long an entry must have been in TIME-WAIT before TwReuse may
+	// take it over (before 6.13 Linux waited for the second after the
+	// peer's last timestamp).
+	TwReuseDelay time.Duration
 }
 
 // Linux returns the profile of a Linux 6.x kernel with its default sysctls.
@@ -244,6 +263,8 @@ func Linux() *Profile {
 		SynCookies:          true,
 		LocalPortMin:        32768,
 		LocalPortMax:        60999,
+		TwReuse:             2,
+		TwReuseDelay:        time.Second,
 
 		AckSecondOnlyIfWindowGrows: true,
 	}
@@ -280,6 +301,11 @@ func RFC() *Profile {
 	p.CubicLinuxGrowth = false   // RFC 9438 §4.2-§4.5: the real-valued curve
 	p.LocalPortMin = 49152       // RFC 6335 §6
 	p.LocalPortMax = 65535
+	// RFC 9293 §3.6 holds a 4-tuple in TIME-WAIT for 2 MSL, and only a
+	// SYN from the peer may reopen it early (RFC 1122 §4.2.2.13, RFC
+	// 6191: the passive side); no RFC lets an active open take it over,
+	// so the rfc profile never does.
+	p.TwReuse = 0
 	return p
 }
 
@@ -338,6 +364,10 @@ func (p *Profile) Validate() error {
 		return fmt.Errorf("policy %s: MSS floor must be positive and below the default MSS", p.Name)
 	case p.LocalPortMin == 0 || p.LocalPortMax < p.LocalPortMin:
 		return fmt.Errorf("policy %s: ephemeral port range is empty", p.Name)
+	case p.TwReuse < 0 || p.TwReuse > 2:
+		return fmt.Errorf("policy %s: TwReuse is %d; give 0 (never), 1 (always) or 2 (loopback only), as tcp_tw_reuse", p.Name, p.TwReuse)
+	case p.TwReuseDelay < 0:
+		return fmt.Errorf("policy %s: TwReuseDelay must not be negative", p.Name)
 	case p.DelAckMin > p.DelAckMax:
 		return fmt.Errorf("policy %s: DelAckMin exceeds DelAckMax", p.Name)
 	case !slices.Contains(congestion.Names(), p.Congestion):
