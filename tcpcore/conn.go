@@ -26,6 +26,14 @@ type Conn struct {
 	accepted  bool // handed to the application (or actively opened)
 	appClosed bool // Close was called: the application is gone (orphan)
 
+	// hold is the connection's place in its port's bucket (bind.go),
+	// from the SYN until it leaves the engine, TIME-WAIT included.
+	// portLocked marks a port the application bound (Binding.Connect):
+	// as Linux's SOCK_BINDPORT_LOCK, the socket keeps it after the
+	// connection closes, until the application closes it too.
+	hold       portHold
+	portLocked bool
+
 	sender           // send sequence space and buffer (sender.go, output.go)
 	receiver         // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
 	recoveryControl  // loss recovery (recovery.go, rack.go, rack_queue.go, tlp.go)
@@ -48,6 +56,11 @@ type Conn struct {
 	tsRecent   uint32 // RFC 7323 §4.3 TS.Recent
 	tsRecentAt Time   // when TS.Recent was set (for the 24-day PAWS rule)
 	tsOffset   uint32
+	// tsInherited: TS.Recent came from the connection in TIME-WAIT this
+	// active open took over (activeOpen), and PAWS applies to a SYN in
+	// SYN-SENT.
+	tsInherited bool
+	timeWaitAt  Time // when the connection entered TIME-WAIT (twReuse)
 
 	// --- Socket options ---
 	noDelay   bool
@@ -131,6 +144,12 @@ type SockOpts struct {
 	// (congestion.Names); "" = the profile's. Connections a listener
 	// accepts inherit its choice, as on Linux.
 	Congestion string
+	// ReuseAddr and ReusePort are SO_REUSEADDR and SO_REUSEPORT, read by
+	// the bind rules (bind.go) when the socket binds, listens or
+	// connects. Connections a listener accepts inherit them, and a
+	// connection keeps them into TIME-WAIT, as on Linux.
+	ReuseAddr bool
+	ReusePort bool
 }
 
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
@@ -633,13 +652,18 @@ func (c *Conn) closeWith(err error) {
 }
 
 // unlink removes the connection from the demux table, its listener's
-// SYN queue and the timer heap. A completed connection waiting in the
-// accept queue stays there, as in Linux: accept still returns it, and the
-// application learns from its first call that the peer reset it.
+// SYN queue and the timer heap, and gives up its port unless the
+// application bound it and still has the socket (portLocked). A
+// completed connection waiting in the accept queue stays there, as in
+// Linux: accept still returns it, and the application learns from its
+// first call that the peer reset it.
 func (c *Conn) unlink() {
 	e := c.e
 	if e.conns[c.key] == c {
 		delete(e.conns, c.key)
+	}
+	if !c.portLocked || c.appClosed {
+		e.release(&c.hold)
 	}
 	if c.parent != nil && !c.queued {
 		c.parent.forget(c)

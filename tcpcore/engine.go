@@ -57,7 +57,9 @@ type Stats struct {
 	ChallengeACKs    uint64 // TCPChallengeACK
 	OutOfWindowDrops uint64 // segments failing the acceptability test
 	ZeroWindowDrops  uint64 // data that reached a zero receive window (TCPZeroWindowDrop)
-	TimeWaitRecycled uint64 // TIME-WAIT connections replaced by a new SYN
+	TimeWaitRecycled uint64 // TIME-WAIT connections a SYN from the peer reopened (passive side)
+	TimeWaitReused   uint64 // TWRecycled: TIME-WAIT connections an active open took over (twReuse: tcp_tw_reuse, or a bound port)
+	ConnectNoPort    uint64 // connects without a bound port that found no free port toward their destination (EADDRNOTAVAIL)
 	SynCookiesSent   uint64 // SyncookiesSent
 	SynCookiesRecv   uint64 // SyncookiesRecv
 	SynCookiesFailed uint64 // SyncookiesFailed
@@ -91,9 +93,14 @@ type Engine struct {
 	prof   *policy.Profile
 	ourMSS int // MSS we advertise: MTU - 40
 	conns  map[connKey]*Conn
-	lsns   map[netip.AddrPort]*Listener
-	timers timerHeap
-	out    []*Packet
+	// lsns holds the listeners by address; several on one address are a
+	// SO_REUSEPORT group, in Linux's order (bind.go).
+	lsns map[netip.AddrPort][]*Listener
+	// ports holds every socket that holds a local port (bind.go).
+	ports        map[uint16]*portBucket
+	spareBuckets []*portBucket // emptied buckets kept for reuse
+	timers       timerHeap
+	out          []*Packet
 	// ackLater holds connections with an ACK for in-order data owed, sent
 	// when the driver next collects Output: one ACK for all the segments
 	// of a batch the driver fed in, as Linux's GRO gives one ACK for the
@@ -105,6 +112,7 @@ type Engine struct {
 	stats    Stats
 	isn      isnGen
 	nextEph  uint32 // ephemeral port cursor
+	hashSeed uint32 // keys reuseportHash
 	// twISN, when non-zero, is the ISN the next passive open takes: set
 	// while a SYN that reopened a TIME-WAIT connection goes to the
 	// listener (see timeWaitSyn).
@@ -131,11 +139,13 @@ func NewEngine(cfg Config) (*Engine, error) {
 		prof:   cfg.Profile,
 		ourMSS: cfg.MTU - wire.IPv4HeaderLen - wire.TCPHeaderLen,
 		conns:  make(map[connKey]*Conn),
-		lsns:   make(map[netip.AddrPort]*Listener),
+		lsns:   make(map[netip.AddrPort][]*Listener),
+		ports:  make(map[uint16]*portBucket),
 		isn:    isnGen{secret: cfg.Secret},
 	}
 	e.pool.size = wire.TCPHeaderLen + wire.TCPMaxOptionLen + e.ourMSS
 	e.nextEph = e.isn.portOffset()
+	e.hashSeed = e.isn.hash(netip.AddrPort{}, netip.AddrPort{}, 3)
 	return e, nil
 }
 
@@ -247,18 +257,11 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 		c.input(now, &seg)
 		return
 	}
-	if l := e.listenerFor(seg.dst); l != nil {
+	if l := e.listenerFor(seg.dst, seg.src); l != nil {
 		l.input(now, &seg)
 		return
 	}
 	e.resetFor(now, &seg)
-}
-
-func (e *Engine) listenerFor(local netip.AddrPort) *Listener {
-	if l := e.lsns[local]; l != nil {
-		return l
-	}
-	return e.lsns[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
 }
 
 // resetFor answers a segment that reached no connection (RFC 9293

@@ -348,6 +348,13 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 	if !s.has(wire.FlagSYN) {
 		return
 	}
+	if c.tsInherited && s.opts.HasTS && c.pawsReject(now, s.opts.TSVal) {
+		// Linux behaviour (tcp_rcv_synsent_state_process): a SYN without
+		// ACK is checked against the TS.Recent a connection taken over
+		// from TIME-WAIT inherited (RFC 7323 §5.8), so the old
+		// incarnation's SYN cannot start a simultaneous open.
+		return
+	}
 	c.irs = s.seq
 	c.rcvNxt = s.seq.Add(1)
 	// Our SYN offered min(buffer, 65535) bytes, unscaled (RFC 7323 §2.2);
@@ -406,7 +413,7 @@ func (c *Conn) timeWaitSyn(now Time, s *segment) bool {
 	if c.tsOK && s.opts.HasTS {
 		newer = int32(s.opts.TSVal-c.tsRecent) > 0 || (newer && s.opts.TSVal == c.tsRecent)
 	}
-	l := c.e.listenerFor(c.key.local)
+	l := c.e.listenerFor(c.key.local, c.key.remote)
 	if !newer || l == nil {
 		return false
 	}
@@ -652,6 +659,7 @@ func (c *Conn) ackNewData(now Time, s *segment) time.Duration {
 // enterTimeWait starts the 2*MSL wait (RFC 9293 §3.6).
 func (c *Conn) enterTimeWait(now Time) {
 	c.setState(TimeWait)
+	c.timeWaitAt = now
 	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)
 }

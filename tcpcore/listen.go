@@ -21,6 +21,7 @@ type Listener struct {
 	lastCookie  Time    // last SYN answered with a cookie (0: never)
 	acceptQueue []*Conn // ESTABLISHED (or later), not yet accepted
 	stats       ListenerStats
+	hold        portHold // the listener's place in its port's bucket (bind.go)
 }
 
 // ListenerStats is what `ss -lnt` and `netstat -s` show for a listener.
@@ -37,8 +38,12 @@ type ListenerStats struct {
 }
 
 // Listen opens a listener on addr (an unspecified address listens on all
-// of the engine's addresses). backlog is capped by the profile's
-// somaxconn, as listen(2) does.
+// of the engine's addresses): Bind and then Binding.Listen, so it fails
+// with EADDRINUSE (ErrAddrInUse) when the bind rules say the port is
+// taken (bind.go: a listener, or any connection on an overlapping address,
+// TIME-WAIT included, unless SO_REUSEADDR or SO_REUSEPORT in opts
+// allow sharing it). backlog is capped by the profile's somaxconn, as
+// listen(2) does.
 func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpts) (*Listener, error) {
 	if addr.Port() == 0 || !addr.Addr().Is4() {
 		return nil, ErrInvalid // the engine speaks IPv4 only
@@ -46,18 +51,15 @@ func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpt
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
-	if _, taken := e.lsns[addr]; taken {
-		return nil, ErrAddrInUse
+	b, err := e.Bind(now, addr, opts)
+	if err != nil {
+		return nil, err
 	}
-	if backlog < 0 {
-		backlog = 0
+	l, err := b.Listen(now, backlog, opts)
+	if err != nil {
+		b.Close()
 	}
-	if backlog > e.prof.Somaxconn {
-		backlog = e.prof.Somaxconn
-	}
-	l := &Listener{e: e, addr: addr, backlog: backlog, opts: opts}
-	e.lsns[addr] = l
-	return l, nil
+	return l, err
 }
 
 // Addr returns the listening address.
@@ -105,9 +107,8 @@ func (l *Listener) Close(now Time) {
 	}
 	l.closed = true
 	e := l.e
-	if e.lsns[l.addr] == l {
-		delete(e.lsns, l.addr)
-	}
+	e.leaveGroup(l)
+	e.release(&l.hold)
 	for _, c := range l.acceptQueue {
 		c.parent, c.queued = nil, false
 		c.abort(now, ErrConnReset)
@@ -119,6 +120,7 @@ func (l *Listener) Close(now Time) {
 			c.parent = nil
 			delete(e.conns, k)
 			e.timers.remove(c)
+			e.release(&c.hold)
 			c.state = Closed
 		}
 	}
@@ -213,6 +215,7 @@ func (l *Listener) input(now Time, s *segment) {
 	c.parent = l
 	l.synQueue++
 	e.conns[c.key] = c
+	l.holdChild(c)
 	e.stats.PassiveOpens++
 	c.passiveOpen(now, s)
 }
@@ -238,12 +241,21 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 	}
 	c := l.cookieConn(now, s, idx)
 	e.conns[c.key] = c
+	l.holdChild(c)
 	l.synQueue++ // established() moves it to the accept queue
 	l.stats.CookiesValid++
 	e.stats.SynCookiesRecv++
 	e.stats.PassiveOpens++
 	c.input(now, s)
 	return true
+}
+
+// holdChild gives a connection the listener made its place in the port's
+// bucket, on its own local address and with the listener's SO_REUSEADDR
+// and SO_REUSEPORT (Linux __inet_inherit_port: the child joins its
+// listener's bind bucket, and sk_clone copies sk_reuse).
+func (l *Listener) holdChild(c *Conn) {
+	l.e.hold(&c.hold, l.hold.port, bindClass{addr: c.key.local.Addr(), reuseAddr: l.opts.ReuseAddr, reusePort: l.opts.ReusePort}, true)
 }
 
 // established moves a connection from the SYN queue to the accept queue;

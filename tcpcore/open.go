@@ -9,58 +9,75 @@ import (
 )
 
 // Connect starts an active open (RFC 9293 §3.10.1) from local to remote and
-// sends the SYN. A zero local port picks an ephemeral one (RFC 6056).
+// sends the SYN. A zero local port picks an ephemeral one as Linux's
+// inet_hash_connect does (connectPort): EADDRNOTAVAIL (ErrAddrNotAvail)
+// when every port of the range is taken toward remote. A non-zero one is
+// Bind and then Binding.Connect: EADDRINUSE when the bind conflicts,
+// EADDRNOTAVAIL when the 4-tuple is taken.
 func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) (*Conn, error) {
-	if !remote.Addr().Is4() || remote.Port() == 0 || !local.Addr().Is4() {
-		return nil, ErrInvalid // the engine speaks IPv4 only
+	if !remote.Addr().Is4() || remote.Port() == 0 || !local.Addr().Is4() || local.Addr().IsUnspecified() {
+		return nil, ErrInvalid // the engine speaks IPv4 only, from an address of its own
 	}
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
-	if local.Port() == 0 {
-		port, ok := e.ephemeralPort(local.Addr(), remote)
-		if !ok {
-			return nil, ErrAddrNotAvail
+	if local.Port() != 0 {
+		b, err := e.Bind(now, local, opts)
+		if err != nil {
+			return nil, err
 		}
-		local = netip.AddrPortFrom(local.Addr(), port)
-	} else if old := e.conns[connKey{local, remote}]; old != nil {
-		return nil, ErrAddrInUse
+		c, err := b.Connect(now, remote, opts)
+		if err != nil {
+			b.Close()
+		}
+		return c, err
 	}
-	c := e.newConn(now, local, remote, &opts)
+	port, tw, ok := e.connectPort(now, local.Addr(), remote)
+	if !ok {
+		e.stats.ConnectNoPort++
+		return nil, ErrAddrNotAvail
+	}
+	local = netip.AddrPortFrom(local.Addr(), port)
+	c := e.activeOpen(now, local, remote, &opts, tw)
+	e.hold(&c.hold, port, bindClass{addr: local.Addr(), reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort}, false)
+	c.sendSyn(now)
+	c.updateDeadline()
+	return c, nil
+}
+
+// activeOpen makes the connection of an active open from local to remote,
+// in SYN-SENT, ready to send its SYN; the caller gives it its place in the
+// port's bucket. tw, when not nil, is the connection in TIME-WAIT on the
+// same 4-tuple that the new one takes over (twReuse): as Linux's
+// tcp_twsk_unique, the new ISN is the old SND.NXT + 65535 + 2, beyond any
+// sequence number the old connection used, and the new connection starts
+// with the old TS.Recent, so a SYN of the old incarnation crossing ours is
+// rejected by PAWS (RFC 7323 §5.8).
+func (e *Engine) activeOpen(now Time, local, remote netip.AddrPort, opts *SockOpts, tw *Conn) *Conn {
+	c := e.newConn(now, local, remote, opts)
 	c.accepted = true
 	c.active = true
+	c.iss = e.isn.isn(now, local, remote)
+	if tw != nil {
+		e.stats.TimeWaitReused++
+		c.iss = tw.sndNxt.Add(65535 + 2)
+		if c.iss == 0 {
+			// Linux behaviour (tcp_twsk_unique): 0 becomes 1, since
+			// tcp_v4_connect reads a write_seq of 0 as none chosen.
+			c.iss = 1
+		}
+		c.tsRecent, c.tsRecentAt, c.tsInherited = tw.tsRecent, tw.tsRecentAt, true
+		tw.closeWith(nil)
+	}
 	e.conns[c.key] = c
 	e.stats.ActiveOpens++
-	c.iss = e.isn.isn(now, local, remote)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.state = SynSent
 	c.synStart = now
-	c.sendSyn(now)
-	c.updateDeadline()
-	return c, nil
-}
-
-// ephemeralPort picks a free local port for (laddr, remote) by walking the
-// profile's range from a keyed offset (RFC 6056 §3.3.1's simple hash).
-func (e *Engine) ephemeralPort(laddr netip.Addr, remote netip.AddrPort) (uint16, bool) {
-	lo, hi := uint32(e.prof.LocalPortMin), uint32(e.prof.LocalPortMax)
-	n := hi - lo + 1
-	for i := uint32(0); i < n; i++ {
-		e.nextEph++
-		port := uint16(lo + e.nextEph%n)
-		local := netip.AddrPortFrom(laddr, port)
-		if e.conns[connKey{local, remote}] != nil {
-			continue
-		}
-		if e.lsns[local] != nil {
-			continue
-		}
-		return port, true
-	}
-	return 0, false
+	return c
 }
 
 // chooseRcvWscale is the smallest shift that lets the advertised window
