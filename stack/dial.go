@@ -14,8 +14,32 @@ import (
 // Dial opens a TCP connection to address ("198.18.0.1:80"; an IPv4 literal,
 // since the stack has no resolver). It waits for the handshake; cancelling
 // ctx aborts the attempt. A refused connection reports
-// syscall.ECONNREFUSED, a handshake that timed out syscall.ETIMEDOUT.
+// syscall.ECONNREFUSED, a handshake that timed out syscall.ETIMEDOUT, no
+// free local port toward address syscall.EADDRNOTAVAIL.
 func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	return s.DialWith(ctx, Dialer{}, network, address)
+}
+
+// Dialer holds what a Go program sets through net.Dialer's LocalAddr and
+// Control (SO_REUSEADDR, SO_REUSEPORT before bind(2)), for DialWith.
+type Dialer struct {
+	// LocalAddr is the address to connect from. A zero port takes an
+	// ephemeral port when connecting, toward the destination (as Linux
+	// with IP_BIND_ADDRESS_NO_PORT: a port is shared by connections to
+	// different destinations); the unspecified address is the stack's
+	// own. A non-zero port is bound first, under the bind rules: it
+	// fails with EADDRINUSE when another socket holds it and the
+	// options do not let them share it, and the connect with
+	// EADDRNOTAVAIL when the 4-tuple is in use (a connection in
+	// TIME-WAIT on it that had timestamps is taken over, as Linux does
+	// for a port the application chose).
+	LocalAddr netip.AddrPort
+	ReuseAddr bool // SO_REUSEADDR
+	ReusePort bool // SO_REUSEPORT
+}
+
+// DialWith is Dial with d's local address and options.
+func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string) (net.Conn, error) {
 	if network != "tcp" && network != "tcp4" {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
@@ -27,6 +51,15 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 	if remote.Addr().IsUnspecified() || remote.Port() == 0 {
 		return nil, newOpError("dial", nil, raddr, syscall.EADDRNOTAVAIL)
 	}
+	local := d.LocalAddr
+	if !local.IsValid() || local.Addr().IsUnspecified() {
+		local = netip.AddrPortFrom(s.addr, local.Port())
+	}
+	if local.Addr().Unmap() != s.addr {
+		// Linux: bind(2) of an address the host does not have.
+		return nil, newOpError("dial", tcpAddr(local), raddr, syscall.EADDRNOTAVAIL)
+	}
+	local = netip.AddrPortFrom(s.addr, local.Port())
 	if err := ctx.Err(); err != nil {
 		return nil, newOpError("dial", nil, raddr, err)
 	}
@@ -36,7 +69,8 @@ func (s *Stack) Dial(ctx context.Context, network, address string) (net.Conn, er
 		s.mu.Unlock()
 		return nil, newOpError("dial", nil, raddr, err)
 	}
-	tc, err := s.e.Connect(s.now(), netip.AddrPortFrom(s.addr, 0), remote, tcpcore.SockOpts{NoDelay: true})
+	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: d.ReuseAddr, ReusePort: d.ReusePort}
+	tc, err := s.e.Connect(s.now(), local, remote, opts)
 	if err != nil {
 		s.unlockFlush()
 		return nil, newOpError("dial", nil, raddr, err)

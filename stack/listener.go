@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"context"
 	"net"
 	"syscall"
 
@@ -33,8 +34,49 @@ var _ Listener = (*listener)(nil)
 // Listen opens a TCP listener on address: ":80" listens on every address
 // of the stack (reported as 0.0.0.0:80, as the net package would), or
 // "198.18.0.2:80". backlog bounds the accept queue as listen(2) does.
-// The returned net.Listener is a Listener.
+// The returned net.Listener is a Listener. A port another socket holds
+// fails with EADDRINUSE (tcpcore's bind rules); ListenWith sets
+// SO_REUSEADDR or SO_REUSEPORT.
 func (s *Stack) Listen(address string, backlog int) (net.Listener, error) {
+	return s.listen("tcp", address, backlog, ListenConfig{})
+}
+
+// ListenConfig holds what a Go program sets on a kernel socket through
+// net.ListenConfig's Control before bind(2), for ListenWith.
+type ListenConfig struct {
+	// ReuseAddr is SO_REUSEADDR: the listener may bind a port that
+	// connections hold (TIME-WAIT ones included) when their sockets had
+	// it too, as a restarted server's accepted connections do if the
+	// server set it; never a port another listener holds.
+	ReuseAddr bool
+	// ReusePort is SO_REUSEPORT: listeners that all set it share one
+	// address and port, each with its own queues; each new connection
+	// goes to the one its 4-tuple's hash picks, and a listener that
+	// closes leaves the rest to share.
+	ReusePort bool
+	// Backlog is listen(2)'s backlog; 0 is the profile's somaxconn, as
+	// the net package passes the kernel's.
+	Backlog int
+}
+
+// ListenWith is Listen with lc's options: network is "tcp" or "tcp4";
+// ctx is checked before the listener opens and does not bound its life,
+// as with net.ListenConfig.Listen.
+func (s *Stack) ListenWith(ctx context.Context, lc ListenConfig, network, address string) (net.Listener, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	backlog := lc.Backlog
+	if backlog == 0 {
+		backlog = s.e.Profile().Somaxconn
+	}
+	return s.listen(network, address, backlog, lc)
+}
+
+func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (net.Listener, error) {
+	if network != "tcp" && network != "tcp4" {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
 	ap, err := parseAddrPort(address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
@@ -50,7 +92,8 @@ func (s *Stack) Listen(address string, backlog int) (net.Listener, error) {
 	}
 	// Go's net package turns Nagle off on every TCP connection, accepted
 	// ones included; accepted connections inherit the listener's options.
-	tl, err := s.e.Listen(s.now(), ap, backlog, tcpcore.SockOpts{NoDelay: true})
+	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort}
+	tl, err := s.e.Listen(s.now(), ap, backlog, opts)
 	if err != nil {
 		return nil, newOpError("listen", nil, laddr, err)
 	}
