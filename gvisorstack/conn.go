@@ -161,6 +161,7 @@ var errnoTable = []struct {
 	{&tcpip.ErrTimeout{}, syscall.ETIMEDOUT},
 	{&tcpip.ErrClosedForSend{}, syscall.EPIPE},
 	{&tcpip.ErrPortInUse{}, syscall.EADDRINUSE},
+	{&tcpip.ErrNoPortAvailable{}, syscall.EAGAIN}, // gVisor's sentry: EAGAIN where Linux's connect gives EADDRNOTAVAIL
 	{&tcpip.ErrBadLocalAddress{}, syscall.EADDRNOTAVAIL},
 	{&tcpip.ErrHostUnreachable{}, syscall.EHOSTUNREACH},
 	{&tcpip.ErrHostDown{}, syscall.EHOSTDOWN},

@@ -156,6 +156,23 @@ func (st *Stack) GVisor() *stack.Stack { return st.s }
 // holds backlog+1 connections with Options.BacklogPlusOne (Linux), backlog
 // without. A backlog below 1 or above Options.Somaxconn is Somaxconn.
 func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
+	return st.listen("tcp", address, backlog, tstack.ListenConfig{})
+}
+
+// ListenWith is Listen with SO_REUSEADDR and SO_REUSEPORT as lc sets them,
+// set on gVisor's endpoint before it binds; lc.Backlog 0 is Somaxconn.
+// network is "tcp" or "tcp4"; ctx is checked before the listener opens.
+func (st *Stack) ListenWith(ctx context.Context, lc tstack.ListenConfig, network, address string) (net.Listener, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	return st.listen(network, address, lc.Backlog, lc)
+}
+
+func (st *Stack) listen(network, address string, backlog int, lc tstack.ListenConfig) (net.Listener, error) {
+	if network != "tcp" && network != "tcp4" {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
 	fa, err := st.parseAddr(address, true)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
@@ -171,6 +188,8 @@ func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 	if terr != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: errnoOf(terr)}
 	}
+	ep.SocketOptions().SetReuseAddress(lc.ReuseAddr)
+	ep.SocketOptions().SetReusePort(lc.ReusePort)
 	if terr := ep.Bind(fa); terr != nil {
 		ep.Close()
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(fa), Err: errnoOf(terr)}
@@ -198,6 +217,13 @@ func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 // Dial implements stack.Network. network is "tcp" or "tcp4"; address is
 // "ip:port" (no name resolution).
 func (st *Stack) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	return st.DialWith(ctx, tstack.Dialer{}, network, address)
+}
+
+// DialWith is Dial from d.LocalAddr (bound first when its port is not 0;
+// the unspecified address is any of the stack's) with SO_REUSEADDR and
+// SO_REUSEPORT as d sets them.
+func (st *Stack) DialWith(ctx context.Context, d tstack.Dialer, network, address string) (net.Conn, error) {
 	if network != "tcp" && network != "tcp4" {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
@@ -213,6 +239,18 @@ func (st *Stack) Dial(ctx context.Context, network, address string) (net.Conn, e
 	ep, terr := st.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: errnoOf(terr)}
+	}
+	ep.SocketOptions().SetReuseAddress(d.ReuseAddr)
+	ep.SocketOptions().SetReusePort(d.ReusePort)
+	if d.LocalAddr.Port() != 0 {
+		la := tcpip.FullAddress{Port: d.LocalAddr.Port()}
+		if a := d.LocalAddr.Addr(); a.IsValid() && !a.IsUnspecified() {
+			la.Addr = tcpip.AddrFrom4(a.Unmap().As4())
+		}
+		if terr := ep.Bind(la); terr != nil {
+			ep.Close()
+			return nil, &net.OpError{Op: "dial", Net: network, Source: tcpAddr(la), Addr: raddr, Err: errnoOf(terr)}
+		}
 	}
 	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
 	wq.EventRegister(&entry)
