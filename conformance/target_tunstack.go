@@ -47,7 +47,8 @@ type outbound struct {
 
 // vsock is one socket: a listener, a connection, or not yet either.
 type vsock struct {
-	bound     bool
+	bound     bool             // bind() succeeded: the port is the application's
+	b         *tcpcore.Binding // bound, neither listening nor connected
 	opts      tcpcore.SockOpts
 	rcvbufSet int // what SO_RCVBUF was set to, for getsockopt
 	sndbufSet int
@@ -210,23 +211,45 @@ func engineErr(err error) error {
 
 func (o tunstackOps) Socket() (*vsock, error) { return &vsock{}, nil }
 
-// Bind only marks the socket: the engine binds when it listens or connects.
+// Bind binds the socket to the script's local address and port under the
+// engine's bind rules: EADDRINUSE when another socket holds the port and
+// SO_REUSEADDR / SO_REUSEPORT do not let them share it; EINVAL on a
+// socket already bound, listening or connected, as Linux's inet_bind.
 func (o tunstackOps) Bind(s *vsock) error {
-	s.bound = true
+	if s.bound || s.l != nil || s.c != nil {
+		return syscall.EINVAL
+	}
+	b, err := o.e.Bind(o.now, netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), s.opts)
+	if err != nil {
+		return engineErr(err)
+	}
+	s.b, s.bound = b, true
 	return nil
 }
 
+// Listen listens on the bound port (checked again in LISTEN: EADDRINUSE
+// next to another listener without SO_REUSEPORT on both); a socket
+// listen() finds unbound listens on the script's port.
 func (o tunstackOps) Listen(s *vsock, backlog int) error {
 	if s.l != nil {
 		s.l.SetBacklog(backlog)
 		return nil
 	}
+	if s.c != nil {
+		return syscall.EINVAL
+	}
 	local := netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort)
-	l, err := o.e.Listen(o.now, local, backlog, s.opts)
+	var l *tcpcore.Listener
+	var err error
+	if s.b != nil {
+		l, err = s.b.Listen(o.now, backlog, s.opts)
+	} else {
+		l, err = o.e.Listen(o.now, local, backlog, s.opts)
+	}
 	if err != nil {
 		return engineErr(err)
 	}
-	s.l = l
+	s.l, s.b = l, nil
 	o.tos.setListener(local, s.tos)
 	return nil
 }
@@ -260,15 +283,21 @@ func (o tunstackOps) Connect(s *vsock) error {
 		}
 		return syscall.EALREADY
 	}
-	local := netip.AddrPortFrom(o.cfg.LocalIP, 0)
-	if s.bound {
-		local = netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort)
+	remote := netip.AddrPortFrom(o.cfg.RemoteIP, o.cfg.ConnectPort)
+	var conn *tcpcore.Conn
+	var err error
+	if s.b != nil {
+		// From the bound port: EADDRNOTAVAIL when the 4-tuple is taken.
+		conn, err = s.b.Connect(o.now, remote, s.opts)
+	} else {
+		// An ephemeral port: EADDRNOTAVAIL when none is left toward
+		// remote.
+		conn, err = o.e.Connect(o.now, netip.AddrPortFrom(o.cfg.LocalIP, 0), remote, s.opts)
 	}
-	conn, err := o.e.Connect(o.now, local, netip.AddrPortFrom(o.cfg.RemoteIP, o.cfg.ConnectPort), s.opts)
 	if err != nil {
 		return engineErr(err)
 	}
-	s.c = conn
+	s.c, s.b = conn, nil
 	o.tos.setConn(conn, s.tos) // before the SYN is collected
 	return errInProgress
 }
@@ -344,7 +373,13 @@ func (o tunstackOps) KeepError(s *vsock, err error) {
 func (o tunstackOps) Shutdown(s *vsock, how int) error {
 	if s.l != nil {
 		if how == unix.SHUT_RD || how == unix.SHUT_RDWR {
-			s.l.Close(o.now)
+			if s.bound {
+				// Linux: a port the application bound stays bound
+				// (SOCK_BINDPORT_LOCK).
+				s.b = s.l.Unlisten(o.now)
+			} else {
+				s.l.Close(o.now)
+			}
 			s.l = nil
 		}
 		return nil
@@ -365,6 +400,8 @@ func (o tunstackOps) Shutdown(s *vsock, how int) error {
 
 func (o tunstackOps) Close(s *vsock) time.Duration {
 	switch {
+	case s.b != nil:
+		s.b.Close()
 	case s.l != nil:
 		s.l.Close(o.now)
 	case s.c != nil:
@@ -428,7 +465,11 @@ func (o tunstackOps) SetLinger(s *vsock, on bool, timeout time.Duration) error {
 func (o tunstackOps) SetSockopt(s *vsock, level, opt, v int) error {
 	c := s.c
 	switch {
-	case level == unix.SOL_SOCKET && (opt == unix.SO_REUSEADDR || opt == unix.SO_REUSEPORT):
+	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEADDR:
+		// Read by the bind rules at the next bind, listen or connect.
+		s.opts.ReuseAddr = v != 0
+	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEPORT:
+		s.opts.ReusePort = v != 0
 	case level == unix.SOL_SOCKET && opt == unix.SO_RCVBUF:
 		s.rcvbufSet, s.opts.RcvBuf = v, v
 		if c != nil {
@@ -535,6 +576,10 @@ func (o tunstackOps) GetSockopt(s *vsock, level, opt int) (int, error) {
 		return o.cfg.Profile.SndBuf, nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_KEEPALIVE:
 		return boolInt(s.keepalive), nil
+	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEADDR:
+		return boolInt(s.opts.ReuseAddr), nil
+	case level == unix.SOL_SOCKET && opt == unix.SO_REUSEPORT:
+		return boolInt(s.opts.ReusePort), nil
 	case level == unix.SOL_SOCKET && opt == unix.SO_TYPE:
 		return unix.SOCK_STREAM, nil
 	case level == unix.IPPROTO_TCP && opt == unix.TCP_NODELAY:
