@@ -299,3 +299,36 @@ func inkedPixels(img image.Image) int {
 	}
 	return n
 }
+
+func TestLabPlotFlagAndList(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	os.WriteFile(file, nil, 0o644)
+	for _, c := range []struct {
+		dir, want string
+	}{
+		{file, "is a file; give a directory"},
+		{filepath.Join(dir, "no", "such"), "its parent directory does not exist"},
+		{"", "--plot needs a directory"},
+	} {
+		var out, errb bytes.Buffer
+		code := run([]string{"lab", "backlog", "--plot", c.dir}, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("lab --plot %q: exit %d, stderr %q; want 2 and %q", c.dir, code, errb.String(), c.want)
+		}
+	}
+	// --list names the experiments, one a line, for make plots.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	code := run([]string{"lab", "--list"}, io.Discard, io.Discard)
+	os.Stdout = stdout
+	w.Close()
+	got, _ := io.ReadAll(r)
+	if code != 0 || !strings.HasPrefix(string(got), "backlog\nsynack\n") || !strings.Contains(string(got), "\ndsack\n") {
+		t.Errorf("lab --list: exit %d, output %q", code, got)
+	}
+}
