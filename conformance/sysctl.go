@@ -1099,8 +1099,41 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		// Linux behaviour (ipv4_local_port_range): the range is
+		// inclusive, its low end at least ip_unprivileged_port_start
+		// (1024 unless changed, and no knob here changes it), its high
+		// end at most 65535, and a range of one port is allowed.
+		if v[0] < 1024 || v[1] > 65535 || v[0] > v[1] {
+			return "", fmt.Errorf("Linux takes LOW HIGH with 1024 <= LOW <= HIGH <= 65535")
+		}
 		p.LocalPortMin, p.LocalPortMax = uint16(v[0]), uint16(v[1])
 		return "LocalPortMin, LocalPortMax", nil
+	case "net.ipv4.tcp_tw_reuse":
+		v, err := one()
+		if err != nil {
+			return "", err
+		}
+		// Linux behaviour (tcp_twsk_unique): 0 never, 1 always, 2 only
+		// between loopback addresses lets an active open take over a
+		// TIME-WAIT entry of its 4-tuple.
+		if v < 0 || v > 2 {
+			return "", fmt.Errorf("Linux takes 0, 1 or 2")
+		}
+		p.TwReuse = v
+		return "TwReuse", nil
+	case "net.ipv4.tcp_tw_reuse_delay":
+		v, err := one()
+		if err != nil {
+			return "", err
+		}
+		// Linux behaviour (6.13 and later, tcp_twsk_unique): the
+		// milliseconds since the peer was last heard from before
+		// tcp_tw_reuse may take the entry over.
+		if v < 1 || v > 60000 {
+			return "", fmt.Errorf("Linux takes 1 to 60000 (milliseconds)")
+		}
+		p.TwReuseDelay = time.Duration(v) * time.Millisecond
+		return "TwReuseDelay", nil
 	}
 	return "", nil
 }

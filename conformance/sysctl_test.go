@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,6 +194,54 @@ func TestApplySysctlsTLPAndRTOBounds(t *testing.T) {
 		{Name: "net.ipv4.tcp_rto_max_ms", Value: "999"},
 		{Name: "net.ipv4.tcp_rto_max_ms", Value: "120001"},
 		{Name: "net.ipv4.tcp_rto_min_us", Value: "200000000"}, // above RTOMax 120 s
+	} {
+		p := policy.Linux()
+		before := *p
+		applied, unmapped := ApplySysctls(p, []Sysctl{bad})
+		if len(applied) != 0 || len(unmapped) != 1 || *p != before {
+			t.Errorf("%s: applied %+v, unmapped %+v; want it reported and the profile unchanged", bad, applied, unmapped)
+		}
+	}
+}
+
+// The port range and TIME-WAIT reuse sysctls, with the values Linux 6.18
+// accepts (measured in a new namespace: ip_local_port_range LOW HIGH with
+// 1024 <= LOW <= HIGH <= 65535, tcp_tw_reuse 0 to 2, tcp_tw_reuse_delay 1
+// to 60000 ms).
+func TestApplySysctlsPortRangeAndTwReuse(t *testing.T) {
+	p := policy.Linux()
+	applied, unmapped := ApplySysctls(p, []Sysctl{
+		{Name: "net.ipv4.ip_local_port_range", Value: "40000 40000"},
+		{Name: "net.ipv4.tcp_tw_reuse", Value: "1"},
+		{Name: "net.ipv4.tcp_tw_reuse_delay", Value: "250"},
+	})
+	if len(applied) != 3 || len(unmapped) != 0 {
+		t.Fatalf("applied %+v, unmapped %+v", applied, unmapped)
+	}
+	if p.LocalPortMin != 40000 || p.LocalPortMax != 40000 || p.TwReuse != 1 || p.TwReuseDelay != 250*time.Millisecond {
+		t.Errorf("ports %d-%d, TwReuse %d, TwReuseDelay %v; want 40000-40000, 1, 250ms", p.LocalPortMin, p.LocalPortMax, p.TwReuse, p.TwReuseDelay)
+	}
+	if err := p.Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, v := range []string{"0", "2"} {
+		p := policy.Linux()
+		p.TwReuse = 1
+		ApplySysctls(p, []Sysctl{{Name: "net.ipv4.tcp_tw_reuse", Value: v}})
+		if fmt.Sprint(p.TwReuse) != v {
+			t.Errorf("tcp_tw_reuse=%s: TwReuse %d", v, p.TwReuse)
+		}
+	}
+
+	for _, bad := range []Sysctl{
+		{Name: "net.ipv4.ip_local_port_range", Value: "1023 2000"},
+		{Name: "net.ipv4.ip_local_port_range", Value: "40001 40000"},
+		{Name: "net.ipv4.ip_local_port_range", Value: "1024 65536"},
+		{Name: "net.ipv4.ip_local_port_range", Value: "40000"},
+		{Name: "net.ipv4.tcp_tw_reuse", Value: "3"},
+		{Name: "net.ipv4.tcp_tw_reuse", Value: "-1"},
+		{Name: "net.ipv4.tcp_tw_reuse_delay", Value: "0"},
+		{Name: "net.ipv4.tcp_tw_reuse_delay", Value: "60001"},
 	} {
 		p := policy.Linux()
 		before := *p
