@@ -24,11 +24,12 @@ type Conn struct {
 
 	// Guarded by s.mu.
 	n         notifier
-	wk        connWaker // the engine's Waker: n, and retiring once closed
-	closed    bool      // Close was called
-	retired   bool      // over for the stack too; counters in s.finished (connstats.go)
-	keepAlive bool      // SO_KEEPALIVE as last set (the engine does not report it)
-	lingerSec int       // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
+	wk        connWaker    // the engine's Waker: n, and retiring once closed
+	closed    bool         // Close was called
+	retired   bool         // over for the stack too; counters in s.finished (connstats.go)
+	keepAlive bool         // SO_KEEPALIVE as last set (the engine does not report it)
+	lingerSec int          // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
+	created   tcpcore.Time // when newConn made it: Metrics.Lifetime starts here
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -44,6 +45,7 @@ func (s *Stack) newConn(tc *tcpcore.Conn) *Conn {
 		rd:        newDeadline(),
 		wd:        newDeadline(),
 		lingerSec: -1,
+		created:   s.now(),
 	}
 	c.wk.c = c
 	tc.SetWaker(&c.wk)

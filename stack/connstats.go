@@ -53,6 +53,7 @@ func (s *Stack) retire(c *Conn) {
 		delete(s.byKey, k)
 	}
 	addCounters(&s.finished, c.tc.Info().Counters)
+	s.observeRetired(c) // metrics.go
 }
 
 // AllConns returns a snapshot of every connection the stack gave the

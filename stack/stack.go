@@ -57,6 +57,7 @@ type Stack struct {
 	// the summed counters of those it has finished (connstats.go).
 	closing  map[*Conn]struct{}
 	finished tcpcore.ConnCounters
+	hist     closedHistograms // lifetime and final SRTT of the finished ones (metrics.go)
 
 	// Tracing (trace.go), only with Config.Trace: the events the engine
 	// reported during the current engine call, and the connections by

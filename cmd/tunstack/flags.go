@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"tunstack/metrics"
 	"tunstack/netif"
 	"tunstack/policy"
 )
@@ -159,6 +160,7 @@ type serveConfig struct {
 	TraceFile   string           // congestion events as JSON lines; "" for none
 	Impair      string           // impairment SPEC as given; "" for none
 	ImpairSpec  netif.ImpairSpec // Impair, parsed
+	Metrics     string           // HOST:PORT to serve Prometheus metrics on; "" for none
 }
 
 // serveStacks are the stacks serve can run; Linux is compared with, not served.
@@ -187,6 +189,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),
+		stringFlag("metrics", &cfg.Metrics, checkMetricsAddr),
 	}
 	for _, name := range []string{"http", "echo", "discard", "chargen"} {
 		defs = append(defs, intFlag(name, "a port number (0 turns the service off)", 0, 65535, strconv.Itoa(*ports[name]), ports[name]))
@@ -304,6 +307,13 @@ func checkFilesDir(v string) error {
 		return usagef("--files %q cannot be read (%v); give a directory you can read.", v, err)
 	case !fi.IsDir():
 		return usagef("--files %q is a file, not a directory; give the directory that holds it.", v)
+	}
+	return nil
+}
+
+func checkMetricsAddr(v string) error {
+	if err := metrics.CheckAddr(v); err != nil {
+		return usagef("--metrics %v.", err)
 	}
 	return nil
 }

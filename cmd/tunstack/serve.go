@@ -21,6 +21,7 @@ import (
 	"tunstack/demo"
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
+	"tunstack/metrics"
 	"tunstack/netif"
 	"tunstack/policy"
 	"tunstack/stack"
@@ -101,12 +102,19 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	// shows what the engine received after inbound impairment and what it
 	// sent before outbound impairment; `tcpdump -i DEV` shows the wire.
 	var link netif.Link = tun
+	var linkCounter *metrics.LinkCounter
+	if cfg.Metrics != "" {
+		// Counted at the device, below the impairment.
+		linkCounter = metrics.NewLinkCounter(tun)
+		link = linkCounter
+	}
+	var impaired *netif.ImpairedLink
 	if cfg.ImpairSpec.Enabled() {
-		il, err := netif.NewImpairedLink(tun, cfg.ImpairSpec)
+		il, err := netif.NewImpairedLink(link, cfg.ImpairSpec)
 		if err != nil {
 			return fmt.Errorf("cannot start the impairment: %w", err)
 		}
-		link = il
+		link, impaired = il, il
 		cleanups = append(cleanups, func() { il.Close() })
 	}
 	if cfg.PcapFile != "" {
@@ -156,6 +164,13 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		return err
 	}
 	cleanups = append(cleanups, sess.stopServices)
+	if cfg.Metrics != "" {
+		stop, err := sess.serveMetrics(ns, metrics.Source{Network: network, Link: linkCounter, TUN: tun, Impaired: impaired})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stop)
+	}
 	sess.printBanner(out)
 	if ready != nil {
 		ready(sess)
@@ -204,7 +219,11 @@ type serveSession struct {
 	started   time.Time
 	listeners []namedListener
 	http      *http.Server
-	control   string // the control socket's path
+	metrics   *metrics.Server // with --metrics
+	// metricsUnpublished is why the metrics' URL could not be recorded
+	// for `tunstack nstat --dev`, if it could not.
+	metricsUnpublished error
+	control            string // the control socket's path
 }
 
 type namedListener struct {
@@ -309,8 +328,54 @@ func (s *serveSession) printBanner(out io.Writer) {
 		fmt.Fprintf(out, "  tail -f %s   (congestion events, one JSON line each)\n", c.TraceFile)
 	}
 	fmt.Fprintf(out, "  sudo tunstack ss%s -tni   (its sockets, as ss shows the kernel's; control socket %s)\n", ssWhere(c.Dev, c.Netns), s.control)
+	if s.metrics != nil {
+		fmt.Fprintf(out, "  %scurl %s   (Prometheus metrics; %stunstack nstat: them under nstat's names)\n", where, s.metrics.URL(), where)
+		if s.metricsUnpublished != nil {
+			fmt.Fprintf(out, "    (not recorded for tunstack nstat --dev: %v; give it --metrics %s)\n", s.metricsUnpublished, s.metrics.URL())
+		}
+	}
 	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt, and per-connection counters)\n", os.Getpid())
 	fmt.Fprintln(out, "Ctrl-C stops it and removes", c.Dev)
+}
+
+// serveMetrics serves the metrics on --metrics, in the namespace serve runs
+// the device in, and records their URL for `tunstack nstat --dev`. stop
+// undoes both.
+func (s *serveSession) serveMetrics(ns *netns.NS, src metrics.Source) (stop func(), err error) {
+	var ln net.Listener
+	listen := func() (err error) {
+		ln, err = net.Listen("tcp", s.cfg.Metrics)
+		return err
+	}
+	if ns != nil {
+		err = ns.Do(listen)
+	} else {
+		err = listen()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot serve metrics on %s: %w; pick another --metrics address", s.cfg.Metrics, err)
+	}
+	s.metrics = metrics.Serve(ln, src)
+	var unpublish func()
+	publish := func() (err error) {
+		unpublish, err = metrics.Publish(s.cfg.Dev, s.metrics.URL())
+		return err
+	}
+	if ns != nil {
+		err = ns.Do(publish)
+	} else {
+		err = publish()
+	}
+	if err != nil {
+		// Only `tunstack nstat --dev` needs the record: the banner says
+		// so, and --metrics URL still works.
+		s.metricsUnpublished = err
+		unpublish = func() {}
+	}
+	return func() {
+		unpublish()
+		s.metrics.Close()
+	}, nil
 }
 
 // listenerStats is offered by listeners that can show their queues.
