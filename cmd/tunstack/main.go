@@ -5,6 +5,7 @@
 //	tunstack lab     experiments in a network namespace with kernel peers
 //	tunstack bench   benchmarks side by side with gVisor and Linux
 //	tunstack ss      the sockets of a running serve, as ss shows the kernel's
+//	tunstack nstat   a running serve's counters, as nstat shows the kernel's
 //	tunstack plot    time-sequence and congestion-window graphs of a capture
 //
 // Each command lives in its own file and registers itself in commands from
@@ -51,7 +52,7 @@ const usageText = `Usage:
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 128] [--accept-delay DURATION]
-                 [--pcap FILE] [--impair SPEC]
+                 [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
@@ -63,6 +64,7 @@ const usageText = `Usage:
                  (tunstack ss --help says more)
   tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
                  -o OUT.svg|OUT.png [CAPTURE.pcap]
+  tunstack nstat [-a] [-z] [--dev tun0 | --metrics URL] [PATTERN...]
   tunstack help
 
 serve flags:
@@ -85,6 +87,7 @@ serve flags:
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
+  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
 
 plot flags:
   --conn C              the connection to draw, LOCAL-REMOTE as in
