@@ -90,6 +90,8 @@ var Counters = []Counter{
 		GVisorFrom: "TCP.ListenOverflowInvalidSynCookieRcvd", GVisor: func(s *gvtcpip.Stats) uint64 { return s.TCP.ListenOverflowInvalidSynCookieRcvd.Value() }},
 	{Nstat: "TcpExtTW", Help: "TIME-WAIT connections whose timer ran out.",
 		OursFrom: "tcpcore.Stats.TimeWaitExpired", Ours: func(m *stack.Metrics) uint64 { return m.Engine.TimeWaitExpired }},
+	{Nstat: "TcpExtTWRecycled", Help: "TIME-WAIT connections an active open took over for its 4-tuple.",
+		OursFrom: "tcpcore.Stats.TimeWaitReused", Ours: func(m *stack.Metrics) uint64 { return m.Engine.TimeWaitReused }},
 	{Nstat: "TcpExtPAWSEstab", Help: "Segments of synchronized connections dropped by PAWS (an old timestamp).",
 		OursFrom: "tcpcore.Stats.PAWSDrops", Ours: func(m *stack.Metrics) uint64 { return m.Engine.PAWSDrops }},
 	{Nstat: "TcpExtDelayedACKs", Help: "ACKs sent by the delayed-ACK timer.",

@@ -27,7 +27,7 @@
 // With gVisor's netstack (serve --stack gvisor), the names whose meaning
 // its tcpip.Stats shares are exported from it. It has no counter for
 // TcpAttemptFails (its FailedConnectionAttempts counts failed Listen calls
-// too), TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtListenDrops,
+// too), TcpExtTW, TcpExtTWRecycled, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtListenDrops,
 // TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery (its TLPRecovery counts
 // probes that started a SACK recovery), TcpExtTCPDSACKOldSent,
 // TcpExtTCPDSACKOfoSent, TcpExtTCPDSACKRecv (it counts the segments a
@@ -75,8 +75,7 @@ package metrics
 //     them to ICMP.
 //   - IpReasm*, IpFrag*, IpForwDatagrams, IpOutNoRoutes, IpOutDiscards,
 //     IpInDiscards: no reassembly, fragmentation, forwarding or routing.
-//   - TcpExtEmbryonicRsts, TcpExtTWRecycled, TcpExtTWKilled,
-//     TcpExtPAWSActive: not counted.
+//   - TcpExtEmbryonicRsts, TcpExtTWKilled, TcpExtPAWSActive: not counted.
 //   - TcpExtTCPSlowStartRetrans: Linux leaves out the timer's own first
 //     retransmission, which our count of retransmissions after a timeout
 //     includes.
@@ -96,7 +95,7 @@ package metrics
 var NotCounted = []string{
 	"IpInDelivers", "IpInUnknownProtos", "IpReasmReqds", "IpReasmOKs", "IpReasmFails", "IpFragOKs",
 	"IpFragFails", "IpFragCreates", "IpForwDatagrams", "IpOutNoRoutes", "IpOutDiscards", "IpInDiscards",
-	"TcpExtEmbryonicRsts", "TcpExtTWRecycled", "TcpExtTWKilled", "TcpExtPAWSActive",
+	"TcpExtEmbryonicRsts", "TcpExtTWKilled", "TcpExtPAWSActive",
 	"TcpExtTCPSlowStartRetrans", "TcpExtTCPLostRetransmit", "TcpExtTCPSpuriousRTOs",
 	"TcpExtTCPFullUndo", "TcpExtTCPPartialUndo", "TcpExtTCPDSACKUndo", "TcpExtTCPLossUndo",
 	"TcpExtTCPSACKReneging", "TcpExtTCPSACKReorder", "TcpExtTCPRenoReorder", "TcpExtTCPTSReorder",
