@@ -515,7 +515,9 @@ func (h *ssHost) parse(s string) error {
 // header, the
 // addresses right-aligned against their ports; the State column only when
 // the filter admits more than one state; with -i each full socket's
-// TCP_INFO on a line of its own below it, after a tab.
+// TCP_INFO on a line of its own below it, after a tab. One difference:
+// ss also counts the -i text into the last column's width, which pads its
+// header line with as many spaces; that padding is left out here.
 func formatSS(w io.Writer, socks []stack.SocketInfo, o ssOptions) {
 	states := o.filter.statesFor(o)
 	type row struct {
