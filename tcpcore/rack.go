@@ -16,6 +16,7 @@ import "time"
 // Linux's adaptive reordering window (tcp_rack_update_reo_wnd).
 type rackState struct {
 	xmitAt   Time          // the latest transmission among the delivered segments
+	xmitNo   uint32        // its transmission number (txRec.sendNo)
 	endSeq   Seq           // and its end
 	rtt      time.Duration // its RTT when it was delivered
 	valid    bool          // a segment was delivered since the connection began
@@ -28,10 +29,27 @@ type rackState struct {
 	reoTimer      bool // tlpAt holds the reordering timer, not a probe
 }
 
-// sentAfter is RFC 8985's RACK_sent_after: t1 later than t2, or sent at
-// the same instant with a higher end (Linux tcp_skb_sent_after).
-func sentAfter(t1 Time, s1 Seq, t2 Time, s2 Seq) bool {
-	return t1 > t2 || (t1 == t2 && s1.GT(s2))
+// sentAfter is RFC 8985 §6.2's RACK_sent_after: transmission 1 (time t1,
+// number n1, end s1) went after transmission 2. The RFC, and Linux's
+// tcp_skb_sent_after, break a tie of times by sequence number, which
+// orders the segments of one burst. But a driver hands the engine a
+// batch of ACKs at one instant, so new data sent on one ACK of a batch
+// and a retransmission made on a later one share their time, and by
+// sequence the new data, sent first, would count as sent after: its SACK
+// would deem the retransmission lost, and the hole would go twice. Linux
+// behaviour (tcp_rcv_established calls tcp_mstamp_refresh for each ACK,
+// so the packets each ACK releases have their own timestamp):
+// transmissions are ordered as they were made. Here the transmission
+// numbers order them within one instant, and the sequence number only
+// between the halves of a split record, which share both.
+func sentAfter(t1 Time, n1 uint32, s1 Seq, t2 Time, n2 uint32, s2 Seq) bool {
+	if t1 != t2 {
+		return t1 > t2
+	}
+	if n1 != n2 {
+		return int32(n1-n2) > 0
+	}
+	return s1.GT(s2)
 }
 
 // minRTTOrMax is the smallest RTT seen, or the largest duration before
@@ -55,8 +73,8 @@ func (c *Conn) rackAdvance(now Time, r *txRec) {
 	}
 	c.rack.advanced = true
 	c.rack.rtt = rtt
-	if !c.rack.valid || sentAfter(r.sentAt, r.end, c.rack.xmitAt, c.rack.endSeq) {
-		c.rack.xmitAt, c.rack.endSeq, c.rack.valid = r.sentAt, r.end, true
+	if !c.rack.valid || sentAfter(r.sentAt, r.sendNo, r.end, c.rack.xmitAt, c.rack.xmitNo, c.rack.endSeq) {
+		c.rack.xmitAt, c.rack.xmitNo, c.rack.endSeq, c.rack.valid = r.sentAt, r.sendNo, r.end, true
 	}
 }
 
@@ -95,7 +113,7 @@ func (c *Conn) rackDetectLoss(now Time) (wait time.Duration) {
 		if r.flags&txSacked != 0 || r.flags&(txLost|txRetrans) == txLost {
 			continue // delivered, or lost and not yet resent
 		}
-		if !sentAfter(c.rack.xmitAt, c.rack.endSeq, r.sentAt, r.end) {
+		if !sentAfter(c.rack.xmitAt, c.rack.xmitNo, c.rack.endSeq, r.sentAt, r.sendNo, r.end) {
 			if r.flags&txEverRetrans == 0 {
 				break
 			}

@@ -18,6 +18,9 @@ type txRec struct {
 	start, end Seq  // sequence space, FIN included
 	sentAt     Time // the latest transmission, retransmissions included
 	flags      uint8
+	// sendNo is the queue's count of transmissions at the latest one: it
+	// orders transmissions made at one instant (sentAfter).
+	sendNo uint32
 }
 
 const (
@@ -37,6 +40,10 @@ type txQueue struct {
 	head int
 
 	sacked, lost, retrans txCount
+
+	// sends counts the transmissions recorded (push, stamp), modulo
+	// 2^32: the next one's number.
+	sends uint32
 }
 
 func (q *txQueue) len() int { return len(q.recs) - q.head }
@@ -54,7 +61,15 @@ func (q *txQueue) push(start, end Seq, at Time, flags uint8) {
 		n := copy(q.recs, q.recs[q.head:])
 		q.recs, q.head = q.recs[:n], 0
 	}
-	q.recs = append(q.recs, txRec{start: start, end: end, sentAt: at, flags: flags})
+	q.recs = append(q.recs, txRec{start: start, end: end, sentAt: at, flags: flags, sendNo: q.sends})
+	q.sends++
+}
+
+// stamp records that r was sent again at at: its time and its place in
+// the order of transmissions.
+func (q *txQueue) stamp(r *txRec, at Time) {
+	r.sentAt, r.sendNo = at, q.sends
+	q.sends++
 }
 
 // find returns the index of the first record that ends after seq (len()
@@ -137,7 +152,8 @@ func (q *txQueue) trimFirst(una Seq) {
 }
 
 // split cuts record i at seq, strictly inside it; both halves keep its
-// flags and time (Linux tcp_fragment).
+// flags, time and transmission number (Linux tcp_fragment: both halves
+// keep the skb's timestamp, and sentAfter orders them by sequence).
 func (q *txQueue) split(i int, seq Seq) {
 	r := *q.at(i)
 	for _, f := range [...]uint8{txSacked, txLost, txRetrans} {
@@ -150,7 +166,7 @@ func (q *txQueue) split(i int, seq Seq) {
 	copy(q.recs[k+2:], q.recs[k+1:])
 	q.recs[k].end = seq
 	q.recs[k].flags &^= txChunkEnd // the end of the chunk stays with the second half
-	q.recs[k+1] = txRec{start: seq, end: r.end, sentAt: r.sentAt, flags: r.flags}
+	q.recs[k+1] = txRec{start: seq, end: r.end, sentAt: r.sentAt, flags: r.flags, sendNo: r.sendNo}
 }
 
 func (q *txQueue) reset() {

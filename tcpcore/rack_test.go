@@ -338,3 +338,84 @@ func TestWindowGrowthCountsOnlyNewlyDeliveredData(t *testing.T) {
 		t.Fatalf("cwnd %d after the ACK that ended recovery, want ssthresh %d (one segment delivered)", in.CwndBytes, in.SSThreshBytes)
 	}
 }
+
+// RFC 8985 §6.2 step 2's RACK_sent_after for transmissions of one
+// instant. A driver hands the engine a batch of ACKs at one instant; new
+// data sent on an early ACK of the batch and retransmissions made on a
+// later one share their time, and the new data, higher in sequence,
+// went first. The lab's sequence, on a smaller window: the ACK of
+// segment 0 SACKs segment 2, which is not yet enough to deem segment 1
+// lost (RACK.rtt is segment 0's, sent with segment 1, so the reordering
+// window is still to wait), and four new segments go; the next ACK of
+// the batch SACKs 4-9, segments 1 and 3 are lost, and both go again.
+// When a round trip later the new segments are SACKed, ahead of the
+// retransmissions that went after them, nothing is lost: Linux, whose
+// timestamps are taken afresh for each ACK, sends each hole once.
+// Retransmitted on the SACK of the new data, the holes went twice (the
+// lab's sack experiment saw five or seven hole retransmissions for four
+// holes, each extra one reported back as a D-SACK). Data sent after a
+// retransmission at the same instant still shows it lost.
+func TestRACKOrdersTransmissionsOfOneInstantAsMade(t *testing.T) {
+	t.Run("new data sent before the retransmissions", func(t *testing.T) {
+		p, c, segs := rackConn(t, "reno", 10, 30)
+		mss := c.MSS()
+		base := segs[0].seq
+		seg := func(i int) Seq { return base + Seq(i*mss) }
+		blk := func(i, j int) [2]Seq { return [2]Seq{seg(i), seg(j + 1)} }
+		t1 := p.now
+		p.send(ackOf(seg(1), blk(2, 2)))
+		if got := seqs(p.collectAll(), base); !equalInts(got, []int{10 * mss, 11 * mss, 12 * mss, 13 * mss}) {
+			t.Fatalf("on the ACK of segment 0 SACKing segment 2 sent %v, want new segments 10-13", got)
+		}
+		p.send(ackOf(seg(1), blk(4, 9), blk(2, 2)))
+		out := p.collectAll()
+		if got := seqs(out, base); !equalInts(got, []int{mss, 3 * mss}) || out[0].at != t1 || out[1].at != t1 {
+			t.Fatalf("on the ACK SACKing 4-9 sent %v, want segments 1 and 3 again at once", out)
+		}
+		// A round trip later segments 10-13 arrive, then the two
+		// retransmissions.
+		p.advance(pathRTT)
+		t2 := p.now
+		for j := 10; j <= 13; j++ {
+			p.send(ackOf(seg(1), blk(4, j), blk(2, 2)))
+		}
+		p.send(ackOf(seg(3), blk(4, 13)))
+		p.send(ackOf(seg(14)))
+		out = dataSegs(p.collectAll())
+		if len(out) == 0 {
+			t.Fatal("after the new segments and then the retransmissions arrived sent nothing, want new data")
+		}
+		for _, s := range out {
+			if s.seq.LT(seg(14)) || s.at != t2 {
+				t.Fatalf("after the new segments and then the retransmissions arrived sent %d at %v, want only new data (from %d) at %v",
+					s.seq.Sub(base), time.Duration(s.at), 14*mss, time.Duration(t2))
+			}
+		}
+		if st := c.Info().Counters; st.Retransmits != 2 || st.FastRetransmits != 2 || st.LostRetransmits != 0 {
+			t.Fatalf("counters %+v: want segments 1 and 3 retransmitted once each, none deemed lost again", st)
+		}
+	})
+	t.Run("new data sent after a retransmission", func(t *testing.T) {
+		p, c, segs := rackConn(t, "reno", 10, 19)
+		mss := c.MSS()
+		base := segs[0].seq
+		t1 := p.now
+		p.send(ackOf(base, span(segs, 1, 1), span(segs, 3, 9)))
+		if got := seqs(p.collectAll(), base); !equalInts(got, []int{0, 2 * mss, 10 * mss, 11 * mss, 12 * mss}) {
+			t.Fatalf("on entering recovery sent %v, want segments 0 and 2 again and three new", got)
+		}
+		// Segment 0's retransmission is lost; segment 10, sent after it
+		// at the same instant t1, arrives.
+		p.advance(pathRTT)
+		t2 := p.now
+		p.send(ackOf(base, [2]Seq{segs[1].seq, base + Seq(11*mss)}))
+		out := dataSegs(p.collectAll())
+		if len(out) == 0 || out[0].seq != base || out[0].at != t2 {
+			t.Fatalf("after segment 10, sent at %v after segment 0's retransmission, was SACKed sent %v, want segment 0 again at %v",
+				time.Duration(t1), seqs(out, base), time.Duration(t2))
+		}
+		if st := c.Info().Counters; st.LostRetransmits != 1 || st.Timeouts != 0 {
+			t.Fatalf("counters %+v: want one retransmission deemed lost, no timeout", st)
+		}
+	})
+}

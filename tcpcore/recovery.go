@@ -1095,7 +1095,7 @@ func (c *Conn) retransmit(now Time, i int, kind rtxKind) {
 	}
 	c.emitData(now, seq, flags, off, n)
 	c.noteRetransmitted(now, seq, n)
-	r.sentAt = now
+	q.stamp(r, now)
 	r.flags = (r.flags | txEverRetrans) &^ txRelost
 	c.rtxRunEnd = r.end
 	if kind == rtxRescue {
@@ -1136,7 +1136,7 @@ func (c *Conn) noteProbeResent(now Time, seq, end Seq) {
 	q := &c.txq
 	for i := q.find(seq); i < q.len() && q.at(i).start.LT(end); i++ {
 		r := q.at(i)
-		r.sentAt = now
+		q.stamp(r, now)
 		r.flags |= txEverRetrans
 	}
 }
