@@ -69,6 +69,16 @@ type Options struct {
 	// FinTimeout is the FIN-WAIT-2 lifetime (tcpip.TCPLingerTimeoutOption,
 	// Linux tcp_fin_timeout).
 	FinTimeout time.Duration
+	// TimeWaitReuse is Linux's tcp_tw_reuse in gVisor's terms
+	// (tcpip.TCPTimeWaitReuseOption): 0 never, 1 any connect, 2 only
+	// between loopback addresses. gVisor takes an entry over once a
+	// second has passed since the entry last recorded its peer's
+	// timestamp (transport/tcp/endpoint.go, recentTSTime), where Linux
+	// 6.13 and later count TwReuseDelay from the entry's start.
+	TimeWaitReuse int
+	// PortMin and PortMax are the ephemeral port range, inclusive
+	// (stack.SetPortRange; Linux ip_local_port_range).
+	PortMin, PortMax uint16
 
 	// Somaxconn caps Listen's backlog, and is the backlog used when Listen
 	// is given one below 1.
@@ -133,6 +143,9 @@ func DefaultOptions() Options {
 		MaxRetries:            tcp.MaxRetries,
 		TimeWait:              tcp.DefaultTCPTimeWaitTimeout,
 		FinTimeout:            tcp.DefaultTCPLingerTimeout,
+		TimeWaitReuse:         2,     // tcpip.TCPTimeWaitReuseLoopbackOnly, gVisor's default
+		PortMin:               16000, // gVisor's default range (pkg/tcpip/ports)
+		PortMax:               65535,
 		Somaxconn:             4096,
 		BacklogPlusOne:        true,
 		Timestamps:            true,
@@ -184,6 +197,8 @@ func OptionsFromProfile(p *policy.Profile) Options {
 	o.MaxRetries = p.Retries2
 	o.TimeWait = p.TimeWaitLen
 	o.FinTimeout = p.FinTimeout
+	o.TimeWaitReuse = p.TwReuse
+	o.PortMin, o.PortMax = p.LocalPortMin, p.LocalPortMax
 	if p.Somaxconn > 0 {
 		o.Somaxconn = p.Somaxconn
 	}
@@ -232,6 +247,7 @@ func (o Options) apply(s *stack.Stack) error {
 	maxRetries := tcpip.TCPMaxRetriesOption(o.MaxRetries)
 	timeWait := tcpip.TCPTimeWaitTimeoutOption(o.TimeWait)
 	linger := tcpip.TCPLingerTimeoutOption(o.FinTimeout)
+	twReuse := [...]tcpip.TCPTimeWaitReuseOption{tcpip.TCPTimeWaitReuseDisabled, tcpip.TCPTimeWaitReuseGlobal, tcpip.TCPTimeWaitReuseLoopbackOnly}
 
 	if o.RTOMin <= 0 || o.RTOMax < o.RTOMin {
 		return fmt.Errorf("gvisorstack: RTO bounds must satisfy 0 < RTOMin (%v) <= RTOMax (%v)", o.RTOMin, o.RTOMax)
@@ -241,6 +257,16 @@ func (o Options) apply(s *stack.Stack) error {
 	}
 	if o.MaxRetries < 1 {
 		return fmt.Errorf("gvisorstack: MaxRetries %d must be at least 1", o.MaxRetries)
+	}
+	if o.TimeWaitReuse < 0 || o.TimeWaitReuse > 2 {
+		return fmt.Errorf("gvisorstack: TimeWaitReuse %d must be 0, 1 or 2, as tcp_tw_reuse", o.TimeWaitReuse)
+	}
+	tw := twReuse[o.TimeWaitReuse]
+	if o.PortMin == 0 || o.PortMax < o.PortMin {
+		return fmt.Errorf("gvisorstack: ephemeral port range %d..%d must satisfy 0 < PortMin <= PortMax", o.PortMin, o.PortMax)
+	}
+	if err := s.SetPortRange(o.PortMin, o.PortMax); err != nil {
+		return fmt.Errorf("gvisorstack: gVisor rejects the port range %d..%d: %s", o.PortMin, o.PortMax, err)
 	}
 	settings := []struct {
 		name string
@@ -259,6 +285,7 @@ func (o Options) apply(s *stack.Stack) error {
 		{"MaxRetries", &maxRetries},
 		{"TimeWait", &timeWait},
 		{"FinTimeout", &linger},
+		{fmt.Sprintf("TimeWaitReuse %d", o.TimeWaitReuse), &tw},
 	}
 	for _, st := range settings {
 		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, st.opt); err != nil {
