@@ -117,14 +117,21 @@ func (l *kernelListener) queue() Queue {
 		}
 	})
 	l.ns.Do(func() error {
-		q.SynQueue = countSynRecv("/proc/thread-self/net/tcp", l.port)
+		q.SynQueue = countState("/proc/thread-self/net/tcp", l.port, tcpStateSynRecv)
 		return nil
 	})
 	return q
 }
 
-// countSynRecv counts request sockets (state 03, SYN-RECV) on local port.
-func countSynRecv(path string, port uint16) int {
+// The states of /proc/net/tcp's "st" column (Linux's TCP_* numbering).
+const (
+	tcpStateSynRecv  = "03"
+	tcpStateTimeWait = "06"
+)
+
+// countState counts the sockets of /proc/net/tcp in state (one of the
+// tcpState constants) on local port, or on any port when port is 0.
+func countState(path string, port uint16, state string) int {
 	f, err := os.Open(path)
 	if err != nil {
 		return -1
@@ -135,7 +142,7 @@ func countSynRecv(path string, port uint16) int {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "03" {
+		if len(fields) > 3 && (port == 0 || strings.HasSuffix(fields[1], want)) && fields[3] == state {
 			n++
 		}
 	}
