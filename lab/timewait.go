@@ -720,7 +720,7 @@ func printTimeWait(res *Result, w io.Writer) {
 				case a.Err != nil:
 					res = describeErrno(a.Err)
 				case a.Reused:
-					res = fmt.Sprintf("ok, 4-tuple reused %s after its last connection ended", secs(a.ReusedAge))
+					res = fmt.Sprintf("ok, 4-tuple reused %s after its previous connection was closed", secs(a.ReusedAge))
 				}
 				tw := fmt.Sprint(a.TimeWait)
 				if a.TimeWait < 0 {
