@@ -60,6 +60,12 @@
 // run returns, Run reads the server's counters, tears the topology down,
 // merges the capture into the timeline and calls verdict.
 //
+// The timewait experiment also needs the stack under test as a client, with
+// listeners that set SO_REUSEADDR or SO_REUSEPORT, and its count of
+// TIME-WAIT entries: the underTest interface (undertest.go) gives those
+// roles on all three stacks, with the kernel peer in the clients'
+// namespace as the server it connects to.
+//
 // # Adding an experiment
 //
 //  1. Write the claim down in our own words: what is said to happen, under
