@@ -19,6 +19,11 @@ import (
 type Config struct {
 	// Addr is the stack's own IPv4 address, e.g. 198.18.0.2.
 	Addr netip.Addr
+	// Addr6 is the stack's own IPv6 address, e.g. fd00::2; the zero
+	// value means the stack has no IPv6 address and drops IPv6 packets.
+	// It must be a plain IPv6 address: not IPv4-mapped, not unspecified,
+	// not multicast.
+	Addr6 netip.Addr
 	// Profile is the TCP policy; nil means policy.Linux().
 	Profile *policy.Profile
 	// Secret keys ISNs and SYN cookies; the zero value is replaced by
@@ -109,6 +114,9 @@ var _ Network = (*Stack)(nil)
 func New(link netif.Link, cfg Config) (*Stack, error) {
 	if !cfg.Addr.Is4() {
 		return nil, fmt.Errorf("stack: address %v is not IPv4", cfg.Addr)
+	}
+	if a := cfg.Addr6; a.IsValid() && (!a.Is6() || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "") {
+		return nil, fmt.Errorf("stack: Addr6 %v is not a unicast IPv6 address: give one such as fd00::2, or leave it zero for no IPv6", a)
 	}
 	if cfg.Profile == nil {
 		cfg.Profile = policy.Linux()
