@@ -26,6 +26,12 @@ type kernelServer struct {
 }
 
 func (k *kernelServer) listen(port uint16, backlog int) (listener, error) {
+	return k.listenWith(port, backlog, true, false)
+}
+
+// listenWith is listen with SO_REUSEADDR and SO_REUSEPORT as given; bind
+// and listen errors keep their errno (os.SyscallError).
+func (k *kernelServer) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
 	var fd int
 	err := k.ns.Do(func() error {
 		var err error
@@ -33,14 +39,15 @@ func (k *kernelServer) listen(port uint16, backlog int) (listener, error) {
 		if err != nil {
 			return fmt.Errorf("socket: %w", err)
 		}
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, boolInt(reuseAddr))
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, boolInt(reusePort))
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: k.addr.As4()}); err != nil {
 			unix.Close(fd)
-			return fmt.Errorf("bind %v:%d: %w", k.addr, port, err)
+			return os.NewSyscallError("bind", err)
 		}
 		if err := unix.Listen(fd, backlog); err != nil {
 			unix.Close(fd)
-			return fmt.Errorf("listen: %w", err)
+			return os.NewSyscallError("listen", err)
 		}
 		return nil
 	})

@@ -87,34 +87,7 @@ func (u *kernelUnderTest) dial(to netip.AddrPort, timeout time.Duration) (server
 }
 
 func (u *kernelUnderTest) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
-	k := u.k
-	var fd int
-	err := k.ns.Do(func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("socket: %w", err)
-		}
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, boolInt(reuseAddr))
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, boolInt(reusePort))
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: k.addr.As4()}); err != nil {
-			unix.Close(fd)
-			return os.NewSyscallError("bind", err)
-		}
-		if err := unix.Listen(fd, backlog); err != nil {
-			unix.Close(fd)
-			return os.NewSyscallError("listen", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	f, err := newSockFile(k.ctx, fd, "listener")
-	if err != nil {
-		return nil, err
-	}
-	return &kernelListener{ns: k.ns, f: f, port: port}, nil
+	return u.k.listenWith(port, backlog, reuseAddr, reusePort)
 }
 
 func (u *kernelUnderTest) timeWait() int {
