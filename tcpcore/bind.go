@@ -1,7 +1,6 @@
 package tcpcore
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"net/netip"
 )
@@ -21,7 +20,8 @@ import (
 
 // bindClass is what the bind rules read of a socket holding a port.
 type bindClass struct {
-	addr      netip.Addr // the bound address; 0.0.0.0 is the wildcard
+	addr      netip.Addr // the bound address, unmapped; 0.0.0.0 and :: are the wildcards of their families
+	v6only    bool       // IPV6_V6ONLY on a socket bound to :: (set only there: it changes nothing elsewhere)
 	reuseAddr bool       // SO_REUSEADDR (Linux sk_reuse; a connection keeps its socket's into TIME-WAIT, an accepted one its listener's)
 	reusePort bool       // SO_REUSEPORT
 	listener  bool       // in LISTEN
@@ -55,13 +55,6 @@ type portHold struct {
 	held  bool
 }
 
-// overlaps reports whether two bound addresses can receive the same
-// segments: equal, or either is the wildcard (Linux inet_rcv_saddr_equal
-// with match_wildcard).
-func overlaps(a, b netip.Addr) bool {
-	return a == b || a.IsUnspecified() || b.IsUnspecified()
-}
-
 // bindConflict is Linux's inet_csk_bind_conflict for a socket of class me
 // binding port: it conflicts with any socket holding the port whose
 // address overlaps, unless both have SO_REUSEADDR and the other is not
@@ -81,7 +74,7 @@ func (e *Engine) bindConflict(port uint16, me bindClass, self *portHold, relax b
 		if self != nil && self.held && self.class == o.class {
 			n--
 		}
-		if n == 0 || !overlaps(me.addr, o.class.addr) {
+		if n == 0 || !overlaps(me, o.class) {
 			continue
 		}
 		if !relax {
@@ -190,9 +183,10 @@ func (b *portBucket) add(class bindClass, d int) int {
 // non-zero local port are Bind and then Listen or Connect, for callers
 // that need no separate step.
 type Binding struct {
-	e    *Engine
-	hold portHold
-	used bool // Listen or Connect succeeded, or Close was called
+	e      *Engine
+	hold   portHold
+	used   bool // Listen or Connect succeeded, or Close was called
+	mapped bool // bound to an IPv4-mapped address: its listener or connection reports mapped addresses
 }
 
 // Bind binds a socket to addr with the SO_REUSEADDR and SO_REUSEPORT of
@@ -201,12 +195,17 @@ type Binding struct {
 // Port 0 picks a port of the profile's ephemeral range that no socket with
 // an overlapping address holds, as Linux's inet_csk_find_open_port does
 // with ip_autobind_reuse off, and fails with EADDRINUSE when there is
-// none. A wildcard addr (0.0.0.0) binds every address of the engine.
+// none. A wildcard addr binds every address of the engine of its family:
+// 0.0.0.0 the IPv4 ones, :: the IPv6 ones and, without opts.V6Only, the
+// IPv4 ones too (dual stack, see overlaps). An IPv4-mapped addr binds its
+// IPv4 address, for an IPv6 socket (mapped addresses reported).
 func (e *Engine) Bind(now Time, addr netip.AddrPort, opts SockOpts) (*Binding, error) {
-	if !addr.Addr().Is4() {
-		return nil, ErrInvalid // the engine speaks IPv4 only
+	a, mapped, ok := unmapAddr(addr.Addr())
+	if !ok {
+		return nil, ErrInvalid
 	}
-	class := bindClass{addr: addr.Addr(), reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort}
+	class := bindClass{addr: a, reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort}
+	class.v6only = opts.V6Only && a.Is6() && a.IsUnspecified()
 	port := addr.Port()
 	if port == 0 {
 		var ok bool
@@ -216,7 +215,7 @@ func (e *Engine) Bind(now Time, addr netip.AddrPort, opts SockOpts) (*Binding, e
 	} else if e.bindConflict(port, class, nil, true) {
 		return nil, ErrAddrInUse
 	}
-	b := &Binding{e: e}
+	b := &Binding{e: e, mapped: mapped}
 	e.hold(&b.hold, port, class, true)
 	return b, nil
 }
@@ -236,8 +235,12 @@ func (e *Engine) freePort(class bindClass) (uint16, bool) {
 	return 0, false
 }
 
-// Addr returns the bound address and port.
-func (b *Binding) Addr() netip.AddrPort {
+// Addr returns the bound address and port, IPv4-mapped if Bind was given
+// a mapped address.
+func (b *Binding) Addr() netip.AddrPort { return mapAddr(b.addr(), b.mapped) }
+
+// addr is the bound address and port, unmapped.
+func (b *Binding) addr() netip.AddrPort {
 	return netip.AddrPortFrom(b.hold.class.addr, b.hold.port)
 }
 
@@ -284,12 +287,12 @@ func (b *Binding) Listen(now Time, backlog int, opts SockOpts) (*Listener, error
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
-	class := bindClass{addr: b.hold.class.addr, reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort, listener: true}
+	class := bindClass{addr: b.hold.class.addr, v6only: b.hold.class.v6only, reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort, listener: true}
 	if e.bindConflict(b.hold.port, class, &b.hold, true) {
 		return nil, ErrAddrInUse
 	}
 	backlog = min(max(backlog, 0), e.prof.Somaxconn)
-	l := &Listener{e: e, addr: b.Addr(), backlog: backlog, opts: opts, hold: b.hold}
+	l := &Listener{e: e, addr: b.addr(), mapped: b.mapped, backlog: backlog, opts: opts, hold: b.hold}
 	e.reclass(&l.hold, class)
 	b.hold, b.used = portHold{}, true
 	// Linux behaviour (reuseport_add_sock): a listener joins the group of
@@ -313,10 +316,12 @@ func (b *Binding) Connect(now Time, remote netip.AddrPort, opts SockOpts) (*Conn
 	if b.used {
 		return nil, ErrInvalid
 	}
-	local := b.Addr()
-	if !remote.Addr().Is4() || remote.Port() == 0 || local.Addr().IsUnspecified() {
+	local := b.addr()
+	ra, rmapped, ok := unmapAddr(remote.Addr())
+	if !ok || remote.Port() == 0 || local.Addr().IsUnspecified() || ra.Is4() != local.Addr().Is4() {
 		return nil, ErrInvalid
 	}
+	remote = netip.AddrPortFrom(ra, remote.Port())
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
@@ -325,6 +330,7 @@ func (b *Binding) Connect(now Time, remote netip.AddrPort, opts SockOpts) (*Conn
 		return nil, ErrAddrNotAvail
 	}
 	c := e.activeOpen(now, local, remote, &opts, old)
+	c.mapped = b.mapped || rmapped
 	c.hold, c.portLocked = b.hold, true
 	e.reclass(&c.hold, bindClass{addr: local.Addr(), reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort})
 	b.hold, b.used = portHold{}, true
@@ -390,10 +396,9 @@ func (e *Engine) twReuse(now Time, tw *Conn, bound bool) bool {
 // and ports, keyed by the engine's secret, as Linux's inet_ehashfn
 // (jhash_3words) is keyed by a boot-time secret.
 func (e *Engine) reuseportHash(local, remote netip.AddrPort) uint32 {
-	la, ra := local.Addr().As4(), remote.Addr().As4()
 	init := e.hashSeed + 0xdeadbeef + 3<<2
-	a := binary.BigEndian.Uint32(la[:]) + init
-	b := binary.BigEndian.Uint32(ra[:]) + init
+	a := hashAddr(local.Addr()) + init
+	b := hashAddr(remote.Addr()) + init
 	c := (uint32(local.Port())<<16 | uint32(remote.Port())) + init
 	c ^= b
 	c -= bits.RotateLeft32(b, 14)
@@ -413,8 +418,10 @@ func (e *Engine) reuseportHash(local, remote netip.AddrPort) uint32 {
 }
 
 // listenerFor is the listener a segment to local from remote belongs to:
-// one on local's exact address before one on the wildcard (Linux
-// __inet_lookup_listener). Several listeners on one address are a
+// one on local's exact address before one on the wildcard of its family
+// (Linux __inet_lookup_listener), and for IPv4 then a dual-stack one on
+// the IPv6 wildcard (Linux behaviour: compute_score() lets an IPv6
+// listener without IPV6_V6ONLY take IPv4, scoring it below IPv4 ones). Several listeners on one address are a
 // SO_REUSEPORT group, and the SYN's 4-tuple picks one: Linux's
 // reuseport_select_sock without a BPF program takes
 // socks[reciprocal_scale(hash, num_socks)], the hash scaled to the group's
@@ -423,7 +430,11 @@ func (e *Engine) reuseportHash(local, remote netip.AddrPort) uint32 {
 func (e *Engine) listenerFor(local, remote netip.AddrPort) *Listener {
 	g := e.lsns[local]
 	if len(g) == 0 {
-		g = e.lsns[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+		if !local.Addr().Is4() {
+			g = e.lsns[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]
+		} else if g = e.lsns[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]; len(g) == 0 {
+			return e.dualStackListener(local, remote)
+		}
 	}
 	switch len(g) {
 	case 0:
@@ -458,4 +469,34 @@ func (e *Engine) leaveGroup(l *Listener) {
 		return
 	}
 	e.lsns[l.addr] = g
+}
+
+// dualStackListener is the listener on the IPv6 wildcard of local's port
+// that takes an IPv4 segment: of its SO_REUSEPORT group only those
+// without IPV6_V6ONLY, picked among themselves by the 4-tuple's hash as
+// listenerFor picks in a group.
+func (e *Engine) dualStackListener(local, remote netip.AddrPort) *Listener {
+	g := e.lsns[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]
+	n := 0
+	for _, l := range g {
+		if !l.opts.V6Only {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	k := 0
+	if n > 1 {
+		k = reciprocalScale(e.reuseportHash(local, remote), n)
+	}
+	for _, l := range g {
+		if !l.opts.V6Only {
+			if k == 0 {
+				return l
+			}
+			k--
+		}
+	}
+	return nil
 }

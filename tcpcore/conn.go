@@ -62,6 +62,19 @@ type Conn struct {
 	tsInherited bool
 	timeWaitAt  Time // when the connection entered TIME-WAIT (twReuse)
 
+	// mapped: the connection is IPv4 but its application reached it
+	// through an IPv6 socket (a dual-stack listener, or a connect to an
+	// IPv4-mapped address), so its addresses are reported IPv4-mapped.
+	mapped bool
+	// linkMSS is the MSS the link allows the connection's family, what
+	// we advertise (Engine.linkMSS); pmtu is the path MTU, the link's
+	// until an ICMP error lowers it (pmtu.go).
+	linkMSS, pmtu int
+	// softErr is the last ICMP error on a synchronized connection (Linux
+	// sk_err_soft): reported instead of ETIMEDOUT if the connection
+	// times out (pmtu.go).
+	softErr error
+
 	// --- Socket options ---
 	noDelay   bool
 	cork      bool
@@ -150,6 +163,12 @@ type SockOpts struct {
 	// connection keeps them into TIME-WAIT, as on Linux.
 	ReuseAddr bool
 	ReusePort bool
+	// V6Only is IPV6_V6ONLY: a socket bound to the IPv6 wildcard [::]
+	// takes IPv6 only, and no longer conflicts with IPv4 sockets on its
+	// port. Without it such a socket is dual-stack (Linux's default,
+	// bindv6only 0). It changes nothing for other addresses: a specific
+	// IPv6 address is IPv6-only anyway.
+	V6Only bool
 }
 
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
@@ -170,7 +189,9 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		c.applyOpts(o)
 	}
 	c.rtt.init(p)
-	c.rcvMSS = min(e.ourMSS, p.DefaultSendMSS)
+	c.linkMSS = e.linkMSS(local.Addr())
+	c.pmtu = e.linkPMTU(local.Addr())
+	c.rcvMSS = min(c.linkMSS, p.DefaultSendMSS)
 	return c
 }
 
@@ -238,9 +259,11 @@ func (w connWaker) Wake() {
 // State returns the connection's RFC 9293 state.
 func (c *Conn) State() State { return c.state }
 
-// LocalAddr and RemoteAddr return the connection's endpoints.
-func (c *Conn) LocalAddr() netip.AddrPort  { return c.key.local }
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.key.remote }
+// LocalAddr and RemoteAddr return the connection's endpoints as its
+// application sees them: IPv4-mapped when it reached an IPv4 peer through
+// an IPv6 socket (the package documentation says when).
+func (c *Conn) LocalAddr() netip.AddrPort  { return mapAddr(c.key.local, c.mapped) }
+func (c *Conn) RemoteAddr() netip.AddrPort { return mapAddr(c.key.remote, c.mapped) }
 
 // Read copies received in-order data into p. It returns ErrWouldBlock when
 // nothing is available yet, io.EOF after the peer's FIN once the data is
@@ -609,7 +632,7 @@ func (c *Conn) MSS() int      { return c.sndMSS }
 // Info returns a diagnostic snapshot.
 func (c *Conn) Info() Info {
 	in := Info{
-		State: c.state, Local: c.key.local, Remote: c.key.remote,
+		State: c.state, Local: c.LocalAddr(), Remote: c.RemoteAddr(),
 		SRTT: c.rtt.srtt, RTTVar: c.rtt.rttvar, RTO: c.rtt.rto,
 		SndMSS: c.sndMSS, RcvMSS: c.rcvMSS, SndWndBytes: c.sndWnd,
 		RcvWndBytes: c.rcvAdv.Sub(c.rcvNxt), BytesInFlight: c.pipe(),
@@ -641,6 +664,11 @@ func (c *Conn) closeWith(err error) {
 	}
 	if err == ErrTimedOut && c.state != Closed {
 		c.e.stats.AbortOnTimeout++ // TCPAbortOnTimeout: Linux tcp_write_err, a timer gave up
+		if c.softErr != nil {
+			// Linux behaviour (tcp_write_err): a connection that times
+			// out reports the last ICMP error it met, else ETIMEDOUT.
+			err = c.softErr
+		}
 	}
 	if err != nil && c.hardErr == nil {
 		c.hardErr, c.err = err, err

@@ -10,6 +10,20 @@
 // non-blocking methods of Conn and Listener; blocking is the driver's job.
 //
 // One Engine has one owner at a time; it holds no locks.
+//
+// Families: the engine runs IPv4 and IPv6 connections side by side
+// (family.go). A connection is keyed by its real addresses, unmapped: an
+// IPv4 connection is keyed by IPv4 addresses and its segments go out in
+// IPv4 (Packet.Src and Dst say the family), whoever opened it. Dual-stack
+// sockets follow Linux with bindv6only 0: a listener on the IPv6 wildcard
+// [::] without SockOpts.V6Only also takes IPv4 segments to its port when
+// no IPv4 listener does, and the connections it makes from them carry a
+// mapped flag, so that LocalAddr, RemoteAddr and Info report their
+// addresses IPv4-mapped (::ffff:a.b.c.d) as Linux shows them to an IPv6
+// socket; a Connect or Bind given an IPv4-mapped address runs IPv4 and
+// reports mapped addresses too. The bind rules see the real family
+// (overlaps in family.go): [::] conflicts with 0.0.0.0 and every IPv4
+// address on its port unless it is V6Only.
 package tcpcore
 
 import (
@@ -24,7 +38,9 @@ import (
 type Config struct {
 	Profile *policy.Profile
 	// MTU is the link MTU in bytes; the MSS we advertise is MTU minus the
-	// IPv4 and TCP headers.
+	// network and TCP headers: MTU - 40 for IPv4, MTU - 60 for IPv6 but
+	// at least 1220 (ipv6MinAdvMSS). It is also where every connection's
+	// path MTU starts (pmtu.go).
 	MTU int
 	// Secret keys the ISN generator (RFC 6528) and SYN cookies. The driver
 	// fills it from a random source; tests fix it for determinism.
@@ -64,6 +80,12 @@ type Stats struct {
 	SynCookiesRecv   uint64 // SyncookiesRecv
 	SynCookiesFailed uint64 // SyncookiesFailed
 
+	// ICMP errors fed to ICMPError (pmtu.go).
+	OutOfWindowICMPs uint64 // OutOfWindowIcmps: the quoted sequence number was not in SND.UNA..SND.NXT
+	ICMPUnmatched    uint64 // ICMP InErrors: the quote named no connection, or was unreadable
+	PMTUIgnored      uint64 // Packet Too Big or Fragmentation Needed that lowered nothing (IPv6: below 1280)
+	PMTUUpdates      uint64 // path MTU lowered
+
 	// Counted for package metrics, each as Linux counts the counter named
 	// in its comment (package metrics maps them onto nstat's names).
 	PassiveEstablished uint64 // PassiveOpens as Linux counts it: handshakes completed into the accept queue, not SYNs taken
@@ -89,10 +111,11 @@ type connKey struct {
 
 // Engine is one TCP endpoint: its connections, listeners and timers.
 type Engine struct {
-	cfg    Config
-	prof   *policy.Profile
-	ourMSS int // MSS we advertise: MTU - 40
-	conns  map[connKey]*Conn
+	cfg     Config
+	prof    *policy.Profile
+	ourMSS  int // MSS we advertise on IPv4: MTU - 40
+	ourMSS6 int // MSS we advertise on IPv6: MTU - 60, at least 1220
+	conns   map[connKey]*Conn
 	// lsns holds the listeners by address; several on one address are a
 	// SO_REUSEPORT group, in Linux's order (bind.go).
 	lsns map[netip.AddrPort][]*Listener
@@ -135,15 +158,16 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, errors.New("tcpcore: MTU too small for TCP")
 	}
 	e := &Engine{
-		cfg:    cfg,
-		prof:   cfg.Profile,
-		ourMSS: cfg.MTU - wire.IPv4HeaderLen - wire.TCPHeaderLen,
-		conns:  make(map[connKey]*Conn),
-		lsns:   make(map[netip.AddrPort][]*Listener),
-		ports:  make(map[uint16]*portBucket),
-		isn:    isnGen{secret: cfg.Secret},
+		cfg:     cfg,
+		prof:    cfg.Profile,
+		ourMSS:  cfg.MTU - wire.IPv4HeaderLen - wire.TCPHeaderLen,
+		ourMSS6: max(cfg.MTU-wire.IPv6HeaderLen-wire.TCPHeaderLen, ipv6MinAdvMSS),
+		conns:   make(map[connKey]*Conn),
+		lsns:    make(map[netip.AddrPort][]*Listener),
+		ports:   make(map[uint16]*portBucket),
+		isn:     isnGen{secret: cfg.Secret},
 	}
-	e.pool.size = wire.TCPHeaderLen + wire.TCPMaxOptionLen + e.ourMSS
+	e.pool.size = wire.TCPHeaderLen + wire.TCPMaxOptionLen + max(e.ourMSS, e.ourMSS6)
 	e.nextEph = e.isn.portOffset()
 	e.hashSeed = e.isn.hash(netip.AddrPort{}, netip.AddrPort{}, 3)
 	return e, nil
@@ -222,15 +246,17 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 		return
 	}
 	// Checksums: the engine verifies every inbound segment's TCP checksum
-	// over the IPv4 pseudo-header (RFC 9293 §3.1) and computes every
-	// outbound one (finishPacket); the link layer below verifies nothing
-	// of TCP's. The engine speaks IPv4 only: a segment between other
-	// addresses cannot be verified and is dropped as an error.
-	if !src.Is4() || !dst.Is4() {
+	// over the pseudo-header of its family (RFC 9293 §3.1 for IPv4, RFC
+	// 8200 §8.1 for IPv6) and computes every outbound one (finishPacket);
+	// the link layer below verifies nothing of TCP's. Both addresses are
+	// of one family and unmapped (an IPv4-mapped address never appears
+	// in an IPv6 header of a real packet, RFC 4291 §2.5.5.2); anything
+	// else is dropped as an error.
+	if !plainAddr(src) || !plainAddr(dst) || src.Is4() != dst.Is4() {
 		e.stats.InErrs++
 		return
 	}
-	if !t.ChecksumValid(src.As4(), dst.As4()) {
+	if !t.ChecksumValidAddr(src, dst) {
 		e.stats.InCsumErrors++
 		return
 	}
@@ -296,12 +322,13 @@ func (e *Engine) newPacket(local, remote netip.AddrPort) *Packet {
 	return p
 }
 
-// finishPacket computes the checksum of a segment of n bytes and queues it.
-// Every address is IPv4: Listen, Connect and Input admit no other.
+// finishPacket computes the checksum of a segment of n bytes over the
+// pseudo-header of its family and queues it. Both addresses are of one
+// family and unmapped: Listen, Connect and Input admit no other.
 func (e *Engine) finishPacket(p *Packet, n int) {
 	p.end = Headroom + n
 	seg := wire.TCP(p.buf[Headroom:p.end])
-	seg.ComputeChecksum(p.Src.As4(), p.Dst.As4())
+	seg.ComputeChecksumAddr(p.Src, p.Dst)
 	e.stats.SegsOut++
 	e.out = append(e.out, p)
 }

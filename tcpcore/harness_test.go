@@ -19,7 +19,31 @@ var (
 	remoteIP = netip.MustParseAddr("192.0.2.1")
 	local    = netip.AddrPortFrom(localIP, 8080)
 	remote   = netip.AddrPortFrom(remoteIP, 40000)
+
+	// The IPv6 pair a peer of family ipv6 uses (newPeerFamily).
+	localIP6  = netip.MustParseAddr("2001:db8::1")
+	remoteIP6 = netip.MustParseAddr("2001:db8:2::1")
+	local6    = netip.AddrPortFrom(localIP6, 8080)
+	remote6   = netip.AddrPortFrom(remoteIP6, 40000)
 )
+
+// family is the address family a peer runs over.
+type family uint8
+
+const (
+	ipv4 family = iota
+	ipv6
+)
+
+func (f family) String() string { return [...]string{"IPv4", "IPv6"}[f] }
+
+// addrs are the engine's and the peer's addresses in the family.
+func (f family) addrs() (netip.AddrPort, netip.AddrPort) {
+	if f == ipv6 {
+		return local6, remote6
+	}
+	return local, remote
+}
 
 // tseg is a segment in test notation.
 type tseg struct {
@@ -30,6 +54,9 @@ type tseg struct {
 	opts    wire.TCPOptions
 	payload []byte
 	at      Time // when the engine sent it (outbound only)
+	// src and dst are the packet's addresses (outbound only): the
+	// family the engine sent it in.
+	src, dst netip.Addr
 }
 
 func (s tseg) String() string {
@@ -56,7 +83,7 @@ func (s tseg) encode(src, dst netip.AddrPort) []byte {
 		Seq: uint32(s.seq), Ack: uint32(s.ack), Flags: s.flags, Window: s.wnd}, n)
 	copy(b[wire.TCPHeaderLen+n:], s.payload)
 	b = b[:wire.TCPHeaderLen+n+len(s.payload)]
-	wire.TCP(b).ComputeChecksum(src.Addr().As4(), dst.Addr().As4())
+	wire.TCP(b).ComputeChecksumAddr(src.Addr(), dst.Addr())
 	return b
 }
 
@@ -66,7 +93,10 @@ func decode(t testing.TB, p *Packet, at Time) tseg {
 	if err := seg.Valid(); err != nil {
 		t.Fatalf("engine sent a malformed segment: %v", err)
 	}
-	if !seg.ChecksumValid(p.Src.As4(), p.Dst.As4()) {
+	if p.Src.Is4() != p.Dst.Is4() || p.Src.Is4In6() || p.Dst.Is4In6() {
+		t.Fatalf("engine sent a packet from %v to %v: addresses of one family, unmapped, expected", p.Src, p.Dst)
+	}
+	if !seg.ChecksumValidAddr(p.Src, p.Dst) {
 		t.Fatalf("engine sent a bad checksum")
 	}
 	var o wire.TCPOptions
@@ -74,29 +104,38 @@ func decode(t testing.TB, p *Packet, at Time) tseg {
 		t.Fatalf("engine sent malformed options: %v", err)
 	}
 	return tseg{flags: seg.Flags(), seq: Seq(seg.Seq()), ack: Seq(seg.Ack()), wnd: seg.Window(),
-		opts: o, payload: append([]byte(nil), seg.Payload()...), at: at}
+		opts: o, payload: append([]byte(nil), seg.Payload()...), at: at, src: p.Src, dst: p.Dst}
 }
 
-// peer drives one engine from the remote side.
+// peer drives one engine from the remote side, over one family: the
+// engine at local (or local6), the peer at remote (or remote6).
 type peer struct {
-	t   *testing.T
-	e   *Engine
-	now Time
-	out []tseg // sent by the engine, not yet examined
+	t             *testing.T
+	e             *Engine
+	now           Time
+	out           []tseg // sent by the engine, not yet examined
+	local, remote netip.AddrPort
 }
 
 func testProfile() *policy.Profile { return policy.Linux() }
 
 func newPeer(t *testing.T, prof *policy.Profile) *peer {
 	t.Helper()
+	return newPeerFamily(t, prof, ipv4, 1500)
+}
+
+// newPeerFamily is newPeer over family f on a link of the given MTU.
+func newPeerFamily(t *testing.T, prof *policy.Profile, f family, mtu int) *peer {
+	t.Helper()
 	if prof == nil {
 		prof = testProfile()
 	}
-	e, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1, 2, 3}})
+	e, err := NewEngine(Config{Profile: prof, MTU: mtu, Secret: [32]byte{1, 2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &peer{t: t, e: e, now: Time(time.Second)}
+	l, r := f.addrs()
+	return &peer{t: t, e: e, now: Time(time.Second), local: l, remote: r}
 }
 
 func (p *peer) collect() {
@@ -113,7 +152,7 @@ func (p *peer) collect() {
 // send injects s from the remote peer.
 func (p *peer) send(s tseg) {
 	p.t.Helper()
-	p.e.Input(p.now, remoteIP, localIP, s.encode(remote, local))
+	p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
 	p.collect()
 }
 
@@ -205,7 +244,7 @@ func (p *peer) listenAndAccept(synOpts wire.TCPOptions) (*Conn, Seq) {
 
 func (p *peer) listenAndAcceptWith(synOpts wire.TCPOptions, so SockOpts) (*Conn, Seq) {
 	p.t.Helper()
-	l, err := p.e.Listen(p.now, local, 16, so)
+	l, err := p.e.Listen(p.now, p.local, 16, so)
 	if err != nil {
 		p.t.Fatal(err)
 	}

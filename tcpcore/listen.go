@@ -11,7 +11,8 @@ import (
 // its accept queue until the application takes them.
 type Listener struct {
 	e       *Engine
-	addr    netip.AddrPort
+	addr    netip.AddrPort // unmapped
+	mapped  bool           // bound to an IPv4-mapped address: Addr and the connections report mapped addresses
 	backlog int
 	opts    SockOpts
 	waker   Waker
@@ -45,8 +46,8 @@ type ListenerStats struct {
 // allow sharing it). backlog is capped by the profile's somaxconn, as
 // listen(2) does.
 func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpts) (*Listener, error) {
-	if addr.Port() == 0 || !addr.Addr().Is4() {
-		return nil, ErrInvalid // the engine speaks IPv4 only
+	if addr.Port() == 0 {
+		return nil, ErrInvalid
 	}
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
@@ -62,8 +63,16 @@ func (e *Engine) Listen(now Time, addr netip.AddrPort, backlog int, opts SockOpt
 	return l, err
 }
 
-// Addr returns the listening address.
-func (l *Listener) Addr() netip.AddrPort { return l.addr }
+// Addr returns the listening address (IPv4-mapped if the listener was
+// bound to a mapped address).
+func (l *Listener) Addr() netip.AddrPort { return mapAddr(l.addr, l.mapped) }
+
+// mapsChild reports whether a connection this listener makes from a
+// segment to local reports mapped addresses: an IPv4 one reached through
+// an IPv6 socket (the wildcard [::], or a mapped address).
+func (l *Listener) mapsChild(local netip.AddrPort) bool {
+	return local.Addr().Is4() && (l.mapped || l.addr.Addr().Is6())
+}
 
 // SetWaker attaches the driver's handle.
 func (l *Listener) SetWaker(w Waker) { l.waker = w }
@@ -213,6 +222,7 @@ func (l *Listener) input(now Time, s *segment) {
 	}
 	c := e.newConn(now, s.dst, s.src, &l.opts)
 	c.parent = l
+	c.mapped = l.mapsChild(s.dst)
 	l.synQueue++
 	e.conns[c.key] = c
 	l.holdChild(c)
@@ -240,6 +250,7 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 		return true
 	}
 	c := l.cookieConn(now, s, idx)
+	c.mapped = l.mapsChild(s.dst)
 	e.conns[c.key] = c
 	l.holdChild(c)
 	l.synQueue++ // established() moves it to the accept queue

@@ -9,15 +9,21 @@ import (
 )
 
 // Connect starts an active open (RFC 9293 §3.10.1) from local to remote and
-// sends the SYN. A zero local port picks an ephemeral one as Linux's
+// sends the SYN. Both addresses are of one family; an IPv4-mapped IPv6
+// address stands for its IPv4 address, and the connection then reports its
+// addresses mapped (see the package documentation). A zero local port picks an ephemeral one as Linux's
 // inet_hash_connect does (connectPort): EADDRNOTAVAIL (ErrAddrNotAvail)
 // when every port of the range is taken toward remote. A non-zero one is
 // Bind and then Binding.Connect: EADDRINUSE when the bind conflicts,
 // EADDRNOTAVAIL when the 4-tuple is taken.
 func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) (*Conn, error) {
-	if !remote.Addr().Is4() || remote.Port() == 0 || !local.Addr().Is4() || local.Addr().IsUnspecified() {
-		return nil, ErrInvalid // the engine speaks IPv4 only, from an address of its own
+	ra, rmapped, rok := unmapAddr(remote.Addr())
+	la, lmapped, lok := unmapAddr(local.Addr())
+	if !rok || !lok || remote.Port() == 0 || la.IsUnspecified() || la.Is4() != ra.Is4() {
+		return nil, ErrInvalid // from an address of its own, to one of the same family
 	}
+	mapped := rmapped || lmapped
+	remote, local = netip.AddrPortFrom(ra, remote.Port()), netip.AddrPortFrom(la, local.Port())
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
@@ -26,6 +32,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 		if err != nil {
 			return nil, err
 		}
+		b.mapped = mapped
 		c, err := b.Connect(now, remote, opts)
 		if err != nil {
 			b.Close()
@@ -39,6 +46,7 @@ func (e *Engine) Connect(now Time, local, remote netip.AddrPort, opts SockOpts) 
 	}
 	local = netip.AddrPortFrom(local.Addr(), port)
 	c := e.activeOpen(now, local, remote, &opts, tw)
+	c.mapped = mapped
 	e.hold(&c.hold, port, bindClass{addr: local.Addr(), reuseAddr: opts.ReuseAddr, reusePort: opts.ReusePort}, false)
 	c.sendSyn(now)
 	c.updateDeadline()
@@ -100,9 +108,10 @@ func (c *Conn) chooseRcvWscale() uint8 {
 	return s
 }
 
-// advertisedMSS is the MSS option we send: the link's, lowered by TCP_MAXSEG.
+// advertisedMSS is the MSS option we send: the link's for the connection's
+// family (linkMSS), lowered by TCP_MAXSEG.
 func (c *Conn) advertisedMSS() int {
-	m := c.e.ourMSS
+	m := c.linkMSS
 	if c.userMSS > 0 && c.userMSS < m {
 		m = c.userMSS
 	}
@@ -208,10 +217,12 @@ func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
 }
 
 // setSndMSS derives the payload size of a full segment: the peer's MSS
-// bounded by our link, less the fixed options we put on every segment
-// (RFC 9293 §3.7.1: the MSS counts no options).
+// bounded by the path MTU less the network and TCP headers, less the fixed
+// options we put on every segment (RFC 9293 §3.7.1: the MSS counts no
+// options). Linux behaviour (__tcp_mtu_to_mss): the path's share is never
+// below tcp_min_snd_mss (the profile's MinSendMSS), in either family.
 func (c *Conn) setSndMSS() {
-	m := min(c.peerMSS, c.e.ourMSS)
+	m := min(c.peerMSS, c.pathMSS())
 	if c.userMSS > 0 {
 		m = min(m, c.userMSS)
 	}

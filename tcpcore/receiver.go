@@ -88,7 +88,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		data = data[:room]
 	}
 	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax)
-	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.e.ourMSS))
+	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.linkMSS))
 	if off > 0 {
 		c.queueOutOfOrder(seq, off, data)
 		return

@@ -11,7 +11,8 @@ import (
 // answers a SYN without keeping any state, encoding what it must remember
 // in the ISS of its SYN-ACK. The final ACK (SEG.ACK-1 = ISS) brings it back.
 //
-// The layout follows Linux's cookie_v4: ISS = H1 + ISN_peer + (t << 24) +
+// The layout follows Linux's cookie_v4 (cookie_v6 for IPv6, with its own
+// MSS table, cookieTable): ISS = H1 + ISN_peer + (t << 24) +
 // ((H2(t) + mssIndex) & 0xffffff), with t a minute counter, so a cookie is
 // valid for a few minutes and forging one means guessing keyed hashes.
 // What 32 bits cannot carry (window scale, SACK-permitted) rides in the low
@@ -35,12 +36,11 @@ const (
 	tsNoWscale = 0xf
 )
 
-// cookieMSS are the MSS values a cookie can name (Linux msstab).
-var cookieMSS = [...]int{536, 1300, 1440, 1460}
-
-func cookieMSSIndex(mss int) int {
-	i := len(cookieMSS) - 1
-	for i > 0 && cookieMSS[i] > mss {
+// cookieMSSIndex is the largest entry of the MSS table (cookieTable, per
+// family) not above mss, the first one if none is.
+func cookieMSSIndex(table []int, mss int) int {
+	i := len(table) - 1
+	for i > 0 && table[i] > mss {
 		i--
 	}
 	return i
@@ -75,7 +75,7 @@ func (e *Engine) checkCookie(now Time, s *segment) (mssIdx int, ok bool) {
 	full := count - ((count - sent) & (1<<(32-cookieBits) - 1))
 	h2 := e.isn.cookieHash(s.dst, s.src, full)
 	data := (diff - h2) & cookieMask
-	if data >= uint32(len(cookieMSS)) {
+	if data >= uint32(len(cookieTable(s.dst.Addr()))) {
 		return 0, false
 	}
 	return int(data), true
@@ -105,7 +105,7 @@ func (l *Listener) sendCookieSynAck(now Time, s *segment) {
 	l.lastCookie = now
 	l.stats.CookiesSent++
 	e.stats.SynCookiesSent++
-	mss := e.ourMSS
+	mss := e.linkMSS(s.dst.Addr())
 	if l.opts.MaxSeg > 0 && l.opts.MaxSeg < mss {
 		mss = l.opts.MaxSeg
 	}
@@ -113,7 +113,7 @@ func (l *Listener) sendCookieSynAck(now Time, s *segment) {
 	if s.opts.HasMSS {
 		peerMSS = int(s.opts.MSS)
 	}
-	idx := cookieMSSIndex(min(peerMSS, mss))
+	idx := cookieMSSIndex(cookieTable(s.dst.Addr()), min(peerMSS, mss))
 	iss := e.cookieISS(now, s.dst, s.src, s.seq, idx)
 	// A throwaway TCB builds the SYN-ACK exactly as a real one would; it
 	// is never linked into the engine.
@@ -149,7 +149,7 @@ func (l *Listener) cookieConn(now Time, s *segment, mssIdx int) *Conn {
 	c.irs = s.seq.Add(-1)
 	c.rcvNxt = s.seq
 	c.rcvWscale = c.chooseRcvWscale()
-	c.peerMSS = cookieMSS[mssIdx]
+	c.peerMSS = cookieTable(s.dst.Addr())[mssIdx]
 	if s.opts.HasTS && s.opts.TSEcr != 0 && e.prof.Timestamps {
 		c.tsOK = true
 		c.tsRecent, c.tsRecentAt = s.opts.TSVal, now

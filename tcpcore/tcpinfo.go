@@ -297,7 +297,7 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 		// timestamps are agreed, on either side of the handshake.
 		t.AdvMSS -= 12
 	}
-	t.PMTU = uint32(c.e.ourMSS + 40) // the link MTU: IPv4 and TCP headers
+	t.PMTU = uint32(c.pmtu) // the path MTU: the link's, lowered by ICMP (pmtu.go)
 	t.Reordering = uint32(c.dupThresh)
 	t.Unacked = c.segments(c.sndUna, c.sndMax, nil)
 	// Lost, Retrans, Sacked: the segments deemed lost, with a
