@@ -30,6 +30,7 @@ type Conn struct {
 	keepAlive bool         // SO_KEEPALIVE as last set (the engine does not report it)
 	lingerSec int          // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
 	created   tcpcore.Time // when newConn made it: Metrics.Lifetime starts here
+	traced    tracedState  // the congestion state last traced (trace.go), only with Config.Trace
 }
 
 var _ net.Conn = (*Conn)(nil)

@@ -30,9 +30,11 @@ type Config struct {
 	// random bytes. Tests fix it to replay a run.
 	Secret [32]byte
 	// Trace, if set, receives every congestion event of every connection
-	// (see TraceEvent), in order. It is called with the stack's lock held,
-	// so it must return quickly and must not call the Stack or its
-	// connections; serve --trace queues the event for a writer goroutine.
+	// and samples of the congestion state of the application's
+	// connections between them (see TraceEvent), in order. It is called
+	// with the stack's lock held, so it must return quickly and must not
+	// call the Stack or its connections; serve --trace queues the event
+	// for a writer goroutine.
 	Trace func(TraceEvent)
 }
 
@@ -180,7 +182,7 @@ func (s *Stack) durationUntil(t tcpcore.Time) time.Duration {
 // returns, bounded by what the engine can produce meanwhile (windows and
 // send buffers).
 func (s *Stack) unlockFlush() {
-	if len(s.traceq) > 0 {
+	if s.trace != nil {
 		s.deliverTrace()
 	}
 	for _, w := range s.e.Wakeups() {

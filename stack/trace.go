@@ -7,13 +7,27 @@ import (
 	"tunstack/tcpcore"
 )
 
-// TraceEvent is one congestion event of one connection (a fast retransmit,
-// an RTO, the end of a recovery, an undo, a D-SACK received...), with the
-// connection's congestion state right after it, for `serve --trace`.
+// TraceEvent is one record of one connection's congestion state, for
+// `serve --trace`: either a congestion event (a fast retransmit, an RTO,
+// the end of a recovery, an undo, a D-SACK received...) with the state
+// right after it, or a sample (Event "sample") of the state after an
+// engine call that changed the connection's cwnd, ssthresh or flight
+// since its last record.
+//
+// Samples are what draw cwnd as a curve (slow start's climb, congestion
+// avoidance's sawtooth) between the events: at most one per connection per
+// engine call, that is per batch of segments read from the link, per timer
+// run or per application call, with the state once the call is over. They
+// are taken only of connections the application holds or has closed and
+// the engine still runs (those the stack has a Conn for), and only with
+// Config.Trace set; without it the stack does no work for them.
 type TraceEvent struct {
 	Time          time.Time      // when the engine handled it (wall clock, with a monotonic reading)
 	Local, Remote netip.AddrPort // the connection's 4-tuple
-	Event         string         // the engine's name: "fast-retransmit", "partial-ack", "recovery-end", "rto", "undo", "dsack", "lost-retransmit", "rescue", "tlp"
+	// Event is "sample", or the engine's name of a congestion event:
+	// "fast-retransmit", "partial-ack", "recovery-end", "rto", "undo",
+	// "frto-undo", "dsack", "lost-retransmit", "rescue", "tlp", "tlp-loss".
+	Event         string
 	CwndBytes     int
 	SSThreshBytes int
 	FlightBytes   int    // RFC 6675 pipe: the bytes the sender believes are in the network
@@ -24,6 +38,15 @@ type TraceEvent struct {
 	// a listener's accept queue.
 	SRTT, RTO time.Duration
 	RTTKnown  bool
+}
+
+// TraceSample is TraceEvent.Event for a sample of the congestion state.
+const TraceSample = "sample"
+
+// tracedState is the congestion state of a connection's last record.
+type tracedState struct {
+	st  tcpcore.CongestionState
+	any bool // a record was emitted
 }
 
 // traceKey finds a connection by its 4-tuple.
@@ -38,8 +61,10 @@ func (s *Stack) onEngineTrace(ev tcpcore.CongestionEvent) {
 }
 
 // deliverTrace hands the queued events to Config.Trace, adding each
-// connection's RTT estimate, which the engine's event does not carry. The
-// caller holds s.mu and the engine call that produced the events is over.
+// connection's RTT estimate, which the engine's event does not carry, and
+// then a sample of each connection the call touched whose state changed
+// since its last record (sampleTouched). The caller holds s.mu and the
+// engine call that produced the events is over.
 func (s *Stack) deliverTrace() {
 	for i, ev := range s.traceq {
 		out := TraceEvent{
@@ -54,9 +79,49 @@ func (s *Stack) deliverTrace() {
 		if c := s.byKey[traceKey{out.Local, out.Remote}]; c != nil {
 			in := c.tc.Info()
 			out.SRTT, out.RTO, out.RTTKnown = in.SRTT, in.RTO, true
+			c.traced = tracedState{st: tcpcore.CongestionState{CwndBytes: ev.CwndBytes, SSThreshBytes: ev.SSThreshBytes,
+				FlightBytes: ev.FlightBytes, State: ev.State}, any: true}
 		}
 		s.trace(out)
 		s.traceq[i] = tcpcore.CongestionEvent{} // drop the strings
 	}
 	s.traceq = s.traceq[:0]
+	s.sampleTouched()
+}
+
+// sampleTouched emits a sample for each connection the engine call just
+// over worked on (tcpcore.Engine.Touched) whose cwnd, ssthresh or flight
+// differs from its last record, event or sample. Each connection appears
+// at most once per call, so a batch of ACKs read together gives one
+// sample, with the state after all of them.
+func (s *Stack) sampleTouched() {
+	touched := s.e.Touched()
+	if len(touched) == 0 {
+		return
+	}
+	var now time.Time // read once, if anything is sampled
+	for _, tc := range touched {
+		st, ok := tc.CongestionState()
+		if !ok {
+			continue // not established yet: no congestion state
+		}
+		c := s.byKey[traceKey{tc.LocalAddr(), tc.RemoteAddr()}]
+		if c == nil || c.tc != tc {
+			continue // not the application's: no record to compare with
+		}
+		last := c.traced.st
+		if c.traced.any && st.CwndBytes == last.CwndBytes && st.SSThreshBytes == last.SSThreshBytes && st.FlightBytes == last.FlightBytes {
+			continue
+		}
+		c.traced = tracedState{st: st, any: true}
+		if now.IsZero() {
+			now = s.epoch.Add(time.Duration(s.now()))
+		}
+		in := tc.Info()
+		s.trace(TraceEvent{
+			Time: now, Local: tc.LocalAddr(), Remote: tc.RemoteAddr(), Event: TraceSample,
+			CwndBytes: st.CwndBytes, SSThreshBytes: st.SSThreshBytes, FlightBytes: st.FlightBytes, State: st.State,
+			SRTT: in.SRTT, RTO: in.RTO, RTTKnown: true,
+		})
+	}
 }

@@ -246,3 +246,87 @@ func TestAddCountersSumsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceSamplesDrawTheWindowBetweenEvents sends 4 MiB from the traced
+// side over a round trip of 5 ms or more with some loss: slow start must
+// show as samples of a growing cwnd before the first congestion event
+// (without samples there is no record before it), each sample
+// must record a change (of cwnd, ssthresh or flight) since the connection's
+// previous record, and once everything is acknowledged the last record must
+// be the connection's state as Info reports it, with nothing in flight.
+func TestTraceSamplesDrawTheWindowBetweenEvents(t *testing.T) {
+	log := new(traceLog)
+	p := newTracedPair(t, "delay=5ms,loss=1%,seed=3", log)
+	c, s := p.connect(t, 8081)
+	const size = 4 << 20
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(s, newPatternReader(size))
+		done <- err
+	}()
+	c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	if n, err := io.CopyN(io.Discard, c, size); err != nil {
+		t.Fatalf("read after %d bytes: %v", n, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	info := waitInfo(t, s, func(in tcpcore.Info) bool { return in.BytesInFlight == 0 })
+	// Info and the records are taken under the same lock: with nothing in
+	// flight and nothing more to send, no later record can come.
+	records := log.snapshot()
+	local := netip.MustParseAddrPort(s.LocalAddr().String())
+
+	var samples, slowStart, events, first, peak int
+	var prev *TraceEvent
+	climbed := 0
+	for i := range records {
+		r := &records[i]
+		if r.Local != local {
+			continue
+		}
+		if r.Event != TraceSample {
+			events++
+			prev = r
+			continue
+		}
+		samples++
+		if !r.RTTKnown || r.CwndBytes <= 0 || r.FlightBytes < 0 {
+			t.Errorf("sample %d %+v: no RTT or windows out of range", i, *r)
+		}
+		if prev != nil && prev.CwndBytes == r.CwndBytes && prev.SSThreshBytes == r.SSThreshBytes && prev.FlightBytes == r.FlightBytes {
+			t.Errorf("sample %d repeats the record before it: %+v after %+v", i, *r, *prev)
+		}
+		if events == 0 {
+			slowStart++
+			if first == 0 {
+				first = r.CwndBytes
+			}
+			peak = max(peak, r.CwndBytes)
+			if prev != nil && r.CwndBytes > prev.CwndBytes {
+				climbed++
+			}
+			if prev != nil && r.CwndBytes < prev.CwndBytes {
+				t.Errorf("sample %d: cwnd fell from %d to %d in slow start, before any congestion event", i, prev.CwndBytes, r.CwndBytes)
+			}
+		}
+		prev = r
+	}
+	t.Logf("%d records of the connection: %d samples (%d before the first event, cwnd rising in %d from %d to %d bytes), %d events", samples+events, samples, slowStart, climbed, first, peak, events)
+	if prev == nil {
+		t.Fatal("no record of the connection")
+	}
+	if events == 0 {
+		t.Fatal("no congestion event: the loss did not hit this transfer, so slow start's end is not checked; change the seed")
+	}
+	// From the initial window of 10 segments, doubling each round trip
+	// (the pipe hands over a round's ACKs together, so a round is one
+	// engine call and one sample): three rises at least, to four times
+	// the first sample's window or more.
+	if climbed < 3 || peak < 4*first {
+		t.Errorf("before the first congestion event: %d samples, cwnd rising in %d, from %d to %d bytes; want slow start's climb drawn (3 rises at least, to 4 times the start)", slowStart, climbed, first, peak)
+	}
+	if prev.FlightBytes != 0 || prev.CwndBytes != info.CwndBytes || prev.SSThreshBytes != info.SSThreshBytes {
+		t.Errorf("last record %+v; the connection, with everything acknowledged: cwnd %d ssthresh %d flight %d", *prev, info.CwndBytes, info.SSThreshBytes, info.BytesInFlight)
+	}
+}

@@ -18,6 +18,7 @@ type Conn struct {
 	state     State
 	waker     Waker
 	inWakeups bool
+	touched   bool // in the engine's touched list (trace.go)
 
 	// Listener that created this connection, while it sits in the SYN queue
 	// or the accept queue; nil once accepted or for active opens.

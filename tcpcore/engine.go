@@ -132,6 +132,7 @@ type Engine struct {
 	ackLater []*Conn
 	pool     packetPool
 	wakeups  []Waker
+	touched  []*Conn // with Config.Trace only: see Touched (trace.go)
 	stats    Stats
 	isn      isnGen
 	nextEph  uint32 // ephemeral port cursor

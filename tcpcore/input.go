@@ -14,6 +14,7 @@ const pawsIdleLimit = 24 * 24 * time.Hour
 // (SYN-SENT) and §3.10.7.4 (every other state), in the RFC's order of
 // checks, each its own method below.
 func (c *Conn) input(now Time, s *segment) {
+	c.touch()
 	c.info.SegsIn++
 	if len(s.payload) > 0 {
 		c.dataSegsIn++ // Linux data_segs_in

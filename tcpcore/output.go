@@ -199,6 +199,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 		c.sndBuf.peek(b[hl:hl+n], off)
 	}
 	e.finishPacket(p, hl+n)
+	c.touch()
 	c.info.SegsOut++
 	c.noteEmitted(now, n)
 	if n > 0 {

@@ -75,6 +75,7 @@ func (c *Conn) updateDeadline() {
 // onTimers runs every timer of c that is due. Each handler disarms or
 // re-arms its own timer in the future, so Advance always makes progress.
 func (c *Conn) onTimers(now Time) {
+	c.touch()
 	if expire(&c.closeAt, now) {
 		c.onCloseTimer(now)
 	}
