@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -14,13 +15,14 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// TracePoint is one congestion event of one connection, as a line of
-// `tunstack serve --trace` has it: the sender's state right after it.
+// TracePoint is one record of one connection, as a line of `tunstack
+// serve --trace` has it: a congestion event, with the sender's state right
+// after it, or a sample of the state (Event TraceSample).
 type TracePoint struct {
 	Time          time.Time // wall clock
 	Seconds       float64   // since the trace's start (serve's t_s)
 	Local, Remote string    // address:port, the stack's side first
-	Event         string    // fast-retransmit, partial-ack, recovery-end, rto, undo, dsack, ...
+	Event         string    // sample, or an event: fast-retransmit, partial-ack, recovery-end, rto, undo, dsack, ...
 	Cwnd          int       // bytes
 	SSThresh      int       // bytes; InfiniteSSThresh and above mean "not set yet"
 	Flight        int       // bytes in flight (RFC 6675 pipe)
@@ -175,43 +177,134 @@ func Episodes(pts []TracePoint, at func(TracePoint) float64) []Episode {
 	return out
 }
 
+// TraceSample is the event name of a sample: the connection's state after
+// an engine call that changed its cwnd, ssthresh or flight, recorded
+// between congestion events so that the window can be drawn as a curve.
+const TraceSample = "sample"
+
+// eventMark is how one kind of congestion event is marked on the cwnd
+// line.
+type eventMark struct {
+	label string
+	glyph draw.GlyphStyle
+}
+
+// eventMarks are the marks, in legend order; markOf picks one.
+var eventMarks = []eventMark{
+	// Black, not the retransmission colour: that one counts the
+	// retransmissions of the time-sequence graph above.
+	{"fast retransmit (recovery starts)", draw.GlyphStyle{Color: ColorData, Radius: vg.Points(3), Shape: draw.TriangleGlyph{}}},
+	{"RTO", draw.GlyphStyle{Color: ColorRST, Radius: vg.Points(3), Shape: draw.CrossGlyph{}}},
+	{"recovery end or undo", draw.GlyphStyle{Color: ColorAck, Radius: vg.Points(2.5), Shape: draw.BoxGlyph{}}},
+	{"other event (partial ACK, D-SACK, probe...)", draw.GlyphStyle{Color: ColorSACK, Radius: vg.Points(2.5), Shape: draw.RingGlyph{}}},
+}
+
+func markOf(event string) int {
+	switch event {
+	case "fast-retransmit":
+		return 0
+	case "rto":
+		return 1
+	case "recovery-end", "undo", "frto-undo":
+		return 2
+	}
+	return 3
+}
+
 // CwndPlots draws one connection's congestion trace in two panels: cwnd,
 // ssthresh and flight size in bytes, with recovery and loss episodes
 // shaded; SRTT in milliseconds below. at places a point on the x axis
 // (seconds: the trace's own t_s, or aligned with a capture's start).
-// The trace has a point per congestion event, not per ACK: cwnd is drawn
-// as a mark at each event (it grows between them, unseen), ssthresh as a
+//
+// With samples in the trace (the state after every engine call that
+// changed it), cwnd, flight and ssthresh are drawn as steps through every
+// point, each value held until the next, SRTT as a line, and each
+// congestion event is marked on the cwnd line by its kind. A trace of
+// congestion events alone (one written before samples existed) has a
+// point per event, not per ACK: cwnd is then drawn as a mark at each
+// event (it grows between them, unseen), flight likewise, ssthresh as a
 // step (it changes only at them).
 func CwndPlots(pts []TracePoint, at func(TracePoint) float64, w Window, title string) []*plot.Plot {
 	var in []TracePoint
+	sampled := false
 	for _, p := range pts {
 		if w.Contains(at(p)) {
 			in = append(in, p)
+			sampled = sampled || p.Event == TraceSample
 		}
 	}
 	cw := newPlot(title, "time (s)", "bytes")
 	cw.Y.Tick.Marker = byteTicks{}
-	cwnd := &pointLine{glyph: draw.GlyphStyle{Color: ColorCwnd, Radius: vg.Points(1.8), Shape: draw.CircleGlyph{}}, dataRange: emptyRange()}
-	flight := &pointLine{glyph: draw.GlyphStyle{Color: ColorFlight, Radius: vg.Points(2), Shape: draw.CrossGlyph{}}, dataRange: emptyRange()}
 	ss := newStepLine(draw.LineStyle{Color: ColorSSThresh, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(2)}})
 	for _, p := range in {
-		x := at(p)
-		cwnd.add(x, float64(p.Cwnd))
-		if p.Flight >= 0 {
-			flight.add(x, float64(p.Flight))
-		}
 		if p.SSThresh >= 0 && p.SSThresh < InfiniteSSThresh {
-			ss.add(x, float64(p.SSThresh))
+			ss.add(at(p), float64(p.SSThresh))
 		}
 	}
+	until := math.Inf(-1)
 	if len(in) > 0 {
-		ss.until = at(in[len(in)-1])
+		until = at(in[len(in)-1])
 	}
 	if w.HasTo {
-		ss.until = w.To
+		until = w.To
 	}
+	ss.until = until
 	shade := &episodes{eps: Episodes(in, at)}
-	cw.Add(shade, ss, cwnd, flight)
+	cw.Add(shade, ss)
+	var legend []func()
+	if sampled {
+		cwnd := newStepLine(draw.LineStyle{Color: ColorCwnd, Width: vg.Points(1.5)})
+		flight := newStepLine(draw.LineStyle{Color: ColorFlight, Width: vg.Points(0.7)})
+		marks := make([]*pointLine, len(eventMarks))
+		for i, m := range eventMarks {
+			marks[i] = &pointLine{glyph: m.glyph, dataRange: emptyRange()}
+		}
+		for _, p := range in {
+			x := at(p)
+			cwnd.add(x, float64(p.Cwnd))
+			if p.Flight >= 0 {
+				flight.add(x, float64(p.Flight))
+			}
+			if p.Event != TraceSample {
+				marks[markOf(p.Event)].add(x, float64(p.Cwnd))
+			}
+		}
+		cwnd.until, flight.until = until, until
+		cw.Add(flight, cwnd)
+		legend = append(legend, func() { cw.Legend.Add("cwnd", cwnd) })
+		for i, m := range marks {
+			if m.n() > 0 {
+				cw.Add(m)
+				legend = append(legend, func() { cw.Legend.Add(eventMarks[i].label, m) })
+			}
+		}
+		if ss.n() > 0 {
+			legend = append(legend, func() { cw.Legend.Add("ssthresh", ss) })
+		}
+		if flight.n() > 0 {
+			legend = append(legend, func() { cw.Legend.Add("flight size", flight) })
+		}
+	} else {
+		cwnd := &pointLine{glyph: draw.GlyphStyle{Color: ColorCwnd, Radius: vg.Points(1.8), Shape: draw.CircleGlyph{}}, dataRange: emptyRange()}
+		flight := &pointLine{glyph: draw.GlyphStyle{Color: ColorFlight, Radius: vg.Points(2), Shape: draw.CrossGlyph{}}, dataRange: emptyRange()}
+		for _, p := range in {
+			x := at(p)
+			cwnd.add(x, float64(p.Cwnd))
+			if p.Flight >= 0 {
+				flight.add(x, float64(p.Flight))
+			}
+		}
+		cw.Add(cwnd, flight)
+		if cwnd.n() > 0 {
+			legend = append(legend, func() { cw.Legend.Add("cwnd at a congestion event", cwnd) })
+		}
+		if ss.n() > 0 {
+			legend = append(legend, func() { cw.Legend.Add("ssthresh", ss) })
+		}
+		if flight.n() > 0 {
+			legend = append(legend, func() { cw.Legend.Add("flight size", flight) })
+		}
+	}
 	cw.Y.Min = 0
 	w.apply(cw)
 	fallbackAxes(cw)
@@ -221,18 +314,16 @@ func CwndPlots(pts []TracePoint, at func(TracePoint) float64, w Window, title st
 	if len(shade.loss()) > 0 {
 		cw.Legend.Add("loss (after RTO)", shadeThumb{ColorLoss})
 	}
-	if cwnd.n() > 0 {
-		cw.Legend.Add("cwnd at a congestion event", cwnd)
-	}
-	if ss.n() > 0 {
-		cw.Legend.Add("ssthresh", ss)
-	}
-	if flight.n() > 0 {
-		cw.Legend.Add("flight size", flight)
+	for _, add := range legend {
+		add()
 	}
 
 	rtt := newPlot("", "time (s)", "SRTT (ms)")
-	srtt := &pointLine{line: draw.LineStyle{Color: ColorSRTT, Width: vg.Points(1)}, glyph: draw.GlyphStyle{Color: ColorSRTT, Radius: vg.Points(1.8), Shape: draw.CircleGlyph{}}, dataRange: emptyRange()}
+	srtt := &pointLine{line: draw.LineStyle{Color: ColorSRTT, Width: vg.Points(1)}, dataRange: emptyRange()}
+	if !sampled {
+		// A handful of events: each one shows.
+		srtt.glyph = draw.GlyphStyle{Color: ColorSRTT, Radius: vg.Points(1.8), Shape: draw.CircleGlyph{}}
+	}
 	for _, p := range in {
 		if p.SRTTKnown {
 			srtt.add(at(p), float64(p.SRTT)/float64(time.Millisecond))
@@ -275,6 +366,9 @@ func (l *pointLine) Plot(c draw.Canvas, p *plot.Plot) {
 	if l.line.Width > 0 && len(pts) > 1 {
 		c.StrokeLines(l.line, c.ClipLinesXY(pts)...)
 	}
+	if l.glyph.Radius == 0 {
+		return // a line alone
+	}
 	for _, pt := range pts {
 		if c.Contains(pt) {
 			c.DrawGlyph(l.glyph, pt)
@@ -286,7 +380,9 @@ func (l *pointLine) Thumbnail(c *draw.Canvas) {
 	if l.line.Width > 0 {
 		lineThumb(c, l.line)
 	}
-	c.DrawGlyph(l.glyph, c.Center())
+	if l.glyph.Radius > 0 {
+		c.DrawGlyph(l.glyph, c.Center())
+	}
 }
 
 // episodes shades each episode over the whole height of the data area.

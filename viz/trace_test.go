@@ -67,3 +67,54 @@ func TestEpisodes(t *testing.T) {
 		t.Errorf("episodes %+v, want %+v", got, want)
 	}
 }
+
+// sampledTrace is slow start (samples of a growing cwnd), a fast
+// retransmit, samples during the recovery, its end, then congestion
+// avoidance.
+const sampledTrace = `{"t_s":0.00,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"sample","cwnd_bytes":14480,"ssthresh_bytes":2147483647,"flight_bytes":14480,"state":"open","srtt_us":10000}
+{"t_s":0.01,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"sample","cwnd_bytes":28960,"ssthresh_bytes":2147483647,"flight_bytes":28960,"state":"open","srtt_us":10000}
+{"t_s":0.02,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"sample","cwnd_bytes":57920,"ssthresh_bytes":2147483647,"flight_bytes":57920,"state":"open","srtt_us":11000}
+{"t_s":0.03,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"fast-retransmit","cwnd_bytes":57920,"ssthresh_bytes":28960,"flight_bytes":56472,"state":"recovery","srtt_us":12000}
+{"t_s":0.03,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"sample","cwnd_bytes":55024,"ssthresh_bytes":28960,"flight_bytes":55024,"state":"recovery","srtt_us":12000}
+{"t_s":0.04,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"recovery-end","cwnd_bytes":28960,"ssthresh_bytes":28960,"flight_bytes":28960,"state":"open","srtt_us":12000}
+{"t_s":0.05,"local":"10.0.0.2:80","remote":"10.0.0.1:5000","event":"sample","cwnd_bytes":30408,"ssthresh_bytes":28960,"flight_bytes":30408,"state":"open","srtt_us":12000}
+`
+
+// With samples the window is a line and the events are marks on it, each
+// kind in the legend; a trace of events alone keeps its marks at events.
+func TestCwndPlotsDrawSamplesAsLinesWithEventsMarked(t *testing.T) {
+	tr, err := ReadTrace(strings.NewReader(sampledTrace))
+	if err != nil || len(tr.Points) != 7 || len(tr.Bad) != 0 {
+		t.Fatalf("%d points, bad %q, %v; want 7 and none bad", len(tr.Points), tr.Bad, err)
+	}
+	eps := Episodes(tr.Points, func(p TracePoint) float64 { return p.Seconds })
+	if want := []Episode{{From: 0.03, To: 0.04, State: "recovery"}}; !reflect.DeepEqual(eps, want) {
+		t.Errorf("episodes %+v, want %+v: samples inside a recovery do not split it", eps, want)
+	}
+	svg := func(tr *Trace) string {
+		var b strings.Builder
+		if _, err := (Figure{Trace: tr}).Write(&b, "svg"); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	got := svg(tr)
+	for _, want := range []string{">cwnd<", ">fast retransmit (recovery starts)<", ">recovery end or undo<", ">ssthresh<", ">flight size<", ">fast recovery<", ">smoothed RTT<"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the sampled trace's figure has no legend entry %s", want)
+		}
+	}
+	for _, absent := range []string{">RTO<", "cwnd at a congestion event", ">other event"} {
+		if strings.Contains(got, absent) {
+			t.Errorf("the sampled trace's figure has a legend entry %s, for nothing in the trace", absent)
+		}
+	}
+	old, err := ReadTrace(strings.NewReader(sampleTrace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = svg(old)
+	if !strings.Contains(got, ">cwnd at a congestion event<") || strings.Contains(got, ">fast retransmit (recovery starts)<") {
+		t.Errorf("a trace without samples should keep cwnd as marks at its events, with their legend")
+	}
+}

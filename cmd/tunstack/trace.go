@@ -13,14 +13,21 @@ import (
 )
 
 // traceRecord is one line of `serve --trace FILE`: a JSON object per
-// congestion event, units in the names, so a plot needs no schema.
+// record, units in the names, so a plot needs no schema. A record is a
+// congestion event (event names the kind), with the state right after it,
+// or a sample (event "sample"): the state after an engine call that
+// changed the connection's cwnd, ssthresh or flight since its previous
+// record, at most one per connection per call (a batch of segments read,
+// a timer run, an application call), so that cwnd can be drawn as a curve
+// between the events. Samples are of the connections the application
+// holds or has closed and the stack still runs; events are of all.
 type traceRecord struct {
 	Time          string  `json:"time"`       // wall clock, RFC 3339 with nanoseconds
 	Seconds       float64 `json:"t_s"`        // since serve started, for the x axis
 	Local         string  `json:"local"`      // the stack's side, address:port
 	Remote        string  `json:"remote"`     // the peer's side
-	Event         string  `json:"event"`      // fast-retransmit, partial-ack, recovery-end, rto, undo, dsack
-	CwndBytes     int     `json:"cwnd_bytes"` // congestion window after the event
+	Event         string  `json:"event"`      // sample, or an event: fast-retransmit, partial-ack, recovery-end, rto, undo, frto-undo, dsack, lost-retransmit, rescue, tlp, tlp-loss
+	CwndBytes     int     `json:"cwnd_bytes"` // congestion window after the event, or when sampled
 	SSThreshBytes int     `json:"ssthresh_bytes"`
 	FlightBytes   int     `json:"flight_bytes"` // RFC 6675 pipe
 	State         string  `json:"state"`        // open, recovery or loss
@@ -43,7 +50,7 @@ func newTraceRecord(ev stack.TraceEvent, start time.Time) traceRecord {
 	return r
 }
 
-// traceWriter writes congestion events as JSON lines. Event is called by
+// traceWriter writes trace records as JSON lines. Event is called by
 // the stack with its lock held, in the middle of the data path, so it never
 // waits: it hands the event to a bounded queue, and a goroutine of its own
 // encodes and writes. If the disk falls behind and the queue is full, the
@@ -164,7 +171,7 @@ type traceSummary struct {
 
 // String says it in one sentence for serve's exit message.
 func (s traceSummary) String() string {
-	msg := fmt.Sprintf("%d congestion events written", s.Written)
+	msg := fmt.Sprintf("%d trace records (congestion events and samples) written", s.Written)
 	if s.Dropped > 0 {
 		msg += fmt.Sprintf(", %d dropped because the file could not keep up", s.Dropped)
 	}

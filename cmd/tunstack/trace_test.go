@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tunstack/stack"
+	"tunstack/viz"
 )
 
 var (
@@ -183,5 +184,39 @@ func TestTraceWriterReportsAWriteError(t *testing.T) {
 	// The lines fit the buffer, so the error comes at the final flush.
 	if sum.Err == nil || sum.Written != 0 || sum.Failed != 3 || !strings.Contains(sum.String(), "3 lost to a write error: disk full") {
 		t.Fatalf("summary %+v (%s), want 3 events lost to the write error", sum, sum)
+	}
+}
+
+// A sample and an event written by serve's writer read back through
+// viz.ReadTrace, the plot's reader, as the same records.
+func TestTraceSamplesRoundTripThroughThePlotReader(t *testing.T) {
+	var out lockedBuffer
+	tw := newTraceWriter(&out, traceStart, 16, time.Hour)
+	sample := traceEvent(0)
+	sample.Event, sample.State = stack.TraceSample, "open"
+	tw.Event(sample)
+	tw.Event(traceEvent(1))
+	if sum := tw.Close(); sum.Written != 2 || !strings.Contains(sum.String(), "2 trace records (congestion events and samples) written") {
+		t.Fatalf("summary %+v (%s), want 2 records written", sum, sum)
+	}
+	tr, err := viz.ReadTrace(strings.NewReader(out.String()))
+	if err != nil || len(tr.Bad) != 0 || len(tr.Points) != 2 {
+		t.Fatalf("read back: %d points, bad %q, %v; want 2", len(tr.Points), tr.Bad, err)
+	}
+	for i, ev := range []stack.TraceEvent{sample, traceEvent(1)} {
+		p := tr.Points[i]
+		want := viz.TracePoint{Time: ev.Time, Seconds: float64(ev.Time.Sub(traceStart).Microseconds()) / 1e6,
+			Local: ev.Local.String(), Remote: ev.Remote.String(), Event: ev.Event, Cwnd: ev.CwndBytes,
+			SSThresh: ev.SSThreshBytes, Flight: ev.FlightBytes, State: ev.State, SRTT: ev.SRTT, SRTTKnown: true}
+		if !p.Time.Equal(want.Time) {
+			t.Errorf("record %d: time %v, want %v", i, p.Time, want.Time)
+		}
+		p.Time = want.Time
+		if p != want {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, p, want)
+		}
+	}
+	if tr.Points[0].Event != viz.TraceSample {
+		t.Errorf("the sample reads back as event %q, want %q", tr.Points[0].Event, viz.TraceSample)
 	}
 }
