@@ -465,7 +465,8 @@ func ccCounters(topo *topology, sc serverConn) []Counter {
 		k := ic.Info().Counters
 		return []Counter{
 			{"Retransmits", k.Retransmits}, {"FastRetransmits", k.FastRetransmits},
-			{"RTORetransmits", k.RTORetransmits}, {"Timeouts", k.Timeouts},
+			{"RTORetransmits", k.RTORetransmits}, {"LostRetransmits", k.LostRetransmits},
+			{"RescueRetransmits", k.RescueRetransmits}, {"TLPRetransmits", k.TLPRetransmits}, {"Timeouts", k.Timeouts},
 			{"FastRecoveries", k.FastRecoveries}, {"SACKRecoveries", k.SACKRecoveries},
 			{"DSACKsSent", k.DSACKsSent}, {"DSACKsReceived", k.DSACKsReceived},
 			{"SpuriousUndos", k.SpuriousUndos}, {"TailLossProbes", k.TailLossProbes},

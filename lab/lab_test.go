@@ -30,7 +30,7 @@ func runExperiment(t *testing.T, name, stack string, o Options) *Result {
 	if o.Backlog == 0 {
 		o.Backlog = -1
 	}
-	pcap := filepath.Join(t.TempDir(), name+"-"+stack+".pcap")
+	pcap := filepath.Join(keptIfFailed(t, name+"-"+stack), name+"-"+stack+".pcap")
 	f, err := os.Create(pcap)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +46,25 @@ func runExperiment(t *testing.T, name, stack string, o Options) *Result {
 	t.Logf("\n%s", report.String())
 	checkPcapReadable(t, pcap, len(res.Capture.Packets))
 	return res
+}
+
+// keptIfFailed returns a new directory for a run's artefacts, removed
+// when the test passes and kept when it fails, its path logged, so that
+// a failure seen once in many runs can be read from its capture.
+func keptIfFailed(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tunstack-lab-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("this run failed: its capture is kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
 }
 
 // checkPcapReadable has tshark, an independent decoder, count the TCP
