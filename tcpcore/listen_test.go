@@ -15,7 +15,7 @@ func clientAddr(i int) netip.AddrPort { return netip.AddrPortFrom(remoteIP, uint
 
 func (p *peer) sendFrom(from netip.AddrPort, s tseg) {
 	p.t.Helper()
-	p.e.Input(p.now, remoteIP, localIP, s.encode(from, local))
+	p.e.Input(p.now, from.Addr(), p.local.Addr(), s.encode(from, p.local))
 	p.collect()
 }
 

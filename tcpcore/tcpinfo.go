@@ -74,7 +74,7 @@ type TCPInfo struct {
 	LastDataRecv uint32 // ms since in-order data arrived
 	LastAckRecv  uint32 // ms since an acceptable ACK arrived
 
-	PMTU        uint32 // the link MTU
+	PMTU        uint32 // the path MTU: the link's until an ICMP error lowers it
 	RcvSsthresh uint32 // bytes, cap on the window we advertise
 	RTT         uint32 // µs, smoothed
 	RTTVar      uint32 // µs
