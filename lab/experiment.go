@@ -90,7 +90,7 @@ type experiment struct {
 	print func(*Result, io.Writer)
 }
 
-var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, zeroWindowExperiment, nagleDelackExperiment, slowStartExperiment, fastRetransmitExperiment, sackExperiment, dsackExperiment, timeWaitExperiment}
+var experiments = []*experiment{backlogExperiment, synackExperiment, listenerCloseExperiment, synFloodExperiment, zeroWindowExperiment, nagleDelackExperiment, slowStartExperiment, fastRetransmitExperiment, sackExperiment, dsackExperiment, timeWaitExperiment}
 
 // Names lists the experiments, in the order the docs present them.
 func Names() []string {
