@@ -119,6 +119,7 @@ func HandshakePlots(h HandshakeCounts, rates, levels []Line, w Window, title str
 	p.Y.Min = 0
 	w.apply(p)
 	fallbackAxes(p)
+	headroom(p, 1.45) // above the lines, the legend
 	panels := []*plot.Plot{p}
 	if len(levels) > 0 {
 		q := newPlot("", "time (s)", "entries")
@@ -130,6 +131,7 @@ func HandshakePlots(h HandshakeCounts, rates, levels []Line, w Window, title str
 		q.Y.Min = 0
 		w.apply(q)
 		fallbackAxes(q)
+		headroom(q, 1.3)
 		panels = append(panels, q)
 	}
 	return panels
@@ -167,4 +169,10 @@ func seconds(s float64) string {
 		return strconv.FormatFloat(s*1000, 'f', -1, 64) + " ms"
 	}
 	return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+}
+
+// headroom raises the top of the y axis to f times the data's, so that a
+// legend at the top does not cover the lines.
+func headroom(p *plot.Plot, f float64) {
+	p.Y.Max = p.Y.Min + (p.Y.Max-p.Y.Min)*f
 }

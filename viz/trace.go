@@ -308,6 +308,9 @@ func CwndPlots(pts []TracePoint, at func(TracePoint) float64, w Window, title st
 	cw.Y.Min = 0
 	w.apply(cw)
 	fallbackAxes(cw)
+	if sampled {
+		headroom(cw, 1+0.06*float64(len(legend)+2)) // above the lines, the legend's entries
+	}
 	if len(shade.recovery()) > 0 {
 		cw.Legend.Add("fast recovery", shadeThumb{ColorRecovery})
 	}
