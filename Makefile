@@ -85,8 +85,11 @@ conformance: build
 # The lab's plots in docs/plots/ (root: namespaces and TUN devices): every
 # experiment of `tunstack lab --list` on every stack with --plot, which
 # writes NAME-STACK.svg (time-sequence graphs of its connections, from the
-# capture) and, for tunstack where it traced congestion events,
-# NAME-tunstack-cwnd.svg; docs/experiments.md shows them. Each run's report
+# capture), for tunstack where it traced congestion events
+# NAME-tunstack-cwnd.svg (cwnd, ssthresh, flight and SRTT through the
+# trace's samples, the events marked), and for synflood
+# synflood-STACK-syns.svg (SYNs in, SYN-ACKs out and cookies per 100 ms);
+# docs/experiments.md shows them. Each run's report
 # goes to PLOTS_OUT. Real-time runs, one at a time: about 15 minutes on 2
 # cores. TUNSTACK picks the binary (the build target's by default).
 PLOTS_OUT ?= /tmp/tunstack-plots
@@ -97,7 +100,7 @@ plots: build
 	@set -e; for name in $$($(TUNSTACK) lab --list); do \
 		for stack in $(PLOT_STACKS); do \
 			echo "lab $$name on $$stack"; \
-			rm -f docs/plots/$$name-$$stack.svg docs/plots/$$name-$$stack-cwnd.svg; \
+			rm -f docs/plots/$$name-$$stack.svg docs/plots/$$name-$$stack-cwnd.svg docs/plots/$$name-$$stack-syns.svg; \
 			$(TUNSTACK) lab $$name --stack $$stack --plot docs/plots > $(PLOTS_OUT)/$$name-$$stack.txt; \
 		done; \
 	done
