@@ -11,8 +11,11 @@ import (
 	"tunstack/tcpcore"
 )
 
-// Dial opens a TCP connection to address ("198.18.0.1:80"; an IPv4 literal,
-// since the stack has no resolver). It waits for the handshake; cancelling
+// Dial opens a TCP connection to address ("198.18.0.1:80" or
+// "[fd00::1]:80": a literal, since the stack has no resolver), on network
+// "tcp", "tcp4" or "tcp6" (parseAddrPort says how each reads it). An IPv6
+// destination needs Config.Addr6: without it Dial fails with
+// ENETUNREACH, as connect(2) does with no IPv6 route. It waits for the handshake; cancelling
 // ctx aborts the attempt. A refused connection reports
 // syscall.ECONNREFUSED, a handshake that timed out syscall.ETIMEDOUT, no
 // free local port toward address syscall.EADDRNOTAVAIL.
@@ -40,10 +43,10 @@ type Dialer struct {
 
 // DialWith is Dial with d's local address and options.
 func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string) (net.Conn, error) {
-	if network != "tcp" && network != "tcp4" {
+	if !tcpNetwork(network) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	remote, err := parseAddrPort(address)
+	remote, err := s.parseAddrPort(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
@@ -51,15 +54,25 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 	if remote.Addr().IsUnspecified() || remote.Port() == 0 {
 		return nil, newOpError("dial", nil, raddr, syscall.EADDRNOTAVAIL)
 	}
+	// The source is our address of the destination's family (an
+	// IPv4-mapped destination is IPv4).
+	own := s.addr
+	if !remote.Addr().Unmap().Is4() {
+		if !s.addr6.IsValid() {
+			return nil, newOpError("dial", nil, raddr, syscall.ENETUNREACH)
+		}
+		own = s.addr6
+	}
 	local := d.LocalAddr
 	if !local.IsValid() || local.Addr().IsUnspecified() {
-		local = netip.AddrPortFrom(s.addr, local.Port())
+		local = netip.AddrPortFrom(own, local.Port())
 	}
-	if local.Addr().Unmap() != s.addr {
-		// Linux: bind(2) of an address the host does not have.
+	if local.Addr().Unmap() != own {
+		// Linux: bind(2) of an address the host does not have, or
+		// connect(2) from one of the other family.
 		return nil, newOpError("dial", tcpAddr(local), raddr, syscall.EADDRNOTAVAIL)
 	}
-	local = netip.AddrPortFrom(s.addr, local.Port())
+	local = netip.AddrPortFrom(own, local.Port())
 	if err := ctx.Err(); err != nil {
 		return nil, newOpError("dial", nil, raddr, err)
 	}
@@ -118,8 +131,16 @@ func (c *Conn) discard() {
 	c.s.retire(c)
 }
 
-// parseAddrPort parses "ip:port" and ":port" (the unspecified address).
-func parseAddrPort(address string) (netip.AddrPort, error) {
+// parseAddrPort parses "ip:port" and ":port" for network "tcp", "tcp4"
+// or "tcp6", as the net package reads them on Linux: with "tcp" and
+// "tcp4" an IPv4-mapped address is its IPv4 address; with "tcp6" it stays
+// mapped, for an IPv6 socket that reaches IPv4 through it (the engine
+// runs such a connection in IPv4 and reports mapped addresses); "tcp4"
+// takes only IPv4 and "tcp6" only IPv6. ":port" is the wildcard: 0.0.0.0
+// for "tcp4", [::] for "tcp6", and for "tcp" [::] (dual stack, as Go's
+// Listen(":80") on Linux) when the stack has an IPv6 address, else
+// 0.0.0.0.
+func (s *Stack) parseAddrPort(network, address string) (netip.AddrPort, error) {
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -128,16 +149,42 @@ func parseAddrPort(address string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("stack: bad port %q", portStr)
 	}
-	ip := netip.IPv4Unspecified()
-	if host != "" {
-		ip, err = netip.ParseAddr(host)
-		if err != nil {
-			return netip.AddrPort{}, fmt.Errorf("stack: %q is not an IP address (the stack has no resolver)", host)
+	if host == "" {
+		ip := netip.IPv4Unspecified()
+		if network == "tcp6" || network == "tcp" && s.addr6.IsValid() {
+			ip = netip.IPv6Unspecified()
 		}
+		return netip.AddrPortFrom(ip, uint16(port)), nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("stack: %q is not an IP address (the stack has no resolver)", host)
+	}
+	if ip.Zone() != "" {
+		return netip.AddrPort{}, fmt.Errorf("stack: %v has a zone: the stack has one link, give the address without %%%s", ip, ip.Zone())
+	}
+	switch network {
+	case "tcp4":
+		if ip = ip.Unmap(); !ip.Is4() {
+			return netip.AddrPort{}, fmt.Errorf("stack: %v is not IPv4: use network tcp6 or tcp", ip)
+		}
+	case "tcp6":
+		if !ip.Is6() {
+			return netip.AddrPort{}, fmt.Errorf("stack: %v is not IPv6: use network tcp4 or tcp, or its mapped form [::ffff:%v]", ip, ip)
+		}
+	default:
 		ip = ip.Unmap()
-		if !ip.Is4() {
-			return netip.AddrPort{}, fmt.Errorf("stack: %v is not IPv4", ip)
-		}
 	}
 	return netip.AddrPortFrom(ip, uint16(port)), nil
+}
+
+// tcpNetwork reports whether network is one the stack serves.
+func tcpNetwork(network string) bool {
+	return network == "tcp" || network == "tcp4" || network == "tcp6"
+}
+
+// ownAddr reports whether a (unmapped) is one of the stack's addresses.
+func (s *Stack) ownAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a == s.addr || s.addr6.IsValid() && a == s.addr6
 }

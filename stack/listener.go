@@ -32,8 +32,9 @@ type Listener interface {
 var _ Listener = (*listener)(nil)
 
 // Listen opens a TCP listener on address: ":80" listens on every address
-// of the stack (reported as 0.0.0.0:80, as the net package would), or
-// "198.18.0.2:80". backlog bounds the accept queue as listen(2) does.
+// of the stack (reported as [::]:80, dual-stack, as the net package would
+// on Linux, when the stack has an IPv6 address; as 0.0.0.0:80 when it has
+// none), "198.18.0.2:80", "[fd00::2]:80", or "[::]:80" (IPv6 and IPv4). backlog bounds the accept queue as listen(2) does.
 // The returned net.Listener is a Listener. A port another socket holds
 // fails with EADDRINUSE (tcpcore's bind rules); ListenWith sets
 // SO_REUSEADDR or SO_REUSEPORT.
@@ -57,9 +58,15 @@ type ListenConfig struct {
 	// Backlog is listen(2)'s backlog; 0 is the profile's somaxconn, as
 	// the net package passes the kernel's.
 	Backlog int
+	// V6Only is IPV6_V6ONLY: a listener on [::] takes IPv6 only, and
+	// leaves the port's IPv4 side to others. Without it a listener on
+	// [::] is dual-stack (Linux's default), takes IPv4 too, and its
+	// IPv4 connections report IPv4-mapped addresses (::ffff:a.b.c.d).
+	V6Only bool
 }
 
-// ListenWith is Listen with lc's options: network is "tcp" or "tcp4";
+// ListenWith is Listen with lc's options: network is "tcp", "tcp4" or
+// "tcp6" (parseAddrPort says how each reads address);
 // ctx is checked before the listener opens and does not bound its life,
 // as with net.ListenConfig.Listen.
 func (s *Stack) ListenWith(ctx context.Context, lc ListenConfig, network, address string) (net.Listener, error) {
@@ -74,15 +81,15 @@ func (s *Stack) ListenWith(ctx context.Context, lc ListenConfig, network, addres
 }
 
 func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (net.Listener, error) {
-	if network != "tcp" && network != "tcp4" {
+	if !tcpNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	ap, err := parseAddrPort(address)
+	ap, err := s.parseAddrPort(network, address)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	laddr := tcpAddr(ap)
-	if !ap.Addr().IsUnspecified() && ap.Addr() != s.addr {
+	if !ap.Addr().IsUnspecified() && !s.ownAddr(ap.Addr()) {
 		return nil, newOpError("listen", nil, laddr, syscall.EADDRNOTAVAIL)
 	}
 	s.mu.Lock()
@@ -92,7 +99,7 @@ func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (n
 	}
 	// Go's net package turns Nagle off on every TCP connection, accepted
 	// ones included; accepted connections inherit the listener's options.
-	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort}
+	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort, V6Only: lc.V6Only}
 	tl, err := s.e.Listen(s.now(), ap, backlog, opts)
 	if err != nil {
 		return nil, newOpError("listen", nil, laddr, err)

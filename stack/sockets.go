@@ -23,8 +23,10 @@ type Inspector interface {
 type SocketInfo struct {
 	// State is the RFC 9293 state; a listener's is tcpcore.Listen.
 	State tcpcore.State
-	// Local and Remote are the endpoints; a listener's Remote is the zero
-	// address and port, which ss prints as 0.0.0.0:*.
+	// Local and Remote are the endpoints; a listener's Remote is the
+	// unspecified address of its family and port 0, which ss prints as
+	// 0.0.0.0:* or [::]:*. An IPv4 connection a dual-stack listener
+	// accepted shows IPv4-mapped addresses, as ss shows Linux's.
 	Local, Remote netip.AddrPort
 	// RecvQ and SendQ are ss's Recv-Q and Send-Q as Linux's inet_diag
 	// reports them: for a listener the accept queue's length and the
@@ -85,10 +87,14 @@ func (s *Stack) Sockets() []SocketInfo {
 	for l := range s.lsns {
 		st := l.tl.Stats()
 		ti := l.tl.TCPInfo()
+		peer := netip.IPv4Unspecified() // ss: 0.0.0.0:*, or [::]:* for an IPv6 listener
+		if l.tl.Addr().Addr().Is6() {
+			peer = netip.IPv6Unspecified()
+		}
 		socks = append(socks, SocketInfo{
 			State:      tcpcore.Listen,
 			Local:      l.tl.Addr(),
-			Remote:     netip.AddrPortFrom(netip.IPv4Unspecified(), 0),
+			Remote:     netip.AddrPortFrom(peer, 0),
 			RecvQ:      st.AcceptQueue,
 			SendQ:      st.Backlog,
 			SynQueue:   st.SynQueue,

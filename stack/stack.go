@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"tunstack/netif"
 	"tunstack/policy"
 	"tunstack/tcpcore"
+	"tunstack/wire"
 )
 
 // Config says where the stack sits on its link and how its TCP behaves.
@@ -45,12 +45,13 @@ type Config struct {
 // points back into (the notifiers). Every engine call is made under it and
 // followed by unlockFlush, which hands out wakeups, re-arms the one timer and
 // writes the engine's output to the link outside the lock. Three kinds of
-// goroutine make engine calls: the link reader (ipv4.go's readLoop), the
+// goroutine make engine calls: the link reader (ip.go's readLoop), the
 // timer (timer.go) and the applications' blocking calls (conn.go,
 // listener.go).
 type Stack struct {
 	link  netif.Link
 	addr  netip.Addr
+	addr6 netip.Addr // zero: no IPv6
 	mtu   int
 	epoch time.Time // origin of tcpcore.Time: now() is the monotonic time since
 
@@ -78,7 +79,7 @@ type Stack struct {
 	// engine's output queue for it, so packets leave in the order the
 	// engine produced them. See unlockFlush.
 	writing bool
-	out     ipv4Writer        // used only by the goroutine that set writing
+	out     ipWriter          // used only by the goroutine that set writing
 	spare   []*tcpcore.Packet // an empty output slice to give back to the engine
 
 	tm engineTimer
@@ -86,27 +87,8 @@ type Stack struct {
 	done chan struct{} // closed by Close: goroutines exit
 	wg   sync.WaitGroup
 
-	ipStats ipCounters
-}
-
-// IPStats counts what the IPv4 layer did with the packets the link
-// delivered, and how link writes went.
-type IPStats struct {
-	PacketsIn       uint64 // packets read from the link
-	TCPIn           uint64 // TCP segments handed to the engine
-	EchoReplies     uint64 // ICMP echo requests answered
-	Malformed       uint64 // failed IPv4 header validation
-	Fragments       uint64 // dropped: fragments are not reassembled
-	NotForUs        uint64 // dropped: destination is not our address
-	OtherProtocol   uint64 // dropped: not TCP nor ICMP echo
-	PacketsOut      uint64 // packets written to the link
-	LinkWriteErrors uint64 // WritePackets calls that failed
-	LinkReadErrors  uint64 // ReadPackets failures other than a closed link (input stops)
-}
-
-type ipCounters struct {
-	packetsIn, tcpIn, echoReplies, malformed, fragments, notForUs, otherProto atomic.Uint64
-	packetsOut, linkWriteErrors, linkReadErrors                               atomic.Uint64
+	ipStats    ipCounters
+	icmp6Limit icmpv6Limiter // used by the reader only (ipv6.go)
 }
 
 var _ Network = (*Stack)(nil)
@@ -120,6 +102,11 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	if a := cfg.Addr6; a.IsValid() && (!a.Is6() || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "") {
 		return nil, fmt.Errorf("stack: Addr6 %v is not a unicast IPv6 address: give one such as fd00::2, or leave it zero for no IPv6", a)
 	}
+	if cfg.Addr6.IsValid() && link.MTU() < wire.IPv6MinMTU {
+		// RFC 8200 §5: IPv6 needs links of at least 1280 bytes (Linux
+		// turns IPv6 off on a device with a smaller MTU).
+		return nil, fmt.Errorf("stack: link MTU %d is below IPv6's minimum of %d: raise the MTU or leave Addr6 zero", link.MTU(), wire.IPv6MinMTU)
+	}
 	if cfg.Profile == nil {
 		cfg.Profile = policy.Linux()
 	}
@@ -132,6 +119,7 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	s := &Stack{
 		link:    link,
 		addr:    cfg.Addr,
+		addr6:   cfg.Addr6,
 		mtu:     mtu,
 		epoch:   time.Now(),
 		conns:   make(map[*Conn]struct{}),
@@ -150,6 +138,7 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
 	s.e = e
+	s.out.flowKey = flowKey(cfg.Secret)
 	s.tm.init()
 	s.wg.Add(2)
 	go s.readLoop()
@@ -159,6 +148,9 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 
 // Addr returns the stack's IPv4 address.
 func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// Addr6 returns the stack's IPv6 address, the zero Addr if it has none.
+func (s *Stack) Addr6() netip.Addr { return s.addr6 }
 
 // now is the engine's clock: monotonic nanoseconds since New.
 func (s *Stack) now() tcpcore.Time { return tcpcore.Time(time.Since(s.epoch)) }
@@ -229,17 +221,6 @@ func (s *Stack) Stats() tcpcore.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.e.Stats()
-}
-
-// IPStats returns the IPv4 layer's counters.
-func (s *Stack) IPStats() IPStats {
-	c := &s.ipStats
-	return IPStats{
-		PacketsIn: c.packetsIn.Load(), TCPIn: c.tcpIn.Load(), EchoReplies: c.echoReplies.Load(),
-		Malformed: c.malformed.Load(), Fragments: c.fragments.Load(), NotForUs: c.notForUs.Load(),
-		OtherProtocol: c.otherProto.Load(), PacketsOut: c.packetsOut.Load(),
-		LinkWriteErrors: c.linkWriteErrors.Load(), LinkReadErrors: c.linkReadErrors.Load(),
-	}
 }
 
 // Conns returns a snapshot of every open application connection (dialed,

@@ -76,7 +76,17 @@ func (s *Stack) deliverTrace() {
 		// netip.AddrPort values printed, so they parse back.
 		out.Local, _ = netip.ParseAddrPort(ev.Local)
 		out.Remote, _ = netip.ParseAddrPort(ev.Remote)
-		if c := s.byKey[traceKey{out.Local, out.Remote}]; c != nil {
+		c := s.byKey[traceKey{out.Local, out.Remote}]
+		if c == nil && out.Local.Addr().Is4() {
+			// The engine names an IPv4 connection by its IPv4 addresses;
+			// one reached through an IPv6 socket is known by its mapped
+			// ones (tcpcore's package documentation).
+			mapped := traceKey{mapAddrPort(out.Local), mapAddrPort(out.Remote)}
+			if c = s.byKey[mapped]; c != nil {
+				out.Local, out.Remote = mapped.local, mapped.remote
+			}
+		}
+		if c != nil {
 			in := c.tc.Info()
 			out.SRTT, out.RTO, out.RTTKnown = in.SRTT, in.RTO, true
 			c.traced = tracedState{st: tcpcore.CongestionState{CwndBytes: ev.CwndBytes, SSThreshBytes: ev.SSThreshBytes,
@@ -124,4 +134,9 @@ func (s *Stack) sampleTouched() {
 			SRTT: in.SRTT, RTO: in.RTO, RTTKnown: true,
 		})
 	}
+}
+
+// mapAddrPort is ap with an IPv4 address in its IPv4-mapped IPv6 form.
+func mapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
 }

@@ -1,0 +1,218 @@
+package stack
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+
+	"tunstack/tcpcore"
+	"tunstack/wire"
+)
+
+// The IP layer: the link delivers IP packets of either family; readLoop
+// tells them apart by the version nibble and hands each to its family's
+// input (ipv4.go, ipv6.go), which passes TCP to the engine, answers echo
+// requests and feeds ICMP errors about our packets to the engine; the
+// writer puts the header of each segment's family in front of it.
+
+// readBatch is how many packets the reader takes from the link per call:
+// enough to amortize the lock and the output flush over a window's worth of
+// ACKs, small enough that the buffers (readBatch*MTU) stay modest.
+const readBatch = 64
+
+// IPStats counts what the IP layer did with the packets the link
+// delivered, and how link writes went. The first group counts IPv4 and
+// both families together where noted; the second IPv6 alone.
+type IPStats struct {
+	PacketsIn       uint64 // packets read from the link, both families
+	TCPIn           uint64 // TCP segments handed to the engine, both families
+	EchoReplies     uint64 // ICMP echo requests answered
+	Malformed       uint64 // failed IPv4 header validation, or an IPv4 version nibble that is neither 4 nor 6
+	Fragments       uint64 // dropped: fragments are not reassembled
+	NotForUs        uint64 // dropped: destination is not our address
+	OtherProtocol   uint64 // dropped: not TCP nor an ICMP message we take
+	ICMPErrorsIn    uint64 // ICMP and ICMPv6 errors about our packets handed to the engine (both families)
+	PacketsOut      uint64 // packets written to the link, both families
+	LinkWriteErrors uint64 // WritePackets calls that failed
+	LinkReadErrors  uint64 // ReadPackets failures other than a closed link (input stops)
+
+	NoIPv6          uint64 // IPv6 packets dropped because Config.Addr6 is zero
+	Malformed6      uint64 // failed IPv6 header or extension header validation, or an ICMPv6 checksum
+	Fragments6      uint64 // dropped: IPv6 fragments are not reassembled
+	NotForUs6       uint64 // dropped: destination is not our IPv6 address
+	OptionDiscards6 uint64 // dropped silently as an unrecognised option's type asks (RFC 8200 §4.2)
+	EchoReplies6    uint64 // ICMPv6 echo requests answered
+	NDIgnored       uint64 // router and neighbour solicitations, advertisements and MLD reports, ignored
+	OtherProtocol6  uint64 // dropped: no next header, or an ICMPv6 message we do not take
+	ParamProblems6  uint64 // ICMPv6 Parameter Problems sent (unknown next header, option or field)
+	RateLimited6    uint64 // ICMPv6 errors not sent: over the rate limit (icmpv6Limiter)
+}
+
+type ipCounters struct {
+	packetsIn, tcpIn, echoReplies, malformed, fragments, notForUs, otherProto atomic.Uint64
+	icmpErrorsIn, packetsOut, linkWriteErrors, linkReadErrors                 atomic.Uint64
+
+	noIPv6, malformed6, fragments6, notForUs6, optionDiscards6, echoReplies6 atomic.Uint64
+	ndIgnored, otherProto6, paramProblems6, rateLimited6                     atomic.Uint64
+}
+
+// IPStats returns the IP layer's counters.
+func (s *Stack) IPStats() IPStats {
+	c := &s.ipStats
+	return IPStats{
+		PacketsIn: c.packetsIn.Load(), TCPIn: c.tcpIn.Load(), EchoReplies: c.echoReplies.Load(),
+		Malformed: c.malformed.Load(), Fragments: c.fragments.Load(), NotForUs: c.notForUs.Load(),
+		OtherProtocol: c.otherProto.Load(), ICMPErrorsIn: c.icmpErrorsIn.Load(), PacketsOut: c.packetsOut.Load(),
+		LinkWriteErrors: c.linkWriteErrors.Load(), LinkReadErrors: c.linkReadErrors.Load(),
+
+		NoIPv6: c.noIPv6.Load(), Malformed6: c.malformed6.Load(), Fragments6: c.fragments6.Load(),
+		NotForUs6: c.notForUs6.Load(), OptionDiscards6: c.optionDiscards6.Load(), EchoReplies6: c.echoReplies6.Load(),
+		NDIgnored: c.ndIgnored.Load(), OtherProtocol6: c.otherProto6.Load(), ParamProblems6: c.paramProblems6.Load(),
+		RateLimited6: c.rateLimited6.Load(),
+	}
+}
+
+// replies collects the packets the reader answers with itself (echo
+// replies, ICMPv6 Parameter Problems), written after the batch, in
+// buffers allocated once.
+type replies struct {
+	bufs [][]byte
+	out  [][]byte
+	kind []replyKind // what each of out is, counted once written
+}
+
+type replyKind uint8
+
+const (
+	echoReply4 replyKind = iota
+	echoReply6
+	paramProblem6
+)
+
+// buf returns the buffer for the next reply, nil if the batch's are used.
+func (r *replies) buf() []byte {
+	if len(r.out) == len(r.bufs) {
+		return nil
+	}
+	return r.bufs[len(r.out)]
+}
+
+func (r *replies) add(n int, k replyKind) {
+	r.out = append(r.out, r.bufs[len(r.out)][:n])
+	r.kind = append(r.kind, k)
+}
+
+// readLoop is the link reader: it reads packets in batches into buffers
+// allocated once, demultiplexes them by IP version (ipv4.go, ipv6.go), and
+// flushes the engine's output once per batch rather than once per packet.
+func (s *Stack) readLoop() {
+	defer s.wg.Done()
+	bufs := make([][]byte, readBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, s.mtu)
+	}
+	sizes := make([]int, readBatch)
+	// One reply at most per packet read; an ICMPv6 error needs room for
+	// the minimum MTU (New refuses IPv6 on a smaller link).
+	rp := replies{bufs: make([][]byte, readBatch), out: make([][]byte, 0, readBatch), kind: make([]replyKind, 0, readBatch)}
+	for i := range rp.bufs {
+		rp.bufs[i] = make([]byte, s.mtu)
+	}
+	st := &s.ipStats
+	for {
+		n, err := s.link.ReadPackets(bufs, sizes)
+		if err != nil {
+			// A closed link ends the stack's input. Any other read error
+			// means a broken link; retrying would spin, so it ends input
+			// too, counted so that it is not silent.
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+				st.linkReadErrors.Add(1)
+			}
+			return
+		}
+		st.packetsIn.Add(uint64(n))
+		rp.out, rp.kind = rp.out[:0], rp.kind[:0]
+		s.mu.Lock()
+		now := s.now()
+		for i := range n {
+			b := bufs[i][:sizes[i]]
+			switch {
+			case len(b) > 0 && b[0]>>4 == 4:
+				s.input4(now, wire.IPv4(b), &rp)
+			case len(b) > 0 && b[0]>>4 == 6:
+				s.input6(now, wire.IPv6(b), &rp)
+			default:
+				st.malformed.Add(1)
+			}
+		}
+		s.unlockFlush()
+		if len(rp.out) > 0 {
+			s.writeReplies(&rp)
+		}
+	}
+}
+
+// writeReplies writes the reader's own answers and counts them.
+func (s *Stack) writeReplies(rp *replies) {
+	st := &s.ipStats
+	if _, err := s.link.WritePackets(rp.out); err != nil {
+		st.linkWriteErrors.Add(1)
+		return
+	}
+	st.packetsOut.Add(uint64(len(rp.out)))
+	for _, k := range rp.kind {
+		switch k {
+		case echoReply4:
+			st.echoReplies.Add(1)
+		case echoReply6:
+			st.echoReplies6.Add(1)
+		case paramProblem6:
+			st.paramProblems6.Add(1)
+		}
+	}
+}
+
+// ipWriter puts the network header of each segment's family in front of
+// it, in the headroom the engine left for it (IPv4 in ipv4.go, IPv6 in
+// ipv6.go), and writes the batch to the link. Only the goroutine holding
+// the stack's writing flag uses it, so its scratch slice and ID counter
+// need no lock.
+type ipWriter struct {
+	id      uint16   // IPv4 identification, incremented per packet
+	flowKey uint32   // keys the IPv6 flow labels (flowLabel)
+	pkts    [][]byte // scratch: the framed packets of one batch
+}
+
+func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
+	w.pkts = w.pkts[:0]
+	for _, p := range batch {
+		if p.Src.Is4() {
+			w.pkts = append(w.pkts, w.frame4(p))
+		} else {
+			w.pkts = append(w.pkts, w.frame6(p))
+		}
+	}
+	// A link may refuse one packet (too big for it) and report how many
+	// it sent before that one; the rest of the batch still goes out.
+	for off := 0; off < len(w.pkts); {
+		n, err := s.link.WritePackets(w.pkts[off:])
+		s.ipStats.packetsOut.Add(uint64(n))
+		off += n
+		if err == nil {
+			break
+		}
+		s.ipStats.linkWriteErrors.Add(1)
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		off++ // skip the refused packet
+	}
+	clear(w.pkts) // do not keep the engine's buffers reachable
+}
+
+// flowKey derives the IPv6 flow-label key from the stack's secret.
+func flowKey(secret [32]byte) uint32 {
+	return binary.BigEndian.Uint32(secret[28:]) ^ 0x9e3779b9
+}
