@@ -143,12 +143,8 @@ func newRuleLink(inner Link, rules []SegmentRule, clk Clock) *ruleLink {
 // classify finds the rule for one packet and advances its direction's
 // count. Callers hold mu.
 func (l *ruleLink) classify(pkt []byte, out bool) (r *SegmentRule, seq, end uint32, data bool) {
-	ip := wire.IPv4(pkt)
-	if ip.Valid() != nil || ip.Protocol() != 6 || ip.IsFragment() {
-		return nil, 0, 0, false
-	}
-	t := wire.TCP(ip.Payload())
-	if t.Valid() != nil {
+	t, ok := tcpOf(pkt)
+	if !ok || t.Valid() != nil {
 		return nil, 0, 0, false
 	}
 	d := 0
@@ -177,6 +173,32 @@ func (l *ruleLink) classify(pkt []byte, out bool) (r *SegmentRule, seq, end uint
 		}
 	}
 	return nil, seq, end, true
+}
+
+// tcpOf returns the TCP segment pkt carries, of either family: an IPv4
+// packet that is not a fragment, or an IPv6 packet whose extension headers
+// (RFC 8200 §4) lead to TCP. Fragments are not reassembled anywhere, so
+// they are never counted as segments.
+func tcpOf(pkt []byte) (wire.TCP, bool) {
+	if len(pkt) == 0 {
+		return nil, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		ip := wire.IPv4(pkt)
+		if ip.Valid() != nil || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
+			return nil, false
+		}
+		return wire.TCP(ip.Payload()), true
+	case 6:
+		ip := wire.IPv6(pkt)
+		c, err := ip.WalkExtensionHeaders()
+		if err != nil || c.Action != wire.IPv6Deliver || c.Proto != wire.ProtoTCP {
+			return nil, false
+		}
+		return wire.TCP(c.Upper(ip).Data), true
+	}
+	return nil, false
 }
 
 // record logs one action. Callers hold mu.

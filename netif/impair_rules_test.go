@@ -8,9 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-
 	"tunstack/wire"
 )
 
@@ -18,29 +15,27 @@ import (
 // segment k (from 1) then covers relative sequence 1+100(k-1) to 1+100k.
 const ruleISN = 1000
 
-// ruleSegment builds an IPv4/TCP segment: the SYN when k is 0, else data
-// segment k with 100 bytes of payload.
-func ruleSegment(t *testing.T, k int) []byte {
-	t.Helper()
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: stackIP, DstIP: hostIP}
-	tcp := &layers.TCP{SrcPort: 80, DstPort: 40000, Seq: ruleISN, SYN: k == 0, ACK: k > 0, Window: 65535}
-	var payload gopacket.Payload
+// ruleSegment builds a TCP segment of family f: the SYN when k is 0, else
+// data segment k with 100 bytes of payload.
+func ruleSegment(f gsoFamily, k int) []byte {
+	s := segment{fam: f, seq: ruleISN, flags: wire.FlagSYN, window: 65535}
 	if k > 0 {
-		tcp.Seq = ruleISN + 1 + uint32(100*(k-1))
-		payload = make([]byte, 100)
+		s.seq, s.flags, s.payload = ruleISN+1+uint32(100*(k-1)), wire.FlagACK, make([]byte, 100)
 	}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, payload); err != nil {
-		t.Fatal(err)
-	}
-	return slices.Clone(buf.Bytes())
+	return s.build()
 }
 
 // segmentNumber is the inverse of ruleSegment: 0 for the SYN, k for data
 // segment k.
 func segmentNumber(pkt []byte) int {
-	tcp := wire.TCP(wire.IPv4(pkt).Payload())
+	f := gsoV4
+	if pkt[0]>>4 == 6 {
+		f = gsoV6
+	}
+	tcp, _, ok := f.parse(pkt)
+	if !ok {
+		return -1
+	}
 	if tcp.Flags()&wire.FlagSYN != 0 {
 		return 0
 	}
@@ -86,98 +81,107 @@ func ruleLinkFor(t *testing.T, l Link, spec string, rules ...SegmentRule) *Impai
 	return il
 }
 
-// writeSegments writes the given segments through l, one batch each.
-func writeSegments(t *testing.T, l Link, ks ...int) {
+// writeSegments writes the given segments of family f through l, one batch
+// each.
+func writeSegments(t *testing.T, f gsoFamily, l Link, ks ...int) {
 	t.Helper()
 	for _, k := range ks {
-		if n, err := l.WritePackets([][]byte{ruleSegment(t, k)}); n != 1 || err != nil {
+		if n, err := l.WritePackets([][]byte{ruleSegment(f, k)}); n != 1 || err != nil {
 			t.Fatalf("WritePackets(segment %d) = %d, %v", k, n, err)
 		}
 	}
 }
 
 func TestSegmentRuleDropsTheNthNewDataSegmentButNotItsRetransmission(t *testing.T) {
-	link := &segmentLink{}
-	il := ruleLinkFor(t, link, "", SegmentRule{Out: true, Nth: 3, Action: SegmentDrop})
-	writeSegments(t, il, 0, 1, 2, 3, 4, 3, 5)
-	if got, want := link.got(), []int{0, 1, 2, 4, 3, 5}; !slices.Equal(got, want) {
-		t.Errorf("link got segments %v, want %v: only the first copy of 3 lost", got, want)
-	}
-	evs := il.SegmentEvents()
-	if len(evs) != 1 || !evs[0].Out || evs[0].Action != "dropped" || evs[0].Seq != 201 || evs[0].End != 301 {
-		t.Errorf("events %+v, want one: out dropped 201:301", evs)
-	}
-	if st := il.Stats().Out; st.InPackets != 7 || st.DeliveredPackets != 7 {
-		t.Errorf("outbound stats %+v: the rules sit under the impairment, which saw 7 packets go", st)
-	}
-}
-
-func TestSegmentRuleDuplicatesAnInboundSegmentRightBehindIt(t *testing.T) {
-	a, b := NewPipe(1500)
-	defer b.Close()
-	il := ruleLinkFor(t, a, "", SegmentRule{Out: false, Nth: 2, Action: SegmentDup})
-	writeSegments(t, b, 0, 1, 2, 3)
-	bufs, sizes := make([][]byte, 8), make([]int, 8)
-	for i := range bufs {
-		bufs[i] = make([]byte, 1500)
-	}
-	var got []int
-	for len(got) < 5 {
-		n, err := il.ReadPackets(bufs, sizes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			got = append(got, segmentNumber(bufs[i][:sizes[i]]))
-		}
-	}
-	// The copy is returned alone by the next read, right behind its
-	// original's batch.
-	if want := []int{0, 1, 2, 3, 2}; !slices.Equal(got, want) {
-		t.Errorf("read segments %v, want %v", got, want)
-	}
-	evs := il.SegmentEvents()
-	if len(evs) != 1 || evs[0].Out || evs[0].Action != "duplicated" || evs[0].Seq != 101 {
-		t.Errorf("events %+v, want one: in duplicated 101:201", evs)
-	}
-}
-
-func TestSegmentRuleHoldsASegmentBehindLaterOnesOrUntilTheTimeout(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forFamilies(t, func(t *testing.T, f gsoFamily) {
 		link := &segmentLink{}
-		il := ruleLinkFor(t, link, "",
-			SegmentRule{Out: true, Nth: 2, Action: SegmentHold, After: 2},
-			SegmentRule{Out: true, Nth: 6, Action: SegmentHold, After: 3})
-		start := time.Now()
-		writeSegments(t, il, 0, 1, 2, 3, 4, 5, 6)
-		if got, want := link.got(), []int{0, 1, 3, 4, 2, 5}; !slices.Equal(got, want) {
-			t.Errorf("link got %v, want %v: 2 behind two later ones, 6 still held", got, want)
+		il := ruleLinkFor(t, link, "", SegmentRule{Out: true, Nth: 3, Action: SegmentDrop})
+		writeSegments(t, f, il, 0, 1, 2, 3, 4, 3, 5)
+		if got, want := link.got(), []int{0, 1, 2, 4, 3, 5}; !slices.Equal(got, want) {
+			t.Errorf("link got segments %v, want %v: only the first copy of 3 lost", got, want)
 		}
-		time.Sleep(segmentHoldTimeout)
-		synctest.Wait()
-		if got, want := link.got(), []int{0, 1, 3, 4, 2, 5, 6}; !slices.Equal(got, want) {
-			t.Errorf("after the hold timeout the link got %v, want %v", got, want)
+		evs := il.SegmentEvents()
+		if len(evs) != 1 || !evs[0].Out || evs[0].Action != "dropped" || evs[0].Seq != 201 || evs[0].End != 301 {
+			t.Errorf("events %+v, want one: out dropped 201:301", evs)
 		}
-		var actions []string
-		for _, e := range il.SegmentEvents() {
-			actions = append(actions, e.Action)
-		}
-		if want := []string{"held back", "released", "held back", "released"}; !slices.Equal(actions, want) {
-			t.Errorf("actions %v, want %v", actions, want)
-		}
-		if evs := il.SegmentEvents(); len(evs) == 4 && evs[3].At.Sub(start) != segmentHoldTimeout {
-			t.Errorf("segment 6 released %v after it was held, want %v", evs[3].At.Sub(start), segmentHoldTimeout)
+		if st := il.Stats().Out; st.InPackets != 7 || st.DeliveredPackets != 7 {
+			t.Errorf("outbound stats %+v: the rules sit under the impairment, which saw 7 packets go", st)
 		}
 	})
 }
 
+func TestSegmentRuleDuplicatesAnInboundSegmentRightBehindIt(t *testing.T) {
+	forFamilies(t, func(t *testing.T, f gsoFamily) {
+		a, b := NewPipe(1500)
+		defer b.Close()
+		il := ruleLinkFor(t, a, "", SegmentRule{Out: false, Nth: 2, Action: SegmentDup})
+		writeSegments(t, f, b, 0, 1, 2, 3)
+		bufs, sizes := make([][]byte, 8), make([]int, 8)
+		for i := range bufs {
+			bufs[i] = make([]byte, 1500)
+		}
+		var got []int
+		for len(got) < 5 {
+			n, err := il.ReadPackets(bufs, sizes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				got = append(got, segmentNumber(bufs[i][:sizes[i]]))
+			}
+		}
+		// The copy is returned alone by the next read, right behind its
+		// original's batch.
+		if want := []int{0, 1, 2, 3, 2}; !slices.Equal(got, want) {
+			t.Errorf("read segments %v, want %v", got, want)
+		}
+		evs := il.SegmentEvents()
+		if len(evs) != 1 || evs[0].Out || evs[0].Action != "duplicated" || evs[0].Seq != 101 {
+			t.Errorf("events %+v, want one: in duplicated 101:201", evs)
+		}
+	})
+}
+
+func TestSegmentRuleHoldsASegmentBehindLaterOnesOrUntilTheTimeout(t *testing.T) {
+	forFamilies(t, func(t *testing.T, f gsoFamily) {
+		synctest.Test(t, func(t *testing.T) {
+			link := &segmentLink{}
+			il := ruleLinkFor(t, link, "",
+				SegmentRule{Out: true, Nth: 2, Action: SegmentHold, After: 2},
+				SegmentRule{Out: true, Nth: 6, Action: SegmentHold, After: 3})
+			start := time.Now()
+			writeSegments(t, f, il, 0, 1, 2, 3, 4, 5, 6)
+			if got, want := link.got(), []int{0, 1, 3, 4, 2, 5}; !slices.Equal(got, want) {
+				t.Errorf("link got %v, want %v: 2 behind two later ones, 6 still held", got, want)
+			}
+			time.Sleep(segmentHoldTimeout)
+			synctest.Wait()
+			if got, want := link.got(), []int{0, 1, 3, 4, 2, 5, 6}; !slices.Equal(got, want) {
+				t.Errorf("after the hold timeout the link got %v, want %v", got, want)
+			}
+			var actions []string
+			for _, e := range il.SegmentEvents() {
+				actions = append(actions, e.Action)
+			}
+			if want := []string{"held back", "released", "held back", "released"}; !slices.Equal(actions, want) {
+				t.Errorf("actions %v, want %v", actions, want)
+			}
+			if evs := il.SegmentEvents(); len(evs) == 4 && evs[3].At.Sub(start) != segmentHoldTimeout {
+				t.Errorf("segment 6 released %v after it was held, want %v", evs[3].At.Sub(start), segmentHoldTimeout)
+			}
+		})
+	})
+}
+
 func TestSegmentRulesSeeTheOutboundSegmentsTheImpairmentLetThrough(t *testing.T) {
-	link := &segmentLink{}
-	il := ruleLinkFor(t, link, "loss=100%,dir=out", SegmentRule{Out: true, Nth: 1, Action: SegmentDrop})
-	writeSegments(t, il, 0, 1, 2)
-	if evs := il.SegmentEvents(); len(evs) != 0 {
-		t.Errorf("events %+v, want none: the spec's loss comes first outbound", evs)
-	}
+	forFamilies(t, func(t *testing.T, f gsoFamily) {
+		link := &segmentLink{}
+		il := ruleLinkFor(t, link, "loss=100%,dir=out", SegmentRule{Out: true, Nth: 1, Action: SegmentDrop})
+		writeSegments(t, f, il, 0, 1, 2)
+		if evs := il.SegmentEvents(); len(evs) != 0 {
+			t.Errorf("events %+v, want none: the spec's loss comes first outbound", evs)
+		}
+	})
 }
 
 func TestSegmentRulesAreChecked(t *testing.T) {

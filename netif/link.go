@@ -1,6 +1,7 @@
 // Package netif holds the links the stacks run on (a TUN device, an
 // in-memory pipe), the pcap tap and impairment that wrap any link, and the
-// IPv4/ICMP handling that sits between a link and TCP.
+// ICMP echo reply the stack answers pings with. Links carry IP packets of
+// both families, IPv4 and IPv6.
 package netif
 
 // Link moves IP packets. Both methods work in batches so that a driver can
@@ -11,8 +12,9 @@ package netif
 // sizes[i]. It returns the number of packets read. After Close it returns
 // net.ErrClosed. Each buffer should hold MTU() bytes: what a link does with
 // a packet that does not fit differs (the pipe refuses with
-// io.ErrShortBuffer, a TUN device truncates). A TUN link may deliver
-// non-IPv4 packets (IPv6 neighbour discovery); callers check the version.
+// io.ErrShortBuffer, a TUN device truncates). Packets are IPv4 or IPv6;
+// callers check the version. A TUN link delivers what the kernel sends
+// on its own as well, such as IPv6 router solicitations and MLD reports.
 //
 // WritePackets sends pkts in order and returns how many were sent. The
 // link does not retain the slices after it returns.

@@ -13,7 +13,8 @@ import (
 )
 
 // pcapSnapLenBytes is the snapshot length in the file header: the largest
-// IPv4 packet, so nothing the stack sends or receives is cut short.
+// MTU a link has, so no packet of either family the stack sends or
+// receives is cut short.
 const pcapSnapLenBytes = 65535
 
 // PcapStats counts the packets a PcapTap has written to its capture.
@@ -25,7 +26,8 @@ type PcapStats struct {
 // PcapTap is a Link that records every packet read from or written to the
 // link it wraps into a pcap capture (nanosecond timestamps, LINKTYPE_RAW:
 // each record is a bare IP packet). It flushes after every batch, so tshark
-// or Wireshark can follow the file while it grows.
+// or Wireshark can follow the file while it grows. LINKTYPE_RAW holds both
+// IPv4 and IPv6 packets: readers tell them apart by the version nibble.
 //
 // Capture failures never disturb traffic: after the first write error the
 // tap stops capturing and reports the error through Err.

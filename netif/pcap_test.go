@@ -19,22 +19,32 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// tcpSegment builds an IPv4/TCP packet with gopacket.
+// tcpSegment builds a TCP packet with gopacket, over IPv4 or IPv6 as the
+// addresses are.
 func tcpSegment(t *testing.T, src, dst net.IP, srcPort, dstPort uint16, payload string) []byte {
 	t.Helper()
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+	var ip gopacket.NetworkLayer
+	var ipLayer gopacket.SerializableLayer
+	if src.To4() != nil {
+		v4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+		ip, ipLayer = v4, v4
+	} else {
+		v6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+		ip, ipLayer = v6, v6
+	}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(srcPort), DstPort: layers.TCPPort(dstPort), Seq: 1000, ACK: true, PSH: true, Window: 65535}
 	tcp.SetNetworkLayerForChecksum(ip)
 	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload(payload)); err != nil {
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ipLayer, tcp, gopacket.Payload(payload)); err != nil {
 		t.Fatal(err)
 	}
 	return bytes.Clone(buf.Bytes())
 }
 
 var (
-	hostIP  = net.IPv4(198, 18, 0, 1)
-	stackIP = net.IPv4(198, 18, 0, 2)
+	hostIP   = net.IPv4(198, 18, 0, 1)
+	stackIP  = net.IPv4(198, 18, 0, 2)
+	stackIP6 = net.ParseIP("fd00:7475:6e73::2")
 )
 
 // readCapture decodes every record of the pcap file at path.
@@ -142,14 +152,20 @@ func TestPcapTapCaptureIsReadableByTshark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tap.WritePackets([][]byte{tcpSegment(t, stackIP, hostIP, 80, 40001, "x")})
-	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.checksum.status", "-o", "tcp.check_checksum:TRUE").CombinedOutput()
+	// LINKTYPE_RAW carries either family: each record's version nibble
+	// tells the reader which.
+	tap.WritePackets([][]byte{
+		tcpSegment(t, stackIP, hostIP, 80, 40001, "x"),
+		tcpSegment(t, stackIP6, net.ParseIP("fd00:7475:6e73::1"), 80, 40002, "y"),
+	})
+	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.checksum.status", "-o", "tcp.check_checksum:TRUE").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if got := lines[len(lines)-1]; got != "198.18.0.2\t80\t40001\t1" { // 1: checksum good
-		t.Fatalf("tshark read %q, want 198.18.0.2, ports 80 -> 40001, good checksum", got)
+	// 1: checksum good.
+	want := "198.18.0.2\t\t80\t40001\t1\n\tfd00:7475:6e73::2\t80\t40002\t1"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("tshark read %q, want %q: the IPv4 and the IPv6 segment, each with a good checksum", got, want)
 	}
 }
 

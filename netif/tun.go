@@ -13,7 +13,10 @@ import (
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"tunstack/wire"
 )
 
 // Errors OpenTUN returns, each a sentence a person can act on. The returned
@@ -30,7 +33,13 @@ var (
 type TUNConfig struct {
 	Name     string       // interface name; default "tun0"
 	HostAddr netip.Prefix // address of the kernel side, e.g. 198.18.0.1/24; none if invalid
-	MTU      int          // bytes; default 1500
+	// HostAddr6 is the kernel side's IPv6 address, e.g.
+	// fd00:7475:6e73::1/64; none if invalid. With it, IPv6 is enabled on
+	// the device whatever the namespace's default says, and the MTU must
+	// be at least 1280 (RFC 8200 §5), below which Linux turns IPv6 off on
+	// a device.
+	HostAddr6 netip.Prefix
+	MTU       int // bytes; default 1500
 	// Offload opens the device with virtio-net headers (IFF_VNET_HDR) so
 	// that WritePackets can hand the kernel a run of TCP segments of one
 	// flow as a single GSO packet, and the device advertises TSO so that a
@@ -44,9 +53,9 @@ type TUNConfig struct {
 	// many segments' payload (the virtio header stripped, its TCP
 	// checksum completed), instead of cutting it into segments; each
 	// buffer given to ReadPackets must then hold 65535 bytes. The device
-	// then also advertises TSO for IPv6 and for ECN, the offload set of a
-	// typical Ethernet NIC, so that the kernel's TCP sends the units it
-	// would send to such a NIC.
+	// then also advertises TSO for ECN, which with TSO for both families
+	// is the offload set of a typical Ethernet NIC, so that the kernel's
+	// TCP sends the units it would send to such a NIC.
 	WholeTSO bool
 }
 
@@ -93,7 +102,7 @@ type TUN struct {
 	wholeTSO    bool // hand TSO packets out whole (TUNConfig.WholeTSO)
 	readHdr     [vnetHdrLen]byte
 	readIov     [3]unix.Iovec
-	readBig     []byte // gsoMaxBytes+1, with read offload
+	readBig     []byte // gsoMaxRead+1, with read offload
 	split       gsoSplit
 	gsoReads    atomic.Uint64 // TSO packets read
 	gsoReadSegs atomic.Uint64 // segments cut from them
@@ -117,8 +126,9 @@ type TUN struct {
 }
 
 // OpenTUN creates a TUN device in the calling thread's network namespace,
-// gives the kernel side cfg.HostAddr (which also installs the route to its
-// prefix), sets the MTU and brings the link up, all through netlink. If a
+// sets the MTU, gives the kernel side cfg.HostAddr and cfg.HostAddr6 (each
+// also installs the route to its prefix) and brings the link up, all
+// through netlink. If a
 // device of that name already exists, whoever made it, OpenTUN fails with
 // ErrDeviceBusy and leaves it alone. Close removes the device.
 func OpenTUN(cfg TUNConfig) (*TUN, error) {
@@ -127,6 +137,17 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
+	}
+	if a := cfg.HostAddr6; a.IsValid() {
+		if !a.Addr().Is6() || a.Addr().Is4In6() || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
+			return nil, fmt.Errorf("netif: HostAddr6 %v is not a unicast IPv6 address: give one such as fd00:7475:6e73::1/64", a)
+		}
+		if cfg.MTU < wire.IPv6MinMTU {
+			// RFC 8200 §5: every IPv6 link carries 1280-byte packets;
+			// Linux's addrconf turns IPv6 off on a device with a smaller
+			// MTU, taking its addresses away.
+			return nil, fmt.Errorf("netif: MTU %d is below IPv6's minimum of %d: give an MTU of %d or more, or no IPv6 address", cfg.MTU, wire.IPv6MinMTU, wire.IPv6MinMTU)
+		}
 	}
 	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload, cfg.WholeTSO)
 	if err != nil {
@@ -137,7 +158,7 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, wholeTSO: offload && cfg.WholeTSO,
 		coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
 	if offload && !t.wholeTSO {
-		t.readBig = make([]byte, gsoMaxBytes+1)
+		t.readBig = make([]byte, gsoMaxRead+1)
 	}
 	fail := func(what string, err error) (*TUN, error) {
 		t.Close()
@@ -156,31 +177,66 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 		return fail("find link", err)
 	}
 	t.index = link.Attrs().Index
-	if cfg.HostAddr.IsValid() {
-		addr := &netlink.Addr{IPNet: &net.IPNet{
-			IP:   cfg.HostAddr.Addr().AsSlice(),
-			Mask: net.CIDRMask(cfg.HostAddr.Bits(), cfg.HostAddr.Addr().BitLen()),
-		}}
-		if err := t.nl.AddrAdd(link, addr); err != nil {
-			return fail("add address "+cfg.HostAddr.String(), err)
-		}
-	}
+	// The MTU first: set after the addresses, a value below 1280 would
+	// take the IPv6 address away again (OpenTUN refuses that case anyway).
 	if err := t.nl.LinkSetMTU(link, cfg.MTU); err != nil {
 		return fail(fmt.Sprintf("set MTU %d", cfg.MTU), err)
 	}
+	if cfg.HostAddr.IsValid() {
+		if err := t.nl.AddrAdd(link, netlinkAddr(cfg.HostAddr, 0)); err != nil {
+			return fail("add address "+cfg.HostAddr.String(), err)
+		}
+	}
+	var routes *nl.NetlinkSocket
+	if cfg.HostAddr6.IsValid() {
+		if err := enableIPv6(cfg.Name); err != nil {
+			return fail("enable IPv6", err)
+		}
+		// Subscribed before the address exists, so that the local route's
+		// insertion cannot be missed (waitLocal6).
+		if routes, err = subscribeRoutes6(); err != nil {
+			return fail("subscribe to IPv6 routes", err)
+		}
+		defer routes.Close()
+		// IFA_F_NODAD: the address is never tentative, so a program can
+		// bind to it, and the kernel use it as a source, as soon as
+		// OpenTUN returns. Without it the address stays tentative until
+		// duplicate address detection (RFC 4862 §5.4) has run, and bind(2)
+		// or a connect from it fails with EADDRNOTAVAIL meanwhile; a
+		// point-to-point TUN has no other host whose address could
+		// collide. (On a NOARP device like a TUN, Linux's
+		// addrconf_dad_begin() skips the probes anyway, but still from a
+		// work queue.)
+		if err := t.nl.AddrAdd(link, netlinkAddr(cfg.HostAddr6, unix.IFA_F_NODAD)); err != nil {
+			return fail("add address "+cfg.HostAddr6.String(), err)
+		}
+	}
 	if err := t.nl.LinkSetUp(link); err != nil {
 		return fail("set link up", err)
+	}
+	if routes != nil {
+		if err := t.waitLocal6(routes, cfg.HostAddr6.Addr(), local6Timeout); err != nil {
+			return fail("configure "+cfg.HostAddr6.String(), err)
+		}
 	}
 	t.readFn = t.readBatch
 	t.writeFn = t.writeBatch
 	return t, nil
 }
 
+// netlinkAddr is p as netlink's address, with IFA_F_* flags.
+func netlinkAddr(p netip.Prefix, flags int) *netlink.Addr {
+	return &netlink.Addr{Flags: flags, IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+}
+
 // openTUNDevice opens /dev/net/tun and creates the device name on it. With
 // offload it asks for virtio-net headers of 10 bytes and for TSO packets
-// with partial checksums on reads (with wholeTSO, IPv6 and ECN TSO packets
-// too); if the kernel refuses any of that, it closes the device, opens it
-// again without, logs once and reports offload false.
+// of either family with partial checksums on reads (with wholeTSO, ECN TSO
+// packets too); if the kernel refuses any of that, it closes the device,
+// opens it again without, logs once and reports offload false.
 func openTUNDevice(name string, offload, wholeTSO bool) (fd int, withOffload bool, err error) {
 	if offload {
 		fd, err := createTUN(name, unix.IFF_VNET_HDR)
@@ -191,14 +247,15 @@ func openTUNDevice(name string, offload, wholeTSO bool) (fd int, withOffload boo
 			logNoOffload(name, err)
 		} else {
 			// TUNSETOFFLOAD says what the kernel may hand us on a read:
-			// packets whose checksum it left to us (TUN_F_CSUM) and TCPv4
-			// TSO packets (TUN_F_TSO4), which readBatch cuts into
-			// segments. Writes of GSO packets do not depend on these flags.
-			// Packets handed out whole may be of any TSO kind: IPv6 and
-			// ECN (CWR set) TSO packets too, which gsoSplit does not cut.
-			flags := unix.TUN_F_CSUM | unix.TUN_F_TSO4
+			// packets whose checksum it left to us (TUN_F_CSUM) and TCP
+			// TSO packets over IPv4 and IPv6 (TUN_F_TSO4, TUN_F_TSO6),
+			// which readBatch cuts into segments. Writes of GSO packets
+			// do not depend on these flags. Packets handed out whole may
+			// also be ECN TSO packets (CWR set), which gsoSplit does not
+			// cut.
+			flags := unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
 			if wholeTSO {
-				flags |= unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+				flags |= unix.TUN_F_TSO_ECN
 			}
 			if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err == nil {
 				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, flags)

@@ -18,6 +18,7 @@ import (
 	"tunstack/internal/testtools"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"tunstack/lab/netns"
 	"tunstack/netif"
@@ -61,7 +62,26 @@ func openTUN(t *testing.T, ns *netns.NS, cfg netif.TUNConfig) *netif.TUN {
 // a new link, for one) are skipped.
 func readUntil(t *testing.T, l netif.Link, match func(wire.IPv4) bool) wire.IPv4 {
 	t.Helper()
-	found := make(chan wire.IPv4, 1)
+	return wire.IPv4(readUntilPacket(t, l, func(p []byte) bool {
+		ip := wire.IPv4(p)
+		return ip.Valid() == nil && match(ip)
+	}))
+}
+
+// readUntil6 is readUntil for IPv6 packets.
+func readUntil6(t *testing.T, l netif.Link, match func(wire.IPv6) bool) wire.IPv6 {
+	t.Helper()
+	return wire.IPv6(readUntilPacket(t, l, func(p []byte) bool {
+		ip := wire.IPv6(p)
+		return ip.Valid() == nil && match(ip)
+	}))
+}
+
+// readUntilPacket reads from l until match accepts a packet, and returns a
+// copy of it.
+func readUntilPacket(t *testing.T, l netif.Link, match func([]byte) bool) []byte {
+	t.Helper()
+	found := make(chan []byte, 1)
 	failed := make(chan error, 1)
 	go func() {
 		bufs := [][]byte{make([]byte, l.MTU()), make([]byte, l.MTU())}
@@ -73,9 +93,8 @@ func readUntil(t *testing.T, l netif.Link, match func(wire.IPv4) bool) wire.IPv4
 				return
 			}
 			for i := range n {
-				p := wire.IPv4(bufs[i][:sizes[i]])
-				if p.Valid() == nil && match(p) {
-					found <- wire.IPv4(bytes.Clone(p))
+				if p := bufs[i][:sizes[i]]; len(p) > 0 && match(p) {
+					found <- bytes.Clone(p)
 					return
 				}
 			}
@@ -124,6 +143,110 @@ func TestOpenTUNConfiguresAddressMTUAndLinkUp(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+var hostPrefix6 = netip.MustParsePrefix("fd00:7475:6e73::1/64")
+
+// With HostAddr6 the device has IPv6 on, even where the namespace's default
+// turns it off, and the address is usable as OpenTUN returns: not
+// tentative (IFA_F_NODAD), a kernel socket can bind to it, and the kernel
+// routes it to itself.
+func TestOpenTUNConfiguresAnIPv6AddressUsableAtOnce(t *testing.T) {
+	ns := newNS(t)
+	err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openTUN(t, ns, netif.TUNConfig{Name: "tun6", HostAddr: hostPrefix, HostAddr6: hostPrefix6})
+	err = ns.Do(func() error {
+		if v, err := os.ReadFile("/proc/sys/net/ipv6/conf/tun6/disable_ipv6"); err != nil || strings.TrimSpace(string(v)) != "0" {
+			t.Errorf("disable_ipv6 on the device reads %q (%v), want 0", v, err)
+		}
+		// Bound at once, before anything else: a tentative address would
+		// refuse it with EADDRNOTAVAIL.
+		ln, err := net.Listen("tcp6", "[fd00:7475:6e73::1]:0")
+		if err != nil {
+			return fmt.Errorf("binding to the new address: %w", err)
+		}
+		ln.Close()
+		link, err := netlink.LinkByName("tun6")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		var found *netlink.Addr
+		for i, a := range addrs {
+			if a.IPNet.String() == hostPrefix6.String() {
+				found = &addrs[i]
+			}
+		}
+		if found == nil {
+			t.Fatalf("device addresses %v, want %v among them", addrs, hostPrefix6)
+		}
+		if found.Flags&unix.IFA_F_NODAD == 0 || found.Flags&unix.IFA_F_TENTATIVE != 0 {
+			t.Errorf("address flags %#x, want IFA_F_NODAD and not IFA_F_TENTATIVE", found.Flags)
+		}
+		rs, err := netlink.RouteGet(hostPrefix6.Addr().AsSlice())
+		if err != nil || len(rs) == 0 || rs[0].Type != unix.RTN_LOCAL {
+			t.Errorf("the kernel's route to %v is %v (%v), want a local one", hostPrefix6.Addr(), rs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Below 1280 bytes Linux turns IPv6 off on a device (RFC 8200 §5's minimum
+// link MTU), so OpenTUN refuses the pair before it creates anything.
+func TestOpenTUNRefusesAnIPv6AddressBelowTheMinimumMTU(t *testing.T) {
+	_, err := netif.OpenTUN(netif.TUNConfig{Name: "tunmtu", HostAddr6: hostPrefix6, MTU: 1279})
+	if err == nil || !strings.Contains(err.Error(), "1280") {
+		t.Fatalf("OpenTUN with MTU 1279 and an IPv6 address: %v, want an error naming 1280", err)
+	}
+	_, err = netif.OpenTUN(netif.TUNConfig{Name: "tunmtu", HostAddr6: netip.MustParsePrefix("::ffff:198.18.0.1/120")})
+	if err == nil || !strings.Contains(err.Error(), "not a unicast IPv6 address") {
+		t.Fatalf("OpenTUN with an IPv4-mapped HostAddr6: %v, want it refused", err)
+	}
+}
+
+// The kernel's ping -6 crosses the TUN as ICMPv6 and is answered through it
+// with wire's echo reply.
+func TestKernelPing6SucceedsAgainstEchoReplyOverTUN(t *testing.T) {
+	testtools.Need(t, "ping")
+	ns := newNS(t)
+	tun := openTUN(t, ns, netif.TUNConfig{HostAddr6: hostPrefix6})
+	ping := ns.Command("ping", "-6", "-c", "1", "-W", "2", "fd00:7475:6e73::2")
+	var out bytes.Buffer
+	ping.Stdout, ping.Stderr = &out, &out
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	req := readUntil6(t, tun, func(p wire.IPv6) bool {
+		return p.NextHeader() == wire.ProtoICMPv6 && wire.ICMPv6(p.Payload()).Type() == wire.ICMPv6EchoRequest
+	})
+	if req.SrcAddr() != hostPrefix6.Addr() {
+		t.Errorf("echo request from %v, want %v", req.SrcAddr(), hostPrefix6.Addr())
+	}
+	reply := make([]byte, tun.MTU())
+	n, err := wire.PutICMPv6EchoReply(reply, req, netip.Addr{}, 64)
+	if err != nil {
+		t.Fatalf("no reply to the kernel's echo request % x: %v", req, err)
+	}
+	if _, err := tun.WritePackets([][]byte{reply[:n]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping.Wait(); err != nil {
+		t.Fatalf("ping -6 failed: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "1 received") {
+		t.Fatalf("ping -6 output does not report the reply:\n%s", out.String())
 	}
 }
 
