@@ -334,6 +334,18 @@ func TestTwReuseTakesOverTimeWaitAfterOneSecond(t *testing.T) {
 	if c.tsRecent != 501 {
 		t.Fatalf("TS.Recent %d, want the old connection's 501", c.tsRecent)
 	}
+	// Linux tcp_syn_options and tcp_connect_init: the takeover SYN echoes
+	// the inherited TS.Recent, and its window counts segments without the
+	// timestamp option it knows the connection will carry.
+	if s2.opts.TSEcr != 501 {
+		t.Fatalf("new SYN's TS ecr %d, want the inherited TS.Recent 501", s2.opts.TSEcr)
+	}
+	if mss, w := c.advertisedMSS()-12, int(s2.wnd); w%mss != 0 || w+mss <= min(65535, c.rcvBufMax) {
+		t.Fatalf("new SYN's window %d, want whole segments of %d (MSS less the timestamp option), as many as fit", w, mss)
+	}
+	if syn.opts.TSEcr != 0 || int(syn.wnd)%c.advertisedMSS() != 0 {
+		t.Fatalf("first SYN's TS ecr %d window %d, want 0 and whole segments of the MSS %d", syn.opts.TSEcr, syn.wnd, c.advertisedMSS())
+	}
 	if p.e.ConnCount() != 1 {
 		t.Fatalf("%d connections, want only the new one", p.e.ConnCount())
 	}

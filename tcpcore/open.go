@@ -130,10 +130,10 @@ func (c *Conn) synOptions(now Time, o *wire.TCPOptions, synAck bool) {
 		o.SACKPermitted = true
 	}
 	if (!synAck && p.Timestamps) || (synAck && c.tsOK) {
-		o.HasTS, o.TSVal = true, c.tsNow(now)
-		if synAck {
-			o.TSEcr = c.tsRecent
-		}
+		// Linux behaviour (tcp_syn_options): every SYN echoes TS.Recent,
+		// which is 0 on a first SYN and, on a SYN that took over a
+		// TIME-WAIT entry (twReuse), the entry's last TS val from the peer.
+		o.HasTS, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
 	}
 }
 
@@ -179,13 +179,16 @@ func (c *Conn) sendSyn(now Time) {
 // synWindow is the window our SYN or SYN-ACK offers: the receive buffer,
 // at most 65535 since a SYN's window is never scaled (RFC 7323 §2.2), and,
 // as Linux's tcp_select_initial_window does, rounded down to whole
-// segments of the MSS we expect to receive (less the timestamp option on a
-// SYN-ACK that agreed to timestamps).
+// segments of the MSS we expect to receive, less the timestamp option
+// where the connection knows it will carry one: a SYN-ACK that agreed to
+// timestamps, and a SYN that took over a TIME-WAIT entry with timestamps
+// (Linux tcp_connect_init subtracts the option when ts_recent_stamp is
+// set).
 func (c *Conn) synWindow(synAck bool) int {
 	wnd := min(c.rcvBufMax, 65535)
 	mss := c.advertisedMSS()
-	if synAck && c.tsOK {
-		mss -= 12
+	if (synAck && c.tsOK) || (!synAck && c.tsInherited && c.e.prof.Timestamps) {
+		mss -= 12 // the timestamp option, aligned: 10 bytes and two NOPs
 	}
 	if wnd > mss {
 		wnd -= wnd % mss
