@@ -1127,8 +1127,10 @@ func applyOne(p *policy.Profile, s Sysctl) (string, error) {
 			return "", err
 		}
 		// Linux behaviour (6.13 and later, tcp_twsk_unique): the
-		// milliseconds since the peer was last heard from before
-		// tcp_tw_reuse may take the entry over.
+		// milliseconds a connection must have been in TIME-WAIT before
+		// tcp_tw_reuse may take the entry over, counted from the entry's
+		// start, not from the peer's last timestamp
+		// (bind/tw-reuse-delay-counts-from-entry.pkt).
 		if v < 1 || v > 60000 {
 			return "", fmt.Errorf("Linux takes 1 to 60000 (milliseconds)")
 		}
