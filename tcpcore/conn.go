@@ -73,7 +73,7 @@ type Conn struct {
 	linkMSS, pmtu int
 	// softErr is the last ICMP error on a synchronized connection (Linux
 	// sk_err_soft): reported instead of ETIMEDOUT if the connection
-	// times out (pmtu.go).
+	// times out, or by Err (SO_ERROR), which clears it (pmtu.go).
 	softErr error
 
 	// --- Socket options ---
@@ -378,10 +378,16 @@ func (c *Conn) Connected() bool { return c.state != SynSent && c.state != SynRec
 
 // Err returns the pending error once and clears it (getsockopt SO_ERROR,
 // Linux's sock_error): the first call after a reset or timeout reports it,
-// later ones see nil, so reads then see EOF and writes EPIPE.
+// later ones see nil, so reads then see EOF and writes EPIPE. With no
+// pending error it reports, once, the soft error an ICMP message left on
+// a synchronized connection (pmtu.go). Linux behaviour (sk_getsockopt
+// SO_ERROR): sock_error, else xchg(&sk->sk_err_soft, 0).
 func (c *Conn) Err() error {
 	err := c.err
 	c.err = nil
+	if err == nil {
+		err, c.softErr = c.softErr, nil
+	}
 	return err
 }
 

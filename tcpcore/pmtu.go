@@ -64,8 +64,9 @@ type ICMPMessage struct {
 //     (tcp_req_err: IPv4 network and host unreachable; IPv6's fatal codes
 //     of icmpv6_err_convert), as POSIX wants no network error from
 //     accept. On a synchronized connection it is a soft error (RFC 1122
-//     §4.2.3.9; Linux sk_err_soft): the connection keeps retransmitting,
-//     and if it times out it reports this error instead of ETIMEDOUT.
+//     §4.2.3.9; Linux sk_err_soft): the connection keeps retransmitting;
+//     SO_ERROR (Conn.Err) reports it once, and if the connection times
+//     out before that it reports this error instead of ETIMEDOUT.
 func (e *Engine) ICMPError(now Time, m ICMPMessage) {
 	u, ok := wire.QuotedUpper(m.Quote)
 	if !ok || u.Proto != wire.ProtoTCP || !plainAddr(u.Src) || !plainAddr(u.Dst) || u.Src.Is4() != u.Dst.Is4() {
