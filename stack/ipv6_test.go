@@ -308,82 +308,116 @@ func TestICMPv6EchoNDAndParameterProblem(t *testing.T) {
 	}
 }
 
-// A Packet Too Big lowers the path MTU: the link between the stacks drops
-// every IPv6 packet above 1280 bytes and, like a router, answers each
-// with a Packet Too Big. The transfer completes only because the sender
-// takes the message, cuts its segments to 1220 bytes (1208 with
-// timestamps) and resends what was dropped; TCP_INFO's pmtu shows 1280.
-func TestPacketTooBigShrinksSegmentsOverPipe(t *testing.T) {
-	p := newPair6(t)
-	const pathMTU = 1280
-	dropped := make(chan []byte, 256)
-	p.pa.SetDrop(func(pkt []byte) bool {
-		if len(pkt) > pathMTU {
-			select {
-			case dropped <- append([]byte(nil), pkt...):
-			default: // the router's ICMP is best-effort too
-			}
-			return true
-		}
-		return false
-	})
-	router := netip.MustParseAddr("fd00::fe")
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case pkt := <-dropped:
-				out := make([]byte, wire.IPv6MinMTU)
-				n, err := wire.PutICMPv6PacketTooBig(out, router.As16(), 64, wire.IPv6(pkt), pathMTU)
-				if err == nil {
-					p.pb.WritePackets([][]byte{out[:n]}) // toward stack a
+// A Packet Too Big (IPv6) or Fragmentation Needed (IPv4) lowers the path
+// MTU: the link between the stacks drops every packet of the family above
+// the path MTU and, like a router, answers each with the ICMP error. The
+// transfer completes only because the sender takes the message, cuts its
+// segments to the new MSS and resends what was dropped; TCP_INFO's pmtu
+// shows the path MTU. IPv6: 1280, MSS 1220 (1208 with timestamps); IPv4:
+// 1000, MSS 960 (948).
+func TestPathMTUShrinksSegmentsOverPipe(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		network  string
+		dst      string
+		pathMTU  int
+		mss      uint32
+		icmpFrom netip.Addr
+	}{
+		{"IPv6 Packet Too Big", "tcp6", "[fd00::2]:8080", 1280, 1220, netip.MustParseAddr("fd00::fe")},
+		{"IPv4 Fragmentation Needed", "tcp4", "198.18.0.2:8080", 1000, 960, netip.MustParseAddr("198.18.0.254")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair6(t)
+			dropped := make(chan []byte, 256)
+			p.pa.SetDrop(func(pkt []byte) bool {
+				if len(pkt) > tc.pathMTU {
+					select {
+					case dropped <- append([]byte(nil), pkt...):
+					default: // the router's ICMP is best-effort too
+					}
+					return true
 				}
+				return false
+			})
+			done := make(chan struct{})
+			defer close(done)
+			go func() {
+				for {
+					select {
+					case <-done:
+						return
+					case pkt := <-dropped:
+						if msg := routerError(tc.icmpFrom, pkt, tc.pathMTU); msg != nil {
+							p.pb.WritePackets([][]byte{msg}) // toward stack a
+						}
+					}
+				}
+			}()
+			ln, err := p.b.ListenWith(context.Background(), ListenConfig{}, tc.network, tc.dst)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}()
+			defer ln.Close()
+			acc := acceptOne(ln)
+			c, err := p.a.Dial(testContext(t, 60*time.Second), tc.network, tc.dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s := <-acc
+			if s == nil {
+				t.Fatal("accept failed")
+			}
+			defer s.Close()
+			want := make([]byte, 300_000)
+			for i := range want {
+				want[i] = byte(i)
+			}
+			go c.Write(want)
+			got := make([]byte, len(want))
+			s.SetReadDeadline(time.Now().Add(60 * time.Second))
+			if _, err := io.ReadFull(s, got); err != nil {
+				t.Fatalf("transfer through a %d-byte path: %v (dialer IPStats %+v)", tc.pathMTU, err, p.a.IPStats())
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("data differs")
+			}
+			ti := c.(*Conn).TCPInfo()
+			if ti.PMTU != uint32(tc.pathMTU) || ti.SndMSS != tc.mss-12 {
+				t.Fatalf("TCP_INFO pmtu %d snd_mss %d, want %d and %d", ti.PMTU, ti.SndMSS, tc.pathMTU, tc.mss-12)
+			}
+			if st := p.a.IPStats(); st.ICMPErrorsIn == 0 {
+				t.Fatalf("no ICMP error reached the sender: %+v", st)
+			}
+			if f := p.pa.Stats().FilteredPackets; f == 0 {
+				t.Fatal("the path dropped nothing: the test did not exercise PMTU discovery")
+			}
+		})
+	}
+}
 
-	ln, err := p.b.ListenWith(context.Background(), ListenConfig{}, "tcp6", "[::]:8080")
-	if err != nil {
-		t.Fatal(err)
+// routerError is what a router at from sends about pkt, too big for its
+// next hop of mtu bytes: an ICMPv6 Packet Too Big (RFC 4443 §3.2) or an
+// ICMPv4 Fragmentation Needed with the next-hop MTU (RFC 1191 §4) quoting
+// the IP header and 8 bytes of data.
+func routerError(from netip.Addr, pkt []byte, mtu int) []byte {
+	if from.Is6() {
+		out := make([]byte, wire.IPv6MinMTU)
+		n, err := wire.PutICMPv6PacketTooBig(out, from.As16(), 64, wire.IPv6(pkt), uint32(mtu))
+		if err != nil {
+			return nil
+		}
+		return out[:n]
 	}
-	defer ln.Close()
-	acc := acceptOne(ln)
-	c, err := p.a.Dial(testContext(t, 60*time.Second), "tcp6", "[fd00::2]:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-acc
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	defer s.Close()
-	want := make([]byte, 300_000)
-	for i := range want {
-		want[i] = byte(i)
-	}
-	go func() {
-		c.Write(want)
-	}()
-	got := make([]byte, len(want))
-	s.SetReadDeadline(time.Now().Add(60 * time.Second))
-	if _, err := io.ReadFull(s, got); err != nil {
-		t.Fatalf("transfer through a 1280-byte path: %v (dialer IPStats %+v)", err, p.a.IPStats())
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("data differs")
-	}
-	ti := c.(*Conn).TCPInfo()
-	if ti.PMTU != pathMTU || ti.SndMSS != 1220-12 {
-		t.Fatalf("TCP_INFO pmtu %d snd_mss %d, want 1280 and 1208", ti.PMTU, ti.SndMSS)
-	}
-	if st := p.a.IPStats(); st.ICMPErrorsIn == 0 {
-		t.Fatalf("no Packet Too Big reached the sender: %+v", st)
-	}
-	if f := p.pa.Stats().FilteredPackets; f == 0 {
-		t.Fatal("the path dropped nothing: the test did not exercise PMTU discovery")
-	}
+	in := wire.IPv4(pkt)
+	quote := in[:in.HeaderLen()+8]
+	out := make([]byte, wire.IPv4HeaderLen+8+len(quote))
+	msg := wire.ICMPv4(out[wire.IPv4HeaderLen:])
+	msg[0], msg[1] = 3, 4 // destination unreachable, fragmentation needed
+	msg[6], msg[7] = byte(mtu>>8), byte(mtu)
+	copy(msg[8:], quote)
+	msg.SetChecksum()
+	wire.PutIPv4Header(out, wire.IPv4Fields{Src: from.As4(), Dst: in.Src(), Protocol: wire.ProtoICMP, TTL: 64}, len(msg))
+	return out
 }
