@@ -187,9 +187,10 @@ func errnoOf(err tcpip.Error) error {
 // gonet.TCPListener because the Conns it returns need the endpoint for
 // socket options, and Accept after Close must report net.ErrClosed.
 type listener struct {
-	st *Stack
-	ep tcpip.Endpoint
-	wq *waiter.Queue
+	st    *Stack
+	ep    tcpip.Endpoint
+	wq    *waiter.Queue
+	proto tcpip.NetworkProtocolNumber // the endpoint's: IPv6 for [::], dual-stack or not
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -254,9 +255,9 @@ func (l *listener) shutdown() bool {
 func (l *listener) Addr() net.Addr {
 	a, err := l.ep.GetLocalAddress()
 	if err != nil {
-		return &net.TCPAddr{IP: net.IPv4zero}
+		return tcpAddr(tcpip.FullAddress{}, l.proto)
 	}
-	return tcpAddr(a)
+	return tcpAddr(a, l.proto)
 }
 
 func (l *listener) opError(err error) error {

@@ -8,6 +8,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"tunstack/netif"
@@ -31,6 +32,7 @@ const (
 type linkEndpoint struct {
 	link netif.Link
 	mtu  uint32
+	has6 bool // IPv6 packets go to gVisor (Config.Addr6), else they are dropped
 
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
@@ -47,7 +49,7 @@ type linkEndpoint struct {
 	zw *zeroWindowRepair
 
 	txDrops     atomic.Uint64 // outbound packets dropped because txQueue was full
-	rxNonIPv4   atomic.Uint64 // inbound packets that were not IPv4
+	rxDropped   atomic.Uint64 // inbound packets neither IPv4 nor, with an IPv6 address, IPv6
 	rxPackets   atomic.Uint64
 	txPackets   atomic.Uint64
 	linkErrors  atomic.Uint64 // WritePackets errors from the link
@@ -60,11 +62,13 @@ type linkEndpoint struct {
 var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
 
 // newLinkEndpoint adapts link; zeroWindowRepair turns on the zero-window
-// ACK repair (Options.ZeroWindowACKRepair).
-func newLinkEndpoint(link netif.Link, zeroWindowRepair bool) *linkEndpoint {
+// ACK repair (Options.ZeroWindowACKRepair); has6 hands IPv6 packets to
+// gVisor.
+func newLinkEndpoint(link netif.Link, zeroWindowRepair, has6 bool) *linkEndpoint {
 	e := &linkEndpoint{
 		link:       link,
 		mtu:        uint32(link.MTU()),
+		has6:       has6,
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -130,20 +134,23 @@ func (e *linkEndpoint) reader() {
 		e.mu.Unlock()
 		for i := 0; i < n; i++ {
 			b := bufs[i][:sizes[i]]
-			if len(b) == 0 || header.IPVersion(b) != header.IPv4Version {
-				e.rxNonIPv4.Add(1)
+			proto, ok := e.protocolOf(b)
+			if !ok {
+				e.rxDropped.Add(1)
 				continue
 			}
 			if d != nil {
-				if e.zw != nil {
+				// The zero-window repair reads IPv4 segments only
+				// (zerowindow.go); IPv6 ones pass it by.
+				if e.zw != nil && proto == ipv4.ProtocolNumber {
 					if ack := e.zw.inbound(b, scratch); ack != nil {
 						// The ACK copy goes first, so that gVisor's
 						// sender has processed it before the segment
 						// itself is refused (zerowindow.go).
-						deliver(d, ack)
+						deliver(d, proto, ack)
 					}
 				}
-				deliver(d, b)
+				deliver(d, proto, b)
 			}
 			// Counted once delivered: a test that sees the count reach
 			// n knows gVisor has queued the n-th packet for its TCP
@@ -153,13 +160,29 @@ func (e *linkEndpoint) reader() {
 	}
 }
 
-// deliver hands the IPv4 packet b to gVisor. b is copied, so its buffer
-// can be reused at once.
-func deliver(d stack.NetworkDispatcher, b []byte) {
+// protocolOf is the network protocol of the packet b by its version
+// nibble: IPv4, or IPv6 when the stack has an IPv6 address. ok is false
+// for a packet gVisor is not to see.
+func (e *linkEndpoint) protocolOf(b []byte) (tcpip.NetworkProtocolNumber, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	switch header.IPVersion(b) {
+	case header.IPv4Version:
+		return ipv4.ProtocolNumber, true
+	case header.IPv6Version:
+		return ipv6.ProtocolNumber, e.has6
+	}
+	return 0, false
+}
+
+// deliver hands the packet b of protocol proto to gVisor. b is copied, so
+// its buffer can be reused at once.
+func deliver(d stack.NetworkDispatcher, proto tcpip.NetworkProtocolNumber, b []byte) {
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
 		Payload: buffer.MakeWithData(b),
 	})
-	d.DeliverNetworkPacket(ipv4.ProtocolNumber, pkt)
+	d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
 }
 

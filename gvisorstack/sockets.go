@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
@@ -50,9 +51,11 @@ func socketOf(ep *tcp.Endpoint) tstack.SocketInfo {
 		State:   stateOf(tcp.EndpointState(ep.State())),
 		Unknown: tstack.UnknownSendQ | tstack.UnknownTimer | tstack.UnknownShutdown | tstack.UnknownReordering,
 	}
+	v6 := false
 	if info, ok := ep.Info().(*stack.TransportEndpointInfo); ok {
-		si.Local = addrPort(info.ID.LocalAddress, info.ID.LocalPort)
-		si.Remote = addrPort(info.ID.RemoteAddress, info.ID.RemotePort)
+		v6 = info.NetProto == header.IPv6ProtocolNumber
+		si.Local = addrPort(info.ID.LocalAddress, info.ID.LocalPort, v6)
+		si.Remote = addrPort(info.ID.RemoteAddress, info.ID.RemotePort, v6)
 	}
 	var cc tcpip.CongestionControlOption
 	if ep.GetSockOpt(&cc) == nil {
@@ -61,7 +64,7 @@ func socketOf(ep *tcp.Endpoint) tstack.SocketInfo {
 	switch si.State {
 	case tcpcore.Listen:
 		si.Unknown |= tstack.UnknownRecvQ | tstack.UnknownSynQueue
-		si.Remote = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		si.Remote = addrPort(tcpip.Address{}, 0, v6)
 	default:
 		if n, err := ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil {
 			si.RecvQ = n
@@ -109,10 +112,18 @@ func stateOf(s tcp.EndpointState) tcpcore.State {
 	return tcpcore.Closed
 }
 
-// addrPort converts a netstack address, empty for "any", to IPv4.
-func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
-	if a.Len() != 4 {
-		return netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+// addrPort converts a netstack address, empty for "any", to netip: 4 bytes
+// are IPv4, 16 IPv6 (an IPv6 endpoint's IPv4 peer in its mapped form, as
+// Linux shows it); "any" is the unspecified address of the endpoint's
+// family (v6 for an IPv6 endpoint).
+func addrPort(a tcpip.Address, port uint16, v6 bool) netip.AddrPort {
+	switch {
+	case a.Len() == 4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.As4()), port)
+	case a.Len() == 16:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.As16()), port)
+	case v6:
+		return netip.AddrPortFrom(netip.IPv6Unspecified(), port)
 	}
-	return netip.AddrPortFrom(netip.AddrFrom4(a.As4()), port)
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), port)
 }

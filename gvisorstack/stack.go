@@ -1,5 +1,5 @@
-// Package gvisorstack runs gVisor's netstack (IPv4, ICMP, TCP) on a
-// netif.Link and offers it through the same stack.Network interface as our
+// Package gvisorstack runs gVisor's netstack (IPv4, IPv6, ICMP, ICMPv6,
+// TCP) on a netif.Link and offers it through the same stack.Network interface as our
 // own stack, so that the demo site, labs, benchmarks and the conformance
 // runner can use gVisor as the reference on the same link.
 package gvisorstack
@@ -16,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -37,6 +38,14 @@ type Config struct {
 	// also points at the link, since the link is the stack's only way out.
 	// Zero means Addr/32.
 	Prefix netip.Prefix
+	// Addr6 is the stack's own IPv6 address, e.g. fd00:7475:6e73::2; the
+	// zero value means no IPv6: the stack then drops IPv6 packets. It
+	// must be a unicast IPv6 address: not IPv4-mapped, not unspecified,
+	// not multicast, without a zone.
+	Addr6 netip.Addr
+	// Prefix6 is the on-link IPv6 subnet (e.g. fd00:7475:6e73::/64); the
+	// default route for IPv6 points at the link too. Zero means Addr6/128.
+	Prefix6 netip.Prefix
 	// Profile selects the Options when Options is nil; nil means
 	// policy.Linux().
 	Profile *policy.Profile
@@ -56,6 +65,8 @@ type Stack struct {
 	ep   *linkEndpoint
 	opts Options
 	addr tcpip.Address
+	// addr6 is the IPv6 address, the zero Address without one.
+	addr6 tcpip.Address
 
 	mu        sync.Mutex
 	closed    bool
@@ -83,6 +94,11 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	if link.MTU() < 68 {
 		return nil, fmt.Errorf("gvisorstack: link MTU %d is below IPv4's minimum of 68", link.MTU())
 	}
+	prefix6, err := checkAddr6(cfg.Addr6, cfg.Prefix6, link.MTU())
+	if err != nil {
+		return nil, err
+	}
+	has6 := cfg.Addr6.IsValid()
 	var opts Options
 	switch {
 	case cfg.Options != nil:
@@ -93,9 +109,21 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		opts = OptionsFromProfile(policy.Linux())
 	}
 
+	netProtos := []stack.NetworkProtocolFactory{ipv4.NewProtocol}
+	transProtos := []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4}
+	if has6 {
+		// The zero ipv6.Options leave out what a TUN's point-to-point
+		// link has no use for, and what would send packets the kernel
+		// side does not expect: no duplicate address detection
+		// (DupAddrDetectTransmits 0, so the address is usable at once),
+		// no router solicitations, no link-local address of its own, no
+		// MLD reports.
+		netProtos = append(netProtos, ipv6.NewProtocolWithOptions(ipv6.Options{}))
+		transProtos = append(transProtos, icmp.NewProtocol6)
+	}
 	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
+		NetworkProtocols:   netProtos,
+		TransportProtocols: transProtos,
 		Clock:              cfg.Clock,
 	})
 	fail := func(err error) (*Stack, error) {
@@ -105,7 +133,7 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	if err := opts.apply(s); err != nil {
 		return fail(err)
 	}
-	ep := newLinkEndpoint(link, opts.ZeroWindowACKRepair)
+	ep := newLinkEndpoint(link, opts.ZeroWindowACKRepair, has6)
 	if err := s.CreateNIC(nicID, ep); err != nil {
 		return fail(fmt.Errorf("gvisorstack: create NIC: %s", err))
 	}
@@ -122,15 +150,31 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	}
 	// The on-link route comes with the address; the default route sends
 	// everything else down the same link, as a TUN's peer is the gateway.
-	s.SetRouteTable([]tcpip.Route{
+	routes := []tcpip.Route{
 		{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID},
-		{Destination: anySubnet(), NIC: nicID},
-	})
+		{Destination: anySubnet(4), NIC: nicID},
+	}
+	var addr6 tcpip.Address
+	if has6 {
+		addr6 = tcpip.AddrFrom16(cfg.Addr6.As16())
+		pa6 := tcpip.ProtocolAddress{
+			Protocol:          ipv6.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: addr6, PrefixLen: prefix6.Bits()},
+		}
+		if err := s.AddProtocolAddress(nicID, pa6, stack.AddressProperties{}); err != nil {
+			return fail(fmt.Errorf("gvisorstack: add address %v: %s", cfg.Addr6, err))
+		}
+		routes = append(routes,
+			tcpip.Route{Destination: pa6.AddressWithPrefix.Subnet(), NIC: nicID},
+			tcpip.Route{Destination: anySubnet(16), NIC: nicID})
+	}
+	s.SetRouteTable(routes)
 	st := &Stack{
 		s:         s,
 		ep:        ep,
 		opts:      opts,
 		addr:      addr,
+		addr6:     addr6,
 		listeners: make(map[*listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
 	}
@@ -138,10 +182,43 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	return st, nil
 }
 
-// header0 is 0.0.0.0/0.
-func anySubnet() tcpip.Subnet {
-	sn, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFromBytes([]byte{0, 0, 0, 0}))
+// anySubnet is 0.0.0.0/0 for size 4, ::/0 for size 16.
+func anySubnet(size int) tcpip.Subnet {
+	zero := make([]byte, size)
+	var a tcpip.Address
+	if size == 16 {
+		a = tcpip.AddrFrom16Slice(zero)
+	} else {
+		a = tcpip.AddrFrom4Slice(zero)
+	}
+	sn, _ := tcpip.NewSubnet(a, tcpip.MaskFromBytes(zero))
 	return sn
+}
+
+// checkAddr6 checks Config.Addr6 and Prefix6 and returns the prefix to use
+// (Addr6/128 by default). Without Addr6 there is nothing to check.
+func checkAddr6(a netip.Addr, prefix netip.Prefix, mtu int) (netip.Prefix, error) {
+	if !a.IsValid() {
+		if prefix.IsValid() {
+			return prefix, fmt.Errorf("gvisorstack: Prefix6 %v without Addr6: give the stack's IPv6 address too", prefix)
+		}
+		return prefix, nil
+	}
+	if !a.Is6() || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" {
+		return prefix, fmt.Errorf("gvisorstack: Addr6 %v is not a unicast IPv6 address: give one such as fd00:7475:6e73::2, or none for no IPv6", a)
+	}
+	if !prefix.IsValid() {
+		prefix = netip.PrefixFrom(a, 128)
+	}
+	if !prefix.Addr().Is6() || prefix.Addr().Is4In6() || !prefix.Contains(a) {
+		return prefix, fmt.Errorf("gvisorstack: Prefix6 %v does not contain %v", prefix, a)
+	}
+	if mtu < 1280 {
+		// RFC 8200 §5: every link that carries IPv6 has an MTU of 1280
+		// or more.
+		return prefix, fmt.Errorf("gvisorstack: link MTU %d is below IPv6's minimum of 1280: use a larger MTU or no IPv6 address", mtu)
+	}
+	return prefix, nil
 }
 
 // Options returns the options the stack was built with.
@@ -151,17 +228,18 @@ func (st *Stack) Options() Options { return st.opts }
 // runner, benchmarks) that need what this package does not wrap.
 func (st *Stack) GVisor() *stack.Stack { return st.s }
 
-// Listen implements stack.Network. address is "host:port" with host empty,
-// 0.0.0.0 or the stack's own address. backlog bounds the accept queue: it
-// holds backlog+1 connections with Options.BacklogPlusOne (Linux), backlog
-// without. A backlog below 1 or above Options.Somaxconn is Somaxconn.
+// Listen implements stack.Network on network "tcp" (sockAddr says how
+// address reads). backlog bounds the accept queue: it holds backlog+1
+// connections with Options.BacklogPlusOne (Linux), backlog without. A
+// backlog below 1 or above Options.Somaxconn is Somaxconn.
 func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 	return st.listen("tcp", address, backlog, tstack.ListenConfig{})
 }
 
-// ListenWith is Listen with SO_REUSEADDR and SO_REUSEPORT as lc sets them,
-// set on gVisor's endpoint before it binds; lc.Backlog 0 is Somaxconn.
-// network is "tcp" or "tcp4"; ctx is checked before the listener opens.
+// ListenWith is Listen with SO_REUSEADDR, SO_REUSEPORT and IPV6_V6ONLY as
+// lc sets them, set on gVisor's endpoint before it binds; lc.Backlog 0 is
+// Somaxconn. network is "tcp", "tcp4" or "tcp6"; ctx is checked before
+// the listener opens.
 func (st *Stack) ListenWith(ctx context.Context, lc tstack.ListenConfig, network, address string) (net.Listener, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
@@ -170,29 +248,34 @@ func (st *Stack) ListenWith(ctx context.Context, lc tstack.ListenConfig, network
 }
 
 func (st *Stack) listen(network, address string, backlog int, lc tstack.ListenConfig) (net.Listener, error) {
-	if network != "tcp" && network != "tcp4" {
+	if !tcpNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	fa, err := st.parseAddr(address, true)
+	sa, err := st.sockAddr(network, address)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
+	fa := sa.fa
 	if backlog < 1 || backlog > st.opts.Somaxconn {
 		backlog = st.opts.Somaxconn
 	}
 	if err := st.checkOpen(); err != nil {
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	var wq waiter.Queue
-	ep, terr := st.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, terr := st.s.NewEndpoint(tcp.ProtocolNumber, sa.proto, &wq)
 	if terr != nil {
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: errnoOf(terr)}
+		return nil, &net.OpError{Op: "listen", Net: network, Err: errnoOf(terr)}
 	}
 	ep.SocketOptions().SetReuseAddress(lc.ReuseAddr)
 	ep.SocketOptions().SetReusePort(lc.ReusePort)
+	// An IPv6 endpoint bound to [::] without V6Only takes IPv4 too
+	// (gVisor binds it to 0.0.0.0 as well), as Linux's dual-stack socket
+	// with bindv6only 0; its IPv4 connections are IPv4-mapped.
+	ep.SocketOptions().SetV6Only(sa.proto == ipv6.ProtocolNumber && lc.V6Only)
 	if terr := ep.Bind(fa); terr != nil {
 		ep.Close()
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(fa), Err: errnoOf(terr)}
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: sa.tcpAddr(), Err: errnoOf(terr)}
 	}
 	queue := backlog
 	if st.opts.BacklogPlusOne {
@@ -200,22 +283,22 @@ func (st *Stack) listen(network, address string, backlog int, lc tstack.ListenCo
 	}
 	if terr := ep.Listen(queue); terr != nil {
 		ep.Close()
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(fa), Err: errnoOf(terr)}
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: sa.tcpAddr(), Err: errnoOf(terr)}
 	}
-	l := &listener{st: st, ep: ep, wq: &wq, done: make(chan struct{})}
+	l := &listener{st: st, ep: ep, wq: &wq, done: make(chan struct{}), proto: sa.proto}
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
 		ep.Close()
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: net.ErrClosed}
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.ErrClosed}
 	}
 	st.listeners[l] = struct{}{}
 	st.mu.Unlock()
 	return l, nil
 }
 
-// Dial implements stack.Network. network is "tcp" or "tcp4"; address is
-// "ip:port" (no name resolution).
+// Dial implements stack.Network. network is "tcp", "tcp4" or "tcp6";
+// address is "ip:port" (no name resolution), read as sockAddr says.
 func (st *Stack) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	return st.DialWith(ctx, tstack.Dialer{}, network, address)
 }
@@ -224,19 +307,23 @@ func (st *Stack) Dial(ctx context.Context, network, address string) (net.Conn, e
 // the unspecified address is any of the stack's) with SO_REUSEADDR and
 // SO_REUSEPORT as d sets them.
 func (st *Stack) DialWith(ctx context.Context, d tstack.Dialer, network, address string) (net.Conn, error) {
-	if network != "tcp" && network != "tcp4" {
+	if !tcpNetwork(network) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	fa, err := st.parseAddr(address, false)
+	sa, err := st.sockAddr(network, address)
+	if err == nil && (sa.fa.Addr.Len() == 0 || sa.fa.Port == 0) {
+		err = fmt.Errorf("no host or port 0 in %q: give the address and port to dial", address)
+	}
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
+	fa := sa.fa
 	if err := st.checkOpen(); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
-	raddr := tcpAddr(fa)
+	raddr := sa.tcpAddr()
 	var wq waiter.Queue
-	ep, terr := st.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, terr := st.s.NewEndpoint(tcp.ProtocolNumber, sa.proto, &wq)
 	if terr != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: errnoOf(terr)}
 	}
@@ -245,11 +332,11 @@ func (st *Stack) DialWith(ctx context.Context, d tstack.Dialer, network, address
 	if d.LocalAddr.Port() != 0 {
 		la := tcpip.FullAddress{Port: d.LocalAddr.Port()}
 		if a := d.LocalAddr.Addr(); a.IsValid() && !a.IsUnspecified() {
-			la.Addr = tcpip.AddrFrom4(a.Unmap().As4())
+			la.Addr = addrOf(a, sa.proto)
 		}
 		if terr := ep.Bind(la); terr != nil {
 			ep.Close()
-			return nil, &net.OpError{Op: "dial", Net: network, Source: tcpAddr(la), Addr: raddr, Err: errnoOf(terr)}
+			return nil, &net.OpError{Op: "dial", Net: network, Source: tcpAddr(la, sa.proto), Addr: raddr, Err: errnoOf(terr)}
 		}
 	}
 	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
@@ -339,47 +426,98 @@ func (st *Stack) untrackListener(l *listener) {
 	st.mu.Unlock()
 }
 
-// parseAddr parses "ip:port". For a listener the host may be empty or
-// unspecified (bind to any).
-func (st *Stack) parseAddr(address string, listen bool) (tcpip.FullAddress, error) {
+// tcpNetwork reports whether network is one the stack serves.
+func tcpNetwork(network string) bool {
+	return network == "tcp" || network == "tcp4" || network == "tcp6"
+}
+
+// endpointAddr is where an endpoint binds or connects: its address (empty
+// for the wildcard), and the network protocol the endpoint is created
+// with.
+type endpointAddr struct {
+	fa    tcpip.FullAddress
+	proto tcpip.NetworkProtocolNumber
+}
+
+func (a endpointAddr) tcpAddr() *net.TCPAddr { return tcpAddr(a.fa, a.proto) }
+
+// sockAddr parses "ip:port" or ":port" for network "tcp", "tcp4" or
+// "tcp6" as the net package reads them on Linux (and as our stack does):
+// "tcp4" takes only IPv4 (an IPv4-mapped address is its IPv4 address) on
+// an IPv4 endpoint; "tcp6" takes only IPv6 on an IPv6 endpoint, where an
+// IPv4-mapped address reaches IPv4 through it; "tcp" takes either, the
+// endpoint of the address's family. ":port" is the wildcard: 0.0.0.0 for
+// "tcp4", [::] for "tcp6", and for "tcp" [::] (dual stack, as Go's
+// Listen(":80") on Linux) when the stack has an IPv6 address, else
+// 0.0.0.0. An IPv6 address needs Config.Addr6.
+func (st *Stack) sockAddr(network, address string) (endpointAddr, error) {
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
-		return tcpip.FullAddress{}, err
+		return endpointAddr{}, err
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return tcpip.FullAddress{}, fmt.Errorf("bad port %q", portStr)
+		return endpointAddr{}, fmt.Errorf("bad port %q", portStr)
 	}
-	fa := tcpip.FullAddress{NIC: 0, Port: uint16(port)}
+	has6 := st.addr6.Len() > 0
+	ea := endpointAddr{fa: tcpip.FullAddress{Port: uint16(port)}, proto: ipv4.ProtocolNumber}
 	if host == "" {
-		if !listen {
-			return tcpip.FullAddress{}, fmt.Errorf("missing host in %q", address)
+		if network == "tcp6" || network == "tcp" && has6 {
+			ea.proto = ipv6.ProtocolNumber
 		}
-		return fa, nil
+	} else {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return endpointAddr{}, fmt.Errorf("host %q is not an IP address (gvisorstack resolves no names)", host)
+		}
+		if ip.Zone() != "" {
+			return endpointAddr{}, fmt.Errorf("%v has a zone: the stack has one link, give the address without %%%s", ip, ip.Zone())
+		}
+		switch network {
+		case "tcp4":
+			if ip = ip.Unmap(); !ip.Is4() {
+				return endpointAddr{}, fmt.Errorf("%v is not IPv4: use network tcp6 or tcp", ip)
+			}
+		case "tcp6":
+			if !ip.Is6() {
+				return endpointAddr{}, fmt.Errorf("%v is not IPv6: use network tcp4 or tcp, or its mapped form [::ffff:%v]", ip, ip)
+			}
+		default:
+			ip = ip.Unmap()
+		}
+		if ip.Is6() {
+			ea.proto = ipv6.ProtocolNumber
+		}
+		if !ip.IsUnspecified() || ip.Is4In6() {
+			ea.fa.Addr = addrOf(ip, ea.proto)
+		}
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return tcpip.FullAddress{}, fmt.Errorf("host %q is not an IP address (gvisorstack resolves no names)", host)
+	if ea.proto == ipv6.ProtocolNumber && !has6 {
+		return endpointAddr{}, fmt.Errorf("the stack has no IPv6 address: give it one (Config.Addr6) or use IPv4")
 	}
-	ip = ip.Unmap()
-	if !ip.Is4() {
-		return tcpip.FullAddress{}, fmt.Errorf("%v is not IPv4", ip)
-	}
-	if listen && ip.IsUnspecified() {
-		return fa, nil
-	}
-	if !listen && port == 0 {
-		return tcpip.FullAddress{}, fmt.Errorf("port 0 in %q", address)
-	}
-	fa.Addr = tcpip.AddrFrom4(ip.As4())
-	return fa, nil
+	return ea, nil
 }
 
-func tcpAddr(fa tcpip.FullAddress) *net.TCPAddr {
+// addrOf is a as gVisor's address on an endpoint of proto: 16 bytes on an
+// IPv6 endpoint (an IPv4 address there in its mapped form), 4 on an IPv4
+// one.
+func addrOf(a netip.Addr, proto tcpip.NetworkProtocolNumber) tcpip.Address {
+	if proto == ipv6.ProtocolNumber {
+		return tcpip.AddrFrom16(a.As16())
+	}
+	return tcpip.AddrFrom4(a.Unmap().As4())
+}
+
+// tcpAddr is fa as a net.TCPAddr; an empty address is the wildcard of
+// proto's family.
+func tcpAddr(fa tcpip.FullAddress, proto tcpip.NetworkProtocolNumber) *net.TCPAddr {
 	a := &net.TCPAddr{Port: int(fa.Port)}
-	if fa.Addr.Len() > 0 {
+	switch {
+	case fa.Addr.Len() > 0:
 		a.IP = net.IP(fa.Addr.AsSlice())
-	} else {
+	case proto == ipv6.ProtocolNumber:
+		a.IP = net.IPv6unspecified
+	default:
 		a.IP = net.IPv4zero
 	}
 	return a
@@ -400,7 +538,7 @@ type Stats struct {
 	PassiveOpens           uint64
 	FailedConnects         uint64
 	ListenOverflowSynDrop  uint64 // SYNs dropped because the accept queue was full
-	PacketsIn              uint64 // IPv4 packets handed from the link to gVisor
+	PacketsIn              uint64 // IP packets handed from the link to gVisor
 	PacketsOut             uint64 // packets handed from gVisor to the link
 	TxQueueDrops           uint64 // outbound packets dropped because the transmit queue was full
 	// ZeroWindowACKRepairs counts the pure ACK copies the zero-window ACK

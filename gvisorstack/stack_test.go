@@ -32,6 +32,10 @@ var (
 	addrA = netip.MustParseAddr("10.0.0.1")
 	addrB = netip.MustParseAddr("10.0.0.2")
 	netAB = netip.MustParsePrefix("10.0.0.0/24")
+	// With IPv6 (newPairConfig with Prefix6 set): a's and b's addresses.
+	addr6A = netip.MustParseAddr("fd00:7475:6e73::1")
+	addr6B = netip.MustParseAddr("fd00:7475:6e73::2")
+	net6AB = netip.MustParsePrefix("fd00:7475:6e73::/64")
 )
 
 // pair is two gVisor stacks on the two ends of one pipe.
@@ -45,17 +49,24 @@ func newPair(t testing.TB, opts *Options) *pair {
 	return newPairConfig(t, Config{Options: opts})
 }
 
-// newPairConfig is newPair with cfg's Options, Profile and Clock.
+// newPairConfig is newPair with cfg's Options, Profile and Clock; with
+// cfg.Prefix6 set, the stacks have IPv6 addresses too (addr6A, addr6B).
 func newPairConfig(t testing.TB, cfg Config) *pair {
 	t.Helper()
 	pa, pb := netif.NewPipe(testMTU)
 	cfg.Prefix = netAB
 	cfg.Addr = addrA
+	if cfg.Prefix6.IsValid() {
+		cfg.Addr6 = addr6A
+	}
 	a, err := New(pa, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Addr = addrB
+	if cfg.Prefix6.IsValid() {
+		cfg.Addr6 = addr6B
+	}
 	b, err := New(pb, cfg)
 	if err != nil {
 		a.Close()
@@ -93,6 +104,13 @@ func sum(b []byte) string {
 
 // httpRoundTrip serves on p.a and uploads and downloads size bytes from p.b.
 func httpRoundTrip(t *testing.T, p *pair, size int) {
+	t.Helper()
+	httpRoundTripTo(t, p, "10.0.0.1", size)
+}
+
+// httpRoundTripTo is httpRoundTrip to p.a's address host (a URL's host:
+// an IPv6 address in brackets).
+func httpRoundTripTo(t *testing.T, p *pair, host string, size int) {
 	t.Helper()
 	down := pattern(size, 1)
 	up := pattern(size, 2)
@@ -133,7 +151,7 @@ func httpRoundTrip(t *testing.T, p *pair, size int) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 
-	resp, err := client.Post("http://10.0.0.1/upload", "application/octet-stream", bytes.NewReader(up))
+	resp, err := client.Post("http://"+host+"/upload", "application/octet-stream", bytes.NewReader(up))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +168,7 @@ func httpRoundTrip(t *testing.T, p *pair, size int) {
 		t.Fatalf("upload: server saw %d bytes sha256 %s, sent %d bytes sha256 %s", got.Bytes, got.SHA256, size, sum(up))
 	}
 
-	resp, err = client.Get("http://10.0.0.1/bytes")
+	resp, err = client.Get("http://" + host + "/bytes")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,10 +66,11 @@ func newZeroWindowRepair() *zeroWindowRepair {
 	return &zeroWindowRepair{conns: make(map[zwKey]zwConn)}
 }
 
-// tcpOf returns the IPv4 header and TCP segment of pkt, an IPv4 packet, if
-// it is a whole (unfragmented) TCP segment with consistent lengths.
+// tcpOf returns the IPv4 header and TCP segment of pkt if it is an IPv4
+// packet carrying a whole (unfragmented) TCP segment with consistent
+// lengths. The repair reads IPv4 only: IPv6 segments pass it unchanged.
 func tcpOf(pkt []byte) (header.IPv4, header.TCP, bool) {
-	if len(pkt) < header.IPv4MinimumSize {
+	if len(pkt) < header.IPv4MinimumSize || header.IPVersion(pkt) != header.IPv4Version {
 		return nil, nil, false
 	}
 	ip := header.IPv4(pkt)
