@@ -3,6 +3,7 @@ package tcpcore
 import (
 	"net/netip"
 	"syscall"
+	"time"
 
 	"tunstack/wire"
 )
@@ -220,6 +221,12 @@ func (c *Conn) simpleRetransmit(now Time) {
 	}
 	if c.recovery != recoveryLoss {
 		// Linux: high_seq = snd_nxt, undo_marker = 0, CA_Loss.
+		if c.recovery == recoveryFast {
+			// Fast recovery ends here; its window stays reduced, as
+			// Linux's cwnd stays where PRR brought it: the controller
+			// deflates to ssthresh (RFC 5681 §3.2 step 6).
+			c.cc.OnRecoveryEnd(time.Duration(now))
+		}
 		c.recovery = recoveryLoss
 		c.recoveryPoint = c.sndMax
 		c.undoPossible = false

@@ -207,3 +207,35 @@ func TestUnreachableSoftErrorReportedOnceBySOError(t *testing.T) {
 		t.Fatalf("state %v in flight %d, want the connection going on", c.State(), c.Info().BytesInFlight)
 	}
 }
+
+// A Packet Too Big during fast recovery ends it for loss recovery, as
+// Linux's tcp_simple_retransmit moves CA_Recovery to CA_Loss: the window
+// stays reduced (deflated to ssthresh, RFC 5681 §3.2 step 6) and the
+// segments that no longer fit go again at once, cut to the new MSS.
+func TestPacketTooBigDuringFastRecovery(t *testing.T) {
+	p, c, iss, sent := inFlight(t, ipv6, 10*1440)
+	if len(sent) != 10 {
+		t.Fatalf("sent %d segments, want 10", len(sent))
+	}
+	for range 3 {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+	}
+	if fr := p.next(); fr.seq != iss+1 || len(fr.payload) != 1440 || c.recovery != recoveryFast {
+		t.Fatalf("after 3 duplicate ACKs: %v, recovery %v; want the fast retransmission of the first segment", fr, c.recovery)
+	}
+	p.collect()
+	p.out = nil
+	p.e.ICMPError(p.now, ICMPMessage{Kind: ICMPPacketTooBig, MTU: 1280, Quote: p.quote(sent[0])})
+	if c.recovery != recoveryLoss || c.cc.CongestionWindow() != c.cc.SlowStartThreshold() {
+		t.Fatalf("recovery %v cwnd %d ssthresh %d, want loss recovery with cwnd = ssthresh", c.recovery, c.cc.CongestionWindow(), c.cc.SlowStartThreshold())
+	}
+	p.collect()
+	if len(p.out) == 0 || p.out[0].seq != iss+1 {
+		t.Fatalf("resent %v, want the first segment again at once", p.out)
+	}
+	for _, s := range p.out {
+		if len(s.payload) > 1220 || s.at != p.now {
+			t.Fatalf("resent %v (%d bytes), want at most 1220 bytes at %v", s, len(s.payload), time.Duration(p.now))
+		}
+	}
+}
