@@ -67,7 +67,9 @@ type ICMPMessage struct {
 //     accept. On a synchronized connection it is a soft error (RFC 1122
 //     §4.2.3.9; Linux sk_err_soft): the connection keeps retransmitting;
 //     SO_ERROR (Conn.Err) reports it once, and if the connection times
-//     out before that it reports this error instead of ETIMEDOUT.
+//     out before that it reports this error instead of ETIMEDOUT; a
+//     network or host unreachable for the segment at SND.UNA undoes one
+//     RTO backoff step (RFC 6069, rtoRevert).
 func (e *Engine) ICMPError(now Time, m ICMPMessage) {
 	u, ok := wire.QuotedUpper(m.Quote)
 	if !ok || u.Proto != wire.ProtoTCP || !plainAddr(u.Src) || !plainAddr(u.Dst) || u.Src.Is4() != u.Dst.Is4() {
@@ -131,7 +133,44 @@ func (e *Engine) ICMPError(now Time, m ICMPMessage) {
 	default:
 		c.softErr = err
 		c.wake()
+		if unreachRevertsRTO(v4, m.Code) {
+			c.rtoRevert(now, seq)
+		}
 	}
+}
+
+// rtoRevert is RFC 6069 as Linux's tcp_ld_RTO_revert(): an ICMP network
+// or host unreachable (IPv4 codes 0 and 1, IPv6 no route) for the segment
+// at SND.UNA while its retransmission timer is backed off shows the
+// connection is disconnected rather than the network congested, so one
+// backoff step is undone and the timer re-armed from the segment's last
+// transmission with the shorter timeout; if that instant has passed, the
+// timer fires now.
+func (c *Conn) rtoRevert(now Time, seq Seq) {
+	if seq != c.sndUna || c.retries == 0 || c.backoff == 0 || c.txq.len() == 0 || c.rtoAt == noDeadline {
+		return
+	}
+	c.backoff--
+	at := c.txq.at(0).sentAt.Add(c.rtt.backedOff(c.backoff))
+	if at > now {
+		c.rtoAt = at
+		c.updateDeadline()
+		return
+	}
+	// Linux: "RTO revert clocked out retransmission. Will retransmit
+	// now": the timer runs as if it had fired (tcp_retransmit_timer).
+	c.rtoAt = now
+	c.onTimers(now)
+}
+
+// unreachRevertsRTO says whether a Destination Unreachable may revert the
+// RTO backoff (Linux tcp_v4_err: ICMP_NET_UNREACH and ICMP_HOST_UNREACH;
+// tcp_v6_err: ICMPV6_NOROUTE).
+func unreachRevertsRTO(v4 bool, code uint8) bool {
+	if v4 {
+		return code == 0 || code == 1
+	}
+	return code == 0
 }
 
 // reducePMTU is Linux's tcp_v4_mtu_reduced / tcp_v6_mtu_reduced for a

@@ -239,3 +239,47 @@ func TestPacketTooBigDuringFastRecovery(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6069 as Linux's tcp_ld_RTO_revert: a host unreachable for the
+// segment at SND.UNA while the retransmission timer is backed off undoes
+// one backoff step, the timer counting from the segment's last
+// transmission; when that instant has passed, the segment goes at once.
+func TestUnreachableRevertsRTOBackoff(t *testing.T) {
+	p := newPeer(t, nil)
+	c, iss := p.listenAndAccept(plainSyn)
+	c.Write(p.now, []byte("hello"))
+	first := p.next()
+	rto := c.Info().RTO
+	p.step() // first retransmission after rto
+	p.step() // second after 2*rto: backoff 2, next timeout 4*rto later
+	p.next()
+	second := p.next()
+	if second.seq != iss+1 || c.backoff != 2 || c.rtoAt != second.at.Add(4*rto) {
+		t.Fatalf("after two timeouts: %v, backoff %d, timer at %v; want it at %v", second, c.backoff, time.Duration(c.rtoAt), time.Duration(second.at.Add(4*rto)))
+	}
+	p.advance(rto / 2)
+	p.e.ICMPError(p.now, ICMPMessage{Kind: ICMPUnreachable, Code: 1, Quote: p.quote(first)})
+	if c.backoff != 1 || c.rtoAt != second.at.Add(2*rto) {
+		t.Fatalf("after host unreachable: backoff %d, timer at %v; want 1 and %v", c.backoff, time.Duration(c.rtoAt), time.Duration(second.at.Add(2*rto)))
+	}
+	p.expectNone()
+	// Once more, now past the reverted instant (rto after the last
+	// transmission): the timer fires at once.
+	p.advance(2*rto - rto/2)
+	third := p.next()
+	if third.seq != iss+1 || third.at != second.at.Add(2*rto) {
+		t.Fatalf("third retransmission %v, want it at %v", third, time.Duration(second.at.Add(2*rto)))
+	}
+	p.advance(2*rto + rto/2) // backoff 2 again: the next timeout is 4*rto after the third, the reverted one 2*rto
+	p.e.ICMPError(p.now, ICMPMessage{Kind: ICMPUnreachable, Code: 0, Quote: p.quote(first)})
+	fourth := p.next()
+	if fourth.seq != iss+1 || fourth.at != p.now || c.retries != 4 {
+		t.Fatalf("after net unreachable past the reverted instant: %v, retries %d; want a retransmission at %v", fourth, c.retries, time.Duration(p.now))
+	}
+	// A port unreachable reverts nothing.
+	before := c.rtoAt
+	p.e.ICMPError(p.now, ICMPMessage{Kind: ICMPUnreachable, Code: 3, Quote: p.quote(first)})
+	if c.rtoAt != before {
+		t.Fatalf("port unreachable moved the timer from %v to %v", time.Duration(before), time.Duration(c.rtoAt))
+	}
+}
