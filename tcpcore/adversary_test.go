@@ -71,3 +71,57 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 		t.Fatalf("SND.UNA moved to %d", conn.sndUna)
 	}
 }
+
+// ACK division (Savage et al.): the peer acknowledges one full-sized
+// segment in many ACKs of a few bytes each. RFC 3465 §2.1 counts the bytes
+// acknowledged, so the split cannot grow cwnd by more than the segment's
+// worth. Linux (tcp_slow_start via tcp_cong_control) adds delivered
+// packets, and a segment counts as delivered only when its last byte is
+// acknowledged (tcp_clean_rtx_queue trims a partly acknowledged skb and
+// counts nothing), so it grows by one segment. Without SACK the engine
+// counts the bytes (growthBytes returns acked); with SACK it counts the
+// segments delivered (noteDelivered in ackRecords, whole records only),
+// so either way the 146 ACKs of 10 bytes grow cwnd by at most one MSS.
+// Protection: Cubic.OnAck's slow start grows by slowStartIncrease(acked
+// bytes); made to add one MSS per ACK (`slowStartIncrease(c.mss)` in
+// linuxOnAck) the test fails: cwnd 80 segments instead of at most 11.
+func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		p := newPeer(t, nil)
+		var conn *Conn
+		var iss Seq
+		if sack {
+			conn, iss = sackConn10ms(p)
+		} else {
+			conn, iss = p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
+		}
+		mss := conn.MSS()
+		cwnd := conn.cc.CongestionWindow()
+		if cwnd != 10*mss {
+			t.Fatalf("sack %v: initial cwnd %d, want %d", sack, cwnd, 10*mss)
+		}
+		conn.Write(p.now, make([]byte, 40*mss))
+		if got := len(p.collectAll()); got != 10 {
+			t.Fatalf("sack %v: %d segments sent, want 10", sack, got)
+		}
+		p.advance(10 * time.Millisecond)
+		const piece = 10
+		ack := iss + 1
+		for n := 0; n < mss; n += piece {
+			ack += Seq(min(piece, mss-n))
+			p.send(tseg{flags: fA, seq: peerISN + 1, ack: ack, wnd: 512})
+		}
+		if ack != iss+1+Seq(mss) {
+			t.Fatalf("acknowledged up to %d, want %d", ack, iss+1+Seq(mss))
+		}
+		got := conn.cc.CongestionWindow()
+		if got > cwnd+mss {
+			t.Errorf("sack %v: cwnd %d bytes (%d segments) after one segment acknowledged in %d ACKs, want at most %d",
+				sack, got, got/mss, (mss+piece-1)/piece, cwnd+mss)
+		}
+		if got < cwnd {
+			t.Errorf("sack %v: cwnd shrank to %d", sack, got)
+		}
+		t.Logf("sack %v: cwnd %d -> %d bytes", sack, cwnd, got)
+	}
+}
