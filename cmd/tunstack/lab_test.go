@@ -13,8 +13,8 @@ func TestLabCommandLineMistakes(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{[]string{"lab"}, "name an experiment: backlog, synack, listener-close, zero-window, nagle-delack, slow-start, fast-retransmit, sack or dsack, as in tunstack lab backlog."},
-		{[]string{"lab", "nosuch"}, `there is no experiment "nosuch"; the lab knows backlog, synack, listener-close, zero-window, nagle-delack, slow-start, fast-retransmit, sack or dsack.`},
+		{[]string{"lab"}, "name an experiment: backlog, synack, listener-close, synflood, zero-window, nagle-delack, slow-start, fast-retransmit, sack, dsack or timewait, as in tunstack lab backlog."},
+		{[]string{"lab", "nosuch"}, `there is no experiment "nosuch"; the lab knows backlog, synack, listener-close, synflood, zero-window, nagle-delack, slow-start, fast-retransmit, sack, dsack or timewait.`},
 		{[]string{"lab", "backlog", "synack"}, "lab runs one experiment at a time"},
 		{[]string{"lab", "backlog", "--stack", "bsd"}, "--stack must be tunstack, gvisor or linux"},
 		{[]string{"lab", "backlog", "--hold", "soon"}, "--hold must be a positive duration"},
