@@ -125,3 +125,109 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 		t.Logf("sack %v: cwnd %d -> %d bytes", sack, cwnd, got)
 	}
 }
+
+// Duplicate-ACK spoofing: a peer that sends far more duplicate ACKs than
+// segments are in flight cannot make the engine send faster than one
+// segment per duplicate, nor believe more delivered than is outstanding.
+// Without SACK each duplicate stands for one segment delivered, but never
+// more than the flight less the hole (Linux tcp_add_reno_sack and
+// tcp_limit_reno_sacked, which also takes the excess for reordering,
+// tcp_check_reno_reordering); PRR (RFC 6937 §3.2, Linux
+// tcp_cwnd_reduction, prrUpdate) sends no more than is delivered, and
+// ssthresh/RecoverFS of it while more than ssthresh is in flight.
+// The peer's window holds the flight at 10 segments: of 100 duplicates
+// the first 9 count, the fast retransmission goes on the third (RFC 5681
+// §3.2, the limited transmit of RFC 3042 finds the window full), and
+// nothing else is sent. With SACK a duplicate ACK without SACK blocks
+// delivers nothing and deems nothing lost (Linux counts delivered and
+// sacked_out from the scoreboard, and RACK marks losses only from it), so
+// no recovery starts and nothing is sent.
+// Protection: addRenoSack's c.limitRenoSacked(0); without it the 100
+// spoofed duplicates count as 100 segments delivered of 10 and the test
+// fails.
+func TestDupAckSpoofingCountsNoMoreThanTheFlight(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		p := newPeer(t, nil)
+		var conn *Conn
+		var iss Seq
+		if sack {
+			conn, iss = sackConn10ms(p)
+		} else {
+			conn, iss = p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
+		}
+		mss := conn.MSS()
+		wnd := uint16(10 * mss) // unscaled: ten segments
+		if sack {
+			wnd = uint16((10*mss + 127) >> 7) // scaled by 7: ten segments and 120 bytes
+		}
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: wnd})
+		conn.Write(p.now, make([]byte, 40*mss))
+		if got := len(p.collectAll()); got != 10 {
+			t.Fatalf("sack %v: %d segments sent, want 10", sack, got)
+		}
+		p.advance(10 * time.Millisecond)
+		var sent []tseg
+		for i := 1; i <= 100; i++ {
+			p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: wnd})
+			sent = append(sent, p.collectAll()...)
+			if conn.renoSacked > conn.txq.len()-1 {
+				t.Fatalf("sack %v: after %d duplicates %d segments counted delivered of %d outstanding",
+					sack, i, conn.renoSacked, conn.txq.len())
+			}
+		}
+		if sack {
+			if len(sent) != 0 || conn.recovery != recoveryNone {
+				t.Errorf("duplicate ACKs without SACK blocks drew %v, recovery %v", sent, conn.recovery)
+			}
+			continue
+		}
+		if len(sent) != 1 || sent[0].seq != iss+1 || len(sent[0].payload) != mss {
+			t.Fatalf("100 duplicate ACKs drew %v, want the fast retransmission of %d alone", sent, iss+1)
+		}
+		if conn.renoSacked != 9 || conn.recovery != recoveryFast {
+			t.Errorf("%d segments counted delivered, recovery %v, want 9 and fast recovery", conn.renoSacked, conn.recovery)
+		}
+		if ssthresh := conn.cc.SlowStartThreshold() / mss; ssthresh != 7 {
+			t.Errorf("ssthresh %d segments, want 7", ssthresh)
+		}
+	}
+}
+
+// With the window open, each duplicate ACK lets at most one segment go:
+// limited transmit (RFC 3042) on the first two, then PRR, which sends no
+// more than is delivered (prr_out ≤ prr_delivered, RFC 6937 §3.2) and
+// ssthresh/RecoverFS of it while the flight exceeds ssthresh: after 100
+// duplicates no more than 100 + 1 (the fast retransmission goes on the
+// third beside what PRR allows) have left, and prr_out never passes
+// ceil(ssthresh × prr_delivered / RecoverFS) before the flight falls to
+// ssthresh.
+// Protection: prrUpdate's proportional branch
+// `(ssthresh*c.prrDelivered+c.priorCwnd-1)/c.priorCwnd - c.prrOut`;
+// made `c.prrDelivered - c.prrOut + 1` the test fails (4 segments on 3
+// duplicates).
+func TestDupAckSpoofingSendsOneSegmentPerDuplicateAtMost(t *testing.T) {
+	p := newPeer(t, nil)
+	conn, iss := p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
+	mss := conn.MSS()
+	conn.Write(p.now, make([]byte, 400*mss))
+	if got := len(p.collectAll()); got != 10 {
+		t.Fatalf("%d segments sent, want 10", got)
+	}
+	p.advance(10 * time.Millisecond)
+	sent := 0
+	for i := 1; i <= 100; i++ {
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535})
+		sent += len(p.collectAll())
+		if sent > i {
+			t.Fatalf("%d segments sent on %d duplicate ACKs", sent, i)
+		}
+		if conn.recovery == recoveryFast && conn.inflightSegs() > 7 {
+			if bound := (7*conn.prrDelivered + 9) / 10; conn.prrOut > bound {
+				t.Fatalf("duplicate %d: PRR sent %d for %d delivered, want at most %d", i, conn.prrOut, conn.prrDelivered, bound)
+			}
+		}
+	}
+	if conn.recovery != recoveryFast || conn.priorCwnd != 10 {
+		t.Fatalf("recovery %v from cwnd %d, want fast recovery from 10", conn.recovery, conn.priorCwnd)
+	}
+}
