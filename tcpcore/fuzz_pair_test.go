@@ -430,14 +430,20 @@ func (p *pair) close(e *pairEnd) {
 }
 
 // finish plays the application at the end: read everything, shut the
-// sending side down, and close once the peer's FIN (or an error) arrived.
+// sending side down, and close once the peer's FIN (or an error) arrived,
+// or once nothing can arrive any more: the peer's connection vanished
+// without a word (an abort in LAST-ACK or CLOSING sends no RST, RFC 9293
+// §3.10.5; a retransmission timeout sends none either) and the link is
+// empty.
 func (p *pair) finish(e *pairEnd) {
 	if e.c == nil || e.closed {
 		return
 	}
 	p.read(e, 64<<10)
 	p.shut(e)
-	if e.eof || e.err != nil || e.c.State() == Closed {
+	peer := p.peer(e)
+	gone := (peer.c == nil || peer.c.State() == Closed) && len(p.s.inflight) == 0
+	if e.eof || e.err != nil || e.c.State() == Closed || gone {
 		p.close(e)
 	}
 }
