@@ -231,3 +231,169 @@ func TestDupAckSpoofingSendsOneSegmentPerDuplicateAtMost(t *testing.T) {
 		t.Fatalf("recovery %v from cwnd %d, want fast recovery from 10", conn.recovery, conn.priorCwnd)
 	}
 }
+
+// sackAt is a SACK option with the given blocks, relative to base.
+func sackAt(base Seq, blocks ...[2]int) wire.TCPOptions {
+	var o wire.TCPOptions
+	for i, b := range blocks {
+		o.SACK[i] = wire.SACKBlock{Left: uint32(base + Seq(b[0])), Right: uint32(base + Seq(b[1]))}
+	}
+	o.NumSACK = len(blocks)
+	return o
+}
+
+// RFC 2018 §3 (a SACK block reports data received above the cumulative
+// ACK, within what was sent) as Linux checks it (tcp_is_sackblock_valid):
+// a block that reaches past SND.NXT, is reversed, or does not start above
+// SND.UNA (and is not a D-SACK) is discarded whole; the valid blocks of
+// the same ACK still count. Ten segments in flight; of each ACK's blocks
+// only the one wholly inside [SND.UNA, SND.MAX) may SACK anything.
+// Protection: processSACK's validity test (`r.GT(c.sndMax) || !l.LT(r)
+// || !l.GT(una)`). With the clipping to [SND.UNA, SND.MAX) the engine
+// did before, the block straddling SND.MAX SACKed segments 8 and 9 and
+// the test failed.
+func TestSACKBlocksOutsideTheWindowAreDiscardedWhole(t *testing.T) {
+	p := newPeer(t, nil)
+	conn, iss := sackConn10ms(p)
+	mss := conn.MSS()
+	conn.Write(p.now, make([]byte, 10*mss))
+	if got := len(p.collectAll()); got != 10 {
+		t.Fatalf("%d segments sent, want 10", got)
+	}
+	p.advance(10 * time.Millisecond)
+	p.ackTo(iss+1+Seq(2*mss), wire.TCPOptions{}) // SND.UNA at segment 2
+	base := iss + 1
+	una := 2 * mss
+	max := 10 * mss
+	for _, c := range []struct {
+		name  string
+		block [2]int
+	}{
+		{"above SND.MAX", [2]int{max + 1000, max + 5000}},
+		{"straddling SND.MAX", [2]int{8 * mss, max + 1}},
+		{"reversed", [2]int{7 * mss, 5 * mss}},
+		{"starting at SND.UNA", [2]int{una, una + 2*mss}},
+		{"straddling SND.UNA", [2]int{una - 100, una + 2*mss}},
+		{"wholly below SND.UNA, not first", [2]int{0, mss}},
+	} {
+		// The invalid block second, behind a valid one, so it is not
+		// read as a D-SACK (RFC 2883 §4: only the first block is).
+		o := sackAt(base, [2]int{5 * mss, 6 * mss}, c.block)
+		p.ackTo(base+Seq(una), o)
+		p.collectAll() // whatever recovery sends is not under test
+		if got := conn.sb.blocks; len(got) != 1 || got[0] != (seqRange{base + Seq(5*mss), base + Seq(6*mss)}) || conn.txq.sacked.segs != 1 {
+			t.Fatalf("%s: scoreboard %v with %d segments SACKed, want the block of segment 5 alone",
+				c.name, got, conn.txq.sacked.segs)
+		}
+	}
+}
+
+// RFC 2018 §4 lets the blocks of one ACK come in any order and overlap;
+// the scoreboard keeps them merged, sorted and disjoint and SACKs each
+// segment once. Blocks 6-8, 2-3, 2.5-6.5 (in segments, the middle one
+// overlapping both others) make one range 2-8: six segments.
+// Protection: scoreboard.add's merge (the search for the first block the
+// range reaches and the loop over those it overlaps); without the loop
+// (a plain insert) the board holds three overlapping ranges and the test
+// fails.
+func TestSACKOverlappingOutOfOrderBlocksMerge(t *testing.T) {
+	p := newPeer(t, nil)
+	conn, iss := sackConn10ms(p)
+	mss := conn.MSS()
+	conn.Write(p.now, make([]byte, 10*mss))
+	p.collectAll()
+	p.advance(10 * time.Millisecond)
+	base := iss + 1
+	p.ackTo(base, sackAt(base, [2]int{6 * mss, 8 * mss}, [2]int{2 * mss, 3 * mss}, [2]int{2*mss + mss/2, 6*mss + mss/2}))
+	want := seqRange{base + Seq(2*mss), base + Seq(8*mss)}
+	if got := conn.sb.blocks; len(got) != 1 || got[0] != want || conn.sb.sackedBytes != 6*mss {
+		t.Fatalf("scoreboard %v (%d bytes), want [%v] (%d bytes)", got, conn.sb.sackedBytes, want, 6*mss)
+	}
+	if conn.txq.sacked.segs != 6 || conn.txq.sacked.bytes != 6*mss {
+		t.Fatalf("%d segments (%d bytes) SACKed, want 6", conn.txq.sacked.segs, conn.txq.sacked.bytes)
+	}
+}
+
+// A SACK resource attack: the peer reports 10,000 distinct one-byte
+// ranges, four to an ACK, none covering a whole segment. The scoreboard
+// stays within maxScoreboardBlocks (512 ranges of 8 bytes: its backing
+// array is measured, not only its length), holds only disjoint sorted
+// ranges, and, once full, taking in an ACK of four new ranges allocates
+// nothing (testing.AllocsPerRun): the work per ACK is a search and a copy
+// of the board at most per block, not a walk of everything reported.
+// Protection: scoreboard.add's `if len(b) >= maxScoreboardBlocks` (drop
+// the lowest block); without it the board grows to 10,000 ranges and the
+// test fails.
+func TestSACKScoreboardBoundedUnderTenThousandRanges(t *testing.T) {
+	p := newPeer(t, nil)
+	conn, iss := sackConn10ms(p)
+	mss := conn.MSS()
+	conn.Write(p.now, make([]byte, 100*mss))
+	p.collectAll()
+	p.advance(10 * time.Millisecond)
+	// One round of slow start: twenty segments in flight, 29,200 bytes,
+	// room for 14,600 distinct one-byte ranges.
+	p.ackTo(iss+1+Seq(10*mss), wire.TCPOptions{})
+	if got := len(p.collectAll()); got != 20 {
+		t.Fatalf("%d segments sent after the first round, want 20", got)
+	}
+	una := conn.sndUna
+	if room := conn.sndMax.Sub(una) / 2; room < 10_000 {
+		t.Fatalf("room for %d ranges in flight, want 10,000", room)
+	}
+	// Range k is [2k+1, 2k+2) above SND.UNA: never touching another.
+	rng := func(k int) [2]int { return [2]int{2*k + 1, 2*k + 2} }
+	ack := func(k int) tseg {
+		return tseg{flags: fA, seq: peerISN + 1, ack: una, wnd: 512,
+			opts: sackAt(una, rng(k+3), rng(k+2), rng(k+1), rng(k))}
+	}
+	const ranges = 10_000
+	for k := 0; k < ranges-400; k += 4 {
+		p.send(ack(k))
+	}
+	p.collectAll()
+	checkBoard := func(reported int) {
+		t.Helper()
+		sb := &conn.sb
+		if len(sb.blocks) > maxScoreboardBlocks || cap(sb.blocks) > 2*maxScoreboardBlocks {
+			t.Fatalf("after %d ranges the scoreboard holds %d ranges in an array of %d", reported, len(sb.blocks), cap(sb.blocks))
+		}
+		for i := 1; i < len(sb.blocks); i++ {
+			if !sb.blocks[i-1].end.LT(sb.blocks[i].start) {
+				t.Fatalf("ranges %v and %v overlap or touch", sb.blocks[i-1], sb.blocks[i])
+			}
+		}
+		if sb.sackedBytes != len(sb.blocks) || conn.txq.sacked.segs != 0 {
+			t.Fatalf("%d bytes SACKed in %d one-byte ranges, %d segments SACKed, want equal and none",
+				sb.sackedBytes, len(sb.blocks), conn.txq.sacked.segs)
+		}
+	}
+	checkBoard(ranges - 400)
+	// The last 400 ranges, 100 ACKs, prebuilt, with the allocations
+	// they cost counted.
+	wires := make([][]byte, 0, 101)
+	for k := ranges - 400; k < ranges; k += 4 {
+		s := ack(k)
+		wires = append(wires, s.encode(p.remote, p.local))
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(len(wires)-1, func() {
+		p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), wires[i])
+		i++
+	})
+	if i != len(wires) {
+		t.Fatalf("%d ACKs taken in, want %d", i, len(wires))
+	}
+	checkBoard(ranges)
+	if len(conn.sb.blocks) != maxScoreboardBlocks {
+		t.Fatalf("%d ranges kept, want the board full (%d)", len(conn.sb.blocks), maxScoreboardBlocks)
+	}
+	if allocs != 0 {
+		t.Fatalf("an ACK of four new ranges allocates %.1f times with the board full, want 0", allocs)
+	}
+	p.collect()
+	if len(p.out) != 0 {
+		t.Fatalf("SACKs of no whole segment drew %v", p.out)
+	}
+	t.Logf("after %d ranges: %d kept, array of %d (%d bytes)", ranges, len(conn.sb.blocks), cap(conn.sb.blocks), cap(conn.sb.blocks)*8)
+}

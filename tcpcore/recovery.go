@@ -216,12 +216,15 @@ func (c *Conn) processSACK(now Time, s *segment) {
 	}
 	var bl [wire.MaxSACKBlocks]seqRange
 	n := 0
+	una := MaxSeq(s.ack, c.sndUna)
 	for i := 0; i < o.NumSACK; i++ {
-		// Only blocks within what we sent and above the cumulative ACK
-		// mean anything; a peer inventing others is ignored.
-		l := MaxSeq(Seq(o.SACK[i].Left), MaxSeq(s.ack, c.sndUna))
-		r := MinSeq(Seq(o.SACK[i].Right), c.sndMax)
-		if !l.LT(r) {
+		// RFC 2018 §3: a block reports data above the cumulative ACK,
+		// within what was sent. Linux behaviour (tcp_is_sackblock_valid):
+		// one reaching past SND.NXT, reversed, or not starting above
+		// SND.UNA is discarded whole, not clipped (a D-SACK below SND.UNA
+		// was read above).
+		l, r := Seq(o.SACK[i].Left), Seq(o.SACK[i].Right)
+		if r.GT(c.sndMax) || !l.LT(r) || !l.GT(una) {
 			continue
 		}
 		k := n
