@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -396,4 +397,68 @@ func TestSACKScoreboardBoundedUnderTenThousandRanges(t *testing.T) {
 		t.Fatalf("SACKs of no whole segment drew %v", p.out)
 	}
 	t.Logf("after %d ranges: %d kept, array of %d (%d bytes)", ranges, len(conn.sb.blocks), cap(conn.sb.blocks), cap(conn.sb.blocks)*8)
+}
+
+// RFC 5961 §7 (challenge ACK throttling) as Linux 6.x applies it: one
+// limit per connection, tcp_invalid_ratelimit (500 ms), shared by every
+// kind of blind guess (an in-window RST, a SYN, an ACK of unsent data), and
+// no limit across connections: Linux's global tcp_challenge_ack_limit
+// defaults to INT_MAX since its count was shown to leak, to an off-path
+// attacker, whether a guess hit another connection (CVE-2016-5696). Forty
+// connections each draw their own challenge at the same instant; on the
+// first, the SYN 100 ms after its RST and the optimistic ACK 200 ms after
+// get nothing, and an RST at 500 ms is answered again.
+// Protection: sendChallengeAck's per-connection test
+// `now.Sub(c.lastOOWAck) < c.e.prof.InvalidRateLimit`; without it the SYN
+// is answered and the test fails. Kept in the engine instead of the
+// connection (one lastOOWAck for all) the second connection's challenge
+// is suppressed and the test fails.
+func TestChallengeAckRateLimitPerConnectionNotGlobal(t *testing.T) {
+	p := newPeer(t, nil)
+	l := mustListen(t, p, local, SockOpts{})
+	const n = 40
+	type conn struct {
+		c        *Conn
+		from     netip.AddrPort
+		iss, irs Seq
+	}
+	var conns []conn
+	for i := range n {
+		from := netip.AddrPortFrom(remoteIP, uint16(41000+i))
+		p.inject(from, local, tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+		sa := p.next()
+		p.inject(from, local, tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
+		c, err := l.Accept(p.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn{c, from, sa.seq + 1, peerISN + 1})
+	}
+	p.expectNone()
+	before := p.e.stats.ChallengeACKs
+	p.advance(time.Second)
+	for i, c := range conns {
+		p.inject(c.from, local, tseg{flags: fR, seq: c.irs + 100})
+		a := p.expect(fA, c.iss, c.irs)
+		if a.dst != c.from.Addr() || c.c.State() != Established {
+			t.Fatalf("connection %d: challenge %v to %v, state %v", i, a, a.dst, c.c.State())
+		}
+	}
+	if got := p.e.stats.ChallengeACKs - before; got != n {
+		t.Fatalf("%d challenge ACKs counted, want %d", got, n)
+	}
+	first := conns[0]
+	p.advance(100 * time.Millisecond)
+	p.inject(first.from, local, tseg{flags: fS, seq: first.irs + 50, wnd: 1000})
+	p.advance(100 * time.Millisecond)
+	p.inject(first.from, local, tseg{flags: fA, seq: first.irs, ack: first.iss + 5000, wnd: 65535})
+	p.expectNone()
+	p.advance(300 * time.Millisecond)
+	p.inject(first.from, local, tseg{flags: fR, seq: first.irs + 200})
+	p.expect(fA, first.iss, first.irs)
+	for i, c := range conns {
+		if c.c.State() != Established {
+			t.Fatalf("connection %d: state %v", i, c.c.State())
+		}
+	}
 }
