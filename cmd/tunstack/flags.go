@@ -143,8 +143,14 @@ type serveConfig struct {
 	Net       netip.Prefix // IPv4 prefix of the link, masked to its network address
 	HostAddr  netip.Addr   // the kernel's side of the TUN: the first address of Net
 	StackAddr netip.Addr   // our stack's address: the second address of Net
-	Netns     string       // network namespace to run in; "" for the current one
-	MTU       int          // link MTU in bytes (largest IP packet)
+	// IPv6: Net6 is the link's IPv6 prefix, masked; the zero Prefix (from
+	// --net6 none) turns IPv6 off, and then HostAddr6 and StackAddr6 are
+	// zero too.
+	Net6       netip.Prefix
+	HostAddr6  netip.Addr // the kernel's side: Net6's ::1
+	StackAddr6 netip.Addr // our stack's: Net6's ::2
+	Netns      string     // network namespace to run in; "" for the current one
+	MTU        int        // link MTU in bytes (largest IP packet)
 
 	Stack       string          // "tunstack" or "gvisor"
 	ProfileName string          // "linux" or "rfc"
@@ -170,6 +176,7 @@ var serveStacks = []string{"tunstack", "gvisor"}
 func parseServeFlags(args []string) (serveConfig, error) {
 	var (
 		netText     = "198.18.0.0/24"
+		net6Text    = defaultNet6
 		mtu         = 1500
 		profileName = "linux"
 		ports       = map[string]*int{"http": new(80), "echo": new(7), "discard": new(9), "chargen": new(19)}
@@ -179,6 +186,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	defs := []flagDef{
 		stringFlag("dev", &cfg.Dev, checkDevName),
 		stringFlag("net", &netText, nil),
+		stringFlag("net6", &net6Text, nil),
 		stringFlag("netns", &cfg.Netns, checkNetnsName),
 		intFlag("mtu", "a size in bytes", 576, 65535, "1500", &mtu),
 		oneOfFlag("stack", serveStacks, &cfg.Stack),
@@ -204,6 +212,14 @@ func parseServeFlags(args []string) (serveConfig, error) {
 
 	if cfg.Net, cfg.HostAddr, cfg.StackAddr, err = parseLinkNet(netText); err != nil {
 		return serveConfig{}, err
+	}
+	if cfg.Net6, cfg.HostAddr6, cfg.StackAddr6, err = parseLinkNet6(net6Text); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.Net6.IsValid() && mtu < 1280 {
+		// RFC 8200 §5: an IPv6 link carries 1280-byte packets; Linux
+		// turns IPv6 off on a device with a smaller MTU.
+		return serveConfig{}, usagef("--mtu %d is below IPv6's minimum of 1280, and IPv6 is on (--net6); give --mtu 1280 or more, or --net6 none.", mtu)
 	}
 	cfg.MTU = mtu
 	cfg.ProfileName = profileName
@@ -241,6 +257,40 @@ func parseLinkNet(text string) (prefix netip.Prefix, host, stack netip.Addr, err
 	case p.Bits() > 30:
 		// A /30 has exactly two usable addresses besides network and broadcast.
 		err = usagef("--net %s has no room for two hosts; use a prefix of /30 or shorter, such as 198.18.0.0/24.", text)
+	}
+	if err != nil {
+		return
+	}
+	prefix = p.Masked()
+	host = prefix.Addr().Next()
+	stack = host.Next()
+	return prefix, host, stack, nil
+}
+
+// defaultNet6 is serve's IPv6 prefix: a unique local /64 (RFC 4193) whose
+// global ID spells "tuns" in ASCII (74 75 6e 73), beside 198.18.0.0/24.
+const defaultNet6 = "fd00:7475:6e73::/64"
+
+// parseLinkNet6 reads --net6: "none" turns IPv6 off (all zero); otherwise
+// text must be an IPv6 prefix with room for ::1 (the host's) and ::2 (the
+// stack's), which it returns with the prefix masked.
+func parseLinkNet6(text string) (prefix netip.Prefix, host, stack netip.Addr, err error) {
+	if text == "none" {
+		return
+	}
+	p, perr := netip.ParsePrefix(text)
+	switch {
+	case perr != nil:
+		err = usagef("--net6 must be an IPv6 prefix in CIDR form, as in --net6 %s, or none to turn IPv6 off, not %q.", defaultNet6, text)
+	case !p.Addr().Is6() || p.Addr().Is4In6():
+		err = usagef("--net6 %s is not IPv6; give an IPv6 prefix such as %s, or none to turn IPv6 off.", text, defaultNet6)
+	case p.Addr().Zone() != "":
+		err = usagef("--net6 %s has a zone; give the prefix without %%%s, as in %s.", text, p.Addr().Zone(), defaultNet6)
+	case p.Bits() > 126:
+		// A /126 holds ::0 to ::3: the two addresses and room around them.
+		err = usagef("--net6 %s has no room for ::1 and ::2; use a prefix of /126 or shorter, such as %s.", text, defaultNet6)
+	case p.Addr().IsMulticast() || p.Masked().Addr().IsLinkLocalUnicast() || p.Masked().Addr().IsLoopback():
+		err = usagef("--net6 %s is not a unicast prefix a link can be given; use a unique local prefix such as %s.", text, defaultNet6)
 	}
 	if err != nil {
 		return

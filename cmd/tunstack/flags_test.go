@@ -18,6 +18,8 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 	want := serveConfig{
 		Dev: "tun0", Net: netip.MustParsePrefix("198.18.0.0/24"),
 		HostAddr: netip.MustParseAddr("198.18.0.1"), StackAddr: netip.MustParseAddr("198.18.0.2"),
+		Net6:      netip.MustParsePrefix("fd00:7475:6e73::/64"),
+		HostAddr6: netip.MustParseAddr("fd00:7475:6e73::1"), StackAddr6: netip.MustParseAddr("fd00:7475:6e73::2"),
 		MTU: 1500, Stack: "tunstack", ProfileName: "linux",
 		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 128,
 	}
@@ -33,7 +35,7 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 func TestParseServeFlagsAcceptsEveryFlag(t *testing.T) {
 	dir := t.TempDir()
 	cfg, err := parseServeFlags([]string{
-		"--dev", "tunx", "--net=10.9.8.77/29", "--netns", "ns-1.a_b", "--mtu", "576",
+		"--dev", "tunx", "--net=10.9.8.77/29", "--net6", "none", "--netns", "ns-1.a_b", "--mtu", "576",
 		"-stack", "gvisor", "--profile", "rfc", "--http", "8080", "--echo", "0",
 		"--discard=1009", "--chargen", "65535", "--files", dir, "--backlog", "0",
 		"--accept-delay", "250ms", "--pcap", filepath.Join(dir, "x.pcap"), "--impair", "loss=1%,seed=3",

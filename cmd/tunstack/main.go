@@ -48,7 +48,7 @@ func usagef(format string, args ...any) error {
 }
 
 const usageText = `Usage:
-  tunstack serve [--dev tun0] [--net CIDR] [--netns NAME] [--mtu 1500]
+  tunstack serve [--dev tun0] [--net CIDR] [--net6 CIDR|none] [--netns NAME] [--mtu 1500]
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 128] [--accept-delay DURATION]
@@ -72,6 +72,10 @@ serve flags:
   --net CIDR            IPv4 prefix of the link; the host side gets its first
                         address, the stack its second (default 198.18.0.0/24:
                         host 198.18.0.1, stack 198.18.0.2)
+  --net6 CIDR|none      IPv6 prefix of the link; the host side gets ::1, the
+                        stack ::2 (default fd00:7475:6e73::/64); none turns
+                        IPv6 off. With it every service listens once on [::],
+                        for both families, and --mtu is 1280 or more
   --netns NAME          run the whole endpoint inside this network namespace,
                         created if missing and removed on exit if created
   --mtu BYTES           link MTU, 576 to 65535 (default 1500)

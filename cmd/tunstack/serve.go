@@ -83,6 +83,9 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	}
 	cleanups = append(cleanups, func() { ctl.Close() })
 	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU, Offload: true}
+	if cfg.Net6.IsValid() {
+		tunCfg.HostAddr6 = netip.PrefixFrom(cfg.HostAddr6, cfg.Net6.Bits())
+	}
 	var tun *netif.TUN
 	open := func() (err error) {
 		tun, err = netif.OpenTUN(tunCfg)
@@ -159,7 +162,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	}
 
 	sess := &serveSession{cfg: cfg, network: network, started: time.Now(), control: ctl.Path()}
-	errc := make(chan error, 4)
+	errc := make(chan error, 8) // one per listener at most: four services, two families
 	if err := sess.startServices(errc); err != nil {
 		return err
 	}
@@ -206,9 +209,9 @@ func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) 
 		// Without the repair an echo can hang for good under loss
 		// (docs/gvisor.md, "Zero-window ACK deadlock").
 		o.ZeroWindowACKRepair = true
-		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Options: &o})
+		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Addr6: cfg.StackAddr6, Prefix6: cfg.Net6, Options: &o})
 	default:
-		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Profile: cfg.Profile, Trace: trace})
+		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Addr6: cfg.StackAddr6, Profile: cfg.Profile, Trace: trace})
 	}
 }
 
@@ -231,17 +234,34 @@ type namedListener struct {
 	ln   net.Listener
 }
 
-func (s *serveSession) listen(name string, port uint16) (net.Listener, error) {
-	addr := netip.AddrPortFrom(s.cfg.StackAddr, port).String()
-	ln, err := s.network.Listen(addr, s.cfg.Backlog)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
+// listen opens the listeners of service name on port: one on the stack's
+// IPv4 address and, with IPv6 on, one on its IPv6 address, a socket per
+// family as nginx and sshd open them on Linux (their IPv6 socket is
+// IPV6_V6ONLY), rather than one dual-stack socket on [::] as a Go
+// server's net.Listen(":80") is. So each family's connections keep their
+// own addresses: an IPv4 client is 198.18.0.1 in ss, the trace, the
+// metrics and the capture, not ::ffff:198.18.0.1, and everything that
+// reads the IPv4 side reads as it did without IPv6. Each listener has its
+// own accept queue of --backlog.
+func (s *serveSession) listen(name string, port uint16) ([]net.Listener, error) {
+	addrs := []netip.Addr{s.cfg.StackAddr}
+	if s.cfg.Net6.IsValid() {
+		addrs = append(addrs, s.cfg.StackAddr6)
 	}
-	s.listeners = append(s.listeners, namedListener{name, ln})
-	if s.cfg.AcceptDelay > 0 {
-		ln = &delayedListener{Listener: ln, until: s.started.Add(s.cfg.AcceptDelay), closed: make(chan struct{})}
+	var lns []net.Listener
+	for _, a := range addrs {
+		addr := netip.AddrPortFrom(a, port).String()
+		ln, err := s.network.Listen(addr, s.cfg.Backlog)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
+		}
+		s.listeners = append(s.listeners, namedListener{name, ln})
+		if s.cfg.AcceptDelay > 0 {
+			ln = &delayedListener{Listener: ln, until: s.started.Add(s.cfg.AcceptDelay), closed: make(chan struct{})}
+		}
+		lns = append(lns, ln)
 	}
-	return ln, nil
+	return lns, nil
 }
 
 func (s *serveSession) startServices(errc chan<- error) error {
@@ -269,16 +289,18 @@ func (s *serveSession) startServices(errc chan<- error) error {
 		if svc.port == 0 {
 			continue
 		}
-		ln, err := s.listen(svc.name, svc.port)
+		lns, err := s.listen(svc.name, svc.port)
 		if err != nil {
 			s.stopServices()
 			return err
 		}
-		go func() {
-			if err := svc.serve(ln); err != nil {
-				errc <- fmt.Errorf("%s service stopped: %w", svc.name, err)
-			}
-		}()
+		for _, ln := range lns {
+			go func() {
+				if err := svc.serve(ln); err != nil {
+					errc <- fmt.Errorf("%s service stopped: %w", svc.name, err)
+				}
+			}()
+		}
 	}
 	return nil
 }
@@ -300,7 +322,11 @@ func (s *serveSession) printBanner(out io.Writer) {
 		where = "ip netns exec " + c.Netns + " "
 		fmt.Fprintf(out, "  running inside network namespace %s\n", c.Netns)
 	}
-	fmt.Fprintf(out, "  host (kernel) side %s, stack %s\n", c.HostAddr, c.StackAddr)
+	if c.Net6.IsValid() {
+		fmt.Fprintf(out, "  host (kernel) side %s and %s, stack %s and %s\n", c.HostAddr, c.HostAddr6, c.StackAddr, c.StackAddr6)
+	} else {
+		fmt.Fprintf(out, "  host (kernel) side %s, stack %s (IPv6 off)\n", c.HostAddr, c.StackAddr)
+	}
 	if c.ImpairSpec.Enabled() {
 		fmt.Fprintf(out, "  impairment: %s\n", c.ImpairSpec)
 	}
@@ -318,9 +344,23 @@ func (s *serveSession) printBanner(out io.Writer) {
 		}
 		fmt.Fprintf(out, "  %scurl %s/\n", where, base)
 		fmt.Fprintf(out, "  %scurl -o /dev/null %s/bytes/100000000\n", where, base)
-		fmt.Fprintf(out, "  %sping -c 3 %s\n", where, c.StackAddr)
+		if c.Net6.IsValid() {
+			base6 := "http://" + netip.AddrPortFrom(c.StackAddr6, c.HTTPPort).String()
+			if c.HTTPPort == 80 {
+				base6 = "http://[" + c.StackAddr6.String() + "]"
+			}
+			// Quoted: the brackets are a glob to the shell.
+			fmt.Fprintf(out, "  %scurl -6 '%s/'\n", where, base6)
+		}
+	}
+	fmt.Fprintf(out, "  %sping -c 3 %s\n", where, c.StackAddr)
+	if c.Net6.IsValid() {
+		fmt.Fprintf(out, "  %sping -6 -c 3 %s\n", where, c.StackAddr6)
 	}
 	fmt.Fprintf(out, "  %stcpdump -n -i %s\n", where, c.Dev)
+	if c.Net6.IsValid() {
+		fmt.Fprintf(out, "  %stcpdump -n -i %s ip6   (IPv6 only)\n", where, c.Dev)
+	}
 	if c.PcapFile != "" {
 		fmt.Fprintf(out, "  tshark -r %s\n", c.PcapFile)
 	}

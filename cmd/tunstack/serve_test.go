@@ -221,14 +221,19 @@ func (c *countingHash) Write(p []byte) (int, error) {
 // SHA-256 in hex, its length and curl's run time; err carries curl's
 // stderr.
 func (s *served) curlDownload(path string) (sum string, n int64, took time.Duration, err error) {
+	return s.curlDownloadURL(s.url(path))
+}
+
+// curlDownloadURL is curlDownload of a whole URL.
+func (s *served) curlDownloadURL(url string) (sum string, n int64, took time.Duration, err error) {
 	got := &countingHash{h: sha256.New()}
-	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), s.url(path))...)
+	cmd := s.ns.Command("curl", append(slices.Clone(curlArgs), url)...)
 	cmd.Stdout = got
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return "", got.n, time.Since(start), fmt.Errorf("curl %s: %v\n%s", path, err, stderr.Bytes())
+		return "", got.n, time.Since(start), fmt.Errorf("curl %s: %v\n%s", url, err, stderr.Bytes())
 	}
 	return hex.EncodeToString(got.h.Sum(nil)), got.n, time.Since(start), nil
 }
@@ -414,12 +419,17 @@ type pcapPacket struct {
 	checksumStatus     string // 1 is good once tcp.check_checksum is on
 }
 
-// tsharkTCP decodes the TCP segments in file, verifying their checksums.
-func tsharkTCP(file string) ([]pcapPacket, error) {
+// tsharkTCP decodes the TCP segments over IPv4 in file, verifying their
+// checksums.
+func tsharkTCP(file string) ([]pcapPacket, error) { return tsharkTCPOf(file, "ip") }
+
+// tsharkTCPOf decodes the TCP segments over family ("ip" or "ipv6", as
+// tshark names them) in file, verifying their checksums.
+func tsharkTCPOf(file, family string) ([]pcapPacket, error) {
 	out, err := exec.Command("tshark", "-r", file, "-o", "tcp.check_checksum:TRUE",
-		"-o", "tcp.relative_sequence_numbers:FALSE", "-Y", "tcp",
+		"-o", "tcp.relative_sequence_numbers:FALSE", "-Y", family+" && tcp",
 		"-T", "fields", "-E", "separator=,",
-		"-e", "frame.number", "-e", "ip.src",
+		"-e", "frame.number", "-e", family+".src",
 		"-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset",
 		"-e", "tcp.len", "-e", "tcp.seq", "-e", "tcp.ack", "-e", "tcp.checksum.status").Output()
 	if err != nil {

@@ -550,9 +550,9 @@ func formatSS(w io.Writer, socks []stack.SocketInfo, o ssOptions) {
 			ssStateNames[linuxStateOf(si.State)],
 			ssQueue(si.RecvQ, si.Unknown&(stack.UnknownRecvQ) != 0),
 			ssQueue(si.SendQ, si.Unknown&(stack.UnknownSendQ) != 0),
-			si.Local.Addr().String() + ":",
+			ssAddrText(si.Local.Addr()) + ":",
 			ssPortText(si.Local.Port()),
-			si.Remote.Addr().String() + ":",
+			ssAddrText(si.Remote.Addr()) + ":",
 			ssPortText(si.Remote.Port()),
 			ssProcessText(si, o),
 		}}
@@ -616,6 +616,16 @@ func ssQueue(n int, unknown bool) string {
 }
 
 // ssPortText is a port cell: ss shows port 0 (a listener's peer) as *.
+// ssAddrText is an address as ss prints it: IPv6 ones in brackets,
+// [::] for the wildcard, IPv4-mapped ones too (Linux behaviour: ss.c
+// inet_addr_print() brackets every AF_INET6 address).
+func ssAddrText(a netip.Addr) string {
+	if a.Is4() {
+		return a.String()
+	}
+	return "[" + a.String() + "]"
+}
+
 func ssPortText(p uint16) string {
 	if p == 0 {
 		return "*"
