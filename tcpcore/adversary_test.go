@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -460,5 +461,96 @@ func TestChallengeAckRateLimitPerConnectionNotGlobal(t *testing.T) {
 		if c.c.State() != Established {
 			t.Fatalf("connection %d: state %v", i, c.c.State())
 		}
+	}
+}
+
+// A peer that never opens its window: it answers every zero-window probe
+// with window 0, forever. RFC 9293 §3.8.6.1 and RFC 1122 §4.2.2.17: the
+// probing goes on as long as the probes are answered, backing off
+// exponentially up to the RTO ceiling (Linux tcp_probe0_when: rto <<
+// backoff, at most TCP_RTO_MAX, 120 s) and staying there. Memory is
+// bounded by the send buffer: writes beyond its limit (Linux's sk_sndbuf,
+// twice SO_SNDBUF) are refused with EAGAIN however much the application
+// tries. With TCP_USER_TIMEOUT (RFC
+// 5482, Linux tcp_probe_timer) the connection ends with ETIMEDOUT, no RST,
+// exactly the user timeout after the first probe, the last probe timer
+// clamped to that instant (tcp_clamp_probe0_to_user_timeout).
+// Protection: rttEstimator.backedOff's `if d > r.max { d = r.max }`;
+// without it the eighth interval (RTO 1 s here) is 128 s and the test
+// fails.
+func TestZeroWindowForeverProbesAtRTOMaxWithBoundedMemory(t *testing.T) {
+	for _, ut := range []time.Duration{0, 30 * time.Minute} {
+		p := newPeer(t, nil)
+		c, _ := p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 64 << 10})
+		c.SetNoDelay(p.now, true)
+		c.Write(p.now, make([]byte, 3000))
+		p.collectAll()
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: c.sndMax, wnd: 0})
+		c.SetUserTimeout(p.now, ut)
+		// The application writes 100 MiB into the shut window.
+		chunk := make([]byte, 1<<20)
+		accepted := 0
+		for range 100 {
+			n, err := c.Write(p.now, chunk)
+			accepted += n
+			if n == 0 && err != ErrWouldBlock {
+				t.Fatalf("Write into a full buffer: %d, %v, want EAGAIN", n, err)
+			}
+		}
+		// Linux's sk_sndbuf is twice SO_SNDBUF (sndBufLimit), and a write
+		// below it may start one more buffer of at most the size goal.
+		limit := c.sndBufLimit() + c.sizeGoal()
+		if c.sndBuf.Len() > limit || accepted != c.sndBuf.Len() || accepted == 0 {
+			t.Fatalf("send buffer holds %d of %d accepted, limit %d", c.sndBuf.Len(), accepted, limit)
+		}
+		t.Logf("100 MiB written into a shut window: %d bytes accepted (SO_SNDBUF %d)", accepted, c.sndBufMax)
+		if out := p.collectAll(); len(out) != 0 {
+			t.Fatalf("sent into a zero window: %v", out)
+		}
+		rto, rtoMax := c.rtt.rto, p.e.prof.RTOMax
+		if rtoMax != 120*time.Second {
+			t.Fatalf("RTOMax %v, want Linux's 120 s", rtoMax)
+		}
+		start := p.now
+		var probes []time.Duration
+		for len(probes) < 40 && c.State() == Established {
+			p.step()
+			for _, s := range p.collectAll() {
+				if s.seq != c.sndUna-1 || len(s.payload) != 0 {
+					t.Fatalf("probe %v, want SND.UNA-1 with no data", s)
+				}
+				probes = append(probes, s.at.Sub(start))
+				p.send(tseg{flags: fA, seq: peerISN + 1, ack: c.sndUna, wnd: 0}) // answered, still shut
+			}
+		}
+		// The instants: rto, then each interval double the last, up to
+		// RTOMax.
+		var want []time.Duration
+		at, iv := time.Duration(0), rto
+		for len(want) < 40 && (ut == 0 || at+iv <= rto+ut) {
+			at += iv
+			want = append(want, at)
+			iv = min(2*iv, rtoMax)
+		}
+		if len(probes) != len(want) {
+			t.Fatalf("user timeout %v: %d probes at %v, want %d at %v", ut, len(probes), probes, len(want), want)
+		}
+		for i := range want {
+			if probes[i] != want[i] {
+				t.Fatalf("user timeout %v: probe %d at %v, want %v (all: %v)", ut, i, probes[i], want[i], probes)
+			}
+		}
+		if ut == 0 {
+			if c.State() != Established || c.sndBuf.Len() != accepted {
+				t.Fatalf("after %d answered probes: %v, %d buffered", len(probes), c.State(), c.sndBuf.Len())
+			}
+			continue
+		}
+		// The probe timer after the last was clamped to the user timeout,
+		// counted from the first probe, and ended the connection.
+		if got := p.now.Sub(start); got != rto+ut || c.State() != Closed || !errors.Is(c.HardErr(), ErrTimedOut) {
+			t.Fatalf("gave up at %v in %v with %v, want %v, CLOSED, ETIMEDOUT", got, c.State(), c.HardErr(), rto+ut)
+		}
+		p.expectNone() // no RST
 	}
 }
