@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -552,5 +553,88 @@ func TestZeroWindowForeverProbesAtRTOMaxWithBoundedMemory(t *testing.T) {
 			t.Fatalf("gave up at %v in %v with %v, want %v, CLOSED, ETIMEDOUT", got, c.State(), c.HardErr(), rto+ut)
 		}
 		p.expectNone() // no RST
+	}
+}
+
+// Absurd MSS options. Linux behaviour: tcp_parse_options ignores an MSS
+// of 0 (the connection uses the default of 536, RFC 9293 §3.7.1, as if
+// the option were absent), and __tcp_mtu_to_mss raises any other value
+// below tcp_min_snd_mss to it (48; checked under the real packetdrill on
+// Linux 6.18: an MSS of 0 gives 536-byte segments). With timestamps the
+// 12 bytes of the option come off that (tcp_current_mss): 36.
+// Protection: learnSynOptions's `max(int(o.MSS), p.MinSendMSS)` (without
+// it an MSS of 20 sends 20-byte segments)
+// and its `o.MSS != 0` (without it an MSS of 0 gives 48, not 536).
+func TestTinyPeerMSSRaisedToMinSendMSS(t *testing.T) {
+	for _, c := range []struct {
+		mss  uint16
+		ts   bool
+		want int
+	}{{0, false, 536}, {1, false, 48}, {20, false, 48}, {47, false, 48}, {48, false, 48}, {63, false, 63}, {1, true, 36}} {
+		p := newPeer(t, nil)
+		o := wire.TCPOptions{HasMSS: true, MSS: c.mss}
+		if c.ts {
+			o.HasTS, o.TSVal = true, 100
+		}
+		conn, iss := p.listenAndAccept(o)
+		if conn.MSS() != c.want {
+			t.Errorf("MSS option %d (timestamps %v): send MSS %d, want %d", c.mss, c.ts, conn.MSS(), c.want)
+			continue
+		}
+		conn.SetNoDelay(p.now, true)
+		conn.Write(p.now, make([]byte, 4*c.want))
+		segs := p.collectAll()
+		if len(segs) != 4 || segs[0].seq != iss+1 || len(segs[0].payload) != c.want {
+			t.Errorf("MSS option %d: 4 MSS written went as %v, want 4 segments of %d", c.mss, segs, c.want)
+		}
+	}
+}
+
+// Option lengths that lie. Linux behaviour (tcp_parse_options): an option
+// whose length byte is 0 or 1 ("silly options") or runs past the header
+// ends the parsing; what came before it counts, and the segment is
+// processed, not dropped. The peer's data segments carry a timestamp and
+// then such an option: the data is taken and acknowledged, and the
+// timestamp before the bad option is echoed.
+// Protection: Engine.Input takes the options parsed before the error
+// (`_ = wire.ParseTCPOptions(...)`); with the drop it did before (`if
+// err != nil { InErrs++; return }`) the data was never acknowledged and
+// the test failed.
+func TestLyingOptionLengthsEndParsingNotTheSegment(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opt  []byte
+	}{
+		{"length 0", []byte{wire.OptMSS, 0, 0, 0}},
+		{"length 1", []byte{99, 1, 1, 1}},
+		{"length past the header", []byte{99, 40, 0, 0}},
+	} {
+		p := newPeer(t, nil)
+		syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 100}
+		conn, iss := p.listenAndAccept(syn)
+		// A segment with options NOP NOP TS(tsval, 0) and the lie.
+		tsval := uint32(200)
+		opts := []byte{wire.OptNOP, wire.OptNOP, wire.OptTimestamps, 10, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(opts[4:], tsval)
+		opts = append(opts, c.opt...)
+		payload := []byte("hello")
+		b := make([]byte, wire.TCPHeaderLen+len(opts)+len(payload))
+		copy(b[wire.TCPHeaderLen:], opts)
+		wire.PutTCPHeader(b, wire.TCPFields{SrcPort: remote.Port(), DstPort: local.Port(),
+			Seq: uint32(peerISN + 1), Ack: uint32(iss + 1), Flags: fPA, Window: 65535}, len(opts))
+		copy(b[wire.TCPHeaderLen+len(opts):], payload)
+		wire.TCP(b).ComputeChecksumAddr(remote.Addr(), local.Addr())
+		p.e.Input(p.now, remote.Addr(), local.Addr(), b)
+		p.collect()
+		buf := make([]byte, 16)
+		n, err := conn.Read(p.now, buf)
+		if err != nil || string(buf[:n]) != "hello" {
+			t.Fatalf("%s: read %q, %v, want the segment's data", c.name, buf[:n], err)
+		}
+		p.advance(200 * time.Millisecond) // the delayed ACK at the latest
+		a := p.next()
+		if a.ack != peerISN+1+Seq(len(payload)) || !a.opts.HasTS || a.opts.TSEcr != tsval {
+			t.Fatalf("%s: got %v echoing TSval %d, want the ACK of the data echoing %d", c.name, a, a.opts.TSEcr, tsval)
+		}
 	}
 }

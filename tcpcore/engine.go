@@ -263,10 +263,12 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 	}
 	opts := &e.rxOpts
 	if t.DataOffset() > wire.TCPHeaderLen {
-		if ParseOptionsErr := wire.ParseTCPOptions(t.Options(), opts); ParseOptionsErr != nil {
-			e.stats.InErrs++
-			return
-		}
+		// Linux behaviour (tcp_parse_options): an option whose length is
+		// below 2 or runs past the header ends the parsing; the options
+		// before it count and the segment is processed, not dropped.
+		// (Linux skips a known option of the wrong length and reads on;
+		// the parser stops there too.)
+		_ = wire.ParseTCPOptions(t.Options(), opts)
 	} else {
 		*opts = wire.TCPOptions{}
 	}

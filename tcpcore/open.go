@@ -202,7 +202,10 @@ func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
 	p := c.e.prof
 	o := s.opts
 	c.peerMSS = p.DefaultSendMSS // RFC 9293 §3.7.1: 536 when absent
-	if o.HasMSS {
+	// Linux behaviour (tcp_parse_options): an MSS option of 0 is ignored,
+	// as if absent; any other below tcp_min_snd_mss is raised to it
+	// (__tcp_mtu_to_mss).
+	if o.HasMSS && o.MSS != 0 {
 		c.peerMSS = max(int(o.MSS), p.MinSendMSS)
 	}
 	c.wsOK = o.HasWScale && p.WindowScaling && weOffered
