@@ -3,7 +3,7 @@
 GO    ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GOFMT ?= $(shell command -v gofmt || echo /usr/local/go/bin/gofmt)
 
-.PHONY: build run test lint bench conformance plots
+.PHONY: build run test lint bench conformance plots fuzz
 
 build:
 	$(GO) build -o bin/tunstack ./cmd/tunstack
@@ -19,6 +19,26 @@ test:
 	./scripts/test-tools.sh
 	$(GO) vet ./...
 	$(GO) test -race -timeout 14m ./...
+
+# Every fuzz target of the repository (go test -list '^Fuzz' finds them),
+# one after another for FUZZTIME each: go test -fuzz takes one target per
+# run. A crash is written to the package's testdata/fuzz/TARGET/ (keep it:
+# go test then runs it as a regression test); the target fails after all
+# have run, naming the ones that crashed. `make test` runs the seed corpora
+# only. FUZZTIME takes go test's -fuzztime forms: 60s, 10m, 5000x.
+FUZZTIME ?= 60s
+fuzz:
+	@list="$$($(GO) test -list '^Fuzz' ./...)" || { echo "$$list"; exit 1; }; \
+	targets="$$(echo "$$list" | awk '/^Fuzz/ { n[++k] = $$1; next } /^ok/ { for (i = 1; i <= k; i++) print $$2 "," n[i]; k = 0 }')"; \
+	if [ -z "$$targets" ]; then echo "go test -list found no fuzz target"; exit 1; fi; \
+	failed=""; \
+	for t in $$targets; do \
+		pkg=$${t%,*}; name=$${t#*,}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that found a crash:$$failed"; exit 1; fi; \
+	echo "all $$(echo "$$targets" | wc -l) fuzz targets ran $(FUZZTIME) without a crash"
 
 lint:
 	@out="$$($(GOFMT) -l .)"; if [ -n "$$out" ]; then echo "gofmt -l lists files to format:"; echo "$$out"; exit 1; fi
