@@ -431,18 +431,21 @@ func (p *pair) close(e *pairEnd) {
 
 // finish plays the application at the end: read everything, shut the
 // sending side down, and close once the peer's FIN (or an error) arrived,
-// or once nothing can arrive any more: the peer's connection vanished
-// without a word (an abort in LAST-ACK or CLOSING sends no RST, RFC 9293
-// §3.10.5; a retransmission timeout sends none either) and the link is
-// empty.
+// or once nothing can arrive any more: the handshake is done, the link is
+// empty and the peer's engine holds no connection, its connection having
+// vanished without a word (an abort in LAST-ACK or CLOSING sends no RST,
+// RFC 9293 §3.10.5; a retransmission timeout sends none either).
 func (p *pair) finish(e *pairEnd) {
 	if e.c == nil || e.closed {
 		return
 	}
 	p.read(e, 64<<10)
 	p.shut(e)
-	peer := p.peer(e)
-	gone := (peer.c == nil || peer.c.State() == Closed) && len(p.s.inflight) == 0
+	peerEngine := p.s.a
+	if e == &p.a {
+		peerEngine = p.s.b
+	}
+	gone := e.c.Connected() && peerEngine.ConnCount() == 0 && len(p.s.inflight) == 0
 	if e.eof || e.err != nil || e.c.State() == Closed || gone {
 		p.close(e)
 	}
