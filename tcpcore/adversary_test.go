@@ -638,3 +638,76 @@ func TestLyingOptionLengthsEndParsingNotTheSegment(t *testing.T) {
 		}
 	}
 }
+
+// Timestamps that lie (RFC 7323 §5.3 R1, §5.2's modular comparison, §5.5)
+// as Linux checks them (tcp_paws_discard → tcp_paws_check with
+// TCP_PAWS_WINDOW 1): a data segment passes PAWS when (s32)(TS.Recent -
+// TSval) <= 1, so a TSval one behind passes and two behind does not, and
+// a TSval exactly 2^31 ahead counts as newer (the difference is -2^31)
+// and becomes TS.Recent (tcp_replace_ts_recent), while 2^31 + 1 ahead is
+// older. A dropped segment is answered with an ACK (rate limited) and
+// leaves RCV.NXT. From 24 days after the last TS.Recent update any TSval
+// passes and resynchronizes (§5.5; Linux: !time_before32(now,
+// ts_recent_stamp + TCP_PAWS_24DAYS), at 24 days, not after).
+// Protection: pawsReject's `int32(c.tsRecent-tsval) <= win` with
+// pawsWindow; made the plain `int32(tsval-c.tsRecent) >= 0` this replaces,
+// the segment one behind is dropped and the test fails.
+func TestPAWSWindowWrapAndIdleRule(t *testing.T) {
+	p := newPeer(t, nil)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 1000}
+	conn, iss := p.listenAndAccept(syn)
+	// listenAndAccept's ACK carried TSval 1001: TS.Recent.
+	if conn.tsRecent != 1001 {
+		t.Fatalf("TS.Recent %d after the handshake, want 1001", conn.tsRecent)
+	}
+	next := peerISN + 1
+	data := func(tsval uint32) {
+		p.send(tseg{flags: fPA, seq: next, ack: iss + 1, wnd: 65535,
+			opts: wire.TCPOptions{HasTS: true, TSVal: tsval, TSEcr: 1}, payload: []byte("x")})
+	}
+	steps := []struct {
+		name    string
+		tsval   func(recent uint32) uint32
+		ok      bool
+		advance time.Duration
+	}{
+		{"equal", func(r uint32) uint32 { return r }, true, 0},
+		{"one behind", func(r uint32) uint32 { return r - 1 }, true, 0},
+		{"two behind", func(r uint32) uint32 { return r - 2 }, false, 0},
+		{"2^31 ahead", func(r uint32) uint32 { return r + 1<<31 }, true, time.Second},
+		{"2^31+1 ahead", func(r uint32) uint32 { return r + 1<<31 + 1 }, false, time.Second},
+		// TS.Recent was set one second before this step.
+		{"older, 1 s short of 24 days idle", func(r uint32) uint32 { return r - 1000 }, false, 24*24*time.Hour - 2*time.Second},
+		{"older, 24 days idle", func(r uint32) uint32 { return r - 1000 }, true, time.Second},
+	}
+	for _, st := range steps {
+		p.advance(st.advance)
+		p.collectAll()
+		recent := conn.tsRecent
+		tsval := st.tsval(recent)
+		drops := p.e.stats.PAWSDrops
+		data(tsval)
+		a := p.next()
+		if st.ok {
+			next++
+			if a.ack != next || conn.rcvNxt != next {
+				t.Fatalf("%s (TSval %d, TS.Recent %d): got %v, RCV.NXT %d, want the data taken", st.name, tsval, recent, a, conn.rcvNxt)
+			}
+			// Not older: it becomes TS.Recent, except the one-behind.
+			want := tsval
+			if int32(recent-tsval) > 0 && st.name != "older, 24 days idle" {
+				want = recent
+			}
+			if conn.tsRecent != want {
+				t.Fatalf("%s: TS.Recent %d, want %d", st.name, conn.tsRecent, want)
+			}
+		} else {
+			if a.ack != next || conn.rcvNxt != next || p.e.stats.PAWSDrops != drops+1 || conn.tsRecent != recent {
+				t.Fatalf("%s (TSval %d, TS.Recent %d): got %v, RCV.NXT %d, PAWS drops %d, want the segment dropped with an ACK",
+					st.name, tsval, recent, a, conn.rcvNxt, p.e.stats.PAWSDrops-drops)
+			}
+		}
+		p.expectNone()
+	}
+	conn.Read(p.now, make([]byte, 16))
+}

@@ -89,7 +89,7 @@ func (c *Conn) handshakeRepeat(now Time, s *segment) bool {
 // (rejectSegment). An acceptable segment's timestamp is noted (RFC 7323
 // §4.3). It reports whether the segment is acceptable.
 func (c *Conn) checkSequence(now Time, s *segment) bool {
-	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal) && !c.disorderedAck(s) {
+	if c.tsOK && s.opts.HasTS && !s.has(wire.FlagRST) && c.pawsReject(now, s.opts.TSVal, pawsWindow) && !c.disorderedAck(s) {
 		c.e.stats.PAWSDrops++
 		c.sendOutOfWindowAck(now, s)
 		return false
@@ -102,7 +102,9 @@ func (c *Conn) checkSequence(now Time, s *segment) bool {
 		c.lastEcr = s.opts.TSEcr
 		// RFC 7323 §4.3 (2): remember the peer's timestamp if this
 		// segment covers Last.ACK.sent.
-		if s.seq.LE(c.lastAckSent) && int32(s.opts.TSVal-c.tsRecent) >= 0 {
+		// Linux behaviour (tcp_replace_ts_recent: tcp_paws_check with no
+		// window): not older is (s32)(TS.Recent - TSval) <= 0.
+		if s.seq.LE(c.lastAckSent) && int32(c.tsRecent-s.opts.TSVal) <= 0 {
 			c.tsRecent, c.tsRecentAt = s.opts.TSVal, now
 		}
 	}
@@ -276,13 +278,22 @@ func (c *Conn) acceptable(s *segment) bool {
 	}
 }
 
+// pawsWindow is Linux's TCP_PAWS_WINDOW: on a synchronized connection a
+// TSval up to this much behind TS.Recent still passes PAWS
+// (tcp_paws_discard).
+const pawsWindow = 1
+
 // pawsReject is RFC 7323 §5.3 R1: a segment whose TSval is older than
-// TS.Recent is a duplicate from an earlier incarnation of the sequence space.
-func (c *Conn) pawsReject(now Time, tsval uint32) bool {
-	if int32(tsval-c.tsRecent) >= 0 {
+// TS.Recent (by more than win) is a duplicate from an earlier incarnation
+// of the sequence space.
+func (c *Conn) pawsReject(now Time, tsval uint32, win int32) bool {
+	// Linux behaviour (tcp_paws_check): older means (s32)(TS.Recent -
+	// TSval) > win, so a TSval exactly 2^31 ahead counts as newer.
+	if int32(c.tsRecent-tsval) <= win {
 		return false
 	}
-	if now.Sub(c.tsRecentAt) > pawsIdleLimit {
+	// Linux behaviour (tcp_paws_check): stale from 24 days on, not after.
+	if now.Sub(c.tsRecentAt) >= pawsIdleLimit {
 		// RFC 7323 §5.5: TS.Recent is stale; accept and resynchronize.
 		c.tsRecent, c.tsRecentAt = tsval, now
 		return false
@@ -349,7 +360,7 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 	if !s.has(wire.FlagSYN) {
 		return
 	}
-	if c.tsInherited && s.opts.HasTS && c.pawsReject(now, s.opts.TSVal) {
+	if c.tsInherited && s.opts.HasTS && c.pawsReject(now, s.opts.TSVal, 0) {
 		// Linux behaviour (tcp_rcv_synsent_state_process): a SYN without
 		// ACK is checked against the TS.Recent a connection taken over
 		// from TIME-WAIT inherited (RFC 7323 §5.8), so the old
