@@ -711,3 +711,29 @@ func TestPAWSWindowWrapAndIdleRule(t *testing.T) {
 	}
 	conn.Read(p.now, make([]byte, 16))
 }
+
+// RFC 7323 §2.3: a window scale above 14 is treated as 14 (Linux
+// tcp_parse_options: TCP_MAX_WSCALE, logged and clamped). A peer offering
+// 15, 16 or 255 and then a window field of 1 gets a send window of 2^14
+// bytes, not 2^15 or a shift past the width of the window.
+// Protection: learnSynOptions's `min(o.WScale, 14)`; without it the shift
+// of 15 gives a window of 32768 and the test fails.
+func TestWindowScaleAbove14TreatedAs14(t *testing.T) {
+	for _, ws := range []uint8{14, 15, 16, 255} {
+		p := newPeer(t, nil)
+		conn, iss := p.listenAndAccept(wire.TCPOptions{HasMSS: true, MSS: 1460, HasWScale: true, WScale: ws})
+		p.send(tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 1})
+		if conn.sndWscale != 14 || conn.sndWnd != 1<<14 {
+			t.Errorf("window scale %d: shift %d, send window %d for a window field of 1, want 14 and %d", ws, conn.sndWscale, conn.sndWnd, 1<<14)
+		}
+		conn.SetNoDelay(p.now, true)
+		conn.Write(p.now, make([]byte, 1<<16))
+		sent := 0
+		for _, s := range p.collectAll() {
+			sent += len(s.payload)
+		}
+		if sent > 1<<14 {
+			t.Errorf("window scale %d: %d bytes sent into a window of %d", ws, sent, 1<<14)
+		}
+	}
+}
