@@ -10,7 +10,7 @@ import (
 // FuzzParseServeFlags parses arbitrary command lines for serve (the
 // input's lines are the arguments). It never panics; every rejection is a
 // usage error with a sentence to show, or the request for help that only
-// -h, -help or --help makes; every accepted configuration is one
+// the flag -h or -help (one dash or two) makes; every accepted configuration is one
 // serve can run: the link prefix masked and holding the host's and the
 // stack's distinct addresses, an MTU in range, the services on distinct
 // ports, a profile, and no negative backlog or accept delay.
@@ -44,8 +44,9 @@ func FuzzParseServeFlags(f *testing.F) {
 		}
 		cfg, err := parseServeFlags(args)
 		if errors.Is(err, errHelp) {
-			// -h, -help and --help ask for the usage, and only they.
-			if !slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+			// Only the flag h or help, with one dash or two (and a value
+			// or not), asks for the usage.
+			if !slices.ContainsFunc(args, asksHelp) {
 				t.Fatalf("%q: help requested, but no argument asks for it", args)
 			}
 			return
@@ -72,4 +73,13 @@ func FuzzParseServeFlags(f *testing.F) {
 			seen[p] = true
 		}
 	})
+}
+
+// asksHelp reports whether a is the flag h or help.
+func asksHelp(a string) bool {
+	if !strings.HasPrefix(a, "-") || a == "--" {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+	return name == "h" || name == "help"
 }
