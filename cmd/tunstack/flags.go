@@ -31,7 +31,8 @@ type flagDef struct {
 // parseFlags reads the flags in args and returns the other arguments in
 // order. Flags and arguments may be mixed (tunstack lab NAME --stack gvisor),
 // which the standard flag package does not allow; "--" ends the flags.
-// Names take one dash or two; -h, -help and --help return errHelp.
+// Names take one dash or two; the flag h or help in any spelling (-h,
+// --h, -help, --help, with or without a value) returns errHelp.
 func parseFlags(cmd string, args []string, defs []flagDef) (positional []string, err error) {
 	byName := make(map[string]flagDef, len(defs))
 	for _, d := range defs {
