@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -100,6 +101,11 @@ func runNstat(ctx context.Context, cfg nstatConfig, out io.Writer, now time.Time
 		u, file, err := metrics.Lookup(cfg.Dev)
 		if errors.Is(err, metrics.ErrNotPublished) {
 			return fmt.Errorf("no running stack recorded metrics for %s in this network namespace (looked for %s); start one with sudo tunstack serve --dev %s --metrics 127.0.0.1:9464, or give --metrics URL", cfg.Dev, file, cfg.Dev)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// serve keeps the file in a root-only directory, as it keeps
+			// its control socket.
+			return fmt.Errorf("cannot read %s, where a running tunstack serve records its --metrics address for %s: permission denied; run sudo tunstack nstat, or give --metrics URL", file, cfg.Dev)
 		}
 		if err != nil {
 			return fmt.Errorf("cannot read the metrics address recorded for %s: %v; give --metrics URL", cfg.Dev, err)
