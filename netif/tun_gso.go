@@ -2,7 +2,6 @@ package netif
 
 import (
 	"encoding/binary"
-	"net/netip"
 
 	"tunstack/wire"
 )
@@ -311,7 +310,9 @@ type gsoSplit struct {
 	idx           int    // index of the next segment
 	seq           uint32 // sequence number of the first payload byte
 	id            uint16 // IPv4 id of the first segment
-	src, dst      netip.Addr
+	// addrSum is the pseudo-header's sum over the addresses and protocol,
+	// the same for every segment; each adds its own TCP length.
+	addrSum uint32
 }
 
 // start takes pkt (which it keeps until the last segment is out) as the GSO
@@ -324,8 +325,8 @@ func (g *gsoSplit) start(h vnetHdr, pkt []byte) bool {
 		return false
 	}
 	var ipLen int
-	var src, dst netip.Addr
 	var id uint16
+	var addrSum uint32
 	switch {
 	case h.gsoType == vnetGSOTCPv4 && pkt[0]>>4 == 4 && len(pkt) >= wire.IPv4HeaderLen:
 		ip := wire.IPv4(pkt)
@@ -334,7 +335,8 @@ func (g *gsoSplit) start(h vnetHdr, pkt []byte) bool {
 			int(ip.TotalLen()) != len(pkt) || len(pkt) < ipLen+wire.TCPHeaderLen {
 			return false
 		}
-		src, dst, id = ip.SrcAddr(), ip.DstAddr(), ip.ID()
+		id = ip.ID()
+		addrSum = wire.PseudoHeaderSum(ip.Src(), ip.Dst(), wire.ProtoTCP, 0)
 	case h.gsoType == vnetGSOTCPv6 && pkt[0]>>4 == 6:
 		ip := wire.IPv6(pkt)
 		if ip.Valid() != nil || wire.IPv6HeaderLen+int(ip.PayloadLen()) != len(pkt) {
@@ -348,7 +350,7 @@ func (g *gsoSplit) start(h vnetHdr, pkt []byte) bool {
 			return false
 		}
 		ipLen = c.Offset
-		src, dst = ip.SrcAddr(), ip.DstAddr()
+		addrSum = wire.PseudoHeaderSum6(ip.Src(), ip.Dst(), wire.ProtoTCP, 0)
 	default:
 		return false
 	}
@@ -358,7 +360,7 @@ func (g *gsoSplit) start(h vnetHdr, pkt []byte) bool {
 		return false
 	}
 	*g = gsoSplit{pkt: pkt, ipLen: ipLen, hdrLen: hdrLen, v6: h.gsoType == vnetGSOTCPv6, segSize: int(h.gsoSize),
-		seq: tcp.Seq(), id: id, src: src, dst: dst}
+		seq: tcp.Seq(), id: id, addrSum: addrSum}
 	return true
 }
 
@@ -398,7 +400,9 @@ func (g *gsoSplit) next(dst []byte) (int, bool) {
 	if g.idx > 0 {
 		tcp[13] &^= wire.FlagCWR
 	}
-	tcp.ComputeChecksumAddr(g.src, g.dst)
+	// A segment's TCP length is under 64 KiB, so IPv6's 32-bit length
+	// field adds it as IPv4's 16-bit one does.
+	tcp.ComputeChecksumSum(g.addrSum + uint32(len(tcp)))
 	g.off += n
 	g.idx++
 	if last {
