@@ -91,13 +91,7 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		p := newPeer(t, nil)
-		var conn *Conn
-		var iss Seq
-		if sack {
-			conn, iss = sackConn10ms(p)
-		} else {
-			conn, iss = p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
-		}
+		conn, iss := adversaryConn(p, sack)
 		mss := conn.MSS()
 		cwnd := conn.cc.CongestionWindow()
 		if cwnd != 10*mss {
@@ -129,6 +123,17 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 	}
 }
 
+// adversaryConn accepts a connection with a 1 MiB send buffer: with SACK
+// and window scale 7 after a 10 ms handshake (sackConn10ms), or without
+// options at all.
+func adversaryConn(p *peer, sack bool) (*Conn, Seq) {
+	p.t.Helper()
+	if sack {
+		return sackConn10ms(p)
+	}
+	return p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
+}
+
 // Duplicate-ACK spoofing: a peer that sends far more duplicate ACKs than
 // segments are in flight cannot make the engine send faster than one
 // segment per duplicate, nor believe more delivered than is outstanding.
@@ -151,13 +156,7 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 func TestDupAckSpoofingCountsNoMoreThanTheFlight(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		p := newPeer(t, nil)
-		var conn *Conn
-		var iss Seq
-		if sack {
-			conn, iss = sackConn10ms(p)
-		} else {
-			conn, iss = p.listenAndAcceptWith(plainSyn, SockOpts{SndBuf: 1 << 20})
-		}
+		conn, iss := adversaryConn(p, sack)
 		mss := conn.MSS()
 		wnd := uint16(10 * mss) // unscaled: ten segments
 		if sack {
