@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"tunstack/gvisorstack"
 	"tunstack/stack"
 	"tunstack/tcpcore"
 )
@@ -36,9 +35,9 @@ type underTest interface {
 func newUnderTest(ctx context.Context, t *topology) (underTest, error) {
 	switch {
 	case t.tunstack != nil:
-		return &tunstackUnderTest{ctx: ctx, s: t.tunstack}, nil
+		return &userUnderTest{ctx: ctx, s: t.tunstack}, nil
 	case t.gvisor != nil:
-		return &gvisorUnderTest{ctx: ctx, s: t.gvisor}, nil
+		return &userUnderTest{ctx: ctx, s: t.gvisor}, nil
 	}
 	k, ok := t.srv.(*kernelServer)
 	if !ok {
@@ -99,65 +98,24 @@ func (u *kernelUnderTest) timeWait() int {
 	return n
 }
 
-// gvisorUnderTest is gVisor's netstack through gvisorstack.
-type gvisorUnderTest struct {
+// userStack is what ours (stack.Stack) and gVisor's (gvisorstack.Stack)
+// both offer, with the same signatures.
+type userStack interface {
+	Dial(ctx context.Context, network, address string) (net.Conn, error)
+	ListenWith(ctx context.Context, lc stack.ListenConfig, network, address string) (net.Listener, error)
+	stack.Inspector
+}
+
+// userUnderTest is a user-space stack, ours or gVisor's, through its Go API.
+type userUnderTest struct {
 	ctx context.Context
-	s   *gvisorstack.Stack
+	s   userStack
 }
 
-func (u *gvisorUnderTest) dial(to netip.AddrPort, timeout time.Duration) (serverConn, uint16, error) {
-	return dialUser(u.ctx, u.s.Dial, to, timeout)
-}
-
-func (u *gvisorUnderTest) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
-	return listenUser(u.ctx, u.s.ListenWith, port, backlog, reuseAddr, reusePort)
-}
-
-func (u *gvisorUnderTest) timeWait() int { return countTimeWait(u.s) }
-
-// tunstackUnderTest is our stack.
-type tunstackUnderTest struct {
-	ctx context.Context
-	s   *stack.Stack
-}
-
-func (u *tunstackUnderTest) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
-	return listenUser(u.ctx, u.s.ListenWith, port, backlog, reuseAddr, reusePort)
-}
-
-func (u *tunstackUnderTest) timeWait() int { return countTimeWait(u.s) }
-
-// countTimeWait counts a user-space stack's sockets in TIME-WAIT.
-func countTimeWait(in stack.Inspector) int {
-	n := 0
-	for _, s := range in.Sockets() {
-		if s.State == tcpcore.TimeWait {
-			n++
-		}
-	}
-	return n
-}
-
-// listenUser listens with a user-space stack's ListenWith.
-func listenUser(ctx context.Context, listen func(context.Context, stack.ListenConfig, string, string) (net.Listener, error), port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
-	lc := stack.ListenConfig{ReuseAddr: reuseAddr, ReusePort: reusePort, Backlog: backlog}
-	l, err := listen(ctx, lc, "tcp4", fmt.Sprintf(":%d", port))
-	if err != nil {
-		return nil, err
-	}
-	return &userListener{l: l, backlog: backlog}, nil
-}
-
-func (u *tunstackUnderTest) dial(to netip.AddrPort, timeout time.Duration) (serverConn, uint16, error) {
-	return dialUser(u.ctx, u.s.Dial, to, timeout)
-}
-
-// dialUser dials with a user-space stack's Dial and returns the
-// connection with its local port.
-func dialUser(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), to netip.AddrPort, timeout time.Duration) (serverConn, uint16, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (u *userUnderTest) dial(to netip.AddrPort, timeout time.Duration) (serverConn, uint16, error) {
+	ctx, cancel := context.WithTimeout(u.ctx, timeout)
 	defer cancel()
-	c, err := dial(ctx, "tcp4", to.String())
+	c, err := u.s.Dial(ctx, "tcp4", to.String())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -166,4 +124,24 @@ func dialUser(ctx context.Context, dial func(context.Context, string, string) (n
 		port = uint16(a.Port)
 	}
 	return &userConn{c: c}, port, nil
+}
+
+func (u *userUnderTest) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
+	lc := stack.ListenConfig{ReuseAddr: reuseAddr, ReusePort: reusePort, Backlog: backlog}
+	l, err := u.s.ListenWith(u.ctx, lc, "tcp4", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return nil, err
+	}
+	return &userListener{l: l, backlog: backlog}, nil
+}
+
+// timeWait counts the stack's sockets in TIME-WAIT.
+func (u *userUnderTest) timeWait() int {
+	n := 0
+	for _, s := range u.s.Sockets() {
+		if s.State == tcpcore.TimeWait {
+			n++
+		}
+	}
+	return n
 }
