@@ -228,14 +228,7 @@ func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
 // options). Linux behaviour (__tcp_mtu_to_mss): the path's share is never
 // below tcp_min_snd_mss (the profile's MinSendMSS), in either family.
 func (c *Conn) setSndMSS() {
-	m := min(c.peerMSS, c.pathMSS())
-	if c.userMSS > 0 {
-		m = min(m, c.userMSS)
-	}
-	if c.tsOK {
-		m -= 12
-	}
-	c.sndMSS = max(m, 8)
+	c.sndMSS = c.mssForMTU(c.pmtu)
 	c.rcvMSS = min(c.rcvMSS, c.sndMSS)
 	if c.cc != nil {
 		c.cc.SetMSS(c.sndMSS)

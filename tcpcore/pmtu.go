@@ -218,12 +218,13 @@ func (c *Conn) reducePMTU(now Time, mtu int) {
 	}
 }
 
-// mssForMTU is the send MSS a path MTU of mtu would give (setSndMSS).
+// mssForMTU is the send MSS a path MTU of mtu gives (setSndMSS): the
+// peer's MSS bounded by what mtu leaves for the connection's family (the
+// path MTU less the network and TCP headers, at least the profile's
+// MinSendMSS: Linux __tcp_mtu_to_mss, tcp_min_snd_mss, in both families)
+// and by TCP_MAXSEG, less the timestamp option every segment carries.
 func (c *Conn) mssForMTU(mtu int) int {
-	saved := c.pmtu
-	c.pmtu = mtu
-	m := min(c.peerMSS, c.pathMSS())
-	c.pmtu = saved
+	m := min(c.peerMSS, max(mtu-ipHeaderLen(c.key.local.Addr())-wire.TCPHeaderLen, c.e.prof.MinSendMSS))
 	if c.userMSS > 0 {
 		m = min(m, c.userMSS)
 	}
@@ -231,13 +232,6 @@ func (c *Conn) mssForMTU(mtu int) int {
 		m -= 12
 	}
 	return max(m, 8)
-}
-
-// pathMSS is the MSS the path MTU leaves for the connection's family: the
-// path MTU less the network and TCP headers, at least the profile's
-// MinSendMSS (Linux __tcp_mtu_to_mss: tcp_min_snd_mss, in both families).
-func (c *Conn) pathMSS() int {
-	return max(c.pmtu-ipHeaderLen(c.key.local.Addr())-wire.TCPHeaderLen, c.e.prof.MinSendMSS)
 }
 
 // simpleRetransmit is Linux's tcp_simple_retransmit after the path MTU
