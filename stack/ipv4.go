@@ -41,14 +41,22 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, rp *replies) {
 		s.e.Input(now, pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload())
 		return
 	case wire.ProtoICMP:
-		if out := rp.buf(); out != nil {
-			if m, ok := netif.EchoReply(pkt, out); ok {
-				rp.add(m, echoReply4)
-				return
-			}
-		}
+		// Only an echo request goes to netif.EchoReply: for any other
+		// message it would check the IPv4 header and the ICMP checksum
+		// again just to refuse it.
 		msg := wire.ICMPv4(pkt.Payload())
-		if msg.Valid() && msg.Type() == icmpDestUnreachable {
+		if !msg.Valid() {
+			break
+		}
+		switch msg.Type() {
+		case wire.ICMPEchoRequest:
+			if out := rp.buf(); out != nil {
+				if m, ok := netif.EchoReply(pkt, out); ok {
+					rp.add(m, echoReply4)
+					return
+				}
+			}
+		case icmpDestUnreachable:
 			// RFC 792: the body quotes our IP header and 8 bytes of
 			// its data.
 			m := tcpcore.ICMPMessage{Kind: tcpcore.ICMPUnreachable, Code: msg.Code(), Quote: msg[8:]}
