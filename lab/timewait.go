@@ -364,10 +364,7 @@ func (r *run) serverLoop(t *topology, sut underTest, reuse int) (*ConnectLoop, e
 				return
 			}
 			// The server answers and closes first: TIME-WAIT is its.
-			buf := make([]byte, 16)
-			sc.read(buf, 2*time.Second)
-			sc.write([]byte("a"), 2*time.Second)
-			sc.close()
+			answer(sc)
 		}
 	}()
 	defer wg.Wait()
@@ -451,16 +448,21 @@ func serveOne(l listener) <-chan error {
 			done <- err
 			return
 		}
-		buf := make([]byte, 16)
-		if _, err := sc.read(buf, 2*time.Second); err != nil {
-			sc.close()
-			done <- err
-			return
-		}
-		sc.write([]byte("a"), 2*time.Second)
-		done <- sc.close()
+		done <- answer(sc)
 	}()
 	return done
+}
+
+// answer reads one request on sc, answers it with one byte and closes sc:
+// the server closes first, so TIME-WAIT is its.
+func answer(sc serverConn) error {
+	buf := make([]byte, 16)
+	if _, err := sc.read(buf, 2*time.Second); err != nil {
+		sc.close()
+		return err
+	}
+	sc.write([]byte("a"), 2*time.Second)
+	return sc.close()
 }
 
 // reusePort is run (d).
@@ -508,10 +510,7 @@ func (r *run) reusePort(t *topology, sut underTest) (*ReusePortRun, error) {
 				mu.Lock()
 				res.Accepted[i]++
 				mu.Unlock()
-				buf := make([]byte, 16)
-				sc.read(buf, 2*time.Second)
-				sc.write([]byte("a"), 2*time.Second)
-				sc.close()
+				answer(sc)
 			}
 		}()
 	}
