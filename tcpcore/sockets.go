@@ -32,7 +32,7 @@ func (c *Conn) Queues() (recvQ, sendQ int) {
 		// Linux behaviour (inet_twsk_diag_fill): a TIME-WAIT socket
 		// reports empty queues.
 		return 0, 0
-	case c.state == SynReceived && c.parent != nil:
+	case c.IsRequest():
 		// Linux behaviour (inet_req_diag_fill): a passive open is a
 		// request socket until the handshake completes, reported with
 		// empty queues.
