@@ -300,11 +300,8 @@ func TestSACKBlocksOutsideTheWindowAreDiscardedWhole(t *testing.T) {
 // fails.
 func TestSACKOverlappingOutOfOrderBlocksMerge(t *testing.T) {
 	p := newPeer(t, nil)
-	conn, iss := sackConn10ms(p)
+	conn, iss := sackConnSent(p, 10)
 	mss := conn.MSS()
-	conn.Write(p.now, make([]byte, 10*mss))
-	p.collectAll()
-	p.advance(10 * time.Millisecond)
 	base := iss + 1
 	p.ackTo(base, sackAt(base, [2]int{6 * mss, 8 * mss}, [2]int{2 * mss, 3 * mss}, [2]int{2*mss + mss/2, 6*mss + mss/2}))
 	want := seqRange{base + Seq(2*mss), base + Seq(8*mss)}
@@ -328,11 +325,8 @@ func TestSACKOverlappingOutOfOrderBlocksMerge(t *testing.T) {
 // test fails.
 func TestSACKScoreboardBoundedUnderTenThousandRanges(t *testing.T) {
 	p := newPeer(t, nil)
-	conn, iss := sackConn10ms(p)
+	conn, iss := sackConnSent(p, 100)
 	mss := conn.MSS()
-	conn.Write(p.now, make([]byte, 100*mss))
-	p.collectAll()
-	p.advance(10 * time.Millisecond)
 	// One round of slow start: twenty segments in flight, 29,200 bytes,
 	// room for 14,600 distinct one-byte ranges.
 	p.ackTo(iss+1+Seq(10*mss), wire.TCPOptions{})

@@ -20,6 +20,17 @@ func sackConn10ms(p *peer) (*Conn, Seq) {
 	return sackConn(p, 10*time.Millisecond)
 }
 
+// sackConnSent is sackConn10ms with n full segments written and sent, and
+// one RTT (10 ms) passed since: the first window waits for its ACKs.
+func sackConnSent(p *peer, n int) (*Conn, Seq) {
+	p.t.Helper()
+	c, iss := sackConn10ms(p)
+	c.Write(p.now, make([]byte, n*c.MSS()))
+	p.collectAll()
+	p.advance(10 * time.Millisecond)
+	return c, iss
+}
+
 // sackConn is sackConn10ms with a handshake of rtt.
 func sackConn(p *peer, rtt time.Duration) (*Conn, Seq) {
 	p.t.Helper()
@@ -230,11 +241,8 @@ func TestIdleRestartHalvesCwndPerRTO(t *testing.T) {
 // last new data went out more than an RTO earlier.
 func TestTailLossProbeEndsIdlePeriod(t *testing.T) {
 	p := newPeer(t, nil)
-	c, iss := sackConn10ms(p)
+	c, iss := sackConnSent(p, 10)
 	mss := c.MSS()
-	c.Write(p.now, make([]byte, 10*mss))
-	p.collectAll()
-	p.advance(10 * time.Millisecond)
 	p.ackTo(iss+1+Seq(9*mss), wire.TCPOptions{})
 	p.step() // the probe resends the last segment
 	p.expect(fPA, iss+1+Seq(9*mss), peerISN+1)
@@ -295,11 +303,8 @@ func TestTailLossProbeOutcomeSetsCwnd(t *testing.T) {
 		prof := testProfile()
 		prof.Congestion = "reno"
 		p := newPeer(t, prof)
-		conn, iss := sackConn10ms(p)
+		conn, iss := sackConnSent(p, 10)
 		mss := conn.MSS()
-		conn.Write(p.now, make([]byte, 10*mss))
-		p.collectAll()
-		p.advance(10 * time.Millisecond)
 		p.ackTo(iss+1+Seq(9*mss), wire.TCPOptions{})
 		p.step() // the probe resends the last segment
 		p.expect(fPA, iss+1+Seq(9*mss), peerISN+1)
