@@ -30,6 +30,24 @@ func newPair6(t testing.TB) *pair {
 	return startPair(t, pa, pb, pa, pb, ca, cb)
 }
 
+// dialAccept dials network address from p.a and returns that connection
+// and the one ln accepted for it, both closed when the test ends.
+func (p *pair) dialAccept(t testing.TB, ln net.Listener, timeout time.Duration, network, address string) (c, s net.Conn) {
+	t.Helper()
+	acc := acceptOne(ln)
+	c, err := p.a.Dial(testContext(t, timeout), network, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s = <-acc
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { s.Close() })
+	return c, s
+}
+
 // acceptOne accepts one connection on ln in the background.
 func acceptOne(ln net.Listener) <-chan net.Conn {
 	ch := make(chan net.Conn, 1)
@@ -73,17 +91,7 @@ func TestIPv6EchoOverPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	acc := acceptOne(ln)
-	c, err := p.a.Dial(testContext(t, 30*time.Second), "tcp6", "[fd00::2]:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-acc
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	defer s.Close()
+	c, s := p.dialAccept(t, ln, 30*time.Second, "tcp6", "[fd00::2]:8080")
 	echoThrough(t, c, s, 200_000)
 
 	cl, cr := c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
@@ -127,17 +135,7 @@ func TestDualStackAcceptOverPipe(t *testing.T) {
 	if got := ln.Addr().(*net.TCPAddr).AddrPort(); got != netip.MustParseAddrPort("[::]:8080") {
 		t.Fatalf("Listen(:8080) on a dual-stack stack is at %v, want [::]:8080", got)
 	}
-	acc := acceptOne(ln)
-	c4, err := p.a.Dial(testContext(t, 30*time.Second), "tcp", "198.18.0.2:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c4.Close()
-	s4 := <-acc
-	if s4 == nil {
-		t.Fatal("accept failed")
-	}
-	defer s4.Close()
+	c4, s4 := p.dialAccept(t, ln, 30*time.Second, "tcp", "198.18.0.2:8080")
 	wantR := netip.AddrPortFrom(netip.AddrFrom16(addrA.As16()), c4.LocalAddr().(*net.TCPAddr).AddrPort().Port())
 	if got := s4.RemoteAddr().(*net.TCPAddr).AddrPort(); got != wantR {
 		t.Fatalf("IPv4 client accepted as %v, want %v", got, wantR)
@@ -150,17 +148,7 @@ func TestDualStackAcceptOverPipe(t *testing.T) {
 	}
 	echoThrough(t, c4, s4, 50_000)
 
-	acc = acceptOne(ln)
-	c6, err := p.a.Dial(testContext(t, 30*time.Second), "tcp", "[fd00::2]:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c6.Close()
-	s6 := <-acc
-	if s6 == nil {
-		t.Fatal("accept failed")
-	}
-	defer s6.Close()
+	_, s6 := p.dialAccept(t, ln, 30*time.Second, "tcp", "[fd00::2]:8080")
 	if got := s6.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != addrA6 {
 		t.Fatalf("IPv6 client accepted as %v, want %v", got, addrA6)
 	}
@@ -359,17 +347,7 @@ func TestPathMTUShrinksSegmentsOverPipe(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			acc := acceptOne(ln)
-			c, err := p.a.Dial(testContext(t, 60*time.Second), tc.network, tc.dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			s := <-acc
-			if s == nil {
-				t.Fatal("accept failed")
-			}
-			defer s.Close()
+			c, s := p.dialAccept(t, ln, 60*time.Second, tc.network, tc.dst)
 			want := make([]byte, 300_000)
 			for i := range want {
 				want[i] = byte(i)
