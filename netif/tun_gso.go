@@ -339,14 +339,12 @@ func (g *gsoSplit) start(h vnetHdr, pkt []byte) bool {
 		addrSum = wire.PseudoHeaderSum(ip.Src(), ip.Dst(), wire.ProtoTCP, 0)
 	case h.gsoType == vnetGSOTCPv6 && pkt[0]>>4 == 6:
 		ip := wire.IPv6(pkt)
-		if ip.Valid() != nil || wire.IPv6HeaderLen+int(ip.PayloadLen()) != len(pkt) {
-			return false
-		}
 		// The kernel's own TCP sends no extension headers unless a socket
 		// asks for them; if there are, they are copied into every segment
-		// as ipv6_gso_segment() copies them.
+		// as ipv6_gso_segment() copies them. The walk checks Valid first.
 		c, err := ip.WalkExtensionHeaders()
-		if err != nil || c.Action != wire.IPv6Deliver || c.Proto != wire.ProtoTCP || len(pkt) < c.Offset+wire.TCPHeaderLen {
+		if err != nil || wire.IPv6HeaderLen+int(ip.PayloadLen()) != len(pkt) ||
+			c.Action != wire.IPv6Deliver || c.Proto != wire.ProtoTCP || len(pkt) < c.Offset+wire.TCPHeaderLen {
 			return false
 		}
 		ipLen = c.Offset
