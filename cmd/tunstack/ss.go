@@ -543,11 +543,12 @@ func formatSS(w io.Writer, socks []stack.SocketInfo, o ssOptions) {
 	var rows []row
 	for i := range socks {
 		si := &socks[i]
-		if states&(1<<linuxStateOf(si.State)) == 0 || (o.filter.cond != nil && !o.filter.cond.match(si)) {
+		lx := linuxStateOf(si.State)
+		if states&(1<<lx) == 0 || (o.filter.cond != nil && !o.filter.cond.match(si)) {
 			continue
 		}
 		r := row{cells: [8]string{
-			ssStateNames[linuxStateOf(si.State)],
+			ssStateNames[lx],
 			ssQueue(si.RecvQ, si.Unknown&(stack.UnknownRecvQ) != 0),
 			ssQueue(si.SendQ, si.Unknown&(stack.UnknownSendQ) != 0),
 			ssAddrText(si.Local.Addr()) + ":",
@@ -615,7 +616,6 @@ func ssQueue(n int, unknown bool) string {
 	return fmt.Sprintf("%-6s", v)
 }
 
-// ssPortText is a port cell: ss shows port 0 (a listener's peer) as *.
 // ssAddrText is an address as ss prints it: IPv6 ones in brackets,
 // [::] for the wildcard, IPv4-mapped ones too (Linux behaviour: ss.c
 // inet_addr_print() brackets every AF_INET6 address).
@@ -626,6 +626,7 @@ func ssAddrText(a netip.Addr) string {
 	return "[" + a.String() + "]"
 }
 
+// ssPortText is a port cell: ss shows port 0 (a listener's peer) as *.
 func ssPortText(p uint16) string {
 	if p == 0 {
 		return "*"
