@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"tunstack/lab/netns"
 )
@@ -612,9 +609,6 @@ func kernelRequest(ctx context.Context, ns *netns.NS, to netip.AddrPort) (uint16
 	}
 	return port, nil
 }
-
-// isErrno reports whether err carries errno e.
-func isErrno(err error, e unix.Errno) bool { return errors.Is(err, e) }
 
 func timeWaitData(res *Result) *TimeWaitData {
 	d, _ := res.Data.(*TimeWaitData)

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -114,3 +115,6 @@ func TestTimeWaitLab(t *testing.T) {
 		t.Errorf("SO_REUSEPORT: connections split %d/%d, want both listeners used", s.Accepted[0], s.Accepted[1])
 	}
 }
+
+// isErrno reports whether err carries errno e.
+func isErrno(err error, e unix.Errno) bool { return errors.Is(err, e) }
