@@ -26,13 +26,12 @@ type Counter struct {
 func (c Counter) Name() string { return PromName(c.Nstat) }
 
 // Counters is the mapping table, in the order nstat prints Linux's
-// counters (/proc/net/snmp's Ip and Tcp lines, then /proc/net/netstat's
-// TcpExt line). Each entry counts the event Linux counts under that name,
+// counters (/proc/net/snmp's Ip and Tcp lines, /proc/net/snmp6's Ip6
+// ones, then /proc/net/netstat's TcpExt line). Each entry counts the event Linux counts under that name,
 // at the same point; where ours differs in a detail, Help says how.
 var Counters = []Counter{
-	{Nstat: "IpInReceives", Help: "IPv4 packets read from the link, before any check (non-IPv4 packets the device hands over included).",
-		OursFrom: "stack.IPStats.PacketsIn", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsIn },
-		GVisorFrom: "IP.PacketsReceived", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.PacketsReceived.Value() }},
+	{Nstat: "IpInReceives", Help: "IPv4 packets read from the link, before any check (packets of no known version included); IPv6 ones are Ip6InReceives.",
+		OursFrom: "stack.IPStats.PacketsIn - PacketsIn6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsIn - m.IP.PacketsIn6 }},
 	{Nstat: "IpInHdrErrors", Help: "Packets dropped because their IPv4 header did not check out.",
 		OursFrom: "stack.IPStats.Malformed", Ours: func(m *stack.Metrics) uint64 { return m.IP.Malformed },
 		GVisorFrom: "IP.MalformedPacketsReceived", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.MalformedPacketsReceived.Value() }},
@@ -41,9 +40,8 @@ var Counters = []Counter{
 		GVisorFrom: "IP.InvalidDestinationAddressesReceived", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.InvalidDestinationAddressesReceived.Value() }},
 	{Nstat: "IpInDelivers", Help: "Packets handed to a transport protocol.",
 		GVisorFrom: "IP.PacketsDelivered", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.PacketsDelivered.Value() }},
-	{Nstat: "IpOutRequests", Help: "IPv4 packets the stack sent: TCP segments and ICMP echo replies (ours counts those the link took).",
-		OursFrom: "stack.IPStats.PacketsOut", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut },
-		GVisorFrom: "IP.PacketsSent", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.PacketsSent.Value() }},
+	{Nstat: "IpOutRequests", Help: "IPv4 packets the stack sent: TCP segments and ICMP echo replies (ours counts those the link took); IPv6 ones are Ip6OutRequests.",
+		OursFrom: "stack.IPStats.PacketsOut - PacketsOut6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut - m.IP.PacketsOut6 }},
 
 	{Nstat: "TcpActiveOpens", Help: "Connections that sent a SYN to open actively.",
 		OursFrom: "tcpcore.Stats.ActiveOpens", Ours: func(m *stack.Metrics) uint64 { return m.Engine.ActiveOpens },
@@ -78,6 +76,11 @@ var Counters = []Counter{
 	{Nstat: "TcpInCsumErrors", Help: "TCP segments dropped for a bad checksum.",
 		OursFrom: "tcpcore.Stats.InCsumErrors", Ours: func(m *stack.Metrics) uint64 { return m.Engine.InCsumErrors },
 		GVisorFrom: "TCP.ChecksumErrors", GVisor: func(s *gvtcpip.Stats) uint64 { return s.TCP.ChecksumErrors.Value() }},
+
+	{Nstat: "Ip6InReceives", Help: "IPv6 packets read from the link, before any check.",
+		OursFrom: "stack.IPStats.PacketsIn6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsIn6 }},
+	{Nstat: "Ip6OutRequests", Help: "IPv6 packets the stack sent: TCP segments, ICMPv6 echo replies and errors (ours counts those the link took).",
+		OursFrom: "stack.IPStats.PacketsOut6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut6 }},
 
 	{Nstat: "TcpExtSyncookiesSent", Help: "SYN-ACKs sent with a SYN cookie.",
 		OursFrom: "tcpcore.Stats.SynCookiesSent", Ours: func(m *stack.Metrics) uint64 { return m.Engine.SynCookiesSent },

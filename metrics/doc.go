@@ -26,6 +26,8 @@
 //
 // With gVisor's netstack (serve --stack gvisor), the names whose meaning
 // its tcpip.Stats shares are exported from it. It has no counter for
+// IpInReceives, IpOutRequests, Ip6InReceives or Ip6OutRequests (its
+// IP.PacketsReceived and PacketsSent count both families together),
 // TcpAttemptFails (its FailedConnectionAttempts counts failed Listen calls
 // too), TcpExtTW, TcpExtTWRecycled, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtListenDrops,
 // TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery (its TLPRecovery counts

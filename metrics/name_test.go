@@ -14,6 +14,7 @@ func TestPromNameExamples(t *testing.T) {
 		"TcpExtTCPLossProbeRecovery": "tunstack_tcpext_tcp_loss_probe_recovery_total",
 		"TcpInCsumErrors":            "tunstack_tcp_in_csum_errors_total",
 		"IpInReceives":               "tunstack_ip_in_receives_total",
+		"Ip6OutRequests":             "tunstack_ip6_out_requests_total",
 		"TcpExtTCPChallengeACK":      "tunstack_tcpext_tcp_challenge_ack_total",
 		"Udp":                        "",
 	} {
@@ -30,7 +31,7 @@ func TestPromNameExamples(t *testing.T) {
 func TestCounterTableNamesAreDerivedAndDistinct(t *testing.T) {
 	byName := map[string]string{}
 	nstats := map[string]Counter{}
-	order := map[string]int{"Ip": 0, "Tcp": 1, "TcpExt": 2}
+	order := map[string]int{"Ip": 0, "Tcp": 1, "Ip6": 2, "TcpExt": 3}
 	last := 0
 	for _, c := range Counters {
 		name := c.Name()

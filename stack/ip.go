@@ -26,7 +26,7 @@ const readBatch = 64
 // delivered, and how link writes went. The first group counts IPv4 and
 // both families together where noted; the second IPv6 alone.
 type IPStats struct {
-	PacketsIn       uint64 // packets read from the link, both families
+	PacketsIn       uint64 // packets read from the link, both families (PacketsIn6 of them IPv6)
 	TCPIn           uint64 // TCP segments handed to the engine, both families
 	EchoReplies     uint64 // ICMP echo requests answered
 	Malformed       uint64 // failed IPv4 header validation, or an IPv4 version nibble that is neither 4 nor 6
@@ -34,10 +34,12 @@ type IPStats struct {
 	NotForUs        uint64 // dropped: destination is not our address
 	OtherProtocol   uint64 // dropped: not TCP nor an ICMP message we take
 	ICMPErrorsIn    uint64 // ICMP and ICMPv6 errors about our packets handed to the engine (both families)
-	PacketsOut      uint64 // packets written to the link, both families
+	PacketsOut      uint64 // packets written to the link, both families (PacketsOut6 of them IPv6)
 	LinkWriteErrors uint64 // WritePackets calls that failed
 	LinkReadErrors  uint64 // ReadPackets failures other than a closed link (input stops)
 
+	PacketsIn6      uint64 // IPv6 packets read from the link
+	PacketsOut6     uint64 // IPv6 packets written to the link
 	NoIPv6          uint64 // IPv6 packets dropped because Config.Addr6 is zero
 	Malformed6      uint64 // failed IPv6 header or extension header validation, or an ICMPv6 checksum
 	Fragments6      uint64 // dropped: IPv6 fragments are not reassembled
@@ -54,6 +56,7 @@ type ipCounters struct {
 	packetsIn, tcpIn, echoReplies, malformed, fragments, notForUs, otherProto atomic.Uint64
 	icmpErrorsIn, packetsOut, linkWriteErrors, linkReadErrors                 atomic.Uint64
 
+	packetsIn6, packetsOut6                                                  atomic.Uint64
 	noIPv6, malformed6, fragments6, notForUs6, optionDiscards6, echoReplies6 atomic.Uint64
 	ndIgnored, otherProto6, paramProblems6, rateLimited6                     atomic.Uint64
 }
@@ -67,6 +70,7 @@ func (s *Stack) IPStats() IPStats {
 		OtherProtocol: c.otherProto.Load(), ICMPErrorsIn: c.icmpErrorsIn.Load(), PacketsOut: c.packetsOut.Load(),
 		LinkWriteErrors: c.linkWriteErrors.Load(), LinkReadErrors: c.linkReadErrors.Load(),
 
+		PacketsIn6: c.packetsIn6.Load(), PacketsOut6: c.packetsOut6.Load(),
 		NoIPv6: c.noIPv6.Load(), Malformed6: c.malformed6.Load(), Fragments6: c.fragments6.Load(),
 		NotForUs6: c.notForUs6.Load(), OptionDiscards6: c.optionDiscards6.Load(), EchoReplies6: c.echoReplies6.Load(),
 		NDIgnored: c.ndIgnored.Load(), OtherProtocol6: c.otherProto6.Load(), ParamProblems6: c.paramProblems6.Load(),
@@ -142,6 +146,7 @@ func (s *Stack) readLoop() {
 			case len(b) > 0 && b[0]>>4 == 4:
 				s.input4(now, wire.IPv4(b), &rp)
 			case len(b) > 0 && b[0]>>4 == 6:
+				st.packetsIn6.Add(1)
 				s.input6(now, wire.IPv6(b), &rp)
 			default:
 				st.malformed.Add(1)
@@ -168,8 +173,10 @@ func (s *Stack) writeReplies(rp *replies) {
 			st.echoReplies.Add(1)
 		case echoReply6:
 			st.echoReplies6.Add(1)
+			st.packetsOut6.Add(1)
 		case paramProblem6:
 			st.paramProblems6.Add(1)
+			st.packetsOut6.Add(1)
 		}
 	}
 }
@@ -199,6 +206,9 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 	for off := 0; off < len(w.pkts); {
 		n, err := s.link.WritePackets(w.pkts[off:])
 		s.ipStats.packetsOut.Add(uint64(n))
+		if n6 := countIPv6(w.pkts[off : off+n]); n6 > 0 {
+			s.ipStats.packetsOut6.Add(uint64(n6))
+		}
 		off += n
 		if err == nil {
 			break
@@ -210,6 +220,18 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 		off++ // skip the refused packet
 	}
 	clear(w.pkts) // do not keep the engine's buffers reachable
+}
+
+// countIPv6 counts the IPv6 packets of a written batch, by their version
+// nibble.
+func countIPv6(pkts [][]byte) int {
+	n := 0
+	for _, b := range pkts {
+		if b[0]>>4 == 6 {
+			n++
+		}
+	}
+	return n
 }
 
 // flowKey derives the IPv6 flow-label key from the stack's secret.
