@@ -26,3 +26,32 @@ func (s State) String() string {
 	}
 	return "UNKNOWN"
 }
+
+// Linux is the state's number in Linux's TCP_* enumeration, as TCP_INFO's
+// tcpi_state and ss report it (1 TCP_ESTABLISHED ... 11 TCP_CLOSING;
+// CLOSED is 7, TCP_CLOSE).
+func (s State) Linux() uint8 {
+	switch s {
+	case Established:
+		return 1
+	case SynSent:
+		return 2
+	case SynReceived:
+		return 3
+	case FinWait1:
+		return 4
+	case FinWait2:
+		return 5
+	case TimeWait:
+		return 6
+	case CloseWait:
+		return 8
+	case LastAck:
+		return 9
+	case Listen:
+		return 10
+	case Closing:
+		return 11
+	}
+	return 7 // TCP_CLOSE
+}

@@ -212,7 +212,7 @@ func (c *Conn) TCPInfo(now Time) TCPInfo {
 // fillTCPInfo computes each field as Linux's tcp_get_info does, from
 // what the engine tracks.
 func (c *Conn) fillTCPInfo(now Time, t *TCPInfo) {
-	t.State = linuxState(c.state)
+	t.State = c.state.Linux()
 	t.CAState = c.caState()
 	t.Retransmits = sat8(c.retries)
 	t.Probes = sat8(c.probes + c.kaProbes)
@@ -325,33 +325,6 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 			t.SndSsthresh = uint32(ss / c.sndMSS)
 		}
 	}
-}
-
-// linuxState maps an RFC 9293 state to Linux's TCP_* number.
-func linuxState(s State) uint8 {
-	switch s {
-	case Established:
-		return 1
-	case SynSent:
-		return 2
-	case SynReceived:
-		return 3
-	case FinWait1:
-		return 4
-	case FinWait2:
-		return 5
-	case TimeWait:
-		return 6
-	case CloseWait:
-		return 8
-	case LastAck:
-		return 9
-	case Listen:
-		return 10
-	case Closing:
-		return 11
-	}
-	return 7 // TCP_CLOSE
 }
 
 // segments counts, in segments as Linux counts packets, the part of

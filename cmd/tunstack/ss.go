@@ -199,33 +199,6 @@ const (
 var ssStateNames = [lxMax]string{"UNKNOWN", "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2",
 	"TIME-WAIT", "UNCONN", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING"}
 
-// linuxStateOf maps an RFC 9293 state to Linux's number.
-func linuxStateOf(s tcpcore.State) int {
-	switch s {
-	case tcpcore.Established:
-		return lxEstablished
-	case tcpcore.SynSent:
-		return lxSynSent
-	case tcpcore.SynReceived:
-		return lxSynRecv
-	case tcpcore.FinWait1:
-		return lxFinWait1
-	case tcpcore.FinWait2:
-		return lxFinWait2
-	case tcpcore.TimeWait:
-		return lxTimeWait
-	case tcpcore.CloseWait:
-		return lxCloseWait
-	case tcpcore.LastAck:
-		return lxLastAck
-	case tcpcore.Listen:
-		return lxListen
-	case tcpcore.Closing:
-		return lxClosing
-	}
-	return lxClose
-}
-
 // stateSet is a set of Linux states, bit n for state n.
 type stateSet uint16
 
@@ -543,7 +516,7 @@ func formatSS(w io.Writer, socks []stack.SocketInfo, o ssOptions) {
 	var rows []row
 	for i := range socks {
 		si := &socks[i]
-		lx := linuxStateOf(si.State)
+		lx := int(si.State.Linux())
 		if states&(1<<lx) == 0 || (o.filter.cond != nil && !o.filter.cond.match(si)) {
 			continue
 		}
