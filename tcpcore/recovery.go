@@ -723,6 +723,16 @@ func (c *Conn) dupThreshMarkLost() {
 		if !r.start.LT(boundary) {
 			break
 		}
+		// IsLost speaks of the original transmission only: a segment
+		// deemed lost before keeps its retransmission, which the SACKs
+		// of segments sent before it say nothing about (RFC 6675 §4
+		// NextSeg rule 1 sends each lost segment once, above HighRxt;
+		// Linux behaviour: tcp_skb_mark_lost(): skips a segment already
+		// LOST). Marking it again would take its retransmission for lost
+		// and send it on every ACK of the recovery.
+		if r.flags&txLost != 0 {
+			continue
+		}
 		c.markLost(r)
 	}
 	if c.recovery == recoveryFast {

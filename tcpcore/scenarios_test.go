@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -9,29 +10,61 @@ import (
 	"tunstack/policy"
 )
 
+// The number of scenarios TestSimulationScenarios runs, and the first
+// seed. `make test` runs the default thousand; a long run asks for more
+// without changing what each seed means, e.g.
+//
+//	nice -n 19 go test -run '^TestSimulationScenarios$' ./tcpcore -sim.seeds=100000 -sim.first=1000
+var (
+	simSeeds = flag.Int("sim.seeds", 1000, "number of seeded scenarios TestSimulationScenarios runs (100 with -short unless set)")
+	simFirst = flag.Uint64("sim.first", 0, "first seed TestSimulationScenarios runs")
+)
+
 // TestSimulationScenarios runs a thousand seeded transfers between two
-// engines over a link that loses (up to 10%), reorders, duplicates and
+// engines over a link that loses (up to 10%), reorders, duplicates, holds
+// packets up long enough for spurious timeouts (and their undo), and
 // bottlenecks, with the profiles, congestion controllers and option sets
 // varied by seed. Every transfer must arrive SHA-256-exact (transfer
-// checks it) and finish within its virtual-time budget: no scenario may
-// get stuck. The same seed always gives the same run.
+// checks it), finish within its virtual-time budget (no scenario may get
+// stuck) and never send one byte more than maxResendsPerByte times again
+// (no loop in recovery). The same seed always gives the same run.
 func TestSimulationScenarios(t *testing.T) {
-	n := 1000
-	if testing.Short() {
+	n := *simSeeds
+	if testing.Short() && !flagSet("sim.seeds") {
 		n = 100
 	}
+	first := *simFirst
 	const workers = 4
 	for w := 0; w < workers; w++ {
 		t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
 			t.Parallel()
 			var tot scenarioTotals
-			for seed := uint64(w); seed < uint64(n); seed += workers {
+			for seed := first + uint64(w); seed < first+uint64(n); seed += workers {
 				tot.add(runScenario(t, seed))
 			}
-			t.Logf("%d scenarios: %d bytes, %d packets lost, %d queue drops, %d fast and %d timeout retransmissions, %v virtual time",
-				tot.runs, tot.bytes, tot.lost, tot.queueDrops, tot.fast, tot.rto, tot.virtual)
+			t.Logf("seeds %d to %d, %d scenarios: %d bytes, %d packets lost, %d queue drops, %d fast and %d timeout retransmissions, %d spurious reductions undone, %v virtual time",
+				first, first+uint64(n)-1, tot.runs, tot.bytes, tot.lost, tot.queueDrops, tot.fast, tot.rto, tot.undo, tot.virtual)
 		})
 	}
+}
+
+// TestSimulationLoopSeeds replays the scenarios in which a sender of the
+// rfc profile (RFC 6675 loss detection, no RACK) sent the same lost
+// segment again on every ACK of its fast recovery, once a bottleneck
+// queue held the retransmission behind segments sent before it: the SACKs
+// of those segments marked the segment lost again, and its retransmission
+// with it. resendLimit stops each at its thirteenth copy.
+func TestSimulationLoopSeeds(t *testing.T) {
+	for _, seed := range []uint64{9, 59, 154, 448} {
+		runScenario(t, seed)
+	}
+}
+
+// flagSet reports whether the command line set the named flag.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // scenario describes one seeded run, for failure messages.
@@ -40,6 +73,7 @@ type scenario struct {
 	profile, cc        string
 	sack, ts           bool
 	loss, reorder, dup float64
+	spike              float64
 	delay              time.Duration
 	rateMbit           float64
 	queue              int
@@ -67,17 +101,22 @@ func newScenario(seed uint64) scenario {
 		sc.queue = 5 + r.IntN(95)
 		sc.loss = r.Float64() * 0.01
 	}
+	// Drawn last, so that the draws above, and with them what every seed
+	// ran before spikes were added, stay as they were.
+	if r.IntN(3) == 0 {
+		sc.spike = r.Float64() * 0.01
+	}
 	return sc
 }
 
 func (sc scenario) String() string {
-	return fmt.Sprintf("seed %d: %s/%s sack=%v ts=%v loss=%.3f reorder=%.3f dup=%.3f delay=%v rate=%.0fMbit queue=%d size=%d",
-		sc.seed, sc.profile, sc.cc, sc.sack, sc.ts, sc.loss, sc.reorder, sc.dup, sc.delay, sc.rateMbit, sc.queue, sc.size)
+	return fmt.Sprintf("seed %d: %s/%s sack=%v ts=%v loss=%.3f reorder=%.3f dup=%.3f spike=%.4f delay=%v rate=%.0fMbit queue=%d size=%d",
+		sc.seed, sc.profile, sc.cc, sc.sack, sc.ts, sc.loss, sc.reorder, sc.dup, sc.spike, sc.delay, sc.rateMbit, sc.queue, sc.size)
 }
 
 type scenarioTotals struct {
 	runs, bytes, lost, queueDrops int
-	fast, rto                     uint64
+	fast, rto, undo               uint64
 	virtual                       time.Duration
 }
 
@@ -88,6 +127,7 @@ func (a *scenarioTotals) add(b scenarioTotals) {
 	a.queueDrops += b.queueDrops
 	a.fast += b.fast
 	a.rto += b.rto
+	a.undo += b.undo
 	a.virtual += b.virtual
 }
 
@@ -97,14 +137,14 @@ func runScenario(t *testing.T, seed uint64) scenarioTotals {
 	prof.Congestion, prof.SACK, prof.Timestamps = sc.cc, sc.sack, sc.ts
 	st := scenarioT{t, sc}
 	s := newSim(st, prof, sc.delay, sc.loss, seed)
-	s.reorder, s.dup = sc.reorder, sc.dup
+	s.reorder, s.dup, s.spike = sc.reorder, sc.dup, sc.spike
 	if sc.rateMbit > 0 {
 		s.rateBps, s.queueLimit = sc.rateMbit*1e6/8, sc.queue
 	}
 	start := s.now
 	transfer(st, s, sc.size)
 	return scenarioTotals{bytes: sc.size, lost: s.dropped, queueDrops: s.queueDrops,
-		fast: s.aFast, rto: s.aRTO, virtual: s.now.Sub(start)}
+		fast: s.aFast, rto: s.aRTO, undo: s.aUndo, virtual: s.now.Sub(start)}
 }
 
 // scenarioT prefixes failures with the scenario, so a failing seed can be

@@ -28,8 +28,13 @@ type sim struct {
 	// Optional impairments, per packet: reordering (an extra delay),
 	// duplication, and a bottleneck (rate in bytes/s with a packet queue
 	// that drops on overflow), each direction its own queue.
-	reorder    float64
-	dup        float64
+	reorder float64
+	dup     float64
+	// spike is the probability that a packet is held up 250 ms to 1 s:
+	// long enough for the sender's timer to fire first, so that its
+	// retransmission is spurious and the original's arrival undoes the
+	// reduction (F-RTO, timestamps, D-SACK).
+	spike      float64
 	rateBps    float64
 	queueLimit int
 	busyUntil  map[*Engine]Time
@@ -38,8 +43,12 @@ type sim struct {
 	// What a capture on the link would call retransmissions: segments each
 	// engine sent whose sequence range it had sent before (rtxCapture).
 	cap rtxCapture
+	// resendLimit, if not zero, fails the test as soon as one byte has
+	// been retransmitted more often than that (transfer sets it).
+	resendLimit uint16
 	// counters of the sending connection of the last transfer
 	aFast, aRTO uint64
+	aUndo       uint64
 	lastRcvBuf  int // receiver's buffer at the end of the last transfer
 }
 
@@ -81,6 +90,9 @@ func (s *sim) flush() {
 		pkts := e.Output()
 		for _, p := range pkts {
 			s.cap.note(e, p.Segment())
+			if s.resendLimit > 0 && s.cap.maxResend > s.resendLimit {
+				s.checkResends(s.resendLimit)
+			}
 			if s.loss > 0 && s.rng.Float64() < s.loss {
 				s.dropped++
 				continue
@@ -93,6 +105,9 @@ func (s *sim) flush() {
 			at = at.Add(s.delay)
 			if s.reorder > 0 && s.rng.Float64() < s.reorder {
 				at = at.Add(time.Duration(1+s.rng.IntN(3)) * s.delay / 2)
+			}
+			if s.spike > 0 && s.rng.Float64() < s.spike {
+				at = at.Add(250*time.Millisecond + time.Duration(s.rng.IntN(750))*time.Millisecond)
 			}
 			pkt := simPkt{at: at, to: s.other(e), src: p.Src, dst: p.Dst, data: append([]byte(nil), p.Segment()...)}
 			s.inflight = append(s.inflight, pkt)
@@ -162,6 +177,7 @@ func (s *sim) runUntil(cond func() bool, limit time.Duration) {
 // and checks SHA-256 equality.
 func transfer(t testing.TB, s *sim, n int) {
 	t.Helper()
+	s.resendLimit = maxResendsPerByte
 	la := netip.AddrPortFrom(simB, 80)
 	l, err := s.b.Listen(s.now, la, 128, SockOpts{})
 	if err != nil {
@@ -229,6 +245,7 @@ func transfer(t testing.TB, s *sim, n int) {
 		t.Fatalf("received %d of %d bytes, sha256 match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
 	}
 	s.aFast, s.aRTO = cli.Info().Counters.FastRetransmits, cli.Info().Counters.RTORetransmits
+	s.aUndo = cli.Info().Counters.SpuriousUndos
 	s.lastRcvBuf = srv.ReadBuffer()
 	srv.Close(s.now)
 	s.runUntil(func() bool { return s.a.ConnCount() == 0 && s.b.ConnCount() == 0 },
@@ -244,6 +261,16 @@ func transfer(t testing.TB, s *sim, n int) {
 type rtxCapture struct {
 	high map[rtxFlow]Seq
 	seen map[*Engine]uint64
+	// Per flow, how many times each byte of its payload went out again:
+	// base is the flow's first sequence number, sent[i] counts byte
+	// base+i's retransmissions (grown on demand).
+	base map[rtxFlow]Seq
+	sent map[rtxFlow][]uint16
+	// The most retransmissions of any one byte, and where.
+	maxResend    uint16
+	maxResendAt  Seq
+	maxResendBy  *Engine
+	maxResendLen int // length of the segment that set it
 }
 
 type rtxFlow struct {
@@ -254,6 +281,7 @@ type rtxFlow struct {
 func (r *rtxCapture) note(from *Engine, seg []byte) {
 	if r.high == nil {
 		r.high, r.seen = map[rtxFlow]Seq{}, map[*Engine]uint64{}
+		r.base, r.sent = map[rtxFlow]Seq{}, map[rtxFlow][]uint16{}
 	}
 	t := wire.TCP(seg)
 	span := len(t.Payload())
@@ -269,11 +297,66 @@ func (r *rtxCapture) note(from *Engine, seg []byte) {
 	f := rtxFlow{from, t.SrcPort(), t.DstPort()}
 	seq := Seq(t.Seq())
 	high, ok := r.high[f]
+	if !ok {
+		r.base[f] = seq
+	}
 	if ok && seq.LT(high) {
 		r.seen[from]++
+		r.countResent(f, seq, t.Flags()&wire.FlagSYN != 0, len(t.Payload()), high)
 	}
 	if end := seq.Add(span); !ok || end.GT(high) {
 		r.high[f] = end
+	}
+}
+
+// countResent counts one retransmission of each payload byte of a segment
+// that starts at seq below the flow's highest sequence number high (the
+// part above high is sent for the first time).
+func (r *rtxCapture) countResent(f rtxFlow, seq Seq, syn bool, n int, high Seq) {
+	if syn {
+		seq = seq.Add(1)
+	}
+	end := seq.Add(n)
+	if end.GT(high) {
+		end = high
+	}
+	base := r.base[f]
+	if n == 0 || !seq.LT(end) || seq.LT(base) {
+		return
+	}
+	from, to := int(seq.Sub(base)), int(end.Sub(base))
+	c := r.sent[f]
+	if to > len(c) {
+		c = append(c, make([]uint16, to-len(c))...)
+		r.sent[f] = c
+	}
+	for i := from; i < to; i++ {
+		c[i]++
+		if c[i] > r.maxResend {
+			r.maxResend, r.maxResendAt, r.maxResendBy, r.maxResendLen = c[i], base.Add(i), f.from, n
+		}
+	}
+}
+
+// maxResendsPerByte bounds how many times the simulations may send one
+// byte again. A retransmission is lost with the link's loss probability
+// (at most 10% in the scenarios), so a byte that needs more than a dozen
+// resends on such a link is not unlucky: its sender is looping, as a
+// connection that fast-retransmits the same data hundreds of times in one
+// recovery does.
+const maxResendsPerByte = 12
+
+// checkResends fails when some byte went out more than limit times again.
+func (s *sim) checkResends(limit uint16) {
+	s.t.Helper()
+	r := &s.cap
+	if r.maxResend > limit {
+		who := "b (receiver)"
+		if r.maxResendBy == s.a {
+			who = "a (sender)"
+		}
+		s.t.Fatalf("engine %s retransmitted a byte %d times (more than %d) by %v of virtual time: sequence %d, last in a segment of %d bytes; the sender loops in recovery",
+			who, r.maxResend, limit, time.Duration(s.now), r.maxResendAt, r.maxResendLen)
 	}
 }
 
