@@ -40,7 +40,15 @@ type Options struct {
 	// Normalize sets DefaultLossyVariants() when Stacks is empty and this
 	// is nil.
 	LossyVariants []string
-	Scenarios     []string // from ScenarioNames(); empty means all
+	// Scenarios are names from ScenarioNames(), each for IPv4, or with
+	// the suffix -v6 (bulk-down-v6) for the same scenario over IPv6.
+	// Empty means DefaultScenarios() when Family is "", else every
+	// scenario.
+	Scenarios []string
+	// Family, if set, says which families the Scenarios run in whatever
+	// their names say: "4", "6" or "both" (each scenario in IPv4, then in
+	// IPv6). "" runs each as named.
+	Family string
 	// Duration is the measured window of each timed run, after a warm-up
 	// of a tenth of it (at least 200 ms). lossy measures twice as long.
 	Duration time.Duration
@@ -125,13 +133,55 @@ var scenarios = []*scenario{
 		about: "one connection, the stack sends through the impaired link (--impair, default " + DefaultImpair + "); goodput over twice the window; also on the variants, tunstack and gVisor with another congestion control or SACK off"},
 }
 
-// ScenarioNames lists the scenarios in report order.
+// ScenarioNames lists the scenarios in report order, by their IPv4 names.
 func ScenarioNames() []string {
 	var n []string
 	for _, s := range scenarios {
 		n = append(n, s.name)
 	}
 	return n
+}
+
+// v6Suffix ends the name of a scenario run over IPv6: bulk-down-v6 is
+// bulk-down with every connection over IPv6.
+const v6Suffix = "-v6"
+
+// defaultV6 are the scenarios the default plan also runs over IPv6.
+var defaultV6 = []string{"bulk-down", "bulk-up"}
+
+// DefaultScenarios are what runs when no scenario is named: every
+// scenario over IPv4, and bulk-down and bulk-up over IPv6 too.
+func DefaultScenarios() []string {
+	n := ScenarioNames()
+	for _, s := range defaultV6 {
+		n = append(n, s+v6Suffix)
+	}
+	return ordered(n, allScenarioNames())
+}
+
+// allScenarioNames lists every scenario name in report order, each one's
+// IPv6 name right after its IPv4 one.
+func allScenarioNames() []string {
+	var n []string
+	for _, s := range scenarios {
+		n = append(n, s.name, s.name+v6Suffix)
+	}
+	return n
+}
+
+// splitFamily returns a scenario name's base scenario and family.
+func splitFamily(name string) (string, family) {
+	if b, ok := strings.CutSuffix(name, v6Suffix); ok {
+		return b, 6
+	}
+	return name, 4
+}
+
+// BaseScenario is a scenario name without its family suffix: bulk-down
+// for bulk-down-v6.
+func BaseScenario(name string) string {
+	b, _ := splitFamily(name)
+	return b
 }
 
 // ScenarioShort says in a few words what a scenario measures.
@@ -144,15 +194,21 @@ func ScenarioShort(name string) string {
 
 // ScenarioAbout says exactly what a scenario measures.
 func ScenarioAbout(name string) string {
-	if s := lookupScenario(name); s != nil {
-		return s.about
+	s := lookupScenario(name)
+	if s == nil {
+		return ""
 	}
-	return ""
+	if _, fam := splitFamily(name); fam == 6 {
+		return s.about + "; every connection over IPv6 (the stack at " + serverAddr6.String() + ", the peer at " + peerAddr6.String() + ")"
+	}
+	return s.about
 }
 
+// lookupScenario finds a scenario by its name in either family.
 func lookupScenario(name string) *scenario {
+	base, _ := splitFamily(name)
 	for _, s := range scenarios {
-		if s.name == name {
+		if s.name == base {
 			return s
 		}
 	}
@@ -307,63 +363,91 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	done := 0
 	var results []Result
-	for _, name := range o.Scenarios {
-		sc := lookupScenario(name)
-		stacks := o.StacksFor(name)
-		byStack := map[string]*Result{}
+	for _, group := range familyGroups(o.Scenarios) {
+		// A scenario's families run interleaved too (run 1 over IPv4 on
+		// every stack, then over IPv6, then run 2...), so that their
+		// ratio compares runs taken moments apart.
+		byName := map[string]map[string]*Result{}
 		specs := map[string]stackSpec{}
-		for _, st := range stacks {
-			sp, _ := parseStack(st) // Normalize checked every label
-			specs[st] = sp
-			cc, sack := sp.lossSettings(prof)
-			byStack[st] = &Result{Scenario: sc.name, Stack: st, Unit: sc.unit, Congestion: cc, SACK: sack}
+		for _, name := range group {
+			sc := lookupScenario(name)
+			byName[name] = map[string]*Result{}
+			for _, st := range o.StacksFor(name) {
+				sp, _ := parseStack(st) // Normalize checked every label
+				specs[st] = sp
+				cc, sack := sp.lossSettings(prof)
+				byName[name][st] = &Result{Scenario: name, Stack: st, Unit: sc.unit, Congestion: cc, SACK: sack}
+			}
 		}
 		for run := 1; run <= o.Runs; run++ {
+			for _, name := range group {
+				sc := lookupScenario(name)
+				_, fam := splitFamily(name)
+				for _, st := range o.StacksFor(name) {
+					done++
+					res := byName[name][st]
+					if res.Skip != "" {
+						continue
+					}
+					o.progressf("[%d/%d] %-*s %-12s run %d/%d ...", done, total, width, st, name, run, o.Runs)
+					s, err := runOnce(ctx, &o, sc, fam, specs[st], prof, imp.forRun(run), "", "")
+					if ctx.Err() != nil {
+						o.progressf(" cancelled\n")
+						return results, ctx.Err()
+					}
+					var skip *SkipError
+					switch {
+					case errors.As(err, &skip):
+						res.Skip = skip.Reason
+						o.progressf(" SKIP: %s\n", skip.Reason)
+						continue
+					case err != nil:
+						res.Errors = append(res.Errors, fmt.Sprintf("run %d: %v", run, err))
+						o.progressf(" error: %v\n", err)
+						continue
+					}
+					res.Samples = append(res.Samples, s)
+					o.progressf(" %s\n", formatFigure(s.Value, sc.unit))
+				}
+			}
+		}
+		for _, name := range group {
+			sc := lookupScenario(name)
+			_, fam := splitFamily(name)
+			stacks := o.StacksFor(name)
+			if o.ProfileDir != "" && slices.Contains(profiledScenarios, name) && slices.Contains(stacks, "tunstack") {
+				prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
+				for _, kind := range []string{profileCPU, profileAllocs} {
+					o.progressf("[profile] tunstack %-9s %-6s -> %s.%s.pprof ...", sc.name, kind, prefix, kind)
+					if _, err := runOnce(ctx, &o, sc, fam, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
+						o.progressf(" error: %v\n", err)
+					} else {
+						o.progressf(" done\n")
+					}
+				}
+			}
 			for _, st := range stacks {
-				done++
-				res := byStack[st]
-				if res.Skip != "" {
-					continue
-				}
-				o.progressf("[%d/%d] %-*s %-9s run %d/%d ...", done, total, width, st, sc.name, run, o.Runs)
-				s, err := runOnce(ctx, &o, sc, specs[st], prof, imp.forRun(run), "", "")
-				if ctx.Err() != nil {
-					o.progressf(" cancelled\n")
-					return results, ctx.Err()
-				}
-				var skip *SkipError
-				switch {
-				case errors.As(err, &skip):
-					res.Skip = skip.Reason
-					o.progressf(" SKIP: %s\n", skip.Reason)
-					continue
-				case err != nil:
-					res.Errors = append(res.Errors, fmt.Sprintf("run %d: %v", run, err))
-					o.progressf(" error: %v\n", err)
-					continue
-				}
-				res.Samples = append(res.Samples, s)
-				o.progressf(" %s\n", formatFigure(s.Value, sc.unit))
+				res := byName[name][st]
+				res.summarize()
+				results = append(results, *res)
 			}
-		}
-		if o.ProfileDir != "" && slices.Contains(profiledScenarios, sc.name) && slices.Contains(stacks, "tunstack") {
-			prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
-			for _, kind := range []string{profileCPU, profileAllocs} {
-				o.progressf("[profile] tunstack %-9s %-6s -> %s.%s.pprof ...", sc.name, kind, prefix, kind)
-				if _, err := runOnce(ctx, &o, sc, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
-					o.progressf(" error: %v\n", err)
-				} else {
-					o.progressf(" done\n")
-				}
-			}
-		}
-		for _, st := range stacks {
-			res := byStack[st]
-			res.summarize()
-			results = append(results, *res)
 		}
 	}
 	return results, nil
+}
+
+// familyGroups splits scenario names in report order into runs of the
+// same scenario: [bulk-down bulk-down-v6] [rr] ...
+func familyGroups(names []string) [][]string {
+	var groups [][]string
+	for _, n := range names {
+		if k := len(groups); k > 0 && BaseScenario(groups[k-1][0]) == BaseScenario(n) {
+			groups[k-1] = append(groups[k-1], n)
+			continue
+		}
+		groups = append(groups, []string{n})
+	}
+	return groups
 }
 
 // CheckImpair reports a bad impairment SPEC.
@@ -391,12 +475,12 @@ func profilePrefix(dir, stack, scenario string) string {
 }
 
 // runOnce builds an environment, runs the scenario once and tears it down.
-func runOnce(ctx context.Context, o *Options, sc *scenario, sp stackSpec, prof *policy.Profile, imp *impairment, profile, profileKind string) (Sample, error) {
+func runOnce(ctx context.Context, o *Options, sc *scenario, fam family, sp stackSpec, prof *policy.Profile, imp *impairment, profile, profileKind string) (Sample, error) {
 	var useImp *impairment
 	if sc.impaired {
 		useImp = imp
 	}
-	e, err := newEnv(sp, prof, useImp)
+	e, err := newEnv(sp, fam, prof, useImp)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -421,8 +505,16 @@ func (o *Options) Normalize() error {
 			o.LossyVariants = DefaultLossyVariants()
 		}
 	}
+	switch o.Family {
+	case "", "4", "6", "both":
+	default:
+		return fmt.Errorf("bench: unknown family %q; use 4, 6 or both", o.Family)
+	}
 	if len(o.Scenarios) == 0 {
-		o.Scenarios = ScenarioNames()
+		o.Scenarios = DefaultScenarios()
+		if o.Family != "" {
+			o.Scenarios = ScenarioNames()
+		}
 	}
 	for _, s := range append(slices.Clone(o.Stacks), o.LossyVariants...) {
 		if err := CheckStack(s); err != nil {
@@ -431,13 +523,26 @@ func (o *Options) Normalize() error {
 	}
 	for _, s := range o.Scenarios {
 		if lookupScenario(s) == nil {
-			return fmt.Errorf("bench: unknown scenario %q; use %s", s, strings.Join(ScenarioNames(), ", "))
+			return fmt.Errorf("bench: unknown scenario %q; use %s, each with -v6 for IPv6", s, strings.Join(ScenarioNames(), ", "))
 		}
+	}
+	if o.Family != "" {
+		var named []string
+		for _, s := range o.Scenarios {
+			base, _ := splitFamily(s)
+			if o.Family != "6" {
+				named = append(named, base)
+			}
+			if o.Family != "4" {
+				named = append(named, base+v6Suffix)
+			}
+		}
+		o.Scenarios, o.Family = named, ""
 	}
 	// Report order, whatever order they were given in.
 	o.Stacks = stackOrder(o.Stacks)
 	o.LossyVariants = stackOrder(o.LossyVariants)
-	o.Scenarios = ordered(o.Scenarios, ScenarioNames())
+	o.Scenarios = ordered(o.Scenarios, allScenarioNames())
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}

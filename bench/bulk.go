@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,10 +25,6 @@ const chunkBytes = 128 << 10
 // streamsPerWay is how many connections the streams scenario opens in each
 // direction.
 const streamsPerWay = 8
-
-func serverAddrPort(port int) string {
-	return netip.AddrPortFrom(serverAddr, uint16(port)).String()
-}
 
 // Modes a bulk connection's first byte asks for.
 const (
@@ -122,7 +117,7 @@ type flows struct {
 // bytes their receivers read during the window. Everything is closed
 // before it returns.
 func runFlows(r *runCtx, down, up int) (flows, error) {
-	ln, err := r.env.server.Listen(serverAddrPort(bulkPort), 128)
+	ln, err := r.env.server.Listen(r.env.family.serverAddrPort(bulkPort), 128)
 	if err != nil {
 		return flows{}, fmt.Errorf("listen: %w", err)
 	}

@@ -27,19 +27,31 @@ const (
 	segData                       // carries payload
 )
 
-// classify looks at one IPv4 packet. It trusts the lengths only as far as
-// the slice goes and verifies no checksum: the stack's own output and the
-// kernel's are well formed, and a malformed packet counts as neither.
+// classify looks at one IPv4 or IPv6 packet. It trusts the lengths only as
+// far as the slice goes and verifies no checksum: the stack's own output and
+// the kernel's are well formed, and a malformed packet counts as neither.
+// An IPv6 packet counts only if TCP follows the fixed header directly: no
+// stack here sends TCP behind extension headers.
 func classify(pkt []byte) segmentKind {
-	if len(pkt) < wire.IPv4HeaderLen || pkt[0]>>4 != 4 {
+	var tcp wire.TCP
+	switch {
+	case len(pkt) >= wire.IPv4HeaderLen && pkt[0]>>4 == 4:
+		ip := wire.IPv4(pkt)
+		hl, tl := ip.HeaderLen(), int(ip.TotalLen())
+		if ip.Protocol() != wire.ProtoTCP || ip.IsFragment() || hl < wire.IPv4HeaderLen || tl > len(pkt) || tl < hl+wire.TCPHeaderLen {
+			return segOther
+		}
+		tcp = wire.TCP(pkt[hl:tl])
+	case len(pkt) >= wire.IPv6HeaderLen && pkt[0]>>4 == 6:
+		ip := wire.IPv6(pkt)
+		tl := wire.IPv6HeaderLen + int(ip.PayloadLen())
+		if ip.NextHeader() != wire.ProtoTCP || tl > len(pkt) || tl < wire.IPv6HeaderLen+wire.TCPHeaderLen {
+			return segOther
+		}
+		tcp = wire.TCP(pkt[wire.IPv6HeaderLen:tl])
+	default:
 		return segOther
 	}
-	ip := wire.IPv4(pkt)
-	hl, tl := ip.HeaderLen(), int(ip.TotalLen())
-	if ip.Protocol() != wire.ProtoTCP || ip.IsFragment() || hl < wire.IPv4HeaderLen || tl > len(pkt) || tl < hl+wire.TCPHeaderLen {
-		return segOther
-	}
-	tcp := wire.TCP(pkt[hl:tl])
 	off := tcp.DataOffset()
 	if off < wire.TCPHeaderLen || off > len(tcp) {
 		return segOther

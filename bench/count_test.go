@@ -25,6 +25,15 @@ func tcpPacket(flags uint8, optLen, payloadLen int) []byte {
 	return b
 }
 
+// tcpPacket6 is tcpPacket over IPv6, TCP right after the fixed header.
+func tcpPacket6(flags uint8, optLen, payloadLen int) []byte {
+	tcpLen := wire.TCPHeaderLen + optLen + payloadLen
+	b := make([]byte, wire.IPv6HeaderLen+tcpLen)
+	wire.PutIPv6Header(b, wire.IPv6Fields{Src: serverAddr6.As16(), Dst: peerAddr6.As16(), NextHeader: wire.ProtoTCP, HopLimit: 64}, tcpLen)
+	wire.PutTCPHeader(b[wire.IPv6HeaderLen:], wire.TCPFields{SrcPort: 5001, DstPort: 40000, Seq: 1, Ack: 2, Flags: flags, Window: 1000}, optLen)
+	return b
+}
+
 func TestClassifyTellsPureACKsFromDataAndControl(t *testing.T) {
 	ack, psh := wire.FlagACK, wire.FlagPSH
 	fragment := tcpPacket(ack, 0, 100)
@@ -33,8 +42,12 @@ func TestClassifyTellsPureACKsFromDataAndControl(t *testing.T) {
 	udp[9] = wire.ProtoUDP
 	badOffset := tcpPacket(ack, 0, 0)
 	badOffset[wire.IPv4HeaderLen+12] = 0xf0 // 60-byte header in a 20-byte segment
-	ipv6 := make([]byte, 60)
-	ipv6[0] = 0x60
+	ipv6HopByHop := make([]byte, 60)
+	ipv6HopByHop[0] = 0x60
+	ipv6Lying := tcpPacket6(ack, 0, 0)
+	ipv6Lying[5] = 200 // Payload Length past the packet
+	ipv6ICMP := tcpPacket6(ack, 0, 0)
+	ipv6ICMP[6] = wire.ProtoICMPv6
 	cases := []struct {
 		name string
 		pkt  []byte
@@ -56,7 +69,13 @@ func TestClassifyTellsPureACKsFromDataAndControl(t *testing.T) {
 		{"fragment", fragment, segOther},
 		{"data offset past the segment", badOffset, segOther},
 		{"truncated", tcpPacket(ack, 0, 100)[:30], segOther},
-		{"IPv6", ipv6, segOther},
+		{"IPv6 pure ACK", tcpPacket6(ack, 12, 0), segPureAck},
+		{"IPv6 data", tcpPacket6(ack|psh, 12, 1428), segData},
+		{"IPv6 SYN-ACK", tcpPacket6(wire.FlagSYN|ack, 20, 0), segOther},
+		{"IPv6 behind a hop-by-hop header", ipv6HopByHop, segOther},
+		{"IPv6 Payload Length past the packet", ipv6Lying, segOther},
+		{"ICMPv6", ipv6ICMP, segOther},
+		{"IPv6 truncated", tcpPacket6(ack, 0, 0)[:50], segOther},
 		{"empty", nil, segOther},
 	}
 	for _, c := range cases {

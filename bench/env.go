@@ -18,18 +18,66 @@ import (
 	"tunstack/policy"
 	"tunstack/stack"
 	"tunstack/tcpcore"
+	"tunstack/wire"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // The addresses of the architecture contract: the kernel peer is the first
-// address of the link, the stack under test the second.
+// address of the link, the stack under test the second, in each family:
+// serve's IPv4 link and its IPv6 unique local prefix.
 var (
 	linkPrefix = netip.MustParsePrefix("198.18.0.0/24")
 	peerAddr   = netip.MustParseAddr("198.18.0.1")
 	serverAddr = netip.MustParseAddr("198.18.0.2")
+
+	linkPrefix6 = netip.MustParsePrefix("fd00:7475:6e73::/64")
+	peerAddr6   = netip.MustParseAddr("fd00:7475:6e73::1")
+	serverAddr6 = netip.MustParseAddr("fd00:7475:6e73::2")
 )
+
+// family is the IP family a run's connections use: 4 or 6. An IPv6 run's
+// link carries both families (the stacks need their IPv4 address), but
+// every connection of the scenario is IPv6.
+type family int
+
+// server is the stack under test's address in the family.
+func (f family) server() netip.Addr {
+	if f == 6 {
+		return serverAddr6
+	}
+	return serverAddr
+}
+
+// network is the Go network name of the family's TCP.
+func (f family) network() string {
+	if f == 6 {
+		return "tcp6"
+	}
+	return "tcp4"
+}
+
+// serverAddrPort is the stack under test's address and port in the family.
+func (f family) serverAddrPort(port int) string {
+	return netip.AddrPortFrom(f.server(), uint16(port)).String()
+}
+
+// sockaddr is the stack under test's address and port for connect(2).
+func (f family) sockaddr(port int) unix.Sockaddr {
+	if f == 6 {
+		return &unix.SockaddrInet6{Port: port, Addr: serverAddr6.As16()}
+	}
+	return &unix.SockaddrInet4{Port: port, Addr: serverAddr.As4()}
+}
+
+// domain is the family's socket(2) domain.
+func (f family) domain() int {
+	if f == 6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
 
 // linkMTU is the MTU of every link the benchmark builds, TUN and veth alike,
 // so that every stack moves the same 1448-byte segments on the wire (the
@@ -58,6 +106,7 @@ type listener interface {
 // user-space relay.
 type env struct {
 	stack  string // the base stack: tunstack, gvisor or linux
+	family family // of the scenario's connections
 	label  string // the stack label, variant included
 	server listener
 	peer   *netns.NS // the kernel peer's namespace: dial from inside peerDo
@@ -85,8 +134,8 @@ type env struct {
 // newEnv builds the environment for one run of the stack sp names, with
 // the variant's settings on prof. impair, if enabled, is applied between
 // the link and the stack.
-func newEnv(sp stackSpec, prof *policy.Profile, imp *impairment) (e *env, err error) {
-	e = &env{stack: sp.base, label: sp.label}
+func newEnv(sp stackSpec, fam family, prof *policy.Profile, imp *impairment) (e *env, err error) {
+	e = &env{stack: sp.base, label: sp.label, family: fam}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -110,7 +159,8 @@ func newEnv(sp stackSpec, prof *policy.Profile, imp *impairment) (e *env, err er
 	}
 	// Kernel peers connect from ephemeral ports at a high rate (crr): give
 	// them the whole port range and let connect reuse TIME-WAIT ports, as
-	// any load generator does. Both are per-namespace sysctls.
+	// any load generator does. Both are per-namespace sysctls, and both
+	// apply to IPv6 sockets too.
 	err = e.peer.Do(func() error {
 		return writeSysctls([][2]string{
 			{"net/ipv4/ip_local_port_range", "1024 65535"},
@@ -165,7 +215,7 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	err = ns.Do(func() (err error) {
 		// Offload: segments of one flow reach the kernel peer as GSO
 		// packets, as in serve.
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU, Offload: true})
+		tun, err = netif.OpenTUN(e.tunConfig(peerAddr, peerAddr6, true))
 		return err
 	})
 	if err != nil {
@@ -188,7 +238,11 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	e.segs = counted.counts
 	switch e.stack {
 	case "tunstack":
-		s, err := stack.New(link, stack.Config{Addr: serverAddr, Profile: prof})
+		cfg := stack.Config{Addr: serverAddr, Profile: prof}
+		if e.family == 6 {
+			cfg.Addr6 = serverAddr6
+		}
+		s, err := stack.New(link, cfg)
 		if err != nil {
 			link.Close()
 			return err
@@ -207,7 +261,11 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 		e.cleanups = append(e.cleanups, func() { s.Close() })
 	case "gvisor":
 		o := gvisorOptions(prof)
-		s, err := gvisorstack.New(link, gvisorstack.Config{Addr: serverAddr, Prefix: linkPrefix, Options: &o})
+		cfg := gvisorstack.Config{Addr: serverAddr, Prefix: linkPrefix, Options: &o}
+		if e.family == 6 {
+			cfg.Addr6, cfg.Prefix6 = serverAddr6, linkPrefix6
+		}
+		s, err := gvisorstack.New(link, cfg)
 		if err != nil {
 			link.Close()
 			return err
@@ -229,6 +287,17 @@ func gvisorOptions(prof *policy.Profile) gvisorstack.Options {
 	return o
 }
 
+// tunConfig is the TUN device bench0 with the kernel side at addr, and for
+// an IPv6 run at addr6 too. An IPv4 run leaves IPv6 off the device, so that
+// its router solicitations and MLD reports do not add packets to the link.
+func (e *env) tunConfig(addr, addr6 netip.Addr, offload bool) netif.TUNConfig {
+	c := netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(addr, linkPrefix.Bits()), MTU: linkMTU, Offload: offload}
+	if e.family == 6 {
+		c.HostAddr6 = netip.PrefixFrom(addr6, linkPrefix6.Bits())
+	}
+	return c
+}
+
 // buildLinuxVeth joins two namespaces with a veth pair: kernel to kernel,
 // the ceiling.
 func (e *env) buildLinuxVeth() error {
@@ -243,6 +312,14 @@ func (e *env) buildLinuxVeth() error {
 		{"-n", s, "addr", "add", netip.PrefixFrom(serverAddr, linkPrefix.Bits()).String(), "dev", "bench1"},
 		{"-n", p, "link", "set", devName, "up"},
 		{"-n", s, "link", "set", "bench1", "up"},
+	}
+	if e.family == 6 {
+		// nodad: the addresses are usable at once, without duplicate
+		// address detection's second of waiting (RFC 4862 §5.4); nobody
+		// else is on this wire.
+		cmds = append(cmds,
+			[]string{"-n", p, "addr", "add", netip.PrefixFrom(peerAddr6, linkPrefix6.Bits()).String(), "dev", devName, "nodad"},
+			[]string{"-n", s, "addr", "add", netip.PrefixFrom(serverAddr6, linkPrefix6.Bits()).String(), "dev", "bench1", "nodad"})
 	}
 	for _, c := range cmds {
 		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
@@ -263,7 +340,7 @@ func (e *env) buildLinuxRelay(imp *impairment) error {
 	e.devices = []nsDevice{{e.peer, devName}, {e.serverNS, devName}}
 	var peerTUN, srvTUN *netif.TUN
 	err := e.peer.Do(func() (err error) {
-		peerTUN, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU})
+		peerTUN, err = netif.OpenTUN(e.tunConfig(peerAddr, peerAddr6, false))
 		return err
 	})
 	if err != nil {
@@ -271,7 +348,7 @@ func (e *env) buildLinuxRelay(imp *impairment) error {
 	}
 	e.cleanups = append(e.cleanups, func() { peerTUN.Close() })
 	err = e.serverNS.Do(func() (err error) {
-		srvTUN, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(serverAddr, linkPrefix.Bits()), MTU: linkMTU})
+		srvTUN, err = netif.OpenTUN(e.tunConfig(serverAddr, serverAddr6, false))
 		return err
 	})
 	if err != nil {
@@ -295,7 +372,10 @@ func (e *env) buildLinuxRelay(imp *impairment) error {
 	return nil
 }
 
-// relay copies IPv4 packets from one link to the other until either closes.
+// relay copies IPv4 packets and IPv6 TCP segments from one link to the
+// other until either closes. The kernels' other IPv6 packets (router
+// solicitations, MLD reports) stay on their side: a TUN needs no neighbour
+// discovery, and they are not part of what is measured.
 func relay(from, to netif.Link) {
 	const batch = 64
 	bufs := make([][]byte, batch)
@@ -311,8 +391,8 @@ func relay(from, to netif.Link) {
 		}
 		pkts = pkts[:0]
 		for i := range n {
-			if sizes[i] > 0 && bufs[i][0]>>4 == 4 { // IPv4 only: no IPv6 neighbour discovery across
-				pkts = append(pkts, bufs[i][:sizes[i]])
+			if p := bufs[i][:sizes[i]]; relayed(p) {
+				pkts = append(pkts, p)
 			}
 		}
 		if len(pkts) > 0 {
@@ -321,6 +401,20 @@ func relay(from, to netif.Link) {
 			}
 		}
 	}
+}
+
+// relayed says whether relay passes a packet on: IPv4, or IPv6 whose next
+// header is TCP.
+func relayed(p []byte) bool {
+	switch {
+	case len(p) == 0:
+		return false
+	case p[0]>>4 == 4:
+		return true
+	case p[0]>>4 == 6 && len(p) >= wire.IPv6HeaderLen:
+		return wire.IPv6(p).NextHeader() == wire.ProtoTCP
+	}
+	return false
 }
 
 func (e *env) linuxNamespaces() error {
@@ -335,7 +429,7 @@ func (e *env) linuxNamespaces() error {
 	}
 	srv := e.serverNS
 	e.cleanups = append(e.cleanups, func() { srv.Close() })
-	e.server = kernelNet{srv}
+	e.server = kernelNet{srv, e.family}
 	e.retrans = func() uint64 {
 		c, _ := srv.TCPCounters()
 		return c.Tcp["RetransSegs"]
@@ -407,7 +501,7 @@ func (e *env) peerDo(fn func() error) error { return e.peer.Do(fn) }
 func (e *env) dial(ctx context.Context, port int) (net.Conn, error) {
 	var c net.Conn
 	err := e.peerDo(func() (err error) {
-		c, err = dialServer(ctx, port)
+		c, err = dialServer(ctx, e.family, port)
 		return err
 	})
 	return c, err
@@ -415,21 +509,24 @@ func (e *env) dial(ctx context.Context, port int) (net.Conn, error) {
 
 // dialServer connects to the stack under test from the calling thread's
 // namespace.
-func dialServer(ctx context.Context, port int) (net.Conn, error) {
+func dialServer(ctx context.Context, fam family, port int) (net.Conn, error) {
 	d := net.Dialer{Control: ccControl}
-	return d.DialContext(ctx, "tcp4", netip.AddrPortFrom(serverAddr, uint16(port)).String())
+	return d.DialContext(ctx, fam.network(), fam.serverAddrPort(port))
 }
 
 // kernelNet is the stack under test when it is Linux: kernel sockets in the
 // server namespace, used through Go's net package.
-type kernelNet struct{ ns *netns.NS }
+type kernelNet struct {
+	ns     *netns.NS
+	family family
+}
 
 func (k kernelNet) Listen(address string, backlog int) (net.Listener, error) {
 	var ln net.Listener
 	err := k.ns.Do(func() (err error) {
 		// Go sizes the backlog from net.core.somaxconn itself.
 		lc := net.ListenConfig{Control: ccControl}
-		ln, err = lc.Listen(context.Background(), "tcp4", address)
+		ln, err = lc.Listen(context.Background(), k.family.network(), address)
 		return err
 	})
 	return ln, err

@@ -43,7 +43,7 @@ func runIdle(r *runCtx) (Sample, error) {
 	if n < 1 {
 		return Sample{}, fmt.Errorf("the file limit (%d) leaves no room for connections", limit)
 	}
-	ln, err := r.env.server.Listen(serverAddrPort(idlePort), 4096)
+	ln, err := r.env.server.Listen(r.env.family.serverAddrPort(idlePort), 4096)
 	if err != nil {
 		return Sample{}, fmt.Errorf("listen: %w", err)
 	}
@@ -83,13 +83,13 @@ func runIdle(r *runCtx) (Sample, error) {
 	fds = make([]int, 0, n)
 
 	before := readMem()
-	slab0, haveSlab := readSlabBytes(socketSlabs)
+	slab0, haveSlab := readSlabBytes(slabsFor(r.env.family))
 	sock0 := r.serverSockstat()
 	w := r.begin()
 	t0 := time.Now()
 	err = r.env.peerDo(func() error {
 		for i := range n {
-			fd, err := connectBlocking(idlePort)
+			fd, err := connectBlocking(r.env.family, idlePort)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i+1, err)
 			}
@@ -115,7 +115,7 @@ func runIdle(r *runCtx) (Sample, error) {
 		return Sample{}, err
 	}
 	after := readMem()
-	slab1, _ := readSlabBytes(socketSlabs)
+	slab1, _ := readSlabBytes(slabsFor(r.env.family))
 	sock1 := r.serverSockstat()
 	we := r.end(w)
 
@@ -163,8 +163,8 @@ func (r *runCtx) serverSockstat() uint64 {
 
 // connectBlocking opens a kernel TCP socket in the calling thread's
 // namespace and connects it to the stack under test, blocking the thread.
-func connectBlocking(port int) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+func connectBlocking(fam family, port int) (int, error) {
+	fd, err := unix.Socket(fam.domain(), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -175,8 +175,7 @@ func connectBlocking(port int) (int, error) {
 	// A blocking connect gives up after SO_SNDTIMEO.
 	tv := unix.Timeval{Sec: 10}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	sa := &unix.SockaddrInet4{Port: port, Addr: serverAddr.As4()}
-	err = unix.Connect(fd, sa)
+	err = unix.Connect(fd, fam.sockaddr(port))
 	if err == unix.EINTR {
 		// A signal (the Go runtime's preemption) interrupted the wait; the
 		// handshake goes on in the kernel, and a socket with a send timeout

@@ -76,7 +76,16 @@ func fieldKB(path, name string) uint64 {
 // socketSlabs are the slab caches a connected kernel TCP socket with a file
 // descriptor occupies: the tcp_sock, its socket inode, the struct file and
 // its dentry. Bind buckets and the like are too small to matter.
+// An IPv6 socket's tcp6_sock is in the cache TCPv6 instead of TCP.
 var socketSlabs = []string{"TCP", "sock_inode_cache", "filp", "dentry"}
+
+// slabsFor is socketSlabs for sockets of the family.
+func slabsFor(fam family) []string {
+	if fam == 6 {
+		return append([]string{"TCPv6"}, socketSlabs[1:]...)
+	}
+	return socketSlabs
+}
 
 // readSlabBytes sums num_objs*objsize of the named caches in /proc/slabinfo
 // (root only). Slab memory is machine-wide: other processes' activity shows

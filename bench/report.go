@@ -162,7 +162,7 @@ func rows(results []Result) []row {
 func detailAndCPU(r Result) (detail, cpu string) {
 	m := r.Metrics
 	has := func(k string) bool { _, ok := m[k]; return ok }
-	switch r.Scenario {
+	switch BaseScenario(r.Scenario) {
 	case "bulk-down", "bulk-up":
 		detail = fmt.Sprintf("device drops %s", formatCount(m["link_drops"]))
 		if has("acks_per_mib") {
@@ -205,6 +205,27 @@ func formatRatio(v float64) string {
 
 func (r row) cells() []string {
 	return []string{r.scenario, r.stack, r.figure, r.detail, r.cpu, r.retrans, r.runs, r.vsGVisor, r.vsLinux}
+}
+
+// familyHeader and familyRows are the table of IPv6 beside IPv4: one row
+// per stack and scenario measured in both families in the same run.
+var familyHeader = []string{"scenario", "stack", "IPv4", "IPv6", "IPv6/IPv4"}
+
+func familyRows(results []Result) [][]string {
+	figs := indexFigures(results)
+	var out [][]string
+	for _, r := range results {
+		base, fam := splitFamily(r.Scenario)
+		if fam != 6 || !r.Measured() {
+			continue
+		}
+		v4, ok := figs[[2]string{base, r.Stack}]
+		if !ok {
+			continue
+		}
+		out = append(out, []string{base, r.Stack, formatFigure(v4.Value, v4.Unit), formatFigure(r.Value, r.Unit), formatRatio(ratio(r.Value, v4.Value))})
+	}
+	return out
 }
 
 // ackHeader and ackRows are the table of the ACKs a receiving stack sends:
@@ -277,6 +298,12 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	if err := writeTextTable(w, tableHeader.cells(), all); err != nil {
 		return err
+	}
+	if f := familyRows(results); len(f) > 0 {
+		fmt.Fprintf(w, "\nIPv6 beside IPv4, same run:\n")
+		if err := writeTextTable(w, familyHeader, f); err != nil {
+			return err
+		}
 	}
 	if a := ackRows(results); len(a) > 0 {
 		fmt.Fprintf(w, "\nPure ACKs the stack sent per MiB it received (bulk-up):\n")
@@ -357,8 +384,14 @@ func Charts(results []Result, stacks []string) []BarChart {
 		}
 		return math.NaN()
 	}
+	throughput := []string{"bulk-down", "bulk-up", "streams"}
+	for _, r := range results {
+		if _, fam := splitFamily(r.Scenario); fam == 6 && r.Unit == "Gbit/s" && !slices.Contains(throughput, r.Scenario) {
+			throughput = append(throughput, r.Scenario)
+		}
+	}
 	return []BarChart{
-		panel("Throughput (median of runs)", "Gbit/s", false, []string{"bulk-down", "bulk-up", "streams"},
+		panel("Throughput (median of runs)", "Gbit/s", false, throughput,
 			func(g, st string) float64 { return metric(g, st, "gbps") }),
 		panel("Goodput through the impaired link (lossy), by variant", "Mbit/s", false, lossyGroups(results),
 			func(g, st string) float64 {
@@ -417,6 +450,15 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	if plotName != "" {
 		p("![throughput, goodput, latency and rates per stack](%s)\n\n", plotName)
 	}
+	if f := familyRows(r.Results); len(f) > 0 {
+		p("### IPv6 beside IPv4\n\n")
+		p("The scenarios measured in both families in this run: the -v6 rows above are the same scenario with every connection over IPv6, ")
+		p("the stack at %s and the kernel peer at %s on the same link (its IPv4 addresses stay on it, unused), ", serverAddr6, peerAddr6)
+		p("so each segment carries a 40-byte IPv6 header instead of a 20-byte IPv4 one and its MSS is 20 bytes smaller (1428 instead of 1448 with timestamps). ")
+		p("The two families' runs are interleaved (run 1 over IPv4 on every stack, then run 1 over IPv6, then run 2...), so the ratio compares runs taken moments apart on the same loaded machine.\n\n")
+		writeMarkdownGrid(w, familyHeader, f)
+		p("\n")
+	}
 	if a := ackRows(r.Results); len(a) > 0 {
 		p("### ACKs sent per MiB received (bulk-up)\n\n")
 		p("The pure ACKs (ACK set, no payload, no SYN, FIN or RST) the stack under test sent during bulk-up's window, per MiB its reader received in the same window, ")
@@ -443,8 +485,9 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
-	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 12 minutes on 2 cores ")
-	p("(per stack and run: five scenarios of 0.5 s warm-up + 5 s, lossy 0.5 s + 10 s, idle a few seconds; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
+	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 13 minutes on 2 cores ")
+	p("(per stack and run: seven timed scenarios of 0.5 s warm-up + 5 s, bulk-down and bulk-up over IPv4 and over IPv6 among them, lossy 0.5 s + 10 s, idle a few seconds; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
+	p("`--family 4|6|both` runs the chosen scenarios in one family or both: `sudo tunstack bench --scenario bulk-down,bulk-up --family both` is the IPv6 table alone. ")
 	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; ")
 	p("the goodput table alone: `sudo tunstack bench --scenario lossy` (without --stack, lossy runs on the variants too; with it, on the stacks listed, as in `--stack tunstack/reno-nosack,gvisor/reno`); ")
 	p("`--json` prints this report's data; `tunstack bench --help` lists the flags.\n\n")
@@ -488,7 +531,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("- **RTO timeouts** (lossy): how many times the stack under test's retransmission timer expired during the window: tunstack `Conn.Info().Counters.Timeouts` of its connections, gVisor `Stats().Timeouts`, linux `TCPTimeouts` of /proc/net/netstat in the server namespace. Each timeout retransmits at least one segment; the other retransmissions come from fast recovery (duplicate ACKs, SACK) and tail-loss probes.\n")
 	p("- **retrans**: segments the stack under test retransmitted during the window: tunstack `Stack.Stats().RetransSegs`, gVisor `Stats().Retransmits`, linux `RetransSegs` of /proc/net/snmp in the server namespace.\n")
 	p("- **idle memory**: tunstack and gVisor: growth of the process's resident set (VmRSS) per connection after `runtime.GC` and `debug.FreeOSMemory`, with the live Go heap growth (HeapAlloc) in the detail; the peer's sockets are bare descriptors, so nothing of them is in the process. ")
-	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection; slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
+	p("linux: half the growth of the slab caches %s (both ends are kernel sockets), per connection (TCPv6 in place of TCP over IPv6); slab memory is machine-wide, so other work on the machine shows in it. ", strings.Join(socketSlabs, ", "))
 	p("The JSON also has the change in the TCP `mem` pages of /proc/net/sockstat (socket buffer memory, machine-wide, so mostly other work's; idle sockets hold none). Kernel memory of the peer sockets is not counted for any stack. If the process may not hold enough descriptors (linux needs two per connection, and a container's root may be unable to raise the hard RLIMIT_NOFILE), idle opens as many connections as fit; the detail says how many.\n")
 	p("- **lossy**: impairment `%s` (both directions; delay applies each way, so the RTT is twice the delay). The detail counts the stack's packets the link lost and the bottleneck queue dropped during the window. Run n uses the SPEC's seed plus n-1, the same for every stack, so the median covers as many loss patterns as there are runs.\n\n", s.Impair)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -310,5 +311,59 @@ func TestLossyChartGroupsVariantsUnderTheirStacks(t *testing.T) {
 	v := lossy.Values
 	if v[0][0] != 4 || v[0][1] != 2 || v[0][2] != 3 || v[1][0] != 1 || !math.IsNaN(v[1][1]) || !math.IsNaN(v[2][1]) {
 		t.Errorf("values %v", v)
+	}
+}
+
+func TestFamilyGroupsPairEachScenarioWithItsIPv6Run(t *testing.T) {
+	o := Options{Scenarios: []string{"rr", "bulk-up-v6", "bulk-down", "bulk-up"}}
+	if err := o.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	got := familyGroups(o.Scenarios)
+	want := [][]string{{"bulk-down"}, {"bulk-up", "bulk-up-v6"}, {"rr"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("familyGroups(%v) = %v, want %v", o.Scenarios, got, want)
+	}
+}
+
+func TestNormalizeFamilyRenamesTheScenarios(t *testing.T) {
+	for _, c := range []struct {
+		family    string
+		scenarios []string
+		want      []string
+	}{
+		{"", nil, []string{"bulk-down", "bulk-down-v6", "bulk-up", "bulk-up-v6", "streams", "rr", "crr", "idle", "lossy"}},
+		{"", []string{"bulk-down-v6", "rr"}, []string{"bulk-down-v6", "rr"}},
+		{"4", []string{"bulk-down-v6", "rr"}, []string{"bulk-down", "rr"}},
+		{"6", []string{"bulk-down", "rr"}, []string{"bulk-down-v6", "rr-v6"}},
+		{"both", []string{"bulk-up", "crr-v6"}, []string{"bulk-up", "bulk-up-v6", "crr", "crr-v6"}},
+	} {
+		o := Options{Family: c.family, Scenarios: c.scenarios}
+		if err := o.Normalize(); err != nil {
+			t.Fatalf("family %q: %v", c.family, err)
+		}
+		if !reflect.DeepEqual(o.Scenarios, c.want) {
+			t.Errorf("family %q, scenarios %v: normalized to %v, want %v", c.family, c.scenarios, o.Scenarios, c.want)
+		}
+	}
+	if err := (&Options{Family: "5"}).Normalize(); err == nil {
+		t.Error("family 5 was accepted")
+	}
+	if err := (&Options{Scenarios: []string{"bulk-down-v7"}}).Normalize(); err == nil {
+		t.Error("scenario bulk-down-v7 was accepted")
+	}
+}
+
+func TestFamilyRowsPutIPv6BesideIPv4(t *testing.T) {
+	res := []Result{
+		{Scenario: "bulk-down", Stack: "tunstack", Unit: "Gbit/s", Runs: 3, Value: 4},
+		{Scenario: "bulk-down-v6", Stack: "tunstack", Unit: "Gbit/s", Runs: 3, Value: 3},
+		{Scenario: "bulk-down-v6", Stack: "linux", Unit: "Gbit/s", Runs: 3, Value: 9}, // no IPv4 figure
+		{Scenario: "rr", Stack: "tunstack", Unit: "tx/s", Runs: 3, Value: 100},
+	}
+	got := familyRows(res)
+	want := [][]string{{"bulk-down", "tunstack", formatFigure(4, "Gbit/s"), formatFigure(3, "Gbit/s"), "0.75x"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("familyRows = %q, want %q", got, want)
 	}
 }

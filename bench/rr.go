@@ -20,7 +20,7 @@ const (
 
 // runRR measures 1-byte request/response transactions on one connection.
 func runRR(r *runCtx) (Sample, error) {
-	ln, err := r.env.server.Listen(serverAddrPort(rrPort), 16)
+	ln, err := r.env.server.Listen(r.env.family.serverAddrPort(rrPort), 16)
 	if err != nil {
 		return Sample{}, fmt.Errorf("listen: %w", err)
 	}
@@ -138,7 +138,7 @@ func latencySample(lat []float64, we windowEnd, rateName, cpuName string) Sample
 // connection at a time. The peer closes first, so TIME-WAIT stays on the
 // kernel peer's side for every stack.
 func runCRR(r *runCtx) (Sample, error) {
-	ln, err := r.env.server.Listen(serverAddrPort(crrPort), 128)
+	ln, err := r.env.server.Listen(r.env.family.serverAddrPort(crrPort), 128)
 	if err != nil {
 		return Sample{}, fmt.Errorf("listen: %w", err)
 	}
@@ -184,7 +184,7 @@ func runCRR(r *runCtx) (Sample, error) {
 			for phase.Load() != phaseStop {
 				t0 := time.Now()
 				in := phase.Load() == phaseMeasure
-				if err := crrOnce(r.ctx, b); err != nil {
+				if err := crrOnce(r.ctx, r.env.family, b); err != nil {
 					if r.ctx.Err() != nil {
 						return r.ctx.Err()
 					}
@@ -226,10 +226,10 @@ func runCRR(r *runCtx) (Sample, error) {
 
 // crrOnce is one connect-request-response-close from the calling thread's
 // namespace.
-func crrOnce(ctx context.Context, b []byte) error {
+func crrOnce(ctx context.Context, fam family, b []byte) error {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := dialServer(dctx, crrPort)
+	c, err := dialServer(dctx, fam, crrPort)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,33 @@ func TestSmokeBulkDownOnTunstack(t *testing.T) {
 	}
 }
 
+// TestSmokeBulkOverIPv6 runs bulk-down and bulk-up over IPv6 once on each
+// stack: the IPv6 environments (TUN with both families for the user-space
+// stacks, a veth with IPv6 addresses for linux) carry data. Root only.
+func TestSmokeBulkOverIPv6(t *testing.T) {
+	netns.RequireRoot(t)
+	var progress strings.Builder
+	res, err := Run(context.Background(), Options{
+		Scenarios: []string{"bulk-down", "bulk-up"}, Family: "6", Duration: smokeDuration(), Runs: 1,
+		Progress: &progress,
+	})
+	t.Log("\n" + progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 6 {
+		t.Fatalf("got %d results, want bulk-down-v6 and bulk-up-v6 on three stacks", len(res))
+	}
+	for _, r := range res {
+		if !strings.HasSuffix(r.Scenario, "-v6") {
+			t.Errorf("result %s on %s: want only IPv6 scenarios", r.Scenario, r.Stack)
+		}
+		if !r.Measured() || r.Value <= 0 {
+			t.Errorf("%s on %s measured nothing: skip=%q errors=%v", r.Scenario, r.Stack, r.Skip, r.Errors)
+		}
+	}
+}
+
 func smokeDuration() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("BENCH_SMOKE_DURATION")); err == nil {
 		return d

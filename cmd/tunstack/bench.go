@@ -20,7 +20,7 @@ import (
 func init() { commands["bench"] = runBench }
 
 const benchUsage = `tunstack bench [--stack tunstack,gvisor,linux] [--scenario NAME,...]
-               [--duration 5s] [--runs 3] [--json] [--impair SPEC]
+               [--family 4|6|both] [--duration 5s] [--runs 3] [--json] [--impair SPEC]
                [--profile linux|rfc|classic] [--idle-conns 10000] [--profile-dir DIR]
                [--report FILE.md] [--micro FILE]
 tunstack bench --from-json FILE.json --report FILE.md
@@ -35,8 +35,13 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
                       -nosack, as in tunstack/reno-nosack or gvisor/reno
                       (default tunstack,gvisor,linux, and on lossy also
                       %s)
-  --scenario LIST     scenarios to run, comma-separated (default all):
+  --scenario LIST     scenarios to run, comma-separated; each over IPv4, or
+                      over IPv6 with -v6 after its name, as in bulk-down-v6
+                      (default all over IPv4, and bulk-down-v6,bulk-up-v6):
 %s
+  --family F          run the chosen scenarios (default: all) over IPv4 (4),
+                      IPv6 (6) or both, whatever their names say; the stack
+                      is at fd00:7475:6e73::2, the kernel peer at ::1
   --duration D        measured window of each run (lossy: twice it); a warm-up
                       of a tenth of it, at least 200ms, comes first (default 5s)
   --runs N            runs per figure (default 3)
@@ -67,7 +72,7 @@ func runBench(args []string) error {
 	var (
 		o          bench.Options
 		stacks     string // empty: the default plan, variants on lossy
-		scenarios  = strings.Join(bench.ScenarioNames(), ",")
+		scenarios  string // empty: bench.DefaultScenarios, or all with --family
 		duration   = "5s"
 		asJSON     bool
 		reportFile string
@@ -77,7 +82,8 @@ func runBench(args []string) error {
 	o.Runs, o.IdleConns, o.ProfileName = 3, 10000, "linux"
 	rest, err := parseFlags("bench", args, []flagDef{
 		stringFlag("stack", &stacks, checkStacks),
-		stringFlag("scenario", &scenarios, listCheck("scenario", bench.ScenarioNames(), "bulk-down,rr")),
+		stringFlag("scenario", &scenarios, checkScenarios),
+		oneOfFlag("family", []string{"4", "6", "both"}, &o.Family),
 		stringFlag("duration", &duration, nil),
 		intFlag("runs", "a number of runs", 1, 100, "3", &o.Runs),
 		boolFlag("json", &asJSON),
@@ -105,7 +111,9 @@ func runBench(args []string) error {
 	if stacks != "" {
 		o.Stacks = strings.Split(stacks, ",")
 	}
-	o.Scenarios = strings.Split(scenarios, ",")
+	if scenarios != "" {
+		o.Scenarios = strings.Split(scenarios, ",")
+	}
 	if o.Duration, err = time.ParseDuration(duration); err != nil || o.Duration < 100*time.Millisecond {
 		return usagef("--duration must be a duration of 100ms or more, as in --duration 5s, not %q.", duration)
 	}
@@ -216,16 +224,15 @@ func readMicro(path string) ([]bench.MicroResult, error) {
 	return m, nil
 }
 
-// listCheck accepts a comma-separated list of allowed words.
-func listCheck(name string, allowed []string, example string) func(string) error {
-	return func(v string) error {
-		for _, w := range strings.Split(v, ",") {
-			if !slices.Contains(allowed, w) {
-				return usagef("--%s takes a comma-separated list of %s, as in --%s %s, not %q.", name, orList(allowed), name, example, v)
-			}
+// checkScenarios accepts a comma-separated list of scenario names, each
+// with or without the IPv6 suffix.
+func checkScenarios(v string) error {
+	for _, w := range strings.Split(v, ",") {
+		if !slices.Contains(bench.ScenarioNames(), bench.BaseScenario(w)) {
+			return usagef("--scenario takes a comma-separated list of %s, each with -v6 after it for IPv6, as in --scenario bulk-down,bulk-down-v6, not %q.", orList(bench.ScenarioNames()), v)
 		}
-		return nil
 	}
+	return nil
 }
 
 // checkStacks accepts a comma-separated list of stack labels.
