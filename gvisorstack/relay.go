@@ -180,9 +180,23 @@ func (f *Frontend) Intercept(prefixes []netip.Prefix, handle func(relay.Pending)
 	f.prefixes = ps
 	f.handle = handle
 	f.fwd = tcp.NewForwarder(s, f.cfg.ReceiveWindow, f.cfg.MaxInFlight, f.request)
+	// Published after the fields above, which packet then reads without
+	// a lock.
+	if !f.st.relay.CompareAndSwap(nil, f) {
+		return errors.New("gvisorstack: another frontend already intercepts on this stack: a stack has one")
+	}
 	f.started = true
-	s.SetTransportProtocolHandler(tcp.ProtocolNumber, f.packet)
 	return nil
+}
+
+// tcpDefault is gVisor's TCP default handler, called for a segment no
+// endpoint of the stack owns: it goes to the intercepting frontend, if
+// any; false lets gVisor answer as for a closed port.
+func (st *Stack) tcpDefault(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+	if f := st.relay.Load(); f != nil {
+		return f.packet(id, pkt)
+	}
+	return false
 }
 
 // Close implements relay.Frontend: SYNs that arrive from now on are
@@ -205,8 +219,7 @@ func (f *Frontend) covers(a netip.Addr) bool {
 	return false
 }
 
-// packet is the TCP protocol's default handler: gVisor calls it for a
-// segment no endpoint of the stack owns.
+// packet takes a segment no endpoint of the stack owns (tcpDefault).
 func (f *Frontend) packet(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
 	if f.closed.Load() {
 		return false

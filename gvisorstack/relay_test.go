@@ -298,4 +298,11 @@ func TestFrontendInterceptRejectsBadPrefixes(t *testing.T) {
 	if err := fe.Intercept([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, h); err == nil {
 		t.Error("a second Intercept succeeded")
 	}
+	other, err := gv.Frontend(FrontendConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Intercept([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, h); err == nil {
+		t.Error("a second frontend intercepts on the same stack")
+	}
 }

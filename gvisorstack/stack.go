@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -67,6 +68,10 @@ type Stack struct {
 	addr tcpip.Address
 	// addr6 is the IPv6 address, the zero Address without one.
 	addr6 tcpip.Address
+
+	// relay is the intercepting relay frontend, nil until
+	// Frontend.Intercept.
+	relay atomic.Pointer[Frontend]
 
 	mu        sync.Mutex
 	closed    bool
@@ -178,6 +183,10 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		listeners: make(map[*listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
 	}
+	// gVisor reads the TCP default handler without a lock while packets
+	// arrive, so it is installed now, before the link starts, and
+	// Frontend.Intercept only publishes the frontend it calls.
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, st.tcpDefault)
 	ep.start()
 	return st, nil
 }
