@@ -40,6 +40,10 @@ type TUNConfig struct {
 	// a device.
 	HostAddr6 netip.Prefix
 	MTU       int // bytes; default 1500
+	// TxQueueLen is the device's queue of packets toward the reader, in
+	// packets; 0 means DefaultTxQueueLen (tun_queue.go says why that
+	// number).
+	TxQueueLen int
 	// Offload opens the device with virtio-net headers (IFF_VNET_HDR) so
 	// that WritePackets can hand the kernel a run of TCP segments of one
 	// flow as a single GSO packet, and the device advertises TSO so that a
@@ -138,6 +142,12 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
+	if cfg.TxQueueLen < 0 {
+		return nil, fmt.Errorf("netif: TxQueueLen %d is negative: give a queue length in packets, or 0 for %d", cfg.TxQueueLen, DefaultTxQueueLen)
+	}
+	if cfg.TxQueueLen == 0 {
+		cfg.TxQueueLen = DefaultTxQueueLen
+	}
 	if a := cfg.HostAddr6; a.IsValid() {
 		if !a.Addr().Is6() || a.Addr().Is4In6() || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
 			return nil, fmt.Errorf("netif: HostAddr6 %v is not a unicast IPv6 address: give one such as fd00:7475:6e73::1/64", a)
@@ -181,6 +191,9 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	// take the IPv6 address away again (OpenTUN refuses that case anyway).
 	if err := t.nl.LinkSetMTU(link, cfg.MTU); err != nil {
 		return fail(fmt.Sprintf("set MTU %d", cfg.MTU), err)
+	}
+	if err := t.nl.LinkSetTxQLen(link, cfg.TxQueueLen); err != nil {
+		return fail(fmt.Sprintf("set txqueuelen %d", cfg.TxQueueLen), err)
 	}
 	if cfg.HostAddr.IsValid() {
 		if err := t.nl.AddrAdd(link, netlinkAddr(cfg.HostAddr, 0)); err != nil {
