@@ -41,6 +41,7 @@ type Collector struct {
 
 	link    [8]*prometheus.Desc // in LinkStats's field order
 	tun     [5]*prometheus.Desc
+	device  []*prometheus.Desc // DeviceCounters in order
 	impair  *prometheus.Desc
 	queueHi *prometheus.Desc
 }
@@ -84,6 +85,9 @@ func NewCollector(src Source) *Collector {
 	} {
 		c.tun[i] = prometheus.NewDesc(d.name, d.help, nil, nil)
 	}
+	for _, d := range DeviceCounters {
+		c.device = append(c.device, prometheus.NewDesc(d.Name(), d.Help+" tunstack nstat: "+d.Nstat+".", nil, nil))
+	}
 	c.impair = prometheus.NewDesc("tunstack_impair_packets_total",
 		"The impairment's decisions, per direction (in: toward the stack, out: toward the device): packets entered, delivered, lost, duplicated, reordered, delayed, dropped by the queue, refused by the link.",
 		[]string{"direction", "decision"}, nil)
@@ -113,6 +117,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.src.TUN != nil {
 		for _, d := range c.tun {
+			ch <- d
+		}
+		for _, d := range c.device {
 			ch <- d
 		}
 	}
@@ -181,6 +188,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		tr, trs := t.GSOReadStats()
 		for i, v := range []uint64{gw, gws, tr, trs, t.GSODrops()} {
 			counter(c.tun[i], v)
+		}
+		// A device whose counters cannot be read (it is being removed)
+		// exports none of them rather than zeros.
+		if ds, err := t.DeviceStats(); err == nil {
+			for i, d := range DeviceCounters {
+				counter(c.device[i], d.From(ds))
+			}
 		}
 	}
 	if il := c.src.Impaired; il != nil {

@@ -62,7 +62,11 @@
 // LinkCounter wraps the TUN device and counts the batches, packets and
 // bytes read and written there (tunstack_link_*); the device's own
 // counters give its offload work (tunstack_tun_*), and an impaired link
-// its decisions per direction (tunstack_impair_packets_total).
+// its decisions per direction (tunstack_impair_packets_total). The
+// kernel's own counters of the device (DeviceCounters, read through
+// netlink) say what it dropped: tunstack_tun_tx_dropped_total counts the
+// packets lost on their way into the stack because the device's queue
+// was full, which `tunstack nstat` shows as TunTxDropped.
 //
 // Serve runs the HTTP endpoint (/metrics) and Publish records its URL
 // for the device, where Lookup finds it for `tunstack nstat --dev`.

@@ -6,8 +6,8 @@ import (
 )
 
 // groups are nstat's name prefixes, longest first so that TcpExt wins over
-// Tcp.
-var groups = []string{"TcpExt", "Tcp", "Ip6", "Ip"}
+// Tcp, and Tun, the TUN device's own counters (DeviceCounters).
+var groups = []string{"TcpExt", "Tcp", "Ip6", "Ip", "Tun"}
 
 // PromName derives a counter's Prometheus name from its nstat name, by one
 // rule: "tunstack_", the group (Ip, Ip6, Tcp, TcpExt) in lower case, then the

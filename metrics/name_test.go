@@ -16,6 +16,7 @@ func TestPromNameExamples(t *testing.T) {
 		"IpInReceives":               "tunstack_ip_in_receives_total",
 		"Ip6OutRequests":             "tunstack_ip6_out_requests_total",
 		"TcpExtTCPChallengeACK":      "tunstack_tcpext_tcp_challenge_ack_total",
+		"TunTxDropped":               "tunstack_tun_tx_dropped_total",
 		"Udp":                        "",
 	} {
 		if got := PromName(nstat); got != want {

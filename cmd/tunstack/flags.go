@@ -173,6 +173,14 @@ type serveConfig struct {
 // serveStacks are the stacks serve can run; Linux is compared with, not served.
 var serveStacks = []string{"tunstack", "gvisor"}
 
+// defaultBacklog is serve's accept queue per listener when --backlog is not
+// given: Linux's default net.core.somaxconn (4096 since Linux 5.4), which
+// is the backlog a Go server's net.Listen asks for on Linux, so the demo
+// services queue what such a server would. With 128, a burst of 1,000 new
+// connections overflowed the HTTP listener and the clients retransmitted
+// their SYNs a second later.
+const defaultBacklog = 4096
+
 // parseServeFlags parses the arguments after `tunstack serve`.
 func parseServeFlags(args []string) (serveConfig, error) {
 	var (
@@ -182,7 +190,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		profileName = "linux"
 		ports       = map[string]*int{"http": new(80), "echo": new(7), "discard": new(9), "chargen": new(19)}
 		acceptDelay = "0s"
-		cfg         = serveConfig{Dev: "tun0", Stack: "tunstack", Backlog: 128}
+		cfg         = serveConfig{Dev: "tun0", Stack: "tunstack", Backlog: defaultBacklog}
 	)
 	defs := []flagDef{
 		stringFlag("dev", &cfg.Dev, checkDevName),
@@ -193,7 +201,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		oneOfFlag("stack", serveStacks, &cfg.Stack),
 		oneOfFlag("profile", policy.Names(), &profileName),
 		stringFlag("files", &cfg.FilesDir, checkFilesDir),
-		intFlag("backlog", "a number of connections", 0, math.MaxInt32, "128", &cfg.Backlog),
+		intFlag("backlog", "a number of connections", 0, math.MaxInt32, strconv.Itoa(defaultBacklog), &cfg.Backlog),
 		stringFlag("accept-delay", &acceptDelay, nil),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),

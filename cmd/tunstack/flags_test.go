@@ -21,7 +21,7 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 		Net6:      netip.MustParsePrefix("fd00:7475:6e73::/64"),
 		HostAddr6: netip.MustParseAddr("fd00:7475:6e73::1"), StackAddr6: netip.MustParseAddr("fd00:7475:6e73::2"),
 		MTU: 1500, Stack: "tunstack", ProfileName: "linux",
-		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 128,
+		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 4096,
 	}
 	if cfg.Profile == nil {
 		t.Fatal("no profile")

@@ -51,7 +51,7 @@ const usageText = `Usage:
   tunstack serve [--dev tun0] [--net CIDR] [--net6 CIDR|none] [--netns NAME] [--mtu 1500]
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
-                 [--backlog 128] [--accept-delay DURATION]
+                 [--backlog 4096] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
@@ -87,7 +87,7 @@ serve flags:
   --chargen PORT        chargen, RFC 864 (default 19)
                         a port of 0 turns that service off
   --files DIR           serve DIR under /files/ on the demo site
-  --backlog N           accept queue length of each listener (default 128)
+  --backlog N           accept queue length of each listener (default 4096)
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1

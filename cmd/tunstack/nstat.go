@@ -157,7 +157,8 @@ func runNstat(ctx context.Context, cfg nstatConfig, out io.Writer, now time.Time
 }
 
 // scrapeNstat fetches url and returns, in the table's order, every
-// counter of metrics.Counters the stack exported.
+// counter of metrics.Counters the stack exported, then those of
+// metrics.DeviceCounters.
 func scrapeNstat(ctx context.Context, url string) ([]nstatValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -180,6 +181,14 @@ func scrapeNstat(ctx context.Context, url string) ([]nstatValue, error) {
 	}
 	var vals []nstatValue
 	for _, c := range metrics.Counters {
+		f := fams[c.Name()]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
+			continue
+		}
+		vals = append(vals, nstatValue{c.Nstat, uint64(f.GetMetric()[0].GetCounter().GetValue())})
+	}
+	// Then the device's own counters, under their Tun names.
+	for _, c := range metrics.DeviceCounters {
 		f := fams[c.Name()]
 		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
 			continue

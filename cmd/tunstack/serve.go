@@ -161,7 +161,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		ctl.Serve(cfg.Stack, insp)
 	}
 
-	sess := &serveSession{cfg: cfg, network: network, started: time.Now(), control: ctl.Path()}
+	sess := &serveSession{cfg: cfg, network: network, tun: tun, started: time.Now(), control: ctl.Path()}
 	errc := make(chan error, 8) // one per listener at most: four services, two families
 	if err := sess.startServices(errc); err != nil {
 		return err
@@ -190,6 +190,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		case err := <-errc:
 			return err
 		case <-usr1:
+			sess.printDevice(out)
 			sess.printListeners(out)
 			sess.printConns(out)
 		}
@@ -219,6 +220,7 @@ func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) 
 type serveSession struct {
 	cfg       serveConfig
 	network   stack.Network
+	tun       *netif.TUN
 	started   time.Time
 	listeners []namedListener
 	http      *http.Server
@@ -374,7 +376,7 @@ func (s *serveSession) printBanner(out io.Writer) {
 			fmt.Fprintf(out, "    (not recorded for tunstack nstat --dev: %v; give it --metrics %s)\n", s.metricsUnpublished, s.metrics.URL())
 		}
 	}
-	fmt.Fprintf(out, "  kill -USR1 %d   (listener queues, like ss -lnt, and per-connection counters)\n", os.Getpid())
+	fmt.Fprintf(out, "  kill -USR1 %d   (the device's drops, like ip -s link; listener queues, like ss -lnt; per-connection counters)\n", os.Getpid())
 	fmt.Fprintln(out, "Ctrl-C stops it and removes", c.Dev)
 }
 
@@ -416,6 +418,26 @@ func (s *serveSession) serveMetrics(ns *netns.NS, src metrics.Source) (stop func
 		unpublish()
 		s.metrics.Close()
 	}, nil
+}
+
+// printDevice prints the TUN device's queue and what the kernel dropped
+// on it, as `ip -s link show DEV` shows them: TX dropped are packets that
+// never reached the stack because the queue was full.
+func (s *serveSession) printDevice(out io.Writer) {
+	qlen, err := s.tun.TxQueueLen()
+	if err != nil {
+		fmt.Fprintf(out, "device %s: %v\n", s.cfg.Dev, err)
+		return
+	}
+	ds, err := s.tun.DeviceStats()
+	if err != nil {
+		fmt.Fprintf(out, "device %s: %v\n", s.cfg.Dev, err)
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Device\tTxQueueLen\tTxPackets\tTxDropped\tRxPackets\tRxDropped")
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", s.cfg.Dev, qlen, ds.TxPackets, ds.TxDropped, ds.RxPackets, ds.RxDropped)
+	tw.Flush()
 }
 
 // listenerStats is offered by listeners that can show their queues.

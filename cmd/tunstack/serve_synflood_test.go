@@ -53,14 +53,14 @@ const (
 var floodSources = netip.MustParsePrefix("198.19.0.0/16")
 
 func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
-	s := startServe(t, "--profile", "linux")
+	s := startServe(t, "--profile", "linux", "--backlog", "128")
 	prof := s.cfg.Profile
 	if !prof.SynCookies || prof.BacklogBoundsBoth {
 		t.Fatalf("the linux profile should answer a full SYN queue with cookies (SynCookies %v, BacklogBoundsBoth %v)", prof.SynCookies, prof.BacklogBoundsBoth)
 	}
 	// The SYN queue's bound: as in Linux (inet_csk_reqsk_queue_is_full),
-	// the queue holds backlog+1 half-open connections (129 for serve's
-	// default backlog of 128), and never more than tcp_max_syn_backlog; the
+	// the queue holds backlog+1 half-open connections (129 for the
+	// backlog of 128 given here), and never more than tcp_max_syn_backlog; the
 	// checks below want it filled to no more than that, then held there
 	// while cookies answer the rest.
 	synQueueBound := min(s.cfg.Backlog+1, prof.MaxSynBacklog)
