@@ -172,6 +172,9 @@ func detailAndCPU(r Result) (detail, cpu string) {
 		detail = fmt.Sprintf("down %s + up %s; device drops %s", formatNum(m["down_gbps"]), formatNum(m["up_gbps"]), formatCount(m["link_drops"]))
 	case "rr", "crr":
 		detail = fmt.Sprintf("p50 %s µs, p99 %s µs", formatNum(m["p50_us"]), formatNum(m["p99_us"]))
+	case "http-load":
+		detail = fmt.Sprintf("p50 %s ms, p99 %s ms; client SYN retransmissions %s; device drops %s",
+			formatNum(m["p50_ms"]), formatNum(m["p99_ms"]), formatCount(m["syn_retrans"]), formatCount(m["link_drops"]))
 	case "idle":
 		if baseStack(r.Stack) == "linux" {
 			detail = "kernel slab per socket"
