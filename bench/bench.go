@@ -6,7 +6,8 @@
 // Every run builds its environment afresh (env.go) and tears it down; each
 // figure is the median of several runs. The peer is always a kernel socket
 // driven by Go code in this process, inside the environment's namespace;
-// the server side is the stack under test.
+// the server side is the stack under test. (http-load's peer is ApacheBench,
+// run in that namespace.)
 package bench
 
 import (
