@@ -40,6 +40,11 @@ type TUNConfig struct {
 	// a device.
 	HostAddr6 netip.Prefix
 	MTU       int // bytes; default 1500
+	// Queues is how many queues the device has (IFF_MULTI_QUEUE), each
+	// read and written through its own descriptor (TUN.Queues); 0 or 1
+	// opens a device of one queue, as without the flag.
+	// tun_multiqueue.go says how the kernel spreads flows over them.
+	Queues int
 	// TxQueueLen is the device's queue of packets toward the reader, in
 	// packets; 0 means DefaultTxQueueLen (tun_queue.go says why that
 	// number).
@@ -88,6 +93,11 @@ type TUN struct {
 	closed   atomic.Bool
 
 	closeOnce sync.Once
+
+	// With several queues (TUNConfig.Queues): queues on the first is every
+	// queue, itself first; queueOf on the others is the first.
+	queues  []*TUN
+	queueOf *TUN
 
 	// Read state, guarded by readMu. readFn is built once so that a
 	// ReadPackets call does not allocate a closure.
@@ -159,7 +169,10 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 			return nil, fmt.Errorf("netif: MTU %d is below IPv6's minimum of %d: give an MTU of %d or more, or no IPv6 address", cfg.MTU, wire.IPv6MinMTU, wire.IPv6MinMTU)
 		}
 	}
-	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload, cfg.WholeTSO)
+	if cfg.Queues < 0 || cfg.Queues > maxQueues {
+		return nil, fmt.Errorf("netif: %d queues: give 1 to %d", cfg.Queues, maxQueues)
+	}
+	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload, cfg.WholeTSO, cfg.Queues > 1)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +189,11 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	}
 	if t.raw, err = t.file.SyscallConn(); err != nil {
 		return fail("raw conn", err)
+	}
+	if cfg.Queues > 1 {
+		if err := t.attachQueues(cfg.Queues); err != nil {
+			return fail(fmt.Sprintf("attach %d queues", cfg.Queues), err)
+		}
 	}
 	// A handle's sockets belong to the namespace they were opened in, so
 	// Close finds the device even if called from another thread.
@@ -245,14 +263,19 @@ func netlinkAddr(p netip.Prefix, flags int) *netlink.Addr {
 	}}
 }
 
-// openTUNDevice opens /dev/net/tun and creates the device name on it. With
+// openTUNDevice opens /dev/net/tun and creates the device name on it, with
+// several queues if multiQueue (IFF_MULTI_QUEUE; this is the first). With
 // offload it asks for virtio-net headers of 10 bytes and for TSO packets
 // of either family with partial checksums on reads (with wholeTSO, ECN TSO
 // packets too); if the kernel refuses any of that, it closes the device,
 // opens it again without, logs once and reports offload false.
-func openTUNDevice(name string, offload, wholeTSO bool) (fd int, withOffload bool, err error) {
+func openTUNDevice(name string, offload, wholeTSO, multiQueue bool) (fd int, withOffload bool, err error) {
+	var mq uint16
+	if multiQueue {
+		mq = unix.IFF_MULTI_QUEUE
+	}
 	if offload {
-		fd, err := createTUN(name, unix.IFF_VNET_HDR)
+		fd, err := createTUN(name, unix.IFF_VNET_HDR|mq)
 		if err != nil {
 			if !errors.Is(err, unix.EINVAL) {
 				return -1, false, err
@@ -282,7 +305,7 @@ func openTUNDevice(name string, offload, wholeTSO bool) (fd int, withOffload boo
 			logNoOffload(name, err)
 		}
 	}
-	fd, err = createTUN(name, 0)
+	fd, err = createTUN(name, mq)
 	return fd, false, err
 }
 
@@ -302,8 +325,8 @@ func createTUN(name string, extraFlags uint16) (int, error) {
 	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL | extraFlags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		if extraFlags != 0 && errors.Is(err, unix.EINVAL) {
-			return -1, err // the caller retries without extraFlags
+		if extraFlags&unix.IFF_VNET_HDR != 0 && errors.Is(err, unix.EINVAL) {
+			return -1, err // the caller retries without IFF_VNET_HDR
 		}
 		return -1, openError(name, "TUNSETIFF", err)
 	}
@@ -626,6 +649,12 @@ func (t *TUN) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
+		if t.queueOf != nil {
+			// Another queue of a device: the device stays with the first.
+			err = t.file.Close()
+			return
+		}
+		t.closeQueues()
 		err = t.file.Close()
 		if t.nl != nil {
 			// The device is not persistent, so this finds nothing; it is

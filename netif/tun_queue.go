@@ -30,7 +30,8 @@ const DefaultTxQueueLen = 8192
 // TxQueueLen is the device's queue length (txqueuelen) in force, as the
 // kernel reports it.
 func (t *TUN) TxQueueLen() (int, error) {
-	link, err := t.nl.LinkByIndex(t.index)
+	d := t.device()
+	link, err := d.nl.LinkByIndex(d.index)
 	if err != nil {
 		return 0, fmt.Errorf("netif: read %s: %w", t.name, err)
 	}
@@ -57,7 +58,8 @@ type DeviceStats struct {
 // netlink in the device's own namespace (sysfs would show the namespace
 // it was mounted in).
 func (t *TUN) DeviceStats() (DeviceStats, error) {
-	link, err := t.nl.LinkByIndex(t.index)
+	d := t.device()
+	link, err := d.nl.LinkByIndex(d.index)
 	if err != nil {
 		return DeviceStats{}, fmt.Errorf("netif: read the counters of %s: %w", t.name, err)
 	}
