@@ -136,6 +136,13 @@ func (st *Stack) Frontend(cfg FrontendConfig) (*Frontend, error) {
 	return &Frontend{st: st, cfg: cfg, syns: make(map[stack.TransportEndpointID][]byte)}, nil
 }
 
+// RelayFrontend is Frontend with FrontendConfig's defaults, for a caller
+// that runs the relay on whichever stack it built without knowing its
+// configuration types.
+func (st *Stack) RelayFrontend() (relay.Frontend, error) {
+	return st.Frontend(FrontendConfig{})
+}
+
 // Intercept implements relay.Frontend. It may be called once; the prefixes
 // of IPv6 need the stack's IPv6 address (Config.Addr6).
 func (f *Frontend) Intercept(prefixes []netip.Prefix, handle func(relay.Pending)) error {

@@ -277,7 +277,7 @@ func TestFrontendInterceptRejectsBadPrefixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gv.Close()
-	fe, err := gv.Frontend(FrontendConfig{})
+	fe, err := gv.RelayFrontend()
 	if err != nil {
 		t.Fatal(err)
 	}
