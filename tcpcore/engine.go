@@ -119,6 +119,8 @@ type Engine struct {
 	// lsns holds the listeners by address; several on one address are a
 	// SO_REUSEPORT group, in Linux's order (bind.go).
 	lsns map[netip.AddrPort][]*Listener
+	// intercepts take SYNs to whole prefixes (intercept.go).
+	intercepts []*Interceptor
 	// ports holds every socket that holds a local port (bind.go).
 	ports        map[uint16]*portBucket
 	spareBuckets []*portBucket // emptied buckets kept for reuse
@@ -281,12 +283,17 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 		opts:    opts,
 		src:     netip.AddrPortFrom(src, t.SrcPort()),
 		dst:     netip.AddrPortFrom(dst, t.DstPort()),
+		hdr:     t[:t.DataOffset()],
 	}
 	if c := e.conns[connKey{seg.dst, seg.src}]; c != nil {
 		c.input(now, &seg)
 		return
 	}
 	if l := e.listenerFor(seg.dst, seg.src); l != nil {
+		l.input(now, &seg)
+		return
+	}
+	if l := e.interceptFor(seg.dst.Addr()); l != nil {
 		l.input(now, &seg)
 		return
 	}
@@ -351,6 +358,7 @@ type segment struct {
 	payload  []byte
 	opts     *wire.TCPOptions
 	src, dst netip.AddrPort
+	hdr      []byte // the TCP header as received, options included (an Interceptor quotes it)
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }

@@ -22,7 +22,8 @@ type Listener struct {
 	lastCookie  Time    // last SYN answered with a cookie (0: never)
 	acceptQueue []*Conn // ESTABLISHED (or later), not yet accepted
 	stats       ListenerStats
-	hold        portHold // the listener's place in its port's bucket (bind.go)
+	hold        portHold     // the listener's place in its port's bucket (bind.go)
+	icpt        *Interceptor // not nil: the queues of an Interceptor, which holds SYNs (intercept.go)
 }
 
 // ListenerStats is what `ss -lnt` and `netstat -s` show for a listener.
@@ -199,6 +200,9 @@ func (l *Listener) input(now Time, s *segment) {
 		return
 	}
 	// third: SYN.
+	if l.icpt != nil && l.icpt.repeated(now, s) {
+		return
+	}
 	if l.acceptQueueFull() {
 		// Linux tcp_conn_request: with the accept queue full a new SYN is
 		// dropped (LISTENOVERFLOWS + LISTENDROPS); the client retries.
@@ -218,6 +222,10 @@ func (l *Listener) input(now Time, s *segment) {
 		l.stats.Drops++
 		e.stats.SynQueueDrops++
 		e.stats.ListenDrops++
+		return
+	}
+	if l.icpt != nil {
+		l.icpt.hold(now, s) // the lazy handshake: no SYN-ACK until the application decides
 		return
 	}
 	c := e.newConn(now, s.dst, s.src, &l.opts)
@@ -272,6 +280,9 @@ func (l *Listener) holdChild(c *Conn) {
 // established moves a connection from the SYN queue to the accept queue;
 // it reports false (and changes nothing) when the accept queue is full.
 func (l *Listener) established(c *Conn) bool {
+	if l.icpt != nil {
+		return l.icpt.established(c)
+	}
 	if l.acceptQueueFull() {
 		return false
 	}
