@@ -93,6 +93,7 @@ const (
 	echoReply4 replyKind = iota
 	echoReply6
 	paramProblem6
+	relayUnreachable // a relay frontend's ICMP or ICMPv6 port unreachable (intercept.go)
 )
 
 // buf returns the buffer for the next reply, nil if the batch's are used.
@@ -167,7 +168,7 @@ func (s *Stack) writeReplies(rp *replies) {
 		return
 	}
 	st.packetsOut.Add(uint64(len(rp.out)))
-	for _, k := range rp.kind {
+	for i, k := range rp.kind {
 		switch k {
 		case echoReply4:
 			st.echoReplies.Add(1)
@@ -177,6 +178,10 @@ func (s *Stack) writeReplies(rp *replies) {
 		case paramProblem6:
 			st.paramProblems6.Add(1)
 			st.packetsOut6.Add(1)
+		case relayUnreachable:
+			if rp.out[i][0]>>4 == 6 {
+				st.packetsOut6.Add(1)
+			}
 		}
 	}
 }

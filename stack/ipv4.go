@@ -32,7 +32,11 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, rp *replies) {
 		return
 	}
 	if pkt.DstAddr() != s.addr {
-		st.notForUs.Add(1)
+		// A relay frontend takes TCP and UDP to the addresses it
+		// intercepts (intercept.go).
+		if s.front == nil || !s.front.input(now, pkt.Upper(), pkt, rp) {
+			st.notForUs.Add(1)
+		}
 		return
 	}
 	switch pkt.Protocol() {

@@ -40,7 +40,8 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 		return
 	}
 	ours := dst == s.addr6
-	if !ours && !dst.IsMulticast() {
+	relayed := !ours && !dst.IsMulticast() && s.front != nil && s.front.covers(dst)
+	if !ours && !dst.IsMulticast() && !relayed {
 		st.notForUs6.Add(1)
 		return
 	}
@@ -56,6 +57,14 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 		return
 	}
 	u := chain.Upper(pkt)
+	if relayed {
+		// A relay frontend takes TCP and UDP to the addresses it
+		// intercepts (intercept.go).
+		if !s.front.input(now, u, pkt, rp) {
+			st.notForUs6.Add(1)
+		}
+		return
+	}
 	switch u.Proto {
 	case wire.ProtoTCP:
 		if !ours {

@@ -89,6 +89,8 @@ type Stack struct {
 
 	ipStats    ipCounters
 	icmp6Limit icmpv6Limiter // used by the reader only (ipv6.go)
+
+	front *Frontend // the relay frontend intercepting, nil if none (intercept.go); guarded by mu
 }
 
 var _ Network = (*Stack)(nil)

@@ -1,0 +1,449 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"tunstack/relay"
+	"tunstack/tcpcore"
+	"tunstack/wire"
+)
+
+// FrontendConfig is how a Frontend's connections toward the clients are
+// set up. Zero values take the profile's defaults.
+type FrontendConfig struct {
+	// Backlog bounds the SYN queue: SYNs held for the relay's decision
+	// and handshakes answered but not complete (listen(2)'s backlog,
+	// capped by the profile's somaxconn; 0 is somaxconn). Beyond it a
+	// SYN gets a SYN cookie (tcpcore.Interceptor).
+	Backlog int
+	// KeepAlive turns on TCP keepalive on every client connection, with
+	// KeepIdle, KeepIntvl and KeepCount (0: the profile's, Linux's 7200
+	// s, 75 s and 9).
+	KeepAlive bool
+	KeepIdle  time.Duration
+	KeepIntvl time.Duration
+	KeepCount int
+	// MaxSeg caps the MSS offered to the clients (TCP_MAXSEG), so that a
+	// client sends segments that fit the outbound path; 0 is the link's.
+	MaxSeg int
+	// RcvBuf and SndBuf fix the buffers of the client connections
+	// (SO_RCVBUF, SO_SNDBUF); 0 lets them grow to the profile's limits.
+	RcvBuf, SndBuf int
+}
+
+// Frontend is relay.Frontend on tunstack's engine: a tcpcore.Interceptor
+// on the stack's engine, so SYNs to any address inside the prefixes are
+// held unanswered until the relay decides (the lazy handshake). While it
+// intercepts, the stack takes packets to those addresses, which are not
+// its own: TCP goes to the engine, UDP is answered with ICMP port
+// unreachable (the relay carries TCP only, and a resolver pointed through
+// it then fails at once), and anything else is dropped as not for us.
+type Frontend struct {
+	s    *Stack
+	cfg  FrontendConfig
+	kick chan struct{} // the interceptor's waker: Take has something
+
+	// Guarded by s.mu.
+	icpt     *tcpcore.Interceptor
+	prefixes []netip.Prefix
+	handle   func(relay.Pending)
+	closed   bool
+	limit    icmpv6Limiter // ICMP errors of both families, per client (Linux's per-peer token bucket)
+
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	portUnreachables, unreachablesSent, icmpRateLimited uint64 // guarded by s.mu
+}
+
+var _ relay.Frontend = (*Frontend)(nil)
+
+// Frontend returns a relay frontend on the stack. Nothing changes until
+// Intercept. A stack has at most one intercepting frontend.
+func (s *Stack) Frontend(cfg FrontendConfig) (*Frontend, error) {
+	if cfg.Backlog < 0 || cfg.KeepIdle < 0 || cfg.KeepIntvl < 0 || cfg.KeepCount < 0 || cfg.MaxSeg < 0 || cfg.RcvBuf < 0 || cfg.SndBuf < 0 {
+		return nil, fmt.Errorf("stack: frontend config %+v has a negative field: give 0 for the default", cfg)
+	}
+	return &Frontend{s: s, cfg: cfg, kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
+}
+
+// Intercept implements relay.Frontend: it may be called once. IPv6
+// prefixes need the stack's IPv6 address (Config.Addr6), whose family the
+// connections' segments and the ICMPv6 errors go out in.
+func (f *Frontend) Intercept(prefixes []netip.Prefix, handle func(relay.Pending)) error {
+	if len(prefixes) == 0 {
+		return errors.New("stack: no prefix to intercept: give at least one, such as 0.0.0.0/0")
+	}
+	if handle == nil {
+		return errors.New("stack: Intercept needs a handler for the held SYNs")
+	}
+	s := f.s
+	ps := make([]netip.Prefix, 0, len(prefixes))
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			return fmt.Errorf("stack: prefix %v is not valid: give an address and a length, such as 203.0.113.0/24", p)
+		}
+		p = p.Masked()
+		if p.Addr().Is4In6() {
+			return fmt.Errorf("stack: prefix %v is IPv4-mapped: give the IPv4 prefix itself", p)
+		}
+		if p.Addr().Is6() && !s.addr6.IsValid() {
+			return fmt.Errorf("stack: prefix %v is IPv6 but the stack has no IPv6 address: give it one (Config.Addr6)", p)
+		}
+		ps = append(ps, p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if f.closed {
+		return net.ErrClosed
+	}
+	if f.icpt != nil {
+		return errors.New("stack: the frontend already intercepts: Intercept is called once")
+	}
+	if s.front != nil {
+		return errors.New("stack: the stack already has a frontend: a stack intercepts through one")
+	}
+	opts := tcpcore.SockOpts{
+		NoDelay:   true, // Go's net package turns Nagle off on every connection
+		KeepAlive: f.cfg.KeepAlive, KeepIdle: f.cfg.KeepIdle, KeepIntvl: f.cfg.KeepIntvl, KeepCount: f.cfg.KeepCount,
+		MaxSeg: f.cfg.MaxSeg, RcvBuf: f.cfg.RcvBuf, SndBuf: f.cfg.SndBuf,
+	}
+	backlog := f.cfg.Backlog
+	if backlog == 0 {
+		backlog = s.e.Profile().Somaxconn
+	}
+	icpt, err := s.e.Intercept(s.now(), ps, backlog, opts)
+	if err != nil {
+		return fmt.Errorf("stack: intercept: %w", err)
+	}
+	icpt.SetWaker(kicker(f.kick))
+	f.icpt, f.prefixes, f.handle = icpt, ps, handle
+	s.front = f
+	f.wg.Add(1)
+	go f.dispatch()
+	return nil
+}
+
+// kicker wakes the dispatcher without blocking the engine's caller.
+type kicker chan struct{}
+
+func (k kicker) Wake() {
+	select {
+	case k <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch hands each held SYN to the relay's handler in its own
+// goroutine.
+func (f *Frontend) dispatch() {
+	defer f.wg.Done()
+	s := f.s
+	for {
+		select {
+		case <-f.kick:
+		case <-f.done:
+			return
+		case <-s.done:
+			return
+		}
+		s.mu.Lock()
+		var hs []*tcpcore.HeldSyn
+		if f.icpt != nil {
+			hs = f.icpt.Take()
+		}
+		s.mu.Unlock()
+		for _, h := range hs {
+			go f.handle(&pending{f: f, h: h})
+		}
+	}
+}
+
+// Close implements relay.Frontend: SYNs that arrive from now on meet a
+// closed port (RST), held ones are forgotten unanswered (the client's next
+// retransmission gets the RST), and connections already handed out stay
+// open.
+func (f *Frontend) Close() error {
+	s := f.s
+	s.mu.Lock()
+	if f.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	f.closed = true
+	if f.icpt != nil {
+		// s.front stays: the stack still takes the packets of the
+		// connections handed out, and the engine answers new SYNs to
+		// the prefixes as a closed port.
+		f.icpt.Close(s.now())
+	}
+	close(f.done)
+	s.unlockFlush()
+	f.wg.Wait()
+	return nil
+}
+
+// FrontendStats are a frontend's counters.
+type FrontendStats struct {
+	tcpcore.InterceptStats
+	PortUnreachables  uint64 // UDP datagrams to intercepted addresses answered with ICMP port unreachable
+	UnreachablesSent  uint64 // held SYNs refused with ICMP destination unreachable
+	ICMPRateLimited   uint64 // ICMP errors not sent: over the per-client rate limit
+	UnreachableResets uint64 // unreachable refusals answered with RST instead (IPv6 SYN, no IPv6 address)
+}
+
+// Stats returns the frontend's counters.
+func (f *Frontend) Stats() FrontendStats {
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := FrontendStats{PortUnreachables: f.portUnreachables, UnreachablesSent: f.unreachablesSent, ICMPRateLimited: f.icmpRateLimited}
+	if f.icpt != nil {
+		st.InterceptStats = f.icpt.Stats()
+	}
+	return st
+}
+
+// covers reports whether a is inside an intercepted prefix. The caller
+// holds s.mu.
+func (f *Frontend) covers(a netip.Addr) bool {
+	for _, p := range f.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// input takes a packet to an address that is not the stack's: TCP to an
+// intercepted address goes to the engine, UDP to one is answered with
+// ICMP port unreachable (RFC 1122 §3.2.2.1, RFC 4443 §3.1 code 4). It
+// reports whether it took the packet. The caller (the reader) holds s.mu.
+func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, rp *replies) bool {
+	if !f.covers(u.Dst) {
+		return false
+	}
+	s := f.s
+	switch u.Proto {
+	case wire.ProtoTCP:
+		s.ipStats.tcpIn.Add(1)
+		s.e.Input(now, u.Src, u.Dst, u.Data)
+		return true
+	case wire.ProtoUDP:
+		if !f.limit.allow(now, u.Src) {
+			f.icmpRateLimited++
+			return true
+		}
+		out := rp.buf()
+		if out == nil {
+			f.icmpRateLimited++
+			return true
+		}
+		var n int
+		if u.Src.Is4() {
+			n = putICMPv4Unreachable(out, s.addr, wire.IPv4(invoking), icmpPortUnreachable)
+		} else {
+			n, _ = wire.PutICMPv6DestUnreachable(out, s.addr6.As16(), ipv6HopLimit, wire.IPv6(invoking), icmpv6PortUnreachable)
+		}
+		if n > 0 {
+			f.portUnreachables++
+			rp.add(n, relayUnreachable)
+		}
+		return true
+	}
+	return false
+}
+
+// ICMP Destination Unreachable codes (RFC 792, RFC 1122 §3.2.2.1; RFC 4443
+// §3.1).
+const (
+	icmpNetUnreachable    = 0
+	icmpHostUnreachable   = 1
+	icmpPortUnreachable   = 3
+	icmpv6NoRoute         = 0
+	icmpv6AddrUnreachable = 3
+	icmpv6PortUnreachable = 4
+	icmpv4QuoteMax        = 576 - wire.IPv4HeaderLen - 8 // RFC 1812 §4.3.2.3: the error fits in 576 bytes
+	icmpv4HeaderLen       = 8
+)
+
+// putICMPv4Unreachable writes into out an IPv4 packet from src carrying an
+// ICMP Destination Unreachable of the given code about invoking, quoting
+// its header and as much of its data as keeps the error within 576 bytes
+// (RFC 792 asks for the header and 64 bits; RFC 1812 §4.3.2.3 for as much
+// as fits). It returns the length, 0 if out is too small.
+func putICMPv4Unreachable(out []byte, src netip.Addr, invoking wire.IPv4, code uint8) int {
+	q := []byte(invoking)
+	if l := int(invoking.TotalLen()); l < len(q) {
+		q = q[:l]
+	}
+	q = q[:min(len(q), icmpv4QuoteMax)]
+	n := wire.IPv4HeaderLen + icmpv4HeaderLen + len(q)
+	if len(out) < n {
+		return 0
+	}
+	wire.PutIPv4Header(out, wire.IPv4Fields{Src: src.As4(), Dst: invoking.SrcAddr().As4(), Protocol: wire.ProtoICMP, TTL: ipTTL}, n-wire.IPv4HeaderLen)
+	m := wire.ICMPv4(out[wire.IPv4HeaderLen:n])
+	m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7] = icmpDestUnreachable, code, 0, 0, 0, 0, 0, 0
+	copy(m[icmpv4HeaderLen:], q)
+	m.SetChecksum()
+	return n
+}
+
+// pending is relay.Pending on a held SYN of the engine's interceptor.
+type pending struct {
+	f *Frontend
+	h *tcpcore.HeldSyn
+}
+
+func (p *pending) Client() netip.AddrPort { return p.h.Client() }
+func (p *pending) Target() netip.AddrPort { return p.h.Target() }
+
+// Accept implements relay.Pending: the SYN-ACK goes now, and Accept waits
+// for the client's ACK. It fails with ECONNRESET if the client resets,
+// ETIMEDOUT if the SYN-ACK's retransmissions give up, net.ErrClosed if the
+// frontend or the stack closes first.
+func (p *pending) Accept() (net.Conn, error) {
+	f, s := p.f, p.f.s
+	s.mu.Lock()
+	if err := s.checkOpen(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if f.icpt == nil {
+		s.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	tc, err := f.icpt.Answer(s.now(), p.h)
+	if err != nil {
+		s.unlockFlush()
+		if err == tcpcore.ErrClosed {
+			return nil, net.ErrClosed
+		}
+		return nil, fmt.Errorf("stack: accept %v -> %v: %w", p.h.Client(), p.h.Target(), err)
+	}
+	c := s.newConn(tc)
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return nil, c.opError("accept", net.ErrClosed)
+		}
+		if tc.Connected() {
+			err := tc.HardErr()
+			if err == nil && tc.State() == tcpcore.Closed {
+				// The handshake ended without a reason the engine keeps:
+				// the client reset it, an ICMP error ended it, or the
+				// SYN-ACK's retransmissions ran out (a request socket's
+				// silent end, Linux's too).
+				err = syscall.ECONNRESET
+			}
+			if err == nil {
+				s.unlockFlush()
+				return c, nil
+			}
+			c.discard()
+			s.unlockFlush()
+			return nil, c.opError("accept", err)
+		}
+		wake := c.n.wait()
+		s.unlockFlush() // sends the SYN-ACK
+		<-wake
+		s.mu.Lock()
+	}
+}
+
+// Refuse implements relay.Pending. An ICMP refusal of an IPv6 SYN on a
+// stack without an IPv6 address cannot be sent (the error would have no
+// source): it is a reset instead.
+func (p *pending) Refuse(how relay.Refusal) {
+	f, s := p.f, p.f.s
+	s.mu.Lock()
+	if f.icpt == nil || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	now := s.now()
+	var icmp []byte
+	switch how {
+	case relay.RefuseHostUnreachable, relay.RefuseNetUnreachable:
+		client := p.h.Client().Addr()
+		if client.Is6() && !s.addr6.IsValid() {
+			f.icpt.Reset(now, p.h)
+			break
+		}
+		if !f.icpt.Unreachable(now, p.h) {
+			break
+		}
+		if !f.limit.allow(now, client) {
+			f.icmpRateLimited++
+			break
+		}
+		icmp = f.unreachable(p.h, how == relay.RefuseHostUnreachable)
+		if icmp != nil {
+			f.unreachablesSent++
+		}
+	case relay.RefuseDrop:
+		f.icpt.Drop(now, p.h)
+	default:
+		f.icpt.Reset(now, p.h)
+	}
+	s.unlockFlush()
+	if icmp != nil {
+		if _, err := s.link.WritePackets([][]byte{icmp}); err != nil {
+			s.ipStats.linkWriteErrors.Add(1)
+			return
+		}
+		s.ipStats.packetsOut.Add(1)
+		if icmp[0]>>4 == 6 {
+			s.ipStats.packetsOut6.Add(1)
+		}
+	}
+}
+
+// unreachable builds the ICMP or ICMPv6 destination unreachable about a
+// held SYN, from the stack's own address of the SYN's family: the stack
+// is the router that finds no way to the destination. The invoking packet
+// it quotes is the SYN's IP header, rebuilt from the SYN's addresses (the
+// header's own TTL, identification and flow label are not kept), and the
+// SYN's TCP header as it arrived, which is what the client's stack matches
+// the error with (addresses, ports, and the sequence number: Linux's
+// tcp_v4_err and tcp_v6_err). The caller holds s.mu.
+func (f *Frontend) unreachable(h *tcpcore.HeldSyn, host bool) []byte {
+	s := f.s
+	q := h.Quote()
+	client, target := h.Client().Addr(), h.Target().Addr()
+	if client.Is4() {
+		inv := make([]byte, wire.IPv4HeaderLen+len(q))
+		wire.PutIPv4Header(inv, wire.IPv4Fields{Src: client.As4(), Dst: target.As4(), Protocol: wire.ProtoTCP, TTL: ipTTL, DontFrag: true}, len(q))
+		copy(inv[wire.IPv4HeaderLen:], q)
+		code := uint8(icmpNetUnreachable)
+		if host {
+			code = icmpHostUnreachable
+		}
+		out := make([]byte, wire.IPv4HeaderLen+icmpv4HeaderLen+len(inv))
+		n := putICMPv4Unreachable(out, s.addr, wire.IPv4(inv), code)
+		return out[:n]
+	}
+	inv := make([]byte, wire.IPv6HeaderLen+len(q))
+	wire.PutIPv6Header(inv, wire.IPv6Fields{Src: client.As16(), Dst: target.As16(), NextHeader: wire.ProtoTCP, HopLimit: ipv6HopLimit}, len(q))
+	copy(inv[wire.IPv6HeaderLen:], q)
+	code := uint8(icmpv6NoRoute)
+	if host {
+		code = icmpv6AddrUnreachable
+	}
+	out := make([]byte, wire.IPv6MinMTU)
+	n, err := wire.PutICMPv6DestUnreachable(out, s.addr6.As16(), ipv6HopLimit, wire.IPv6(inv), code)
+	if err != nil {
+		return nil
+	}
+	return out[:n]
+}
