@@ -1,0 +1,445 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is how a Relay dials and splices.
+type Config struct {
+	// Dial opens the outbound connection to a Pending's Target
+	// (NewDialer builds one: direct, bound to an interface or marked, or
+	// through a SOCKS5 proxy). It must honour ctx's deadline.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// DialTimeout bounds the outbound connect; 0 is DefaultDialTimeout.
+	DialTimeout time.Duration
+	// MaxConns bounds the relayed connections at once, dialing ones
+	// included; a SYN beyond it is refused with RST and counted
+	// (Stats.MaxConnsRefused). 0 is no bound.
+	MaxConns int
+	// BufferSize is the one buffer per direction of each connection; 0
+	// is DefaultBufferSize. It is all the relay itself holds of a
+	// connection's data: a destination that sends faster than the
+	// client reads fills it, the relay stops reading the destination,
+	// and the outbound connection's window closes.
+	BufferSize int
+	// TunRTT, if set, reports the smoothed RTT of a client connection
+	// (the TUN leg) for Conns.
+	TunRTT func(net.Conn) (time.Duration, bool)
+}
+
+// DefaultDialTimeout is how long the relay waits for the destination to
+// answer before it refuses the client's SYN as host unreachable. Linux's
+// own connect to a destination that never answers takes about 127 s (six
+// SYN retransmissions), during which the client's connect would hang: the
+// relay gives up after 5 s instead, long enough for the outbound SYN to be
+// retransmitted twice (Linux sends it again after 1 s and 3 s) when the
+// first is lost, short enough that the client's connect fails fast with
+// "no route to host" rather than timing out.
+const DefaultDialTimeout = 5 * time.Second
+
+// DefaultBufferSize is the buffer per direction: 32 KiB, as io.Copy's.
+const DefaultBufferSize = 32 << 10
+
+// Relay dials, for each Pending a Frontend hands it, the original
+// destination, then answers the client's SYN (or refuses it as the
+// destination did) and splices the two connections both ways.
+type Relay struct {
+	cfg  Config
+	ctx  context.Context
+	stop context.CancelFunc
+	bufs sync.Pool
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*record]struct{}
+	stats Stats
+}
+
+// Stats are the relay's counters.
+type Stats struct {
+	Active          int    // connections dialing or relayed now
+	Relayed         uint64 // connections relayed (both legs up)
+	Refused         uint64 // SYNs refused because the destination failed (RefusedBy says how)
+	RefusedBy       [4]uint64
+	MaxConnsRefused uint64 // SYNs refused with RST because MaxConns connections were up
+	AcceptFailed    uint64 // destination up, but the client's handshake did not complete
+	Resets          uint64 // connections ended by a reset (or another error) on either leg
+	BytesUp         uint64 // client to destination, finished connections included
+	BytesDown       uint64 // destination to client
+}
+
+// New returns a relay; Handle is the function to give Frontend.Intercept.
+func New(cfg Config) (*Relay, error) {
+	if cfg.Dial == nil {
+		return nil, errors.New("relay: Config.Dial is nil: give a dialer (NewDialer makes one)")
+	}
+	if cfg.DialTimeout < 0 || cfg.MaxConns < 0 || cfg.BufferSize < 0 {
+		return nil, fmt.Errorf("relay: config %+v has a negative field: give 0 for the default", cfg)
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.BufferSize == 0 {
+		cfg.BufferSize = DefaultBufferSize
+	}
+	r := &Relay{cfg: cfg, conns: make(map[*record]struct{})}
+	r.ctx, r.stop = context.WithCancel(context.Background())
+	size := cfg.BufferSize
+	r.bufs.New = func() any { b := make([]byte, size); return &b }
+	return r, nil
+}
+
+// Close aborts every relayed connection and waits for their goroutines;
+// the Frontend should be closed first so that no new one starts.
+func (r *Relay) Close() error {
+	r.stop()
+	r.mu.Lock()
+	for rc := range r.conns {
+		rc.abortBoth()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+// Stats returns the counters.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.Active = len(r.conns)
+	for rc := range r.conns {
+		s.BytesUp += uint64(rc.up.Load())
+		s.BytesDown += uint64(rc.down.Load())
+	}
+	return s
+}
+
+// Handle relays one held SYN: it is Frontend.Intercept's handler.
+func (r *Relay) Handle(p Pending) {
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		p.Refuse(RefuseReset)
+		return
+	}
+	if r.cfg.MaxConns > 0 && len(r.conns) >= r.cfg.MaxConns {
+		r.stats.MaxConnsRefused++
+		r.mu.Unlock()
+		p.Refuse(RefuseReset)
+		return
+	}
+	rc := &record{client: p.Client(), target: p.Target(), started: time.Now()}
+	rc.clientLeg.Store(legHandshake)
+	rc.serverLeg.Store(legDialing)
+	r.conns[rc] = struct{}{}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+	defer r.finish(rc)
+
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	out, err := r.cfg.Dial(ctx, "tcp", p.Target().String())
+	cancel()
+	if err != nil {
+		how := RefusalFor(err)
+		rc.serverLeg.Store(legFailed)
+		rc.clientLeg.Store(legRefused)
+		r.mu.Lock()
+		r.stats.Refused++
+		r.stats.RefusedBy[how]++
+		r.mu.Unlock()
+		p.Refuse(how)
+		return
+	}
+	rc.serverLeg.Store(legOpen)
+	in, err := p.Accept()
+	if err != nil {
+		rc.clientLeg.Store(legFailed)
+		r.mu.Lock()
+		r.stats.AcceptFailed++
+		r.mu.Unlock()
+		abort(out)
+		return
+	}
+	rc.clientLeg.Store(legOpen)
+	r.mu.Lock()
+	r.stats.Relayed++
+	rc.in, rc.out = in, out
+	if r.ctx.Err() != nil {
+		rc.abortBoth()
+	}
+	r.mu.Unlock()
+	if r.cfg.TunRTT != nil {
+		rc.tunRTT = func() (time.Duration, bool) { return r.cfg.TunRTT(in) }
+	}
+	r.splice(rc, in, out)
+}
+
+// finish forgets a connection and keeps its byte counts in the totals.
+func (r *Relay) finish(rc *record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.conns, rc)
+	r.stats.BytesUp += uint64(rc.up.Load())
+	r.stats.BytesDown += uint64(rc.down.Load())
+	if rc.reset.Load() {
+		r.stats.Resets++
+	}
+}
+
+// splice copies both ways until both directions end. A FIN (EOF) from
+// one side becomes CloseWrite on the other, and the other direction
+// carries on; a reset or any other error on either leg aborts the other
+// leg (SO_LINGER 0: it is reset too), so neither side mistakes a broken
+// stream for a complete one.
+func (r *Relay) splice(rc *record, in, out net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		r.pipe(rc, out, in, &rc.up, &rc.serverLeg, &rc.clientLeg)
+	}()
+	r.pipe(rc, in, out, &rc.down, &rc.clientLeg, &rc.serverLeg)
+	wg.Done()
+	wg.Wait()
+	if rc.reset.Load() {
+		return // both legs already aborted
+	}
+	in.Close()
+	out.Close()
+	rc.clientLeg.Store(legClosed)
+	rc.serverLeg.Store(legClosed)
+}
+
+// pipe copies src to dst through one buffer. The buffer is all that is
+// held: while dst does not take what was read, src is not read, so src's
+// receive window closes (backpressure through the windows only).
+func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) {
+	bp := r.bufs.Get().(*[]byte)
+	defer r.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				if !rc.reset.Load() {
+					// The destination of this direction is gone (it
+					// reset, or its keepalive gave up): the source
+					// learns it by a reset too.
+					dstLeg.Store(legReset)
+					rc.abortBoth()
+				}
+				return
+			}
+			count.Add(int64(n))
+		}
+		if err == io.EOF {
+			orLeg(srcLeg, legFinIn)
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			orLeg(dstLeg, legFinOut)
+			return
+		}
+		if err != nil {
+			if !rc.reset.Load() {
+				srcLeg.Store(legReset)
+				rc.abortBoth()
+			}
+			return
+		}
+	}
+}
+
+// record is one relayed connection, for the table and the counters.
+type record struct {
+	client, target netip.AddrPort
+	started        time.Time
+	up, down       atomic.Int64
+	// The state of each leg: one of the leg* values, or legOpen with
+	// legFinIn (its FIN received) and legFinOut (a FIN sent to it).
+	clientLeg, serverLeg atomic.Int32
+	reset                atomic.Bool
+	tunRTT               func() (time.Duration, bool)
+
+	// Set once both legs are up; guarded by Relay.mu.
+	in, out net.Conn
+}
+
+// abortBoth resets both legs once. The caller may hold Relay.mu.
+func (rc *record) abortBoth() {
+	if rc.reset.Swap(true) {
+		return
+	}
+	if rc.in != nil {
+		abort(rc.in)
+	}
+	if rc.out != nil {
+		abort(rc.out)
+	}
+}
+
+// abort closes c with SO_LINGER 0, so the peer gets RST.
+func abort(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
+const (
+	legHandshake int32 = iota // the client's SYN held, or its handshake running
+	legDialing                // the outbound connect under way
+	legOpen                   // up; legFinIn and legFinOut may be added
+	legRefused                // the client's SYN refused
+	legFailed                 // the connect or handshake failed
+	legReset                  // ended by a reset or an error
+	legClosed                 // closed after both FINs
+
+	legFinIn  int32 = 1 << 4 // the leg's FIN arrived
+	legFinOut int32 = 1 << 5 // a FIN was sent on the leg (CloseWrite)
+)
+
+// orLeg adds a FIN flag to an open leg's state; the two directions of a
+// connection may set flags on one leg at once.
+func orLeg(leg *atomic.Int32, flag int32) {
+	for {
+		old := leg.Load()
+		if old&^(legFinIn|legFinOut) != legOpen || leg.CompareAndSwap(old, old|flag) {
+			return
+		}
+	}
+}
+
+func legText(s int32) string {
+	switch s {
+	case legHandshake:
+		return "handshake"
+	case legDialing:
+		return "dialing"
+	case legOpen:
+		return "open"
+	case legOpen | legFinIn:
+		return "fin-in"
+	case legOpen | legFinOut:
+		return "fin-out"
+	case legOpen | legFinIn | legFinOut:
+		return "fin-both"
+	case legRefused:
+		return "refused"
+	case legFailed:
+		return "failed"
+	case legReset:
+		return "reset"
+	case legClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("state-%d", s)
+}
+
+// ConnInfo is one relayed connection as the table shows it.
+type ConnInfo struct {
+	Client, Target       netip.AddrPort
+	Age                  time.Duration
+	BytesUp, BytesDown   int64  // client to destination, destination to client
+	ClientLeg, ServerLeg string // handshake, dialing, open, fin-in (its FIN arrived), fin-out (a FIN sent to it), fin-both, refused, failed, reset, closed
+	TunRTT               time.Duration
+	HasTunRTT            bool
+}
+
+// Conns returns every connection dialing or relayed, oldest first.
+func (r *Relay) Conns() []ConnInfo {
+	r.mu.Lock()
+	rcs := make([]*record, 0, len(r.conns))
+	for rc := range r.conns {
+		rcs = append(rcs, rc)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(rcs, func(a, b *record) int { return a.started.Compare(b.started) })
+	now := time.Now()
+	infos := make([]ConnInfo, 0, len(rcs))
+	for _, rc := range rcs {
+		ci := ConnInfo{Client: rc.client, Target: rc.target, Age: now.Sub(rc.started),
+			BytesUp: rc.up.Load(), BytesDown: rc.down.Load(),
+			ClientLeg: legText(rc.clientLeg.Load()), ServerLeg: legText(rc.serverLeg.Load())}
+		if rc.tunRTT != nil {
+			ci.TunRTT, ci.HasTunRTT = rc.tunRTT()
+		}
+		infos = append(infos, ci)
+	}
+	return infos
+}
+
+// WriteTable prints every relayed connection (client, original
+// destination, bytes each way, each leg's state, the TUN leg's RTT) and
+// the counters.
+func (r *Relay) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Client\tDestination\tAge\tUp\tDown\tClientLeg\tServerLeg\tTunRTT")
+	for _, c := range r.Conns() {
+		rtt := "-"
+		if c.HasTunRTT {
+			rtt = c.TunRTT.Round(10 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Client, c.Target, c.Age.Round(time.Millisecond),
+			c.BytesUp, c.BytesDown, c.ClientLeg, c.ServerLeg, rtt)
+	}
+	tw.Flush()
+	s := r.Stats()
+	fmt.Fprintf(w, "relayed %d, active %d, refused %d (reset %d, host unreachable %d, net unreachable %d, dropped %d), max-conns refusals %d, handshakes failed %d, resets %d, bytes up %d, down %d\n",
+		s.Relayed, s.Active, s.Refused, s.RefusedBy[RefuseReset], s.RefusedBy[RefuseHostUnreachable], s.RefusedBy[RefuseNetUnreachable], s.RefusedBy[RefuseDrop],
+		s.MaxConnsRefused, s.AcceptFailed, s.Resets, s.BytesUp, s.BytesDown)
+}
+
+// RefusalFor is how a client's SYN is refused when the outbound connect
+// failed with err, so that the client's connect fails at once with the
+// error the destination gave the relay:
+//
+//   - refused (ECONNREFUSED; a SOCKS5 reply 5): RST, "connection refused";
+//   - no route to the host (EHOSTUNREACH; SOCKS5 4 and 6, host unreachable
+//     and TTL expired), and a connect that timed out (DialTimeout): ICMP
+//     host unreachable, "no route to host";
+//   - no route to the network (ENETUNREACH; SOCKS5 3): ICMP network
+//     unreachable;
+//   - anything else (a firewall's EACCES or EPERM, a SOCKS5 server's
+//     refusal by rule or failure): RST.
+//
+// x/net's SOCKS5 client reports a reply code only as its text ("unknown
+// error host unreachable"), so those are matched by text.
+func RefusalFor(err error) Refusal {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return RefuseReset
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ETIMEDOUT),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return RefuseHostUnreachable
+	case errors.Is(err, syscall.ENETUNREACH):
+		return RefuseNetUnreachable
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return RefuseHostUnreachable
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "host unreachable"), strings.Contains(msg, "TTL expired"):
+		return RefuseHostUnreachable
+	case strings.Contains(msg, "network unreachable"):
+		return RefuseNetUnreachable
+	}
+	return RefuseReset
+}

@@ -1,0 +1,308 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"tunstack/netif"
+	"tunstack/relay"
+	"tunstack/stack"
+)
+
+// The relay in process: stack a is the client host, stack b the relay's
+// stack on the other end of a pipe, intercepting 203.0.113.0/24; the
+// relay's outbound connections go to kernel sockets on loopback, to which
+// dial maps each intercepted destination.
+type env struct {
+	client *stack.Stack
+	front  *stack.Frontend
+	r      *relay.Relay
+
+	mu      sync.Mutex
+	targets map[string]string // intercepted "ip:port" -> loopback address
+}
+
+func newEnv(t *testing.T, cfg relay.Config) *env {
+	t.Helper()
+	pa, pb := netif.NewPipe(1500)
+	a, err := stack.New(pa, stack.Config{Addr: netip.MustParseAddr("198.18.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := stack.New(pb, stack.Config{Addr: netip.MustParseAddr("198.18.0.2")})
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	e := &env{client: a, targets: map[string]string{}}
+	cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		e.mu.Lock()
+		to, ok := e.targets[address]
+		e.mu.Unlock()
+		if !ok {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.EHOSTUNREACH}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, to)
+	}
+	cfg.TunRTT = func(c net.Conn) (time.Duration, bool) {
+		sc, ok := c.(*stack.Conn)
+		if !ok {
+			return 0, false
+		}
+		return sc.Info().SRTT, true
+	}
+	e.r, err = relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.front, err = b.Frontend(stack.FrontendConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.front.Intercept([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, e.r.Handle); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.front.Close()
+		e.r.Close()
+		a.Close()
+		b.Close()
+	})
+	return e
+}
+
+// server listens on loopback and stands for the destination target.
+func (e *env) server(t *testing.T, target string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	e.mu.Lock()
+	e.targets[target] = ln.Addr().String()
+	e.mu.Unlock()
+	return ln
+}
+
+func (e *env) dial(t *testing.T, target string) (*stack.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := e.client.Dial(ctx, "tcp", target)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*stack.Conn), nil
+}
+
+func accept(t *testing.T, ln net.Listener) *net.TCPConn {
+	t.Helper()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// Both half-closes: the client's FIN reaches the server while the
+// server's reply still flows to the client, and the other way round.
+func TestRelayHalfCloseBothWays(t *testing.T) {
+	e := newEnv(t, relay.Config{})
+	ln := e.server(t, "203.0.113.10:80")
+	req := bytes.Repeat([]byte("q"), 300_000)
+	reply := bytes.Repeat([]byte("r"), 500_000)
+
+	// Client first: it sends, shuts down writing, and reads the reply.
+	c, err := e.dial(t, "203.0.113.10:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	go func() {
+		c.Write(req)
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("server read %d bytes (%v), want the %d-byte request then EOF", len(got), err, len(req))
+	}
+	go func() {
+		s.Write(reply)
+		s.Close()
+	}()
+	got, err = io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, reply) {
+		t.Fatalf("client read %d bytes (%v), want the %d-byte reply then EOF", len(got), err, len(reply))
+	}
+
+	// Server first: it sends and shuts down writing; the client still
+	// sends after reading the server's EOF.
+	c, err = e.dial(t, "203.0.113.10:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = accept(t, ln)
+	go func() {
+		s.Write(reply)
+		s.CloseWrite()
+	}()
+	got, err = io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, reply) {
+		t.Fatalf("client read %d bytes (%v), want the reply then EOF", len(got), err)
+	}
+	go func() {
+		c.Write(req)
+		c.CloseWrite()
+	}()
+	got, err = io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("server read %d bytes (%v) after its own FIN, want the request then EOF", len(got), err)
+	}
+}
+
+// The destination's answers reach the client's connect: a closed port is
+// "connection refused", an unreachable one "no route to host", and the
+// client never sees "connected" for either.
+func TestRelayRefusals(t *testing.T) {
+	e := newEnv(t, relay.Config{})
+	ln := e.server(t, "203.0.113.11:80")
+	ln.Close() // nothing listens there now
+	if _, err := e.dial(t, "203.0.113.11:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial to a closed port: %v, want ECONNREFUSED", err)
+	}
+	if _, err := e.dial(t, "203.0.113.12:80"); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Fatalf("dial to an unreachable host: %v, want EHOSTUNREACH", err)
+	}
+	st := e.r.Stats()
+	if st.Refused != 2 || st.RefusedBy[relay.RefuseReset] != 1 || st.RefusedBy[relay.RefuseHostUnreachable] != 1 || st.Relayed != 0 {
+		t.Fatalf("stats %+v, want one reset and one host unreachable", st)
+	}
+}
+
+// A reset from the server mid-transfer reaches the client as a reset, and
+// a client's reset reaches the server as one.
+func TestRelayResetBothWays(t *testing.T) {
+	e := newEnv(t, relay.Config{})
+	ln := e.server(t, "203.0.113.13:80")
+	c, err := e.dial(t, "203.0.113.13:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	if _, err := s.Write(make([]byte, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	s.SetLinger(0)
+	s.Close()
+	if _, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read after the server's reset: %v, want ECONNRESET", err)
+	}
+
+	c, err = e.dial(t, "203.0.113.13:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = accept(t, ln)
+	c.Write([]byte("x"))
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetLinger(0)
+	c.Close()
+	if _, err := io.Copy(io.Discard, s); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("server read after the client's reset: %v, want ECONNRESET", err)
+	}
+}
+
+// --max-conns: beyond it a SYN is refused with RST and counted.
+func TestRelayMaxConns(t *testing.T) {
+	e := newEnv(t, relay.Config{MaxConns: 1})
+	ln := e.server(t, "203.0.113.14:80")
+	c, err := e.dial(t, "203.0.113.14:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	if _, err := e.dial(t, "203.0.113.14:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial beyond max-conns: %v, want ECONNREFUSED", err)
+	}
+	if st := e.r.Stats(); st.MaxConnsRefused != 1 || st.Active != 1 {
+		t.Fatalf("stats %+v, want one refusal and one active", st)
+	}
+	var tbl bytes.Buffer
+	e.r.WriteTable(&tbl)
+	if !bytes.Contains(tbl.Bytes(), []byte("203.0.113.14:80")) || !bytes.Contains(tbl.Bytes(), []byte("max-conns refusals 1")) {
+		t.Fatalf("table lacks the connection or the refusal:\n%s", tbl.String())
+	}
+	c.Close()
+	s.Close()
+}
+
+// Many connections at once, each carrying 256 KiB both ways, byte-exact.
+func TestRelayConcurrent(t *testing.T) {
+	e := newEnv(t, relay.Config{})
+	ln := e.server(t, "203.0.113.15:7")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c) // echo, through the half-close
+				c.(*net.TCPConn).CloseWrite()
+				c.Close()
+			}()
+		}
+	}()
+	const n, size = 50, 256 << 10
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := e.dial(t, "203.0.113.15:7")
+			if err != nil {
+				errs <- err
+				return
+			}
+			data := bytes.Repeat([]byte{byte(i)}, size)
+			go func() {
+				c.Write(data)
+				c.CloseWrite()
+			}()
+			h := sha256.New()
+			m, err := io.Copy(h, c)
+			if err != nil || m != size || !bytes.Equal(h.Sum(nil), sha(data)) {
+				errs <- errors.New("echo mismatch")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func sha(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
