@@ -163,7 +163,14 @@ func (f *Frontend) dispatch() {
 		}
 		s.mu.Unlock()
 		for _, h := range hs {
-			go f.handle(&pending{f: f, h: h})
+			p := &pending{f: f, h: h}
+			if s.ownAddr(h.Target().Addr()) {
+				// A port of the stack's own with no listener: a closed
+				// port's answer, not a relayed connection back to us.
+				p.Refuse(relay.RefuseReset)
+				continue
+			}
+			go f.handle(p)
 		}
 	}
 }
