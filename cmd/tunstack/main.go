@@ -53,6 +53,11 @@ const usageText = `Usage:
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 4096] [--accept-delay DURATION]
                  [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
+  tunstack relay [--dev tun0] [--route CIDR]... [--tun-netns NAME] [--netns NAME]
+                 [--stack tunstack|gvisor] [--upstream direct|socks5://HOST:PORT]
+                 [--outbound-interface IF | --outbound-mark N] [--pcap FILE]
+                 [--trace FILE] [--max-conns N] [--dial-timeout 5s] [--mss N]
+                 [--net CIDR] [--net6 CIDR|none] [--mtu 1500]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
@@ -92,6 +97,25 @@ serve flags:
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+
+relay flags (README.md, "relay", walks through them):
+  --route CIDR          route CIDR into the TUN and relay TCP to it (repeat it);
+                        without any, TCP to every address the TUN carries is
+                        relayed and routing it there is up to you
+  --tun-netns NAME      create the TUN in this namespace (the clients'); the
+                        relay's outbound connections stay in its own
+  --netns NAME          run the relay (its outbound sockets, and the TUN unless
+                        --tun-netns) in this namespace
+  --upstream U          direct (default) or socks5://HOST:PORT
+  --outbound-interface IF  bind outbound sockets to IF (SO_BINDTODEVICE)
+  --outbound-mark N     mark outbound sockets N (SO_MARK); with --route in the
+                        relay's namespace the routes go into table N and the
+                        rule 'not fwmark N lookup N' is installed, and removed
+                        on exit
+  --max-conns N         relay at most N connections; beyond, SYNs get RST
+  --dial-timeout D      give up on a destination after D and answer the client
+                        ICMP host unreachable (default 5s)
+  --mss N               lower the MSS offered to clients to N bytes
 
 plot flags:
   --conn C              the connection to draw, LOCAL-REMOTE as in

@@ -311,11 +311,7 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 		}
 		sess.network = g
 		cleanups = append(cleanups, func() { g.Close() })
-		p, ok := sess.network.(relay.Provider)
-		if !ok {
-			return errors.New("--stack gvisor: this build's gVisor stack has no relay frontend yet; use --stack tunstack")
-		}
-		if sess.front, err = p.RelayFrontend(); err != nil {
+		if sess.front, err = g.Frontend(gvisorstack.FrontendConfig{}); err != nil {
 			return err
 		}
 	default:

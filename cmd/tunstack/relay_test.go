@@ -176,51 +176,9 @@ func (l *relayLab) curlErr(t *testing.T, url string) (error, string) {
 	return err, stderr.String()
 }
 
-func TestRelayThroughTUN(t *testing.T) {
-	netns.RequireRoot(t)
-	testtools.Need(t, "curl", "python3", "socat")
-	l := startRelayLab(t, true)
-
-	t.Run("download 100 MiB from python http.server", func(t *testing.T) {
-		dir := t.TempDir()
-		want := writeRandomFile(t, filepath.Join(dir, "big"), 100*mib, 3)
-		srv := l.server.Command("python3", "-u", "-m", "http.server", "8000", "--bind", relayServerIP, "--directory", dir)
-		startLine(t, srv, true, "Serving HTTP")
-		got := &countingHash{h: sha256.New()}
-		cmd := l.client.Command("curl", append(slices.Clone(curlArgs), "http://"+relayServerIP+":8000/big")...)
-		cmd.Stdout = got
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("curl: %v\n%s", err, stderr.Bytes())
-		}
-		if sum := hex.EncodeToString(got.h.Sum(nil)); got.n != 100*mib || sum != want {
-			t.Fatalf("downloaded %d bytes with SHA-256 %s, want %d bytes with %s", got.n, sum, 100*mib, want)
-		}
-	})
-
-	t.Run("upload 100 MiB with socat", func(t *testing.T) {
-		got := &countingHash{h: sha256.New()}
-		srv := l.server.Command("socat", "-d", "-d", "-u", "TCP-LISTEN:9000,bind="+relayServerIP+",reuseaddr", "STDOUT")
-		srv.Stdout = got
-		startLine(t, srv, false, "listening on")
-		var key [32]byte
-		key[0] = 9
-		h := sha256.New()
-		src := io.TeeReader(io.LimitReader(rand.NewChaCha8(key), 100*mib), h)
-		cli := l.client.Command("socat", "-u", "STDIN", "TCP:"+relayServerIP+":9000")
-		cli.Stdin = src
-		if out, err := cli.CombinedOutput(); err != nil {
-			t.Fatalf("socat client: %v: %s", err, out)
-		}
-		if err := srv.Wait(); err != nil {
-			t.Fatalf("socat server: %v", err)
-		}
-		if got.n != 100*mib || !bytes.Equal(got.h.Sum(nil), h.Sum(nil)) {
-			t.Fatalf("server got %d bytes, SHA-256 %x; sent %d, %x", got.n, got.h.Sum(nil), 100*mib, h.Sum(nil))
-		}
-	})
-
+// relayBasics checks the answers to refused and unroutable destinations,
+// half-close and reset on a running relay lab.
+func relayBasics(t *testing.T, l *relayLab) {
 	t.Run("refused port", func(t *testing.T) {
 		err, stderr := l.curlErr(t, "http://"+relayServerIP+":1/")
 		var ee *exec.ExitError
@@ -297,6 +255,62 @@ func TestRelayThroughTUN(t *testing.T) {
 			t.Fatalf("client read after the server's RST: %v, want ECONNRESET", err)
 		}
 	})
+
+}
+
+// The same relay on gVisor's frontend.
+func TestRelayGVisorBasics(t *testing.T) {
+	netns.RequireRoot(t)
+	testtools.Need(t, "curl")
+	relayBasics(t, startRelayLab(t, true, "--stack", "gvisor"))
+}
+
+func TestRelayThroughTUN(t *testing.T) {
+	netns.RequireRoot(t)
+	testtools.Need(t, "curl", "python3", "socat")
+	l := startRelayLab(t, true)
+
+	t.Run("download 100 MiB from python http.server", func(t *testing.T) {
+		dir := t.TempDir()
+		want := writeRandomFile(t, filepath.Join(dir, "big"), 100*mib, 3)
+		srv := l.server.Command("python3", "-u", "-m", "http.server", "8000", "--bind", relayServerIP, "--directory", dir)
+		startLine(t, srv, true, "Serving HTTP")
+		got := &countingHash{h: sha256.New()}
+		cmd := l.client.Command("curl", append(slices.Clone(curlArgs), "http://"+relayServerIP+":8000/big")...)
+		cmd.Stdout = got
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("curl: %v\n%s", err, stderr.Bytes())
+		}
+		if sum := hex.EncodeToString(got.h.Sum(nil)); got.n != 100*mib || sum != want {
+			t.Fatalf("downloaded %d bytes with SHA-256 %s, want %d bytes with %s", got.n, sum, 100*mib, want)
+		}
+	})
+
+	t.Run("upload 100 MiB with socat", func(t *testing.T) {
+		got := &countingHash{h: sha256.New()}
+		srv := l.server.Command("socat", "-d", "-d", "-u", "TCP-LISTEN:9000,bind="+relayServerIP+",reuseaddr", "STDOUT")
+		srv.Stdout = got
+		startLine(t, srv, false, "listening on")
+		var key [32]byte
+		key[0] = 9
+		h := sha256.New()
+		src := io.TeeReader(io.LimitReader(rand.NewChaCha8(key), 100*mib), h)
+		cli := l.client.Command("socat", "-u", "STDIN", "TCP:"+relayServerIP+":9000")
+		cli.Stdin = src
+		if out, err := cli.CombinedOutput(); err != nil {
+			t.Fatalf("socat client: %v: %s", err, out)
+		}
+		if err := srv.Wait(); err != nil {
+			t.Fatalf("socat server: %v", err)
+		}
+		if got.n != 100*mib || !bytes.Equal(got.h.Sum(nil), h.Sum(nil)) {
+			t.Fatalf("server got %d bytes, SHA-256 %x; sent %d, %x", got.n, got.h.Sum(nil), 100*mib, h.Sum(nil))
+		}
+	})
+
+	relayBasics(t, l)
 
 	t.Run("1000 concurrent connections both ways", func(t *testing.T) {
 		ln := l.listen(t, 9300)
