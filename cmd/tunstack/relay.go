@@ -311,7 +311,7 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 		}
 		sess.network = g
 		cleanups = append(cleanups, func() { g.Close() })
-		if sess.front, err = g.Frontend(gvisorstack.FrontendConfig{}); err != nil {
+		if sess.front, err = g.RelayFrontend(); err != nil {
 			return err
 		}
 	default:
