@@ -183,6 +183,13 @@ func TestNstatPrintsTheScrapedCountersInNstatsLayout(t *testing.T) {
 			t.Errorf("%s: exported %v, printed by nstat -az %v", c.Nstat, exported, printed[c.Nstat])
 		}
 	}
+	// The TUN device's own counters come after the stack's, under their
+	// Tun names.
+	for _, c := range metrics.DeviceCounters {
+		if !printed[c.Nstat] {
+			t.Errorf("nstat -az lacks the device's %s (%s)", c.Nstat, c.Name())
+		}
+	}
 	if !printed["TcpOutSegs"] || !printed["TcpPassiveOpens"] {
 		t.Errorf("nstat -az lacks TcpOutSegs or TcpPassiveOpens:\n%s", out)
 	}
