@@ -107,6 +107,9 @@ type scenario struct {
 	about        string // what the figure is, exactly; for the report
 	impaired     bool   // runs on the impaired link
 	run          func(r *runCtx) (Sample, error)
+	// env, if set, builds the run's environment instead of newEnv (the
+	// relay scenarios, relay.go).
+	env func(sp stackSpec, fam family, prof *policy.Profile, imp *impairment) (*env, error)
 }
 
 // scenarios in report order.
@@ -481,7 +484,11 @@ func runOnce(ctx context.Context, o *Options, sc *scenario, fam family, sp stack
 	if sc.impaired {
 		useImp = imp
 	}
-	e, err := newEnv(sp, fam, prof, useImp)
+	build := newEnv
+	if sc.env != nil {
+		build = sc.env
+	}
+	e, err := build(sp, fam, prof, useImp)
 	if err != nil {
 		return Sample{}, err
 	}

@@ -162,7 +162,8 @@ func rows(results []Result) []row {
 func detailAndCPU(r Result) (detail, cpu string) {
 	m := r.Metrics
 	has := func(k string) bool { _, ok := m[k]; return ok }
-	switch BaseScenario(r.Scenario) {
+	// A relay scenario's detail is its base scenario's.
+	switch strings.TrimPrefix(BaseScenario(r.Scenario), "relay-") {
 	case "bulk-down", "bulk-up":
 		detail = fmt.Sprintf("device drops %s", formatCount(m["link_drops"]))
 		if has("acks_per_mib") {
@@ -320,7 +321,7 @@ func WriteTable(w io.Writer, results []Result) error {
 			return err
 		}
 	}
-	return nil
+	return writeRelayText(w, results)
 }
 
 func writeTextTable(w io.Writer, header []string, body [][]string) error {
@@ -485,6 +486,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 		writeMarkdownGrid(w, goodputHeader, g)
 		p("\n")
 	}
+	writeRelayMarkdown(w, r.Results)
 
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
