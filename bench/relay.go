@@ -7,7 +7,9 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
@@ -168,7 +170,9 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 		counted.Close()
 		return fmt.Errorf("bench: no relay on stack %q", e.label)
 	}
-	rl, err := tcprelay.New(tcprelay.Config{Dial: nsDialer(relayNS)})
+	dialer := newNSDialer(relayNS)
+	e.cleanups = append(e.cleanups, dialer.close)
+	rl, err := tcprelay.New(tcprelay.Config{Dial: dialer.dial})
 	if err != nil {
 		return err
 	}
@@ -179,19 +183,68 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	return fe.Intercept([]netip.Prefix{netip.PrefixFrom(serverAddr, 32)}, rl.Handle)
 }
 
-// nsDialer is the relay's Dial: kernel TCP sockets made in ns, with the
-// benchmark's congestion control, so that the relay's outbound leg runs
-// over the veth to the server.
-func nsDialer(ns *netns.NS) func(ctx context.Context, network, address string) (net.Conn, error) {
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		var c net.Conn
-		err := ns.Do(func() (err error) {
-			d := net.Dialer{Control: ccControl}
-			c, err = d.DialContext(ctx, network, address)
-			return err
-		})
-		return c, err
+// nsDialer dials the relay's outbound connections: kernel TCP sockets
+// made in a namespace, with the benchmark's congestion control, so that
+// the relay's outbound leg runs over the veth to the server. `tunstack
+// relay` dials from its own namespace without switching; so that the
+// benchmark adds no namespace switch (two setns and a look-up of the
+// thread's namespace, which NS.Do makes each time) to every relayed
+// connection, the dials run on a few goroutines that entered the namespace
+// once and stay there, each locked to its thread.
+type nsDialer struct {
+	reqs chan dialRequest
+	wg   sync.WaitGroup
+}
+
+type dialRequest struct {
+	ctx              context.Context
+	network, address string
+	done             chan<- dialResult
+}
+
+type dialResult struct {
+	c   net.Conn
+	err error
+}
+
+// relayDialWorkers is how many dials may be under way at once.
+const relayDialWorkers = 16
+
+func newNSDialer(ns *netns.NS) *nsDialer {
+	d := &nsDialer{reqs: make(chan dialRequest)}
+	for range relayDialWorkers {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			ns.Do(func() error {
+				for r := range d.reqs {
+					nd := net.Dialer{Control: ccControl}
+					c, err := nd.DialContext(r.ctx, r.network, r.address)
+					r.done <- dialResult{c, err}
+				}
+				return nil
+			})
+		}()
 	}
+	return d
+}
+
+// dial is relay.Config.Dial.
+func (d *nsDialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	done := make(chan dialResult, 1)
+	select {
+	case d.reqs <- dialRequest{ctx, network, address, done}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r := <-done
+	return r.c, r.err
+}
+
+// close ends the workers once no dial is under way.
+func (d *nsDialer) close() {
+	close(d.reqs)
+	d.wg.Wait()
 }
 
 // runRelayIdle is idle through the relay. A relayed connection holds
@@ -319,4 +372,16 @@ func writeRelayMarkdown(w io.Writer, results []Result) {
 	p("The targets: relay bulk both ways at least 3x gVisor's relay and at least 0.7x tunstack's own serve bulk; relay-crr at least 1.5x gVisor's; memory per idle relayed connection at most half of gVisor's.\n\n")
 	writeMarkdownGrid(w, relayHeader, rs)
 	p("\n")
+}
+
+// withRelay is a chart panel's groups: the scenarios given, then the relay
+// scenario of each that ran (relay-bulk-down after bulk-down's group...).
+func withRelay(results []Result, groups ...string) []string {
+	out := slices.Clone(groups)
+	for _, g := range groups {
+		if slices.ContainsFunc(results, func(r Result) bool { return r.Scenario == "relay-"+g }) {
+			out = append(out, "relay-"+g)
+		}
+	}
+	return out
 }

@@ -92,3 +92,28 @@ func TestSmokeRelayScenarios(t *testing.T) {
 		}
 	}
 }
+
+func TestChartsShowRelayScenariosThatRan(t *testing.T) {
+	mk := func(sc, st string, m map[string]float64) Result {
+		return Result{Scenario: sc, Stack: st, Runs: 1, Value: 1, Metrics: m}
+	}
+	results := []Result{
+		mk("bulk-down", "tunstack", map[string]float64{"gbps": 9}),
+		mk("relay-bulk-down", "tunstack", map[string]float64{"gbps": 7}),
+		mk("relay-bulk-down", "gvisor", map[string]float64{"gbps": 2}),
+		mk("crr", "tunstack", map[string]float64{"cps": 5000}),
+	}
+	charts := Charts(results, []string{"tunstack", "gvisor"})
+	tp := charts[0]
+	if strings.Join(tp.Groups, ",") != "bulk-down,bulk-up,streams,relay-bulk-down" {
+		t.Fatalf("throughput groups %v: relay-bulk-down ran, relay-bulk-up did not", tp.Groups)
+	}
+	if v := tp.Values[3]; v[0] != 7 || v[1] != 2 {
+		t.Errorf("relay-bulk-down bars %v, want [7 2]", v)
+	}
+	for _, c := range charts {
+		if strings.HasPrefix(c.Title, "crr") && strings.Join(c.Groups, ",") != "crr" {
+			t.Errorf("crr groups %v without a relay-crr result", c.Groups)
+		}
+	}
+}

@@ -388,7 +388,7 @@ func Charts(results []Result, stacks []string) []BarChart {
 		}
 		return math.NaN()
 	}
-	throughput := []string{"bulk-down", "bulk-up", "streams"}
+	throughput := withRelay(results, "bulk-down", "bulk-up", "streams")
 	for _, r := range results {
 		if _, fam := splitFamily(r.Scenario); fam == 6 && r.Unit == "Gbit/s" && !slices.Contains(throughput, r.Scenario) {
 			throughput = append(throughput, r.Scenario)
@@ -408,8 +408,8 @@ func Charts(results []Result, stacks []string) []BarChart {
 			func(g, st string) float64 { return metric("rr", st, g+"_us") }),
 		panel("rr: 1-byte transactions per second", "tx/s", false, []string{"rr"},
 			func(g, st string) float64 { return metric("rr", st, "tps") }),
-		panel("crr: connections per second (connect, request, response, close)", "conn/s", false, []string{"crr"},
-			func(g, st string) float64 { return metric("crr", st, "cps") }),
+		panel("crr: connections per second (connect, request, response, close)", "conn/s", false, withRelay(results, "crr"),
+			func(g, st string) float64 { return metric(g, st, "cps") }),
 	}
 }
 
@@ -490,8 +490,8 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
-	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 13 minutes on 2 cores ")
-	p("(per stack and run: seven timed scenarios of 0.5 s warm-up + 5 s, bulk-down and bulk-up over IPv4 and over IPv6 among them, lossy 0.5 s + 10 s, idle a few seconds; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
+	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 19 minutes on 2 cores ")
+	p("(per stack and run: seven timed scenarios of 0.5 s warm-up + 5 s, bulk-down and bulk-up over IPv4 and over IPv6 among them, lossy 0.5 s + 10 s, idle a few seconds, the relay's three timed scenarios 0.5 s + 5 s and relay-idle some seconds more; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
 	p("`--family 4|6|both` runs the chosen scenarios in one family or both: `sudo tunstack bench --scenario bulk-down,bulk-up --family both` is the IPv6 table alone. ")
 	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; ")
 	p("the goodput table alone: `sudo tunstack bench --scenario lossy` (without --stack, lossy runs on the variants too; with it, on the stacks listed, as in `--stack tunstack/reno-nosack,gvisor/reno`); ")
