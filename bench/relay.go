@@ -30,14 +30,20 @@ import (
 // The client connects to 198.18.0.2 as in every other scenario; through
 // the relay, its route sends that into the TUN, the frontend holds the
 // SYN, the relay dials 198.18.0.2 from the relay namespace (kernel TCP
-// over the veth) and splices the two. linux is the direct kernel path
+// over the veth) and splices the two; a -v6 run does the same with
+// fd00:7475:6e73::1, ::3 and ::2, the link carrying both families. linux
+// is the direct kernel path
 // without a relay, the ceiling. The scenarios' code is that of bulk-down,
 // bulk-up, crr and idle, with the kernel server as the listener: only the
 // environment differs.
 
-// relayStackAddr is the relay stack's own address on the TUN's link: not
-// the destination's, which the stack takes only through its frontend.
-var relayStackAddr = netip.MustParseAddr("198.18.0.3")
+// relayStackAddr and relayStackAddr6 are the relay stack's own addresses
+// on the TUN's link: not the destination's, which the stack takes only
+// through its frontend.
+var (
+	relayStackAddr  = netip.MustParseAddr("198.18.0.3")
+	relayStackAddr6 = netip.MustParseAddr("fd00:7475:6e73::3")
+)
 
 // relayScenarios are reported after the scenarios of bench.go.
 var relayScenarios = []*scenario{
@@ -57,10 +63,11 @@ var relayScenarios = []*scenario{
 
 func init() { scenarios = append(scenarios, relayScenarios...) }
 
-// isRelayScenario reports whether name is one of the relay scenarios.
+// isRelayScenario reports whether name is one of the relay scenarios, in
+// either family.
 func isRelayScenario(name string) bool {
 	for _, s := range relayScenarios {
-		if s.name == name {
+		if s.name == BaseScenario(name) {
 			return true
 		}
 	}
@@ -70,11 +77,11 @@ func isRelayScenario(name string) bool {
 // newRelayEnv builds a relay scenario's environment: for linux the direct
 // path (newEnv's veth), for tunstack and gVisor the relay between the
 // client's TUN and the server's veth.
-func newRelayEnv(sp stackSpec, prof *policy.Profile, _ *impairment) (e *env, err error) {
+func newRelayEnv(sp stackSpec, fam family, prof *policy.Profile, _ *impairment) (e *env, err error) {
 	if sp.base == "linux" {
-		return newEnv(sp, prof, nil)
+		return newEnv(sp, fam, prof, nil)
 	}
-	e = &env{stack: sp.base, label: sp.label}
+	e = &env{stack: sp.base, label: sp.label, family: fam}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -122,7 +129,7 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	err = ns.Do(func() (err error) {
 		// On the TUN's link, 198.18.0.2 is the client's next hop: its
 		// packets to the server go into the TUN.
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: devName, HostAddr: netip.PrefixFrom(peerAddr, linkPrefix.Bits()), MTU: linkMTU, Offload: true})
+		tun, err = netif.OpenTUN(e.tunConfig(peerAddr, peerAddr6, true))
 		return err
 	})
 	if err != nil {
@@ -133,7 +140,11 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	var fe tcprelay.Frontend
 	switch e.stack {
 	case "tunstack":
-		s, err := stack.New(counted, stack.Config{Addr: relayStackAddr, Profile: prof})
+		cfg := stack.Config{Addr: relayStackAddr, Profile: prof}
+		if e.family == 6 {
+			cfg.Addr6 = relayStackAddr6
+		}
+		s, err := stack.New(counted, cfg)
 		if err != nil {
 			counted.Close()
 			return err
@@ -155,7 +166,11 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 		}
 	case "gvisor":
 		o := gvisorOptions(prof)
-		s, err := gvisorstack.New(counted, gvisorstack.Config{Addr: relayStackAddr, Prefix: linkPrefix, Options: &o})
+		cfg := gvisorstack.Config{Addr: relayStackAddr, Prefix: linkPrefix, Options: &o}
+		if e.family == 6 {
+			cfg.Addr6, cfg.Prefix6 = relayStackAddr6, linkPrefix6
+		}
+		s, err := gvisorstack.New(counted, cfg)
 		if err != nil {
 			counted.Close()
 			return err
@@ -180,7 +195,11 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	// The frontend stops first (cleanups run last first), then the relay
 	// aborts what is left, then the stack closes.
 	e.cleanups = append(e.cleanups, func() { fe.Close() })
-	return fe.Intercept([]netip.Prefix{netip.PrefixFrom(serverAddr, 32)}, rl.Handle)
+	prefixes := []netip.Prefix{netip.PrefixFrom(serverAddr, 32)}
+	if e.family == 6 {
+		prefixes = append(prefixes, netip.PrefixFrom(serverAddr6, 128))
+	}
+	return fe.Intercept(prefixes, rl.Handle)
 }
 
 // nsDialer dials the relay's outbound connections: kernel TCP sockets
@@ -312,7 +331,8 @@ func relayRows(results []Result) [][]string {
 		if baseStack(r.Stack) == "tunstack" {
 			g := ratio(r.Value, figs.metric(r.Scenario, "gvisor", ""))
 			vsG = formatRatio(g)
-			target = relayTargets[r.Scenario].judge(g, vsServe, r.Scenario == "relay-idle")
+			base := BaseScenario(r.Scenario)
+			target = relayTargets[base].judge(g, vsServe, base == "relay-idle")
 		}
 		out = append(out, []string{r.Scenario, r.Stack, w.figure, vsG, formatRatio(vsServe), target, w.runs})
 	}
