@@ -332,7 +332,7 @@ func TestNormalizeFamilyRenamesTheScenarios(t *testing.T) {
 		scenarios []string
 		want      []string
 	}{
-		{"", nil, []string{"bulk-down", "bulk-down-v6", "bulk-up", "bulk-up-v6", "streams", "rr", "crr", "idle", "lossy", "http-load"}},
+		{"", nil, []string{"bulk-down", "bulk-down-v6", "bulk-up", "bulk-up-v6", "streams", "rr", "crr", "idle", "lossy", "http-load", "relay-bulk-down", "relay-bulk-up", "relay-crr", "relay-idle"}},
 		{"", []string{"bulk-down-v6", "rr"}, []string{"bulk-down-v6", "rr"}},
 		{"4", []string{"bulk-down-v6", "rr"}, []string{"bulk-down", "rr"}},
 		{"6", []string{"bulk-down", "rr"}, []string{"bulk-down-v6", "rr-v6"}},
