@@ -29,8 +29,9 @@ type Config struct {
 	// included; a SYN beyond it is refused with RST and counted
 	// (Stats.MaxConnsRefused). 0 is no bound.
 	MaxConns int
-	// BufferSize is the one buffer per direction of each connection; 0
-	// is DefaultBufferSize. It is all the relay itself holds of a
+	// BufferSize is the one buffer per direction of each connection
+	// while it carries bulk data (an idle one waits with 2 KiB); 0 is
+	// DefaultBufferSize. It is all the relay itself holds of a
 	// connection's data: a destination that sends faster than the
 	// client reads fills it, the relay stops reading the destination,
 	// and the outbound connection's window closes.
@@ -228,10 +229,20 @@ func (r *Relay) splice(rc *record, in, out net.Conn) {
 // pipe copies src to dst through one buffer. The buffer is all that is
 // held: while dst does not take what was read, src is not read, so src's
 // receive window closes (backpressure through the windows only).
+//
+// An idle connection should cost little, so a pipe waits with a small
+// buffer of its own and takes the large one from the pool only once a
+// read fills the small one (a bulk transfer), giving it back as soon as a
+// read returns less than half of it.
 func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) {
-	bp := r.bufs.Get().(*[]byte)
-	defer r.bufs.Put(bp)
-	buf := *bp
+	small := make([]byte, smallBufferSize)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			r.bufs.Put(big)
+		}
+	}()
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -246,6 +257,14 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 				return
 			}
 			count.Add(int64(n))
+			switch {
+			case big == nil && n == len(small):
+				big = r.bufs.Get().(*[]byte)
+				buf = *big
+			case big != nil && n < len(buf)/2:
+				r.bufs.Put(big)
+				big, buf = nil, small
+			}
 		}
 		if err == io.EOF {
 			orLeg(srcLeg, legFinIn)
@@ -264,6 +283,9 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 		}
 	}
 }
+
+// smallBufferSize is the buffer a pipe waits with (pipe).
+const smallBufferSize = 2 << 10
 
 // record is one relayed connection, for the table and the counters.
 type record struct {

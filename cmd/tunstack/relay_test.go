@@ -367,6 +367,33 @@ func TestRelayThroughTUN(t *testing.T) {
 		}
 	})
 
+	t.Run("memory per idle relayed connection", func(t *testing.T) {
+		ln := l.listen(t, 9500)
+		const n = 200
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			if _, err := l.dial(t, 9500); err != nil {
+				t.Fatal(err)
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+		t.Logf("heap per idle relayed connection: %d bytes (the test's own kernel sockets included)", per)
+		// An idle connection waits with the small buffers only; holding a
+		// direction's bulk buffer would cost that much alone.
+		if per >= relay.DefaultBufferSize {
+			t.Fatalf("an idle relayed connection costs %d bytes of heap, as much as a bulk buffer (%d)", per, relay.DefaultBufferSize)
+		}
+	})
+
 	t.Run("a client that does not read keeps the heap bounded", func(t *testing.T) {
 		ln := l.listen(t, 9400)
 		c, err := l.dial(t, 9400)
