@@ -468,3 +468,46 @@ func TestRelayDefaultRouteDoesNotLoop(t *testing.T) {
 		t.Fatalf("relayed %d, refused %d: want exactly the client's one connection\n%s", st.Relayed, st.Refused, tbl.String())
 	}
 }
+
+// IPv6 through the relay: a client connection to an IPv6 destination is
+// relayed over IPv6, a closed port refused with RST, and a destination the
+// relay has no route to answered with ICMPv6 no route.
+func TestRelayIPv6(t *testing.T) {
+	netns.RequireRoot(t)
+	testtools.Need(t, "curl")
+	l := startRelayLab(t, true, "--net6", defaultNet6, "--route", "fd00:77::/32")
+	ipIn(t, l.relayNS, "addr", "add", "fd00:77:1::1/64", "dev", "rv0", "nodad")
+	ipIn(t, l.server, "addr", "add", "fd00:77:1::2/64", "dev", "sv0", "nodad")
+	var ln net.Listener
+	err := l.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", "[fd00:77:1::2]:8080")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(c.RemoteAddr().String()), c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	cmd := l.client.Command("curl", append(slices.Clone(curlArgs), "http://[fd00:77:1::2]:8080/")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "[fd00:77:1::1]:") {
+		t.Fatalf("curl over IPv6: %q, %v, want the server to see the relay's IPv6 address\n%s", out, err, stderr.Bytes())
+	}
+	if err, stderr := l.curlErr(t, "http://[fd00:77:1::2]:1/"); !strings.Contains(stderr, "Connection refused") {
+		t.Fatalf("curl to a closed IPv6 port: %v, want Connection refused:\n%s", err, stderr)
+	}
+	if err, stderr := l.curlErr(t, "http://[fd00:77:2::1]:80/"); !strings.Contains(stderr, "Network is unreachable") {
+		t.Fatalf("curl to an IPv6 address the relay has no route to: %v, want Network is unreachable:\n%s", err, stderr)
+	}
+}
