@@ -61,44 +61,53 @@ bench: build
 		--profile-dir $(BENCH_OUT)/profiles --micro $(BENCH_OUT)/micro.txt \
 		--report docs/performance.md $(BENCH_FLAGS)
 
-# Every conformance script on each stack of CONFORMANCE_STACKS, as
+# Every conformance script on each stack of CONFORMANCE_STACKS, in each
+# family of CONFORMANCE_FAMILIES (--ip_version; ipv6 with --mtu=1520, the
+# kernel's packetdrill selftests' IPv6 link, whose MSS is IPv4's 1460), as
 # `tunstack drill --json` runs them (tunstack and gvisor in virtual time; the
 # linux target needs root and is skipped with a message otherwise), then
-# docs/conformance.md from the results. Fails when a stack disagrees with
-# tunstack on a script and conformance/differences.json (or a
-# tunstack-difference marker in the script) does not say why. Linux runs in
-# real time, so its failures are run again (twice at most) and the doc
-# lists the first failures.
+# docs/conformance.md from the results. A script with an --ip_version option
+# line runs in that family only (the kernel selftests' rule). Fails when a
+# stack disagrees with tunstack on a script and conformance/differences.json
+# (or a tunstack-difference marker in the script) does not say why. Linux
+# runs in real time, so its failures are run again (twice at most) and the
+# doc lists the first failures.
 # gVisor, the reference beside Linux, runs each script to its end past
 # mismatches (--keep-going), so the doc shows how many lines of each matched.
 # PACKETDRILL=path/to/packetdrill adds a column: the real packetdrill on this
 # machine's Linux (`tunstack oracle`, root), the judge of what a script means;
 # it must pass every script and the linux column must agree with it.
 CONFORMANCE_STACKS ?= linux tunstack gvisor
+CONFORMANCE_FAMILIES ?= ipv4 ipv6
 PACKETDRILL ?=
 conformance: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	scripts=$$(find conformance/scripts -name '*.pkt' | sort); notrun=; \
+	all=$$(find conformance/scripts -name '*.pkt' | sort); notrun=; \
 	stacks="$(CONFORMANCE_STACKS)"; [ -n "$(PACKETDRILL)" ] && stacks="$$stacks packetdrill"; \
-	for s in $$stacks; do \
-		if { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && [ "$$(id -u)" != 0 ]; then \
-			echo "== conformance on $$s: skipped, it needs root (sudo make conformance)"; \
-			notrun="$${notrun:+$$notrun,}$$s"; continue; \
-		fi; \
-		run="./bin/tunstack drill --stack $$s --json"; \
-		[ "$$s" = gvisor ] && run="$$run --keep-going"; \
-		[ "$$s" = packetdrill ] && run="./bin/tunstack oracle --packetdrill $(PACKETDRILL) --json"; \
-		echo "== conformance on $$s"; \
-		$$run $$scripts > "$$tmp/$$s.json"; \
-		[ $$? -le 1 ] || exit 1; \
-		last="$$tmp/$$s.json"; \
-		for try in 1 2; do \
-			failed=; { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && failed=$$(./bin/tunstack conformance-doc --failed "$$last"); \
-			[ -n "$$failed" ] || break; \
-			echo "== conformance on $$s: running the failed scripts again (real time on a loaded machine)"; \
-			mkdir -p "$$tmp/retry$$try"; last="$$tmp/retry$$try/$$s.json"; \
-			$$run $$failed > "$$last"; \
+	for fam in $(CONFORMANCE_FAMILIES); do \
+		famargs="--ip_version=$$fam"; [ "$$fam" = ipv6 ] && famargs="$$famargs --mtu=1520"; \
+		scripts=$$(for f in $$all; do v=$$(sed -n 's/^--ip_version=//p' "$$f" | head -n 1); \
+			if [ -z "$$v" ] || [ "$$v" = "$$fam" ]; then echo "$$f"; fi; done); \
+		for s in $$stacks; do \
+			if { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && [ "$$(id -u)" != 0 ]; then \
+				echo "== conformance on $$s ($$fam): skipped, it needs root (sudo make conformance)"; \
+				case ",$$notrun," in *",$$s,"*) ;; *) notrun="$${notrun:+$$notrun,}$$s";; esac; continue; \
+			fi; \
+			run="./bin/tunstack drill --stack $$s --json $$famargs"; \
+			[ "$$s" = gvisor ] && run="$$run --keep-going"; \
+			[ "$$s" = packetdrill ] && run="./bin/tunstack oracle --packetdrill $(PACKETDRILL) --json $$famargs"; \
+			echo "== conformance on $$s ($$fam)"; \
+			$$run $$scripts > "$$tmp/$$s-$$fam.json"; \
 			[ $$? -le 1 ] || exit 1; \
+			last="$$tmp/$$s-$$fam.json"; \
+			for try in 1 2; do \
+				failed=; { [ "$$s" = linux ] || [ "$$s" = packetdrill ]; } && failed=$$(./bin/tunstack conformance-doc --failed "$$last"); \
+				[ -n "$$failed" ] || break; \
+				echo "== conformance on $$s ($$fam): running the failed scripts again (real time on a loaded machine)"; \
+				mkdir -p "$$tmp/retry$$try"; last="$$tmp/retry$$try/$$s-$$fam.json"; \
+				$$run $$failed > "$$last"; \
+				[ $$? -le 1 ] || exit 1; \
+			done; \
 		done; \
 	done; \
 	./bin/tunstack conformance-doc --stacks "$$(echo $$stacks | tr ' ' ,)" \

@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -154,19 +153,9 @@ func (c *burstCoalescer) flow(k flowKey) *burstFlow {
 	return f
 }
 
-// tcpOf returns pkt's IPv4 header and TCP segment when it is a valid
-// IPv4/TCP packet without IP options.
-func tcpOf(pkt []byte) (wire.IPv4, wire.TCP, bool) {
-	ip := wire.IPv4(pkt)
-	if ip.Valid() != nil || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() || ip.HeaderLen() != wire.IPv4HeaderLen {
-		return nil, nil, false
-	}
-	t := wire.TCP(ip.Payload())
-	if t.Valid() != nil {
-		return nil, nil, false
-	}
-	return ip, t, true
-}
+// tcpOf returns pkt's IP header and TCP segment when it is a valid
+// IPv4 or IPv6 TCP packet without IP options or extension headers.
+func tcpOf(pkt []byte) (ipHdr, wire.TCP, bool) { return ipTCP(pkt) }
 
 // wscaleOf is the window scale option in a SYN's options, or -1.
 func wscaleOf(t wire.TCP) int {
@@ -187,7 +176,7 @@ func (c *burstCoalescer) inbound(pkt []byte) {
 	if !ok {
 		return
 	}
-	k := flowKey{netip.AddrPortFrom(ip.DstAddr(), t.DstPort()), netip.AddrPortFrom(ip.SrcAddr(), t.SrcPort())}
+	k := flowKey{netip.AddrPortFrom(ip.dst, t.DstPort()), netip.AddrPortFrom(ip.src, t.SrcPort())}
 	fl := t.Flags()
 	if fl&wire.FlagRST != 0 {
 		delete(c.flows, k)
@@ -235,7 +224,7 @@ func (c *burstCoalescer) batch(pkts []outbound, byCall bool) []outbound {
 			i++
 			continue
 		}
-		k := flowKey{netip.AddrPortFrom(ip.SrcAddr(), t.SrcPort()), netip.AddrPortFrom(ip.DstAddr(), t.DstPort())}
+		k := flowKey{netip.AddrPortFrom(ip.src, t.SrcPort()), netip.AddrPortFrom(ip.dst, t.DstPort())}
 		f := c.flow(k)
 		if t.Flags()&wire.FlagSYN != 0 {
 			f.ourWS = wscaleOf(t)
@@ -278,7 +267,11 @@ func (c *burstCoalescer) run(pkts []outbound, f *burstFlow, k flowKey, byCall bo
 	mss := len(t0.Payload())
 	hdr := len(first) - mss
 	info := c.info(k, mss)
-	limit := (0xffff - hdr) / mss // the IPv4 total length
+	// The IPv4 total length, or the IPv6 payload length, is 16 bits.
+	limit := (0xffff - hdr) / mss
+	if first[0]>>4 == 6 {
+		limit = (0xffff - (hdr - wire.IPv6HeaderLen)) / mss
+	}
 	if info.TSOSegs > 0 {
 		limit = min(limit, info.TSOSegs)
 	}
@@ -329,15 +322,21 @@ func (c *burstCoalescer) run(pkts []outbound, f *burstFlow, k flowKey, byCall bo
 // it: all but the IP total length, id and checksum, the TCP sequence
 // number and checksum, and PSH and FIN.
 func sameSegmentHeaders(first, p []byte) bool {
-	const ip = wire.IPv4HeaderLen
-	_, t0, _ := tcpOf(first)
-	_, t, _ := tcpOf(p)
+	h0, t0, _ := tcpOf(first)
+	h, t, _ := tcpOf(p)
+	ip := h0.hdrLen
 	hdr := ip + t0.DataOffset()
-	if t.DataOffset() != t0.DataOffset() {
+	if t.DataOffset() != t0.DataOffset() || h.v6 != h0.v6 {
 		return false
 	}
-	// IPv4: version/IHL and TOS; flags, TTL and protocol; addresses.
-	if first[0] != p[0] || first[1] != p[1] || string(first[6:10]) != string(p[6:10]) || string(first[12:20]) != string(p[12:20]) {
+	if h0.v6 {
+		// IPv6: version, traffic class and flow label; next header and
+		// hop limit; addresses.
+		if string(first[0:4]) != string(p[0:4]) || string(first[6:40]) != string(p[6:40]) {
+			return false
+		}
+	} else if first[0] != p[0] || first[1] != p[1] || string(first[6:10]) != string(p[6:10]) || string(first[12:20]) != string(p[12:20]) {
+		// IPv4: version/IHL and TOS; flags, TTL and protocol; addresses.
 		return false
 	}
 	// TCP: ports; ack, data offset, flags but PSH and FIN, window; urgent
@@ -353,22 +352,19 @@ func sameSegmentHeaders(first, p []byte) bool {
 // checksums computed.
 func mergeSegments(segs []outbound) []byte {
 	first := segs[0].pkt
-	_, t0, _ := tcpOf(first)
-	hdr := wire.IPv4HeaderLen + t0.DataOffset()
+	h, t0, _ := tcpOf(first)
+	hdr := h.hdrLen + t0.DataOffset()
 	b := append([]byte(nil), first[:hdr]...)
 	for _, s := range segs {
 		_, t, _ := tcpOf(s.pkt)
 		b = append(b, t.Payload()...)
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	b[10], b[11] = 0, 0
-	binary.BigEndian.PutUint16(b[10:], wire.Fold(wire.Checksum(b[:wire.IPv4HeaderLen], 0)))
+	setIPLength(b)
 	_, last, _ := tcpOf(segs[len(segs)-1].pkt)
 	// Linux behaviour (tcp_transmit_skb): PSH on every packet of more than
 	// one segment; FIN is the last segment's.
-	b[wire.IPv4HeaderLen+13] = b[wire.IPv4HeaderLen+13]&^wire.FlagFIN | wire.FlagPSH | last.Flags()&wire.FlagFIN
-	ip := wire.IPv4(b)
-	wire.TCP(b[wire.IPv4HeaderLen:]).ComputeChecksum(ip.Src(), ip.Dst())
+	b[h.hdrLen+13] = b[h.hdrLen+13]&^wire.FlagFIN | wire.FlagPSH | last.Flags()&wire.FlagFIN
+	wire.TCP(b[h.hdrLen:]).ComputeChecksumAddr(h.src, h.dst)
 	return b
 }
 
@@ -435,7 +431,7 @@ func aggregate(got *seen, lastLen int, next *seen, remaining int) (*seen, string
 		return nil, fmt.Sprintf("window %d after %d", next.tcp.Window(), got.tcp.Window())
 	case next.tcp.Urgent() != got.tcp.Urgent():
 		return nil, "its urgent pointer differs"
-	case next.ip.TOS() != got.ip.TOS() || next.ip.TTL() != got.ip.TTL():
+	case next.ip.tos != got.ip.tos || next.ip.ttl != got.ip.ttl || next.ip.flowLabel != got.ip.flowLabel:
 		return nil, "its IP header differs"
 	case next.payload < remaining && next.payload != lastLen:
 		// Every packet but the last is as long as the one before.

@@ -41,6 +41,7 @@ import (
 //     that waits under SO_LINGER.
 type dispatcher[S any] struct {
 	target  string // the target's name, for messages
+	family6 bool   // the run's sockets are AF_INET6 (TargetConfig.SocketFamily6)
 	ops     socketOps[S]
 	fds     map[int]*descriptor[S]
 	blocked []*blockedCall // in the order they were made
@@ -163,8 +164,8 @@ type blockedCall struct {
 	onTimeout func() CallResult
 }
 
-func newDispatcher[S any](target string, ops socketOps[S]) *dispatcher[S] {
-	return &dispatcher[S]{target: target, ops: ops, fds: map[int]*descriptor[S]{}}
+func newDispatcher[S any](target string, family6 bool, ops socketOps[S]) *dispatcher[S] {
+	return &dispatcher[S]{target: target, family6: family6, ops: ops, fds: map[int]*descriptor[S]{}}
 }
 
 // Syscall starts c; settle is the target's own, which lets the stack
@@ -294,6 +295,16 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 	}
 	switch c.Name {
 	case "socket":
+		// A domain of "..." is the run's (packetdrill's socket_domain);
+		// a written one must be the same here, where every socket's
+		// addresses are the run's.
+		if a[0].Kind != ExprEllipsis {
+			dom, err := intArg(0)
+			want := map[bool]int{false: unix.AF_INET, true: unix.AF_INET6}[d.family6]
+			if err != nil || dom != want {
+				return unsupported("socket domain: only the run's, %s (write ... for it)", map[bool]string{false: "AF_INET", true: "AF_INET6"}[d.family6]), true
+			}
+		}
 		typ, err := intArg(1)
 		if err != nil {
 			return unsupported("socket type: %v", err), true

@@ -10,7 +10,7 @@ import (
 // seen is an outbound packet decoded for matching.
 type seen struct {
 	raw      []byte
-	ip       wire.IPv4
+	ip       ipHdr
 	tcp      wire.TCP
 	opts     []TCPOpt // in wire order, nop and eol included
 	optErr   error
@@ -21,14 +21,11 @@ type seen struct {
 	seq, ack uint32
 }
 
-// decodeOutbound parses an IPv4/TCP packet; ok is false for anything else.
+// decodeOutbound parses an IPv4 or IPv6 TCP packet; ok is false for
+// anything else.
 func decodeOutbound(b []byte) (*seen, bool) {
-	ip := wire.IPv4(b)
-	if ip.Valid() != nil || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
-		return nil, false
-	}
-	t := wire.TCP(ip.Payload())
-	if t.Valid() != nil {
+	ip, t, ok := ipTCP(b)
+	if !ok {
 		return nil, false
 	}
 	s := &seen{raw: b, ip: ip, tcp: t, payload: len(t.Payload()), srcPort: t.SrcPort(),
@@ -179,7 +176,7 @@ func (s *seen) String(localISN uint32) string {
 // returns what differs ("" when it matches). tsVal, when not nil, checks
 // the TS val the stack sent against the one the script wrote and returns
 // what differs; without it TS val is not compared.
-func mismatch(want *Packet, got *seen, localISN uint32, tsVal func(script, actual uint32) string) string {
+func mismatch(want *Packet, got *seen, localISN uint32, tsVal func(script, actual uint32) string, flows *flowLabels) string {
 	var diffs []string
 	if want.Flags != got.flags {
 		diffs = append(diffs, fmt.Sprintf("flags %s, expected %s", FlagString(got.flags), want.FlagStr))
@@ -201,6 +198,11 @@ func mismatch(want *Packet, got *seen, localISN uint32, tsVal func(script, actua
 	}
 	if d := ipMismatch(want.IP, got.ip); d != "" {
 		diffs = append(diffs, d)
+	}
+	if want.IP.HasFlowLabel && want.IP.FlowLabel != 0 && got.ip.v6 {
+		if d := flows.check(want.IP.FlowLabel, got.ip.flowLabel); d != "" {
+			diffs = append(diffs, d)
+		}
 	}
 	if !want.OptionsAny {
 		if d := optionsMismatch(want.Opts, got.opts, tsVal); d != "" {

@@ -27,6 +27,17 @@ type ScriptInfo struct {
 	RFC        string // the RFC sections the header cites, "; "-separated
 	Summary    string // the header's first sentence, up to its first colon
 	Difference string // the tunstack-difference reason, "" when none
+	// Family is the script's own --ip_version option line: a script
+	// that names one family runs in that family only ("" when none).
+	Family string
+}
+
+// ScriptFamily is the family a script's option lines restrict it to, as
+// the kernel's packetdrill selftests read it (a line --ip_version=F), or
+// "" for a script that runs in every family.
+func ScriptFamily(path string) (string, error) {
+	info, err := ReadScriptInfo(path)
+	return info.Family, err
 }
 
 var rfcRef = regexp.MustCompile(`RFC \d+(?:\s*(?:§|Appendix\s+)[0-9A-Z.\-]*[0-9A-Z](?:\s*(?:,|and|/|-)\s*§[0-9.\-]*[0-9])*)?`)
@@ -45,6 +56,9 @@ func ReadScriptInfo(path string) (ScriptInfo, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "--ip_version="); ok && info.Family == "" {
+			info.Family = v
+		}
 		c, isComment := strings.CutPrefix(line, "//")
 		c = strings.TrimSpace(c)
 		if isComment {
@@ -91,7 +105,9 @@ type Differences struct {
 	// Reasons are shared explanations, by id.
 	Reasons map[string]Reason `json:"reasons"`
 	// Cells maps a script (relative to the scripts directory) and a stack
-	// to a reason id, or to the explanation itself.
+	// to a reason id, or to the explanation itself. A key SCRIPT@FAMILY
+	// (as handshake/x.pkt@ipv6) applies to that family's run only and
+	// comes before the plain SCRIPT key, which applies to every family.
 	Cells map[string]map[string]string `json:"cells"`
 }
 
@@ -144,9 +160,13 @@ func LoadDifferences(path string) (*Differences, error) {
 	return d, nil
 }
 
-// explanation resolves a cell's entry to a reason (id "" for inline text).
-func (d *Differences) explanation(script, stack string) (id string, r Reason, ok bool) {
-	v, ok := d.Cells[script][stack]
+// explanation resolves a cell's entry to a reason (id "" for inline text):
+// the row's family's own entry, else the script's.
+func (d *Differences) explanation(row *Row, stack string) (id string, r Reason, ok bool) {
+	v, ok := d.Cells[row.Script+"@"+row.Family][stack]
+	if !ok {
+		v, ok = d.Cells[row.Script][stack]
+	}
 	if !ok {
 		return "", Reason{}, false
 	}
@@ -175,11 +195,21 @@ type Cell struct {
 	Reason   *Reason
 }
 
-// Row is one script.
+// Row is one script in one family.
 type Row struct {
 	Script string // relative to the scripts directory
+	Family string // the --ip_version it ran with
 	Info   ScriptInfo
 	Cells  map[string]*Cell
+}
+
+// Label names the row in messages: the script, with its family unless
+// that is ipv4.
+func (r *Row) Label() string {
+	if r.Family == "ipv4" {
+		return r.Script
+	}
+	return r.Script + " (" + r.Family + ")"
 }
 
 // Problem is a cell that makes the matrix unacceptable.
@@ -189,7 +219,9 @@ type Problem struct {
 
 // Matrix is the whole table.
 type Matrix struct {
-	Stacks   []string
+	Stacks []string
+	// Families are the families the results ran in, ipv4 first.
+	Families []string
 	Rows     []*Row
 	Problems []Problem
 	// Stale lists explanations whose cell no longer differs.
@@ -197,14 +229,28 @@ type Matrix struct {
 	Diffs *Differences
 	// NotRun says, per stack that did not run, why.
 	NotRun map[string]string
+
+	plainUse map[string]*plainUse // staleUnless's record, by script and stack
 }
 
 // Reference stack names; tunstack is compared with each of the others.
 const tunstackName = "tunstack"
 
+// familyOrder is the order of the families' columns.
+var familyOrder = []string{"ipv4", "ipv6", "ipv4-mapped-ipv6"}
+
+// familyOf is a result's family: ipv4 when the result does not say.
+func familyOf(r *Result) string {
+	if r.Family == "" {
+		return "ipv4"
+	}
+	return r.Family
+}
+
 // BuildMatrix assembles the results of each stack (by stack name) for the
 // scripts under root. Stacks without results are "not run" (notRun says
-// why). Scripts are keyed by their path relative to root.
+// why). Rows are keyed by the script's path relative to root and the
+// family it ran in; each family's row is compared on its own.
 func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[string]string, root string, diffs *Differences) (*Matrix, error) {
 	m := &Matrix{Stacks: stacks, Diffs: diffs, NotRun: notRun}
 	rows := map[string]*Row{}
@@ -214,9 +260,12 @@ func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[strin
 		}
 		return filepath.ToSlash(p)
 	}
+	families := map[string]bool{}
 	for _, st := range stacks {
 		for _, r := range results[st] {
-			key := rel(r.Script)
+			fam := familyOf(r)
+			families[fam] = true
+			key := rel(r.Script) + "@" + fam
 			if row := rows[key]; row != nil && row.Cells[st] != nil {
 				// A later result for the same script replaces the
 				// earlier one: a rerun of a failed script.
@@ -233,7 +282,7 @@ func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[strin
 				if err != nil {
 					return nil, err
 				}
-				row = &Row{Script: key, Info: info, Cells: map[string]*Cell{}}
+				row = &Row{Script: rel(r.Script), Family: fam, Info: info, Cells: map[string]*Cell{}}
 				rows[key] = row
 			}
 			row.Cells[st] = &Cell{Status: r.Status, Result: r}
@@ -247,13 +296,27 @@ func BuildMatrix(stacks []string, results map[string][]*Result, notRun map[strin
 		}
 		m.Rows = append(m.Rows, row)
 	}
-	slices.SortFunc(m.Rows, func(a, b *Row) int { return strings.Compare(a.Script, b.Script) })
+	for _, f := range familyOrder {
+		if families[f] {
+			m.Families = append(m.Families, f)
+		}
+	}
+	slices.SortFunc(m.Rows, func(a, b *Row) int {
+		if c := strings.Compare(a.Script, b.Script); c != 0 {
+			return c
+		}
+		return slices.Index(familyOrder, a.Family) - slices.Index(familyOrder, b.Family)
+	})
+	ranScript := map[string]bool{}
 	for _, row := range m.Rows {
 		m.compare(row)
+		ranScript[row.Script] = true
+		ranScript[row.Script+"@"+row.Family] = true
 	}
+	m.finishStale()
 	// Explanations for scripts that did not run at all are stale too.
 	for script, byStack := range diffs.Cells {
-		if _, ok := rows[script]; ok {
+		if ranScript[script] {
 			continue
 		}
 		for st := range byStack {
@@ -277,33 +340,78 @@ func failureText(c *Cell) string {
 
 func ran(c *Cell) bool { return c.Status == Pass || c.Status == Fail }
 
+// staleUnless notes whether the explanation of row on stack is in use. One
+// under the row's own SCRIPT@FAMILY key is stale at once when not in use;
+// one under the plain SCRIPT key serves every family, so it is stale (msg)
+// only when no family's row uses it (finishStale).
+func (m *Matrix) staleUnless(row *Row, stack string, used bool, msg string) {
+	if _, specific := m.Diffs.Cells[row.Script+"@"+row.Family][stack]; specific {
+		if !used {
+			m.Stale = append(m.Stale, Problem{row.Label(), stack, msg})
+		}
+		return
+	}
+	k := row.Script + "\x00" + stack
+	if m.plainUse == nil {
+		m.plainUse = map[string]*plainUse{}
+	}
+	u := m.plainUse[k]
+	if u == nil {
+		u = &plainUse{script: row.Script, stack: stack}
+		m.plainUse[k] = u
+	}
+	u.used = u.used || used
+	if !used && u.msg == "" {
+		u.msg = msg
+	}
+}
+
+// plainUse is whether a plain SCRIPT key's explanation is used by some
+// family's row, and the message when none does.
+type plainUse struct {
+	script, stack, msg string
+	used               bool
+}
+
+// finishStale lists the plain explanations no family's row used.
+func (m *Matrix) finishStale() {
+	for _, u := range m.plainUse {
+		if !u.used {
+			m.Stale = append(m.Stale, Problem{u.script, u.stack, u.msg})
+		}
+	}
+}
+
 func (m *Matrix) compare(row *Row) {
 	t := row.Cells[tunstackName]
 	marked := row.Info.Difference != ""
 	if t != nil && marked && t.Status == Fail {
-		m.Problems = append(m.Problems, Problem{row.Script, tunstackName, "tunstack fails a script marked tunstack-difference: " + failureMessage(t)})
+		m.Problems = append(m.Problems, Problem{row.Label(), tunstackName, "tunstack fails a script marked tunstack-difference: " + failureMessage(t)})
 	}
 	m.compareOracle(row)
-	if _, _, gap := m.Diffs.explanation(row.Script, tunstackName); gap && t != nil && t.Status == Pass {
-		m.Stale = append(m.Stale, Problem{row.Script, tunstackName, "tunstack passes, but differences.json still lists a tunstack gap"})
+	if _, _, gap := m.Diffs.explanation(row, tunstackName); gap && t != nil {
+		m.staleUnless(row, tunstackName, t.Status != Pass, "tunstack passes, but differences.json still lists a tunstack gap")
 	}
 	for _, st := range m.Stacks {
 		if st == tunstackName || st == OracleStack {
 			continue
 		}
 		c := row.Cells[st]
-		_, _, hasExpl := m.Diffs.explanation(row.Script, st)
+		_, _, hasExpl := m.Diffs.explanation(row, st)
 		if t == nil || !ran(t) || !ran(c) {
 			continue
 		}
 		if c.Status == t.Status {
 			if st == "linux" && c.Status == Fail && !marked {
-				m.Problems = append(m.Problems, Problem{row.Script, st, "Linux fails this script (and so does tunstack): the script is wrong, or must be marked tunstack-difference: " + failureMessage(c)})
+				m.Problems = append(m.Problems, Problem{row.Label(), st, "Linux fails this script (and so does tunstack): the script is wrong, or must be marked tunstack-difference: " + failureMessage(c)})
 			}
 			if hasExpl {
-				m.Stale = append(m.Stale, Problem{row.Script, st, "explained, but " + st + " and tunstack agree (" + string(c.Status) + ")"})
+				m.staleUnless(row, st, false, "explained, but "+st+" and tunstack agree ("+string(c.Status)+")")
 			}
 			continue
+		}
+		if hasExpl {
+			m.staleUnless(row, st, true, "")
 		}
 		c.Differs = true
 		if marked && c.Status == Fail {
@@ -312,15 +420,15 @@ func (m *Matrix) compare(row *Row) {
 			c.Reason = &r
 			continue
 		}
-		id, r, ok := m.Diffs.explanation(row.Script, st)
+		id, r, ok := m.Diffs.explanation(row, st)
 		if !ok && t.Status == Fail {
 			// A known tunstack gap: tunstack fails where this stack
 			// passes, and the entry under "tunstack" says what is
 			// missing (TestSuitePassesOnTunstack holds it to that).
-			id, r, ok = m.Diffs.explanation(row.Script, tunstackName)
+			id, r, ok = m.Diffs.explanation(row, tunstackName)
 		}
 		if !ok {
-			m.Problems = append(m.Problems, Problem{row.Script, st, fmt.Sprintf("%s %s, tunstack %s, and conformance/differences.json does not say why: %s", st, c.Status, t.Status, failureMessage(c, t))})
+			m.Problems = append(m.Problems, Problem{row.Label(), st, fmt.Sprintf("%s %s, tunstack %s, and conformance/differences.json does not say why: %s", st, c.Status, t.Status, failureMessage(c, t))})
 			continue
 		}
 		if r.Match != "" {
@@ -333,7 +441,7 @@ func (m *Matrix) compare(row *Row) {
 				re = regexp.MustCompile(r.Match)
 			}
 			if !re.MatchString(failureText(failing)) {
-				m.Problems = append(m.Problems, Problem{row.Script, st, fmt.Sprintf("explained by %q, whose match %q is not in the failure any more: %s", id, r.Match, failureMessage(failing))})
+				m.Problems = append(m.Problems, Problem{row.Label(), st, fmt.Sprintf("explained by %q, whose match %q is not in the failure any more: %s", id, r.Match, failureMessage(failing))})
 				continue
 			}
 		}
@@ -362,9 +470,9 @@ func (m *Matrix) compareOracle(row *Row) {
 		return
 	}
 	o.Differs = true
-	id, r, ok := m.Diffs.explanation(row.Script, OracleStack)
+	id, r, ok := m.Diffs.explanation(row, OracleStack)
 	if !ok {
-		m.Problems = append(m.Problems, Problem{row.Script, OracleStack, problem})
+		m.Problems = append(m.Problems, Problem{row.Label(), OracleStack, problem})
 		return
 	}
 	o.ReasonID, o.Reason = id, &r
@@ -408,10 +516,17 @@ func (m *Matrix) keptGoing(stack string) (lines, matched int, ok bool) {
 // Counts are a stack's totals.
 type Counts struct{ Pass, Fail, Diff, Skip, NotRun int }
 
-// Count totals a stack's column.
-func (m *Matrix) Count(stack string) Counts {
+// Count totals a stack's column, every family's rows.
+func (m *Matrix) Count(stack string) Counts { return m.CountFamily(stack, "") }
+
+// CountFamily totals a stack's column over one family's rows (every
+// family's for "").
+func (m *Matrix) CountFamily(stack, family string) Counts {
 	var c Counts
 	for _, r := range m.Rows {
+		if family != "" && r.Family != family {
+			continue
+		}
 		switch r.Cells[stack].Status {
 		case Pass:
 			c.Pass++
@@ -472,10 +587,26 @@ func (m *Matrix) Markdown(kernel string) string {
 			p("The %s column was not run: %s.\n\n", st, why)
 		}
 	}
-	p("## Totals\n\n| stack | PASS | FAIL | DIFF (documented) | SKIP | not run | scripts |\n|---|---|---|---|---|---|---|\n")
-	for _, st := range m.Stacks {
-		c := m.Count(st)
-		p("| %s | %d | %d | %d | %d | %d | %d |\n", st, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun, len(m.Rows))
+	multi := len(m.Families) > 1
+	if multi {
+		p("Every script ran in each family of IP (`--ip_version`) but those whose option\n")
+		p("lines name one (`--ip_version=ipv4` for a script about IPv4 alone, as the\n")
+		p("kernel's packetdrill selftests mark them), which ran in that family only (— in\n")
+		p("the other columns). ipv6 runs with `--mtu=1520`, the kernel selftests' IPv6\n")
+		p("link, whose MSS of 1460 is that of IPv4 on a 1500-byte link.\n\n")
+		p("## Totals\n\n| stack | family | PASS | FAIL | DIFF (documented) | SKIP | not run | scripts |\n|---|---|---|---|---|---|---|---|\n")
+		for _, st := range m.Stacks {
+			for _, f := range m.Families {
+				c := m.CountFamily(st, f)
+				p("| %s | %s | %d | %d | %d | %d | %d | %d |\n", st, f, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun, c.Pass+c.Fail+c.Diff+c.Skip+c.NotRun)
+			}
+		}
+	} else {
+		p("## Totals\n\n| stack | PASS | FAIL | DIFF (documented) | SKIP | not run | scripts |\n|---|---|---|---|---|---|---|\n")
+		for _, st := range m.Stacks {
+			c := m.Count(st)
+			p("| %s | %d | %d | %d | %d | %d | %d |\n", st, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun, len(m.Rows))
+		}
 	}
 	for _, st := range m.Stacks {
 		if lines, matched, ok := m.keptGoing(st); ok {
@@ -487,53 +618,47 @@ func (m *Matrix) Markdown(kernel string) string {
 	}
 	p("\n## Matrix\n\n")
 	p("A cell where a reference stack disagrees with tunstack links to its explanation.\n\n")
-	p("| script | RFC | %s |\n|---|---|%s\n", strings.Join(m.Stacks, " | "), strings.Repeat("---|", len(m.Stacks)))
-	for _, r := range m.Rows {
-		rfc := r.Info.RFC
+	// One column per stack, or per stack and family; one line per script.
+	type column struct{ stack, family string }
+	var cols []column
+	var heads []string
+	for _, st := range m.Stacks {
+		for _, f := range m.Families {
+			cols = append(cols, column{st, f})
+			if multi {
+				heads = append(heads, st+" "+f)
+			} else {
+				heads = append(heads, st)
+			}
+		}
+	}
+	p("| script | RFC | %s |\n|---|---|%s\n", strings.Join(heads, " | "), strings.Repeat("---|", len(cols)))
+	for i := 0; i < len(m.Rows); {
+		byFamily := map[string]*Row{}
+		first := m.Rows[i]
+		for ; i < len(m.Rows) && m.Rows[i].Script == first.Script; i++ {
+			byFamily[m.Rows[i].Family] = m.Rows[i]
+		}
+		rfc := first.Info.RFC
 		if rfc == "" {
 			// No RFC cited: the header's own words, shortened.
-			rfc = r.Info.Summary
+			rfc = first.Info.Summary
 			if rs := []rune(rfc); len(rs) > 70 {
 				rfc = string(rs[:69]) + "…"
 			}
 		}
-		// An unexplained difference marks the failing side: tunstack's
-		// cell when tunstack fails where a reference stack passes.
-		tunstackUnexplained := false
-		if t := r.Cells[tunstackName]; t != nil && t.Status == Fail {
-			for _, st := range m.Stacks {
-				if c := r.Cells[st]; st != tunstackName && st != OracleStack && c.Differs && c.Reason == nil {
-					tunstackUnexplained = true
+		p("| `%s` | %s |", first.Script, mdEscape(rfc))
+		for _, col := range cols {
+			r := byFamily[col.family]
+			if r == nil {
+				if first.Info.Family != "" && first.Info.Family != col.family {
+					p(" — |")
+				} else {
+					p(" %s |", NotRun)
 				}
+				continue
 			}
-		}
-		p("| `%s` | %s |", r.Script, mdEscape(rfc))
-		for _, st := range m.Stacks {
-			c := r.Cells[st]
-			s := string(c.Status)
-			if c.Status == Diff {
-				s = "DIFF (documented)"
-			}
-			if c.Retried && c.Status == Pass {
-				s += " (on retry)"
-			}
-			if c.Result != nil && c.Status == Pass && len(c.Result.Skipped) > 0 {
-				s += fmt.Sprintf(" (%d line(s) not evaluated)", len(c.Result.Skipped))
-			}
-			if c.Result != nil && c.Status != Pass && len(c.Result.Mismatches) > 0 {
-				s += fmt.Sprintf(" (%d/%d lines)", c.Result.Matched, c.Result.Lines)
-			}
-			switch {
-			case c.Differs && c.ReasonID != "":
-				s = fmt.Sprintf("[%s](#%s)", s, anchor(c.ReasonID))
-			case c.Differs && c.Reason != nil:
-				s = fmt.Sprintf("[%s](#%s)", s, anchor(slug(r.Script+"-"+st)))
-			case c.Differs && c.Status == Fail:
-				s = "**" + s + " (unexplained)**"
-			case st == tunstackName && tunstackUnexplained:
-				s = "**" + s + " (unexplained)**"
-			}
-			p(" %s |", s)
+			p(" %s |", m.cellText(r, col.stack))
 		}
 		p("\n")
 	}
@@ -554,7 +679,7 @@ func (m *Matrix) Markdown(kernel string) string {
 			}
 			id := c.ReasonID
 			if id == "" {
-				id = slug(r.Script + "-" + st)
+				id = slug(r.Label() + "-" + st)
 			}
 			if _, ok := groups[id]; !ok {
 				order = append(order, id)
@@ -572,7 +697,7 @@ func (m *Matrix) Markdown(kernel string) string {
 		rs := its[0].cell.Reason
 		title := rs.Title
 		if title == "" {
-			title = fmt.Sprintf("`%s` on %s", its[0].row.Script, its[0].st)
+			title = fmt.Sprintf("`%s` on %s", its[0].row.Label(), its[0].st)
 		}
 		p("<a id=\"%s\"></a>\n### %s\n\n%s\n\n", anchor(id), title, strings.TrimSpace(rs.Text))
 		for _, it := range its {
@@ -586,7 +711,7 @@ func (m *Matrix) Markdown(kernel string) string {
 			if c.Result == nil || c.Result.Failure == nil {
 				failing = t
 			}
-			p("- `%s`: %s", it.row.Script, what)
+			p("- `%s`: %s", it.row.Label(), what)
 			if f := failing.Result; f != nil && f.Failure != nil {
 				p("; line %s: `%s`", lineOf(f.Failure.Where), mdEscape(f.Failure.Message))
 			}
@@ -598,7 +723,7 @@ func (m *Matrix) Markdown(kernel string) string {
 	for _, r := range m.Rows {
 		for _, st := range m.Stacks {
 			if c := r.Cells[st]; c.Retried && c.FirstTry != nil && c.FirstTry.Failure != nil {
-				retried = append(retried, fmt.Sprintf("- `%s` on %s: %s (first try), %s on retry.\n", r.Script, st,
+				retried = append(retried, fmt.Sprintf("- `%s` on %s: %s (first try), %s on retry.\n", r.Label(), st,
 					mdEscape(failureMessage(&Cell{Result: c.FirstTry})), c.Status))
 			}
 		}
@@ -626,6 +751,45 @@ func (m *Matrix) Markdown(kernel string) string {
 		}
 	}
 	return b.String()
+}
+
+// cellText is the matrix cell of row r on stack st.
+func (m *Matrix) cellText(r *Row, st string) string {
+	// An unexplained difference marks the failing side: tunstack's cell
+	// when tunstack fails where a reference stack passes.
+	tunstackUnexplained := false
+	if t := r.Cells[tunstackName]; t != nil && t.Status == Fail {
+		for _, o := range m.Stacks {
+			if c := r.Cells[o]; o != tunstackName && o != OracleStack && c.Differs && c.Reason == nil {
+				tunstackUnexplained = true
+			}
+		}
+	}
+	c := r.Cells[st]
+	s := string(c.Status)
+	if c.Status == Diff {
+		s = "DIFF (documented)"
+	}
+	if c.Retried && c.Status == Pass {
+		s += " (on retry)"
+	}
+	if c.Result != nil && c.Status == Pass && len(c.Result.Skipped) > 0 {
+		s += fmt.Sprintf(" (%d line(s) not evaluated)", len(c.Result.Skipped))
+	}
+	if c.Result != nil && c.Status != Pass && len(c.Result.Mismatches) > 0 {
+		s += fmt.Sprintf(" (%d/%d lines)", c.Result.Matched, c.Result.Lines)
+	}
+	switch {
+	case c.Differs && c.ReasonID != "":
+		s = fmt.Sprintf("[%s](#%s)", s, anchor(c.ReasonID))
+	case c.Differs && c.Reason != nil:
+		s = fmt.Sprintf("[%s](#%s)", s, anchor(slug(r.Label()+"-"+st)))
+	case c.Differs && c.Status == Fail:
+		s = "**" + s + " (unexplained)**"
+	case st == tunstackName && tunstackUnexplained:
+		s = "**" + s + " (unexplained)**"
+	}
+	return s
 }
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tunstack/wire"
 )
 
 // Config is what a script runs with: packetdrill's options, set on the
@@ -19,13 +22,29 @@ import (
 type Config struct {
 	IPVersion string // "ipv4" (also when none is given), "ipv4-mapped-ipv6" or "ipv6"
 
-	LocalIP  netip.Addr // the stack's address; default: random in 192.168.0.0/16
-	RemoteIP netip.Addr // the scripted peer; default 192.0.2.1
+	// LocalIP and RemoteIP are the addresses on the wire: the stack's
+	// and the scripted peer's. IPv4 (ipv4, ipv4-mapped-ipv6): by
+	// default a random host of 192.168.0.0/16 and 192.0.2.1; IPv6: a
+	// random host of fd3d:fa7b:d17d::/96 and 2001:db8::1.
+	LocalIP  netip.Addr
+	RemoteIP netip.Addr
 	// RemotePrefix is the network routed to the peer: --remote_ip's
-	// "/len" (all address bits when it has none), default 192.0.2.0/24.
+	// "/len" (all address bits when it has none), default 192.0.2.0/24
+	// (IPv6: 2001:db8::/32).
 	RemotePrefix netip.Prefix
-	GatewayIP    netip.Addr // default 192.168.0.1
-	Netmask      netip.Addr // of the local address; default 255.255.0.0
+	// LocalPrefixLen is the local address's network: the netmask's
+	// length for IPv4, 48 for IPv6 (packetdrill's, whatever the options).
+	LocalPrefixLen int
+	GatewayIP      netip.Addr // default 192.168.0.1 (IPv6: fd3d:fa7b:d17d:8888::)
+	Netmask        netip.Addr // of the local IPv4 address; default 255.255.0.0
+
+	// BindIP and ConnectIP are the addresses the script's sockets bind
+	// and connect to, and SocketFamily6 their family: for ipv4 the wire
+	// addresses and AF_INET, for ipv6 the wire addresses and AF_INET6,
+	// for ipv4-mapped-ipv6 the IPv4 wire addresses mapped into IPv6
+	// (::ffff:a.b.c.d) and AF_INET6 (packetdrill's config.c table).
+	BindIP, ConnectIP netip.Addr
+	SocketFamily6     bool
 
 	BindPort    uint16 // bind(..., ...) binds this port (8080)
 	ConnectPort uint16 // connect(..., ...) goes to this port (8080)
@@ -58,6 +77,16 @@ type Config struct {
 	// The address options as written, parsed when the options are done.
 	localText, remoteText, gatewayText, netmaskText string
 }
+
+// The defaults packetdrill uses for IPv6: a unique local address
+// (RFC 4193) for the stack, the documentation prefix (RFC 3849) for the
+// peer.
+const (
+	defaultRemoteText6  = "2001:db8::1/32"
+	defaultLocalBase6   = "fd3d:fa7b:d17d::"
+	defaultGatewayText6 = "fd3d:fa7b:d17d:8888::"
+	localPrefixLen6     = 48
+)
 
 // The defaults packetdrill uses for IPv4.
 const (
@@ -257,14 +286,30 @@ func OptionTakesValue(name string) (known, takesValue bool) {
 }
 
 // finish parses the addresses and fills in the defaults of those left
-// unset, as packetdrill does once all options are in.
+// unset, as packetdrill does once all options are in: the wire addresses
+// are IPv6 for ipv6, IPv4 otherwise; the sockets' addresses are those,
+// mapped into IPv6 for ipv4-mapped-ipv6.
 func (c *Config) finish() error {
 	if c.IPVersion == "" {
 		c.IPVersion = "ipv4"
 	}
+	var err error
 	if c.IPVersion == "ipv6" {
-		return c.finishIPv6()
+		err = c.finishIPv6()
+	} else {
+		err = c.finishIPv4()
 	}
+	if err != nil {
+		return err
+	}
+	c.BindIP, c.ConnectIP, c.SocketFamily6 = c.LocalIP, c.RemoteIP, c.IPVersion != "ipv4"
+	if c.IPVersion == "ipv4-mapped-ipv6" {
+		c.BindIP, c.ConnectIP = netip.AddrFrom16(c.LocalIP.As16()), netip.AddrFrom16(c.RemoteIP.As16())
+	}
+	return nil
+}
+
+func (c *Config) finishIPv4() error {
 	if c.remoteText == "" {
 		c.remoteText = defaultRemoteText
 	}
@@ -278,6 +323,7 @@ func (c *Config) finish() error {
 	if c.Netmask, err = parseIP(c.netmaskText, true); err != nil {
 		return err
 	}
+	c.LocalPrefixLen = maskLen(c.Netmask)
 	if c.localText == "" {
 		c.LocalIP = randomLocal(c.Netmask)
 	} else if c.LocalIP, err = parseIP(c.localText, true); err != nil {
@@ -292,21 +338,62 @@ func (c *Config) finish() error {
 	return err
 }
 
-// finishIPv6 checks the addresses of an IPv6 run (which this runner skips).
+// finishIPv6 fills in an IPv6 run's addresses. --netmask_ip is not used
+// (packetdrill's local network is always a /48), but it is still checked
+// as an IPv4 netmask when given.
 func (c *Config) finishIPv6() error {
-	for _, t := range []string{c.localText, c.gatewayText} {
-		if t != "" {
-			if _, err := parseIP(t, false); err != nil {
-				return err
-			}
-		}
+	if c.remoteText == "" {
+		c.remoteText = defaultRemoteText6
 	}
-	if c.remoteText != "" {
-		if _, err := parsePrefix(c.remoteText, false); err != nil {
+	if c.gatewayText == "" {
+		c.gatewayText = defaultGatewayText6
+	}
+	var err error
+	if c.netmaskText != "" {
+		if c.Netmask, err = parseIP(c.netmaskText, true); err != nil {
 			return err
 		}
 	}
-	return nil
+	c.LocalPrefixLen = localPrefixLen6
+	if c.localText == "" {
+		c.LocalIP = randomLocal6()
+	} else if c.LocalIP, err = parseIP(c.localText, false); err != nil {
+		return err
+	}
+	if c.RemotePrefix, err = parsePrefix(c.remoteText, false); err != nil {
+		return err
+	}
+	c.RemoteIP = c.RemotePrefix.Addr()
+	c.RemotePrefix = c.RemotePrefix.Masked()
+	c.GatewayIP, err = parseIP(c.gatewayText, false)
+	return err
+}
+
+// randomLocal6 picks the default IPv6 local address as packetdrill does:
+// fd3d:fa7b:d17d:: with a random last 32 bits, never all zeros nor all
+// ones, so that runs side by side do not collide.
+func randomLocal6() netip.Addr {
+	b := netip.MustParseAddr(defaultLocalBase6).As16()
+	rnd := rand.Uint32()
+	switch rnd {
+	case 0:
+		rnd++
+	case ^uint32(0):
+		rnd--
+	}
+	binary.BigEndian.PutUint32(b[12:], rnd)
+	return netip.AddrFrom16(b)
+}
+
+// maskLen is the number of leading one bits of an IPv4 netmask.
+func maskLen(m netip.Addr) int {
+	a := m.As4()
+	bits := binary.BigEndian.Uint32(a[:])
+	n := 0
+	for pos := 31; pos >= 0 && bits&(1<<pos) != 0; pos-- {
+		n++
+	}
+	return n
 }
 
 func parseIP(s string, v4 bool) (netip.Addr, error) {
@@ -345,12 +432,7 @@ func parsePrefix(s string, v4 bool) (netip.Prefix, error) {
 // not collide.
 func randomLocal(netmask netip.Addr) netip.Addr {
 	base := netip.MustParseAddr(defaultLocalBase).As4()
-	m := netmask.As4()
-	maskBits := uint32(m[0])<<24 | uint32(m[1])<<16 | uint32(m[2])<<8 | uint32(m[3])
-	prefix := 0
-	for pos := 31; pos >= 0 && maskBits&(1<<pos) != 0; pos-- {
-		prefix++
-	}
+	prefix := maskLen(netmask)
 	addr := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	if prefix < 31 {
 		rnd := rand.Uint32()
@@ -434,14 +516,14 @@ func (r *runner) configure() (TargetConfig, bool) {
 	c := &r.s.Config
 	r.res.Notes = append(r.res.Notes, c.Notes...)
 	switch {
-	case c.IPVersion != "ipv4":
-		r.res.Status, r.res.Reason = Skip, fmt.Sprintf("--ip_version=%s: this runner speaks IPv4 only", c.IPVersion)
-		return TargetConfig{}, false
 	case c.DryRun:
 		r.res.Status, r.res.Reason = Skip, "--dry_run: parsed and configured, not run"
 		return TargetConfig{}, false
 	case c.MTU < minMTU:
 		r.failAt(0, fmt.Sprintf("--mtu=%d: below IPv4's minimum of %d bytes (RFC 791)", c.MTU, minMTU), "", "")
+		return TargetConfig{}, false
+	case c.IPVersion == "ipv6" && c.MTU < wire.IPv6MinMTU:
+		r.failAt(0, fmt.Sprintf("--mtu=%d: below IPv6's minimum link MTU of %d bytes (RFC 8200 §5)", c.MTU, wire.IPv6MinMTU), "", "")
 		return TargetConfig{}, false
 	}
 	if c.MSS != 0 {
@@ -450,6 +532,7 @@ func (r *runner) configure() (TargetConfig, bool) {
 	r.tolerance, r.tolPct, r.tsTick = c.Tolerance, c.TolerancePercent, c.TSTick
 	r.local, r.remote = c.LocalIP, c.RemoteIP
 	r.localPort = c.BindPort
-	return TargetConfig{LocalIP: c.LocalIP, RemoteIP: c.RemoteIP, BindPort: c.BindPort, ConnectPort: c.ConnectPort,
-		MTU: c.MTU, ScriptDir: filepath.Dir(r.s.Path), NoTSO: r.opt.NoTSO}, true
+	return TargetConfig{LocalIP: c.LocalIP, RemoteIP: c.RemoteIP, LocalPrefixLen: c.LocalPrefixLen, RemotePrefix: c.RemotePrefix,
+		BindIP: c.BindIP, ConnectIP: c.ConnectIP, SocketFamily6: c.SocketFamily6,
+		BindPort: c.BindPort, ConnectPort: c.ConnectPort, MTU: c.MTU, ScriptDir: filepath.Dir(r.s.Path), NoTSO: r.opt.NoTSO}, true
 }

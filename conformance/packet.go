@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"net/netip"
 
 	"tunstack/wire"
 )
@@ -12,14 +13,15 @@ const defaultInboundWindow = 65535
 
 // inboundSpec is what the runner resolves before building a packet.
 type inboundSpec struct {
-	src, dst         [4]byte
+	src, dst         netip.Addr // both IPv4 or both IPv6: the packet's family
 	srcPort, dstPort uint16
 	ipID             uint16
 	localISN         uint32 // added to ack and to SACK blocks (stack's sequence space)
 	mapEcr           func(uint32) uint32
 }
 
-// buildInbound encodes a script packet as an IPv4 packet.
+// buildInbound encodes a script packet as an IPv4 or IPv6 packet, of the
+// family of its addresses.
 func buildInbound(p *Packet, s inboundSpec) ([]byte, error) {
 	opt := make([]byte, 0, wire.TCPMaxOptionLen)
 	for _, o := range p.Opts {
@@ -55,9 +57,11 @@ func buildInbound(p *Packet, s inboundSpec) ([]byte, error) {
 	}
 	n := len(opt)
 	tcpLen := wire.TCPHeaderLen + n + p.Len
-	pkt := make([]byte, wire.IPv4HeaderLen+tcpLen)
-	wire.PutIPv4Header(pkt, wire.IPv4Fields{Src: s.src, Dst: s.dst, Protocol: wire.ProtoTCP, TTL: p.IP.inboundTTL(), TOS: p.IP.inboundTOS(), ID: s.ipID, DontFrag: true}, tcpLen)
-	t := wire.TCP(pkt[wire.IPv4HeaderLen:])
+	hl := ipHeaderLen(s.src)
+	pkt := make([]byte, hl+tcpLen)
+	putIPHeader(pkt, ipFields{src: s.src, dst: s.dst, tos: p.IP.inboundTOS(), ttl: p.IP.inboundTTL(),
+		flowLabel: p.IP.FlowLabel, ipID: s.ipID}, tcpLen)
+	t := wire.TCP(pkt[hl:])
 	win := uint16(defaultInboundWindow)
 	if p.HasWin {
 		win = p.Win
@@ -70,6 +74,6 @@ func buildInbound(p *Packet, s inboundSpec) ([]byte, error) {
 		Flags: p.Flags, Window: win, Urgent: p.Urg}, n)
 	copy(t[wire.TCPHeaderLen:], opt[:n])
 	// The payload is zeros; its bytes are not part of what scripts check.
-	t.ComputeChecksum(s.src, s.dst)
+	t.ComputeChecksumAddr(s.src, s.dst)
 	return pkt, nil
 }

@@ -3,8 +3,6 @@ package conformance
 import (
 	"fmt"
 	"strconv"
-
-	"tunstack/wire"
 )
 
 // This file holds the parts of packetdrill's grammar that are specific to
@@ -197,8 +195,9 @@ type IPInfo struct {
 	Check TOSCheck
 	TOS   uint8 // the byte for TOSByte, the ECN codepoint for TOSECN
 	TTL   uint8 // (ttl N); 0 when not written
-	// FlowLabel is IPv6's; an IPv4 packet has none, and the runner
-	// ignores it, as packetdrill does for IPv4.
+	// FlowLabel is IPv6's (flowLabels says how an outbound one is
+	// checked); an IPv4 packet has none, and the runner ignores it, as
+	// packetdrill does for IPv4.
 	FlowLabel    uint32
 	HasFlowLabel bool
 }
@@ -312,8 +311,8 @@ func (i IPInfo) inboundTTL() uint8 {
 
 // ipMismatch compares an outbound packet's IP header with what the line
 // wrote; "" when it matches.
-func ipMismatch(want IPInfo, ip wire.IPv4) string {
-	tos := ip.TOS()
+func ipMismatch(want IPInfo, ip ipHdr) string {
+	tos := ip.tos
 	switch want.Check {
 	case TOSByte:
 		if tos != want.TOS {
@@ -328,8 +327,8 @@ func ipMismatch(want IPInfo, ip wire.IPv4) string {
 			return fmt.Sprintf("ECN codepoint %s, expected ect0 or ect1", ecnName(e))
 		}
 	}
-	if want.TTL != 0 && ip.TTL() != want.TTL {
-		return fmt.Sprintf("ttl %d, expected %d", ip.TTL(), want.TTL)
+	if want.TTL != 0 && ip.ttl != want.TTL {
+		return fmt.Sprintf("ttl %d, expected %d", ip.ttl, want.TTL)
 	}
 	return ""
 }

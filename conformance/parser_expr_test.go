@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -120,10 +121,27 @@ func TestParseIPInfo(t *testing.T) {
 	}
 }
 
+// TestIPMismatch checks the IP information of a line against an IPv4 TOS
+// byte and TTL, and against the same values as an IPv6 Traffic Class and
+// Hop Limit (they mean the same in both families).
 func TestIPMismatch(t *testing.T) {
-	pkt := make([]byte, wire.IPv4HeaderLen)
-	wire.PutIPv4Header(pkt, wire.IPv4Fields{Protocol: wire.ProtoTCP, TTL: 64, TOS: 0x28 | ecnECT0}, 0)
-	ip := wire.IPv4(pkt)
+	for _, fam := range []struct{ src, dst netip.Addr }{
+		{netip.MustParseAddr("192.168.0.2"), netip.MustParseAddr("192.0.2.1")},
+		{netip.MustParseAddr("fd3d:fa7b:d17d::2"), netip.MustParseAddr("2001:db8::1")},
+	} {
+		hl := ipHeaderLen(fam.src)
+		pkt := make([]byte, hl+wire.TCPHeaderLen)
+		putIPHeader(pkt, ipFields{src: fam.src, dst: fam.dst, ttl: 64, tos: 0x28 | ecnECT0}, wire.TCPHeaderLen)
+		wire.PutTCPHeader(wire.TCP(pkt[hl:]), wire.TCPFields{SrcPort: 1, DstPort: 2, Flags: wire.FlagACK}, 0)
+		ip, _, ok := ipTCP(pkt)
+		if !ok || ip.v6 != fam.src.Is6() || ip.src != fam.src || ip.dst != fam.dst {
+			t.Fatalf("%v: ipTCP read %+v, %v", fam.src, ip, ok)
+		}
+		checkIPMismatch(t, ip)
+	}
+}
+
+func checkIPMismatch(t *testing.T, ip ipHdr) {
 	for _, tc := range []struct {
 		want IPInfo
 		ok   bool

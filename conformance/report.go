@@ -17,8 +17,12 @@ const (
 
 // Result is the outcome of one script on one stack.
 type Result struct {
-	Script  string   `json:"script"`
-	Stack   string   `json:"stack"`
+	Script string `json:"script"`
+	Stack  string `json:"stack"`
+	// Family is the --ip_version the script ran with: "ipv4", "ipv6" or
+	// "ipv4-mapped-ipv6" ("" in results from before both families, read
+	// as ipv4).
+	Family  string   `json:"family,omitempty"`
 	Status  Status   `json:"status"`
 	Failure *Failure `json:"failure,omitempty"`
 	// Reason says why a script was skipped as a whole.

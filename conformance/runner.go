@@ -100,6 +100,7 @@ type runner struct {
 	localPort  uint16
 	remotePort uint16
 	ipID       uint16
+	flows      flowLabels // the script's IPv6 flow labels and the stack's
 
 	tsMap              map[uint32]uint32 // script TS val -> actual
 	lastTSVal          uint32
@@ -134,6 +135,7 @@ func Run(path string, opt Options) *Result {
 		res.Failure = &Failure{Where: where, Message: "parse error: " + msg}
 		return res
 	}
+	res.Family = s.Config.IPVersion
 	RunScript(s, opt, res)
 	return res
 }
@@ -245,7 +247,7 @@ func (r *runner) pumpUntil(t time.Duration, stopOnPacket bool) error {
 			return nil
 		}
 		s, isTCP := decodeOutbound(pkt)
-		if !isTCP || s.ip.SrcAddr() != r.local || s.ip.DstAddr() != r.remote {
+		if !isTCP || s.ip.src != r.local || s.ip.dst != r.remote {
 			continue // not ours: neither the test's address pair nor TCP
 		}
 		q := queued{s, at - r.base - r.shellTime}
@@ -414,7 +416,7 @@ func (r *runner) expect(ev *Event, lo, hi, tol time.Duration) error {
 	if got.optErr != nil {
 		return differs("stack sent malformed TCP options")
 	}
-	if d := mismatch(want, got, r.localISN, r.tsValCheck(tol)); d != "" {
+	if d := mismatch(want, got, r.localISN, r.tsValCheck(tol), &r.flows); d != "" {
 		return differs(fmt.Sprintf("bad outbound packet at %.4fs: %s", at.Seconds(), d))
 	}
 	r.learnTS(want, got)
@@ -504,7 +506,7 @@ func (r *runner) inject(ev *Event, t, tol time.Duration) error {
 		}
 	}
 	pkt, err := buildInbound(ev.Packet, inboundSpec{
-		src: r.remote.As4(), dst: r.local.As4(), srcPort: r.remotePort, dstPort: r.localPort,
+		src: r.remote, dst: r.local, srcPort: r.remotePort, dstPort: r.localPort,
 		ipID: r.ipID, localISN: r.localISN, mapEcr: r.mapEcr,
 	})
 	if err != nil {

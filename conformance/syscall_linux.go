@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"net/netip"
 	"syscall"
 	"time"
 	"unsafe"
@@ -47,14 +48,19 @@ func (t *linuxTarget) run(c *Call) CallResult {
 		if !argc(3) {
 			return unsupported("socket takes 3 arguments")
 		}
+		// "..." is the run's domain, as packetdrill's socket_domain:
+		// AF_INET6 for ipv6 and ipv4-mapped-ipv6.
 		domain := unix.AF_INET
+		if t.cfg.SocketFamily6 {
+			domain = unix.AF_INET6
+		}
 		if a[0].Kind != ExprEllipsis {
 			v, err := intArg(0)
 			if err != nil {
 				return unsupported("socket domain: %v", err)
 			}
-			if v != unix.AF_INET {
-				return unsupported("only AF_INET sockets are supported")
+			if v != domain {
+				return unsupported("socket domain: only the run's, %s (write ... for it)", map[int]string{unix.AF_INET: "AF_INET", unix.AF_INET6: "AF_INET6"}[domain])
 			}
 		}
 		typ, err := intArg(1)
@@ -94,9 +100,9 @@ func (t *linuxTarget) run(c *Call) CallResult {
 		}
 		var err error
 		if c.Name == "bind" {
-			err = unix.Bind(fd, &unix.SockaddrInet4{Port: int(t.cfg.BindPort), Addr: t.cfg.LocalIP.As4()})
+			err = unix.Bind(fd, t.sockaddr(t.cfg.BindIP, t.cfg.BindPort))
 		} else {
-			err = unix.Connect(fd, &unix.SockaddrInet4{Port: int(t.cfg.ConnectPort), Addr: t.cfg.RemoteIP.As4()})
+			err = unix.Connect(fd, t.sockaddr(t.cfg.ConnectIP, t.cfg.ConnectPort))
 		}
 		if err != nil {
 			return errnoResult(err)
@@ -413,10 +419,17 @@ func (t *linuxTarget) readWrite(c *Call) CallResult {
 	var to unsafe.Pointer
 	var toLen uintptr
 	if c.Name == "sendto" {
-		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: t.cfg.RemoteIP.As4()}
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		p[0], p[1] = byte(t.cfg.ConnectPort>>8), byte(t.cfg.ConnectPort)
-		to, toLen = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+		if t.cfg.SocketFamily6 {
+			sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: t.cfg.ConnectIP.As16()}
+			p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+			p[0], p[1] = byte(t.cfg.ConnectPort>>8), byte(t.cfg.ConnectPort)
+			to, toLen = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+		} else {
+			sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: t.cfg.ConnectIP.As4()}
+			p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+			p[0], p[1] = byte(t.cfg.ConnectPort>>8), byte(t.cfg.ConnectPort)
+			to, toLen = unsafe.Pointer(&sa), unsafe.Sizeof(sa)
+		}
 	}
 	var r uintptr
 	var en syscall.Errno
@@ -481,8 +494,7 @@ func (t *linuxTarget) vectored(c *Call) CallResult {
 	case "writev":
 		n, err = unix.Writev(fd, bufs)
 	case "sendmsg":
-		to := &unix.SockaddrInet4{Port: int(t.cfg.ConnectPort), Addr: t.cfg.RemoteIP.As4()}
-		n, err = unix.SendmsgBuffers(fd, bufs, nil, to, int(flags)|unix.MSG_NOSIGNAL)
+		n, err = unix.SendmsgBuffers(fd, bufs, nil, t.sockaddr(t.cfg.ConnectIP, t.cfg.ConnectPort), int(flags)|unix.MSG_NOSIGNAL)
 	case "recvmsg":
 		n, _, recvFlags, _, err = unix.RecvmsgBuffers(fd, bufs, nil, int(flags))
 	}
@@ -643,4 +655,13 @@ func (t *linuxTarget) TCPInfo(fd int) (map[string]uint64, error) {
 	// The struct as the kernel wrote it, with the bit-field bytes (6 and 7)
 	// that x/sys/unix's TCPInfo leaves as padding.
 	return tcpInfoVars(unsafe.Slice((*byte)(unsafe.Pointer(info)), unsafe.Sizeof(*info))), nil
+}
+
+// sockaddr is the address a of the run's socket family: sockaddr_in, or
+// sockaddr_in6 (for ipv4-mapped-ipv6 a is ::ffff:a.b.c.d already).
+func (t *linuxTarget) sockaddr(a netip.Addr, port uint16) unix.Sockaddr {
+	if t.cfg.SocketFamily6 {
+		return &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
+	}
+	return &unix.SockaddrInet4{Port: int(port), Addr: a.As4()}
 }

@@ -23,11 +23,11 @@ type Target interface {
 	// Now is the current time on the target's clock.
 	Now() time.Duration
 
-	// Inject hands the stack one IPv4 packet (header, TCP segment, payload,
+	// Inject hands the stack one IPv4 or IPv6 packet (header, TCP segment, payload,
 	// checksums filled in) as if it had arrived from the network.
 	Inject(pkt []byte) error
 
-	// Outbound returns the next IPv4 packet the stack has sent and the time
+	// Outbound returns the next IPv4 or IPv6 packet the stack has sent and the time
 	// it was sent, waiting until the target clock reaches deadline. When the
 	// deadline passes first it returns ok == false. This is also how time
 	// moves: a virtual-time target advances its clock to the earlier of the
@@ -63,17 +63,14 @@ type Target interface {
 // their channel instead of stepping time in small slices (its packets keep
 // their times meanwhile).
 
-// inboundTCP is pkt, handed to Inject, as an IPv4 packet; it must carry
-// TCP, the only protocol the in-process targets take.
-func inboundTCP(pkt []byte) (wire.IPv4, error) {
-	ip := wire.IPv4(pkt)
-	if err := ip.Valid(); err != nil {
-		return nil, fmt.Errorf("inject: %w", err)
+// inboundTCP is pkt, handed to Inject, as an IPv4 or IPv6 packet; it
+// must carry TCP, the only protocol the in-process targets take.
+func inboundTCP(pkt []byte) (ipHdr, wire.TCP, error) {
+	ip, t, ok := ipTCP(pkt)
+	if !ok {
+		return ipHdr{}, nil, fmt.Errorf("inject: not an IPv4 or IPv6 packet carrying a TCP segment")
 	}
-	if ip.Protocol() != wire.ProtoTCP {
-		return nil, fmt.Errorf("inject: only TCP packets are supported")
-	}
-	return ip, nil
+	return ip, t, nil
 }
 
 // ErrNoShell is returned by targets that do not run shell lines.
@@ -115,13 +112,23 @@ type CallResult struct {
 
 // TargetConfig is what a target is created with.
 type TargetConfig struct {
-	Profile     *policy.Profile // the --profile plus the script's sysctls
-	LocalIP     netip.Addr      // the stack's address (192.168.0.1)
-	RemoteIP    netip.Addr      // the scripted peer (192.0.2.1)
-	BindPort    uint16          // bind(..., ...) uses this port
-	ConnectPort uint16          // connect(..., ...) goes to RemoteIP:ConnectPort
-	MTU         int             // link MTU (1500)
-	ScriptDir   string          // for shell lines
+	Profile  *policy.Profile // the --profile plus the script's sysctls
+	LocalIP  netip.Addr      // the stack's address on the wire (192.168.0.1, or IPv6)
+	RemoteIP netip.Addr      // the scripted peer on the wire (192.0.2.1, or IPv6)
+	// LocalPrefixLen and RemotePrefix are the local address's network
+	// and the one routed to the peer (the linux target's TUN has them).
+	LocalPrefixLen int
+	RemotePrefix   netip.Prefix
+	// BindIP and ConnectIP are what bind(..., ...) and connect(..., ...)
+	// name, in sockets of AF_INET6 when SocketFamily6 (a socket() whose
+	// domain is "..."): the wire addresses, or for ipv4-mapped-ipv6 the
+	// IPv4 ones mapped into IPv6.
+	BindIP, ConnectIP netip.Addr
+	SocketFamily6     bool
+	BindPort          uint16 // bind(..., ...) uses this port
+	ConnectPort       uint16 // connect(..., ...) goes to ConnectIP:ConnectPort
+	MTU               int    // link MTU (1500)
+	ScriptDir         string // for shell lines
 	// NoTSO makes the target hand the runner one packet per segment. By
 	// default a target hands it what packetdrill's TUN, which offers TSO,
 	// carries: each TSO packet whole, a burst's segments merged behind one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/faketime"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -103,13 +105,20 @@ func newGvisorTarget(cfg TargetConfig) (Target, error) {
 	clock := newVClock()
 	a, b := netif.NewPipe(cfg.MTU)
 	b.Close() // gvisorstack owns a and closes the pipe; nothing uses b
-	st, err := gvisorstack.New(a, gvisorstack.Config{Addr: cfg.LocalIP, Profile: cfg.Profile, Clock: clock})
+	gcfg := gvisorstack.Config{Addr: cfg.LocalIP, Profile: cfg.Profile, Clock: clock}
+	if cfg.LocalIP.Is6() {
+		// gvisorstack starts with an IPv4 address and, given one, an
+		// IPv6 one too (its ipv6 protocol). attach replaces the NIC they
+		// are on, and the new NIC has the run's address only.
+		gcfg.Addr, gcfg.Addr6 = DefaultLocalIP, cfg.LocalIP
+	}
+	st, err := gvisorstack.New(a, gcfg)
 	if err != nil {
 		return nil, err
 	}
 	t := &gvisorTarget{cfg: cfg, clock: clock, st: st, s: st.GVisor(), opts: st.Options(),
 		link: &syncLink{mtu: uint32(cfg.MTU), clock: clock}}
-	t.calls = newDispatcher[*gsock]("gvisor", gvisorOps{t})
+	t.calls = newDispatcher[*gsock]("gvisor", cfg.SocketFamily6, gvisorOps{t})
 	if !cfg.NoTSO {
 		t.burst = newBurstCoalescer(t.burstInfo)
 	}
@@ -128,21 +137,49 @@ func (t *gvisorTarget) attach() error {
 	if err := t.s.CreateNIC(gvNIC, t.link); err != nil {
 		return fmt.Errorf("gvisor: create NIC: %s", err)
 	}
-	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{
-		Address: tcpip.AddrFrom4(t.cfg.LocalIP.As4()), PrefixLen: 32}}
+	local := gvAddr(t.cfg.LocalIP)
+	pa := tcpip.ProtocolAddress{Protocol: gvProto(t.cfg.LocalIP), AddressWithPrefix: tcpip.AddressWithPrefix{
+		Address: local, PrefixLen: local.BitLen()}}
 	if err := t.s.AddProtocolAddress(gvNIC, pa, stack.AddressProperties{}); err != nil {
 		return fmt.Errorf("gvisor: add address %v: %s", t.cfg.LocalIP, err)
 	}
-	all, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFromBytes([]byte{0, 0, 0, 0}))
+	zero := make([]byte, local.Len())
+	all, _ := tcpip.NewSubnet(tcpip.AddrFromSlice(zero), tcpip.MaskFromBytes(zero))
 	t.s.SetRouteTable([]tcpip.Route{{Destination: all, NIC: gvNIC}})
 	return nil
+}
+
+// gvAddr is a in gVisor's form: 4 bytes for IPv4, 16 for IPv6 (an
+// IPv4-mapped address stays 16 bytes, as gVisor's dual-stack endpoints
+// take it).
+func gvAddr(a netip.Addr) tcpip.Address {
+	if a.Is4() {
+		return tcpip.AddrFrom4(a.As4())
+	}
+	return tcpip.AddrFrom16(a.As16())
+}
+
+// unmapGV is a gVisor address as the wire carries it: an IPv4-mapped
+// one (a dual-stack endpoint's view of an IPv4 peer) as IPv4.
+func unmapGV(a tcpip.Address) netip.Addr {
+	n, _ := netip.AddrFromSlice(a.AsSlice())
+	return n.Unmap()
+}
+
+// gvProto is the network protocol of a's family.
+func gvProto(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
 }
 
 func (t *gvisorTarget) Name() string       { return "gvisor" }
 func (t *gvisorTarget) Now() time.Duration { return t.clock.elapsed() }
 
 func (t *gvisorTarget) Inject(pkt []byte) error {
-	if _, err := inboundTCP(pkt); err != nil {
+	ip, _, err := inboundTCP(pkt)
+	if err != nil {
 		return err
 	}
 	d := t.link.dispatcher()
@@ -153,7 +190,7 @@ func (t *gvisorTarget) Inject(pkt []byte) error {
 		t.burst.inbound(pkt)
 	}
 	pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-	d.DeliverNetworkPacket(ipv4.ProtocolNumber, pb)
+	d.DeliverNetworkPacket(gvProto(ip.src), pb)
 	pb.DecRef()
 	t.settle()
 	return nil
@@ -255,7 +292,7 @@ func (t *gvisorTarget) burstInfo(k flowKey, mss int) burstInfo {
 		la, err1 := ep.GetLocalAddress()
 		ra, err2 := ep.GetRemoteAddress()
 		if err1 != nil || err2 != nil || la.Port != k.local.Port() || ra.Port != k.remote.Port() ||
-			la.Addr != tcpip.AddrFrom4(k.local.Addr().As4()) || ra.Addr != tcpip.AddrFrom4(k.remote.Addr().As4()) {
+			unmapGV(la.Addr) != k.local.Addr() || unmapGV(ra.Addr) != k.remote.Addr() {
 			continue
 		}
 		var in tcpip.TCPInfoOption
@@ -286,16 +323,20 @@ func gvErr(err tcpip.Error) error {
 }
 
 func (o gvisorOps) localAddr() tcpip.FullAddress {
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(o.cfg.LocalIP.As4()), Port: o.cfg.BindPort}
+	return tcpip.FullAddress{Addr: gvAddr(o.cfg.BindIP), Port: o.cfg.BindPort}
 }
 
 func (o gvisorOps) remoteAddr() tcpip.FullAddress {
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(o.cfg.RemoteIP.As4()), Port: o.cfg.ConnectPort}
+	return tcpip.FullAddress{Addr: gvAddr(o.cfg.ConnectIP), Port: o.cfg.ConnectPort}
 }
 
 func (o gvisorOps) Socket() (*gsock, error) {
 	var wq waiter.Queue
-	ep, err := o.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	proto := ipv4.ProtocolNumber
+	if o.cfg.SocketFamily6 {
+		proto = ipv6.ProtocolNumber
+	}
+	ep, err := o.s.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
 	if err != nil {
 		return nil, gvErr(err)
 	}

@@ -67,8 +67,16 @@ func newLinuxTarget(cfg TargetConfig) (Target, error) {
 	}
 	t := &linuxTarget{cfg: cfg, ns: ns, out: make(chan outPkt, 4096), done: make(chan struct{}), fds: map[int]int{}}
 	err = ns.Do(func() error {
-		tun, err := netif.OpenTUN(netif.TUNConfig{Name: linuxTUN, HostAddr: netip.PrefixFrom(cfg.LocalIP, 24), MTU: cfg.MTU,
-			Offload: !cfg.NoTSO, WholeTSO: true})
+		tc := netif.TUNConfig{Name: linuxTUN, MTU: cfg.MTU, Offload: !cfg.NoTSO, WholeTSO: true}
+		if cfg.LocalIP.Is6() {
+			// packetdrill's IPv6 link: the local address in its /48,
+			// without duplicate address detection (netif sets
+			// IFA_F_NODAD), so it is usable at once.
+			tc.HostAddr6 = netip.PrefixFrom(cfg.LocalIP, cfg.LocalPrefixLen)
+		} else {
+			tc.HostAddr = netip.PrefixFrom(cfg.LocalIP, 24)
+		}
+		tun, err := netif.OpenTUN(tc)
 		if err != nil {
 			return err
 		}
@@ -81,14 +89,24 @@ func newLinuxTarget(cfg TargetConfig) (Target, error) {
 			return err
 		}
 		remote := netip.PrefixFrom(cfg.RemoteIP, 24).Masked()
-		dst := &net.IPNet{IP: remote.Addr().AsSlice(), Mask: net.CIDRMask(24, 32)}
+		if cfg.RemoteIP.Is6() {
+			remote = cfg.RemotePrefix
+			if !remote.IsValid() || !remote.Contains(cfg.RemoteIP) {
+				remote = netip.PrefixFrom(cfg.RemoteIP, 128)
+			}
+		}
+		dst := &net.IPNet{IP: remote.Addr().AsSlice(), Mask: net.CIDRMask(remote.Bits(), remote.Addr().BitLen())}
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
 			return fmt.Errorf("route %v via %s: %w", dst, linuxTUN, err)
 		}
-		// No IPv6 on the test link: its neighbour discovery would only be
-		// noise on the TUN.
-		for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/" + linuxTUN + "/disable_ipv6"} {
-			_ = os.WriteFile(f, []byte("1"), 0o644)
+		if !cfg.LocalIP.Is6() {
+			// No IPv6 on an IPv4 run's link: its neighbour discovery
+			// would only be noise on the TUN. (An IPv6 run's router
+			// solicitations and MLD reports are not TCP: the runner
+			// passes them by.)
+			for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/" + linuxTUN + "/disable_ipv6"} {
+				_ = os.WriteFile(f, []byte("1"), 0o644)
+			}
 		}
 		return nil
 	})

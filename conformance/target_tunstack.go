@@ -67,7 +67,7 @@ func newTunstackTarget(cfg TargetConfig) (Target, error) {
 		return nil, err
 	}
 	t := &tunstackTarget{cfg: cfg, e: e, now: engineEpoch, tos: tosTable{}}
-	t.calls = newDispatcher[*vsock]("tunstack", tunstackOps{t})
+	t.calls = newDispatcher[*vsock]("tunstack", cfg.SocketFamily6, tunstackOps{t})
 	if !cfg.NoTSO {
 		t.burst = newBurstCoalescer(t.burstInfo)
 		t.conns = map[flowKey]*tcpcore.Conn{}
@@ -79,14 +79,14 @@ func (t *tunstackTarget) Name() string       { return "tunstack" }
 func (t *tunstackTarget) Now() time.Duration { return t.now.Sub(engineEpoch) }
 
 func (t *tunstackTarget) Inject(pkt []byte) error {
-	ip, err := inboundTCP(pkt)
+	ip, seg, err := inboundTCP(pkt)
 	if err != nil {
 		return err
 	}
 	if t.burst != nil {
 		t.burst.inbound(pkt)
 	}
-	t.e.Input(t.now, ip.SrcAddr(), ip.DstAddr(), ip.Payload())
+	t.e.Input(t.now, ip.src, ip.dst, seg)
 	t.settle()
 	return nil
 }
@@ -140,9 +140,11 @@ func (t *tunstackTarget) collect(byCall bool) {
 	pkts := t.e.Output()
 	batch := make([]outbound, 0, len(pkts))
 	for _, p := range pkts {
-		b := p.WithHeader(wire.IPv4HeaderLen)
-		wire.PutIPv4Header(b, wire.IPv4Fields{Src: p.Src.As4(), Dst: p.Dst.As4(), Protocol: wire.ProtoTCP,
-			TTL: 64, TOS: t.tos.of(p), DontFrag: true}, len(p.Segment()))
+		b := p.WithHeader(ipHeaderLen(p.Src))
+		// Linux behaviour: the IPv4 TTL and the IPv6 Hop Limit both
+		// default to 64 (sysctls ip_default_ttl, hop_limit); the IPv6
+		// flow label is 0 here, as tunstack sets none.
+		putIPHeader(b, ipFields{src: p.Src, dst: p.Dst, tos: t.tos.of(p), ttl: 64}, len(p.Segment()))
 		batch = append(batch, outbound{append([]byte(nil), b...), t.Now()})
 	}
 	if t.burst != nil {
@@ -219,7 +221,7 @@ func (o tunstackOps) Bind(s *vsock) error {
 	if s.bound || s.l != nil || s.c != nil {
 		return syscall.EINVAL
 	}
-	b, err := o.e.Bind(o.now, netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), s.opts)
+	b, err := o.e.Bind(o.now, netip.AddrPortFrom(o.cfg.BindIP, o.cfg.BindPort), s.opts)
 	if err != nil {
 		return engineErr(err)
 	}
@@ -238,7 +240,7 @@ func (o tunstackOps) Listen(s *vsock, backlog int) error {
 	if s.c != nil {
 		return syscall.EINVAL
 	}
-	local := netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort)
+	local := netip.AddrPortFrom(o.cfg.BindIP, o.cfg.BindPort)
 	var l *tcpcore.Listener
 	var err error
 	if s.b != nil {
@@ -283,7 +285,7 @@ func (o tunstackOps) Connect(s *vsock) error {
 		}
 		return syscall.EALREADY
 	}
-	remote := netip.AddrPortFrom(o.cfg.RemoteIP, o.cfg.ConnectPort)
+	remote := netip.AddrPortFrom(o.cfg.ConnectIP, o.cfg.ConnectPort)
 	var conn *tcpcore.Conn
 	var err error
 	if s.b != nil {
@@ -292,7 +294,7 @@ func (o tunstackOps) Connect(s *vsock) error {
 	} else {
 		// An ephemeral port: EADDRNOTAVAIL when none is left toward
 		// remote.
-		conn, err = o.e.Connect(o.now, netip.AddrPortFrom(o.cfg.LocalIP, 0), remote, s.opts)
+		conn, err = o.e.Connect(o.now, netip.AddrPortFrom(o.cfg.BindIP, 0), remote, s.opts)
 	}
 	if err != nil {
 		return engineErr(err)
@@ -520,7 +522,7 @@ func (o tunstackOps) SetSockopt(s *vsock, level, opt, v int) error {
 		case c != nil:
 			o.tos.setConn(c, s.tos)
 		case s.l != nil:
-			o.tos.setListener(netip.AddrPortFrom(o.cfg.LocalIP, o.cfg.BindPort), s.tos)
+			o.tos.setListener(netip.AddrPortFrom(o.cfg.BindIP, o.cfg.BindPort), s.tos)
 		}
 	case level == unix.IPPROTO_TCP && (opt == unix.TCP_KEEPIDLE || opt == unix.TCP_KEEPINTVL || opt == unix.TCP_KEEPCNT):
 		d := time.Duration(v) * time.Second
@@ -666,12 +668,18 @@ func (o tunstackOps) maxSeg(s *vsock) int {
 		return 536
 	case c.State() == tcpcore.SynSent:
 		// tcp_connect_init sizes mss_cache for the SYN: the link's MSS,
-		// capped by mss_clamp (the value set, else TCP_MSS_DEFAULT until
-		// the peer announces its MSS), less the timestamp option when it
-		// will be offered.
-		m := min(o.cfg.MTU-40, 536)
+		// capped by mss_clamp (the value set, else until the peer
+		// announces its MSS TCP_MSS_DEFAULT, 536, for IPv4 and
+		// IPV6_MIN_MTU - 60, 1220, for IPv6 as tcp_v6_connect sets it),
+		// less the timestamp option when it will be offered.
+		linkMSS := o.cfg.MTU - ipHeaderLen(o.cfg.RemoteIP) - wire.TCPHeaderLen
+		clamp := 536
+		if o.cfg.RemoteIP.Is6() {
+			clamp = wire.IPv6MinMTU - wire.IPv6HeaderLen - wire.TCPHeaderLen
+		}
+		m := min(linkMSS, clamp)
 		if s.opts.MaxSeg > 0 {
-			m = min(o.cfg.MTU-40, s.opts.MaxSeg)
+			m = min(linkMSS, s.opts.MaxSeg)
 		}
 		if o.cfg.Profile.Timestamps {
 			m -= 12
@@ -757,15 +765,29 @@ func (o tunstackOps) TCPInfo(s *vsock) (map[string]uint64, error) {
 // TIME-WAIT keep their TOS.
 type tosTable map[[2]netip.AddrPort]uint8
 
+// unmapped is ap with an IPv4-mapped address as the IPv4 one it maps: a
+// dual-stack socket's addresses as its packets carry them.
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 func (t tosTable) setConn(c *tcpcore.Conn, tos uint8) {
-	t[[2]netip.AddrPort{c.LocalAddr(), c.RemoteAddr()}] = tos
+	t[[2]netip.AddrPort{unmapped(c.LocalAddr()), unmapped(c.RemoteAddr())}] = tos
 }
 
 func (t tosTable) setListener(local netip.AddrPort, tos uint8) {
-	t[[2]netip.AddrPort{local, {}}] = tos
+	t[[2]netip.AddrPort{unmapped(local), {}}] = tos
 }
 
+// of is the TOS byte of p. Linux behaviour (ipv6_setsockopt passes
+// SOL_IP to ip_setsockopt; inet6_csk_xmit takes the Traffic Class from
+// IPV6_TCLASS): IP_TOS sets the TOS of a socket's IPv4 packets, those of
+// an IPv6 socket reaching an IPv4-mapped peer included, and never an
+// IPv6 packet's Traffic Class, which stays 0 here.
 func (t tosTable) of(p *tcpcore.Packet) uint8 {
+	if !p.Src.Is4() {
+		return 0
+	}
 	seg := wire.TCP(p.Segment())
 	local := netip.AddrPortFrom(p.Src, seg.SrcPort())
 	if v, ok := t[[2]netip.AddrPort{local, netip.AddrPortFrom(p.Dst, seg.DstPort())}]; ok {

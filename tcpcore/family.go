@@ -72,6 +72,18 @@ func (e *Engine) linkMSS(a netip.Addr) int {
 	return e.ourMSS6
 }
 
+// defaultPeerMSS is the send MSS a connection of the family of a assumes
+// when the peer's SYN carries no MSS option: RFC 9293 §3.7.1, 536 for IPv4
+// (the profile's DefaultSendMSS) and 1220 for IPv6 (the IPv6 minimum MTU
+// less 60). Linux behaviour: tcp_v6_connect() and the IPv6 request sock
+// ops set mss_clamp to IPV6_MIN_MTU - 60 where IPv4 has TCP_MSS_DEFAULT.
+func (e *Engine) defaultPeerMSS(a netip.Addr) int {
+	if a.Is4() {
+		return e.prof.DefaultSendMSS
+	}
+	return ipv6MinAdvMSS
+}
+
 // linkPMTU is the path MTU a connection of the family of a starts with:
 // the link MTU, and for IPv6 at least the minimum link MTU (RFC 8200 §5),
 // which is all an IPv6 link may offer.

@@ -95,6 +95,56 @@ func TestIPv6MSSNeverBelow1220(t *testing.T) {
 	}
 }
 
+// A peer whose SYN or SYN-ACK carries no MSS option gets segments of the
+// family's default MSS: 536 bytes over IPv4, 1220 over IPv6 (RFC 9293
+// §3.7.1; Linux tcp_v6_connect and the IPv6 request sock ops), on a passive
+// open, an active open and a SYN cookie's connection alike.
+func TestDefaultMSSWhenAbsentPerFamily(t *testing.T) {
+	for _, tc := range []struct {
+		f   family
+		mss int
+	}{{ipv4, 536}, {ipv6, 1220}} {
+		p := newPeerFamily(t, nil, tc.f, 1500)
+		c, iss := p.listenAndAccept(wire.TCPOptions{})
+		if c.MSS() != tc.mss {
+			t.Errorf("%v passive open: send MSS %d, want %d", tc.f, c.MSS(), tc.mss)
+		}
+		c.SetNoDelay(p.now, true)
+		c.Write(p.now, make([]byte, 2000))
+		if s := p.next(); s.seq != iss+1 || len(s.payload) != tc.mss {
+			t.Errorf("%v passive open: first segment %v carries %d bytes, want %d", tc.f, s, len(s.payload), tc.mss)
+		}
+
+		q := newPeerFamily(t, nil, tc.f, 1500)
+		a, err := q.e.Connect(q.now, q.local, q.remote, SockOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		syn := q.next()
+		q.send(tseg{flags: fSA, seq: peerISN, ack: syn.seq + 1, wnd: 65535})
+		q.next() // the ACK
+		if a.MSS() != tc.mss {
+			t.Errorf("%v active open: send MSS %d, want %d", tc.f, a.MSS(), tc.mss)
+		}
+	}
+
+	p := newPeerFamily(t, nil, ipv6, 1500)
+	l, _ := p.e.Listen(p.now, local6, 0, SockOpts{}) // SYN queue holds one
+	p.sendFrom(netip.AddrPortFrom(remoteIP6, 41000), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	p.next() // fills the SYN queue
+	client := netip.AddrPortFrom(remoteIP6, 41001)
+	p.sendFrom(client, tseg{flags: fS, seq: 5000, wnd: 65535})
+	sa := p.next()
+	p.sendFrom(client, tseg{flags: fA, seq: 5001, ack: sa.seq + 1, wnd: 65535})
+	c, err := l.Accept(p.now)
+	if err != nil || l.Stats().CookiesValid != 1 {
+		t.Fatalf("cookie connection: %v, stats %+v", err, l.Stats())
+	}
+	if c.MSS() != 1220 {
+		t.Errorf("IPv6 cookie connection without a peer MSS: send MSS %d, want 1220", c.MSS())
+	}
+}
+
 // A listener on [::] (without V6Only) takes IPv4 segments to its port:
 // the connection runs in IPv4 (its segments leave in IPv4) and reports
 // IPv4-mapped addresses, as Linux shows them to an IPv6 socket. With

@@ -109,7 +109,7 @@ func (l *Listener) sendCookieSynAck(now Time, s *segment) {
 	if l.opts.MaxSeg > 0 && l.opts.MaxSeg < mss {
 		mss = l.opts.MaxSeg
 	}
-	peerMSS := e.prof.DefaultSendMSS
+	peerMSS := e.defaultPeerMSS(s.src.Addr())
 	if s.opts.HasMSS {
 		peerMSS = int(s.opts.MSS)
 	}

@@ -22,7 +22,7 @@ var errUnexplained = errors.New("unexplained differences")
 // [--differences conformance/differences.json] [--scripts conformance/scripts]
 // [--stacks linux,tunstack,gvisor] [--not-run STACK[,STACK]=REASON] RESULTS.json...`:
 // it reads the JSON of `tunstack drill --json` runs and writes the
-// conformance matrix. A later result for a script and stack replaces an
+// conformance matrix, a column per stack and IP family the results ran in. A later result for a script and stack replaces an
 // earlier one (a rerun of a failed script) and is marked as a retry.
 // With --failed it only prints the scripts that failed in the given files. It fails when a reference stack and
 // tunstack disagree on a script and neither the differences file nor a
@@ -110,8 +110,10 @@ func runConformanceDoc(args []string) error {
 		return err
 	}
 	for _, st := range stacks {
-		c := m.Count(st)
-		fmt.Printf("%-9s %3d PASS %3d FAIL %3d DIFF %3d SKIP %3d not run\n", st, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun)
+		for _, f := range m.Families {
+			c := m.CountFamily(st, f)
+			fmt.Printf("%-11s %-16s %3d PASS %3d FAIL %3d DIFF %3d SKIP %3d not run\n", st, f, c.Pass, c.Fail, c.Diff, c.Skip, c.NotRun)
+		}
 	}
 	for _, s := range m.Stale {
 		fmt.Fprintf(os.Stderr, "warning: %s on %s: %s\n", s.Script, s.Stack, s.Message)

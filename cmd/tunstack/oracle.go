@@ -11,22 +11,43 @@ import (
 func init() { commands["oracle"] = runOracle }
 
 // runOracle is `tunstack oracle --packetdrill PATH [--json] [--verbose]
-// SCRIPT.pkt...`: each script under the real packetdrill on this machine's
-// Linux, one at a time (the tool runs in real time, and scripts run side by
+// [packetdrill's options] SCRIPT.pkt...`: each script under the real
+// packetdrill on this machine's Linux, one at a time (the tool runs in real time, and scripts run side by
 // side on a small machine miss their timing), each in a network namespace of
 // its own. The verdicts have the shape of `tunstack drill --json`, in the
 // stack column "packetdrill", so `tunstack conformance-doc` can set them
-// beside the other stacks.
+// beside the other stacks. packetdrill's options (--ip_version=ipv6,
+// --mtu=1520, -D NAME=VALUE, ...) are checked as drill checks them and
+// passed to the tool's command line as given; -v or --verbose prints each
+// verdict's notes instead.
 func runOracle(args []string) error {
 	bin := ""
 	var asJSON, verbose bool
-	files, err := parseFlags("oracle", args, []flagDef{
+	pdArgs, rest, err := packetdrillArgs(args)
+	if err != nil {
+		return err
+	}
+	files, err := parseFlags("oracle", rest, []flagDef{
 		stringFlag("packetdrill", &bin, nil),
 		boolFlag("json", &asJSON),
-		boolFlag("verbose", &verbose),
 	})
 	if err != nil {
 		return err
+	}
+	if err := conformance.CheckCommandLine(pdArgs); err != nil {
+		return usagef("%v.", err)
+	}
+	var toolArgs []string
+	for _, o := range pdArgs {
+		if o.Name == "verbose" { // the report's, as in drill: the tool's own would flood it
+			verbose = true
+			continue
+		}
+		a := "--" + o.Name
+		if o.HasValue {
+			a += "=" + o.Value
+		}
+		toolArgs = append(toolArgs, a)
 	}
 	if bin == "" {
 		return usagef("give the real packetdrill binary with --packetdrill PATH (build it from google/packetdrill's gtests/net/packetdrill: ./configure && make).")
@@ -42,7 +63,7 @@ func runOracle(args []string) error {
 	}
 	var results []*conformance.Result
 	for _, f := range files {
-		r := conformance.RunPacketdrill(bin, f, nil)
+		r := conformance.RunPacketdrill(bin, f, toolArgs)
 		results = append(results, r)
 		if !asJSON {
 			r.Print(os.Stdout, verbose)
