@@ -294,9 +294,11 @@ func TestRunnerTolerance(t *testing.T) {
 }
 
 func TestRunnerSkipsAndNotes(t *testing.T) {
-	res, fake := runShell(t, "--ip_version=ipv6\n`echo init`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
-	if res.Status != Skip || !strings.Contains(res.Reason, "IPv4 only") || len(fake.ran) != 0 {
-		t.Errorf("ipv6: %s %q, ran %q", res.Status, res.Reason, fake.ran)
+	// An IPv6 run on a link below IPv6's minimum MTU fails before any
+	// command runs (an IPv4 one of the same MTU runs).
+	res, fake := runShell(t, "--ip_version=ipv6\n--mtu=1000\n`echo init`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	if res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, "below IPv6's minimum link MTU of 1280") || len(fake.ran) != 0 {
+		t.Errorf("ipv6 with --mtu=1000: %s %v, ran %q", res.Status, res.Failure, fake.ran)
 	}
 	res, fake = runShell(t, "`echo init`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", Option{Name: "dry_run"})
 	if res.Status != Skip || !strings.Contains(res.Reason, "--dry_run") || len(fake.ran) != 0 {

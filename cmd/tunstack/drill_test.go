@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,5 +50,30 @@ func TestDrillFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("drill %q: %v, want an error with %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestOracleFamilyAndFlags checks the family oracle records for a run of
+// the real tool (its command line's, else the script's option line's, else
+// ipv4) and that its packetdrill options are checked as drill's are.
+func TestOracleFamilyAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	v6 := filepath.Join(dir, "v6.pkt")
+	plain := filepath.Join(dir, "plain.pkt")
+	os.WriteFile(v6, []byte("--ip_version=ipv6\n0 close(3) = 0\n"), 0o644)
+	os.WriteFile(plain, []byte("0 close(3) = 0\n"), 0o644)
+	mapped := []conformance.Option{{Name: "ip_version", Value: "ipv4-mapped-ipv6", HasValue: true}}
+	for _, c := range []struct {
+		args   []conformance.Option
+		script string
+		want   string
+	}{{nil, plain, "ipv4"}, {nil, v6, "ipv6"}, {mapped, v6, "ipv4-mapped-ipv6"}} {
+		if got := oracleFamily(c.args, c.script); got != c.want {
+			t.Errorf("%v %s: family %q, want %q", c.args, filepath.Base(c.script), got, c.want)
+		}
+	}
+	err := runOracle([]string{"--packetdrill", "/bin/true", "--ip_version=ipv6", "--local_ip=192.168.0.2", plain})
+	if err == nil || !strings.Contains(err.Error(), "bad IPv6 address: 192.168.0.2") {
+		t.Errorf("oracle with an IPv4 local address over IPv6: %v", err)
 	}
 }

@@ -64,10 +64,31 @@ func runOracle(args []string) error {
 	var results []*conformance.Result
 	for _, f := range files {
 		r := conformance.RunPacketdrill(bin, f, toolArgs)
+		r.Family = oracleFamily(pdArgs, f)
 		results = append(results, r)
 		if !asJSON {
 			r.Print(os.Stdout, verbose)
 		}
 	}
 	return reportResults(results, asJSON, "failed under the real packetdrill")
+}
+
+// oracleFamily is the --ip_version a script ran with under the tool: the
+// command line's, else the script's own option line's, else ipv4 (the
+// tool's own default is the family of the machine's primary address;
+// make conformance always names one).
+func oracleFamily(pdArgs []conformance.Option, script string) string {
+	fam := ""
+	for _, o := range pdArgs {
+		if o.Name == "ip_version" {
+			fam = o.Value
+		}
+	}
+	if fam == "" {
+		fam, _ = conformance.ScriptFamily(script)
+	}
+	if fam == "" {
+		fam = "ipv4"
+	}
+	return fam
 }
