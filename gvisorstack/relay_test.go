@@ -2,6 +2,7 @@ package gvisorstack
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"tunstack/netif"
 	"tunstack/relay"
 	tstack "tunstack/stack"
+	twire "tunstack/wire"
 )
 
 // The relay frontend is tested with tunstack's own stack as the client on
@@ -304,5 +306,60 @@ func TestFrontendInterceptRejectsBadPrefixes(t *testing.T) {
 	}
 	if err := other.Intercept([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, h); err == nil {
 		t.Error("a second frontend intercepts on the same stack")
+	}
+}
+
+// TestFrontendAnswersUDPWithPortUnreachable: the relay carries TCP only,
+// and a datagram to an intercepted address gets ICMP port unreachable, so
+// that a resolver pointed through the relay fails at once.
+func TestFrontendAnswersUDPWithPortUnreachable(t *testing.T) {
+	pa, pb := netif.NewPipe(testMTU)
+	gv, err := New(pb, Config{Addr: addrB, Prefix: netAB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gv.Close()
+	fe, err := gv.RelayFrontend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fe.Intercept(relayPrefixes[:1], func(p relay.Pending) { p.Refuse(relay.RefuseReset) }); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddr("203.0.113.53")
+	dgram := make([]byte, twire.IPv4HeaderLen+8+4)
+	twire.PutIPv4Header(dgram, twire.IPv4Fields{Src: addrA.As4(), Dst: dst.As4(), Protocol: 17, TTL: 64}, 8+4)
+	udp := dgram[twire.IPv4HeaderLen:]
+	binary.BigEndian.PutUint16(udp[0:], 5353)
+	binary.BigEndian.PutUint16(udp[2:], 53)
+	binary.BigEndian.PutUint16(udp[4:], 8+4) // checksum 0: none, as IPv4 allows
+	copy(udp[8:], "ping")
+	if _, err := pa.WritePackets([][]byte{dgram}); err != nil {
+		t.Fatal(err)
+	}
+	bufs, sizes := [][]byte{make([]byte, testMTU)}, []int{0}
+	done := make(chan error, 1)
+	go func() {
+		_, err := pa.ReadPackets(bufs, sizes)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to a UDP datagram in 10 s")
+	}
+	ip := twire.IPv4(bufs[0][:sizes[0]])
+	if err := ip.Valid(); err != nil || ip.Protocol() != twire.ProtoICMP {
+		t.Fatalf("answer is not ICMP (%v): % x", err, bufs[0][:sizes[0]])
+	}
+	icmp := twire.ICMPv4(ip.Payload())
+	if !icmp.Valid() || icmp.Type() != twire.ICMPDestUnreachable || icmp.Code() != 3 {
+		t.Fatalf("ICMP type %d code %d, want destination unreachable (3), port unreachable (3)", icmp.Type(), icmp.Code())
+	}
+	if q := twire.IPv4(icmp[8:]); len(q) < twire.IPv4HeaderLen || q.DstAddr() != dst || ip.DstAddr() != addrA {
+		t.Errorf("the error goes to %v and quotes a datagram to %v, want to %v about %v", ip.DstAddr(), q.DstAddr(), addrA, dst)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	tstack "tunstack/stack"
@@ -115,7 +116,12 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	}
 
 	netProtos := []stack.NetworkProtocolFactory{ipv4.NewProtocol}
-	transProtos := []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4}
+	// UDP is registered only so that gVisor answers a datagram to a port
+	// nobody listens on as Linux does, with ICMP port unreachable (RFC
+	// 1122 §3.2.2.1), rather than protocol unreachable; the package opens
+	// no UDP endpoint. A resolver pointed through the relay then fails at
+	// once.
+	transProtos := []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4}
 	if has6 {
 		// The zero ipv6.Options leave out what a TUN's point-to-point
 		// link has no use for, and what would send packets the kernel
