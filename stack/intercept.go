@@ -202,10 +202,9 @@ func (f *Frontend) Close() error {
 // FrontendStats are a frontend's counters.
 type FrontendStats struct {
 	tcpcore.InterceptStats
-	PortUnreachables  uint64 // UDP datagrams to intercepted addresses answered with ICMP port unreachable
-	UnreachablesSent  uint64 // held SYNs refused with ICMP destination unreachable
-	ICMPRateLimited   uint64 // ICMP errors not sent: over the per-client rate limit
-	UnreachableResets uint64 // unreachable refusals answered with RST instead (IPv6 SYN, no IPv6 address)
+	PortUnreachables uint64 // UDP datagrams to intercepted addresses answered with ICMP port unreachable
+	UnreachablesSent uint64 // held SYNs refused with ICMP destination unreachable
+	ICMPRateLimited  uint64 // ICMP errors not sent: over the per-client rate limit
 }
 
 // Stats returns the frontend's counters.
@@ -368,9 +367,7 @@ func (p *pending) Accept() (net.Conn, error) {
 	}
 }
 
-// Refuse implements relay.Pending. An ICMP refusal of an IPv6 SYN on a
-// stack without an IPv6 address cannot be sent (the error would have no
-// source): it is a reset instead.
+// Refuse implements relay.Pending.
 func (p *pending) Refuse(how relay.Refusal) {
 	f, s := p.f, p.f.s
 	s.mu.Lock()
@@ -382,11 +379,10 @@ func (p *pending) Refuse(how relay.Refusal) {
 	var icmp []byte
 	switch how {
 	case relay.RefuseHostUnreachable, relay.RefuseNetUnreachable:
+		// An IPv6 SYN reached the engine only if the stack has an IPv6
+		// address (input6 drops every IPv6 packet otherwise), so the
+		// ICMPv6 error has its source.
 		client := p.h.Client().Addr()
-		if client.Is6() && !s.addr6.IsValid() {
-			f.icpt.Reset(now, p.h)
-			break
-		}
 		if !f.icpt.Unreachable(now, p.h) {
 			break
 		}
