@@ -146,14 +146,19 @@ func parseCapture(r io.Reader, server netip.AddrPort, ports map[uint16]int, star
 			// yields what came before.
 			break
 		}
-		pkt := gopacket.NewPacket(data, layers.LayerTypeIPv4, gopacket.NoCopy)
-		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		// LINKTYPE_RAW holds both families: the version says which.
+		first := layers.LayerTypeIPv4
+		if len(data) > 0 && data[0]>>4 == 6 {
+			first = layers.LayerTypeIPv6
+		}
+		pkt := gopacket.NewPacket(data, first, gopacket.NoCopy)
+		nl := pkt.NetworkLayer()
 		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if ip == nil || tcp == nil {
+		if nl == nil || tcp == nil {
 			continue
 		}
-		src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
-		dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
+		src, _ := netip.AddrFromSlice(nl.NetworkFlow().Src().Raw())
+		dst, _ := netip.AddrFromSlice(nl.NetworkFlow().Dst().Raw())
 		p := Packet{
 			At:  ci.Timestamp.Sub(start),
 			SYN: tcp.SYN, ACK: tcp.ACK, FIN: tcp.FIN, RST: tcp.RST, PSH: tcp.PSH,

@@ -192,7 +192,7 @@ func (r *run) bulkTransfer(topo *topology, spec transferSpec) (*BulkTransfer, er
 		return nil, fmt.Errorf("lab: listen: %w", err)
 	}
 	defer l.close()
-	cs, err := openClients(r.ctx, topo.clientNS, 1, 1)
+	cs, err := openClients(r.ctx, topo.clientNS, socketDomain(topo.addrs.server), 1, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -531,19 +531,15 @@ func parseSACKBlocks(pcap []byte, server netip.AddrPort, n int) ([][]wire.SACKBl
 		if err != nil {
 			break
 		}
-		ip := wire.IPv4(data)
-		if ip.Valid() != nil || ip.Protocol() != 6 {
-			continue
-		}
-		t := wire.TCP(ip.Payload())
-		if t.Valid() != nil {
+		src, dst, t, ok := ipTCP(data)
+		if !ok {
 			continue
 		}
 		var k flowKey
 		switch {
-		case ip.DstAddr() == server.Addr() && t.DstPort() == server.Port():
+		case dst == server.Addr() && t.DstPort() == server.Port():
 			k = flowKey{t.SrcPort(), true}
-		case ip.SrcAddr() == server.Addr() && t.SrcPort() == server.Port():
+		case src == server.Addr() && t.SrcPort() == server.Port():
 			k = flowKey{t.DstPort(), false}
 		default:
 			continue

@@ -27,11 +27,11 @@ type client struct {
 
 // openClients creates n sockets inside ns; they stay in it whatever thread
 // uses them afterwards.
-func openClients(ctx context.Context, ns *netns.NS, first, n int) ([]*client, error) {
+func openClients(ctx context.Context, ns *netns.NS, domain, first, n int) ([]*client, error) {
 	cs := make([]*client, 0, n)
 	err := ns.Do(func() error {
 		for i := range n {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return fmt.Errorf("client socket: %w", err)
 			}
@@ -64,7 +64,7 @@ func openClients(ctx context.Context, ns *netns.NS, first, n int) ([]*client, er
 func (c *client) startConnect(tl *timeline, to netip.AddrPort) error {
 	var err error
 	c.s.control(func(fd int) {
-		err = unix.Connect(fd, &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().As4()})
+		err = unix.Connect(fd, sockaddrOf(to))
 	})
 	at := tl.now()
 	if err != nil && err != unix.EINPROGRESS {
@@ -74,9 +74,7 @@ func (c *client) startConnect(tl *timeline, to netip.AddrPort) error {
 	}
 	c.s.control(func(fd int) {
 		if sa, err := unix.Getsockname(fd); err == nil {
-			if in, ok := sa.(*unix.SockaddrInet4); ok {
-				c.port = uint16(in.Port)
-			}
+			c.port = sockaddrPort(sa)
 		}
 	})
 	c.rec.Port = c.port

@@ -22,6 +22,7 @@ import (
 // backlog worth trying.
 type Options struct {
 	Stack       string          // tunstack, gvisor or linux
+	Family      int             // IP family of every connection: 4 or 6; 0 is 4
 	Profile     *policy.Profile // for tunstack and gvisor; nil means policy.Linux()
 	ProfileName string          // for the report; "" means linux
 	Pcap        io.Writer       // if not nil, receives the capture (pcap, LINKTYPE_RAW)
@@ -160,6 +161,7 @@ type Result struct {
 	Title      string
 	Claim      string // the claim the experiment checks
 	Stack      string
+	Family     int // 4 or 6
 	Profile    string
 	Params     Params
 	Delay      time.Duration
@@ -177,6 +179,15 @@ type Result struct {
 	// Data is what an experiment measured beyond the common records
 	// (*ZeroWindowData, *NagleData); nil for the others.
 	Data any
+}
+
+// family is the experiment's IP family, 4 for a Result from before the
+// field.
+func (r *Result) family() int {
+	if r.Family == 6 {
+		return 6
+	}
+	return 4
 }
 
 // Client returns client n's record.
@@ -218,6 +229,12 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 	if !slices.Contains(stackNames, o.Stack) {
 		return nil, fmt.Errorf("lab: unknown stack %q; use %s", o.Stack, strings.Join(stackNames, ", "))
 	}
+	if err := checkFamily(o.Family); err != nil {
+		return nil, err
+	}
+	if o.Family == 0 {
+		o.Family = 4
+	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("lab: experiments need root to create network namespaces and TUN devices; run as root or with sudo")
 	}
@@ -251,7 +268,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		o.ProfileName = "linux"
 	}
 	if o.Log != nil {
-		fmt.Fprintf(o.Log, "lab %s on %s: %s; about %.0f s.\n", e.name, o.Stack, describeParams(p), e.duration(p).Seconds())
+		fmt.Fprintf(o.Log, "lab %s on %s over IPv%d: %s; about %.0f s.\n", e.name, o.Stack, o.Family, describeParams(p), e.duration(p).Seconds())
 	}
 
 	topo, err := newTopology(ctx, &o)
@@ -264,7 +281,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		ctx:    ctx,
 		topo:   topo,
 		srv:    topo.srv,
-		target: netip.AddrPortFrom(serverAddr, serverPort),
+		target: netip.AddrPortFrom(topo.addrs.server, serverPort),
 		marks:  map[string]time.Duration{},
 	}
 	r.tl = newTimeline()
@@ -309,6 +326,7 @@ func Run(ctx context.Context, name string, o Options) (*Result, error) {
 		Title:      e.title,
 		Claim:      e.claim,
 		Stack:      o.Stack,
+		Family:     o.Family,
 		Profile:    o.ProfileName,
 		Params:     p,
 		Delay:      o.Delay,
@@ -338,7 +356,7 @@ func describeParams(p Params) string {
 
 // openClients makes n clients numbered from first.
 func (r *run) openClients(first, n int) ([]*client, error) {
-	cs, err := openClients(r.ctx, r.topo.clientNS, first, n)
+	cs, err := openClients(r.ctx, r.topo.clientNS, socketDomain(r.target.Addr()), first, n)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +484,7 @@ func (r *Result) Print(w io.Writer) {
 		e.print(r, w)
 		return
 	}
-	fmt.Fprintf(w, "== lab %s on %s (profile %s)\n", r.Experiment, r.Stack, r.Profile)
+	fmt.Fprintf(w, "== lab %s on %s over IPv%d (profile %s)\n", r.Experiment, r.Stack, r.family(), r.Profile)
 	fmt.Fprintf(w, "%s\n", r.Title)
 	fmt.Fprintf(w, "claim: %s\n", r.Claim)
 	fmt.Fprintf(w, "settings: %s; clients -> server delay %s; %s\n", describeParams(r.Params), r.Delay, strings.Join(r.Sysctls, ", "))

@@ -35,13 +35,13 @@ func (k *kernelServer) listenWith(port uint16, backlog int, reuseAddr, reusePort
 	var fd int
 	err := k.ns.Do(func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err = unix.Socket(socketDomain(k.addr), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("socket: %w", err)
 		}
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, boolInt(reuseAddr))
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, boolInt(reusePort))
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: k.addr.As4()}); err != nil {
+		if err := unix.Bind(fd, sockaddrOf(netip.AddrPortFrom(k.addr, port))); err != nil {
 			unix.Close(fd)
 			return os.NewSyscallError("bind", err)
 		}
@@ -97,15 +97,12 @@ func (l *kernelListener) accept(timeout time.Duration) (serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	port := 0
-	if in, ok := sa.(*unix.SockaddrInet4); ok {
-		port = in.Port
-	}
+	port := sockaddrPort(sa)
 	f, err := newSockFile(l.f.ctx, nfd, "accepted")
 	if err != nil {
 		return nil, err
 	}
-	return &kernelConn{f: f, port: uint16(port)}, nil
+	return &kernelConn{f: f, port: port}, nil
 }
 
 // queue reads Recv-Q and Send-Q as ss does, from TCP_INFO on the

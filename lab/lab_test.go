@@ -97,46 +97,7 @@ func TestExperiments(t *testing.T) {
 	// as Linux's. (SYN-ACK retransmission is the synack experiment's.)
 	t.Run("backlog", func(t *testing.T) {
 		t.Parallel()
-		results := make(chan *Result, 2)
-		ours, linux := make(chan *Result, 1), make(chan *Result, 1)
-		t.Run("tunstack", func(t *testing.T) {
-			t.Parallel()
-			res := runExperiment(t, "backlog", "tunstack", Options{})
-			ours <- res
-			results <- res
-			for _, c := range res.Clients {
-				if !c.Accepted {
-					t.Errorf("client %d was never accepted", c.N)
-				}
-			}
-			if len(res.Clients) != 6 {
-				t.Errorf("%d clients, want 6", len(res.Clients))
-			}
-			if counter(res, "SyncookiesSent") == 0 || counter(res, "ListenOverflows") == 0 {
-				t.Errorf("counters %v: want SYN cookies for the SYNs beyond the SYN queue and accept-queue overflows", res.Counters)
-			}
-		})
-		t.Run("linux", func(t *testing.T) {
-			t.Parallel()
-			res := runExperiment(t, "backlog", "linux", Options{})
-			linux <- res
-			results <- res
-		})
-		t.Cleanup(func() {
-			if len(results) < 2 {
-				return // a subtest failed before producing a result
-			}
-			o, l := <-ours, <-linux
-			if o.Shape() != l.Shape() {
-				t.Errorf("connect/accept shape differs from Linux's:\n  tunstack: %s\n  linux:    %s", o.Shape(), l.Shape())
-			}
-			if a, b := counter(o, "SyncookiesSent"), counter(l, "SyncookiesSent"); a != b {
-				t.Errorf("tunstack sent %d SYN cookies, Linux %d", a, b)
-			}
-			if a, b := o.Capture.SynAckRetransmissions(), l.Capture.SynAckRetransmissions(); a != b {
-				t.Errorf("tunstack retransmitted %d SYN-ACKs, Linux %d", a, b)
-			}
-		})
+		backlogLikeLinux(t, Options{})
 	})
 
 	// The synack claim on our stack: the clients past the queue's room get five
@@ -185,6 +146,52 @@ func TestExperiments(t *testing.T) {
 		}
 		if want := res.Params.Backlog + 1; unprompted != want {
 			t.Errorf("%d clients reset by the close itself, want the %d queued", unprompted, want)
+		}
+	})
+}
+
+// backlogLikeLinux runs the backlog experiment with o on tunstack and on
+// Linux, in parallel, and checks the claim on ours and the likeness to
+// Linux's listener.
+func backlogLikeLinux(t *testing.T, o Options) {
+	results := make(chan *Result, 2)
+	ours, linux := make(chan *Result, 1), make(chan *Result, 1)
+	t.Run("tunstack", func(t *testing.T) {
+		t.Parallel()
+		res := runExperiment(t, "backlog", "tunstack", o)
+		ours <- res
+		results <- res
+		for _, c := range res.Clients {
+			if !c.Accepted {
+				t.Errorf("client %d was never accepted", c.N)
+			}
+		}
+		if len(res.Clients) != 6 {
+			t.Errorf("%d clients, want 6", len(res.Clients))
+		}
+		if counter(res, "SyncookiesSent") == 0 || counter(res, "ListenOverflows") == 0 {
+			t.Errorf("counters %v: want SYN cookies for the SYNs beyond the SYN queue and accept-queue overflows", res.Counters)
+		}
+	})
+	t.Run("linux", func(t *testing.T) {
+		t.Parallel()
+		res := runExperiment(t, "backlog", "linux", o)
+		linux <- res
+		results <- res
+	})
+	t.Cleanup(func() {
+		if len(results) < 2 {
+			return // a subtest failed before producing a result
+		}
+		o, l := <-ours, <-linux
+		if o.Shape() != l.Shape() {
+			t.Errorf("connect/accept shape differs from Linux's:\n  tunstack: %s\n  linux:    %s", o.Shape(), l.Shape())
+		}
+		if a, b := counter(o, "SyncookiesSent"), counter(l, "SyncookiesSent"); a != b {
+			t.Errorf("tunstack sent %d SYN cookies, Linux %d", a, b)
+		}
+		if a, b := o.Capture.SynAckRetransmissions(), l.Capture.SynAckRetransmissions(); a != b {
+			t.Errorf("tunstack retransmitted %d SYN-ACKs, Linux %d", a, b)
 		}
 	})
 }

@@ -350,7 +350,7 @@ func analyzeNagle(res *Result, run *NagleRun) []Event {
 		q.HeaderAt, q.BodyAt, q.AckAt, q.ReplyAt = header.At, bodyP.At, ackP.At, replyP.At
 		q.Together = header == bodyP
 		q.Held = !q.Together && bodyP.At >= ackP.At
-		responder := endpointAddr(!reqToServer)
+		responder := endpointAddr(res, !reqToServer)
 		// The capture is at the server: it sees a request leave in part A
 		// and arrive in part B.
 		when := "left"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -133,7 +132,7 @@ func writeSYNFloodPlots(c *viz.Capture, d *SYNFloodData, base string, span viz.W
 		return err
 	}
 	const bin = synFloodSample
-	h := viz.CountHandshakes(c, netip.AddrPortFrom(serverAddr, serverPort), bin.Seconds())
+	h := viz.CountHandshakes(c, d.target(), bin.Seconds())
 	at := func(t time.Duration) float64 { return d.Origin.Add(t).Sub(c.Start).Seconds() }
 	var rates, levels []viz.Line
 	if d.CookieCounter != "" && len(d.Samples) > 1 {
@@ -167,7 +166,7 @@ func writeSYNFloodPlots(c *viz.Capture, d *SYNFloodData, base string, span viz.W
 	}
 	file := base + "-syns.svg"
 	var b bytes.Buffer
-	title := fmt.Sprintf("the listener %s:%d under a SYN flood from %s", serverAddr, serverPort, d.Sources)
+	title := fmt.Sprintf("the listener %s under a SYN flood from %s", d.target(), d.Sources)
 	if err := viz.WriteHandshakePlots(&b, "svg", h, rates, levels, span, title, 3*vg.Inch); err != nil {
 		return fmt.Errorf("lab: %s: %w", file, err)
 	}

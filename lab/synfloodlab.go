@@ -50,6 +50,18 @@ var synFloodExperiment = &experiment{
 // does not forward, drops them (InAddrErrors). They never answer.
 var synFloodSources = netip.MustParsePrefix("198.18.0.128/25")
 
+// synFloodSources6 are the IPv6 experiment's: inside the link's /64 for
+// the same reason, away from the clients (::1) and the server (::2).
+var synFloodSources6 = netip.MustParsePrefix("fd00:7475:6e73::1:0/112")
+
+// floodSources is the spoofed sources for the server's family.
+func floodSources(server netip.Addr) netip.Prefix {
+	if server.Is6() {
+		return synFloodSources6
+	}
+	return synFloodSources
+}
+
 const (
 	synFloodSYNs = 5000
 	// synFloodRate paces the flood at 2,500 SYN/s, two seconds in all:
@@ -73,7 +85,8 @@ const (
 // SYNFloodData is what the synflood lab measured (Result.Data).
 type SYNFloodData struct {
 	Sources netip.Prefix
-	Origin  time.Time // the experiment's start, to which the durations below are relative
+	Target  netip.AddrPort // the flooded listener
+	Origin  time.Time      // the experiment's start, to which the durations below are relative
 
 	FloodStart, FloodEnd time.Duration
 	Sent                 uint64 // SYNs the kernel queued
@@ -129,7 +142,8 @@ func runSYNFlood(r *run) error {
 	}
 	r.closeAtEnd(l)
 	r.tl.add("server", "listen(%v, backlog %d); accepts each client, reads its request, writes %d bytes, closes", r.target, p.Backlog, synFloodReply)
-	d := &SYNFloodData{Sources: synFloodSources, Origin: r.tl.start}
+	sources := floodSources(r.target.Addr())
+	d := &SYNFloodData{Sources: sources, Target: r.target, Origin: r.tl.start}
 	for _, c := range r.srv.counters() {
 		if slices.Contains(cookieCounters, c.Name) {
 			d.CookieCounter = c.Name
@@ -138,7 +152,7 @@ func runSYNFlood(r *run) error {
 
 	var inj *SYNInjector
 	if err := r.topo.clientNS.Do(func() (err error) {
-		inj, err = NewSYNInjector(r.target, synFloodSources, 5)
+		inj, err = NewSYNInjector(r.target, sources, 5)
 		return err
 	}); err != nil {
 		return err
@@ -209,7 +223,7 @@ func runSYNFlood(r *run) error {
 
 	// The clients, spread over the flood.
 	d.FloodStart = r.mark("flood")
-	r.tl.add("flood", "%d SYNs from %s at %d SYN/s begin", synFloodSYNs, synFloodSources, synFloodRate)
+	r.tl.add("flood", "%d SYNs from %s at %d SYN/s begin", synFloodSYNs, d.Sources, synFloodRate)
 	d.Clients = make([]SYNFloodClient, len(cs))
 	var cliWG sync.WaitGroup
 	spacing := (synFloodDuration - 2*synFloodFirstClient) / time.Duration(max(1, len(cs)-1))
@@ -261,7 +275,7 @@ func runSYNFlood(r *run) error {
 		return fmt.Errorf("lab synflood: the capture: %w", err)
 	}
 	for _, cn := range c.Conns {
-		if cn.Local != r.target || !synFloodSources.Contains(cn.Remote.Addr()) {
+		if cn.Local != r.target || !floodSources(r.target.Addr()).Contains(cn.Remote.Addr()) {
 			continue
 		}
 		retransmitted := false
@@ -326,6 +340,15 @@ func fetchDuringFlood(r *run, c *client, rec *SYNFloodClient) {
 
 // served reports whether a client got its whole reply.
 func (c SYNFloodClient) served() bool { return c.Err == "" && c.Bytes == synFloodReply }
+
+// target is the flooded listener; the IPv4 one for data from before the
+// field.
+func (d *SYNFloodData) target() netip.AddrPort {
+	if d.Target.IsValid() {
+		return d.Target
+	}
+	return netip.AddrPortFrom(serverAddr, serverPort)
+}
 
 // SynQueuePeak is the largest SYN queue sampled, -1 if the stack does not
 // show it.

@@ -226,7 +226,7 @@ func runTimeWait(r *run) error {
 // once the oldest entry is that old.
 func (r *run) clientLoop(t *topology, sut underTest, reuse int) (*ConnectLoop, error) {
 	loop := &ConnectLoop{TwReuse: reuse, Setting: twSettingText(r.opts.Stack, reuse)}
-	peer := netip.AddrPortFrom(clientAddr, twPeerPort)
+	peer := netip.AddrPortFrom(t.addrs.client, twPeerPort)
 	stop, err := kernelEchoUntilEOF(r.ctx, t.clientNS, peer)
 	if err != nil {
 		return loop, err
@@ -366,7 +366,7 @@ func (r *run) serverLoop(t *topology, sut underTest, reuse int) (*ConnectLoop, e
 	}()
 	defer wg.Wait()
 	r.tl.add("lab", "(b) %s: kernel clients (ports %d-%d) connect to the stack, which closes first, every %s", loop.Setting, twPortMin, twPortMax, twServerPace)
-	to := netip.AddrPortFrom(serverAddr, serverPort)
+	to := netip.AddrPortFrom(t.addrs.server, serverPort)
 	lastEnd := map[uint16]time.Time{}
 	start := time.Now()
 	for i := 1; i <= twServerConnects; i++ {
@@ -399,7 +399,7 @@ func (r *run) serverLoop(t *topology, sut underTest, reuse int) (*ConnectLoop, e
 // new listener binds the same port.
 func (r *run) restart(t *topology, sut underTest, port uint16, reuseAddr bool) (RestartTry, error) {
 	try := RestartTry{ReuseAddr: reuseAddr}
-	to := netip.AddrPortFrom(serverAddr, port)
+	to := netip.AddrPortFrom(t.addrs.server, port)
 	r.tl.add("lab", "(c) SO_REUSEADDR %v: a server on port %d closes a connection first, then restarts", reuseAddr, port)
 	l, err := sut.listenWith(port, 16, reuseAddr, false)
 	if err != nil {
@@ -511,7 +511,7 @@ func (r *run) reusePort(t *topology, sut underTest) (*ReusePortRun, error) {
 			}
 		}()
 	}
-	to := netip.AddrPortFrom(serverAddr, twReusePortPort)
+	to := netip.AddrPortFrom(t.addrs.server, twReusePortPort)
 	for range twShareConnects {
 		if _, err := kernelRequest(r.ctx, t.clientNS, to); err != nil {
 			res.Failed++
@@ -545,7 +545,7 @@ func kernelEchoUntilEOF(ctx context.Context, ns *netns.NS, addr netip.AddrPort) 
 	var ln net.Listener
 	err = ns.Do(func() error {
 		var err error
-		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", addr.String())
+		ln, err = (&net.ListenConfig{}).Listen(ctx, tcpNetwork(addr.Addr()), addr.String())
 		return err
 	})
 	if err != nil {
@@ -588,7 +588,7 @@ func kernelRequest(ctx context.Context, ns *netns.NS, to netip.AddrPort) (uint16
 	err := ns.Do(func() error {
 		var err error
 		d := net.Dialer{Timeout: 3 * time.Second}
-		c, err = d.DialContext(ctx, "tcp4", to.String())
+		c, err = d.DialContext(ctx, tcpNetwork(to.Addr()), to.String())
 		return err
 	})
 	if err != nil {

@@ -43,6 +43,7 @@ const linkMTU = 1500
 // by a relay rather than a veth pair so that Linux's packets take the same
 // kind of path as the user-space stacks' do.
 type topology struct {
+	addrs    linkAddrs // the family the experiment runs in
 	clientNS *netns.NS
 	srv      server
 	sysctls  []string // what was set, for the report
@@ -80,7 +81,7 @@ var linuxServerSysctls = [][2]string{
 }
 
 func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
-	t = &topology{capture: &bytes.Buffer{}}
+	t = &topology{addrs: addrsFor(o.Family), capture: &bytes.Buffer{}}
 	built := t // the error returns set t to nil
 	defer func() {
 		if err != nil {
@@ -91,7 +92,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 		return nil, err
 	}
 	t.cleanup = append(t.cleanup, func() { t.clientNS.Close() })
-	clientTUN, err := openTUNIn(t.clientNS, clientAddr)
+	clientTUN, err := openTUNIn(t.clientNS, t.addrs.family, clientAddr, addrs6.client)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +139,11 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 		}
 		t.tap = tap
 		if o.Stack == "tunstack" {
-			s, err := stack.New(tap, stack.Config{Addr: serverAddr, Profile: o.Profile.Clone(), Trace: o.Trace})
+			cfg := stack.Config{Addr: serverAddr, Profile: o.Profile.Clone(), Trace: o.Trace}
+			if t.addrs.family == 6 {
+				cfg.Addr6 = addrs6.server
+			}
+			s, err := stack.New(tap, cfg)
 			if err != nil {
 				tap.Close()
 				return nil, err
@@ -146,7 +151,11 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			t.cleanup = append(t.cleanup, func() { s.Close() })
 			t.srv, t.tunstack = newTunstackServer(s), s
 		} else {
-			s, err := gvisorstack.New(tap, gvisorstack.Config{Addr: serverAddr, Prefix: linkNet, Profile: o.Profile.Clone()})
+			cfg := gvisorstack.Config{Addr: serverAddr, Prefix: linkNet, Profile: o.Profile.Clone()}
+			if t.addrs.family == 6 {
+				cfg.Addr6, cfg.Prefix6 = addrs6.server, addrs6.net
+			}
+			s, err := gvisorstack.New(tap, cfg)
 			if err != nil {
 				tap.Close()
 				return nil, err
@@ -161,7 +170,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			return nil, err
 		}
 		t.cleanup = append(t.cleanup, func() { serverNS.Close() })
-		serverTUN, err := openTUNIn(serverNS, serverAddr)
+		serverTUN, err := openTUNIn(serverNS, t.addrs.family, serverAddr, addrs6.server)
 		if err != nil {
 			wire.Close()
 			return nil, err
@@ -184,7 +193,7 @@ func newTopology(ctx context.Context, o *Options) (t *topology, err error) {
 			tap.Close()
 			r.wait()
 		})
-		t.srv = &kernelServer{ns: serverNS, addr: serverAddr, ctx: ctx}
+		t.srv = &kernelServer{ns: serverNS, addr: t.addrs.server, ctx: ctx}
 	default:
 		wire.Close()
 		return nil, fmt.Errorf("lab: unknown stack %q; use %s", o.Stack, strings.Join(stackNames, ", "))
@@ -226,18 +235,30 @@ func delayClients(clientTUN netif.Link, d time.Duration) (*netif.ImpairedLink, e
 }
 
 // openTUNIn creates the TUN device lab0 inside ns with the kernel side at
-// addr/24. IPv6 is turned off first, so its neighbour discovery does not
-// add packets to the wire. Without GSO offload: the labs are about what
-// each segment does to the kernel peer (a duplicate, a hole, a probe), so
-// every segment reaches it on its own, as on a wire.
-func openTUNIn(ns *netns.NS, addr netip.Addr) (*netif.TUN, error) {
+// addr/24, and for an IPv6 experiment (family 6) at addr6/64 too. In IPv4
+// IPv6 is turned off first, so its neighbour discovery does not add
+// packets to the wire; in IPv6 the device sends no router solicitations
+// (its MLD reports remain, and the labs read only TCP from the capture).
+// Without GSO offload: the labs are about what each segment does to the
+// kernel peer (a duplicate, a hole, a probe), so every segment reaches it
+// on its own, as on a wire.
+func openTUNIn(ns *netns.NS, family int, addr, addr6 netip.Addr) (*netif.TUN, error) {
 	var tun *netif.TUN
 	err := ns.Do(func() error {
-		for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
-			_ = os.WriteFile(f, []byte("1"), 0o644)
+		cfg := netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU}
+		if family == 6 {
+			// Before the device exists, so that it starts with the setting.
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/router_solicitations", []byte("0"), 0o644); err != nil {
+				return fmt.Errorf("lab: turn off router solicitations: %w", err)
+			}
+			cfg.HostAddr6 = netip.PrefixFrom(addr6, addrs6.net.Bits())
+		} else {
+			for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+				_ = os.WriteFile(f, []byte("1"), 0o644)
+			}
 		}
 		var err error
-		tun, err = netif.OpenTUN(netif.TUNConfig{Name: "lab0", HostAddr: netip.PrefixFrom(addr, linkNet.Bits()), MTU: linkMTU})
+		tun, err = netif.OpenTUN(cfg)
 		return err
 	})
 	return tun, err

@@ -35,9 +35,9 @@ type underTest interface {
 func newUnderTest(ctx context.Context, t *topology) (underTest, error) {
 	switch {
 	case t.tunstack != nil:
-		return &userUnderTest{ctx: ctx, s: t.tunstack}, nil
+		return &userUnderTest{ctx: ctx, s: t.tunstack, addr: t.addrs.server}, nil
 	case t.gvisor != nil:
-		return &userUnderTest{ctx: ctx, s: t.gvisor}, nil
+		return &userUnderTest{ctx: ctx, s: t.gvisor, addr: t.addrs.server}, nil
 	}
 	k, ok := t.srv.(*kernelServer)
 	if !ok {
@@ -53,7 +53,7 @@ func (u *kernelUnderTest) dial(to netip.AddrPort, timeout time.Duration) (server
 	var fd int
 	err := u.k.ns.Do(func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err = unix.Socket(socketDomain(to.Addr()), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		return err
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func (u *kernelUnderTest) dial(to netip.AddrPort, timeout time.Duration) (server
 		return nil, 0, err
 	}
 	f.control(func(fd int) {
-		err = unix.Connect(fd, &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().As4()})
+		err = unix.Connect(fd, sockaddrOf(to))
 	})
 	if err != nil && err != unix.EINPROGRESS {
 		f.close()
@@ -73,9 +73,7 @@ func (u *kernelUnderTest) dial(to netip.AddrPort, timeout time.Duration) (server
 	var port uint16
 	f.control(func(fd int) {
 		if sa, err := unix.Getsockname(fd); err == nil {
-			if in, ok := sa.(*unix.SockaddrInet4); ok {
-				port = uint16(in.Port)
-			}
+			port = sockaddrPort(sa)
 		}
 	})
 	if err := f.waitConnected(timeout); err != nil {
@@ -108,14 +106,15 @@ type userStack interface {
 
 // userUnderTest is a user-space stack, ours or gVisor's, through its Go API.
 type userUnderTest struct {
-	ctx context.Context
-	s   userStack
+	ctx  context.Context
+	s    userStack
+	addr netip.Addr // the stack's own address in the experiment's family
 }
 
 func (u *userUnderTest) dial(to netip.AddrPort, timeout time.Duration) (serverConn, uint16, error) {
 	ctx, cancel := context.WithTimeout(u.ctx, timeout)
 	defer cancel()
-	c, err := u.s.Dial(ctx, "tcp4", to.String())
+	c, err := u.s.Dial(ctx, tcpNetwork(to.Addr()), to.String())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -128,7 +127,7 @@ func (u *userUnderTest) dial(to netip.AddrPort, timeout time.Duration) (serverCo
 
 func (u *userUnderTest) listenWith(port uint16, backlog int, reuseAddr, reusePort bool) (listener, error) {
 	lc := stack.ListenConfig{ReuseAddr: reuseAddr, ReusePort: reusePort, Backlog: backlog}
-	l, err := u.s.ListenWith(u.ctx, lc, "tcp4", fmt.Sprintf(":%d", port))
+	l, err := u.s.ListenWith(u.ctx, lc, tcpNetwork(u.addr), fmt.Sprintf(":%d", port))
 	if err != nil {
 		return nil, err
 	}

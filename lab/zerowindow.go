@@ -371,11 +371,12 @@ func errSuffix(err error) string {
 }
 
 // endpointAddr names the side of a client's connection by address.
-func endpointAddr(toServer bool) string {
+func endpointAddr(res *Result, toServer bool) string {
+	a := addrsFor(res.family())
 	if toServer {
-		return clientAddr.String()
+		return a.client.String()
 	}
-	return serverAddr.String()
+	return a.server.String()
 }
 
 // analyzeWindow reads the capture of one transfer: when the receiver's
@@ -386,8 +387,8 @@ func analyzeWindow(res *Result, t *Transfer) []Event {
 	note := func(at time.Duration, format string, args ...any) {
 		notes = append(notes, Event{At: at, Who: "note", What: fmt.Sprintf(format, args...)})
 	}
-	receiver := endpointAddr(!t.ToServer) // the data's receiver
-	sender := endpointAddr(t.ToServer)
+	receiver := endpointAddr(res, !t.ToServer) // the data's receiver
+	sender := endpointAddr(res, t.ToServer)
 	zero := false
 	var rcvAck uint32 // the receiver's latest cumulative ACK
 	last := time.Duration(0)
@@ -468,7 +469,7 @@ func zeroWindowVerdict(res *Result) []string {
 	var v []string
 	for _, t := range d.Transfers {
 		addNotes(res, analyzeWindow(res, t))
-		receiver, sender := endpointAddr(!t.ToServer), endpointAddr(t.ToServer)
+		receiver, sender := endpointAddr(res, !t.ToServer), endpointAddr(res, t.ToServer)
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s: ", t.Name)
 		if t.Intact() {

@@ -19,8 +19,8 @@ import (
 
 func init() { commands["lab"] = runLab }
 
-// runLab is `tunstack lab NAME [--stack S] [--pcap FILE] [--plot DIR]
-// [--profile P] [--backlog N] [--clients N] [--hold D] [--delay D]
+// runLab is `tunstack lab NAME [--stack S] [--family 4|6] [--pcap FILE]
+// [--plot DIR] [--profile P] [--backlog N] [--clients N] [--hold D] [--delay D]
 // [--impair SPEC]`: it runs one experiment with kernel clients in a
 // network namespace and prints its timeline and verdict; with --plot it
 // also draws the run's time-sequence graphs (and tunstack's congestion
@@ -37,9 +37,11 @@ func runLab(args []string) error {
 		hold        string
 		delay       string
 		impair      string
+		family      = "4"
 	)
 	rest, err := parseFlags("lab", args, []flagDef{
 		oneOfFlag("stack", lab.Stacks(), &stack),
+		oneOfFlag("family", []string{"4", "6"}, &family),
 		oneOfFlag("profile", policy.Names(), &profileName),
 		stringFlag("pcap", &pcapFile, checkPcapFile),
 		stringFlag("plot", &plotDir, checkPlotDir),
@@ -77,6 +79,9 @@ func runLab(args []string) error {
 		return usagef("--profile %q is not available (%v); use %s.", profileName, err, orList(policy.Names()))
 	}
 	o := lab.Options{Stack: stack, Profile: prof, ProfileName: profileName, Backlog: backlog, Clients: clients, Log: os.Stderr}
+	if family == "6" {
+		o.Family = 6
+	}
 	if o.Hold, err = parseLabDuration("hold", hold, "20s"); err != nil {
 		return err
 	}

@@ -62,9 +62,9 @@ const usageText = `Usage:
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
   tunstack oracle --packetdrill PATH [--json] SCRIPT.pkt...
-  tunstack lab   NAME [--stack tunstack|gvisor|linux] [--pcap FILE] [--plot DIR]
+  tunstack lab   NAME [--stack tunstack|gvisor|linux] [--family 4|6] [--pcap FILE] [--plot DIR]
   tunstack lab   --list
-  tunstack bench [--stack tunstack,gvisor,linux] [--json]
+  tunstack bench [--stack tunstack,gvisor,linux] [--family 4|6|both] [--json]
   tunstack ss    [-tlaineoH] [--dev tun0 | --netns NAME | --socket PATH] [FILTER]
                  (tunstack ss --help says more)
   tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
