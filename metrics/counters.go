@@ -26,8 +26,8 @@ type Counter struct {
 func (c Counter) Name() string { return PromName(c.Nstat) }
 
 // Counters is the mapping table, in the order nstat prints Linux's
-// counters (/proc/net/snmp's Ip and Tcp lines, /proc/net/snmp6's Ip6
-// ones, then /proc/net/netstat's TcpExt line). Each entry counts the event Linux counts under that name,
+// counters (/proc/net/snmp's Ip and Tcp lines, /proc/net/snmp6's Ip6 and
+// Icmp6 ones, then /proc/net/netstat's TcpExt line). Each entry counts the event Linux counts under that name,
 // at the same point; where ours differs in a detail, Help says how.
 var Counters = []Counter{
 	{Nstat: "IpInReceives", Help: "IPv4 packets read from the link, before any check (packets of no known version included); IPv6 ones are Ip6InReceives.",
@@ -79,8 +79,23 @@ var Counters = []Counter{
 
 	{Nstat: "Ip6InReceives", Help: "IPv6 packets read from the link, before any check.",
 		OursFrom: "stack.IPStats.PacketsIn6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsIn6 }},
+	{Nstat: "Ip6InHdrErrors", Help: "IPv6 packets dropped for a bad header or extension header chain (too short, a chain that runs past the packet or is too long, a bad option or field, a multicast source); those answered with a Parameter Problem about a field or an option included.",
+		OursFrom: "stack.IPStats.Malformed6", Ours: func(m *stack.Metrics) uint64 { return m.IP.Malformed6 }},
+	{Nstat: "Ip6InTruncatedPkts", Help: "IPv6 packets dropped because their Payload Length runs past what the link read.",
+		OursFrom: "stack.IPStats.Truncated6", Ours: func(m *stack.Metrics) uint64 { return m.IP.Truncated6 }},
+	{Nstat: "Ip6InAddrErrors", Help: "IPv6 packets dropped because their destination is not the stack's address (nor, but for TCP, a multicast group).",
+		OursFrom: "stack.IPStats.NotForUs6", Ours: func(m *stack.Metrics) uint64 { return m.IP.NotForUs6 }},
+	{Nstat: "Ip6InUnknownProtos", Help: "IPv6 packets whose Next Header no protocol takes, answered with a Parameter Problem (rate limits permitting).",
+		OursFrom: "stack.IPStats.UnknownNext6", Ours: func(m *stack.Metrics) uint64 { return m.IP.UnknownNext6 }},
 	{Nstat: "Ip6OutRequests", Help: "IPv6 packets the stack sent: TCP segments, ICMPv6 echo replies and errors (ours counts those the link took).",
 		OursFrom: "stack.IPStats.PacketsOut6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut6 }},
+
+	{Nstat: "Icmp6InMsgs", Help: "ICMPv6 messages received, bad ones included.",
+		OursFrom: "stack.IPStats.ICMPv6In", Ours: func(m *stack.Metrics) uint64 { return m.IP.ICMPv6In }},
+	{Nstat: "Icmp6InErrors", Help: "ICMPv6 messages dropped: too short, a bad checksum, or an error (Packet Too Big, Destination Unreachable) whose quote names none of the stack's connections.",
+		OursFrom: "stack.IPStats.ICMPv6InErrors", Ours: func(m *stack.Metrics) uint64 { return m.IP.ICMPv6InErrors }},
+	{Nstat: "Icmp6OutMsgs", Help: "ICMPv6 messages sent: echo replies and Parameter Problems (ours counts those the link took).",
+		OursFrom: "stack.IPStats.EchoReplies6 + ParamProblems6", Ours: func(m *stack.Metrics) uint64 { return m.IP.EchoReplies6 + m.IP.ParamProblems6 }},
 
 	{Nstat: "TcpExtSyncookiesSent", Help: "SYN-ACKs sent with a SYN cookie.",
 		OursFrom: "tcpcore.Stats.SynCookiesSent", Ours: func(m *stack.Metrics) uint64 { return m.Engine.SynCookiesSent },
@@ -91,6 +106,8 @@ var Counters = []Counter{
 	{Nstat: "TcpExtSyncookiesFailed", Help: "ACKs to a listener whose SYN cookie did not check out.",
 		OursFrom: "tcpcore.Stats.SynCookiesFailed", Ours: func(m *stack.Metrics) uint64 { return m.Engine.SynCookiesFailed },
 		GVisorFrom: "TCP.ListenOverflowInvalidSynCookieRcvd", GVisor: func(s *gvtcpip.Stats) uint64 { return s.TCP.ListenOverflowInvalidSynCookieRcvd.Value() }},
+	{Nstat: "TcpExtOutOfWindowIcmps", Help: "ICMP and ICMPv6 errors about a connection dropped because the sequence number they quote is not in flight (RFC 5927 §4.1).",
+		OursFrom: "tcpcore.Stats.OutOfWindowICMPs", Ours: func(m *stack.Metrics) uint64 { return m.Engine.OutOfWindowICMPs }},
 	{Nstat: "TcpExtTW", Help: "TIME-WAIT connections whose timer ran out.",
 		OursFrom: "tcpcore.Stats.TimeWaitExpired", Ours: func(m *stack.Metrics) uint64 { return m.Engine.TimeWaitExpired }},
 	{Nstat: "TcpExtTWRecycled", Help: "TIME-WAIT connections an active open took over for its 4-tuple.",

@@ -4,7 +4,7 @@
 // Everything is read at scrape time, by a prometheus.Collector: the
 // engine's stack-wide counters (tcpcore.Stats), the per-connection
 // counters summed over every connection the application was given
-// (stack.ConnTotals), the IPv4 layer's counters, the connections by
+// (stack.ConnTotals), the IP layer's counters of both families, the connections by
 // state, the listeners' queues, two histograms of finished connections,
 // the link's counters and the impairment's decisions. Nothing in the
 // engine's path calls into this package.
@@ -27,7 +27,9 @@
 // With gVisor's netstack (serve --stack gvisor), the names whose meaning
 // its tcpip.Stats shares are exported from it. It has no counter for
 // IpInReceives, IpOutRequests, Ip6InReceives or Ip6OutRequests (its
-// IP.PacketsReceived and PacketsSent count both families together),
+// IP.PacketsReceived and PacketsSent count both families together), nor
+// for the other Ip6 counters, the Icmp6 ones or TcpExtOutOfWindowIcmps
+// (its IP and ICMP error counters mix the families or other events),
 // TcpAttemptFails (its FailedConnectionAttempts counts failed Listen calls
 // too), TcpExtTW, TcpExtTWRecycled, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtListenDrops,
 // TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery (its TLPRecovery counts

@@ -7,10 +7,10 @@ import (
 
 // groups are nstat's name prefixes, longest first so that TcpExt wins over
 // Tcp, and Tun, the TUN device's own counters (DeviceCounters).
-var groups = []string{"TcpExt", "Tcp", "Ip6", "Ip", "Tun"}
+var groups = []string{"TcpExt", "Tcp", "Ip6", "Icmp6", "Ip", "Tun"}
 
 // PromName derives a counter's Prometheus name from its nstat name, by one
-// rule: "tunstack_", the group (Ip, Ip6, Tcp, TcpExt) in lower case, then the
+// rule: "tunstack_", the group (Ip, Ip6, Icmp6, Tcp, TcpExt) in lower case, then the
 // rest split into words at each change from lower to upper case and
 // before the last capital of a run of capitals followed by lower case
 // ("DSACKRecv" is "dsack_recv"), a plural "s" staying with its

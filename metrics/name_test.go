@@ -15,6 +15,8 @@ func TestPromNameExamples(t *testing.T) {
 		"TcpInCsumErrors":            "tunstack_tcp_in_csum_errors_total",
 		"IpInReceives":               "tunstack_ip_in_receives_total",
 		"Ip6OutRequests":             "tunstack_ip6_out_requests_total",
+		"Ip6InTruncatedPkts":         "tunstack_ip6_in_truncated_pkts_total",
+		"Icmp6InErrors":              "tunstack_icmp6_in_errors_total",
 		"TcpExtTCPChallengeACK":      "tunstack_tcpext_tcp_challenge_ack_total",
 		"TunTxDropped":               "tunstack_tun_tx_dropped_total",
 		"Udp":                        "",
@@ -32,7 +34,7 @@ func TestPromNameExamples(t *testing.T) {
 func TestCounterTableNamesAreDerivedAndDistinct(t *testing.T) {
 	byName := map[string]string{}
 	nstats := map[string]Counter{}
-	order := map[string]int{"Ip": 0, "Tcp": 1, "Ip6": 2, "TcpExt": 3}
+	order := map[string]int{"Ip": 0, "Tcp": 1, "Ip6": 2, "Icmp6": 3, "TcpExt": 4}
 	last := 0
 	for _, c := range Counters {
 		name := c.Name()

@@ -41,11 +41,15 @@ type IPStats struct {
 	PacketsIn6      uint64 // IPv6 packets read from the link
 	PacketsOut6     uint64 // IPv6 packets written to the link
 	NoIPv6          uint64 // IPv6 packets dropped because Config.Addr6 is zero
-	Malformed6      uint64 // failed IPv6 header or extension header validation, or an ICMPv6 checksum
+	Malformed6      uint64 // dropped: a bad IPv6 header or extension header chain (Linux's Ip6InHdrErrors), Parameter Problems about a field or an option included
+	Truncated6      uint64 // dropped: the Payload Length runs past what the link read (Ip6InTruncatedPkts)
+	UnknownNext6    uint64 // dropped with a Parameter Problem: an unrecognised Next Header (Ip6InUnknownProtos)
 	Fragments6      uint64 // dropped: IPv6 fragments are not reassembled
 	NotForUs6       uint64 // dropped: destination is not our IPv6 address
 	OptionDiscards6 uint64 // dropped silently as an unrecognised option's type asks (RFC 8200 §4.2)
 	EchoReplies6    uint64 // ICMPv6 echo requests answered
+	ICMPv6In        uint64 // ICMPv6 messages received, bad ones included (Icmp6InMsgs)
+	ICMPv6InErrors  uint64 // ICMPv6 messages dropped: short, a bad checksum, or an error that named none of our connections (Icmp6InErrors)
 	NDIgnored       uint64 // router and neighbour solicitations, advertisements and MLD reports, ignored
 	OtherProtocol6  uint64 // dropped: no next header, or an ICMPv6 message we do not take
 	ParamProblems6  uint64 // ICMPv6 Parameter Problems sent (unknown next header, option or field)
@@ -58,6 +62,7 @@ type ipCounters struct {
 
 	packetsIn6, packetsOut6                                                  atomic.Uint64
 	noIPv6, malformed6, fragments6, notForUs6, optionDiscards6, echoReplies6 atomic.Uint64
+	truncated6, unknownNext6, icmp6In, icmp6InErrors                         atomic.Uint64
 	ndIgnored, otherProto6, paramProblems6, rateLimited6                     atomic.Uint64
 }
 
@@ -74,7 +79,8 @@ func (s *Stack) IPStats() IPStats {
 		NoIPv6: c.noIPv6.Load(), Malformed6: c.malformed6.Load(), Fragments6: c.fragments6.Load(),
 		NotForUs6: c.notForUs6.Load(), OptionDiscards6: c.optionDiscards6.Load(), EchoReplies6: c.echoReplies6.Load(),
 		NDIgnored: c.ndIgnored.Load(), OtherProtocol6: c.otherProto6.Load(), ParamProblems6: c.paramProblems6.Load(),
-		RateLimited6: c.rateLimited6.Load(),
+		RateLimited6: c.rateLimited6.Load(), Truncated6: c.truncated6.Load(), UnknownNext6: c.unknownNext6.Load(),
+		ICMPv6In: c.icmp6In.Load(), ICMPv6InErrors: c.icmp6InErrors.Load(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -28,8 +29,14 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 		return
 	}
 	chain, err := pkt.WalkExtensionHeaders()
-	if err != nil {
-		st.malformed6.Add(1)
+	switch {
+	case errors.Is(err, wire.ErrIPv6Truncated):
+		// Linux behaviour: ip6_rcv_core(): a Payload Length past the
+		// packet is IPSTATS_MIB_INTRUNCATEDPKTS, not a header error.
+		st.truncated6.Add(1)
+		return
+	case err != nil:
+		st.malformed6.Add(1) // Linux: IPSTATS_MIB_INHDRERRORS
 		return
 	}
 	src, dst := pkt.SrcAddr(), pkt.DstAddr()
@@ -53,6 +60,16 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 		st.optionDiscards6.Add(1)
 		return
 	case wire.IPv6ParameterProblem:
+		if chain.Code == wire.ICMPv6UnrecognizedNextHeader {
+			// Linux behaviour: ip6_input_finish(): no protocol for the
+			// next header is IPSTATS_MIB_INUNKNOWNPROTOS.
+			st.unknownNext6.Add(1)
+		} else {
+			// Linux behaviour: ip6_parse_tlv() and the extension
+			// header handlers count a bad field or option as
+			// IPSTATS_MIB_INHDRERRORS.
+			st.malformed6.Add(1)
+		}
 		s.paramProblem6(now, pkt, chain, rp)
 		return
 	}
@@ -84,8 +101,11 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 func (s *Stack) icmp6(now tcpcore.Time, pkt wire.IPv6, u wire.IPUpper, ours bool, rp *replies) {
 	st := &s.ipStats
 	msg := wire.ICMPv6(u.Data)
+	// Linux behaviour: icmpv6_rcv() counts every message in InMsgs
+	// first, then a bad checksum or a short message in InErrors.
+	st.icmp6In.Add(1)
 	if msg.Valid() != nil || !msg.ChecksumValid(pkt.Src(), pkt.Dst()) {
-		st.malformed6.Add(1)
+		st.icmp6InErrors.Add(1)
 		return
 	}
 	switch {
@@ -109,12 +129,23 @@ func (s *Stack) icmp6(now tcpcore.Time, pkt wire.IPv6, u wire.IPUpper, ours bool
 		rp.add(n, echoReply6)
 	case ours && msg.Type() == wire.ICMPv6PacketTooBig:
 		st.icmpErrorsIn.Add(1)
-		s.e.ICMPError(now, tcpcore.ICMPMessage{Kind: tcpcore.ICMPPacketTooBig, MTU: msg.MTU(), Quote: msg.Body()})
+		s.icmp6Error(now, tcpcore.ICMPMessage{Kind: tcpcore.ICMPPacketTooBig, MTU: msg.MTU(), Quote: msg.Body()})
 	case ours && msg.Type() == wire.ICMPv6DestUnreachable:
 		st.icmpErrorsIn.Add(1)
-		s.e.ICMPError(now, tcpcore.ICMPMessage{Kind: tcpcore.ICMPUnreachable, Code: msg.Code(), Quote: msg.Body()})
+		s.icmp6Error(now, tcpcore.ICMPMessage{Kind: tcpcore.ICMPUnreachable, Code: msg.Code(), Quote: msg.Body()})
 	default:
 		st.otherProto6.Add(1)
+	}
+}
+
+// icmp6Error hands an ICMPv6 error to the engine and counts it in
+// ICMPv6InErrors if it named none of our connections: Linux behaviour,
+// tcp_v6_err(): a quote that matches no socket is ICMP6_MIB_INERRORS.
+func (s *Stack) icmp6Error(now tcpcore.Time, m tcpcore.ICMPMessage) {
+	before := s.e.Stats().ICMPUnmatched
+	s.e.ICMPError(now, m)
+	if s.e.Stats().ICMPUnmatched != before {
+		s.ipStats.icmp6InErrors.Add(1)
 	}
 }
 
