@@ -60,6 +60,16 @@ func TestSimulationLoopSeeds(t *testing.T) {
 	}
 }
 
+// TestSimulationLateSYNSeed replays a scenario in which a copy of the
+// client's SYN, held up on the link, reaches the server's listener after
+// the connection has closed there and opens a second one on the same
+// ports, whose SYN-ACKs go unanswered (the client is in TIME-WAIT) until
+// it gives up: the capture's count of retransmissions must tell the two
+// connections apart.
+func TestSimulationLateSYNSeed(t *testing.T) {
+	runScenario(t, 26880)
+}
+
 // flagSet reports whether the command line set the named flag.
 func flagSet(name string) bool {
 	set := false

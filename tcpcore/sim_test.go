@@ -266,6 +266,13 @@ type rtxCapture struct {
 	// base+i's retransmissions (grown on demand).
 	base map[rtxFlow]Seq
 	sent map[rtxFlow][]uint16
+	// later marks the flows whose SYN started over with another ISN: a
+	// second connection on the same ports, such as the one an old
+	// duplicate SYN opens after the first has closed. Its retransmissions
+	// are counted in seenLater, not in seen, which is the first
+	// connection's.
+	later     map[rtxFlow]bool
+	seenLater map[*Engine]uint64
 	// The most retransmissions of any one byte, and where.
 	maxResend    uint16
 	maxResendAt  Seq
@@ -282,6 +289,7 @@ func (r *rtxCapture) note(from *Engine, seg []byte) {
 	if r.high == nil {
 		r.high, r.seen = map[rtxFlow]Seq{}, map[*Engine]uint64{}
 		r.base, r.sent = map[rtxFlow]Seq{}, map[rtxFlow][]uint16{}
+		r.later, r.seenLater = map[rtxFlow]bool{}, map[*Engine]uint64{}
 	}
 	t := wire.TCP(seg)
 	span := len(t.Payload())
@@ -297,11 +305,20 @@ func (r *rtxCapture) note(from *Engine, seg []byte) {
 	f := rtxFlow{from, t.SrcPort(), t.DstPort()}
 	seq := Seq(t.Seq())
 	high, ok := r.high[f]
+	if ok && t.Flags()&wire.FlagSYN != 0 && seq != r.base[f] {
+		ok = false
+		r.later[f] = true
+		delete(r.sent, f)
+	}
 	if !ok {
 		r.base[f] = seq
 	}
 	if ok && seq.LT(high) {
-		r.seen[from]++
+		if r.later[f] {
+			r.seenLater[from]++
+		} else {
+			r.seen[from]++
+		}
 		r.countResent(f, seq, t.Flags()&wire.FlagSYN != 0, len(t.Payload()), high)
 	}
 	if end := seq.Add(span); !ok || end.GT(high) {
