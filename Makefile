@@ -3,7 +3,7 @@
 GO    ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GOFMT ?= $(shell command -v gofmt || echo /usr/local/go/bin/gofmt)
 
-.PHONY: build run test lint bench conformance plots fuzz
+.PHONY: build run test lint bench conformance plots fuzz soak reliability
 
 build:
 	$(GO) build -o bin/tunstack ./cmd/tunstack
@@ -136,3 +136,31 @@ plots: build
 			$(TUNSTACK) lab $$name --stack $$stack --plot docs/plots > $(PLOTS_OUT)/$$name-$$stack.txt; \
 		done; \
 	done
+
+# A soak (root, not in make test): tunstack serve in a network namespace of
+# its own under --impair loss=1%,reorder=1%,dup=0.5%,delay=5ms, 1,000
+# clients for SOAK (downloads checked against the /bytes pattern, uploads
+# against /upload's SHA-256, echoes with half-closes, early closes,
+# resets), its heap, goroutines, connections and descriptors sampled every
+# 10 s; it fails on a corrupt byte, a failed operation, or growth that
+# does not return once the load ends and the connections are gone. Writes
+# docs/reliability/soak.json, soak.svg and serve.log (tunstack soak --help).
+SOAK ?= 30m
+soak: build
+	nice -n 10 ./bin/tunstack soak --duration $(SOAK) --out docs/reliability
+
+# docs/reliability.md (root for the linux column): runs the engine's
+# adversarial tests (every test of tcpcore/adversary_test.go) and the
+# over-TUN ones (TestHostile*) with -v, collects their RELIABILITY lines,
+# runs the conformance scripts they name on linux and gvisor, and adds
+# the recorded fuzzing and simulation runs (docs/reliability/runs.json,
+# to which `tunstack reliability-doc --record` adds) and the last soak.
+RELIABILITY_OUT ?= /tmp/tunstack-reliability
+reliability: build
+	mkdir -p $(RELIABILITY_OUT)
+	adv=$$(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing.T).*/\1/p' tcpcore/adversary_test.go | paste -sd'|'); \
+	$(GO) test -count=1 -v -run "^($$adv)$$" ./tcpcore > $(RELIABILITY_OUT)/engine.log; \
+		rc=$$?; [ $$rc = 0 ] || { tail -30 $(RELIABILITY_OUT)/engine.log; exit $$rc; }
+	$(GO) test -count=1 -v -run '^TestHostile' ./... > $(RELIABILITY_OUT)/hostile.log; \
+		rc=$$?; [ $$rc = 0 ] || { grep -- '--- FAIL' $(RELIABILITY_OUT)/hostile.log; exit $$rc; }
+	./bin/tunstack reliability-doc --out docs/reliability.md $(RELIABILITY_OUT)/engine.log $(RELIABILITY_OUT)/hostile.log

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"tunstack/netif"
@@ -240,10 +241,15 @@ func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h stack.Histogra
 	ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
 }
 
-// Registry returns a registry holding a collector of src and nothing else
-// (no Go runtime or process metrics: every name it serves is tunstack's).
+// Registry returns a registry holding a collector of src, and the Go
+// runtime's and the process's standard metrics (go_goroutines,
+// go_memstats_heap_inuse_bytes, process_open_fds,
+// process_resident_memory_bytes, ...) from client_golang's collectors,
+// which `tunstack soak` samples to see whether a long run leaks.
 func Registry(src Source) *prometheus.Registry {
 	r := prometheus.NewPedanticRegistry()
-	r.MustRegister(NewCollector(src))
+	r.MustRegister(NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }

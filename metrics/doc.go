@@ -70,6 +70,13 @@
 // packets lost on their way into the stack because the device's queue
 // was full, which `tunstack nstat` shows as TunTxDropped.
 //
+// # The process
+//
+// Beside tunstack's own names the endpoint serves the Go runtime's
+// (go_goroutines, go_memstats_*) and the process's (process_open_fds,
+// process_resident_memory_bytes, ...), from client_golang's standard
+// collectors; `tunstack soak` samples them to tell a leak from load.
+//
 // Serve runs the HTTP endpoint (/metrics) and Publish records its URL
 // for the device, where Lookup finds it for `tunstack nstat --dev`.
 package metrics

@@ -2,7 +2,9 @@ package tcpcore
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,6 +14,47 @@ import (
 
 // Hostile peers against the engine: each test names the rule that
 // protects the connection and fails if the line that implements it goes.
+// Each also logs its result for docs/reliability.md (logReliability).
+
+// logReliability writes one line of the reliability report: the case, its
+// outcome on the engine in virtual time, its figures, and the conformance
+// scripts that check the same rule on the other stacks.
+//
+//	RELIABILITY {"case":..., "stack":"tunstack (engine, virtual time)", "outcome":..., "figures":{...}, "scripts":[...]}
+func logReliability(t *testing.T, name, outcome string, figures map[string]string, scripts ...string) {
+	t.Helper()
+	if t.Failed() {
+		return
+	}
+	b, err := json.Marshal(struct {
+		Case    string            `json:"case"`
+		Stack   string            `json:"stack"`
+		Outcome string            `json:"outcome"`
+		Figures map[string]string `json:"figures"`
+		Scripts []string          `json:"scripts,omitempty"`
+	}{name, "tunstack (engine, virtual time)", outcome, figures, scripts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RELIABILITY %s", b)
+}
+
+// cpuPerACK is the CPU time one of the ACKs of wires costs the engine,
+// each fed again 100 times, as a figure for the report (measured, never
+// checked).
+func cpuPerACK(t *testing.T, p *peer, wires [][]byte) string {
+	t.Helper()
+	start := time.Now()
+	n := 0
+	for range 100 {
+		for _, w := range wires {
+			p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), w)
+			n++
+		}
+	}
+	p.collect()
+	return fmt.Sprintf("%.1f µs", float64(time.Since(start).Microseconds())/float64(n))
+}
 
 // RFC 9293 §3.10.7.4 and RFC 5961 §5.2: an ACK of data not yet sent
 // (SEG.ACK > SND.MAX) is dropped and answered with an ACK, rate limited as
@@ -73,6 +116,10 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 	if conn.sndUna != una {
 		t.Fatalf("SND.UNA moved to %d", conn.sndUna)
 	}
+	logReliability(t, "optimistic ACK (beyond SND.MAX, or older than SND.UNA - MAX.SND.WND)",
+		"dropped; challenge ACK at most one per 500 ms; SND.UNA, cwnd and the send buffer unchanged",
+		map[string]string{"challenge ACKs for 3 bad ACKs in 500 ms": "1", "cwnd growth": "0"},
+		"rst/ack-of-unsent-data.pkt", "rst/ack-too-old-challenge.pkt")
 }
 
 // ACK division (Savage et al.): the peer acknowledges one full-sized
@@ -89,6 +136,7 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 // bytes); made to add one MSS per ACK (`slowStartIncrease(c.mss)` in
 // linuxOnAck) the test fails: cwnd 80 segments instead of at most 11.
 func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
+	figures := map[string]string{}
 	for _, sack := range []bool{false, true} {
 		p := newPeer(t, nil)
 		conn, iss := adversaryConn(p, sack)
@@ -120,7 +168,10 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 			t.Errorf("sack %v: cwnd shrank to %d", sack, got)
 		}
 		t.Logf("sack %v: cwnd %d -> %d bytes", sack, cwnd, got)
+		figures[fmt.Sprintf("cwnd growth, SACK %v", sack)] = fmt.Sprintf("%d segments for %d ACKs", (got-cwnd)/mss, (mss+piece-1)/piece)
 	}
+	logReliability(t, "ACK division (one segment acknowledged 10 bytes at a time)",
+		"slow start grows by what is delivered, not per ACK", figures)
 }
 
 // adversaryConn accepts a connection with a 1 MiB send buffer: with SACK
@@ -192,6 +243,10 @@ func TestDupAckSpoofingCountsNoMoreThanTheFlight(t *testing.T) {
 		if ssthresh := conn.cc.SlowStartThreshold() / mss; ssthresh != 7 {
 			t.Errorf("ssthresh %d segments, want 7", ssthresh)
 		}
+		logReliability(t, "duplicate-ACK spoofing (100 duplicates, 10 segments in flight)",
+			"counts at most the flight less the hole as delivered; one fast retransmission; with SACK, duplicates without blocks deliver nothing",
+			map[string]string{"segments sent for 100 duplicates": fmt.Sprint(len(sent)), "counted delivered": fmt.Sprint(conn.renoSacked)},
+			"recovery/fast-retransmit-three-dupacks.pkt", "recovery/limited-transmit-no-sack.pkt")
 	}
 }
 
@@ -232,6 +287,10 @@ func TestDupAckSpoofingSendsOneSegmentPerDuplicateAtMost(t *testing.T) {
 	if conn.recovery != recoveryFast || conn.priorCwnd != 10 {
 		t.Fatalf("recovery %v from cwnd %d, want fast recovery from 10", conn.recovery, conn.priorCwnd)
 	}
+	logReliability(t, "duplicate-ACK spoofing (window open)",
+		"at most one segment per duplicate; PRR sends no more than is delivered",
+		map[string]string{"segments sent for 100 duplicates": fmt.Sprint(sent)},
+		"recovery/prr-proportional-reduction.pkt")
 }
 
 // sackAt is a SACK option with the given blocks, relative to base.
@@ -288,6 +347,9 @@ func TestSACKBlocksOutsideTheWindowAreDiscardedWhole(t *testing.T) {
 				c.name, got, conn.txq.sacked.segs)
 		}
 	}
+	logReliability(t, "SACK blocks outside the window (above SND.MAX, straddling, reversed, below SND.UNA)",
+		"each such block discarded whole; the valid blocks of the same ACK count",
+		map[string]string{"invalid blocks tried": "6", "segments they SACKed": "0"})
 }
 
 // RFC 2018 §4 lets the blocks of one ACK come in any order and overlap;
@@ -311,6 +373,10 @@ func TestSACKOverlappingOutOfOrderBlocksMerge(t *testing.T) {
 	if conn.txq.sacked.segs != 6 || conn.txq.sacked.bytes != 6*mss {
 		t.Fatalf("%d segments (%d bytes) SACKed, want 6", conn.txq.sacked.segs, conn.txq.sacked.bytes)
 	}
+	logReliability(t, "SACK blocks overlapping and out of order",
+		"merged into one range; each segment SACKed once",
+		map[string]string{"ranges kept": "1", "segments SACKed": "6"},
+		"sack/sack-overlapping-blocks-counted-once.pkt", "sack/sack-blocks-unsorted.pkt")
 }
 
 // A SACK resource attack: the peer reports 10,000 distinct one-byte
@@ -392,6 +458,10 @@ func TestSACKScoreboardBoundedUnderTenThousandRanges(t *testing.T) {
 		t.Fatalf("SACKs of no whole segment drew %v", p.out)
 	}
 	t.Logf("after %d ranges: %d kept, array of %d (%d bytes)", ranges, len(conn.sb.blocks), cap(conn.sb.blocks), cap(conn.sb.blocks)*8)
+	logReliability(t, "SACK scoreboard churn (10,000 distinct one-byte ranges)",
+		"scoreboard bounded; no allocation per ACK once full",
+		map[string]string{"ranges kept": fmt.Sprint(len(conn.sb.blocks)), "scoreboard memory": fmt.Sprintf("%d bytes", cap(conn.sb.blocks)*8),
+			"allocations per ACK": fmt.Sprint(allocs), "CPU per attack ACK": cpuPerACK(t, p, wires)})
 }
 
 // RFC 5961 §7 (challenge ACK throttling) as Linux 6.x applies it: one
@@ -456,6 +526,10 @@ func TestChallengeAckRateLimitPerConnectionNotGlobal(t *testing.T) {
 			t.Fatalf("connection %d: state %v", i, c.c.State())
 		}
 	}
+	logReliability(t, "blind in-window RST, SYN and ACK injection (RFC 5961 §§3-5)",
+		"challenge ACK instead of acting; one per 500 ms per connection, no global limit (CVE-2016-5696)",
+		map[string]string{"connections challenged at once": fmt.Sprint(n), "answers to RST+SYN+ACK in 500 ms": "1"},
+		"rst/rst-in-window-challenge-ack.pkt", "rst/syn-in-window-challenge-ack.pkt", "rst/challenge-ack-rate-limit.pkt")
 }
 
 // A peer that never opens its window: it answers every zero-window probe
@@ -538,6 +612,11 @@ func TestZeroWindowForeverProbesAtRTOMaxWithBoundedMemory(t *testing.T) {
 			if c.State() != Established || c.sndBuf.Len() != accepted {
 				t.Fatalf("after %d answered probes: %v, %d buffered", len(probes), c.State(), c.sndBuf.Len())
 			}
+			logReliability(t, "peer that never opens its window",
+				"probes back off to RTO max (120 s) and go on; the send buffer bounds memory",
+				map[string]string{"probes in the run": fmt.Sprint(len(probes)), "last interval": (probes[len(probes)-1] - probes[len(probes)-2]).String(),
+					"bytes accepted of 100 MiB written": fmt.Sprint(accepted)},
+				"flow/zero-window-probe-backoff.pkt")
 			continue
 		}
 		// The probe timer after the last was clamped to the user timeout,
@@ -546,6 +625,10 @@ func TestZeroWindowForeverProbesAtRTOMaxWithBoundedMemory(t *testing.T) {
 			t.Fatalf("gave up at %v in %v with %v, want %v, CLOSED, ETIMEDOUT", got, c.State(), c.HardErr(), rto+ut)
 		}
 		p.expectNone() // no RST
+		logReliability(t, "peer that never opens its window, with TCP_USER_TIMEOUT",
+			"ETIMEDOUT exactly the user timeout after the first probe, no RST",
+			map[string]string{"user timeout": ut.String(), "probes": fmt.Sprint(len(probes))},
+			"syscalls/user-timeout.pkt")
 	}
 }
 
@@ -581,6 +664,9 @@ func TestTinyPeerMSSRaisedToMinSendMSS(t *testing.T) {
 			t.Errorf("MSS option %d: 4 MSS written went as %v, want 4 segments of %d", c.mss, segs, c.want)
 		}
 	}
+	logReliability(t, "absurd MSS (0 to 63)",
+		"0 ignored (536); below 48 raised to tcp_min_snd_mss (48)",
+		map[string]string{"MSS 1 gives": "48-byte segments", "MSS 0 gives": "536-byte segments"})
 }
 
 // Option lengths that lie. Linux behaviour (tcp_parse_options): an option
@@ -630,6 +716,9 @@ func TestLyingOptionLengthsEndParsingNotTheSegment(t *testing.T) {
 			t.Fatalf("%s: got %v echoing TSval %d, want the ACK of the data echoing %d", c.name, a, a.opts.TSEcr, tsval)
 		}
 	}
+	logReliability(t, "option lengths that lie (0, 1, past the header)",
+		"option parsing stops there; the segment is processed",
+		map[string]string{"segments dropped": "0"})
 }
 
 // Timestamps that lie (RFC 7323 §5.3 R1, §5.2's modular comparison, §5.5)
@@ -703,6 +792,10 @@ func TestPAWSWindowWrapAndIdleRule(t *testing.T) {
 		p.expectNone()
 	}
 	conn.Read(p.now, make([]byte, 16))
+	logReliability(t, "timestamps that lie or wrap (PAWS)",
+		"one behind passes, two behind dropped with an ACK; 2^31 ahead newer; any TSval after 24 days idle",
+		map[string]string{"cases": fmt.Sprint(len(steps))},
+		"data/paws-old-timestamp.pkt", "paws/tsval-wraparound.pkt")
 }
 
 // RFC 7323 §2.3: a window scale above 14 is treated as 14 (Linux
@@ -729,4 +822,8 @@ func TestWindowScaleAbove14TreatedAs14(t *testing.T) {
 			t.Errorf("window scale %d: %d bytes sent into a window of %d", ws, sent, 1<<14)
 		}
 	}
+	logReliability(t, "window scale above 14",
+		"treated as 14",
+		map[string]string{"shifts tried": "15, 16, 255"},
+		"handshake/passive-open-wscale-15-clamped.pkt")
 }

@@ -7,6 +7,8 @@
 //	tunstack ss      the sockets of a running serve, as ss shows the kernel's
 //	tunstack nstat   a running serve's counters, as nstat shows the kernel's
 //	tunstack plot    time-sequence and congestion-window graphs of a capture
+//	tunstack soak    a long loaded run of serve, checked for leaks
+//	tunstack reliability-doc  docs/reliability.md from test logs and run records
 //
 // Each command lives in its own file and registers itself in commands from
 // that file's init, so this file knows none of them but help.
@@ -70,6 +72,12 @@ const usageText = `Usage:
   tunstack plot  [--conn LOCAL-REMOTE|all] [--from S] [--to S] [--trace FILE]
                  -o OUT.svg|OUT.png [CAPTURE.pcap]
   tunstack nstat [-a] [-z] [--dev tun0 | --metrics URL] [PATTERN...]
+  tunstack soak  [--duration 30m] [--conns 1000] [--impair SPEC] [--stack tunstack|gvisor]
+                 [--out docs/reliability] [--every 10s] [--settle 4m] [--max-bytes 65536]
+                 [--think 1s] [--seed N] [--pcap FILE]
+  tunstack reliability-doc [--out docs/reliability.md] [--runs FILE] [--soak FILE]
+                 [--no-drill] TESTLOG...
+  tunstack reliability-doc --record fuzz|sim [--target NAME] [--finding TEXT] LOG
   tunstack help
 
 serve flags:
@@ -116,6 +124,14 @@ relay flags (README.md, "relay", walks through them):
   --dial-timeout D      give up on a destination after D and answer the client
                         ICMP host unreachable (default 5s)
   --mss N               lower the MSS offered to clients to N bytes
+
+soak flags (root: it runs serve in a network namespace of its own):
+  --duration D          how long the clients run (default 30m)
+  --conns N             clients, each one connection at a time (default 1000)
+  --impair SPEC         serve's --impair (default loss=1%,reorder=1%,dup=0.5%,delay=5ms)
+  --out DIR             where soak.json, soak.svg and serve.log go (default docs/reliability)
+  --every D             sampling interval of heap, goroutines, connections, fds (default 10s)
+  --settle D            longest wait after the load for the connections to end (default 4m)
 
 plot flags:
   --conn C              the connection to draw, LOCAL-REMOTE as in

@@ -275,6 +275,12 @@ func (s *serveSession) startServices(errc chan<- error) error {
 	s.http = &http.Server{
 		Handler:           demo.NewSiteHandler(demo.SiteConfig{StackName: s.cfg.Stack, FilesDir: s.cfg.FilesDir}),
 		ReadHeaderTimeout: 30 * time.Second,
+		// A keep-alive connection that waits this long for its next
+		// request is closed. TCP never ends an idle connection by itself
+		// (without keepalive, RFC 1122 §4.2.3.6), so a client whose reset
+		// was lost on the way, or that vanished, would otherwise hold one
+		// established for good: a soak under 1% loss leaves dozens.
+		IdleTimeout: 60 * time.Second,
 	}
 	services := []service{
 		{"http", s.cfg.HTTPPort, func(ln net.Listener) error {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"tunstack/demo"
+	"tunstack/viz"
+)
+
+func TestSoakFlagsDefaultsAndMistakes(t *testing.T) {
+	cfg, err := parseSoakFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Duration != 30*time.Minute || cfg.Conns != 1000 || cfg.Impair != "loss=1%,reorder=1%,dup=0.5%,delay=5ms" || cfg.Every != 10*time.Second {
+		t.Fatalf("defaults %+v", cfg)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--duration", "soon"}, "--duration takes a duration"},
+		{[]string{"--conns", "0"}, "--conns must be a number of connections"},
+		{[]string{"--impair", "loss=lots"}, "loss"},
+		{[]string{"extra"}, "takes no arguments"},
+	} {
+		_, err := parseSoakFlags(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestReadPatternFindsTheFirstWrongByte(t *testing.T) {
+	var b bytes.Buffer
+	demo.WritePattern(&b, 100000)
+	good := b.Bytes()
+	got, bad, err := readPattern(bytes.NewReader(good), len(good))
+	if got != len(good) || bad != -1 || err != nil {
+		t.Fatalf("the pattern: %d read, bad %d, %v", got, bad, err)
+	}
+	broken := bytes.Clone(good)
+	broken[70000] ^= 1
+	if _, bad, _ := readPattern(bytes.NewReader(broken), len(broken)); bad != 70000 {
+		t.Fatalf("bad byte found at %d, want 70000", bad)
+	}
+	if got, _, err := readPattern(bytes.NewReader(good[:500]), 1000); got != 500 || err != io.EOF {
+		t.Fatalf("short body: %d read, %v, want 500 and EOF", got, err)
+	}
+}
+
+func soakSamples(end viz.SoakSample) []viz.SoakSample {
+	return []viz.SoakSample{
+		{T: 0, HeapBytes: 4 << 20, Goroutines: 19, Conns: 0, FDs: 15},
+		{T: 10, HeapBytes: 200 << 20, Goroutines: 980, Conns: 990, FDs: 16},
+		end,
+	}
+}
+
+func TestSoakJudgeFailsOnGrowthThatDoesNotReturn(t *testing.T) {
+	ok := viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 20, Conns: 0, FDs: 15}
+	for _, c := range []struct {
+		name    string
+		end     viz.SoakSample
+		settled bool
+		want    string
+	}{
+		{"returned", ok, true, ""},
+		{"connections left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 20, Conns: 47, FDs: 15}, false, "connections did not return to zero"},
+		{"goroutines left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 66, FDs: 15}, true, "goroutines did not return"},
+		{"descriptors left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 20, FDs: 40}, true, "file descriptors did not return"},
+		{"heap kept", viz.SoakSample{T: 20, HeapBytes: 150 << 20, Goroutines: 20, FDs: 15}, true, "the heap did not return"},
+	} {
+		r := &soakReport{Samples: soakSamples(c.end), LoadEndS: 15}
+		r.Baseline = r.Samples[0]
+		r.Totals.BytesChecked = 1
+		if c.settled {
+			r.SettledS = 20
+		}
+		r.judge()
+		got := strings.Join(r.Failures, "; ")
+		if c.want == "" {
+			if !r.Passed || got != "" {
+				t.Errorf("%s: failed: %s", c.name, got)
+			}
+			continue
+		}
+		if r.Passed || !strings.Contains(got, c.want) {
+			t.Errorf("%s: failures %q, want one saying %q", c.name, got, c.want)
+		}
+	}
+	r := &soakReport{Samples: soakSamples(ok), SettledS: 20}
+	r.Baseline = r.Samples[0]
+	r.Totals.BytesChecked = 100
+	r.Totals.Corruptions = 1
+	r.Totals.fail("echo", io.ErrUnexpectedEOF)
+	r.judge()
+	if got := strings.Join(r.Failures, "; "); !strings.Contains(got, "1 transfers delivered bytes other than those sent") || !strings.Contains(got, "1 client operations failed") {
+		t.Errorf("corruption and errors: %q", got)
+	}
+}
