@@ -129,6 +129,9 @@ type soakReport struct {
 	Peak     viz.SoakSample   `json:"peak"`
 	Final    viz.SoakSample   `json:"final"`
 	Failures []string         `json:"failures"`
+	// Left counts the connections left after the settling time by state
+	// and local port (tunstack ss's words), when some were.
+	Left map[string]int `json:"left,omitempty"`
 	// MissedSamples are the samples that could not be taken, and why.
 	MissedSamples []string `json:"missed_samples,omitempty"`
 	Passed        bool     `json:"passed"`
@@ -387,6 +390,17 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	}
 	close(stopSampler)
 	<-samplerDone
+	if rep.SettledS == 0 && ctx.Err() == nil {
+		// What is left, as tunstack ss shows it, for the failure to name.
+		ss, err := exec.Command(exe, "ss", "--netns", ns.Name(), "--dev", "soak0", "-tani").CombinedOutput()
+		if err == nil {
+			err = os.WriteFile(filepath.Join(cfg.Out, "ss-after-load.txt"), ss, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(out, "soak: cannot record the connections left: %v\n", err)
+		}
+		rep.Left = soakStatesLeft(string(ss))
+	}
 	if ctx.Err() != nil {
 		return rep, errors.New("soak interrupted")
 	}
@@ -444,7 +458,7 @@ func (r *soakReport) judge() {
 		fail("no byte was checked: the load did not run")
 	}
 	if r.SettledS == 0 {
-		fail("connections did not return to zero after the load: %.0f at the end", f.Conns)
+		fail("connections did not return to zero after the load: %.0f at the end %v", f.Conns, r.Left)
 	}
 	if f.Goroutines > b.Goroutines+soakGoroutineSlack {
 		fail("goroutines did not return: %.0f at the start, %.0f at the peak, %.0f at the end", b.Goroutines, p.Goroutines, f.Goroutines)
@@ -769,4 +783,19 @@ func (c *soakClient) abortEarly(ctx context.Context) {
 	conn.SetLinger(0)
 	conn.Close()
 	c.tot.add(cAbort, 1)
+}
+
+// soakStatesLeft counts the sockets of tunstack ss -tan output by state
+// and local port, as "ESTAB :80".
+func soakStatesLeft(ss string) map[string]int {
+	left := map[string]int{}
+	for _, line := range strings.Split(ss, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] == "State" || f[0] == "LISTEN" || strings.HasPrefix(line, "\t") {
+			continue
+		}
+		port := f[3][strings.LastIndexByte(f[3], ':'):]
+		left[f[0]+" "+port]++
+	}
+	return left
 }

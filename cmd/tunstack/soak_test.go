@@ -103,3 +103,16 @@ func TestSoakJudgeFailsOnGrowthThatDoesNotReturn(t *testing.T) {
 		t.Errorf("corruption and errors: %q", got)
 	}
 }
+
+func TestSoakStatesLeftCountsByStateAndPort(t *testing.T) {
+	ss := "State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n" +
+		"LISTEN 0 128 198.18.0.2:80 0.0.0.0:*\n" +
+		"ESTAB 0      0         198.18.0.2:80     198.18.0.1:33246\n" +
+		"\t cubic wscale:10,7 rto:956.345\n" +
+		"ESTAB 0      0         198.18.0.2:80     198.18.0.1:33668\n" +
+		"FIN-WAIT-1 0 100 198.18.0.2:7 198.18.0.1:40000\n"
+	got := soakStatesLeft(ss)
+	if len(got) != 2 || got["ESTAB :80"] != 2 || got["FIN-WAIT-1 :7"] != 1 {
+		t.Fatalf("left %v", got)
+	}
+}
