@@ -243,13 +243,14 @@ func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h stack.Histogra
 
 // Registry returns a registry holding a collector of src, and the Go
 // runtime's and the process's standard metrics (go_goroutines,
-// go_memstats_heap_inuse_bytes, process_open_fds,
+// go_memstats_*, the garbage collector's go_gc_* with the live heap after
+// the last cycle, go_gc_heap_live_bytes, process_open_fds,
 // process_resident_memory_bytes, ...) from client_golang's collectors,
 // which `tunstack soak` samples to see whether a long run leaks.
 func Registry(src Source) *prometheus.Registry {
 	r := prometheus.NewPedanticRegistry()
 	r.MustRegister(NewCollector(src),
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }

@@ -73,7 +73,8 @@
 // # The process
 //
 // Beside tunstack's own names the endpoint serves the Go runtime's
-// (go_goroutines, go_memstats_*) and the process's (process_open_fds,
+// (go_goroutines, go_memstats_*, go_gc_* with the live heap after the
+// last collection, go_gc_heap_live_bytes) and the process's (process_open_fds,
 // process_resident_memory_bytes, ...), from client_golang's standard
 // collectors; `tunstack soak` samples them to tell a leak from load.
 //

@@ -10,18 +10,20 @@ import (
 )
 
 // SoakSample is one sample of a long run of a server: at T seconds from
-// the start, its heap in use, goroutines, TCP connections (every state,
-// TIME-WAIT included) and open file descriptors.
+// the start, its live heap after the last garbage collection, goroutines,
+// TCP connections (every state, TIME-WAIT included) and open file
+// descriptors, and how many collections it had run.
 type SoakSample struct {
 	T          float64 `json:"t_s"`
 	HeapBytes  float64 `json:"heap_bytes"`
+	GCs        float64 `json:"gcs"`
 	Goroutines float64 `json:"goroutines"`
 	Conns      float64 `json:"conns"`
 	FDs        float64 `json:"fds"`
 }
 
 // SoakPanels draws a soak's samples over time, one panel each for the
-// heap (MiB), goroutines, connections and file descriptors, with a
+// live heap (MiB), goroutines, connections and file descriptors, with a
 // dashed line where the load ended (at loadEnd seconds; none if it is
 // not positive).
 func SoakPanels(samples []SoakSample, loadEnd float64) []*plot.Plot {
@@ -31,7 +33,7 @@ func SoakPanels(samples []SoakSample, loadEnd float64) []*plot.Plot {
 		value       func(SoakSample) float64
 	}
 	all := []series{
-		{"heap in use", "MiB", ColorCwnd, func(s SoakSample) float64 { return s.HeapBytes / (1 << 20) }},
+		{"live heap after the last GC", "MiB", ColorCwnd, func(s SoakSample) float64 { return s.HeapBytes / (1 << 20) }},
 		{"goroutines", "goroutines", ColorData, func(s SoakSample) float64 { return s.Goroutines }},
 		{"TCP connections (every state)", "connections", ColorAck, func(s SoakSample) float64 { return s.Conns }},
 		{"open file descriptors", "descriptors", ColorSACK, func(s SoakSample) float64 { return s.FDs }},

@@ -16,7 +16,7 @@ func TestSoakPanelsDrawFourSeriesAndTheLoadsEnd(t *testing.T) {
 	if len(panels) != 4 {
 		t.Fatalf("%d panels, want 4", len(panels))
 	}
-	want := []string{"heap in use", "goroutines", "TCP connections (every state)", "open file descriptors"}
+	want := []string{"live heap after the last GC", "goroutines", "TCP connections (every state)", "open file descriptors"}
 	for i, p := range panels {
 		if p.Title.Text != want[i] {
 			t.Errorf("panel %d is %q, want %q", i, p.Title.Text, want[i])

@@ -600,7 +600,7 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		p("| connections opened | %d |\n| requests | %d (downloads %d, uploads %d) |\n| echoes with half-close | %d |\n| early closes | %d |\n| aborts (RST) | %d |\n",
 			t.Connections, t.Requests, t.Downloads, t.Uploads, t.Echoes, t.EarlyCloses, t.Aborts)
 		p("| bytes checked | %d |\n| bytes lost or corrupted | %d transfers |\n| failed operations | %d |\n", t.BytesChecked, t.Corruptions, t.Errors)
-		p("| heap in use: start, peak, end | %.1f, %.1f, %.1f MiB |\n", s.Baseline.HeapBytes/(1<<20), s.Peak.HeapBytes/(1<<20), s.Final.HeapBytes/(1<<20))
+		p("| live heap after GC: start, peak, end | %.1f, %.1f, %.1f MiB |\n", s.Baseline.HeapBytes/(1<<20), s.Peak.HeapBytes/(1<<20), s.Final.HeapBytes/(1<<20))
 		p("| goroutines: start, peak, end | %.0f, %.0f, %.0f |\n", s.Baseline.Goroutines, s.Peak.Goroutines, s.Final.Goroutines)
 		p("| TCP connections: start, peak, end | %.0f, %.0f, %.0f |\n", s.Baseline.Conns, s.Peak.Conns, s.Final.Conns)
 		p("| file descriptors: start, peak, end | %.0f, %.0f, %.0f |\n", s.Baseline.FDs, s.Peak.FDs, s.Final.FDs)
@@ -615,7 +615,7 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		if rel, err := filepath.Rel(filepath.Dir(out), svg); err == nil {
 			svg = filepath.ToSlash(rel)
 		}
-		p("\n![heap, goroutines, connections and descriptors of serve over the soak](%s)\n", svg)
+		p("\n![live heap, goroutines, connections and descriptors of serve over the soak](%s)\n", svg)
 	}
 	return b.Bytes()
 }

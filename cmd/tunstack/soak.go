@@ -328,8 +328,8 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 			}
 			mu.Unlock()
 			if err == nil {
-				fmt.Fprintf(out, "  %6.0fs heap %6.1f MiB, %5.0f goroutines, %5.0f connections, %5.0f fds\n",
-					s.T, s.HeapBytes/(1<<20), s.Goroutines, s.Conns, s.FDs)
+				fmt.Fprintf(out, "  %6.0fs live heap %6.1f MiB (%3.0f GCs), %5.0f goroutines, %5.0f connections, %5.0f fds\n",
+					s.T, s.HeapBytes/(1<<20), s.GCs, s.Goroutines, s.Conns, s.FDs)
 			}
 		}
 	}()
@@ -381,11 +381,25 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		case <-time.After(time.Second):
 		}
 	}
-	// Two more samples once settled, so the figure shows the level held.
+	// Once settled, sampling goes on until the garbage collector has run
+	// (the Go runtime forces a cycle every 2 min at least), so that the
+	// last sample's live heap is what the load left behind, not garbage;
+	// and for two samples at least, so the figure shows the level held.
 	if rep.SettledS > 0 {
-		select {
-		case <-ctx.Done():
-		case <-time.After(2*cfg.Every + cfg.Every/2):
+		mu.Lock()
+		gcs := rep.Samples[len(rep.Samples)-1].GCs
+		mu.Unlock()
+		for by := time.Now().Add(soakGCWait); ctx.Err() == nil && time.Now().Before(by); {
+			mu.Lock()
+			last := rep.Samples[len(rep.Samples)-1]
+			mu.Unlock()
+			if last.GCs > gcs && last.T >= rep.SettledS+2*cfg.Every.Seconds() {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}
 	close(stopSampler)
@@ -418,19 +432,20 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	if !rep.Passed {
 		return rep, fmt.Errorf("soak failed: %s", strings.Join(rep.Failures, "; "))
 	}
-	fmt.Fprintf(out, "soak: passed; heap %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end\n",
+	fmt.Fprintf(out, "soak: passed; live heap %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end\n",
 		rep.Baseline.HeapBytes/(1<<20), rep.Peak.HeapBytes/(1<<20), rep.Final.HeapBytes/(1<<20))
 	return rep, nil
 }
 
-// Growth allowed at the end over the start, once the load is over and the
-// connections have ended. The goroutines and descriptors of serve are
-// fixed (listeners, link, metrics); a few more may be the metrics'
-// scrape in progress. The heap may keep what its pools and the Go
-// runtime have grown, but not in proportion to the load: at the end it
-// must be within soakHeapSlack of the start or have given back at least
-// half of the growth to the peak.
+// Growth allowed at the end over the start, once the load is over, the
+// connections have ended and the garbage collector has run (at most
+// soakGCWait after). The goroutines and descriptors of serve are fixed
+// (listeners, link, metrics); a few more may be the metrics' scrape in
+// progress. The live heap may keep what pools have grown, but not in
+// proportion to the load: at the end it must be within soakHeapSlack of
+// the start or have given back at least half of the growth to the peak.
 const (
+	soakGCWait         = 3 * time.Minute
 	soakGoroutineSlack = 8
 	soakFDSlack        = 4
 	soakHeapSlack      = 32 << 20
@@ -467,7 +482,7 @@ func (r *soakReport) judge() {
 		fail("file descriptors did not return: %.0f at the start, %.0f at the peak, %.0f at the end", b.FDs, p.FDs, f.FDs)
 	}
 	if f.HeapBytes > b.HeapBytes+soakHeapSlack && f.HeapBytes-b.HeapBytes > (p.HeapBytes-b.HeapBytes)/2 {
-		fail("the heap did not return: %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end",
+		fail("the live heap did not return: %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end",
 			b.HeapBytes/(1<<20), p.HeapBytes/(1<<20), f.HeapBytes/(1<<20))
 	}
 	r.Passed = len(r.Failures) == 0
@@ -526,12 +541,14 @@ func scrapeSoak(ctx context.Context, c *http.Client) (viz.SoakSample, error) {
 		return sum, true
 	}
 	var ok1, ok2, ok3 bool
-	s.HeapBytes, ok1 = gauge("go_memstats_heap_inuse_bytes")
+	s.HeapBytes, ok1 = gauge("go_gc_heap_live_bytes")
 	s.Goroutines, ok2 = gauge("go_goroutines")
 	s.Conns, ok3 = gauge("tunstack_tcp_connections")
-	if !ok1 || !ok2 || !ok3 {
-		return s, errors.New("metrics: go_memstats_heap_inuse_bytes, go_goroutines or tunstack_tcp_connections missing")
+	gc := fams["go_gc_duration_seconds"]
+	if !ok1 || !ok2 || !ok3 || gc == nil || len(gc.GetMetric()) != 1 {
+		return s, errors.New("metrics: go_gc_heap_live_bytes, go_goroutines, go_gc_duration_seconds or tunstack_tcp_connections missing")
 	}
+	s.GCs = float64(gc.GetMetric()[0].GetSummary().GetSampleCount())
 	return s, nil
 }
 

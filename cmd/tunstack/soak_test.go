@@ -73,7 +73,7 @@ func TestSoakJudgeFailsOnGrowthThatDoesNotReturn(t *testing.T) {
 		{"connections left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 20, Conns: 47, FDs: 15}, false, "connections did not return to zero"},
 		{"goroutines left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 66, FDs: 15}, true, "goroutines did not return"},
 		{"descriptors left", viz.SoakSample{T: 20, HeapBytes: 30 << 20, Goroutines: 20, FDs: 40}, true, "file descriptors did not return"},
-		{"heap kept", viz.SoakSample{T: 20, HeapBytes: 150 << 20, Goroutines: 20, FDs: 15}, true, "the heap did not return"},
+		{"heap kept", viz.SoakSample{T: 20, HeapBytes: 150 << 20, Goroutines: 20, FDs: 15}, true, "the live heap did not return"},
 	} {
 		r := &soakReport{Samples: soakSamples(c.end), LoadEndS: 15}
 		r.Baseline = r.Samples[0]
