@@ -70,6 +70,16 @@ func TestSimulationLateSYNSeed(t *testing.T) {
 	runScenario(t, 26880)
 }
 
+// TestSimulationLongHandshakeSeed replays a scenario at 9.4% loss whose
+// handshake completes only after more than a minute of SYN and SYN-ACK
+// retransmissions, within the SYN's own retransmission schedule.
+func TestSimulationLongHandshakeSeed(t *testing.T) {
+	s := runScenario(t, 154917)
+	if s.virtual < time.Minute {
+		t.Fatalf("the scenario took %v: it no longer needs the long handshake it replays", s.virtual)
+	}
+}
+
 // flagSet reports whether the command line set the named flag.
 func flagSet(name string) bool {
 	set := false

@@ -187,16 +187,19 @@ func transfer(t testing.TB, s *sim, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv *Conn
-	s.runUntil(func() bool {
-		if srv == nil {
-			srv, _ = l.Accept(s.now)
-		}
-		return srv != nil && cli.Connected()
-	}, time.Minute)
+	// The client writes once it is connected, as applications do, and
+	// the server's application accepts when it can: a client that waited
+	// for the server's accept would wait for good when its handshake's
+	// last ACK and every retransmission of the SYN-ACK it answers are
+	// lost (the server's SYN-RECV gives up, Linux tcp_synack_retries, and
+	// only data from the client would complete the handshake). The
+	// handshake has the whole of the SYN's retransmission schedule (Linux
+	// tcp_syn_retries of 6 gives up after 127 s).
+	s.runUntil(func() bool { return cli.Connected() || cli.State() == Closed }, 3*time.Minute)
 	if cli.State() != Established {
-		t.Fatalf("client state %v err %v", cli.State(), cli.HardErr())
+		t.Fatalf("client state %v err %v after %d SYN retransmissions", cli.State(), cli.HardErr(), cli.Info().Counters.SYNRetransmits)
 	}
+	var srv *Conn
 	src := make([]byte, n)
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	for i := range src {
@@ -220,6 +223,11 @@ func transfer(t testing.TB, s *sim, n int) {
 			sent += m
 			if sent == n {
 				cli.Close(s.now)
+			}
+		}
+		if srv == nil {
+			if srv, _ = l.Accept(s.now); srv == nil {
+				return false
 			}
 		}
 		for {
