@@ -611,6 +611,10 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		if len(t.FirstErrors) > 0 {
 			p("\nFirst errors: %s\n", mdCell(strings.Join(t.FirstErrors, "; ")))
 		}
+		if len(s.MissedSamples) > 0 {
+			p("\nSamples missed (serve's metrics endpoint, kernel TCP on loopback inside the namespace, did not answer in 30 s): %s\n",
+				mdCell(strings.Join(s.MissedSamples, "; ")))
+		}
 		svg := strings.TrimSuffix(soakPath, ".json") + ".svg"
 		if rel, err := filepath.Rel(filepath.Dir(out), svg); err == nil {
 			svg = filepath.ToSlash(rel)
