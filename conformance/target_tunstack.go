@@ -137,7 +137,7 @@ func (t *tunstackTarget) settleAfter(byCall bool) {
 // collect takes what the engine sent since the last call as one batch,
 // merged into TSO packets unless NoTSO.
 func (t *tunstackTarget) collect(byCall bool) {
-	pkts := t.e.Output()
+	pkts := t.e.Output(nil)
 	batch := make([]outbound, 0, len(pkts))
 	for _, p := range pkts {
 		b := p.WithHeader(ipHeaderLen(p.Src))

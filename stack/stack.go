@@ -80,7 +80,7 @@ type Stack struct {
 	// engine produced them. See unlockFlush.
 	writing bool
 	out     ipWriter          // used only by the goroutine that set writing
-	spare   []*tcpcore.Packet // an empty output slice to give back to the engine
+	batch   []*tcpcore.Packet // the writer's batch, reused (Output appends to it)
 
 	tm engineTimer
 
@@ -191,28 +191,14 @@ func (s *Stack) unlockFlush() {
 	}
 	s.writing = true
 	for {
-		pkts := s.e.Output()
-		if len(pkts) == 0 {
-			s.e.Release(pkts) // an empty slice keeps its capacity for the engine
+		s.batch = s.e.Output(s.batch[:0])
+		if len(s.batch) == 0 {
 			break
 		}
-		// The engine adopts a released slice for its next batch only if
-		// its queue is still empty at Release time, which it rarely is
-		// by the time the link write returns. Hand it the spare slice
-		// now, while the queue is empty, and keep the one just sent as
-		// the next spare: two slices alternate and appends stop
-		// allocating. As the queue is then never empty at Release(pkts),
-		// the engine never adopts pkts, which is free to be the spare.
-		if s.spare == nil {
-			s.spare = make([]*tcpcore.Packet, 0, len(pkts)) // once per stack
-		}
-		s.e.Release(s.spare)
-		s.spare = nil
 		s.mu.Unlock()
-		s.out.write(s, pkts)
+		s.out.write(s, s.batch)
 		s.mu.Lock()
-		s.e.Release(pkts)
-		s.spare = pkts[:0]
+		s.e.Release(s.batch)
 	}
 	s.writing = false
 	s.mu.Unlock()

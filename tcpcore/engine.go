@@ -182,9 +182,11 @@ func (e *Engine) Profile() *policy.Profile { return e.prof }
 // Stats returns a copy of the engine counters.
 func (e *Engine) Stats() Stats { return e.stats }
 
-// Output returns the segments produced since the last call. The driver
-// sends them and hands the slice back with Release.
-func (e *Engine) Output() []*Packet {
+// Output appends the segments produced since the last call to dst and
+// returns the extended slice, as append does. The driver owns the
+// packets until it hands them back with Release; the engine keeps its own
+// queue, so a driver that reuses dst allocates nothing per batch.
+func (e *Engine) Output(dst []*Packet) []*Packet {
 	for i, c := range e.ackLater {
 		e.ackLater[i] = nil
 		if c.ackBatched && c.state != Closed {
@@ -194,19 +196,18 @@ func (e *Engine) Output() []*Packet {
 		c.ackBatched = false
 	}
 	e.ackLater = e.ackLater[:0]
-	out := e.out
-	e.out = nil
-	return out
+	dst = append(dst, e.out...)
+	clear(e.out) // the driver owns them now
+	e.out = e.out[:0]
+	return dst
 }
 
-// Release returns packets obtained from Output to the engine's pool.
+// Release returns packets obtained from Output to the engine's pool and
+// clears their places in pkts, which stays the caller's.
 func (e *Engine) Release(pkts []*Packet) {
 	for i, p := range pkts {
 		e.pool.put(p)
 		pkts[i] = nil
-	}
-	if e.out == nil && cap(pkts) > 0 {
-		e.out = pkts[:0] // reuse the slice for the next batch
 	}
 }
 

@@ -139,7 +139,7 @@ func newPeerFamily(t *testing.T, prof *policy.Profile, f family, mtu int) *peer 
 }
 
 func (p *peer) collect() {
-	pkts := p.e.Output()
+	pkts := p.e.Output(nil)
 	for _, pk := range pkts {
 		p.out = append(p.out, decode(p.t, pk, p.now))
 	}

@@ -87,7 +87,7 @@ func (s *sim) other(e *Engine) *Engine {
 // flush moves every engine's output onto the link.
 func (s *sim) flush() {
 	for _, e := range []*Engine{s.a, s.b} {
-		pkts := e.Output()
+		pkts := e.Output(nil)
 		for _, p := range pkts {
 			s.cap.note(e, p.Segment())
 			if s.resendLimit > 0 && s.cap.maxResend > s.resendLimit {
