@@ -241,26 +241,65 @@ func (e *Engine) Advance(now Time) {
 func (e *Engine) ConnCount() int { return len(e.conns) }
 
 // Input processes one inbound TCP segment (header, options and payload)
-// carried from src to dst.
+// carried from src to dst. It is InputGRO with no metadata: one segment,
+// its checksum verified here.
 func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
-	e.stats.SegsIn++
+	e.InputGRO(now, src, dst, b, InputMeta{})
+}
+
+// InputMeta is what the link knows about an inbound segment that the
+// engine would otherwise work out, or could not.
+type InputMeta struct {
+	// SegSize, when positive and shorter than the payload, makes the
+	// segment a GRO unit: its payload is that of consecutive segments of
+	// SegSize bytes each (the last may be shorter) that share its header,
+	// as a TSO packet from the kernel carries them. The engine takes them
+	// one by one, in order, exactly as it would take the segments that
+	// cutting the unit yields (sequence numbers counted up from the
+	// header's, FIN and PSH on the last only, CWR on the first only), so
+	// ACKs, SACK and D-SACK are those of segment-by-segment input; the
+	// header is checked, its options parsed and its checksum verified
+	// once for the whole unit.
+	SegSize int
+	// ChecksumOK says the link vouches for the TCP checksum, so the
+	// engine does not verify it: Linux behaviour (skb_csum_unnecessary()):
+	// a packet the kernel built on this host (CHECKSUM_PARTIAL, the TUN's
+	// NEEDS_CSUM) or whose checksum a device verified (DATA_VALID) is not
+	// checked again.
+	ChecksumOK bool
+}
+
+// InputGRO processes one inbound TCP segment, or a GRO unit of several
+// (InputMeta.SegSize), carried from src to dst.
+func (e *Engine) InputGRO(now Time, src, dst netip.Addr, b []byte, m InputMeta) {
 	t := wire.TCP(b)
 	if t.Valid() != nil {
+		e.stats.SegsIn++
 		e.stats.InErrs++
 		return
 	}
+	payload := t.Payload()
+	nseg := 1
+	if m.SegSize > 0 && len(payload) > m.SegSize {
+		nseg = (len(payload) + m.SegSize - 1) / m.SegSize
+	}
+	// Every segment of a unit counts as received, as when cut, also when
+	// the unit is dropped as a whole below.
+	e.stats.SegsIn += uint64(nseg)
 	// Checksums: the engine verifies every inbound segment's TCP checksum
 	// over the pseudo-header of its family (RFC 9293 §3.1 for IPv4, RFC
-	// 8200 §8.1 for IPv6) and computes every outbound one (finishPacket);
-	// the link layer below verifies nothing of TCP's. Both addresses are
-	// of one family and unmapped (an IPv4-mapped address never appears
-	// in an IPv6 header of a real packet, RFC 4291 §2.5.5.2); anything
-	// else is dropped as an error.
+	// 8200 §8.1 for IPv6) unless the link vouches for it (ChecksumOK), and
+	// computes every outbound one (finishPacket). A GRO unit's checksum
+	// covers the whole unit, so one bad byte drops all of it, counted once
+	// (Linux behaviour: tcp_v4_rcv() drops a bad GRO skb as one, one
+	// TCP_MIB_CSUMERRORS). Both addresses are of one family and unmapped
+	// (an IPv4-mapped address never appears in an IPv6 header of a real
+	// packet, RFC 4291 §2.5.5.2); anything else is dropped as an error.
 	if !plainAddr(src) || !plainAddr(dst) || src.Is4() != dst.Is4() {
 		e.stats.InErrs++
 		return
 	}
-	if !t.ChecksumValidAddr(src, dst) {
+	if !m.ChecksumOK && !t.ChecksumValidAddr(src, dst) {
 		e.stats.InCsumErrors++
 		return
 	}
@@ -280,25 +319,53 @@ func (e *Engine) Input(now Time, src, dst netip.Addr, b []byte) {
 		ack:     Seq(t.Ack()),
 		flags:   t.Flags(),
 		wnd:     t.Window(),
-		payload: t.Payload(),
+		payload: payload,
 		opts:    opts,
 		src:     netip.AddrPortFrom(src, t.SrcPort()),
 		dst:     netip.AddrPortFrom(dst, t.DstPort()),
 		hdr:     t[:t.DataOffset()],
 	}
+	if nseg == 1 {
+		e.deliver(now, &seg)
+		return
+	}
+	// A GRO unit, taken as the segments Linux's tcp_gso_segment() cuts
+	// from it: each carries the header with its own sequence number; FIN
+	// and PSH stay on the last, CWR on the first. Each is looked up and
+	// processed on its own, so a segment that ends the connection sends
+	// the rest where a lone segment would go.
+	flags := seg.flags
+	for i := range nseg {
+		off := i * m.SegSize
+		seg.seq = Seq(t.Seq()).Add(off)
+		seg.payload = payload[off:min(off+m.SegSize, len(payload))]
+		seg.flags = flags
+		if i < nseg-1 {
+			seg.flags &^= wire.FlagFIN | wire.FlagPSH
+		}
+		if i > 0 {
+			seg.flags &^= wire.FlagCWR
+		}
+		e.deliver(now, &seg)
+	}
+}
+
+// deliver hands a decoded segment to its connection, else to a listener,
+// else answers it with a reset.
+func (e *Engine) deliver(now Time, seg *segment) {
 	if c := e.conns[connKey{seg.dst, seg.src}]; c != nil {
-		c.input(now, &seg)
+		c.input(now, seg)
 		return
 	}
 	if l := e.listenerFor(seg.dst, seg.src); l != nil {
-		l.input(now, &seg)
+		l.input(now, seg)
 		return
 	}
 	if l := e.interceptFor(seg.dst.Addr()); l != nil {
-		l.input(now, &seg)
+		l.input(now, seg)
 		return
 	}
-	e.resetFor(now, &seg)
+	e.resetFor(now, seg)
 }
 
 // resetFor answers a segment that reached no connection (RFC 9293
