@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -60,7 +61,8 @@ type Options struct {
 	// IdleConns is how many connections idle opens (default 10,000).
 	IdleConns int
 	// ProfileDir, if set, receives a CPU profile and an allocation profile
-	// of tunstack, each from an extra run of bulk-up, bulk-down and crr.
+	// of tunstack, each from an extra run of bulk-up, bulk-down, rr and
+	// crr, and a runtime trace of rr from one more.
 	ProfileDir string
 	// Progress receives one line per run; nil for none.
 	Progress io.Writer
@@ -227,7 +229,11 @@ var (
 )
 
 // profiledScenarios are profiled on tunstack when Options.ProfileDir is set.
-var profiledScenarios = []string{"bulk-up", "bulk-down", "crr"}
+var profiledScenarios = []string{"bulk-up", "bulk-down", "rr", "crr"}
+
+// tracedScenarios also get a run under runtime/trace, for the latency its
+// goroutines spend waiting to run (rr's tail is hand-offs between them).
+var tracedScenarios = []string{"rr"}
 
 // runCtx is what a scenario's run gets: its environment and the window
 // hooks that take the measurements.
@@ -241,7 +247,7 @@ type runCtx struct {
 	// profile, if set, is the file prefix of this run's profile, and
 	// profileKind says which profile it takes.
 	profile, profileKind string
-	cpuFile              *os.File
+	profFile             *os.File // the CPU profile or trace being written
 }
 
 // window is the state at the start of a measured window.
@@ -258,6 +264,7 @@ type window struct {
 const (
 	profileCPU    = "cpu"
 	profileAllocs = "allocs"
+	profileTrace  = "trace"
 )
 
 // begin opens the measured window (and starts the profile of a profiled
@@ -267,7 +274,15 @@ func (r *runCtx) begin() window {
 	case profileCPU:
 		if f, err := os.Create(r.profile + ".cpu.pprof"); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
-				r.cpuFile = f
+				r.profFile = f
+			} else {
+				f.Close()
+			}
+		}
+	case profileTrace:
+		if f, err := os.Create(r.profile + ".trace"); err == nil {
+			if trace.Start(f) == nil {
+				r.profFile = f
 			} else {
 				f.Close()
 			}
@@ -298,10 +313,16 @@ func (r *runCtx) end(w window) windowEnd {
 	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans, drops: r.env.linkDrops() - w.drops, segs: r.env.segs().sub(w.segs)}
 	switch r.profileKind {
 	case profileCPU:
-		if r.cpuFile != nil {
+		if r.profFile != nil {
 			pprof.StopCPUProfile()
-			r.cpuFile.Close()
-			r.cpuFile = nil
+			r.profFile.Close()
+			r.profFile = nil
+		}
+	case profileTrace:
+		if r.profFile != nil {
+			trace.Stop()
+			r.profFile.Close()
+			r.profFile = nil
 		}
 	case profileAllocs:
 		runtime.GC()
@@ -421,8 +442,12 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			stacks := o.StacksFor(name)
 			if o.ProfileDir != "" && slices.Contains(profiledScenarios, name) && slices.Contains(stacks, "tunstack") {
 				prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
-				for _, kind := range []string{profileCPU, profileAllocs} {
-					o.progressf("[profile] tunstack %-9s %-6s -> %s.%s.pprof ...", sc.name, kind, prefix, kind)
+				kinds := []string{profileCPU, profileAllocs}
+				if slices.Contains(tracedScenarios, sc.name) {
+					kinds = append(kinds, profileTrace)
+				}
+				for _, kind := range kinds {
+					o.progressf("[profile] tunstack %-9s %-6s -> %s.%s ...", sc.name, kind, prefix, profileSuffix(kind))
 					if _, err := runOnce(ctx, &o, sc, fam, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
 						o.progressf(" error: %v\n", err)
 					} else {
@@ -472,6 +497,14 @@ func (e *SkipError) Error() string { return "skipped: " + e.Reason }
 
 // warmupFor is the warm-up before each window of a run of duration d.
 func warmupFor(d time.Duration) time.Duration { return max(d/10, 200*time.Millisecond) }
+
+// profileSuffix is the file suffix of a profile kind.
+func profileSuffix(kind string) string {
+	if kind == profileTrace {
+		return "trace"
+	}
+	return kind + ".pprof"
+}
 
 // profilePrefix is where a profiled run's files go, without the suffix.
 func profilePrefix(dir, stack, scenario string) string {

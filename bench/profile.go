@@ -15,7 +15,7 @@ import (
 type ProfileSummary struct {
 	Stack    string   `json:"stack"`
 	Scenario string   `json:"scenario"`
-	Kind     string   `json:"kind"` // "cpu", "cpu_cum", "alloc_space" or "alloc_objects"
+	Kind     string   `json:"kind"` // "cpu", "cpu_cum", "alloc_space", "alloc_objects" or "sched"
 	File     string   `json:"file"` // the profile read
 	Lines    []string `json:"lines,omitempty"`
 	Err      string   `json:"error,omitempty"`
@@ -23,26 +23,32 @@ type ProfileSummary struct {
 
 // profileKinds are the views a profiled run is summarized in: the CPU
 // profile of the window (by flat time, and by cumulative time over the
-// project's packages), and the allocations made during the window (the
+// project's packages), the allocations made during the window (the
 // allocs profile at its end minus the one at its start) by bytes and by
-// count.
+// count, and for a traced run the scheduler latency its trace shows
+// (`go tool trace -pprof=sched`: the time goroutines spent runnable
+// before they ran, by the stack where they were made runnable).
 var profileKinds = []struct {
 	kind, suffix string
 	args         func(prefix string) []string
+	// fromTrace, if set, is the -pprof view of the trace that is
+	// extracted first into suffix's file.
+	fromTrace string
 }{
-	{"cpu", ".cpu.pprof", func(string) []string { return nil }},
+	{"cpu", ".cpu.pprof", func(string) []string { return nil }, ""},
 	// The same CPU profile by cumulative time, showing only the project's
 	// own packages: system calls are charged to the stack code that made
 	// them.
 	{"cpu_cum", ".cpu.pprof", func(string) []string {
 		return []string{"-cum", `-show=^tunstack/(tcpcore|stack|netif|wire|congestion|policy)\.`}
-	}},
+	}, ""},
 	{"alloc_space", ".allocs.pprof", func(p string) []string {
 		return []string{"-sample_index=alloc_space", "-diff_base=" + p + ".allocs-base.pprof"}
-	}},
+	}, ""},
 	{"alloc_objects", ".allocs.pprof", func(p string) []string {
 		return []string{"-sample_index=alloc_objects", "-diff_base=" + p + ".allocs-base.pprof"}
-	}},
+	}, ""},
+	{"sched", ".sched.pprof", func(string) []string { return nil }, "sched"},
 }
 
 // SummarizeProfiles runs `go tool pprof -top` on the profiles a run with
@@ -55,6 +61,16 @@ func SummarizeProfiles(dir string, nodes int) []ProfileSummary {
 		prefix := profilePrefix(dir, "tunstack", sc)
 		for _, k := range profileKinds {
 			s := ProfileSummary{Stack: "tunstack", Scenario: sc, Kind: k.kind, File: prefix + k.suffix}
+			if k.fromTrace != "" {
+				if _, err := os.Stat(prefix + ".trace"); err != nil {
+					continue
+				}
+				if err := extractTraceProfile(goTool, prefix+".trace", k.fromTrace, s.File); err != nil {
+					s.Err = err.Error()
+					out = append(out, s)
+					continue
+				}
+			}
 			if _, err := os.Stat(s.File); err != nil {
 				continue
 			}
@@ -72,6 +88,26 @@ func SummarizeProfiles(dir string, nodes int) []ProfileSummary {
 		}
 	}
 	return out
+}
+
+// extractTraceProfile writes the pprof profile `go tool trace -pprof=view`
+// makes of a runtime trace to file.
+func extractTraceProfile(goTool, traceFile, view, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(goTool, "tool", "trace", "-pprof="+view, traceFile)
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	err = cmd.Run()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s tool trace -pprof=%s %s: %v: %s", goTool, view, traceFile, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
 }
 
 // topLines keeps pprof's totals line and the table, without the file,

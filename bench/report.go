@@ -499,7 +499,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
 	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
-	p("The TUN carries virtio-net headers: in each batch a stack writes, a run of TCP segments of one flow that the kernel can split back exactly (same headers and options, contiguous, PSH only on the last) goes as one GSO packet in one writev, which the kernel peer takes whole as it would a GRO batch; the device also offers TSO, so the kernel peer sends it TSO packets of up to 64 KiB, each read whole and cut back into segments before the stack sees them (netif/tun_gso.go). ")
+	p("The TUN carries virtio-net headers: in each batch a stack writes, a run of TCP segments of one flow that the kernel can split back exactly (same headers and options, contiguous, PSH only on the last) goes as one GSO packet in one writev, which the kernel peer takes whole as it would a GRO batch; the device also offers TSO, so the kernel peer sends it TSO packets of up to 64 KiB, each read whole: tunstack takes one through the descriptor seam as one GRO unit, the checksum the kernel left partial not verified (netif/desc.go, tcpcore.InputGRO); gVisor's link cuts it back into segments first (netif/tun_gso.go). ")
 	if prof, err := policy.ByName(s.Profile); err == nil && prof.PushEverySegments > 0 {
 		p("A run ends at a segment with PSH; the %q profile sets PSH at the end of each chunk of a burst sized as Linux sizes its TSO chunks (tcp_tso_autosize: a whole 64 KiB on this sub-millisecond path, at least %d segments), so tunstack's runs reach about 44 segments. ", s.Profile, prof.PushEverySegments)
 	}
@@ -574,6 +574,9 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 		p("(the allocs profile at its end minus the one at its start, each after a GC so that it is up to date). ")
 		p("Views: cpu by flat time (the whole process, the kernel peer's work included); cpu_cum by cumulative time over the project's packages only, so system calls are charged to the stack code that made them; ")
 		p("alloc_space and alloc_objects by flat value (sampled every 4 KiB during that run; with the start as pprof's diff base, the percentages are of the base's total, so read the absolute figures). ")
+		p("For rr, a third run is traced with runtime/trace, and sched is the trace's scheduler latency (`go tool trace -pprof=sched`): the time goroutines spent runnable but not running, by the stack that made them runnable. ")
+		p("A transaction of rr crosses goroutines twice on tunstack's side: the link reader, woken by the poller when the kernel writes the request to the TUN, runs the engine and wakes the application's goroutine blocked in Read; that one writes the reply into the engine and, finding no other writer, writes it to the TUN itself, outside the stack's lock. ")
+		p("What a p99 several times Linux's costs is in these runs: CPU in the engine and system calls shows in rr's cpu views, waiting to be scheduled in its sched view (on 2 cores shared with the kernel peer's goroutine, each wake-up may wait for a core), and garbage collection in its allocation views, which should be near empty in the steady state.\n\n")
 		p("The top entries are here; the longer lists are in %s, the raw profiles where `--profile-dir` put them ", summaryDir)
 		p("(`go tool pprof -http=: FILE`).\n\n")
 		for _, ps := range r.Profiles {

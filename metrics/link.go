@@ -15,23 +15,52 @@ import (
 // failures). It adds a few atomic
 // additions per batch and copies nothing. serve puts it right above the
 // TUN device, so it counts what the device gave and took.
+//
+// It passes the descriptors of a link that has them through (it is a
+// netif.DescReader and a netif.DescWriter), so the stack above still takes
+// TSO packets whole and leaves checksums to the device; a read of a TSO
+// packet counts as one packet, as the device's own counters count it.
 type LinkCounter struct {
 	netif.Link
+	dr                                       netif.DescReader
+	dw                                       netif.DescWriter
 	reads, readPkts, readBytes, readErrs     atomic.Uint64
 	writes, writePkts, writeBytes, writeErrs atomic.Uint64
 }
 
 // NewLinkCounter wraps link.
-func NewLinkCounter(link netif.Link) *LinkCounter { return &LinkCounter{Link: link} }
+func NewLinkCounter(link netif.Link) *LinkCounter {
+	return &LinkCounter{Link: link, dr: netif.NewDescReader(link), dw: netif.NewDescWriter(link)}
+}
 
 // ReadPackets implements netif.Link.
 func (l *LinkCounter) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	n, err := l.Link.ReadPackets(bufs, sizes)
+	var b uint64
+	for _, s := range sizes[:max(n, 0)] {
+		b += uint64(s)
+	}
+	l.countRead(n, b, err)
+	return n, err
+}
+
+// DescRoom implements netif.DescReader.
+func (l *LinkCounter) DescRoom() int { return l.dr.DescRoom() }
+
+// ReadDescs implements netif.DescReader.
+func (l *LinkCounter) ReadDescs(arena []byte, pkts [][]byte, descs []netif.Desc) (int, error) {
+	n, err := l.dr.ReadDescs(arena, pkts, descs)
+	var b uint64
+	for _, p := range pkts[:max(n, 0)] {
+		b += uint64(len(p))
+	}
+	l.countRead(n, b, err)
+	return n, err
+}
+
+// countRead counts a read of n packets of b bytes in all.
+func (l *LinkCounter) countRead(n int, b uint64, err error) {
 	if n > 0 {
-		var b uint64
-		for _, s := range sizes[:n] {
-			b += uint64(s)
-		}
 		l.reads.Add(1)
 		l.readPkts.Add(uint64(n))
 		l.readBytes.Add(b)
@@ -39,12 +68,24 @@ func (l *LinkCounter) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 		l.readErrs.Add(1)
 	}
-	return n, err
 }
 
 // WritePackets implements netif.Link.
 func (l *LinkCounter) WritePackets(pkts [][]byte) (int, error) {
 	n, err := l.Link.WritePackets(pkts)
+	l.countWrite(pkts, n, err)
+	return n, err
+}
+
+// WriteDescs implements netif.DescWriter.
+func (l *LinkCounter) WriteDescs(pkts [][]byte, descs []netif.Desc) (int, error) {
+	n, err := l.dw.WriteDescs(pkts, descs)
+	l.countWrite(pkts, n, err)
+	return n, err
+}
+
+// countWrite counts a write of pkts that sent n of them.
+func (l *LinkCounter) countWrite(pkts [][]byte, n int, err error) {
 	if n > 0 {
 		var b uint64
 		for _, p := range pkts[:n] {
@@ -57,7 +98,6 @@ func (l *LinkCounter) WritePackets(pkts [][]byte) (int, error) {
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		l.writeErrs.Add(1)
 	}
-	return n, err
 }
 
 // LinkStats are a LinkCounter's counts.

@@ -122,11 +122,16 @@ type TUN struct {
 	gsoReadSegs atomic.Uint64 // segments cut from them
 	gsoDrops    atomic.Uint64 // packets read that could not be used
 
-	writeMu   sync.Mutex
-	writeFn   func(fd uintptr) bool
-	writePkts [][]byte
-	writeN    int
-	writeErr  error
+	// ReadDescs' state (tun_desc.go), guarded by readMu too.
+	desc   descState
+	descFn func(fd uintptr) bool
+
+	writeMu    sync.Mutex
+	writeFn    func(fd uintptr) bool
+	writePkts  [][]byte
+	writeDescs []Desc // with WriteDescs, what each of writePkts is; nil with WritePackets
+	writeN     int
+	writeErr   error
 
 	// With offload: coalesce is cleared if the kernel refuses a GSO write;
 	// writeHdr holds the virtio header (zero for a single packet) and, for
@@ -353,8 +358,9 @@ func (t *TUN) GSOStats() (packets, segments uint64) {
 	return t.gsoPackets.Load(), t.gsoSegments.Load()
 }
 
-// GSOReadStats returns how many TSO packets ReadPackets has read and how
-// many segments it cut them into.
+// GSOReadStats returns how many TSO packets ReadPackets or ReadDescs has
+// read and how many segments they carried (ReadPackets cuts them,
+// ReadDescs hands them over whole).
 func (t *TUN) GSOReadStats() (packets, segments uint64) {
 	return t.gsoReads.Load(), t.gsoReadSegs.Load()
 }
@@ -546,12 +552,27 @@ func (t *TUN) readOne(fd uintptr, buf []byte) (int, error) {
 // GSO packet (gsoRun) go in one writev(2), the rest one by one behind a zero
 // virtio header.
 func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
+	return t.write(pkts, nil)
+}
+
+// WriteDescs implements DescWriter: WritePackets, where a packet with a
+// partial checksum goes to the kernel with NEEDS_CSUM for it to finish
+// (inside a GSO packet it is finished like any other), or without
+// offload is finished here first.
+func (t *TUN) WriteDescs(pkts [][]byte, descs []Desc) (int, error) {
+	if len(descs) < len(pkts) {
+		return 0, fmt.Errorf("netif: WriteDescs with %d packets and %d descriptors: give one descriptor per packet", len(pkts), len(descs))
+	}
+	return t.write(pkts, descs)
+}
+
+func (t *TUN) write(pkts [][]byte, descs []Desc) (int, error) {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	t.writePkts, t.writeN, t.writeErr = pkts, 0, nil
+	t.writePkts, t.writeDescs, t.writeN, t.writeErr = pkts, descs, 0, nil
 	err := t.raw.Write(t.writeFn)
 	n, werr := t.writeN, t.writeErr
-	t.writePkts = nil
+	t.writePkts, t.writeDescs = nil, nil
 	if err == nil {
 		err = werr
 	}
@@ -566,7 +587,11 @@ func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
 
 func (t *TUN) writeBatch(fd uintptr) bool {
 	for t.writeN < len(t.writePkts) {
-		sent, err := t.writeOne(fd, t.writePkts[t.writeN:])
+		var descs []Desc
+		if t.writeDescs != nil {
+			descs = t.writeDescs[t.writeN:]
+		}
+		sent, err := t.writeOne(fd, t.writePkts[t.writeN:], descs)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -592,9 +617,17 @@ func (t *TUN) writeBatch(fd uintptr) bool {
 }
 
 // writeOne writes the first packet of pkts, or the run that starts there,
-// and returns how many packets it covered (or tried to).
-func (t *TUN) writeOne(fd uintptr, pkts [][]byte) (int, error) {
+// and returns how many packets it covered (or tried to). descs, if not
+// nil, describe pkts.
+func (t *TUN) writeOne(fd uintptr, pkts [][]byte, descs []Desc) (int, error) {
+	var d Desc
+	if descs != nil {
+		d = descs[0]
+	}
 	if !t.offload {
+		if !finishPartial(pkts[0], d) {
+			return 1, unix.EINVAL
+		}
 		_, err := unix.Write(int(fd), pkts[0])
 		return 1, err
 	}
@@ -605,6 +638,14 @@ func (t *TUN) writeOne(fd uintptr, pkts [][]byte) (int, error) {
 	var iovs int
 	if run == 1 {
 		clear(t.writeHdr[:vnetHdrLen]) // gso_type NONE, checksum complete
+		if d.Csum == CsumPartial {
+			// The kernel finishes the sum from csum_start
+			// (virtio_net_hdr_to_skb: CHECKSUM_PARTIAL).
+			if d.CsumStart < 0 || d.CsumStart+wire.TCPHeaderLen > len(pkts[0]) {
+				return 1, unix.EINVAL
+			}
+			vnetHdr{flags: vnetFlagNeedsCsum, csumStart: uint16(d.CsumStart), csumOffset: tcpCsumOffset}.put(t.writeHdr[:])
+		}
 		t.writeIov[0].Base = &t.writeHdr[0]
 		t.writeIov[0].SetLen(vnetHdrLen)
 		t.writeIov[1].Base = unsafe.SliceData(pkts[0])

@@ -32,12 +32,14 @@ const (
 	vnetFlagNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	vnetFlagDataValid = 2 // VIRTIO_NET_HDR_F_DATA_VALID
 
-	vnetGSONone  = 0 // VIRTIO_NET_HDR_GSO_NONE
-	vnetGSOTCPv4 = 1 // VIRTIO_NET_HDR_GSO_TCPV4
-	vnetGSOUDP   = 3 // VIRTIO_NET_HDR_GSO_UDP, never asked for
-	vnetGSOTCPv6 = 4 // VIRTIO_NET_HDR_GSO_TCPV6
+	vnetGSONone  = 0    // VIRTIO_NET_HDR_GSO_NONE
+	vnetGSOTCPv4 = 1    // VIRTIO_NET_HDR_GSO_TCPV4
+	vnetGSOUDP   = 3    // VIRTIO_NET_HDR_GSO_UDP, never asked for
+	vnetGSOTCPv6 = 4    // VIRTIO_NET_HDR_GSO_TCPV6
+	vnetGSOECN   = 0x80 // VIRTIO_NET_HDR_GSO_ECN: the TSO packet has CWR set, on its first segment only
 
-	udpCsumOffset = 6 // offsetof(struct udphdr, check)
+	udpCsumOffset = 6  // offsetof(struct udphdr, check)
+	tcpCsumOffset = 16 // offsetof(struct tcphdr, check)
 )
 
 // Limits of one coalesced packet.

@@ -517,6 +517,22 @@ func testTUNNoAllocs(t *testing.T, offload bool) {
 	if p := wire.IPv4(bufs[0][:sizes[0]]); p.Valid() != nil || p.Protocol() != wire.ProtoICMP {
 		t.Fatalf("read % x, want the kernel's echo reply", bufs[0][:sizes[0]])
 	}
+	// The same through the descriptor seam.
+	arena, dpkts, descs := make([]byte, tun.DescRoom()), make([][]byte, 1), make([]netif.Desc, 1)
+	allocs = testing.AllocsPerRun(100, func() {
+		if _, err := tun.WritePackets(pkts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tun.ReadDescs(arena, dpkts, descs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a write and a descriptor read allocate %.1f times, want 0", allocs)
+	}
+	if p := wire.IPv4(dpkts[0]); p.Valid() != nil || p.Protocol() != wire.ProtoICMP || descs[0].GSO != netif.GSONone {
+		t.Fatalf("read % x (%+v), want the kernel's echo reply", dpkts[0], descs[0])
+	}
 	if !offload {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"tunstack/netif"
 	"tunstack/tcpcore"
 	"tunstack/wire"
 )
@@ -115,16 +116,21 @@ func (r *replies) add(n int, k replyKind) {
 	r.kind = append(r.kind, k)
 }
 
-// readLoop is the link reader: it reads packets in batches into buffers
-// allocated once, demultiplexes them by IP version (ipv4.go, ipv6.go), and
-// flushes the engine's output once per batch rather than once per packet.
+// readLoop is the link reader: it reads packets in batches, with their
+// descriptors (netif.DescReader: a link without them is read through
+// ReadPackets), into an arena allocated once, demultiplexes them by IP
+// version (ipv4.go, ipv6.go), and flushes the engine's output once per
+// batch rather than once per packet. A TSO packet from the TUN goes to
+// the engine whole, as one GRO unit, its checksum trusted where the
+// kernel built it.
 func (s *Stack) readLoop() {
 	defer s.wg.Done()
-	bufs := make([][]byte, readBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, s.mtu)
-	}
-	sizes := make([]int, readBatch)
+	dr := netif.NewDescReader(s.link)
+	// Room for a batch of full-sized packets, and for several reads of
+	// the largest TSO packet where the link delivers those.
+	arena := make([]byte, max(readBatch*s.mtu, 4*dr.DescRoom()))
+	pkts := make([][]byte, readBatch)
+	descs := make([]netif.Desc, readBatch)
 	// One reply at most per packet read; an ICMPv6 error needs room for
 	// the minimum MTU (New refuses IPv6 on a smaller link).
 	rp := replies{bufs: make([][]byte, readBatch), out: make([][]byte, 0, readBatch), kind: make([]replyKind, 0, readBatch)}
@@ -133,7 +139,7 @@ func (s *Stack) readLoop() {
 	}
 	st := &s.ipStats
 	for {
-		n, err := s.link.ReadPackets(bufs, sizes)
+		n, err := dr.ReadDescs(arena, pkts, descs)
 		if err != nil {
 			// A closed link ends the stack's input. Any other read error
 			// means a broken link; retrying would spin, so it ends input
@@ -148,13 +154,17 @@ func (s *Stack) readLoop() {
 		s.mu.Lock()
 		now := s.now()
 		for i := range n {
-			b := bufs[i][:sizes[i]]
+			b, d := pkts[i], descs[i]
+			m := tcpcore.InputMeta{ChecksumOK: d.Csum != netif.CsumNone}
+			if d.GSO != netif.GSONone {
+				m.SegSize = d.GSOSize
+			}
 			switch {
 			case len(b) > 0 && b[0]>>4 == 4:
-				s.input4(now, wire.IPv4(b), &rp)
+				s.input4(now, wire.IPv4(b), m, &rp)
 			case len(b) > 0 && b[0]>>4 == 6:
 				st.packetsIn6.Add(1)
-				s.input6(now, wire.IPv6(b), &rp)
+				s.input6(now, wire.IPv6(b), m, &rp)
 			default:
 				st.malformed.Add(1)
 			}
@@ -197,25 +207,45 @@ func (s *Stack) writeReplies(rp *replies) {
 // ipv6.go), and writes the batch to the link. Only the goroutine holding
 // the stack's writing flag uses it, so its scratch slice and ID counter
 // need no lock.
+//
+// On a link that takes descriptors (netif.DescWriter) the engine leaves
+// checksums partial (tcpcore.Config.ChecksumOffload) and each packet goes
+// with a descriptor saying so, for the link or the kernel to finish.
 type ipWriter struct {
-	id      uint16   // IPv4 identification, incremented per packet
-	flowKey uint32   // keys the IPv6 flow labels (flowLabel)
-	pkts    [][]byte // scratch: the framed packets of one batch
+	id      uint16           // IPv4 identification, incremented per packet
+	flowKey uint32           // keys the IPv6 flow labels (flowLabel)
+	pkts    [][]byte         // scratch: the framed packets of one batch
+	dw      netif.DescWriter // the link's, if it takes descriptors
+	descs   []netif.Desc     // scratch: pkts' descriptors, with dw
 }
 
 func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
-	w.pkts = w.pkts[:0]
+	w.pkts, w.descs = w.pkts[:0], w.descs[:0]
 	for _, p := range batch {
+		d := netif.Desc{CsumStart: wire.IPv4HeaderLen}
 		if p.Src.Is4() {
 			w.pkts = append(w.pkts, w.frame4(p))
 		} else {
 			w.pkts = append(w.pkts, w.frame6(p))
+			d.CsumStart = wire.IPv6HeaderLen
+		}
+		if w.dw != nil {
+			if p.ChecksumPartial() {
+				d.Csum = netif.CsumPartial
+			}
+			w.descs = append(w.descs, d)
 		}
 	}
 	// A link may refuse one packet (too big for it) and report how many
 	// it sent before that one; the rest of the batch still goes out.
 	for off := 0; off < len(w.pkts); {
-		n, err := s.link.WritePackets(w.pkts[off:])
+		var n int
+		var err error
+		if w.dw != nil {
+			n, err = w.dw.WriteDescs(w.pkts[off:], w.descs[off:])
+		} else {
+			n, err = s.link.WritePackets(w.pkts[off:])
+		}
 		s.ipStats.packetsOut.Add(uint64(n))
 		if n6 := countIPv6(w.pkts[off : off+n]); n6 > 0 {
 			s.ipStats.packetsOut6.Add(uint64(n6))

@@ -20,8 +20,10 @@ const (
 
 // input4 takes one IPv4 packet: TCP to the engine, ICMP echo answered,
 // ICMP errors about our segments to the engine, the rest dropped and
-// counted. The caller holds s.mu.
-func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, rp *replies) {
+// counted. m is what the link said of the packet (a TSO packet of many
+// segments, a checksum it vouches for): a GSO packet is TCP or nothing.
+// The caller holds s.mu.
+func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp *replies) {
 	st := &s.ipStats
 	if pkt.Valid() != nil {
 		st.malformed.Add(1)
@@ -39,12 +41,14 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, rp *replies) {
 		}
 		return
 	}
-	switch pkt.Protocol() {
-	case wire.ProtoTCP:
+	switch p := pkt.Protocol(); {
+	case p == wire.ProtoTCP:
 		st.tcpIn.Add(1)
-		s.e.Input(now, pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload())
+		s.e.InputGRO(now, pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload(), m)
 		return
-	case wire.ProtoICMP:
+	case m.SegSize > 0:
+		// A GSO packet that is not TCP: not one the kernel's TCP built.
+	case p == wire.ProtoICMP:
 		// Only an echo request goes to netif.EchoReply: for any other
 		// message it would check the IPv4 header and the ICMP checksum
 		// again just to refuse it.

@@ -22,7 +22,9 @@ const ipv6HopLimit = 64
 // answered; Packet Too Big and Destination Unreachable about our segments
 // go to the engine; the neighbour discovery and MLD messages the kernel
 // sends on a TUN device are ignored and counted. The caller holds s.mu.
-func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
+//
+// m is what the link said of the packet, as for input4.
+func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, m tcpcore.InputMeta, rp *replies) {
 	st := &s.ipStats
 	if !s.addr6.IsValid() {
 		st.noIPv6.Add(1)
@@ -89,8 +91,12 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, rp *replies) {
 			return
 		}
 		st.tcpIn.Add(1)
-		s.e.Input(now, u.Src, u.Dst, u.Data)
+		s.e.InputGRO(now, u.Src, u.Dst, u.Data, m)
 	case wire.ProtoICMPv6:
+		if m.SegSize > 0 {
+			st.otherProto6.Add(1) // a GSO packet is TCP
+			return
+		}
 		s.icmp6(now, pkt, u, ours, rp)
 	default:
 		st.otherProto6.Add(1) // No Next Header: nothing to deliver (RFC 8200 §4.7)

@@ -130,6 +130,11 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		done:    make(chan struct{}),
 	}
 	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret}
+	if dw, ok := link.(netif.DescWriter); ok {
+		// The link finishes the checksums (ipWriter).
+		ecfg.ChecksumOffload = true
+		s.out.dw = dw
+	}
 	if cfg.Trace != nil {
 		s.trace = cfg.Trace
 		s.byKey = make(map[traceKey]*Conn)

@@ -96,8 +96,15 @@ func BenchmarkBulkReceiveGRO(b *testing.B) {
 // BenchmarkBulkSend measures the send path: the application writes one
 // segment's worth, the engine emits it, and every second segment an ACK
 // comes back.
-func BenchmarkBulkSend(b *testing.B) {
+func BenchmarkBulkSend(b *testing.B) { benchBulkSend(b, false) }
+
+// BenchmarkBulkSendChecksumOffload is BulkSend with the checksums left
+// partial for the link (Config.ChecksumOffload), the descriptor output.
+func BenchmarkBulkSendChecksumOffload(b *testing.B) { benchBulkSend(b, true) }
+
+func benchBulkSend(b *testing.B, offload bool) {
 	p, c, iss := benchConn(b)
+	p.e.cfg.ChecksumOffload = offload
 	c.SetNoDelay(p.now, true)
 	e := p.e
 	ack := tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535,

@@ -1,9 +1,14 @@
 package tcpcore
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
+
+	"tunstack/wire"
 )
 
 // The engine verifies every inbound TCP checksum over the pseudo-header of
@@ -60,5 +65,66 @@ func TestConnectFamiliesMustMatch(t *testing.T) {
 	}
 	if _, err := p.e.Listen(p.now, netip.MustParseAddrPort("[fe80::1%eth0]:80"), 1, SockOpts{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Listen on a zoned address = %v, want EINVAL", err)
+	}
+}
+
+// With Config.ChecksumOffload every outbound segment leaves its checksum
+// partial: the field holds the pseudo-header sum over the segment's
+// length, folded and not complemented, so that summing the segment from
+// its TCP header (what a device or the kernel does for virtio's
+// NEEDS_CSUM) gives the checksum; Packet.ChecksumPartial says so. Without
+// it the checksum is complete. Over both families, for a SYN and for a
+// data segment.
+func TestChecksumOffloadLeavesThePseudoHeaderSum(t *testing.T) {
+	for _, f := range []family{ipv4, ipv6} {
+		t.Run(f.String(), func(t *testing.T) {
+			for _, offload := range []bool{false, true} {
+				e, err := NewEngine(Config{Profile: testProfile(), MTU: 1500, Secret: [32]byte{9}, ChecksumOffload: offload})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, r := f.addrs()
+				c, err := e.Connect(Time(time.Second), netip.AddrPortFrom(l.Addr(), 0), r, SockOpts{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				syn := e.Output(nil)
+				if len(syn) != 1 {
+					t.Fatalf("connect sent %d segments, want a SYN", len(syn))
+				}
+				sa := wire.TCP(syn[0].Segment())
+				// A SYN-ACK, then data from the application.
+				synAck := tseg{flags: fSA, seq: peerISN, ack: Seq(sa.Seq()) + 1, wnd: 65535, opts: plainSyn}.
+					encode(r, netip.AddrPortFrom(l.Addr(), sa.SrcPort()))
+				e.Input(Time(time.Second), r.Addr(), l.Addr(), synAck)
+				c.Write(Time(time.Second), bytes.Repeat([]byte{'d'}, 1000))
+				pkts := append(syn, e.Output(nil)...)
+				if len(pkts) < 3 {
+					t.Fatalf("got %d segments, want SYN, ACK and data", len(pkts))
+				}
+				for i, p := range pkts {
+					seg := wire.TCP(p.Segment())
+					if p.ChecksumPartial() != offload {
+						t.Fatalf("segment %d: ChecksumPartial %v with ChecksumOffload %v", i, p.ChecksumPartial(), offload)
+					}
+					if !offload {
+						if !seg.ChecksumValidAddr(p.Src, p.Dst) {
+							t.Fatalf("segment %d: bad checksum without offload", i)
+						}
+						continue
+					}
+					want := ^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg)))
+					if got := binary.BigEndian.Uint16(seg[16:]); got != want {
+						t.Fatalf("segment %d: checksum field %#04x, want the pseudo-header sum %#04x", i, got, want)
+					}
+					// Finish it as the receiver of NEEDS_CSUM does.
+					seg.SetChecksum(wire.Fold(wire.Checksum(seg, 0)))
+					if !seg.ChecksumValidAddr(p.Src, p.Dst) {
+						t.Fatalf("segment %d: the finished checksum is not valid", i)
+					}
+				}
+				e.Release(pkts)
+			}
+		})
 	}
 }

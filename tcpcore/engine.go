@@ -48,6 +48,13 @@ type Config struct {
 	// Trace, if set, is called synchronously with every congestion event
 	// (for `--trace FILE`); it must not call back into the engine.
 	Trace func(CongestionEvent)
+	// ChecksumOffload leaves each outbound segment's TCP checksum for the
+	// link to finish, as Linux leaves it to a device with checksum
+	// offload (CHECKSUM_PARTIAL): the field holds the pseudo-header sum
+	// over the segment's length, folded and not complemented, and
+	// Packet.ChecksumPartial says so. Only for a driver whose link
+	// completes it (a TUN with virtio headers, through netif.DescWriter).
+	ChecksumOffload bool
 }
 
 // Waker is the driver's handle on a socket: the engine calls nothing on it
@@ -406,7 +413,16 @@ func (e *Engine) newPacket(local, remote netip.AddrPort) *Packet {
 func (e *Engine) finishPacket(p *Packet, n int) {
 	p.end = Headroom + n
 	seg := wire.TCP(p.buf[Headroom:p.end])
-	seg.ComputeChecksumAddr(p.Src, p.Dst)
+	if e.cfg.ChecksumOffload {
+		// The sum from the TCP header on, over the field as it is, is the
+		// checksum: what virtio's NEEDS_CSUM with csum_start at the TCP
+		// header asks the receiver of the packet to add.
+		seg.SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, n)))
+		p.partial = true
+	} else {
+		seg.ComputeChecksumAddr(p.Src, p.Dst)
+		p.partial = false
+	}
 	e.stats.SegsOut++
 	e.out = append(e.out, p)
 }

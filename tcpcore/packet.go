@@ -13,11 +13,16 @@ type Packet struct {
 	Src, Dst netip.Addr
 	buf      []byte // Headroom + segment capacity
 	end      int    // segment is buf[Headroom:end]
+	partial  bool   // the checksum field holds the pseudo-header sum only
 }
 
 // Segment returns the TCP segment: header, options and payload, with its
-// checksum already computed.
+// checksum computed, or with Config.ChecksumOffload left partial.
 func (p *Packet) Segment() []byte { return p.buf[Headroom:p.end] }
+
+// ChecksumPartial reports whether the segment's checksum field holds only
+// the pseudo-header sum (Config.ChecksumOffload) for the link to finish.
+func (p *Packet) ChecksumPartial() bool { return p.partial }
 
 // WithHeader returns the segment with n bytes of headroom in front of it,
 // for the driver to fill with a network header. n must not exceed Headroom.
