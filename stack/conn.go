@@ -13,9 +13,9 @@ import (
 // behaviour.
 //
 // Every method takes the stack's lock around its engine calls. A call that
-// must wait takes the socket's notifier channel under the lock, flushes,
-// and sleeps on that channel and its deadline; the engine's wakeup for the
-// socket closes the channel. Nothing polls.
+// must wait registers with the socket's notifier under the lock, flushes,
+// and sleeps on the notifier's channel and its deadline; the engine's
+// wakeup for the socket sends it a token. Nothing polls.
 type Conn struct {
 	s            *Stack
 	tc           *tcpcore.Conn
@@ -85,13 +85,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 			}
 			return n, nil
 		}
-		wake := c.n.wait()
+		wake, gen := c.n.wait()
 		s.mu.Unlock() // a read that would block produced no output
 		select {
 		case <-wake:
 		case <-c.rd.wait():
 		}
 		s.mu.Lock()
+		c.n.done(gen)
 	}
 }
 
@@ -127,13 +128,14 @@ func (c *Conn) Write(b []byte) (int, error) {
 			s.unlockFlush()
 			return total, c.ioError("write", err)
 		}
-		wake := c.n.wait()
+		wake, gen := c.n.wait()
 		s.unlockFlush() // send what is queued before sleeping on the ACKs
 		select {
 		case <-wake:
 		case <-c.wd.wait():
 		}
 		s.mu.Lock()
+		c.n.done(gen)
 	}
 }
 
@@ -176,7 +178,7 @@ func (c *Conn) lingerWait(until tcpcore.Time) {
 		if c.tc.LingerDone(now) || now >= until || s.closed {
 			return
 		}
-		wake := c.n.wait()
+		wake, gen := c.n.wait()
 		s.unlockFlush()
 		select {
 		case <-wake:
@@ -184,6 +186,7 @@ func (c *Conn) lingerWait(until tcpcore.Time) {
 		case <-s.done:
 		}
 		s.mu.Lock()
+		c.n.done(gen)
 	}
 }
 

@@ -107,13 +107,14 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 			s.unlockFlush()
 			return nil, c.opError("dial", err)
 		}
-		wake := c.n.wait()
+		wake, gen := c.n.wait()
 		s.unlockFlush() // sends the SYN
 		select {
 		case <-wake:
 		case <-ctx.Done():
 		}
 		s.mu.Lock()
+		c.n.done(gen)
 		if ctx.Err() != nil && !tc.Connected() {
 			c.discard()
 			s.unlockFlush()

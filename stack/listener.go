@@ -133,10 +133,11 @@ func (l *listener) Accept() (net.Conn, error) {
 			s.mu.Unlock()
 			return nil, l.opError(err)
 		}
-		wake := l.n.wait()
+		wake, gen := l.n.wait()
 		s.mu.Unlock()
 		<-wake
 		s.mu.Lock()
+		l.n.done(gen)
 	}
 }
 

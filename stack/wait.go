@@ -5,37 +5,68 @@ import (
 	"time"
 )
 
-// notifier is the tcpcore.Waker of one socket. A blocked call takes the
-// current channel under the stack lock, drops the lock and waits; Wake
-// closes the channel, so every waiter of that generation runs again and
-// re-checks its condition under the lock. Because the check and the take
-// happen under the same lock as Wake, no wakeup is lost.
+// notifier is the tcpcore.Waker of one socket. A blocked call registers
+// under the stack lock (wait), drops the lock and waits on the socket's
+// channel; after it wakes, for whatever reason, it takes the lock and
+// deregisters (done). Wake makes every call waiting at that moment run
+// again and re-check its condition under the lock; because the check and
+// the registration happen under the same lock as Wake, no wakeup is lost.
 //
-// The channel is made only when someone waits: the engine wakes a busy
-// socket on every ACK, and most of those wakeups find nobody blocked, so
-// they must not allocate.
+// The channel is made once per socket, on its first wait, and carries at
+// most one token: Wake sends one if some waiter started waiting before it,
+// and each such waiter that deregisters passes a token on while others
+// remain, so one token wakes them all in turn. A waiter that registered
+// after the Wake may take a token meant for an older one; it passes it on
+// too, and merely re-checks. Nothing is allocated per wait, so a
+// request/response connection that blocks in Read once per request makes
+// no garbage (a channel closed per Wake did, one per blocking call).
 //
 // All fields are guarded by the stack's mutex; Wake is called by the stack
 // while it holds that mutex (engine wakeups are processed under it).
 type notifier struct {
-	ch chan struct{}
+	sig     chan struct{} // capacity 1
+	gen     uint64        // Wakes so far
+	waiters int           // registered waiters
+	older   int           // of them, those registered before the last Wake: owed a wakeup
 }
 
 // Wake implements tcpcore.Waker.
 func (n *notifier) Wake() {
-	if n.ch != nil {
-		close(n.ch)
-		n.ch = nil
+	n.gen++
+	n.older = n.waiters
+	n.token()
+}
+
+// token leaves a token in the channel if a waiter is owed a wakeup and
+// none is there.
+func (n *notifier) token() {
+	if n.older > 0 {
+		select {
+		case n.sig <- struct{}{}:
+		default: // one is there already
+		}
 	}
 }
 
-// wait returns the channel the next Wake closes. The caller holds the
-// stack's mutex.
-func (n *notifier) wait() <-chan struct{} {
-	if n.ch == nil {
-		n.ch = make(chan struct{})
+// wait registers a waiter and returns the channel to wait on and the
+// registration's generation, for done. The caller holds the stack's mutex.
+func (n *notifier) wait() (<-chan struct{}, uint64) {
+	if n.sig == nil {
+		n.sig = make(chan struct{}, 1)
 	}
-	return n.ch
+	n.waiters++
+	return n.sig, n.gen
+}
+
+// done deregisters a waiter of generation gen, woken or not, and passes a
+// token on if others are still owed one. The caller holds the stack's
+// mutex again.
+func (n *notifier) done(gen uint64) {
+	n.waiters--
+	if gen != n.gen {
+		n.older--
+	}
+	n.token()
 }
 
 // deadline is one of a Conn's I/O deadlines (read or write). Its channel is
