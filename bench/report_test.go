@@ -367,3 +367,26 @@ func TestFamilyRowsPutIPv6BesideIPv4(t *testing.T) {
 		t.Errorf("familyRows = %q, want %q", got, want)
 	}
 }
+
+// TestRRTailSectionOnlyWithRRProfiles: the report says where rr's tail
+// goes, and how to read its trace, only when rr was profiled.
+func TestRRTailSectionOnlyWithRRProfiles(t *testing.T) {
+	rep, err := NewReport(Options{Runs: 3, Duration: time.Second}, sampleResults(), Machine{Cores: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Profiles = []ProfileSummary{{Stack: "tunstack", Scenario: "crr", Kind: "cpu", Lines: []string{"flat  flat%", "1s 10% main"}}}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, "", "perf/")
+	if strings.Contains(md.String(), "Where rr's tail goes") {
+		t.Error("the rr tail section without rr profiles")
+	}
+	rep.Profiles = append(rep.Profiles, ProfileSummary{Stack: "tunstack", Scenario: "rr", Kind: "sched", Lines: []string{"flat  flat%", "103ms 45% tunstack/stack.(*notifier).Wake"}})
+	md.Reset()
+	rep.WriteMarkdown(&md, "", "perf/")
+	for _, want := range []string{"### Where rr's tail goes", "### rr, sched", "notifier).Wake", "go tool trace -pprof=sched"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+}
