@@ -67,7 +67,7 @@ func NewCollector(src Source) *Collector {
 		"Finished connections given to the application that took an RTT sample, by their smoothed RTT at the end.", nil, nil)
 	for i, d := range []struct{ name, help string }{
 		{"tunstack_link_reads_total", "Reads from the device that returned packets (a batch each)."},
-		{"tunstack_link_read_packets_total", "Packets read from the device (TSO packets already cut into segments)."},
+		{"tunstack_link_read_packets_total", "Packets read from the device (a TSO packet counts once: the stack takes it whole)."},
 		{"tunstack_link_read_bytes_total", "Bytes of the packets read from the device."},
 		{"tunstack_link_read_errors_total", "Reads from the device that failed."},
 		{"tunstack_link_writes_total", "Writes to the device that sent packets (a batch each)."},
@@ -81,7 +81,7 @@ func NewCollector(src Source) *Collector {
 		{"tunstack_tun_gso_writes_total", "GSO packets written: runs of segments coalesced into one write."},
 		{"tunstack_tun_gso_write_segments_total", "Segments those GSO packets carried."},
 		{"tunstack_tun_tso_reads_total", "TSO packets the kernel handed over in one read."},
-		{"tunstack_tun_tso_read_segments_total", "Segments cut from those TSO packets."},
+		{"tunstack_tun_tso_read_segments_total", "Segments those TSO packets carried."},
 		{"tunstack_tun_read_drops_total", "Packets read from the device that could not be used (a GSO kind not asked for, or one that does not parse)."},
 	} {
 		c.tun[i] = prometheus.NewDesc(d.name, d.help, nil, nil)
