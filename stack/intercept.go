@@ -233,16 +233,17 @@ func (f *Frontend) covers(a netip.Addr) bool {
 // input takes a packet to an address that is not the stack's: TCP to an
 // intercepted address goes to the engine, UDP to one is answered with
 // ICMP port unreachable (RFC 1122 §3.2.2.1, RFC 4443 §3.1 code 4). It
-// reports whether it took the packet. The caller (the reader) holds s.mu.
-func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, rp *replies) bool {
-	if !f.covers(u.Dst) {
-		return false
+// reports whether it took the packet. m is what the link said of it, as
+// for input4. The caller (the reader) holds s.mu.
+func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, m tcpcore.InputMeta, rp *replies) bool {
+	if !f.covers(u.Dst) || m.SegSize > 0 && u.Proto != wire.ProtoTCP {
+		return false // a GSO packet is TCP
 	}
 	s := f.s
 	switch u.Proto {
 	case wire.ProtoTCP:
 		s.ipStats.tcpIn.Add(1)
-		s.e.Input(now, u.Src, u.Dst, u.Data)
+		s.e.InputGRO(now, u.Src, u.Dst, u.Data, m)
 		return true
 	case wire.ProtoUDP:
 		if !f.limit.allow(now, u.Src) {
@@ -360,10 +361,11 @@ func (p *pending) Accept() (net.Conn, error) {
 			s.unlockFlush()
 			return nil, c.opError("accept", err)
 		}
-		wake := c.n.wait()
+		wake, gen := c.n.wait()
 		s.unlockFlush() // sends the SYN-ACK
 		<-wake
 		s.mu.Lock()
+		c.n.done(gen)
 	}
 }
 

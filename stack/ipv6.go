@@ -79,7 +79,7 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, m tcpcore.InputMeta, rp 
 	if relayed {
 		// A relay frontend takes TCP and UDP to the addresses it
 		// intercepts (intercept.go).
-		if !s.front.input(now, u, pkt, rp) {
+		if !s.front.input(now, u, pkt, m, rp) {
 			st.notForUs6.Add(1)
 		}
 		return
