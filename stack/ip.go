@@ -176,13 +176,13 @@ func (s *Stack) readLoop() {
 	}
 }
 
-// writeReplies writes the reader's own answers and counts them.
+// writeReplies counts the reader's own answers and writes them. They are
+// counted before the write, as Linux counts an ICMP message when it builds
+// it (icmp_out_count() before the packet goes to the device): whoever
+// receives a reply must find it already in the counters, and a reply the
+// device refuses still counts, with the write error beside it.
 func (s *Stack) writeReplies(rp *replies) {
 	st := &s.ipStats
-	if _, err := s.link.WritePackets(rp.out); err != nil {
-		st.linkWriteErrors.Add(1)
-		return
-	}
 	st.packetsOut.Add(uint64(len(rp.out)))
 	for i, k := range rp.kind {
 		switch k {
@@ -199,6 +199,9 @@ func (s *Stack) writeReplies(rp *replies) {
 				st.packetsOut6.Add(1)
 			}
 		}
+	}
+	if _, err := s.link.WritePackets(rp.out); err != nil {
+		st.linkWriteErrors.Add(1)
 	}
 }
 
