@@ -533,7 +533,8 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 				a.crashes = append(a.crashes, strings.TrimSpace(r.Failures+" "+r.Finding))
 			}
 		}
-		p("%.1f hours of fuzzing in %d runs over %d targets (`go test -fuzz`, one worker, `nice -n 19`).\n\n", all/3600, len(fuzz), len(order))
+		p("%.1f hours of fuzzing in %d runs over %d targets (`go test -fuzz` under `nice -n 19`). ", all/3600, len(fuzz), len(order))
+		p("A run that shows no input run spent its time gathering the baseline coverage of the seed corpus (every corpus input run once) on a loaded machine, before fuzzing proper began.\n\n")
 		p("| target | runs | time | inputs run | new coverage | crashes |\n|---|---|---|---|---|---|\n")
 		for _, t := range order {
 			a := totals[t]
