@@ -258,7 +258,6 @@ func (s *serveSession) listen(name string, port uint16) ([]net.Listener, error) 
 			return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
 		}
 		s.listeners = append(s.listeners, namedListener{name, ln})
-		ln = keepAliveListener{ln}
 		if s.cfg.AcceptDelay > 0 {
 			ln = &delayedListener{Listener: ln, until: s.started.Add(s.cfg.AcceptDelay), closed: make(chan struct{})}
 		}
@@ -524,34 +523,6 @@ func ssthreshText(b int) string {
 // delayedListener makes the application start calling Accept only once
 // its time comes, so connections pile up in the accept queue meanwhile
 // (the backlog experiment in docs/experiments.md).
-// serveKeepAlive is the keepalive of every connection serve accepts: the
-// idle time before the first probe and the interval between probes, as Go's
-// net.Listen sets on Linux for the connections it accepts (15 s). Without
-// it a connection whose peer vanished, or whose reset was lost on the way,
-// stays established for good while the service waits to read (TCP never
-// ends an idle connection by itself, RFC 1122 §4.2.3.6); a probe draws the
-// peer's reset instead. A soak under 1% loss left dozens without it.
-const serveKeepAlive = 15 * time.Second
-
-// keepAliveListener turns keepalive on for each connection it accepts,
-// when the stack's connection has the net package's keepalive methods.
-type keepAliveListener struct{ net.Listener }
-
-func (l keepAliveListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	if ka, ok := c.(interface {
-		SetKeepAlive(bool) error
-		SetKeepAlivePeriod(time.Duration) error
-	}); ok {
-		ka.SetKeepAlive(true)
-		ka.SetKeepAlivePeriod(serveKeepAlive)
-	}
-	return c, nil
-}
-
 type delayedListener struct {
 	net.Listener
 	until  time.Time
