@@ -155,6 +155,8 @@ var Counters = []Counter{
 		GVisorFrom: "TCP.SpuriousRTORecovery", GVisor: func(s *gvtcpip.Stats) uint64 { return s.TCP.SpuriousRTORecovery.Value() }},
 	{Nstat: "TcpExtTCPReqQFullDrop", Help: "SYNs dropped because the SYN queue was full and SYN cookies were off.",
 		OursFrom: "tcpcore.Stats.SynQueueDrops", Ours: func(m *stack.Metrics) uint64 { return m.Engine.SynQueueDrops }},
+	{Nstat: "TcpExtTunstackMaxConnsDrop", Help: "SYNs and SYN-cookie ACKs dropped because the stack held its cap of connections (serve --max-conns); ours alone, Linux has no such cap or counter.",
+		OursFrom: "tcpcore.Stats.MaxConnsDrops", Ours: func(m *stack.Metrics) uint64 { return m.Engine.MaxConnsDrops }},
 	{Nstat: "TcpExtTCPChallengeACK", Help: "Challenge ACKs sent (RFC 5961) for a suspicious RST, SYN or ACK.",
 		OursFrom: "tcpcore.Stats.ChallengeACKs", Ours: func(m *stack.Metrics) uint64 { return m.Engine.ChallengeACKs }},
 	{Nstat: "TcpExtTCPSynRetrans", Help: "SYN and SYN-ACK retransmissions.",

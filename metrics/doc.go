@@ -16,7 +16,9 @@
 // tunstack_tcp_active_opens_total), what it counts, and which field of
 // our stack and of gVisor's tcpip.Stats feeds it. An entry counts the
 // event Linux counts under that name; a stack that does not count it
-// exports nothing under that name, never a constant zero.
+// exports nothing under that name, never a constant zero. One entry has no Linux counterpart, and its name says so:
+// TcpExtTunstackMaxConnsDrop counts the SYNs and cookie ACKs our stack
+// dropped at its cap on connections (serve --max-conns).
 //
 // Counters our stack takes from stack.ConnTotals (TcpExtTCPSackRecovery,
 // TcpExtTCPRenoRecovery, TcpExtTCPDSACKRecv) cover the connections the
@@ -37,9 +39,9 @@
 // TcpExtTCPDSACKOfoSent, TcpExtTCPDSACKRecv (it counts the segments a
 // D-SACK covers: TcpExtTCPDSACKRecvSegs), the TcpExtTCPAbortOn* counters,
 // TcpExtTCPReqQFullDrop, TcpExtTCPChallengeACK, TcpExtTCPSynRetrans,
-// TcpExtTCPWinProbe, TcpExtTCPKeepAlive and TcpExtTCPZeroWindowDrop; nor
-// for the histograms, the listener queues or any connection state but
-// ESTABLISHED.
+// TcpExtTCPWinProbe, TcpExtTCPKeepAlive, TcpExtTCPZeroWindowDrop and
+// TcpExtTunstackMaxConnsDrop; nor for the histograms, the listener queues
+// or any connection state but ESTABLISHED.
 //
 // NotCounted lists the nstat names of Linux's TCP and IP counters that
 // our stack does not count, so that nothing is exported for them.

@@ -36,6 +36,11 @@ type Config struct {
 	// call the Stack or its connections; serve --trace queues the event
 	// for a writer goroutine.
 	Trace func(TraceEvent)
+	// MaxConns caps the connections the stack's listeners hold at once,
+	// half-open ones included and TIME-WAIT not (tcpcore.Config.MaxConns):
+	// a SYN beyond it is dropped unanswered and counted in
+	// tcpcore.Stats.MaxConnsDrops. 0 means no cap.
+	MaxConns int
 }
 
 // Stack runs one tcpcore.Engine on a netif.Link with the real clock. It
@@ -129,7 +134,7 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		closing: make(map[*Conn]struct{}),
 		done:    make(chan struct{}),
 	}
-	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret}
+	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret, MaxConns: cfg.MaxConns}
 	if dw, ok := link.(netif.DescWriter); ok {
 		// The link finishes the checksums (ipWriter).
 		ecfg.ChecksumOffload = true
@@ -234,6 +239,14 @@ func (s *Stack) ConnCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.e.ConnCount()
+}
+
+// HeldConns returns how many connections count against Config.MaxConns
+// (tcpcore.Engine.HeldConns).
+func (s *Stack) HeldConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e.HeldConns()
 }
 
 // Close stops the stack: open connections are aborted (RST), listeners

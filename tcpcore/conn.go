@@ -26,6 +26,9 @@ type Conn struct {
 	queued    bool // in parent's accept queue
 	accepted  bool // handed to the application (or actively opened)
 	appClosed bool // Close was called: the application is gone (orphan)
+	// counted: a listener made this connection and it is held against
+	// Config.MaxConns, until it reaches TIME-WAIT or leaves the engine.
+	counted bool
 
 	// hold is the connection's place in its port's bucket (bind.go),
 	// from the SYN until it leaves the engine, TIME-WAIT included.
@@ -694,6 +697,7 @@ func (c *Conn) closeWith(err error) {
 // first call that the peer reset it.
 func (c *Conn) unlink() {
 	e := c.e
+	c.uncount()
 	if e.conns[c.key] == c {
 		delete(e.conns, c.key)
 	}

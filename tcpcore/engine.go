@@ -55,6 +55,18 @@ type Config struct {
 	// Packet.ChecksumPartial says so. Only for a driver whose link
 	// completes it (a TUN with virtio headers, through netif.DescWriter).
 	ChecksumOffload bool
+	// MaxConns caps the connections the engine's listeners hold at once:
+	// half-open and established ones, and those closing until they reach
+	// TIME-WAIT (which keeps only a 4-tuple's timer and is bounded
+	// separately by its 2*MSL). A SYN that would make one more is dropped
+	// unanswered and counted in Stats.MaxConnsDrops, as Linux drops a SYN
+	// at a full accept queue (tcp_conn_request): the client retransmits
+	// its SYN and gets in once a connection has ended. 0 means no cap.
+	// Active opens are not counted: the application bounds its own. An
+	// Interceptor's SYNs are checked when they arrive and its connections
+	// counted once answered, so the SYNs it holds undecided when the cap
+	// is reached (bounded by its backlog) may take it past the cap.
+	MaxConns int
 }
 
 // Waker is the driver's handle on a socket: the engine calls nothing on it
@@ -83,6 +95,7 @@ type Stats struct {
 	TimeWaitRecycled uint64 // TIME-WAIT connections a SYN from the peer reopened (passive side)
 	TimeWaitReused   uint64 // TWRecycled: TIME-WAIT connections an active open took over (twReuse: tcp_tw_reuse, or a bound port)
 	ConnectNoPort    uint64 // connects without a bound port that found no free port toward their destination (EADDRNOTAVAIL)
+	MaxConnsDrops    uint64 // SYNs and cookie ACKs dropped because Config.MaxConns connections were held (no Linux counterpart; counted in ListenDrops too)
 	SynCookiesSent   uint64 // SyncookiesSent
 	SynCookiesRecv   uint64 // SyncookiesRecv
 	SynCookiesFailed uint64 // SyncookiesFailed
@@ -150,6 +163,9 @@ type Engine struct {
 	// while a SYN that reopened a TIME-WAIT connection goes to the
 	// listener (see timeWaitSyn).
 	twISN Seq
+	// passiveConns counts the connections held against Config.MaxConns:
+	// those with counted set (listen.go).
+	passiveConns int
 
 	// scratch space reused for every inbound segment, so Input allocates
 	// nothing.
@@ -166,6 +182,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.MTU < 68+wire.TCPHeaderLen {
 		return nil, errors.New("tcpcore: MTU too small for TCP")
+	}
+	if cfg.MaxConns < 0 {
+		return nil, errors.New("tcpcore: MaxConns must be 0 (no cap) or more")
 	}
 	e := &Engine{
 		cfg:     cfg,
@@ -458,3 +477,8 @@ func (s *segment) segLen() int {
 	}
 	return n
 }
+
+// HeldConns returns how many connections are held against
+// Config.MaxConns: those a listener made, from the SYN until TIME-WAIT or
+// CLOSED.
+func (e *Engine) HeldConns() int { return e.passiveConns }

@@ -671,6 +671,7 @@ func (c *Conn) ackNewData(now Time, s *segment) time.Duration {
 // enterTimeWait starts the 2*MSL wait (RFC 9293 §3.6).
 func (c *Conn) enterTimeWait(now Time) {
 	c.setState(TimeWait)
+	c.uncount() // TIME-WAIT is not held against MaxConns (listen.go)
 	c.timeWaitAt = now
 	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)

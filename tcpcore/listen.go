@@ -34,6 +34,7 @@ type ListenerStats struct {
 	Overflows     uint64 // final ACKs dropped or reset because the accept queue was full
 	Drops         uint64 // SYNs dropped for any reason
 	SynQueueDrops uint64 // SYNs dropped because the SYN queue was full
+	MaxConnsDrops uint64 // SYNs and cookie ACKs dropped because the engine held Config.MaxConns connections
 	CookiesSent   uint64 // SYN-ACKs sent with a SYN cookie
 	CookiesValid  uint64 // connections made from a valid cookie ACK
 	CookiesFailed uint64 // ACKs whose cookie did not check out (answered with RST)
@@ -129,6 +130,7 @@ func (l *Listener) Close(now Time) {
 		if c.parent == l && c.state == SynReceived {
 			c.parent = nil
 			delete(e.conns, k)
+			c.uncount()
 			e.timers.remove(c)
 			e.release(&c.hold)
 			c.state = Closed
@@ -203,6 +205,9 @@ func (l *Listener) input(now Time, s *segment) {
 	if l.icpt != nil && l.icpt.repeated(now, s) {
 		return
 	}
+	if l.atMaxConns() {
+		return
+	}
 	if l.acceptQueueFull() {
 		// Linux tcp_conn_request: with the accept queue full a new SYN is
 		// dropped (LISTENOVERFLOWS + LISTENDROPS); the client retries.
@@ -234,8 +239,43 @@ func (l *Listener) input(now Time, s *segment) {
 	l.synQueue++
 	e.conns[c.key] = c
 	l.holdChild(c)
+	c.count()
 	e.stats.PassiveOpens++
 	c.passiveOpen(now, s)
+}
+
+// atMaxConns reports whether the engine holds Config.MaxConns connections
+// already, and if so counts the segment that would have made one more as
+// dropped. The cap has no RFC; at a full limit it does what Linux does at
+// a full accept queue (tcp_conn_request, tcp_listendrop): drop the SYN
+// unanswered, so the client retransmits it and gets in once a connection
+// ends, rather than a reset that would fail its connect at once.
+func (l *Listener) atMaxConns() bool {
+	e := l.e
+	if e.cfg.MaxConns == 0 || e.passiveConns < e.cfg.MaxConns {
+		return false
+	}
+	l.stats.MaxConnsDrops++
+	l.stats.Drops++
+	e.stats.MaxConnsDrops++
+	e.stats.ListenDrops++
+	return true
+}
+
+// count holds c against Config.MaxConns; uncount lets it go (at
+// TIME-WAIT, or when it leaves the engine). Both are idempotent.
+func (c *Conn) count() {
+	if !c.counted {
+		c.counted = true
+		c.e.passiveConns++
+	}
+}
+
+func (c *Conn) uncount() {
+	if c.counted {
+		c.counted = false
+		c.e.passiveConns--
+	}
 }
 
 // cookieAck handles an ACK that may complete a cookie handshake. It
@@ -247,6 +287,11 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 		l.stats.CookiesFailed++
 		e.stats.SynCookiesFailed++
 		return false
+	}
+	if l.atMaxConns() {
+		// A good cookie, but no room: dropped like the SYN it answers
+		// would be now, so the client's retransmission may find room.
+		return true
 	}
 	if l.acceptQueueFull() {
 		// Linux: the cookie is good but there is no room; drop the ACK so
@@ -261,6 +306,7 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 	c.mapped = l.mapsChild(s.dst)
 	e.conns[c.key] = c
 	l.holdChild(c)
+	c.count()
 	l.synQueue++ // established() moves it to the accept queue
 	l.stats.CookiesValid++
 	e.stats.SynCookiesRecv++

@@ -163,6 +163,7 @@ type serveConfig struct {
 	FilesDir    string           // directory served under /files/; "" for none
 	Backlog     int              // accept queue length of each listener, in connections
 	AcceptDelay time.Duration    // wait before each Accept
+	MaxConns    int              // connections the stack's listeners hold at once; 0: no cap
 	PcapFile    string           // capture file; "" for none
 	TraceFile   string           // congestion events as JSON lines; "" for none
 	Impair      string           // impairment SPEC as given; "" for none
@@ -203,6 +204,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		stringFlag("files", &cfg.FilesDir, checkFilesDir),
 		intFlag("backlog", "a number of connections", 0, math.MaxInt32, strconv.Itoa(defaultBacklog), &cfg.Backlog),
 		stringFlag("accept-delay", &acceptDelay, nil),
+		intFlag("max-conns", "a number of connections (0 for no cap)", 0, math.MaxInt32, "1000", &cfg.MaxConns),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),
@@ -247,6 +249,11 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	}
 	if cfg.TraceFile != "" && cfg.Stack != "tunstack" {
 		return serveConfig{}, usagef("--trace needs --stack tunstack: %s reports no congestion events; drop --trace or use our stack.", cfg.Stack)
+	}
+	if cfg.MaxConns > 0 && cfg.Stack != "tunstack" {
+		// gVisor's netstack has no cap on its connections to set, only
+		// per-listener backlogs.
+		return serveConfig{}, usagef("--max-conns needs --stack tunstack: %s's netstack has no connection cap; drop --max-conns or use our stack.", cfg.Stack)
 	}
 	if cfg.AcceptDelay, err = time.ParseDuration(acceptDelay); err != nil || cfg.AcceptDelay < 0 {
 		return serveConfig{}, usagef("--accept-delay must be a duration of 0 or more, as in --accept-delay 50ms, not %q.", acceptDelay)

@@ -117,6 +117,9 @@ func TestParseServeFlagsRefusesBadValuesInOneSentence(t *testing.T) {
 		{[]string{"--backlog", "-1"}, "--backlog must be a number of connections of 0 or more"},
 		{[]string{"--accept-delay", "-5ms"}, "--accept-delay must be a duration of 0 or more"},
 		{[]string{"--accept-delay", "soon"}, "--accept-delay must be a duration"},
+		{[]string{"--max-conns", "-1"}, "--max-conns must be a number of connections (0 for no cap) of 0 or more, as in --max-conns 1000"},
+		{[]string{"--max-conns", "many"}, "--max-conns must be a number of connections"},
+		{[]string{"--stack", "gvisor", "--max-conns", "10"}, "--max-conns needs --stack tunstack"},
 		{[]string{"--pcap", ""}, "--pcap needs a file name"},
 		{[]string{"--pcap", dir}, "is a directory"},
 		{[]string{"--pcap", filepath.Join(dir, "no", "x.pcap")}, "does not exist"},
@@ -204,5 +207,26 @@ func TestServeCommandPassesTheParsedConfig(t *testing.T) {
 	cmd = serveCommand(func(serveConfig) error { called = true; return nil })
 	if err := cmd([]string{"--mtu", "1"}); err == nil || called {
 		t.Fatalf("a bad flag ran serve (err %v)", err)
+	}
+}
+
+// --max-conns reaches the stack's configuration; 0 (no cap) is the
+// default, and gVisor takes 0 too.
+func TestParseServeFlagsMaxConns(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"--max-conns", "1000"}, 1000},
+		{[]string{"--stack", "gvisor", "--max-conns", "0"}, 0},
+	} {
+		cfg, err := parseServeFlags(c.args)
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if cfg.MaxConns != c.want {
+			t.Errorf("%q: MaxConns %d, want %d", c.args, cfg.MaxConns, c.want)
+		}
 	}
 }

@@ -53,7 +53,7 @@ const usageText = `Usage:
   tunstack serve [--dev tun0] [--net CIDR] [--net6 CIDR|none] [--netns NAME] [--mtu 1500]
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
-                 [--backlog 4096] [--accept-delay DURATION]
+                 [--backlog 4096] [--accept-delay DURATION] [--max-conns N]
                  [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
   tunstack relay [--dev tun0] [--route CIDR]... [--tun-netns NAME] [--netns NAME]
                  [--stack tunstack|gvisor] [--upstream direct|socks5://HOST:PORT]
@@ -102,6 +102,8 @@ serve flags:
   --files DIR           serve DIR under /files/ on the demo site
   --backlog N           accept queue length of each listener (default 4096)
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
+  --max-conns N         hold at most N connections at once, half-open included;
+                        SYNs beyond are dropped and counted (default 0: no cap)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics

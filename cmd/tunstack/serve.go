@@ -212,7 +212,7 @@ func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) 
 		o.ZeroWindowACKRepair = true
 		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Addr6: cfg.StackAddr6, Prefix6: cfg.Net6, Options: &o})
 	default:
-		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Addr6: cfg.StackAddr6, Profile: cfg.Profile, Trace: trace})
+		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Addr6: cfg.StackAddr6, Profile: cfg.Profile, Trace: trace, MaxConns: cfg.MaxConns})
 	}
 }
 
@@ -338,6 +338,9 @@ func (s *serveSession) printBanner(out io.Writer) {
 	if c.AcceptDelay > 0 {
 		fmt.Fprintf(out, "  the services start calling Accept after %v\n", c.AcceptDelay)
 	}
+	if c.MaxConns > 0 {
+		fmt.Fprintf(out, "  at most %d connections at once (--max-conns); SYNs beyond are dropped and counted\n", c.MaxConns)
+	}
 	fmt.Fprintln(out, "try:")
 	if c.HTTPPort != 0 {
 		base := "http://" + netip.AddrPortFrom(c.StackAddr, c.HTTPPort).String()
@@ -449,13 +452,13 @@ type listenerStats interface {
 // them: Recv-Q is the accept queue, Send-Q the backlog.
 func (s *serveSession) printListeners(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Service\tLocal\tRecv-Q\tSend-Q\tSYN-Q\tOverflows\tDrops")
+	fmt.Fprintln(tw, "Service\tLocal\tRecv-Q\tSend-Q\tSYN-Q\tOverflows\tDrops\tMaxConnsDrops")
 	for _, l := range s.listeners {
 		if st, ok := l.ln.(listenerStats); ok {
 			x := st.Stats()
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", l.name, l.ln.Addr(), x.AcceptQueue, x.Backlog, x.SynQueue, x.Overflows, x.Drops)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", l.name, l.ln.Addr(), x.AcceptQueue, x.Backlog, x.SynQueue, x.Overflows, x.Drops, x.MaxConnsDrops)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t-\t%d\t-\t-\t-\n", l.name, l.ln.Addr(), s.cfg.Backlog)
+			fmt.Fprintf(tw, "%s\t%s\t-\t%d\t-\t-\t-\t-\n", l.name, l.ln.Addr(), s.cfg.Backlog)
 		}
 	}
 	tw.Flush()
