@@ -10,10 +10,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +31,7 @@ import (
 	"tunstack/metrics"
 	"tunstack/stack"
 	"tunstack/tcpcore"
+	"tunstack/wire"
 )
 
 // reliabilityLine is one case's result on one stack, as the reliability
@@ -248,4 +256,470 @@ func TestHostileIdleConnsMeetMaxConns(t *testing.T) {
 			"curl_served_after":   curlAfter,
 		},
 	})
+}
+
+// segTap records the TCP segments crossing one interface of a namespace,
+// both ways, through an AF_PACKET socket (as tcpdump reads them).
+type segTap struct {
+	fd   int
+	stop atomic.Bool
+	done chan struct{}
+
+	mu   sync.Mutex
+	segs []tappedSeg
+}
+
+// tappedSeg is one TCP segment seen on the interface.
+type tappedSeg struct {
+	src, dst netip.AddrPort
+	seq, ack uint32
+	flags    uint8
+	wnd      uint16
+	opts     []byte
+	payload  int
+}
+
+func (s tappedSeg) String() string {
+	return fmt.Sprintf("%s>%s seq %d ack %d flags %#x win %d len %d", s.src, s.dst, s.seq, s.ack, s.flags, s.wnd, s.payload)
+}
+
+// end is the sequence number after the segment: its data, SYN and FIN.
+func (s tappedSeg) end() uint32 {
+	n := s.seq + uint32(s.payload)
+	if s.flags&wire.FlagSYN != 0 {
+		n++
+	}
+	if s.flags&wire.FlagFIN != 0 {
+		n++
+	}
+	return n
+}
+
+// openTap starts recording dev's TCP segments in ns until the test ends.
+func openTap(t *testing.T, ns *netns.NS, dev string) *segTap {
+	t.Helper()
+	tap := &segTap{done: make(chan struct{})}
+	proto := int(htons(unix.ETH_P_ALL))
+	err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		// SOCK_DGRAM: the link header (veth's Ethernet one) is taken off,
+		// so every packet starts at its IP header, as a TUN's do.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		tap.fd = fd
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
+			return fmt.Errorf("binding the packet socket to %s: %w", dev, err)
+		}
+		// The reader wakes every 50 ms to see whether it should stop.
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
+	})
+	if err != nil {
+		if tap.fd > 0 {
+			unix.Close(tap.fd)
+		}
+		t.Fatalf("capturing on %s: %v", dev, err)
+	}
+	go tap.read()
+	t.Cleanup(func() {
+		tap.stop.Store(true)
+		<-tap.done
+		unix.Close(tap.fd)
+	})
+	return tap
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (tap *segTap) read() {
+	defer close(tap.done)
+	buf := make([]byte, 65536)
+	for !tap.stop.Load() {
+		n, _, err := unix.Recvfrom(tap.fd, buf, 0)
+		if err != nil {
+			continue // the timeout, or a signal: look at stop again
+		}
+		ip := wire.IPv4(buf[:n])
+		if ip.Valid() != nil || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
+			continue
+		}
+		tcp := wire.TCP(ip.Payload())
+		if tcp.Valid() != nil {
+			continue
+		}
+		s := tappedSeg{
+			src:   netip.AddrPortFrom(ip.SrcAddr(), tcp.SrcPort()),
+			dst:   netip.AddrPortFrom(ip.DstAddr(), tcp.DstPort()),
+			seq:   tcp.Seq(),
+			ack:   tcp.Ack(),
+			flags: tcp.Flags(),
+			wnd:   tcp.Window(),
+			opts:  slices.Clone(tcp.Options()),
+		}
+		s.payload = len(tcp.Payload())
+		tap.mu.Lock()
+		tap.segs = append(tap.segs, s)
+		tap.mu.Unlock()
+	}
+}
+
+// since returns the segments from src to dst recorded from index mark on,
+// and the index to give next time.
+func (tap *segTap) since(mark int, src, dst netip.AddrPort) ([]tappedSeg, int) {
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	var out []tappedSeg
+	for _, s := range tap.segs[mark:] {
+		if s.src == src && s.dst == dst {
+			out = append(out, s)
+		}
+	}
+	return out, len(tap.segs)
+}
+
+// forger writes forged TCP segments through a raw IPv4 socket with the
+// source address of the forger's choice: an off-path attacker's packets.
+type forger struct {
+	fd  int
+	buf [1500]byte
+}
+
+// openForger opens the raw socket in ns; it is closed when the test ends.
+func openForger(t *testing.T, ns *netns.NS) *forger {
+	t.Helper()
+	f := &forger{}
+	err := ns.Do(func() (err error) {
+		// IPPROTO_RAW implies IP_HDRINCL: the packet's IPv4 header is
+		// ours, its source address included.
+		f.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("raw socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(f.fd) })
+	return f
+}
+
+// send forges one segment from src to dst.
+func (f *forger) send(src, dst netip.AddrPort, seq, ack uint32, flags uint8, wnd uint16, payload []byte) error {
+	seg := wire.TCP(f.buf[wire.IPv4HeaderLen : wire.IPv4HeaderLen+wire.TCPHeaderLen+len(payload)])
+	wire.PutTCPHeader(seg, wire.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags, Window: wnd}, 0)
+	copy(seg[wire.TCPHeaderLen:], payload)
+	seg.ComputeChecksum(src.Addr().As4(), dst.Addr().As4())
+	wire.PutIPv4Header(f.buf[:], wire.IPv4Fields{Src: src.Addr().As4(), Dst: dst.Addr().As4(), Protocol: wire.ProtoTCP, TTL: 64, DontFrag: true}, len(seg))
+	n := wire.IPv4HeaderLen + len(seg)
+	return unix.Sendto(f.fd, f.buf[:n], 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+}
+
+// hostileTarget is one stack serving echo (RFC 862) to a kernel client in
+// a namespace of its own, with what the hostile tests need to reach it:
+// the client's namespace (where the forger and the tap work too) and its
+// interface toward the server, and the server's own challenge-ACK count.
+type hostileTarget struct {
+	stack  string
+	ns     *netns.NS
+	dev    string
+	client netip.Addr
+	echo   netip.AddrPort
+	// challengeACKs reads the server's TcpExtTCPChallengeACK, or says it
+	// keeps none (gVisor).
+	challengeACKs func() (uint64, bool)
+}
+
+// hostileStacks are the stacks the hostile cases run on, Linux first: the
+// others are compared with it.
+var hostileStacks = []string{"linux", "tunstack", "gvisor"}
+
+// newHostileTarget sets up stack: serve in a namespace for tunstack and
+// gvisor; for linux, a kernel echo server in a second namespace joined to
+// the client's by a veth pair, with the same addresses as serve's link.
+func newHostileTarget(t *testing.T, name string) *hostileTarget {
+	t.Helper()
+	if name != "linux" {
+		s := startServe(t, "--stack", name)
+		h := &hostileTarget{stack: name, ns: s.ns, dev: s.cfg.Dev, client: s.cfg.HostAddr,
+			echo: netip.AddrPortFrom(s.cfg.StackAddr, s.cfg.EchoPort)}
+		h.challengeACKs = func() (uint64, bool) { return 0, false }
+		if st, ok := s.sess.network.(*stack.Stack); ok {
+			h.challengeACKs = func() (uint64, bool) { return st.Stats().ChallengeACKs, true }
+		}
+		return h
+	}
+	cns, sns := newTestNS(t), newTestNS(t)
+	client, server := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
+	for _, c := range [][]string{
+		{"-n", cns.Name(), "link", "add", "hx0", "type", "veth", "peer", "name", "hx1", "netns", sns.Name()},
+		{"-n", cns.Name(), "addr", "add", client.String() + "/24", "dev", "hx0"},
+		{"-n", sns.Name(), "addr", "add", server.String() + "/24", "dev", "hx1"},
+		{"-n", cns.Name(), "link", "set", "hx0", "up"},
+		{"-n", sns.Name(), "link", "set", "hx1", "up"},
+	} {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	echo := netip.AddrPortFrom(server, 7)
+	var ln net.Listener
+	if err := sns.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", echo.String())
+		return err
+	}); err != nil {
+		t.Fatalf("kernel echo listener: %v", err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return &hostileTarget{stack: "linux", ns: cns, dev: "hx0", client: client, echo: echo,
+		challengeACKs: func() (uint64, bool) {
+			c, err := sns.TCPCounters()
+			if err != nil {
+				t.Fatalf("reading the server's counters: %v", err)
+			}
+			return c.TcpExt["TCPChallengeACK"], true
+		}}
+}
+
+// setClientSysctl writes one of the client namespace's sysctls.
+func (h *hostileTarget) setClientSysctl(t *testing.T, name, value string) {
+	t.Helper()
+	if err := h.ns.Do(func() error {
+		return os.WriteFile("/proc/sys/"+name, []byte(value), 0o644)
+	}); err != nil {
+		t.Fatalf("setting %s in the client's namespace: %v", name, err)
+	}
+}
+
+// dialEcho connects the kernel client to the echo service; the
+// connection is closed when the test ends.
+func (h *hostileTarget) dialEcho(t *testing.T) *net.TCPConn {
+	t.Helper()
+	var c net.Conn
+	if err := h.ns.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", h.echo.String(), 10*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dialing echo at %s: %v", h.echo, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// echoRoundTrip writes msg and reads back exactly as many bytes, which
+// must be msg.
+func echoRoundTrip(c *net.TCPConn, msg string) error {
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("writing %q: %w", msg, err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading the echo of %q: %w (got %q)", msg, err, got)
+	}
+	if string(got) != msg {
+		return fmt.Errorf("echo of %q came back as %q", msg, got)
+	}
+	return nil
+}
+
+// blindPhase is one kind of forged segment an off-path attacker sends with
+// a guess that landed: its fields from the connection's true state.
+type blindPhase struct {
+	name string
+	// forge gives the segment's sequence and acknowledgment numbers,
+	// flags and payload from the server's RCV.NXT and SND.NXT.
+	forge func(rcvNxt, sndNxt uint32) (seq, ack uint32, flags uint8, payload []byte)
+}
+
+// blindBurst is how many copies of each forged segment are sent, back to
+// back: all inside one rate-limit interval.
+const blindBurst = 10
+
+// blindGap is how long each phase lasts: twice Linux's per-socket limit on
+// challenge ACKs (tcp_invalid_ratelimit, 500 ms), so that every answer to
+// the burst has come and the next burst finds the limit expired.
+const blindGap = time.Second
+
+var blindPhases = []blindPhase{
+	// RFC 5961 §3.2: an RST inside the window but not at RCV.NXT.
+	{"rst-in-window", func(rcv, snd uint32) (uint32, uint32, uint8, []byte) {
+		return rcv + 1000, 0, wire.FlagRST, nil
+	}},
+	// RFC 5961 §4.2: a SYN on a synchronized connection, in the window.
+	{"syn-in-window", func(rcv, snd uint32) (uint32, uint32, uint8, []byte) {
+		return rcv + 1000, 0, wire.FlagSYN, nil
+	}},
+	// RFC 5961 §5.2: data at RCV.NXT whose ACK is older than the window
+	// the sender has ever offered: dropped, with a challenge ACK.
+	{"data-ack-too-old", func(rcv, snd uint32) (uint32, uint32, uint8, []byte) {
+		return rcv, snd - 1<<30, wire.FlagACK | wire.FlagPSH, []byte("INJECTED-OLD")
+	}},
+	// RFC 5961 §5.2: data at RCV.NXT acknowledging data never sent.
+	{"data-ack-unsent", func(rcv, snd uint32) (uint32, uint32, uint8, []byte) {
+		return rcv, snd + 1<<20, wire.FlagACK | wire.FlagPSH, []byte("INJECTED-NEW")
+	}},
+	// RFC 5961 §3.2 / RFC 9293 §3.10.7.4: an RST outside the window is
+	// dropped without an answer.
+	{"rst-out-of-window", func(rcv, snd uint32) (uint32, uint32, uint8, []byte) {
+		return rcv + 1<<30, 0, wire.FlagRST, nil
+	}},
+}
+
+// Blind in-window RST, SYN and data from an off-path attacker whose guess
+// of the 4-tuple and sequence numbers landed (RFC 5961): each burst of ten
+// forged segments draws the challenge ACKs Linux would send (one per
+// rate-limit interval per socket: Linux 6.x keeps tcp_challenge_ack_limit,
+// the global limit, at INT_MAX, and the engine has none either), the
+// connection survives, and no forged byte reaches the application: the
+// echo service, which would send any it had taken back to the client,
+// returns only what the client wrote. The answers are counted on the
+// wire, on the client's side of the link, and checked against the server's
+// own TcpExtTCPChallengeACK where it keeps one.
+func TestHostileBlindInjectionDrawsChallengeACKs(t *testing.T) {
+	netns.RequireRoot(t)
+	linux := map[string]int{}
+	for _, name := range hostileStacks {
+		t.Run(name, func(t *testing.T) {
+			h := newHostileTarget(t, name)
+			// No timestamps: a forged segment then needs only the
+			// 4-tuple and its numbers, and PAWS plays no part.
+			h.setClientSysctl(t, "net/ipv4/tcp_timestamps", "0")
+			tap := openTap(t, h.ns, h.dev)
+			fg := openForger(t, h.ns)
+			c := h.dialEcho(t)
+			if err := echoRoundTrip(c, "hello\n"); err != nil {
+				t.Fatal(err)
+			}
+			client := netip.MustParseAddrPort(c.LocalAddr().String())
+			// The server's RCV.NXT and SND.NXT once the client has
+			// acknowledged the echo: each side's ISN, plus one for the
+			// SYN, plus the six bytes.
+			var rcvNxt, sndNxt uint32
+			if !awaitCondition(10*time.Second, func() bool {
+				out, _ := tap.since(0, h.echo, client)
+				in, _ := tap.since(0, client, h.echo)
+				if len(out) == 0 || len(in) == 0 || out[0].flags&wire.FlagSYN == 0 || in[0].flags&wire.FlagSYN == 0 {
+					return false
+				}
+				sndNxt, rcvNxt = out[0].seq+1+6, in[0].seq+1+6
+				last := in[len(in)-1]
+				return out[len(out)-1].end() == sndNxt && last.end() == rcvNxt && last.ack == sndNxt && last.flags&wire.FlagACK != 0
+			}) {
+				t.Fatalf("the capture on %s never showed the client acknowledging the echo", h.dev)
+			}
+			limit, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_challenge_ack_limit")
+			counts := map[string]int{}
+			figures := map[string]string{}
+			_, mark := tap.since(0, netip.AddrPort{}, netip.AddrPort{})
+			// gVisor is observed, not held to anything: what it does is
+			// reported.
+			errorf := t.Errorf
+			if name == "gvisor" {
+				errorf = t.Logf
+			}
+			forged := 0 // bytes of forged data the server took
+			for _, ph := range blindPhases {
+				before, keeps := h.challengeACKs()
+				seq, ack, flags, payload := ph.forge(rcvNxt, sndNxt)
+				for range blindBurst {
+					if err := fg.send(client, h.echo, seq, ack, flags, 65535, payload); err != nil {
+						t.Fatalf("%s: forging: %v", ph.name, err)
+					}
+				}
+				time.Sleep(blindGap) // the phase's length, see blindGap
+				var answers []tappedSeg
+				answers, mark = tap.since(mark, h.echo, client)
+				n := 0
+				var other []string
+				for _, a := range answers {
+					// The client sends nothing during the phases, so an
+					// acknowledgment past RCV.NXT is of forged data.
+					if d := int32(a.ack - rcvNxt); a.flags&wire.FlagACK != 0 && int(d) > forged {
+						forged = int(d)
+					}
+					if a.flags == wire.FlagACK && a.payload == 0 && a.seq == sndNxt && a.ack == rcvNxt {
+						n++
+					} else {
+						other = append(other, a.String())
+					}
+				}
+				if len(other) > 0 {
+					errorf("%s: besides %d challenge ACKs <SEQ=%d><ACK=%d> the server sent %d other segments, the first %s", ph.name, n, sndNxt, rcvNxt, len(other), other[0])
+				}
+				counts[ph.name] = n
+				figures[ph.name+"_acks"] = strconv.Itoa(n)
+				counted := "-"
+				if after, ok := h.challengeACKs(); keeps && ok {
+					counted = strconv.FormatUint(after-before, 10)
+					figures[ph.name+"_counted"] = counted
+				}
+				t.Logf("%s: %d forged segments (seq %d, ack %d, flags %#x, %d bytes) drew %d ACKs; TcpExtTCPChallengeACK +%s",
+					ph.name, blindBurst, seq, ack, flags, len(payload), n, counted)
+			}
+			// The connection lives, and took none of the forged bytes.
+			survived := "yes"
+			if err := echoRoundTrip(c, "world\n"); err != nil {
+				survived = "no"
+				errorf("after the forged segments: %v", err)
+			}
+			if forged != 0 {
+				errorf("the server acknowledged %d bytes the client never sent: it took forged data", forged)
+			}
+			figures["connection_survived"] = survived
+			figures["forged_bytes_delivered"] = strconv.Itoa(forged)
+			if name == "linux" {
+				maps.Copy(linux, counts)
+			} else if name == "tunstack" {
+				if len(linux) == 0 {
+					t.Fatal("no Linux result to compare with")
+				}
+				for _, ph := range blindPhases {
+					if counts[ph.name] != linux[ph.name] {
+						t.Errorf("%s: %d challenge ACKs, Linux sent %d", ph.name, counts[ph.name], linux[ph.name])
+					}
+				}
+			}
+			t.Logf("tcp_challenge_ack_limit in the machine's namespace: %s", strings.TrimSpace(string(limit)))
+			logReliability(t, reliabilityLine{
+				Case:  "blind-injection",
+				Stack: name,
+				Outcome: fmt.Sprintf("bursts of %d forged segments drew challenge ACKs %v; the connection %s and took %d forged bytes",
+					blindBurst, countsText(counts), map[string]string{"yes": "survived", "no": "did not survive"}[survived], forged),
+				Figures: figures,
+			})
+		})
+	}
+}
+
+// countsText lists the phases' counts in the phases' order.
+func countsText(counts map[string]int) string {
+	var parts []string
+	for _, ph := range blindPhases {
+		parts = append(parts, fmt.Sprintf("%s %d", ph.name, counts[ph.name]))
+	}
+	return strings.Join(parts, ", ")
 }
