@@ -271,6 +271,7 @@ type segTap struct {
 
 // tappedSeg is one TCP segment seen on the interface.
 type tappedSeg struct {
+	at       time.Time // when the tap read it
 	src, dst netip.AddrPort
 	seq, ack uint32
 	flags    uint8
@@ -352,6 +353,7 @@ func (tap *segTap) read() {
 			continue
 		}
 		s := tappedSeg{
+			at:    time.Now(),
 			src:   netip.AddrPortFrom(ip.SrcAddr(), tcp.SrcPort()),
 			dst:   netip.AddrPortFrom(ip.DstAddr(), tcp.DstPort()),
 			seq:   tcp.Seq(),
@@ -421,11 +423,13 @@ func (f *forger) send(src, dst netip.AddrPort, seq, ack uint32, flags uint8, wnd
 // the client's namespace (where the forger and the tap work too) and its
 // interface toward the server, and the server's own challenge-ACK count.
 type hostileTarget struct {
-	stack  string
-	ns     *netns.NS
-	dev    string
-	client netip.Addr
-	echo   netip.AddrPort
+	stack string
+	ns    *netns.NS
+	// serverNS is the kernel server's namespace (linux only).
+	serverNS *netns.NS
+	dev      string
+	client   netip.Addr
+	echo     netip.AddrPort
 	// challengeACKs reads the server's TcpExtTCPChallengeACK, or says it
 	// keeps none (gVisor).
 	challengeACKs func() (uint64, bool)
@@ -492,7 +496,7 @@ func newHostileTarget(t *testing.T, name string) *hostileTarget {
 			}()
 		}
 	}()
-	return &hostileTarget{stack: "linux", ns: cns, dev: "hx0", client: client, echo: echo,
+	return &hostileTarget{stack: "linux", ns: cns, serverNS: sns, dev: "hx0", client: client, echo: echo,
 		challengeACKs: func() (uint64, bool) {
 			c, err := sns.TCPCounters()
 			if err != nil {
@@ -722,4 +726,250 @@ func countsText(counts map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", ph.name, counts[ph.name]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// zeroWindowTarget is a stack whose application writes without end on
+// each connection it accepts, with TCP_USER_TIMEOUT set, for a raw peer
+// that never opens its window.
+type zeroWindowTarget struct {
+	ns  *netns.NS // where the peer's raw socket and tap work
+	dev string
+	srv netip.AddrPort
+	// ended receives, for the accepted connection, the error that ended
+	// its writes and when.
+	ended chan writeEnd
+}
+
+type writeEnd struct {
+	err error
+	at  time.Time
+}
+
+// zeroWindowMSS is the server's MSS toward the peer, whose SYN carries no
+// MSS option: RFC 9293 §3.7.1's default for IPv4.
+const zeroWindowMSS = 536
+
+// zeroWindowUserTimeout is the server's TCP_USER_TIMEOUT.
+const zeroWindowUserTimeout = 3 * time.Second
+
+// zeroWindowPeer is the raw peer's address: outside every namespace's
+// own addresses, so its kernel neither answers the server's segments nor
+// resets them (forwarding off, they are dropped), and the tap sees them.
+var zeroWindowPeer = netip.MustParseAddrPort("198.19.0.7:40000")
+
+// writeForever accepts one connection from ln, sets its user timeout with
+// set, and writes to it until a write fails.
+func writeForever(t *testing.T, ln net.Listener, set func(net.Conn) error, ended chan<- writeEnd) {
+	c, err := ln.Accept()
+	if err != nil {
+		ended <- writeEnd{err: fmt.Errorf("accept: %w", err), at: time.Now()}
+		return
+	}
+	defer c.Close()
+	if err := set(c); err != nil {
+		ended <- writeEnd{err: fmt.Errorf("setting TCP_USER_TIMEOUT: %w", err), at: time.Now()}
+		return
+	}
+	buf := make([]byte, 16384)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			ended <- writeEnd{err: err, at: time.Now()}
+			return
+		}
+	}
+}
+
+func newZeroWindowTarget(t *testing.T, name string) *zeroWindowTarget {
+	t.Helper()
+	z := &zeroWindowTarget{ended: make(chan writeEnd, 1)}
+	var (
+		ln  net.Listener
+		set func(net.Conn) error
+	)
+	switch name {
+	case "tunstack":
+		s := startServe(t)
+		z.ns, z.dev = s.ns, s.cfg.Dev
+		z.srv = netip.AddrPortFrom(s.cfg.StackAddr, 7001)
+		var err error
+		if ln, err = s.sess.network.Listen(z.srv.String(), 8); err != nil {
+			t.Fatal(err)
+		}
+		set = func(c net.Conn) error { return c.(*stack.Conn).SetUserTimeout(zeroWindowUserTimeout) }
+	case "linux":
+		h := newHostileTarget(t, "linux")
+		z.ns, z.dev = h.ns, h.dev
+		z.srv = netip.AddrPortFrom(h.echo.Addr(), 7001)
+		sns := h.serverNS
+		// The server's answers to the peer go back over the veth; the
+		// client's namespace drops them after the tap has seen them.
+		if out, err := exec.Command("ip", "-n", sns.Name(), "route", "add", "198.19.0.0/16", "via", h.client.String()).CombinedOutput(); err != nil {
+			t.Fatalf("route to the peer: %v: %s", err, out)
+		}
+		if err := sns.Do(func() (err error) {
+			ln, err = net.Listen("tcp4", z.srv.String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		set = func(c net.Conn) error {
+			rc, err := c.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(zeroWindowUserTimeout/time.Millisecond))
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	default:
+		t.Fatalf("no zero-window target for %s", name)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if err := z.ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0o644)
+	}); err != nil {
+		t.Fatalf("turning forwarding off: %v", err)
+	}
+	go writeForever(t, ln, set, z.ended)
+	return z
+}
+
+// A peer that takes the first 4 KiB and then never opens its window again,
+// answering every zero-window probe with a zero window: the server probes
+// with backoff and, with TCP_USER_TIMEOUT set, gives up once the window
+// has stayed shut that long (RFC 5482; Linux counts the time from the first
+// probe the window did not open for, answered or not), and its
+// application's write fails with ETIMEDOUT. The peer is a raw socket and a
+// tap; the probes and the abort are compared with Linux's.
+func TestHostileZeroWindowForeverAbortsAtUserTimeout(t *testing.T) {
+	netns.RequireRoot(t)
+	type result struct {
+		probes int
+		rst    bool
+	}
+	var linux *result
+	for _, name := range []string{"linux", "tunstack"} {
+		t.Run(name, func(t *testing.T) {
+			z := newZeroWindowTarget(t, name)
+			tap := openTap(t, z.ns, z.dev)
+			fg := openForger(t, z.ns)
+			me, srv := zeroWindowPeer, z.srv
+			const iss, window = 1000000, 4096
+			if err := fg.send(me, srv, iss, 0, wire.FlagSYN, window, nil); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				mark     int
+				isnS     uint32
+				rcvNxt   uint32
+				synAcked bool
+				zeroAt   time.Time
+				probes   []time.Duration // since zeroAt
+				rstAt    time.Time
+				end      *writeEnd
+				deadline = time.Now().Add(zeroWindowUserTimeout + 20*time.Second)
+			)
+			for end == nil || (rstAt.IsZero() && time.Now().Before(end.at.Add(time.Second))) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after %v: probes %v, RST %v, write ended %v", time.Since(deadline.Add(-zeroWindowUserTimeout-20*time.Second)), probes, !rstAt.IsZero(), end)
+				}
+				select {
+				case e := <-z.ended:
+					end = &e
+				default:
+				}
+				var segs []tappedSeg
+				segs, mark = tap.since(mark, srv, me)
+				for _, sg := range segs {
+					switch {
+					case sg.flags&wire.FlagRST != 0:
+						rstAt = sg.at
+					case sg.flags&wire.FlagSYN != 0:
+						isnS, rcvNxt, synAcked = sg.seq, sg.seq+1, true
+						if err := fg.send(me, srv, iss+1, rcvNxt, wire.FlagACK, window, nil); err != nil {
+							t.Fatal(err)
+						}
+					case zeroAt.IsZero():
+						// Data while the window is open: taken in order,
+						// into a buffer of window bytes that no one reads.
+						// What is left is offered as a receiver avoiding
+						// silly windows offers it (RFC 9293 §3.8.6.2.2):
+						// nothing once less than a segment is left.
+						if sg.seq != rcvNxt || sg.payload == 0 {
+							continue
+						}
+						rcvNxt = sg.end()
+						free := int(isnS + 1 + window - rcvNxt)
+						if free < zeroWindowMSS {
+							free = 0
+							zeroAt = time.Now()
+						}
+						if err := fg.send(me, srv, iss+1, rcvNxt, wire.FlagACK, uint16(free), nil); err != nil {
+							t.Fatal(err)
+						}
+					default:
+						// A probe: the same ACK, the same shut window.
+						probes = append(probes, sg.at.Sub(zeroAt))
+						if err := fg.send(me, srv, iss+1, rcvNxt, wire.FlagACK, 0, nil); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				time.Sleep(time.Millisecond) // the tap's next batch
+			}
+			if !synAcked || zeroAt.IsZero() {
+				t.Fatalf("the handshake or the first window's data never came (SYN-ACK %v, write ended with %v); from the server %v",
+					synAcked, end.err, func() []tappedSeg { s, _ := tap.since(0, srv, me); return s }())
+			}
+			abortAfter := end.at.Sub(zeroAt)
+			t.Logf("%s: window shut after %d bytes of %d; %d probes at %v; the write failed after %v with %v; RST sent %v",
+				name, rcvNxt-(isnS+1), window, len(probes), roundAll(probes), abortAfter.Round(time.Millisecond), end.err, !rstAt.IsZero())
+			r := &result{probes: len(probes), rst: !rstAt.IsZero()}
+			timedOut := errors.Is(end.err, unix.ETIMEDOUT)
+			if !timedOut {
+				t.Errorf("the application's write ended with %v, want ETIMEDOUT", end.err)
+			}
+			if abortAfter < zeroWindowUserTimeout {
+				t.Errorf("aborted %v after the window shut, before the user timeout of %v", abortAfter, zeroWindowUserTimeout)
+			}
+			if len(probes) < 2 {
+				t.Errorf("%d zero-window probes, want the persist timer to have probed more than once", len(probes))
+			}
+			if name == "linux" {
+				linux = r
+			} else if linux == nil {
+				t.Error("no Linux result to compare with")
+			} else {
+				if d := r.probes - linux.probes; d < -1 || d > 1 || r.rst != linux.rst {
+					t.Errorf("%d probes and RST %v; Linux sent %d probes and RST %v", r.probes, r.rst, linux.probes, linux.rst)
+				}
+			}
+			logReliability(t, reliabilityLine{
+				Case:  "zero-window-forever",
+				Stack: name,
+				Outcome: fmt.Sprintf("a peer that shut its window after %d bytes and answered every probe with a zero window: %d probes with backoff, then the connection aborted %v after the window shut (TCP_USER_TIMEOUT %v), the write failing with %v",
+					rcvNxt-(isnS+1), len(probes), abortAfter.Round(100*time.Millisecond), zeroWindowUserTimeout, end.err),
+				Figures: map[string]string{
+					"probes":          strconv.Itoa(len(probes)),
+					"abort_after_ms":  strconv.FormatInt(abortAfter.Milliseconds(), 10),
+					"user_timeout_ms": strconv.FormatInt(zeroWindowUserTimeout.Milliseconds(), 10),
+					"rst_sent":        map[bool]string{true: "yes", false: "no"}[r.rst],
+					"write_timed_out": map[bool]string{true: "yes", false: "no"}[timedOut],
+				},
+			})
+		})
+	}
+}
+
+// roundAll rounds each duration to the millisecond, for the log.
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
