@@ -728,16 +728,25 @@ func countsText(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// zeroWindowTarget is a stack whose application writes without end on
-// each connection it accepts, with TCP_USER_TIMEOUT set, for a raw peer
-// that never opens its window.
-type zeroWindowTarget struct {
+// writerTarget is a stack whose application writes without end on each
+// connection it accepts, for raw peers that misbehave as receivers.
+type writerTarget struct {
 	ns  *netns.NS // where the peer's raw socket and tap work
 	dev string
 	srv netip.AddrPort
-	// ended receives, for the accepted connection, the error that ended
+	// ended receives, for each accepted connection, the error that ended
 	// its writes and when.
 	ended chan writeEnd
+	// conns receives each accepted connection.
+	conns chan net.Conn
+	// info reads a connection's congestion state (TCP_INFO).
+	info func(net.Conn) senderInfo
+}
+
+// senderInfo is what the ACK tests read of TCP_INFO.
+type senderInfo struct {
+	cwnd, ssthresh, totalRetrans uint32
+	bytesAcked                   uint64
 }
 
 type writeEnd struct {
@@ -752,36 +761,46 @@ const zeroWindowMSS = 536
 // zeroWindowUserTimeout is the server's TCP_USER_TIMEOUT.
 const zeroWindowUserTimeout = 3 * time.Second
 
-// zeroWindowPeer is the raw peer's address: outside every namespace's
-// own addresses, so its kernel neither answers the server's segments nor
+// rawPeerAddr is the raw peers' address: outside every namespace's own
+// addresses, so its kernel neither answers the server's segments nor
 // resets them (forwarding off, they are dropped), and the tap sees them.
-var zeroWindowPeer = netip.MustParseAddrPort("198.19.0.7:40000")
+var rawPeerAddr = netip.MustParseAddr("198.19.0.7")
 
-// writeForever accepts one connection from ln, sets its user timeout with
-// set, and writes to it until a write fails.
-func writeForever(t *testing.T, ln net.Listener, set func(net.Conn) error, ended chan<- writeEnd) {
-	c, err := ln.Accept()
-	if err != nil {
-		ended <- writeEnd{err: fmt.Errorf("accept: %w", err), at: time.Now()}
-		return
-	}
-	defer c.Close()
-	if err := set(c); err != nil {
-		ended <- writeEnd{err: fmt.Errorf("setting TCP_USER_TIMEOUT: %w", err), at: time.Now()}
-		return
-	}
-	buf := make([]byte, 16384)
+// writeForever accepts connections from ln until it is closed; on each it
+// sets the user timeout with set and writes until a write fails.
+func writeForever(ln net.Listener, set func(net.Conn) error, conns chan<- net.Conn, ended chan<- writeEnd, wg *sync.WaitGroup, track func(net.Conn)) {
+	defer wg.Done()
 	for {
-		if _, err := c.Write(buf); err != nil {
-			ended <- writeEnd{err: err, at: time.Now()}
+		c, err := ln.Accept()
+		if err != nil {
 			return
 		}
+		track(c)
+		conns <- c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			if err := set(c); err != nil {
+				ended <- writeEnd{err: fmt.Errorf("setting TCP_USER_TIMEOUT: %w", err), at: time.Now()}
+				return
+			}
+			buf := make([]byte, 16384)
+			for {
+				if _, err := c.Write(buf); err != nil {
+					ended <- writeEnd{err: err, at: time.Now()}
+					return
+				}
+			}
+		}()
 	}
 }
 
-func newZeroWindowTarget(t *testing.T, name string) *zeroWindowTarget {
+// newWriterTarget starts the writing application on stack name, on port
+// 7001, with TCP_USER_TIMEOUT userTimeout (0: off) on every connection.
+func newWriterTarget(t *testing.T, name string, userTimeout time.Duration) *writerTarget {
 	t.Helper()
-	z := &zeroWindowTarget{ended: make(chan writeEnd, 1)}
+	z := &writerTarget{ended: make(chan writeEnd, 16), conns: make(chan net.Conn, 16)}
 	var (
 		ln  net.Listener
 		set func(net.Conn) error
@@ -795,7 +814,11 @@ func newZeroWindowTarget(t *testing.T, name string) *zeroWindowTarget {
 		if ln, err = s.sess.network.Listen(z.srv.String(), 8); err != nil {
 			t.Fatal(err)
 		}
-		set = func(c net.Conn) error { return c.(*stack.Conn).SetUserTimeout(zeroWindowUserTimeout) }
+		set = func(c net.Conn) error { return c.(*stack.Conn).SetUserTimeout(userTimeout) }
+		z.info = func(c net.Conn) senderInfo {
+			ti := c.(*stack.Conn).TCPInfo()
+			return senderInfo{cwnd: ti.SndCwnd, ssthresh: ti.SndSsthresh, totalRetrans: ti.TotalRetrans, bytesAcked: ti.BytesAcked}
+		}
 	case "linux":
 		h := newHostileTarget(t, "linux")
 		z.ns, z.dev = h.ns, h.dev
@@ -812,29 +835,64 @@ func newZeroWindowTarget(t *testing.T, name string) *zeroWindowTarget {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		set = func(c net.Conn) error {
+		control := func(c net.Conn, f func(fd int)) error {
 			rc, err := c.(*net.TCPConn).SyscallConn()
 			if err != nil {
 				return err
 			}
+			return rc.Control(func(fd uintptr) { f(int(fd)) })
+		}
+		set = func(c net.Conn) error {
 			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(zeroWindowUserTimeout/time.Millisecond))
+			if err := control(c, func(fd int) {
+				serr = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout/time.Millisecond))
 			}); err != nil {
 				return err
 			}
 			return serr
 		}
+		z.info = func(c net.Conn) senderInfo {
+			var si senderInfo
+			if err := control(c, func(fd int) {
+				ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+				if err == nil {
+					si = senderInfo{cwnd: ti.Snd_cwnd, ssthresh: ti.Snd_ssthresh, totalRetrans: ti.Total_retrans, bytesAcked: ti.Bytes_acked}
+				}
+			}); err != nil {
+				t.Errorf("TCP_INFO: %v", err)
+			}
+			return si
+		}
 	default:
-		t.Fatalf("no zero-window target for %s", name)
+		t.Fatalf("no writer target for %s", name)
 	}
-	t.Cleanup(func() { ln.Close() })
+	// At the end the listener and every connection close, which ends the
+	// writers.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range accepted {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	if err := z.ns.Do(func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0o644)
 	}); err != nil {
 		t.Fatalf("turning forwarding off: %v", err)
 	}
-	go writeForever(t, ln, set, z.ended)
+	wg.Add(1)
+	go writeForever(ln, set, z.conns, z.ended, &wg, func(c net.Conn) {
+		mu.Lock()
+		accepted = append(accepted, c)
+		mu.Unlock()
+	})
 	return z
 }
 
@@ -854,10 +912,10 @@ func TestHostileZeroWindowForeverAbortsAtUserTimeout(t *testing.T) {
 	var linux *result
 	for _, name := range []string{"linux", "tunstack"} {
 		t.Run(name, func(t *testing.T) {
-			z := newZeroWindowTarget(t, name)
+			z := newWriterTarget(t, name, zeroWindowUserTimeout)
 			tap := openTap(t, z.ns, z.dev)
 			fg := openForger(t, z.ns)
-			me, srv := zeroWindowPeer, z.srv
+			me, srv := netip.AddrPortFrom(rawPeerAddr, 40000), z.srv
 			const iss, window = 1000000, 4096
 			if err := fg.send(me, srv, iss, 0, wire.FlagSYN, window, nil); err != nil {
 				t.Fatal(err)
@@ -972,4 +1030,172 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// ackPattern is how a raw receiver acknowledges each in-order segment.
+type ackPattern struct {
+	name string
+	// acks gives the acknowledgment numbers to send for a segment that
+	// took RCV.NXT from prev to next.
+	acks func(prev, next uint32) []uint32
+}
+
+// ackPieces is how many ACKs the dividing receiver sends per segment, and
+// how many times the duplicating one sends each ACK.
+const ackPieces = 4
+
+var ackPatterns = []ackPattern{
+	{"one-ack-per-segment", func(prev, next uint32) []uint32 { return []uint32{next} }},
+	// ACK division: each ACK covers a quarter of a segment.
+	{"ack-division", func(prev, next uint32) []uint32 {
+		var a []uint32
+		for i := uint32(1); i <= ackPieces; i++ {
+			a = append(a, prev+(next-prev)*i/ackPieces)
+		}
+		return a
+	}},
+	// Duplicate-ACK spoofing: every ACK sent four times.
+	{"dup-ack-spoofing", func(prev, next uint32) []uint32 {
+		return slices.Repeat([]uint32{next}, ackPieces)
+	}},
+}
+
+// ackSegments is how many segments each receiver acknowledges before it
+// stops and the sender's congestion window is read.
+const ackSegments = 40
+
+// A receiver that divides its ACKs (each covering a quarter of a segment)
+// or repeats each ACK four times cannot grow the congestion window past
+// what it acknowledged: in slow start cwnd grows by the bytes
+// acknowledged (RFC 3465), not by the number of ACKs (RFC 3465 §2.1 and
+// RFC 5681 §3.2 name both attacks), so after 40 segments it is at most
+// the initial 10 plus 40. Each receiver is a raw peer taking 40 segments
+// from an application that writes without end; the sender's TCP_INFO is
+// read once it has taken the last ACK. Linux gets the same ACKs and is
+// reported beside it (its Reno duplicate-ACK handling without SACK grows
+// cwnd under repeated ACKs).
+func TestHostileACKDivisionAndDupACKsDoNotInflateCwnd(t *testing.T) {
+	netns.RequireRoot(t)
+	linux := map[string]senderInfo{}
+	for _, name := range []string{"linux", "tunstack"} {
+		t.Run(name, func(t *testing.T) {
+			z := newWriterTarget(t, name, 0)
+			tap := openTap(t, z.ns, z.dev)
+			fg := openForger(t, z.ns)
+			got := map[string]senderInfo{}
+			for i, pat := range ackPatterns {
+				me := netip.AddrPortFrom(rawPeerAddr, uint16(41000+i))
+				si, err := runAckPattern(t, z, tap, fg, me, pat)
+				if err != nil {
+					t.Fatalf("%s: %v", pat.name, err)
+				}
+				got[pat.name] = si
+				t.Logf("%s: after %d segments (of at most %d bytes) acknowledged: cwnd %d, ssthresh %d, retransmitted %d, bytes acked %d",
+					pat.name, ackSegments, zeroWindowMSS, si.cwnd, si.ssthresh, si.totalRetrans, si.bytesAcked)
+			}
+			// Byte counting bounds slow start: from the initial window
+			// of ten segments (RFC 6928), cwnd grows by at most what is
+			// acknowledged, ackSegments segments, however many ACKs
+			// carry it. Linux is reported, not held to it.
+			const bound = 10 + ackSegments
+			figures := map[string]string{}
+			for _, pat := range ackPatterns {
+				si := got[pat.name]
+				figures[pat.name+"_cwnd"] = strconv.FormatUint(uint64(si.cwnd), 10)
+				figures[pat.name+"_retransmits"] = strconv.FormatUint(uint64(si.totalRetrans), 10)
+				if si.cwnd > bound && name == "tunstack" {
+					t.Errorf("%s: cwnd %d segments, more than the %d that byte counting allows after %d segments acknowledged", pat.name, si.cwnd, bound, ackSegments)
+				}
+			}
+			if name == "linux" {
+				maps.Copy(linux, got)
+			} else if len(linux) == 0 {
+				t.Error("no Linux result to compare with")
+			} else {
+				for _, pat := range ackPatterns {
+					figures[pat.name+"_linux_cwnd"] = strconv.FormatUint(uint64(linux[pat.name].cwnd), 10)
+				}
+			}
+			logReliability(t, reliabilityLine{
+				Case:  "ack-division-dup-acks",
+				Stack: name,
+				Outcome: fmt.Sprintf("after %d segments acknowledged once each, in quarters, or each ACK four times over, cwnd was %d, %d and %d segments (byte counting allows at most %d)",
+					ackSegments, got[ackPatterns[0].name].cwnd, got[ackPatterns[1].name].cwnd, got[ackPatterns[2].name].cwnd, bound),
+				Figures: figures,
+			})
+		})
+	}
+}
+
+// runAckPattern opens a connection from me to z's writer, acknowledges
+// ackSegments segments as pat says, and returns the sender's TCP_INFO once
+// it has taken the last ACK.
+func runAckPattern(t *testing.T, z *writerTarget, tap *segTap, fg *forger, me netip.AddrPort, pat ackPattern) (senderInfo, error) {
+	t.Helper()
+	const iss, window = 2000000, 65535
+	srv := z.srv
+	_, mark := tap.since(0, netip.AddrPort{}, netip.AddrPort{})
+	if err := fg.send(me, srv, iss, 0, wire.FlagSYN, window, nil); err != nil {
+		return senderInfo{}, err
+	}
+	var (
+		isnS, rcvNxt uint32
+		synAcked     bool
+		taken        int
+		conn         net.Conn
+		deadline     = time.Now().Add(30 * time.Second)
+	)
+	for taken < ackSegments {
+		if time.Now().After(deadline) {
+			return senderInfo{}, fmt.Errorf("%d of %d segments taken in 30 s (SYN-ACK %v)", taken, ackSegments, synAcked)
+		}
+		var segs []tappedSeg
+		segs, mark = tap.since(mark, srv, me)
+		for _, sg := range segs {
+			switch {
+			case sg.flags&wire.FlagRST != 0:
+				return senderInfo{}, fmt.Errorf("the server reset the connection: %s", sg)
+			case sg.flags&wire.FlagSYN != 0:
+				if !synAcked {
+					isnS, rcvNxt, synAcked = sg.seq, sg.seq+1, true
+				}
+				if err := fg.send(me, srv, iss+1, rcvNxt, wire.FlagACK, window, nil); err != nil {
+					return senderInfo{}, err
+				}
+			case sg.seq == rcvNxt && sg.payload > 0:
+				// The tap sees what the sender handed to the link: with
+				// segmentation offload, several segments in one packet.
+				// The receiver acknowledges each segment of it as if it
+				// had come alone.
+				end := sg.end()
+				for taken < ackSegments && rcvNxt != end {
+					prev := rcvNxt
+					rcvNxt += min(zeroWindowMSS, end-rcvNxt)
+					taken++
+					for _, a := range pat.acks(prev, rcvNxt) {
+						if err := fg.send(me, srv, iss+1, a, wire.FlagACK, window, nil); err != nil {
+							return senderInfo{}, err
+						}
+					}
+				}
+			}
+		}
+		time.Sleep(time.Millisecond) // the tap's next batch
+	}
+	select {
+	case conn = <-z.conns:
+	case <-time.After(10 * time.Second):
+		return senderInfo{}, errors.New("the application never accepted the connection")
+	}
+	// The sender has taken the last ACK once it counts every byte
+	// acknowledged (tcpi_bytes_acked counts data, not the SYN).
+	want := uint64(rcvNxt - isnS - 1)
+	var si senderInfo
+	if !awaitCondition(10*time.Second, func() bool {
+		si = z.info(conn)
+		return si.bytesAcked >= want
+	}) {
+		return si, fmt.Errorf("TCP_INFO shows %d bytes acknowledged, want %d", si.bytesAcked, want)
+	}
+	return si, nil
 }
