@@ -151,10 +151,10 @@ func TestHostileIdleConnsMeetMaxConns(t *testing.T) {
 	heapBefore := liveHeap()
 	before := st.Stats()
 
-	// The clients arrive in batches smaller than the SYN queue (backlog
-	// 128), each once the stack has taken or refused the one before, so
-	// every one that gets in is held from its SYN on: a burst that
-	// overflowed the SYN queue would be answered with cookies, and a
+	// The clients arrive in batches far smaller than the SYN queue
+	// (serve's backlog), each once the stack has taken or refused the one
+	// before, so every one that gets in is held from its SYN on: a burst
+	// that overflowed the SYN queue would be answered with cookies, and a
 	// cookie client that never sends is connected on its side only,
 	// holding nothing here (the SYN-flood test covers that path).
 	dst := netip.AddrPortFrom(s.cfg.StackAddr, s.cfg.DiscardPort)
