@@ -334,8 +334,6 @@ func openTap(t *testing.T, ns *netns.NS, dev string) *segTap {
 	return tap
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 func (tap *segTap) read() {
 	defer close(tap.done)
 	buf := make([]byte, 65536)
