@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"tunstack/gvisorstack"
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -525,7 +526,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 		p("This kernel has CONFIG_IRQ_TIME_ACCOUNTING, so softirq work is accounted apart and is not in the process's system time: linux's CPU figure leaves out most of the kernels' receive processing.\n")
 	}
 	p("- **device drops** (bulk and streams): packets the kernel's devices on the path dropped during the window (tx_dropped + rx_dropped of the TUN, or of both veth ends / both TUNs for linux). ")
-	p("On a TUN, tx_dropped is the kernel finding the queue toward the user-space stack full (txqueuelen 500): the stack did not read fast enough.\n")
+	p("On a TUN, tx_dropped is the kernel finding the queue toward the user-space stack full (txqueuelen %d, netif.DefaultTxQueueLen): the stack did not read fast enough.\n", netif.DefaultTxQueueLen)
 	p("- **ACKs/MiB** (bulk-up): pure ACKs the stack under test sent during the window per MiB its reader received in it. ")
 	p("tunstack and gVisor: counted by a wrapper between the stack and its link (the TUN), which reads each packet's IPv4 and TCP headers: ACKs the stack wrote, data segments it read; exact, at a cost of a few nanoseconds a packet, in every scenario. ")
 	p("linux: the server namespace's OutSegs less TCPOrigDataSent and OutRsts (/proc/net/snmp and /proc/net/netstat): Linux counts in OutSegs every segment with new data or with no sequence space (a pure ACK), not retransmissions, so the difference is exactly its pure ACKs; ")
