@@ -180,13 +180,14 @@ func (r *Relay) Handle(p Pending) {
 	r.mu.Lock()
 	r.stats.Relayed++
 	rc.in, rc.out = in, out
+	// Set under the lock: Conns reads it from the table's goroutine.
+	if r.cfg.TunRTT != nil {
+		rc.tunRTT = func() (time.Duration, bool) { return r.cfg.TunRTT(in) }
+	}
 	if r.ctx.Err() != nil {
 		rc.abortBoth()
 	}
 	r.mu.Unlock()
-	if r.cfg.TunRTT != nil {
-		rc.tunRTT = func() (time.Duration, bool) { return r.cfg.TunRTT(in) }
-	}
 	r.splice(rc, in, out)
 }
 

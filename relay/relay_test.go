@@ -139,10 +139,10 @@ func TestRelayHalfCloseBothWays(t *testing.T) {
 	if err != nil || !bytes.Equal(got, req) {
 		t.Fatalf("server read %d bytes (%v), want the %d-byte request then EOF", len(got), err, len(req))
 	}
-	go func() {
+	go func(s net.Conn) { // its own s: the test reuses the variable below
 		s.Write(reply)
 		s.Close()
-	}()
+	}(s)
 	got, err = io.ReadAll(c)
 	if err != nil || !bytes.Equal(got, reply) {
 		t.Fatalf("client read %d bytes (%v), want the %d-byte reply then EOF", len(got), err, len(reply))
