@@ -257,9 +257,9 @@ func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, m tc
 		}
 		var n int
 		if u.Src.Is4() {
-			n = putICMPv4Unreachable(out, s.addr, wire.IPv4(invoking), icmpPortUnreachable)
+			n, _ = wire.PutICMPv4DestUnreachable(out, s.addr.As4(), ipTTL, wire.IPv4(invoking), wire.ICMPPortUnreachable)
 		} else {
-			n, _ = wire.PutICMPv6DestUnreachable(out, s.addr6.As16(), ipv6HopLimit, wire.IPv6(invoking), icmpv6PortUnreachable)
+			n, _ = wire.PutICMPv6DestUnreachable(out, s.addr6.As16(), ipv6HopLimit, wire.IPv6(invoking), wire.ICMPv6PortUnreachable)
 		}
 		if n > 0 {
 			f.portUnreachables++
@@ -268,42 +268,6 @@ func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, m tc
 		return true
 	}
 	return false
-}
-
-// ICMP Destination Unreachable codes (RFC 792, RFC 1122 §3.2.2.1; RFC 4443
-// §3.1).
-const (
-	icmpNetUnreachable    = 0
-	icmpHostUnreachable   = 1
-	icmpPortUnreachable   = 3
-	icmpv6NoRoute         = 0
-	icmpv6AddrUnreachable = 3
-	icmpv6PortUnreachable = 4
-	icmpv4QuoteMax        = 576 - wire.IPv4HeaderLen - 8 // RFC 1812 §4.3.2.3: the error fits in 576 bytes
-	icmpv4HeaderLen       = 8
-)
-
-// putICMPv4Unreachable writes into out an IPv4 packet from src carrying an
-// ICMP Destination Unreachable of the given code about invoking, quoting
-// its header and as much of its data as keeps the error within 576 bytes
-// (RFC 792 asks for the header and 64 bits; RFC 1812 §4.3.2.3 for as much
-// as fits). It returns the length, 0 if out is too small.
-func putICMPv4Unreachable(out []byte, src netip.Addr, invoking wire.IPv4, code uint8) int {
-	q := []byte(invoking)
-	if l := int(invoking.TotalLen()); l < len(q) {
-		q = q[:l]
-	}
-	q = q[:min(len(q), icmpv4QuoteMax)]
-	n := wire.IPv4HeaderLen + icmpv4HeaderLen + len(q)
-	if len(out) < n {
-		return 0
-	}
-	wire.PutIPv4Header(out, wire.IPv4Fields{Src: src.As4(), Dst: invoking.SrcAddr().As4(), Protocol: wire.ProtoICMP, TTL: ipTTL}, n-wire.IPv4HeaderLen)
-	m := wire.ICMPv4(out[wire.IPv4HeaderLen:n])
-	m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7] = icmpDestUnreachable, code, 0, 0, 0, 0, 0, 0
-	copy(m[icmpv4HeaderLen:], q)
-	m.SetChecksum()
-	return n
 }
 
 // pending is relay.Pending on a held SYN of the engine's interceptor.
@@ -430,20 +394,23 @@ func (f *Frontend) unreachable(h *tcpcore.HeldSyn, host bool) []byte {
 		inv := make([]byte, wire.IPv4HeaderLen+len(q))
 		wire.PutIPv4Header(inv, wire.IPv4Fields{Src: client.As4(), Dst: target.As4(), Protocol: wire.ProtoTCP, TTL: ipTTL, DontFrag: true}, len(q))
 		copy(inv[wire.IPv4HeaderLen:], q)
-		code := uint8(icmpNetUnreachable)
+		code := uint8(wire.ICMPNetUnreachable)
 		if host {
-			code = icmpHostUnreachable
+			code = wire.ICMPHostUnreachable
 		}
-		out := make([]byte, wire.IPv4HeaderLen+icmpv4HeaderLen+len(inv))
-		n := putICMPv4Unreachable(out, s.addr, wire.IPv4(inv), code)
+		out := make([]byte, wire.IPv4HeaderLen+wire.ICMPv4HeaderLen+len(inv))
+		n, err := wire.PutICMPv4DestUnreachable(out, s.addr.As4(), ipTTL, wire.IPv4(inv), code)
+		if err != nil {
+			return nil
+		}
 		return out[:n]
 	}
 	inv := make([]byte, wire.IPv6HeaderLen+len(q))
 	wire.PutIPv6Header(inv, wire.IPv6Fields{Src: client.As16(), Dst: target.As16(), NextHeader: wire.ProtoTCP, HopLimit: ipv6HopLimit}, len(q))
 	copy(inv[wire.IPv6HeaderLen:], q)
-	code := uint8(icmpv6NoRoute)
+	code := uint8(wire.ICMPv6NoRoute)
 	if host {
-		code = icmpv6AddrUnreachable
+		code = wire.ICMPv6AddressUnreachable
 	}
 	out := make([]byte, wire.IPv6MinMTU)
 	n, err := wire.PutICMPv6DestUnreachable(out, s.addr6.As16(), ipv6HopLimit, wire.IPv6(inv), code)
