@@ -99,8 +99,7 @@ type TUN struct {
 	queues  []*TUN
 	queueOf *TUN
 
-	// Read state, guarded by readMu. readFn is built once so that a
-	// ReadPackets call does not allocate a closure.
+	// Read state, guarded by readMu.
 	readMu    sync.Mutex
 	readFn    func(fd uintptr) bool
 	readBufs  [][]byte
@@ -183,11 +182,7 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	}
 	// From here the device exists and is ours: closing fd removes it,
 	// because it is not persistent.
-	t := &TUN{name: cfg.Name, mtuBytes: cfg.MTU, offload: offload, wholeTSO: offload && cfg.WholeTSO,
-		coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
-	if offload && !t.wholeTSO {
-		t.readBig = make([]byte, gsoMaxRead+1)
-	}
+	t := newTUN(fd, cfg.Name, cfg.MTU, offload, offload && cfg.WholeTSO)
 	fail := func(what string, err error) (*TUN, error) {
 		t.Close()
 		return nil, fmt.Errorf("netif: %s on %s: %w", what, cfg.Name, err)
@@ -255,9 +250,21 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 			return fail("configure "+cfg.HostAddr6.String(), err)
 		}
 	}
-	t.readFn = t.readBatch
-	t.writeFn = t.writeBatch
 	return t, nil
+}
+
+// newTUN is the TUN over fd, a queue of the device name; its raw conn is
+// the caller's to set.
+func newTUN(fd int, name string, mtu int, offload, wholeTSO bool) *TUN {
+	t := &TUN{name: name, mtuBytes: mtu, offload: offload, wholeTSO: wholeTSO,
+		coalesce: offload, file: os.NewFile(uintptr(fd), "/dev/net/tun")}
+	if offload && !wholeTSO {
+		t.readBig = make([]byte, gsoMaxRead+1)
+	}
+	// The callbacks are built once, so that a read or write does not
+	// allocate a closure.
+	t.readFn, t.descFn, t.writeFn = t.readBatch, t.readDescBatch, t.writeBatch
+	return t
 }
 
 // netlinkAddr is p as netlink's address, with IFA_F_* flags.
@@ -421,12 +428,22 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	}
 	t.readMu.Lock()
 	defer t.readMu.Unlock()
-	t.readBufs, t.readSizes, t.readN, t.readErr = bufs, sizes, 0, nil
-	err := t.raw.Read(t.readFn)
-	n, rerr := t.readN, t.readErr
+	t.readBufs, t.readSizes = bufs, sizes
+	n, err := t.read(t.readFn)
 	t.readBufs, t.readSizes = nil, nil
+	return n, err
+}
+
+// read runs fn, a RawConn read callback that counts what it reads in
+// readN and leaves an error in readErr, and returns how many packets it
+// read: an error only if none, net.ErrClosed after Close. The caller
+// holds readMu.
+func (t *TUN) read(fn func(fd uintptr) bool) (int, error) {
+	t.readN, t.readErr = 0, nil
+	err := t.raw.Read(fn)
+	n := t.readN
 	if err == nil {
-		err = rerr
+		err = t.readErr
 	}
 	if err != nil && n == 0 {
 		if t.closed.Load() {

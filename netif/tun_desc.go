@@ -2,8 +2,6 @@ package netif
 
 import (
 	"fmt"
-	"net"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -50,23 +48,9 @@ func (t *TUN) ReadDescs(arena []byte, pkts [][]byte, descs []Desc) (int, error) 
 	t.readMu.Lock()
 	defer t.readMu.Unlock()
 	t.desc = descState{arena: arena, pkts: pkts, descs: descs}
-	t.readN, t.readErr = 0, nil
-	if t.descFn == nil {
-		t.descFn = t.readDescBatch
-	}
-	err := t.raw.Read(t.descFn)
-	n, rerr := t.readN, t.readErr
-	t.desc = descState{}
-	if err == nil {
-		err = rerr
-	}
-	if err != nil && n == 0 {
-		if t.closed.Load() {
-			return 0, net.ErrClosed
-		}
-		return 0, fmt.Errorf("netif: read %s: %w", t.name, err)
-	}
-	return n, nil
+	n, err := t.read(t.descFn)
+	t.desc = descState{} // do not keep the caller's arena reachable
+	return n, err
 }
 
 // readDescBatch is ReadDescs' RawConn callback.
@@ -74,23 +58,10 @@ func (t *TUN) readDescBatch(fd uintptr) bool {
 	d := &t.desc
 	room := t.DescRoom()
 	for t.readN < len(d.pkts) && t.readN < len(d.descs) && len(d.arena)-d.off >= room {
+		// buf holds the largest TSO packet: readOne reads it whole, with
+		// nothing past it in readBig.
 		buf := d.arena[d.off : d.off+room]
-		var n int
-		var err error
-		if t.offload {
-			t.readIov[0].Base = &t.readHdr[0]
-			t.readIov[0].SetLen(vnetHdrLen)
-			t.readIov[1].Base = &buf[0]
-			t.readIov[1].SetLen(len(buf))
-			r, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&t.readIov[0])), 2)
-			t.readIov[1].Base = nil // do not keep the arena reachable
-			n = int(r)
-			if errno != 0 {
-				err = errno
-			}
-		} else {
-			n, err = unix.Read(int(fd), buf)
-		}
+		n, err := t.readOne(fd, buf)
 		switch {
 		case err == unix.EINTR:
 			continue

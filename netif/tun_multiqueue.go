@@ -2,7 +2,6 @@ package netif
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,19 +49,14 @@ func (t *TUN) attachQueues(n int) error {
 			unix.Close(fd)
 			return fmt.Errorf("TUNSETIFF: %w", err)
 		}
-		q := &TUN{name: t.name, mtuBytes: t.mtuBytes, offload: t.offload, wholeTSO: t.wholeTSO,
-			coalesce: t.offload, file: os.NewFile(uintptr(fd), "/dev/net/tun"), queueOf: t}
+		q := newTUN(fd, t.name, t.mtuBytes, t.offload, t.wholeTSO)
+		q.queueOf = t
 		// Each queue appends to the list before anything can fail, so
 		// that Close of the first closes it.
 		t.queues = append(t.queues, q)
-		if t.offload && !t.wholeTSO {
-			q.readBig = make([]byte, gsoMaxRead+1)
-		}
 		if q.raw, err = q.file.SyscallConn(); err != nil {
 			return err
 		}
-		q.readFn = q.readBatch
-		q.writeFn = q.writeBatch
 	}
 	return nil
 }
