@@ -180,10 +180,6 @@ func (r *Relay) Handle(p Pending) {
 	r.mu.Lock()
 	r.stats.Relayed++
 	rc.in, rc.out = in, out
-	// Set under the lock: Conns reads it from the table's goroutine.
-	if r.cfg.TunRTT != nil {
-		rc.tunRTT = func() (time.Duration, bool) { return r.cfg.TunRTT(in) }
-	}
 	if r.ctx.Err() != nil {
 		rc.abortBoth()
 	}
@@ -297,7 +293,6 @@ type record struct {
 	// legFinIn (its FIN received) and legFinOut (a FIN sent to it).
 	clientLeg, serverLeg atomic.Int32
 	reset                atomic.Bool
-	tunRTT               func() (time.Duration, bool)
 
 	// Set once both legs are up; guarded by Relay.mu.
 	in, out net.Conn
@@ -386,21 +381,28 @@ type ConnInfo struct {
 
 // Conns returns every connection dialing or relayed, oldest first.
 func (r *Relay) Conns() []ConnInfo {
+	// The client legs are taken under the lock, which Handle sets them
+	// under; the RTTs are asked for after it is released.
+	type entry struct {
+		rc *record
+		in net.Conn
+	}
 	r.mu.Lock()
-	rcs := make([]*record, 0, len(r.conns))
+	es := make([]entry, 0, len(r.conns))
 	for rc := range r.conns {
-		rcs = append(rcs, rc)
+		es = append(es, entry{rc, rc.in})
 	}
 	r.mu.Unlock()
-	slices.SortFunc(rcs, func(a, b *record) int { return a.started.Compare(b.started) })
+	slices.SortFunc(es, func(a, b entry) int { return a.rc.started.Compare(b.rc.started) })
 	now := time.Now()
-	infos := make([]ConnInfo, 0, len(rcs))
-	for _, rc := range rcs {
+	infos := make([]ConnInfo, 0, len(es))
+	for _, e := range es {
+		rc := e.rc
 		ci := ConnInfo{Client: rc.client, Target: rc.target, Age: now.Sub(rc.started),
 			BytesUp: rc.up.Load(), BytesDown: rc.down.Load(),
 			ClientLeg: legText(rc.clientLeg.Load()), ServerLeg: legText(rc.serverLeg.Load())}
-		if rc.tunRTT != nil {
-			ci.TunRTT, ci.HasTunRTT = rc.tunRTT()
+		if e.in != nil && r.cfg.TunRTT != nil {
+			ci.TunRTT, ci.HasTunRTT = r.cfg.TunRTT(e.in)
 		}
 		infos = append(infos, ci)
 	}

@@ -306,3 +306,81 @@ func sha(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
 }
+
+// fakePending is a held SYN without a stack: Accept is the test's.
+type fakePending struct {
+	accept  func() (net.Conn, error)
+	refused chan relay.Refusal
+}
+
+func (p *fakePending) Client() netip.AddrPort { return netip.MustParseAddrPort("198.18.0.1:40000") }
+func (p *fakePending) Target() netip.AddrPort { return netip.MustParseAddrPort("203.0.113.20:80") }
+func (p *fakePending) Accept() (net.Conn, error) {
+	return p.accept()
+}
+func (p *fakePending) Refuse(how relay.Refusal) { p.refused <- how }
+
+// expectEOF reads c until it ends, and fails unless it ends with EOF (the
+// relay closed or aborted the leg) within the test's patience.
+func expectEOF(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("%s: %v, want the relay to close it (EOF)", what, err)
+	}
+}
+
+// The table (Conns) may be read while a connection comes up: the client
+// leg's RTT is asked for only once the leg is there, and with -race no
+// access of the connection's record is unordered with Handle's.
+func TestRelayConnsWhileConnecting(t *testing.T) {
+	dialing, dialed := make(chan struct{}), make(chan struct{})
+	accepting, accepted := make(chan struct{}), make(chan struct{})
+	out, outPeer := net.Pipe()
+	in, inPeer := net.Pipe()
+	r, err := relay.New(relay.Config{
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			close(dialing)
+			<-dialed
+			return out, nil
+		},
+		TunRTT: func(c net.Conn) (time.Duration, bool) { return 3 * time.Millisecond, c == in },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		r.Handle(&fakePending{accept: func() (net.Conn, error) {
+			close(accepting)
+			<-accepted
+			return in, nil
+		}})
+		close(done)
+	}()
+	<-dialing
+	if cs := r.Conns(); len(cs) != 1 || cs[0].ServerLeg != "dialing" || cs[0].ClientLeg != "handshake" || cs[0].HasTunRTT {
+		t.Fatalf("table while dialing: %+v, want one connection dialing, no RTT", cs)
+	}
+	close(dialed)
+	<-accepting
+	if cs := r.Conns(); len(cs) != 1 || cs[0].ServerLeg != "open" || cs[0].ClientLeg != "handshake" || cs[0].HasTunRTT {
+		t.Fatalf("table during the handshake: %+v, want the outbound leg open, no RTT", cs)
+	}
+	close(accepted)
+	// Read at once, as Handle takes the client leg: nothing ordered this
+	// read before or after Handle's but the relay's own locking.
+	r.Conns()
+	// A byte across proves the splice runs, so both legs are set.
+	go inPeer.Write([]byte("x"))
+	if _, err := io.ReadFull(outPeer, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if cs := r.Conns(); len(cs) != 1 || cs[0].ServerLeg != "open" || cs[0].ClientLeg != "open" || !cs[0].HasTunRTT || cs[0].TunRTT != 3*time.Millisecond {
+		t.Fatalf("table once relayed: %+v, want one open connection with the client leg's 3ms RTT", cs)
+	}
+	inPeer.Close()
+	outPeer.Close()
+	<-done
+	r.Close()
+}
