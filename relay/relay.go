@@ -155,6 +155,17 @@ func (r *Relay) Handle(p Pending) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	out, err := r.cfg.Dial(ctx, "tcp", p.Target().String())
 	cancel()
+	if err == nil {
+		// Set under the lock, which Close holds while it aborts what is
+		// set: a Close from now on resets the outbound leg even while
+		// Accept waits; one that came first refuses the SYN here.
+		r.mu.Lock()
+		rc.out = out
+		if err = r.ctx.Err(); err != nil {
+			abort(out)
+		}
+		r.mu.Unlock()
+	}
 	if err != nil {
 		how := RefusalFor(err)
 		rc.serverLeg.Store(legFailed)
@@ -179,8 +190,9 @@ func (r *Relay) Handle(p Pending) {
 	rc.clientLeg.Store(legOpen)
 	r.mu.Lock()
 	r.stats.Relayed++
-	rc.in, rc.out = in, out
+	rc.in = in
 	if r.ctx.Err() != nil {
+		// Close ran while the legs came up, before in was set.
 		rc.abortBoth()
 	}
 	r.mu.Unlock()
@@ -294,15 +306,18 @@ type record struct {
 	clientLeg, serverLeg atomic.Int32
 	reset                atomic.Bool
 
-	// Set once both legs are up; guarded by Relay.mu.
+	// Set as each leg comes up (out once dialled, in once accepted);
+	// guarded by Relay.mu. splice's goroutines, started after both are
+	// set, read them without it.
 	in, out net.Conn
 }
 
-// abortBoth resets both legs once. The caller may hold Relay.mu.
+// abortBoth resets the legs that are up. It may run more than once (the
+// two directions and Close may each call it; closing a conn twice does no
+// harm), so that a leg set after an earlier call is still reset. The
+// caller may hold Relay.mu.
 func (rc *record) abortBoth() {
-	if rc.reset.Swap(true) {
-		return
-	}
+	rc.reset.Store(true)
 	if rc.in != nil {
 		abort(rc.in)
 	}

@@ -384,3 +384,75 @@ func TestRelayConnsWhileConnecting(t *testing.T) {
 	<-done
 	r.Close()
 }
+
+// Close during the client's handshake resets the outbound leg at once and
+// the client leg as soon as the handshake completes, and returns then: it
+// does not wait for either peer to end the connection.
+func TestRelayCloseWhileAccepting(t *testing.T) {
+	out, outPeer := net.Pipe()
+	in, inPeer := net.Pipe()
+	accepting, release := make(chan struct{}), make(chan struct{})
+	r, err := relay.New(relay.Config{
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) { return out, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan struct{})
+	go func() {
+		r.Handle(&fakePending{accept: func() (net.Conn, error) {
+			close(accepting)
+			<-release
+			return in, nil
+		}})
+		close(handled)
+	}()
+	<-accepting
+	closed := make(chan struct{})
+	go func() {
+		r.Close()
+		close(closed)
+	}()
+	expectEOF(t, outPeer, "outbound leg after Close, the handshake still running")
+	close(release)
+	expectEOF(t, inPeer, "client leg after Close, once the handshake completed")
+	<-handled
+	<-closed
+	if st := r.Stats(); st.Relayed != 1 || st.Resets != 1 || st.Active != 0 {
+		t.Fatalf("stats %+v, want the connection relayed, then reset by Close", st)
+	}
+}
+
+// Close during the outbound connect, which then succeeds anyway: the SYN
+// is refused with a reset and the outbound leg closed.
+func TestRelayCloseWhileDialing(t *testing.T) {
+	out, outPeer := net.Pipe()
+	dialing := make(chan struct{})
+	var r *relay.Relay
+	r, err := relay.New(relay.Config{
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			close(dialing)
+			<-ctx.Done() // Close cancels it; this connect completed anyway
+			return out, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan relay.Refusal, 1)
+	accepted := relay.Refusal(-1)
+	p := &fakePending{
+		accept: func() (net.Conn, error) {
+			refused <- accepted
+			return nil, errors.New("accepted after Close")
+		},
+		refused: refused,
+	}
+	go r.Handle(p)
+	<-dialing
+	r.Close()
+	if how := <-refused; how != relay.RefuseReset {
+		t.Fatalf("SYN answered as %d (-1: accepted), want refused with RefuseReset", how)
+	}
+	expectEOF(t, outPeer, "outbound leg dialled as Close ran")
+}
