@@ -88,16 +88,31 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 		s.unlockFlush()
 		return nil, newOpError("dial", nil, raddr, err)
 	}
-	c := s.newConn(tc)
+	return s.newConn(tc).handshake(ctx, "dial")
+}
+
+// handshake waits until c's handshake ends, sending what the engine
+// queued (its SYN or SYN-ACK) before each sleep, and returns c once it is
+// established. Otherwise it returns the error op failed with, having
+// discarded c: the engine's hard error, ECONNRESET for a connection
+// closed without one, ctx's error if ctx ends first, net.ErrClosed if the
+// stack closes. The caller holds s.mu; handshake releases it.
+func (c *Conn) handshake(ctx context.Context, op string) (net.Conn, error) {
+	s, tc := c.s, c.tc
 	for {
 		if s.closed {
 			s.mu.Unlock()
-			return nil, c.opError("dial", net.ErrClosed)
+			return nil, c.opError(op, net.ErrClosed)
 		}
 		if tc.Connected() {
 			err := tc.HardErr()
 			if err == nil && tc.State() == tcpcore.Closed {
-				err = syscall.ECONNRESET // closed without a reason: treat as reset
+				// The handshake ended without a reason the engine keeps:
+				// the peer reset it, an ICMP error ended it, or the
+				// retransmissions of our SYN or SYN-ACK ran out (a
+				// request socket's silent end, Linux's too): treat it as
+				// reset.
+				err = syscall.ECONNRESET
 			}
 			if err == nil {
 				s.unlockFlush()
@@ -105,10 +120,10 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 			}
 			c.discard()
 			s.unlockFlush()
-			return nil, c.opError("dial", err)
+			return nil, c.opError(op, err)
 		}
 		wake, gen := c.n.wait()
-		s.unlockFlush() // sends the SYN
+		s.unlockFlush() // sends the SYN or SYN-ACK
 		select {
 		case <-wake:
 		case <-ctx.Done():
@@ -118,7 +133,7 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 		if ctx.Err() != nil && !tc.Connected() {
 			c.discard()
 			s.unlockFlush()
-			return nil, c.opError("dial", ctx.Err())
+			return nil, c.opError(op, ctx.Err())
 		}
 	}
 }

@@ -1,12 +1,12 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"tunstack/relay"
@@ -302,35 +302,9 @@ func (p *pending) Accept() (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("stack: accept %v -> %v: %w", p.h.Client(), p.h.Target(), err)
 	}
-	c := s.newConn(tc)
-	for {
-		if s.closed {
-			s.mu.Unlock()
-			return nil, c.opError("accept", net.ErrClosed)
-		}
-		if tc.Connected() {
-			err := tc.HardErr()
-			if err == nil && tc.State() == tcpcore.Closed {
-				// The handshake ended without a reason the engine keeps:
-				// the client reset it, an ICMP error ended it, or the
-				// SYN-ACK's retransmissions ran out (a request socket's
-				// silent end, Linux's too).
-				err = syscall.ECONNRESET
-			}
-			if err == nil {
-				s.unlockFlush()
-				return c, nil
-			}
-			c.discard()
-			s.unlockFlush()
-			return nil, c.opError("accept", err)
-		}
-		wake, gen := c.n.wait()
-		s.unlockFlush() // sends the SYN-ACK
-		<-wake
-		s.mu.Lock()
-		c.n.done(gen)
-	}
+	// The relay's Accept has no deadline of its own: the SYN-ACK's
+	// retransmissions bound the wait.
+	return s.newConn(tc).handshake(context.Background(), "accept")
 }
 
 // Refuse implements relay.Pending.
