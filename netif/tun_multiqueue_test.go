@@ -113,24 +113,7 @@ func TestMultiQueueTUNKeepsEachFlowOnOneQueue(t *testing.T) {
 	ns := newNS(t)
 	tun := openTUN(t, ns, netif.TUNConfig{HostAddr: hostPrefix, Queues: 2})
 	arrivals := readQueues(t, tun)
-	err := ns.Do(func() error {
-		for range flows {
-			c, err := net.Dial("udp4", "198.18.0.2:9")
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			for range perFlow {
-				if _, err := c.Write([]byte("one flow")); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sendDatagrams(t, ns, flows, perFlow, []byte("one flow"))
 	queueOf := map[uint16]int{}
 	perQueue := make([]int, 2)
 	for _, a := range collect(t, arrivals, flows*perFlow) {

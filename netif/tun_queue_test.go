@@ -1,7 +1,6 @@
 package netif_test
 
 import (
-	"net"
 	"testing"
 
 	"tunstack/netif"
@@ -48,22 +47,7 @@ func TestDeviceStatsCountThePacketsTheFullQueueDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = ns.Do(func() error {
-		c, err := net.Dial("udp4", "198.18.0.2:9")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for range sent {
-			if _, err := c.Write([]byte("fill the queue")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sendDatagrams(t, ns, 1, sent, []byte("fill the queue"))
 	st, err := tun.DeviceStats()
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,31 @@ func openTUN(t *testing.T, ns *netns.NS, cfg netif.TUNConfig) *netif.TUN {
 	return tun
 }
 
+// sendDatagrams sends perFlow datagrams of msg on each of flows UDP
+// sockets of ns's kernel, each a flow of its own, to the stack's address
+// (198.18.0.2) port 9, through the TUN device.
+func sendDatagrams(t *testing.T, ns *netns.NS, flows, perFlow int, msg []byte) {
+	t.Helper()
+	err := ns.Do(func() error {
+		for range flows {
+			c, err := net.Dial("udp4", "198.18.0.2:9")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for range perFlow {
+				if _, err := c.Write(msg); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // readUntil reads from l until match accepts a valid IPv4 packet, and returns
 // a copy of it. Other packets (IPv6 router solicitations the kernel sends on
 // a new link, for one) are skipped.
@@ -254,18 +279,7 @@ func TestTUNReadsUDPDatagramTheKernelSends(t *testing.T) {
 	ns := newNS(t)
 	tun := openTUN(t, ns, netif.TUNConfig{HostAddr: hostPrefix})
 	msg := []byte("hello through the tun")
-	err := ns.Do(func() error {
-		c, err := net.Dial("udp4", "198.18.0.2:9")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write(msg)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sendDatagrams(t, ns, 1, 1, msg)
 	p := readUntil(t, tun, func(p wire.IPv4) bool { return p.Protocol() == wire.ProtoUDP })
 	if p.SrcAddr() != hostPrefix.Addr() || p.DstAddr() != stackIP {
 		t.Errorf("datagram %v -> %v, want 198.18.0.1 -> 198.18.0.2", p.SrcAddr(), p.DstAddr())
