@@ -27,7 +27,11 @@ func TestReadDescsHandsTheKernelsTSOPacketsOverWhole(t *testing.T) {
 		var qdesc []Desc
 		// readTCP returns the next TCP packet of f from the kernel and its
 		// descriptor, skipping others (router solicitations, MLD).
-		readTCP := func() (wire.TCP, Desc, int) {
+		type read struct {
+			d Desc
+			n int // IP length
+		}
+		readTCP := func() (wire.TCP, read) {
 			t.Helper()
 			for {
 				for len(queue) > 0 {
@@ -40,7 +44,7 @@ func TestReadDescsHandsTheKernelsTSOPacketsOverWhole(t *testing.T) {
 					if size != len(p) {
 						t.Fatalf("IP length field says %d bytes, read %d", size, len(p))
 					}
-					return tcp, d, size
+					return tcp, read{d, size}
 				}
 				n, err := tun.ReadDescs(arena, pkts, descs)
 				if err != nil {
@@ -53,49 +57,9 @@ func TestReadDescsHandsTheKernelsTSOPacketsOverWhole(t *testing.T) {
 				}
 			}
 		}
-		const iss = 91000
-		ack := func(rcvNxt, tsVal uint32) []byte {
-			return segment{fam: f, id: 7, seq: iss + 1, ack: rcvNxt, flags: wire.FlagACK, tsVal: 60, tsEcr: tsVal, window: 0xffff}.build()
-		}
-		syn := segment{fam: f, seq: iss, flags: wire.FlagSYN, tsVal: 50, syn: true}.build()
-		if _, err := tun.WritePackets([][]byte{syn}); err != nil {
-			t.Fatal(err)
-		}
-		synAck, _, _ := readTCP()
-		if synAck.Flags() != wire.FlagSYN|wire.FlagACK {
-			t.Fatalf("got flags %#x, want SYN|ACK", synAck.Flags())
-		}
-		kernelSeq := synAck.Seq() + 1
-		if _, err := tun.WritePackets([][]byte{ack(kernelSeq, tsValOf(synAck))}); err != nil {
-			t.Fatal(err)
-		}
-		conn, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-
-		const size = 256 << 10
-		want := pattern(0, size)
-		werr := make(chan error, 1)
-		go func() {
-			_, err := conn.Write(want)
-			werr <- err
-		}()
-		rcvNxt, gsoPkts, gsoSegs := kernelSeq, 0, 0
-		var recv []byte
-		for len(recv) < size {
-			tcp, d, n := readTCP()
-			payload := tcp.Payload()
-			if tcp.Flags()&wire.FlagRST != 0 {
-				t.Fatal("the kernel reset the connection")
-			}
-			if len(payload) == 0 {
-				continue
-			}
-			if tcp.Seq() != rcvNxt {
-				t.Fatalf("packet at seq %d, want %d", tcp.Seq(), rcvNxt)
-			}
+		gsoPkts, gsoSegs := 0, 0
+		kernelDownload(t, tun, ln, f, 256<<10, readTCP, func(tcp wire.TCP, r read) {
+			d, n, payload := r.d, r.n, tcp.Payload()
 			if d.Csum != CsumPartial {
 				t.Fatalf("a TCP packet the kernel built has checksum state %d, want CsumPartial", d.Csum)
 			}
@@ -113,18 +77,7 @@ func TestReadDescsHandsTheKernelsTSOPacketsOverWhole(t *testing.T) {
 			default:
 				t.Fatalf("GSO type %d, want %d", d.GSO, wantGSO)
 			}
-			recv = append(recv, payload...)
-			rcvNxt += uint32(len(payload))
-			if _, err := tun.WritePackets([][]byte{ack(rcvNxt, tsValOf(tcp))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := <-werr; err != nil {
-			t.Fatalf("the kernel socket's write: %v", err)
-		}
-		if !bytes.Equal(recv, want) {
-			t.Fatal("the packets read carry different bytes from those the socket wrote")
-		}
+		})
 		if gsoPkts == 0 {
 			t.Error("no TSO packet came over whole")
 		}

@@ -495,6 +495,73 @@ func openKernelPeer(t *testing.T, f gsoFamily, dev string, wholeTSO bool) (*TUN,
 	return tun, ln
 }
 
+// kernelDownload shakes hands by hand with the kernel listener ln through
+// tun (a SYN with timestamps, the SYN-ACK, the ACK), has the accepted
+// socket write size bytes, and reads them back: read returns the next TCP
+// packet of f from the kernel and what the test knows of it, check looks
+// at each packet that carries data, and each is acknowledged with a 64 KiB
+// window (no window scale was offered), echoing its TSval. It fails the
+// test unless the packets carry every byte the socket wrote, in order,
+// with no reset.
+func kernelDownload[M any](t *testing.T, tun *TUN, ln net.Listener, f gsoFamily, size int, read func() (wire.TCP, M), check func(wire.TCP, M)) {
+	t.Helper()
+	const iss = 91000
+	ack := func(rcvNxt, tsVal uint32) []byte {
+		return segment{fam: f, id: 7, seq: iss + 1, ack: rcvNxt, flags: wire.FlagACK, tsVal: 60, tsEcr: tsVal, window: 0xffff}.build()
+	}
+	syn := segment{fam: f, seq: iss, flags: wire.FlagSYN, tsVal: 50, syn: true}.build()
+	if _, err := tun.WritePackets([][]byte{syn}); err != nil {
+		t.Fatal(err)
+	}
+	synAck, _ := read()
+	if synAck.Flags() != wire.FlagSYN|wire.FlagACK {
+		t.Fatalf("got flags %#x, want SYN|ACK", synAck.Flags())
+	}
+	kernelSeq := synAck.Seq() + 1
+	if _, err := tun.WritePackets([][]byte{ack(kernelSeq, tsValOf(synAck))}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	want := pattern(0, size)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(want)
+		werr <- err
+	}()
+	rcvNxt := kernelSeq
+	var recv []byte
+	for len(recv) < size {
+		tcp, m := read()
+		payload := tcp.Payload()
+		if tcp.Flags()&wire.FlagRST != 0 {
+			t.Fatal("the kernel reset the connection")
+		}
+		if len(payload) == 0 {
+			continue
+		}
+		if tcp.Seq() != rcvNxt {
+			t.Fatalf("packet at seq %d, want %d", tcp.Seq(), rcvNxt)
+		}
+		check(tcp, m)
+		recv = append(recv, payload...)
+		rcvNxt += uint32(len(payload))
+		if _, err := tun.WritePackets([][]byte{ack(rcvNxt, tsValOf(tcp))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("the kernel socket's write: %v", err)
+	}
+	if !bytes.Equal(recv, want) {
+		t.Fatal("the packets read carry different bytes from those the socket wrote")
+	}
+}
+
 // tsValOf is the TSval of tcp's timestamp option.
 func tsValOf(tcp wire.TCP) uint32 {
 	var o wire.TCPOptions

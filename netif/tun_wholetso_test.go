@@ -1,7 +1,6 @@
 package netif
 
 import (
-	"bytes"
 	"testing"
 
 	"tunstack/wire"
@@ -17,7 +16,7 @@ func TestWholeTSOReadsTheKernelsTSOPacketsAsTheyAre(t *testing.T) {
 		tun, ln := openKernelPeer(t, f, "wtso0", true)
 
 		bufs, sizes := [][]byte{make([]byte, 65535)}, []int{0}
-		readTCP := func() (int, wire.TCP) {
+		readTCP := func() (wire.TCP, int) {
 			t.Helper()
 			for {
 				n, err := tun.ReadPackets(bufs, sizes)
@@ -37,68 +36,11 @@ func TestWholeTSOReadsTheKernelsTSOPacketsAsTheyAre(t *testing.T) {
 				if !f.checksumOK(tcp) {
 					t.Fatalf("a packet of %d bytes has a bad TCP checksum", sizes[0])
 				}
-				return size, tcp
+				return tcp, size
 			}
 		}
-		// ack acknowledges everything up to rcvNxt with a 64 KiB window
-		// (no window scale was offered), echoing tsVal.
-		const iss = 91000
-		ack := func(rcvNxt, tsVal uint32) []byte {
-			return segment{fam: f, id: 7, seq: iss + 1, ack: rcvNxt, flags: wire.FlagACK, tsVal: 60, tsEcr: tsVal, window: 0xffff}.build()
-		}
-
-		syn := segment{fam: f, seq: iss, flags: wire.FlagSYN, tsVal: 50, syn: true}.build()
-		if _, err := tun.WritePackets([][]byte{syn}); err != nil {
-			t.Fatal(err)
-		}
-		_, synAck := readTCP()
-		if synAck.Flags() != wire.FlagSYN|wire.FlagACK {
-			t.Fatalf("got flags %#x, want SYN|ACK", synAck.Flags())
-		}
-		kernelSeq := synAck.Seq() + 1
-		if _, err := tun.WritePackets([][]byte{ack(kernelSeq, tsValOf(synAck))}); err != nil {
-			t.Fatal(err)
-		}
-		conn, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-
-		const size = 256 << 10
-		want := pattern(0, size)
-		werr := make(chan error, 1)
-		go func() {
-			_, err := conn.Write(want)
-			werr <- err
-		}()
-		rcvNxt, largest := kernelSeq, 0
-		var recv []byte
-		for len(recv) < size {
-			n, tcp := readTCP()
-			payload := tcp.Payload()
-			if tcp.Flags()&wire.FlagRST != 0 {
-				t.Fatal("the kernel reset the connection")
-			}
-			if len(payload) == 0 {
-				continue
-			}
-			if tcp.Seq() != rcvNxt {
-				t.Fatalf("packet at seq %d, want %d", tcp.Seq(), rcvNxt)
-			}
-			largest = max(largest, n)
-			recv = append(recv, payload...)
-			rcvNxt += uint32(len(payload))
-			if _, err := tun.WritePackets([][]byte{ack(rcvNxt, tsValOf(tcp))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := <-werr; err != nil {
-			t.Fatalf("the kernel socket's write: %v", err)
-		}
-		if !bytes.Equal(recv, want) {
-			t.Fatal("the packets read carry different bytes from those the socket wrote")
-		}
+		largest := 0
+		kernelDownload(t, tun, ln, f, 256<<10, readTCP, func(_ wire.TCP, n int) { largest = max(largest, n) })
 		if largest <= tun.MTU() {
 			t.Errorf("largest packet %d bytes: no TSO packet came out whole (MTU %d)", largest, tun.MTU())
 		}
