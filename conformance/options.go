@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -288,65 +289,26 @@ func OptionTakesValue(name string) (known, takesValue bool) {
 // finish parses the addresses and fills in the defaults of those left
 // unset, as packetdrill does once all options are in: the wire addresses
 // are IPv6 for ipv6, IPv4 otherwise; the sockets' addresses are those,
-// mapped into IPv6 for ipv4-mapped-ipv6.
+// mapped into IPv6 for ipv4-mapped-ipv6. An IPv6 run does not use
+// --netmask_ip (packetdrill's local network is then always a /48), but a
+// given one is still checked as an IPv4 netmask.
 func (c *Config) finish() error {
 	if c.IPVersion == "" {
 		c.IPVersion = "ipv4"
 	}
-	var err error
-	if c.IPVersion == "ipv6" {
-		err = c.finishIPv6()
-	} else {
-		err = c.finishIPv4()
+	v4 := c.IPVersion != "ipv6"
+	defRemote, defGateway := defaultRemoteText6, defaultGatewayText6
+	if v4 {
+		defRemote, defGateway = defaultRemoteText, defaultGatewayText
+		if c.netmaskText == "" {
+			c.netmaskText = defaultNetmaskText
+		}
 	}
-	if err != nil {
-		return err
-	}
-	c.BindIP, c.ConnectIP, c.SocketFamily6 = c.LocalIP, c.RemoteIP, c.IPVersion != "ipv4"
-	if c.IPVersion == "ipv4-mapped-ipv6" {
-		c.BindIP, c.ConnectIP = netip.AddrFrom16(c.LocalIP.As16()), netip.AddrFrom16(c.RemoteIP.As16())
-	}
-	return nil
-}
-
-func (c *Config) finishIPv4() error {
 	if c.remoteText == "" {
-		c.remoteText = defaultRemoteText
-	}
-	if c.netmaskText == "" {
-		c.netmaskText = defaultNetmaskText
+		c.remoteText = defRemote
 	}
 	if c.gatewayText == "" {
-		c.gatewayText = defaultGatewayText
-	}
-	var err error
-	if c.Netmask, err = parseIP(c.netmaskText, true); err != nil {
-		return err
-	}
-	c.LocalPrefixLen = maskLen(c.Netmask)
-	if c.localText == "" {
-		c.LocalIP = randomLocal(c.Netmask)
-	} else if c.LocalIP, err = parseIP(c.localText, true); err != nil {
-		return err
-	}
-	if c.RemotePrefix, err = parsePrefix(c.remoteText, true); err != nil {
-		return err
-	}
-	c.RemoteIP = c.RemotePrefix.Addr()
-	c.RemotePrefix = c.RemotePrefix.Masked()
-	c.GatewayIP, err = parseIP(c.gatewayText, true)
-	return err
-}
-
-// finishIPv6 fills in an IPv6 run's addresses. --netmask_ip is not used
-// (packetdrill's local network is always a /48), but it is still checked
-// as an IPv4 netmask when given.
-func (c *Config) finishIPv6() error {
-	if c.remoteText == "" {
-		c.remoteText = defaultRemoteText6
-	}
-	if c.gatewayText == "" {
-		c.gatewayText = defaultGatewayText6
+		c.gatewayText = defGateway
 	}
 	var err error
 	if c.netmaskText != "" {
@@ -354,19 +316,33 @@ func (c *Config) finishIPv6() error {
 			return err
 		}
 	}
-	c.LocalPrefixLen = localPrefixLen6
-	if c.localText == "" {
+	switch {
+	case c.localText != "":
+		if c.LocalIP, err = parseIP(c.localText, v4); err != nil {
+			return err
+		}
+	case v4:
+		c.LocalIP = randomLocal(c.Netmask)
+	default:
 		c.LocalIP = randomLocal6()
-	} else if c.LocalIP, err = parseIP(c.localText, false); err != nil {
-		return err
 	}
-	if c.RemotePrefix, err = parsePrefix(c.remoteText, false); err != nil {
+	c.LocalPrefixLen = localPrefixLen6
+	if v4 {
+		c.LocalPrefixLen = maskLen(c.Netmask)
+	}
+	if c.RemotePrefix, err = parsePrefix(c.remoteText, v4); err != nil {
 		return err
 	}
 	c.RemoteIP = c.RemotePrefix.Addr()
 	c.RemotePrefix = c.RemotePrefix.Masked()
-	c.GatewayIP, err = parseIP(c.gatewayText, false)
-	return err
+	if c.GatewayIP, err = parseIP(c.gatewayText, v4); err != nil {
+		return err
+	}
+	c.BindIP, c.ConnectIP, c.SocketFamily6 = c.LocalIP, c.RemoteIP, c.IPVersion != "ipv4"
+	if c.IPVersion == "ipv4-mapped-ipv6" {
+		c.BindIP, c.ConnectIP = netip.AddrFrom16(c.LocalIP.As16()), netip.AddrFrom16(c.RemoteIP.As16())
+	}
+	return nil
 }
 
 // randomLocal6 picks the default IPv6 local address as packetdrill does:
@@ -388,12 +364,7 @@ func randomLocal6() netip.Addr {
 // maskLen is the number of leading one bits of an IPv4 netmask.
 func maskLen(m netip.Addr) int {
 	a := m.As4()
-	bits := binary.BigEndian.Uint32(a[:])
-	n := 0
-	for pos := 31; pos >= 0 && bits&(1<<pos) != 0; pos-- {
-		n++
-	}
-	return n
+	return bits.LeadingZeros32(^binary.BigEndian.Uint32(a[:]))
 }
 
 func parseIP(s string, v4 bool) (netip.Addr, error) {
