@@ -153,10 +153,6 @@ func (c *burstCoalescer) flow(k flowKey) *burstFlow {
 	return f
 }
 
-// tcpOf returns pkt's IP header and TCP segment when it is a valid
-// IPv4 or IPv6 TCP packet without IP options or extension headers.
-func tcpOf(pkt []byte) (ipHdr, wire.TCP, bool) { return ipTCP(pkt) }
-
 // wscaleOf is the window scale option in a SYN's options, or -1.
 func wscaleOf(t wire.TCP) int {
 	var o wire.TCPOptions
@@ -172,7 +168,7 @@ func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
 // inbound records a packet the target is about to hand the stack: the
 // peer's window scale, its largest window and its highest ACK.
 func (c *burstCoalescer) inbound(pkt []byte) {
-	ip, t, ok := tcpOf(pkt)
+	ip, t, ok := ipTCP(pkt)
 	if !ok {
 		return
 	}
@@ -218,7 +214,7 @@ func (f *burstFlow) sent(t wire.TCP) {
 func (c *burstCoalescer) batch(pkts []outbound, byCall bool) []outbound {
 	out := make([]outbound, 0, len(pkts))
 	for i := 0; i < len(pkts); {
-		ip, t, ok := tcpOf(pkts[i].pkt)
+		ip, t, ok := ipTCP(pkts[i].pkt)
 		if !ok {
 			out = append(out, pkts[i])
 			i++
@@ -239,7 +235,7 @@ func (c *burstCoalescer) batch(pkts []outbound, byCall bool) []outbound {
 			out = append(out, outbound{mergeSegments(pkts[i : i+n]), pkts[i].at})
 		}
 		for _, p := range pkts[i : i+n] {
-			_, pt, _ := tcpOf(p.pkt)
+			_, pt, _ := ipTCP(p.pkt)
 			f.sent(pt)
 		}
 		i += n
@@ -263,15 +259,16 @@ func (c *burstCoalescer) newData(f *burstFlow, t wire.TCP) bool {
 // (1: the first goes alone).
 func (c *burstCoalescer) run(pkts []outbound, f *burstFlow, k flowKey, byCall bool) int {
 	first := pkts[0].pkt
-	_, t0, _ := tcpOf(first)
+	h0, t0, _ := ipTCP(first)
 	mss := len(t0.Payload())
-	hdr := len(first) - mss
 	info := c.info(k, mss)
-	// The IPv4 total length, or the IPv6 payload length, is 16 bits.
-	limit := (0xffff - hdr) / mss
-	if first[0]>>4 == 6 {
-		limit = (0xffff - (hdr - wire.IPv6HeaderLen)) / mss
+	// The IPv4 total length, or the IPv6 payload length, is 16 bits; the
+	// first counts the IP header, the second does not.
+	counted := len(first) - mss
+	if h0.v6 {
+		counted -= wire.IPv6HeaderLen
 	}
+	limit := (0xffff - counted) / mss
 	if info.TSOSegs > 0 {
 		limit = min(limit, info.TSOSegs)
 	}
@@ -301,7 +298,7 @@ func (c *burstCoalescer) run(pkts []outbound, f *burstFlow, k flowKey, byCall bo
 			pshEnds && prev.Flags()&wire.FlagPSH != 0 {
 			break
 		}
-		_, t, ok := tcpOf(pkts[n].pkt)
+		_, t, ok := ipTCP(pkts[n].pkt)
 		if !ok || t.Seq() != next || len(t.Payload()) == 0 || len(t.Payload()) > mss || !sameSegmentHeaders(first, pkts[n].pkt) {
 			break
 		}
@@ -322,8 +319,8 @@ func (c *burstCoalescer) run(pkts []outbound, f *burstFlow, k flowKey, byCall bo
 // it: all but the IP total length, id and checksum, the TCP sequence
 // number and checksum, and PSH and FIN.
 func sameSegmentHeaders(first, p []byte) bool {
-	h0, t0, _ := tcpOf(first)
-	h, t, _ := tcpOf(p)
+	h0, t0, _ := ipTCP(first)
+	h, t, _ := ipTCP(p)
 	ip := h0.hdrLen
 	hdr := ip + t0.DataOffset()
 	if t.DataOffset() != t0.DataOffset() || h.v6 != h0.v6 {
@@ -352,15 +349,15 @@ func sameSegmentHeaders(first, p []byte) bool {
 // checksums computed.
 func mergeSegments(segs []outbound) []byte {
 	first := segs[0].pkt
-	h, t0, _ := tcpOf(first)
+	h, t0, _ := ipTCP(first)
 	hdr := h.hdrLen + t0.DataOffset()
 	b := append([]byte(nil), first[:hdr]...)
 	for _, s := range segs {
-		_, t, _ := tcpOf(s.pkt)
+		_, t, _ := ipTCP(s.pkt)
 		b = append(b, t.Payload()...)
 	}
 	setIPLength(b)
-	_, last, _ := tcpOf(segs[len(segs)-1].pkt)
+	_, last, _ := ipTCP(segs[len(segs)-1].pkt)
 	// Linux behaviour (tcp_transmit_skb): PSH on every packet of more than
 	// one segment; FIN is the last segment's.
 	b[h.hdrLen+13] = b[h.hdrLen+13]&^wire.FlagFIN | wire.FlagPSH | last.Flags()&wire.FlagFIN
