@@ -300,9 +300,8 @@ func (d *dispatcher[S]) start(c *Call, p *blockedCall) (CallResult, bool) {
 		// addresses are the run's.
 		if a[0].Kind != ExprEllipsis {
 			dom, err := intArg(0)
-			want := map[bool]int{false: unix.AF_INET, true: unix.AF_INET6}[d.family6]
-			if err != nil || dom != want {
-				return unsupported("socket domain: only the run's, %s (write ... for it)", map[bool]string{false: "AF_INET", true: "AF_INET6"}[d.family6]), true
+			if want, name := socketDomain(d.family6); err != nil || dom != want {
+				return unsupported("socket domain: only the run's, %s (write ... for it)", name), true
 			}
 		}
 		typ, err := intArg(1)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"tunstack/wire"
+
+	"golang.org/x/sys/unix"
 )
 
 // Both IP families. A script is run with IPv4 or IPv6 on the wire
@@ -131,4 +133,14 @@ func (f *flowLabels) check(script, live uint32) string {
 		return fmt.Sprintf("inconsistent flowlabels: expected %#x, got %#x", f.live, live)
 	}
 	return ""
+}
+
+// socketDomain is the domain of the run's sockets and its name, what a
+// socket() whose domain is "..." gets (packetdrill's socket_domain):
+// AF_INET6 for ipv6 and ipv4-mapped-ipv6 (family6), else AF_INET.
+func socketDomain(family6 bool) (int, string) {
+	if family6 {
+		return unix.AF_INET6, "AF_INET6"
+	}
+	return unix.AF_INET, "AF_INET"
 }

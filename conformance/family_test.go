@@ -304,3 +304,34 @@ func TestLinuxTargetRunsIPv6(t *testing.T) {
 		t.Fatalf("%s over IPv6 on linux: %s (family %q) %v %s", s, res.Status, res.Family, res.Failure, res.Reason)
 	}
 }
+
+// TestSocketDomainIsTheRuns checks that a socket() naming a domain gets
+// it only when it is the run's (AF_INET6 for ipv6 and ipv4-mapped-ipv6,
+// AF_INET for ipv4), on each target (linux as root only).
+func TestSocketDomainIsTheRuns(t *testing.T) {
+	dir := t.TempDir()
+	for _, stack := range []string{"tunstack", "gvisor", "linux"} {
+		t.Run(stack, func(t *testing.T) {
+			if stack == "linux" {
+				netns.RequireRoot(t)
+			}
+			for _, tc := range []struct{ fam, domain, want string }{
+				{"ipv4", "AF_INET", ""},
+				{"ipv4", "AF_INET6", "only the run's, AF_INET "},
+				{"ipv6", "AF_INET6", ""},
+				{"ipv6", "AF_INET", "only the run's, AF_INET6 "},
+				{"ipv4-mapped-ipv6", "AF_INET", "only the run's, AF_INET6 "},
+			} {
+				path := filepath.Join(dir, tc.fam+"-"+tc.domain+".pkt")
+				os.WriteFile(path, []byte("0 socket("+tc.domain+", SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(3) = 0\n"), 0o644)
+				res := Run(path, Options{Stack: stack, Args: []Option{opt("ip_version", tc.fam)}})
+				switch {
+				case tc.want == "" && res.Status != Pass:
+					t.Errorf("%s socket(%s): %s %v", tc.fam, tc.domain, res.Status, res.Failure)
+				case tc.want != "" && (res.Status != Fail || res.Failure == nil || !strings.Contains(res.Failure.Message, tc.want)):
+					t.Errorf("%s socket(%s): %s %v, want a failure saying %q", tc.fam, tc.domain, res.Status, res.Failure, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -48,19 +48,15 @@ func (t *linuxTarget) run(c *Call) CallResult {
 		if !argc(3) {
 			return unsupported("socket takes 3 arguments")
 		}
-		// "..." is the run's domain, as packetdrill's socket_domain:
-		// AF_INET6 for ipv6 and ipv4-mapped-ipv6.
-		domain := unix.AF_INET
-		if t.cfg.SocketFamily6 {
-			domain = unix.AF_INET6
-		}
+		// "..." is the run's domain.
+		domain, domainName := socketDomain(t.cfg.SocketFamily6)
 		if a[0].Kind != ExprEllipsis {
 			v, err := intArg(0)
 			if err != nil {
 				return unsupported("socket domain: %v", err)
 			}
 			if v != domain {
-				return unsupported("socket domain: only the run's, %s (write ... for it)", map[int]string{unix.AF_INET: "AF_INET", unix.AF_INET6: "AF_INET6"}[domain])
+				return unsupported("socket domain: only the run's, %s (write ... for it)", domainName)
 			}
 		}
 		typ, err := intArg(1)
