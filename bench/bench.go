@@ -248,6 +248,7 @@ type runCtx struct {
 	// profileKind says which profile it takes.
 	profile, profileKind string
 	profFile             *os.File // the CPU profile or trace being written
+	stopProfile          func()   // stops what writes profFile
 }
 
 // window is the state at the start of a measured window.
@@ -271,18 +272,14 @@ const (
 // run).
 func (r *runCtx) begin() window {
 	switch r.profileKind {
-	case profileCPU:
-		if f, err := os.Create(r.profile + ".cpu.pprof"); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
-				r.profFile = f
-			} else {
-				f.Close()
-			}
+	case profileCPU, profileTrace:
+		start, stop := pprof.StartCPUProfile, pprof.StopCPUProfile
+		if r.profileKind == profileTrace {
+			start, stop = trace.Start, trace.Stop
 		}
-	case profileTrace:
-		if f, err := os.Create(r.profile + ".trace"); err == nil {
-			if trace.Start(f) == nil {
-				r.profFile = f
+		if f, err := os.Create(r.profile + "." + profileSuffix(r.profileKind)); err == nil {
+			if start(f) == nil {
+				r.profFile, r.stopProfile = f, stop
 			} else {
 				f.Close()
 			}
@@ -312,15 +309,9 @@ type windowEnd struct {
 func (r *runCtx) end(w window) windowEnd {
 	we := windowEnd{elapsed: time.Since(w.start), cpu: readCPU().sub(w.cpu), retrans: r.env.retrans() - w.retrans, drops: r.env.linkDrops() - w.drops, segs: r.env.segs().sub(w.segs)}
 	switch r.profileKind {
-	case profileCPU:
+	case profileCPU, profileTrace:
 		if r.profFile != nil {
-			pprof.StopCPUProfile()
-			r.profFile.Close()
-			r.profFile = nil
-		}
-	case profileTrace:
-		if r.profFile != nil {
-			trace.Stop()
+			r.stopProfile()
 			r.profFile.Close()
 			r.profFile = nil
 		}
