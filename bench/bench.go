@@ -383,30 +383,36 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		// A scenario's families run interleaved too (run 1 over IPv4 on
 		// every stack, then over IPv6, then run 2...), so that their
 		// ratio compares runs taken moments apart.
-		byName := map[string]map[string]*Result{}
+		type planned struct {
+			name   string // the scenario's name in its family
+			sc     *scenario
+			fam    family
+			stacks []string
+			res    map[string]*Result // by stack
+		}
+		var plan []planned
 		specs := map[string]stackSpec{}
 		for _, name := range group {
-			sc := lookupScenario(name)
-			byName[name] = map[string]*Result{}
-			for _, st := range o.StacksFor(name) {
+			_, fam := splitFamily(name)
+			p := planned{name: name, sc: lookupScenario(name), fam: fam, stacks: o.StacksFor(name), res: map[string]*Result{}}
+			for _, st := range p.stacks {
 				sp, _ := parseStack(st) // Normalize checked every label
 				specs[st] = sp
 				cc, sack := sp.lossSettings(prof)
-				byName[name][st] = &Result{Scenario: name, Stack: st, Unit: sc.unit, Congestion: cc, SACK: sack}
+				p.res[st] = &Result{Scenario: name, Stack: st, Unit: p.sc.unit, Congestion: cc, SACK: sack}
 			}
+			plan = append(plan, p)
 		}
 		for run := 1; run <= o.Runs; run++ {
-			for _, name := range group {
-				sc := lookupScenario(name)
-				_, fam := splitFamily(name)
-				for _, st := range o.StacksFor(name) {
+			for _, p := range plan {
+				for _, st := range p.stacks {
 					done++
-					res := byName[name][st]
+					res := p.res[st]
 					if res.Skip != "" {
 						continue
 					}
-					o.progressf("[%d/%d] %-*s %-12s run %d/%d ...", done, total, width, st, name, run, o.Runs)
-					s, err := runOnce(ctx, &o, sc, fam, specs[st], prof, imp.forRun(run), "", "")
+					o.progressf("[%d/%d] %-*s %-12s run %d/%d ...", done, total, width, st, p.name, run, o.Runs)
+					s, err := runOnce(ctx, &o, p.sc, p.fam, specs[st], prof, imp.forRun(run), "", "")
 					if ctx.Err() != nil {
 						o.progressf(" cancelled\n")
 						return results, ctx.Err()
@@ -423,33 +429,31 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 						continue
 					}
 					res.Samples = append(res.Samples, s)
-					o.progressf(" %s\n", formatFigure(s.Value, sc.unit))
+					o.progressf(" %s\n", formatFigure(s.Value, p.sc.unit))
 				}
 			}
 		}
-		for _, name := range group {
-			sc := lookupScenario(name)
-			_, fam := splitFamily(name)
-			stacks := o.StacksFor(name)
-			if o.ProfileDir != "" && slices.Contains(profiledScenarios, name) && slices.Contains(stacks, "tunstack") {
-				prefix := profilePrefix(o.ProfileDir, "tunstack", sc.name)
+		for _, p := range plan {
+			// Profiled by their IPv4 names only: the files are named
+			// after the base scenario.
+			if o.ProfileDir != "" && slices.Contains(profiledScenarios, p.name) && slices.Contains(p.stacks, "tunstack") {
+				prefix := profilePrefix(o.ProfileDir, "tunstack", p.name)
 				kinds := []string{profileCPU, profileAllocs}
-				if slices.Contains(tracedScenarios, sc.name) {
+				if slices.Contains(tracedScenarios, p.name) {
 					kinds = append(kinds, profileTrace)
 				}
 				for _, kind := range kinds {
-					o.progressf("[profile] tunstack %-9s %-6s -> %s.%s ...", sc.name, kind, prefix, profileSuffix(kind))
-					if _, err := runOnce(ctx, &o, sc, fam, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
+					o.progressf("[profile] tunstack %-9s %-6s -> %s.%s ...", p.name, kind, prefix, profileSuffix(kind))
+					if _, err := runOnce(ctx, &o, p.sc, p.fam, stackSpec{label: "tunstack", base: "tunstack"}, prof, imp, prefix, kind); err != nil {
 						o.progressf(" error: %v\n", err)
 					} else {
 						o.progressf(" done\n")
 					}
 				}
 			}
-			for _, st := range stacks {
-				res := byName[name][st]
-				res.summarize()
-				results = append(results, *res)
+			for _, st := range p.stacks {
+				p.res[st].summarize()
+				results = append(results, *p.res[st])
 			}
 		}
 	}
