@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -69,16 +68,11 @@ func TestRelayRowsRatiosAndTargets(t *testing.T) {
 // kernel server. Root only.
 func TestSmokeRelayScenarios(t *testing.T) {
 	netns.RequireRoot(t)
-	var progress strings.Builder
-	res, err := Run(context.Background(), Options{
+	res := runSmoke(t, Options{
 		Stacks:    []string{"tunstack", "gvisor"},
 		Scenarios: []string{"relay-bulk-down", "relay-bulk-up", "relay-crr", "relay-idle"},
-		Duration:  smokeDuration(), Runs: 1, IdleConns: 200, Progress: &progress,
+		Duration:  smokeDuration(), Runs: 1, IdleConns: 200,
 	})
-	t.Log("\n" + progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(res) != 8 {
 		t.Fatalf("%d results, want 4 scenarios on 2 stacks", len(res))
 	}

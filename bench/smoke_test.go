@@ -22,15 +22,7 @@ func TestSmokeBulkDownOnTunstack(t *testing.T) {
 	if s := os.Getenv("BENCH_SMOKE_SCENARIOS"); s != "" {
 		scen = strings.Split(s, ",")
 	}
-	var progress strings.Builder
-	res, err := Run(context.Background(), Options{
-		Stacks: stacks, Scenarios: scen, Duration: smokeDuration(), Runs: 1,
-		IdleConns: 500, Progress: &progress,
-	})
-	t.Log("\n" + progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runSmoke(t, Options{Stacks: stacks, Scenarios: scen, Duration: smokeDuration(), Runs: 1, IdleConns: 500})
 	for _, r := range res {
 		t.Logf("%s %s: %v %s %v skip=%q errors=%v", r.Stack, r.Scenario, r.Value, r.Unit, r.Metrics, r.Skip, r.Errors)
 		if r.Skip == "" && (!r.Measured() || r.Value <= 0) {
@@ -44,15 +36,7 @@ func TestSmokeBulkDownOnTunstack(t *testing.T) {
 // stacks, a veth with IPv6 addresses for linux) carry data. Root only.
 func TestSmokeBulkOverIPv6(t *testing.T) {
 	netns.RequireRoot(t)
-	var progress strings.Builder
-	res, err := Run(context.Background(), Options{
-		Scenarios: []string{"bulk-down", "bulk-up"}, Family: "6", Duration: smokeDuration(), Runs: 1,
-		Progress: &progress,
-	})
-	t.Log("\n" + progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runSmoke(t, Options{Scenarios: []string{"bulk-down", "bulk-up"}, Family: "6", Duration: smokeDuration(), Runs: 1})
 	if len(res) != 6 {
 		t.Fatalf("got %d results, want bulk-down-v6 and bulk-up-v6 on three stacks", len(res))
 	}
@@ -64,6 +48,20 @@ func TestSmokeBulkOverIPv6(t *testing.T) {
 			t.Errorf("%s on %s measured nothing: skip=%q errors=%v", r.Scenario, r.Stack, r.Skip, r.Errors)
 		}
 	}
+}
+
+// runSmoke runs o with its progress lines in the test's log, and stops the
+// test if Run fails.
+func runSmoke(t *testing.T, o Options) []Result {
+	t.Helper()
+	var progress strings.Builder
+	o.Progress = &progress
+	res, err := Run(context.Background(), o)
+	t.Log("\n" + progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func smokeDuration() time.Duration {
