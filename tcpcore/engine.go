@@ -357,13 +357,17 @@ func (e *Engine) InputGRO(now Time, src, dst netip.Addr, b []byte, m InputMeta) 
 	}
 	// A GRO unit, taken as the segments Linux's tcp_gso_segment() cuts
 	// from it: each carries the header with its own sequence number; FIN
-	// and PSH stay on the last, CWR on the first. Each is looked up and
-	// processed on its own, so a segment that ends the connection sends
-	// the rest where a lone segment would go.
-	flags := seg.flags
+	// and PSH stay on the last, CWR on the first. Each goes where a lone
+	// segment would: to the connection the one before it reached while
+	// that connection is still the 4-tuple's (every way out of e.conns,
+	// unlink and Listener.Close, leaves it CLOSED), else looked up
+	// afresh, so a segment that ends the connection sends the rest where
+	// a lone segment would go.
+	flags, seq := seg.flags, Seq(t.Seq())
+	var c *Conn
 	for i := range nseg {
 		off := i * m.SegSize
-		seg.seq = Seq(t.Seq()).Add(off)
+		seg.seq = seq.Add(off)
 		seg.payload = payload[off:min(off+m.SegSize, len(payload))]
 		seg.flags = flags
 		if i < nseg-1 {
@@ -372,26 +376,32 @@ func (e *Engine) InputGRO(now Time, src, dst netip.Addr, b []byte, m InputMeta) 
 		if i > 0 {
 			seg.flags &^= wire.FlagCWR
 		}
-		e.deliver(now, &seg)
+		if c != nil && c.state != Closed {
+			c.input(now, &seg)
+		} else {
+			c = e.deliver(now, &seg)
+		}
 	}
 }
 
 // deliver hands a decoded segment to its connection, else to a listener,
-// else answers it with a reset.
-func (e *Engine) deliver(now Time, seg *segment) {
+// else answers it with a reset. It returns the connection that took it,
+// nil if none did.
+func (e *Engine) deliver(now Time, seg *segment) *Conn {
 	if c := e.conns[connKey{seg.dst, seg.src}]; c != nil {
 		c.input(now, seg)
-		return
+		return c
 	}
 	if l := e.listenerFor(seg.dst, seg.src); l != nil {
 		l.input(now, seg)
-		return
+		return nil
 	}
 	if l := e.interceptFor(seg.dst.Addr()); l != nil {
 		l.input(now, seg)
-		return
+		return nil
 	}
 	e.resetFor(now, seg)
+	return nil
 }
 
 // resetFor answers a segment that reached no connection (RFC 9293

@@ -183,3 +183,48 @@ func TestGROBadChecksumDropsUnit(t *testing.T) {
 		t.Errorf("read %d bytes, want %d", n, len(payload))
 	}
 }
+
+// TestGROUnitOutlivingItsConnection checks a unit whose first segment ends
+// the connection: data to a connection the application closed is answered
+// with RST and ends it (RFC 1122 §4.2.2.13), and the rest of the unit goes
+// where lone segments would, to the listener, which answers each ACK with
+// <SEQ=SEG.ACK><CTL=RST>, exactly as the segments cut from the unit.
+func TestGROUnitOutlivingItsConnection(t *testing.T) {
+	run := func(gro bool) ([]tseg, Stats) {
+		p := newPeer(t, nil)
+		c, iss := p.listenAndAccept(plainSyn)
+		c.Close(p.now)
+		fin := p.expect(fA|fF, iss+1, peerISN+1)
+		p.out = nil
+		payload := bytes.Repeat([]byte{'x'}, 3*groSegSize)
+		u := tseg{flags: fPA, seq: peerISN + 1, ack: fin.seq + 1, wnd: 65535, payload: payload}
+		if gro {
+			p.e.InputGRO(p.now, p.remote.Addr(), p.local.Addr(), u.encode(p.remote, p.local), InputMeta{SegSize: groSegSize})
+		} else {
+			for off := 0; off < len(payload); off += groSegSize {
+				s := u
+				s.seq, s.payload = u.seq.Add(off), payload[off:off+groSegSize]
+				if off+groSegSize < len(payload) {
+					s.flags &^= fP
+				}
+				p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
+			}
+		}
+		p.collect()
+		if c.State() != Closed {
+			t.Fatalf("gro %v: state %v after data to a closed socket, want CLOSED", gro, c.State())
+		}
+		return p.out, p.e.Stats()
+	}
+	segOut, segStats := run(false)
+	groOut, groStats := run(true)
+	if len(segOut) != 3 || segOut[0].flags&fR == 0 || segOut[1].flags != fR || segOut[2].flags != fR {
+		t.Fatalf("segment by segment sent\n%v\nwant the connection's RST and the listener's two", lines(segOut))
+	}
+	if fmt.Sprint(segOut) != fmt.Sprint(groOut) {
+		t.Errorf("segments out differ:\nsegment by segment:\n%v\nGRO:\n%v", lines(segOut), lines(groOut))
+	}
+	if segStats != groStats {
+		t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
+	}
+}
