@@ -111,10 +111,7 @@ func (e *Engine) Intercept(now Time, prefixes []netip.Prefix, backlog int, opts 
 
 // interceptFor is the interceptor whose prefixes hold dst, nil if none.
 func (e *Engine) interceptFor(dst netip.Addr) *Listener {
-	for _, i := range e.intercepts {
-		if i.l.closed {
-			continue
-		}
+	for _, i := range e.intercepts { // Close takes an interceptor out
 		for _, p := range i.prefixes {
 			if p.Contains(dst) {
 				return i.l
@@ -200,17 +197,23 @@ func (h *HeldSyn) settle() bool {
 // then, or when the handshake fails: the SYN-ACK retransmissions give up,
 // the client resets). The connection is the application's from now on, as
 // an accepted one is. For a cookie connection it returns that connection.
+// After Close it returns ErrClosed (Close forgot the held SYNs and reset
+// the cookie connections not yet taken); for a SYN decided before,
+// ErrInvalid.
 func (i *Interceptor) Answer(now Time, h *HeldSyn) (*Conn, error) {
-	if h.i != i || !h.settle() {
+	if h.i != i {
+		return nil, ErrInvalid
+	}
+	if i.l.closed {
+		return nil, ErrClosed
+	}
+	if !h.settle() {
 		return nil, ErrInvalid
 	}
 	if h.conn != nil {
 		return h.conn, nil
 	}
 	e := i.l.e
-	if i.l.closed {
-		return nil, ErrClosed
-	}
 	key := connKey{h.target, h.client}
 	if e.conns[key] != nil {
 		return nil, ErrAddrInUse

@@ -284,3 +284,24 @@ func TestInterceptClientResetEndsAnsweredHandshake(t *testing.T) {
 		t.Fatalf("SYN queue %d after the handshake ended, want 0", st.SynQueue)
 	}
 }
+
+// After Close, answering a SYN taken before it is refused with ErrClosed,
+// which the driver turns into net.ErrClosed, and sends nothing: Close
+// forgot the held SYN, so the client's retransmission gets a closed
+// port's RST.
+func TestInterceptAnswerAfterCloseIsErrClosed(t *testing.T) {
+	p := newPeer(t, nil)
+	i := p.intercept(16)
+	p.synTo(0, icptTarget, peerISN)
+	h := takeOne(t, i)
+	i.Close(p.now)
+	if c, err := i.Answer(p.now, h); err != ErrClosed || c != nil {
+		t.Fatalf("Answer after Close: %v, %v; want nil, ErrClosed", c, err)
+	}
+	p.expectNone()
+	if st := i.Stats(); st.Answered != 0 || st.HeldNow != 0 || st.SynQueue != 0 || p.e.ConnCount() != 0 {
+		t.Fatalf("stats %+v, %d connections; want nothing answered, held or made", st, p.e.ConnCount())
+	}
+	p.synTo(0, icptTarget, peerISN)
+	p.expect(fRA, 0, peerISN+1)
+}
