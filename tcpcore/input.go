@@ -202,7 +202,10 @@ func (c *Conn) completeHandshake(now Time, s *segment) bool {
 		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
 		return false
 	}
-	if c.parent != nil && !c.parent.established(c) {
+	// established may hand the connection out and clear its parent (an
+	// Interceptor's), so whether it is a passive open is taken first.
+	passive := c.parent != nil
+	if passive && !c.parent.established(c) {
 		c.acceptOverflow(now, s)
 		return false
 	}
@@ -211,7 +214,7 @@ func (c *Conn) completeHandshake(now Time, s *segment) bool {
 	// The largest window starts from this ACK's, not the SYN's unscaled
 	// one (Linux builds the socket from the final ACK).
 	c.maxSndWnd = c.sndWnd
-	if c.parent != nil {
+	if passive {
 		c.e.stats.PassiveEstablished++ // PassiveOpens: Linux tcp_create_openreq_child, the child made at the final ACK
 	}
 	c.becomeEstablished(now)

@@ -288,7 +288,6 @@ func (i *Interceptor) established(c *Conn) bool {
 		l.synQueue--
 	}
 	c.parent = nil
-	l.e.stats.PassiveEstablished++ // PassiveOpens: Linux tcp_create_openreq_child
 	if c.accepted {
 		i.stats.Established++
 		return true

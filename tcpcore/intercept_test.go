@@ -97,6 +97,9 @@ func TestInterceptHoldsSynUntilAnswered(t *testing.T) {
 	if st := i.Stats(); st.Answered != 1 || st.Established != 1 || st.HeldNow != 0 || st.SynQueue != 0 {
 		t.Fatalf("stats %+v, want one answered and established, queues empty", st)
 	}
+	if n := p.e.Stats().PassiveEstablished; n != 1 {
+		t.Fatalf("engine PassiveEstablished %d, want 1", n)
+	}
 	// Data flows to the client from the target's address.
 	if _, err := c.Write(p.now, []byte("hi")); err != nil {
 		t.Fatal(err)
@@ -231,6 +234,9 @@ func TestInterceptBoundAndCookies(t *testing.T) {
 	}
 	if st := i.Stats(); st.CookieConns != 1 || st.ListenerCounts.CookiesSent != 1 || st.SynQueue != 3 {
 		t.Fatalf("stats %+v, want one cookie connection, three still held", st)
+	}
+	if n := p.e.Stats().PassiveEstablished; n != 1 {
+		t.Fatalf("engine PassiveEstablished %d, want 1 for the cookie connection", n)
 	}
 }
 
