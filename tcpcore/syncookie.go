@@ -109,19 +109,17 @@ func (l *Listener) sendCookieSynAck(now Time, s *segment) {
 	if l.opts.MaxSeg > 0 && l.opts.MaxSeg < mss {
 		mss = l.opts.MaxSeg
 	}
-	peerMSS := e.defaultPeerMSS(s.src.Addr())
-	if s.opts.HasMSS {
-		peerMSS = int(s.opts.MSS)
-	}
-	idx := cookieMSSIndex(cookieTable(s.dst.Addr()), min(peerMSS, mss))
-	iss := e.cookieISS(now, s.dst, s.src, s.seq, idx)
 	// A throwaway TCB builds the SYN-ACK exactly as a real one would; it
-	// is never linked into the engine.
+	// is never linked into the engine. It takes the peer's MSS as a real
+	// one does (learnSynOptions: the family's default when absent or 0),
+	// and the cookie encodes that.
 	c := e.newConn(now, s.dst, s.src, &l.opts)
-	c.iss, c.sndUna, c.sndNxt, c.sndMax = iss, iss, iss, iss
 	c.irs, c.rcvNxt = s.seq, s.seq.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.learnSynOptions(now, s, true)
+	idx := cookieMSSIndex(cookieTable(s.dst.Addr()), min(c.peerMSS, mss))
+	iss := e.cookieISS(now, s.dst, s.src, s.seq, idx)
+	c.iss, c.sndUna, c.sndNxt, c.sndMax = iss, iss, iss, iss
 	c.state = SynReceived
 	var o wire.TCPOptions
 	c.synOptions(now, &o, true)
