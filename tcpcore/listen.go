@@ -126,14 +126,11 @@ func (l *Listener) Close(now Time) {
 		c.destroy()
 	}
 	l.acceptQueue = nil
-	for k, c := range e.conns {
+	for _, c := range e.conns {
 		if c.parent == l && c.state == SynReceived {
-			c.parent = nil
-			delete(e.conns, k)
-			c.uncount()
-			e.timers.remove(c)
-			e.release(&c.hold)
+			c.parent = nil // the SYN queue is emptied below
 			c.state = Closed
+			c.unlink()
 		}
 	}
 	l.synQueue = 0

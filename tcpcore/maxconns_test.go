@@ -154,3 +154,48 @@ func TestMaxConnsHoldsForCookieConnections(t *testing.T) {
 		t.Fatalf("cookie ACK with room: %+v, held %d; want the connection made", st, p.e.HeldConns())
 	}
 }
+
+// Closing a listener drops its half-open connections (Linux
+// inet_csk_listen_stop) and, with them, their places under the cap and
+// their ports: a listener opened again on the port takes SYNs at once.
+func TestMaxConnsListenerCloseFreesHalfOpen(t *testing.T) {
+	p := newCappedPeer(t, 2)
+	l, err := p.e.Listen(p.now, local, 8, SockOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range 2 {
+		p.sendFrom(clientAddr(c), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+		if sa := p.next(); sa.flags != fSA {
+			t.Fatalf("client %d: got %v, want SYN-ACK", c, sa)
+		}
+	}
+	if n := p.e.HeldConns(); n != 2 {
+		t.Fatalf("held %d connections, want 2", n)
+	}
+	l.Close(p.now)
+	if n, cc := p.e.HeldConns(), p.e.ConnCount(); n != 0 || cc != 0 {
+		t.Fatalf("after the listener closed: held %d connections, %d in the engine; want 0 and 0", n, cc)
+	}
+	if _, err := p.e.Listen(p.now, local, 8, SockOpts{}); err != nil {
+		t.Fatalf("listening again on the port: %v", err)
+	}
+	p.sendFrom(clientAddr(2), tseg{flags: fS, seq: peerISN, wnd: 65535, opts: plainSyn})
+	sa2 := p.next()
+	if sa2.flags != fSA {
+		t.Fatalf("client 2 after the close: got %v, want SYN-ACK", sa2)
+	}
+	// The dropped half-open connections keep no timers: in the next
+	// minute only client 2's SYN-ACK is sent again (at 1, 3, 7, 15 and
+	// 31 s).
+	p.advance(time.Minute)
+	rtx := p.collectAll()
+	for _, s := range rtx {
+		if s.flags != fSA || s.seq != sa2.seq {
+			t.Fatalf("after the close: %v, want only client 2's SYN-ACK (seq %d) again", s, sa2.seq)
+		}
+	}
+	if len(rtx) != 5 {
+		t.Fatalf("client 2's SYN-ACK went again %d times in a minute, want 5", len(rtx))
+	}
+}
