@@ -90,9 +90,7 @@ func (s *sim) flush() {
 		pkts := e.Output(nil)
 		for _, p := range pkts {
 			s.cap.note(e, p.Segment())
-			if s.resendLimit > 0 && s.cap.maxResend > s.resendLimit {
-				s.checkResends(s.resendLimit)
-			}
+			s.checkResends()
 			if s.loss > 0 && s.rng.Float64() < s.loss {
 				s.dropped++
 				continue
@@ -277,10 +275,8 @@ type rtxCapture struct {
 	// later marks the flows whose SYN started over with another ISN: a
 	// second connection on the same ports, such as the one an old
 	// duplicate SYN opens after the first has closed. Its retransmissions
-	// are counted in seenLater, not in seen, which is the first
-	// connection's.
-	later     map[rtxFlow]bool
-	seenLater map[*Engine]uint64
+	// are not counted in seen, which is the first connection's.
+	later map[rtxFlow]bool
 	// The most retransmissions of any one byte, and where.
 	maxResend    uint16
 	maxResendAt  Seq
@@ -297,7 +293,7 @@ func (r *rtxCapture) note(from *Engine, seg []byte) {
 	if r.high == nil {
 		r.high, r.seen = map[rtxFlow]Seq{}, map[*Engine]uint64{}
 		r.base, r.sent = map[rtxFlow]Seq{}, map[rtxFlow][]uint16{}
-		r.later, r.seenLater = map[rtxFlow]bool{}, map[*Engine]uint64{}
+		r.later = map[rtxFlow]bool{}
 	}
 	t := wire.TCP(seg)
 	span := len(t.Payload())
@@ -322,9 +318,7 @@ func (r *rtxCapture) note(from *Engine, seg []byte) {
 		r.base[f] = seq
 	}
 	if ok && seq.LT(high) {
-		if r.later[f] {
-			r.seenLater[from]++
-		} else {
+		if !r.later[f] {
 			r.seen[from]++
 		}
 		r.countResent(f, seq, t.Flags()&wire.FlagSYN != 0, len(t.Payload()), high)
@@ -371,18 +365,20 @@ func (r *rtxCapture) countResent(f rtxFlow, seq Seq, syn bool, n int, high Seq) 
 // recovery does.
 const maxResendsPerByte = 12
 
-// checkResends fails when some byte went out more than limit times again.
-func (s *sim) checkResends(limit uint16) {
+// checkResends fails when some byte went out more than s.resendLimit
+// times again (0: no limit).
+func (s *sim) checkResends() {
 	s.t.Helper()
 	r := &s.cap
-	if r.maxResend > limit {
-		who := "b (receiver)"
-		if r.maxResendBy == s.a {
-			who = "a (sender)"
-		}
-		s.t.Fatalf("engine %s retransmitted a byte %d times (more than %d) by %v of virtual time: sequence %d, last in a segment of %d bytes; the sender loops in recovery",
-			who, r.maxResend, limit, time.Duration(s.now), r.maxResendAt, r.maxResendLen)
+	if s.resendLimit == 0 || r.maxResend <= s.resendLimit {
+		return
 	}
+	who := "b (receiver)"
+	if r.maxResendBy == s.a {
+		who = "a (sender)"
+	}
+	s.t.Fatalf("engine %s retransmitted a byte %d times (more than %d) by %v of virtual time: sequence %d, last in a segment of %d bytes; the sender loops in recovery",
+		who, r.maxResend, s.resendLimit, time.Duration(s.now), r.maxResendAt, r.maxResendLen)
 }
 
 // checkRetransmitKinds checks that a connection's retransmissions are each
