@@ -167,7 +167,11 @@ func (c *Conn) onReoTimeout(now Time) {
 
 // markLost is Linux's tcp_mark_skb_lost: a record not yet lost becomes
 // lost; a lost one whose retransmission is in flight has lost that
-// retransmission too, and is to be sent again.
+// retransmission too, and is to be sent again. That second rule is for
+// the callers that judge the retransmission itself: RACK by its send time,
+// the retransmission timer, a path MTU below its size. RFC 6675's IsLost
+// judges only the original transmission, so dupThreshMarkLost and
+// markHeadLost never pass a record already lost.
 func (c *Conn) markLost(r *txRec) {
 	if r.flags&txSacked != 0 {
 		return

@@ -727,9 +727,11 @@ func (c *Conn) dupThreshMarkLost() {
 		// deemed lost before keeps its retransmission, which the SACKs
 		// of segments sent before it say nothing about (RFC 6675 §4
 		// NextSeg rule 1 sends each lost segment once, above HighRxt;
-		// Linux behaviour: tcp_skb_mark_lost(): skips a segment already
-		// LOST). Marking it again would take its retransmission for lost
-		// and send it on every ACK of the recovery.
+		// Linux behaviour: tcp_mark_head_lost() hands tcp_mark_skb_lost()
+		// only a segment not already LOST). Marking it again would take
+		// its retransmission for lost and send it on every ACK of the
+		// recovery: markLost's rule for a lost record is for the callers
+		// that judge the retransmission itself.
 		if r.flags&txLost != 0 {
 			continue
 		}
