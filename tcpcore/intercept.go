@@ -145,7 +145,7 @@ func (i *Interceptor) Take() []*HeldSyn {
 // ISN is a new attempt by the client on the same 4-tuple: it replaces the
 // held SYN, so the answer, when it comes, acknowledges the SYN the client
 // is now waiting on. Neither is a second hold.
-func (i *Interceptor) repeated(now Time, s *segment) bool {
+func (i *Interceptor) repeated(s *segment) bool {
 	h := i.held[connKey{s.dst, s.src}]
 	if h == nil {
 		return false

@@ -199,7 +199,7 @@ func (l *Listener) input(now Time, s *segment) {
 		return
 	}
 	// third: SYN.
-	if l.icpt != nil && l.icpt.repeated(now, s) {
+	if l.icpt != nil && l.icpt.repeated(s) {
 		return
 	}
 	if l.atMaxConns() {
