@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"tunstack/demo"
 	"tunstack/internal/testtools"
 	"tunstack/lab/netns"
 	"tunstack/metrics"
@@ -473,27 +474,14 @@ func newHostileTarget(t *testing.T, name string) *hostileTarget {
 	}); err != nil {
 		t.Fatalf("kernel echo listener: %v", err)
 	}
-	var wg sync.WaitGroup
+	served := make(chan error, 1)
+	go func() { served <- demo.ServeEcho(ln) }()
 	t.Cleanup(func() {
 		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
+		if err := <-served; err != nil {
+			t.Errorf("kernel echo server: %v", err)
 		}
-	}()
+	})
 	return &hostileTarget{stack: "linux", ns: cns, serverNS: sns, dev: "hx0", client: client, echo: echo,
 		challengeACKs: func() (uint64, bool) {
 			c, err := sns.TCPCounters()
