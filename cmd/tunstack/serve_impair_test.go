@@ -21,7 +21,6 @@ import (
 	"time"
 	"tunstack/internal/testtools"
 
-	"tunstack/demo"
 	"tunstack/lab/netns"
 	"tunstack/stack"
 )
@@ -66,16 +65,7 @@ func TestServeImpairedCurl100MiBEachWayRecoversWithSACKAndFastRetransmit(t *test
 
 	// Upload: our stack receives, so the D-SACKs it sends for the link's
 	// duplicates show here.
-	start := time.Now()
-	out := s.curl(t, "-T", upPath, "-X", "POST", "-H", "Expect:", s.url("/upload"))
-	upTime := time.Since(start)
-	var res demo.UploadResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("answer %q: %v", out, err)
-	}
-	if res.Bytes != size || res.SHA256 != wantUp {
-		t.Fatalf("server read %d bytes with sha256 %s, want %d bytes with %s", res.Bytes, res.SHA256, int64(size), wantUp)
-	}
+	upTime := s.curlUpload(t, upPath, s.url("/upload"), size, wantUp)
 	totals := st.ConnTotals()
 	t.Logf("100 MiB upload in %v; our counters: D-SACKs sent %d (%d during the upload), out-of-order segments %d",
 		upTime.Round(time.Millisecond), totals.DSACKsSent, totals.DSACKsSent-down.DSACKsSent, totals.OutOfOrderSegs)

@@ -6,7 +6,6 @@ package main
 // others in serve_test.go.
 
 import (
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"tunstack/demo"
 	"tunstack/internal/testtools"
 	"tunstack/lab/netns"
 )
@@ -153,16 +151,8 @@ func TestServeCurl6Downloads100MiBAndUploads100MiBIntact(t *testing.T) {
 			if n != size || sum != down {
 				t.Fatalf("downloaded %d bytes with sha256 %s, want %d bytes with %s", n, sum, int64(size), down)
 			}
-			start := time.Now()
-			out := s.curl(t, "-6", "-T", upPath, "-X", "POST", "-H", "Expect:", s.url6("/upload"))
-			t.Logf("100 MiB upload over IPv6 in %v", time.Since(start).Round(time.Millisecond))
-			var res demo.UploadResult
-			if err := json.Unmarshal(out, &res); err != nil {
-				t.Fatalf("answer %q: %v", out, err)
-			}
-			if res.Bytes != size || res.SHA256 != up {
-				t.Fatalf("server read %d bytes with sha256 %s, want %d bytes with %s", res.Bytes, res.SHA256, int64(size), up)
-			}
+			took = s.curlUpload(t, upPath, s.url6("/upload"), size, up, "-6")
+			t.Logf("100 MiB upload over IPv6 in %v", took.Round(time.Millisecond))
 		})
 	}
 }

@@ -216,6 +216,27 @@ func (c *countingHash) Write(p []byte) (int, error) {
 	return c.h.Write(p)
 }
 
+// curlUpload sends the file at path to url (serve's /upload) with the
+// real curl, after any args given, and fails t unless the server answers
+// that it read size bytes whose SHA-256 is sum; it returns curl's run time.
+// -T streams the file (--data-binary @file would read it all into memory
+// first); -X POST makes it the POST /upload takes, and an empty Expect
+// header skips the 100-continue round trip.
+func (s *served) curlUpload(t *testing.T, path, url string, size int64, sum string, args ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	out := s.curl(t, append(args, "-T", path, "-X", "POST", "-H", "Expect:", url)...)
+	took := time.Since(start)
+	var res demo.UploadResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("answer %q: %v", out, err)
+	}
+	if res.Bytes != size || res.SHA256 != sum {
+		t.Fatalf("server read %d bytes with sha256 %s, want %d bytes with %s", res.Bytes, res.SHA256, size, sum)
+	}
+	return took
+}
+
 // curlDownload fetches path with the real curl from inside the namespace,
 // hashing the body as it arrives (never holding it), and returns its
 // SHA-256 in hex, its length and curl's run time; err carries curl's
@@ -266,19 +287,8 @@ func TestServeCurlUploads100MiBAndTheSHA256Matches(t *testing.T) {
 	want := writeRandomFile(t, path, size, 2)
 	s := startServe(t)
 
-	// -T streams the file (--data-binary @file would read it all into
-	// memory first); -X POST makes it the POST /upload takes, and an empty
-	// Expect header skips the 100-continue round trip.
-	start := time.Now()
-	out := s.curl(t, "-T", path, "-X", "POST", "-H", "Expect:", s.url("/upload"))
-	t.Logf("100 MiB upload in %v", time.Since(start).Round(time.Millisecond))
-	var res demo.UploadResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("answer %q: %v", out, err)
-	}
-	if res.Bytes != size || res.SHA256 != want {
-		t.Fatalf("server read %d bytes with sha256 %s, want %d bytes with %s", res.Bytes, res.SHA256, int64(size), want)
-	}
+	took := s.curlUpload(t, path, s.url("/upload"), size, want)
+	t.Logf("100 MiB upload in %v", took.Round(time.Millisecond))
 }
 
 func TestServeCurlKeepsOneConnectionForSeveralRequests(t *testing.T) {
