@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -162,11 +163,39 @@ func runNstat(ctx context.Context, cfg nstatConfig, out io.Writer, now time.Time
 func scrapeNstat(ctx context.Context, url string) ([]nstatValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	fams, err := fetchMetrics(ctx, http.DefaultClient, url)
+	if err != nil {
+		return nil, err
+	}
+	var vals []nstatValue
+	add := func(name, nstat string) {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
+			return
+		}
+		vals = append(vals, nstatValue{nstat, uint64(f.GetMetric()[0].GetCounter().GetValue())})
+	}
+	for _, c := range metrics.Counters {
+		add(c.Name(), c.Nstat)
+	}
+	// Then the device's own counters, under their Tun names.
+	for _, c := range metrics.DeviceCounters {
+		add(c.Name(), c.Nstat)
+	}
+	if len(vals) == 0 {
+		return nil, errors.New("none of the counters tunstack exports is there")
+	}
+	return vals, nil
+}
+
+// fetchMetrics GETs url with c and parses the answer as Prometheus text
+// (what serve's --metrics endpoint writes), by metric family name.
+func fetchMetrics(ctx context.Context, c *http.Client, url string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -179,26 +208,7 @@ func scrapeNstat(ctx context.Context, url string) ([]nstatValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not Prometheus metrics: %v", err)
 	}
-	var vals []nstatValue
-	for _, c := range metrics.Counters {
-		f := fams[c.Name()]
-		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
-			continue
-		}
-		vals = append(vals, nstatValue{c.Nstat, uint64(f.GetMetric()[0].GetCounter().GetValue())})
-	}
-	// Then the device's own counters, under their Tun names.
-	for _, c := range metrics.DeviceCounters {
-		f := fams[c.Name()]
-		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
-			continue
-		}
-		vals = append(vals, nstatValue{c.Nstat, uint64(f.GetMetric()[0].GetCounter().GetValue())})
-	}
-	if len(vals) == 0 {
-		return nil, errors.New("none of the counters tunstack exports is there")
-	}
-	return vals, nil
+	return fams, nil
 }
 
 // nstatMatch reports whether name matches one of patterns (all match

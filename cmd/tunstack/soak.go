@@ -24,9 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"tunstack/demo"
 	"tunstack/lab/netns"
 	"tunstack/viz"
@@ -512,22 +509,9 @@ func (r *soakReport) write(dir string) error {
 // state) from its metrics.
 func scrapeSoak(ctx context.Context, c *http.Client) (viz.SoakSample, error) {
 	var s viz.SoakSample
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+soakMetricsAddr+"/metrics", nil)
+	fams, err := fetchMetrics(ctx, c, "http://"+soakMetricsAddr+"/metrics")
 	if err != nil {
-		return s, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("metrics: HTTP status %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return s, fmt.Errorf("metrics: %v", err)
+		return s, fmt.Errorf("metrics: %w", err)
 	}
 	gauge := func(name string) (float64, bool) {
 		f := fams[name]
