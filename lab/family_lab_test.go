@@ -29,19 +29,7 @@ func TestLabsOverIPv6(t *testing.T) {
 		t.Run("zero-window/"+stack, func(t *testing.T) {
 			t.Parallel()
 			res := runExperiment(t, "zero-window", stack, Options{Family: 6})
-			d := res.Data.(*ZeroWindowData)
-			if len(d.Transfers) != 3 {
-				t.Fatalf("%d transfers, want 3 (one from the stack, two to it: after and before accept)", len(d.Transfers))
-			}
-			for _, tr := range d.Transfers {
-				if !tr.Intact() {
-					t.Errorf("%s: %d of %d bytes, sha256 sent %s received %s, err %v",
-						tr.Name, tr.ReceivedBytes, tr.Bytes, tr.SentSHA256, tr.ReceivedSHA, tr.Err)
-				}
-				if !tr.Window0 || !tr.Reopened {
-					t.Errorf("%s: the receiver's window closed: %v, reopened: %v; want both", tr.Name, tr.Window0, tr.Reopened)
-				}
-			}
+			checkZeroWindowTransfers(t, res)
 			checkAllIPv6(t, res)
 		})
 	}

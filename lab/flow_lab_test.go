@@ -34,19 +34,7 @@ func TestLabZeroWindow(t *testing.T) {
 	needTshark(t)
 	pcap := filepath.Join(t.TempDir(), "zero-window.pcap")
 	res := runLabToFile(t, "zero-window", pcap)
-	d := res.Data.(*ZeroWindowData)
-	if len(d.Transfers) != 3 {
-		t.Fatalf("%d transfers, want 3 (one from the stack, two to it: after and before accept)", len(d.Transfers))
-	}
-	for _, tr := range d.Transfers {
-		if !tr.Intact() {
-			t.Errorf("%s: %d of %d bytes, sha256 sent %s received %s, err %v",
-				tr.Name, tr.ReceivedBytes, tr.Bytes, tr.SentSHA256, tr.ReceivedSHA, tr.Err)
-		}
-		if !tr.Window0 || !tr.Reopened {
-			t.Errorf("%s: the receiver's window closed: %v, reopened: %v; want both", tr.Name, tr.Window0, tr.Reopened)
-		}
-	}
+	d := checkZeroWindowTransfers(t, res)
 
 	// Our probes, as tshark sees them. With the linux profile they take
 	// Linux's form (SND.UNA-1, no data), which Wireshark labels a
@@ -83,6 +71,28 @@ func TestLabZeroWindow(t *testing.T) {
 	if u := tsharkTimes(t, pcap, "tcp.analysis.window_update && ip.src==198.18.0.2"); len(u) == 0 {
 		t.Error("tshark sees no window update from 198.18.0.2")
 	}
+}
+
+// checkZeroWindowTransfers fails unless the zero-window lab's result has
+// its three transfers (one from the stack, two to it: after and before
+// accept), each intact, with the receiver's window closed to 0 and
+// reopened; it returns the lab's data.
+func checkZeroWindowTransfers(t *testing.T, res *Result) *ZeroWindowData {
+	t.Helper()
+	d := res.Data.(*ZeroWindowData)
+	if len(d.Transfers) != 3 {
+		t.Fatalf("%d transfers, want 3 (one from the stack, two to it: after and before accept)", len(d.Transfers))
+	}
+	for _, tr := range d.Transfers {
+		if !tr.Intact() {
+			t.Errorf("%s: %d of %d bytes, sha256 sent %s received %s, err %v",
+				tr.Name, tr.ReceivedBytes, tr.Bytes, tr.SentSHA256, tr.ReceivedSHA, tr.Err)
+		}
+		if !tr.Window0 || !tr.Reopened {
+			t.Errorf("%s: the receiver's window closed: %v, reopened: %v; want both", tr.Name, tr.Window0, tr.Reopened)
+		}
+	}
+	return d
 }
 
 // TestLabNagleDelack: with Nagle on at our stack and a kernel client that
