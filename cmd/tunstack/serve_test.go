@@ -338,16 +338,7 @@ func TestServeGoClientEchoRoundTrips10MiB(t *testing.T) {
 			rand.NewChaCha8([32]byte{3}).Read(data)
 			// Write and read at once: echo sends back as it receives, and
 			// neither side's buffers hold 10 MiB.
-			werr := make(chan error, 1)
-			go func() {
-				_, err := c.Write(data)
-				if err == nil {
-					err = c.CloseWrite()
-				}
-				werr <- err
-			}()
-			got, rerr := io.ReadAll(c)
-			werrv := <-werr
+			got, werrv, rerr := sendAndReadBack(c, data)
 			if werrv != nil || rerr != nil {
 				// What the stack saw, for the one who reads the failure.
 				if st, ok := s.sess.network.(interface{ Stats() gvisorstack.Stats }); ok {

@@ -747,17 +747,9 @@ func (c *soakClient) echo(ctx context.Context) {
 	for i := range data {
 		data[i] = byte(c.rng.Uint32())
 	}
-	werr := make(chan error, 1)
-	go func() {
-		_, err := conn.Write(data)
-		if err == nil {
-			err = conn.CloseWrite()
-		}
-		werr <- err
-	}()
-	back, err := io.ReadAll(conn)
-	if e := <-werr; e != nil && err == nil {
-		err = e
+	back, werr, err := sendAndReadBack(conn, data)
+	if err == nil {
+		err = werr
 	}
 	if err != nil {
 		c.tot.fail("echo", err)
@@ -769,6 +761,23 @@ func (c *soakClient) echo(ctx context.Context) {
 		return
 	}
 	c.tot.add(cEcho, 1)
+}
+
+// sendAndReadBack writes data to c and half-closes it while it reads what
+// c receives to the end of the stream: an echo sends back as it receives,
+// so neither side's buffers need hold all of data. werr is the write's or
+// the half-close's error, rerr the read's.
+func sendAndReadBack(c *net.TCPConn, data []byte) (back []byte, werr, rerr error) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		done <- err
+	}()
+	back, rerr = io.ReadAll(c)
+	return back, <-done, rerr
 }
 
 // abortEarly opens a connection and resets it: at once, or after half a
