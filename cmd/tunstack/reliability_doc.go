@@ -132,7 +132,7 @@ type reliabilityEntry struct {
 	Stack   string         `json:"stack"`
 	Outcome string         `json:"outcome"`
 	Figures map[string]any `json:"figures"`
-	Scripts []string       `json:"scripts"`
+	Scripts []string       `json:"scripts,omitempty"`
 	Test    string         `json:"-"`
 }
 

@@ -35,17 +35,10 @@ import (
 	"tunstack/wire"
 )
 
-// reliabilityLine is one case's result on one stack, as the reliability
-// report's generator reads it from the test log.
-type reliabilityLine struct {
-	Case    string            `json:"case"`
-	Stack   string            `json:"stack"` // tunstack, linux or gvisor
-	Outcome string            `json:"outcome"`
-	Figures map[string]string `json:"figures"`
-}
-
-// logReliability writes r as the report's one machine-readable line.
-func logReliability(t *testing.T, r reliabilityLine) {
+// logReliability writes r, one case's result on one stack (tunstack,
+// linux or gvisor), as the report's one machine-readable line, in the
+// form reliability-doc reads back.
+func logReliability(t *testing.T, r reliabilityEntry) {
 	t.Helper()
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -242,12 +235,12 @@ func TestHostileIdleConnsMeetMaxConns(t *testing.T) {
 	perConn := (int64(heapFull.HeapAlloc) - int64(heapBefore.HeapAlloc)) / maxConns
 	t.Logf("%d idle connections to %s with --max-conns %d: %d held, %d SYNs and cookie ACKs dropped for the cap (%d of them curl's); client states %v; live heap %.1f MiB before, %.1f MiB at the cap (%d bytes per held connection)",
 		idle, dst, maxConns, held, drops, ls["http"], states, mibOf(heapBefore.HeapAlloc), mibOf(heapFull.HeapAlloc), perConn)
-	logReliability(t, reliabilityLine{
+	logReliability(t, reliabilityEntry{
 		Case:  "max-conns",
 		Stack: "tunstack",
 		Outcome: fmt.Sprintf("%d idle connections against --max-conns %d: %d held, the other %d and a curl had every SYN dropped unanswered and stayed in SYN-SENT; once the idle ones closed curl was served",
 			idle, maxConns, held, synSent),
-		Figures: map[string]string{
+		Figures: map[string]any{
 			"idle_conns":          strconv.Itoa(idle),
 			"held_at_cap":         strconv.Itoa(held),
 			"syns_dropped":        strconv.FormatUint(drops, 10),
@@ -623,7 +616,7 @@ func TestHostileBlindInjectionDrawsChallengeACKs(t *testing.T) {
 			}
 			limit, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_challenge_ack_limit")
 			counts := map[string]int{}
-			figures := map[string]string{}
+			figures := map[string]any{}
 			_, mark := tap.since(0, netip.AddrPort{}, netip.AddrPort{})
 			// gVisor is observed, not held to anything: what it does is
 			// reported.
@@ -694,7 +687,7 @@ func TestHostileBlindInjectionDrawsChallengeACKs(t *testing.T) {
 				}
 			}
 			t.Logf("tcp_challenge_ack_limit in the machine's namespace: %s", strings.TrimSpace(string(limit)))
-			logReliability(t, reliabilityLine{
+			logReliability(t, reliabilityEntry{
 				Case:  "blind-injection",
 				Stack: name,
 				Outcome: fmt.Sprintf("bursts of %d forged segments drew challenge ACKs %v; the connection %s and took %d forged bytes",
@@ -992,12 +985,12 @@ func TestHostileZeroWindowForeverAbortsAtUserTimeout(t *testing.T) {
 					t.Errorf("%d probes and RST %v; Linux sent %d probes and RST %v", r.probes, r.rst, linux.probes, linux.rst)
 				}
 			}
-			logReliability(t, reliabilityLine{
+			logReliability(t, reliabilityEntry{
 				Case:  "zero-window-forever",
 				Stack: name,
 				Outcome: fmt.Sprintf("a peer that shut its window after %d bytes and answered every probe with a zero window: %d probes with backoff, then the connection aborted %v after the window shut (TCP_USER_TIMEOUT %v), the write failing with %v",
 					rcvNxt-(isnS+1), len(probes), abortAfter.Round(100*time.Millisecond), zeroWindowUserTimeout, end.err),
-				Figures: map[string]string{
+				Figures: map[string]any{
 					"probes":          strconv.Itoa(len(probes)),
 					"abort_after_ms":  strconv.FormatInt(abortAfter.Milliseconds(), 10),
 					"user_timeout_ms": strconv.FormatInt(zeroWindowUserTimeout.Milliseconds(), 10),
@@ -1084,7 +1077,7 @@ func TestHostileACKDivisionAndDupACKsDoNotInflateCwnd(t *testing.T) {
 			// acknowledged, ackSegments segments, however many ACKs
 			// carry it. Linux is reported, not held to it.
 			const bound = 10 + ackSegments
-			figures := map[string]string{}
+			figures := map[string]any{}
 			for _, pat := range ackPatterns {
 				si := got[pat.name]
 				figures[pat.name+"_cwnd"] = strconv.FormatUint(uint64(si.cwnd), 10)
@@ -1102,7 +1095,7 @@ func TestHostileACKDivisionAndDupACKsDoNotInflateCwnd(t *testing.T) {
 					figures[pat.name+"_linux_cwnd"] = strconv.FormatUint(uint64(linux[pat.name].cwnd), 10)
 				}
 			}
-			logReliability(t, reliabilityLine{
+			logReliability(t, reliabilityEntry{
 				Case:  "ack-division-dup-acks",
 				Stack: name,
 				Outcome: fmt.Sprintf("after %d segments acknowledged once each, in quarters, or each ACK four times over, cwnd was %d, %d and %d segments (byte counting allows at most %d)",
