@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,14 +96,7 @@ func runReliabilityDoc(args []string) error {
 	if noDrill {
 		notRun["linux"], notRun["gvisor"] = "--no-drill", "--no-drill"
 	} else {
-		var all []string
-		for _, l := range lines {
-			for _, s := range l.Scripts {
-				if !slices.Contains(all, s) {
-					all = append(all, s)
-				}
-			}
-		}
+		all := scriptsOf(lines)
 		slices.Sort(all)
 		for _, st := range []string{"linux", "gvisor"} {
 			if st == "linux" && os.Geteuid() != 0 {
@@ -141,6 +135,20 @@ var (
 	testRunRe     = regexp.MustCompile(`^=== (?:RUN|CONT|NAME)\s+(\S+)`)
 	testFailRe    = regexp.MustCompile(`^\s*--- FAIL: (\S+)`)
 )
+
+// scriptsOf is the conformance scripts the entries name, each once, in
+// the order they first appear.
+func scriptsOf(es []reliabilityEntry) []string {
+	var scripts []string
+	for _, e := range es {
+		for _, s := range e.Scripts {
+			if !slices.Contains(scripts, s) {
+				scripts = append(scripts, s)
+			}
+		}
+	}
+	return scripts
+}
 
 // readReliabilityLog collects the RELIABILITY lines of a go test -v log,
 // each with the test that wrote it, and the tests that failed.
@@ -436,14 +444,7 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 	}
 	for _, c := range cases {
 		es := byCase[c]
-		var scripts []string
-		for _, e := range es {
-			for _, s := range e.Scripts {
-				if !slices.Contains(scripts, s) {
-					scripts = append(scripts, s)
-				}
-			}
-		}
+		scripts := scriptsOf(es)
 		cell := func(stack string) string {
 			var parts []string
 			for _, e := range es {
@@ -627,13 +628,8 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 
 // figureText is a case's figures, sorted by name.
 func figureText(f map[string]any) string {
-	var keys []string
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	var parts []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(f)) {
 		parts = append(parts, fmt.Sprintf("%s %v", k, f[k]))
 	}
 	return strings.Join(parts, ", ")
