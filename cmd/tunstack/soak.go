@@ -280,22 +280,9 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		return s, nil
 	}
 
-	// Serve is ready when its metrics answer.
-	var base viz.SoakSample
-	for ready := time.Now().Add(30 * time.Second); ; {
-		if base, err = sample(); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("serve exited before it was ready (%v); its output is in %s", err, logFile.Name())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(ready) {
-			return nil, fmt.Errorf("serve's metrics did not answer within 30 s: %v; its output is in %s", err, logFile.Name())
-		}
+	base, err := awaitBaseline(ctx, sample, exited, 30*time.Second, soakGCWait)
+	if err != nil {
+		return nil, fmt.Errorf("%v; serve's output is in %s", err, logFile.Name())
 	}
 	rep := &soakReport{Started: start.UTC(), Stack: cfg.Stack, Impair: cfg.Impair, Conns: cfg.Conns,
 		LoadS: cfg.Duration.Seconds(), MaxBytes: cfg.MaxBytes, Baseline: base, Samples: []viz.SoakSample{base}}
@@ -334,7 +321,7 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	// The load: cfg.Conns clients, started over the first tenth of the
 	// run (at most 10 s), each opening one connection after another until
 	// the end.
-	loadCtx, endLoad := context.WithDeadline(ctx, start.Add(cfg.Duration))
+	loadCtx, endLoad := context.WithTimeout(ctx, cfg.Duration)
 	defer endLoad()
 	tot := &rep.Totals
 	var wg sync.WaitGroup
@@ -432,6 +419,43 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	fmt.Fprintf(out, "soak: passed; live heap %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end\n",
 		rep.Baseline.HeapBytes/(1<<20), rep.Peak.HeapBytes/(1<<20), rep.Final.HeapBytes/(1<<20))
 	return rep, nil
+}
+
+// awaitBaseline samples serve until its metrics answer (within readyWait)
+// and its garbage collector has run once, and returns that sample: the
+// live heap serve starts from. go_gc_heap_live_bytes is the heap live at
+// the end of the last collection, 0 before the first, and a fresh serve
+// may run none until the Go runtime forces one (2 min); after gcWait the
+// last sample stands as it is. It gives up when serve exits or ctx ends.
+func awaitBaseline(ctx context.Context, sample func() (viz.SoakSample, error), exited <-chan error, readyWait, gcWait time.Duration) (viz.SoakSample, error) {
+	var base viz.SoakSample
+	answered := false
+	ready, gcBy := time.Now().Add(readyWait), time.Time{}
+	for {
+		s, err := sample()
+		if err == nil {
+			base = s
+			if !answered {
+				answered, gcBy = true, time.Now().Add(gcWait)
+			}
+		}
+		switch {
+		case answered && (base.GCs > 0 || time.Now().After(gcBy)):
+			return base, nil
+		case !answered && time.Now().After(ready):
+			return base, fmt.Errorf("serve's metrics did not answer within %v: %v", readyWait, err)
+		}
+		select {
+		case err := <-exited:
+			if !answered {
+				return base, fmt.Errorf("serve exited before it was ready (%v)", err)
+			}
+			return base, fmt.Errorf("serve exited (%v) while the soak waited for its first garbage collection", err)
+		case <-ctx.Done():
+			return base, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Growth allowed at the end over the start, once the load is over, the

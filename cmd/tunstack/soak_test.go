@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -114,5 +116,47 @@ func TestSoakStatesLeftCountsByStateAndPort(t *testing.T) {
 	got := soakStatesLeft(ss)
 	if len(got) != 2 || got["ESTAB :80"] != 2 || got["FIN-WAIT-1 :7"] != 1 {
 		t.Fatalf("left %v", got)
+	}
+}
+
+// The baseline is the first sample after serve's first garbage
+// collection: before it, go_gc_heap_live_bytes reads 0, which is no
+// live heap to judge the end against.
+func TestSoakBaselineWaitsForTheFirstGC(t *testing.T) {
+	exited := make(chan error)
+	seq := []viz.SoakSample{{Goroutines: 19}, {Goroutines: 19}, {HeapBytes: 3 << 20, GCs: 1, Goroutines: 19}, {HeapBytes: 9 << 20, GCs: 2}}
+	calls := 0
+	sample := func() (viz.SoakSample, error) {
+		calls++
+		if calls == 1 {
+			return viz.SoakSample{}, errors.New("connection refused") // not ready yet
+		}
+		s := seq[0]
+		seq = seq[1:]
+		return s, nil
+	}
+	base, err := awaitBaseline(context.Background(), sample, exited, time.Minute, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.GCs != 1 || base.HeapBytes != 3<<20 || calls != 4 {
+		t.Fatalf("baseline %+v after %d samples, want the live heap of 3 MiB after the first GC, the 4th sample", base, calls)
+	}
+
+	// A serve that never collects within the wait: the last sample stands.
+	base, err = awaitBaseline(context.Background(), func() (viz.SoakSample, error) { return viz.SoakSample{Goroutines: 19}, nil }, exited, time.Minute, 0)
+	if err != nil || base.Goroutines != 19 || base.GCs != 0 {
+		t.Fatalf("with no GC in the wait: baseline %+v, err %v; want the sample taken, no error", base, err)
+	}
+
+	// Metrics that never answer, and a serve that exits.
+	never := func() (viz.SoakSample, error) { return viz.SoakSample{}, errors.New("connection refused") }
+	if _, err := awaitBaseline(context.Background(), never, exited, 0, time.Minute); err == nil || !strings.Contains(err.Error(), "did not answer within") {
+		t.Errorf("metrics that never answer: err %v", err)
+	}
+	gone := make(chan error, 1)
+	gone <- errors.New("exit status 1")
+	if _, err := awaitBaseline(context.Background(), never, gone, time.Minute, time.Minute); err == nil || !strings.Contains(err.Error(), "serve exited before it was ready (exit status 1)") {
+		t.Errorf("serve that exits: err %v", err)
 	}
 }
