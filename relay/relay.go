@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -458,8 +457,10 @@ func (r *Relay) WriteTable(w io.Writer) {
 //   - anything else (a firewall's EACCES or EPERM, a SOCKS5 server's
 //     refusal by rule or failure): RST.
 //
-// x/net's SOCKS5 client reports a reply code only as its text ("unknown
-// error host unreachable"), so those are matched by text.
+// x/net's SOCKS5 client reports a reply code only as the text of the
+// innermost error ("unknown error host unreachable"), so that error's
+// whole text is matched against those it gives the three codes
+// (socksReplies); other errors are not searched for such words.
 func RefusalFor(err error) Refusal {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -474,12 +475,21 @@ func RefusalFor(err error) Refusal {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return RefuseHostUnreachable
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "host unreachable"), strings.Contains(msg, "TTL expired"):
-		return RefuseHostUnreachable
-	case strings.Contains(msg, "network unreachable"):
-		return RefuseNetUnreachable
+	inner := err
+	for u := errors.Unwrap(inner); u != nil; u = errors.Unwrap(inner) {
+		inner = u
+	}
+	if how, ok := socksReplies[inner.Error()]; ok {
+		return how
 	}
 	return RefuseReset
+}
+
+// socksReplies are the errors golang.org/x/net/proxy's SOCKS5 client
+// returns for the reply codes (RFC 1928 §6) that say the destination
+// cannot be reached, and the refusal each deserves.
+var socksReplies = map[string]Refusal{
+	"unknown error network unreachable": RefuseNetUnreachable,  // 3
+	"unknown error host unreachable":    RefuseHostUnreachable, // 4
+	"unknown error TTL expired":         RefuseHostUnreachable, // 6
 }
