@@ -23,12 +23,6 @@ import (
 	twire "tunstack/wire"
 )
 
-// ICMPv4 Destination Unreachable codes (RFC 792).
-const (
-	icmpNetUnreachable  = 0
-	icmpHostUnreachable = 1
-)
-
 // DefaultMaxInFlight is FrontendConfig.MaxInFlight's default: how many
 // held SYNs (handshakes the relay has not yet accepted or refused) the
 // frontend keeps at once, the bound tun2socks-style tools give gVisor's
@@ -256,7 +250,7 @@ func (f *Frontend) keepSYN(id stack.TransportEndpointID, pkt *stack.PacketBuffer
 	case ipv4.ProtocolNumber:
 		// Linux behaviour: icmp_send(): the quote is as much of the
 		// datagram as keeps the error within 576 bytes.
-		if len(nh)+len(th) > 576-twire.IPv4HeaderLen-8 {
+		if len(nh)+len(th) > 576-twire.IPv4HeaderLen-twire.ICMPv4HeaderLen {
 			return
 		}
 		q = make([]byte, 0, len(nh)+len(th))
@@ -384,26 +378,21 @@ func (p *pending) sendUnreachable(host bool) bool {
 	if p.syn == nil {
 		return false
 	}
-	var out []byte
+	var (
+		buf   []byte
+		n     int
+		err   error
+		proto tcpip.NetworkProtocolNumber
+	)
 	if p.client.Addr().Is4() {
-		// RFC 792: type 3, the codes 0 (net) and 1 (host), four unused
-		// bytes, then the invoking datagram's header and data.
-		code := uint8(icmpNetUnreachable)
+		// RFC 792: code 0 is net unreachable, 1 host unreachable.
+		code := uint8(twire.ICMPNetUnreachable)
 		if host {
-			code = icmpHostUnreachable
+			code = twire.ICMPHostUnreachable
 		}
-		msgLen := 8 + len(p.syn)
-		out = make([]byte, twire.IPv4HeaderLen+msgLen)
-		twire.PutIPv4Header(out, twire.IPv4Fields{
-			Src:      p.f.st.addr.As4(),
-			Dst:      p.client.Addr().As4(),
-			Protocol: twire.ProtoICMP,
-			TTL:      64,
-		}, msgLen)
-		msg := twire.ICMPv4(out[twire.IPv4HeaderLen:])
-		msg[0], msg[1] = twire.ICMPDestUnreachable, code
-		copy(msg[8:], p.syn)
-		msg.SetChecksum()
+		buf = make([]byte, 576)
+		n, err = twire.PutICMPv4DestUnreachable(buf, p.f.st.addr.As4(), 64, twire.IPv4(p.syn), code)
+		proto = ipv4.ProtocolNumber
 	} else {
 		// RFC 4443 §3.1: code 0 is no route to destination, 3 address
 		// unreachable.
@@ -411,18 +400,14 @@ func (p *pending) sendUnreachable(host bool) bool {
 		if host {
 			code = twire.ICMPv6AddressUnreachable
 		}
-		buf := make([]byte, 1280)
-		n, err := twire.PutICMPv6DestUnreachable(buf, p.f.st.addr6.As16(), 64, twire.IPv6(p.syn), code)
-		if err != nil {
-			return false
-		}
-		out = buf[:n]
-	}
-	proto := tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
-	if !p.client.Addr().Is4() {
+		buf = make([]byte, 1280)
+		n, err = twire.PutICMPv6DestUnreachable(buf, p.f.st.addr6.As16(), 64, twire.IPv6(p.syn), code)
 		proto = ipv6.ProtocolNumber
 	}
-	return p.f.st.s.WriteRawPacket(nicID, proto, buffer.MakeWithData(out)) == nil
+	if err != nil {
+		return false
+	}
+	return p.f.st.s.WriteRawPacket(nicID, proto, buffer.MakeWithData(buf[:n])) == nil
 }
 
 func (p *pending) opError(err error) error {
