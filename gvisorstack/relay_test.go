@@ -168,13 +168,26 @@ func TestFrontendAcceptsSYNToAnyAddressBothFamilies(t *testing.T) {
 			if err != nil || string(got) != string(up) {
 				t.Fatalf("relay side read %d bytes (%v), want the client's %d", len(got), err, len(up))
 			}
+			// The client reads while the relay side writes: 200 KiB is more
+			// than the client's receive window (128 KiB) and gVisor's
+			// send buffer (16 KiB, the Linux profile's, which gVisor grows
+			// only as the congestion window grows) hold before it reads.
+			type readResult struct {
+				b   []byte
+				err error
+			}
+			read := make(chan readResult, 1)
+			go func() {
+				b, err := io.ReadAll(cr.c)
+				read <- readResult{b, err}
+			}()
 			if _, err := ar.c.Write(down); err != nil {
 				t.Fatal(err)
 			}
 			ar.c.(interface{ CloseWrite() error }).CloseWrite()
-			got, err = io.ReadAll(cr.c)
-			if err != nil || string(got) != string(down) {
-				t.Fatalf("client read %d bytes (%v), want the relay's %d", len(got), err, len(down))
+			rr := <-read
+			if rr.err != nil || string(rr.b) != string(down) {
+				t.Fatalf("client read %d bytes (%v), want the relay's %d", len(rr.b), rr.err, len(down))
 			}
 		})
 	}
