@@ -236,18 +236,29 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	counted := &countingLink{Link: link}
 	link = counted
 	e.segs = counted.counts
+	s, err := e.startStack(link, prof, serverAddr, serverAddr6)
+	if err != nil {
+		return err
+	}
+	e.server = s
+	return nil
+}
+
+// startStack runs the stack under test on link at addr (and addr6 in an
+// IPv6 run), points the report's retransmission and timeout counts at it,
+// and closes it with the environment. On an error it closes link.
+func (e *env) startStack(link netif.Link, prof *policy.Profile, addr, addr6 netip.Addr) (listener, error) {
 	switch e.stack {
 	case "tunstack":
-		cfg := stack.Config{Addr: serverAddr, Profile: prof}
+		cfg := stack.Config{Addr: addr, Profile: prof}
 		if e.family == 6 {
-			cfg.Addr6 = serverAddr6
+			cfg.Addr6 = addr6
 		}
 		s, err := stack.New(link, cfg)
 		if err != nil {
 			link.Close()
-			return err
+			return nil, err
 		}
-		e.server = s
 		e.retrans = func() uint64 { return s.Stats().RetransSegs }
 		e.timeouts = func(conns []net.Conn) uint64 {
 			var n uint64
@@ -259,23 +270,25 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 			return n
 		}
 		e.cleanups = append(e.cleanups, func() { s.Close() })
+		return s, nil
 	case "gvisor":
 		o := gvisorOptions(prof)
-		cfg := gvisorstack.Config{Addr: serverAddr, Prefix: linkPrefix, Options: &o}
+		cfg := gvisorstack.Config{Addr: addr, Prefix: linkPrefix, Options: &o}
 		if e.family == 6 {
-			cfg.Addr6, cfg.Prefix6 = serverAddr6, linkPrefix6
+			cfg.Addr6, cfg.Prefix6 = addr6, linkPrefix6
 		}
 		s, err := gvisorstack.New(link, cfg)
 		if err != nil {
 			link.Close()
-			return err
+			return nil, err
 		}
-		e.server = s
 		e.retrans = func() uint64 { return s.Stats().Retransmits }
 		e.timeouts = func([]net.Conn) uint64 { return s.Stats().Timeouts }
 		e.cleanups = append(e.cleanups, func() { s.Close() })
+		return s, nil
 	}
-	return nil
+	link.Close()
+	return nil, fmt.Errorf("bench: stack %q does not run on a TUN: give tunstack or gvisor", e.label)
 }
 
 // gvisorOptions are the options gVisor runs with in the benchmarks: the

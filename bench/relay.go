@@ -17,7 +17,6 @@ import (
 	"tunstack/policy"
 	tcprelay "tunstack/relay"
 	"tunstack/stack"
-	"tunstack/tcpcore"
 )
 
 // The relay scenarios measure `tunstack relay`'s data path: the relay
@@ -137,53 +136,20 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	}
 	counted := &countingLink{Link: tun}
 	e.segs = counted.counts
+	st, err := e.startStack(counted, prof, relayStackAddr, relayStackAddr6)
+	if err != nil {
+		return err
+	}
 	var fe tcprelay.Frontend
-	switch e.stack {
-	case "tunstack":
-		cfg := stack.Config{Addr: relayStackAddr, Profile: prof}
-		if e.family == 6 {
-			cfg.Addr6 = relayStackAddr6
-		}
-		s, err := stack.New(counted, cfg)
-		if err != nil {
-			counted.Close()
-			return err
-		}
-		e.cleanups = append(e.cleanups, func() { s.Close() })
-		e.retrans = func() uint64 { return s.Stats().RetransSegs }
-		e.timeouts = func(conns []net.Conn) uint64 {
-			var n uint64
-			for _, c := range conns {
-				if ic, ok := c.(interface{ Info() tcpcore.Info }); ok {
-					n += ic.Info().Counters.Timeouts
-				}
-			}
-			return n
-		}
+	switch s := st.(type) {
+	case *stack.Stack:
 		// Keepalive on the client connections, as `tunstack relay` has it.
-		if fe, err = s.Frontend(stack.FrontendConfig{KeepAlive: true}); err != nil {
-			return err
-		}
-	case "gvisor":
-		o := gvisorOptions(prof)
-		cfg := gvisorstack.Config{Addr: relayStackAddr, Prefix: linkPrefix, Options: &o}
-		if e.family == 6 {
-			cfg.Addr6, cfg.Prefix6 = relayStackAddr6, linkPrefix6
-		}
-		s, err := gvisorstack.New(counted, cfg)
-		if err != nil {
-			counted.Close()
-			return err
-		}
-		e.cleanups = append(e.cleanups, func() { s.Close() })
-		e.retrans = func() uint64 { return s.Stats().Retransmits }
-		e.timeouts = func([]net.Conn) uint64 { return s.Stats().Timeouts }
-		if fe, err = s.Frontend(gvisorstack.FrontendConfig{}); err != nil {
-			return err
-		}
-	default:
-		counted.Close()
-		return fmt.Errorf("bench: no relay on stack %q", e.label)
+		fe, err = s.Frontend(stack.FrontendConfig{KeepAlive: true})
+	case *gvisorstack.Stack:
+		fe, err = s.Frontend(gvisorstack.FrontendConfig{})
+	}
+	if err != nil {
+		return err
 	}
 	dialer := newNSDialer(relayNS)
 	e.cleanups = append(e.cleanups, dialer.close)
