@@ -271,32 +271,15 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 
 	var link netif.Link = tun
 	if cfg.PcapFile != "" {
-		f, err := os.Create(cfg.PcapFile)
-		if err != nil {
-			return fmt.Errorf("cannot create the capture file: %w", err)
+		if link, err = startPcap(link, cfg.PcapFile, &cleanups); err != nil {
+			return err
 		}
-		cleanups = append(cleanups, func() { f.Close() })
-		tap, err := netif.NewPcapTap(link, f)
-		if err != nil {
-			return fmt.Errorf("cannot start the capture: %w", err)
-		}
-		link = tap
 	}
 	var trace func(stack.TraceEvent)
 	if cfg.TraceFile != "" {
-		f, err := os.Create(cfg.TraceFile)
-		if err != nil {
-			return fmt.Errorf("cannot create the trace file: %w", err)
+		if trace, err = startTrace(cfg.TraceFile, out, &cleanups); err != nil {
+			return err
 		}
-		tw := newTraceWriter(f, time.Now(), traceQueueLen, traceFlushEvery)
-		trace = tw.Event
-		cleanups = append(cleanups, func() {
-			sum := tw.Close()
-			if err := f.Close(); err != nil && sum.Err == nil {
-				sum.Err = err
-			}
-			fmt.Fprintf(out, "trace %s: %s\n", cfg.TraceFile, sum)
-		})
 	}
 
 	sess := &relaySession{cfg: cfg, control: ctl.Path()}

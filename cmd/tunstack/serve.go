@@ -121,35 +121,18 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		cleanups = append(cleanups, func() { il.Close() })
 	}
 	if cfg.PcapFile != "" {
-		f, err := os.Create(cfg.PcapFile)
-		if err != nil {
-			return fmt.Errorf("cannot create the capture file: %w", err)
+		if link, err = startPcap(link, cfg.PcapFile, &cleanups); err != nil {
+			return err
 		}
-		cleanups = append(cleanups, func() { f.Close() })
-		tap, err := netif.NewPcapTap(link, f)
-		if err != nil {
-			return fmt.Errorf("cannot start the capture: %w", err)
-		}
-		link = tap
 	}
 
 	// The trace writer outlives the stack (cleanups run in reverse), so
 	// every event the stack reports is written before its summary.
 	var trace func(stack.TraceEvent)
 	if cfg.TraceFile != "" {
-		f, err := os.Create(cfg.TraceFile)
-		if err != nil {
-			return fmt.Errorf("cannot create the trace file: %w", err)
+		if trace, err = startTrace(cfg.TraceFile, out, &cleanups); err != nil {
+			return err
 		}
-		tw := newTraceWriter(f, time.Now(), traceQueueLen, traceFlushEvery)
-		trace = tw.Event
-		cleanups = append(cleanups, func() {
-			sum := tw.Close()
-			if err := f.Close(); err != nil && sum.Err == nil {
-				sum.Err = err
-			}
-			fmt.Fprintf(out, "trace %s: %s\n", cfg.TraceFile, sum)
-		})
 	}
 
 	network, err := newNetwork(cfg, link, trace)
