@@ -67,14 +67,14 @@ func newLinuxTarget(cfg TargetConfig) (Target, error) {
 	}
 	t := &linuxTarget{cfg: cfg, ns: ns, out: make(chan outPkt, 4096), done: make(chan struct{}), fds: map[int]int{}}
 	err = ns.Do(func() error {
+		// packetdrill's link: the local address in its network (IPv4:
+		// the netmask's, IPv6: a /48, which netif adds without duplicate
+		// address detection, IFA_F_NODAD, so that it is usable at once).
 		tc := netif.TUNConfig{Name: linuxTUN, MTU: cfg.MTU, Offload: !cfg.NoTSO, WholeTSO: true}
-		if cfg.LocalIP.Is6() {
-			// packetdrill's IPv6 link: the local address in its /48,
-			// without duplicate address detection (netif sets
-			// IFA_F_NODAD), so it is usable at once.
-			tc.HostAddr6 = netip.PrefixFrom(cfg.LocalIP, cfg.LocalPrefixLen)
+		if local := netip.PrefixFrom(cfg.LocalIP, cfg.LocalPrefixLen); cfg.LocalIP.Is6() {
+			tc.HostAddr6 = local
 		} else {
-			tc.HostAddr = netip.PrefixFrom(cfg.LocalIP, 24)
+			tc.HostAddr = local
 		}
 		tun, err := netif.OpenTUN(tc)
 		if err != nil {
@@ -88,13 +88,7 @@ func newLinuxTarget(cfg TargetConfig) (Target, error) {
 		if err != nil {
 			return err
 		}
-		remote := netip.PrefixFrom(cfg.RemoteIP, 24).Masked()
-		if cfg.RemoteIP.Is6() {
-			remote = cfg.RemotePrefix
-			if !remote.IsValid() || !remote.Contains(cfg.RemoteIP) {
-				remote = netip.PrefixFrom(cfg.RemoteIP, 128)
-			}
-		}
+		remote := cfg.RemotePrefix
 		dst := &net.IPNet{IP: remote.Addr().AsSlice(), Mask: net.CIDRMask(remote.Bits(), remote.Addr().BitLen())}
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
 			return fmt.Errorf("route %v via %s: %w", dst, linuxTUN, err)
