@@ -124,18 +124,12 @@ func TestRunnerIPv6Packets(t *testing.T) {
 		"+0 > S. 0:0(0) ack 1 <mss 1460>\n" +
 		"+.1 < (ttl 7) . 1:1(0) ack 1 win 1000\n" +
 		"+.1 > (ttl 64) P. 1:101(100) ack 1 win 1000\n"
-	dir := t.TempDir()
-	path := filepath.Join(dir, "s.pkt")
-	os.WriteFile(path, []byte(src), 0o644)
-	fake := &replayTarget{out: []outPkt{{synack, time.Millisecond}, {data, 201 * time.Millisecond}}}
-	var got TargetConfig
-	RegisterTarget("replay-test", func(c TargetConfig) (Target, error) { got = c; return fake, nil })
-	defer delete(targets, "replay-test")
-	res := Run(path, Options{Stack: "replay-test", Args: []Option{opt("ip_version", "ipv6"), opt("local_ip", local.String())}})
+	res, fake := runReplayArgs(t, src, []outPkt{{synack, time.Millisecond}, {data, 201 * time.Millisecond}},
+		opt("ip_version", "ipv6"), opt("local_ip", local.String()))
 	if res.Status != Pass || res.Family != "ipv6" {
 		t.Fatalf("%s (family %q): %v", res.Status, res.Family, res.Failure)
 	}
-	if got.LocalIP != local || got.RemoteIP != remote || got.BindIP != local || got.ConnectIP != remote || !got.SocketFamily6 ||
+	if got := fake.cfg; got.LocalIP != local || got.RemoteIP != remote || got.BindIP != local || got.ConnectIP != remote || !got.SocketFamily6 ||
 		got.LocalPrefixLen != 48 || got.RemotePrefix.String() != "2001:db8::/32" {
 		t.Errorf("target config %+v", got)
 	}
@@ -175,13 +169,8 @@ func TestRunnerIPv6IgnoresOtherPackets(t *testing.T) {
 	other := stackPacket6(local, netip.MustParseAddr("2001:db8::9"), wire.FlagACK, 5, 5, 0, nil, 0)
 	synack := stackPacket6(local, remote, wire.FlagSYN|wire.FlagACK, isn, 1, 0, []byte{2, 4, 5, 0xb4}, 0)
 	src := "0 < S 0:0(0) win 1000 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1460>\n"
-	dir := t.TempDir()
-	path := filepath.Join(dir, "s.pkt")
-	os.WriteFile(path, []byte(src), 0o644)
-	fake := &replayTarget{out: []outPkt{{rs, 0}, {other, 0}, {stackPacket(wire.FlagACK, 1, 1, 0, nil), 0}, {synack, time.Millisecond}}}
-	RegisterTarget("replay-test", func(TargetConfig) (Target, error) { return fake, nil })
-	defer delete(targets, "replay-test")
-	res := Run(path, Options{Stack: "replay-test", Args: []Option{opt("ip_version", "ipv6"), opt("local_ip", local.String())}})
+	res, _ := runReplayArgs(t, src, []outPkt{{rs, 0}, {other, 0}, {stackPacket(wire.FlagACK, 1, 1, 0, nil), 0}, {synack, time.Millisecond}},
+		opt("ip_version", "ipv6"), opt("local_ip", local.String()))
 	if res.Status != Pass {
 		t.Fatalf("%s: %v", res.Status, res.Failure)
 	}

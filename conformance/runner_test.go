@@ -15,6 +15,7 @@ import (
 // scripted times and answers every call with 0: enough to test the runner's
 // matching and timing without a stack or root.
 type replayTarget struct {
+	cfg      TargetConfig // what the run created it with
 	now      time.Duration
 	out      []outPkt
 	injected [][]byte
@@ -65,18 +66,25 @@ func stackPacket(flags uint8, seq, ack uint32, payload int, opts []byte) []byte 
 	return b
 }
 
-func runReplay(t *testing.T, src string, out []outPkt) (*Result, *replayTarget) {
+// runReplayArgs runs src against a replay target that sends out, with the
+// command-line options args.
+func runReplayArgs(t *testing.T, src string, out []outPkt, args ...Option) (*Result, *replayTarget) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "s.pkt")
 	os.WriteFile(path, []byte(src), 0o644)
 	fake := &replayTarget{out: out}
-	RegisterTarget("replay-test", func(TargetConfig) (Target, error) { return fake, nil })
+	RegisterTarget("replay-test", func(c TargetConfig) (Target, error) { fake.cfg = c; return fake, nil })
 	defer delete(targets, "replay-test")
-	// The replay target's packets come from DefaultLocalIP; a script's
-	// own local address is otherwise random, as packetdrill's is.
-	local := Option{Name: "local_ip", Value: DefaultLocalIP.String(), HasValue: true}
-	return Run(path, Options{Stack: "replay-test", Args: []Option{local}}), fake
+	return Run(path, Options{Stack: "replay-test", Args: args}), fake
+}
+
+// runReplay is runReplayArgs over IPv4 with the replay target at
+// DefaultLocalIP, where its packets come from (a script's own local
+// address is otherwise random, as packetdrill's is).
+func runReplay(t *testing.T, src string, out []outPkt) (*Result, *replayTarget) {
+	t.Helper()
+	return runReplayArgs(t, src, out, Option{Name: "local_ip", Value: DefaultLocalIP.String(), HasValue: true})
 }
 
 const isn = 1_000_000
