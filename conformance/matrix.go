@@ -230,7 +230,7 @@ type Matrix struct {
 	// NotRun says, per stack that did not run, why.
 	NotRun map[string]string
 
-	plainUse map[string]*plainUse // staleUnless's record, by script and stack
+	plainUse map[[2]string]*plainUse // staleUnless's record, by script and stack
 }
 
 // Reference stack names; tunstack is compared with each of the others.
@@ -351,13 +351,13 @@ func (m *Matrix) staleUnless(row *Row, stack string, used bool, msg string) {
 		}
 		return
 	}
-	k := row.Script + "\x00" + stack
+	k := [2]string{row.Script, stack}
 	if m.plainUse == nil {
-		m.plainUse = map[string]*plainUse{}
+		m.plainUse = map[[2]string]*plainUse{}
 	}
 	u := m.plainUse[k]
 	if u == nil {
-		u = &plainUse{script: row.Script, stack: stack}
+		u = &plainUse{}
 		m.plainUse[k] = u
 	}
 	u.used = u.used || used
@@ -369,15 +369,15 @@ func (m *Matrix) staleUnless(row *Row, stack string, used bool, msg string) {
 // plainUse is whether a plain SCRIPT key's explanation is used by some
 // family's row, and the message when none does.
 type plainUse struct {
-	script, stack, msg string
-	used               bool
+	msg  string
+	used bool
 }
 
 // finishStale lists the plain explanations no family's row used.
 func (m *Matrix) finishStale() {
-	for _, u := range m.plainUse {
+	for k, u := range m.plainUse {
 		if !u.used {
-			m.Stale = append(m.Stale, Problem{u.script, u.stack, u.msg})
+			m.Stale = append(m.Stale, Problem{k[0], k[1], u.msg})
 		}
 	}
 }
