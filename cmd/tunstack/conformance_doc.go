@@ -22,11 +22,13 @@ var errUnexplained = errors.New("unexplained differences")
 // [--differences conformance/differences.json] [--scripts conformance/scripts]
 // [--stacks linux,tunstack,gvisor] [--not-run STACK[,STACK]=REASON] RESULTS.json...`:
 // it reads the JSON of `tunstack drill --json` runs and writes the
-// conformance matrix, a column per stack and IP family the results ran in. A later result for a script and stack replaces an
-// earlier one (a rerun of a failed script) and is marked as a retry.
-// With --failed it only prints the scripts that failed in the given files. It fails when a reference stack and
-// tunstack disagree on a script and neither the differences file nor a
-// tunstack-difference marker in the script says why.
+// conformance matrix, a column per stack and IP family the results ran
+// in. A later result for a script, stack and family replaces an earlier
+// one (a rerun of a failed script) and is marked as a retry. With
+// --failed it only prints the scripts that failed in the given files. It
+// fails when a reference stack and tunstack disagree on a script and
+// neither the differences file nor a tunstack-difference marker in the
+// script says why.
 func runConformanceDoc(args []string) error {
 	out := "docs/conformance.md"
 	diffPath := "conformance/differences.json"

@@ -12,9 +12,9 @@ func init() { commands["oracle"] = runOracle }
 
 // runOracle is `tunstack oracle --packetdrill PATH [--json] [--verbose]
 // [packetdrill's options] SCRIPT.pkt...`: each script under the real
-// packetdrill on this machine's Linux, one at a time (the tool runs in real time, and scripts run side by
-// side on a small machine miss their timing), each in a network namespace of
-// its own. The verdicts have the shape of `tunstack drill --json`, in the
+// packetdrill on this machine's Linux, one at a time (the tool runs in
+// real time, and scripts run side by side on a small machine miss their
+// timing), each in a network namespace of its own. The verdicts have the shape of `tunstack drill --json`, in the
 // stack column "packetdrill", so `tunstack conformance-doc` can set them
 // beside the other stacks. packetdrill's options (--ip_version=ipv6,
 // --mtu=1520, -D NAME=VALUE, ...) are checked as drill checks them and
