@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -100,12 +99,10 @@ func putIPHeader(b []byte, f ipFields, segLen int) {
 // recomputes an IPv4 header's checksum.
 func setIPLength(b []byte) {
 	if b[0]>>4 == 6 {
-		binary.BigEndian.PutUint16(b[4:], uint16(len(b)-wire.IPv6HeaderLen))
+		wire.IPv6(b).SetPayloadLen(len(b) - wire.IPv6HeaderLen)
 		return
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	b[10], b[11] = 0, 0
-	binary.BigEndian.PutUint16(b[10:], wire.Fold(wire.Checksum(b[:wire.IPv4HeaderLen], 0)))
+	wire.IPv4(b).SetTotalLen(len(b))
 }
 
 // flowLabels pairs the flow labels a script writes on outbound IPv6

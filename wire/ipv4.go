@@ -85,3 +85,12 @@ func PutIPv4Header(b []byte, f IPv4Fields, payloadLen int) {
 	copy(b[16:20], f.Dst[:])
 	binary.BigEndian.PutUint16(b[10:], Fold(Checksum(b[:IPv4HeaderLen], 0)))
 }
+
+// SetTotalLen sets the Total Length to n and recomputes the header
+// checksum, for a packet whose payload was cut or joined after its header
+// was written.
+func (p IPv4) SetTotalLen(n int) {
+	binary.BigEndian.PutUint16(p[2:], uint16(n))
+	p[10], p[11] = 0, 0
+	binary.BigEndian.PutUint16(p[10:], Fold(Checksum(p[:p.HeaderLen()], 0)))
+}

@@ -108,6 +108,11 @@ func PutIPv6Header(b []byte, f IPv6Fields, payloadLen int) {
 	copy(b[24:40], f.Dst[:])
 }
 
+// SetPayloadLen sets the Payload Length to n, for a packet whose payload
+// was cut or joined after its header was written (there is no header
+// checksum to redo).
+func (p IPv6) SetPayloadLen(n int) { binary.BigEndian.PutUint16(p[4:], uint16(n)) }
+
 // IPUpper is the upper-layer part of an IP packet of either family, what
 // an engine handling both wants: the addresses, the protocol, and the
 // upper-layer header with its data. IPv4.Upper and IPv6Chain.Upper make

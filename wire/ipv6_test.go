@@ -762,3 +762,28 @@ func TestIPv6WalkAllocatesNothing(t *testing.T) {
 	}
 	_ = sink
 }
+
+// TestSetLengthMatchesAHeaderWrittenForThatLength: a header written for
+// one payload and then given another length is the header written for
+// that length (IPv4: its checksum too).
+func TestSetLengthMatchesAHeaderWrittenForThatLength(t *testing.T) {
+	f4 := wire.IPv4Fields{Src: [4]byte{192, 0, 2, 1}, Dst: [4]byte{198, 51, 100, 7}, Protocol: wire.ProtoTCP, TTL: 64, ID: 0x1234, TOS: 0x28, DontFrag: true}
+	got4, want4 := make([]byte, wire.IPv4HeaderLen), make([]byte, wire.IPv4HeaderLen)
+	wire.PutIPv4Header(got4, f4, 20)
+	wire.PutIPv4Header(want4, f4, 2880)
+	wire.IPv4(got4).SetTotalLen(wire.IPv4HeaderLen + 2880)
+	if !bytes.Equal(got4, want4) {
+		t.Errorf("IPv4 SetTotalLen: % x, want % x", got4, want4)
+	}
+	if wire.Fold(wire.Checksum(got4, 0)) != 0 {
+		t.Error("IPv4 SetTotalLen left a wrong header checksum")
+	}
+	f6 := wire.IPv6Fields{Src: [16]byte{0: 0xfd, 15: 2}, Dst: [16]byte{0: 0x20, 1: 0x01, 15: 1}, NextHeader: wire.ProtoTCP, HopLimit: 64, TrafficClass: 0x28, FlowLabel: 0x12345}
+	got6, want6 := make([]byte, wire.IPv6HeaderLen), make([]byte, wire.IPv6HeaderLen)
+	wire.PutIPv6Header(got6, f6, 20)
+	wire.PutIPv6Header(want6, f6, 2880)
+	wire.IPv6(got6).SetPayloadLen(2880)
+	if !bytes.Equal(got6, want6) {
+		t.Errorf("IPv6 SetPayloadLen: % x, want % x", got6, want6)
+	}
+}
