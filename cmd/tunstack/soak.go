@@ -147,13 +147,14 @@ type soakTotals struct {
 	EarlyCloses  int64            `json:"early_closes"`
 	Aborts       int64            `json:"aborts"`
 	BytesChecked int64            `json:"bytes_checked"`
-	BytesSent    int64            `json:"bytes_sent"`
+	BytesSent    int64            `json:"bytes_sent"` // upload bodies and echo data written
 	Corruptions  int64            `json:"corruptions"`
 	Errors       int64            `json:"errors"`
 	ErrorsByKind map[string]int64 `json:"errors_by_kind,omitempty"`
 	FirstErrors  []string         `json:"first_errors,omitempty"`
-	mu           sync.Mutex
-	counts       [8]atomic.Int64
+	mu           sync.Mutex       // guards Errors, ErrorsByKind, Corruptions and FirstErrors
+	// The other counts are added to with sync/atomic by the clients at
+	// once, and read once they have all ended.
 }
 
 func (t *soakTotals) fail(kind string, err error) {
@@ -176,26 +177,6 @@ func (t *soakTotals) corrupt(what string) {
 	if len(t.FirstErrors) < 10 {
 		t.FirstErrors = append(t.FirstErrors, "corruption: "+what)
 	}
-}
-
-// Indexes of soakTotals.counts, summed into the exported fields at the end.
-const (
-	cConns = iota
-	cReqs
-	cDown
-	cUp
-	cEcho
-	cEarly
-	cAbort
-	cChecked
-)
-
-func (t *soakTotals) add(i int, n int64) { t.counts[i].Add(n) }
-
-func (t *soakTotals) settle() {
-	t.Connections, t.Requests = t.counts[cConns].Load(), t.counts[cReqs].Load()
-	t.Downloads, t.Uploads, t.Echoes = t.counts[cDown].Load(), t.counts[cUp].Load(), t.counts[cEcho].Load()
-	t.EarlyCloses, t.Aborts, t.BytesChecked = t.counts[cEarly].Load(), t.counts[cAbort].Load(), t.counts[cChecked].Load()
 }
 
 // The addresses of serve's link (its defaults) and of its metrics, inside
@@ -342,7 +323,6 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	}
 	wg.Wait()
 	rep.LoadEndS = time.Since(start).Seconds()
-	tot.settle()
 	fmt.Fprintf(out, "soak: load ended at %.0f s: %d connections, %d requests, %d echoes, %d early closes, %d aborts, %d bytes checked, %d corrupt, %d errors\n",
 		rep.LoadEndS, tot.Connections, tot.Requests, tot.Echoes, tot.EarlyCloses, tot.Aborts, tot.BytesChecked, tot.Corruptions, tot.Errors)
 
@@ -627,7 +607,7 @@ func (c *soakClient) connect(ctx context.Context, port int) (*net.TCPConn, bool)
 		}
 		return nil, false
 	}
-	c.tot.add(cConns, 1)
+	atomic.AddInt64(&c.tot.Connections, 1)
 	return conn.(*net.TCPConn), true
 }
 
@@ -660,6 +640,9 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			if err == nil {
 				_, err = conn.Write(body)
 			}
+			if err == nil {
+				atomic.AddInt64(&c.tot.BytesSent, int64(size))
+			}
 		} else {
 			_, err = fmt.Fprintf(conn, "GET /bytes/%d HTTP/1.1\r\nHost: soak\r\n\r\n", size)
 		}
@@ -667,11 +650,11 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			c.tot.fail("http write", err)
 			return
 		}
-		c.tot.add(cReqs, 1)
+		atomic.AddInt64(&c.tot.Requests, 1)
 		if roll < 3 {
 			// An abort: SO_LINGER 0 makes close send a reset.
 			conn.SetLinger(0)
-			c.tot.add(cAbort, 1)
+			atomic.AddInt64(&c.tot.Aborts, 1)
 			return
 		}
 		resp, err := http.ReadResponse(br, nil)
@@ -699,8 +682,8 @@ func (c *soakClient) httpSession(ctx context.Context) {
 				c.tot.corrupt(fmt.Sprintf("upload of %d bytes answered %d bytes, sha256 %s", size, ans.Bytes, ans.SHA256))
 				return
 			}
-			c.tot.add(cUp, 1)
-			c.tot.add(cChecked, int64(size))
+			atomic.AddInt64(&c.tot.Uploads, 1)
+			atomic.AddInt64(&c.tot.BytesChecked, int64(size))
 			continue
 		}
 		// A download, read whole or (an early close) up to a point.
@@ -709,7 +692,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			want = c.rng.IntN(size)
 		}
 		got, bad, err := readPattern(resp.Body, want)
-		c.tot.add(cChecked, int64(got))
+		atomic.AddInt64(&c.tot.BytesChecked, int64(got))
 		if bad >= 0 {
 			c.tot.corrupt(fmt.Sprintf("/bytes/%d: byte %d differs from the pattern", size, bad))
 			return
@@ -719,7 +702,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			return
 		}
 		if want < size {
-			c.tot.add(cEarly, 1)
+			atomic.AddInt64(&c.tot.EarlyCloses, 1)
 			return // closed with the rest of the response unread
 		}
 		if extra, _ := resp.Body.Read(make([]byte, 1)); extra != 0 {
@@ -727,7 +710,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			return
 		}
 		resp.Body.Close()
-		c.tot.add(cDown, 1)
+		atomic.AddInt64(&c.tot.Downloads, 1)
 		if k+1 < n {
 			c.pause(ctx)
 		}
@@ -772,6 +755,9 @@ func (c *soakClient) echo(ctx context.Context) {
 		data[i] = byte(c.rng.Uint32())
 	}
 	back, werr, err := sendAndReadBack(conn, data)
+	if werr == nil {
+		atomic.AddInt64(&c.tot.BytesSent, int64(len(data)))
+	}
 	if err == nil {
 		err = werr
 	}
@@ -779,12 +765,12 @@ func (c *soakClient) echo(ctx context.Context) {
 		c.tot.fail("echo", err)
 		return
 	}
-	c.tot.add(cChecked, int64(len(back)))
+	atomic.AddInt64(&c.tot.BytesChecked, int64(len(back)))
 	if !slices.Equal(back, data) {
 		c.tot.corrupt(fmt.Sprintf("echo of %d bytes came back as %d bytes that differ", len(data), len(back)))
 		return
 	}
-	c.tot.add(cEcho, 1)
+	atomic.AddInt64(&c.tot.Echoes, 1)
 }
 
 // sendAndReadBack writes data to c and half-closes it while it reads what
@@ -816,7 +802,7 @@ func (c *soakClient) abortEarly(ctx context.Context) {
 	}
 	conn.SetLinger(0)
 	conn.Close()
-	c.tot.add(cAbort, 1)
+	atomic.AddInt64(&c.tot.Aborts, 1)
 }
 
 // soakStatesLeft counts the sockets of tunstack ss -tan output by state
