@@ -341,14 +341,7 @@ func (p *pending) Refuse(how relay.Refusal) {
 	}
 	s.unlockFlush()
 	if icmp != nil {
-		if _, err := s.link.WritePackets([][]byte{icmp}); err != nil {
-			s.ipStats.linkWriteErrors.Add(1)
-			return
-		}
-		s.ipStats.packetsOut.Add(1)
-		if icmp[0]>>4 == 6 {
-			s.ipStats.packetsOut6.Add(1)
-		}
+		s.writeOwn([][]byte{icmp})
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -140,5 +143,63 @@ func TestFrontendUDPPortUnreachable(t *testing.T) {
 	}
 	if st := f.Stats(); st.PortUnreachables != 1 {
 		t.Fatalf("stats %+v, want one port unreachable", st)
+	}
+}
+
+// icmpCountLink records, as each ICMP packet is written through it, the
+// PacketsOut of the stack writing.
+type icmpCountLink struct {
+	netif.Link
+	s    atomic.Pointer[Stack]
+	mu   sync.Mutex
+	seen []uint64
+}
+
+func (l *icmpCountLink) WritePackets(pkts [][]byte) (int, error) {
+	if s := l.s.Load(); s != nil {
+		for _, p := range pkts {
+			if p[0]>>4 == 4 && wire.IPv4(p).Protocol() == wire.ProtoICMP {
+				l.mu.Lock()
+				l.seen = append(l.seen, s.IPStats().PacketsOut)
+				l.mu.Unlock()
+			}
+		}
+	}
+	return l.Link.WritePackets(pkts)
+}
+
+// A refusal's ICMP error is in PacketsOut by the time it reaches the
+// link, as the reader's own replies are: whoever receives it finds it
+// counted.
+func TestFrontendUnreachableIsCountedBeforeItIsWritten(t *testing.T) {
+	pa, pb := netif.NewPipe(testMTU)
+	lb := &icmpCountLink{Link: pb}
+	p := startPair(t, pa, lb, pa, pb, Config{Addr: addrA, Secret: [32]byte{1}}, Config{Addr: addrB, Secret: [32]byte{2}})
+	lb.s.Store(p.b)
+	f, err := p.b.Frontend(FrontendConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend := make(chan relay.Pending, 1)
+	if err := f.Intercept([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, func(pd relay.Pending) { pend <- pd }); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dial := dialAsync(t, p, "203.0.113.9:80")
+	pd := <-pend
+	// The SYN is held unanswered: b has nothing else to send.
+	before := p.b.IPStats().PacketsOut
+	pd.Refuse(relay.RefuseHostUnreachable)
+	if r := <-dial; !errors.Is(r.err, syscall.EHOSTUNREACH) {
+		t.Fatalf("dial error %v, want EHOSTUNREACH", r.err)
+	}
+	lb.mu.Lock()
+	seen := slices.Clone(lb.seen)
+	lb.mu.Unlock()
+	if len(seen) != 1 || seen[0] != before+1 {
+		t.Fatalf("PacketsOut as each ICMP error was written: %v, want [%d] (the error counted before it went out)", seen, before+1)
+	}
+	if got := p.b.IPStats().PacketsOut; got != before+1 {
+		t.Errorf("PacketsOut %d after the refusal, want %d", got, before+1)
 	}
 }

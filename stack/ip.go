@@ -91,7 +91,7 @@ func (s *Stack) IPStats() IPStats {
 type replies struct {
 	bufs [][]byte
 	out  [][]byte
-	kind []replyKind // what each of out is, counted once written
+	kind []replyKind // what each of out is, for the counters
 }
 
 type replyKind uint8
@@ -176,31 +176,35 @@ func (s *Stack) readLoop() {
 	}
 }
 
-// writeReplies counts the reader's own answers and writes them. They are
-// counted before the write, as Linux counts an ICMP message when it builds
-// it (icmp_out_count() before the packet goes to the device): whoever
-// receives a reply must find it already in the counters, and a reply the
-// device refuses still counts, with the write error beside it.
+// writeReplies counts the reader's own answers and writes them.
 func (s *Stack) writeReplies(rp *replies) {
 	st := &s.ipStats
-	st.packetsOut.Add(uint64(len(rp.out)))
-	for i, k := range rp.kind {
+	for _, k := range rp.kind {
 		switch k {
 		case echoReply4:
 			st.echoReplies.Add(1)
 		case echoReply6:
 			st.echoReplies6.Add(1)
-			st.packetsOut6.Add(1)
 		case paramProblem6:
 			st.paramProblems6.Add(1)
-			st.packetsOut6.Add(1)
-		case relayUnreachable:
-			if rp.out[i][0]>>4 == 6 {
-				st.packetsOut6.Add(1)
-			}
 		}
 	}
-	if _, err := s.link.WritePackets(rp.out); err != nil {
+	s.writeOwn(rp.out)
+}
+
+// writeOwn writes packets the stack built itself, not the engine: the
+// reader's replies and the relay frontend's ICMP errors. They are counted
+// before the write, as Linux counts an ICMP message when it builds it
+// (icmp_out_count() before the packet goes to the device): whoever
+// receives one must find it already in the counters, and one the device
+// refuses still counts, with the write error beside it.
+func (s *Stack) writeOwn(pkts [][]byte) {
+	st := &s.ipStats
+	st.packetsOut.Add(uint64(len(pkts)))
+	if n6 := countIPv6(pkts); n6 > 0 {
+		st.packetsOut6.Add(uint64(n6))
+	}
+	if _, err := s.link.WritePackets(pkts); err != nil {
 		st.linkWriteErrors.Add(1)
 	}
 }
@@ -266,8 +270,7 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 	clear(w.pkts) // do not keep the engine's buffers reachable
 }
 
-// countIPv6 counts the IPv6 packets of a written batch, by their version
-// nibble.
+// countIPv6 counts the IPv6 packets of a batch, by their version nibble.
 func countIPv6(pkts [][]byte) int {
 	n := 0
 	for _, b := range pkts {
