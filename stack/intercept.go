@@ -230,13 +230,13 @@ func (f *Frontend) covers(a netip.Addr) bool {
 	return false
 }
 
-// input takes a packet to an address that is not the stack's: TCP to an
-// intercepted address goes to the engine, UDP to one is answered with
-// ICMP port unreachable (RFC 1122 §3.2.2.1, RFC 4443 §3.1 code 4). It
-// reports whether it took the packet. m is what the link said of it, as
-// for input4. The caller (the reader) holds s.mu.
+// input takes a packet to an intercepted address (covers), not the
+// stack's: TCP goes to the engine, UDP is answered with ICMP port
+// unreachable (RFC 1122 §3.2.2.1, RFC 4443 §3.1 code 4). It reports
+// whether it took the packet. m is what the link said of it, as for
+// input4. The caller (the reader) holds s.mu.
 func (f *Frontend) input(now tcpcore.Time, u wire.IPUpper, invoking []byte, m tcpcore.InputMeta, rp *replies) bool {
-	if !f.covers(u.Dst) || m.SegSize > 0 && u.Proto != wire.ProtoTCP {
+	if m.SegSize > 0 && u.Proto != wire.ProtoTCP {
 		return false // a GSO packet is TCP
 	}
 	s := f.s

@@ -36,7 +36,7 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 	if pkt.DstAddr() != s.addr {
 		// A relay frontend takes TCP and UDP to the addresses it
 		// intercepts (intercept.go).
-		if s.front == nil || !s.front.input(now, pkt.Upper(), pkt, m, rp) {
+		if s.front == nil || !s.front.covers(pkt.DstAddr()) || !s.front.input(now, pkt.Upper(), pkt, m, rp) {
 			st.notForUs.Add(1)
 		}
 		return
