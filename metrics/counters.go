@@ -40,7 +40,7 @@ var Counters = []Counter{
 		GVisorFrom: "IP.InvalidDestinationAddressesReceived", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.InvalidDestinationAddressesReceived.Value() }},
 	{Nstat: "IpInDelivers", Help: "Packets handed to a transport protocol.",
 		GVisorFrom: "IP.PacketsDelivered", GVisor: func(s *gvtcpip.Stats) uint64 { return s.IP.PacketsDelivered.Value() }},
-	{Nstat: "IpOutRequests", Help: "IPv4 packets the stack sent: TCP segments and ICMP echo replies (ours counts those the link took); IPv6 ones are Ip6OutRequests.",
+	{Nstat: "IpOutRequests", Help: "IPv4 packets the stack sent: TCP segments and ICMP messages (ours counts the segments the link took, and its ICMP messages as it builds them, as Linux does, the link refusing one or not); IPv6 ones are Ip6OutRequests.",
 		OursFrom: "stack.IPStats.PacketsOut - PacketsOut6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut - m.IP.PacketsOut6 }},
 
 	{Nstat: "TcpActiveOpens", Help: "Connections that sent a SYN to open actively.",
@@ -87,14 +87,14 @@ var Counters = []Counter{
 		OursFrom: "stack.IPStats.NotForUs6", Ours: func(m *stack.Metrics) uint64 { return m.IP.NotForUs6 }},
 	{Nstat: "Ip6InUnknownProtos", Help: "IPv6 packets whose Next Header no protocol takes, answered with a Parameter Problem (rate limits permitting).",
 		OursFrom: "stack.IPStats.UnknownNext6", Ours: func(m *stack.Metrics) uint64 { return m.IP.UnknownNext6 }},
-	{Nstat: "Ip6OutRequests", Help: "IPv6 packets the stack sent: TCP segments, ICMPv6 echo replies and errors (ours counts those the link took).",
+	{Nstat: "Ip6OutRequests", Help: "IPv6 packets the stack sent: TCP segments, ICMPv6 echo replies and errors (ours counts the segments the link took, and its ICMPv6 messages as it builds them, as Linux does, the link refusing one or not).",
 		OursFrom: "stack.IPStats.PacketsOut6", Ours: func(m *stack.Metrics) uint64 { return m.IP.PacketsOut6 }},
 
 	{Nstat: "Icmp6InMsgs", Help: "ICMPv6 messages received, bad ones included.",
 		OursFrom: "stack.IPStats.ICMPv6In", Ours: func(m *stack.Metrics) uint64 { return m.IP.ICMPv6In }},
 	{Nstat: "Icmp6InErrors", Help: "ICMPv6 messages dropped: too short, a bad checksum, or an error (Packet Too Big, Destination Unreachable) whose quote names none of the stack's connections.",
 		OursFrom: "stack.IPStats.ICMPv6InErrors", Ours: func(m *stack.Metrics) uint64 { return m.IP.ICMPv6InErrors }},
-	{Nstat: "Icmp6OutMsgs", Help: "ICMPv6 messages sent: echo replies and Parameter Problems (ours counts those the link took).",
+	{Nstat: "Icmp6OutMsgs", Help: "ICMPv6 messages sent: echo replies and Parameter Problems (ours counts them as it builds them, as Linux does, the link refusing one or not; a relay frontend's Destination Unreachables are in its own counters, not here).",
 		OursFrom: "stack.IPStats.EchoReplies6 + ParamProblems6", Ours: func(m *stack.Metrics) uint64 { return m.IP.EchoReplies6 + m.IP.ParamProblems6 }},
 
 	{Nstat: "TcpExtSyncookiesSent", Help: "SYN-ACKs sent with a SYN cookie.",
