@@ -49,8 +49,10 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, m tcpcore.InputMeta, rp 
 		return
 	}
 	ours := dst == s.addr6
-	relayed := !ours && !dst.IsMulticast() && s.front != nil && s.front.covers(dst)
-	if !ours && !dst.IsMulticast() && !relayed {
+	// A unicast destination not ours is a relay frontend's to take, or
+	// not for us.
+	relayed := !ours && !dst.IsMulticast()
+	if relayed && (s.front == nil || !s.front.covers(dst)) {
 		st.notForUs6.Add(1)
 		return
 	}
