@@ -49,7 +49,7 @@ lint:
 # bulk-down and bulk-up over IPv6 too (bulk-down-v6, bulk-up-v6, beside
 # IPv4 with their ratio), and the relay scenarios, with tunstack profiled. Rewrites
 # docs/performance.md and docs/perf/; the raw profiles and the
-# micro-benchmark output stay in BENCH_OUT. About 19 minutes on 2 cores.
+# micro-benchmark output stay in BENCH_OUT. About 21 minutes on 2 cores.
 # BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='--runs 5'.
 BENCH_OUT   ?= /tmp/tunstack-bench
 BENCH_FLAGS ?=

@@ -58,7 +58,7 @@ type Options struct {
 	Impair   string // lossy's impairment SPEC; "" is DefaultImpair
 	// ProfileName names the policy profile of tunstack and gVisor.
 	ProfileName string
-	// IdleConns is how many connections idle opens (default 10,000).
+	// IdleConns is how many connections idle opens (default 100,000).
 	IdleConns int
 	// ProfileDir, if set, receives a CPU profile and an allocation profile
 	// of tunstack, each from an extra run of bulk-up, bulk-down, rr and
@@ -131,9 +131,9 @@ var scenarios = []*scenario{
 	{name: "crr", short: "connect, request, response, close: conn/s",
 		unit: "conn/s", higherBetter: true, run: runCRR,
 		about: "the kernel client connects, writes 1 byte, reads the 1-byte answer and closes, one connection at a time; connections per second, with p50/p99 of the whole exchange"},
-	{name: "idle", short: "10,000 idle connections: memory per connection",
+	{name: "idle", short: "100,000 idle connections (--idle-conns): memory per connection",
 		unit: "KiB/conn", higherBetter: false, run: runIdle,
-		about: "10,000 established idle connections to the stack; memory per connection: process RSS growth after GC for the user-space stacks, kernel slab growth per socket for linux"},
+		about: "100,000 established idle connections to the stack (Options.IdleConns), spread over one server port per 25,000; memory per connection: process RSS growth after GC for the user-space stacks, kernel slab growth per socket for linux"},
 	{name: "lossy", short: "bulk-down through the --impair link, variants too: goodput",
 		unit: "Mbit/s", higherBetter: true, impaired: true, variants: true, run: runLossy,
 		about: "one connection, the stack sends through the impaired link (--impair, default " + DefaultImpair + "); goodput over twice the window; also on the variants, tunstack and gVisor with another congestion control or SACK off"},
@@ -592,7 +592,7 @@ func (o *Options) Normalize() error {
 		o.ProfileName = "linux"
 	}
 	if o.IdleConns <= 0 {
-		o.IdleConns = 10000
+		o.IdleConns = 100000
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ const (
 	bulkPort = 5001
 	rrPort   = 5002
 	crrPort  = 5003
-	idlePort = 5004
+	idlePort = 5100 // the first of idle's listeners, one per idleConnsPerPort connections
 )
 
 // chunkBytes is the size of each Write and Read buffer of the bulk flows.

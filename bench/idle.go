@@ -5,74 +5,49 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // runIdle opens Options.IdleConns connections from the kernel peer to the
-// stack, leaves them idle and measures what they cost. If the process may
-// not hold enough descriptors (linux needs two per connection and the hard
-// RLIMIT_NOFILE cannot always be raised), it opens as many as fit and says
-// so in the conns metric.
+// stack, leaves them idle and measures what they cost.
 //
-// The peer's sockets are bare descriptors (no Go objects), so on the
-// user-space stacks the process's growth is the stack's alone: the live Go
-// heap (after GC) and the resident set (after GC and returning free memory
-// to the OS). On linux both ends are kernel sockets: the figure is half the
-// growth of the slab caches a socket lives in (socketSlabs), per
-// connection; slab memory is machine-wide, so other work shows in it.
+// The peer's sockets are parked (fdPark): open, with no descriptor and no
+// Go object, so on the user-space stacks the process's growth is the
+// stack's alone: the live Go heap (after GC) and the resident set (after
+// GC and returning free memory to the OS). On linux both ends are kernel
+// sockets, the accepted ones parked too: the figure is half the growth of
+// the slab caches a socket lives in (socketSlabs), per connection; slab
+// memory is machine-wide, so other work shows in it.
+//
+// A client port serves one connection to a given server port, and the
+// peer has about 64,000 of them (newEnv widens its range), so the stack
+// listens on one port per idleConnsPerPort connections and the peer
+// spreads its connections over them: Linux's connect(2) gives a port
+// already in use toward another destination again (__inet_hash_connect
+// checks that the 4-tuple is unique).
 func runIdle(r *runCtx) (Sample, error) {
 	n := r.o.IdleConns
-	// Descriptors: one per connection for the peer, one more for linux's
-	// accepted sockets, and room for everything else.
-	perConn := 1
-	if r.env.stack == "linux" {
-		perConn = 2
-	}
-	const spare = 512
-	limit, err := fileLimitFor(uint64(perConn*n + spare))
+	ports := (n + idleConnsPerPort - 1) / idleConnsPerPort
+	park, err := newFDPark()
 	if err != nil {
-		return Sample{}, fmt.Errorf("file limit: %w", err)
-	}
-	if fit := (int(limit) - spare) / perConn; fit < n {
-		// The figure is per connection; fewer connections change it little,
-		// and the conns metric says how many there were.
-		n = fit
-	}
-	if n < 1 {
-		return Sample{}, fmt.Errorf("the file limit (%d) leaves no room for connections", limit)
-	}
-	ln, err := r.env.server.Listen(r.env.family.serverAddrPort(idlePort), 4096)
-	if err != nil {
-		return Sample{}, fmt.Errorf("listen: %w", err)
+		return Sample{}, err
 	}
 	var (
 		mu       sync.Mutex
 		accepted = make([]net.Conn, 0, n)
 		count    atomic.Int64
 		wg       sync.WaitGroup
+		lns      []net.Listener
+		parkErr  atomic.Value
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			accepted = append(accepted, c)
-			mu.Unlock()
-			count.Add(1)
-		}
-	}()
-	var fds []int
 	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
+		park.close()
+		for _, ln := range lns {
+			ln.Close()
 		}
-		ln.Close()
 		waitTimeout(&wg, 10*time.Second)
 		mu.Lock()
 		for _, c := range accepted {
@@ -80,7 +55,37 @@ func runIdle(r *runCtx) (Sample, error) {
 		}
 		mu.Unlock()
 	}()
-	fds = make([]int, 0, n)
+	// linux's accepted sockets are kernel sockets: parked like the peer's.
+	// The other stacks' are the memory measured, and stay referenced.
+	parkAccepted := r.env.stack == "linux"
+	for p := range ports {
+		ln, err := r.env.server.Listen(r.env.family.serverAddrPort(idlePort+p), 4096)
+		if err != nil {
+			return Sample{}, fmt.Errorf("listen: %w", err)
+		}
+		lns = append(lns, ln)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if parkAccepted {
+					if err := parkConn(park, c); err != nil {
+						parkErr.CompareAndSwap(nil, err)
+					}
+					c.Close()
+				} else {
+					mu.Lock()
+					accepted = append(accepted, c)
+					mu.Unlock()
+				}
+				count.Add(1)
+			}
+		}()
+	}
 
 	before := readMem()
 	slab0, haveSlab := readSlabBytes(slabsFor(r.env.family))
@@ -89,16 +94,18 @@ func runIdle(r *runCtx) (Sample, error) {
 	t0 := time.Now()
 	err = r.env.peerDo(func() error {
 		for i := range n {
-			fd, err := connectBlocking(r.env.family, idlePort)
+			fd, err := connectBlocking(r.env.family, idlePort+i%ports)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i+1, err)
 			}
-			fds = append(fds, fd)
+			if err := park.park(fd); err != nil {
+				return err
+			}
 			if r.ctx.Err() != nil {
 				return r.ctx.Err()
 			}
 		}
-		return nil
+		return park.flush()
 	})
 	if err != nil {
 		return Sample{}, err
@@ -108,6 +115,12 @@ func runIdle(r *runCtx) (Sample, error) {
 			return Sample{}, fmt.Errorf("only %d of %d connections were accepted", count.Load(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if err := park.flush(); err != nil {
+		return Sample{}, err
+	}
+	if err, ok := parkErr.Load().(error); ok {
+		return Sample{}, err
 	}
 	openSecs := time.Since(t0).Seconds()
 	// Let the last ACKs land and any per-connection timers settle.
@@ -146,6 +159,29 @@ func runIdle(r *runCtx) (Sample, error) {
 		value = m["slab_b_per_socket"] / 1024
 	}
 	return Sample{Value: value, Metrics: m}, nil
+}
+
+// idleConnsPerPort is how many of idle's connections go to one server
+// port: well within the peer's 64,512 client ports, so that connect finds
+// a free one at once.
+const idleConnsPerPort = 25000
+
+// parkConn parks the kernel socket under a net.Conn of the net package;
+// the caller still closes c, which closes only its own descriptor.
+func parkConn(p *fdPark, c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("fd park: %T has no descriptor", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var perr error
+	if err := raw.Control(func(fd uintptr) { perr = p.parkDup(int(fd)) }); err != nil {
+		return err
+	}
+	return perr
 }
 
 // serverSockstat reads the TCP "mem" pages of sockstat from the server's

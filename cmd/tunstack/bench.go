@@ -21,7 +21,7 @@ func init() { commands["bench"] = runBench }
 
 const benchUsage = `tunstack bench [--stack tunstack,gvisor,linux] [--scenario NAME,...]
                [--family 4|6|both] [--duration 5s] [--runs 3] [--json] [--impair SPEC]
-               [--profile linux|rfc|classic] [--idle-conns 10000] [--profile-dir DIR]
+               [--profile linux|rfc|classic] [--idle-conns 100000] [--profile-dir DIR]
                [--report FILE.md] [--micro FILE]
 tunstack bench --from-json FILE.json --report FILE.md
 
@@ -48,7 +48,7 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
   --json              print the report as JSON instead of the table
   --impair SPEC       lossy's impairment (default %s)
   --profile NAME      policy profile of tunstack and gVisor (default linux)
-  --idle-conns N      connections idle opens (default 10000)
+  --idle-conns N      connections idle opens (default 100000)
   --profile-dir DIR   write a CPU and an allocation profile of tunstack in
                       bulk-up, bulk-down, rr and crr, and a runtime trace of
                       rr, each from an extra run, to DIR
@@ -80,7 +80,7 @@ func runBench(args []string) error {
 		microFile  string
 		fromJSON   string
 	)
-	o.Runs, o.IdleConns, o.ProfileName = 3, 10000, "linux"
+	o.Runs, o.IdleConns, o.ProfileName = 3, 100000, "linux"
 	rest, err := parseFlags("bench", args, []flagDef{
 		stringFlag("stack", &stacks, checkStacks),
 		stringFlag("scenario", &scenarios, checkScenarios),
@@ -90,7 +90,7 @@ func runBench(args []string) error {
 		boolFlag("json", &asJSON),
 		stringFlag("impair", &o.Impair, nil),
 		oneOfFlag("profile", policy.Names(), &o.ProfileName),
-		intFlag("idle-conns", "a number of connections", 1, 100000, "10000", &o.IdleConns),
+		intFlag("idle-conns", "a number of connections", 1, 1000000, "100000", &o.IdleConns),
 		stringFlag("profile-dir", &o.ProfileDir, nil),
 		stringFlag("report", &reportFile, nil),
 		stringFlag("micro", &microFile, checkReadable("micro")),
