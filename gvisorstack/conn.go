@@ -191,9 +191,36 @@ type listener struct {
 	ep    tcpip.Endpoint
 	wq    *waiter.Queue
 	proto tcpip.NetworkProtocolNumber // the endpoint's: IPv6 for [::], dual-stack or not
+	// keepAlive is ListenConfig.KeepAlive, set on each accepted endpoint
+	// (gVisor's accepted endpoints do not inherit the listener's).
+	keepAlive net.KeepAliveConfig
 
 	closeOnce sync.Once
 	done      chan struct{}
+}
+
+// setKeepAlive turns keepalive on for ep with idle, intvl and count; a
+// zero one keeps gVisor's default, which is Linux's.
+func setKeepAlive(ep tcpip.Endpoint, idle, intvl time.Duration, count int) tcpip.Error {
+	if idle > 0 {
+		o := tcpip.KeepaliveIdleOption(idle)
+		if err := ep.SetSockOpt(&o); err != nil {
+			return err
+		}
+	}
+	if intvl > 0 {
+		o := tcpip.KeepaliveIntervalOption(intvl)
+		if err := ep.SetSockOpt(&o); err != nil {
+			return err
+		}
+	}
+	if count > 0 {
+		if err := ep.SetSockOptInt(tcpip.KeepaliveCountOption, count); err != nil {
+			return err
+		}
+	}
+	ep.SocketOptions().SetKeepAlive(true)
+	return nil
 }
 
 // Accept implements net.Listener.
@@ -208,6 +235,12 @@ func (l *listener) Accept() (net.Conn, error) {
 		default:
 		}
 		n, wq, err := l.ep.Accept(nil)
+		if err == nil && l.keepAlive.Enable {
+			if err = setKeepAlive(n, l.keepAlive.Idle, l.keepAlive.Interval, l.keepAlive.Count); err != nil {
+				n.Abort()
+				return nil, l.opError(errnoOf(err))
+			}
+		}
 		if err == nil {
 			c, terr := l.st.track(n, wq)
 			if terr != nil {

@@ -330,19 +330,10 @@ func (p *pending) Accept() (net.Conn, error) {
 		return nil, p.opError(errnoOf(terr))
 	}
 	if p.f.cfg.KeepAliveIdle > 0 {
-		idle := tcpip.KeepaliveIdleOption(p.f.cfg.KeepAliveIdle)
-		intvl := tcpip.KeepaliveIntervalOption(p.f.cfg.KeepAliveInterval)
-		for _, o := range []tcpip.SettableSocketOption{&idle, &intvl} {
-			if terr := ep.SetSockOpt(o); terr != nil {
-				ep.Abort()
-				return nil, p.opError(errnoOf(terr))
-			}
-		}
-		if terr := ep.SetSockOptInt(tcpip.KeepaliveCountOption, p.f.cfg.KeepAliveProbes); terr != nil {
+		if terr := setKeepAlive(ep, p.f.cfg.KeepAliveIdle, p.f.cfg.KeepAliveInterval, p.f.cfg.KeepAliveProbes); terr != nil {
 			ep.Abort()
 			return nil, p.opError(errnoOf(terr))
 		}
-		ep.SocketOptions().SetKeepAlive(true)
 	}
 	c, err := p.f.st.track(ep, &wq)
 	if err != nil {

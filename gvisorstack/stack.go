@@ -252,7 +252,10 @@ func (st *Stack) Listen(address string, backlog int) (net.Listener, error) {
 }
 
 // ListenWith is Listen with SO_REUSEADDR, SO_REUSEPORT and IPV6_V6ONLY as
-// lc sets them, set on gVisor's endpoint before it binds; lc.Backlog 0 is
+// lc sets them, set on gVisor's endpoint before it binds, and lc's
+// keepalive set on each connection as Accept returns it (gVisor's accepted
+// endpoints do not inherit it, so one waiting in the accept queue has
+// none yet, as with Go's net.Listen); lc.Backlog 0 is
 // Somaxconn. network is "tcp", "tcp4" or "tcp6"; ctx is checked before
 // the listener opens.
 func (st *Stack) ListenWith(ctx context.Context, lc tstack.ListenConfig, network, address string) (net.Listener, error) {
@@ -282,6 +285,10 @@ func (st *Stack) listen(network, address string, backlog int, lc tstack.ListenCo
 	if terr != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: errnoOf(terr)}
 	}
+	if ka := lc.KeepAlive; ka.Idle < 0 || ka.Interval < 0 || ka.Count < 0 {
+		ep.Close()
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: sa.tcpAddr(), Err: fmt.Errorf("keepalive %+v has a negative field: give 0 for gVisor's default", ka)}
+	}
 	ep.SocketOptions().SetReuseAddress(lc.ReuseAddr)
 	ep.SocketOptions().SetReusePort(lc.ReusePort)
 	// An IPv6 endpoint bound to [::] without V6Only takes IPv4 too
@@ -300,7 +307,7 @@ func (st *Stack) listen(network, address string, backlog int, lc tstack.ListenCo
 		ep.Close()
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: sa.tcpAddr(), Err: errnoOf(terr)}
 	}
-	l := &listener{st: st, ep: ep, wq: &wq, done: make(chan struct{}), proto: sa.proto}
+	l := &listener{st: st, ep: ep, wq: &wq, done: make(chan struct{}), proto: sa.proto, keepAlive: lc.KeepAlive}
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()

@@ -28,9 +28,12 @@ type DialConfig struct {
 	// rule (ip rule add fwmark N lookup main) that keeps them off the
 	// TUN; 0 sets none.
 	Mark int
-	// KeepAlive is TCP keepalive on the outbound connections; the zero
-	// value is Linux's defaults (7200 s idle, 75 s interval, 9 probes).
+	// KeepAlive is TCP keepalive on the outbound connections, on whether
+	// or not Enable is set; its zero Idle, Interval or Count are Linux's
+	// defaults (7200 s idle, 75 s interval, 9 probes).
 	KeepAlive net.KeepAliveConfig
+	// KeepAliveOff turns keepalive off on the outbound connections.
+	KeepAliveOff bool
 }
 
 // NewDialer returns the Dial function of Config for c. Through a SOCKS5
@@ -73,6 +76,11 @@ func NewDialer(c DialConfig) (func(ctx context.Context, network, address string)
 		}
 		return nil
 	}}
+	if c.KeepAliveOff {
+		// net.Dialer: Enable false and a negative KeepAlive leave the
+		// socket without keepalive.
+		d.KeepAliveConfig, d.KeepAlive = net.KeepAliveConfig{}, -1
+	}
 	if c.Upstream == "" || c.Upstream == "direct" {
 		return d.DialContext, nil
 	}

@@ -304,7 +304,9 @@ func (p *pending) Accept() (net.Conn, error) {
 	}
 	// The relay's Accept has no deadline of its own: the SYN-ACK's
 	// retransmissions bound the wait.
-	return s.newConn(tc).handshake(context.Background(), "accept")
+	c := s.newConn(tc)
+	c.keepAlive = p.f.cfg.KeepAlive // the engine's connection took it from the interceptor's options
+	return c.handshake(context.Background(), "accept")
 }
 
 // Refuse implements relay.Pending.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"syscall"
 
@@ -15,6 +16,9 @@ type listener struct {
 	s    *Stack
 	tl   *tcpcore.Listener
 	addr *net.TCPAddr
+	// keepAlive is ListenConfig.KeepAlive.Enable, which the accepted
+	// connections inherit.
+	keepAlive bool
 
 	// Guarded by s.mu.
 	n      notifier
@@ -63,6 +67,18 @@ type ListenConfig struct {
 	// [::] is dual-stack (Linux's default), takes IPv4 too, and its
 	// IPv4 connections report IPv4-mapped addresses (::ffff:a.b.c.d).
 	V6Only bool
+	// KeepAlive is SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and
+	// TCP_KEEPCNT set on the listener, which the connections it accepts
+	// inherit from their handshake on, as on Linux: with Enable, an
+	// accepted connection idle for Idle sends a probe every Interval and
+	// is aborted (ETIMEDOUT, with an RST) after Count unanswered ones,
+	// so a peer that vanished without a word (its RST lost, its host
+	// gone) does not hold a connection forever. Idle, Interval or Count
+	// 0 is the profile's (Linux's 7200 s, 75 s and 9); negative ones are
+	// refused. Go's net.Listen turns keepalive on for every accepted
+	// connection with 15 s, 15 s and 9 (net.KeepAliveConfig); the zero
+	// value here leaves it off, as Linux's listen(2) does.
+	KeepAlive net.KeepAliveConfig
 }
 
 // ListenWith is Listen with lc's options: network is "tcp", "tcp4" or
@@ -99,12 +115,17 @@ func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (n
 	}
 	// Go's net package turns Nagle off on every TCP connection, accepted
 	// ones included; accepted connections inherit the listener's options.
-	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort, V6Only: lc.V6Only}
+	ka := lc.KeepAlive
+	if ka.Idle < 0 || ka.Interval < 0 || ka.Count < 0 {
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: fmt.Errorf("keepalive %+v has a negative field: give 0 for the profile's", ka)}
+	}
+	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort, V6Only: lc.V6Only,
+		KeepAlive: ka.Enable, KeepIdle: ka.Idle, KeepIntvl: ka.Interval, KeepCount: ka.Count}
 	tl, err := s.e.Listen(s.now(), ap, backlog, opts)
 	if err != nil {
 		return nil, newOpError("listen", nil, laddr, err)
 	}
-	l := &listener{s: s, tl: tl, addr: tcpAddr(tl.Addr())}
+	l := &listener{s: s, tl: tl, addr: tcpAddr(tl.Addr()), keepAlive: ka.Enable}
 	tl.SetWaker(&l.n)
 	s.lsns[l] = struct{}{}
 	return l, nil
@@ -123,6 +144,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		tc, err := l.tl.Accept(s.now())
 		if err == nil {
 			c := s.newConn(tc)
+			c.keepAlive = l.keepAlive
 			// Data or a FIN may have arrived before the waker was set; the
 			// application's first Read checks the state, so nothing is
 			// missed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -127,6 +128,67 @@ func stringFlag(name string, dst *string, check func(string) error) flagDef {
 	}}
 }
 
+// serveKeepAlive is serve's keepalive unless --keepalive says otherwise:
+// what Go's net.Listen gives every accepted connection on Linux (probes
+// after 15 s idle, every 15 s, 9 of them; net.KeepAliveConfig), so that
+// serve treats a client that vanished (its RST lost, its host gone) as a
+// Go server on the kernel does, where Linux's listen(2) alone leaves
+// keepalive off and such a connection stays ESTABLISHED for good.
+var serveKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}
+
+// Linux's bounds on the keepalive socket options (do_tcp_setsockopt:
+// MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL are 32767 s, MAX_TCP_KEEPCNT
+// 127).
+const (
+	maxKeepAliveTime  = 32767 * time.Second
+	maxKeepAliveCount = 127
+)
+
+// keepAliveFlag sets *dst from IDLE,INTERVAL,COUNT (durations as in 15s or
+// whole seconds as in 15, and a number of probes), or turns keepalive off
+// with off or 0. example is the flag's default, for the error sentence.
+func keepAliveFlag(name, example string, dst *net.KeepAliveConfig) flagDef {
+	return flagDef{name: name, set: func(v string) error {
+		if v == "off" || v == "0" {
+			*dst = net.KeepAliveConfig{}
+			return nil
+		}
+		bad := func(why string) error {
+			return usagef("--%s takes IDLE,INTERVAL,COUNT, as in --%s %s (probes after IDLE idle, every INTERVAL, COUNT unanswered ones abort), or off; %q %s.", name, name, example, v, why)
+		}
+		parts := strings.Split(v, ",")
+		if len(parts) != 3 {
+			return bad("does not have three parts")
+		}
+		var times [2]time.Duration
+		for i, p := range parts[:2] {
+			d, err := time.ParseDuration(p)
+			if n, nerr := strconv.Atoi(p); nerr == nil {
+				d, err = time.Duration(n)*time.Second, nil
+			}
+			if err != nil || d < time.Millisecond || d > maxKeepAliveTime {
+				return bad(fmt.Sprintf("has %q, which is not a duration from 1ms to %v", p, maxKeepAliveTime))
+			}
+			times[i] = d
+		}
+		count, err := strconv.Atoi(parts[2])
+		if err != nil || count < 1 || count > maxKeepAliveCount {
+			return bad(fmt.Sprintf("has the count %q, which is not a number from 1 to %d", parts[2], maxKeepAliveCount))
+		}
+		*dst = net.KeepAliveConfig{Enable: true, Idle: times[0], Interval: times[1], Count: count}
+		return nil
+	}}
+}
+
+// keepAliveText is how the banners show a keepalive configuration, in
+// --keepalive's own form.
+func keepAliveText(ka net.KeepAliveConfig) string {
+	if !ka.Enable {
+		return "off"
+	}
+	return fmt.Sprintf("%v,%v,%d", ka.Idle, ka.Interval, ka.Count)
+}
+
 // orList writes "a", "a or b", "a, b or c".
 func orList(words []string) string {
 	switch len(words) {
@@ -160,15 +222,19 @@ type serveConfig struct {
 	// Ports of the services; 0 turns a service off.
 	HTTPPort, EchoPort, DiscardPort, ChargenPort uint16
 
-	FilesDir    string           // directory served under /files/; "" for none
-	Backlog     int              // accept queue length of each listener, in connections
-	AcceptDelay time.Duration    // wait before each Accept
-	MaxConns    int              // connections the stack's listeners hold at once; 0: no cap
-	PcapFile    string           // capture file; "" for none
-	TraceFile   string           // congestion events as JSON lines; "" for none
-	Impair      string           // impairment SPEC as given; "" for none
-	ImpairSpec  netif.ImpairSpec // Impair, parsed
-	Metrics     string           // HOST:PORT to serve Prometheus metrics on; "" for none
+	FilesDir    string        // directory served under /files/; "" for none
+	Backlog     int           // accept queue length of each listener, in connections
+	AcceptDelay time.Duration // wait before each Accept
+	MaxConns    int           // connections the stack's listeners hold at once; 0: no cap
+	// KeepAlive is the keepalive every listener gives the connections it
+	// accepts (--keepalive): on by default with Go's net.Listen's 15 s,
+	// 15 s and 9, so that a client that vanished is aborted after 150 s.
+	KeepAlive  net.KeepAliveConfig
+	PcapFile   string           // capture file; "" for none
+	TraceFile  string           // congestion events as JSON lines; "" for none
+	Impair     string           // impairment SPEC as given; "" for none
+	ImpairSpec netif.ImpairSpec // Impair, parsed
+	Metrics    string           // HOST:PORT to serve Prometheus metrics on; "" for none
 }
 
 // serveStacks are the stacks serve can run; Linux is compared with, not served.
@@ -191,7 +257,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		profileName = "linux"
 		ports       = map[string]*int{"http": new(80), "echo": new(7), "discard": new(9), "chargen": new(19)}
 		acceptDelay = "0s"
-		cfg         = serveConfig{Dev: "tun0", Stack: "tunstack", Backlog: defaultBacklog}
+		cfg         = serveConfig{Dev: "tun0", Stack: "tunstack", Backlog: defaultBacklog, KeepAlive: serveKeepAlive}
 	)
 	defs := []flagDef{
 		stringFlag("dev", &cfg.Dev, checkDevName),
@@ -205,6 +271,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		intFlag("backlog", "a number of connections", 0, math.MaxInt32, strconv.Itoa(defaultBacklog), &cfg.Backlog),
 		stringFlag("accept-delay", &acceptDelay, nil),
 		intFlag("max-conns", "a number of connections (0 for no cap)", 0, math.MaxInt32, "1000", &cfg.MaxConns),
+		keepAliveFlag("keepalive", "15s,15s,9", &cfg.KeepAlive),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),

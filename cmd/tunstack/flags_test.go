@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 		HostAddr6: netip.MustParseAddr("fd00:7475:6e73::1"), StackAddr6: netip.MustParseAddr("fd00:7475:6e73::2"),
 		MTU: 1500, Stack: "tunstack", ProfileName: "linux",
 		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 4096,
+		KeepAlive: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9},
 	}
 	if cfg.Profile == nil {
 		t.Fatal("no profile")

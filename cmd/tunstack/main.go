@@ -54,12 +54,12 @@ const usageText = `Usage:
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 4096] [--accept-delay DURATION] [--max-conns N]
-                 [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
+                 [--keepalive 15s,15s,9|off] [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
   tunstack relay [--dev tun0] [--route CIDR]... [--tun-netns NAME] [--netns NAME]
                  [--stack tunstack|gvisor] [--upstream direct|socks5://HOST:PORT]
                  [--outbound-interface IF | --outbound-mark N] [--pcap FILE]
                  [--trace FILE] [--max-conns N] [--dial-timeout 5s] [--mss N]
-                 [--net CIDR] [--net6 CIDR|none] [--mtu 1500]
+                 [--keepalive 7200,75,9|off] [--net CIDR] [--net6 CIDR|none] [--mtu 1500]
   tunstack drill [--stack tunstack|gvisor|linux] [--profile P] [--json] [--trace]
                  [--no-tso] [--keep-going] [packetdrill's own flags: --tolerance_usecs N,
                  --local_ip A, --remote_ip A, -D NAME=VALUE, ...] SCRIPT.pkt...
@@ -100,10 +100,17 @@ serve flags:
   --chargen PORT        chargen, RFC 864 (default 19)
                         a port of 0 turns that service off
   --files DIR           serve DIR under /files/ on the demo site
-  --backlog N           accept queue length of each listener (default 4096)
+  --backlog N           accept queue length of each listener (default 4096;
+                        0 is the stack's somaxconn, as with net.ListenConfig)
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
   --max-conns N         hold at most N connections at once, half-open included;
                         SYNs beyond are dropped and counted (default 0: no cap)
+  --keepalive I,N,C     keepalive on every accepted connection: probes after I
+                        idle, every N, abort after C unanswered ones (an RST,
+                        the connection ends); I and N as 15s or whole seconds.
+                        Default 15s,15s,9, what Go's net.Listen sets, so a
+                        client that vanished is gone after 150 s; off or 0
+                        turns it off (Linux's listen(2) default)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
@@ -126,6 +133,9 @@ relay flags (README.md, "relay", walks through them):
   --dial-timeout D      give up on a destination after D and answer the client
                         ICMP host unreachable (default 5s)
   --mss N               lower the MSS offered to clients to N bytes
+  --keepalive I,N,C     keepalive on both legs of every relayed connection, as
+                        serve's (default 7200,75,9: Linux's tcp_keepalive_time,
+                        _intvl and _probes); off or 0 turns it off
 
 soak flags (root: it runs serve in a network namespace of its own):
   --duration D          how long the clients run (default 30m)

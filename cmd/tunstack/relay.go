@@ -55,6 +55,9 @@ type relayConfig struct {
 	MaxConns              int
 	DialTimeout           time.Duration
 	MSS                   int
+	// KeepAlive is the keepalive of both legs of every relayed
+	// connection (--keepalive): Linux's defaults unless changed.
+	KeepAlive net.KeepAliveConfig
 }
 
 // intercepted is what the stack takes SYNs for: the routes, or everything
@@ -76,7 +79,9 @@ func parseRelayFlags(args []string) (relayConfig, error) {
 		net6Text    = defaultNet6
 		dialTimeout = relay.DefaultDialTimeout.String()
 		routes      []string
-		cfg         = relayConfig{Dev: "tun0", MTU: 1500, Stack: "tunstack", Upstream: "direct"}
+		linux       = policy.Linux()
+		cfg         = relayConfig{Dev: "tun0", MTU: 1500, Stack: "tunstack", Upstream: "direct",
+			KeepAlive: net.KeepAliveConfig{Enable: true, Idle: linux.KeepAliveIdle, Interval: linux.KeepAliveInterval, Count: linux.KeepAliveProbes}}
 	)
 	defs := []flagDef{
 		stringFlag("dev", &cfg.Dev, checkDevName),
@@ -95,6 +100,7 @@ func parseRelayFlags(args []string) (relayConfig, error) {
 		intFlag("max-conns", "a number of connections (0: no bound)", 0, math.MaxInt32, "10000", &cfg.MaxConns),
 		stringFlag("dial-timeout", &dialTimeout, nil),
 		intFlag("mss", "a segment size in bytes (0: the TUN's MTU decides)", 0, 65495, "1400", &cfg.MSS),
+		keepAliveFlag("keepalive", "7200,75,9", &cfg.KeepAlive),
 	}
 	rest, err := parseFlags("relay", args, defs)
 	if err != nil {
@@ -294,7 +300,11 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 		}
 		sess.network = g
 		cleanups = append(cleanups, func() { g.Close() })
-		if sess.front, err = g.RelayFrontend(); err != nil {
+		gcfg := gvisorstack.FrontendConfig{KeepAliveIdle: -1} // negative: off
+		if ka := cfg.KeepAlive; ka.Enable {
+			gcfg = gvisorstack.FrontendConfig{KeepAliveIdle: ka.Idle, KeepAliveInterval: ka.Interval, KeepAliveProbes: ka.Count}
+		}
+		if sess.front, err = g.Frontend(gcfg); err != nil {
 			return err
 		}
 	default:
@@ -304,12 +314,13 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 		}
 		sess.network = s
 		cleanups = append(cleanups, func() { s.Close() })
-		prof := policy.Linux()
+		ka := cfg.KeepAlive
 		f, err := s.Frontend(stack.FrontendConfig{
-			// Keepalive on the client leg with Linux's defaults, as on the
-			// outbound leg: a NAT between the client and the TUN keeps its
-			// mapping, and a client that vanished is noticed.
-			KeepAlive: true, KeepIdle: prof.KeepAliveIdle, KeepIntvl: prof.KeepAliveInterval, KeepCount: prof.KeepAliveProbes,
+			// Keepalive on the client leg as on the outbound leg (Linux's
+			// defaults unless --keepalive): a NAT between the client and
+			// the TUN keeps its mapping, and a client that vanished is
+			// noticed.
+			KeepAlive: ka.Enable, KeepIdle: ka.Idle, KeepIntvl: ka.Interval, KeepCount: ka.Count,
 			MaxSeg: cfg.MSS,
 		})
 		if err != nil {
@@ -325,7 +336,8 @@ func runRelay(ctx context.Context, cfg relayConfig, out io.Writer, ready func(*r
 		ctl.Serve(cfg.Stack, s)
 	}
 
-	dial, err := relay.NewDialer(relay.DialConfig{Upstream: cfg.Upstream, Interface: cfg.OutIface, Mark: cfg.OutMark})
+	dial, err := relay.NewDialer(relay.DialConfig{Upstream: cfg.Upstream, Interface: cfg.OutIface, Mark: cfg.OutMark,
+		KeepAlive: cfg.KeepAlive, KeepAliveOff: !cfg.KeepAlive.Enable})
 	if err != nil {
 		return err
 	}
@@ -413,6 +425,7 @@ func (s *relaySession) printBanner(out io.Writer) {
 	if c.MaxConns > 0 {
 		fmt.Fprintf(out, "  at most %d connections; beyond, SYNs are refused with RST\n", c.MaxConns)
 	}
+	fmt.Fprintf(out, "  keepalive on both legs: %s (--keepalive IDLE,INTERVAL,COUNT)\n", keepAliveText(c.KeepAlive))
 	fmt.Fprintf(out, "  UDP into %s is answered with ICMP port unreachable: keep DNS outside the TUN\n", c.Dev)
 	fmt.Fprintf(out, "  kill -USR1 %d   (every relayed connection: destination, bytes, legs, RTT)\n", os.Getpid())
 	if c.Stack == "tunstack" {

@@ -219,6 +219,22 @@ type namedListener struct {
 	ln   net.Listener
 }
 
+// configurableNetwork is a stack.Network whose listeners take options:
+// both of serve's stacks.
+type configurableNetwork interface {
+	ListenWith(ctx context.Context, lc stack.ListenConfig, network, address string) (net.Listener, error)
+}
+
+// listenWith opens a listener on address with lc's options, which only a
+// configurableNetwork takes; lc.Backlog 0 is the stack's somaxconn.
+func listenWith(n stack.Network, lc stack.ListenConfig, address string) (net.Listener, error) {
+	cn, ok := n.(configurableNetwork)
+	if !ok {
+		return nil, fmt.Errorf("the stack %T takes no listener options", n)
+	}
+	return cn.ListenWith(context.Background(), lc, "tcp", address)
+}
+
 // listen opens the listeners of service name on port: one on the stack's
 // IPv4 address and, with IPv6 on, one on its IPv6 address, a socket per
 // family as nginx and sshd open them on Linux (their IPv6 socket is
@@ -236,7 +252,7 @@ func (s *serveSession) listen(name string, port uint16) ([]net.Listener, error) 
 	var lns []net.Listener
 	for _, a := range addrs {
 		addr := netip.AddrPortFrom(a, port).String()
-		ln, err := s.network.Listen(addr, s.cfg.Backlog)
+		ln, err := listenWith(s.network, stack.ListenConfig{Backlog: s.cfg.Backlog, KeepAlive: s.cfg.KeepAlive}, addr)
 		if err != nil {
 			return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
 		}
@@ -321,6 +337,7 @@ func (s *serveSession) printBanner(out io.Writer) {
 	if c.AcceptDelay > 0 {
 		fmt.Fprintf(out, "  the services start calling Accept after %v\n", c.AcceptDelay)
 	}
+	fmt.Fprintf(out, "  keepalive on accepted connections: %s (--keepalive IDLE,INTERVAL,COUNT)\n", keepAliveText(c.KeepAlive))
 	if c.MaxConns > 0 {
 		fmt.Fprintf(out, "  at most %d connections at once (--max-conns); SYNs beyond are dropped and counted\n", c.MaxConns)
 	}
