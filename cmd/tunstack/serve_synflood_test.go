@@ -205,6 +205,9 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	heapAfter := liveHeap()
 	goroutinesAfter := runtime.NumGoroutine()
 
+	// strayCause is what a stray ACK to the listener answers (see the
+	// cookie check below): the stack's retransmissions, SYN-ACKs aside.
+	strayCause := (engAfter.RetransSegs - engAfter.SynRetrans) - (engBefore.RetransSegs - engBefore.SynRetrans)
 	halfOpened := (engAfter.PassiveOpens - engAfter.SynCookiesRecv) - (engBefore.PassiveOpens - engBefore.SynCookiesRecv)
 	cookiesSent := lnAfter.CookiesSent - lnBefore.CookiesSent
 	cookiesValid := lnAfter.CookiesValid - lnBefore.CookiesValid
@@ -234,8 +237,8 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	t.Logf("TUN %s: kernel to stack tx_packets +%d, tx_dropped +%d; stack read %d packets, wrote %d (link write errors %d); kernel InAddrErrors +%d (our SYN-ACKs to the spoofed sources, dropped)",
 		s.cfg.Dev, tunAfter.TxPackets-tunBefore.TxPackets, tunAfter.TxDropped-tunBefore.TxDropped,
 		ipAfter.PacketsIn-ipBefore.PacketsIn, ipAfter.PacketsOut-ipBefore.PacketsOut, ipAfter.LinkWriteErrors-ipBefore.LinkWriteErrors, kernelAfter-kernelBefore)
-	t.Logf("http listener: SYN queue max %d (bound %d), now %d; half-open entries made %d; cookies sent %d, valid %d, failed %d; drops %d, SYN-queue drops %d, overflows %d",
-		maxSynQueue, synQueueBound, lnAfter.SynQueue, halfOpened, cookiesSent, cookiesValid, lnAfter.CookiesFailed-lnBefore.CookiesFailed,
+	t.Logf("http listener: SYN queue max %d (bound %d), now %d; half-open entries made %d; cookies sent %d, valid %d, failed %d (retransmissions other than SYN-ACKs %d); drops %d, SYN-queue drops %d, overflows %d",
+		maxSynQueue, synQueueBound, lnAfter.SynQueue, halfOpened, cookiesSent, cookiesValid, lnAfter.CookiesFailed-lnBefore.CookiesFailed, strayCause,
 		lnAfter.Drops-lnBefore.Drops, lnAfter.SynQueueDrops-lnBefore.SynQueueDrops, lnAfter.Overflows-lnBefore.Overflows)
 	t.Logf("curl: %d of %d GET / succeeded during the flood (%d clients, %v from the flood's start until the last finished); connections on a valid cookie since the queue filled %d (those requests and 1 after the flood)",
 		len(flooded.durs), flooded.started(), curlWorkers, curlTime.Round(time.Millisecond), lnAfter.CookiesValid-cookiesAtFill)
@@ -272,8 +275,23 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	if want := uint64(floodSYNs - maxSynQueue); cookiesSent < want {
 		t.Errorf("%d cookies sent, want at least %d (every flood SYN beyond the queue's %d)", cookiesSent, want, maxSynQueue)
 	}
-	if f := lnAfter.CookiesFailed - lnBefore.CookiesFailed; f != 0 {
-		t.Errorf("%d cookie ACKs failed validation; only curl answers cookies and its must all check out", f)
+	// A failed cookie ACK is not always a bad cookie. As Linux counts
+	// SyncookiesFailed (cookie_v4_check, within two minutes of the
+	// listener's last overflow), it is any ACK that reaches the listener
+	// and does not validate, a stray ACK of a connection already gone
+	// included, and it is answered with an RST. Under load our FIN of a
+	// closing curl connection can be retransmitted before the client's
+	// ACK of the first copy reaches the stack; that ACK ends the
+	// connection (LAST-ACK), and the client, in TIME-WAIT, answers the
+	// second copy with another ACK, which finds only the listener (seen
+	// in a capture: FIN, FIN again 255 ms later, the client's ACK, its
+	// second ACK 245 ms after the first, the RST). Every such stray
+	// answers a retransmission of ours: the TUN neither duplicates nor
+	// invents segments, the spoofed sources never answer, and a client
+	// in TIME-WAIT sends nothing unprompted. So failures beyond the
+	// stack's retransmissions other than SYN-ACKs are bad cookies.
+	if f, rtx := lnAfter.CookiesFailed-lnBefore.CookiesFailed, strayCause; f > rtx {
+		t.Errorf("%d cookie ACKs failed validation, more than the %d retransmissions (SYN-ACKs aside) whose answers could be stray ACKs of connections already gone; curl's cookies must all check out", f, rtx)
 	}
 
 	if len(flooded.errs) > 0 {
