@@ -28,12 +28,13 @@ type Config struct {
 	// included; a SYN beyond it is refused with RST and counted
 	// (Stats.MaxConnsRefused). 0 is no bound.
 	MaxConns int
-	// BufferSize is the one buffer per direction of each connection
-	// while it carries bulk data (an idle one waits with 2 KiB); 0 is
-	// DefaultBufferSize. It is all the relay itself holds of a
-	// connection's data: a destination that sends faster than the
-	// client reads fills it, the relay stops reading the destination,
-	// and the outbound connection's window closes.
+	// BufferSize is the one buffer per direction of each connection,
+	// taken from a pool only while data is read and written (an idle
+	// connection holds none: reader); 0 is DefaultBufferSize. It is all
+	// the relay itself holds of a connection's data: a destination that
+	// sends faster than the client reads fills it, the relay stops
+	// reading the destination, and the outbound connection's window
+	// closes.
 	BufferSize int
 	// TunRTT, if set, reports the smoothed RTT of a client connection
 	// (the TUN leg) for Conns.
@@ -61,6 +62,7 @@ type Relay struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	bufs sync.Pool
+	held atomic.Int64 // buffers taken from bufs and not yet given back
 	wg   sync.WaitGroup
 
 	mu    sync.Mutex
@@ -79,6 +81,7 @@ type Stats struct {
 	Resets          uint64 // connections ended by a reset (or another error) on either leg
 	BytesUp         uint64 // client to destination, finished connections included
 	BytesDown       uint64 // destination to client
+	BuffersHeld     int    // bulk buffers the connections hold now (none while they are idle)
 }
 
 // New returns a relay; Handle is the function to give Frontend.Intercept.
@@ -121,6 +124,7 @@ func (r *Relay) Stats() Stats {
 	defer r.mu.Unlock()
 	s := r.stats
 	s.Active = len(r.conns)
+	s.BuffersHeld = int(r.held.Load())
 	for rc := range r.conns {
 		s.BytesUp += uint64(rc.up.Load())
 		s.BytesDown += uint64(rc.down.Load())
@@ -234,25 +238,15 @@ func (r *Relay) splice(rc *record, in, out net.Conn) {
 	rc.serverLeg.Store(legClosed)
 }
 
-// pipe copies src to dst through one buffer. The buffer is all that is
-// held: while dst does not take what was read, src is not read, so src's
-// receive window closes (backpressure through the windows only).
-//
-// An idle connection should cost little, so a pipe waits with a small
-// buffer of its own and takes the large one from the pool only once a
-// read fills the small one (a bulk transfer), giving it back as soon as a
-// read returns less than half of it.
+// pipe copies src to dst through one buffer at a time. The buffer is
+// all that is held: while dst does not take what was read, src is not
+// read, so src's receive window closes (backpressure through the windows
+// only).
 func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) {
-	small := make([]byte, smallBufferSize)
-	buf := small
-	var big *[]byte
-	defer func() {
-		if big != nil {
-			r.bufs.Put(big)
-		}
-	}()
+	rd := r.newReader(src)
+	defer rd.release()
 	for {
-		n, err := src.Read(buf)
+		buf, n, err := rd.read()
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				if !rc.reset.Load() {
@@ -265,14 +259,6 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 				return
 			}
 			count.Add(int64(n))
-			switch {
-			case big == nil && n == len(small):
-				big = r.bufs.Get().(*[]byte)
-				buf = *big
-			case big != nil && n < len(buf)/2:
-				r.bufs.Put(big)
-				big, buf = nil, small
-			}
 		}
 		if err == io.EOF {
 			orLeg(srcLeg, legFinIn)
@@ -292,7 +278,125 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 	}
 }
 
-// smallBufferSize is the buffer a pipe waits with (pipe).
+// A reader reads one leg for a pipe. An idle connection should cost
+// little, so it waits for data holding no buffer and takes one from the
+// pool only to read what has arrived, giving it back when the pipe comes
+// for the next read (what it read has been written by then):
+//
+//   - tunstack's connections (stack.Conn) are waited on in the engine
+//     (WaitRead), then read;
+//   - a kernel socket is read in place through its descriptor
+//     (syscall.RawConn.Read): a read that would block gives the buffer
+//     back and leaves Go's poller to wait for readability;
+//   - any other connection (gVisor's, or a SOCKS5 client's wrapper)
+//     waits in a small buffer of the reader's own, and switches to a
+//     pool buffer while reads fill it (a bulk transfer), back to the
+//     small one once a read returns less than half.
+type reader struct {
+	r     *Relay
+	src   net.Conn
+	wait  func() error
+	raw   syscall.RawConn
+	held  *[]byte // the pool buffer taken, if any
+	small []byte
+	bulk  bool // the last read filled its buffer: the next uses a pool buffer
+}
+
+func (r *Relay) newReader(src net.Conn) *reader {
+	rd := &reader{r: r, src: src}
+	if w, ok := src.(interface{ WaitRead() error }); ok {
+		rd.wait = w.WaitRead
+	} else if sc, ok := src.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			rd.raw = raw
+		}
+	}
+	return rd
+}
+
+// read returns what src has next: n bytes in buf, and the end of the
+// stream (io.EOF) or an error.
+func (rd *reader) read() (buf []byte, n int, err error) {
+	switch {
+	case rd.wait != nil:
+		rd.release()
+		if err := rd.wait(); err != nil {
+			return nil, 0, err
+		}
+		rd.take()
+		n, err := rd.src.Read(*rd.held)
+		return *rd.held, n, err
+	case rd.raw != nil:
+		return rd.readRaw()
+	}
+	if !rd.bulk {
+		rd.release()
+		if rd.small == nil {
+			rd.small = make([]byte, smallBufferSize)
+		}
+		buf = rd.small
+	} else {
+		rd.take()
+		buf = *rd.held
+	}
+	n, err = rd.src.Read(buf)
+	rd.bulk = n == len(buf) || (rd.bulk && n >= len(buf)/2)
+	return buf, n, err
+}
+
+// readRaw reads a kernel socket through its descriptor, holding a buffer
+// only while a read returns something.
+func (rd *reader) readRaw() ([]byte, int, error) {
+	rd.release()
+	var (
+		n    int
+		rerr error
+	)
+	err := rd.raw.Read(func(fd uintptr) bool {
+		rd.take()
+		for {
+			n, rerr = syscall.Read(int(fd), *rd.held)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			// Nothing to read: wait for readability on the poller
+			// without the buffer.
+			rd.release()
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return nil, 0, err // the connection was closed (an abort)
+	case rerr != nil:
+		return nil, 0, os.NewSyscallError("read", rerr)
+	case n == 0:
+		return nil, 0, io.EOF
+	}
+	return *rd.held, n, nil
+}
+
+// take gets a pool buffer unless one is held; release gives it back.
+func (rd *reader) take() {
+	if rd.held == nil {
+		rd.held = rd.r.bufs.Get().(*[]byte)
+		rd.r.held.Add(1)
+	}
+}
+
+func (rd *reader) release() {
+	if rd.held != nil {
+		rd.r.held.Add(-1)
+		rd.r.bufs.Put(rd.held)
+		rd.held = nil
+	}
+}
+
+// smallBufferSize is the buffer a reader waits with when its source
+// offers no wait without one (reader).
 const smallBufferSize = 2 << 10
 
 // record is one relayed connection, for the table and the counters.

@@ -29,6 +29,14 @@ type env struct {
 
 	mu      sync.Mutex
 	targets map[string]string // intercepted "ip:port" -> loopback address
+	wrap    func(net.Conn) net.Conn
+}
+
+// wrapDial has every outbound connection from now on passed through f.
+func (e *env) wrapDial(f func(net.Conn) net.Conn) {
+	e.mu.Lock()
+	e.wrap = f
+	e.mu.Unlock()
 }
 
 func newEnv(t *testing.T, cfg relay.Config) *env {
@@ -47,12 +55,17 @@ func newEnv(t *testing.T, cfg relay.Config) *env {
 	cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
 		e.mu.Lock()
 		to, ok := e.targets[address]
+		wrap := e.wrap
 		e.mu.Unlock()
 		if !ok {
 			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.EHOSTUNREACH}
 		}
 		var d net.Dialer
-		return d.DialContext(ctx, network, to)
+		c, err := d.DialContext(ctx, network, to)
+		if err == nil && wrap != nil {
+			c = wrap(c)
+		}
+		return c, err
 	}
 	cfg.TunRTT = func(c net.Conn) (time.Duration, bool) {
 		sc, ok := c.(*stack.Conn)
@@ -455,4 +468,65 @@ func TestRelayCloseWhileDialing(t *testing.T) {
 		t.Fatalf("SYN answered as %d (-1: accepted), want refused with RefuseReset", how)
 	}
 	expectEOF(t, outPeer, "outbound leg dialled as Close ran")
+}
+
+// An idle relayed connection holds no buffer: each direction waits for
+// data holding none and gives its buffer back once a read is not bulk;
+// one whose destination does not take the data holds its buffer (and no
+// more) until it does. Through a kernel socket the pipe waits on Go's
+// poller; an outbound connection that is no syscall.Conn (as a SOCKS5
+// client's wrapper) is waited on with the pipe's small buffer, outside
+// the pool.
+func TestRelayIdleHoldsNoBuffer(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		name := "kernel socket"
+		if wrap {
+			name = "opaque net.Conn"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, relay.Config{})
+			if wrap {
+				e.wrapDial(func(c net.Conn) net.Conn { return struct{ net.Conn }{c} })
+			}
+			ln := e.server(t, "203.0.113.16:80")
+			c, err := e.dial(t, "203.0.113.16:80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := accept(t, ln)
+			bulk := bytes.Repeat([]byte("b"), 256<<10)
+			for _, dir := range []struct {
+				from, to net.Conn
+			}{{c, s}, {s, c}, {c, s}, {s, c}} {
+				go dir.from.Write(bulk)
+				if _, err := io.ReadFull(dir.to, make([]byte, len(bulk))); err != nil {
+					t.Fatal(err)
+				}
+				bulk = bulk[:1] // then one byte each way: not bulk
+			}
+			awaitHeld(t, e.r, 0)
+
+			// The server stops reading: the relay's write toward it
+			// blocks once the windows and buffers are full, holding the
+			// buffer it read into.
+			go c.Write(make([]byte, 8<<20))
+			awaitHeld(t, e.r, 1)
+			if _, err := io.ReadFull(s, make([]byte, 8<<20)); err != nil {
+				t.Fatal(err)
+			}
+			awaitHeld(t, e.r, 0)
+		})
+	}
+}
+
+// awaitHeld waits until the relay's pipes hold want buffers.
+func awaitHeld(t *testing.T, r *relay.Relay, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.Stats().BuffersHeld != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay's pipes hold %d buffers, want %d", r.Stats().BuffersHeld, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

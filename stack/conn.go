@@ -96,6 +96,38 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 }
 
+// WaitRead blocks until a Read would not block: data has arrived, or the
+// peer's FIN or an error, which Read then reports. It holds no buffer
+// while it waits, so a program that relays many mostly idle connections
+// (the relay package) need not keep one per connection. It fails as Read
+// does when the connection is closed or the read deadline passes.
+func (c *Conn) WaitRead() error {
+	s := c.s
+	s.mu.Lock()
+	for {
+		if c.closed {
+			s.mu.Unlock()
+			return c.opError("read", net.ErrClosed)
+		}
+		if c.rd.expired() {
+			s.mu.Unlock()
+			return c.opError("read", os.ErrDeadlineExceeded)
+		}
+		if c.tc.Readable() {
+			s.mu.Unlock()
+			return nil
+		}
+		wake, gen := c.n.wait()
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-c.rd.wait():
+		}
+		s.mu.Lock()
+		c.n.done(gen)
+	}
+}
+
 // Write queues all of b, waiting for room in the send buffer as often as it
 // takes; it returns less than len(b) only with an error (io.Writer).
 func (c *Conn) Write(b []byte) (int, error) {

@@ -281,3 +281,53 @@ func TestStackCloseUnblocksCalls(t *testing.T) {
 		t.Errorf("Dial after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// WaitRead returns only once a Read would not block: after data (which
+// it leaves for Read), after the peer's FIN (Read then sees EOF), and with
+// Read's errors for a passed deadline or a closed connection.
+func TestWaitRead(t *testing.T) {
+	p := newPair(t, 0, 1)
+	c, s := p.connect(t, 80)
+	waited := make(chan error, 1)
+	go func() { waited <- c.WaitRead() }()
+	// Whether WaitRead is blocked yet or not, it may return only after
+	// the data is in: a Read right after it must not block.
+	if _, err := s.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitRead with data arriving: %v", err)
+	}
+	if c.tc.Buffered() != 5 {
+		t.Fatalf("after WaitRead %d bytes are buffered, want the 5 sent", c.tc.Buffered())
+	}
+	if err := c.WaitRead(); err != nil {
+		t.Fatalf("WaitRead with data waiting: %v", err)
+	}
+	b := make([]byte, 10)
+	if n, err := c.Read(b); n != 5 || err != nil || string(b[:n]) != "hello" {
+		t.Fatalf("Read after WaitRead = %d %q, %v; want the 5 bytes sent", n, b[:n], err)
+	}
+
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if err := c.WaitRead(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WaitRead past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	go func() { waited <- c.WaitRead() }()
+	if err := s.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitRead with the peer's FIN arriving: %v", err)
+	}
+	if n, err := c.Read(b); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the FIN = %d, %v; want 0, EOF", n, err)
+	}
+
+	c.Close()
+	if err := c.WaitRead(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WaitRead on a closed connection: %v, want net.ErrClosed", err)
+	}
+}

@@ -387,7 +387,7 @@ func TestRelayThroughTUN(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
 		t.Logf("heap per idle relayed connection: %d bytes (the test's own kernel sockets included)", per)
-		// An idle connection waits with the small buffers only; holding a
+		// An idle connection waits holding no buffer; holding a
 		// direction's bulk buffer would cost that much alone.
 		if per >= relay.DefaultBufferSize {
 			t.Fatalf("an idle relayed connection costs %d bytes of heap, as much as a bulk buffer (%d)", per, relay.DefaultBufferSize)
