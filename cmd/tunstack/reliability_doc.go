@@ -602,6 +602,9 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		p("| connections opened | %d |\n| requests | %d (downloads %d, uploads %d) |\n| echoes with half-close | %d |\n| early closes | %d |\n| aborts (RST) | %d |\n",
 			t.Connections, t.Requests, t.Downloads, t.Uploads, t.Echoes, t.EarlyCloses, t.Aborts)
 		p("| bytes checked | %d |\n| bytes lost or corrupted | %d transfers |\n| failed operations | %d |\n", t.BytesChecked, t.Corruptions, t.Errors)
+		if t.Starved > 0 {
+			p("| deadlines missed by a starved client (the bytes it waited for unread in its socket; not failures of the stack) | %d |\n", t.Starved)
+		}
 		p("| live heap after GC: start, peak, end | %.1f, %.1f, %.1f MiB |\n", s.Baseline.HeapBytes/(1<<20), s.Peak.HeapBytes/(1<<20), s.Final.HeapBytes/(1<<20))
 		p("| goroutines: start, peak, end | %.0f, %.0f, %.0f |\n", s.Baseline.Goroutines, s.Peak.Goroutines, s.Final.Goroutines)
 		p("| TCP connections: start, peak, end | %.0f, %.0f, %.0f |\n", s.Baseline.Conns, s.Peak.Conns, s.Final.Conns)
@@ -613,8 +616,11 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		if len(t.FirstErrors) > 0 {
 			p("\nFirst errors: %s\n", mdCell(strings.Join(t.FirstErrors, "; ")))
 		}
+		if len(t.FirstStarved) > 0 {
+			p("\nFirst deadlines missed by a starved client: %s\n", mdCell(strings.Join(t.FirstStarved, "; ")))
+		}
 		if len(s.MissedSamples) > 0 {
-			p("\nSamples missed (serve's metrics endpoint, kernel TCP on loopback inside the namespace, did not answer in 30 s): %s\n",
+			p("\nSamples missed (serve's metrics endpoint, kernel TCP on loopback inside the namespace, did not answer in 30 s; an EOF is its own 30 s write timeout (metrics.Serve) closing a scrape that took longer): %s\n",
 				mdCell(strings.Join(s.MissedSamples, "; ")))
 		}
 		svg := strings.TrimSuffix(soakPath, ".json") + ".svg"

@@ -219,6 +219,11 @@ type namedListener struct {
 	ln   net.Listener
 }
 
+// serveReadHeaderTimeout bounds the wait for a request's header on the
+// demo site, from the connection's start or from a keep-alive request's
+// first bytes; at it the server closes the connection without a response.
+const serveReadHeaderTimeout = 30 * time.Second
+
 // configurableNetwork is a stack.Network whose listeners take options:
 // both of serve's stacks.
 type configurableNetwork interface {
@@ -273,7 +278,7 @@ func (s *serveSession) startServices(errc chan<- error) error {
 	}
 	s.http = &http.Server{
 		Handler:           demo.NewSiteHandler(demo.SiteConfig{StackName: s.cfg.Stack, FilesDir: s.cfg.FilesDir}),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: serveReadHeaderTimeout,
 	}
 	services := []service{
 		{"http", s.cfg.HTTPPort, func(ln net.Listener) error {

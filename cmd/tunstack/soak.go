@@ -152,7 +152,13 @@ type soakTotals struct {
 	Errors       int64            `json:"errors"`
 	ErrorsByKind map[string]int64 `json:"errors_by_kind,omitempty"`
 	FirstErrors  []string         `json:"first_errors,omitempty"`
-	mu           sync.Mutex       // guards Errors, ErrorsByKind, Corruptions and FirstErrors
+	// Starved are operations that failed at the client's own deadline
+	// while the bytes it waited for sat unread in its socket: the client
+	// starved of CPU, not the stack's failure (classifyFailure). They are
+	// reported, and do not fail the soak.
+	Starved      int64      `json:"starved,omitempty"`
+	FirstStarved []string   `json:"first_starved,omitempty"`
+	mu           sync.Mutex // guards Errors, ErrorsByKind, Corruptions, Starved and the First lists
 	// The other counts are added to with sync/atomic by the clients at
 	// once, and read once they have all ended.
 }
@@ -167,6 +173,18 @@ func (t *soakTotals) fail(kind string, err error) {
 	t.ErrorsByKind[kind]++
 	if len(t.FirstErrors) < 10 {
 		t.FirstErrors = append(t.FirstErrors, fmt.Sprintf("%s: %v", kind, err))
+	}
+}
+
+// starve records an operation that failed at the client's own deadline
+// while the bytes it waited for sat in its socket (classifyFailure): not
+// the stack's failure, counted apart and reported.
+func (t *soakTotals) starve(kind string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.Starved++
+	if len(t.FirstStarved) < 10 {
+		t.FirstStarved = append(t.FirstStarved, fmt.Sprintf("%s: %v", kind, err))
 	}
 }
 
@@ -299,6 +317,14 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		}
 	}()
 
+	probe := func(local string) (clientSocket, bool) {
+		out, err := ns.Command("ss", "-tniH", "state", "all", "src", local).Output()
+		if err != nil {
+			return clientSocket{}, false
+		}
+		return parseClientSocket(string(out))
+	}
+
 	// The load: cfg.Conns clients, started over the first tenth of the
 	// run (at most 10 s), each opening one connection after another until
 	// the end.
@@ -311,7 +337,7 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := soakClient{cfg: cfg, dial: dial, tot: tot,
+			c := soakClient{cfg: cfg, dial: dial, tot: tot, probe: probe,
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 			select {
 			case <-time.After(time.Duration(i) * ramp / time.Duration(cfg.Conns)):
@@ -323,8 +349,8 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	}
 	wg.Wait()
 	rep.LoadEndS = time.Since(start).Seconds()
-	fmt.Fprintf(out, "soak: load ended at %.0f s: %d connections, %d requests, %d echoes, %d early closes, %d aborts, %d bytes checked, %d corrupt, %d errors\n",
-		rep.LoadEndS, tot.Connections, tot.Requests, tot.Echoes, tot.EarlyCloses, tot.Aborts, tot.BytesChecked, tot.Corruptions, tot.Errors)
+	fmt.Fprintf(out, "soak: load ended at %.0f s: %d connections, %d requests, %d echoes, %d early closes, %d aborts, %d bytes checked, %d corrupt, %d errors, %d deadlines passed with the bytes unread in the client's socket (the client starved)\n",
+		rep.LoadEndS, tot.Connections, tot.Requests, tot.Echoes, tot.EarlyCloses, tot.Aborts, tot.BytesChecked, tot.Corruptions, tot.Errors, tot.Starved)
 
 	// After the load: wait for every connection to end (TIME-WAIT
 	// included), sampling on.
@@ -398,6 +424,10 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 	}
 	fmt.Fprintf(out, "soak: passed; live heap %.1f MiB at the start, %.1f MiB at the peak, %.1f MiB at the end\n",
 		rep.Baseline.HeapBytes/(1<<20), rep.Peak.HeapBytes/(1<<20), rep.Final.HeapBytes/(1<<20))
+	if tot.Starved > 0 {
+		fmt.Fprintf(out, "soak: %d operations passed their deadline with the bytes they waited for unread in the client's socket (the machine starved the clients; not counted against the stack); first: %s\n",
+			tot.Starved, strings.Join(tot.FirstStarved, "; "))
+	}
 	return rep, nil
 }
 
@@ -568,6 +598,9 @@ type soakClient struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	tot  *soakTotals
 	rng  *rand.Rand
+	// probe reads the kernel's view of the client's own socket, as ss
+	// shows it, for the classification of a failure (classifyFailure).
+	probe func(local string) (clientSocket, bool)
 }
 
 // soakOpTimeout bounds each operation: a stack that stalls a connection
@@ -622,6 +655,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 		return
 	}
 	defer conn.Close()
+	opened := time.Now()
 	br := bufio.NewReader(conn)
 	n := 1 + c.rng.IntN(8)
 	for k := 0; k < n && ctx.Err() == nil; k++ {
@@ -646,6 +680,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 		} else {
 			_, err = fmt.Fprintf(conn, "GET /bytes/%d HTTP/1.1\r\nHost: soak\r\n\r\n", size)
 		}
+		sent := time.Now()
 		if err != nil {
 			c.tot.fail("http write", err)
 			return
@@ -659,7 +694,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 		}
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			c.tot.fail("http response", err)
+			c.fail("http response", conn, opened, sent, err)
 			return
 		}
 		if resp.StatusCode != http.StatusOK {
@@ -698,7 +733,7 @@ func (c *soakClient) httpSession(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			c.tot.fail("download", err)
+			c.fail("download", conn, opened, sent, err)
 			return
 		}
 		if want < size {
@@ -749,7 +784,8 @@ func (c *soakClient) echo(ctx context.Context) {
 		return
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(soakOpTimeout))
+	began := time.Now()
+	conn.SetDeadline(began.Add(soakOpTimeout))
 	data := make([]byte, c.rng.IntN(c.cfg.MaxBytes+1))
 	for i := range data {
 		data[i] = byte(c.rng.Uint32())
@@ -762,7 +798,7 @@ func (c *soakClient) echo(ctx context.Context) {
 		err = werr
 	}
 	if err != nil {
-		c.tot.fail("echo", err)
+		c.fail("echo", conn, began, began, err)
 		return
 	}
 	atomic.AddInt64(&c.tot.BytesChecked, int64(len(back)))
@@ -803,6 +839,98 @@ func (c *soakClient) abortEarly(ctx context.Context) {
 	conn.SetLinger(0)
 	conn.Close()
 	atomic.AddInt64(&c.tot.Aborts, 1)
+}
+
+// clientSocket is the kernel's view of a soak client's own socket, from
+// ss -tni: its state, the bytes waiting in its queues, and how long ago it
+// last received data (tcp_info's lastrcv; -1 when ss did not show it).
+type clientSocket struct {
+	State        string
+	RecvQ, SendQ int
+	LastRcv      time.Duration
+}
+
+// parseClientSocket reads the one socket of ss -tniH state all output.
+func parseClientSocket(out string) (clientSocket, bool) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	f := strings.Fields(lines[0])
+	if len(f) < 5 {
+		return clientSocket{}, false
+	}
+	s := clientSocket{State: f[0], LastRcv: -1}
+	var err1, err2 error
+	s.RecvQ, err1 = strconv.Atoi(f[1])
+	s.SendQ, err2 = strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return clientSocket{}, false
+	}
+	for _, w := range strings.Fields(strings.Join(lines[1:], " ")) {
+		if v, ok := strings.CutPrefix(w, "lastrcv:"); ok {
+			if ms, err := strconv.Atoi(v); err == nil {
+				s.LastRcv = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	return s, true
+}
+
+// The classes of failure the soak tells apart (classifyFailure), added to
+// the operation's kind.
+const (
+	failStarved     = "client starved"           // the transport had delivered; counted apart
+	failStall       = "stalled"                  // a deadline with nothing unread: not delivered in time
+	failHeaderClose = "closed at header timeout" // serve's HTTP server gave up waiting for a request's header
+)
+
+// starvedAfter is how long bytes must have sat unread in a client's
+// socket (tcp_info's lastrcv: since the last data arrived) for its missed
+// deadline to be its starvation: Go's poller wakes a blocked reader as the
+// bytes arrive, so a second of unread bytes is a second its goroutine did
+// not run, where bytes that arrived just before the deadline leave the
+// wait before them to the stack.
+const starvedAfter = time.Second
+
+// classifyFailure names a client failure by what the kernel shows of the
+// client's socket at that moment (sock, when ok). A read deadline that
+// passed while bytes waited unread in the client's own socket is the
+// client's starvation (if they sat there starvedAfter at least): the stack had delivered them, and the client's
+// goroutine did not run to read them (a loaded machine: make soak runs
+// serve and its clients at nice 10). A deadline with nothing unread is a
+// stall: nothing was delivered in time. An EOF instead of a response once
+// serve's ReadHeaderTimeout has passed since the connection opened or the
+// request went out is serve's HTTP server closing on it; the client's
+// Send-Q says whether the stack had acknowledged the request's bytes
+// (then serve's own goroutine did not read them in time) or not.
+func classifyFailure(kind string, err error, sinceOpen, sinceRequest time.Duration, sock clientSocket, ok bool) (class string, detail error) {
+	view := "the client's socket is gone"
+	if ok {
+		view = fmt.Sprintf("client socket %s, Recv-Q %d, Send-Q %d, last received %v ago", sock.State, sock.RecvQ, sock.SendQ, sock.LastRcv)
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && ok && sock.RecvQ > 0 && sock.LastRcv >= starvedAfter:
+		return kind + ": " + failStarved, fmt.Errorf("%w; %s", err, view)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return kind + ": " + failStall, fmt.Errorf("%w after %v; %s", err, sinceRequest.Round(time.Millisecond), view)
+	case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && max(sinceOpen, sinceRequest) >= serveReadHeaderTimeout:
+		return kind + ": " + failHeaderClose, fmt.Errorf("%w %v after the connection opened, %v after the request; %s", err,
+			sinceOpen.Round(time.Millisecond), sinceRequest.Round(time.Millisecond), view)
+	}
+	return kind, err
+}
+
+// fail records a failed operation on conn, classified; opened is when the
+// connection was made, request when the operation's request went out.
+func (c *soakClient) fail(kind string, conn *net.TCPConn, opened, request time.Time, err error) {
+	sock, ok := clientSocket{}, false
+	if c.probe != nil {
+		sock, ok = c.probe(conn.LocalAddr().String())
+	}
+	class, detail := classifyFailure(kind, err, time.Since(opened), time.Since(request), sock, ok)
+	if strings.HasSuffix(class, failStarved) {
+		c.tot.starve(class, detail)
+		return
+	}
+	c.tot.fail(class, detail)
 }
 
 // soakStatesLeft counts the sockets of tunstack ss -tan output by state
