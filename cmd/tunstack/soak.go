@@ -325,6 +325,17 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		return parseClientSocket(string(out))
 	}
 
+	serveView := func(local string) string {
+		out, err := exec.Command(exe, "ss", "--netns", ns.Name(), "--dev", "soak0", "-tnioH", "state", "all", "dst", local).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("tunstack ss: %v", err)
+		}
+		if v := strings.Join(strings.Fields(string(out)), " "); v != "" {
+			return v
+		}
+		return "none"
+	}
+
 	// The load: cfg.Conns clients, started over the first tenth of the
 	// run (at most 10 s), each opening one connection after another until
 	// the end.
@@ -337,7 +348,7 @@ func soak(ctx context.Context, cfg soakConfig, out io.Writer) (*soakReport, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := soakClient{cfg: cfg, dial: dial, tot: tot, probe: probe,
+			c := soakClient{cfg: cfg, dial: dial, tot: tot, probe: probe, serveView: serveView,
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 			select {
 			case <-time.After(time.Duration(i) * ramp / time.Duration(cfg.Conns)):
@@ -601,6 +612,10 @@ type soakClient struct {
 	// probe reads the kernel's view of the client's own socket, as ss
 	// shows it, for the classification of a failure (classifyFailure).
 	probe func(local string) (clientSocket, bool)
+	// serveView is serve's view of the client's connection (tunstack ss
+	// -tnioH): its state, queues, timer and TCP_INFO, for a failure that
+	// may be the stack's.
+	serveView func(local string) string
 }
 
 // soakOpTimeout bounds each operation: a stack that stalls a connection
@@ -929,6 +944,9 @@ func (c *soakClient) fail(kind string, conn *net.TCPConn, opened, request time.T
 	if strings.HasSuffix(class, failStarved) {
 		c.tot.starve(class, detail)
 		return
+	}
+	if c.serveView != nil {
+		detail = fmt.Errorf("%w; serve's socket: %s", detail, c.serveView(conn.LocalAddr().String()))
 	}
 	c.tot.fail(class, detail)
 }
