@@ -13,16 +13,21 @@ import (
 // and its application interface. All methods are non-blocking and take the
 // current time; a driver blocks an application by waiting for a Wakeup.
 type Conn struct {
-	e         *Engine
-	key       connKey
-	state     State
-	waker     Waker
-	inWakeups bool
-	touched   bool // in the engine's touched list (trace.go)
+	// The small fields of Conn and of the structs it embeds are grouped
+	// so that padding does not grow it: an idle connection is mostly this
+	// struct, and it is allocated with an 8-byte header in a size class
+	// (1792 bytes, the next 2048).
+	e     *Engine
+	key   connKey
+	waker Waker
 
 	// Listener that created this connection, while it sits in the SYN queue
 	// or the accept queue; nil once accepted or for active opens.
-	parent    *Listener
+	parent *Listener
+
+	state     State
+	inWakeups bool
+	touched   bool // in the engine's touched list (trace.go)
 	queued    bool // in parent's accept queue
 	accepted  bool // handed to the application (or actively opened)
 	appClosed bool // Close was called: the application is gone (orphan)
@@ -35,8 +40,8 @@ type Conn struct {
 	// portLocked marks a port the application bound (Binding.Connect):
 	// as Linux's SOCK_BINDPORT_LOCK, the socket keeps it after the
 	// connection closes, until the application closes it too.
-	hold       portHold
 	portLocked bool
+	hold       portHold
 
 	sender           // send sequence space and buffer (sender.go, output.go)
 	receiver         // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
@@ -50,26 +55,26 @@ type Conn struct {
 	ccName string
 
 	// --- Negotiated options ---
-	sndMSS     int   // largest payload we send, bytes (peer MSS less our option overhead)
-	peerMSS    int   // MSS the peer advertised
+	sndMSS     int    // largest payload we send, bytes (peer MSS less our option overhead)
+	peerMSS    int    // MSS the peer advertised
+	tsRecentAt Time   // when TS.Recent was set (for the 24-day PAWS rule)
+	timeWaitAt Time   // when the connection entered TIME-WAIT (twReuse)
+	tsRecent   uint32 // RFC 7323 §4.3 TS.Recent
+	tsOffset   uint32
 	sndWscale  uint8 // shift applied to the peer's window field
 	rcvWscale  uint8 // shift applied to our window field
 	wsOK       bool
 	tsOK       bool
 	sackOK     bool
-	tsRecent   uint32 // RFC 7323 §4.3 TS.Recent
-	tsRecentAt Time   // when TS.Recent was set (for the 24-day PAWS rule)
-	tsOffset   uint32
 	// tsInherited: TS.Recent came from the connection in TIME-WAIT this
 	// active open took over (activeOpen), and PAWS applies to a SYN in
 	// SYN-SENT.
 	tsInherited bool
-	timeWaitAt  Time // when the connection entered TIME-WAIT (twReuse)
-
 	// mapped: the connection is IPv4 but its application reached it
 	// through an IPv6 socket (a dual-stack listener, or a connect to an
 	// IPv4-mapped address), so its addresses are reported IPv4-mapped.
 	mapped bool
+
 	// linkMSS is the MSS the link allows the connection's family, what
 	// we advertise (Engine.linkMSS); pmtu is the path MTU, the link's
 	// until an ICMP error lowers it (pmtu.go).
@@ -83,10 +88,10 @@ type Conn struct {
 	noDelay   bool
 	cork      bool
 	keepAlive bool
+	lingerOn  bool
 	kaIdle    time.Duration
 	kaIntvl   time.Duration
 	kaCount   int
-	lingerOn  bool
 	linger    time.Duration
 	userMSS   int
 	// userTimeout is TCP_USER_TIMEOUT, 0 when off (usertimeout.go).
@@ -178,9 +183,12 @@ type SockOpts struct {
 func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *Conn {
 	p := e.prof
 	c := &Conn{
-		e:        e,
-		key:      connKey{local, remote},
-		timers:   newTimers(),
+		e:      e,
+		key:    connKey{local, remote},
+		timers: newTimers(),
+		recoveryControl: recoveryControl{
+			ev: &e.ev,
+		},
 		noDelay:  !p.Nagle,
 		kaIdle:   p.KeepAliveIdle,
 		kaIntvl:  p.KeepAliveInterval,

@@ -145,7 +145,10 @@ type Engine struct {
 	ports        map[uint16]*portBucket
 	spareBuckets []*portBucket // emptied buckets kept for reuse
 	timers       timerHeap
-	out          []*Packet
+	// ev is the record of the ACK event being processed, which each
+	// connection's ev points at (recovery.go).
+	ev  ackEvent
+	out []*Packet
 	// ackLater holds connections with an ACK for in-order data owed, sent
 	// when the driver next collects Output: one ACK for all the segments
 	// of a batch the driver fed in, as Linux's GRO gives one ACK for the

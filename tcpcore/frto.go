@@ -22,7 +22,7 @@ func (c *Conn) frtoLossAck(now Time, dup int) {
 	if !c.frto {
 		return
 	}
-	ev := &c.ev
+	ev := c.ev
 	if ev.origAcked {
 		// RFC 5682 §3.1 step 3b (Linux tcp_try_undo_loss with
 		// frto_undo): data sent once, before the timeout, was

@@ -152,7 +152,7 @@ func (c *Conn) onReoTimeout(now Time) {
 	if c.state == Closed || c.sndUna == c.sndMax {
 		return
 	}
-	c.ev = ackEvent{priorUna: c.sndUna}
+	*c.ev = ackEvent{priorUna: c.sndUna}
 	c.rtxRunEnd = c.sndUna - 1
 	before := c.inflightSegs()
 	c.rackDetectLoss(now)

@@ -42,10 +42,15 @@ const (
 // no record deemed lost and not yet retransmitted starts below lostPoint;
 // outside recovery prrCwnd is unused.
 type recoveryControl struct {
-	sb            scoreboard    // what the peer SACKed above SND.UNA
-	txq           txQueue       // the segments in flight (rack_queue.go)
-	rack          rackState     // RFC 8985 RACK (rack.go)
-	ev            ackEvent      // what the ACK being processed did
+	sb   scoreboard // what the peer SACKed above SND.UNA
+	txq  txQueue    // the segments in flight (rack_queue.go)
+	rack rackState  // RFC 8985 RACK (rack.go)
+	// ev is what the ACK (or reordering timeout) being processed did: the
+	// engine's one record (Engine.ev), since an event is read and written
+	// within one call into the engine and every event starts it afresh
+	// (startAck, onReoTimeout). Kept in each connection it cost 88 bytes
+	// of every idle one.
+	ev            *ackEvent
 	recovery      recoveryState // open, fast recovery or loss (after RTO)
 	lossRecovery  lossRecovery  // the strategy, chosen when established
 	disorder      bool          // Linux TCP_CA_Disorder: open, with SACKed, lost or retransmitted data out
@@ -185,7 +190,7 @@ func (c *Conn) inflightSegs() int {
 // startAck opens the record of what the ACK s does.
 func (c *Conn) startAck(s *segment) {
 	fack := c.fack()
-	c.ev = ackEvent{priorUna: c.sndUna, fack: fack, priorFack: fack, sackReord: c.sndMax, ackReord: c.sndMax}
+	*c.ev = ackEvent{priorUna: c.sndUna, fack: fack, priorFack: fack, sackReord: c.sndMax, ackReord: c.sndMax}
 	c.rtxRunEnd = c.sndUna - 1 // a new event: no retransmission yet
 	if c.tsOK && s.opts.HasTS {
 		c.ev.tsEcr = s.opts.TSEcr
@@ -502,7 +507,7 @@ func (c *Conn) limitRenoSacked(addend int) {
 // something, or comes while recovery or disorder is under way (Linux
 // tcp_ack_is_dubious), the recovery state machine; then PRR's answer.
 func (c *Conn) ackLossSignals(now Time, s *segment, acked int) {
-	ev := &c.ev
+	ev := c.ev
 	prior := c.txq.len()
 	ev.unaAdvanced = acked > 0
 	c.ackRecords(now, s)
@@ -565,7 +570,7 @@ func (c *Conn) oldAck(now Time, s *segment) {
 // detection, and the start of fast recovery once something is deemed
 // lost.
 func (c *Conn) fastRetransAlert(now Time, dup int) {
-	ev := &c.ev
+	ev := c.ev
 	if ev.reneging && ev.unaAdvanced {
 		// RFC 2018 §8 and Linux behaviour (tcp_check_sack_reneging): an
 		// ACK that stops at a SACKed segment suggests the peer dropped
@@ -639,7 +644,7 @@ func (c *Conn) fastRetransAlert(now Time, dup int) {
 // a D-SACK undo, loss detection, and fast recovery once something is
 // deemed lost.
 func (c *Conn) openAlert(now Time, dup int) {
-	ev := &c.ev
+	ev := c.ev
 	if ev.unaAdvanced {
 		c.dupAcks = 0
 	}

@@ -43,35 +43,47 @@ type infoTrack struct {
 // it was first sent, the oldest dropped as the cumulative ACK passes it. A
 // retransmission reuses the boundaries of what it resends. It grows by
 // doubling and never shrinks.
+//
+// Its first ring is first, inside the connection: the handshake sends one
+// segment of sequence space, the SYN (or SYN-ACK), and an idle connection
+// never sends another, so it holds no ring of its own; the first data
+// moves the ring to the heap. (The connection is never copied, so the
+// ring may point into it.)
 type segEnds struct {
-	ends    []Seq
-	sentAt  []Time
+	ring    []segEnd
 	head, n int
+	first   [1]segEnd
+}
+
+type segEnd struct {
+	end    Seq
+	sentAt Time
 }
 
 func (r *segEnds) push(end Seq, at Time) {
-	if r.n == len(r.ends) {
-		size := max(2*len(r.ends), 16)
-		grown, grownAt := make([]Seq, size), make([]Time, size)
-		for i := 0; i < r.n; i++ {
-			grown[i] = r.ends[(r.head+i)%len(r.ends)]
-			grownAt[i] = r.sentAt[(r.head+i)%len(r.ends)]
+	if r.n == len(r.ring) {
+		if len(r.ring) == 0 {
+			r.ring = r.first[:]
+		} else {
+			grown := make([]segEnd, max(2*len(r.ring), 16))
+			for i := 0; i < r.n; i++ {
+				grown[i] = r.ring[(r.head+i)%len(r.ring)]
+			}
+			r.ring, r.head = grown, 0
 		}
-		r.ends, r.sentAt, r.head = grown, grownAt, 0
 	}
-	r.ends[(r.head+r.n)%len(r.ends)] = end
-	r.sentAt[(r.head+r.n)%len(r.ends)] = at
+	r.ring[(r.head+r.n)%len(r.ring)] = segEnd{end, at}
 	r.n++
 }
 
-func (r *segEnds) at(i int) Seq { return r.ends[(r.head+i)%len(r.ends)] }
+func (r *segEnds) at(i int) Seq { return r.ring[(r.head+i)%len(r.ring)].end }
 
 // ackTo drops the segments that end at or below una and returns how many,
 // and when the last of them was sent (0 if none).
 func (r *segEnds) ackTo(una Seq) (k int, lastSentAt Time) {
-	for r.n > 0 && r.ends[r.head].LE(una) {
-		lastSentAt = r.sentAt[r.head]
-		r.head = (r.head + 1) % len(r.ends)
+	for r.n > 0 && r.ring[r.head].end.LE(una) {
+		lastSentAt = r.ring[r.head].sentAt
+		r.head = (r.head + 1) % len(r.ring)
 		r.n--
 		k++
 	}
