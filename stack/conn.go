@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -17,10 +18,13 @@ import (
 // and sleeps on the notifier's channel and its deadline; the engine's
 // wakeup for the socket sends it a token. Nothing polls.
 type Conn struct {
-	s            *Stack
-	tc           *tcpcore.Conn
-	laddr, raddr *net.TCPAddr // fixed once the local port is chosen
-	rd, wd       *deadline
+	s  *Stack
+	tc *tcpcore.Conn
+	// laddr and raddr are fixed once the local port is chosen; kept as
+	// values, and made *net.TCPAddr only when asked for, so that an idle
+	// connection holds no objects for them.
+	laddr, raddr netip.AddrPort
+	rd, wd       deadline
 
 	// Guarded by s.mu.
 	n         notifier
@@ -41,10 +45,8 @@ func (s *Stack) newConn(tc *tcpcore.Conn) *Conn {
 	c := &Conn{
 		s:         s,
 		tc:        tc,
-		laddr:     tcpAddr(tc.LocalAddr()),
-		raddr:     tcpAddr(tc.RemoteAddr()),
-		rd:        newDeadline(),
-		wd:        newDeadline(),
+		laddr:     tc.LocalAddr(),
+		raddr:     tc.RemoteAddr(),
 		lingerSec: -1,
 		created:   s.now(),
 	}
@@ -329,10 +331,10 @@ func (c *Conn) Info() tcpcore.Info {
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+func (c *Conn) LocalAddr() net.Addr { return tcpAddr(c.laddr) }
 
 // RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+func (c *Conn) RemoteAddr() net.Addr { return tcpAddr(c.raddr) }
 
 // SetDeadline sets both the read and the write deadline.
 func (c *Conn) SetDeadline(t time.Time) error {

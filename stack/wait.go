@@ -78,14 +78,21 @@ func (n *notifier) done(gen uint64) {
 // It has its own mutex because its timer fires on a runtime goroutine that
 // must not contend for the stack lock.
 type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	gen    uint64        // bumped by every set, so a stale timer is ignored
-	expire chan struct{} // closed when the deadline has passed
+	mu    sync.Mutex
+	timer *time.Timer
+	gen   uint64 // bumped by every set, so a stale timer is ignored
+	// expire is closed when the deadline has passed; made when first
+	// needed (a call waits, or the deadline passes), so that a
+	// connection nobody waits on and without deadlines holds no channel.
+	expire chan struct{}
 }
 
-func newDeadline() *deadline {
-	return &deadline{expire: make(chan struct{})}
+// ch is expire, made if it is not yet. The caller holds d.mu.
+func (d *deadline) ch() chan struct{} {
+	if d.expire == nil {
+		d.expire = make(chan struct{})
+	}
+	return d.expire
 }
 
 // set arms the deadline for t; the zero Time means none.
@@ -109,7 +116,7 @@ func (d *deadline) set(t time.Time) {
 	dur := time.Until(t)
 	if dur <= 0 {
 		if !expired {
-			close(d.expire)
+			close(d.ch())
 		}
 		return
 	}
@@ -121,7 +128,7 @@ func (d *deadline) set(t time.Time) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.gen == gen && !isClosed(d.expire) {
-			close(d.expire)
+			close(d.ch())
 		}
 	})
 }
@@ -130,12 +137,14 @@ func (d *deadline) set(t time.Time) {
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.expire
+	return d.ch()
 }
 
 // expired reports whether the deadline has passed.
 func (d *deadline) expired() bool {
-	return isClosed(d.wait())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return isClosed(d.expire) // a nil channel: not yet
 }
 
 // stop releases the timer when the connection goes away.
