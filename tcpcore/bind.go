@@ -50,8 +50,8 @@ type portBucket struct {
 
 // portHold is one socket's place in its port's bucket.
 type portHold struct {
-	port  uint16
 	class bindClass
+	port  uint16
 	held  bool
 }
 

@@ -15,8 +15,8 @@ import (
 type Conn struct {
 	// The small fields of Conn and of the structs it embeds are grouped
 	// so that padding does not grow it: an idle connection is mostly this
-	// struct, and it is allocated with an 8-byte header in a size class
-	// (1792 bytes, the next 2048).
+	// struct, which Go allocates with an 8-byte header in a size class:
+	// 1536 bytes, the next being 1792 (TestConnFitsItsSizeClass).
 	e     *Engine
 	key   connKey
 	waker Waker
@@ -99,7 +99,45 @@ type Conn struct {
 
 	err     error // pending error (SO_ERROR), reported once to the application
 	hardErr error // terminal error: every later call returns it
-	info    ConnCounters
+	// info holds the counters every connection moves, segments and bytes;
+	// rare the others (retransmissions, recoveries, probes, out-of-order
+	// and duplicate segments), made when the first of them counts
+	// (counters): an idle connection moves none of them, and their 144
+	// bytes would be a twelfth of it. Counters puts them together.
+	info baseCounters
+	rare *ConnCounters
+}
+
+// baseCounters are the ConnCounters every connection moves.
+type baseCounters struct {
+	SegsIn, SegsOut, BytesAcked, BytesReceived uint64
+}
+
+// counters returns the connection's rare counters to add to, made at the
+// first call.
+func (c *Conn) counters() *ConnCounters {
+	if c.rare == nil {
+		c.rare = new(ConnCounters)
+	}
+	return c.rare
+}
+
+// Counters returns every counter of the connection.
+func (c *Conn) Counters() ConnCounters {
+	var k ConnCounters
+	if c.rare != nil {
+		k = *c.rare
+	}
+	k.SegsIn, k.SegsOut, k.BytesAcked, k.BytesReceived = c.info.SegsIn, c.info.SegsOut, c.info.BytesAcked, c.info.BytesReceived
+	return k
+}
+
+// retransmits is ConnCounters.Retransmits.
+func (c *Conn) retransmits() uint64 {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.Retransmits
 }
 
 // ConnCounters are per-connection counters.
@@ -655,7 +693,7 @@ func (c *Conn) Info() Info {
 		SndMSS: c.sndMSS, RcvMSS: c.rcvMSS, SndWndBytes: c.sndWnd,
 		RcvWndBytes: c.rcvAdv.Sub(c.rcvNxt), BytesInFlight: c.pipe(),
 		SndWscale: c.sndWscale, RcvWscale: c.rcvWscale,
-		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.info,
+		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.Counters(),
 	}
 	if c.cc != nil {
 		in.CwndBytes, in.SSThreshBytes, in.Congestion = c.cc.CongestionWindow(), c.cc.SlowStartThreshold(), c.cc.Name()

@@ -15,18 +15,19 @@ import "time"
 // rackState is RFC 8985's RACK.xmit_ts, RACK.end_seq and RACK.rtt, with
 // Linux's adaptive reordering window (tcp_rack_update_reo_wnd).
 type rackState struct {
-	xmitAt   Time          // the latest transmission among the delivered segments
-	xmitNo   uint32        // its transmission number (txRec.sendNo)
-	endSeq   Seq           // and its end
-	rtt      time.Duration // its RTT when it was delivered
-	valid    bool          // a segment was delivered since the connection began
-	advanced bool          // a delivery since the last loss detection
+	xmitAt Time          // the latest transmission among the delivered segments
+	xmitNo uint32        // its transmission number (txRec.sendNo)
+	endSeq Seq           // and its end
+	rtt    time.Duration // its RTT when it was delivered
 
 	reoWndSteps   int  // the window is reoWndSteps quarters of the minimum RTT
 	reoWndPersist int  // recoveries the widened window is kept for
-	dsackSeen     bool // a D-SACK since the window was last widened
 	stepAt        Time // when the window last widened
-	reoTimer      bool // tlpAt holds the reordering timer, not a probe
+
+	valid     bool // a segment was delivered since the connection began
+	advanced  bool // a delivery since the last loss detection
+	dsackSeen bool // a D-SACK since the window was last widened
+	reoTimer  bool // tlpAt holds the reordering timer, not a probe
 }
 
 // sentAfter is RFC 8985 §6.2's RACK_sent_after: transmission 1 (time t1,

@@ -20,19 +20,26 @@ import (
 //   - rcvFree() (advertiseWindow).
 //   - rcvSsthresh <= rcvBufMax.
 type receiver struct {
+	// The fields are ordered for packing (conn.go): the 4-byte ones in
+	// pairs, the flags together.
 	irs           Seq
 	rcvNxt        Seq
 	rcvAdv        Seq  // right edge of the window we advertised (never moves left)
+	finPendingSeq Seq  // where a FIN beyond a gap is (finPending)
 	rcvSsthresh   int  // cap on the advertised window, grown as data arrives (Linux rcv_ssthresh)
 	rcvBuf        ring // in-order bytes not yet read, then out-of-order bytes by offset
 	rcvBufMax     int  // SO_RCVBUF, bytes
-	rcvBufLocked  bool // SO_RCVBUF set by the application: no auto-tuning
 	ooo           reassembly
-	finRcvd       bool // peer's FIN consumed (rcvNxt is past it)
-	finPending    bool // a FIN arrived beyond a gap
-	finPendingSeq Seq
-	rdShut        bool // application will not read any more
-	rcvMSS        int  // estimate of the peer's segment size, bytes (for ACK pacing)
+	rcvMSS        int // estimate of the peer's segment size, bytes (for ACK pacing)
+
+	rcvBufLocked bool // SO_RCVBUF set by the application: no auto-tuning
+	finRcvd      bool // peer's FIN consumed (rcvNxt is past it)
+	finPending   bool // a FIN arrived beyond a gap
+	rdShut       bool // application will not read any more
+	ackNow       bool // send an ACK at the next output (receiver_ack.go)
+	dsackPending bool // the next ACK reports a duplicate (RFC 2883)
+	pingpong     bool // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
+	ackBatched   bool // an ACK for in-order data is owed at the end of the input batch
 
 	// Auto-tuning (Linux tcp_rcv_space_adjust).
 	rcvSpaceAt    Time          // start of the current auto-tuning measurement
@@ -40,19 +47,15 @@ type receiver struct {
 	rcvSpace      int           // most bytes read in one RTT so far
 	rcvRTT        time.Duration // receiver-side RTT estimate (timestamps)
 	lastEcr       uint32        // TSecr of the last segment (receiver RTT samples)
+	lastAckSent   Seq           // RFC 7323 §4.3 Last.ACK.sent
 
 	// ACK policy (receiver_ack.go).
-	ackNow       bool          // send an ACK at the next output
-	dsackPending bool          // the next ACK reports a duplicate (RFC 2883)
 	dsackRange   seqRange      // the duplicate to report
 	unackedBytes int           // in-order bytes received since our last ACK
 	quickAcks    int           // remaining segments to ACK at once (Linux quick-ACK mode)
-	pingpong     bool          // delayed-ACK mode: quick ACKs suspended (TCP_QUICKACK 0, Linux pingpong)
-	ackBatched   bool          // an ACK for in-order data is owed at the end of the input batch
 	ackBatchedAt Time          // when it became owed
 	ato          time.Duration // adaptive delayed-ACK timeout (Linux icsk_ack.ato)
 	lastDataRecv Time          // arrival of the last in-order data segment
-	lastAckSent  Seq           // RFC 7323 §4.3 Last.ACK.sent
 	lastOOWAck   Time          // last challenge/out-of-window ACK (rate limit)
 }
 
@@ -124,7 +127,7 @@ func (c *Conn) queueOutOfOrder(seq Seq, off int, data []byte) {
 	}
 	if c.ooo.add(seq, seq.Add(len(data)), c.e.prof.OOOMaxSegments) {
 		c.rcvBuf.writeAt(data, c.rcvBuf.Len()+off)
-		c.info.OutOfOrderSegs++
+		c.counters().OutOfOrderSegs++
 	}
 }
 

@@ -210,7 +210,7 @@ func (c *Conn) ackOptions(now Time, o *wire.TCPOptions) {
 		o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsackRange.start), Right: uint32(c.dsackRange.end)}
 		o.NumSACK = 1
 		c.dsackPending = false
-		c.info.DSACKsSent++
+		c.counters().DSACKsSent++
 		if !c.ooo.empty() {
 			c.sackBlocks(o, maxBlocks)
 		}

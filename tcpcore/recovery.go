@@ -54,22 +54,22 @@ type recoveryControl struct {
 	recovery      recoveryState // open, fast recovery or loss (after RTO)
 	lossRecovery  lossRecovery  // the strategy, chosen when established
 	disorder      bool          // Linux TCP_CA_Disorder: open, with SACKed, lost or retransmitted data out
-	dupAcks       int           // duplicate ACKs since the last new ACK (RFC 5681 §2)
-	recoveryPoint Seq           // RFC 6582/6675 RecoveryPoint: SND.MAX at entry (Linux high_seq)
-	lostPoint     Seq           // where to look for lost data to resend (Linux retransmit_skb_hint)
-	dupThresh     int           // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering
-	renoSacked    int           // without SACK: segments duplicate ACKs stand for (Linux sacked_out)
 	rescueDone    bool          // RFC 6675 rescue retransmission made this episode
 	rescueArmed   bool          // an ACK came after the one that started fast recovery
-	priorCwnd     int           // RFC 6937 RecoverFS: cwnd at entry, segments (Linux prior_cwnd)
-	prrDelivered  int           // RFC 6937 prr_delivered, segments
-	prrOut        int           // RFC 6937 prr_out, segments
-	prrCwnd       int           // the window PRR allows, segments (Linux snd_cwnd in recovery)
-	undoMarker    Seq           // SND.UNA when the episode began
-	undoRetrans   int           // retransmissions not yet shown spurious by D-SACK; -1: none made
 	undoPossible  bool
 	retransTS     uint32 // TSval of the episode's first retransmission (Eifel, RFC 3522)
+	recoveryPoint Seq    // RFC 6582/6675 RecoveryPoint: SND.MAX at entry (Linux high_seq)
+	lostPoint     Seq    // where to look for lost data to resend (Linux retransmit_skb_hint)
+	undoMarker    Seq    // SND.UNA when the episode began
 	rtxRunEnd     Seq    // end of the last retransmission in answer to the present event
+	dupAcks       int    // duplicate ACKs since the last new ACK (RFC 5681 §2)
+	dupThresh     int    // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering
+	renoSacked    int    // without SACK: segments duplicate ACKs stand for (Linux sacked_out)
+	priorCwnd     int    // RFC 6937 RecoverFS: cwnd at entry, segments (Linux prior_cwnd)
+	prrDelivered  int    // RFC 6937 prr_delivered, segments
+	prrOut        int    // RFC 6937 prr_out, segments
+	prrCwnd       int    // the window PRR allows, segments (Linux snd_cwnd in recovery)
+	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK; -1: none made
 }
 
 // ackEvent is what one ACK did, as Linux's tcp_ack flags and counters
@@ -349,9 +349,9 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 		return
 	}
 	segs = max((segs+c.sndMSS-1)/max(c.sndMSS, 1), 1)
-	c.info.DSACKsReceived++
+	c.counters().DSACKsReceived++
 	c.countDSACKDups(b)
-	if c.dsackDups > uint64(c.info.Retransmits) {
+	if c.dsackDups > c.retransmits() {
 		return // the peer reports duplicates we never sent
 	}
 	c.ev.dsack = true
@@ -651,7 +651,7 @@ func (c *Conn) openAlert(now Time, dup int) {
 	if dup > 0 && (!c.sackOK || ev.dataSacked) {
 		// RFC 6675 §2: with SACK a duplicate ACK also SACKs new data.
 		c.dupAcks++
-		c.info.DupAcksIn++
+		c.counters().DupAcksIn++
 	}
 	if !c.sackOK {
 		if ev.unaAdvanced {
@@ -790,9 +790,9 @@ func (c *Conn) enterFastRecovery(now Time) {
 	}
 	c.recovery = recoveryFast
 	c.disorder = false
-	c.info.FastRecoveries++
+	c.counters().FastRecoveries++
 	if c.sackOK {
-		c.info.SACKRecoveries++
+		c.counters().SACKRecoveries++
 		if !c.e.prof.RACK {
 			c.markHeadLost()
 		}
@@ -910,7 +910,7 @@ func (c *Conn) undoCwnd(now Time, unmark bool) {
 		}
 	}
 	c.cc.Undo(time.Duration(now))
-	c.info.SpuriousUndos++
+	c.counters().SpuriousUndos++
 	c.undoPossible = false
 	c.rack.advanced = true // look at the losses again
 	c.trace(now, "undo")

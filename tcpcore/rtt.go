@@ -11,8 +11,8 @@ type rttEstimator struct {
 	srtt, rttvar time.Duration
 	minRTT       time.Duration // smallest sample seen (Linux tcp_min_rtt)
 	rto          time.Duration // current RTO before backoff
-	hasSample    bool
 	min, max     time.Duration
+	hasSample    bool
 	varFloor     bool // Linux: RTO = SRTT + max(4*RTTVAR, RTOMin)
 }
 

@@ -34,20 +34,20 @@ func (k rtxKind) traceEvent() string {
 // countRetransmit books one retransmitted segment of kind k.
 func (c *Conn) countRetransmit(now Time, k rtxKind) {
 	c.e.stats.RetransSegs++
-	c.info.Retransmits++
+	c.counters().Retransmits++
 	switch k {
 	case rtxRTO:
-		c.info.RTORetransmits++
+		c.counters().RTORetransmits++
 	case rtxFast:
-		c.info.FastRetransmits++
+		c.counters().FastRetransmits++
 	case rtxLost:
-		c.info.LostRetransmits++
+		c.counters().LostRetransmits++
 	case rtxRescue:
-		c.info.RescueRetransmits++
+		c.counters().RescueRetransmits++
 	case rtxTLP:
-		c.info.TLPRetransmits++
+		c.counters().TLPRetransmits++
 	case rtxSYN:
-		c.info.SYNRetransmits++
+		c.counters().SYNRetransmits++
 		c.e.stats.SynRetrans++ // TCPSynRetrans: Linux __tcp_retransmit_skb for a SYN, tcp_rtx_synack
 	}
 	if k == rtxFast || k == rtxLost || k == rtxRescue {

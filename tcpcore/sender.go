@@ -25,26 +25,25 @@ type sender struct {
 	sndWl2    Seq // SEG.ACK of the last window update
 	maxSndWnd int // largest window the peer offered, bytes (RFC 1122 §4.2.3.4)
 
-	sndBuf        ring     // bytes from sndBufSeq on: unacknowledged, then unsent
-	sndBufSeq     Seq      // sequence number of sndBuf's first byte
-	sndBufMax     int      // SO_SNDBUF, bytes
-	sndBufLocked  bool     // SO_SNDBUF set by the application: no auto-tuning, Linux's accounting (sndbuf.go)
-	units         sndUnits // the queue's buffers as Linux cuts them, while sndBufLocked (sndbuf.go)
-	finQueued     bool     // application shut down writing: FIN follows the data
-	finSent       bool     // FIN transmitted at least once
-	wrShut        bool     // no more writes accepted
-	segsSincePush int      // new-data segments of the packet being sent, in this output pass (a FIN on a packet's later segment needs no window)
-	pushEvery     int      // the packet ends after this many segments (packetSegments, sized per packet); 0: never
-	sndSml        Seq      // end of the last sub-MSS segment sent (Minshall's Nagle)
-	corkExpired   bool
-	writeMore     bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
-	pushQueued    bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
-	lastSend      Time // last data transmission, for idle restart
-
+	sndBuf    ring // bytes from sndBufSeq on: unacknowledged, then unsent
+	sndBufSeq Seq  // sequence number of sndBuf's first byte
 	// maxFlight is the largest flight (bytes) of the round trip that ends
 	// when SND.UNA reaches flightRoundEnd (RFC 7661 window validation).
-	maxFlight      int
 	flightRoundEnd Seq
+	maxFlight      int
+	sndBufMax      int      // SO_SNDBUF, bytes
+	units          sndUnits // the queue's buffers as Linux cuts them, while sndBufLocked (sndbuf.go)
+	segsSincePush  int      // new-data segments of the packet being sent, in this output pass (a FIN on a packet's later segment needs no window)
+	pushEvery      int      // the packet ends after this many segments (packetSegments, sized per packet); 0: never
+	lastSend       Time     // last data transmission, for idle restart
+	sndSml         Seq      // end of the last sub-MSS segment sent (Minshall's Nagle)
+	sndBufLocked   bool     // SO_SNDBUF set by the application: no auto-tuning, Linux's accounting (sndbuf.go)
+	corkExpired    bool
+	writeMore      bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
+	pushQueued     bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
+	finQueued      bool // application shut down writing: FIN follows the data
+	finSent        bool // FIN transmitted at least once
+	wrShut         bool // no more writes accepted
 }
 
 // validatedFlight is the flight a congestion controller judges cwnd by

@@ -432,7 +432,7 @@ func (c *Conn) fillCounters(t *TCPInfo) {
 	}
 	t.SegsOut, t.SegsIn = c.linuxSegs()
 	t.DataSegsOut, t.DataSegsIn = uint32(c.dataSegsOut), uint32(c.dataSegsIn)
-	t.TotalRetrans = uint32(c.info.Retransmits)
+	t.TotalRetrans = uint32(c.retransmits())
 	t.BytesSent, t.BytesRetrans = c.bytesSent, c.bytesRetrans
 	// Linux tp->delivered: segments acknowledged, cumulatively or by SACK.
 	t.Delivered = uint32(c.delivered) + t.Sacked

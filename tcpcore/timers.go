@@ -36,8 +36,8 @@ type timers struct {
 	rtt       rttEstimator
 	backoff   int  // consecutive RTO expirations
 	retries   int  // retransmissions of the current head segment
-	rttSeq    Seq  // segment being timed when timestamps are off
 	rttTime   Time // when rttSeq was sent
+	rttSeq    Seq  // segment being timed when timestamps are off
 	rttTiming bool
 	synStart  Time // when an active open sent its first SYN
 
@@ -210,7 +210,7 @@ func (c *Conn) onRTO(now Time) {
 	c.frtoNewData = false
 	c.retries++
 	c.backoff++
-	c.info.Timeouts++
+	c.counters().Timeouts++
 	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; the
 	// rest follow as the window allows (recovery.go, loss state). A probe
 	// still awaiting its outcome has none now (Linux tcp_enter_loss).
@@ -307,7 +307,7 @@ func (c *Conn) onPersist(now Time) {
 	}
 	c.probes++
 	c.persistBackoff++
-	c.info.ZeroWindowProbes++
+	c.counters().ZeroWindowProbes++
 	c.e.stats.WinProbes++ // TCPWinProbe: Linux tcp_send_probe0 through tcp_write_wakeup
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
@@ -357,7 +357,7 @@ func (c *Conn) onKeepalive(now Time) {
 		return
 	}
 	c.kaProbes++
-	c.info.KeepAlivesSent++
+	c.counters().KeepAlivesSent++
 	c.e.stats.KeepAlives++ // TCPKeepAlive: Linux tcp_keepalive_timer through tcp_write_wakeup
 	c.emitProbe(now)
 	c.keepaliveAt = now.Add(c.kaIntvl)

@@ -54,7 +54,7 @@ func (c *Conn) onTLP(now Time) {
 	if c.recovery != recoveryNone || c.sndUna == c.sndMax {
 		return
 	}
-	c.info.TailLossProbes++
+	c.counters().TailLossProbes++
 	c.e.stats.LossProbes++ // TCPLossProbes: Linux tcp_send_loss_probe
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
 	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)

@@ -308,8 +308,8 @@ func TestUserTimeoutCountsFromTheRTORetransmissionNotTheProbe(t *testing.T) {
 	probe, rto := out[0], out[1]
 	// The probe goes at 2*SRTT plus the delayed-ACK allowance, well
 	// before the RTO (200 ms at least), which then backs off.
-	if probe.seq != iss+11 || rto.seq != iss+11 || probe.at.Sub(start) >= 230*time.Millisecond || c.info.TLPRetransmits != 1 {
-		t.Fatalf("sent %v (written at %v, %d probe(s)), want the probe then the RTO retransmission of the same data", out, start, c.info.TLPRetransmits)
+	if probe.seq != iss+11 || rto.seq != iss+11 || probe.at.Sub(start) >= 230*time.Millisecond || c.Counters().TLPRetransmits != 1 {
+		t.Fatalf("sent %v (written at %v, %d probe(s)), want the probe then the RTO retransmission of the same data", out, start, c.Counters().TLPRetransmits)
 	}
 	if got := p.now.Sub(rto.at); got != ut {
 		t.Errorf("gave up %v after the RTO retransmission (%v after the probe), want the user timeout %v after the former", got, p.now.Sub(probe.at), ut)
