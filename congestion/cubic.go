@@ -138,17 +138,21 @@ type Cubic struct {
 	// reduced says a reduction is in force for the current loss episode;
 	// recoverBytes is what must still be acknowledged (the flight at the
 	// reduction) before a new loss is a new episode, like Linux's high_seq.
-	reduced      bool
+	// (The flags are together, after prior, so that they leave no padding.)
 	recoverBytes int
 	// appLimited says the window has not been fully used since
 	// appLimitedSince; the epoch is shifted by that time when it is used
 	// again, so idle or application-limited time does not count in t.
-	appLimited      bool
 	appLimitedSince time.Duration
 	lastAckAt       time.Duration
-	prior           cubicSnapshot // state before the last reduction
-	hasPrior        bool
-	hy              hystart // slow start's exit search (cubic_hystart.go)
+	// prior is the state before the last reduction, for Undo while
+	// hasPrior: made at the first reduction, so that a controller that
+	// never reduced (every idle connection's) fits in 256 bytes.
+	prior      *cubicSnapshot
+	reduced    bool
+	appLimited bool
+	hasPrior   bool
+	hy         hystart // slow start's exit search (cubic_hystart.go)
 	// bic is the state of Linux's integer arithmetic (cubic_linux.go),
 	// used instead of curve when Config.CubicLinuxGrowth.
 	bic bictcp
@@ -281,7 +285,10 @@ func (c *Cubic) markAppLimited(t time.Duration) {
 // reduce saves the state for Undo and sets ssthresh = max(β·cwnd, 2 SMSS)
 // (RFC 9438 §4.6, with cwnd in place of FlightSize as Linux does).
 func (c *Cubic) reduce(flightBytes int) {
-	c.prior = cubicSnapshot{cwndBytes: c.cwndBytes, ssthreshBytes: c.ssthreshBytes, curve: c.curve}
+	if c.prior == nil {
+		c.prior = new(cubicSnapshot)
+	}
+	*c.prior = cubicSnapshot{cwndBytes: c.cwndBytes, ssthreshBytes: c.ssthreshBytes, curve: c.curve}
 	c.hasPrior = true
 	if c.iw.CubicLinuxGrowth {
 		// Linux behaviour: cubictcp_recalc_ssthresh, in whole segments.
