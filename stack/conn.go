@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -28,13 +29,16 @@ type Conn struct {
 
 	// Guarded by s.mu.
 	n         notifier
-	wk        connWaker    // the engine's Waker: n, and retiring once closed
-	closed    bool         // Close was called
-	retired   bool         // over for the stack too; counters in s.finished (connstats.go)
-	keepAlive bool         // SO_KEEPALIVE as last set (the engine does not report it)
-	lingerSec int          // SO_LINGER as net.TCPConn.SetLinger takes it: <0 off
-	created   tcpcore.Time // when newConn made it: Metrics.Lifetime starts here
-	traced    tracedState  // the congestion state last traced (trace.go), only with Config.Trace
+	wk        connWaker // the engine's Waker: n, and retiring once closed
+	closed    bool      // Close was called
+	retired   bool      // over for the stack too; counters in s.finished (connstats.go)
+	keepAlive bool      // SO_KEEPALIVE as last set (the engine does not report it)
+	// lingerSec is SO_LINGER as net.TCPConn.SetLinger takes it, <0 off,
+	// at most math.MaxInt32 as Linux's l_linger (an int); 4 bytes beside
+	// the flags keep the Conn in a smaller size class.
+	lingerSec int32
+	created   tcpcore.Time             // when newConn made it: Metrics.Lifetime starts here
+	traced    *tcpcore.CongestionState // the congestion state last traced (trace.go), only with Config.Trace; nil before the first record
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -248,7 +252,7 @@ func (c *Conn) SetNoDelay(noDelay bool) error {
 // peer to acknowledge the data.
 func (c *Conn) SetLinger(sec int) error {
 	return c.call("set", func(tcpcore.Time) error {
-		c.lingerSec = sec
+		c.lingerSec = int32(max(min(sec, math.MaxInt32), -1)) // any negative is off
 		c.tc.SetLinger(sec >= 0, time.Duration(max(sec, 0))*time.Second)
 		return nil
 	})

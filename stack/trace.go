@@ -43,10 +43,13 @@ type TraceEvent struct {
 // TraceSample is TraceEvent.Event for a sample of the congestion state.
 const TraceSample = "sample"
 
-// tracedState is the congestion state of a connection's last record.
-type tracedState struct {
-	st  tcpcore.CongestionState
-	any bool // a record was emitted
+// setTraced notes st as the congestion state of the connection's last
+// record, making the note at the first (only a traced stack has any).
+func (c *Conn) setTraced(st tcpcore.CongestionState) {
+	if c.traced == nil {
+		c.traced = new(tcpcore.CongestionState)
+	}
+	*c.traced = st
 }
 
 // traceKey finds a connection by its 4-tuple.
@@ -89,8 +92,8 @@ func (s *Stack) deliverTrace() {
 		if c != nil {
 			in := c.tc.Info()
 			out.SRTT, out.RTO, out.RTTKnown = in.SRTT, in.RTO, true
-			c.traced = tracedState{st: tcpcore.CongestionState{CwndBytes: ev.CwndBytes, SSThreshBytes: ev.SSThreshBytes,
-				FlightBytes: ev.FlightBytes, State: ev.State}, any: true}
+			c.setTraced(tcpcore.CongestionState{CwndBytes: ev.CwndBytes, SSThreshBytes: ev.SSThreshBytes,
+				FlightBytes: ev.FlightBytes, State: ev.State})
 		}
 		s.trace(out)
 		s.traceq[i] = tcpcore.CongestionEvent{} // drop the strings
@@ -119,11 +122,10 @@ func (s *Stack) sampleTouched() {
 		if c == nil || c.tc != tc {
 			continue // not the application's: no record to compare with
 		}
-		last := c.traced.st
-		if c.traced.any && st.CwndBytes == last.CwndBytes && st.SSThreshBytes == last.SSThreshBytes && st.FlightBytes == last.FlightBytes {
+		if last := c.traced; last != nil && st.CwndBytes == last.CwndBytes && st.SSThreshBytes == last.SSThreshBytes && st.FlightBytes == last.FlightBytes {
 			continue
 		}
-		c.traced = tracedState{st: st, any: true}
+		c.setTraced(st)
 		if now.IsZero() {
 			now = s.epoch.Add(time.Duration(s.now()))
 		}
