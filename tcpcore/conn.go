@@ -99,18 +99,21 @@ type Conn struct {
 
 	err     error // pending error (SO_ERROR), reported once to the application
 	hardErr error // terminal error: every later call returns it
-	// info holds the counters every connection moves, segments and bytes;
-	// rare the others (retransmissions, recoveries, probes, out-of-order
-	// and duplicate segments), made when the first of them counts
-	// (counters): an idle connection moves none of them, and their 144
-	// bytes would be a twelfth of it. Counters puts them together.
+	// info holds the counters every connection moves, segments and bytes,
+	// and an idle one too, keepalive probes; rare the others
+	// (retransmissions, recoveries, probes of a window or a tail,
+	// out-of-order and duplicate segments), made when the first of them
+	// counts (counters): an idle connection moves none of them, and their
+	// 136 bytes would be a tenth of it. Counters puts them together.
 	info baseCounters
 	rare *ConnCounters
 }
 
-// baseCounters are the ConnCounters every connection moves.
+// baseCounters are the ConnCounters every connection moves, idle ones
+// included.
 type baseCounters struct {
 	SegsIn, SegsOut, BytesAcked, BytesReceived uint64
+	KeepAlivesSent                             uint64
 }
 
 // counters returns the connection's rare counters to add to, made at the
@@ -129,6 +132,7 @@ func (c *Conn) Counters() ConnCounters {
 		k = *c.rare
 	}
 	k.SegsIn, k.SegsOut, k.BytesAcked, k.BytesReceived = c.info.SegsIn, c.info.SegsOut, c.info.BytesAcked, c.info.BytesReceived
+	k.KeepAlivesSent = c.info.KeepAlivesSent
 	return k
 }
 

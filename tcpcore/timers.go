@@ -357,7 +357,7 @@ func (c *Conn) onKeepalive(now Time) {
 		return
 	}
 	c.kaProbes++
-	c.counters().KeepAlivesSent++
+	c.info.KeepAlivesSent++
 	c.e.stats.KeepAlives++ // TCPKeepAlive: Linux tcp_keepalive_timer through tcp_write_wakeup
 	c.emitProbe(now)
 	c.keepaliveAt = now.Add(c.kaIntvl)
