@@ -45,9 +45,8 @@ type FrontendConfig struct {
 // unreachable (the relay carries TCP only, and a resolver pointed through
 // it then fails at once), and anything else is dropped as not for us.
 type Frontend struct {
-	s    *Stack
-	cfg  FrontendConfig
-	kick chan struct{} // the interceptor's waker: Take has something
+	s   *Stack
+	cfg FrontendConfig
 
 	// Guarded by s.mu.
 	icpt     *tcpcore.Interceptor
@@ -56,8 +55,7 @@ type Frontend struct {
 	closed   bool
 	limit    icmpv6Limiter // ICMP errors of both families, per client (Linux's per-peer token bucket)
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	wg sync.WaitGroup // SYNs taken (held) and not yet handed out
 
 	portUnreachables, unreachablesSent, icmpRateLimited uint64 // guarded by s.mu
 }
@@ -70,7 +68,7 @@ func (s *Stack) Frontend(cfg FrontendConfig) (*Frontend, error) {
 	if cfg.Backlog < 0 || cfg.KeepIdle < 0 || cfg.KeepIntvl < 0 || cfg.KeepCount < 0 || cfg.MaxSeg < 0 || cfg.RcvBuf < 0 || cfg.SndBuf < 0 {
 		return nil, fmt.Errorf("stack: frontend config %+v has a negative field: give 0 for the default", cfg)
 	}
-	return &Frontend{s: s, cfg: cfg, kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
+	return &Frontend{s: s, cfg: cfg}, nil
 }
 
 // Intercept implements relay.Frontend: it may be called once. IPv6
@@ -125,53 +123,43 @@ func (f *Frontend) Intercept(prefixes []netip.Prefix, handle func(relay.Pending)
 	if err != nil {
 		return fmt.Errorf("stack: intercept: %w", err)
 	}
-	icpt.SetWaker(kicker(f.kick))
 	f.icpt, f.prefixes, f.handle = icpt, ps, handle
 	s.front = f
-	f.wg.Add(1)
-	go f.dispatch()
 	return nil
 }
 
-// kicker wakes the dispatcher without blocking the engine's caller.
-type kicker chan struct{}
-
-func (k kicker) Wake() {
-	select {
-	case k <- struct{}{}:
-	default:
+// held takes the SYNs the engine has held (and the connections SYN
+// cookies completed) since the last call, for hand. The link reader calls
+// it at the end of each batch of input, which is where the engine holds
+// them, still holding s.mu; it hands them out once it has released the
+// lock, so the relay's handler starts on the reader's own wakeup, with no
+// goroutine woken in between. Those taken count in f.wg until handed
+// out, so that Close, which waits for f.wg, returns only once no handler
+// can start any more.
+func (f *Frontend) held() []*tcpcore.HeldSyn {
+	if f.closed || f.icpt == nil {
+		return nil
 	}
+	hs := f.icpt.Take()
+	if len(hs) > 0 {
+		f.wg.Add(1)
+	}
+	return hs
 }
 
-// dispatch hands each held SYN to the relay's handler in its own
-// goroutine.
-func (f *Frontend) dispatch() {
+// hand gives each SYN held to the relay's handler in a goroutine of its
+// own. The caller (the reader) does not hold s.mu.
+func (f *Frontend) hand(hs []*tcpcore.HeldSyn) {
 	defer f.wg.Done()
-	s := f.s
-	for {
-		select {
-		case <-f.kick:
-		case <-f.done:
-			return
-		case <-s.done:
-			return
+	for _, h := range hs {
+		p := &pending{f: f, h: h}
+		if f.s.ownAddr(h.Target().Addr()) {
+			// A port of the stack's own with no listener: a closed
+			// port's answer, not a relayed connection back to us.
+			p.Refuse(relay.RefuseReset)
+			continue
 		}
-		s.mu.Lock()
-		var hs []*tcpcore.HeldSyn
-		if f.icpt != nil {
-			hs = f.icpt.Take()
-		}
-		s.mu.Unlock()
-		for _, h := range hs {
-			p := &pending{f: f, h: h}
-			if s.ownAddr(h.Target().Addr()) {
-				// A port of the stack's own with no listener: a closed
-				// port's answer, not a relayed connection back to us.
-				p.Refuse(relay.RefuseReset)
-				continue
-			}
-			go f.handle(p)
-		}
+		go f.handle(p)
 	}
 }
 
@@ -193,7 +181,6 @@ func (f *Frontend) Close() error {
 		// the prefixes as a closed port.
 		f.icpt.Close(s.now())
 	}
-	close(f.done)
 	s.unlockFlush()
 	f.wg.Wait()
 	return nil

@@ -203,3 +203,56 @@ func TestFrontendUnreachableIsCountedBeforeItIsWritten(t *testing.T) {
 		t.Errorf("PacketsOut %d after the refusal, want %d", got, before+1)
 	}
 }
+
+// The link reader hands out the SYNs held in each batch it reads; a SYN
+// that arrives once Close has returned is never handed out (it meets a
+// closed port), even with SYNs arriving while Close runs.
+func TestFrontendCloseEndsHandingOut(t *testing.T) {
+	p := newPair(t, 0, 7)
+	f, err := p.b.Frontend(FrontendConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SYNs sent after Close returned go to port afterClose; the handler
+	// refuses what it gets, so every dial ends at once either way.
+	const afterClose = 60000
+	var closed atomic.Bool
+	var calls, late atomic.Int64
+	if err := f.Intercept([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, func(pd relay.Pending) {
+		if pd.Target().Port() == afterClose {
+			late.Add(1)
+		}
+		calls.Add(1)
+		pd.Refuse(relay.RefuseReset)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			target := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
+			for n := 0; n < 20; {
+				port := uint16(1000 + n)
+				if closed.Load() {
+					port = afterClose
+					n++
+				}
+				p.a.Dial(testContext(t, 30*time.Second), "tcp", netip.AddrPortFrom(target, port).String())
+			}
+		}()
+	}
+	// Close while SYNs keep coming, once some have been handed out.
+	for calls.Load() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed.Store(true)
+	wg.Wait()
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d SYNs sent after Close returned were handed out", n)
+	}
+}

@@ -169,9 +169,17 @@ func (s *Stack) readLoop() {
 				st.malformed.Add(1)
 			}
 		}
+		var held []*tcpcore.HeldSyn
+		front := s.front
+		if front != nil {
+			held = front.held()
+		}
 		s.unlockFlush()
 		if len(rp.out) > 0 {
 			s.writeReplies(&rp)
+		}
+		if len(held) > 0 {
+			front.hand(held)
 		}
 	}
 }
