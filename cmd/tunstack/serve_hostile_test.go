@@ -446,19 +446,7 @@ func newHostileTarget(t *testing.T, name string) *hostileTarget {
 		}
 		return h
 	}
-	cns, sns := newTestNS(t), newTestNS(t)
-	client, server := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
-	for _, c := range [][]string{
-		{"-n", cns.Name(), "link", "add", "hx0", "type", "veth", "peer", "name", "hx1", "netns", sns.Name()},
-		{"-n", cns.Name(), "addr", "add", client.String() + "/24", "dev", "hx0"},
-		{"-n", sns.Name(), "addr", "add", server.String() + "/24", "dev", "hx1"},
-		{"-n", cns.Name(), "link", "set", "hx0", "up"},
-		{"-n", sns.Name(), "link", "set", "hx1", "up"},
-	} {
-		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(c, " "), err, out)
-		}
-	}
+	cns, sns, client, server := kernelPair(t)
 	echo := netip.AddrPortFrom(server, 7)
 	var ln net.Listener
 	if err := sns.Do(func() (err error) {
@@ -483,6 +471,28 @@ func newHostileTarget(t *testing.T, name string) *hostileTarget {
 			}
 			return c.TcpExt["TCPChallengeACK"], true
 		}}
+}
+
+// kernelPair makes two namespaces joined by a veth pair, hx0 in the
+// client's and hx1 in the server's, with serve's link addresses: the
+// client 198.18.0.1 and the server 198.18.0.2. Both are deleted when the
+// test ends.
+func kernelPair(t *testing.T) (cns, sns *netns.NS, client, server netip.Addr) {
+	t.Helper()
+	cns, sns = newTestNS(t), newTestNS(t)
+	client, server = netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
+	for _, c := range [][]string{
+		{"-n", cns.Name(), "link", "add", "hx0", "type", "veth", "peer", "name", "hx1", "netns", sns.Name()},
+		{"-n", cns.Name(), "addr", "add", client.String() + "/24", "dev", "hx0"},
+		{"-n", sns.Name(), "addr", "add", server.String() + "/24", "dev", "hx1"},
+		{"-n", cns.Name(), "link", "set", "hx0", "up"},
+		{"-n", sns.Name(), "link", "set", "hx1", "up"},
+	} {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	return cns, sns, client, server
 }
 
 // setClientSysctl writes one of the client namespace's sysctls.

@@ -16,6 +16,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if kind := os.Getenv(testHelperEnv); kind != "" {
+		os.Exit(runTestHelper(kind))
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
