@@ -41,6 +41,11 @@ type txQueue struct {
 
 	sacked, lost, retrans txCount
 
+	// headTrimmed is the bytes of the oldest record that cumulative ACKs
+	// in its middle took off it (trimFirst), counted back in when the
+	// record goes (popFirst).
+	headTrimmed int
+
 	// sends counts the transmissions recorded (push, stamp), modulo
 	// 2^32: the next one's number.
 	sends uint32
@@ -129,6 +134,7 @@ func (q *txQueue) uncount(r *txRec) {
 // popFirst drops the oldest record (cumulatively acknowledged).
 func (q *txQueue) popFirst() {
 	q.uncount(q.at(0))
+	q.headTrimmed = 0
 	q.head++
 	if q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
@@ -143,6 +149,7 @@ func (q *txQueue) trimFirst(una Seq) {
 		return
 	}
 	d := una.Sub(r.start)
+	q.headTrimmed += d
 	for _, f := range [...]uint8{txSacked, txLost, txRetrans} {
 		if r.flags&f != 0 {
 			q.count(f).bytes -= d
@@ -172,6 +179,7 @@ func (q *txQueue) split(i int, seq Seq) {
 func (q *txQueue) reset() {
 	q.recs, q.head = q.recs[:0], 0
 	q.sacked, q.lost, q.retrans = txCount{}, txCount{}, txCount{}
+	q.headTrimmed = 0
 }
 
 // headEverRetrans reports whether the oldest record was ever sent twice

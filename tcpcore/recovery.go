@@ -426,6 +426,13 @@ func (c *Conn) ackRecords(now Time, s *segment) {
 		}
 		if r.flags&txSacked == 0 && c.sackOK {
 			c.noteDelivered(r)
+			// RFC 3465 §2.1: slow start grows by the bytes acknowledged.
+			// A segment acknowledged in pieces counts whole once its
+			// last piece comes, as Linux counts it then
+			// (tcp_clean_rtx_queue counts the packet when it is freed,
+			// not the trims before): the earlier pieces grow nothing, so
+			// ACK division gains nothing, and the segment loses nothing.
+			c.ev.deliveredBytes += q.headTrimmed
 			if !c.spuriousRetrans(r, s) {
 				c.rackAdvance(now, r)
 			}
