@@ -229,7 +229,7 @@ func TestHostileSACKChurnOptimisticACKsAndLyingOptions(t *testing.T) {
 			// byte; each range one byte long on the first pass over
 			// them and two on the next.
 			slots := (flight - 4) / 4
-			heap0, cpu0 := liveHeap(), cpuTime(t)
+			cpu0 := cpuTime(t)
 			for k := range churnACKs {
 				blocks := make([][2]uint32, churnBlocks)
 				for j := range blocks {
@@ -250,7 +250,6 @@ func TestHostileSACKChurnOptimisticACKsAndLyingOptions(t *testing.T) {
 				t.Fatalf("the server never counted the ACK after the churn (bytes acked %d)", z.info(conn).bytesAcked)
 			}
 			cpuChurn := cpuTime(t) - cpu0
-			heap1 := liveHeap()
 			r.rcvNxt = una + churnMSS
 			r.read()
 			afterChurn := z.info(conn)
@@ -293,15 +292,12 @@ func TestHostileSACKChurnOptimisticACKsAndLyingOptions(t *testing.T) {
 				"retransmits_by_churn": strconv.FormatUint(uint64(afterChurn.totalRetrans), 10),
 				"taken_after":          strconv.Itoa(more),
 			}
-			heapText := ""
-			if name == "tunstack" {
-				d := int64(heap1.HeapAlloc) - int64(heap0.HeapAlloc)
-				figs["heap_growth_bytes"] = strconv.FormatInt(d, 10)
-				heapText = fmt.Sprintf(", live heap %+d bytes", d)
-			}
+			// No heap figure here: the tap keeps every segment it sees
+			// in this process, the 2,500 ACKs among them; the engine's
+			// own test measures the scoreboard.
 			logReliability(t, reliabilityEntry{Case: "SACK scoreboard churn (10,000 distinct one-byte ranges)", Stack: name,
-				Outcome: fmt.Sprintf("over a TUN from a raw socket: %d duplicate ACKs carrying %d different one- and two-byte SACK ranges inside a %d-byte flight: %v of the process's CPU per ACK (injector included)%s, %d retransmissions; the connection survived and delivered %d bytes more in order",
-					churnACKs, churnACKs*churnBlocks, flight, perACK.Round(100*time.Nanosecond), heapText, afterChurn.totalRetrans, more),
+				Outcome: fmt.Sprintf("over a TUN from a raw socket: %d duplicate ACKs carrying %d different one- and two-byte SACK ranges inside a %d-byte flight: %v of the process's CPU per ACK (injector included), %d retransmissions; the connection survived and delivered %d bytes more in order",
+					churnACKs, churnACKs*churnBlocks, flight, perACK.Round(100*time.Nanosecond), afterChurn.totalRetrans, more),
 				Figures: figs})
 			logReliability(t, reliabilityEntry{Case: "optimistic ACK during a download (10 ACKs of SND.NXT + 64 KiB)", Stack: name,
 				Outcome: fmt.Sprintf("over a TUN from a raw socket: SND.UNA did not move (%d bytes acknowledged after the honest ACK of 2 segments), cwnd %d segments before and %d after; the transfer went on",
