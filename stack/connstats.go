@@ -61,6 +61,13 @@ func (s *Stack) retire(c *Conn) {
 // returns) and the ones the application closed that are still sending what
 // was queued, closing or in TIME-WAIT. Their State tells them apart.
 func (s *Stack) AllConns() []tcpcore.Info {
+	if s.grp != nil {
+		return concatOver(s.grp, (*Stack).allConns)
+	}
+	return s.allConns()
+}
+
+func (s *Stack) allConns() []tcpcore.Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	infos := make([]tcpcore.Info, 0, len(s.conns)+len(s.closing))
@@ -78,6 +85,13 @@ func (s *Stack) AllConns() []tcpcore.Info {
 // and the current ones (AllConns), so that a test or a report can read what
 // a transfer cost once its connection is gone.
 func (s *Stack) ConnTotals() tcpcore.ConnCounters {
+	if s.grp != nil {
+		return sumOver(s.grp, (*Stack).connTotals)
+	}
+	return s.connTotals()
+}
+
+func (s *Stack) connTotals() tcpcore.ConnCounters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.finished

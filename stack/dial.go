@@ -77,6 +77,9 @@ func (s *Stack) DialWith(ctx context.Context, d Dialer, network, address string)
 		return nil, newOpError("dial", nil, raddr, err)
 	}
 
+	if s.grp != nil {
+		s = s.grp.dialShard(local)
+	}
 	s.mu.Lock()
 	if err := s.checkOpen(); err != nil {
 		s.mu.Unlock()

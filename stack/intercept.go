@@ -68,6 +68,9 @@ func (s *Stack) Frontend(cfg FrontendConfig) (*Frontend, error) {
 	if cfg.Backlog < 0 || cfg.KeepIdle < 0 || cfg.KeepIntvl < 0 || cfg.KeepCount < 0 || cfg.MaxSeg < 0 || cfg.RcvBuf < 0 || cfg.SndBuf < 0 {
 		return nil, fmt.Errorf("stack: frontend config %+v has a negative field: give 0 for the default", cfg)
 	}
+	if s.grp != nil {
+		return nil, fmt.Errorf("stack: a relay frontend runs on a stack of one engine, not on %d shards: start the stack with New on one link (one queue)", len(s.grp.shards))
+	}
 	return &Frontend{s: s, cfg: cfg}, nil
 }
 

@@ -55,6 +55,11 @@ type IPStats struct {
 	OtherProtocol6  uint64 // dropped: no next header, or an ICMPv6 message we do not take
 	ParamProblems6  uint64 // ICMPv6 Parameter Problems sent (unknown next header, option or field)
 	RateLimited6    uint64 // ICMPv6 errors not sent: over the rate limit (icmpv6Limiter)
+
+	// PassedOn counts, on a stack of shards (NewShards), the TCP
+	// segments and ICMP errors about them that arrived on one shard's
+	// link for a connection another shard runs, and went to that shard.
+	PassedOn uint64
 }
 
 type ipCounters struct {
@@ -65,10 +70,19 @@ type ipCounters struct {
 	noIPv6, malformed6, fragments6, notForUs6, optionDiscards6, echoReplies6 atomic.Uint64
 	truncated6, unknownNext6, icmp6In, icmp6InErrors                         atomic.Uint64
 	ndIgnored, otherProto6, paramProblems6, rateLimited6                     atomic.Uint64
+
+	passedOn atomic.Uint64
 }
 
 // IPStats returns the IP layer's counters.
 func (s *Stack) IPStats() IPStats {
+	if s.grp != nil {
+		return sumOver(s.grp, (*Stack).ipStats1)
+	}
+	return s.ipStats1()
+}
+
+func (s *Stack) ipStats1() IPStats {
 	c := &s.ipStats
 	return IPStats{
 		PacketsIn: c.packetsIn.Load(), TCPIn: c.tcpIn.Load(), EchoReplies: c.echoReplies.Load(),
@@ -82,6 +96,7 @@ func (s *Stack) IPStats() IPStats {
 		NDIgnored: c.ndIgnored.Load(), OtherProtocol6: c.otherProto6.Load(), ParamProblems6: c.paramProblems6.Load(),
 		RateLimited6: c.rateLimited6.Load(), Truncated6: c.truncated6.Load(), UnknownNext6: c.unknownNext6.Load(),
 		ICMPv6In: c.icmp6In.Load(), ICMPv6InErrors: c.icmp6InErrors.Load(),
+		PassedOn: c.passedOn.Load(),
 	}
 }
 
@@ -175,6 +190,9 @@ func (s *Stack) readLoop() {
 			held = front.held()
 		}
 		s.unlockFlush()
+		if len(s.ho.pkts) > 0 {
+			s.passOnAll()
+		}
 		if len(rp.out) > 0 {
 			s.writeReplies(&rp)
 		}

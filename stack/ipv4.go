@@ -43,6 +43,9 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 	}
 	switch p := pkt.Protocol(); {
 	case p == wire.ProtoTCP:
+		if f, ok := segmentFlow(pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload()); s.passOn(pkt, f, ok, m) {
+			return // to the shard that has its connection (shards.go)
+		}
 		st.tcpIn.Add(1)
 		s.e.InputGRO(now, pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload(), m)
 		return
@@ -70,6 +73,9 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 			m := tcpcore.ICMPMessage{Kind: tcpcore.ICMPUnreachable, Code: msg.Code(), Quote: msg[8:]}
 			if msg.Code() == icmpFragNeeded {
 				m.Kind, m.MTU = tcpcore.ICMPFragNeeded, uint32(binary.BigEndian.Uint16(msg[6:]))
+			}
+			if f, ok := quotedFlow(m.Quote); s.passOn(pkt, f, ok, tcpcore.InputMeta{}) {
+				return
 			}
 			st.icmpErrorsIn.Add(1)
 			s.e.ICMPError(now, m)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 
 	"tunstack/tcpcore"
@@ -19,6 +20,11 @@ type listener struct {
 	// keepAlive is ListenConfig.KeepAlive.Enable, which the accepted
 	// connections inherit.
 	keepAlive bool
+
+	// group is the listener of a stack of shards this is one part of
+	// (shards.go), nil on a stack of one engine; the engine then wakes
+	// the group instead of n.
+	group *groupListener
 
 	// Guarded by s.mu.
 	n      notifier
@@ -108,11 +114,6 @@ func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (n
 	if !ap.Addr().IsUnspecified() && !s.ownAddr(ap.Addr()) {
 		return nil, newOpError("listen", nil, laddr, syscall.EADDRNOTAVAIL)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkOpen(); err != nil {
-		return nil, newOpError("listen", nil, laddr, err)
-	}
 	// Go's net package turns Nagle off on every TCP connection, accepted
 	// ones included; accepted connections inherit the listener's options.
 	ka := lc.KeepAlive
@@ -121,12 +122,34 @@ func (s *Stack) listen(network, address string, backlog int, lc ListenConfig) (n
 	}
 	opts := tcpcore.SockOpts{NoDelay: true, ReuseAddr: lc.ReuseAddr, ReusePort: lc.ReusePort, V6Only: lc.V6Only,
 		KeepAlive: ka.Enable, KeepIdle: ka.Idle, KeepIntvl: ka.Interval, KeepCount: ka.Count}
+	if s.grp != nil {
+		return s.grp.listen(ap, laddr, backlog, opts)
+	}
+	l, err := s.listenOn(ap, laddr, backlog, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// listenOn opens the engine's listener; group, if not nil, is the
+// listener of a stack of shards it is a part of.
+func (s *Stack) listenOn(ap netip.AddrPort, laddr *net.TCPAddr, backlog int, opts tcpcore.SockOpts, group *groupListener) (*listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(); err != nil {
+		return nil, newOpError("listen", nil, laddr, err)
+	}
 	tl, err := s.e.Listen(s.now(), ap, backlog, opts)
 	if err != nil {
 		return nil, newOpError("listen", nil, laddr, err)
 	}
-	l := &listener{s: s, tl: tl, addr: tcpAddr(tl.Addr()), keepAlive: ka.Enable}
-	tl.SetWaker(&l.n)
+	l := &listener{s: s, tl: tl, addr: tcpAddr(tl.Addr()), keepAlive: opts.KeepAlive, group: group}
+	if group != nil {
+		tl.SetWaker(group)
+	} else {
+		tl.SetWaker(&l.n)
+	}
 	s.lsns[l] = struct{}{}
 	return l, nil
 }

@@ -97,9 +97,20 @@ func (s *Stack) observeRetired(c *Conn) {
 	}
 }
 
-// Metrics reads every counter, gauge and histogram the stack keeps.
+// Metrics reads every counter, gauge and histogram the stack keeps. On a
+// stack of shards it sums the shards' readings, each taken in one
+// critical section of its shard, and lists each listener once with the
+// queues of all its shards summed.
 func (s *Stack) Metrics() Metrics {
-	m := Metrics{IP: s.IPStats(), States: make(map[tcpcore.State]int)}
+	if g := s.grp; g != nil {
+		return g.metrics()
+	}
+	return s.metrics(true)
+}
+
+// metrics reads one shard; listeners says whether to list its listeners.
+func (s *Stack) metrics(listeners bool) Metrics {
+	m := Metrics{IP: s.ipStats1(), States: make(map[tcpcore.State]int)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m.Engine = s.e.Stats()
@@ -111,6 +122,9 @@ func (s *Stack) Metrics() Metrics {
 		}
 	}
 	for l := range s.lsns {
+		if !listeners {
+			break
+		}
 		m.Listeners = append(m.Listeners, ListenerMetrics{Addr: l.tl.Addr(), ListenerStats: l.tl.Stats()})
 	}
 	if s.hist.lifetime.Bounds == nil {

@@ -79,28 +79,57 @@ var _ Inspector = (*Stack)(nil)
 // and those the application has closed (finishing, TIME-WAIT) included.
 // The whole snapshot is taken under the stack's lock at one instant, so
 // the queues and counters of different sockets are consistent.
+//
+// On a stack of shards each shard's sockets are taken in one critical
+// section of its own, and a listener shows once, with the queues of all
+// its shards summed (groupListener.Stats).
 func (s *Stack) Sockets() []SocketInfo {
+	var socks []SocketInfo
+	if g := s.grp; g != nil {
+		for _, sh := range g.shards {
+			socks = sh.sockets(socks, false)
+		}
+		for _, gl := range g.listeners() {
+			socks = append(socks, listenerSocket(gl.parts[0].tl, gl.Stats()))
+		}
+	} else {
+		socks = s.sockets(nil, true)
+	}
+	SortSockets(socks)
+	return socks
+}
+
+// listenerSocket is the SocketInfo of a listener with queues st.
+func listenerSocket(tl *tcpcore.Listener, st tcpcore.ListenerStats) SocketInfo {
+	ti := tl.TCPInfo()
+	peer := netip.IPv4Unspecified() // ss: 0.0.0.0:*, or [::]:* for an IPv6 listener
+	if tl.Addr().Addr().Is6() {
+		peer = netip.IPv6Unspecified()
+	}
+	return SocketInfo{
+		State:      tcpcore.Listen,
+		Local:      tl.Addr(),
+		Remote:     netip.AddrPortFrom(peer, 0),
+		RecvQ:      st.AcceptQueue,
+		SendQ:      st.Backlog,
+		SynQueue:   st.SynQueue,
+		Congestion: tl.Congestion(),
+		TCPInfo:    &ti,
+	}
+}
+
+// sockets appends the shard's connections and, with listeners, its
+// listeners to socks, in one critical section.
+func (s *Stack) sockets(socks []SocketInfo, listeners bool) []SocketInfo {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	conns := s.e.AppendConns(make([]*tcpcore.Conn, 0, s.e.ConnCount()))
-	socks := make([]SocketInfo, 0, len(s.lsns)+len(conns))
-	for l := range s.lsns {
-		st := l.tl.Stats()
-		ti := l.tl.TCPInfo()
-		peer := netip.IPv4Unspecified() // ss: 0.0.0.0:*, or [::]:* for an IPv6 listener
-		if l.tl.Addr().Addr().Is6() {
-			peer = netip.IPv6Unspecified()
+	socks = slices.Grow(socks, len(s.lsns)+len(conns))
+	if listeners {
+		for l := range s.lsns {
+			socks = append(socks, listenerSocket(l.tl, l.tl.Stats()))
 		}
-		socks = append(socks, SocketInfo{
-			State:      tcpcore.Listen,
-			Local:      l.tl.Addr(),
-			Remote:     netip.AddrPortFrom(peer, 0),
-			RecvQ:      st.AcceptQueue,
-			SendQ:      st.Backlog,
-			SynQueue:   st.SynQueue,
-			Congestion: l.tl.Congestion(),
-			TCPInfo:    &ti,
-		})
 	}
 	for _, c := range conns {
 		si := SocketInfo{State: c.State(), Local: c.LocalAddr(), Remote: c.RemoteAddr(), Congestion: c.Congestion()}
@@ -116,8 +145,6 @@ func (s *Stack) Sockets() []SocketInfo {
 		}
 		socks = append(socks, si)
 	}
-	s.mu.Unlock()
-	SortSockets(socks)
 	return socks
 }
 

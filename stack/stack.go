@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -96,6 +97,14 @@ type Stack struct {
 	icmp6Limit icmpv6Limiter // used by the reader only (ipv6.go)
 
 	front *Frontend // the relay frontend intercepting, nil if none (intercept.go); guarded by mu
+
+	// Shards (shards.go): grp is the group of stacks this one is a shard
+	// of, nil for a stack of one engine; ho the packets its reader
+	// passes on to other shards; handing is set, under mu, while a
+	// packet another shard's reader passed on is delivered here.
+	grp     *group
+	ho      handoff
+	handing bool
 }
 
 var _ Network = (*Stack)(nil)
@@ -103,6 +112,35 @@ var _ Network = (*Stack)(nil)
 // New starts a stack on link. The Stack owns link from then on: Close
 // closes it.
 func New(link netif.Link, cfg Config) (*Stack, error) {
+	cfg, err := cfg.complete()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newShard(link, cfg, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.start()
+	return s, nil
+}
+
+// complete checks what does not depend on the link and fills in the
+// defaults: the Linux profile, a random secret.
+func (cfg Config) complete() (Config, error) {
+	if cfg.Profile == nil {
+		cfg.Profile = policy.Linux()
+	}
+	if cfg.Secret == [32]byte{} {
+		if _, err := rand.Read(cfg.Secret[:]); err != nil {
+			return cfg, fmt.Errorf("stack: secret: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// newShard makes a stack of one engine on link, its clock starting at
+// epoch, without starting its goroutines (start). cfg is complete.
+func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 	if !cfg.Addr.Is4() {
 		return nil, fmt.Errorf("stack: address %v is not IPv4", cfg.Addr)
 	}
@@ -114,21 +152,13 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 		// turns IPv6 off on a device with a smaller MTU).
 		return nil, fmt.Errorf("stack: link MTU %d is below IPv6's minimum of %d: raise the MTU or leave Addr6 zero", link.MTU(), wire.IPv6MinMTU)
 	}
-	if cfg.Profile == nil {
-		cfg.Profile = policy.Linux()
-	}
-	if cfg.Secret == [32]byte{} {
-		if _, err := rand.Read(cfg.Secret[:]); err != nil {
-			return nil, fmt.Errorf("stack: secret: %w", err)
-		}
-	}
 	mtu := link.MTU()
 	s := &Stack{
 		link:    link,
 		addr:    cfg.Addr,
 		addr6:   cfg.Addr6,
 		mtu:     mtu,
-		epoch:   time.Now(),
+		epoch:   epoch,
 		conns:   make(map[*Conn]struct{}),
 		lsns:    make(map[*listener]struct{}),
 		closing: make(map[*Conn]struct{}),
@@ -152,10 +182,14 @@ func New(link netif.Link, cfg Config) (*Stack, error) {
 	s.e = e
 	s.out.flowKey = flowKey(cfg.Secret)
 	s.tm.init()
+	return s, nil
+}
+
+// start starts the shard's goroutines: its link reader and its timer.
+func (s *Stack) start() {
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.timerLoop()
-	return s, nil
 }
 
 // Addr returns the stack's IPv4 address.
@@ -214,8 +248,15 @@ func (s *Stack) unlockFlush() {
 	s.mu.Unlock()
 }
 
-// Stats returns the engine's counters.
+// Stats returns the engine's counters (summed over the shards).
 func (s *Stack) Stats() tcpcore.Stats {
+	if s.grp != nil {
+		return sumOver(s.grp, (*Stack).stats)
+	}
+	return s.stats()
+}
+
+func (s *Stack) stats() tcpcore.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.e.Stats()
@@ -224,6 +265,13 @@ func (s *Stack) Stats() tcpcore.Stats {
 // Conns returns a snapshot of every open application connection (dialed,
 // dialing or accepted, and not yet closed), for tests, labs and the CLI.
 func (s *Stack) Conns() []tcpcore.Info {
+	if s.grp != nil {
+		return concatOver(s.grp, (*Stack).conns1)
+	}
+	return s.conns1()
+}
+
+func (s *Stack) conns1() []tcpcore.Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	infos := make([]tcpcore.Info, 0, len(s.conns))
@@ -236,6 +284,13 @@ func (s *Stack) Conns() []tcpcore.Info {
 // ConnCount returns how many connections the engine tracks in any state,
 // TIME-WAIT and orphans included.
 func (s *Stack) ConnCount() int {
+	if s.grp != nil {
+		return sumOver(s.grp, (*Stack).connCount)
+	}
+	return s.connCount()
+}
+
+func (s *Stack) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.e.ConnCount()
@@ -244,6 +299,13 @@ func (s *Stack) ConnCount() int {
 // HeldConns returns how many connections count against Config.MaxConns
 // (tcpcore.Engine.HeldConns).
 func (s *Stack) HeldConns() int {
+	if s.grp != nil {
+		return sumOver(s.grp, (*Stack).heldConns)
+	}
+	return s.heldConns()
+}
+
+func (s *Stack) heldConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.e.HeldConns()
@@ -251,8 +313,21 @@ func (s *Stack) HeldConns() int {
 
 // Close stops the stack: open connections are aborted (RST), listeners
 // closed, the goroutines stopped and the link closed. Blocked calls return
-// net.ErrClosed. Close waits for the stack's goroutines to exit.
+// net.ErrClosed. Close waits for the stack's goroutines to exit. On a
+// stack of shards it closes every shard, the first one last (on a
+// multiqueue TUN, closing the first queue removes the device).
 func (s *Stack) Close() error {
+	if g := s.grp; g != nil {
+		var err error
+		for i := len(g.shards) - 1; i >= 0; i-- {
+			err = cmp.Or(err, g.shards[i].close())
+		}
+		return err
+	}
+	return s.close()
+}
+
+func (s *Stack) close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -277,6 +352,9 @@ func (s *Stack) Close() error {
 		l.closed = true
 		l.tl.Close(now)
 		l.n.Wake()
+		if l.group != nil {
+			l.group.shut()
+		}
 	}
 	clear(s.lsns)
 	s.closed = true // after the aborts, so their RSTs are still flushed
