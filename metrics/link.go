@@ -22,15 +22,28 @@ import (
 // packet counts as one packet, as the device's own counters count it.
 type LinkCounter struct {
 	netif.Link
-	dr                                       netif.DescReader
-	dw                                       netif.DescWriter
+	dr netif.DescReader
+	dw netif.DescWriter
+	*linkCounts
+}
+
+// linkCounts are a LinkCounter's counters, shared by the counters of
+// every queue of one device (Queue).
+type linkCounts struct {
 	reads, readPkts, readBytes, readErrs     atomic.Uint64
 	writes, writePkts, writeBytes, writeErrs atomic.Uint64
 }
 
 // NewLinkCounter wraps link.
 func NewLinkCounter(link netif.Link) *LinkCounter {
-	return &LinkCounter{Link: link, dr: netif.NewDescReader(link), dw: netif.NewDescWriter(link)}
+	return &LinkCounter{Link: link, dr: netif.NewDescReader(link), dw: netif.NewDescWriter(link), linkCounts: new(linkCounts)}
+}
+
+// Queue wraps another queue of the device l counts (netif.TUN.Queues),
+// adding to l's counters: the device's counts are the sum over its
+// queues.
+func (l *LinkCounter) Queue(link netif.Link) *LinkCounter {
+	return &LinkCounter{Link: link, dr: netif.NewDescReader(link), dw: netif.NewDescWriter(link), linkCounts: l.linkCounts}
 }
 
 // ReadPackets implements netif.Link.

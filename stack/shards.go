@@ -28,8 +28,8 @@ import (
 //     queues, so a backlog divided by the shards would overflow one
 //     shard while the others have room (Linux's reuseport sockets have a
 //     backlog each for the same reason). The listener holds at most
-//     shards times the backlog, and its Stats sum the parts, backlog
-//     included.
+//     shards times the backlog; its Stats sum the parts' queues and
+//     counters and report the backlog of one.
 //   - Dial opens the connection on the next shard in turn and sends on
 //     that shard's queue; the kernel's TUN then steers the answers to
 //     that queue (netif/tun_multiqueue.go). Each shard takes its own
@@ -357,14 +357,19 @@ func (gl *groupListener) Close() error {
 // Addr returns the listening address, a *net.TCPAddr.
 func (gl *groupListener) Addr() net.Addr { return gl.addr }
 
-// Stats sums the parts' queues, counters and backlogs, each read under
-// its shard's lock.
+// Stats sums the parts' queues and counters, each read under its
+// shard's lock; Backlog is the one each part has, the backlog Listen was
+// given (capped by somaxconn), so the accept queue, summed, can be
+// longer than it when the shards all hold connections.
 func (gl *groupListener) Stats() tcpcore.ListenerStats {
 	var st tcpcore.ListenerStats
 	for _, l := range gl.parts {
 		l.s.mu.Lock()
-		addFields(&st, l.tl.Stats())
+		x := l.tl.Stats()
 		l.s.mu.Unlock()
+		backlog := x.Backlog
+		addFields(&st, x)
+		st.Backlog = backlog
 	}
 	return st
 }

@@ -35,12 +35,15 @@ type Config struct {
 	// connections between them (see TraceEvent), in order. It is called
 	// with the stack's lock held, so it must return quickly and must not
 	// call the Stack or its connections; serve --trace queues the event
-	// for a writer goroutine.
+	// for a writer goroutine. On a stack of shards (NewShards) each shard
+	// calls it under its own lock, so calls from different shards run
+	// concurrently; each connection's events stay in order.
 	Trace func(TraceEvent)
 	// MaxConns caps the connections the stack's listeners hold at once,
 	// half-open ones included and TIME-WAIT not (tcpcore.Config.MaxConns):
 	// a SYN beyond it is dropped unanswered and counted in
-	// tcpcore.Stats.MaxConnsDrops. 0 means no cap.
+	// tcpcore.Stats.MaxConnsDrops. 0 means no cap. NewShards divides it
+	// between the shards.
 	MaxConns int
 }
 

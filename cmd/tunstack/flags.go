@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -226,6 +227,7 @@ type serveConfig struct {
 	Backlog     int           // accept queue length of each listener, in connections
 	AcceptDelay time.Duration // wait before each Accept
 	MaxConns    int           // connections the stack's listeners hold at once; 0: no cap
+	Queues      int           // TUN queues, one engine shard each
 	// KeepAlive is the keepalive every listener gives the connections it
 	// accepts (--keepalive): on by default with Go's net.Listen's 15 s,
 	// 15 s and 9, so that a client that vanished is aborted after 150 s.
@@ -272,6 +274,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		stringFlag("accept-delay", &acceptDelay, nil),
 		intFlag("max-conns", "a number of connections (0 for no cap)", 0, math.MaxInt32, "1000", &cfg.MaxConns),
 		keepAliveFlag("keepalive", "15s,15s,9", &cfg.KeepAlive),
+		intFlag("queues", "a number of queues", 1, maxQueues, "2", &cfg.Queues),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),
@@ -322,10 +325,41 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		// per-listener backlogs.
 		return serveConfig{}, usagef("--max-conns needs --stack tunstack: %s's netstack has no connection cap; drop --max-conns or use our stack.", cfg.Stack)
 	}
+	if cfg.Queues, err = serveQueues(cfg); err != nil {
+		return serveConfig{}, err
+	}
 	if cfg.AcceptDelay, err = time.ParseDuration(acceptDelay); err != nil || cfg.AcceptDelay < 0 {
 		return serveConfig{}, usagef("--accept-delay must be a duration of 0 or more, as in --accept-delay 50ms, not %q.", acceptDelay)
 	}
 	return cfg, nil
+}
+
+// maxQueues is Linux's bound on a TUN device's queues (MAX_TAP_QUEUES).
+const maxQueues = 256
+
+// serveQueues is how many TUN queues serve opens, one engine shard on
+// each (stack.NewShards): --queues, or by default one per CPU. gVisor's
+// stack, a capture and an impairment each run on one link, so they take
+// one queue: by default, and --queues above 1 with them is refused.
+func serveQueues(cfg serveConfig) (int, error) {
+	var oneLink string
+	switch {
+	case cfg.Stack != "tunstack":
+		oneLink = "--stack " + cfg.Stack + " runs on one queue"
+	case cfg.PcapFile != "":
+		oneLink = "--pcap captures one link"
+	case cfg.Impair != "":
+		oneLink = "--impair impairs one link"
+	}
+	switch {
+	case cfg.Queues == 0 && oneLink != "":
+		return 1, nil
+	case cfg.Queues == 0:
+		return min(runtime.NumCPU(), maxQueues), nil
+	case cfg.Queues > 1 && oneLink != "":
+		return 0, usagef("--queues %d: %s; give --queues 1 or drop --queues.", cfg.Queues, oneLink)
+	}
+	return cfg.Queues, nil
 }
 
 // parseLinkNet checks that text is an IPv4 prefix with room for the host's

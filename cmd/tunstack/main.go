@@ -54,7 +54,8 @@ const usageText = `Usage:
                  [--stack tunstack|gvisor] [--profile linux|rfc|classic]
                  [--http 80] [--echo 7] [--discard 9] [--chargen 19] [--files DIR]
                  [--backlog 4096] [--accept-delay DURATION] [--max-conns N]
-                 [--keepalive 15s,15s,9|off] [--pcap FILE] [--impair SPEC] [--metrics HOST:PORT]
+                 [--keepalive 15s,15s,9|off] [--queues N] [--pcap FILE] [--impair SPEC]
+                 [--metrics HOST:PORT]
   tunstack relay [--dev tun0] [--route CIDR]... [--tun-netns NAME] [--netns NAME]
                  [--stack tunstack|gvisor] [--upstream direct|socks5://HOST:PORT]
                  [--outbound-interface IF | --outbound-mark N] [--pcap FILE]
@@ -104,13 +105,17 @@ serve flags:
                         0 is the stack's somaxconn, as with net.ListenConfig)
   --accept-delay D      wait D before each Accept, to let the backlog fill (default 0)
   --max-conns N         hold at most N connections at once, half-open included;
-                        SYNs beyond are dropped and counted (default 0: no cap)
+                        SYNs beyond are dropped and counted (default 0: no cap);
+                        with several queues each shard holds N/queues
   --keepalive I,N,C     keepalive on every accepted connection: probes after I
                         idle, every N, abort after C unanswered ones (an RST,
                         the connection ends); I and N as 15s or whole seconds.
                         Default 15s,15s,9, what Go's net.Listen sets, so a
                         client that vanished is gone after 150 s; off or 0
                         turns it off (Linux's listen(2) default)
+  --queues N            open the TUN with N queues, an engine shard reading
+                        each (default: one per CPU; 1 with --stack gvisor,
+                        --pcap or --impair, which run on one link)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics

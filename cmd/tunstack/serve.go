@@ -82,7 +82,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		return err
 	}
 	cleanups = append(cleanups, func() { ctl.Close() })
-	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU, Offload: true}
+	tunCfg := netif.TUNConfig{Name: cfg.Dev, HostAddr: netip.PrefixFrom(cfg.HostAddr, cfg.Net.Bits()), MTU: cfg.MTU, Offload: true, Queues: cfg.Queues}
 	if cfg.Net6.IsValid() {
 		tunCfg.HostAddr6 = netip.PrefixFrom(cfg.HostAddr6, cfg.Net6.Bits())
 	}
@@ -104,13 +104,24 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	// The capture point sits between impairment and the stack: the pcap
 	// shows what the engine received after inbound impairment and what it
 	// sent before outbound impairment; `tcpdump -i DEV` shows the wire.
-	var link netif.Link = tun
+	// One link per queue, each read by its own engine shard; a capture
+	// and an impairment (one queue, serveQueues) wrap the only one.
+	var links []netif.Link
 	var linkCounter *metrics.LinkCounter
-	if cfg.Metrics != "" {
-		// Counted at the device, below the impairment.
-		linkCounter = metrics.NewLinkCounter(tun)
-		link = linkCounter
+	for _, q := range tun.Queues() {
+		var l netif.Link = q
+		if cfg.Metrics != "" {
+			// Counted at the device, below the impairment.
+			if linkCounter == nil {
+				linkCounter = metrics.NewLinkCounter(q)
+				l = linkCounter
+			} else {
+				l = linkCounter.Queue(q)
+			}
+		}
+		links = append(links, l)
 	}
+	link := links[0]
 	var impaired *netif.ImpairedLink
 	if cfg.ImpairSpec.Enabled() {
 		il, err := netif.NewImpairedLink(link, cfg.ImpairSpec)
@@ -135,7 +146,8 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 		}
 	}
 
-	network, err := newNetwork(cfg, link, trace)
+	links[0] = link
+	network, err := newNetwork(cfg, links, trace)
 	if err != nil {
 		return err
 	}
@@ -180,9 +192,10 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer, ready func(*s
 	}
 }
 
-// newNetwork builds the stack that serves on link; trace, if not nil,
-// receives our stack's congestion events (flags refuse --trace on gVisor).
-func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) (stack.Network, error) {
+// newNetwork builds the stack that serves on links, the TUN's queues (one
+// for gVisor); trace, if not nil, receives our stack's congestion events
+// (flags refuse --trace on gVisor).
+func newNetwork(cfg serveConfig, links []netif.Link, trace func(stack.TraceEvent)) (stack.Network, error) {
 	switch cfg.Stack {
 	case "gvisor":
 		prof := cfg.Profile
@@ -193,9 +206,9 @@ func newNetwork(cfg serveConfig, link netif.Link, trace func(stack.TraceEvent)) 
 		// Without the repair an echo can hang for good under loss
 		// (docs/gvisor.md, "Zero-window ACK deadlock").
 		o.ZeroWindowACKRepair = true
-		return gvisorstack.New(link, gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Addr6: cfg.StackAddr6, Prefix6: cfg.Net6, Options: &o})
+		return gvisorstack.New(links[0], gvisorstack.Config{Addr: cfg.StackAddr, Prefix: cfg.Net, Addr6: cfg.StackAddr6, Prefix6: cfg.Net6, Options: &o})
 	default:
-		return stack.New(link, stack.Config{Addr: cfg.StackAddr, Addr6: cfg.StackAddr6, Profile: cfg.Profile, Trace: trace, MaxConns: cfg.MaxConns})
+		return stack.NewShards(links, stack.Config{Addr: cfg.StackAddr, Addr6: cfg.StackAddr6, Profile: cfg.Profile, Trace: trace, MaxConns: cfg.MaxConns})
 	}
 }
 
@@ -323,6 +336,9 @@ func (s *serveSession) stopServices() {
 func (s *serveSession) printBanner(out io.Writer) {
 	c := s.cfg
 	fmt.Fprintf(out, "tunstack serve: %s stack (profile %s) on %s, MTU %d\n", c.Stack, c.ProfileName, c.Dev, c.MTU)
+	if c.Queues > 1 {
+		fmt.Fprintf(out, "  %d queues, an engine shard on each (--queues)\n", c.Queues)
+	}
 	where := ""
 	if c.Netns != "" {
 		where = "ip netns exec " + c.Netns + " "
