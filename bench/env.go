@@ -144,7 +144,7 @@ func newEnv(sp stackSpec, fam family, prof *policy.Profile, imp *impairment) (e 
 	}()
 	switch sp.base {
 	case "tunstack", "gvisor":
-		err = e.buildTUN(sp.profile(prof), imp)
+		err = e.buildTUN(sp.profile(prof), imp, sp.queues)
 	case "linux":
 		if imp != nil {
 			err = e.buildLinuxRelay(imp)
@@ -203,7 +203,10 @@ func ccControl(network, address string, c syscall.RawConn) error {
 	return nil
 }
 
-func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
+func (e *env) buildTUN(prof *policy.Profile, imp *impairment, queues int) error {
+	if queues > 1 && imp != nil {
+		return fmt.Errorf("bench: stack %q: the impairment runs on one link, not on %d queues: run lossy on tunstack", e.label, queues)
+	}
 	ns, err := netns.New("bench-" + e.stack)
 	if err != nil {
 		return err
@@ -215,7 +218,9 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	err = ns.Do(func() (err error) {
 		// Offload: segments of one flow reach the kernel peer as GSO
 		// packets, as in serve.
-		tun, err = netif.OpenTUN(e.tunConfig(peerAddr, peerAddr6, true))
+		c := e.tunConfig(peerAddr, peerAddr6, true)
+		c.Queues = queues
+		tun, err = netif.OpenTUN(c)
 		return err
 	})
 	if err != nil {
@@ -234,9 +239,28 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 	// Counted on the stack's side of the impairment: what the stack itself
 	// sent and received.
 	counted := &countingLink{Link: link}
-	link = counted
+	links := []netif.Link{counted}
 	e.segs = counted.counts
-	s, err := e.startStack(link, prof, serverAddr, serverAddr6)
+	if queues > 1 {
+		// One counting link per queue, summed.
+		var all []*countingLink
+		links = links[:0]
+		for _, q := range tun.Queues() {
+			c := &countingLink{Link: q}
+			all = append(all, c)
+			links = append(links, c)
+		}
+		e.segs = func() segCounts {
+			var sum segCounts
+			for _, c := range all {
+				x := c.counts()
+				sum.pureAcksOut += x.pureAcksOut
+				sum.dataSegsIn += x.dataSegsIn
+			}
+			return sum
+		}
+	}
+	s, err := e.startStack(links, prof, serverAddr, serverAddr6)
 	if err != nil {
 		return err
 	}
@@ -247,14 +271,15 @@ func (e *env) buildTUN(prof *policy.Profile, imp *impairment) error {
 // startStack runs the stack under test on link at addr (and addr6 in an
 // IPv6 run), points the report's retransmission and timeout counts at it,
 // and closes it with the environment. On an error it closes link.
-func (e *env) startStack(link netif.Link, prof *policy.Profile, addr, addr6 netip.Addr) (listener, error) {
+func (e *env) startStack(links []netif.Link, prof *policy.Profile, addr, addr6 netip.Addr) (listener, error) {
+	link := links[0]
 	switch e.stack {
 	case "tunstack":
 		cfg := stack.Config{Addr: addr, Profile: prof}
 		if e.family == 6 {
 			cfg.Addr6 = addr6
 		}
-		s, err := stack.New(link, cfg)
+		s, err := stack.NewShards(links, cfg)
 		if err != nil {
 			link.Close()
 			return nil, err

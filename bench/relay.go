@@ -80,6 +80,10 @@ func newRelayEnv(sp stackSpec, fam family, prof *policy.Profile, _ *impairment) 
 	if sp.base == "linux" {
 		return newEnv(sp, fam, prof, nil)
 	}
+	if sp.queues > 1 {
+		// stack.Frontend runs on one engine.
+		return nil, fmt.Errorf("bench: stack %q: the relay frontend runs on one queue: run the relay scenarios on tunstack", sp.label)
+	}
 	e = &env{stack: sp.base, label: sp.label, family: fam}
 	defer func() {
 		if err != nil {
@@ -136,7 +140,7 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 	}
 	counted := &countingLink{Link: tun}
 	e.segs = counted.counts
-	st, err := e.startStack(counted, prof, relayStackAddr, relayStackAddr6)
+	st, err := e.startStack([]netif.Link{counted}, prof, relayStackAddr, relayStackAddr6)
 	if err != nil {
 		return err
 	}

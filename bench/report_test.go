@@ -153,7 +153,10 @@ func TestStackLabelsParseVariants(t *testing.T) {
 	if p := (stackSpec{base: "tunstack", cc: "reno"}).profile(prof); p == prof || prof.Congestion != "cubic" {
 		t.Error("a variant must change a copy of the profile, not the profile")
 	}
-	for _, bad := range []string{"linux/reno", "gvisor/newreno", "tunstack/bbr", "tunstack/", "bsd", "tunstack/reno-sack"} {
+	if sp, err := parseStack("tunstack/q4"); err != nil || sp.base != "tunstack" || sp.queues != 4 || sp.profile(prof) != prof {
+		t.Errorf("tunstack/q4: %+v, %v; want tunstack on 4 queues with the profile as it is", sp, err)
+	}
+	for _, bad := range []string{"linux/reno", "gvisor/newreno", "tunstack/bbr", "tunstack/", "bsd", "tunstack/reno-sack", "tunstack/q0", "tunstack/q", "tunstack/q300", "gvisor/q2"} {
 		if err := CheckStack(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

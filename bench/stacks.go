@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"tunstack/gvisorstack"
@@ -14,7 +15,9 @@ import (
 // base stack with the policy profile's congestion control replaced by CC
 // and, with -nosack, SACK turned off ("BASE/nosack" keeps the profile's
 // controller). Variants exist for the user-space stacks only: Linux's
-// knobs are the kernel's.
+// knobs are the kernel's. "tunstack/qN" runs tunstack on a TUN of N
+// queues, an engine shard on each (stack.NewShards); without it tunstack
+// runs one engine on one queue.
 
 // variantCC are the congestion controls a variant may name, per base stack:
 // tcpcore's controllers, and the two gVisor has
@@ -55,6 +58,7 @@ type stackSpec struct {
 	base   string // "tunstack", "gvisor" or "linux"
 	cc     string // congestion control replacing the profile's; "" keeps it
 	noSACK bool   // SACK off whatever the profile says
+	queues int    // tunstack's TUN queues and engine shards; 0 is one
 }
 
 // parseStack parses a stack label.
@@ -73,6 +77,14 @@ func parseStack(label string) (stackSpec, error) {
 	}
 	if variant == "" {
 		return s, fmt.Errorf("bench: stack %q names no variant after the slash", label)
+	}
+	if n, ok := strings.CutPrefix(variant, "q"); ok && base == "tunstack" {
+		q, err := strconv.Atoi(n)
+		if err != nil || q < 1 || q > 256 {
+			return s, fmt.Errorf("bench: stack %q: give the queues as tunstack/qN with N from 1 to 256, such as tunstack/q2", label)
+		}
+		s.queues = q
+		return s, nil
 	}
 	cc := variant
 	if v, ok := strings.CutSuffix(variant, "-nosack"); ok {
