@@ -102,7 +102,7 @@ func parseStack(label string) (stackSpec, error) {
 // CheckStack reports a stack label bench cannot run, and what to give.
 func CheckStack(label string) error {
 	if _, err := parseStack(label); err != nil {
-		return fmt.Errorf("%w; use %s or a variant STACK/CC[-nosack] such as tunstack/reno or gvisor/cubic-nosack", err, strings.Join(Stacks(), ", "))
+		return fmt.Errorf("%w; use %s, a variant STACK/CC[-nosack] such as tunstack/reno or gvisor/cubic-nosack, or tunstack/qN for N queues", err, strings.Join(Stacks(), ", "))
 	}
 	return nil
 }

@@ -32,7 +32,9 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
   --stack LIST        stacks to compare, comma-separated: tunstack, gvisor,
                       linux, or a variant STACK/CC[-nosack] that runs tunstack
                       or gvisor with congestion control CC and SACK off with
-                      -nosack, as in tunstack/reno-nosack or gvisor/reno
+                      -nosack, as in tunstack/reno-nosack or gvisor/reno;
+                      tunstack/qN runs tunstack on N TUN queues, an engine
+                      shard on each (tunstack alone runs one)
                       (default tunstack,gvisor,linux, and on lossy also
                       %s)
   --scenario LIST     scenarios to run, comma-separated; each over IPv4, or
