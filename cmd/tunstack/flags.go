@@ -341,6 +341,7 @@ const maxQueues = 256
 // each (stack.NewShards): --queues, or by default one per CPU. gVisor's
 // stack, a capture and an impairment each run on one link, so they take
 // one queue: by default, and --queues above 1 with them is refused.
+// --max-conns takes one queue by default too.
 func serveQueues(cfg serveConfig) (int, error) {
 	var oneLink string
 	switch {
@@ -352,7 +353,9 @@ func serveQueues(cfg serveConfig) (int, error) {
 		oneLink = "--impair impairs one link"
 	}
 	switch {
-	case cfg.Queues == 0 && oneLink != "":
+	case cfg.Queues == 0 && (oneLink != "" || cfg.MaxConns > 0):
+		// --max-conns caps one engine exactly; shards divide the cap,
+		// which --queues asks for explicitly.
 		return 1, nil
 	case cfg.Queues == 0:
 		return min(runtime.NumCPU(), maxQueues), nil

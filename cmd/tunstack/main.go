@@ -115,7 +115,8 @@ serve flags:
                         turns it off (Linux's listen(2) default)
   --queues N            open the TUN with N queues, an engine shard reading
                         each (default: one per CPU; 1 with --stack gvisor,
-                        --pcap or --impair, which run on one link)
+                        --pcap or --impair, which run on one link, and with
+                        --max-conns, which then caps one engine exactly)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
