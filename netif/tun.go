@@ -360,23 +360,39 @@ func logNoOffload(name string, err error) {
 func (t *TUN) Offload() bool { return t.offload }
 
 // GSOStats returns how many GSO packets WritePackets has written and how
-// many packets they carried in all.
+// many packets they carried in all. On the first queue of a multiqueue
+// device (TUNConfig.Queues) these and the counters below are the sums
+// over its queues, the device's; on another queue, that queue's own.
 func (t *TUN) GSOStats() (packets, segments uint64) {
-	return t.gsoPackets.Load(), t.gsoSegments.Load()
+	for _, q := range t.Queues() {
+		packets += q.gsoPackets.Load()
+		segments += q.gsoSegments.Load()
+	}
+	return packets, segments
 }
 
 // GSOReadStats returns how many TSO packets ReadPackets or ReadDescs has
 // read and how many segments they carried (ReadPackets cuts them,
 // ReadDescs hands them over whole).
 func (t *TUN) GSOReadStats() (packets, segments uint64) {
-	return t.gsoReads.Load(), t.gsoReadSegs.Load()
+	for _, q := range t.Queues() {
+		packets += q.gsoReads.Load()
+		segments += q.gsoReadSegs.Load()
+	}
+	return packets, segments
 }
 
 // GSODrops is the number of packets the kernel handed us on a read that
 // could not be used: a GSO packet of a kind we did not ask for, or one that
 // does not parse or whose segments do not fit the caller's buffers. It
 // stays zero unless the kernel misbehaves.
-func (t *TUN) GSODrops() uint64 { return t.gsoDrops.Load() }
+func (t *TUN) GSODrops() uint64 {
+	var n uint64
+	for _, q := range t.Queues() {
+		n += q.gsoDrops.Load()
+	}
+	return n
+}
 
 // tunError is the error OpenTUN returns for the failures a person can fix:
 // its message is one sentence, and errors.Is matches both the sentinel and
