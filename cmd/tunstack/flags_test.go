@@ -25,7 +25,7 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 		MTU: 1500, Stack: "tunstack", ProfileName: "linux",
 		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 4096,
 		KeepAlive: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9},
-		Queues: min(runtime.NumCPU(), maxQueues),
+		Queues:    min(runtime.NumCPU(), maxQueues),
 	}
 	if cfg.Profile == nil {
 		t.Fatal("no profile")
