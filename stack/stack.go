@@ -246,6 +246,7 @@ func (s *Stack) unlockFlush() {
 		s.out.write(s, s.batch)
 		s.mu.Lock()
 		s.e.Release(s.batch)
+		s.armTrim()
 	}
 	s.writing = false
 	s.mu.Unlock()

@@ -16,7 +16,19 @@ import (
 type engineTimer struct {
 	t       *time.Timer
 	armedAt tcpcore.Time // deadline the timer is set for; math.MaxInt64 when idle
+
+	// trim fires poolTrimEvery after it is armed, while the engine's
+	// packet pool keeps buffers, to give back those unused since the last
+	// trim (tcpcore.Engine.TrimPool). trimArmed is guarded by the stack
+	// mutex.
+	trim      *time.Timer
+	trimArmed bool
 }
+
+// poolTrimEvery is how often the stack trims the engine's packet pool
+// while it holds buffers: a buffer unused for between one and two of
+// these is released.
+const poolTrimEvery = time.Second
 
 const notArmed = tcpcore.Time(math.MaxInt64)
 
@@ -24,6 +36,17 @@ func (tm *engineTimer) init() {
 	tm.t = time.NewTimer(time.Hour)
 	tm.t.Stop()
 	tm.armedAt = notArmed
+	tm.trim = time.NewTimer(time.Hour)
+	tm.trim.Stop()
+}
+
+// armTrim starts the pool's trim timer if it is not running. The caller
+// holds s.mu, after an Output whose packets went back to the pool.
+func (s *Stack) armTrim() {
+	if !s.tm.trimArmed && !s.closed {
+		s.tm.trimArmed = true
+		s.tm.trim.Reset(poolTrimEvery)
+	}
 }
 
 // rearmTimer moves the timer earlier when the engine's next deadline is
@@ -49,7 +72,16 @@ func (s *Stack) timerLoop() {
 		select {
 		case <-s.done:
 			s.tm.t.Stop()
+			s.tm.trim.Stop()
 			return
+		case <-s.tm.trim.C:
+			s.mu.Lock()
+			s.tm.trimArmed = false
+			if !s.closed && s.e.TrimPool() > 0 {
+				s.armTrim()
+			}
+			s.mu.Unlock()
+			continue
 		case <-s.tm.t.C:
 		}
 		s.mu.Lock()

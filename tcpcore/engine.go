@@ -240,6 +240,15 @@ func (e *Engine) Release(pkts []*Packet) {
 	}
 }
 
+// TrimPool lets go of the packet buffers that no Output has needed since
+// the previous call and returns how many the engine still keeps. The pool
+// grows to the largest burst the engine has produced; a driver calls this
+// every so often while it returns non-zero (the stack, once a second), so
+// that a burst's buffers go back to the garbage collector once the load
+// has passed instead of staying for good, while a steady load, which
+// reuses them, keeps its buffers and allocates nothing.
+func (e *Engine) TrimPool() int { return e.pool.trim() }
+
 // Wakeups returns the sockets whose application-visible state changed since
 // the last call. The slice is reused: consume it before the next engine call.
 func (e *Engine) Wakeups() []Waker {
