@@ -215,7 +215,7 @@ func shardOf(s *Stack, c net.Conn) int {
 // and returns the server's side of each.
 func echoConns(t *testing.T, sharded, peer *Stack, n int) []net.Conn {
 	t.Helper()
-	ln, err := sharded.Listen(netip.AddrPortFrom(addrB, 7).String(), 128)
+	ln, err := sharded.Listen(netip.AddrPortFrom(addrB, 7).String(), 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
