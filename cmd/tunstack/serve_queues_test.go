@@ -155,8 +155,14 @@ func TestServeQueuesFlowIdlePastExpiry(t *testing.T) {
 	before := st.IPStats().PassedOn
 	// Nothing to await: the kernel forgets each flow's queue once it has
 	// not been written for 3 s (TUN_FLOW_EXPIRE), by its own timer, and
-	// nothing of that is visible from user space.
-	time.Sleep(4 * time.Second)
+	// nothing of that is visible from user space. Until that timer runs
+	// an expired entry still steers, and the timer runs at whole seconds
+	// (round_jiffies_up), so a flow last written at U is forgotten at
+	// some time up to U+4 s and a little: a pause of 4 s, what this test
+	// first waited, ended before the cleanup in one make test run (no
+	// flow had moved). 6 s leaves that second of rounding and a second
+	// of timer slack on a loaded machine.
+	time.Sleep(6 * time.Second)
 	for i, k := range kernel {
 		send(k, ours[k.RemoteAddr().String()], fmt.Sprintf("from the kernel, connection %d", i))
 	}
