@@ -160,23 +160,10 @@ func (l *listener) Accept() (net.Conn, error) {
 	s := l.s
 	s.mu.Lock()
 	for {
-		if l.closed {
-			s.mu.Unlock()
-			return nil, l.opError(net.ErrClosed)
-		}
-		tc, err := l.tl.Accept(s.now())
-		if err == nil {
-			c := s.newConn(tc)
-			c.keepAlive = l.keepAlive
-			// Data or a FIN may have arrived before the waker was set; the
-			// application's first Read checks the state, so nothing is
-			// missed.
-			s.mu.Unlock()
-			return c, nil
-		}
+		c, err := l.acceptLocked()
 		if err != tcpcore.ErrWouldBlock {
 			s.mu.Unlock()
-			return nil, l.opError(err)
+			return c, err
 		}
 		wake, gen := l.n.wait()
 		s.mu.Unlock()
@@ -184,6 +171,29 @@ func (l *listener) Accept() (net.Conn, error) {
 		s.mu.Lock()
 		l.n.done(gen)
 	}
+}
+
+// acceptLocked takes one connection from the accept queue: the Conn,
+// net.ErrClosed once Close has run, tcpcore.ErrWouldBlock if none is
+// ready, or another error as the Accept call returns it. The caller holds
+// l.s.mu.
+func (l *listener) acceptLocked() (net.Conn, error) {
+	s := l.s
+	if l.closed {
+		return nil, l.opError(net.ErrClosed)
+	}
+	tc, err := l.tl.Accept(s.now())
+	if err == tcpcore.ErrWouldBlock {
+		return nil, err
+	}
+	if err != nil {
+		return nil, l.opError(err)
+	}
+	c := s.newConn(tc)
+	c.keepAlive = l.keepAlive
+	// Data or a FIN may have arrived before the waker was set; the
+	// application's first Read checks the state, so nothing is missed.
+	return c, nil
 }
 
 // Close stops listening. Connections that completed the handshake but were

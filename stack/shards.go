@@ -299,25 +299,14 @@ func (gl *groupListener) Accept() (net.Conn, error) {
 		start := int(gl.next.Add(1) - 1)
 		for k := range n {
 			l := gl.parts[(start+k)%n]
-			s := l.s
-			s.mu.Lock()
-			if l.closed {
-				s.mu.Unlock()
-				return nil, l.opError(net.ErrClosed)
+			l.s.mu.Lock()
+			c, err := l.acceptLocked()
+			l.s.mu.Unlock()
+			if err == nil && gl.inside.Load() > 1 {
+				gl.Wake()
 			}
-			tc, err := l.tl.Accept(s.now())
-			if err == nil {
-				c := s.newConn(tc)
-				c.keepAlive = l.keepAlive
-				s.mu.Unlock()
-				if gl.inside.Load() > 1 {
-					gl.Wake()
-				}
-				return c, nil
-			}
-			s.mu.Unlock()
 			if err != tcpcore.ErrWouldBlock {
-				return nil, l.opError(err)
+				return c, err
 			}
 		}
 		select {
