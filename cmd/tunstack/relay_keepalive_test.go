@@ -47,15 +47,26 @@ func TestRelayKeepAliveOnBothLegs(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// The echo's reply to the client may still be unacknowledged
+			// (the retransmission timer, shown first, is then on): wait for
+			// the client's ACK, after which the leg is idle and its pending
+			// timer is the one under test.
 			st := l.sess.network.(*stack.Stack)
 			var client *stack.SocketInfo
-			for _, si := range st.Sockets() {
-				if si.State == tcpcore.Established && si.Local.Port() == port {
-					client = &si
+			idle := awaitCondition(5*time.Second, func() bool {
+				client = nil
+				for _, si := range st.Sockets() {
+					if si.State == tcpcore.Established && si.Local.Port() == port {
+						client = &si
+					}
 				}
-			}
+				return client != nil && client.SendQ == 0 && client.Timer != tcpcore.TimerRetrans
+			})
 			if client == nil {
 				t.Fatalf("no established client leg to port %d on the relay's stack: %+v", port, st.Sockets())
+			}
+			if !idle {
+				t.Fatalf("client leg never went idle in 5 s: Send-Q %d, timer %v with %v left", client.SendQ, client.Timer, client.TimerLeft)
 			}
 			if armed := client.Timer == tcpcore.TimerKeepalive; armed != c.on || (c.on && (client.TimerLeft <= 0 || client.TimerLeft > c.idle)) {
 				t.Errorf("client leg's timer %v with %v left; want keepalive %v within %v", client.Timer, client.TimerLeft, c.on, c.idle)
