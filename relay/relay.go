@@ -63,6 +63,7 @@ type Relay struct {
 	stop context.CancelFunc
 	bufs sync.Pool
 	held atomic.Int64 // buffers taken from bufs and not yet given back
+	gos  atomic.Int64 // goroutines running for connections (Stats.Goroutines)
 	wg   sync.WaitGroup
 
 	mu    sync.Mutex
@@ -82,6 +83,11 @@ type Stats struct {
 	BytesUp         uint64 // client to destination, finished connections included
 	BytesDown       uint64 // destination to client
 	BuffersHeld     int    // bulk buffers the connections hold now (none while they are idle)
+	// Goroutines the connections run now: Handle's (dialing, or the
+	// destination-to-client direction) and the client-to-destination
+	// direction's while it has data to forward (splice). An idle
+	// relayed connection on tunstack runs one.
+	Goroutines int
 }
 
 // New returns a relay; Handle is the function to give Frontend.Intercept.
@@ -125,6 +131,7 @@ func (r *Relay) Stats() Stats {
 	s := r.stats
 	s.Active = len(r.conns)
 	s.BuffersHeld = int(r.held.Load())
+	s.Goroutines = int(r.gos.Load())
 	for rc := range r.conns {
 		s.BytesUp += uint64(rc.up.Load())
 		s.BytesDown += uint64(rc.down.Load())
@@ -134,6 +141,8 @@ func (r *Relay) Stats() Stats {
 
 // Handle relays one held SYN: it is Frontend.Intercept's handler.
 func (r *Relay) Handle(p Pending) {
+	r.gos.Add(1)
+	defer r.gos.Add(-1)
 	r.mu.Lock()
 	if r.ctx.Err() != nil {
 		r.mu.Unlock()
@@ -152,8 +161,12 @@ func (r *Relay) Handle(p Pending) {
 	r.conns[rc] = struct{}{}
 	r.wg.Add(1)
 	r.mu.Unlock()
-	defer r.wg.Done()
-	defer r.finish(rc)
+	spliced := false
+	defer func() {
+		if !spliced {
+			r.finish(rc)
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	out, err := r.cfg.Dial(ctx, "tcp", p.Target().String())
@@ -199,19 +212,22 @@ func (r *Relay) Handle(p Pending) {
 		rc.abortBoth()
 	}
 	r.mu.Unlock()
+	spliced = true
 	r.splice(rc, in, out)
 }
 
-// finish forgets a connection and keeps its byte counts in the totals.
+// finish forgets a connection, keeps its byte counts in the totals, and
+// lets Close's wait end.
 func (r *Relay) finish(rc *record) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.conns, rc)
 	r.stats.BytesUp += uint64(rc.up.Load())
 	r.stats.BytesDown += uint64(rc.down.Load())
 	if rc.reset.Load() {
 		r.stats.Resets++
 	}
+	r.mu.Unlock()
+	r.wg.Done()
 }
 
 // splice copies both ways until both directions end. A FIN (EOF) from
@@ -219,23 +235,82 @@ func (r *Relay) finish(rc *record) {
 // carries on; a reset or any other error on either leg aborts the other
 // leg (SO_LINGER 0: it is reset too), so neither side mistakes a broken
 // stream for a complete one.
+//
+// The destination-to-client direction runs on the calling goroutine. The
+// client-to-destination direction, when the client leg can tell when it
+// becomes readable (tunstack's stack.Conn: armable), has no goroutine
+// while the client sends nothing: pumpUp is started by the stack when
+// data, a FIN or a reset arrives, and returns when it has forwarded all
+// there was. So an idle relayed connection costs one goroutine, the one
+// waiting on the outbound socket. On other client legs (gVisor's) that
+// direction is a pipe on a goroutine of its own. Whichever direction ends
+// last closes both legs and forgets the connection (done).
 func (r *Relay) splice(rc *record, in, out net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		r.pipe(rc, out, in, &rc.up, &rc.serverLeg, &rc.clientLeg)
-	}()
-	r.pipe(rc, in, out, &rc.down, &rc.clientLeg, &rc.serverLeg)
-	wg.Done()
-	wg.Wait()
-	if rc.reset.Load() {
-		return // both legs already aborted
+	rc.left.Store(2)
+	if a, ok := in.(armable); ok {
+		a.OnReadable(func() { r.pumpUp(rc, a, out) })
+		if a.ArmRead() {
+			go r.pumpUp(rc, a, out)
+		}
+	} else {
+		r.gos.Add(1)
+		go func() {
+			defer r.gos.Add(-1)
+			r.pipe(rc, out, in, &rc.up, &rc.serverLeg, &rc.clientLeg)
+			r.done(rc, in, out)
+		}()
 	}
-	in.Close()
-	out.Close()
-	rc.clientLeg.Store(legClosed)
-	rc.serverLeg.Store(legClosed)
+	r.pipe(rc, in, out, &rc.down, &rc.clientLeg, &rc.serverLeg)
+	r.done(rc, in, out)
+}
+
+// done ends one direction of a connection; the second to end closes both
+// legs (unless a reset already aborted them) and forgets the connection.
+func (r *Relay) done(rc *record, in, out net.Conn) {
+	if rc.left.Add(-1) != 0 {
+		return
+	}
+	if !rc.reset.Load() {
+		in.Close()
+		out.Close()
+		rc.clientLeg.Store(legClosed)
+		rc.serverLeg.Store(legClosed)
+	}
+	r.finish(rc)
+}
+
+// armable is a client leg that starts a function of the relay's when it
+// becomes readable (stack.Conn's OnReadable and ArmRead): see splice.
+type armable interface {
+	net.Conn
+	OnReadable(func())
+	ArmRead() bool
+}
+
+// pumpUp forwards what the client leg has to the destination, one pool
+// buffer at a time, for as long as the leg has something to read, then
+// arms the leg and returns: the stack starts it again when more arrives.
+// While the destination does not take what was read, the client leg is
+// not read, so its receive window closes (backpressure through the
+// windows only, as pipe).
+func (r *Relay) pumpUp(rc *record, in armable, out net.Conn) {
+	r.gos.Add(1)
+	defer r.gos.Add(-1)
+	for {
+		b := r.bufs.Get().(*[]byte)
+		r.held.Add(1)
+		n, err := in.Read(*b)
+		end := r.forward(rc, out, (*b)[:n], err, &rc.up, &rc.serverLeg, &rc.clientLeg)
+		r.held.Add(-1)
+		r.bufs.Put(b)
+		if end {
+			r.done(rc, in, out)
+			return
+		}
+		if !in.ArmRead() {
+			return // armed: the stack starts pumpUp again
+		}
+	}
 }
 
 // pipe copies src to dst through one buffer at a time. The buffer is
@@ -247,35 +322,46 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 	defer rd.release()
 	for {
 		buf, n, err := rd.read()
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				if !rc.reset.Load() {
-					// The destination of this direction is gone (it
-					// reset, or its keepalive gave up): the source
-					// learns it by a reset too.
-					dstLeg.Store(legReset)
-					rc.abortBoth()
-				}
-				return
-			}
-			count.Add(int64(n))
-		}
-		if err == io.EOF {
-			orLeg(srcLeg, legFinIn)
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
-			orLeg(dstLeg, legFinOut)
-			return
-		}
-		if err != nil {
-			if !rc.reset.Load() {
-				srcLeg.Store(legReset)
-				rc.abortBoth()
-			}
+		if r.forward(rc, dst, buf[:n], err, count, dstLeg, srcLeg) {
 			return
 		}
 	}
+}
+
+// forward writes data, read from one leg with the result err, to dst,
+// the other leg, and reports whether the direction has ended: at the
+// source's EOF, after a CloseWrite on dst, or at an error on either side,
+// after aborting both legs.
+func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) bool {
+	if len(data) > 0 {
+		if _, werr := dst.Write(data); werr != nil {
+			if !rc.reset.Load() {
+				// The destination of this direction is gone (it
+				// reset, or its keepalive gave up): the source
+				// learns it by a reset too.
+				dstLeg.Store(legReset)
+				rc.abortBoth()
+			}
+			return true
+		}
+		count.Add(int64(len(data)))
+	}
+	if err == io.EOF {
+		orLeg(srcLeg, legFinIn)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		orLeg(dstLeg, legFinOut)
+		return true
+	}
+	if err != nil {
+		if !rc.reset.Load() {
+			srcLeg.Store(legReset)
+			rc.abortBoth()
+		}
+		return true
+	}
+	return false
 }
 
 // A reader reads one leg for a pipe. An idle connection should cost
@@ -408,6 +494,7 @@ type record struct {
 	// legFinIn (its FIN received) and legFinOut (a FIN sent to it).
 	clientLeg, serverLeg atomic.Int32
 	reset                atomic.Bool
+	left                 atomic.Int32 // directions still running (splice)
 
 	// Set as each leg comes up (out once dialled, in once accepted);
 	// guarded by Relay.mu. splice's goroutines, started after both are

@@ -530,3 +530,59 @@ func awaitHeld(t *testing.T, r *relay.Relay, want int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// An idle relayed connection on tunstack runs one goroutine, the one
+// waiting on the outbound socket: the client-to-destination direction has
+// none while the client sends nothing, and runs one only while it
+// forwards. Once the destination's FIN has been passed on, an idle
+// connection runs none, and it is still relayed the other way.
+func TestRelayIdleOneGoroutine(t *testing.T) {
+	e := newEnv(t, relay.Config{})
+	ln := e.server(t, "203.0.113.17:80")
+	c, err := e.dial(t, "203.0.113.17:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	awaitStat(t, e.r, "goroutines", func(st relay.Stats) int { return st.Goroutines }, 1)
+	for _, dir := range []struct {
+		from, to net.Conn
+	}{{c, s}, {s, c}, {c, s}} {
+		if _, err := dir.from.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(dir.to, make([]byte, 4)); err != nil {
+			t.Fatal(err)
+		}
+		awaitStat(t, e.r, "goroutines", func(st relay.Stats) int { return st.Goroutines }, 1)
+	}
+	s.CloseWrite()
+	expectEOF(t, c, "the destination's FIN")
+	awaitStat(t, e.r, "goroutines", func(st relay.Stats) int { return st.Goroutines }, 0)
+	if _, err := c.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(s, got); err != nil || string(got) != "late" {
+		t.Fatalf("after the destination's FIN the server read %q, %v; want \"late\"", got, err)
+	}
+	awaitStat(t, e.r, "goroutines", func(st relay.Stats) int { return st.Goroutines }, 0)
+	if a := e.r.Stats().Active; a != 1 {
+		t.Fatalf("%d connections active after one half-close, want 1", a)
+	}
+	c.CloseWrite()
+	expectEOF(t, s, "the client's FIN")
+	awaitStat(t, e.r, "active connections", func(st relay.Stats) int { return st.Active }, 0)
+}
+
+// awaitStat waits until f of the relay's counters is want.
+func awaitStat(t *testing.T, r *relay.Relay, what string, f func(relay.Stats) int, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f(r.Stats()) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay has %d %s, want %d", f(r.Stats()), what, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -33,6 +33,7 @@ type Conn struct {
 	closed    bool      // Close was called
 	retired   bool      // over for the stack too; counters in s.finished (connstats.go)
 	keepAlive bool      // SO_KEEPALIVE as last set (the engine does not report it)
+	armed     bool      // ArmRead is waiting for readability (notify.go)
 	// lingerSec is SO_LINGER as net.TCPConn.SetLinger takes it, <0 off,
 	// at most math.MaxInt32 as Linux's l_linger (an int); 4 bytes beside
 	// the flags keep the Conn in a smaller size class.
@@ -191,6 +192,7 @@ func (c *Conn) Close() error {
 	c.closed = true
 	now := s.now()
 	c.tc.Close(now)
+	c.fireReadable() // before closedByApp, which may retire c and forget its function
 	s.closedByApp(c)
 	c.n.Wake()
 	if c.lingerSec > 0 {

@@ -23,6 +23,7 @@ type connWaker struct{ c *Conn }
 func (w *connWaker) Wake() {
 	c := w.c
 	c.n.Wake()
+	c.fireReadable()
 	if c.closed && c.tc.State() == tcpcore.Closed {
 		c.s.retire(c)
 	}
@@ -48,6 +49,7 @@ func (s *Stack) retire(c *Conn) {
 	}
 	c.retired = true
 	delete(s.conns, c)
+	delete(s.onReadable, c)
 	delete(s.closing, c)
 	if k := (traceKey{c.tc.LocalAddr(), c.tc.RemoteAddr()}); s.byKey[k] == c {
 		delete(s.byKey, k)

@@ -99,6 +99,10 @@ type Stack struct {
 	ipStats    ipCounters
 	icmp6Limit icmpv6Limiter // used by the reader only (ipv6.go)
 
+	// The OnReadable functions of the connections that have one
+	// (notify.go), kept here rather than in every Conn.
+	onReadable map[*Conn]func()
+
 	front *Frontend // the relay frontend intercepting, nil if none (intercept.go); guarded by mu
 
 	// Shards (shards.go): grp is the group of stacks this one is a shard
@@ -343,6 +347,7 @@ func (s *Stack) close() error {
 	for c := range s.conns {
 		c.tc.Abort(now)
 		c.n.Wake()
+		c.fireReadable()
 	}
 	// Every connection ends here; count them as finished.
 	for c := range s.conns {
