@@ -62,3 +62,81 @@ func benchmarkBulk(b *testing.B, c *Conn, s io.Reader) {
 	in := c.Info()
 	b.ReportMetric(float64(in.Counters.Retransmits), "retrans")
 }
+
+// BenchmarkPipeRR is one 1-byte request and its 1-byte reply over one
+// connection between two stacks on an in-memory pipe: the hand-offs of
+// a transaction (the link reader, the application's Read and Write, the
+// link write) with no kernel in the way. A transaction allocates nothing.
+func BenchmarkPipeRR(b *testing.B) {
+	p := newPair(b, 0, 9)
+	c, s := p.connect(b, 5002)
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if _, err := s.Read(buf); err != nil {
+				return
+			}
+			if _, err := s.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	buf := []byte{'q'}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPipeCRR is a connection per transaction between two stacks on
+// an in-memory pipe: connect, a 1-byte request, its reply, close (the
+// client first, so its stack keeps the TIME-WAIT). It counts both ends'
+// allocations: a Conn each, the engine's connections, the context of the
+// dial; the send and receive buffers come from the engines' pools.
+func BenchmarkPipeCRR(b *testing.B) {
+	p := newPair(b, 0, 9)
+	ln, err := p.b.Listen(":5003", 128)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, buf); err == nil {
+				if _, err := c.Write(buf); err == nil {
+					c.Read(buf) // until the client's FIN
+				}
+			}
+			c.Close()
+		}
+	}()
+	ctx := testContext(b, time.Minute)
+	addr := addrB.String() + ":5003"
+	buf := []byte{'q'}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c, err := p.a.Dial(ctx, "tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}

@@ -14,17 +14,32 @@ func (r *ring) Len() int  { return r.n }
 func (r *ring) Cap() int  { return len(r.buf) }
 func (r *ring) Free() int { return len(r.buf) - r.n }
 
-// grow raises the capacity to at least size, keeping the contents.
-func (r *ring) grow(size int) {
+// grow raises the capacity to at least size, keeping the contents. A
+// first buffer of ringMinBytes comes from pool, and the ring's buffer of
+// that size goes back to it once outgrown.
+func (r *ring) grow(size int, pool *ringPool) {
 	if size <= len(r.buf) {
 		return
 	}
+	var nb []byte
+	if len(r.buf) == 0 && size == ringMinBytes {
+		nb = pool.get()
+	} else {
+		nb = make([]byte, size)
+	}
 	// Copy the whole ring, not just the stored bytes: out-of-order data may
 	// sit beyond the length at its offset from the head.
-	nb := make([]byte, size)
 	c := copy(nb, r.buf[r.head:])
 	copy(nb[c:], r.buf[:r.head])
+	pool.put(r.buf)
 	r.buf, r.head = nb, 0
+}
+
+// free gives the ring's buffer back to pool (if it is of the size pool
+// keeps) and empties the ring; the connection is over.
+func (r *ring) free(pool *ringPool) {
+	pool.put(r.buf)
+	*r = ring{}
 }
 
 // ringMinBytes is a ring's first capacity.
@@ -34,8 +49,11 @@ const ringMinBytes = 4096
 // ringMinBytes, never beyond limit. Buffers follow use: a connection that
 // carries one request and one reply never allocates a whole window's
 // buffer (128 KiB to receive by default), which connection-heavy traffic
-// would otherwise pay for in allocation, clearing and GC scanning.
-func (r *ring) ensure(need, limit int) {
+// would otherwise pay for in allocation, clearing and GC scanning. The
+// first buffer comes from pool, so that a connection that never outgrows
+// it, as one carrying a request and its reply, allocates nothing there
+// once the engine has finished others like it.
+func (r *ring) ensure(need, limit int, pool *ringPool) {
 	if need <= len(r.buf) {
 		return
 	}
@@ -43,7 +61,53 @@ func (r *ring) ensure(need, limit int) {
 	for size < need {
 		size *= 2
 	}
-	r.grow(min(size, max(limit, need)))
+	r.grow(min(size, max(limit, need)), pool)
+}
+
+// ringPool recycles the rings' first buffers (ringMinBytes each) within
+// one engine, as packetPool does the packets' buffers: a finished
+// connection's send and receive buffers serve the next connection. It
+// needs no lock (the engine has one owner at a time). A buffer comes back
+// with the bytes of the connection that used it; a ring reads only bytes
+// it stored or placed (peek stops at its length, and out-of-order data is
+// read only once placed), as it never reads a fresh buffer's zeros.
+type ringPool struct {
+	free [][]byte
+	// low is the fewest buffers free since the last trim: that many
+	// sat unused the whole time, and trim gives them back.
+	low int
+}
+
+func (rp *ringPool) get() []byte {
+	if n := len(rp.free); n > 0 {
+		b := rp.free[n-1]
+		rp.free[n-1] = nil
+		rp.free = rp.free[:n-1]
+		rp.low = min(rp.low, n-1)
+		return b
+	}
+	rp.low = 0
+	return make([]byte, ringMinBytes)
+}
+
+// put keeps b if it is a first buffer; others go to the garbage
+// collector.
+func (rp *ringPool) put(b []byte) {
+	if len(b) == ringMinBytes && cap(b) == ringMinBytes {
+		rp.free = append(rp.free, b)
+	}
+}
+
+// trim drops the buffers that stayed free since the last trim and
+// returns how many are left.
+func (rp *ringPool) trim() int {
+	if n := rp.low; n > 0 {
+		clear(rp.free[:n])
+		rp.free = append(rp.free[:0], rp.free[n:]...)
+		clear(rp.free[len(rp.free):cap(rp.free)])
+	}
+	rp.low = len(rp.free)
+	return len(rp.free)
 }
 
 // write appends as much of p as fits and returns the count.

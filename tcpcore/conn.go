@@ -385,7 +385,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if n == 0 && len(p) > 0 {
 		return 0, ErrWouldBlock
 	}
-	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax)
+	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, &c.e.rings)
 	c.sndBuf.write(p[:n])
 	c.queueUnits(n)
 	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)
@@ -766,8 +766,8 @@ func (c *Conn) unlink() {
 func (c *Conn) destroy() {
 	if c.state == Closed {
 		c.unlink()
-		c.sndBuf = ring{}
-		c.rcvBuf = ring{}
+		c.sndBuf.free(&c.e.rings)
+		c.rcvBuf.free(&c.e.rings)
 		c.ooo.reset()
 	}
 }

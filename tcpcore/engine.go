@@ -156,6 +156,7 @@ type Engine struct {
 	// segment see no difference.
 	ackLater []*Conn
 	pool     packetPool
+	rings    ringPool // the rings' first buffers, recycled (buffer.go)
 	wakeups  []Waker
 	touched  []*Conn // with Config.Trace only: see Touched (trace.go)
 	stats    Stats
@@ -241,13 +242,16 @@ func (e *Engine) Release(pkts []*Packet) {
 }
 
 // TrimPool lets go of the packet buffers that no Output has needed since
-// the previous call and returns how many the engine still keeps. The pool
-// grows to the largest burst the engine has produced; a driver calls this
+// the previous call, and of the connections' first send and receive
+// buffers that no new connection has needed since, and returns how many
+// buffers of both kinds the engine still keeps. The pools grow to the
+// largest burst the engine has produced (of packets, of connections); a
+// driver calls this
 // every so often while it returns non-zero (the stack, once a second), so
 // that a burst's buffers go back to the garbage collector once the load
 // has passed instead of staying for good, while a steady load, which
 // reuses them, keeps its buffers and allocates nothing.
-func (e *Engine) TrimPool() int { return e.pool.trim() }
+func (e *Engine) TrimPool() int { return e.pool.trim() + e.rings.trim() }
 
 // Wakeups returns the sockets whose application-visible state changed since
 // the last call. The slice is reused: consume it before the next engine call.

@@ -678,4 +678,15 @@ func (c *Conn) enterTimeWait(now Time) {
 	c.timeWaitAt = now
 	c.rtoAt, c.persistAt, c.keepaliveAt, c.tlpAt = noDeadline, noDeadline, noDeadline, noDeadline
 	c.closeAt = now.Add(c.e.prof.TimeWaitLen)
+	// Linux behaviour: tcp_time_wait(): the socket gives way to a small
+	// timewait socket and its buffers are freed. Our FIN is acknowledged,
+	// so the send buffer is empty; the receive buffer goes too once the
+	// application has read it all. Both go back to the engine's pool for
+	// the next connection instead of waiting out the 2*MSL.
+	if c.sndBuf.Len() == 0 {
+		c.sndBuf.free(&c.e.rings)
+	}
+	if c.rcvBuf.Len() == 0 {
+		c.rcvBuf.free(&c.e.rings)
+	}
 }

@@ -90,7 +90,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	if len(data) > room {
 		data = data[:room]
 	}
-	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax)
+	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax, &c.e.rings)
 	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.linkMSS))
 	if off > 0 {
 		c.queueOutOfOrder(seq, off, data)
