@@ -348,8 +348,14 @@ func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count 
 	}
 	if err == io.EOF {
 		orLeg(srcLeg, legFinIn)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
+		// When the other direction has ended already, done closes both
+		// legs next, and dst's Close sends the FIN (its own reads reached
+		// EOF, so no unread data turns it into RST): a CloseWrite first
+		// would cost a call for nothing.
+		if rc.left.Load() > 1 {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
 		}
 		orLeg(dstLeg, legFinOut)
 		return true
@@ -386,6 +392,11 @@ type reader struct {
 	held  *[]byte // the pool buffer taken, if any
 	small []byte
 	bulk  bool // the last read filled its buffer: the next uses a pool buffer
+
+	// readRaw's function for raw.Read, made once, and what it returns.
+	rawFn func(fd uintptr) bool
+	rawN  int
+	rawE  error
 }
 
 func (r *Relay) newReader(src net.Conn) *reader {
@@ -395,6 +406,7 @@ func (r *Relay) newReader(src net.Conn) *reader {
 	} else if sc, ok := src.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			rd.raw = raw
+			rd.rawFn = rd.readFd
 		}
 	}
 	return rd
@@ -434,26 +446,9 @@ func (rd *reader) read() (buf []byte, n int, err error) {
 // only while a read returns something.
 func (rd *reader) readRaw() ([]byte, int, error) {
 	rd.release()
-	var (
-		n    int
-		rerr error
-	)
-	err := rd.raw.Read(func(fd uintptr) bool {
-		rd.take()
-		for {
-			n, rerr = syscall.Read(int(fd), *rd.held)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			// Nothing to read: wait for readability on the poller
-			// without the buffer.
-			rd.release()
-			return false
-		}
-		return true
-	})
+	rd.rawN, rd.rawE = 0, nil
+	err := rd.raw.Read(rd.rawFn)
+	n, rerr := rd.rawN, rd.rawE
 	switch {
 	case err != nil:
 		return nil, 0, err // the connection was closed (an abort)
@@ -463,6 +458,24 @@ func (rd *reader) readRaw() ([]byte, int, error) {
 		return nil, 0, io.EOF
 	}
 	return *rd.held, n, nil
+}
+
+// readFd is raw.Read's function: one read into a pool buffer, given back
+// if the read would block, so that the poller waits for readability
+// without it.
+func (rd *reader) readFd(fd uintptr) bool {
+	rd.take()
+	for {
+		rd.rawN, rd.rawE = syscall.Read(int(fd), *rd.held)
+		if rd.rawE != syscall.EINTR {
+			break
+		}
+	}
+	if rd.rawE == syscall.EAGAIN {
+		rd.release()
+		return false
+	}
+	return true
 }
 
 // take gets a pool buffer unless one is held; release gives it back.

@@ -39,7 +39,7 @@ func (e *env) wrapDial(f func(net.Conn) net.Conn) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, cfg relay.Config) *env {
+func newEnv(t testing.TB, cfg relay.Config) *env {
 	t.Helper()
 	pa, pb := netif.NewPipe(1500)
 	a, err := stack.New(pa, stack.Config{Addr: netip.MustParseAddr("198.18.0.1")})
@@ -95,7 +95,7 @@ func newEnv(t *testing.T, cfg relay.Config) *env {
 }
 
 // server listens on loopback and stands for the destination target.
-func (e *env) server(t *testing.T, target string) net.Listener {
+func (e *env) server(t testing.TB, target string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
