@@ -43,11 +43,12 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 	}
 	switch p := pkt.Protocol(); {
 	case p == wire.ProtoTCP:
-		if f, ok := segmentFlow(pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload()); s.passOn(pkt, f, ok, m) {
+		if f, ok := segmentFlow(pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload()); s.passOn(pkt, f, ok, true, m) {
 			return // to the shard that has its connection (shards.go)
 		}
 		st.tcpIn.Add(1)
 		s.e.InputGRO(now, pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload(), m)
+		s.settleClaim()
 		return
 	case m.SegSize > 0:
 		// A GSO packet that is not TCP: not one the kernel's TCP built.
@@ -74,7 +75,7 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 			if msg.Code() == icmpFragNeeded {
 				m.Kind, m.MTU = tcpcore.ICMPFragNeeded, uint32(binary.BigEndian.Uint16(msg[6:]))
 			}
-			if f, ok := quotedFlow(m.Quote); s.passOn(pkt, f, ok, tcpcore.InputMeta{}) {
+			if f, ok := quotedFlow(m.Quote); s.passOn(pkt, f, ok, false, tcpcore.InputMeta{}) {
 				return
 			}
 			st.icmpErrorsIn.Add(1)

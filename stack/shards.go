@@ -49,6 +49,20 @@ import (
 // whose engine has it, instead of letting its engine answer with RST; a
 // segment no shard has a connection for (a SYN to a listener, or one to
 // reset) stays on the shard it arrived on.
+//
+// Which shard has a flow is kept in the group's owner table, a map from
+// 4-tuple to shard in stripes of their own locks, which each engine
+// updates as connections enter and leave it (tcpcore.Config.Demux): a
+// reader asks it, under one stripe's lock, only for a segment its own
+// engine has no connection for, and never locks another shard to find the
+// owner. A segment of a flow no shard has claims the flow for the shard
+// that reads it, in the same step as the look-up, before its engine sees
+// it: when a client's SYN and its retransmission arrive on two queues at
+// once (the kernel moved the flow between them, or a duplicate came on
+// the other), one shard claims the flow and the other passes its copy
+// on, so two engines never both open a connection on one 4-tuple. A
+// claim whose segment opened nothing (a SYN the listener dropped, a
+// segment answered with RST) is given up at once.
 
 // NewShards starts a stack of len(links) shards, one per link: the queues
 // of a multiqueue TUN device (netif.TUN.Queues), or any links that reach
@@ -112,6 +126,7 @@ func (s *Stack) Shards() int {
 // group is the set of shards of one stack.
 type group struct {
 	shards []*Stack
+	owners owners        // which shard has each flow
 	next   atomic.Uint32 // the shard the next Dial takes, in turn
 
 	mu   sync.Mutex
@@ -128,22 +143,77 @@ func (g *group) dialShard(local netip.AddrPort) *Stack {
 	return g.shards[int(g.next.Add(1)-1)%len(g.shards)]
 }
 
-// owner is the shard whose engine has the connection f, from if none of
-// the others has it. It takes each other shard's lock in turn, never two
-// at once, and the caller holds none.
-func (g *group) owner(f flow, from *Stack) *Stack {
-	for _, sh := range g.shards {
-		if sh == from {
-			continue
-		}
-		sh.mu.Lock()
-		has := sh.e.HasConn(f.local, f.remote)
-		sh.mu.Unlock()
-		if has {
-			return sh
-		}
+// ownerStripes is how many locks the owner table is split under: enough
+// that the shards' readers, a few, rarely wait for one another.
+const ownerStripes = 64
+
+// owners maps each flow a shard's engine has (or a shard has claimed) to
+// that shard. Every stripe holds the flows whose hash falls on it.
+type owners struct {
+	stripes [ownerStripes]ownerStripe
+}
+
+type ownerStripe struct {
+	mu sync.Mutex
+	m  map[flow]*Stack
+	_  [48]byte // a cache line of its own: the readers lock stripes concurrently
+}
+
+func (o *owners) stripe(f flow) *ownerStripe {
+	a := f.remote.Addr().As16()
+	h := uint32(f.remote.Port())<<16 | uint32(f.local.Port())
+	h ^= uint32(a[12])<<24 | uint32(a[13])<<16 | uint32(a[14])<<8 | uint32(a[15])
+	return &o.stripes[(h*0x9E3779B1)>>26] // Fibonacci hashing onto 64 stripes
+}
+
+// claim returns the shard that owns f, making it s if none does.
+func (o *owners) claim(f flow, s *Stack) *Stack {
+	st := o.stripe(f)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if to, ok := st.m[f]; ok {
+		return to
 	}
-	return from
+	if st.m == nil {
+		st.m = make(map[flow]*Stack)
+	}
+	st.m[f] = s
+	return s
+}
+
+// release gives f up if s owns it.
+func (o *owners) release(f flow, s *Stack) {
+	st := o.stripe(f)
+	st.mu.Lock()
+	if st.m[f] == s {
+		delete(st.m, f)
+	}
+	st.mu.Unlock()
+}
+
+// lookup returns the shard that owns f, nil if none does.
+func (o *owners) lookup(f flow) *Stack {
+	st := o.stripe(f)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.m[f]
+}
+
+// onDemux is the shard engine's tcpcore.Config.Demux: it keeps the owner
+// table in step with the engine's connections. It runs under s.mu. A
+// flow another shard already owns keeps its owner (two engines never
+// both hold a flow the table routes by: passOn sees to that for every
+// connection made from a segment).
+func (s *Stack) onDemux(local, remote netip.AddrPort, added bool) {
+	if s.grp == nil {
+		return
+	}
+	f := flow{local, remote}
+	if added {
+		s.grp.owners.claim(f, s)
+	} else {
+		s.grp.owners.release(f, s)
+	}
 }
 
 // listeners returns the open listeners.
@@ -395,34 +465,58 @@ type handoff struct {
 
 type handed struct {
 	off, n int
-	f      flow
+	to     *Stack
 	m      tcpcore.InputMeta
 }
 
 // passOn keeps pkt for passOnAll if it is of a stack of shards and its
-// flow f is not a connection of this shard's engine. The caller (the
-// reader) holds s.mu; a packet another shard passed on is delivered as
-// it is.
-func (s *Stack) passOn(pkt []byte, f flow, ok bool, m tcpcore.InputMeta) bool {
+// flow f is another shard's (the owner table says so). A flow no shard
+// has becomes this shard's (claim) when claim is set, a TCP segment's,
+// and the caller then calls settleClaim once its engine has taken the
+// segment; an ICMP error about a flow no shard has claims nothing. The
+// caller (the reader) holds s.mu; a packet another shard passed on is
+// delivered as it is.
+func (s *Stack) passOn(pkt []byte, f flow, ok, claim bool, m tcpcore.InputMeta) bool {
 	if s.grp == nil || s.handing || !ok || s.e.HasConn(f.local, f.remote) {
 		return false
 	}
+	var to *Stack
+	if claim {
+		to = s.grp.owners.claim(f, s)
+		if to == s {
+			s.claimed, s.claim = true, f
+			return false
+		}
+	} else if to = s.grp.owners.lookup(f); to == nil || to == s {
+		return false
+	}
 	h := &s.ho
-	h.pkts = append(h.pkts, handed{off: len(h.buf), n: len(pkt), f: f, m: m})
+	h.pkts = append(h.pkts, handed{off: len(h.buf), n: len(pkt), to: to, m: m})
 	h.buf = append(h.buf, pkt...)
 	return true
 }
 
-// passOnAll delivers the packets passOn kept, each to the shard whose
-// engine has its connection, or to this one's if none has it (a SYN for
-// a listener, a segment to answer with RST). The caller holds no lock.
+// settleClaim gives up the flow passOn claimed if the segment that
+// claimed it made no connection. The caller holds s.mu.
+func (s *Stack) settleClaim() {
+	if !s.claimed {
+		return
+	}
+	s.claimed = false
+	if f := s.claim; !s.e.HasConn(f.local, f.remote) {
+		s.grp.owners.release(f, s)
+	}
+}
+
+// passOnAll delivers the packets passOn kept, each to the shard that
+// owned its flow. The caller holds no lock. If that shard's connection
+// ended in between, its engine answers the packet as one for no
+// connection of its own.
 func (s *Stack) passOnAll() {
 	h := &s.ho
 	for _, p := range h.pkts {
-		to := s.grp.owner(p.f, s)
-		if to != s {
-			s.ipStats.passedOn.Add(1)
-		}
+		to := p.to
+		s.ipStats.passedOn.Add(1)
 		to.mu.Lock()
 		to.handing = true
 		to.inputIP(to.now(), h.buf[p.off:p.off+p.n], p.m)

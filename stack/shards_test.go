@@ -482,3 +482,91 @@ func TestShardsAggregateTheirViews(t *testing.T) {
 		prof = p
 	}
 }
+
+// TestShardsOneConnectionForSYNsOnSeveralQueues puts a copy of each of
+// 200 clients' SYNs on every queue at once, as the kernel does when it
+// moves a flow between queues while the client retransmits its SYN (its
+// flow table ages out, or a write of the flow on another queue moves it):
+// the shards read the copies concurrently, and exactly one of them may
+// open the connection. Each flow's copies on the other queues are passed
+// to that shard (the owner table), none opens a second connection on
+// the same 4-tuple, and no shard answers with RST.
+func TestShardsOneConnectionForSYNsOnSeveralQueues(t *testing.T) {
+	for _, queues := range []int{2, 4} {
+		t.Run(fmt.Sprint(queues, " queues"), func(t *testing.T) {
+			const flows = 200
+			links, q := newQueueLinks(t, queues)
+			sharded, err := NewShards(links, Config{Addr: addrB})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sharded.Close() })
+			ln, err := sharded.Listen(netip.AddrPortFrom(addrB, 7).String(), echoBacklog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+
+			// Every SYN is written on all the queues before the next.
+			for i := range flows {
+				syn := clientSYN(netip.AddrPortFrom(addrA, uint16(20000+i)), netip.AddrPortFrom(addrB, 7), uint32(i)*7919)
+				for _, end := range q.ends {
+					if _, err := end.WritePackets([][]byte{syn}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			// The reader counts a batch in before handling it: wait for
+			// every copy to reach an engine, directly or passed on (a
+			// copy is counted in TCPIn by the shard whose engine takes
+			// it).
+			want := uint64(flows * (queues - 1))
+			for sharded.IPStats().TCPIn < flows*uint64(queues) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of the %d SYNs reached an engine", sharded.IPStats().TCPIn, flows*queues)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for i := range flows {
+				remote := netip.AddrPortFrom(addrA, uint16(20000+i))
+				var on []int
+				for j, sh := range sharded.grp.shards {
+					sh.mu.Lock()
+					if sh.e.HasConn(netip.AddrPortFrom(addrB, 7), remote) {
+						on = append(on, j)
+					}
+					sh.mu.Unlock()
+				}
+				if len(on) != 1 {
+					t.Errorf("client %v has a connection on shards %v, want exactly one", remote, on)
+				}
+			}
+			// The copies that arrived on the owner's queue are its own;
+			// every other copy was passed to it, once.
+			if got := sharded.IPStats().PassedOn; got != want {
+				t.Errorf("PassedOn = %d, want %d (each flow's copies on the queues other than its shard's)", got, want)
+			}
+			st := sharded.Stats()
+			if st.PassiveOpens != flows {
+				t.Errorf("PassiveOpens = %d summed over the shards, want %d: one per client", st.PassiveOpens, flows)
+			}
+			if st.OutRsts != 0 {
+				t.Errorf("the shards sent %d RSTs", st.OutRsts)
+			}
+		})
+	}
+}
+
+// clientSYN is a client's SYN from remote to local with initial sequence
+// number iss and an MSS option, its checksums computed.
+func clientSYN(remote, local netip.AddrPort, iss uint32) []byte {
+	opt := wire.AppendTCPOption(nil, wire.MSSOption(1460))
+	b := make([]byte, wire.IPv4HeaderLen+wire.TCPHeaderLen+len(opt))
+	wire.PutIPv4Header(b, wire.IPv4Fields{Src: remote.Addr().As4(), Dst: local.Addr().As4(), Protocol: wire.ProtoTCP, TTL: 64}, wire.TCPHeaderLen+len(opt))
+	tcp := wire.TCP(b[wire.IPv4HeaderLen:])
+	wire.PutTCPHeader(tcp, wire.TCPFields{SrcPort: remote.Port(), DstPort: local.Port(), Seq: iss, Flags: wire.FlagSYN, Window: 65535}, len(opt))
+	copy(tcp[wire.TCPHeaderLen:], opt)
+	tcp.ComputeChecksum(remote.Addr().As4(), local.Addr().As4())
+	return b
+}

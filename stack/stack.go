@@ -112,6 +112,10 @@ type Stack struct {
 	grp     *group
 	ho      handoff
 	handing bool
+	// claimed says that the reader's current segment claimed the flow
+	// claim for this shard (passOn); settleClaim clears it.
+	claimed bool
+	claim   flow
 }
 
 var _ Network = (*Stack)(nil)
@@ -171,7 +175,7 @@ func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 		closing: make(map[*Conn]struct{}),
 		done:    make(chan struct{}),
 	}
-	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret, MaxConns: cfg.MaxConns}
+	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret, MaxConns: cfg.MaxConns, Demux: s.onDemux}
 	if dw, ok := link.(netif.DescWriter); ok {
 		// The link finishes the checksums (ipWriter).
 		ecfg.ChecksumOffload = true

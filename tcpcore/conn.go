@@ -749,7 +749,7 @@ func (c *Conn) unlink() {
 	e := c.e
 	c.uncount()
 	if e.conns[c.key] == c {
-		delete(e.conns, c.key)
+		e.demuxRemove(c)
 	}
 	if !c.portLocked || c.appClosed {
 		e.release(&c.hold)

@@ -67,6 +67,12 @@ type Config struct {
 	// counted once answered, so the SYNs it holds undecided when the cap
 	// is reached (bounded by its backlog) may take it past the cap.
 	MaxConns int
+	// Demux, if set, is called synchronously each time a connection
+	// enters the engine's demultiplexing table (added true) or leaves it,
+	// with its 4-tuple, so that a driver running several engines on one
+	// address can keep a table of which engine has which flow (HasConn
+	// asks one engine). It must not call back into the engine.
+	Demux func(local, remote netip.AddrPort, added bool)
 }
 
 // Waker is the driver's handle on a socket: the engine calls nothing on it

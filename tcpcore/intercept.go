@@ -220,7 +220,7 @@ func (i *Interceptor) Answer(now Time, h *HeldSyn) (*Conn, error) {
 	}
 	c := e.newConn(now, h.target, h.client, &i.l.opts)
 	c.parent, c.accepted = i.l, true
-	e.conns[key] = c
+	e.demuxAdd(c)
 	c.count() // held against Config.MaxConns, which its SYN was checked against
 	// The connection holds its port as a listener's child would (bind.go),
 	// so that an active open from this engine never takes its 4-tuple.

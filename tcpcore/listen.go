@@ -234,7 +234,7 @@ func (l *Listener) input(now Time, s *segment) {
 	c.parent = l
 	c.mapped = l.mapsChild(s.dst)
 	l.synQueue++
-	e.conns[c.key] = c
+	e.demuxAdd(c)
 	l.holdChild(c)
 	c.count()
 	e.stats.PassiveOpens++
@@ -301,7 +301,7 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 	}
 	c := l.cookieConn(now, s, idx)
 	c.mapped = l.mapsChild(s.dst)
-	e.conns[c.key] = c
+	e.demuxAdd(c)
 	l.holdChild(c)
 	c.count()
 	l.synQueue++ // established() moves it to the accept queue

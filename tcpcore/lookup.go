@@ -11,3 +11,21 @@ import "net/netip"
 func (e *Engine) HasConn(local, remote netip.AddrPort) bool {
 	return e.conns[connKey{local, remote}] != nil
 }
+
+// demuxAdd puts c in the demultiplexing table, in place of any connection
+// that had its 4-tuple (one in TIME-WAIT a SYN reopens), and tells the
+// driver's Config.Demux.
+func (e *Engine) demuxAdd(c *Conn) {
+	e.conns[c.key] = c
+	if e.cfg.Demux != nil {
+		e.cfg.Demux(c.key.local, c.key.remote, true)
+	}
+}
+
+// demuxRemove takes c, which the table holds, out of it.
+func (e *Engine) demuxRemove(c *Conn) {
+	delete(e.conns, c.key)
+	if e.cfg.Demux != nil {
+		e.cfg.Demux(c.key.local, c.key.remote, false)
+	}
+}

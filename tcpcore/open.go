@@ -77,7 +77,7 @@ func (e *Engine) activeOpen(now Time, local, remote netip.AddrPort, opts *SockOp
 		c.tsRecent, c.tsRecentAt, c.tsInherited = tw.tsRecent, tw.tsRecentAt, true
 		tw.closeWith(nil)
 	}
-	e.conns[c.key] = c
+	e.demuxAdd(c)
 	e.stats.ActiveOpens++
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.recoveryPoint, c.lostPoint, c.sndSml, c.tlpHighSeq = c.iss, c.iss, c.iss, c.iss
