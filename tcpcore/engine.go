@@ -55,6 +55,14 @@ type Config struct {
 	// Packet.ChecksumPartial says so. Only for a driver whose link
 	// completes it (a TUN with virtio headers, through netif.DescWriter).
 	ChecksumOffload bool
+	// SegmentOffload, with ChecksumOffload, queues runs of data segments
+	// of one connection as one Packet each, a chunk: one TCP header and
+	// the payloads of up to MaxChunkSegments segments, contiguous, that
+	// the link cuts back into the segments (Packet.SegmentSize), as Linux
+	// hands a device with TSO one packet per chunk (tcp_write_xmit). Only
+	// for a driver whose link takes GSO packets (a TUN with virtio
+	// headers, through netif.GSOWriter).
+	SegmentOffload bool
 	// MaxConns caps the connections the engine's listeners hold at once:
 	// half-open and established ones, and those closing until they reach
 	// TIME-WAIT (which keeps only a 4-tuple's timer and is bounded
@@ -163,12 +171,19 @@ type Engine struct {
 	ackLater []*Conn
 	pool     packetPool
 	rings    ringPool // the rings' first buffers, recycled (buffer.go)
-	wakeups  []Waker
-	touched  []*Conn // with Config.Trace only: see Touched (trace.go)
-	stats    Stats
-	isn      isnGen
-	nextEph  uint32 // ephemeral port cursor
-	hashSeed uint32 // keys reuseportHash
+	// With Config.SegmentOffload: chunkPool holds buffers of
+	// MaxChunkBytes, and chunk is the packet of e.out that the next data
+	// segment of chunkConn may extend (emitChunk), nil when none may.
+	chunkPool packetPool
+	chunk     *Packet
+	chunkConn *Conn
+	hdr       [wire.TCPHeaderLen + wire.TCPMaxOptionLen]byte // emitChunk's header scratch
+	wakeups   []Waker
+	touched   []*Conn // with Config.Trace only: see Touched (trace.go)
+	stats     Stats
+	isn       isnGen
+	nextEph   uint32 // ephemeral port cursor
+	hashSeed  uint32 // keys reuseportHash
 	// twISN, when non-zero, is the ISN the next passive open takes: set
 	// while a SYN that reopened a TIME-WAIT connection goes to the
 	// listener (see timeWaitSyn).
@@ -196,6 +211,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.MaxConns < 0 {
 		return nil, errors.New("tcpcore: MaxConns must be 0 (no cap) or more")
 	}
+	if cfg.SegmentOffload && !cfg.ChecksumOffload {
+		return nil, errors.New("tcpcore: SegmentOffload needs ChecksumOffload: the link that cuts chunks into segments finishes their checksums")
+	}
 	e := &Engine{
 		cfg:     cfg,
 		prof:    cfg.Profile,
@@ -207,6 +225,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		isn:     isnGen{secret: cfg.Secret},
 	}
 	e.pool.size = wire.TCPHeaderLen + wire.TCPMaxOptionLen + max(e.ourMSS, e.ourMSS6)
+	e.chunkPool.size = MaxChunkBytes
 	e.nextEph = e.isn.portOffset()
 	e.hashSeed = e.isn.hash(netip.AddrPort{}, netip.AddrPort{}, 3)
 	return e, nil
@@ -232,6 +251,7 @@ func (e *Engine) Output(dst []*Packet) []*Packet {
 		c.ackBatched = false
 	}
 	e.ackLater = e.ackLater[:0]
+	e.chunk, e.chunkConn = nil, nil // the driver owns the packets now
 	dst = append(dst, e.out...)
 	clear(e.out) // the driver owns them now
 	e.out = e.out[:0]
@@ -242,7 +262,11 @@ func (e *Engine) Output(dst []*Packet) []*Packet {
 // clears their places in pkts, which stays the caller's.
 func (e *Engine) Release(pkts []*Packet) {
 	for i, p := range pkts {
-		e.pool.put(p)
+		if p.segs > 0 {
+			e.chunkPool.put(p)
+		} else {
+			e.pool.put(p)
+		}
 		pkts[i] = nil
 	}
 }
@@ -257,7 +281,7 @@ func (e *Engine) Release(pkts []*Packet) {
 // that a burst's buffers go back to the garbage collector once the load
 // has passed instead of staying for good, while a steady load, which
 // reuses them, keeps its buffers and allocates nothing.
-func (e *Engine) TrimPool() int { return e.pool.trim() + e.rings.trim() }
+func (e *Engine) TrimPool() int { return e.pool.trim() + e.rings.trim() + e.chunkPool.trim() }
 
 // Wakeups returns the sockets whose application-visible state changed since
 // the last call. The slice is reused: consume it before the next engine call.
@@ -476,6 +500,7 @@ func (e *Engine) finishPacket(p *Packet, n int) {
 	}
 	e.stats.SegsOut++
 	e.out = append(e.out, p)
+	e.chunk, e.chunkConn = nil, nil
 }
 
 func (e *Engine) wake(w Waker) {

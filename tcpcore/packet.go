@@ -14,10 +14,38 @@ type Packet struct {
 	buf      []byte // Headroom + segment capacity
 	end      int    // segment is buf[Headroom:end]
 	partial  bool   // the checksum field holds the pseudo-header sum only
+	// A chunk (Config.SegmentOffload) has segs > 0: it carries segs
+	// segments of segSize payload bytes (the last may be shorter).
+	segs, segSize int
 }
 
+// Limits of a chunk (Config.SegmentOffload). MaxChunkBytes keeps the TCP
+// length under what an IPv6 Payload Length, or an IPv4 Total Length with
+// its header, can say; MaxChunkSegments bounds the segments of one, which
+// full segments of any MSS above 1,000 bytes never reach.
+const (
+	MaxChunkBytes    = 0xffff - 40
+	MaxChunkSegments = 64
+)
+
+// SegmentSize returns the payload bytes of each segment a chunk carries
+// (all but the last are that long), or 0 for a packet of one segment,
+// which is all packets without Config.SegmentOffload. The segments are
+// what cutting the packet as Linux's tcp_gso_segment does gives: each
+// with the header, its own sequence number, PSH only on the last.
+func (p *Packet) SegmentSize() int {
+	if p.segs > 1 {
+		return p.segSize
+	}
+	return 0
+}
+
+// Segments returns how many segments the packet carries.
+func (p *Packet) Segments() int { return max(p.segs, 1) }
+
 // Segment returns the TCP segment: header, options and payload, with its
-// checksum computed, or with Config.ChecksumOffload left partial.
+// checksum computed, or with Config.ChecksumOffload left partial. A chunk
+// (SegmentSize not 0) is one header and the payloads of its segments.
 func (p *Packet) Segment() []byte { return p.buf[Headroom:p.end] }
 
 // ChecksumPartial reports whether the segment's checksum field holds only
@@ -67,6 +95,6 @@ func (pp *packetPool) put(p *Packet) {
 	if cap(p.buf) != Headroom+pp.size {
 		return // a buffer from before an MTU change
 	}
-	p.end = 0
+	p.end, p.segs, p.segSize = 0, 0, 0
 	pp.free = append(pp.free, p)
 }
