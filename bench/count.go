@@ -103,6 +103,16 @@ func (l *countingLink) WriteDescs(pkts [][]byte, descs []netif.Desc) (int, error
 	return n, err
 }
 
+// WritesGSO passes the link's answer through, so that the stack above
+// hands the device chunks of segments as it does without this link. A GSO
+// packet carries data, never a pure ACK.
+func (l *countingLink) WritesGSO() bool {
+	if l.dw == nil { // called by the stack before its writer starts
+		l.dw = netif.NewDescWriter(l.Link)
+	}
+	return netif.WritesGSO(l.dw)
+}
+
 // countWrite counts the pure ACKs among the first n of pkts.
 func (l *countingLink) countWrite(pkts [][]byte, n int) {
 	var acks uint64

@@ -97,6 +97,10 @@ func (l *LinkCounter) WriteDescs(pkts [][]byte, descs []netif.Desc) (int, error)
 	return n, err
 }
 
+// WritesGSO implements netif.GSOWriter: the wrapped link's answer. A GSO
+// packet counts as one packet, as the device's own counters count it.
+func (l *LinkCounter) WritesGSO() bool { return netif.WritesGSO(l.dw) }
+
 // countWrite counts a write of pkts that sent n of them.
 func (l *LinkCounter) countWrite(pkts [][]byte, n int, err error) {
 	if n > 0 {

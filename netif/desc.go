@@ -82,10 +82,29 @@ type DescReader interface {
 // CsumPartial holds in its TCP checksum field only the pseudo-header sum,
 // folded and not complemented (tcpcore's Config.ChecksumOffload), and the
 // link finishes it, in software or by handing it to the kernel as
-// NEEDS_CSUM. Writes take no GSO descriptors: a TUN coalesces runs of
-// segments itself.
+// NEEDS_CSUM. A link whose WritesGSO (GSOWriter) reports true also takes
+// GSO packets: one IP and TCP header and the payloads of consecutive
+// segments of GSOSize bytes (the last may be shorter), described with
+// GSOTCPv4 or GSOTCPv6, CsumPartial over the whole TCP length and
+// CsumStart; it delivers the segments the kernel's tcp_gso_segment would
+// cut from the packet (the header with each one's sequence number, the
+// IPv4 id counting up, PSH and FIN only on the last, CWR only on the
+// first). Other links take no GSO descriptors; a TUN also coalesces runs
+// of plain segments itself.
 type DescWriter interface {
 	WriteDescs(pkts [][]byte, descs []Desc) (int, error)
+}
+
+// GSOWriter is implemented by a DescWriter that may take GSO packets;
+// WritesGSO reports whether it does (a wrapper asks the link it wraps).
+type GSOWriter interface {
+	WritesGSO() bool
+}
+
+// WritesGSO reports whether w takes GSO packets (GSOWriter).
+func WritesGSO(w DescWriter) bool {
+	g, ok := w.(GSOWriter)
+	return ok && g.WritesGSO()
 }
 
 // NewDescWriter returns l itself if it is a DescWriter, else one that

@@ -140,7 +140,13 @@ type TUN struct {
 	gsoPackets  atomic.Uint64 // coalesced writes
 	gsoSegments atomic.Uint64 // packets they carried
 	writeHdr    [vnetHdrLen + gsoMaxHdr]byte
-	writeIov    [1 + gsoMaxSegs]unix.Iovec
+	// wsplit cuts a GSO packet handed to WriteDescs into segments when
+	// the kernel does not take it whole (no offload, or coalesce
+	// cleared), one at a time into wsplitBuf; it keeps its place across
+	// an EAGAIN.
+	wsplit    gsoSplit
+	wsplitBuf []byte
+	writeIov  [1 + gsoMaxSegs]unix.Iovec
 }
 
 // OpenTUN creates a TUN device in the calling thread's network namespace,
@@ -591,7 +597,8 @@ func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
 // WriteDescs implements DescWriter: WritePackets, where a packet with a
 // partial checksum goes to the kernel with NEEDS_CSUM for it to finish
 // (inside a GSO packet it is finished like any other), or without
-// offload is finished here first.
+// offload is finished here first, and a GSO packet goes whole behind a
+// virtio header saying so (writeGSO).
 func (t *TUN) WriteDescs(pkts [][]byte, descs []Desc) (int, error) {
 	if len(descs) < len(pkts) {
 		return 0, fmt.Errorf("netif: WriteDescs with %d packets and %d descriptors: give one descriptor per packet", len(pkts), len(descs))
@@ -624,13 +631,19 @@ func (t *TUN) writeBatch(fd uintptr) bool {
 		if t.writeDescs != nil {
 			descs = t.writeDescs[t.writeN:]
 		}
-		sent, err := t.writeOne(fd, t.writePkts[t.writeN:], descs)
+		var sent int
+		var err error
+		if descs != nil && descs[0].GSO != GSONone {
+			sent, err = 1, t.writeGSO(fd, t.writePkts[t.writeN], descs[0])
+		} else {
+			sent, err = t.writeOne(fd, t.writePkts[t.writeN:], descs)
+		}
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 			return false
-		case err == unix.EINVAL && sent > 1:
+		case err == errGSORefused || err == unix.EINVAL && sent > 1:
 			// The kernel refused the GSO packet: send segments one by
 			// one from now on.
 			t.coalesce = false
@@ -647,6 +660,109 @@ func (t *TUN) writeBatch(fd uintptr) bool {
 		t.writeN += sent
 	}
 	return true
+}
+
+// errGSORefused is writeGSO's EINVAL from the kernel on a GSO packet,
+// which makes the TUN cut the packets itself from then on.
+var errGSORefused = errors.New("the kernel refused a GSO packet (EINVAL)")
+
+// WritesGSO implements GSOWriter: every TUN takes GSO packets, handing
+// them to the kernel whole with offload and cutting them otherwise.
+func (t *TUN) WritesGSO() bool { return true }
+
+// writeGSO writes p, a GSO packet d describes: with offload as one packet
+// behind a virtio header with its gso_type and gso_size (the kernel
+// delivers it whole or cuts it as tcp_gso_segment does), else, or once the
+// kernel refused one, cut into segments here.
+func (t *TUN) writeGSO(fd uintptr, p []byte, d Desc) error {
+	start := d.CsumStart
+	if d.Csum != CsumPartial || d.GSOSize <= 0 || d.GSOSize > 0xffff || start < 0 || start+wire.TCPHeaderLen > len(p) {
+		return unix.EINVAL
+	}
+	hdrLen := start + wire.TCP(p[start:]).DataOffset()
+	if hdrLen < start+wire.TCPHeaderLen || hdrLen >= len(p) || len(p) > gsoMaxRead {
+		return unix.EINVAL
+	}
+	if !t.offload || !t.coalesce || t.wsplit.pending() {
+		return t.writeSplit(fd, p, d)
+	}
+	gsoType := uint8(vnetGSOTCPv4)
+	if d.GSO == GSOTCPv6 {
+		gsoType = vnetGSOTCPv6
+	}
+	// The TCP checksum field holds the pseudo-header sum over the whole
+	// TCP length (CsumPartial): NEEDS_CSUM from csum_start, as a GSO
+	// packet of coalesced segments carries it (putGSOHeader).
+	vnetHdr{
+		flags: vnetFlagNeedsCsum, gsoType: gsoType, hdrLen: uint16(hdrLen), gsoSize: uint16(d.GSOSize),
+		csumStart: uint16(start), csumOffset: tcpCsumOffset,
+	}.put(t.writeHdr[:])
+	t.writeIov[0].Base = &t.writeHdr[0]
+	t.writeIov[0].SetLen(vnetHdrLen)
+	t.writeIov[1].Base = unsafe.SliceData(p)
+	t.writeIov[1].SetLen(len(p))
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), 2)
+	t.writeIov[1].Base = nil // do not keep the caller's packet reachable
+	switch {
+	case errno == unix.EINVAL:
+		return errGSORefused
+	case errno != 0:
+		return errno
+	}
+	t.gsoPackets.Add(1)
+	t.gsoSegments.Add(uint64(d.Segments(hdrLen, len(p))))
+	return nil
+}
+
+// writeSplit writes the GSO packet p as the segments the kernel's
+// tcp_gso_segment would cut from it, each with a complete checksum. An
+// EAGAIN or EINTR keeps its place: the next call goes on from the segment
+// that was not written.
+func (t *TUN) writeSplit(fd uintptr, p []byte, d Desc) error {
+	if !t.wsplit.pending() {
+		gsoType := uint8(vnetGSOTCPv4)
+		if d.GSO == GSOTCPv6 {
+			gsoType = vnetGSOTCPv6
+		}
+		if !t.wsplit.start(vnetHdr{gsoType: gsoType, gsoSize: uint16(d.GSOSize)}, p) {
+			return unix.EINVAL
+		}
+		if t.wsplitBuf == nil {
+			t.wsplitBuf = make([]byte, gsoMaxHdr+0xffff)
+		}
+	}
+	for t.wsplit.pending() {
+		at := t.wsplit
+		n, ok := t.wsplit.next(t.wsplitBuf)
+		if !ok {
+			t.wsplit.drop()
+			return unix.EINVAL
+		}
+		var err error
+		if t.offload {
+			clear(t.writeHdr[:vnetHdrLen]) // gso_type NONE, checksum complete
+			t.writeIov[0].Base = &t.writeHdr[0]
+			t.writeIov[0].SetLen(vnetHdrLen)
+			t.writeIov[1].Base = &t.wsplitBuf[0]
+			t.writeIov[1].SetLen(n)
+			_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), 2)
+			if errno != 0 {
+				err = errno
+			}
+		} else {
+			_, err = unix.Write(int(fd), t.wsplitBuf[:n])
+		}
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			t.wsplit = at
+			return err
+		case err != nil:
+			t.wsplit.drop()
+			return err
+		}
+	}
+	t.wsplit.pkt = nil // do not keep the caller's packet reachable
+	return nil
 }
 
 // writeOne writes the first packet of pkts, or the run that starts there,
@@ -666,7 +782,14 @@ func (t *TUN) writeOne(fd uintptr, pkts [][]byte, descs []Desc) (int, error) {
 	}
 	run := 1
 	if t.coalesce {
-		run = gsoRun(pkts)
+		plain := pkts
+		for i := range min(len(pkts), len(descs)) {
+			if descs[i].GSO != GSONone {
+				plain = pkts[:i] // a GSO packet goes alone (writeGSO)
+				break
+			}
+		}
+		run = gsoRun(plain)
 	}
 	var iovs int
 	if run == 1 {

@@ -461,6 +461,13 @@ func TestFinishReadPacketSendsAZeroUDPChecksumAsAllOnes(t *testing.T) {
 // cross the test.
 func openKernelPeer(t *testing.T, f gsoFamily, dev string, wholeTSO bool) (*TUN, net.Listener) {
 	t.Helper()
+	return openKernelPeerWith(t, f, dev, func(cfg *TUNConfig) { cfg.WholeTSO = wholeTSO })
+}
+
+// openKernelPeerWith is openKernelPeer with the device's configuration
+// changed by edit; it needs offload only if the configuration asks for it.
+func openKernelPeerWith(t *testing.T, f gsoFamily, dev string, edit func(*TUNConfig)) (*TUN, net.Listener) {
+	t.Helper()
 	testtools.Need(t, "sysctl")
 	netns.RequireRoot(t)
 	ns, err := netns.New("gso")
@@ -470,9 +477,11 @@ func openKernelPeer(t *testing.T, f gsoFamily, dev string, wholeTSO bool) (*TUN,
 	t.Cleanup(func() { ns.Close() })
 	var tun *TUN
 	var ln net.Listener
+	var wantOffload bool
 	err = ns.Do(func() (err error) {
 		cfg := f.tunConfig(dev)
-		cfg.WholeTSO = wholeTSO
+		edit(&cfg)
+		wantOffload = cfg.Offload
 		if tun, err = OpenTUN(cfg); err != nil {
 			return err
 		}
@@ -483,7 +492,7 @@ func openKernelPeer(t *testing.T, f gsoFamily, dev string, wholeTSO bool) (*TUN,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tun.Close(); ln.Close() })
-	if !tun.Offload() {
+	if wantOffload && !tun.Offload() {
 		t.Fatal("the kernel refused IFF_VNET_HDR: this test needs offload")
 	}
 	if f.ipLen == wire.IPv4HeaderLen {
@@ -739,4 +748,94 @@ func TestKernelSocketExchangesSegmentsIntactThroughGSO(t *testing.T) {
 			t.Errorf("%d packets read from the kernel could not be used", d)
 		}
 	})
+}
+
+// WriteDescs takes a GSO packet (one header, the payloads of 30 segments,
+// the checksum partial over the whole, as tcpcore's chunks come) and the
+// kernel socket behind the TUN reads every byte intact, after a pure ACK
+// in the same batch: handed to the kernel whole with offload, cut into
+// segments by the TUN once the kernel has refused a GSO write
+// (coalesce off), and cut and written one by one without offload. Over
+// IPv4 and IPv6.
+func TestWriteDescsTakesGSOPackets(t *testing.T) {
+	modes := []struct {
+		name      string
+		offload   bool
+		coalesce  bool
+		wantWhole bool
+	}{
+		{"offload", true, true, true},
+		{"refused", true, false, false},
+		{"no-offload", false, false, false},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			forFamilies(t, func(t *testing.T, f gsoFamily) {
+				tun, ln := openKernelPeerWith(t, f, "gsow0", func(cfg *TUNConfig) { cfg.Offload = m.offload })
+				tun.coalesce = m.coalesce
+				if !WritesGSO(tun) {
+					t.Fatal("a TUN says it takes no GSO packets")
+				}
+				const iss = 66000
+				bufs, sizes := [][]byte{make([]byte, 1500)}, []int{0}
+				var synAck wire.TCP
+				if _, err := tun.WritePackets([][]byte{segment{fam: f, seq: iss, flags: wire.FlagSYN, tsVal: 50, syn: true}.build()}); err != nil {
+					t.Fatal(err)
+				}
+				for synAck == nil {
+					if n, err := tun.ReadPackets(bufs, sizes); err != nil {
+						t.Fatal(err)
+					} else if n == 1 {
+						if tcp, _, ok := f.parse(bufs[0][:sizes[0]]); ok && tcp.Flags()&wire.FlagSYN != 0 {
+							synAck = tcp
+						}
+					}
+				}
+				kernelSeq, tsEcr := synAck.Seq()+1, tsValOf(synAck)
+				var run [][]byte
+				var sent []byte
+				off := 0
+				for i, n := range append(f.full(29), 700) {
+					fl := wire.FlagACK
+					if i == 29 {
+						fl |= wire.FlagPSH
+					}
+					run = append(run, segment{fam: f, id: uint16(100 + i), seq: iss + 1 + uint32(off), ack: kernelSeq, flags: fl,
+						payload: pattern(off, n), tsVal: 55, tsEcr: tsEcr}.build())
+					sent = append(sent, pattern(off, n)...)
+					off += n
+				}
+				gso := gsoPacket(t, run)[vnetHdrLen:] // headers, the partial sum, the payloads
+				pure := segment{fam: f, id: 99, seq: iss + 1, ack: kernelSeq, flags: wire.FlagACK, tsVal: 55, tsEcr: tsEcr}.build()
+				gsoType := GSOTCPv4
+				if f.ipLen == wire.IPv6HeaderLen {
+					gsoType = GSOTCPv6
+				}
+				descs := []Desc{{}, {GSO: gsoType, GSOSize: f.mss(), Csum: CsumPartial, CsumStart: f.ipLen}}
+				if n, err := tun.WriteDescs([][]byte{pure, gso}, descs); err != nil || n != 2 {
+					t.Fatalf("WriteDescs = %d, %v; want 2", n, err)
+				}
+				gsoPkts, gsoSegs := tun.GSOStats()
+				if m.wantWhole && (gsoPkts != 1 || gsoSegs != 30) {
+					t.Fatalf("GSO writes: %d packets carrying %d segments, want the one of 30", gsoPkts, gsoSegs)
+				}
+				if !m.wantWhole && gsoPkts != 0 {
+					t.Fatalf("GSO writes: %d, want the packet cut into segments", gsoPkts)
+				}
+				conn, err := ln.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(20 * time.Second))
+				got := make([]byte, len(sent))
+				if _, err := io.ReadFull(conn, got); err != nil {
+					t.Fatalf("reading what the kernel received: %v", err)
+				}
+				if !bytes.Equal(got, sent) {
+					t.Fatal("the kernel socket read other bytes than the GSO packet carried")
+				}
+			})
+		})
+	}
 }

@@ -266,6 +266,14 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 			if p.ChecksumPartial() {
 				d.Csum = netif.CsumPartial
 			}
+			if size := p.SegmentSize(); size > 0 {
+				// A chunk (tcpcore.Config.SegmentOffload, on when
+				// the link takes GSO packets).
+				d.GSO, d.GSOSize = netif.GSOTCPv4, size
+				if p.Dst.Is6() {
+					d.GSO = netif.GSOTCPv6
+				}
+			}
 			w.descs = append(w.descs, d)
 		}
 	}
@@ -279,9 +287,17 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 		} else {
 			n, err = s.link.WritePackets(w.pkts[off:])
 		}
-		s.ipStats.packetsOut.Add(uint64(n))
-		if n6 := countIPv6(w.pkts[off : off+n]); n6 > 0 {
-			s.ipStats.packetsOut6.Add(uint64(n6))
+		// Counted in segments, a chunk as the segments it carries.
+		segs, segs6 := 0, 0
+		for i, p := range batch[off : off+n] {
+			segs += p.Segments()
+			if w.pkts[off+i][0]>>4 == 6 {
+				segs6 += p.Segments()
+			}
+		}
+		s.ipStats.packetsOut.Add(uint64(segs))
+		if segs6 > 0 {
+			s.ipStats.packetsOut6.Add(uint64(segs6))
 		}
 		off += n
 		if err == nil {

@@ -89,10 +89,13 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 // frame4 writes the IPv4 header of an IPv4 segment.
 func (w *ipWriter) frame4(p *tcpcore.Packet) []byte {
 	b := p.WithHeader(wire.IPv4HeaderLen)
-	w.id++
+	id := w.id + 1
+	// A chunk's segments take the ids after the first, as the kernel
+	// numbers the segments it cuts (inet_gso_segment).
+	w.id += uint16(p.Segments())
 	wire.PutIPv4Header(b, wire.IPv4Fields{
 		Src: p.Src.As4(), Dst: p.Dst.As4(),
-		Protocol: wire.ProtoTCP, TTL: ipTTL, ID: w.id,
+		Protocol: wire.ProtoTCP, TTL: ipTTL, ID: id,
 		// DF: we never fragment; the engine sizes segments to the path
 		// MTU (RFC 1191).
 		DontFrag: true,

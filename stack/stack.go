@@ -177,8 +177,10 @@ func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 	}
 	ecfg := tcpcore.Config{Profile: cfg.Profile, MTU: mtu, Secret: cfg.Secret, MaxConns: cfg.MaxConns, Demux: s.onDemux}
 	if dw, ok := link.(netif.DescWriter); ok {
-		// The link finishes the checksums (ipWriter).
+		// The link finishes the checksums (ipWriter), and if it takes
+		// GSO packets the engine hands it chunks of segments.
 		ecfg.ChecksumOffload = true
+		ecfg.SegmentOffload = netif.WritesGSO(dw)
 		s.out.dw = dw
 	}
 	if cfg.Trace != nil {
