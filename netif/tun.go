@@ -365,10 +365,11 @@ func logNoOffload(name string, err error) {
 // kernel ever refuses a coalesced write).
 func (t *TUN) Offload() bool { return t.offload }
 
-// GSOStats returns how many GSO packets WritePackets has written and how
-// many packets they carried in all. On the first queue of a multiqueue
-// device (TUNConfig.Queues) these and the counters below are the sums
-// over its queues, the device's; on another queue, that queue's own.
+// GSOStats returns how many GSO packets WritePackets and WriteDescs have
+// written and how many segments they carried in all. On the first queue
+// of a multiqueue device (TUNConfig.Queues) these and the counters below
+// are the sums over its queues, the device's; on another queue, that
+// queue's own.
 func (t *TUN) GSOStats() (packets, segments uint64) {
 	for _, q := range t.Queues() {
 		packets += q.gsoPackets.Load()

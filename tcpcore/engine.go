@@ -172,12 +172,10 @@ type Engine struct {
 	pool     packetPool
 	rings    ringPool // the rings' first buffers, recycled (buffer.go)
 	// With Config.SegmentOffload: chunkPool holds buffers of
-	// MaxChunkBytes, and chunk is the packet of e.out that the next data
-	// segment of chunkConn may extend (emitChunk), nil when none may.
+	// MaxChunkBytes, and chunk the packet of e.out that the next data
+	// segment may extend (emitChunk).
 	chunkPool packetPool
-	chunk     *Packet
-	chunkConn *Conn
-	hdr       [wire.TCPHeaderLen + wire.TCPMaxOptionLen]byte // emitChunk's header scratch
+	chunk     openChunk
 	wakeups   []Waker
 	touched   []*Conn // with Config.Trace only: see Touched (trace.go)
 	stats     Stats
@@ -195,6 +193,19 @@ type Engine struct {
 	// scratch space reused for every inbound segment, so Input allocates
 	// nothing.
 	rxOpts wire.TCPOptions
+}
+
+// openChunk is the chunk the next data segment may extend
+// (Config.SegmentOffload): its packet, nil when there is none, and what
+// its header was encoded from, which the segment's must equal.
+type openChunk struct {
+	pkt     *Packet
+	conn    *Conn
+	next    Seq // the sequence number that continues it
+	ack     Seq
+	wnd     uint16
+	hasOpts bool
+	opts    wire.TCPOptions
 }
 
 // NewEngine returns an engine with no connections.
@@ -251,7 +262,7 @@ func (e *Engine) Output(dst []*Packet) []*Packet {
 		c.ackBatched = false
 	}
 	e.ackLater = e.ackLater[:0]
-	e.chunk, e.chunkConn = nil, nil // the driver owns the packets now
+	e.chunk = openChunk{} // the driver owns the packets now
 	dst = append(dst, e.out...)
 	clear(e.out) // the driver owns them now
 	e.out = e.out[:0]
@@ -500,7 +511,7 @@ func (e *Engine) finishPacket(p *Packet, n int) {
 	}
 	e.stats.SegsOut++
 	e.out = append(e.out, p)
-	e.chunk, e.chunkConn = nil, nil
+	e.chunk.pkt, e.chunk.conn = nil, nil
 }
 
 func (e *Engine) wake(w Waker) {

@@ -228,43 +228,35 @@ func (c *Conn) emitted(now Time, ack Seq, flags uint8, n int) {
 // emitChunk queues a data segment (ACK, maybe PSH, nothing else) under
 // Config.SegmentOffload. Linux builds a TSO packet of many segments behind
 // one header and lets the device cut it (tcp_write_xmit, tcp_gso_segment);
-// here a segment whose header, options included, is the open chunk's but
-// for its sequence number, which continues the chunk's bytes, and whose
-// payload is no longer than the chunk's segment size, is appended to the
-// chunk's packet: one header for all, the payloads contiguous, the
-// checksum left partial over the whole. The link cuts it as the kernel's
-// tcp_gso_segment does (each segment gets the header with its own sequence
-// number; PSH only on the last), which gives back exactly the segments
-// emitted, so the engine's bookkeeping stays per segment. A segment with
-// PSH, or shorter than the chunk's segments, ends the chunk.
+// here a segment whose header would be the open chunk's but for its
+// sequence number (the same connection, acknowledgment, window and
+// options, from which the header is encoded), which continues the chunk's
+// bytes, and whose payload is no longer than the chunk's segment size, is
+// appended to the chunk's packet: one header for all, the payloads
+// contiguous, the checksum left partial over the whole. The link cuts it
+// as the kernel's tcp_gso_segment does (each segment gets the header with
+// its own sequence number; PSH only on the last), which gives back exactly
+// the segments emitted, so the engine's bookkeeping stays per segment. A
+// segment with PSH, or shorter than the chunk's segments, ends the chunk.
 func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCPOptions, off, n int) {
 	e := c.e
-	h := e.hdr[:]
-	optLen := 0
-	if o != nil {
-		optLen = wire.EncodeTCPOptions(h[wire.TCPHeaderLen:], o)
-	}
-	wire.PutTCPHeader(h, wire.TCPFields{
-		SrcPort: c.key.local.Port(), DstPort: c.key.remote.Port(),
-		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
-	}, optLen)
-	hl := wire.TCPHeaderLen + optLen
-	h = h[:hl]
-	if p := e.chunk; p != nil && e.chunkConn == c && c.extendsChunk(p, h, seq, n) {
-		seg := p.buf[Headroom:]
-		l := p.end - Headroom
-		c.sndBuf.peek(seg[l:l+n], off)
+	ch := &e.chunk
+	if p := ch.pkt; p != nil && ch.conn == c && seq == ch.next && ack == ch.ack && wnd == ch.wnd &&
+		(o == nil) == !ch.hasOpts && (o == nil || *o == ch.opts) &&
+		n <= p.segSize && p.segs < MaxChunkSegments && p.end-Headroom+n <= MaxChunkBytes {
+		seg := p.buf[Headroom : p.end+n]
+		c.sndBuf.peek(seg[p.end-Headroom:], off)
 		p.end += n
 		p.segs++
-		seg = seg[:l+n]
 		seg[13] |= flags & wire.FlagPSH
 		// The partial sum covers the whole TCP length, as Linux's
 		// tcp_v4_send_check does for a TSO packet; the device (or
 		// tcp_gso_segment) adjusts it per segment.
 		wire.TCP(seg).SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg))))
 		e.stats.SegsOut++
-		if flags&wire.FlagPSH != 0 || n < p.segSize || p.segs >= MaxChunkSegments {
-			e.chunk, e.chunkConn = nil, nil
+		ch.next = seq.Add(n)
+		if flags&wire.FlagPSH != 0 || n < p.segSize {
+			ch.pkt, ch.conn = nil, nil
 		}
 		c.emitted(now, ack, flags, n)
 		return
@@ -278,34 +270,23 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 		p = e.newPacket(c.key.local, c.key.remote)
 	}
 	b := p.buf[Headroom:]
-	copy(b, h)
+	optLen := 0
+	if o != nil {
+		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
+	}
+	wire.PutTCPHeader(b, wire.TCPFields{
+		SrcPort: c.key.local.Port(), DstPort: c.key.remote.Port(),
+		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
+	}, optLen)
+	hl := wire.TCPHeaderLen + optLen
 	c.sndBuf.peek(b[hl:hl+n], off)
 	e.finishPacket(p, hl+n) // closes any open chunk
 	if open {
 		p.segSize, p.segs = n, 1
-		e.chunk, e.chunkConn = p, c
+		*ch = openChunk{pkt: p, conn: c, next: seq.Add(n), ack: ack, wnd: wnd, hasOpts: o != nil}
+		if o != nil {
+			ch.opts = *o
+		}
 	}
 	c.emitted(now, ack, flags, n)
-}
-
-// extendsChunk reports whether a segment of n bytes at seq with TCP header
-// h may join chunk p: the same header but for the sequence number and the
-// checksum, the next bytes in sequence, no longer than the chunk's
-// segments, and room left under MaxChunkBytes.
-func (c *Conn) extendsChunk(p *Packet, h []byte, seq Seq, n int) bool {
-	seg := p.buf[Headroom:p.end]
-	hl := len(h)
-	if wire.TCP(seg).DataOffset() != hl || n > p.segSize || len(seg)+n > MaxChunkBytes {
-		return false
-	}
-	if Seq(wire.TCP(seg).Seq()).Add(len(seg)-hl) != seq {
-		return false
-	}
-	// Ports; ack, data offset, flags (the chunk has no PSH: a PSH
-	// segment ends it, so the new segment's PSH alone may differ),
-	// window; urgent pointer and options. Skipped: seq [4:8], checksum
-	// [16:18].
-	return string(seg[0:4]) == string(h[0:4]) && string(seg[8:13]) == string(h[8:13]) &&
-		seg[13] == h[13]&^wire.FlagPSH && string(seg[14:16]) == string(h[14:16]) &&
-		string(seg[18:hl]) == string(h[18:hl])
 }
