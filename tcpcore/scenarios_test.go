@@ -18,6 +18,10 @@ import (
 var (
 	simSeeds = flag.Int("sim.seeds", 1000, "number of seeded scenarios TestSimulationScenarios runs (100 with -short unless set)")
 	simFirst = flag.Uint64("sim.first", 0, "first seed TestSimulationScenarios runs")
+	// simChunks runs every simulation with the engines' chunks
+	// (Config.SegmentOffload), cut back into segments on the virtual link
+	// as a TUN cuts them; a seed then gives the same run as without.
+	simChunks = flag.Bool("sim.chunks", false, "run the simulations with Config.SegmentOffload, chunks cut into segments on the link")
 )
 
 // TestSimulationScenarios runs a thousand seeded transfers between two

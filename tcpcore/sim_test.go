@@ -68,11 +68,12 @@ func newSim(t testing.TB, prof *policy.Profile, delay time.Duration, loss float6
 	if prof == nil {
 		prof = policy.Linux()
 	}
-	a, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1}})
+	chunks := *simChunks
+	a, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1}, ChecksumOffload: chunks, SegmentOffload: chunks})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{2}})
+	b, _ := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{2}, ChecksumOffload: chunks, SegmentOffload: chunks})
 	return &sim{t: t, a: a, b: b, now: Time(time.Second), delay: delay, loss: loss,
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
@@ -89,35 +90,49 @@ func (s *sim) flush() {
 	for _, e := range []*Engine{s.a, s.b} {
 		pkts := e.Output(nil)
 		for _, p := range pkts {
-			s.cap.note(e, p.Segment())
-			s.checkResends()
-			if s.loss > 0 && s.rng.Float64() < s.loss {
-				s.dropped++
+			if p.ChecksumPartial() {
+				// -sim.chunks: the link cuts chunks and finishes
+				// checksums, as a TUN does.
+				for _, seg := range cutChunk(p) {
+					wire.TCP(seg).SetChecksum(wire.Fold(wire.Checksum(seg, 0)))
+					s.send(e, p.Src, p.Dst, seg)
+				}
 				continue
 			}
-			at, ok := s.bottleneck(e, len(p.Segment())+20)
-			if !ok {
-				s.queueDrops++
-				continue
-			}
-			at = at.Add(s.delay)
-			if s.reorder > 0 && s.rng.Float64() < s.reorder {
-				at = at.Add(time.Duration(1+s.rng.IntN(3)) * s.delay / 2)
-			}
-			if s.spike > 0 && s.rng.Float64() < s.spike {
-				at = at.Add(250*time.Millisecond + time.Duration(s.rng.IntN(750))*time.Millisecond)
-			}
-			pkt := simPkt{at: at, to: s.other(e), src: p.Src, dst: p.Dst, data: append([]byte(nil), p.Segment()...)}
-			s.inflight = append(s.inflight, pkt)
-			if s.dup > 0 && s.rng.Float64() < s.dup {
-				pkt.at = pkt.at.Add(time.Millisecond)
-				s.inflight = append(s.inflight, pkt)
-			}
+			s.send(e, p.Src, p.Dst, p.Segment())
 		}
 		e.Release(pkts)
 		for _, w := range e.Wakeups() {
 			w.Wake()
 		}
+	}
+}
+
+// send puts segment seg, which e sent, on the link (or loses it).
+func (s *sim) send(e *Engine, src, dst netip.Addr, seg []byte) {
+	s.cap.note(e, seg)
+	s.checkResends()
+	if s.loss > 0 && s.rng.Float64() < s.loss {
+		s.dropped++
+		return
+	}
+	at, ok := s.bottleneck(e, len(seg)+20)
+	if !ok {
+		s.queueDrops++
+		return
+	}
+	at = at.Add(s.delay)
+	if s.reorder > 0 && s.rng.Float64() < s.reorder {
+		at = at.Add(time.Duration(1+s.rng.IntN(3)) * s.delay / 2)
+	}
+	if s.spike > 0 && s.rng.Float64() < s.spike {
+		at = at.Add(250*time.Millisecond + time.Duration(s.rng.IntN(750))*time.Millisecond)
+	}
+	pkt := simPkt{at: at, to: s.other(e), src: src, dst: dst, data: append([]byte(nil), seg...)}
+	s.inflight = append(s.inflight, pkt)
+	if s.dup > 0 && s.rng.Float64() < s.dup {
+		pkt.at = pkt.at.Add(time.Millisecond)
+		s.inflight = append(s.inflight, pkt)
 	}
 }
 
