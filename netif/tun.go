@@ -667,9 +667,12 @@ func (t *TUN) writeBatch(fd uintptr) bool {
 // which makes the TUN cut the packets itself from then on.
 var errGSORefused = errors.New("the kernel refused a GSO packet (EINVAL)")
 
-// WritesGSO implements GSOWriter: every TUN takes GSO packets, handing
-// them to the kernel whole with offload and cutting them otherwise.
-func (t *TUN) WritesGSO() bool { return true }
+// WritesGSO implements GSOWriter: a TUN with offload takes GSO packets
+// and hands them to the kernel whole. Without offload it would have to cut
+// them, one more copy of every segment than writing the segments the
+// engine makes, so it says no, though WriteDescs cuts any it is given
+// (writeSplit).
+func (t *TUN) WritesGSO() bool { return t.offload }
 
 // writeGSO writes p, a GSO packet d describes: with offload as one packet
 // behind a virtio header with its gso_type and gso_size (the kernel
