@@ -282,10 +282,10 @@ func (e *Engine) Release(pkts []*Packet) {
 	}
 }
 
-// TrimPool lets go of the packet buffers that no Output has needed since
-// the previous call, and of the connections' first send and receive
-// buffers that no new connection has needed since, and returns how many
-// buffers of both kinds the engine still keeps. The pools grow to the
+// TrimPool lets go of the packet buffers (segments' and chunks') that no
+// Output has needed since the previous call, and of the connections'
+// first send and receive buffers that no new connection has needed since,
+// and returns how many buffers of every kind the engine still keeps. The pools grow to the
 // largest burst the engine has produced (of packets, of connections); a
 // driver calls this
 // every so often while it returns non-zero (the stack, once a second), so
