@@ -229,7 +229,7 @@ var (
 )
 
 // profiledScenarios are profiled on tunstack when Options.ProfileDir is set.
-var profiledScenarios = []string{"bulk-up", "bulk-down", "rr", "crr"}
+var profiledScenarios = []string{"bulk-up", "bulk-down", "rr", "crr", "relay-bulk-up", "relay-bulk-down"}
 
 // tracedScenarios also get a run under runtime/trace, for the latency its
 // goroutines spend waiting to run (rr's tail is hand-offs between them).

@@ -36,6 +36,14 @@ type Config struct {
 	// reading the destination, and the outbound connection's window
 	// closes.
 	BufferSize int
+	// BulkBufferSize is the buffer a direction reads into instead once
+	// a read has filled BufferSize's (a bulk transfer), until a read
+	// returns less than BufferSize; 0 is DefaultBulkBufferSize, and it is
+	// never less than BufferSize. Fewer, larger reads and writes per
+	// byte: fewer system calls on the outbound socket, fewer window
+	// updates from the stack's reads and larger segment batches from its
+	// writes.
+	BulkBufferSize int
 	// TunRTT, if set, reports the smoothed RTT of a client connection
 	// (the TUN leg) for Conns.
 	TunRTT func(net.Conn) (time.Duration, bool)
@@ -54,6 +62,12 @@ const DefaultDialTimeout = 5 * time.Second
 // DefaultBufferSize is the buffer per direction: 32 KiB, as io.Copy's.
 const DefaultBufferSize = 32 << 10
 
+// DefaultBulkBufferSize is the buffer per direction in a bulk transfer:
+// 256 KiB, four 64 KiB TSO/GSO batches of the stack's output and of the
+// kernel socket's, read or written in one call. With 32 KiB a relayed bulk
+// transfer took 15-20% more CPU per byte (relay-bulk-up).
+const DefaultBulkBufferSize = 256 << 10
+
 // Relay dials, for each Pending a Frontend hands it, the original
 // destination, then answers the client's SYN (or refuses it as the
 // destination did) and splices the two connections both ways.
@@ -61,7 +75,8 @@ type Relay struct {
 	cfg  Config
 	ctx  context.Context
 	stop context.CancelFunc
-	bufs sync.Pool
+	bufs sync.Pool    // BufferSize buffers
+	bulk sync.Pool    // BulkBufferSize buffers
 	held atomic.Int64 // buffers taken from bufs and not yet given back
 	gos  atomic.Int64 // goroutines running for connections (Stats.Goroutines)
 	wg   sync.WaitGroup
@@ -95,7 +110,7 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Dial == nil {
 		return nil, errors.New("relay: Config.Dial is nil: give a dialer (NewDialer makes one)")
 	}
-	if cfg.DialTimeout < 0 || cfg.MaxConns < 0 || cfg.BufferSize < 0 {
+	if cfg.DialTimeout < 0 || cfg.MaxConns < 0 || cfg.BufferSize < 0 || cfg.BulkBufferSize < 0 {
 		return nil, fmt.Errorf("relay: config %+v has a negative field: give 0 for the default", cfg)
 	}
 	if cfg.DialTimeout == 0 {
@@ -104,10 +119,16 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
+	if cfg.BulkBufferSize == 0 {
+		cfg.BulkBufferSize = DefaultBulkBufferSize
+	}
+	cfg.BulkBufferSize = max(cfg.BulkBufferSize, cfg.BufferSize)
 	r := &Relay{cfg: cfg, conns: make(map[*record]struct{})}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	size := cfg.BufferSize
 	r.bufs.New = func() any { b := make([]byte, size); return &b }
+	bulk := cfg.BulkBufferSize
+	r.bulk.New = func() any { b := make([]byte, bulk); return &b }
 	return r, nil
 }
 
@@ -288,7 +309,8 @@ type armable interface {
 }
 
 // pumpUp forwards what the client leg has to the destination, one pool
-// buffer at a time, for as long as the leg has something to read, then
+// buffer at a time (a bulk one after a read filled a BufferSize one:
+// Config.BulkBufferSize), for as long as the leg has something to read, then
 // arms the leg and returns: the stack starts it again when more arrives.
 // While the destination does not take what was read, the client leg is
 // not read, so its receive window closes (backpressure through the
@@ -297,12 +319,11 @@ func (r *Relay) pumpUp(rc *record, in armable, out net.Conn) {
 	r.gos.Add(1)
 	defer r.gos.Add(-1)
 	for {
-		b := r.bufs.Get().(*[]byte)
-		r.held.Add(1)
+		b := r.getBuf(rc.upBulk)
 		n, err := in.Read(*b)
+		rc.upBulk = n >= r.cfg.BufferSize
 		end := r.forward(rc, out, (*b)[:n], err, &rc.up, &rc.serverLeg, &rc.clientLeg)
-		r.held.Add(-1)
-		r.bufs.Put(b)
+		r.putBuf(b)
 		if end {
 			r.done(rc, in, out)
 			return
@@ -310,6 +331,25 @@ func (r *Relay) pumpUp(rc *record, in armable, out net.Conn) {
 		if !in.ArmRead() {
 			return // armed: the stack starts pumpUp again
 		}
+	}
+}
+
+// getBuf takes a buffer from the pool, a BulkBufferSize one if bulk;
+// putBuf gives it back.
+func (r *Relay) getBuf(bulk bool) *[]byte {
+	r.held.Add(1)
+	if bulk && r.cfg.BulkBufferSize > r.cfg.BufferSize {
+		return r.bulk.Get().(*[]byte)
+	}
+	return r.bufs.Get().(*[]byte)
+}
+
+func (r *Relay) putBuf(b *[]byte) {
+	r.held.Add(-1)
+	if len(*b) == r.cfg.BufferSize {
+		r.bufs.Put(b)
+	} else {
+		r.bulk.Put(b)
 	}
 }
 
@@ -384,6 +424,9 @@ func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count 
 //     waits in a small buffer of the reader's own, and switches to a
 //     pool buffer while reads fill it (a bulk transfer), back to the
 //     small one once a read returns less than half.
+//
+// On the first two, a read that returned BufferSize bytes or more makes
+// the next read into a BulkBufferSize buffer (Config.BulkBufferSize).
 type reader struct {
 	r     *Relay
 	src   net.Conn
@@ -392,6 +435,7 @@ type reader struct {
 	held  *[]byte // the pool buffer taken, if any
 	small []byte
 	bulk  bool // the last read filled its buffer: the next uses a pool buffer
+	big   bool // the last read returned BufferSize or more: the next takes a BulkBufferSize buffer
 
 	// readRaw's function for raw.Read, made once, and what it returns.
 	rawFn func(fd uintptr) bool
@@ -423,6 +467,7 @@ func (rd *reader) read() (buf []byte, n int, err error) {
 		}
 		rd.take()
 		n, err := rd.src.Read(*rd.held)
+		rd.big = n >= rd.r.cfg.BufferSize
 		return *rd.held, n, err
 	case rd.raw != nil:
 		return rd.readRaw()
@@ -457,6 +502,7 @@ func (rd *reader) readRaw() ([]byte, int, error) {
 	case n == 0:
 		return nil, 0, io.EOF
 	}
+	rd.big = n >= rd.r.cfg.BufferSize
 	return *rd.held, n, nil
 }
 
@@ -478,18 +524,23 @@ func (rd *reader) readFd(fd uintptr) bool {
 	return true
 }
 
-// take gets a pool buffer unless one is held; release gives it back.
+// take gets a pool buffer (a bulk one if big) unless one of that size
+// is held; release gives it back.
 func (rd *reader) take() {
-	if rd.held == nil {
-		rd.held = rd.r.bufs.Get().(*[]byte)
-		rd.r.held.Add(1)
+	want := rd.r.cfg.BufferSize
+	if rd.big {
+		want = rd.r.cfg.BulkBufferSize
 	}
+	if rd.held != nil && len(*rd.held) == want {
+		return
+	}
+	rd.release()
+	rd.held = rd.r.getBuf(rd.big)
 }
 
 func (rd *reader) release() {
 	if rd.held != nil {
-		rd.r.held.Add(-1)
-		rd.r.bufs.Put(rd.held)
+		rd.r.putBuf(rd.held)
 		rd.held = nil
 	}
 }
@@ -507,6 +558,7 @@ type record struct {
 	// legFinIn (its FIN received) and legFinOut (a FIN sent to it).
 	clientLeg, serverLeg atomic.Int32
 	reset                atomic.Bool
+	upBulk               bool         // pumpUp's last read returned BufferSize or more: the next takes a bulk buffer
 	left                 atomic.Int32 // directions still running (splice)
 
 	// Set as each leg comes up (out once dialled, in once accepted);

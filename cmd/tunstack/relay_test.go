@@ -375,9 +375,10 @@ func TestRelayThroughTUN(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		// What the relay may hold of this connection: its buffer for each
-		// direction, and the client leg's send buffer at its ceiling (the
-		// profile's tcp_wmem[2]); 1 MiB more for the rest of the process.
-		bound := int64(2*relay.DefaultBufferSize + policy.Linux().SndBufMax + mib)
+		// direction (a bulk one in a bulk transfer, as this one is), and
+		// the client leg's send buffer at its ceiling (the profile's
+		// tcp_wmem[2]); 1 MiB more for the rest of the process.
+		bound := int64(2*relay.DefaultBulkBufferSize + policy.Linux().SndBufMax + mib)
 		growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 		t.Logf("heap growth with a client not reading for 10 s: %d bytes (bound %d)", growth, bound)
 		if growth > bound {
