@@ -71,8 +71,8 @@ func NewCollector(src Source) *Collector {
 		{"tunstack_link_read_bytes_total", "Bytes of the packets read from the device."},
 		{"tunstack_link_read_errors_total", "Reads from the device that failed."},
 		{"tunstack_link_writes_total", "Writes to the device that sent packets (a batch each)."},
-		{"tunstack_link_write_packets_total", "Packets written to the device (before GSO coalescing)."},
-		{"tunstack_link_write_bytes_total", "Bytes of the packets written to the device."},
+		{"tunstack_link_write_packets_total", "Packets written to the device (before GSO coalescing: a chunk of segments the stack hands over whole counts as its segments)."},
+		{"tunstack_link_write_bytes_total", "Bytes of the packets written to the device (a chunk's as its segments would have)."},
 		{"tunstack_link_write_errors_total", "Writes to the device that failed."},
 	} {
 		c.link[i] = prometheus.NewDesc(d.name, d.help, nil, nil)

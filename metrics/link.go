@@ -86,30 +86,39 @@ func (l *LinkCounter) countRead(n int, b uint64, err error) {
 // WritePackets implements netif.Link.
 func (l *LinkCounter) WritePackets(pkts [][]byte) (int, error) {
 	n, err := l.Link.WritePackets(pkts)
-	l.countWrite(pkts, n, err)
+	l.countWrite(pkts, nil, n, err)
 	return n, err
 }
 
 // WriteDescs implements netif.DescWriter.
 func (l *LinkCounter) WriteDescs(pkts [][]byte, descs []netif.Desc) (int, error) {
 	n, err := l.dw.WriteDescs(pkts, descs)
-	l.countWrite(pkts, n, err)
+	l.countWrite(pkts, descs, n, err)
 	return n, err
 }
 
 // WritesGSO implements netif.GSOWriter: the wrapped link's answer. A GSO
-// packet counts as one packet, as the device's own counters count it.
+// packet the stack writes counts as the segments it carries, and their
+// bytes as those segments' (netif.Desc.Unpacked), so that the counts are
+// the stack's segments whether or not it hands them over in chunks.
 func (l *LinkCounter) WritesGSO() bool { return netif.WritesGSO(l.dw) }
 
-// countWrite counts a write of pkts that sent n of them.
-func (l *LinkCounter) countWrite(pkts [][]byte, n int, err error) {
+// countWrite counts a write of pkts (with descs, if not nil) that sent n
+// of them.
+func (l *LinkCounter) countWrite(pkts [][]byte, descs []netif.Desc, n int, err error) {
 	if n > 0 {
-		var b uint64
-		for _, p := range pkts[:n] {
+		var b, segs uint64
+		for i, p := range pkts[:n] {
+			if descs != nil {
+				s, nb := descs[i].Unpacked(p)
+				segs, b = segs+uint64(s), b+uint64(nb)
+				continue
+			}
+			segs++
 			b += uint64(len(p))
 		}
 		l.writes.Add(1)
-		l.writePkts.Add(uint64(n))
+		l.writePkts.Add(segs)
 		l.writeBytes.Add(b)
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {

@@ -61,6 +61,19 @@ func (d Desc) Segments(hdrLen, n int) int {
 	return (n - hdrLen + d.GSOSize - 1) / d.GSOSize
 }
 
+// Unpacked returns how many segments packet p, which d describes, carries
+// and how many bytes they make as packets of their own: a GSO packet's
+// segments each with the headers (up to the end of the TCP header, which
+// CsumStart locates), any other packet as it is.
+func (d Desc) Unpacked(p []byte) (segs, bytes int) {
+	if d.GSO == GSONone || d.CsumStart < 0 || d.CsumStart+wire.TCPHeaderLen > len(p) {
+		return 1, len(p)
+	}
+	hdrLen := d.CsumStart + wire.TCP(p[d.CsumStart:]).DataOffset()
+	segs = d.Segments(hdrLen, len(p))
+	return segs, len(p) + (segs-1)*hdrLen
+}
+
 // DescReader reads packets with their descriptors.
 //
 // ReadDescs blocks until at least one packet is available, then reads

@@ -840,3 +840,27 @@ func TestWriteDescsTakesGSOPackets(t *testing.T) {
 		})
 	}
 }
+
+// Desc.Unpacked counts a GSO packet as its segments, each with the
+// headers, and any other packet as it is.
+func TestDescUnpackedCountsTheSegmentsOfAGSOPacket(t *testing.T) {
+	forFamilies(t, func(t *testing.T, f gsoFamily) {
+		run := f.flight(1000, append(f.full(4), 100), true)
+		gso := gsoPacket(t, run)[vnetHdrLen:]
+		gsoType := GSOTCPv4
+		if f.ipLen == wire.IPv6HeaderLen {
+			gsoType = GSOTCPv6
+		}
+		d := Desc{GSO: gsoType, GSOSize: f.mss(), Csum: CsumPartial, CsumStart: f.ipLen}
+		want := 0
+		for _, p := range run {
+			want += len(p)
+		}
+		if segs, n := d.Unpacked(gso); segs != 5 || n != want {
+			t.Fatalf("Unpacked = %d segments, %d bytes; want 5, %d", segs, n, want)
+		}
+		if segs, n := (Desc{}).Unpacked(run[0]); segs != 1 || n != len(run[0]) {
+			t.Fatalf("Unpacked of a plain packet = %d, %d; want 1, %d", segs, n, len(run[0]))
+		}
+	})
+}
