@@ -490,7 +490,9 @@ func TestShardsAggregateTheirViews(t *testing.T) {
 // the shards read the copies concurrently, and exactly one of them may
 // open the connection. Each flow's copies on the other queues are passed
 // to that shard (the owner table), none opens a second connection on
-// the same 4-tuple, and no shard answers with RST.
+// the same 4-tuple, and no shard answers with RST. The table then holds
+// those flows and no more, and a SYN that opens nothing (to a port with
+// no listener) leaves nothing in it.
 func TestShardsOneConnectionForSYNsOnSeveralQueues(t *testing.T) {
 	for _, queues := range []int{2, 4} {
 		t.Run(fmt.Sprint(queues, " queues"), func(t *testing.T) {
@@ -554,8 +556,53 @@ func TestShardsOneConnectionForSYNsOnSeveralQueues(t *testing.T) {
 			if st.OutRsts != 0 {
 				t.Errorf("the shards sent %d RSTs", st.OutRsts)
 			}
+			if n := sharded.grp.owners.len(); n != flows {
+				t.Errorf("the owner table holds %d flows, want the %d connections", n, flows)
+			}
+
+			// A SYN to a port with no listener claims its flow, is
+			// answered with RST, and gives the claim up: the table keeps
+			// only flows an engine has.
+			rst := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case p := <-q.in:
+						if tcp := wire.TCP(wire.IPv4(p).Payload()); tcp.SrcPort() == 8 && tcp.Flags()&wire.FlagRST != 0 {
+							close(rst)
+							return
+						}
+					case <-q.done:
+						return
+					}
+				}
+			}()
+			syn := clientSYN(netip.AddrPortFrom(addrA, 30000), netip.AddrPortFrom(addrB, 8), 1)
+			if _, err := q.ends[0].WritePackets([][]byte{syn}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-rst:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no RST for a SYN to a port without a listener")
+			}
+			if n := sharded.grp.owners.len(); n != flows {
+				t.Errorf("after a SYN answered with RST the owner table holds %d flows, want %d", n, flows)
+			}
 		})
 	}
+}
+
+// len counts the flows in the table.
+func (o *owners) len() int {
+	n := 0
+	for i := range o.stripes {
+		st := &o.stripes[i]
+		st.mu.Lock()
+		n += len(st.m)
+		st.mu.Unlock()
+	}
+	return n
 }
 
 // clientSYN is a client's SYN from remote to local with initial sequence
