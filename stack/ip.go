@@ -184,6 +184,10 @@ func (s *Stack) readLoop() {
 				st.malformed.Add(1)
 			}
 		}
+		// Input that ends connections (a reset, the last ACK) gives
+		// their buffers to the engine's pool without any Output to
+		// arm the trim.
+		s.armTrim()
 		var held []*tcpcore.HeldSyn
 		front := s.front
 		if front != nil {

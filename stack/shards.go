@@ -521,6 +521,7 @@ func (s *Stack) passOnAll() {
 		to.handing = true
 		to.inputIP(to.now(), h.buf[p.off:p.off+p.n], p.m)
 		to.handing = false
+		to.armTrim() // as readLoop: the input may have ended a connection
 		to.unlockFlush()
 	}
 	h.pkts, h.buf = h.pkts[:0], h.buf[:0]

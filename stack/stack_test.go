@@ -221,3 +221,43 @@ func stackGoroutines() []string {
 	}
 	return out
 }
+
+// TestInputArmsThePoolTrim: a batch of input that makes no engine Output
+// still arms the trim of the engine's pools, since input that ends
+// connections (a reset) gives their buffers to the pool without any
+// Output to arm it. The batch here is an echo request, which the reader
+// answers itself, after the batch, so its reply shows the batch done.
+func TestInputArmsThePoolTrim(t *testing.T) {
+	host, link := netif.NewPipe(testMTU)
+	s, err := New(link, Config{Addr: addrB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.mu.Lock()
+	s.tm.trimEvery = time.Hour // so that the trim cannot run and disarm before the check
+	armed := s.tm.trimArmed
+	s.mu.Unlock()
+	if armed {
+		t.Fatal("the trim is armed before any input or output")
+	}
+	req := make([]byte, wire.IPv4HeaderLen+8)
+	msg := wire.ICMPv4(req[wire.IPv4HeaderLen:])
+	msg[0] = wire.ICMPEchoRequest
+	msg.SetChecksum()
+	wire.PutIPv4Header(req, wire.IPv4Fields{Src: addrA.As4(), Dst: addrB.As4(), Protocol: wire.ProtoICMP, TTL: 64}, len(msg))
+	if _, err := host.WritePackets([][]byte{req}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, testMTU)
+	sizes := make([]int, 1)
+	if _, err := host.ReadPackets([][]byte{buf}, sizes); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	armed = s.tm.trimArmed
+	s.mu.Unlock()
+	if !armed {
+		t.Fatal("after a batch of input the pools' trim is not armed")
+	}
+}

@@ -18,11 +18,12 @@ type engineTimer struct {
 	armedAt tcpcore.Time // deadline the timer is set for; math.MaxInt64 when idle
 
 	// trim fires poolTrimEvery after it is armed, while the engine's
-	// packet pool keeps buffers, to give back those unused since the last
-	// trim (tcpcore.Engine.TrimPool). trimArmed is guarded by the stack
-	// mutex.
+	// pools (packets, the connections' first buffers) keep buffers, to
+	// give back those unused since the last trim
+	// (tcpcore.Engine.TrimPool). trimArmed is guarded by the stack mutex.
 	trim      *time.Timer
 	trimArmed bool
+	trimEvery time.Duration // poolTrimEvery; a test may lengthen it before the first input
 }
 
 // poolTrimEvery is how often the stack trims the engine's packet pool
@@ -38,14 +39,16 @@ func (tm *engineTimer) init() {
 	tm.armedAt = notArmed
 	tm.trim = time.NewTimer(time.Hour)
 	tm.trim.Stop()
+	tm.trimEvery = poolTrimEvery
 }
 
-// armTrim starts the pool's trim timer if it is not running. The caller
-// holds s.mu, after an Output whose packets went back to the pool.
+// armTrim starts the pools' trim timer if it is not running. The caller
+// holds s.mu, after an Output whose packets went back to the pool or
+// input that may have ended connections.
 func (s *Stack) armTrim() {
 	if !s.tm.trimArmed && !s.closed {
 		s.tm.trimArmed = true
-		s.tm.trim.Reset(poolTrimEvery)
+		s.tm.trim.Reset(s.tm.trimEvery)
 	}
 }
 
