@@ -18,8 +18,10 @@ import (
 //
 // It passes the descriptors of a link that has them through (it is a
 // netif.DescReader and a netif.DescWriter), so the stack above still takes
-// TSO packets whole and leaves checksums to the device; a read of a TSO
-// packet counts as one packet, as the device's own counters count it.
+// TSO packets whole, leaves checksums to the device and hands it chunks of
+// segments (netif.GSOWriter); a read of a TSO packet counts as one packet,
+// as the device's own counters count it, and a chunk written as the
+// segments it carries.
 type LinkCounter struct {
 	netif.Link
 	dr netif.DescReader
