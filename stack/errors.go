@@ -21,7 +21,7 @@ import (
 //   - an errno (ECONNRESET, ECONNREFUSED, ETIMEDOUT, EPIPE, ...) inside an
 //     *os.SyscallError inside a *net.OpError, so errors.Is finds it.
 func (c *Conn) opError(op string, err error) error {
-	return newOpError(op, tcpAddr(c.laddr), tcpAddr(c.raddr), err)
+	return newOpError(op, tcpAddr(c.tc.LocalAddr()), tcpAddr(c.tc.RemoteAddr()), err)
 }
 
 func newOpError(op string, src, dst *net.TCPAddr, err error) error {

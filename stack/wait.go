@@ -87,6 +87,30 @@ type deadline struct {
 	expire chan struct{}
 }
 
+// deadlines are a connection's read and write deadlines.
+type deadlines struct{ rd, wd deadline }
+
+// deadlines returns the connection's deadlines, made at the first call.
+func (c *Conn) deadlines() *deadlines {
+	if d := c.dl.Load(); d != nil {
+		return d
+	}
+	c.dl.CompareAndSwap(nil, new(deadlines))
+	return c.dl.Load()
+}
+
+// readExpired and writeExpired report whether the read or the write
+// deadline has passed: never before one was made.
+func (c *Conn) readExpired() bool {
+	d := c.dl.Load()
+	return d != nil && d.rd.expired()
+}
+
+func (c *Conn) writeExpired() bool {
+	d := c.dl.Load()
+	return d != nil && d.wd.expired()
+}
+
 // ch is expire, made if it is not yet. The caller holds d.mu.
 func (d *deadline) ch() chan struct{} {
 	if d.expire == nil {
