@@ -127,8 +127,7 @@ type cubicSnapshot struct {
 // counting (L = 1 SMSS), congestion avoidance on the cubic curve, β = 0.7
 // reductions.
 type Cubic struct {
-	mss int    // bytes
-	iw  Config // initial-window rule, for the restart window
+	iw Config // initial-window rule, for the restart window; iw.MSS is the segment size
 	// cwndBytes is cwnd in bytes, with the fraction of a byte the curve's
 	// per-ACK growth leaves; CongestionWindow floors it.
 	cwndBytes     float64
@@ -147,7 +146,8 @@ type Cubic struct {
 	lastAckAt       time.Duration
 	// prior is the state before the last reduction, for Undo while
 	// hasPrior: made at the first reduction, so that a controller that
-	// never reduced (every idle connection's) fits in 256 bytes.
+	// never reduced (every idle connection's) fits in 240 bytes
+	// (TestCubicFitsItsSizeClass).
 	prior      *cubicSnapshot
 	reduced    bool
 	appLimited bool
@@ -168,7 +168,6 @@ var (
 // NewCubic returns a CUBIC controller in its initial state.
 func NewCubic(cfg Config) *Cubic {
 	return &Cubic{
-		mss:           cfg.MSS,
 		iw:            cfg,
 		cwndBytes:     float64(cfg.InitialWindow()),
 		ssthreshBytes: 1 << 30, // RFC 5681 §3.1: "arbitrarily high"
@@ -184,19 +183,19 @@ func (c *Cubic) SlowStartThreshold() int { return c.ssthreshBytes }
 // curve's segment counts are rescaled to the same bytes and the epoch
 // restarts, so K is recomputed in the new unit.
 func (c *Cubic) SetMSS(mss int) {
-	if mss <= 0 || mss == c.mss {
+	if mss <= 0 || mss == c.iw.MSS {
 		return
 	}
-	scale := float64(c.mss) / float64(mss)
+	scale := float64(c.iw.MSS) / float64(mss)
 	c.curve.wMaxSeg *= scale
 	c.curve.cwndPriorSeg *= scale
 	c.curve.inEpoch = false
 	// Linux's state is in segments: a new epoch recomputes K from them.
 	c.bic.epochStart = 0
-	c.mss, c.iw.MSS = mss, mss
+	c.iw.MSS = mss
 }
 
-func (c *Cubic) cwndSeg() float64 { return c.cwndBytes / float64(c.mss) }
+func (c *Cubic) cwndSeg() float64 { return c.cwndBytes / float64(c.iw.MSS) }
 
 // OnAck grows cwnd: slow start below ssthresh, the cubic curve above it.
 func (c *Cubic) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.Duration) {
@@ -217,7 +216,7 @@ func (c *Cubic) OnAck(now time.Duration, ackedBytes, flightBytes int, rtt time.D
 	// RFC 9438 §5.8 / RFC 7661: do not grow a window the sender is not
 	// using. The engine does not send a runt to fill the last partial
 	// segment, so a window with less than one SMSS free counts as used.
-	if flightBytes+c.mss <= c.CongestionWindow() {
+	if flightBytes+c.iw.MSS <= c.CongestionWindow() {
 		c.markAppLimited(now)
 		return
 	}
@@ -271,8 +270,8 @@ func (c *Cubic) avoid(now time.Duration, ackedBytes int) {
 		c.curve.start(now, cwnd)
 	}
 	t := (now - c.curve.epochStart).Seconds()
-	next := c.curve.grow(t, c.srtt.Seconds(), cwnd, float64(ackedBytes)/float64(c.mss))
-	c.cwndBytes = next * float64(c.mss)
+	next := c.curve.grow(t, c.srtt.Seconds(), cwnd, float64(ackedBytes)/float64(c.iw.MSS))
+	c.cwndBytes = next * float64(c.iw.MSS)
 }
 
 // markAppLimited notes that the window has not been used since t.
@@ -292,10 +291,10 @@ func (c *Cubic) reduce(flightBytes int) {
 	c.hasPrior = true
 	if c.iw.CubicLinuxGrowth {
 		// Linux behaviour: cubictcp_recalc_ssthresh, in whole segments.
-		c.ssthreshBytes = int(c.bic.recalcSsthresh(uint32(c.CongestionWindow()/c.mss))) * c.mss
+		c.ssthreshBytes = int(c.bic.recalcSsthresh(uint32(c.CongestionWindow()/c.iw.MSS))) * c.iw.MSS
 	} else {
 		c.curve.reduce(c.cwndSeg())
-		c.ssthreshBytes = max(int(c.cwndBytes*cubicBeta), 2*c.mss)
+		c.ssthreshBytes = max(int(c.cwndBytes*cubicBeta), 2*c.iw.MSS)
 	}
 	c.reduced, c.recoverBytes = true, flightBytes
 }
@@ -328,7 +327,7 @@ func (c *Cubic) OnRTO(now time.Duration, flightBytes int) {
 	}
 	c.curve.wMaxSeg = 0
 	c.curve.inEpoch = false
-	c.cwndBytes = float64(c.mss)
+	c.cwndBytes = float64(c.iw.MSS)
 	// Linux behaviour (cubictcp_state on TCP_CA_Loss): HyStart starts
 	// over, its minimum delay forgotten, for the slow start that follows.
 	c.hy = hystart{}

@@ -33,12 +33,13 @@ const (
 // hystart is the state of the search for slow start's exit point.
 type hystart struct {
 	found bool // the exit point was found: no more tests until an RTO
-	// delayMin is the smallest delay sample seen, 0 before any.
-	delayMin time.Duration
 	// A round ends when SND.UNA passes endSeq (SND.NXT at its start);
-	// started is false until the first round begins.
-	started    bool
-	endSeq     uint32
+	// started is false until the first round begins. (The flags are
+	// together so that they leave no padding.)
+	started bool
+	endSeq  uint32
+	// delayMin is the smallest delay sample seen, 0 before any.
+	delayMin   time.Duration
 	roundStart time.Duration
 	lastAck    time.Duration // the last ACK of the current train
 	currRTT    time.Duration // the round's smallest delay sample, 0 before any
@@ -76,7 +77,7 @@ func (c *Cubic) hystartUpdate(now, delay time.Duration, sndUna, sndNxt uint32) {
 		h.roundStart, h.lastAck = now, now
 		h.currRTT, h.sampleCnt = 0, 0
 	}
-	if c.CongestionWindow()/c.mss < hystartLowWindow {
+	if c.CongestionWindow()/c.iw.MSS < hystartLowWindow {
 		return
 	}
 	// ACK train: while ACKs keep coming at most 2 ms apart, a train longer

@@ -229,13 +229,13 @@ func (c *Cubic) OnTxStart(now, lastSend time.Duration) {
 // linuxAvoid is congestion avoidance by Linux's arithmetic for an ACK of
 // ackedBytes (whole segments are what Linux counts: a short one is one).
 func (c *Cubic) linuxAvoid(now time.Duration, ackedBytes int) {
-	cwnd := uint32(c.CongestionWindow() / c.mss)
-	acked := uint32((ackedBytes + c.mss - 1) / c.mss)
+	cwnd := uint32(c.CongestionWindow() / c.iw.MSS)
+	acked := uint32((ackedBytes + c.iw.MSS - 1) / c.iw.MSS)
 	if acked == 0 {
 		return
 	}
 	next := c.bic.avoid(jiffies(now), cwnd, acked, c.hy.delayMin)
-	c.cwndBytes = float64(int(next) * c.mss)
+	c.cwndBytes = float64(int(next) * c.iw.MSS)
 }
 
 // epochAge is how long the current congestion-avoidance epoch has run, and

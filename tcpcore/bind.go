@@ -325,7 +325,7 @@ func (b *Binding) Connect(now Time, remote netip.AddrPort, opts SockOpts) (*Conn
 	if err := checkCongestion(opts.Congestion); err != nil {
 		return nil, err
 	}
-	old := e.conns[connKey{local, remote}]
+	old := e.conns[newConnKey(local, remote)]
 	if old != nil && !(old.state == TimeWait && e.twReuse(now, old, true)) {
 		return nil, ErrAddrNotAvail
 	}
@@ -355,7 +355,7 @@ func (e *Engine) connectPort(now Time, laddr netip.Addr, remote netip.AddrPort) 
 		if b := e.ports[port]; b != nil && b.explicit {
 			continue
 		}
-		old := e.conns[connKey{netip.AddrPortFrom(laddr, port), remote}]
+		old := e.conns[newConnKey(netip.AddrPortFrom(laddr, port), remote)]
 		if old == nil {
 			return port, nil, true
 		}
@@ -384,7 +384,7 @@ func (e *Engine) twReuse(now Time, tw *Conn, bound bool) bool {
 		return true
 	}
 	reuse := e.prof.TwReuse
-	if reuse == 2 && !tw.key.local.Addr().IsLoopback() && !tw.key.remote.Addr().IsLoopback() {
+	if reuse == 2 && !tw.key.local().Addr().IsLoopback() && !tw.key.remote().Addr().IsLoopback() {
 		reuse = 0
 	}
 	const ms = 1e6

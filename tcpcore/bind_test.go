@@ -633,7 +633,7 @@ func BenchmarkPassiveOpen(b *testing.B) {
 	for i := range b.N {
 		k := i % len(syns)
 		e.Input(now, remoteIP, localIP, syns[k])
-		e.conns[connKey{local, netip.AddrPortFrom(remoteIP, uint16(20000+k))}].Abort(now)
+		e.conns[newConnKey(local, netip.AddrPortFrom(remoteIP, uint16(20000+k)))].Abort(now)
 		out = e.Output(out[:0])
 		e.Release(out)
 	}

@@ -16,7 +16,7 @@ type Conn struct {
 	// The small fields of Conn and of the structs it embeds are grouped
 	// so that padding does not grow it: an idle connection is mostly this
 	// struct, which Go allocates with an 8-byte header in a size class:
-	// 1536 bytes, the next being 1792 (TestConnFitsItsSizeClass).
+	// 1408 bytes, the next being 1536 (TestConnFitsItsSizeClass).
 	e     *Engine
 	key   connKey
 	waker Waker
@@ -79,10 +79,6 @@ type Conn struct {
 	// we advertise (Engine.linkMSS); pmtu is the path MTU, the link's
 	// until an ICMP error lowers it (pmtu.go).
 	linkMSS, pmtu int
-	// softErr is the last ICMP error on a synchronized connection (Linux
-	// sk_err_soft): reported instead of ETIMEDOUT if the connection
-	// times out, or by Err (SO_ERROR), which clears it (pmtu.go).
-	softErr error
 
 	// --- Socket options ---
 	noDelay   bool
@@ -97,16 +93,89 @@ type Conn struct {
 	// userTimeout is TCP_USER_TIMEOUT, 0 when off (usertimeout.go).
 	userTimeout time.Duration
 
-	err     error // pending error (SO_ERROR), reported once to the application
-	hardErr error // terminal error: every later call returns it
 	// info holds the counters every connection moves, segments and bytes,
 	// and an idle one too, keepalive probes; rare the others
 	// (retransmissions, recoveries, probes of a window or a tail,
-	// out-of-order and duplicate segments), made when the first of them
-	// counts (counters): an idle connection moves none of them, and their
-	// 136 bytes would be a tenth of it. Counters puts them together.
+	// out-of-order and duplicate segments), the errors, and what TCPInfo
+	// reports of retransmissions, reordering and timeouts, made when the
+	// first of them is needed (rareW): an idle connection uses none of
+	// them, and their 248 bytes would be a sixth of it. Counters puts the
+	// counters together.
 	info baseCounters
-	rare *ConnCounters
+	rare *rareState
+}
+
+// rareState is what a connection holds only once something uncommon has
+// happened to it: a loss, a retransmission, a probe, reordering,
+// out-of-order data, an error.
+type rareState struct {
+	ConnCounters // the rare ones: SegsIn, SegsOut, BytesAcked, BytesReceived and KeepAlivesSent are in Conn.info
+
+	// For TCPInfo (tcpinfo_track.go).
+	bytesRetrans uint64 // payload bytes retransmitted
+	dsackDups    uint64 // segments the peer reported received twice (D-SACK)
+	reordSeen    uint64 // reorderings detected
+	rcvOOOPack   uint64 // segments received out of order
+
+	totalRTO           uint64 // retransmission timeouts that retransmitted
+	totalRTORecoveries uint64 // episodes of them: the first timeout after an ACK of new data
+	totalRTOTime       time.Duration
+	rtoEpisodeAt       Time // start of the current episode; 0 outside one
+
+	err     error // pending error (SO_ERROR), reported once to the application
+	hardErr error // terminal error: every later call returns it
+	// softErr is the last ICMP error on a synchronized connection (Linux
+	// sk_err_soft): reported instead of ETIMEDOUT if the connection
+	// times out, or by Err (SO_ERROR), which clears it (pmtu.go).
+	softErr error
+}
+
+// rareW returns the connection's rareState to write to, made at the first
+// call.
+func (c *Conn) rareW() *rareState {
+	if c.rare == nil {
+		c.rare = new(rareState)
+	}
+	return c.rare
+}
+
+// hardErr is the terminal error, nil while there is none.
+func (c *Conn) hardErr() error {
+	if c.rare == nil {
+		return nil
+	}
+	return c.rare.hardErr
+}
+
+// softErr is the last ICMP soft error, nil if none.
+func (c *Conn) softErr() error {
+	if c.rare == nil {
+		return nil
+	}
+	return c.rare.softErr
+}
+
+// reordSeen, bytesRetrans and dsackDups are rareState's, 0 before it is
+// made.
+func (c *Conn) reordSeen() uint64 {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.reordSeen
+}
+
+func (c *Conn) bytesRetrans() uint64 {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.bytesRetrans
+}
+
+func (c *Conn) dsackDups() uint64 {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.dsackDups
 }
 
 // baseCounters are the ConnCounters every connection moves, idle ones
@@ -119,17 +188,14 @@ type baseCounters struct {
 // counters returns the connection's rare counters to add to, made at the
 // first call.
 func (c *Conn) counters() *ConnCounters {
-	if c.rare == nil {
-		c.rare = new(ConnCounters)
-	}
-	return c.rare
+	return &c.rareW().ConnCounters
 }
 
 // Counters returns every counter of the connection.
 func (c *Conn) Counters() ConnCounters {
 	var k ConnCounters
 	if c.rare != nil {
-		k = *c.rare
+		k = c.rare.ConnCounters
 	}
 	k.SegsIn, k.SegsOut, k.BytesAcked, k.BytesReceived = c.info.SegsIn, c.info.SegsOut, c.info.BytesAcked, c.info.BytesReceived
 	k.KeepAlivesSent = c.info.KeepAlivesSent
@@ -226,7 +292,7 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 	p := e.prof
 	c := &Conn{
 		e:      e,
-		key:    connKey{local, remote},
+		key:    newConnKey(local, remote),
 		timers: newTimers(),
 		recoveryControl: recoveryControl{
 			ev: &e.ev,
@@ -316,8 +382,8 @@ func (c *Conn) State() State { return c.state }
 // LocalAddr and RemoteAddr return the connection's endpoints as its
 // application sees them: IPv4-mapped when it reached an IPv4 peer through
 // an IPv6 socket (the package documentation says when).
-func (c *Conn) LocalAddr() netip.AddrPort  { return mapAddr(c.key.local, c.mapped) }
-func (c *Conn) RemoteAddr() netip.AddrPort { return mapAddr(c.key.remote, c.mapped) }
+func (c *Conn) LocalAddr() netip.AddrPort  { return mapAddr(c.key.local(), c.mapped) }
+func (c *Conn) RemoteAddr() netip.AddrPort { return mapAddr(c.key.remote(), c.mapped) }
 
 // Read copies received in-order data into p. It returns ErrWouldBlock when
 // nothing is available yet, io.EOF after the peer's FIN once the data is
@@ -350,7 +416,7 @@ func (c *Conn) inOrderUnread() int { return c.rcvBuf.Len() }
 
 // Readable reports whether Read would return without ErrWouldBlock.
 func (c *Conn) Readable() bool {
-	return c.inOrderUnread() > 0 || c.hardErr != nil || c.finRcvd || c.rdShut || c.state == Closed
+	return c.inOrderUnread() > 0 || c.hardErr() != nil || c.finRcvd || c.rdShut || c.state == Closed
 }
 
 // Buffered returns the bytes ready to read.
@@ -366,7 +432,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if err := c.Err(); err != nil {
 		return 0, err
 	}
-	if c.wrShut || c.hardErr != nil {
+	if c.wrShut || c.hardErr() != nil {
 		// Linux: once the error was reported (here or by SO_ERROR), writes
 		// on the dead connection fail with EPIPE.
 		return 0, ErrPipe
@@ -407,7 +473,7 @@ func (c *Conn) WriteMore(now Time, p []byte) (int, error) {
 // Writable reports whether Write would accept at least one byte or return
 // an error.
 func (c *Conn) Writable() bool {
-	if c.hardErr != nil || c.wrShut || c.appClosed {
+	if c.hardErr() != nil || c.wrShut || c.appClosed {
 		return true
 	}
 	switch c.state {
@@ -436,10 +502,14 @@ func (c *Conn) Connected() bool { return c.state != SynSent && c.state != SynRec
 // a synchronized connection (pmtu.go). Linux behaviour (sk_getsockopt
 // SO_ERROR): sock_error, else xchg(&sk->sk_err_soft, 0).
 func (c *Conn) Err() error {
-	err := c.err
-	c.err = nil
+	r := c.rare
+	if r == nil {
+		return nil
+	}
+	err := r.err
+	r.err = nil
 	if err == nil {
-		err, c.softErr = c.softErr, nil
+		err, r.softErr = r.softErr, nil
 	}
 	return err
 }
@@ -451,13 +521,13 @@ func (c *Conn) Err() error {
 // returns what it copied and leaves sk_err set. Any other error is
 // ignored.
 func (c *Conn) KeepErr(err error) {
-	if err != nil && err == c.hardErr {
-		c.err = err
+	if err != nil && err == c.hardErr() {
+		c.rare.err = err
 	}
 }
 
 // HardErr returns the terminal error without clearing anything.
-func (c *Conn) HardErr() error { return c.hardErr }
+func (c *Conn) HardErr() error { return c.hardErr() }
 
 // CloseWrite shuts down the sending direction (shutdown(SHUT_WR)): queued
 // data is sent, then a FIN; reading goes on.
@@ -465,7 +535,7 @@ func (c *Conn) CloseWrite(now Time) error {
 	if c.appClosed {
 		return ErrClosed
 	}
-	if c.hardErr != nil {
+	if c.hardErr() != nil {
 		return ErrNotConnected
 	}
 	switch c.state {
@@ -593,7 +663,7 @@ func (c *Conn) abort(now Time, err error) {
 		// Linux behaviour (tcp_send_active_reset): the RST takes the
 		// sequence number an ACK would (acceptableSeq), so that a peer that
 		// shrank its window still accepts it.
-		c.e.sendReset(c.key.local, c.key.remote, c.acceptableSeq(), c.rcvNxt, wire.FlagRST|wire.FlagACK)
+		c.e.sendReset(c.key.local(), c.key.remote(), c.acceptableSeq(), c.rcvNxt, wire.FlagRST|wire.FlagACK)
 	}
 	c.closeWith(err)
 }
@@ -724,14 +794,15 @@ func (c *Conn) closeWith(err error) {
 	}
 	if err == ErrTimedOut && c.state != Closed {
 		c.e.stats.AbortOnTimeout++ // TCPAbortOnTimeout: Linux tcp_write_err, a timer gave up
-		if c.softErr != nil {
+		if se := c.softErr(); se != nil {
 			// Linux behaviour (tcp_write_err): a connection that times
 			// out reports the last ICMP error it met, else ETIMEDOUT.
-			err = c.softErr
+			err = se
 		}
 	}
-	if err != nil && c.hardErr == nil {
-		c.hardErr, c.err = err, err
+	if err != nil && c.hardErr() == nil {
+		r := c.rareW()
+		r.hardErr, r.err = err, err
 	}
 	c.state = Closed
 	c.disarm()

@@ -139,9 +139,33 @@ type Stats struct {
 	AbortOnTimeout     uint64 // TCPAbortOnTimeout: connections a timer gave up on
 }
 
+// connKey is a connection's 4-tuple as the connection table keys it: the
+// addresses as 16 bytes and whether each is IPv4, 38 bytes where two
+// netip.AddrPort take 64, since every idle connection holds one in its
+// Conn and one in the table's slot. (Zones are not kept: packets carry
+// none.)
 type connKey struct {
-	local, remote netip.AddrPort
+	la, ra [16]byte
+	lp, rp uint16
+	l4, r4 bool
 }
+
+func newConnKey(local, remote netip.AddrPort) connKey {
+	return connKey{la: local.Addr().As16(), ra: remote.Addr().As16(), lp: local.Port(), rp: remote.Port(),
+		l4: local.Addr().Is4(), r4: remote.Addr().Is4()}
+}
+
+func keyAddr(a [16]byte, port uint16, is4 bool) netip.AddrPort {
+	ip := netip.AddrFrom16(a)
+	if is4 {
+		ip = ip.Unmap()
+	}
+	return netip.AddrPortFrom(ip, port)
+}
+
+// local and remote are the key's addresses.
+func (k connKey) local() netip.AddrPort  { return keyAddr(k.la, k.lp, k.l4) }
+func (k connKey) remote() netip.AddrPort { return keyAddr(k.ra, k.rp, k.r4) }
 
 // Engine is one TCP endpoint: its connections, listeners and timers.
 type Engine struct {
@@ -445,7 +469,7 @@ func (e *Engine) InputGRO(now Time, src, dst netip.Addr, b []byte, m InputMeta) 
 // else answers it with a reset. It returns the connection that took it,
 // nil if none did.
 func (e *Engine) deliver(now Time, seg *segment) *Conn {
-	if c := e.conns[connKey{seg.dst, seg.src}]; c != nil {
+	if c := e.conns[newConnKey(seg.dst, seg.src)]; c != nil {
 		c.input(now, seg)
 		return c
 	}

@@ -64,7 +64,7 @@ func TestMSSPerFamilyIsMTUMinusHeaders(t *testing.T) {
 			t.Errorf("%v: SYN-ACK %v advertises MSS %d, want %d", tc.f, sa, sa.opts.MSS, tc.mss)
 		}
 		p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
-		c := p.e.conns[connKey{p.local, p.remote}]
+		c := p.e.conns[newConnKey(p.local, p.remote)]
 		if c == nil || c.MSS() != int(tc.mss) || c.TCPInfo(p.now).PMTU != 1500 {
 			t.Fatalf("%v: connection %v, want send MSS %d and PMTU 1500", tc.f, c, tc.mss)
 		}

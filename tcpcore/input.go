@@ -199,7 +199,7 @@ func (c *Conn) checkAck(now Time, s *segment) bool {
 // the connection was established.
 func (c *Conn) completeHandshake(now Time, s *segment) bool {
 	if !(c.sndUna.LT(s.ack) && s.ack.LE(c.sndMax)) {
-		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+		c.e.sendReset(c.key.local(), c.key.remote(), s.ack, 0, wire.FlagRST)
 		return false
 	}
 	// established may hand the connection out and clear its parent (an
@@ -243,7 +243,7 @@ func (c *Conn) checkText(now Time, s *segment) bool {
 	}
 	if c.rdShut && c.state != Established && s.seq.Add(len(s.payload)).GT(c.rcvNxt) {
 		c.e.stats.AbortOnData++ // TCPAbortOnData: Linux tcp_rcv_state_process, data after close
-		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+		c.e.sendReset(c.key.local(), c.key.remote(), s.ack, 0, wire.FlagRST)
 		c.closeWith(ErrConnReset)
 		return false
 	}
@@ -336,7 +336,7 @@ func (c *Conn) inputSynSent(now Time, s *segment) {
 		// First: the ACK must acknowledge our SYN.
 		if s.ack.LE(c.iss) || s.ack.GT(c.sndMax) {
 			if !s.has(wire.FlagRST) {
-				c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+				c.e.sendReset(c.key.local(), c.key.remote(), s.ack, 0, wire.FlagRST)
 			}
 			// Linux: the segment may be the peer's answer to an older
 			// connection whose RST or FIN our SYN crossed; resend the SYN
@@ -428,7 +428,7 @@ func (c *Conn) timeWaitSyn(now Time, s *segment) bool {
 	if c.tsOK && s.opts.HasTS {
 		newer = int32(s.opts.TSVal-c.tsRecent) > 0 || (newer && s.opts.TSVal == c.tsRecent)
 	}
-	l := c.e.listenerFor(c.key.local, c.key.remote)
+	l := c.e.listenerFor(c.key.local(), c.key.remote())
 	if !newer || l == nil {
 		return false
 	}
@@ -490,7 +490,7 @@ func (c *Conn) acceptOverflow(now Time, s *segment) {
 		// tcp_abort_on_overflow: the ACK is answered as RFC 9293
 		// §3.10.7.1 answers a segment with ACK, <SEQ=SEG.ACK><CTL=RST>
 		// (Linux tcp_check_req's embryonic reset).
-		c.e.sendReset(c.key.local, c.key.remote, s.ack, 0, wire.FlagRST)
+		c.e.sendReset(c.key.local(), c.key.remote(), s.ack, 0, wire.FlagRST)
 		c.closeWith(nil)
 	}
 }

@@ -146,7 +146,7 @@ func (i *Interceptor) Take() []*HeldSyn {
 // held SYN, so the answer, when it comes, acknowledges the SYN the client
 // is now waiting on. Neither is a second hold.
 func (i *Interceptor) repeated(s *segment) bool {
-	h := i.held[connKey{s.dst, s.src}]
+	h := i.held[newConnKey(s.dst, s.src)]
 	if h == nil {
 		return false
 	}
@@ -161,7 +161,7 @@ func (i *Interceptor) repeated(s *segment) bool {
 func (i *Interceptor) hold(now Time, s *segment) {
 	h := &HeldSyn{i: i, client: s.src, target: s.dst, at: now}
 	h.record(s)
-	i.held[connKey{s.dst, s.src}] = h
+	i.held[newConnKey(s.dst, s.src)] = h
 	i.l.synQueue++
 	i.stats.Held++
 	i.fresh = append(i.fresh, h)
@@ -183,8 +183,8 @@ func (h *HeldSyn) settle() bool {
 	}
 	h.done = true
 	i := h.i
-	if h.conn == nil && i.held[connKey{h.target, h.client}] == h {
-		delete(i.held, connKey{h.target, h.client})
+	if h.conn == nil && i.held[newConnKey(h.target, h.client)] == h {
+		delete(i.held, newConnKey(h.target, h.client))
 		if i.l.synQueue > 0 {
 			i.l.synQueue--
 		}
@@ -214,7 +214,7 @@ func (i *Interceptor) Answer(now Time, h *HeldSyn) (*Conn, error) {
 		return h.conn, nil
 	}
 	e := i.l.e
-	key := connKey{h.target, h.client}
+	key := newConnKey(h.target, h.client)
 	if e.conns[key] != nil {
 		return nil, ErrAddrInUse
 	}
@@ -294,7 +294,7 @@ func (i *Interceptor) established(c *Conn) bool {
 	}
 	c.accepted = true
 	i.stats.CookieConns++
-	i.fresh = append(i.fresh, &HeldSyn{i: i, client: c.key.remote, target: c.key.local, conn: c})
+	i.fresh = append(i.fresh, &HeldSyn{i: i, client: c.key.remote(), target: c.key.local(), conn: c})
 	l.e.wake(l.waker)
 	return true
 }

@@ -317,7 +317,7 @@ func (l *Listener) cookieAck(now Time, s *segment) bool {
 // and SO_REUSEPORT (Linux __inet_inherit_port: the child joins its
 // listener's bind bucket, and sk_clone copies sk_reuse).
 func (l *Listener) holdChild(c *Conn) {
-	l.e.hold(&c.hold, l.hold.port, bindClass{addr: c.key.local.Addr(), reuseAddr: l.opts.ReuseAddr, reusePort: l.opts.ReusePort}, true)
+	l.e.hold(&c.hold, l.hold.port, bindClass{addr: c.key.local().Addr(), reuseAddr: l.opts.ReuseAddr, reusePort: l.opts.ReusePort}, true)
 }
 
 // established moves a connection from the SYN queue to the accept queue;

@@ -9,7 +9,7 @@ import "net/netip"
 // belongs to before handing it over, since an engine answers a segment of
 // a connection it does not have with RST (RFC 9293 §3.10.7.1).
 func (e *Engine) HasConn(local, remote netip.AddrPort) bool {
-	return e.conns[connKey{local, remote}] != nil
+	return e.conns[newConnKey(local, remote)] != nil
 }
 
 // demuxAdd puts c in the demultiplexing table, in place of any connection
@@ -18,7 +18,7 @@ func (e *Engine) HasConn(local, remote netip.AddrPort) bool {
 func (e *Engine) demuxAdd(c *Conn) {
 	e.conns[c.key] = c
 	if e.cfg.Demux != nil {
-		e.cfg.Demux(c.key.local, c.key.remote, true)
+		e.cfg.Demux(c.key.local(), c.key.remote(), true)
 	}
 }
 
@@ -26,6 +26,6 @@ func (e *Engine) demuxAdd(c *Conn) {
 func (e *Engine) demuxRemove(c *Conn) {
 	delete(e.conns, c.key)
 	if e.cfg.Demux != nil {
-		e.cfg.Demux(c.key.local, c.key.remote, false)
+		e.cfg.Demux(c.key.local(), c.key.remote(), false)
 	}
 }

@@ -201,7 +201,7 @@ func (c *Conn) synWindow(synAck bool) int {
 func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
 	p := c.e.prof
 	o := s.opts
-	c.peerMSS = c.e.defaultPeerMSS(c.key.remote.Addr()) // RFC 9293 §3.7.1: 536 (IPv6: 1220) when absent
+	c.peerMSS = c.e.defaultPeerMSS(c.key.remote().Addr()) // RFC 9293 §3.7.1: 536 (IPv6: 1220) when absent
 	// Linux behaviour (tcp_parse_options): an MSS option of 0 is ignored,
 	// as if absent; any other below tcp_min_snd_mss is raised to it
 	// (__tcp_mtu_to_mss).
@@ -345,7 +345,7 @@ func (c *Conn) passiveOpen(now Time, s *segment) {
 	c.rcvNxt = s.seq.Add(1)
 	c.rcvWscale = c.chooseRcvWscale()
 	c.learnSynOptions(now, s, true)
-	c.iss = c.e.isn.isn(now, c.key.local, c.key.remote)
+	c.iss = c.e.isn.isn(now, c.key.local(), c.key.remote())
 	if c.e.twISN != 0 {
 		c.iss, c.e.twISN = c.e.twISN, 0
 	}

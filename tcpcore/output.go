@@ -190,14 +190,14 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 		c.emitChunk(now, seq, ack, flags, wnd, o, off, n)
 		return
 	}
-	p := e.newPacket(c.key.local, c.key.remote)
+	p := e.newPacket(c.key.local(), c.key.remote())
 	b := p.buf[Headroom:]
 	optLen := 0
 	if o != nil {
 		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
 	}
 	wire.PutTCPHeader(b, wire.TCPFields{
-		SrcPort: c.key.local.Port(), DstPort: c.key.remote.Port(),
+		SrcPort: c.key.local().Port(), DstPort: c.key.remote().Port(),
 		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
 	}, optLen)
 	hl := wire.TCPHeaderLen + optLen
@@ -265,9 +265,9 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	open := flags&wire.FlagPSH == 0
 	if open {
 		p = e.chunkPool.get()
-		p.Src, p.Dst = c.key.local.Addr(), c.key.remote.Addr()
+		p.Src, p.Dst = c.key.local().Addr(), c.key.remote().Addr()
 	} else {
-		p = e.newPacket(c.key.local, c.key.remote)
+		p = e.newPacket(c.key.local(), c.key.remote())
 	}
 	b := p.buf[Headroom:]
 	optLen := 0
@@ -275,7 +275,7 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
 	}
 	wire.PutTCPHeader(b, wire.TCPFields{
-		SrcPort: c.key.local.Port(), DstPort: c.key.remote.Port(),
+		SrcPort: c.key.local().Port(), DstPort: c.key.remote().Port(),
 		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
 	}, optLen)
 	hl := wire.TCPHeaderLen + optLen

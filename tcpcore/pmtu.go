@@ -84,7 +84,7 @@ func (e *Engine) ICMPError(now Time, m ICMPMessage) {
 	t := wire.TCP(u.Data) // at least 8 bytes: ports and sequence number
 	local := netip.AddrPortFrom(u.Src, t.SrcPort())
 	remote := netip.AddrPortFrom(u.Dst, t.DstPort())
-	c := e.conns[connKey{local, remote}]
+	c := e.conns[newConnKey(local, remote)]
 	if c == nil || c.state == Closed {
 		e.stats.ICMPUnmatched++
 		return
@@ -131,7 +131,7 @@ func (e *Engine) ICMPError(now Time, m ICMPMessage) {
 		e.stats.AttemptFails++ // Linux tcp_done in SYN-SENT: TCP_MIB_ATTEMPTFAILS
 		c.closeWith(err)
 	default:
-		c.softErr = err
+		c.rareW().softErr = err
 		c.wake()
 		if unreachRevertsRTO(v4, m.Code) {
 			c.rtoRevert(now, seq)
@@ -180,13 +180,13 @@ func unreachRevertsRTO(v4 bool, code uint8) bool {
 // once (simpleRetransmit), without waiting for the retransmission timer.
 func (c *Conn) reducePMTU(now Time, mtu int) {
 	e := c.e
-	if c.key.local.Addr().Is4() {
+	if c.key.local().Addr().Is4() {
 		if mtu < ipv4MinPMTU {
 			// Linux behaviour (__ip_rt_update_pmtu): raised to min_pmtu;
 			// tcp_v4_mtu_reduced keeps EMSGSIZE as the soft error, as
 			// the path may still not carry that much.
 			mtu = ipv4MinPMTU
-			c.softErr = syscall.EMSGSIZE
+			c.rareW().softErr = syscall.EMSGSIZE
 		}
 	} else {
 		if mtu < wire.IPv6MinMTU {
@@ -224,7 +224,7 @@ func (c *Conn) reducePMTU(now Time, mtu int) {
 // MinSendMSS: Linux __tcp_mtu_to_mss, tcp_min_snd_mss, in both families)
 // and by TCP_MAXSEG, less the timestamp option every segment carries.
 func (c *Conn) mssForMTU(mtu int) int {
-	m := min(c.peerMSS, max(mtu-ipHeaderLen(c.key.local.Addr())-wire.TCPHeaderLen, c.e.prof.MinSendMSS))
+	m := min(c.peerMSS, max(mtu-ipHeaderLen(c.key.local().Addr())-wire.TCPHeaderLen, c.e.prof.MinSendMSS))
 	if c.userMSS > 0 {
 		m = min(m, c.userMSS)
 	}

@@ -120,7 +120,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 // acknowledged at once (RFC 5681 §4.2).
 func (c *Conn) queueOutOfOrder(seq Seq, off int, data []byte) {
 	c.ackNow = true
-	c.rcvOOOPack++ // Linux tcp_data_queue_ofo counts duplicates too
+	c.rareW().rcvOOOPack++ // Linux tcp_data_queue_ofo counts duplicates too
 	if c.ooo.contains(seq, seq.Add(len(data))) {
 		c.setDSACK(seq, seq.Add(len(data)))
 		return

@@ -351,12 +351,12 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 	segs = max((segs+c.sndMSS-1)/max(c.sndMSS, 1), 1)
 	c.counters().DSACKsReceived++
 	c.countDSACKDups(b)
-	if c.dsackDups > c.retransmits() {
+	if c.dsackDups() > c.retransmits() {
 		return // the peer reports duplicates we never sent
 	}
 	c.ev.dsack = true
 	c.trace(now, "dsack")
-	if c.reordSeen > 0 {
+	if c.reordSeen() > 0 {
 		c.rackOnDSACK()
 	}
 	if !b.end.GT(c.ev.priorUna) {
@@ -398,7 +398,7 @@ func (c *Conn) checkReordering(low Seq) {
 	if metric, mss := fack.Sub(low), max(c.sndMSS, 1); metric > c.dupThresh*mss {
 		c.dupThresh = min((metric+mss-1)/mss, c.e.prof.MaxReordering)
 	}
-	c.reordSeen++
+	c.rareW().reordSeen++
 }
 
 // ackRecords drops the records the cumulative ACK covers (Linux
@@ -505,7 +505,7 @@ func (c *Conn) limitRenoSacked(addend int) {
 	}
 	c.renoSacked = max(out-holes, 0)
 	c.dupThresh = min(out+addend, c.e.prof.MaxReordering)
-	c.reordSeen++
+	c.rareW().reordSeen++
 }
 
 // ackLossSignals reads an ACK for loss recovery once SND.UNA and the

@@ -280,9 +280,13 @@ func (c *Conn) fillTimes(now Time, t *TCPInfo) {
 	t.LastDataSent = msec(now.Sub(c.lastDataOut))
 	t.LastDataRecv = msec(now.Sub(max(c.lastDataRecv, c.establishedAt)))
 	t.LastAckRecv = msec(now.Sub(c.lastAckIn))
-	rtoTime := c.totalRTOTime
-	if c.rtoEpisodeAt != 0 {
-		rtoTime += now.Sub(c.rtoEpisodeAt)
+	var r rareState
+	if c.rare != nil {
+		r = *c.rare
+	}
+	rtoTime := r.totalRTOTime
+	if r.rtoEpisodeAt != 0 {
+		rtoTime += now.Sub(r.rtoEpisodeAt)
 	}
 	t.TotalRTOTime = msec(rtoTime)
 }
@@ -433,14 +437,18 @@ func (c *Conn) fillCounters(t *TCPInfo) {
 	t.SegsOut, t.SegsIn = c.linuxSegs()
 	t.DataSegsOut, t.DataSegsIn = uint32(c.dataSegsOut), uint32(c.dataSegsIn)
 	t.TotalRetrans = uint32(c.retransmits())
-	t.BytesSent, t.BytesRetrans = c.bytesSent, c.bytesRetrans
+	var r rareState
+	if c.rare != nil {
+		r = *c.rare
+	}
+	t.BytesSent, t.BytesRetrans = c.bytesSent, r.bytesRetrans
 	// Linux tp->delivered: segments acknowledged, cumulatively or by SACK.
 	t.Delivered = uint32(c.delivered) + t.Sacked
-	t.DSACKDups = uint32(c.dsackDups)
-	t.ReordSeen = uint32(c.reordSeen)
-	t.RcvOOOPack = uint32(c.rcvOOOPack)
-	t.TotalRTO = uint16(c.totalRTO) // 16 bits wide in Linux too, and wrap there
-	t.TotalRTORecoveries = uint16(c.totalRTORecoveries)
+	t.DSACKDups = uint32(r.dsackDups)
+	t.ReordSeen = uint32(r.reordSeen)
+	t.RcvOOOPack = uint32(r.rcvOOOPack)
+	t.TotalRTO = uint16(r.totalRTO) // 16 bits wide in Linux too, and wrap there
+	t.TotalRTORecoveries = uint16(r.totalRTORecoveries)
 }
 
 // linuxSegs is SegsOut and SegsIn as Linux counts them. A passive open's

@@ -1,7 +1,5 @@
 package tcpcore
 
-import "time"
-
 // infoTrack is what a connection records only to report it in TCPInfo
 // (Linux's struct tcp_info): counters Linux keeps per socket that the
 // engine's own logic has no use for, the instants of the last activity,
@@ -17,19 +15,13 @@ type infoTrack struct {
 	segsOutAtEst  uint64 // ConnCounters.SegsOut and SegsIn when the handshake completed
 	segsInAtEst   uint64
 
-	dataSegsIn   uint64 // segments received with payload
-	dataSegsOut  uint64 // segments sent with payload, retransmissions included
-	bytesSent    uint64 // payload bytes sent, retransmissions included
-	bytesRetrans uint64 // payload bytes retransmitted
-	dsackDups    uint64 // segments the peer reported received twice (D-SACK)
-	reordSeen    uint64 // reorderings detected
-	rcvOOOPack   uint64 // segments received out of order
-	delivered    uint64 // segments cumulatively acknowledged (SYN and FIN included)
-
-	totalRTO           uint64 // retransmission timeouts that retransmitted
-	totalRTORecoveries uint64 // episodes of them: the first timeout after an ACK of new data
-	totalRTOTime       time.Duration
-	rtoEpisodeAt       Time // start of the current episode; 0 outside one
+	dataSegsIn  uint64 // segments received with payload
+	dataSegsOut uint64 // segments sent with payload, retransmissions included
+	bytesSent   uint64 // payload bytes sent, retransmissions included
+	delivered   uint64 // segments cumulatively acknowledged (SYN and FIN included)
+	// The counters only retransmissions, D-SACKs, reordering and
+	// out-of-order data move, and the episodes of retransmission
+	// timeouts, are in rareState (Conn.rare).
 
 	sent segEnds
 	// ackedSentAt is when the newest segment the last ACK of new data
@@ -119,19 +111,20 @@ func (c *Conn) noteEmitted(now Time, n int) {
 // tcp_update_rto_stats): the first since the timeout count was last reset
 // starts an episode.
 func (c *Conn) noteRTO(now Time) {
+	r := c.rareW()
 	if c.retries == 0 {
-		c.totalRTORecoveries++
-		c.rtoEpisodeAt = now
+		r.totalRTORecoveries++
+		r.rtoEpisodeAt = now
 	}
-	c.totalRTO++
+	r.totalRTO++
 }
 
 // endRTOEpisode closes the episode when the timeout count resets: an ACK
 // of new data, or the handshake's completion.
 func (c *Conn) endRTOEpisode(now Time) {
-	if c.rtoEpisodeAt != 0 {
-		c.totalRTOTime += now.Sub(c.rtoEpisodeAt)
-		c.rtoEpisodeAt = 0
+	if r := c.rare; r != nil && r.rtoEpisodeAt != 0 {
+		r.totalRTOTime += now.Sub(r.rtoEpisodeAt)
+		r.rtoEpisodeAt = 0
 	}
 }
 
@@ -154,5 +147,5 @@ func (c *Conn) countDSACKDups(b seqRange) {
 	if n <= 0 || n > c.maxSndWnd {
 		return
 	}
-	c.dsackDups += uint64(max((n+c.sndMSS-1)/max(c.sndMSS, 1), 1))
+	c.rareW().dsackDups += uint64(max((n+c.sndMSS-1)/max(c.sndMSS, 1), 1))
 }

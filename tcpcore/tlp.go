@@ -73,7 +73,7 @@ func (c *Conn) onTLP(now Time) {
 		// not tcp_retransmit_skb): the probe counts as retransmitted bytes
 		// but does not start retrans_stamp, the clock of TCP_USER_TIMEOUT
 		// and tcp_retries2; the first RTO retransmission does.
-		c.bytesRetrans += uint64(n)
+		c.rareW().bytesRetrans += uint64(n)
 		c.noteProbeResent(now, seq, c.sndMax)
 		c.countRetransmit(now, rtxTLP)
 		if c.rttTiming && c.rttSeq.GE(seq) {

@@ -20,7 +20,7 @@ func (c *Conn) trace(now Time, ev string) {
 	if tr == nil || c.cc == nil {
 		return
 	}
-	tr(CongestionEvent{Time: now, Local: c.key.local.String(), Remote: c.key.remote.String(), Event: ev,
+	tr(CongestionEvent{Time: now, Local: c.key.local().String(), Remote: c.key.remote().String(), Event: ev,
 		CwndBytes: c.cc.CongestionWindow(), SSThreshBytes: c.cc.SlowStartThreshold(),
 		FlightBytes: c.pipe(), State: c.recovery.String()})
 }

@@ -65,7 +65,7 @@ func (c *Conn) UserTimeout() time.Duration { return c.userTimeout }
 // and starts the retransmission clock if it is not running (Linux
 // tcp_retransmit_skb: "save stamp of the first retransmit").
 func (c *Conn) noteRetransmitted(now Time, seq Seq, n int) {
-	c.bytesRetrans += uint64(n)
+	c.rareW().bytesRetrans += uint64(n)
 	if c.retransStamp == 0 {
 		c.retransStamp = now
 	}
