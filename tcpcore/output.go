@@ -197,7 +197,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
 	}
 	wire.PutTCPHeader(b, wire.TCPFields{
-		SrcPort: c.key.local().Port(), DstPort: c.key.remote().Port(),
+		SrcPort: c.key.lp, DstPort: c.key.rp,
 		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
 	}, optLen)
 	hl := wire.TCPHeaderLen + optLen
