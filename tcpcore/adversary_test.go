@@ -283,13 +283,13 @@ func TestDupAckSpoofingSendsOneSegmentPerDuplicateAtMost(t *testing.T) {
 			t.Fatalf("%d segments sent on %d duplicate ACKs", sent, i)
 		}
 		if conn.recovery == recoveryFast && conn.inflightSegs() > 7 {
-			if bound := (7*conn.prrDelivered + 9) / 10; conn.prrOut > bound {
-				t.Fatalf("duplicate %d: PRR sent %d for %d delivered, want at most %d", i, conn.prrOut, conn.prrDelivered, bound)
+			if bound := (7*conn.rare.prr.delivered + 9) / 10; conn.rare.prr.out > bound {
+				t.Fatalf("duplicate %d: PRR sent %d for %d delivered, want at most %d", i, conn.rare.prr.out, conn.rare.prr.delivered, bound)
 			}
 		}
 	}
-	if conn.recovery != recoveryFast || conn.priorCwnd != 10 {
-		t.Fatalf("recovery %v from cwnd %d, want fast recovery from 10", conn.recovery, conn.priorCwnd)
+	if conn.recovery != recoveryFast || conn.rare.prr.priorCwnd != 10 {
+		t.Fatalf("recovery %v from cwnd %d, want fast recovery from 10", conn.recovery, conn.rare.prr.priorCwnd)
 	}
 	logReliability(t, "duplicate-ACK spoofing (window open)",
 		"at most one segment per duplicate; PRR sends no more than is delivered",

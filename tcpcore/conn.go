@@ -16,7 +16,7 @@ type Conn struct {
 	// The small fields of Conn and of the structs it embeds are grouped
 	// so that padding does not grow it: an idle connection is mostly this
 	// struct, which Go allocates with an 8-byte header in a size class:
-	// 1408 bytes, the next being 1536 (TestConnFitsItsSizeClass).
+	// 1280 bytes, the next being 1408 (TestConnFitsItsSizeClass).
 	e     *Engine
 	key   connKey
 	waker Waker
@@ -43,16 +43,13 @@ type Conn struct {
 	portLocked bool
 	hold       portHold
 
-	sender           // send sequence space and buffer (sender.go, output.go)
-	receiver         // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
-	recoveryControl  // loss recovery (recovery.go, rack.go, rack_queue.go, tlp.go)
-	timers           // timers, RTT estimation and probes (timers.go, rtt.go)
-	infoTrack        // what only TCPInfo reports (tcpinfo_track.go)
-	userTimeoutClock // when TCP_USER_TIMEOUT counts from (usertimeout.go)
+	sender          // send sequence space and buffer (sender.go, output.go)
+	receiver        // receive sequence space, buffer, window and ACK policy (receiver.go, receiver_ack.go)
+	recoveryControl // loss recovery (recovery.go, rack.go, rack_queue.go, tlp.go)
+	timers          // timers, RTT estimation and probes (timers.go, rtt.go)
+	infoTrack       // what only TCPInfo reports (tcpinfo_track.go)
 
 	cc congestion.Controller // built when the connection is established
-	// ccName is the controller TCP_CONGESTION chose, "" for the profile's.
-	ccName string
 
 	// --- Negotiated options ---
 	sndMSS     int    // largest payload we send, bytes (peer MSS less our option overhead)
@@ -88,19 +85,18 @@ type Conn struct {
 	kaIdle    time.Duration
 	kaIntvl   time.Duration
 	kaCount   int
-	linger    time.Duration
-	userMSS   int
-	// userTimeout is TCP_USER_TIMEOUT, 0 when off (usertimeout.go).
-	userTimeout time.Duration
+	// SO_LINGER's time, TCP_MAXSEG, TCP_USER_TIMEOUT and TCP_CONGESTION
+	// are in rareState: most connections leave them at their defaults.
 
 	// info holds the counters every connection moves, segments and bytes,
 	// and an idle one too, keepalive probes; rare the others
 	// (retransmissions, recoveries, probes of a window or a tail,
-	// out-of-order and duplicate segments), the errors, and what TCPInfo
-	// reports of retransmissions, reordering and timeouts, made when the
-	// first of them is needed (rareW): an idle connection uses none of
-	// them, and their 248 bytes would be a sixth of it. Counters puts the
-	// counters together.
+	// out-of-order and duplicate segments), the errors, what TCPInfo
+	// reports of retransmissions, reordering and timeouts, the socket
+	// options above, the clocks of TCP_USER_TIMEOUT, zero-window probing
+	// and fast recovery's PRR state, made when the first of them is
+	// needed (rareW): an idle connection uses none of them, and their 400
+	// bytes would be a third of it. Counters puts the counters together.
 	info baseCounters
 	rare *rareState
 }
@@ -128,6 +124,52 @@ type rareState struct {
 	// sk_err_soft): reported instead of ETIMEDOUT if the connection
 	// times out, or by Err (SO_ERROR), which clears it (pmtu.go).
 	softErr error
+
+	// Socket options set away from their defaults (a listener's pass to
+	// the connections it makes), read through lingerTime, maxSeg, userTO
+	// and ccChoice.
+	ccName      string        // the controller TCP_CONGESTION chose, "" for the profile's
+	linger      time.Duration // SO_LINGER's time
+	userMSS     int           // TCP_MAXSEG, 0 for none
+	userTimeout time.Duration // TCP_USER_TIMEOUT, 0 when off (usertimeout.go)
+
+	userTimeoutClock // when TCP_USER_TIMEOUT counts from (usertimeout.go)
+
+	// Zero-window probing (timers.go): unanswered probes, reset by any
+	// acceptable ACK, and doublings of the persist interval, reset when
+	// the window opens.
+	probes, persistBackoff int
+
+	prr prrState // fast recovery's RFC 6937 state (recovery.go)
+}
+
+// The socket options of rareState, their defaults before it is made.
+func (c *Conn) lingerTime() time.Duration {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.linger
+}
+
+func (c *Conn) maxSeg() int {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.userMSS
+}
+
+func (c *Conn) userTO() time.Duration {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.userTimeout
+}
+
+func (c *Conn) ccChoice() string {
+	if c.rare == nil {
+		return ""
+	}
+	return c.rare.ccName
 }
 
 // rareW returns the connection's rareState to write to, made at the first
@@ -338,10 +380,20 @@ func (c *Conn) applyOpts(o *SockOpts) {
 	if o.KeepCount > 0 {
 		c.kaCount = o.KeepCount
 	}
-	c.lingerOn, c.linger = o.LingerOn, o.Linger
-	c.userMSS = o.MaxSeg
-	c.ccName = o.Congestion
-	c.userTimeout = max(o.UserTimeout, 0).Truncate(time.Millisecond)
+	c.lingerOn = o.LingerOn
+	// The connection is new: rareState is made only for what is set.
+	if o.Linger != 0 {
+		c.rareW().linger = o.Linger
+	}
+	if o.MaxSeg != 0 {
+		c.rareW().userMSS = o.MaxSeg
+	}
+	if o.Congestion != "" {
+		c.rareW().ccName = o.Congestion
+	}
+	if ut := max(o.UserTimeout, 0).Truncate(time.Millisecond); ut != 0 {
+		c.rareW().userTimeout = ut
+	}
 }
 
 func clampBuf(v, max int) int {
@@ -605,7 +657,7 @@ func (c *Conn) Close(now Time) {
 	case TimeWait:
 		return
 	}
-	if c.inOrderUnread() > 0 || (c.lingerOn && c.linger == 0) {
+	if c.inOrderUnread() > 0 || (c.lingerOn && c.lingerTime() == 0) {
 		// Linux __tcp_close: unread data counts TCPAbortOnClose, checked
 		// first; a zero linger counts TCPAbortOnData.
 		if c.inOrderUnread() > 0 {
@@ -620,7 +672,7 @@ func (c *Conn) Close(now Time) {
 		return
 	}
 	if c.lingerOn {
-		c.lingerAt = now.Add(c.linger)
+		c.lingerAt = now.Add(c.lingerTime())
 	}
 	c.shutWrite(now)
 	if c.state == FinWait2 {
@@ -731,7 +783,12 @@ func (c *Conn) SetKeepAlive(now Time, on bool, idle, intvl time.Duration, count 
 }
 
 // SetLinger sets SO_LINGER.
-func (c *Conn) SetLinger(on bool, d time.Duration) { c.lingerOn, c.linger = on, d }
+func (c *Conn) SetLinger(on bool, d time.Duration) {
+	c.lingerOn = on
+	if d != 0 || c.rare != nil {
+		c.rareW().linger = d
+	}
+}
 
 // SetReadBuffer sets SO_RCVBUF (bytes, bounded by the profile).
 func (c *Conn) SetReadBuffer(n int) {

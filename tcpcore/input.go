@@ -513,7 +513,9 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	// Any acceptable ACK answers our zero-window probes (Linux resets
 	// icsk_probes_out in tcp_ack): the connection lives while they are
 	// answered, however long the window stays shut.
-	c.probes = 0
+	if r := c.rare; r != nil {
+		r.probes = 0
+	}
 	c.lastAckIn = now // Linux tp->rcv_tstamp
 	wasZeroWnd := c.sndWnd == 0
 	if s.ack.LT(c.sndUna) {
@@ -575,8 +577,11 @@ func (c *Conn) updateSendWindow(s *segment, wasZeroWnd bool) {
 	c.sndWl1, c.sndWl2 = s.seq, s.ack
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 	if wasZeroWnd && c.sndWnd > 0 {
-		c.persistAt, c.probes, c.persistBackoff = noDeadline, 0, 0
-		c.probesStamp = 0
+		c.persistAt = noDeadline
+		if r := c.rare; r != nil {
+			r.probes, r.persistBackoff = 0, 0
+			r.probesStamp = 0
+		}
 	}
 }
 
@@ -666,7 +671,9 @@ func (c *Conn) ackNewData(now Time, s *segment) time.Duration {
 		// (Linux tcp_rearm_rto uses icsk_rto, which keeps the doublings).
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
 	}
-	c.probes = 0
+	if r := c.rare; r != nil {
+		r.probes = 0
+	}
 	c.wake()
 	return rtt
 }

@@ -112,8 +112,8 @@ func (c *Conn) chooseRcvWscale() uint8 {
 // family (linkMSS), lowered by TCP_MAXSEG.
 func (c *Conn) advertisedMSS() int {
 	m := c.linkMSS
-	if c.userMSS > 0 && c.userMSS < m {
-		m = c.userMSS
+	if um := c.maxSeg(); um > 0 && um < m {
+		m = um
 	}
 	return m
 }
@@ -264,8 +264,8 @@ func (c *Conn) congestionConfig() congestion.Config {
 // congestionName is the controller the connection runs or will run: the
 // socket's TCP_CONGESTION choice, else the profile's.
 func (c *Conn) congestionName() string {
-	if c.ccName != "" {
-		return c.ccName
+	if n := c.ccChoice(); n != "" {
+		return n
 	}
 	return c.e.prof.Congestion
 }
@@ -310,19 +310,19 @@ func (c *Conn) SetCongestion(name string) error {
 		return err
 	}
 	if c.cc == nil {
-		c.ccName = name
+		c.rareW().ccName = name
 		return nil
 	}
 	if name == c.cc.Name() {
 		// Linux: asking for the algorithm in use changes nothing.
-		c.ccName = name
+		c.rareW().ccName = name
 		return nil
 	}
 	cc, err := congestion.Continue(name, c.congestionConfig(), c.cc)
 	if err != nil {
 		return err
 	}
-	c.ccName, c.cc = name, cc
+	c.rareW().ccName, c.cc = name, cc
 	c.lossRecovery = chooseLossRecovery(cc.Recovery(), c.sackOK)
 	return nil
 }

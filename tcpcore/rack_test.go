@@ -86,8 +86,8 @@ func TestPRRProportionalCountsSegmentsFromPriorWindow(t *testing.T) {
 	if want := []int{0, 10 * mss}; !equalInts(got, want) {
 		t.Fatalf("on entering recovery sent %v, want %v (the retransmission and one new segment)", got, want)
 	}
-	if ti := c.TCPInfo(p.now); ti.SndCwnd != 8 || c.priorCwnd != 10 {
-		t.Fatalf("PRR window %d from %d, want 8 (Linux's snd_cwnd) from 10", ti.SndCwnd, c.priorCwnd)
+	if ti := c.TCPInfo(p.now); ti.SndCwnd != 8 || c.rare.prr.priorCwnd != 10 {
+		t.Fatalf("PRR window %d from %d, want 8 (Linux's snd_cwnd) from 10", ti.SndCwnd, c.rare.prr.priorCwnd)
 	}
 }
 

@@ -65,10 +65,6 @@ type recoveryControl struct {
 	dupAcks       int    // duplicate ACKs since the last new ACK (RFC 5681 §2)
 	dupThresh     int    // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering
 	renoSacked    int    // without SACK: segments duplicate ACKs stand for (Linux sacked_out)
-	priorCwnd     int    // RFC 6937 RecoverFS: cwnd at entry, segments (Linux prior_cwnd)
-	prrDelivered  int    // RFC 6937 prr_delivered, segments
-	prrOut        int    // RFC 6937 prr_out, segments
-	prrCwnd       int    // the window PRR allows, segments (Linux snd_cwnd in recovery)
 	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK; -1: none made
 }
 
@@ -783,9 +779,10 @@ func (c *Conn) enterFastRecovery(now Time) {
 	c.recoveryPoint = c.sndMax
 	c.rescueDone, c.rescueArmed = false, false
 	mss := max(c.sndMSS, 1)
-	c.priorCwnd = max(c.cc.CongestionWindow()/mss, 1)
-	c.prrCwnd = c.priorCwnd // until an ACK's answer sets it
-	c.prrDelivered, c.prrOut = 0, 0
+	p := &c.rareW().prr
+	p.priorCwnd = max(c.cc.CongestionWindow()/mss, 1)
+	p.cwnd = p.priorCwnd // until an ACK's answer sets it
+	p.delivered, p.out = 0, 0
 	c.cc.OnLoss(time.Duration(now), flight)
 	c.trace(now, "fast-retransmit")
 	if c.recoveryRule() == tahoeRecovery {
@@ -819,27 +816,45 @@ func (c *Conn) prrUpdate(delivered, newlyLost int, unaAdvanced bool) {
 		return
 	}
 	mss := max(c.sndMSS, 1)
-	c.prrDelivered += delivered
+	p := &c.rareW().prr
+	p.delivered += delivered
 	inflight := c.inflightSegs()
 	ssthresh := c.cc.SlowStartThreshold() / mss
 	var sndcnt int
 	if delta := ssthresh - inflight; delta < 0 {
-		sndcnt = (ssthresh*c.prrDelivered+c.priorCwnd-1)/c.priorCwnd - c.prrOut
+		sndcnt = (ssthresh*p.delivered+p.priorCwnd-1)/p.priorCwnd - p.out
 	} else {
-		sndcnt = max(c.prrDelivered-c.prrOut, delivered)
+		sndcnt = max(p.delivered-p.out, delivered)
 		if unaAdvanced && newlyLost == 0 {
 			sndcnt++
 		}
 		sndcnt = min(delta, sndcnt)
 	}
-	if c.prrOut == 0 {
+	if p.out == 0 {
 		sndcnt = max(sndcnt, 1)
 	}
-	c.prrCwnd = inflight + sndcnt
+	p.cwnd = inflight + sndcnt
 }
 
 // prrRoom is how many segments PRR lets go now.
-func (c *Conn) prrRoom() int { return c.prrCwnd - c.inflightSegs() }
+func (c *Conn) prrRoom() int { return c.prrCwnd() - c.inflightSegs() }
+
+// prrState is RFC 6937's state for one fast recovery, in segments: made
+// with rareState when the first one starts (enterFastRecovery).
+type prrState struct {
+	priorCwnd int // RecoverFS: cwnd at entry (Linux prior_cwnd)
+	delivered int // prr_delivered
+	out       int // prr_out
+	cwnd      int // the window PRR allows (Linux snd_cwnd in recovery)
+}
+
+// prrCwnd is the window PRR allows, 0 before any fast recovery.
+func (c *Conn) prrCwnd() int {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.prr.cwnd
+}
 
 // tryUndoRecovery runs when the ACK reaches the recovery point (Linux
 // tcp_try_undo_recovery): the reduction is undone if every retransmission
@@ -1171,7 +1186,7 @@ func (c *Conn) noteProbeResent(now Time, seq, end Seq) {
 // chargeSend counts a segment sent in fast recovery (RFC 6937 prr_out).
 func (c *Conn) chargeSend() {
 	if c.recovery == recoveryFast {
-		c.prrOut++
+		c.rareW().prr.out++
 	}
 }
 

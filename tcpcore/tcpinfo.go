@@ -215,8 +215,8 @@ func (c *Conn) fillTCPInfo(now Time, t *TCPInfo) {
 	t.State = c.state.Linux()
 	t.CAState = c.caState()
 	t.Retransmits = sat8(c.retries)
-	t.Probes = sat8(c.probes + c.kaProbes)
-	t.Backoff = sat8(max(c.backoff, c.persistBackoff))
+	t.Probes = sat8(c.zwProbes() + c.kaProbes)
+	t.Backoff = sat8(max(c.backoff, c.zwBackoff()))
 	t.Options, t.SndWscale, t.RcvWscale = c.tcpiOptions()
 	c.fillTimes(now, t)
 	c.fillSegments(t)
@@ -323,7 +323,7 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 		if c.recovery == recoveryFast {
 			// Linux's snd_cwnd in recovery is the window PRR sets
 			// (tcp_cwnd_reduction; recovery.go's prrCwnd).
-			t.SndCwnd = uint32(c.prrCwnd)
+			t.SndCwnd = uint32(c.prrCwnd())
 		}
 		if ss := c.cc.SlowStartThreshold(); ss < congestionInfinity {
 			t.SndSsthresh = uint32(ss / c.sndMSS)

@@ -41,9 +41,7 @@ type timers struct {
 	rttTiming bool
 	synStart  Time // when an active open sent its first SYN
 
-	probes         int // unanswered zero-window probes (reset by any acceptable ACK)
-	persistBackoff int // doublings of the persist interval (reset when the window opens)
-	kaProbes       int // unanswered keepalive probes
+	kaProbes int // unanswered keepalive probes
 }
 
 func newTimers() timers {
@@ -219,7 +217,7 @@ func (c *Conn) onRTO(now Time) {
 	c.rttTiming = false
 	// RFC 6298 §5.5-5.6: back off and restart the timer, never beyond
 	// the user timeout (Linux tcp_clamp_rto_to_user_timeout).
-	c.rtoAt = now.Add(c.clampRTO(now, c.retransStamp, c.rtt.backedOff(c.backoff)))
+	c.rtoAt = now.Add(c.clampRTO(now, c.retransStamp(), c.rtt.backedOff(c.backoff)))
 }
 
 // idleRestart restarts the congestion window before new data goes out
@@ -271,7 +269,23 @@ func (c *Conn) armPersist(now Time) {
 	if c.sndUna.Add(c.sndWnd).Sub(c.sndNxt) > 0 && c.sndWnd >= c.sndMSS {
 		return
 	}
-	c.persistAt = now.Add(c.rtt.backedOff(c.persistBackoff))
+	c.persistAt = now.Add(c.rtt.backedOff(c.zwBackoff()))
+}
+
+// zwProbes and zwBackoff are rareState's probes and persistBackoff, 0
+// before it is made.
+func (c *Conn) zwProbes() int {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.probes
+}
+
+func (c *Conn) zwBackoff() int {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.persistBackoff
 }
 
 // onPersist sends a zero-window probe, or, when the window is open but
@@ -284,7 +298,9 @@ func (c *Conn) onPersist(now Time) {
 	if wndLeft > 0 && pending > 0 {
 		mss := c.segSize()
 		c.sendData(now, min(wndLeft, pending, mss), mss, false, 0)
-		c.probesStamp = 0 // data in flight: no zero-window probing (Linux tcp_send_probe0)
+		if r := c.rare; r != nil {
+			r.probesStamp = 0 // data in flight: no zero-window probing (Linux tcp_send_probe0)
+		}
 		return
 	}
 	if c.probeTimedOut(now) {
@@ -294,20 +310,21 @@ func (c *Conn) onPersist(now Time) {
 		return
 	}
 	p := c.e.prof
-	if p.MaxZeroWindowProbes > 0 && c.persistBackoff >= p.MaxZeroWindowProbes {
+	if p.MaxZeroWindowProbes > 0 && c.zwBackoff() >= p.MaxZeroWindowProbes {
 		// policy.MaxZeroWindowProbes: some stacks give up when the window is still zero
 		// after a few probes, answered or not: RST, then ETIMEDOUT.
 		c.abort(now, ErrTimedOut)
 		return
 	}
-	if c.probes >= p.Retries2 {
+	if c.zwProbes() >= p.Retries2 {
 		// Linux tcp_probe_timer: the retry limit ends it, without RST.
 		c.closeWith(ErrTimedOut)
 		return
 	}
-	c.probes++
-	c.persistBackoff++
-	c.counters().ZeroWindowProbes++
+	r := c.rareW()
+	r.probes++
+	r.persistBackoff++
+	r.ZeroWindowProbes++
 	c.e.stats.WinProbes++ // TCPWinProbe: Linux tcp_send_probe0 through tcp_write_wakeup
 	if c.e.prof.ProbeNewByte && pending > 0 {
 		// RFC 9293 §3.8.6.1: probe with one byte of new data.
@@ -319,7 +336,7 @@ func (c *Conn) onPersist(now Time) {
 		c.emitProbe(now)
 	}
 	// Never beyond the user timeout (Linux tcp_clamp_probe0_to_user_timeout).
-	c.persistAt = now.Add(c.clampProbe(now, c.rtt.backedOff(c.persistBackoff)))
+	c.persistAt = now.Add(c.clampProbe(now, c.rtt.backedOff(c.zwBackoff())))
 }
 
 // emitProbe sends a segment the peer must answer with an ACK: sequence

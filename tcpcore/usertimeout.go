@@ -27,6 +27,22 @@ import "time"
 
 // userTimeoutClock holds the instants the user timeout is measured from.
 // Conn embeds it.
+// retransStamp and probesStamp are rareState's clocks, 0 before it is
+// made.
+func (c *Conn) retransStamp() Time {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.retransStamp
+}
+
+func (c *Conn) probesStamp() Time {
+	if c.rare == nil {
+		return 0
+	}
+	return c.rare.probesStamp
+}
+
 type userTimeoutClock struct {
 	// retransStamp is when the data outstanding was first retransmitted
 	// (Linux tp->retrans_stamp), 0 when none is. rtxHigh is the end of
@@ -54,23 +70,26 @@ func (c *Conn) SetUserTimeout(now Time, d time.Duration) error {
 	if d < 0 {
 		return ErrInvalid
 	}
-	c.userTimeout = d.Truncate(time.Millisecond)
+	if d = d.Truncate(time.Millisecond); d != 0 || c.rare != nil {
+		c.rareW().userTimeout = d
+	}
 	return nil
 }
 
 // UserTimeout returns TCP_USER_TIMEOUT, 0 when off.
-func (c *Conn) UserTimeout() time.Duration { return c.userTimeout }
+func (c *Conn) UserTimeout() time.Duration { return c.userTO() }
 
 // noteRetransmitted books n payload bytes sent again (Linux bytes_retrans)
 // and starts the retransmission clock if it is not running (Linux
 // tcp_retransmit_skb: "save stamp of the first retransmit").
 func (c *Conn) noteRetransmitted(now Time, seq Seq, n int) {
-	c.rareW().bytesRetrans += uint64(n)
-	if c.retransStamp == 0 {
-		c.retransStamp = now
+	r := c.rareW()
+	r.bytesRetrans += uint64(n)
+	if r.retransStamp == 0 {
+		r.retransStamp = now
 	}
-	if end := seq.Add(max(n, 1)); end.GT(c.rtxHigh) {
-		c.rtxHigh = end
+	if end := seq.Add(max(n, 1)); end.GT(r.rtxHigh) {
+		r.rtxHigh = end
 	}
 }
 
@@ -78,8 +97,9 @@ func (c *Conn) noteRetransmitted(now Time, seq Seq, n int) {
 // data is outstanding outside recovery (Linux tcp_try_to_open: no
 // tcp_any_retrans_done, retrans_stamp = 0).
 func (c *Conn) settleRetransStamp() {
-	if c.recovery == recoveryNone && c.sndUna.GE(c.rtxHigh) {
-		c.retransStamp = 0
+	// Before rareState is made nothing was retransmitted.
+	if r := c.rare; r != nil && c.recovery == recoveryNone && c.sndUna.GE(r.rtxHigh) {
+		r.retransStamp = 0
 	}
 }
 
@@ -89,10 +109,11 @@ func (c *Conn) settleRetransStamp() {
 // retransmits_timed_out, which never gives up at the first timeout after
 // an ACK of new data); without, the retry limit (RFC 9293 §3.8.3 R2).
 func (c *Conn) retransmitsTimedOut(now Time) bool {
-	if c.userTimeout == 0 {
+	if c.userTO() == 0 {
 		return c.retries >= c.e.prof.Retries2
 	}
-	return c.retries > 0 && c.retransStamp != 0 && now.Sub(c.retransStamp) >= c.userTimeout
+	rs := c.retransStamp()
+	return c.retries > 0 && rs != 0 && now.Sub(rs) >= c.userTO()
 }
 
 // synTimedOut is tcp_write_timeout in SYN-SENT, after the retry count:
@@ -100,23 +121,23 @@ func (c *Conn) retransmitsTimedOut(now Time) bool {
 // retransmitted (Linux behaviour); without, the time SynRetries backoffs
 // take (tcp_model_timeout).
 func (c *Conn) synTimedOut(now Time) bool {
-	if c.userTimeout == 0 {
+	if c.userTO() == 0 {
 		return now.Sub(c.synStart) >= synGiveUpTime(c.e.prof)
 	}
-	return c.retries > 0 && now.Sub(c.synStart) >= c.userTimeout
+	return c.retries > 0 && now.Sub(c.synStart) >= c.userTO()
 }
 
 // clampRTO is Linux's tcp_clamp_rto_to_user_timeout: the timer re-armed
 // after a retransmission timeout fires no later than the user timeout
 // after start, the first retransmission (or first SYN). start 0 is now.
 func (c *Conn) clampRTO(now, start Time, rto time.Duration) time.Duration {
-	if c.userTimeout == 0 {
+	if c.userTO() == 0 {
 		return rto
 	}
 	if start == 0 {
 		start = now
 	}
-	remaining := c.userTimeout - now.Sub(start)
+	remaining := c.userTO() - now.Sub(start)
 	if remaining <= 0 {
 		return userTimeoutMinRTO
 	}
@@ -129,21 +150,21 @@ func (c *Conn) clampRTO(now, start Time, rto time.Duration) time.Duration {
 // after it gives up, answered probes or not (Linux behaviour; RFC 5482
 // §3 lets a user timeout override RFC 1122 §4.2.2.17's keep-probing).
 func (c *Conn) probeTimedOut(now Time) bool {
-	if c.probesStamp == 0 {
-		c.probesStamp = now
+	if c.probesStamp() == 0 {
+		c.rareW().probesStamp = now
 		return false
 	}
-	return c.userTimeout > 0 && now.Sub(c.probesStamp) >= c.userTimeout
+	return c.userTO() > 0 && now.Sub(c.probesStamp()) >= c.userTO()
 }
 
 // clampProbe is Linux's tcp_clamp_probe0_to_user_timeout: the next probe
 // comes no later than the user timeout after the first, and no sooner
 // than TCP_TIMEOUT_MIN from now.
 func (c *Conn) clampProbe(now Time, d time.Duration) time.Duration {
-	if c.userTimeout == 0 || c.probesStamp == 0 {
+	if c.userTO() == 0 || c.probesStamp() == 0 {
 		return d
 	}
-	remaining := c.userTimeout - max(now.Sub(c.probesStamp), 0)
+	remaining := c.userTO() - max(now.Sub(c.probesStamp()), 0)
 	return min(max(remaining, userTimeoutMinProbe), d)
 }
 
@@ -152,9 +173,9 @@ func (c *Conn) clampProbe(now Time, d time.Duration) time.Duration {
 // the user timeout (the probe count is then ignored); without, the probe
 // count reached TCP_KEEPCNT.
 func (c *Conn) keepaliveTimedOut(now Time) bool {
-	if c.userTimeout == 0 {
+	if c.userTO() == 0 {
 		return c.kaProbes >= c.kaCount
 	}
 	last := max(c.lastAckIn, c.lastDataRecv) // Linux keepalive_time_elapsed
-	return c.kaProbes > 0 && now.Sub(last) >= c.userTimeout
+	return c.kaProbes > 0 && now.Sub(last) >= c.userTO()
 }
