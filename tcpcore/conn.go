@@ -93,10 +93,11 @@ type Conn struct {
 	// (retransmissions, recoveries, probes of a window or a tail,
 	// out-of-order and duplicate segments), the errors, what TCPInfo
 	// reports of retransmissions, reordering and timeouts, the socket
-	// options above, the clocks of TCP_USER_TIMEOUT, zero-window probing
-	// and fast recovery's PRR state, made when the first of them is
-	// needed (rareW): an idle connection uses none of them, and their 400
-	// bytes would be a third of it. Counters puts the counters together.
+	// options above, the clocks of TCP_USER_TIMEOUT, zero-window probing,
+	// fast recovery's PRR state and the ranges of out-of-order data
+	// received, made when the first of them is needed (rareW): an idle
+	// connection uses none of them, and their 432 bytes would be a third
+	// of it. Counters puts the counters together.
 	info baseCounters
 	rare *rareState
 }
@@ -141,6 +142,8 @@ type rareState struct {
 	probes, persistBackoff int
 
 	prr prrState // fast recovery's RFC 6937 state (recovery.go)
+
+	ooo reassembly // out-of-order data received (reassembly.go)
 }
 
 // The socket options of rareState, their defaults before it is made.
@@ -896,6 +899,8 @@ func (c *Conn) destroy() {
 		c.unlink()
 		c.sndBuf.free(&c.e.rings)
 		c.rcvBuf.free(&c.e.rings)
-		c.ooo.reset()
+		if c.rare != nil {
+			c.rare.ooo.reset()
+		}
 	}
 }

@@ -29,8 +29,7 @@ type receiver struct {
 	rcvSsthresh   int  // cap on the advertised window, grown as data arrives (Linux rcv_ssthresh)
 	rcvBuf        ring // in-order bytes not yet read, then out-of-order bytes by offset
 	rcvBufMax     int  // SO_RCVBUF, bytes
-	ooo           reassembly
-	rcvMSS        int // estimate of the peer's segment size, bytes (for ACK pacing)
+	rcvMSS        int  // estimate of the peer's segment size, bytes (for ACK pacing)
 
 	rcvBufLocked bool // SO_RCVBUF set by the application: no auto-tuning
 	finRcvd      bool // peer's FIN consumed (rcvNxt is past it)
@@ -53,10 +52,10 @@ type receiver struct {
 	dsackRange   seqRange      // the duplicate to report
 	unackedBytes int           // in-order bytes received since our last ACK
 	quickAcks    int           // remaining segments to ACK at once (Linux quick-ACK mode)
+	lastOOWAck   Time          // last challenge/out-of-window ACK (rate limit)
 	ackBatchedAt Time          // when it became owed
 	ato          time.Duration // adaptive delayed-ACK timeout (Linux icsk_ack.ato)
 	lastDataRecv Time          // arrival of the last in-order data segment
-	lastOOWAck   Time          // last challenge/out-of-window ACK (rate limit)
 }
 
 // receiveData is the seventh check: place payload in the receive buffer
@@ -114,20 +113,24 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	c.wake()
 }
 
+// oooEmpty reports whether no out-of-order data is held (rareState.ooo).
+func (c *Conn) oooEmpty() bool { return c.rare == nil || c.rare.ooo.empty() }
+
 // queueOutOfOrder parks data that starts off bytes beyond RCV.NXT at its
 // place in the buffer and remembers the range (reassembly.go), or reports
 // it as a duplicate (RFC 2883 §4.1.2). Either way the segment is
 // acknowledged at once (RFC 5681 §4.2).
 func (c *Conn) queueOutOfOrder(seq Seq, off int, data []byte) {
 	c.ackNow = true
-	c.rareW().rcvOOOPack++ // Linux tcp_data_queue_ofo counts duplicates too
-	if c.ooo.contains(seq, seq.Add(len(data))) {
+	r := c.rareW()
+	r.rcvOOOPack++ // Linux tcp_data_queue_ofo counts duplicates too
+	if r.ooo.contains(seq, seq.Add(len(data))) {
 		c.setDSACK(seq, seq.Add(len(data)))
 		return
 	}
-	if c.ooo.add(seq, seq.Add(len(data)), c.e.prof.OOOMaxSegments) {
+	if r.ooo.add(seq, seq.Add(len(data)), c.e.prof.OOOMaxSegments) {
 		c.rcvBuf.writeAt(data, c.rcvBuf.Len()+off)
-		c.counters().OutOfOrderSegs++
+		r.OutOfOrderSegs++
 	}
 }
 
@@ -140,10 +143,10 @@ func (c *Conn) deliverInOrder(data []byte) {
 	c.rcvBuf.write(data)
 	c.rcvNxt = c.rcvNxt.Add(len(data))
 	c.info.BytesReceived += uint64(len(data))
-	if c.ooo.empty() {
+	if c.oooEmpty() {
 		return
 	}
-	nxt := c.ooo.advance(c.rcvNxt)
+	nxt := c.rare.ooo.advance(c.rcvNxt)
 	if c.finPending && nxt.GT(c.finPendingSeq) {
 		nxt = c.finPendingSeq // the FIN's block holds no byte (receiveFin)
 	}
@@ -175,7 +178,7 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 			// stops short of it, and the FIN is taken when RCV.NXT gets
 			// there.
 			c.finPending, c.finPendingSeq = true, seq
-			c.ooo.add(seq, seq.Add(1), c.e.prof.OOOMaxSegments)
+			c.rareW().ooo.add(seq, seq.Add(1), c.e.prof.OOOMaxSegments)
 			c.ackNow = true
 		}
 		return

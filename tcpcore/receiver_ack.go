@@ -211,12 +211,12 @@ func (c *Conn) ackOptions(now Time, o *wire.TCPOptions) {
 		o.NumSACK = 1
 		c.dsackPending = false
 		c.counters().DSACKsSent++
-		if !c.ooo.empty() {
+		if !c.oooEmpty() {
 			c.sackBlocks(o, maxBlocks)
 		}
 		return
 	}
-	if c.sackOK && !c.ooo.empty() {
+	if c.sackOK && !c.oooEmpty() {
 		c.sackBlocks(o, maxBlocks)
 	}
 }
@@ -224,8 +224,8 @@ func (c *Conn) ackOptions(now Time, o *wire.TCPOptions) {
 // sackBlocks reports the out-of-order ranges, the most recently changed
 // first (RFC 2018 §4), never one the cumulative ACK covers.
 func (c *Conn) sackBlocks(o *wire.TCPOptions, maxBlocks int) {
-	bl := c.ooo.blocks
-	r := c.ooo.recent
+	bl := c.rare.ooo.blocks // called only with some (oooEmpty)
+	r := c.rare.ooo.recent
 	if r >= len(bl) {
 		r = 0
 	}

@@ -102,7 +102,10 @@ func (c *Conn) expandSndBuf() {
 func (c *Conn) segSize() int {
 	n := c.sndMSS
 	if c.sackOK {
-		blocks := len(c.ooo.blocks)
+		var blocks int
+		if c.rare != nil {
+			blocks = len(c.rare.ooo.blocks)
+		}
 		if c.dsackPending {
 			blocks++
 		}
