@@ -6,13 +6,13 @@ package tcpcore
 // grow when the buffer size is raised; it never shrinks.
 type ring struct {
 	buf  []byte
-	head int // index of the first byte
-	n    int // bytes stored
+	head int32 // index of the first byte
+	n    int32 // bytes stored (buffers are far below 2 GiB: policy's SndBufMax, RcvBufMax)
 }
 
-func (r *ring) Len() int  { return r.n }
+func (r *ring) Len() int  { return int(r.n) }
 func (r *ring) Cap() int  { return len(r.buf) }
-func (r *ring) Free() int { return len(r.buf) - r.n }
+func (r *ring) Free() int { return len(r.buf) - int(r.n) }
 
 // grow raises the capacity to at least size, keeping the contents. A
 // first buffer of ringMinBytes comes from pool, and the ring's buffer of
@@ -116,17 +116,17 @@ func (r *ring) write(p []byte) int {
 	if n == 0 {
 		return 0
 	}
-	tail := (r.head + r.n) % len(r.buf)
+	tail := (int(r.head) + int(r.n)) % len(r.buf)
 	c := copy(r.buf[tail:], p[:n])
 	copy(r.buf, p[c:n])
-	r.n += n
+	r.n += int32(n)
 	return n
 }
 
 // writeAt copies p to offset off from the head without changing the length;
 // used to place out-of-order data. The caller ensures off+len(p) <= Cap.
 func (r *ring) writeAt(p []byte, off int) {
-	pos := (r.head + off) % len(r.buf)
+	pos := (int(r.head) + off) % len(r.buf)
 	c := copy(r.buf[pos:], p)
 	copy(r.buf, p[c:])
 }
@@ -134,31 +134,31 @@ func (r *ring) writeAt(p []byte, off int) {
 // peek copies bytes starting off bytes from the head into p, returning the
 // count (bounded by what is stored).
 func (r *ring) peek(p []byte, off int) int {
-	if off >= r.n {
+	if off >= int(r.n) {
 		return 0
 	}
-	n := min(len(p), r.n-off)
-	pos := (r.head + off) % len(r.buf)
+	n := min(len(p), int(r.n)-off)
+	pos := (int(r.head) + off) % len(r.buf)
 	c := copy(p[:n], r.buf[pos:])
 	copy(p[c:n], r.buf)
 	return n
 }
 
 // extend counts n bytes already placed by writeAt as stored.
-func (r *ring) extend(n int) { r.n += n }
+func (r *ring) extend(n int) { r.n += int32(n) }
 
 // discard drops n bytes from the head.
 func (r *ring) discard(n int) {
-	if n > r.n {
-		n = r.n
+	if n > int(r.n) {
+		n = int(r.n)
 	}
 	if n <= 0 {
 		return
 	}
-	r.n -= n
+	r.n -= int32(n)
 	// The head moves even when the ring empties: bytes parked beyond the
 	// length (out-of-order data) keep their offsets from it.
-	r.head = (r.head + n) % len(r.buf)
+	r.head = int32((int(r.head) + n) % len(r.buf))
 }
 
 // read copies up to len(p) bytes out and drops them.

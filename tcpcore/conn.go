@@ -2,6 +2,7 @@ package tcpcore
 
 import (
 	"io"
+	"math"
 	"net/netip"
 	"time"
 
@@ -16,7 +17,7 @@ type Conn struct {
 	// The small fields of Conn and of the structs it embeds are grouped
 	// so that padding does not grow it: an idle connection is mostly this
 	// struct, which Go allocates with an 8-byte header in a size class:
-	// 1280 bytes, the next being 1408 (TestConnFitsItsSizeClass).
+	// 1152 bytes, the next being 1280 (TestConnFitsItsSizeClass).
 	e     *Engine
 	key   connKey
 	waker Waker
@@ -71,6 +72,7 @@ type Conn struct {
 	// through an IPv6 socket (a dual-stack listener, or a connect to an
 	// IPv4-mapped address), so its addresses are reported IPv4-mapped.
 	mapped bool
+	active bool // we sent the SYN (Connect), rather than a listener's SYN-ACK
 
 	// linkMSS is the MSS the link allows the connection's family, what
 	// we advertise (Engine.linkMSS); pmtu is the path MTU, the link's
@@ -82,9 +84,9 @@ type Conn struct {
 	cork      bool
 	keepAlive bool
 	lingerOn  bool
+	kaCount   int32 // TCP_KEEPCNT; a larger count is kept as MaxInt32, which no connection reaches
 	kaIdle    time.Duration
 	kaIntvl   time.Duration
-	kaCount   int
 	// SO_LINGER's time, TCP_MAXSEG, TCP_USER_TIMEOUT and TCP_CONGESTION
 	// are in rareState: most connections leave them at their defaults.
 
@@ -345,11 +347,11 @@ func (e *Engine) newConn(now Time, local, remote netip.AddrPort, o *SockOpts) *C
 		noDelay:  !p.Nagle,
 		kaIdle:   p.KeepAliveIdle,
 		kaIntvl:  p.KeepAliveInterval,
-		kaCount:  p.KeepAliveProbes,
+		kaCount:  int32(min(p.KeepAliveProbes, math.MaxInt32)),
 		tsOffset: e.isn.tsOffset(local, remote),
 	}
 	c.sndBufMax, c.rcvBufMax = p.SndBuf, p.RcvBuf
-	c.dupThresh = p.DupThresh
+	c.dupThresh = int32(p.DupThresh)
 	if o != nil {
 		c.applyOpts(o)
 	}
@@ -381,7 +383,7 @@ func (c *Conn) applyOpts(o *SockOpts) {
 		c.kaIntvl = o.KeepIntvl
 	}
 	if o.KeepCount > 0 {
-		c.kaCount = o.KeepCount
+		c.kaCount = int32(min(o.KeepCount, math.MaxInt32))
 	}
 	c.lingerOn = o.LingerOn
 	// The connection is new: rareState is made only for what is set.
@@ -760,7 +762,7 @@ func (c *Conn) SetQuickAck(now Time, on bool) {
 		return
 	}
 	c.pingpong = false
-	c.quickAcks = max(c.quickAcks, c.e.prof.QuickAcks, 1)
+	c.quickAcks = int32(max(int(c.quickAcks), c.e.prof.QuickAcks, 1))
 	if c.delackAt != noDeadline {
 		c.ackNow = true
 		c.output(now)
@@ -779,7 +781,7 @@ func (c *Conn) SetKeepAlive(now Time, on bool, idle, intvl time.Duration, count 
 		c.kaIntvl = intvl
 	}
 	if count > 0 {
-		c.kaCount = count
+		c.kaCount = int32(min(count, math.MaxInt32))
 	}
 	c.armKeepalive(now)
 	c.updateDeadline()

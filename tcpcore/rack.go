@@ -20,9 +20,12 @@ type rackState struct {
 	endSeq Seq           // and its end
 	rtt    time.Duration // its RTT when it was delivered
 
-	reoWndSteps   int  // the window is reoWndSteps quarters of the minimum RTT
-	reoWndPersist int  // recoveries the widened window is kept for
-	stepAt        Time // when the window last widened
+	stepAt Time // when the window last widened
+	// The window is reoWndSteps quarters of the minimum RTT (at most
+	// 0xff, as Linux's u8 rack.reo_wnd_steps), and is kept for
+	// reoWndPersist recoveries (at most rackRecoveryThresh).
+	reoWndSteps   uint8
+	reoWndPersist uint8
 
 	valid     bool // a segment was delivered since the connection began
 	advanced  bool // a delivery since the last loss detection
@@ -85,7 +88,7 @@ func (c *Conn) rackAdvance(now Time, r *txRec) {
 // once); else a quarter of the minimum RTT per step, at most SRTT.
 func (c *Conn) rackReoWnd() time.Duration {
 	if c.reordSeen() == 0 {
-		if c.recovery != recoveryNone || c.txq.sacked.segs >= c.dupThresh {
+		if c.recovery != recoveryNone || c.txq.sacked.segs >= int(c.dupThresh) {
 			return 0
 		}
 	}
@@ -211,7 +214,9 @@ func (c *Conn) rackUpdateReoWnd(now Time) {
 	}
 	switch {
 	case c.rack.dsackSeen:
-		c.rack.reoWndSteps = min(c.rack.reoWndSteps+1, 0xff)
+		if c.rack.reoWndSteps < 0xff {
+			c.rack.reoWndSteps++
+		}
 		c.rack.dsackSeen = false
 		c.rack.stepAt = now
 		c.rack.reoWndPersist = rackRecoveryThresh

@@ -44,7 +44,7 @@ type txQueue struct {
 	// headTrimmed is the bytes of the oldest record that cumulative ACKs
 	// in its middle took off it (trimFirst), counted back in when the
 	// record goes (popFirst).
-	headTrimmed int
+	headTrimmed int32
 
 	// sends counts the transmissions recorded (push, stamp), modulo
 	// 2^32: the next one's number.
@@ -149,7 +149,7 @@ func (q *txQueue) trimFirst(una Seq) {
 		return
 	}
 	d := una.Sub(r.start)
-	q.headTrimmed += d
+	q.headTrimmed += int32(d)
 	for _, f := range [...]uint8{txSacked, txLost, txRetrans} {
 		if r.flags&f != 0 {
 			q.count(f).bytes -= d

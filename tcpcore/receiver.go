@@ -50,8 +50,8 @@ type receiver struct {
 
 	// ACK policy (receiver_ack.go).
 	dsackRange   seqRange      // the duplicate to report
-	unackedBytes int           // in-order bytes received since our last ACK
-	quickAcks    int           // remaining segments to ACK at once (Linux quick-ACK mode)
+	unackedBytes int32         // in-order bytes received since our last ACK (at most a receive window)
+	quickAcks    int32         // remaining segments to ACK at once (Linux quick-ACK mode)
 	lastOOWAck   Time          // last challenge/out-of-window ACK (rate limit)
 	ackBatchedAt Time          // when it became owed
 	ato          time.Duration // adaptive delayed-ACK timeout (Linux icsk_ack.ato)
@@ -296,7 +296,7 @@ func (c *Conn) afterRead(now Time) {
 	}
 	c.autotune(now)
 	newWnd := c.offerWindow()
-	heldBack := c.delackAt != noDeadline && c.unackedBytes >= 2*c.rcvMSS
+	heldBack := c.delackAt != noDeadline && int(c.unackedBytes) >= 2*c.rcvMSS
 	if heldBack || 2*cur <= c.rcvBufMax && newWnd > 0 && newWnd >= 2*cur && newWnd-cur >= min(c.rcvBufMax/2, c.rcvMSS) {
 		c.ackNow = true
 		c.output(now)

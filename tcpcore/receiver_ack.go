@@ -18,7 +18,7 @@ import (
 // data (RFC 1122 §4.2.3.2, RFC 5681 §4.2): ACK at least every second
 // full-sized segment, and within the delayed-ACK timeout otherwise.
 func (c *Conn) scheduleAck(now Time, n int) {
-	c.unackedBytes += n
+	c.unackedBytes += int32(n)
 	p := c.e.prof
 	// Linux behaviour (__tcp_ack_snd_check): the every-second-segment
 	// test, which chooses the window, comes before the quick-ACK test, so
@@ -50,11 +50,11 @@ func (c *Conn) scheduleAck(now Time, n int) {
 // window (offerWindow), as Linux's test (rcv_nxt - rcv_wup > rcv_mss)
 // calls __tcp_select_window, even when the ACK is not yet due.
 func (c *Conn) ackSecondSegment() bool {
-	if c.unackedBytes <= c.rcvMSS {
+	if int(c.unackedBytes) <= c.rcvMSS {
 		return false
 	}
 	grows := c.offerWindow() >= c.rcvAdv.Sub(c.lastAckSent)
-	if c.unackedBytes < 2*c.rcvMSS {
+	if int(c.unackedBytes) < 2*c.rcvMSS {
 		return false
 	}
 	return !c.e.prof.AckSecondOnlyIfWindowGrows || grows
@@ -122,7 +122,7 @@ func (c *Conn) incrQuickAcks() {
 	if n <= 0 {
 		n = 2
 	}
-	c.quickAcks = max(c.quickAcks, min(n, p.QuickAcks))
+	c.quickAcks = int32(max(int(c.quickAcks), min(n, p.QuickAcks)))
 }
 
 // setDSACK arranges for the next ACK to report [start, end) as a

@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"math"
 	"time"
 
 	"tunstack/congestion"
@@ -62,10 +63,10 @@ type recoveryControl struct {
 	lostPoint     Seq    // where to look for lost data to resend (Linux retransmit_skb_hint)
 	undoMarker    Seq    // SND.UNA when the episode began
 	rtxRunEnd     Seq    // end of the last retransmission in answer to the present event
-	dupAcks       int    // duplicate ACKs since the last new ACK (RFC 5681 §2)
-	dupThresh     int    // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering
+	undoRetrans   int32  // retransmissions not yet shown spurious by D-SACK; -1: none made
+	dupAcks       int32  // duplicate ACKs since the last new ACK (RFC 5681 §2)
+	dupThresh     int32  // RFC 6675 DupThresh (Linux tp->reordering), raised on reordering, at most MaxReordering
 	renoSacked    int    // without SACK: segments duplicate ACKs stand for (Linux sacked_out)
-	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK; -1: none made
 }
 
 // ackEvent is what one ACK did, as Linux's tcp_ack flags and counters
@@ -358,7 +359,7 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 	if !b.end.GT(c.ev.priorUna) {
 		// Duplicates of data already acknowledged.
 		if c.undoPossible && c.undoRetrans > 0 && b.end.GT(c.undoMarker) {
-			c.undoRetrans = max(c.undoRetrans-segs, 0)
+			c.undoRetrans = int32(max(int(c.undoRetrans)-segs, 0))
 		}
 		return
 	}
@@ -391,8 +392,8 @@ func (c *Conn) checkReordering(low Seq) {
 	if !low.LT(fack) {
 		return
 	}
-	if metric, mss := fack.Sub(low), max(c.sndMSS, 1); metric > c.dupThresh*mss {
-		c.dupThresh = min((metric+mss-1)/mss, c.e.prof.MaxReordering)
+	if metric, mss := fack.Sub(low), max(c.sndMSS, 1); metric > int(c.dupThresh)*mss {
+		c.dupThresh = int32(min((metric+mss-1)/mss, c.e.prof.MaxReordering))
 	}
 	c.rareW().reordSeen++
 }
@@ -428,7 +429,7 @@ func (c *Conn) ackRecords(now Time, s *segment) {
 			// (tcp_clean_rtx_queue counts the packet when it is freed,
 			// not the trims before): the earlier pieces grow nothing, so
 			// ACK division gains nothing, and the segment loses nothing.
-			c.ev.deliveredBytes += q.headTrimmed
+			c.ev.deliveredBytes += int(q.headTrimmed)
 			if !c.spuriousRetrans(r, s) {
 				c.rackAdvance(now, r)
 			}
@@ -500,7 +501,7 @@ func (c *Conn) limitRenoSacked(addend int) {
 		return
 	}
 	c.renoSacked = max(out-holes, 0)
-	c.dupThresh = min(out+addend, c.e.prof.MaxReordering)
+	c.dupThresh = int32(min(out+addend, c.e.prof.MaxReordering))
 	c.rareW().reordSeen++
 }
 
@@ -696,7 +697,7 @@ func (c *Conn) identifyLoss(now Time) {
 // ACKs arrived (RFC 5681 §3.2 step 2) and after each partial ACK in
 // recovery (RFC 6582 §3.2 step 5).
 func (c *Conn) newRenoMarkLost() {
-	if (c.recovery == recoveryNone && c.renoSacked >= c.dupThresh) || (c.recovery == recoveryFast && c.ev.unaAdvanced) {
+	if (c.recovery == recoveryNone && c.renoSacked >= int(c.dupThresh)) || (c.recovery == recoveryFast && c.ev.unaAdvanced) {
 		c.markHeadLost()
 	}
 }
@@ -725,7 +726,7 @@ func (c *Conn) markHeadLost() {
 // entry, RFC 6582 §3.2 after a partial ACK).
 func (c *Conn) dupThreshMarkLost() {
 	q := &c.txq
-	boundary := c.sb.lossBoundary(c.sndUna, c.dupThresh, c.sndMSS)
+	boundary := c.sb.lossBoundary(c.sndUna, int(c.dupThresh), c.sndMSS)
 	for i := 0; i < q.len(); i++ {
 		r := q.at(i)
 		if !r.start.LT(boundary) {
@@ -961,7 +962,7 @@ func (c *Conn) enterLossRecovery(now Time) {
 	c.cc.OnRTO(time.Duration(now), c.outstanding())
 	// A timeout is evidence of loss, not reordering: fall back to the
 	// configured threshold (as Linux does in tcp_enter_loss).
-	c.dupThresh = min(c.dupThresh, c.e.prof.DupThresh)
+	c.dupThresh = int32(min(int(c.dupThresh), c.e.prof.DupThresh))
 	c.recovery = recoveryLoss
 	c.disorder = false
 	c.rtxRunEnd = c.sndUna - 1
@@ -1004,7 +1005,7 @@ func (c *Conn) startUndoEpisode() {
 	// Retransmissions still in flight may be reported duplicate later
 	// (Linux tcp_init_undo); -1 says none was made, so that no D-SACK
 	// state can undo yet.
-	c.undoRetrans = c.txq.retrans.segs
+	c.undoRetrans = int32(min(c.txq.retrans.segs, math.MaxInt32))
 	if c.undoRetrans == 0 {
 		c.undoRetrans = -1
 	}

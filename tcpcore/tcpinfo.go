@@ -215,7 +215,7 @@ func (c *Conn) fillTCPInfo(now Time, t *TCPInfo) {
 	t.State = c.state.Linux()
 	t.CAState = c.caState()
 	t.Retransmits = sat8(c.retries)
-	t.Probes = sat8(c.zwProbes() + c.kaProbes)
+	t.Probes = sat8(c.zwProbes() + int(c.kaProbes))
 	t.Backoff = sat8(max(c.backoff, c.zwBackoff()))
 	t.Options, t.SndWscale, t.RcvWscale = c.tcpiOptions()
 	c.fillTimes(now, t)
@@ -339,7 +339,7 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 func (c *Conn) segments(lo, hi Seq, part func(a, b Seq) int) uint32 {
 	var n uint32
 	start := lo
-	for i := 0; i < c.sent.n && start.LT(hi); i++ {
+	for i := 0; i < int(c.sent.n) && start.LT(hi); i++ {
 		end := c.sent.at(i)
 		if end.GT(start) {
 			n += c.segCount(start, MinSeq(end, hi), part)

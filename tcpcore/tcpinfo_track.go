@@ -8,7 +8,6 @@ package tcpcore
 // Conn embeds it. Updating it allocates nothing once the ring of segment
 // ends has grown to the connection's largest flight.
 type infoTrack struct {
-	active        bool   // we sent the SYN (Connect), rather than a listener's SYN-ACK
 	establishedAt Time   // when the handshake completed; 0 before
 	lastDataOut   Time   // last segment with payload sent, retransmissions included
 	lastAckIn     Time   // last acceptable ACK received
@@ -43,7 +42,7 @@ type infoTrack struct {
 // ring may point into it.)
 type segEnds struct {
 	ring    []segEnd
-	head, n int
+	head, n int32 // a ring holds at most a window's segments
 	first   [1]segEnd
 }
 
@@ -53,29 +52,29 @@ type segEnd struct {
 }
 
 func (r *segEnds) push(end Seq, at Time) {
-	if r.n == len(r.ring) {
+	if int(r.n) == len(r.ring) {
 		if len(r.ring) == 0 {
 			r.ring = r.first[:]
 		} else {
 			grown := make([]segEnd, max(2*len(r.ring), 16))
-			for i := 0; i < r.n; i++ {
-				grown[i] = r.ring[(r.head+i)%len(r.ring)]
+			for i := 0; i < int(r.n); i++ {
+				grown[i] = r.ring[(int(r.head)+i)%len(r.ring)]
 			}
 			r.ring, r.head = grown, 0
 		}
 	}
-	r.ring[(r.head+r.n)%len(r.ring)] = segEnd{end, at}
+	r.ring[(int(r.head)+int(r.n))%len(r.ring)] = segEnd{end, at}
 	r.n++
 }
 
-func (r *segEnds) at(i int) Seq { return r.ring[(r.head+i)%len(r.ring)].end }
+func (r *segEnds) at(i int) Seq { return r.ring[(int(r.head)+i)%len(r.ring)].end }
 
 // ackTo drops the segments that end at or below una and returns how many,
 // and when the last of them was sent (0 if none).
 func (r *segEnds) ackTo(una Seq) (k int, lastSentAt Time) {
 	for r.n > 0 && r.ring[r.head].end.LE(una) {
 		lastSentAt = r.ring[r.head].sentAt
-		r.head = (r.head + 1) % len(r.ring)
+		r.head = int32((int(r.head) + 1) % len(r.ring))
 		r.n--
 		k++
 	}

@@ -9,8 +9,8 @@ func (h timerHeap) less(i, j int) bool { return h[i].deadline < h[j].deadline }
 
 func (h timerHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+	h[i].heapIdx = int32(i)
+	h[j].heapIdx = int32(j)
 }
 
 func (h timerHeap) up(i int) {
@@ -50,17 +50,17 @@ func (h *timerHeap) schedule(c *Conn) {
 		h.remove(c)
 	case c.deadline == noDeadline:
 	case c.heapIdx < 0:
-		c.heapIdx = len(*h)
+		c.heapIdx = int32(len(*h))
 		*h = append(*h, c)
-		h.up(c.heapIdx)
+		h.up(int(c.heapIdx))
 	default:
-		h.up(c.heapIdx)
-		h.down(c.heapIdx)
+		h.up(int(c.heapIdx))
+		h.down(int(c.heapIdx))
 	}
 }
 
 func (h *timerHeap) remove(c *Conn) {
-	i := c.heapIdx
+	i := int(c.heapIdx)
 	if i < 0 {
 		return
 	}

@@ -31,17 +31,18 @@ type timers struct {
 	lingerAt    Time // SO_LINGER deadline (driver waits on it too)
 	corkAt      Time // TCP_CORK's bound on holding a partial segment
 	deadline    Time // min of the above, the heap key
-	heapIdx     int
 
-	rtt       rttEstimator
-	backoff   int  // consecutive RTO expirations
-	retries   int  // retransmissions of the current head segment
-	rttTime   Time // when rttSeq was sent
-	rttSeq    Seq  // segment being timed when timestamps are off
+	rtt     rttEstimator
+	backoff int  // consecutive RTO expirations
+	retries int  // retransmissions of the current head segment
+	rttTime Time // when rttSeq was sent
+	rttSeq  Seq  // segment being timed when timestamps are off
+	// heapIdx is the connection's place in the timer heap, -1 when out
+	// of it (4 bytes: the heap holds far fewer than 2^31 connections).
+	heapIdx   int32
+	kaProbes  int32 // unanswered keepalive probes
 	rttTiming bool
 	synStart  Time // when an active open sent its first SYN
-
-	kaProbes int // unanswered keepalive probes
 }
 
 func newTimers() timers {
