@@ -20,7 +20,7 @@ var idleHeapProfile = flag.String("idle.heapprofile", "", "BenchmarkIdleConnHeap
 func openIdle(tb testing.TB, e *Engine, now Time, n int) []*Conn {
 	tb.Helper()
 	srv := netip.MustParseAddrPort("198.18.0.2:80")
-	l, err := e.Listen(now, srv, 4096, SockOpts{})
+	l, err := e.Listen(now, srv, 4096, SockOpts{NoDelay: true, KeepAlive: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
