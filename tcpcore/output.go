@@ -275,7 +275,7 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
 	}
 	wire.PutTCPHeader(b, wire.TCPFields{
-		SrcPort: c.key.local().Port(), DstPort: c.key.remote().Port(),
+		SrcPort: c.key.lp, DstPort: c.key.rp,
 		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
 	}, optLen)
 	hl := wire.TCPHeaderLen + optLen
