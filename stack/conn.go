@@ -22,7 +22,7 @@ type Conn struct {
 	s  *Stack
 	tc *tcpcore.Conn
 	// dl holds the read and write deadlines, made by the first call that
-	// sets one or waits (deadlines): an idle connection nobody reads
+	// sets one (deadlines): a connection without deadlines
 	// saves their 64 bytes, which keeps Conn in the 96-byte size class
 	// (TestConnFitsItsSizeClass). The addresses are the engine
 	// connection's, fixed before newConn and made *net.TCPAddr only when
@@ -96,7 +96,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		s.mu.Unlock() // a read that would block produced no output
 		select {
 		case <-wake:
-		case <-c.deadlines().rd.wait():
+		case <-c.readDeadline():
 		}
 		s.mu.Lock()
 		c.n.done(gen)
@@ -128,7 +128,7 @@ func (c *Conn) WaitRead() error {
 		s.mu.Unlock()
 		select {
 		case <-wake:
-		case <-c.deadlines().rd.wait():
+		case <-c.readDeadline():
 		}
 		s.mu.Lock()
 		c.n.done(gen)
@@ -171,7 +171,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		s.unlockFlush() // send what is queued before sleeping on the ACKs
 		select {
 		case <-wake:
-		case <-c.deadlines().wd.wait():
+		case <-c.writeDeadline():
 		}
 		s.mu.Lock()
 		c.n.done(gen)

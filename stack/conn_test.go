@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,31 @@ func TestDeadlineMovedWhileReadBlocked(t *testing.T) {
 	}()
 	// Whether or not the Read is already blocked, moving the deadline into
 	// the past must end it with a timeout.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// A Read that blocked before any deadline was set waits on its wakeup
+// alone (the deadlines are made by the first set); setting one then must
+// still end it.
+func TestFirstDeadlineEndsBlockedRead(t *testing.T) {
+	p := newPair(t, 0, 1)
+	c, _ := p.connect(t, 80)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	for blocked := false; !blocked; runtime.Gosched() {
+		c.s.mu.Lock()
+		blocked = c.n.waiters > 0
+		c.s.mu.Unlock()
+	}
+	if c.dl.Load() != nil {
+		t.Fatal("the connection has deadlines before any was set")
+	}
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read: %v, want os.ErrDeadlineExceeded", err)

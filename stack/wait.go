@@ -90,13 +90,37 @@ type deadline struct {
 // deadlines are a connection's read and write deadlines.
 type deadlines struct{ rd, wd deadline }
 
-// deadlines returns the connection's deadlines, made at the first call.
+// deadlines returns the connection's deadlines, made at the first call
+// (SetDeadline and its kin). A call that waited before they were made
+// waited on no deadline channel (readDeadline): the first making wakes
+// it, so that it waits again with the deadline's channel.
 func (c *Conn) deadlines() *deadlines {
 	if d := c.dl.Load(); d != nil {
 		return d
 	}
-	c.dl.CompareAndSwap(nil, new(deadlines))
+	if c.dl.CompareAndSwap(nil, new(deadlines)) {
+		c.s.mu.Lock()
+		c.n.Wake()
+		c.s.mu.Unlock()
+	}
 	return c.dl.Load()
+}
+
+// readDeadline and writeDeadline are the channels a waiting call selects
+// on besides its wakeup: nil (never ready) while no deadline was ever set,
+// so that a connection that only waits makes none.
+func (c *Conn) readDeadline() <-chan struct{} {
+	if d := c.dl.Load(); d != nil {
+		return d.rd.wait()
+	}
+	return nil
+}
+
+func (c *Conn) writeDeadline() <-chan struct{} {
+	if d := c.dl.Load(); d != nil {
+		return d.wd.wait()
+	}
+	return nil
 }
 
 // readExpired and writeExpired report whether the read or the write
