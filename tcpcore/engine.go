@@ -286,7 +286,7 @@ func (e *Engine) Output(dst []*Packet) []*Packet {
 		c.ackBatched = false
 	}
 	e.ackLater = e.ackLater[:0]
-	e.chunk = openChunk{} // the driver owns the packets now
+	e.closeChunk() // the driver owns the packets now
 	dst = append(dst, e.out...)
 	clear(e.out) // the driver owns them now
 	e.out = e.out[:0]
@@ -534,7 +534,20 @@ func (e *Engine) finishPacket(p *Packet, n int) {
 		p.partial = false
 	}
 	e.stats.SegsOut++
+	e.closeChunk()
 	e.out = append(e.out, p)
+}
+
+// closeChunk ends the open chunk, if any: no segment joins it any more,
+// and its checksum field gets the partial sum over its whole TCP length,
+// as Linux's tcp_v4_send_check leaves it for a TSO packet (the device, or
+// tcp_gso_segment, adjusts it per segment). Segments that joined it did
+// not touch the field; it is set once here, when the length is final.
+func (e *Engine) closeChunk() {
+	if p := e.chunk.pkt; p != nil {
+		seg := wire.TCP(p.buf[Headroom:p.end])
+		seg.SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg))))
+	}
 	e.chunk.pkt, e.chunk.conn = nil, nil
 }
 

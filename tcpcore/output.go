@@ -191,7 +191,14 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 		return
 	}
 	p := e.newPacket(c.key.local(), c.key.remote())
-	b := p.buf[Headroom:]
+	e.finishPacket(p, c.putSegment(p.buf[Headroom:], seq, ack, flags, wnd, o, off, n))
+	c.emitted(now, ack, flags, n)
+}
+
+// putSegment writes the connection's TCP header (with options o, if any)
+// at the start of b and n bytes of the send buffer from offset off behind
+// it, and returns the segment's length.
+func (c *Conn) putSegment(b []byte, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCPOptions, off, n int) int {
 	optLen := 0
 	if o != nil {
 		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
@@ -204,8 +211,7 @@ func (c *Conn) emit(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wire.TCP
 	if n > 0 {
 		c.sndBuf.peek(b[hl:hl+n], off)
 	}
-	e.finishPacket(p, hl+n)
-	c.emitted(now, ack, flags, n)
+	return hl + n
 }
 
 // emitted books a segment just queued.
@@ -244,19 +250,14 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	if p := ch.pkt; p != nil && ch.conn == c && seq == ch.next && ack == ch.ack && wnd == ch.wnd &&
 		(o == nil) == !ch.hasOpts && (o == nil || *o == ch.opts) &&
 		n <= p.segSize && p.segs < MaxChunkSegments && p.end-Headroom+n <= MaxChunkBytes {
-		seg := p.buf[Headroom : p.end+n]
-		c.sndBuf.peek(seg[p.end-Headroom:], off)
+		c.sndBuf.peek(p.buf[p.end:p.end+n], off)
 		p.end += n
 		p.segs++
-		seg[13] |= flags & wire.FlagPSH
-		// The partial sum covers the whole TCP length, as Linux's
-		// tcp_v4_send_check does for a TSO packet; the device (or
-		// tcp_gso_segment) adjusts it per segment.
-		wire.TCP(seg).SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg))))
+		p.buf[Headroom+13] |= flags & wire.FlagPSH
 		e.stats.SegsOut++
 		ch.next = seq.Add(n)
 		if flags&wire.FlagPSH != 0 || n < p.segSize {
-			ch.pkt, ch.conn = nil, nil
+			e.closeChunk()
 		}
 		c.emitted(now, ack, flags, n)
 		return
@@ -269,18 +270,7 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	} else {
 		p = e.newPacket(c.key.local(), c.key.remote())
 	}
-	b := p.buf[Headroom:]
-	optLen := 0
-	if o != nil {
-		optLen = wire.EncodeTCPOptions(b[wire.TCPHeaderLen:], o)
-	}
-	wire.PutTCPHeader(b, wire.TCPFields{
-		SrcPort: c.key.lp, DstPort: c.key.rp,
-		Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: wnd,
-	}, optLen)
-	hl := wire.TCPHeaderLen + optLen
-	c.sndBuf.peek(b[hl:hl+n], off)
-	e.finishPacket(p, hl+n) // closes any open chunk
+	e.finishPacket(p, c.putSegment(p.buf[Headroom:], seq, ack, flags, wnd, o, off, n)) // closes any open chunk
 	if open {
 		p.segSize, p.segs = n, 1
 		*ch = openChunk{pkt: p, conn: c, next: seq.Add(n), ack: ack, wnd: wnd, hasOpts: o != nil}
