@@ -71,22 +71,12 @@ func (r *ring) ensure(need, limit int, pool *ringPool) {
 // with the bytes of the connection that used it; a ring reads only bytes
 // it stored or placed (peek stops at its length, and out-of-order data is
 // read only once placed), as it never reads a fresh buffer's zeros.
-type ringPool struct {
-	free [][]byte
-	// low is the fewest buffers free since the last trim: that many
-	// sat unused the whole time, and trim gives them back.
-	low int
-}
+type ringPool struct{ freeList[[]byte] }
 
 func (rp *ringPool) get() []byte {
-	if n := len(rp.free); n > 0 {
-		b := rp.free[n-1]
-		rp.free[n-1] = nil
-		rp.free = rp.free[:n-1]
-		rp.low = min(rp.low, n-1)
+	if b, ok := rp.pop(); ok {
 		return b
 	}
-	rp.low = 0
 	return make([]byte, ringMinBytes)
 }
 
@@ -94,20 +84,8 @@ func (rp *ringPool) get() []byte {
 // collector.
 func (rp *ringPool) put(b []byte) {
 	if len(b) == ringMinBytes && cap(b) == ringMinBytes {
-		rp.free = append(rp.free, b)
+		rp.push(b)
 	}
-}
-
-// trim drops the buffers that stayed free since the last trim and
-// returns how many are left.
-func (rp *ringPool) trim() int {
-	if n := rp.low; n > 0 {
-		clear(rp.free[:n])
-		rp.free = append(rp.free[:0], rp.free[n:]...)
-		clear(rp.free[len(rp.free):cap(rp.free)])
-	}
-	rp.low = len(rp.free)
-	return len(rp.free)
 }
 
 // write appends as much of p as fits and returns the count.

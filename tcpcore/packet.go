@@ -59,36 +59,15 @@ func (p *Packet) WithHeader(n int) []byte { return p.buf[Headroom-n : p.end] }
 // packetPool recycles Packets within one engine. It needs no lock: the
 // engine and its buffers have one owner at a time.
 type packetPool struct {
-	free []*Packet
+	freeList[*Packet]
 	size int // segment capacity of each buffer
-	// low is the fewest buffers free since the last trim: that many
-	// sat unused the whole time, and trim gives them back.
-	low int
 }
 
 func (pp *packetPool) get() *Packet {
-	if n := len(pp.free); n > 0 {
-		p := pp.free[n-1]
-		pp.free[n-1] = nil
-		pp.free = pp.free[:n-1]
-		pp.low = min(pp.low, n-1)
+	if p, ok := pp.pop(); ok {
 		return p
 	}
-	pp.low = 0
 	return &Packet{buf: make([]byte, Headroom+pp.size)}
-}
-
-// trim drops the buffers that stayed free since the last trim, the
-// bottom of the free list (it is a stack: the top ones are those reused),
-// and returns how many are left.
-func (pp *packetPool) trim() int {
-	if n := pp.low; n > 0 {
-		clear(pp.free[:n])
-		pp.free = append(pp.free[:0], pp.free[n:]...)
-		clear(pp.free[len(pp.free):cap(pp.free)])
-	}
-	pp.low = len(pp.free)
-	return len(pp.free)
 }
 
 func (pp *packetPool) put(p *Packet) {
@@ -96,5 +75,5 @@ func (pp *packetPool) put(p *Packet) {
 		return // a buffer from before an MTU change
 	}
 	p.end, p.segs, p.segSize = 0, 0, 0
-	pp.free = append(pp.free, p)
+	pp.push(p)
 }
