@@ -22,7 +22,7 @@ func (c *Conn) ackSample(now Time, prevUna Seq, tsRTT time.Duration) {
 	}
 	var rtt time.Duration
 	switch {
-	case c.ackedSentAt != 0 && (c.bytesRetrans() == 0 || prevUna.GE(c.rare.rtxHigh)):
+	case c.ackedSentAt != 0 && (c.rareR().bytesRetrans == 0 || prevUna.GE(c.rare.rtxHigh)):
 		rtt = now.Sub(c.ackedSentAt)
 	case c.tsOK && tsRTT > 0:
 		rtt = tsRTT

@@ -129,8 +129,8 @@ type rareState struct {
 	softErr error
 
 	// Socket options set away from their defaults (a listener's pass to
-	// the connections it makes), read through lingerTime, maxSeg, userTO
-	// and ccChoice.
+	// the connections it makes), read through rareR: a connection without
+	// a rareState has them at their defaults.
 	ccName      string        // the controller TCP_CONGESTION chose, "" for the profile's
 	linger      time.Duration // SO_LINGER's time
 	userMSS     int           // TCP_MAXSEG, 0 for none
@@ -148,33 +148,18 @@ type rareState struct {
 	ooo reassembly // out-of-order data received (reassembly.go)
 }
 
-// The socket options of rareState, their defaults before it is made.
-func (c *Conn) lingerTime() time.Duration {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.linger
-}
+// noRare is the rareState of every connection that has none yet: all its
+// fields at their defaults. It is only ever read (rareR); writes go
+// through rareW, which makes the connection's own.
+var noRare rareState
 
-func (c *Conn) maxSeg() int {
+// rareR returns the connection's rareState to read, the defaults before
+// it is made.
+func (c *Conn) rareR() *rareState {
 	if c.rare == nil {
-		return 0
+		return &noRare
 	}
-	return c.rare.userMSS
-}
-
-func (c *Conn) userTO() time.Duration {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.userTimeout
-}
-
-func (c *Conn) ccChoice() string {
-	if c.rare == nil {
-		return ""
-	}
-	return c.rare.ccName
+	return c.rare
 }
 
 // rareW returns the connection's rareState to write to, made at the first
@@ -184,45 +169,6 @@ func (c *Conn) rareW() *rareState {
 		c.rare = new(rareState)
 	}
 	return c.rare
-}
-
-// hardErr is the terminal error, nil while there is none.
-func (c *Conn) hardErr() error {
-	if c.rare == nil {
-		return nil
-	}
-	return c.rare.hardErr
-}
-
-// softErr is the last ICMP soft error, nil if none.
-func (c *Conn) softErr() error {
-	if c.rare == nil {
-		return nil
-	}
-	return c.rare.softErr
-}
-
-// reordSeen, bytesRetrans and dsackDups are rareState's, 0 before it is
-// made.
-func (c *Conn) reordSeen() uint64 {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.reordSeen
-}
-
-func (c *Conn) bytesRetrans() uint64 {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.bytesRetrans
-}
-
-func (c *Conn) dsackDups() uint64 {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.dsackDups
 }
 
 // baseCounters are the ConnCounters every connection moves, idle ones
@@ -247,14 +193,6 @@ func (c *Conn) Counters() ConnCounters {
 	k.SegsIn, k.SegsOut, k.BytesAcked, k.BytesReceived = c.info.SegsIn, c.info.SegsOut, c.info.BytesAcked, c.info.BytesReceived
 	k.KeepAlivesSent = c.info.KeepAlivesSent
 	return k
-}
-
-// retransmits is ConnCounters.Retransmits.
-func (c *Conn) retransmits() uint64 {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.Retransmits
 }
 
 // ConnCounters are per-connection counters.
@@ -473,7 +411,7 @@ func (c *Conn) inOrderUnread() int { return c.rcvBuf.Len() }
 
 // Readable reports whether Read would return without ErrWouldBlock.
 func (c *Conn) Readable() bool {
-	return c.inOrderUnread() > 0 || c.hardErr() != nil || c.finRcvd || c.rdShut || c.state == Closed
+	return c.inOrderUnread() > 0 || c.rareR().hardErr != nil || c.finRcvd || c.rdShut || c.state == Closed
 }
 
 // Buffered returns the bytes ready to read.
@@ -489,7 +427,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if err := c.Err(); err != nil {
 		return 0, err
 	}
-	if c.wrShut || c.hardErr() != nil {
+	if c.wrShut || c.rareR().hardErr != nil {
 		// Linux: once the error was reported (here or by SO_ERROR), writes
 		// on the dead connection fail with EPIPE.
 		return 0, ErrPipe
@@ -530,7 +468,7 @@ func (c *Conn) WriteMore(now Time, p []byte) (int, error) {
 // Writable reports whether Write would accept at least one byte or return
 // an error.
 func (c *Conn) Writable() bool {
-	if c.hardErr() != nil || c.wrShut || c.appClosed {
+	if c.rareR().hardErr != nil || c.wrShut || c.appClosed {
 		return true
 	}
 	switch c.state {
@@ -578,13 +516,13 @@ func (c *Conn) Err() error {
 // returns what it copied and leaves sk_err set. Any other error is
 // ignored.
 func (c *Conn) KeepErr(err error) {
-	if err != nil && err == c.hardErr() {
+	if err != nil && err == c.rareR().hardErr {
 		c.rare.err = err
 	}
 }
 
 // HardErr returns the terminal error without clearing anything.
-func (c *Conn) HardErr() error { return c.hardErr() }
+func (c *Conn) HardErr() error { return c.rareR().hardErr }
 
 // CloseWrite shuts down the sending direction (shutdown(SHUT_WR)): queued
 // data is sent, then a FIN; reading goes on.
@@ -592,7 +530,7 @@ func (c *Conn) CloseWrite(now Time) error {
 	if c.appClosed {
 		return ErrClosed
 	}
-	if c.hardErr() != nil {
+	if c.rareR().hardErr != nil {
 		return ErrNotConnected
 	}
 	switch c.state {
@@ -662,7 +600,7 @@ func (c *Conn) Close(now Time) {
 	case TimeWait:
 		return
 	}
-	if c.inOrderUnread() > 0 || (c.lingerOn && c.lingerTime() == 0) {
+	if c.inOrderUnread() > 0 || (c.lingerOn && c.rareR().linger == 0) {
 		// Linux __tcp_close: unread data counts TCPAbortOnClose, checked
 		// first; a zero linger counts TCPAbortOnData.
 		if c.inOrderUnread() > 0 {
@@ -677,7 +615,7 @@ func (c *Conn) Close(now Time) {
 		return
 	}
 	if c.lingerOn {
-		c.lingerAt = now.Add(c.lingerTime())
+		c.lingerAt = now.Add(c.rareR().linger)
 	}
 	c.shutWrite(now)
 	if c.state == FinWait2 {
@@ -856,13 +794,13 @@ func (c *Conn) closeWith(err error) {
 	}
 	if err == ErrTimedOut && c.state != Closed {
 		c.e.stats.AbortOnTimeout++ // TCPAbortOnTimeout: Linux tcp_write_err, a timer gave up
-		if se := c.softErr(); se != nil {
+		if se := c.rareR().softErr; se != nil {
 			// Linux behaviour (tcp_write_err): a connection that times
 			// out reports the last ICMP error it met, else ETIMEDOUT.
 			err = se
 		}
 	}
-	if err != nil && c.hardErr() == nil {
+	if err != nil && c.rareR().hardErr == nil {
 		r := c.rareW()
 		r.hardErr, r.err = err, err
 	}

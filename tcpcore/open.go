@@ -112,7 +112,7 @@ func (c *Conn) chooseRcvWscale() uint8 {
 // family (linkMSS), lowered by TCP_MAXSEG.
 func (c *Conn) advertisedMSS() int {
 	m := c.linkMSS
-	if um := c.maxSeg(); um > 0 && um < m {
+	if um := c.rareR().userMSS; um > 0 && um < m {
 		m = um
 	}
 	return m
@@ -264,7 +264,7 @@ func (c *Conn) congestionConfig() congestion.Config {
 // congestionName is the controller the connection runs or will run: the
 // socket's TCP_CONGESTION choice, else the profile's.
 func (c *Conn) congestionName() string {
-	if n := c.ccChoice(); n != "" {
+	if n := c.rareR().ccName; n != "" {
 		return n
 	}
 	return c.e.prof.Congestion

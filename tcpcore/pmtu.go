@@ -225,7 +225,7 @@ func (c *Conn) reducePMTU(now Time, mtu int) {
 // and by TCP_MAXSEG, less the timestamp option every segment carries.
 func (c *Conn) mssForMTU(mtu int) int {
 	m := min(c.peerMSS, max(mtu-ipHeaderLen(c.key.local().Addr())-wire.TCPHeaderLen, c.e.prof.MinSendMSS))
-	if um := c.maxSeg(); um > 0 {
+	if um := c.rareR().userMSS; um > 0 {
 		m = min(m, um)
 	}
 	if c.tsOK {

@@ -87,7 +87,7 @@ func (c *Conn) rackAdvance(now Time, r *txRec) {
 // way or DupThresh segments are SACKed (the classic rule then applies at
 // once); else a quarter of the minimum RTT per step, at most SRTT.
 func (c *Conn) rackReoWnd() time.Duration {
-	if c.reordSeen() == 0 {
+	if c.rareR().reordSeen == 0 {
 		if c.recovery != recoveryNone || c.txq.sacked.segs >= int(c.dupThresh) {
 			return 0
 		}

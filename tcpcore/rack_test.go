@@ -223,7 +223,7 @@ func TestRACKKeepsWindowOnceReorderingSeen(t *testing.T) {
 	p.send(ackOf(segs[0].seq, span(segs, 2, 3)))
 	p.send(ackOf(segs[0].seq, span(segs, 1, 3)))
 	p.expectNone()
-	if c.reordSeen() == 0 {
+	if c.rareR().reordSeen == 0 {
 		t.Fatalf("no reordering seen")
 	}
 	p.step()

@@ -18,7 +18,7 @@ import (
 // 6582) counts duplicate ACKs as delivered segments and deems the head
 // lost. Fast recovery starts once something is deemed lost; the sending
 // rate then follows Proportional Rate Reduction (RFC 6937) in segments, as
-// Linux's tcp_cwnd_reduction, which sets the window PRR allows (prrCwnd)
+// Linux's tcp_cwnd_reduction, which sets the window PRR allows (prr.cwnd)
 // from the segments each ACK delivered. After a retransmission timeout
 // everything outstanding is deemed lost and retransmitted in order as slow
 // start allows, skipping what the peer SACKed. The congestion controller
@@ -41,7 +41,7 @@ const (
 //
 // Invariants: the scoreboard holds only ranges within (SND.UNA, SND.MAX];
 // no record deemed lost and not yet retransmitted starts below lostPoint;
-// outside recovery prrCwnd is unused.
+// outside recovery prr.cwnd is unused.
 type recoveryControl struct {
 	sb   scoreboard // what the peer SACKed above SND.UNA
 	txq  txQueue    // the segments in flight (rack_queue.go)
@@ -348,12 +348,12 @@ func (c *Conn) onDSACK(now Time, b seqRange) {
 	segs = max((segs+c.sndMSS-1)/max(c.sndMSS, 1), 1)
 	c.counters().DSACKsReceived++
 	c.countDSACKDups(b)
-	if c.dsackDups() > c.retransmits() {
+	if c.rareR().dsackDups > c.rareR().Retransmits {
 		return // the peer reports duplicates we never sent
 	}
 	c.ev.dsack = true
 	c.trace(now, "dsack")
-	if c.reordSeen() > 0 {
+	if c.rareR().reordSeen > 0 {
 		c.rackOnDSACK()
 	}
 	if !b.end.GT(c.ev.priorUna) {
@@ -838,7 +838,7 @@ func (c *Conn) prrUpdate(delivered, newlyLost int, unaAdvanced bool) {
 }
 
 // prrRoom is how many segments PRR lets go now.
-func (c *Conn) prrRoom() int { return c.prrCwnd() - c.inflightSegs() }
+func (c *Conn) prrRoom() int { return c.rareR().prr.cwnd - c.inflightSegs() }
 
 // prrState is RFC 6937's state for one fast recovery, in segments: made
 // with rareState when the first one starts (enterFastRecovery).
@@ -847,14 +847,6 @@ type prrState struct {
 	delivered int // prr_delivered
 	out       int // prr_out
 	cwnd      int // the window PRR allows (Linux snd_cwnd in recovery)
-}
-
-// prrCwnd is the window PRR allows, 0 before any fast recovery.
-func (c *Conn) prrCwnd() int {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.prr.cwnd
 }
 
 // tryUndoRecovery runs when the ACK reaches the recovery point (Linux

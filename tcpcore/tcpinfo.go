@@ -215,8 +215,8 @@ func (c *Conn) fillTCPInfo(now Time, t *TCPInfo) {
 	t.State = c.state.Linux()
 	t.CAState = c.caState()
 	t.Retransmits = sat8(c.retries)
-	t.Probes = sat8(c.zwProbes() + int(c.kaProbes))
-	t.Backoff = sat8(max(c.backoff, c.zwBackoff()))
+	t.Probes = sat8(c.rareR().probes + int(c.kaProbes))
+	t.Backoff = sat8(max(c.backoff, c.rareR().persistBackoff))
 	t.Options, t.SndWscale, t.RcvWscale = c.tcpiOptions()
 	c.fillTimes(now, t)
 	c.fillSegments(t)
@@ -322,8 +322,8 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 		t.SndCwnd = uint32(c.cc.CongestionWindow() / c.sndMSS)
 		if c.recovery == recoveryFast {
 			// Linux's snd_cwnd in recovery is the window PRR sets
-			// (tcp_cwnd_reduction; recovery.go's prrCwnd).
-			t.SndCwnd = uint32(c.prrCwnd())
+			// (tcp_cwnd_reduction; recovery.go's prr.cwnd).
+			t.SndCwnd = uint32(c.rareR().prr.cwnd)
 		}
 		if ss := c.cc.SlowStartThreshold(); ss < congestionInfinity {
 			t.SndSsthresh = uint32(ss / c.sndMSS)
@@ -436,7 +436,7 @@ func (c *Conn) fillCounters(t *TCPInfo) {
 	}
 	t.SegsOut, t.SegsIn = c.linuxSegs()
 	t.DataSegsOut, t.DataSegsIn = uint32(c.dataSegsOut), uint32(c.dataSegsIn)
-	t.TotalRetrans = uint32(c.retransmits())
+	t.TotalRetrans = uint32(c.rareR().Retransmits)
 	var r rareState
 	if c.rare != nil {
 		r = *c.rare

@@ -218,7 +218,7 @@ func (c *Conn) onRTO(now Time) {
 	c.rttTiming = false
 	// RFC 6298 §5.5-5.6: back off and restart the timer, never beyond
 	// the user timeout (Linux tcp_clamp_rto_to_user_timeout).
-	c.rtoAt = now.Add(c.clampRTO(now, c.retransStamp(), c.rtt.backedOff(c.backoff)))
+	c.rtoAt = now.Add(c.clampRTO(now, c.rareR().retransStamp, c.rtt.backedOff(c.backoff)))
 }
 
 // idleRestart restarts the congestion window before new data goes out
@@ -270,23 +270,7 @@ func (c *Conn) armPersist(now Time) {
 	if c.sndUna.Add(c.sndWnd).Sub(c.sndNxt) > 0 && c.sndWnd >= c.sndMSS {
 		return
 	}
-	c.persistAt = now.Add(c.rtt.backedOff(c.zwBackoff()))
-}
-
-// zwProbes and zwBackoff are rareState's probes and persistBackoff, 0
-// before it is made.
-func (c *Conn) zwProbes() int {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.probes
-}
-
-func (c *Conn) zwBackoff() int {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.persistBackoff
+	c.persistAt = now.Add(c.rtt.backedOff(c.rareR().persistBackoff))
 }
 
 // onPersist sends a zero-window probe, or, when the window is open but
@@ -311,13 +295,13 @@ func (c *Conn) onPersist(now Time) {
 		return
 	}
 	p := c.e.prof
-	if p.MaxZeroWindowProbes > 0 && c.zwBackoff() >= p.MaxZeroWindowProbes {
+	if p.MaxZeroWindowProbes > 0 && c.rareR().persistBackoff >= p.MaxZeroWindowProbes {
 		// policy.MaxZeroWindowProbes: some stacks give up when the window is still zero
 		// after a few probes, answered or not: RST, then ETIMEDOUT.
 		c.abort(now, ErrTimedOut)
 		return
 	}
-	if c.zwProbes() >= p.Retries2 {
+	if c.rareR().probes >= p.Retries2 {
 		// Linux tcp_probe_timer: the retry limit ends it, without RST.
 		c.closeWith(ErrTimedOut)
 		return
@@ -337,7 +321,7 @@ func (c *Conn) onPersist(now Time) {
 		c.emitProbe(now)
 	}
 	// Never beyond the user timeout (Linux tcp_clamp_probe0_to_user_timeout).
-	c.persistAt = now.Add(c.clampProbe(now, c.rtt.backedOff(c.zwBackoff())))
+	c.persistAt = now.Add(c.clampProbe(now, c.rtt.backedOff(c.rareR().persistBackoff)))
 }
 
 // emitProbe sends a segment the peer must answer with an ACK: sequence

@@ -26,23 +26,7 @@ import "time"
 // There is no system-wide default for it, as in Linux: it is per socket.
 
 // userTimeoutClock holds the instants the user timeout is measured from.
-// Conn embeds it.
-// retransStamp and probesStamp are rareState's clocks, 0 before it is
-// made.
-func (c *Conn) retransStamp() Time {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.retransStamp
-}
-
-func (c *Conn) probesStamp() Time {
-	if c.rare == nil {
-		return 0
-	}
-	return c.rare.probesStamp
-}
-
+// rareState embeds it; both are 0 before the rareState is made.
 type userTimeoutClock struct {
 	// retransStamp is when the data outstanding was first retransmitted
 	// (Linux tp->retrans_stamp), 0 when none is. rtxHigh is the end of
@@ -77,7 +61,7 @@ func (c *Conn) SetUserTimeout(now Time, d time.Duration) error {
 }
 
 // UserTimeout returns TCP_USER_TIMEOUT, 0 when off.
-func (c *Conn) UserTimeout() time.Duration { return c.userTO() }
+func (c *Conn) UserTimeout() time.Duration { return c.rareR().userTimeout }
 
 // noteRetransmitted books n payload bytes sent again (Linux bytes_retrans)
 // and starts the retransmission clock if it is not running (Linux
@@ -109,11 +93,11 @@ func (c *Conn) settleRetransStamp() {
 // retransmits_timed_out, which never gives up at the first timeout after
 // an ACK of new data); without, the retry limit (RFC 9293 §3.8.3 R2).
 func (c *Conn) retransmitsTimedOut(now Time) bool {
-	if c.userTO() == 0 {
+	if c.rareR().userTimeout == 0 {
 		return c.retries >= c.e.prof.Retries2
 	}
-	rs := c.retransStamp()
-	return c.retries > 0 && rs != 0 && now.Sub(rs) >= c.userTO()
+	rs := c.rareR().retransStamp
+	return c.retries > 0 && rs != 0 && now.Sub(rs) >= c.rareR().userTimeout
 }
 
 // synTimedOut is tcp_write_timeout in SYN-SENT, after the retry count:
@@ -121,23 +105,23 @@ func (c *Conn) retransmitsTimedOut(now Time) bool {
 // retransmitted (Linux behaviour); without, the time SynRetries backoffs
 // take (tcp_model_timeout).
 func (c *Conn) synTimedOut(now Time) bool {
-	if c.userTO() == 0 {
+	if c.rareR().userTimeout == 0 {
 		return now.Sub(c.synStart) >= synGiveUpTime(c.e.prof)
 	}
-	return c.retries > 0 && now.Sub(c.synStart) >= c.userTO()
+	return c.retries > 0 && now.Sub(c.synStart) >= c.rareR().userTimeout
 }
 
 // clampRTO is Linux's tcp_clamp_rto_to_user_timeout: the timer re-armed
 // after a retransmission timeout fires no later than the user timeout
 // after start, the first retransmission (or first SYN). start 0 is now.
 func (c *Conn) clampRTO(now, start Time, rto time.Duration) time.Duration {
-	if c.userTO() == 0 {
+	if c.rareR().userTimeout == 0 {
 		return rto
 	}
 	if start == 0 {
 		start = now
 	}
-	remaining := c.userTO() - now.Sub(start)
+	remaining := c.rareR().userTimeout - now.Sub(start)
 	if remaining <= 0 {
 		return userTimeoutMinRTO
 	}
@@ -150,21 +134,21 @@ func (c *Conn) clampRTO(now, start Time, rto time.Duration) time.Duration {
 // after it gives up, answered probes or not (Linux behaviour; RFC 5482
 // §3 lets a user timeout override RFC 1122 §4.2.2.17's keep-probing).
 func (c *Conn) probeTimedOut(now Time) bool {
-	if c.probesStamp() == 0 {
+	if c.rareR().probesStamp == 0 {
 		c.rareW().probesStamp = now
 		return false
 	}
-	return c.userTO() > 0 && now.Sub(c.probesStamp()) >= c.userTO()
+	return c.rareR().userTimeout > 0 && now.Sub(c.rareR().probesStamp) >= c.rareR().userTimeout
 }
 
 // clampProbe is Linux's tcp_clamp_probe0_to_user_timeout: the next probe
 // comes no later than the user timeout after the first, and no sooner
 // than TCP_TIMEOUT_MIN from now.
 func (c *Conn) clampProbe(now Time, d time.Duration) time.Duration {
-	if c.userTO() == 0 || c.probesStamp() == 0 {
+	if c.rareR().userTimeout == 0 || c.rareR().probesStamp == 0 {
 		return d
 	}
-	remaining := c.userTO() - max(now.Sub(c.probesStamp()), 0)
+	remaining := c.rareR().userTimeout - max(now.Sub(c.rareR().probesStamp), 0)
 	return min(max(remaining, userTimeoutMinProbe), d)
 }
 
@@ -173,9 +157,9 @@ func (c *Conn) clampProbe(now Time, d time.Duration) time.Duration {
 // the user timeout (the probe count is then ignored); without, the probe
 // count reached TCP_KEEPCNT.
 func (c *Conn) keepaliveTimedOut(now Time) bool {
-	if c.userTO() == 0 {
+	if c.rareR().userTimeout == 0 {
 		return c.kaProbes >= c.kaCount
 	}
 	last := max(c.lastAckIn, c.lastDataRecv) // Linux keepalive_time_elapsed
-	return c.kaProbes > 0 && now.Sub(last) >= c.userTO()
+	return c.kaProbes > 0 && now.Sub(last) >= c.rareR().userTimeout
 }
