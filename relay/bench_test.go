@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -16,23 +17,15 @@ import (
 func BenchmarkRelayCRR(b *testing.B) {
 	e := newEnv(b, relay.Config{})
 	ln := e.server(b, "203.0.113.30:80")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 1)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					return
-				}
-				c.Write(buf)
-				io.Copy(io.Discard, c)
-			}()
+	serveEach(ln, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
 		}
-	}()
+		c.Write(buf)
+		io.Copy(io.Discard, c)
+	})
 	buf := []byte{'q'}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -24,31 +24,23 @@ func socksServer(t *testing.T, rep byte) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				// VER NMETHODS METHODS...
-				hdr := make([]byte, 2)
-				if _, err := io.ReadFull(c, hdr); err != nil {
-					return
-				}
-				if _, err := io.ReadFull(c, make([]byte, hdr[1])); err != nil {
-					return
-				}
-				c.Write([]byte{5, 0}) // no authentication
-				// VER CMD RSV ATYP=1 DST.ADDR(4) DST.PORT(2)
-				if _, err := io.ReadFull(c, make([]byte, 10)); err != nil {
-					return
-				}
-				c.Write([]byte{5, rep, 0, 1, 0, 0, 0, 0, 0, 0})
-			}()
+	serveEach(ln, func(c net.Conn) {
+		defer c.Close()
+		// VER NMETHODS METHODS...
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			return
 		}
-	}()
+		if _, err := io.ReadFull(c, make([]byte, hdr[1])); err != nil {
+			return
+		}
+		c.Write([]byte{5, 0}) // no authentication
+		// VER CMD RSV ATYP=1 DST.ADDR(4) DST.PORT(2)
+		if _, err := io.ReadFull(c, make([]byte, 10)); err != nil {
+			return
+		}
+		c.Write([]byte{5, rep, 0, 1, 0, 0, 0, 0, 0, 0})
+	})
 	return "socks5://" + ln.Addr().String()
 }
 

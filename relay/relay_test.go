@@ -120,6 +120,20 @@ func (e *env) dial(t *testing.T, target string) (*stack.Conn, error) {
 	return c.(*stack.Conn), nil
 }
 
+// serveEach accepts connections on ln until it is closed, each handled
+// by handle on a goroutine of its own.
+func serveEach(ln net.Listener, handle func(c net.Conn)) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+}
+
 func accept(t *testing.T, ln net.Listener) *net.TCPConn {
 	t.Helper()
 	c, err := ln.Accept()
@@ -271,19 +285,11 @@ func TestRelayMaxConns(t *testing.T) {
 func TestRelayConcurrent(t *testing.T) {
 	e := newEnv(t, relay.Config{})
 	ln := e.server(t, "203.0.113.15:7")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c) // echo, through the half-close
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
-		}
-	}()
+	serveEach(ln, func(c net.Conn) {
+		io.Copy(c, c) // echo, through the half-close
+		c.(*net.TCPConn).CloseWrite()
+		c.Close()
+	})
 	const n, size = 50, 256 << 10
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -399,16 +399,10 @@ func TestRelayDefaultRouteDoesNotLoop(t *testing.T) {
 	testtools.Need(t, "curl")
 	l := startRelayLab(t, false, "--route", "0.0.0.0/0", "--outbound-mark", "51820")
 	ln := l.listen(t, 8080)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			c.Close()
-		}
-	}()
+	serveEach(ln, func(c net.Conn) {
+		fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close()
+	})
 	cmd := l.relayNS.Command("curl", append(slices.Clone(curlArgs), "http://"+relayServerIP+":8080/")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -441,16 +435,10 @@ func TestRelayIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(c.RemoteAddr().String()), c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	serveEach(ln, func(c net.Conn) {
+		fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(c.RemoteAddr().String()), c.RemoteAddr())
+		c.Close()
+	})
 	cmd := l.client.Command("curl", append(slices.Clone(curlArgs), "http://[fd00:77:1::2]:8080/")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -466,25 +454,31 @@ func TestRelayIPv6(t *testing.T) {
 	}
 }
 
-// relayConcurrent opens n connections at once through the relay to an
-// echo server on port, each sending size bytes of its own and closing its
-// write side, and checks that each reads back exactly what it sent.
-func relayConcurrent(t *testing.T, l *relayLab, port, n, size int) {
-	t.Helper()
-	ln := l.listen(t, port)
+// serveEach accepts connections on ln until it is closed, each handled
+// by handle on a goroutine of its own.
+func serveEach(ln net.Listener, handle func(c net.Conn)) {
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
+			go handle(c)
 		}
 	}()
+}
+
+// relayConcurrent opens n connections at once through the relay to an
+// echo server on port, each sending size bytes of its own and closing its
+// write side, and checks that each reads back exactly what it sent.
+func relayConcurrent(t *testing.T, l *relayLab, port, n, size int) {
+	t.Helper()
+	ln := l.listen(t, port)
+	serveEach(ln, func(c net.Conn) {
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+		c.Close()
+	})
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
