@@ -59,7 +59,7 @@ func (s *Stack) newConn(tc *tcpcore.Conn) *Conn {
 	tc.SetWaker(&c.wk)
 	s.conns[c] = struct{}{}
 	if s.byKey != nil {
-		s.byKey[traceKey{tc.LocalAddr(), tc.RemoteAddr()}] = c
+		s.byKey[flow{tc.LocalAddr(), tc.RemoteAddr()}] = c
 	}
 	return c
 }

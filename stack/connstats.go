@@ -51,7 +51,7 @@ func (s *Stack) retire(c *Conn) {
 	delete(s.conns, c)
 	delete(s.onReadable, c)
 	delete(s.closing, c)
-	if k := (traceKey{c.tc.LocalAddr(), c.tc.RemoteAddr()}); s.byKey[k] == c {
+	if k := (flow{c.tc.LocalAddr(), c.tc.RemoteAddr()}); s.byKey[k] == c {
 		delete(s.byKey, k)
 	}
 	addCounters(&s.finished, c.tc.Info().Counters)

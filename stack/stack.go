@@ -81,7 +81,7 @@ type Stack struct {
 	// 4-tuple, to add their RTT estimates.
 	trace  func(TraceEvent)
 	traceq []tcpcore.CongestionEvent
-	byKey  map[traceKey]*Conn
+	byKey  map[flow]*Conn
 
 	// Output: at most one goroutine writes to the link at a time (the one
 	// that finds writing false); the others leave their packets in the
@@ -185,7 +185,7 @@ func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 	}
 	if cfg.Trace != nil {
 		s.trace = cfg.Trace
-		s.byKey = make(map[traceKey]*Conn)
+		s.byKey = make(map[flow]*Conn)
 		ecfg.Trace = s.onEngineTrace
 	}
 	e, err := tcpcore.NewEngine(ecfg)

@@ -52,9 +52,6 @@ func (c *Conn) setTraced(st tcpcore.CongestionState) {
 	*c.traced = st
 }
 
-// traceKey finds a connection by its 4-tuple.
-type traceKey struct{ local, remote netip.AddrPort }
-
 // onEngineTrace is the engine's Config.Trace. The engine calls it in the
 // middle of its work, with the stack lock held (every engine call is made
 // under it), and forbids calling back into it; so the event is only queued
@@ -79,12 +76,12 @@ func (s *Stack) deliverTrace() {
 		// netip.AddrPort values printed, so they parse back.
 		out.Local, _ = netip.ParseAddrPort(ev.Local)
 		out.Remote, _ = netip.ParseAddrPort(ev.Remote)
-		c := s.byKey[traceKey{out.Local, out.Remote}]
+		c := s.byKey[flow{out.Local, out.Remote}]
 		if c == nil && out.Local.Addr().Is4() {
 			// The engine names an IPv4 connection by its IPv4 addresses;
 			// one reached through an IPv6 socket is known by its mapped
 			// ones (tcpcore's package documentation).
-			mapped := traceKey{mapAddrPort(out.Local), mapAddrPort(out.Remote)}
+			mapped := flow{mapAddrPort(out.Local), mapAddrPort(out.Remote)}
 			if c = s.byKey[mapped]; c != nil {
 				out.Local, out.Remote = mapped.local, mapped.remote
 			}
@@ -118,7 +115,7 @@ func (s *Stack) sampleTouched() {
 		if !ok {
 			continue // not established yet: no congestion state
 		}
-		c := s.byKey[traceKey{tc.LocalAddr(), tc.RemoteAddr()}]
+		c := s.byKey[flow{tc.LocalAddr(), tc.RemoteAddr()}]
 		if c == nil || c.tc != tc {
 			continue // not the application's: no record to compare with
 		}
