@@ -415,22 +415,21 @@ func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count 
 // pool only to read what has arrived, giving it back when the pipe comes
 // for the next read (what it read has been written by then):
 //
-//   - tunstack's connections (stack.Conn) are waited on in the engine
-//     (WaitRead), then read;
 //   - a kernel socket is read in place through its descriptor
 //     (syscall.RawConn.Read): a read that would block gives the buffer
-//     back and leaves Go's poller to wait for readability;
+//     back and leaves Go's poller to wait for readability; a read that
+//     returned BufferSize bytes or more makes the next read into a
+//     BulkBufferSize buffer (Config.BulkBufferSize);
 //   - any other connection (gVisor's, or a SOCKS5 client's wrapper)
 //     waits in a small buffer of the reader's own, and switches to a
 //     pool buffer while reads fill it (a bulk transfer), back to the
 //     small one once a read returns less than half.
 //
-// On the first two, a read that returned BufferSize bytes or more makes
-// the next read into a BulkBufferSize buffer (Config.BulkBufferSize).
+// tunstack's client legs are not read by a reader: pumpUp reads them
+// when the stack reports them readable (splice).
 type reader struct {
 	r     *Relay
 	src   net.Conn
-	wait  func() error
 	raw   syscall.RawConn
 	held  *[]byte // the pool buffer taken, if any
 	small []byte
@@ -445,9 +444,7 @@ type reader struct {
 
 func (r *Relay) newReader(src net.Conn) *reader {
 	rd := &reader{r: r, src: src}
-	if w, ok := src.(interface{ WaitRead() error }); ok {
-		rd.wait = w.WaitRead
-	} else if sc, ok := src.(syscall.Conn); ok {
+	if sc, ok := src.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			rd.raw = raw
 			rd.rawFn = rd.readFd
@@ -459,17 +456,7 @@ func (r *Relay) newReader(src net.Conn) *reader {
 // read returns what src has next: n bytes in buf, and the end of the
 // stream (io.EOF) or an error.
 func (rd *reader) read() (buf []byte, n int, err error) {
-	switch {
-	case rd.wait != nil:
-		rd.release()
-		if err := rd.wait(); err != nil {
-			return nil, 0, err
-		}
-		rd.take()
-		n, err := rd.src.Read(*rd.held)
-		rd.big = n >= rd.r.cfg.BufferSize
-		return *rd.held, n, err
-	case rd.raw != nil:
+	if rd.raw != nil {
 		return rd.readRaw()
 	}
 	if !rd.bulk {
