@@ -43,7 +43,7 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 	}
 	switch p := pkt.Protocol(); {
 	case p == wire.ProtoTCP:
-		if f, ok := segmentFlow(pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload()); s.passOn(pkt, f, ok, true, m) {
+		if s.grp != nil && s.passOn(pkt, segmentFlow(pkt.SrcAddr(), pkt.DstAddr(), pkt.Payload()), true, m) {
 			return // to the shard that has its connection (shards.go)
 		}
 		st.tcpIn.Add(1)
@@ -75,7 +75,7 @@ func (s *Stack) input4(now tcpcore.Time, pkt wire.IPv4, m tcpcore.InputMeta, rp 
 			if msg.Code() == icmpFragNeeded {
 				m.Kind, m.MTU = tcpcore.ICMPFragNeeded, uint32(binary.BigEndian.Uint16(msg[6:]))
 			}
-			if f, ok := quotedFlow(m.Quote); s.passOn(pkt, f, ok, false, tcpcore.InputMeta{}) {
+			if s.grp != nil && s.passOn(pkt, quotedFlow(m.Quote), false, tcpcore.InputMeta{}) {
 				return
 			}
 			st.icmpErrorsIn.Add(1)

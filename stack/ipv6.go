@@ -92,7 +92,7 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, m tcpcore.InputMeta, rp 
 			st.notForUs6.Add(1) // TCP is unicast only
 			return
 		}
-		if f, ok := segmentFlow(u.Src, u.Dst, u.Data); s.passOn(pkt, f, ok, true, m) {
+		if s.grp != nil && s.passOn(pkt, segmentFlow(u.Src, u.Dst, u.Data), true, m) {
 			return // to the shard that has its connection (shards.go)
 		}
 		st.tcpIn.Add(1)
@@ -107,7 +107,7 @@ func (s *Stack) input6(now tcpcore.Time, pkt wire.IPv6, m tcpcore.InputMeta, rp 
 			(msg.Type() == wire.ICMPv6PacketTooBig || msg.Type() == wire.ICMPv6DestUnreachable) {
 			// An error about a segment of ours goes to the shard that
 			// has its connection (shards.go), before it is counted.
-			if f, ok := quotedFlow(msg[8:]); s.passOn(pkt, f, ok, false, m) {
+			if s.passOn(pkt, quotedFlow(msg[8:]), false, m) {
 				return
 			}
 		}

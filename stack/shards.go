@@ -433,26 +433,28 @@ func (gl *groupListener) Stats() tcpcore.ListenerStats {
 	return st
 }
 
-// flow is a connection's 4-tuple as the engine keys it.
+// flow is a connection's 4-tuple as the engine keys it. The zero flow
+// is none: segmentFlow and quotedFlow return it for a packet they cannot
+// read one from.
 type flow struct{ local, remote netip.AddrPort }
 
 // segmentFlow is the flow of an inbound TCP segment from src to dst.
-func segmentFlow(src, dst netip.Addr, tcp []byte) (flow, bool) {
+func segmentFlow(src, dst netip.Addr, tcp []byte) flow {
 	if len(tcp) < 4 {
-		return flow{}, false // the engine drops it
+		return flow{} // the engine drops it
 	}
 	t := wire.TCP(tcp)
-	return flow{netip.AddrPortFrom(dst, t.DstPort()), netip.AddrPortFrom(src, t.SrcPort())}, true
+	return flow{netip.AddrPortFrom(dst, t.DstPort()), netip.AddrPortFrom(src, t.SrcPort())}
 }
 
 // quotedFlow is the flow of the segment of ours an ICMP error quotes.
-func quotedFlow(quote []byte) (flow, bool) {
+func quotedFlow(quote []byte) flow {
 	u, ok := wire.QuotedUpper(quote)
 	if !ok || u.Proto != wire.ProtoTCP {
-		return flow{}, false
+		return flow{}
 	}
 	t := wire.TCP(u.Data) // QuotedUpper: at least 8 bytes
-	return flow{netip.AddrPortFrom(u.Src, t.SrcPort()), netip.AddrPortFrom(u.Dst, t.DstPort())}, true
+	return flow{netip.AddrPortFrom(u.Src, t.SrcPort()), netip.AddrPortFrom(u.Dst, t.DstPort())}
 }
 
 // handoff holds, in the order they arrived, the packets of one read
@@ -469,15 +471,16 @@ type handed struct {
 	m      tcpcore.InputMeta
 }
 
-// passOn keeps pkt for passOnAll if it is of a stack of shards and its
-// flow f is another shard's (the owner table says so). A flow no shard
-// has becomes this shard's (claim) when claim is set, a TCP segment's,
-// and the caller then calls settleClaim once its engine has taken the
-// segment; an ICMP error about a flow no shard has claims nothing. The
-// caller (the reader) holds s.mu; a packet another shard passed on is
-// delivered as it is.
-func (s *Stack) passOn(pkt []byte, f flow, ok, claim bool, m tcpcore.InputMeta) bool {
-	if s.grp == nil || s.handing || !ok || s.e.HasConn(f.local, f.remote) {
+// passOn keeps pkt for passOnAll if its flow f is another shard's (the
+// owner table says so). A flow no shard has becomes this shard's (claim)
+// when claim is set, a TCP segment's, and the caller then calls
+// settleClaim once its engine has taken the segment; an ICMP error about
+// a flow no shard has claims nothing. The caller (the reader) holds s.mu
+// and calls it only on a stack of shards (s.grp set), so that a single
+// engine reads no flow out of its segments; a packet another shard passed
+// on is delivered as it is.
+func (s *Stack) passOn(pkt []byte, f flow, claim bool, m tcpcore.InputMeta) bool {
+	if s.handing || !f.local.IsValid() || s.e.HasConn(f.local, f.remote) {
 		return false
 	}
 	var to *Stack
