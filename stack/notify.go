@@ -30,11 +30,14 @@ func (c *Conn) OnReadable(f func()) {
 	s.onReadable[c] = f
 }
 
-// ArmRead reports whether a Read would not block now (as WaitRead would
-// return at once). If it would block, ArmRead arms the connection instead
-// and returns false: the function OnReadable set is started once the
-// connection becomes readable or is closed. Without such a function it
-// reports true, so that the caller reads (and blocks) as before.
+// ArmRead reports whether a Read would find something now: data, the
+// peer's FIN, an error, or a closed connection. Unlike WaitRead it does not
+// look at the read deadline: with nothing to read and an expired deadline
+// it still arms, since the deadline does not fire OnReadable's function
+// either. If nothing is there, ArmRead arms the connection and returns
+// false: the function OnReadable set is started once the connection
+// becomes readable or is closed. Without such a function it reports true,
+// so that the caller reads (and blocks) as before.
 func (c *Conn) ArmRead() bool {
 	s := c.s
 	s.mu.Lock()
