@@ -79,7 +79,9 @@ func (d Desc) Unpacked(p []byte) (segs, bytes int) {
 // ReadDescs blocks until at least one packet is available, then reads
 // packets one after another into arena, pkts[i] the part of arena packet
 // i fills and descs[i] its descriptor, until pkts or descs are full, the
-// device has no more, or less than DescRoom bytes of arena remain. It
+// device has no more, or less than DescRoom bytes of arena remain; a call
+// that found the device empty and waited may return with the packet that
+// woke it alone (a TUN does: TUN.endsBatch says why). It
 // returns how many it read; after Close, net.ErrClosed. An arena shorter
 // than DescRoom is refused. The packets stay valid until the next call.
 //

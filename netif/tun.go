@@ -106,6 +106,10 @@ type TUN struct {
 	readSizes []int
 	readN     int
 	readErr   error
+	// readWaited says that the current read call found the device empty
+	// and waited in the poller (readBatch, readDescBatch).
+	readWaited bool
+	onWait     func() // tests: called when a read call is about to wait
 
 	// With offload, each read lands as [readHdr, buffer, readBig past the
 	// buffer's length] (readIov): a packet that fits the buffer stays
@@ -439,7 +443,8 @@ func (t *TUN) MTU() int { return t.mtuBytes }
 
 // ReadPackets implements Link. It waits for the first packet, then keeps
 // reading without waiting until the kernel has no more or bufs are full, so
-// a burst costs one wake-up. TUN reads one packet per read(2), or with
+// a burst costs one wake-up; but a call that found the device empty and
+// waited returns with the packet that woke it (endsBatch). TUN reads one packet per read(2), or with
 // offload per readv(2) of the virtio header and the buffer, where a TSO
 // packet brings many segments at once: they fill the following buffers,
 // and what does not fit is returned by the next call before anything is
@@ -462,7 +467,7 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 // read: an error only if none, net.ErrClosed after Close. The caller
 // holds readMu.
 func (t *TUN) read(fn func(fd uintptr) bool) (int, error) {
-	t.readN, t.readErr = 0, nil
+	t.readN, t.readErr, t.readWaited = 0, nil, false
 	err := t.raw.Read(fn)
 	n := t.readN
 	if err == nil {
@@ -492,7 +497,7 @@ func (t *TUN) readBatch(fd uintptr) bool {
 			case err == unix.EINTR:
 				continue
 			case err == unix.EAGAIN:
-				return t.readN > 0
+				return t.endsBatch()
 			case err != nil:
 				t.readErr = err
 				return true
@@ -505,9 +510,36 @@ func (t *TUN) readBatch(fd uintptr) bool {
 		if ok {
 			t.readSizes[t.readN] = n
 			t.readN++
+			// The segments of a TSO packet still being cut need no
+			// read: they join the batch.
+			if t.readWaited && !t.split.pending() {
+				return true
+			}
 		}
 	}
 	return true
+}
+
+// endsBatch is what a read callback returns on EAGAIN: true (done) if it
+// read something, else false, asking the poller to wait, and noting that
+// this call waited. A call that waited returns with the first packet that
+// arrives rather than reading on until EAGAIN: the device was empty a
+// moment before, so the next read would most likely find it empty again,
+// and that read(2) would stand between the packet and whoever waits for
+// it (a request/response exchange paid three reads per request: the
+// request, the empty one ending the batch, and the one the next call must
+// make before it waits, since Go's poller forgets a readiness between two
+// RawConn.Read calls). What a burst brings beyond the first packet is read
+// by the next call, which finds it without waiting.
+func (t *TUN) endsBatch() bool {
+	if t.readN > 0 {
+		return true
+	}
+	t.readWaited = true
+	if t.onWait != nil {
+		t.onWait()
+	}
+	return false
 }
 
 // finishOffloadRead takes a read of n bytes, virtio header included, and

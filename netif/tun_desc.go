@@ -66,7 +66,7 @@ func (t *TUN) readDescBatch(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return t.readN > 0
+			return t.endsBatch()
 		case err != nil:
 			t.readErr = err
 			return true
@@ -83,6 +83,9 @@ func (t *TUN) readDescBatch(fd uintptr) bool {
 		d.descs[t.readN] = desc
 		d.off += n
 		t.readN++
+		if t.readWaited {
+			return true // endsBatch
+		}
 	}
 	return true
 }
