@@ -308,17 +308,34 @@ type armable interface {
 	ArmRead() bool
 }
 
-// pumpUp forwards what the client leg has to the destination, one pool
-// buffer at a time (a bulk one after a read filled a BufferSize one:
-// Config.BulkBufferSize), for as long as the leg has something to read, then
-// arms the leg and returns: the stack starts it again when more arrives.
+// pumpUp forwards what the client leg has to the destination, for as long
+// as the leg has something to read, then arms the leg and returns: the
+// stack starts it again when more arrives. What the leg lends in place
+// (lender: tunstack's client legs, once a connection has received more
+// than a first small buffer) is written from the stack's own buffer, up
+// to BulkBufferSize bytes at a time, with no copy into the relay's;
+// anything else is read one pool buffer at a time (a bulk one after a
+// read filled a BufferSize one: Config.BulkBufferSize).
 // While the destination does not take what was read, the client leg is
 // not read, so its receive window closes (backpressure through the
 // windows only, as pipe).
 func (r *Relay) pumpUp(rc *record, in armable, out net.Conn) {
 	r.gos.Add(1)
 	defer r.gos.Add(-1)
+	ln, lends := in.(lender)
 	for {
+		if lends {
+			if a, b := ln.Peek(r.cfg.BulkBufferSize); len(a) > 0 {
+				if r.forwardLent(rc, ln, out, a, b) {
+					r.done(rc, in, out)
+					return
+				}
+				if !in.ArmRead() {
+					return
+				}
+				continue
+			}
+		}
 		b := r.getBuf(rc.upBulk)
 		n, err := in.Read(*b)
 		rc.upBulk = n >= r.cfg.BufferSize
@@ -332,6 +349,42 @@ func (r *Relay) pumpUp(rc *record, in armable, out net.Conn) {
 			return // armed: the stack starts pumpUp again
 		}
 	}
+}
+
+// lender is a client leg that lends its received bytes in place
+// (stack.Conn's Peek and Consume), so that pumpUp writes them to the
+// destination without copying them into a buffer of its own first.
+type lender interface {
+	Peek(max int) (a, b []byte)
+	Consume(n int) error
+}
+
+// forwardLent writes the bytes in lent (a, then b) to out, then gives
+// them back to in, and reports whether the direction has ended, as
+// forward does. At most BulkBufferSize bytes are lent at a time, as a
+// read would take, so the client's window reopens in steps while a large
+// backlog is written.
+func (r *Relay) forwardLent(rc *record, in lender, out net.Conn, a, b []byte) bool {
+	var n int64
+	var err error
+	if len(b) == 0 {
+		var k int
+		k, err = out.Write(a)
+		n = int64(k)
+	} else {
+		bufs := net.Buffers{a, b} // one writev on a kernel socket
+		n, err = bufs.WriteTo(out)
+	}
+	rc.up.Add(n)
+	if err != nil {
+		r.writeFailed(rc, &rc.serverLeg)
+		return true
+	}
+	if err := in.Consume(int(n)); err != nil {
+		// The leg was closed meanwhile (an abort): end as a failed read.
+		return r.forward(rc, out, nil, err, &rc.up, &rc.serverLeg, &rc.clientLeg)
+	}
+	return false
 }
 
 // getBuf takes a buffer from the pool, a BulkBufferSize one if bulk;
@@ -375,13 +428,7 @@ func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg,
 func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) bool {
 	if len(data) > 0 {
 		if _, werr := dst.Write(data); werr != nil {
-			if !rc.reset.Load() {
-				// The destination of this direction is gone (it
-				// reset, or its keepalive gave up): the source
-				// learns it by a reset too.
-				dstLeg.Store(legReset)
-				rc.abortBoth()
-			}
+			r.writeFailed(rc, dstLeg)
 			return true
 		}
 		count.Add(int64(len(data)))
@@ -408,6 +455,16 @@ func (r *Relay) forward(rc *record, dst net.Conn, data []byte, err error, count 
 		return true
 	}
 	return false
+}
+
+// writeFailed ends a connection whose destination of one direction
+// (dstLeg's) failed a write: it reset, or its keepalive gave up. The
+// source learns it by a reset too.
+func (r *Relay) writeFailed(rc *record, dstLeg *atomic.Int32) {
+	if !rc.reset.Load() {
+		dstLeg.Store(legReset)
+		rc.abortBoth()
+	}
 }
 
 // A reader reads one leg for a pipe. An idle connection should cost

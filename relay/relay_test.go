@@ -479,7 +479,9 @@ func TestRelayCloseWhileDialing(t *testing.T) {
 // An idle relayed connection holds no buffer: each direction waits for
 // data holding none and gives its buffer back once a read is not bulk;
 // one whose destination does not take the data holds its buffer (and no
-// more) until it does. Through a kernel socket the pipe waits on Go's
+// more) until it does, except that the client-to-destination direction
+// on tunstack writes from the stack's receive buffer (lent) and holds
+// none even then. Through a kernel socket the pipe waits on Go's
 // poller; an outbound connection that is no syscall.Conn (as a SOCKS5
 // client's wrapper) is waited on with the pipe's small buffer, outside
 // the pool.
@@ -512,12 +514,36 @@ func TestRelayIdleHoldsNoBuffer(t *testing.T) {
 			}
 			awaitHeld(t, e.r, 0)
 
-			// The server stops reading: the relay's write toward it
+			// The client stops reading: the relay's write toward it
 			// blocks once the windows and buffers are full, holding the
 			// buffer it read into.
-			go c.Write(make([]byte, 8<<20))
+			go s.Write(make([]byte, 8<<20))
 			awaitHeld(t, e.r, 1)
-			if _, err := io.ReadFull(s, make([]byte, 8<<20)); err != nil {
+			if _, err := io.ReadFull(c, make([]byte, 8<<20)); err != nil {
+				t.Fatal(err)
+			}
+			// A byte after the bulk: a pipe on an opaque connection waits
+			// in its pool buffer until a read is not bulk.
+			if _, err := s.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			awaitHeld(t, e.r, 0)
+
+			// The server stops reading: the relay's write toward it
+			// blocks (its goroutine for that direction stays), writing
+			// from the stack's buffer: no buffer of the relay's held.
+			go c.Write(make([]byte, 8<<20))
+			awaitStat(t, e.r, "goroutines", func(st relay.Stats) int { return st.Goroutines }, 2)
+			if _, err := io.ReadFull(s, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			if h := e.r.Stats().BuffersHeld; h != 0 {
+				t.Fatalf("blocked toward the destination, the relay holds %d buffers, want 0 (lent from the stack)", h)
+			}
+			if _, err := io.ReadFull(s, make([]byte, 7<<20)); err != nil {
 				t.Fatal(err)
 			}
 			awaitHeld(t, e.r, 0)
