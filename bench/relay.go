@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	"tunstack/gvisorstack"
 	"tunstack/lab/netns"
@@ -170,70 +167,6 @@ func (e *env) buildRelay(prof *policy.Profile, relayNS *netns.NS) error {
 		prefixes = append(prefixes, netip.PrefixFrom(serverAddr6, 128))
 	}
 	return fe.Intercept(prefixes, rl.Handle)
-}
-
-// nsDialer dials the relay's outbound connections: kernel TCP sockets
-// made in a namespace, with the benchmark's congestion control, so that
-// the relay's outbound leg runs over the veth to the server. `tunstack
-// relay` dials from its own namespace without switching; so that the
-// benchmark adds no namespace switch (two setns and a look-up of the
-// thread's namespace, which NS.Do makes each time) to every relayed
-// connection, the dials run on a few goroutines that entered the namespace
-// once and stay there, each locked to its thread.
-type nsDialer struct {
-	reqs chan dialRequest
-	wg   sync.WaitGroup
-}
-
-type dialRequest struct {
-	ctx              context.Context
-	network, address string
-	done             chan<- dialResult
-}
-
-type dialResult struct {
-	c   net.Conn
-	err error
-}
-
-// relayDialWorkers is how many dials may be under way at once.
-const relayDialWorkers = 16
-
-func newNSDialer(ns *netns.NS) *nsDialer {
-	d := &nsDialer{reqs: make(chan dialRequest)}
-	for range relayDialWorkers {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			ns.Do(func() error {
-				for r := range d.reqs {
-					nd := net.Dialer{Control: ccControl}
-					c, err := nd.DialContext(r.ctx, r.network, r.address)
-					r.done <- dialResult{c, err}
-				}
-				return nil
-			})
-		}()
-	}
-	return d
-}
-
-// dial is relay.Config.Dial.
-func (d *nsDialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
-	done := make(chan dialResult, 1)
-	select {
-	case d.reqs <- dialRequest{ctx, network, address, done}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	r := <-done
-	return r.c, r.err
-}
-
-// close ends the workers once no dial is under way.
-func (d *nsDialer) close() {
-	close(d.reqs)
-	d.wg.Wait()
 }
 
 // runRelayIdle is idle through the relay. A relayed connection holds
