@@ -311,10 +311,10 @@ type armable interface {
 // pumpUp forwards what the client leg has to the destination, for as long
 // as the leg has something to read, then arms the leg and returns: the
 // stack starts it again when more arrives. What the leg lends in place
-// (lender: tunstack's client legs, once a connection has received more
-// than a first small buffer) is written from the stack's own buffer, up
-// to BulkBufferSize bytes at a time, with no copy into the relay's;
-// anything else is read one pool buffer at a time (a bulk one after a
+// (lender: tunstack's client legs, once more than their small first
+// receive buffer has waited unread at once) is written from the stack's
+// own buffer, up to BulkBufferSize bytes at a time, with no copy into the
+// relay's; anything else is read one pool buffer at a time (a bulk one after a
 // read filled a BufferSize one: Config.BulkBufferSize).
 // While the destination does not take what was read, the client leg is
 // not read, so its receive window closes (backpressure through the

@@ -18,9 +18,9 @@ import (
 // the connection closes. It lends nothing (no span) when a Read is what
 // the caller needs: nothing has arrived yet, the peer's FIN or an error is
 // next, the read deadline has passed, the connection is closed, or the
-// bytes sit in a small first buffer that the engine recycles (a
-// connection that has received little). Between Peek and Consume the
-// caller must not Read.
+// bytes sit in the small first buffer that the engine recycles (a
+// connection that never had more than 4 KiB unread at once). Between
+// Peek and Consume the caller must not Read.
 func (c *Conn) Peek(max int) (a, b []byte) {
 	s := c.s
 	s.mu.Lock()
