@@ -51,9 +51,11 @@ func runRR(r *runCtx) (Sample, error) {
 	}()
 
 	var phase atomic.Int32
+	first := newFirstOp()
 	lat := make([]float64, 0, 1<<20) // microseconds, window only
 	loopErr := make(chan error, 1)
 	go func() {
+		defer first.done() // a loop that ended reports its error at once
 		b := []byte{'q'}
 		for phase.Load() != phaseStop {
 			t0 := time.Now()
@@ -68,6 +70,7 @@ func runRR(r *runCtx) (Sample, error) {
 			}
 			if in && phase.Load() == phaseMeasure {
 				lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
+				first.done()
 			}
 		}
 		loopErr <- nil
@@ -78,6 +81,9 @@ func runRR(r *runCtx) (Sample, error) {
 	w := r.begin()
 	phase.Store(phaseMeasure)
 	err = r.sleep(r.duration)
+	if err == nil {
+		err = first.wait(r, 10*time.Second)
+	}
 	phase.Store(phaseStop)
 	we := r.end(w)
 	if err != nil {
@@ -92,6 +98,37 @@ func runRR(r *runCtx) (Sample, error) {
 		return Sample{}, fmt.Errorf("transaction: %w", err)
 	}
 	return latencySample(lat, we, "tps", "cpu_us_per_tx"), nil
+}
+
+// firstOp lets a measurement window stay open until its first operation
+// has completed. A window that closes before then measures nothing, not a
+// rate: on a slow or loaded machine (the race detector, a shared CI) one
+// connection or transaction can take longer than a short window, and the
+// rate is then the one operation over the longer window it took.
+type firstOp struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newFirstOp() *firstOp { return &firstOp{ch: make(chan struct{})} }
+
+// done marks an operation completed inside the window, or the end of the
+// loop that runs them (whose error the caller then reads).
+func (f *firstOp) done() { f.once.Do(func() { close(f.ch) }) }
+
+// wait returns once an operation has completed in the window, or an error
+// after limit or when the run is cancelled.
+func (f *firstOp) wait(r *runCtx, limit time.Duration) error {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-f.ch:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("no operation completed within %v of the window's end", limit)
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
 }
 
 // echoBytes answers every byte read with one byte, until an error.
@@ -173,10 +210,12 @@ func runCRR(r *runCtx) (Sample, error) {
 	}()
 
 	var phase atomic.Int32
+	first := newFirstOp()
 	lat := make([]float64, 0, 1<<18)
 	var failures atomic.Int64
 	loopErr := make(chan error, 1)
 	go func() {
+		defer first.done() // a loop that ended reports its error at once
 		// The whole loop runs on a thread in the peer's namespace, so that
 		// each connect makes its socket there.
 		loopErr <- r.env.peerDo(func() error {
@@ -195,6 +234,7 @@ func runCRR(r *runCtx) (Sample, error) {
 				}
 				if in && phase.Load() == phaseMeasure {
 					lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
+					first.done()
 				}
 			}
 			return nil
@@ -206,6 +246,9 @@ func runCRR(r *runCtx) (Sample, error) {
 	w := r.begin()
 	phase.Store(phaseMeasure)
 	err = r.sleep(r.duration)
+	if err == nil {
+		err = first.wait(r, 15*time.Second)
+	}
 	phase.Store(phaseStop)
 	we := r.end(w)
 	if err != nil {
