@@ -50,7 +50,17 @@ type Desc struct {
 	// CsumStart is the offset of the TCP header, from which a partial
 	// checksum is summed; set by a writer of CsumPartial packets.
 	CsumStart int
+	// Tail, for a DescWriter whose WritesGSO reports true, is payload
+	// that follows the packet on the wire, in up to two spans written
+	// behind it without being copied together first (a zero-copy chunk
+	// of tcpcore, whose payload stays in the send buffer): the packet's
+	// IP length fields and its partial checksum count it. The writer
+	// reads the spans during WriteDescs only. Readers never set it.
+	Tail [2][]byte
 }
+
+// TailLen is the length of d.Tail's spans together.
+func (d Desc) TailLen() int { return len(d.Tail[0]) + len(d.Tail[1]) }
 
 // Segments is how many segments a packet of hdrLen header bytes and n
 // bytes in all carries under d.
@@ -66,12 +76,13 @@ func (d Desc) Segments(hdrLen, n int) int {
 // segments each with the headers (up to the end of the TCP header, which
 // CsumStart locates), any other packet as it is.
 func (d Desc) Unpacked(p []byte) (segs, bytes int) {
+	n := len(p) + d.TailLen()
 	if d.GSO == GSONone || d.CsumStart < 0 || d.CsumStart+wire.TCPHeaderLen > len(p) {
-		return 1, len(p)
+		return 1, n
 	}
 	hdrLen := d.CsumStart + wire.TCP(p[d.CsumStart:]).DataOffset()
-	segs = d.Segments(hdrLen, len(p))
-	return segs, len(p) + (segs-1)*hdrLen
+	segs = d.Segments(hdrLen, n)
+	return segs, n + (segs-1)*hdrLen
 }
 
 // DescReader reads packets with their descriptors.
@@ -104,8 +115,9 @@ type DescReader interface {
 // CsumStart; it delivers the segments the kernel's tcp_gso_segment would
 // cut from the packet (the header with each one's sequence number, the
 // IPv4 id counting up, PSH and FIN only on the last, CWR only on the
-// first). Other links take no GSO descriptors; a TUN also coalesces runs
-// of plain segments itself.
+// first). Such a link also takes packets whose payload follows them in
+// Desc.Tail, GSO or not. Other links take no GSO descriptors and no
+// tails; a TUN also coalesces runs of plain segments itself.
 type DescWriter interface {
 	WriteDescs(pkts [][]byte, descs []Desc) (int, error)
 }
@@ -135,6 +147,9 @@ type plainDescWriter struct{ l Link }
 
 func (w plainDescWriter) WriteDescs(pkts [][]byte, descs []Desc) (int, error) {
 	for i, p := range pkts {
+		if descs[i].TailLen() > 0 {
+			return i, fmt.Errorf("netif: packet %d has a tail of %d bytes, which only a link that takes GSO packets writes: give this link whole packets", i, descs[i].TailLen())
+		}
 		if !finishPartial(p, descs[i]) {
 			return i, fmt.Errorf("netif: packet %d of %d bytes has its partial checksum at %d: the TCP header must lie inside the packet", i, len(p), descs[i].CsumStart)
 		}

@@ -150,7 +150,10 @@ type TUN struct {
 	// an EAGAIN.
 	wsplit    gsoSplit
 	wsplitBuf []byte
-	writeIov  [1 + gsoMaxSegs]unix.Iovec
+	// flatBuf holds a packet and its Desc.Tail copied together, for the
+	// paths that need it in one piece (cutting it here, no offload).
+	flatBuf  []byte
+	writeIov [1 + gsoMaxSegs]unix.Iovec
 }
 
 // OpenTUN creates a TUN device in the calling thread's network namespace,
@@ -715,11 +718,15 @@ func (t *TUN) writeGSO(fd uintptr, p []byte, d Desc) error {
 	if d.Csum != CsumPartial || d.GSOSize <= 0 || d.GSOSize > 0xffff || start < 0 || start+wire.TCPHeaderLen > len(p) {
 		return unix.EINVAL
 	}
+	total := len(p) + d.TailLen()
 	hdrLen := start + wire.TCP(p[start:]).DataOffset()
-	if hdrLen < start+wire.TCPHeaderLen || hdrLen >= len(p) || len(p) > gsoMaxRead {
+	if hdrLen < start+wire.TCPHeaderLen || hdrLen > len(p) || hdrLen >= total || total > gsoMaxRead {
 		return unix.EINVAL
 	}
 	if !t.offload || !t.coalesce || t.wsplit.pending() {
+		if !t.wsplit.pending() {
+			p = t.flatten(p, d)
+		}
 		return t.writeSplit(fd, p, d)
 	}
 	gsoType := uint8(vnetGSOTCPv4)
@@ -735,10 +742,9 @@ func (t *TUN) writeGSO(fd uintptr, p []byte, d Desc) error {
 	}.put(t.writeHdr[:])
 	t.writeIov[0].Base = &t.writeHdr[0]
 	t.writeIov[0].SetLen(vnetHdrLen)
-	t.writeIov[1].Base = unsafe.SliceData(p)
-	t.writeIov[1].SetLen(len(p))
-	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), 2)
-	t.writeIov[1].Base = nil // do not keep the caller's packet reachable
+	iovs := t.packetIovs(p, d)
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), uintptr(iovs))
+	t.dropIovs(iovs)
 	switch {
 	case errno == unix.EINVAL:
 		return errGSORefused
@@ -746,8 +752,51 @@ func (t *TUN) writeGSO(fd uintptr, p []byte, d Desc) error {
 		return errno
 	}
 	t.gsoPackets.Add(1)
-	t.gsoSegments.Add(uint64(d.Segments(hdrLen, len(p))))
+	t.gsoSegments.Add(uint64(d.Segments(hdrLen, total)))
 	return nil
+}
+
+// packetIovs points writeIov[1:] at p and the spans of d.Tail behind it
+// (writeIov[0], the virtio header, is the caller's) and returns how many
+// iovecs the write takes: a zero-copy chunk goes out as header, packet
+// and one or two spans of the engine's send buffer, copied by the kernel
+// alone.
+func (t *TUN) packetIovs(p []byte, d Desc) int {
+	t.writeIov[1].Base = unsafe.SliceData(p)
+	t.writeIov[1].SetLen(len(p))
+	iovs := 2
+	for _, s := range d.Tail {
+		if len(s) > 0 {
+			t.writeIov[iovs].Base = unsafe.SliceData(s)
+			t.writeIov[iovs].SetLen(len(s))
+			iovs++
+		}
+	}
+	return iovs
+}
+
+// dropIovs clears the packet pointers of the first iovs iovecs, so that
+// the caller's packets do not stay reachable from the TUN.
+func (t *TUN) dropIovs(iovs int) {
+	for i := 1; i < iovs; i++ {
+		t.writeIov[i].Base = nil
+	}
+}
+
+// flatten returns p with d.Tail behind it in one slice: p itself when
+// there is no tail, else a copy in flatBuf (valid until the next call),
+// for the paths that need the packet in one piece.
+func (t *TUN) flatten(p []byte, d Desc) []byte {
+	if d.TailLen() == 0 {
+		return p
+	}
+	if t.flatBuf == nil {
+		t.flatBuf = make([]byte, gsoMaxRead)
+	}
+	n := copy(t.flatBuf, p)
+	n += copy(t.flatBuf[n:], d.Tail[0])
+	n += copy(t.flatBuf[n:], d.Tail[1])
+	return t.flatBuf[:n]
 }
 
 // writeSplit writes the GSO packet p as the segments the kernel's
@@ -810,22 +859,25 @@ func (t *TUN) writeOne(fd uintptr, pkts [][]byte, descs []Desc) (int, error) {
 		d = descs[0]
 	}
 	if !t.offload {
-		if !finishPartial(pkts[0], d) {
+		p := t.flatten(pkts[0], d)
+		if !finishPartial(p, d) {
 			return 1, unix.EINVAL
 		}
-		_, err := unix.Write(int(fd), pkts[0])
+		_, err := unix.Write(int(fd), p)
 		return 1, err
 	}
 	run := 1
 	if t.coalesce {
 		plain := pkts
 		for i := range min(len(pkts), len(descs)) {
-			if descs[i].GSO != GSONone {
-				plain = pkts[:i] // a GSO packet goes alone (writeGSO)
+			if descs[i].GSO != GSONone || descs[i].TailLen() > 0 {
+				// A GSO packet goes alone (writeGSO), and so does one
+				// with a tail, whose header gsoRun cannot compare.
+				plain = pkts[:i]
 				break
 			}
 		}
-		run = gsoRun(plain)
+		run = max(gsoRun(plain), 1)
 	}
 	var iovs int
 	if run == 1 {
@@ -840,9 +892,7 @@ func (t *TUN) writeOne(fd uintptr, pkts [][]byte, descs []Desc) (int, error) {
 		}
 		t.writeIov[0].Base = &t.writeHdr[0]
 		t.writeIov[0].SetLen(vnetHdrLen)
-		t.writeIov[1].Base = unsafe.SliceData(pkts[0])
-		t.writeIov[1].SetLen(len(pkts[0]))
-		iovs = 2
+		iovs = t.packetIovs(pkts[0], d)
 	} else {
 		hdr := putGSOHeader(t.writeHdr[:], pkts[:run])
 		t.writeIov[0].Base = &t.writeHdr[0]
@@ -855,10 +905,7 @@ func (t *TUN) writeOne(fd uintptr, pkts [][]byte, descs []Desc) (int, error) {
 		iovs = 1 + run
 	}
 	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.writeIov[0])), uintptr(iovs))
-	// Do not keep the caller's packets reachable.
-	for i := 1; i < iovs; i++ {
-		t.writeIov[i].Base = nil
-	}
+	t.dropIovs(iovs)
 	if errno != 0 {
 		return run, errno
 	}

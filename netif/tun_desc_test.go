@@ -3,6 +3,7 @@ package netif
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 
 	"tunstack/wire"
@@ -128,7 +129,7 @@ func TestDescReaderOverAPlainLink(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range n {
-			if descs[i] != (Desc{}) {
+			if !reflect.DeepEqual(descs[i], Desc{}) {
 				t.Errorf("packet %d has descriptor %+v, want the zero Desc", len(got), descs[i])
 			}
 			got = append(got, append([]byte(nil), pkts[i]...))

@@ -766,18 +766,23 @@ func TestKernelSocketExchangesSegmentsIntactThroughGSO(t *testing.T) {
 // in the same batch: handed to the kernel whole with offload, cut into
 // segments by the TUN once the kernel has refused a GSO write
 // (coalesce off), and cut and written one by one without offload (where
-// WritesGSO says no, so that a stack makes no chunks for it). Over IPv4
-// and IPv6.
+// WritesGSO says no, so that a stack makes no chunks for it). The same
+// with the payload given apart from the headers, in two spans (Desc.Tail,
+// as a zero-copy chunk wrapping its send ring comes). Over IPv4 and IPv6.
 func TestWriteDescsTakesGSOPackets(t *testing.T) {
 	modes := []struct {
 		name      string
 		offload   bool
 		coalesce  bool
 		wantWhole bool
+		tail      bool
 	}{
-		{"offload", true, true, true},
-		{"refused", true, false, false},
-		{"no-offload", false, false, false},
+		{"offload", true, true, true, false},
+		{"refused", true, false, false, false},
+		{"no-offload", false, false, false, false},
+		{"offload-tail", true, true, true, true},
+		{"refused-tail", true, false, false, true},
+		{"no-offload-tail", false, false, false, true},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -823,6 +828,14 @@ func TestWriteDescsTakesGSOPackets(t *testing.T) {
 					gsoType = GSOTCPv6
 				}
 				descs := []Desc{{}, {GSO: gsoType, GSOSize: f.mss(), Csum: CsumPartial, CsumStart: f.ipLen}}
+				if m.tail {
+					// The headers alone, the payload in two spans of
+					// their own cut inside a segment.
+					hdrLen := f.ipLen + wire.TCP(gso[f.ipLen:]).DataOffset()
+					cut := hdrLen + 5*f.mss() + 333
+					descs[1].Tail = [2][]byte{bytes.Clone(gso[hdrLen:cut]), bytes.Clone(gso[cut:])}
+					gso = bytes.Clone(gso[:hdrLen])
+				}
 				if n, err := tun.WriteDescs([][]byte{pure, gso}, descs); err != nil || n != 2 {
 					t.Fatalf("WriteDescs = %d, %v; want 2", n, err)
 				}
@@ -868,6 +881,12 @@ func TestDescUnpackedCountsTheSegmentsOfAGSOPacket(t *testing.T) {
 		}
 		if segs, n := d.Unpacked(gso); segs != 5 || n != want {
 			t.Fatalf("Unpacked = %d segments, %d bytes; want 5, %d", segs, n, want)
+		}
+		// The same packet with its payload in Tail.
+		hdrLen := f.ipLen + wire.TCP(gso[f.ipLen:]).DataOffset()
+		d.Tail = [2][]byte{gso[hdrLen : hdrLen+1000], gso[hdrLen+1000:]}
+		if segs, n := d.Unpacked(gso[:hdrLen]); segs != 5 || n != want {
+			t.Fatalf("Unpacked with a tail = %d segments, %d bytes; want 5, %d", segs, n, want)
 		}
 		if segs, n := (Desc{}).Unpacked(run[0]); segs != 1 || n != len(run[0]) {
 			t.Fatalf("Unpacked of a plain packet = %d, %d; want 1, %d", segs, n, len(run[0]))

@@ -270,6 +270,9 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 			if p.ChecksumPartial() {
 				d.Csum = netif.CsumPartial
 			}
+			// A zero-copy chunk's payload (tcpcore.Config.ZeroCopyChunks,
+			// on with GSO) follows its header in the send buffer.
+			d.Tail[0], d.Tail[1] = p.Tail()
 			if size := p.SegmentSize(); size > 0 {
 				// A chunk (tcpcore.Config.SegmentOffload, on when
 				// the link takes GSO packets).
@@ -314,6 +317,7 @@ func (w *ipWriter) write(s *Stack, batch []*tcpcore.Packet) {
 		off++ // skip the refused packet
 	}
 	clear(w.pkts) // do not keep the engine's buffers reachable
+	clear(w.descs)
 }
 
 // countIPv6 counts the IPv6 packets of a batch, by their version nibble.

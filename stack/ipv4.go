@@ -99,6 +99,6 @@ func (w *ipWriter) frame4(p *tcpcore.Packet) []byte {
 		// DF: we never fragment; the engine sizes segments to the path
 		// MTU (RFC 1191).
 		DontFrag: true,
-	}, len(b)-wire.IPv4HeaderLen)
+	}, len(b)-wire.IPv4HeaderLen+p.TailLen())
 	return b
 }

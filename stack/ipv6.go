@@ -246,7 +246,7 @@ func (w *ipWriter) frame6(p *tcpcore.Packet) []byte {
 	wire.PutIPv6Header(b, wire.IPv6Fields{
 		Src: src, Dst: dst, NextHeader: wire.ProtoTCP, HopLimit: ipv6HopLimit,
 		FlowLabel: w.flowLabel(&src, &dst, p.Segment()),
-	}, len(b)-wire.IPv6HeaderLen)
+	}, len(b)-wire.IPv6HeaderLen+p.TailLen())
 	return b
 }
 

@@ -181,6 +181,9 @@ func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 		// GSO packets the engine hands it chunks of segments.
 		ecfg.ChecksumOffload = true
 		ecfg.SegmentOffload = netif.WritesGSO(dw)
+		// A link that takes GSO packets takes their payload as a tail
+		// too (netif.Desc.Tail): the chunks leave it in the send ring.
+		ecfg.ZeroCopyChunks = ecfg.SegmentOffload
 		s.out.dw = dw
 	}
 	if cfg.Trace != nil {
@@ -256,6 +259,11 @@ func (s *Stack) unlockFlush() {
 		s.out.write(s, s.batch)
 		s.mu.Lock()
 		s.e.Release(s.batch)
+		// Releasing a zero-copy chunk may let a Write held back by it
+		// go on (tcpcore's pins).
+		for _, w := range s.e.Wakeups() {
+			w.Wake()
+		}
 		s.armTrim()
 	}
 	s.writing = false

@@ -106,15 +106,19 @@ func BenchmarkBulkSendChecksumOffload(b *testing.B) { benchBulkSend(b, true) }
 // BenchmarkBulkSendBurst measures the send path a burst at a time: the
 // application writes 16 segments' worth, the engine emits them, and one
 // ACK acknowledges them all; per byte, as BulkSend.
-func BenchmarkBulkSendBurst(b *testing.B) { benchBulkSendBurst(b, false) }
+func BenchmarkBulkSendBurst(b *testing.B) { benchBulkSendBurst(b, false, false) }
 
 // BenchmarkBulkSendBurstSegmentOffload is BulkSendBurst with the chunks of
 // Config.SegmentOffload, the output to a TUN that takes GSO packets.
-func BenchmarkBulkSendBurstSegmentOffload(b *testing.B) { benchBulkSendBurst(b, true) }
+func BenchmarkBulkSendBurstSegmentOffload(b *testing.B) { benchBulkSendBurst(b, true, false) }
 
-func benchBulkSendBurst(b *testing.B, gso bool) {
+// BenchmarkBulkSendBurstZeroCopy is BulkSendBurstSegmentOffload with
+// Config.ZeroCopyChunks: the chunks' payloads stay in the send ring.
+func BenchmarkBulkSendBurstZeroCopy(b *testing.B) { benchBulkSendBurst(b, true, true) }
+
+func benchBulkSendBurst(b *testing.B, gso, zeroCopy bool) {
 	p, c, iss := benchConn(b)
-	p.e.cfg.ChecksumOffload, p.e.cfg.SegmentOffload = true, gso
+	p.e.cfg.ChecksumOffload, p.e.cfg.SegmentOffload, p.e.cfg.ZeroCopyChunks = true, gso, zeroCopy
 	e := p.e
 	const burst = 16
 	ack := tseg{flags: fA, seq: peerISN + 1, ack: iss + 1, wnd: 65535,

@@ -74,6 +74,9 @@ func (r *ring) ensure(need, limit int, pool *ringPool) {
 type ringPool struct{ freeList[[]byte] }
 
 func (rp *ringPool) get() []byte {
+	if rp == nil {
+		return make([]byte, ringMinBytes)
+	}
 	if b, ok := rp.pop(); ok {
 		return b
 	}
@@ -81,8 +84,13 @@ func (rp *ringPool) get() []byte {
 }
 
 // put keeps b if it is a first buffer; others go to the garbage
-// collector.
+// collector. A nil pool keeps nothing: a send ring whose bytes a
+// zero-copy chunk still holds (sndRingPool) lets its buffer go to the
+// collector, which frees it only once the chunk is gone too.
 func (rp *ringPool) put(b []byte) {
+	if rp == nil {
+		return
+	}
 	if len(b) == ringMinBytes && cap(b) == ringMinBytes {
 		rp.push(b)
 	}
@@ -120,6 +128,17 @@ func (r *ring) peek(p []byte, off int) int {
 	c := copy(p[:n], r.buf[pos:])
 	copy(p[c:n], r.buf)
 	return n
+}
+
+// spans returns the n bytes stored from offset off on as they lie in the
+// buffer: one slice, or two where they wrap its end. The caller ensures
+// off+n <= Len.
+func (r *ring) spans(off, n int) (a, b []byte) {
+	pos := (int(r.head) + off) % len(r.buf)
+	if end := pos + n; end <= len(r.buf) {
+		return r.buf[pos:end], nil
+	}
+	return r.buf[pos:], r.buf[:n-(len(r.buf)-pos)]
 }
 
 // extend counts n bytes already placed by writeAt as stored.

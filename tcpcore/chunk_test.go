@@ -17,6 +17,9 @@ import (
 // of one segment comes back as it is.
 func cutChunk(p *Packet) [][]byte {
 	seg := p.Segment()
+	if a, b := p.Tail(); len(a) > 0 {
+		seg = append(append(bytes.Clone(seg), a...), b...)
+	}
 	size := p.SegmentSize()
 	if size == 0 {
 		return [][]byte{bytes.Clone(seg)}
@@ -41,29 +44,38 @@ func cutChunk(p *Packet) [][]byte {
 // chunks, and cutting them as the kernel does gives back, byte for byte,
 // the segments the engine sends without it on the same inputs: slow
 // start over several round trips, a window that cuts a segment short,
-// PSH where the send queue empties, and a FIN. Over both families.
+// PSH where the send queue empties, a retransmission timeout, and a FIN.
+// With Config.ZeroCopyChunks too, the chunks' payloads are the send
+// ring's spans (one chunk at least wrapping the ring's end) and give the
+// same bytes. Over both families.
 func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 	for _, f := range []family{ipv4, ipv6} {
 		t.Run(f.String(), func(t *testing.T) {
-			var runs [2][][]byte
-			var chunks, bigChunk int
-			for i, gso := range []bool{false, true} {
-				e, err := NewEngine(Config{Profile: testProfile(), MTU: 1500, Secret: [32]byte{9}, ChecksumOffload: true, SegmentOffload: gso})
+			var runs [3][][]byte
+			var chunks, bigChunk, wrapped int
+			for i, mode := range []string{"plain", "chunks", "zero-copy"} {
+				e, err := NewEngine(Config{Profile: testProfile(), MTU: 1500, Secret: [32]byte{9}, ChecksumOffload: true,
+					SegmentOffload: mode != "plain", ZeroCopyChunks: mode == "zero-copy"})
 				if err != nil {
 					t.Fatal(err)
 				}
 				now := Time(time.Second)
 				l, r := f.addrs()
-				c, err := e.Connect(now, netip.AddrPortFrom(l.Addr(), 0), r, SockOpts{})
+				// A send buffer of its own size keeps the ring from
+				// growing with the window, so its contents wrap its end.
+				c, err := e.Connect(now, netip.AddrPortFrom(l.Addr(), 0), r, SockOpts{SndBuf: 50_000})
 				if err != nil {
 					t.Fatal(err)
 				}
 				collect := func() []*Packet {
 					pkts := e.Output(nil)
 					for _, p := range pkts {
-						if p.SegmentSize() != 0 {
+						if p.SegmentSize() != 0 && mode == "chunks" {
 							chunks++
 							bigChunk = max(bigChunk, p.Segments())
+						}
+						if a, b := p.Tail(); mode == "zero-copy" && len(b) > 0 && len(a) > 0 {
+							wrapped++
 						}
 						runs[i] = append(runs[i], cutChunk(p)...)
 					}
@@ -84,20 +96,22 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 				written := 0
 				// The peer's window: 2 MB, then one that ends inside a segment.
 				wnd := uint16(2_000_000 >> 7)
-				for round := 0; round < 12; round++ {
+				closed := false
+				for round := 0; round < 40; round++ {
 					if written < len(data) {
 						n, _ := c.Write(now, data[written:])
 						written += n
 					}
-					if written == len(data) && round == 9 {
+					if written == len(data) && round >= 9 && !closed {
 						c.Close(now)
+						closed = true
 					}
 					pkts := collect()
 					var top Seq
 					sent := false
 					for _, p := range pkts {
 						s := wire.TCP(p.Segment())
-						end := Seq(s.Seq()).Add(len(s) - s.DataOffset())
+						end := Seq(s.Seq()).Add(len(s) - s.DataOffset() + p.TailLen())
 						if s.Flags()&wire.FlagFIN != 0 {
 							end = end.Add(1)
 						}
@@ -111,6 +125,16 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 					}
 					if round == 5 {
 						wnd = uint16((c.sndNxt.Sub(top) + 30_000 + 700) >> 7)
+					}
+					if round == 3 {
+						// No ACK: the tail loss probe and then the
+						// retransmission timer fire, resending from
+						// SND.UNA, collected by the next round.
+						for range 3 {
+							now = now.Add(time.Second)
+							e.Advance(now)
+						}
+						continue
 					}
 					now = now.Add(time.Millisecond)
 					ack := tseg{flags: wire.FlagACK, seq: peerISN + 1, ack: top, wnd: wnd,
@@ -129,7 +153,22 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 					short++
 				}
 			}
-			t.Logf("%d segments, %d chunks, the largest of %d segments; %d FIN, %d short", len(runs[0]), chunks, bigChunk, fins, short)
+			t.Logf("%d segments, %d chunks, the largest of %d segments; %d FIN, %d short; %d zero-copy chunks wrapping the ring", len(runs[0]), chunks, bigChunk, fins, short, wrapped)
+			seen, resent := map[uint32]bool{}, 0
+			for _, s := range runs[0] {
+				if tcp := wire.TCP(s); len(s) > tcp.DataOffset() {
+					if seen[tcp.Seq()] {
+						resent++
+					}
+					seen[tcp.Seq()] = true
+				}
+			}
+			if resent == 0 {
+				t.Fatal("no data segment was retransmitted: the test does not reach the retransmission timeout")
+			}
+			if wrapped == 0 {
+				t.Fatal("no zero-copy chunk wrapped the send ring's end: the test does not reach the two-span case")
+			}
 			if fins != 1 || short == 0 {
 				t.Fatalf("the transfer had %d FIN and %d short segments: want a FIN and a window that cuts a segment short", fins, short)
 			}
@@ -139,12 +178,14 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 			if chunks == 0 || bigChunk < 10 {
 				t.Fatalf("SegmentOffload queued %d chunks, the largest of %d segments: want chunks of many", chunks, bigChunk)
 			}
-			if len(runs[0]) != len(runs[1]) {
-				t.Fatalf("cut chunks give %d segments, the plain engine sent %d", len(runs[1]), len(runs[0]))
-			}
-			for j := range runs[0] {
-				if !bytes.Equal(runs[0][j], runs[1][j]) {
-					t.Fatalf("segment %d differs:\n plain %s\n cut   %s", j, describe(runs[0][j]), describe(runs[1][j]))
+			for m := 1; m < len(runs); m++ {
+				for j := range min(len(runs[0]), len(runs[m])) {
+					if !bytes.Equal(runs[0][j], runs[m][j]) {
+						t.Fatalf("mode %d: segment %d differs:\n plain %s\n cut   %s", m, j, describe(runs[0][j]), describe(runs[m][j]))
+					}
+				}
+				if len(runs[0]) != len(runs[m]) {
+					t.Fatalf("mode %d: cut chunks give %d segments, the plain engine sent %d", m, len(runs[m]), len(runs[0]))
 				}
 			}
 		})

@@ -446,7 +446,24 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	if n == 0 && len(p) > 0 {
 		return 0, ErrWouldBlock
 	}
-	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, &c.e.rings)
+	pool := &c.e.rings
+	if len(c.e.pins) > 0 {
+		// Zero-copy chunks may still hold bytes of the ring (pin.go):
+		// its buffer does not go back to the pool if it grows, and
+		// the bytes they hold behind the head are not overwritten.
+		if pinned, behind := c.sndPins(); pinned {
+			pool = nil
+			buf := c.sndBuf.buf
+			c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, pool)
+			if len(buf) == len(c.sndBuf.buf) { // not grown: the same buffer
+				n = min(n, c.sndBuf.Free()-behind)
+				if n <= 0 {
+					return 0, ErrWouldBlock
+				}
+			}
+		}
+	}
+	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, pool)
 	c.sndBuf.write(p[:n])
 	c.queueUnits(n)
 	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)
@@ -837,7 +854,7 @@ func (c *Conn) unlink() {
 func (c *Conn) destroy() {
 	if c.state == Closed {
 		c.unlink()
-		c.sndBuf.free(&c.e.rings)
+		c.sndBuf.free(c.sndRingPool())
 		c.rcvBuf.free(&c.e.rings)
 		if c.rare != nil {
 			c.rare.ooo.reset()

@@ -63,6 +63,13 @@ type Config struct {
 	// for a driver whose link takes GSO packets (a TUN with virtio
 	// headers, through netif.GSOWriter).
 	SegmentOffload bool
+	// ZeroCopyChunks, with SegmentOffload, leaves a chunk's payload in
+	// the connection's send ring: the Packet holds the header and the
+	// ring's spans (Packet.Tail), which the link writes behind it, and
+	// the engine keeps those bytes as they are until the packet is
+	// Released (pin.go). Only for a driver whose link writes a packet
+	// and its tail as one (netif.Desc.Tail).
+	ZeroCopyChunks bool
 	// MaxConns caps the connections the engine's listeners hold at once:
 	// half-open and established ones, and those closing until they reach
 	// TIME-WAIT (which keeps only a 4-tuple's timer and is bounded
@@ -200,12 +207,15 @@ type Engine struct {
 	// segment may extend (emitChunk).
 	chunkPool packetPool
 	chunk     openChunk
-	wakeups   []Waker
-	touched   []*Conn // with Config.Trace only: see Touched (trace.go)
-	stats     Stats
-	isn       isnGen
-	nextEph   uint32 // ephemeral port cursor
-	hashSeed  uint32 // keys reuseportHash
+	// pins are the zero-copy chunks made and not yet Released
+	// (Config.ZeroCopyChunks, pin.go).
+	pins     []*Packet
+	wakeups  []Waker
+	touched  []*Conn // with Config.Trace only: see Touched (trace.go)
+	stats    Stats
+	isn      isnGen
+	nextEph  uint32 // ephemeral port cursor
+	hashSeed uint32 // keys reuseportHash
 	// twISN, when non-zero, is the ISN the next passive open takes: set
 	// while a SYN that reopened a TIME-WAIT connection goes to the
 	// listener (see timeWaitSyn).
@@ -248,6 +258,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.SegmentOffload && !cfg.ChecksumOffload {
 		return nil, errors.New("tcpcore: SegmentOffload needs ChecksumOffload: the link that cuts chunks into segments finishes their checksums")
+	}
+	if cfg.ZeroCopyChunks && !cfg.SegmentOffload {
+		return nil, errors.New("tcpcore: ZeroCopyChunks needs SegmentOffload: only chunks leave their payload in the send ring")
 	}
 	e := &Engine{
 		cfg:     cfg,
@@ -297,7 +310,10 @@ func (e *Engine) Output(dst []*Packet) []*Packet {
 // clears their places in pkts, which stays the caller's.
 func (e *Engine) Release(pkts []*Packet) {
 	for i, p := range pkts {
-		if p.segs > 0 {
+		if p.owner != nil {
+			e.unpin(p)
+		}
+		if p.segs > 0 && cap(p.buf) == Headroom+e.chunkPool.size {
 			e.chunkPool.put(p)
 		} else {
 			e.pool.put(p)
@@ -546,7 +562,7 @@ func (e *Engine) finishPacket(p *Packet, n int) {
 func (e *Engine) closeChunk() {
 	if p := e.chunk.pkt; p != nil {
 		seg := wire.TCP(p.buf[Headroom:p.end])
-		seg.SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg))))
+		seg.SetChecksum(^wire.Fold(wire.PseudoHeaderSumAddr(p.Src, p.Dst, wire.ProtoTCP, len(seg)+p.TailLen())))
 	}
 	e.chunk.pkt, e.chunk.conn = nil, nil
 }

@@ -691,7 +691,7 @@ func (c *Conn) enterTimeWait(now Time) {
 	// application has read it all. Both go back to the engine's pool for
 	// the next connection instead of waiting out the 2*MSL.
 	if c.sndBuf.Len() == 0 {
-		c.sndBuf.free(&c.e.rings)
+		c.sndBuf.free(c.sndRingPool())
 	}
 	if c.rcvBuf.Len() == 0 {
 		c.rcvBuf.free(&c.e.rings)

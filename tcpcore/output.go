@@ -249,9 +249,12 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	ch := &e.chunk
 	if p := ch.pkt; p != nil && ch.conn == c && seq == ch.next && ack == ch.ack && wnd == ch.wnd &&
 		(o == nil) == !ch.hasOpts && (o == nil || *o == ch.opts) &&
-		n <= p.segSize && p.segs < MaxChunkSegments && p.end-Headroom+n <= MaxChunkBytes {
-		c.sndBuf.peek(p.buf[p.end:p.end+n], off)
-		p.end += n
+		n <= p.segSize && p.segs < MaxChunkSegments && p.end-Headroom+p.TailLen()+n <= MaxChunkBytes &&
+		(p.owner == nil || p.appendTail(c.sndBuf.spans(off, n))) {
+		if p.owner == nil {
+			c.sndBuf.peek(p.buf[p.end:p.end+n], off)
+			p.end += n
+		}
 		p.segs++
 		p.buf[Headroom+13] |= flags & wire.FlagPSH
 		e.stats.SegsOut++
@@ -264,13 +267,25 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	}
 	var p *Packet
 	open := flags&wire.FlagPSH == 0
-	if open {
+	zeroCopy := open && e.cfg.ZeroCopyChunks
+	switch {
+	case zeroCopy:
+		// The header alone in a segment's buffer; the payload stays in
+		// the ring, pinned until Release (pin.go).
+		p = e.newPacket(c.key.local(), c.key.remote())
+		p.appendTail(c.sndBuf.spans(off, n))
+		e.pin(p, c, seq)
+	case open:
 		p = e.chunkPool.get()
 		p.Src, p.Dst = c.key.local().Addr(), c.key.remote().Addr()
-	} else {
+	default:
 		p = e.newPacket(c.key.local(), c.key.remote())
 	}
-	e.finishPacket(p, c.putSegment(p.buf[Headroom:], seq, ack, flags, wnd, o, off, n)) // closes any open chunk
+	if zeroCopy {
+		e.finishPacket(p, c.putSegment(p.buf[Headroom:], seq, ack, flags, wnd, o, off, 0)) // closes any open chunk
+	} else {
+		e.finishPacket(p, c.putSegment(p.buf[Headroom:], seq, ack, flags, wnd, o, off, n)) // closes any open chunk
+	}
 	if open {
 		p.segSize, p.segs = n, 1
 		*ch = openChunk{pkt: p, conn: c, next: seq.Add(n), ack: ack, wnd: wnd, hasOpts: o != nil}

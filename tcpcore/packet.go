@@ -17,6 +17,16 @@ type Packet struct {
 	// A chunk (Config.SegmentOffload) has segs > 0: it carries segs
 	// segments of segSize payload bytes (the last may be shorter).
 	segs, segSize int
+	// With Config.ZeroCopyChunks a chunk's payload is not copied: tail
+	// holds the one or two spans of its connection's send ring that it
+	// occupies (two where it wraps the ring, or where the ring grew while
+	// the chunk was open), which follow Segment() on the wire. owner and
+	// pinSeq pin those bytes (pin.go) from the chunk's making until
+	// Release; pinIdx is its place in Engine.pins.
+	tail   [2][]byte
+	owner  *Conn
+	pinSeq Seq
+	pinIdx int
 }
 
 // Limits of a chunk (Config.SegmentOffload). MaxChunkBytes keeps the TCP
@@ -45,8 +55,19 @@ func (p *Packet) Segments() int { return max(p.segs, 1) }
 
 // Segment returns the TCP segment: header, options and payload, with its
 // checksum computed, or with Config.ChecksumOffload left partial. A chunk
-// (SegmentSize not 0) is one header and the payloads of its segments.
+// (SegmentSize not 0) is one header and the payloads of its segments;
+// with Config.ZeroCopyChunks a chunk's payload is not here but in Tail.
 func (p *Packet) Segment() []byte { return p.buf[Headroom:p.end] }
+
+// Tail returns the payload that follows Segment on the wire, in one or two
+// spans, for a chunk made with Config.ZeroCopyChunks; both are nil for
+// any other packet. The spans are the connection's send buffer itself:
+// the engine keeps those bytes as they are until the packet is Released,
+// and the driver must not write to them.
+func (p *Packet) Tail() (a, b []byte) { return p.tail[0], p.tail[1] }
+
+// TailLen is the length of Tail's spans together.
+func (p *Packet) TailLen() int { return len(p.tail[0]) + len(p.tail[1]) }
 
 // ChecksumPartial reports whether the segment's checksum field holds only
 // the pseudo-header sum (Config.ChecksumOffload) for the link to finish.
@@ -75,5 +96,6 @@ func (pp *packetPool) put(p *Packet) {
 		return // a buffer from before an MTU change
 	}
 	p.end, p.segs, p.segSize = 0, 0, 0
+	p.tail = [2][]byte{}
 	pp.push(p)
 }

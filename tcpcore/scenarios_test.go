@@ -21,7 +21,8 @@ var (
 	// simChunks runs every simulation with the engines' chunks
 	// (Config.SegmentOffload), cut back into segments on the virtual link
 	// as a TUN cuts them; a seed then gives the same run as without.
-	simChunks = flag.Bool("sim.chunks", false, "run the simulations with Config.SegmentOffload, chunks cut into segments on the link")
+	simChunks   = flag.Bool("sim.chunks", false, "run the simulations with Config.SegmentOffload, chunks cut into segments on the link")
+	simZeroCopy = flag.Bool("sim.zerocopy", false, "with -sim.chunks, make the chunks with Config.ZeroCopyChunks: their payload read from the send ring on the link")
 )
 
 // TestSimulationScenarios runs a thousand seeded transfers between two

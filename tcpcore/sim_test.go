@@ -68,12 +68,12 @@ func newSim(t testing.TB, prof *policy.Profile, delay time.Duration, loss float6
 	if prof == nil {
 		prof = policy.Linux()
 	}
-	chunks := *simChunks
-	a, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1}, ChecksumOffload: chunks, SegmentOffload: chunks})
+	chunks, zc := *simChunks, *simChunks && *simZeroCopy
+	a, err := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{1}, ChecksumOffload: chunks, SegmentOffload: chunks, ZeroCopyChunks: zc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{2}, ChecksumOffload: chunks, SegmentOffload: chunks})
+	b, _ := NewEngine(Config{Profile: prof, MTU: 1500, Secret: [32]byte{2}, ChecksumOffload: chunks, SegmentOffload: chunks, ZeroCopyChunks: zc})
 	return &sim{t: t, a: a, b: b, now: Time(time.Second), delay: delay, loss: loss,
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
