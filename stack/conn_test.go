@@ -104,9 +104,13 @@ func TestWriteDeadlineExceeded(t *testing.T) {
 	p := newPair(t, 0, 1)
 	c, _ := p.connect(t, 80)
 	// Nobody reads on the other side: the windows and buffers fill, then
-	// Write must time out rather than block.
+	// Write must time out rather than block. The buffer is made before
+	// the deadline is set: zeroing 64 MiB (under the race detector, on a
+	// loaded machine) took the whole 100 ms before Write began, and Write
+	// then rightly queued nothing.
+	buf := make([]byte, 64<<20)
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	n, err := c.Write(make([]byte, 64<<20))
+	n, err := c.Write(buf)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Write = %d, %v; want os.ErrDeadlineExceeded", n, err)
 	}
