@@ -110,6 +110,8 @@ type TUN struct {
 	// and waited in the poller (readBatch, readDescBatch).
 	readWaited bool
 	onWait     func() // tests: called when a read call is about to wait
+	noWait     bool   // after WakeRead: an empty queue ends the read (tun_wake.go)
+	qlen       int    // the device's txqueuelen (QueueLen)
 
 	// With offload, each read lands as [readHdr, buffer, readBig past the
 	// buffer's length] (readIov): a packet that fits the buffer stays
@@ -196,6 +198,7 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	// From here the device exists and is ours: closing fd removes it,
 	// because it is not persistent.
 	t := newTUN(fd, cfg.Name, cfg.MTU, offload, offload && cfg.WholeTSO)
+	t.qlen = cfg.TxQueueLen
 	fail := func(what string, err error) (*TUN, error) {
 		t.Close()
 		return nil, fmt.Errorf("netif: %s on %s: %w", what, cfg.Name, err)
@@ -472,6 +475,13 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 func (t *TUN) read(fn func(fd uintptr) bool) (int, error) {
 	t.readN, t.readErr, t.readWaited = 0, nil, false
 	err := t.raw.Read(fn)
+	if t.woken(err) {
+		// WakeRead: take what is queued now, without waiting for more,
+		// and up to a full batch (not only a packet that woke a wait).
+		t.noWait, t.readWaited = true, false
+		err = t.raw.Read(fn)
+		t.noWait = false
+	}
 	n := t.readN
 	if err == nil {
 		err = t.readErr
@@ -535,8 +545,8 @@ func (t *TUN) readBatch(fd uintptr) bool {
 // RawConn.Read calls). What a burst brings beyond the first packet is read
 // by the next call, which finds it without waiting.
 func (t *TUN) endsBatch() bool {
-	if t.readN > 0 {
-		return true
+	if t.readN > 0 || t.noWait {
+		return true // after WakeRead: an empty queue ends the read
 	}
 	t.readWaited = true
 	if t.onWait != nil {

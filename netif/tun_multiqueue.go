@@ -51,6 +51,7 @@ func (t *TUN) attachQueues(n int) error {
 		}
 		q := newTUN(fd, t.name, t.mtuBytes, t.offload, t.wholeTSO)
 		q.queueOf = t
+		q.qlen = t.qlen
 		// Each queue appends to the list before anything can fail, so
 		// that Close of the first closes it.
 		t.queues = append(t.queues, q)

@@ -153,6 +153,8 @@ func (s *Stack) readLoop() {
 		rp.bufs[i] = make([]byte, s.mtu)
 	}
 	st := &s.ipStats
+	waker, _ := s.link.(netif.ReadWaker)
+	drain := false // this read was woken before it began: it took what was queued, without waiting
 	for {
 		n, err := dr.ReadDescs(arena, pkts, descs)
 		if err != nil {
@@ -162,6 +164,7 @@ func (s *Stack) readLoop() {
 			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 				st.linkReadErrors.Add(1)
 			}
+			s.readerStopped()
 			return
 		}
 		st.packetsIn.Add(uint64(n))
@@ -184,6 +187,23 @@ func (s *Stack) readLoop() {
 				st.malformed.Add(1)
 			}
 		}
+		if s.tm.toReader {
+			// Timers fell due (timer.go, engineTimer): they run once
+			// the input the link held then is in. Until then every
+			// read is woken before it begins, so that it takes what
+			// is queued without waiting, a full batch if there is one
+			// (a read that waited returns with the one packet that
+			// woke it); a woken read short of a full batch ended on
+			// an empty queue (or on a full arena, after a TSO packet:
+			// the timers then run a batch early). The queue held at
+			// most QueueLen packets when they fell due.
+			s.tm.sinceDue += n
+			if drain && n < readBatch || s.tm.sinceDue >= waker.QueueLen() {
+				s.tm.toReader = false
+				s.e.Advance(s.now())
+			}
+		}
+		drain = s.tm.toReader
 		// Input that ends connections (a reset, the last ACK) gives
 		// their buffers to the engine's pool without any Output to
 		// arm the trim.
@@ -203,7 +223,22 @@ func (s *Stack) readLoop() {
 		if len(held) > 0 {
 			front.hand(held)
 		}
+		if drain {
+			waker.WakeRead()
+		}
 	}
+}
+
+// readerStopped hands the timers back to the timer loop when the reader
+// ends: timers it was to run fire at once there.
+func (s *Stack) readerStopped() {
+	s.mu.Lock()
+	s.tm.readerGone = true
+	if s.tm.toReader {
+		s.tm.toReader = false
+		s.rearmTimer()
+	}
+	s.mu.Unlock()
 }
 
 // writeReplies counts the reader's own answers and writes them.

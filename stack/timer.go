@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"tunstack/netif"
 	"tunstack/tcpcore"
 )
 
@@ -24,6 +25,25 @@ type engineTimer struct {
 	trim      *time.Timer
 	trimArmed bool
 	trimEvery time.Duration // poolTrimEvery; a test may lengthen it before the first input
+
+	// Input before timers, on a link that can wake its reader
+	// (netif.ReadWaker, a TUN). When timers fall due the timer loop
+	// does not run them: it sets toReader and wakes the reader, which
+	// runs them once it has taken in what the link held at that moment
+	// (readLoop). A peer's ACK that has reached the link is then always
+	// processed before a timer that it would have cancelled, as on Linux,
+	// where a segment is processed when it arrives (in softirq) and a
+	// timer never runs ahead of one already received. Without this, a
+	// tail loss probe fired while the ACK of the segment it resends sat
+	// unread in the TUN's queue: under load the Go scheduler runs an
+	// expired timer's goroutine at its next turn, but makes a goroutine
+	// parked in the poller runnable only when a turn polls the network,
+	// many milliseconds later when every P is busy. readerGone is set
+	// when the reader has stopped: the timer loop runs the timers itself.
+	// All three are guarded by the stack mutex.
+	toReader   bool
+	sinceDue   int // packets the reader has taken since toReader was set
+	readerGone bool
 }
 
 // poolTrimEvery is how often the stack trims the engine's packet pool
@@ -58,6 +78,9 @@ func (s *Stack) armTrim() {
 // the real deadline. That costs a spurious wakeup now and then instead of a
 // Reset on every segment. The caller holds s.mu.
 func (s *Stack) rearmTimer() {
+	if s.tm.toReader {
+		return // the reader runs the due timers, then re-arms
+	}
 	d, ok := s.e.NextDeadline()
 	if !ok || d >= s.tm.armedAt {
 		return
@@ -71,6 +94,7 @@ func (s *Stack) rearmTimer() {
 // timerLoop advances the engine when its deadline comes.
 func (s *Stack) timerLoop() {
 	defer s.wg.Done()
+	waker, _ := s.link.(netif.ReadWaker)
 	for {
 		select {
 		case <-s.done:
@@ -93,7 +117,15 @@ func (s *Stack) timerLoop() {
 			continue // done is about to be closed
 		}
 		s.tm.armedAt = notArmed
-		s.e.Advance(s.now())
+		now := s.now()
+		if d, ok := s.e.NextDeadline(); ok && d <= now && waker != nil && !s.tm.readerGone {
+			// Input before timers (engineTimer): the reader runs them.
+			s.tm.toReader, s.tm.sinceDue = true, 0
+			s.mu.Unlock()
+			waker.WakeRead()
+			continue
+		}
+		s.e.Advance(now)
 		s.unlockFlush() // re-arms for the next deadline
 	}
 }
