@@ -48,6 +48,10 @@ func (l *LinkCounter) Queue(link netif.Link) *LinkCounter {
 	return &LinkCounter{Link: link, dr: netif.NewDescReader(link), dw: netif.NewDescWriter(link), linkCounts: l.linkCounts}
 }
 
+// Waker implements netif.WakerLink: reads pass through to the wrapped
+// link, so its waker wakes them.
+func (l *LinkCounter) Waker() netif.ReadWaker { return netif.ReadWakerOf(l.Link) }
+
 // ReadPackets implements netif.Link.
 func (l *LinkCounter) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	n, err := l.Link.ReadPackets(bufs, sizes)

@@ -23,6 +23,25 @@ type ReadWaker interface {
 	QueueLen() int
 }
 
+// A WakerLink is a link that passes its reads through to another link
+// unchanged (a counter): its waker is that link's, if it has one.
+type WakerLink interface {
+	Waker() ReadWaker
+}
+
+// ReadWakerOf returns the ReadWaker that wakes l's reader: l itself, or
+// the one a pass-through wrapper names; nil if l's reads cannot be cut
+// short.
+func ReadWakerOf(l Link) ReadWaker {
+	switch w := l.(type) {
+	case ReadWaker:
+		return w
+	case WakerLink:
+		return w.Waker()
+	}
+	return nil
+}
+
 // wokenAt is the read deadline WakeRead sets: long past, so that a read
 // waiting for a packet gives up at once.
 var wokenAt = time.Unix(1, 0)

@@ -153,7 +153,7 @@ func (s *Stack) readLoop() {
 		rp.bufs[i] = make([]byte, s.mtu)
 	}
 	st := &s.ipStats
-	waker, _ := s.link.(netif.ReadWaker)
+	waker := netif.ReadWakerOf(s.link)
 	drain := false // this read was woken before it began: it took what was queued, without waiting
 	for {
 		n, err := dr.ReadDescs(arena, pkts, descs)

@@ -94,7 +94,7 @@ func (s *Stack) rearmTimer() {
 // timerLoop advances the engine when its deadline comes.
 func (s *Stack) timerLoop() {
 	defer s.wg.Done()
-	waker, _ := s.link.(netif.ReadWaker)
+	waker := netif.ReadWakerOf(s.link)
 	for {
 		select {
 		case <-s.done:
