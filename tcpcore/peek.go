@@ -26,12 +26,8 @@ func (c *Conn) Peek(max int) (a, b []byte, ok bool) {
 	if c.appClosed || r.n == 0 || max <= 0 || len(r.buf) <= ringMinBytes {
 		return nil, nil, false
 	}
-	n := min(int(r.n), max)
-	head := int(r.head)
-	if first := len(r.buf) - head; n > first {
-		return r.buf[head:], r.buf[:n-first], true
-	}
-	return r.buf[head : head+n], nil, true
+	a, b = r.spans(0, min(int(r.n), max))
+	return a, b, true
 }
 
 // Consume drops the first n of the bytes Peek lent, as Read reading them
