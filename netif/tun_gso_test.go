@@ -768,7 +768,8 @@ func TestKernelSocketExchangesSegmentsIntactThroughGSO(t *testing.T) {
 // (coalesce off), and cut and written one by one without offload (where
 // WritesGSO says no, so that a stack makes no chunks for it). The same
 // with the payload given apart from the headers, in two spans (Desc.Tail,
-// as a zero-copy chunk wrapping its send ring comes). Over IPv4 and IPv6.
+// as a zero-copy chunk wrapping its send ring comes), and the last segment
+// then a packet of its own with such a tail. Over IPv4 and IPv6.
 func TestWriteDescsTakesGSOPackets(t *testing.T) {
 	modes := []struct {
 		name      string
@@ -821,13 +822,27 @@ func TestWriteDescsTakesGSOPackets(t *testing.T) {
 					sent = append(sent, pattern(off, n)...)
 					off += n
 				}
-				gso := gsoPacket(t, run)[vnetHdrLen:] // headers, the partial sum, the payloads
+				inGSO := len(run)
+				if m.tail {
+					inGSO-- // the last segment goes on its own, with a tail
+				}
+				gso := gsoPacket(t, run[:inGSO])[vnetHdrLen:] // headers, the partial sum, the payloads
 				pure := segment{fam: f, id: 99, seq: iss + 1, ack: kernelSeq, flags: wire.FlagACK, tsVal: 55, tsEcr: tsEcr}.build()
 				gsoType := GSOTCPv4
 				if f.ipLen == wire.IPv6HeaderLen {
 					gsoType = GSOTCPv6
 				}
 				descs := []Desc{{}, {GSO: gsoType, GSOSize: f.mss(), Csum: CsumPartial, CsumStart: f.ipLen}}
+				var lone []byte
+				if m.tail {
+					// A segment of one packet with its payload in a
+					// tail of two spans (a zero-copy chunk of one
+					// segment), its checksum complete.
+					last := run[len(run)-1]
+					hl := f.ipLen + wire.TCP(last[f.ipLen:]).DataOffset()
+					lone = bytes.Clone(last[:hl])
+					descs = append(descs, Desc{Tail: [2][]byte{bytes.Clone(last[hl : hl+100]), bytes.Clone(last[hl+100:])}})
+				}
 				if m.tail {
 					// The headers alone, the payload in two spans of
 					// their own cut inside a segment.
@@ -836,12 +851,16 @@ func TestWriteDescsTakesGSOPackets(t *testing.T) {
 					descs[1].Tail = [2][]byte{bytes.Clone(gso[hdrLen:cut]), bytes.Clone(gso[cut:])}
 					gso = bytes.Clone(gso[:hdrLen])
 				}
-				if n, err := tun.WriteDescs([][]byte{pure, gso}, descs); err != nil || n != 2 {
-					t.Fatalf("WriteDescs = %d, %v; want 2", n, err)
+				pkts := [][]byte{pure, gso}
+				if lone != nil {
+					pkts = append(pkts, lone)
+				}
+				if n, err := tun.WriteDescs(pkts, descs); err != nil || n != len(pkts) {
+					t.Fatalf("WriteDescs = %d, %v; want %d", n, err, len(pkts))
 				}
 				gsoPkts, gsoSegs := tun.GSOStats()
-				if m.wantWhole && (gsoPkts != 1 || gsoSegs != 30) {
-					t.Fatalf("GSO writes: %d packets carrying %d segments, want the one of 30", gsoPkts, gsoSegs)
+				if m.wantWhole && (gsoPkts != 1 || gsoSegs != uint64(inGSO)) {
+					t.Fatalf("GSO writes: %d packets carrying %d segments, want the one of %d", gsoPkts, gsoSegs, inGSO)
 				}
 				if !m.wantWhole && gsoPkts != 0 {
 					t.Fatalf("GSO writes: %d, want the packet cut into segments", gsoPkts)
