@@ -454,7 +454,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 		if pinned, behind := c.sndPins(); pinned {
 			pool = nil
 			buf := c.sndBuf.buf
-			c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, pool)
+			c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), pool)
 			if len(buf) == len(c.sndBuf.buf) { // not grown: the same buffer
 				n = min(n, c.sndBuf.Free()-behind)
 				if n <= 0 {
@@ -463,7 +463,7 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 			}
 		}
 	}
-	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndBufMax, pool)
+	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), pool)
 	c.sndBuf.write(p[:n])
 	c.queueUnits(n)
 	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)

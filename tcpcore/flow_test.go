@@ -290,6 +290,35 @@ func TestReceiveBufferAutotuning(t *testing.T) {
 	}
 }
 
+// While auto-tuning raises the buffers' limits a few segments at a time,
+// the rings under them double (ring.ensure): a ring sized to each new limit
+// would copy all it holds at every step. Each ring ends at its first size
+// times a power of two, or at the profile's maximum.
+func TestRingsDoubleWhileAutotuningRaisesTheirLimits(t *testing.T) {
+	s := newSim(t, nil, 20*time.Millisecond, 0, 5)
+	transfer(t, s, 16<<20)
+	if s.lastRcvBuf <= s.a.prof.RcvBuf {
+		t.Fatalf("receive buffer stayed at %d: auto-tuning did not raise it", s.lastRcvBuf)
+	}
+	doubled := func(c, max int) bool {
+		if c == max {
+			return true
+		}
+		for n := ringMinBytes; n <= c; n *= 2 {
+			if n == c {
+				return true
+			}
+		}
+		return false
+	}
+	if c := s.lastRcvRing; !doubled(c, s.b.prof.RcvBufMax) {
+		t.Errorf("receive ring of %d bytes under a limit of %d: want %d times a power of two or %d", c, s.lastRcvBuf, ringMinBytes, s.b.prof.RcvBufMax)
+	}
+	if c := s.lastSndRing; !doubled(c, s.a.prof.SndBufMax) {
+		t.Errorf("send ring of %d bytes: want %d times a power of two or %d", c, ringMinBytes, s.a.prof.SndBufMax)
+	}
+}
+
 // In-order segments that reach the engine in one batch (the driver feeds
 // them all before collecting Output) are acknowledged by one ACK, as
 // Linux's GRO acknowledges the segments it merged; segments fed one at a

@@ -89,7 +89,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 	if len(data) > room {
 		data = data[:room]
 	}
-	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvBufMax, &c.e.rings)
+	c.rcvBuf.ensure(c.rcvBuf.Len()+off+len(data), c.rcvRingLimit(), &c.e.rings)
 	c.rcvMSS = max(c.rcvMSS, min(len(s.payload), c.linkMSS))
 	if off > 0 {
 		c.queueOutOfOrder(seq, off, data)
@@ -338,6 +338,17 @@ func (c *Conn) autotune(now Time) {
 	if want > c.rcvBufMax {
 		c.rcvBufMax = want // the ring follows as data arrives
 	}
+}
+
+// rcvRingLimit is the capacity the receive ring may double up to: the
+// profile's maximum while auto-tuning may raise rcvBufMax to it, the
+// application's SO_RCVBUF once set. The window (rcvFree) keeps what the
+// ring holds within rcvBufMax whatever its capacity.
+func (c *Conn) rcvRingLimit() int {
+	if c.rcvBufLocked {
+		return c.rcvBufMax
+	}
+	return max(c.rcvBufMax, c.e.prof.RcvBufMax)
 }
 
 // growRcvSsthresh raises the cap on our advertised window by two segments

@@ -89,6 +89,17 @@ func (c *Conn) expandSndBuf() {
 	}
 }
 
+// sndRingLimit is the capacity the send ring may double up to: the
+// profile's maximum while expandSndBuf may raise sndBufMax to it, the
+// application's SO_SNDBUF once set. sndRoom keeps what the ring holds
+// within sndBufMax whatever its capacity.
+func (c *Conn) sndRingLimit() int {
+	if c.sndBufLocked {
+		return c.sndBufMax
+	}
+	return max(c.sndBufMax, c.e.prof.SndBufMax)
+}
+
 // segSize is the payload that fits in the next segment: the send MSS (the
 // peer's MSS less the timestamp option) less the SACK blocks the segment
 // will carry. RFC 6691: options count against the MSS; Linux's

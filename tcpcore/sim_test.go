@@ -50,6 +50,9 @@ type sim struct {
 	aFast, aRTO uint64
 	aUndo       uint64
 	lastRcvBuf  int // receiver's buffer at the end of the last transfer
+	// capacities of the sender's send ring and the receiver's receive ring
+	// at the end of the last transfer
+	lastSndRing, lastRcvRing int
 }
 
 type simPkt struct {
@@ -268,6 +271,7 @@ func transfer(t testing.TB, s *sim, n int) {
 	s.aFast, s.aRTO = cli.Info().Counters.FastRetransmits, cli.Info().Counters.RTORetransmits
 	s.aUndo = cli.Info().Counters.SpuriousUndos
 	s.lastRcvBuf = srv.ReadBuffer()
+	s.lastSndRing, s.lastRcvRing = cli.sndBuf.Cap(), srv.rcvBuf.Cap()
 	srv.Close(s.now)
 	s.runUntil(func() bool { return s.a.ConnCount() == 0 && s.b.ConnCount() == 0 },
 		2*s.a.prof.TimeWaitLen+time.Minute)
