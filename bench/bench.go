@@ -229,7 +229,13 @@ var (
 )
 
 // profiledScenarios are profiled on tunstack when Options.ProfileDir is set.
-var profiledScenarios = []string{"bulk-up", "bulk-down", "rr", "crr", "relay-bulk-up", "relay-bulk-down"}
+var profiledScenarios = []string{"bulk-up", "bulk-down", "streams", "rr", "crr", "http-load", "relay-bulk-up", "relay-bulk-down", "relay-crr"}
+
+// cpuOnlyScenarios get the CPU profile but not the allocation run: where
+// each connection or byte allocates nothing in the stack, as the other
+// scenarios' allocation views show, a run for it would only make make
+// bench longer.
+var cpuOnlyScenarios = []string{"streams", "http-load"}
 
 // tracedScenarios also get a run under runtime/trace, for the latency its
 // goroutines spend waiting to run (rr's tail is hand-offs between them).
@@ -439,6 +445,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			if o.ProfileDir != "" && slices.Contains(profiledScenarios, p.name) && slices.Contains(p.stacks, "tunstack") {
 				prefix := profilePrefix(o.ProfileDir, "tunstack", p.name)
 				kinds := []string{profileCPU, profileAllocs}
+				if slices.Contains(cpuOnlyScenarios, p.name) {
+					kinds = kinds[:1]
+				}
 				if slices.Contains(tracedScenarios, p.name) {
 					kinds = append(kinds, profileTrace)
 				}

@@ -295,6 +295,15 @@ func writeRelayMarkdown(w io.Writer, results []Result) {
 	p("The targets: relay bulk both ways at least 3x gVisor's relay and at least 0.7x tunstack's own serve bulk; relay-crr at least 1.5x gVisor's; memory per idle relayed connection at most half of gVisor's.\n\n")
 	writeMarkdownGrid(w, relayHeader, rs)
 	p("\n")
+	var short []string
+	for _, row := range rs {
+		if strings.Contains(row[5], "NOT met") && !slices.Contains(short, row[0]) {
+			short = append(short, row[0])
+		}
+	}
+	for _, sc := range short {
+		p("**%s, below target.** %s\n\n", sc, shortfallText(sc))
+	}
 }
 
 // withRelay is a chart panel's groups: the scenarios given, then the relay

@@ -455,6 +455,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	if plotName != "" {
 		p("![throughput, goodput, latency and rates per stack](%s)\n\n", plotName)
 	}
+	writeTargetsMarkdown(w, r.Results)
 	if f := familyRows(r.Results); len(f) > 0 {
 		p("### IPv6 beside IPv4\n\n")
 		p("The scenarios measured in both families in this run: the -v6 rows above are the same scenario with every connection over IPv6, ")
@@ -492,7 +493,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("## How to run\n\n")
 	p("`sudo make bench` runs the micro-benchmarks and then `tunstack bench --duration 5s --runs 3` on every stack and scenario with tunstack profiled, ")
 	p("and rewrites this file, perf/bench.svg, perf/bench.json and the profile summaries in perf/; about 19 minutes on 2 cores ")
-	p("(per stack and run: seven timed scenarios of 0.5 s warm-up + 5 s, bulk-down and bulk-up over IPv4 and over IPv6 among them, lossy 0.5 s + 10 s, idle a few seconds, the relay's three timed scenarios 0.5 s + 5 s and relay-idle some seconds more; lossy also on the %d variants; plus six profiled runs and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
+	p("(per stack and run: seven timed scenarios of 0.5 s warm-up + 5 s, bulk-down and bulk-up over IPv4 and over IPv6 among them, lossy 0.5 s + 10 s, idle a few seconds, the relay's three timed scenarios 0.5 s + 5 s and relay-idle some seconds more; lossy also on the %d variants; plus the profiled runs (CPU and allocations of seven scenarios, CPU of two more, a trace of rr) and the micro-benchmarks; under the 20 minutes allowed). ", len(DefaultLossyVariants()))
 	p("`--family 4|6|both` runs the chosen scenarios in one family or both: `sudo tunstack bench --scenario bulk-down,bulk-up --family both` is the IPv6 table alone. ")
 	p("One figure by hand: `sudo tunstack bench --stack tunstack,linux --scenario rr --runs 5`; ")
 	p("the goodput table alone: `sudo tunstack bench --scenario lossy` (without --stack, lossy runs on the variants too; with it, on the stacks listed, as in `--stack tunstack/reno-nosack,gvisor/reno`); ")

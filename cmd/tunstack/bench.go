@@ -52,9 +52,10 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
   --profile NAME      policy profile of tunstack and gVisor (default linux)
   --idle-conns N      connections idle opens (default 100000)
   --profile-dir DIR   write a CPU and an allocation profile of tunstack in
-                      bulk-up, bulk-down, rr, crr, relay-bulk-up and
-                      relay-bulk-down, and a runtime trace of rr, each from
-                      an extra run, to DIR
+                      bulk-up, bulk-down, rr, crr, relay-bulk-up,
+                      relay-bulk-down and relay-crr, a CPU profile in streams
+                      and http-load, and a runtime trace of rr, each from an
+                      extra run, to DIR
   --report FILE       write the report as Markdown to FILE, and the plot, the
                       profile summaries and the JSON report to perf/ beside it
   --micro FILE        include this go test -bench -benchmem output in the report
