@@ -13,9 +13,10 @@ import (
 	"tunstack/lab/netns"
 )
 
-// nsDialer dials the relay's outbound connections: kernel TCP sockets of
-// a namespace, with the benchmark's congestion control, so that the
-// relay's outbound leg runs over the veth to the server.
+// nsDialer dials kernel TCP connections from a namespace, with the
+// benchmark's congestion control: the relay's outbound connections, so
+// that the relay's outbound leg runs over the veth to the server, and
+// crr's client connections from the peer's namespace (runCRR).
 //
 // `tunstack relay` dials from its own namespace, on whatever thread the
 // dialing goroutine runs. A socket belongs to the namespace of the thread
