@@ -149,6 +149,17 @@ func (r *ring) spans(off, n int) (a, b []byte) {
 	return r.buf[pos:], r.buf[:n-(len(r.buf)-pos)]
 }
 
+// freeSpans returns the first n bytes of free space after the stored
+// bytes as they lie in the buffer: one slice, or two where they wrap its
+// end. The caller ensures n <= Free.
+func (r *ring) freeSpans(n int) (a, b []byte) {
+	tail := (int(r.head) + int(r.n)) % len(r.buf)
+	if end := tail + n; end <= len(r.buf) {
+		return r.buf[tail:end:end], nil
+	}
+	return r.buf[tail:], r.buf[: n-(len(r.buf)-tail) : n-(len(r.buf)-tail)]
+}
+
 // extend counts n bytes already placed by writeAt as stored.
 func (r *ring) extend(n int) { r.n += int32(n) }
 

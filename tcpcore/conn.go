@@ -421,6 +421,22 @@ func (c *Conn) Buffered() int { return c.inOrderUnread() }
 // It returns ErrWouldBlock when the buffer is full, ErrPipe after
 // CloseWrite, and the connection's error after a reset or timeout.
 func (c *Conn) Write(now Time, p []byte) (int, error) {
+	if c.sndLent && !c.appClosed {
+		return 0, ErrLent
+	}
+	n, err := c.sndMakeRoom(len(p))
+	if err != nil {
+		return 0, err
+	}
+	c.sndBuf.write(p[:n])
+	c.sndQueued(now, n)
+	return n, nil
+}
+
+// sndMakeRoom makes room in the send buffer for up to want bytes and
+// returns how many it may take, or the error a write gets: Write's checks
+// and sizing, shared with Lend (lend.go).
+func (c *Conn) sndMakeRoom(want int) (int, error) {
 	if c.appClosed {
 		return 0, ErrClosed
 	}
@@ -442,8 +458,8 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	}
 	// SO_SNDBUF bounds the queue (sndRoom); the ring grows to hold it as
 	// needed.
-	n := c.sndRoom(len(p))
-	if n == 0 && len(p) > 0 {
+	n := c.sndRoom(want)
+	if n == 0 && want > 0 {
 		return 0, ErrWouldBlock
 	}
 	pool := &c.e.rings
@@ -464,12 +480,16 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 		}
 	}
 	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), pool)
-	c.sndBuf.write(p[:n])
+	return n, nil
+}
+
+// sndQueued sends what n bytes just added at the end of the send buffer
+// allow.
+func (c *Conn) sndQueued(now Time, n int) {
 	c.queueUnits(n)
 	c.pushQueued = false // what this write adds is corked again (see SetNoDelay)
 	c.output(now)
 	c.updateDeadline()
-	return n, nil
 }
 
 // WriteMore is Write with MSG_MORE: the caller has more to send, so the

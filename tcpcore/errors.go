@@ -22,4 +22,7 @@ var (
 	// ErrClosed is returned by calls on a Conn or Listener the application
 	// already closed.
 	ErrClosed = errors.New("tcpcore: use of closed endpoint")
+	// ErrLent is returned by Write and Lend while the send buffer's free
+	// space is lent (Lend), until Commit.
+	ErrLent = errors.New("tcpcore: send buffer lent: Commit first")
 )
