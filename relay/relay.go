@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unsafe"
 )
 
 // Config is how a Relay dials and splices.
@@ -42,7 +43,9 @@ type Config struct {
 	// never less than BufferSize. Fewer, larger reads and writes per
 	// byte: fewer system calls on the outbound socket, fewer window
 	// updates from the stack's reads and larger segment batches from its
-	// writes.
+	// writes. On tunstack's client legs, which lend their buffers, it is
+	// instead the most written from the receive buffer (forwardLent) or
+	// read into the send buffer (readLent) in one call.
 	BulkBufferSize int
 	// TunRTT, if set, reports the smoothed RTT of a client connection
 	// (the TUN leg) for Conns.
@@ -409,16 +412,73 @@ func (r *Relay) putBuf(b *[]byte) {
 // pipe copies src to dst through one buffer at a time. The buffer is
 // all that is held: while dst does not take what was read, src is not
 // read, so src's receive window closes (backpressure through the windows
-// only).
+// only). From a kernel socket to a leg that lends its send buffer
+// (tunstack's client legs) once that buffer has grown past its first
+// small one, src is read straight into dst's send buffer instead
+// (readLent).
 func (r *Relay) pipe(rc *record, dst, src net.Conn, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) {
 	rd := r.newReader(src)
 	defer rd.release()
+	sl, lends := dst.(sendLender)
+	lends = lends && rd.raw != nil
 	for {
+		if lends {
+			if end, done := r.readLent(rc, rd, sl, dst, count, dstLeg, srcLeg); done {
+				if end {
+					return
+				}
+				continue
+			}
+		}
 		buf, n, err := rd.read()
 		if r.forward(rc, dst, buf[:n], err, count, dstLeg, srcLeg) {
 			return
 		}
 	}
+}
+
+// sendLender is a leg that lends the free space of its send buffer
+// (stack.Conn's Lend and Commit), so that pipe reads a kernel socket
+// straight into it, with no copy out of a buffer of the relay's.
+type sendLender interface {
+	Lend(max int) (a, b []byte, err error)
+	Commit(n int) error
+}
+
+// readLent is one step of a transfer from a kernel socket (rd) to a leg
+// that lends its send buffer (dst): it waits for room in dst's send buffer
+// (Lend: backpressure as Write's, through the windows only), reads rd's
+// socket into the room lent, at most BufferSize bytes in one readv, or
+// BulkBufferSize after a read filled BufferSize or all the room lent (a
+// bulk transfer), and commits what was read, which dst sends. It holds no
+// buffer of the relay's, waiting or blocked. It reports done false when
+// dst lent nothing (its send buffer is still its small first one, which
+// Lend does not lend: a connection that has carried little): pipe reads
+// into a pool buffer then. Otherwise end says whether the direction has
+// ended, as forward does.
+func (r *Relay) readLent(rc *record, rd *reader, sl sendLender, dst net.Conn, count *atomic.Int64, dstLeg, srcLeg *atomic.Int32) (end, done bool) {
+	rd.release()
+	want := r.cfg.BufferSize
+	if rd.big {
+		want = r.cfg.BulkBufferSize
+	}
+	a, b, err := sl.Lend(want)
+	if err != nil {
+		r.writeFailed(rc, dstLeg)
+		return true, true
+	}
+	if len(a) == 0 {
+		return false, false
+	}
+	n, rerr := rd.readv(a, b)
+	if err := sl.Commit(n); err != nil {
+		r.writeFailed(rc, dstLeg)
+		return true, true
+	}
+	count.Add(int64(n))
+	// Bulk while the reads fill BufferSize or all the room lent.
+	rd.big = n >= r.cfg.BufferSize || n == len(a)+len(b)
+	return r.forward(rc, dst, nil, rerr, count, dstLeg, srcLeg), true
 }
 
 // forward writes data, read from one leg with the result err, to dst,
@@ -497,6 +557,11 @@ type reader struct {
 	rawFn func(fd uintptr) bool
 	rawN  int
 	rawE  error
+	// readv's function for raw.Read, made once, and the spans it reads
+	// into.
+	readvFn func(fd uintptr) bool
+	iov     [2]syscall.Iovec
+	iovs    int
 }
 
 func (r *Relay) newReader(src net.Conn) *reader {
@@ -505,6 +570,7 @@ func (r *Relay) newReader(src net.Conn) *reader {
 		if raw, err := sc.SyscallConn(); err == nil {
 			rd.raw = raw
 			rd.rawFn = rd.readFd
+			rd.readvFn = rd.readvFd
 		}
 	}
 	return rd
@@ -566,6 +632,50 @@ func (rd *reader) readFd(fd uintptr) bool {
 		return false
 	}
 	return true
+}
+
+// readv reads a kernel socket into a, then b (b may be empty), waiting
+// for data as readRaw does; it returns the count, and io.EOF or the error
+// with 0.
+func (rd *reader) readv(a, b []byte) (int, error) {
+	rd.iov[0].Base = &a[0]
+	rd.iov[0].SetLen(len(a))
+	rd.iovs = 1
+	if len(b) > 0 {
+		rd.iov[1].Base = &b[0]
+		rd.iov[1].SetLen(len(b))
+		rd.iovs = 2
+	}
+	rd.rawN, rd.rawE = 0, nil
+	err := rd.raw.Read(rd.readvFn)
+	n, rerr := rd.rawN, rd.rawE
+	rd.iov = [2]syscall.Iovec{} // hold no pointer into the stack's buffer
+	switch {
+	case err != nil:
+		return 0, err // the connection was closed (an abort)
+	case rerr != nil:
+		return 0, os.NewSyscallError("readv", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readvFd is readv's function for raw.Read: one readv, false if it would
+// block, so that the poller waits for readability.
+func (rd *reader) readvFd(fd uintptr) bool {
+	for {
+		n, _, e := syscall.Syscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&rd.iov[0])), uintptr(rd.iovs))
+		rd.rawN = int(n)
+		rd.rawE = nil
+		if e != 0 {
+			rd.rawN, rd.rawE = 0, e
+		}
+		if rd.rawE != syscall.EINTR {
+			break
+		}
+	}
+	return rd.rawE != syscall.EAGAIN
 }
 
 // take gets a pool buffer (a bulk one if big) unless one of that size
