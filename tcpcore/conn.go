@@ -110,6 +110,8 @@ type Conn struct {
 type rareState struct {
 	ConnCounters // the rare ones: SegsIn, SegsOut, BytesAcked, BytesReceived and KeepAlivesSent are in Conn.info
 
+	sndLentBytes int // what the last Lend lent (lend.go): the most its Commit takes
+
 	// For TCPInfo (tcpinfo_track.go).
 	bytesRetrans uint64 // payload bytes retransmitted
 	dsackDups    uint64 // segments the peer reported received twice (D-SACK)

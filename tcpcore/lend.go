@@ -45,6 +45,7 @@ func (c *Conn) Lend(max int) (a, b []byte, err error) {
 	}
 	a, b = c.sndBuf.freeSpans(n)
 	c.sndLent = true
+	c.rareW().sndLentBytes = len(a) + len(b)
 	return a, b, nil
 }
 
@@ -55,7 +56,7 @@ func (c *Conn) Lend(max int) (a, b []byte, err error) {
 // the connection, the connection's error or ErrPipe if it was reset or
 // shut down for writing since Lend (the n bytes are dropped, as a write
 // would have failed), and ErrInvalid without a Lend before it or for an n
-// larger than the room the buffer has.
+// larger than what Lend lent.
 func (c *Conn) Commit(now Time, n int) error {
 	lent := c.sndLent
 	c.sndLent = false
@@ -79,12 +80,14 @@ func (c *Conn) Commit(now Time, n int) error {
 	default:
 		return ErrPipe
 	}
-	room := c.sndBuf.Free()
-	if len(c.e.pins) > 0 {
-		_, behind := c.sndPins()
-		room -= behind
-	}
-	if n > room {
+	// The lent room, not the buffer's room now: if Lend grew the ring
+	// while zero-copy chunks held bytes of the old one, those bytes are
+	// not in this ring, and taking them off its room again (as sndMakeRoom
+	// does for a ring it did not grow) would refuse bytes already read
+	// into the spans. Nothing can have taken the lent room since: only
+	// Write and Lend add to the ring, and both are refused while it is
+	// lent.
+	if n > c.rareR().sndLentBytes {
 		return ErrInvalid
 	}
 	c.sndBuf.extend(n)

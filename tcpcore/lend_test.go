@@ -150,3 +150,72 @@ func TestLendWrapsAroundTheRing(t *testing.T) {
 		t.Fatalf("sent %d bytes, want the %d committed (%d differ in the common part)", len(sent), n, diffCount(sent[:min(len(sent), n)], want[:min(len(sent), n)]))
 	}
 }
+
+// When Lend grows the ring while zero-copy chunks still hold bytes of the
+// old one (acknowledged, not yet released by the driver), those bytes stay
+// in the old buffer and all of the new one past the tail is free: Commit
+// takes everything Lend lent, and the bytes go out as filled, while the
+// chunks keep theirs.
+func TestCommitTakesAllLentAfterLendGrewAPinnedRing(t *testing.T) {
+	e := zcEngine(t)
+	c, local, remote, now := zcConn(t, e, Time(time.Second), SockOpts{})
+	first := bytes.Repeat([]byte{0xa1}, 12_000)
+	if n, err := c.Write(now, first); err != nil || n != len(first) {
+		t.Fatalf("Write took %d of %d bytes (%v)", n, len(first), err)
+	}
+	held := e.Output(nil)
+	var want [][]byte
+	for _, p := range held {
+		want = append(want, payload(p))
+	}
+	now = now.Add(time.Millisecond)
+	e.Input(now, remote.Addr(), local.Addr(), tseg{flags: fA, seq: peerISN + 1, ack: c.sndNxt, wnd: 65535}.encode(remote, local))
+	if c.sndBuf.Len() != 0 {
+		t.Fatalf("the ACK left %d bytes in the send buffer", c.sndBuf.Len())
+	}
+	if pinned, behind := c.sndPins(); !pinned || behind == 0 {
+		t.Fatalf("no chunk holds acknowledged bytes (pinned %v, %d behind): the test needs them held", pinned, behind)
+	}
+	capBefore := c.sndBuf.Cap()
+	c.sndBufMax = 4 * capBefore // as expandSndBuf raises it with the window
+	a, b, err := c.Lend(c.sndBufMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.sndBuf.Cap() <= capBefore {
+		t.Fatalf("the ring stayed at %d bytes: the test needs Lend to grow it", capBefore)
+	}
+	lent := len(a) + len(b)
+	if lent != c.sndBufMax {
+		t.Fatalf("lent %d bytes, want the whole send buffer of %d", lent, c.sndBufMax)
+	}
+	for _, s := range [2][]byte{a, b} {
+		for i := range s {
+			s[i] = 0x5e
+		}
+	}
+	if err := c.Commit(now, lent); err != nil {
+		t.Fatalf("Commit of all %d lent bytes with the old ring's chunks still held: %v", lent, err)
+	}
+	if c.sndBuf.Len() != lent {
+		t.Fatalf("Commit of %d bytes left %d in the send buffer", lent, c.sndBuf.Len())
+	}
+	for i, p := range held {
+		if got := payload(p); !bytes.Equal(got, want[i]) {
+			t.Fatalf("held chunk %d changed: %d bytes differ", i, diffCount(got, want[i]))
+		}
+	}
+	e.Release(held)
+	var sent []byte
+	out := e.Output(nil)
+	for _, p := range out {
+		if s := wire.TCP(p.Segment()); len(s.Payload()) > 0 {
+			sent = append(sent, s.Payload()...)
+		}
+		sent = append(sent, payload(p)...)
+	}
+	e.Release(out)
+	if len(sent) == 0 || !bytes.Equal(sent, bytes.Repeat([]byte{0x5e}, len(sent))) {
+		t.Fatalf("sent %d bytes after Commit, want the committed 0x5e bytes", len(sent))
+	}
+}
