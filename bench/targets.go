@@ -155,6 +155,15 @@ func shortfallText(scenario string) string {
 }
 
 var shortfalls = map[string]string{
+	"bulk-down": strings.Join([]string{
+		"Linux here is kernel to kernel over a veth that hands 64 KiB GSO batches from one socket to the other; each of tunstack's bytes crosses the TUN device, written by a system call that copies it and runs the kernel peer's receive.",
+		"In the CPU profile (bulk-down, cpu and cpu_cum below) nearly two thirds of the time is system calls: the TUN write of each GSO packet (27% of the process) and the reads of the ACKs (10%); the application's Write copying into the send ring is 8%, the engine's own work a few percent. CPU per GB is about 2.3x Linux's (0.365 against 0.157 s/GB in the run studied, 2026-12-04).",
+		"On the machine of an earlier run, where Linux measured 29.8 Gbit/s, the same path's 20.9 was 0.70x; on this one Linux measures about 74 and one run differs from the next by up to 1.5x on every stack (tunstack 28.0, 27.1, 39.5 Gbit/s).",
+	}, " "),
+	"bulk-up": strings.Join([]string{
+		"The link reader's goroutine takes in every segment and runs the engine for it (readLoop, 60% of the process cumulative in the profile, bulk-up cpu_cum below): one core's work, with the process at about 1.1 cores, where Linux's receive runs in softirq beside the reading thread.",
+		"Of the time, 48% is system calls (the TUN reads of the kernel's TSO packets 23%, the rest the peer's socket writes) and 13% memmove: the payload copied once into the receive ring and once out of it by the application's Read.",
+	}, " "),
 	"streams": strings.Join([]string{
 		"Eight connections each way share one engine and one TUN queue; the directions are even (9.84 down and 11.9 up when studied, where the upload once fell to a tenth of the download), and the total is what falls short.",
 		"In the CPU profile (streams, cpu below) about half the process's time is system calls (the TUN's read and write, inside which the kernel peer's TCP also runs, and the peer's own socket calls), a fifth is memmove (an application's Write copied into the send ring, received payload copied into the receive ring and out again on Read), and the engine's own logic around a tenth; reallocating the rings each time auto-tuning raised a buffer's limit took another 7% until the rings were made to double instead.",
@@ -162,9 +171,14 @@ var shortfalls = map[string]string{
 	}, " "),
 	"rr": "See \"Where rr's tail goes\" below: each transaction crosses two goroutine hand-offs on 2 cores shared with the kernel client, where Linux does the work in one softirq and one wake-up.",
 	"crr": strings.Join([]string{
-		"crr runs one connection at a time, so its rate is the inverse of a connection's latency (p50 283 µs against Linux's 258 µs when studied), and the process is busy about one core's worth, not two.",
-		"In the CPU profile (crr, cpu and cpu_cum below) half the time is system calls and a fifth is futex, the Go runtime waking threads to hand a connection's events between goroutines (the SYN from the link's reader to the accepting goroutine, the request to the serving one, the FIN to its Read); the TUN writes take 18% (SYN-ACK, reply, FIN and the last ACK each written as it happens, the kernel peer's TCP running inside each) and the client's own dial 12%, while the engine's handshake, accept and close are under 5%.",
-		"What is in the way is those hand-offs and system calls per connection, not the engine.",
+		"crr runs one connection at a time, so its rate is the inverse of a connection's latency (p50 103 µs against Linux's 86.5 µs in the run studied, 2026-12-04).",
+		"In the CPU profile (crr, cpu and cpu_cum below) two thirds of the time is system calls: the link reader's TUN reads and the engine work they drive (33% cumulative), the TUN writes (16%: the SYN-ACK, the reply, the FIN and the last ACK each written as it happens, the kernel peer's TCP running inside each) and the client's own connect, write, read and close (23%); the engine's handshake, accept and close are a few percent.",
+		"What is in the way is a system call for every segment each way, where kernel-to-kernel TCP hands a segment to its peer inside the sender's own call, and the hand-off from the link's reader to the serving goroutine for the SYN, the request and the FIN.",
+	}, " "),
+	"relay-bulk-down": strings.Join([]string{
+		"The relay reads the destination's kernel socket straight into the client leg's send buffer (stack.Conn.Lend, one readv, then Commit), so its bytes are copied once by the kernel socket and once by the TUN write, as serve's are by the application's Write and the TUN write; what it adds is a second kernel TCP connection, sender and receiver, on the same 2 cores.",
+		"Its runs vary more than any other scenario's on this machine: in the run studied (2026-12-04) they were 9.15, 11.3 and 21.0 Gbit/s against serve's 28.0, 27.1 and 39.5, with retransmissions on the TUN leg in the slow ones; alternating 3 s runs of the same two binaries just before measured the relay at 26.4, 25.7 and 20.4 Gbit/s against serve's 40.0, 28.0 and 27.2, 0.66x to 0.92x, and the code before Lend at 22.5, 18.4 and 18.2.",
+		"Why some runs slow to half, with retransmissions on a link that loses nothing, was not established.",
 	}, " "),
 	"relay-crr": strings.Join([]string{
 		"Each relayed connection costs both relays the same kernel work: the client and the server, both kernel connections' handshakes and the scheduler, about 180 µs of the 280 (tunstack) and 360 (gVisor) a connection took when studied at low load, and the same system calls (per connection 12 `readv` on the TUN, 10 `read`, 5 `writev`, 3 `write`, 2 `connect` and about 6 `epoll_ctl`, counted with `strace -f -c`, within 1% of each other).",
@@ -172,8 +186,8 @@ var shortfalls = map[string]string{
 		"1.5x gVisor's rate needs a connection in two thirds of gVisor's time, about 240 µs, 40 µs less than now: nearly all of tunstack's own Go code. What is left to cut is about 19 µs of goroutine hand-offs per connection (the TUN reader's wake-ups, a handler goroutine per connection, two forwarding goroutines, the wait for the client's handshake ACK), which would take a different design (Accept before the client's ACK arrives, forwarding on the reader's goroutine); with the shared 180 µs, even a relay that cost nothing would reach about 2x.",
 	}, " "),
 	"http-load": strings.Join([]string{
-		"The requests/s is within about a tenth of Linux's, with the p99, the TUN drops and the client SYN retransmissions on target.",
-		"ab is single-threaded and takes one of the two cores. In the CPU profile (http-load, cpu below) half of the process's time is system calls, a fifth of it the TUN write of each response (net/http's Write reaches the TUN from the application's goroutine, one write per response, and the kernel runs ab's TCP receive inside it), and about 6% is Go's garbage collector, most of it net/http's per-request allocations.",
+		"The p99, the TUN drops and the client SYN retransmissions are on target; the rate is what falls short.",
+		"ab is single-threaded and takes one of the two cores. In the CPU profile (http-load, cpu below) half of the process's time is system calls, 23% of it the TUN write of each response (net/http's Write reaches the TUN from the application's goroutine, one write per response, and the kernel runs ab's TCP receive inside it), and about 5% is Go's garbage collector, most of it net/http's per-request allocations.",
 		"The retransmissions column counts tail loss probes (RFC 8985 §7): about two thirds of them fire with nothing unread on the TUN, so the ACK each waits for had not reached the stack yet; why the clients' ACKs arrive later than the probe timeout under this load was not established.",
 	}, " "),
 }
