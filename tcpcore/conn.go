@@ -110,7 +110,7 @@ type Conn struct {
 type rareState struct {
 	ConnCounters // the rare ones: SegsIn, SegsOut, BytesAcked, BytesReceived and KeepAlivesSent are in Conn.info
 
-	sndLentBytes int // what the last Lend lent (lend.go): the most its Commit takes
+	sndLent int // bytes of the send buffer's free space lent (Lend, lend.go) until Commit, the most it takes; 0: none lent
 
 	// For TCPInfo (tcpinfo_track.go).
 	bytesRetrans uint64 // payload bytes retransmitted
@@ -423,7 +423,7 @@ func (c *Conn) Buffered() int { return c.inOrderUnread() }
 // It returns ErrWouldBlock when the buffer is full, ErrPipe after
 // CloseWrite, and the connection's error after a reset or timeout.
 func (c *Conn) Write(now Time, p []byte) (int, error) {
-	if c.sndLent && !c.appClosed {
+	if c.rareR().sndLent > 0 && !c.appClosed {
 		return 0, ErrLent
 	}
 	n, err := c.sndMakeRoom(len(p))
@@ -435,28 +435,36 @@ func (c *Conn) Write(now Time, p []byte) (int, error) {
 	return n, nil
 }
 
-// sndMakeRoom makes room in the send buffer for up to want bytes and
-// returns how many it may take, or the error a write gets: Write's checks
-// and sizing, shared with Lend (lend.go).
-func (c *Conn) sndMakeRoom(want int) (int, error) {
+// writeErr is the error a write gets in the connection's state, nil if
+// it may queue bytes: Write's, Lend's and Commit's checks.
+func (c *Conn) writeErr() error {
 	if c.appClosed {
-		return 0, ErrClosed
+		return ErrClosed
 	}
 	if err := c.Err(); err != nil {
-		return 0, err
+		return err
 	}
 	if c.wrShut || c.rareR().hardErr != nil {
 		// Linux: once the error was reported (here or by SO_ERROR), writes
 		// on the dead connection fail with EPIPE.
-		return 0, ErrPipe
+		return ErrPipe
 	}
 	switch c.state {
 	case SynSent, SynReceived:
 		// Linux blocks writes until the handshake completes.
-		return 0, ErrWouldBlock
+		return ErrWouldBlock
 	case Established, CloseWait:
-	default:
-		return 0, ErrPipe
+		return nil
+	}
+	return ErrPipe
+}
+
+// sndMakeRoom makes room in the send buffer for up to want bytes and
+// returns how many it may take, or the error a write gets: Write's checks
+// and sizing, shared with Lend (lend.go).
+func (c *Conn) sndMakeRoom(want int) (int, error) {
+	if err := c.writeErr(); err != nil {
+		return 0, err
 	}
 	// SO_SNDBUF bounds the queue (sndRoom); the ring grows to hold it as
 	// needed.

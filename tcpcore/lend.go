@@ -33,7 +33,7 @@ func (c *Conn) Lend(max int) (a, b []byte, err error) {
 	if c.appClosed {
 		return nil, nil, ErrClosed
 	}
-	if c.sndLent {
+	if c.rareR().sndLent > 0 {
 		return nil, nil, ErrLent
 	}
 	if len(c.sndBuf.buf) <= ringMinBytes {
@@ -44,8 +44,7 @@ func (c *Conn) Lend(max int) (a, b []byte, err error) {
 		return nil, nil, err
 	}
 	a, b = c.sndBuf.freeSpans(n)
-	c.sndLent = true
-	c.rareW().sndLentBytes = len(a) + len(b)
+	c.rareW().sndLent = n
 	return a, b, nil
 }
 
@@ -58,36 +57,30 @@ func (c *Conn) Lend(max int) (a, b []byte, err error) {
 // would have failed), and ErrInvalid without a Lend before it or for an n
 // larger than what Lend lent.
 func (c *Conn) Commit(now Time, n int) error {
-	lent := c.sndLent
-	c.sndLent = false
+	lent := c.rareR().sndLent
+	if lent > 0 {
+		c.rare.sndLent = 0
+	}
 	if c.appClosed {
 		return ErrClosed
 	}
-	if !lent || n < 0 {
+	if lent == 0 || n < 0 {
 		return ErrInvalid
 	}
 	if n == 0 {
 		return nil
 	}
-	if err := c.Err(); err != nil {
+	if err := c.writeErr(); err != nil {
 		return err
 	}
-	if c.wrShut || c.rareR().hardErr != nil {
-		return ErrPipe
-	}
-	switch c.state {
-	case Established, CloseWait:
-	default:
-		return ErrPipe
-	}
-	// The lent room, not the buffer's room now: if Lend grew the ring
-	// while zero-copy chunks held bytes of the old one, those bytes are
-	// not in this ring, and taking them off its room again (as sndMakeRoom
-	// does for a ring it did not grow) would refuse bytes already read
-	// into the spans. Nothing can have taken the lent room since: only
-	// Write and Lend add to the ring, and both are refused while it is
-	// lent.
-	if n > c.rareR().sndLentBytes {
+	// At most what Lend lent, not the ring's room worked out again: if
+	// Lend grew the ring while zero-copy chunks held bytes of the old
+	// one, those bytes are not in this ring, and taking them off its room
+	// (as sndMakeRoom does for a ring it did not grow) would refuse bytes
+	// already read into the spans. Nothing can have taken the lent room
+	// since: only Write and Lend add to the ring, and both are refused
+	// while it is lent.
+	if n > lent {
 		return ErrInvalid
 	}
 	c.sndBuf.extend(n)

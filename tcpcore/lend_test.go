@@ -16,25 +16,8 @@ import (
 // Write and Lend are refused with ErrLent, and a Commit of more than the
 // room with ErrInvalid.
 func TestLendLeavesPinnedBytes(t *testing.T) {
-	e := zcEngine(t)
-	c, local, remote, now := zcConn(t, e, Time(time.Second), SockOpts{})
-	first := bytes.Repeat([]byte{0xa1}, 12_000)
-	if n, err := c.Write(now, first); err != nil || n != len(first) {
-		t.Fatalf("Write took %d of %d bytes (%v)", n, len(first), err)
-	}
-	held := e.Output(nil)
-	var want [][]byte
-	for _, p := range held {
-		if p.TailLen() == 0 {
-			t.Fatalf("packet %s carries no tail: want a zero-copy chunk", describe(p.Segment()))
-		}
-		want = append(want, payload(p))
-	}
-	now = now.Add(time.Millisecond)
-	e.Input(now, remote.Addr(), local.Addr(), tseg{flags: fA, seq: peerISN + 1, ack: c.sndNxt, wnd: 65535}.encode(remote, local))
-	if c.sndBuf.Len() != 0 {
-		t.Fatalf("the ACK left %d bytes in the send buffer", c.sndBuf.Len())
-	}
+	e, c, now, held, want := ackedButHeld(t)
+	first := 12_000
 	capBefore := c.sndBuf.Cap()
 	a, b, err := c.Lend(capBefore)
 	if err != nil || len(a) == 0 {
@@ -44,8 +27,8 @@ func TestLendLeavesPinnedBytes(t *testing.T) {
 		t.Fatalf("the ring grew from %d to %d bytes: the test needs it to stay", capBefore, c.sndBuf.Cap())
 	}
 	lent := len(a) + len(b)
-	if lent > capBefore-len(first) {
-		t.Fatalf("lent %d bytes of a %d-byte ring whose chunks pin %d", lent, capBefore, len(first))
+	if lent > capBefore-first {
+		t.Fatalf("lent %d bytes of a %d-byte ring whose chunks pin %d", lent, capBefore, first)
 	}
 	if _, err := c.Write(now, []byte{1}); err != ErrLent {
 		t.Fatalf("Write while lent: %v, want ErrLent", err)
@@ -80,16 +63,8 @@ func TestLendLeavesPinnedBytes(t *testing.T) {
 		t.Fatalf("Commit of %d bytes left %d in the send buffer", lent, c.sndBuf.Len())
 	}
 	// What Commit queued goes out, byte for byte what was lent.
-	var sent []byte
 	e.Release(held)
-	out := e.Output(nil)
-	for _, p := range out {
-		if s := wire.TCP(p.Segment()); len(s.Payload()) > 0 {
-			sent = append(sent, s.Payload()...)
-		}
-		sent = append(sent, payload(p)...)
-	}
-	e.Release(out)
+	sent := sentPayload(e)
 	if len(sent) == 0 || !bytes.Equal(sent, bytes.Repeat([]byte{0x5e}, len(sent))) {
 		t.Fatalf("sent %d bytes after Commit, want the committed 0x5e bytes", len(sent))
 	}
@@ -157,22 +132,7 @@ func TestLendWrapsAroundTheRing(t *testing.T) {
 // takes everything Lend lent, and the bytes go out as filled, while the
 // chunks keep theirs.
 func TestCommitTakesAllLentAfterLendGrewAPinnedRing(t *testing.T) {
-	e := zcEngine(t)
-	c, local, remote, now := zcConn(t, e, Time(time.Second), SockOpts{})
-	first := bytes.Repeat([]byte{0xa1}, 12_000)
-	if n, err := c.Write(now, first); err != nil || n != len(first) {
-		t.Fatalf("Write took %d of %d bytes (%v)", n, len(first), err)
-	}
-	held := e.Output(nil)
-	var want [][]byte
-	for _, p := range held {
-		want = append(want, payload(p))
-	}
-	now = now.Add(time.Millisecond)
-	e.Input(now, remote.Addr(), local.Addr(), tseg{flags: fA, seq: peerISN + 1, ack: c.sndNxt, wnd: 65535}.encode(remote, local))
-	if c.sndBuf.Len() != 0 {
-		t.Fatalf("the ACK left %d bytes in the send buffer", c.sndBuf.Len())
-	}
+	e, c, now, held, want := ackedButHeld(t)
 	if pinned, behind := c.sndPins(); !pinned || behind == 0 {
 		t.Fatalf("no chunk holds acknowledged bytes (pinned %v, %d behind): the test needs them held", pinned, behind)
 	}
@@ -206,6 +166,42 @@ func TestCommitTakesAllLentAfterLendGrewAPinnedRing(t *testing.T) {
 		}
 	}
 	e.Release(held)
+	sent := sentPayload(e)
+	if len(sent) == 0 || !bytes.Equal(sent, bytes.Repeat([]byte{0x5e}, len(sent))) {
+		t.Fatalf("sent %d bytes after Commit, want the committed 0x5e bytes", len(sent))
+	}
+}
+
+// ackedButHeld makes a connection on an engine with zero-copy chunks that
+// wrote 12,000 bytes of 0xa1, sent them as chunks the driver still holds
+// (held, with their payloads in want), and had them all acknowledged: the
+// send buffer is empty and the chunks pin its bytes behind the head.
+func ackedButHeld(t *testing.T) (e *Engine, c *Conn, now Time, held []*Packet, want [][]byte) {
+	t.Helper()
+	e = zcEngine(t)
+	c, local, remote, now := zcConn(t, e, Time(time.Second), SockOpts{})
+	first := bytes.Repeat([]byte{0xa1}, 12_000)
+	if n, err := c.Write(now, first); err != nil || n != len(first) {
+		t.Fatalf("Write took %d of %d bytes (%v)", n, len(first), err)
+	}
+	held = e.Output(nil)
+	for _, p := range held {
+		if p.TailLen() == 0 {
+			t.Fatalf("packet %s carries no tail: want a zero-copy chunk", describe(p.Segment()))
+		}
+		want = append(want, payload(p))
+	}
+	now = now.Add(time.Millisecond)
+	e.Input(now, remote.Addr(), local.Addr(), tseg{flags: fA, seq: peerISN + 1, ack: c.sndNxt, wnd: 65535}.encode(remote, local))
+	if c.sndBuf.Len() != 0 {
+		t.Fatalf("the ACK left %d bytes in the send buffer", c.sndBuf.Len())
+	}
+	return e, c, now, held, want
+}
+
+// sentPayload is the payload of what e sends next, in order: each
+// packet's own bytes, then its zero-copy tail.
+func sentPayload(e *Engine) []byte {
 	var sent []byte
 	out := e.Output(nil)
 	for _, p := range out {
@@ -215,7 +211,5 @@ func TestCommitTakesAllLentAfterLendGrewAPinnedRing(t *testing.T) {
 		sent = append(sent, payload(p)...)
 	}
 	e.Release(out)
-	if len(sent) == 0 || !bytes.Equal(sent, bytes.Repeat([]byte{0x5e}, len(sent))) {
-		t.Fatalf("sent %d bytes after Commit, want the committed 0x5e bytes", len(sent))
-	}
+	return sent
 }

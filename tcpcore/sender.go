@@ -44,7 +44,6 @@ type sender struct {
 	finQueued      bool // application shut down writing: FIN follows the data
 	finSent        bool // FIN transmitted at least once
 	wrShut         bool // no more writes accepted
-	sndLent        bool // the send buffer's free space is lent (Lend, lend.go) until Commit
 }
 
 // validatedFlight is the flight a congestion controller judges cwnd by
