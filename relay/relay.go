@@ -601,19 +601,30 @@ func (rd *reader) read() (buf []byte, n int, err error) {
 // only while a read returns something.
 func (rd *reader) readRaw() ([]byte, int, error) {
 	rd.release()
-	rd.rawN, rd.rawE = 0, nil
-	err := rd.raw.Read(rd.rawFn)
-	n, rerr := rd.rawN, rd.rawE
-	switch {
-	case err != nil:
-		return nil, 0, err // the connection was closed (an abort)
-	case rerr != nil:
-		return nil, 0, os.NewSyscallError("read", rerr)
-	case n == 0:
-		return nil, 0, io.EOF
+	n, err := rd.rawRead(rd.rawFn, "read")
+	if err != nil {
+		return nil, 0, err
 	}
 	rd.big = n >= rd.r.cfg.BufferSize
 	return *rd.held, n, nil
+}
+
+// rawRead runs fn (readFd or readvFd) through the socket's poller and
+// returns the count it read, or io.EOF or the error with 0; op names the
+// system call in the error.
+func (rd *reader) rawRead(fn func(fd uintptr) bool, op string) (int, error) {
+	rd.rawN, rd.rawE = 0, nil
+	err := rd.raw.Read(fn)
+	n, rerr := rd.rawN, rd.rawE
+	switch {
+	case err != nil:
+		return 0, err // the connection was closed (an abort)
+	case rerr != nil:
+		return 0, os.NewSyscallError(op, rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // readFd is raw.Read's function: one read into a pool buffer, given back
@@ -646,19 +657,9 @@ func (rd *reader) readv(a, b []byte) (int, error) {
 		rd.iov[1].SetLen(len(b))
 		rd.iovs = 2
 	}
-	rd.rawN, rd.rawE = 0, nil
-	err := rd.raw.Read(rd.readvFn)
-	n, rerr := rd.rawN, rd.rawE
+	n, err := rd.rawRead(rd.readvFn, "readv")
 	rd.iov = [2]syscall.Iovec{} // hold no pointer into the stack's buffer
-	switch {
-	case err != nil:
-		return 0, err // the connection was closed (an abort)
-	case rerr != nil:
-		return 0, os.NewSyscallError("readv", rerr)
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
+	return n, err
 }
 
 // readvFd is readv's function for raw.Read: one readv, false if it would
