@@ -472,24 +472,23 @@ func (c *Conn) sndMakeRoom(want int) (int, error) {
 	if n == 0 && want > 0 {
 		return 0, ErrWouldBlock
 	}
-	pool := &c.e.rings
 	if len(c.e.pins) > 0 {
 		// Zero-copy chunks may still hold bytes of the ring (pin.go):
 		// its buffer does not go back to the pool if it grows, and
 		// the bytes they hold behind the head are not overwritten.
 		if pinned, behind := c.sndPins(); pinned {
-			pool = nil
 			buf := c.sndBuf.buf
-			c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), pool)
+			c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), nil)
 			if len(buf) == len(c.sndBuf.buf) { // not grown: the same buffer
 				n = min(n, c.sndBuf.Free()-behind)
 				if n <= 0 {
 					return 0, ErrWouldBlock
 				}
 			}
+			return n, nil
 		}
 	}
-	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), pool)
+	c.sndBuf.ensure(c.sndBuf.Len()+n, c.sndRingLimit(), &c.e.rings)
 	return n, nil
 }
 
