@@ -474,6 +474,7 @@ func (e *Engine) InputGRO(now Time, src, dst netip.Addr, b []byte, m InputMeta) 
 			seg.flags &^= wire.FlagCWR
 		}
 		if c != nil && c.state != Closed {
+			seg.repeat = true
 			c.input(now, &seg)
 		} else {
 			c = e.deliver(now, &seg)
@@ -583,6 +584,10 @@ type segment struct {
 	opts     *wire.TCPOptions
 	src, dst netip.AddrPort
 	hdr      []byte // the TCP header as received, options included (an Interceptor quotes it)
+	// repeat marks a segment cut from a GRO unit after its first: it
+	// carries the ACK, window and options of the segment before it, which
+	// the same connection has just processed (InputGRO).
+	repeat bool
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }

@@ -228,3 +228,109 @@ func TestGROUnitOutlivingItsConnection(t *testing.T) {
 		t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
 	}
 }
+
+// groSendUnit is a GRO unit the peer sends while the connection has data
+// of its own: before it, the application writes write bytes; the unit's
+// segments acknowledge ack bytes of what was sent and advertise wnd.
+type groSendUnit struct {
+	write int
+	groUnit
+	ack int
+	wnd uint16
+}
+
+// groSendScript has a unit acknowledging nothing of a flight, one
+// acknowledging all of it (its later segments find nothing outstanding),
+// one closing the window with nothing outstanding, one reopening it with
+// data waiting (sent by the unit's first segment, so the later ones find
+// it outstanding) and one acknowledging part of that.
+var groSendScript = []groSendUnit{
+	{write: 10 * 1448, groUnit: groUnit{0, 4 * groSegSize, fA}, ack: 0, wnd: 65535},
+	{groUnit: groUnit{4 * groSegSize, 4 * groSegSize, fA}, ack: 10 * 1448, wnd: 65535},
+	{groUnit: groUnit{8 * groSegSize, 4 * groSegSize, fPA}, ack: 10 * 1448, wnd: 0},
+	{write: 6 * 1448, groUnit: groUnit{12 * groSegSize, 4 * groSegSize, fA}, ack: 10 * 1448, wnd: 65535},
+	{groUnit: groUnit{16 * groSegSize, 4 * groSegSize, fPA}, ack: 13 * 1448, wnd: 65535},
+}
+
+// sendState is what a connection's send side holds: what the window
+// update of RFC 9293 §3.10.7.4 and the ACK processing leave behind.
+type sendState struct {
+	una, nxt, max, wl1, wl2 Seq
+	wnd, maxWnd             int
+	persistAt, rtoAt        Time
+}
+
+// runGROSending plays groSendScript as runGRO plays groScript and returns
+// in addition the connection's send state after each unit.
+func runGROSending(t *testing.T, gro bool) ([]tseg, Stats, []sendState) {
+	t.Helper()
+	p := newPeerFamily(t, nil, ipv4, 1500)
+	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasTS: true, TSVal: 1, SACKPermitted: true, HasWScale: true, WScale: 7}
+	c, iss := p.listenAndAccept(syn)
+	p.out = nil
+	var states []sendState
+	for k, u := range groSendScript {
+		if u.write > 0 {
+			if n, err := c.Write(p.now, make([]byte, u.write)); n != u.write || err != nil {
+				t.Fatalf("unit %d: Write = %d, %v", k, n, err)
+			}
+			p.collect()
+		}
+		payload := make([]byte, u.n)
+		opts := wire.TCPOptions{HasTS: true, TSVal: uint32(100 + k), TSEcr: 1}
+		seq, ack := peerISN+1+Seq(u.off), iss+1+Seq(u.ack)
+		if gro {
+			b := tseg{flags: u.flags, seq: seq, ack: ack, wnd: u.wnd, opts: opts, payload: payload}.encode(p.remote, p.local)
+			p.e.InputGRO(p.now, p.remote.Addr(), p.local.Addr(), b, InputMeta{SegSize: groSegSize})
+		} else {
+			for off := 0; off < u.n; off += groSegSize {
+				flags := u.flags
+				if off+groSegSize < u.n {
+					flags &^= fF | fP
+				}
+				s := tseg{flags: flags, seq: seq.Add(off), ack: ack, wnd: u.wnd, opts: opts,
+					payload: payload[off:min(off+groSegSize, u.n)]}
+				p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
+			}
+		}
+		p.collect()
+		states = append(states, sendState{c.sndUna, c.sndNxt, c.sndMax, c.sndWl1, c.sndWl2,
+			c.sndWnd, c.maxSndWnd, c.persistAt, c.rtoAt})
+		p.advance(3 * time.Millisecond)
+	}
+	return p.out, p.e.Stats(), states
+}
+
+// TestGROInputSameAsSegmentsWhileSending checks GRO input against
+// segment-by-segment input on a connection that sends too: the ACKs the
+// segments carry acknowledge nothing, all or part of a flight, close and
+// reopen the window, and a GRO unit must leave the same segments out, the
+// same counters and, after each unit, the same send state (SND.UNA,
+// SND.NXT, SND.WL1/WL2, the window, the timers). A unit's later segments
+// that find nothing outstanding take processAck's short way (quietRepeat):
+// this is what holds it to the long one.
+func TestGROInputSameAsSegmentsWhileSending(t *testing.T) {
+	segOut, segStats, segStates := runGROSending(t, false)
+	groOut, groStats, groStates := runGROSending(t, true)
+	var sent, zeroWnd bool
+	for _, s := range segOut {
+		sent = sent || len(s.payload) > 0
+	}
+	for _, st := range segStates {
+		zeroWnd = zeroWnd || st.wnd == 0
+	}
+	if !sent || !zeroWnd {
+		t.Fatalf("segment-by-segment: sent data %v, window closed %v: the script should do both", sent, zeroWnd)
+	}
+	if fmt.Sprint(segOut) != fmt.Sprint(groOut) || !reflect.DeepEqual(optsOf(segOut), optsOf(groOut)) {
+		t.Errorf("segments out differ:\nsegment by segment:\n%v\nGRO:\n%v", lines(segOut), lines(groOut))
+	}
+	if segStats != groStats {
+		t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
+	}
+	for i := range segStates {
+		if segStates[i] != groStates[i] {
+			t.Errorf("after unit %d, send state segment by segment %+v, GRO %+v", i, segStates[i], groStates[i])
+		}
+	}
+}

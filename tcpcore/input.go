@@ -518,6 +518,15 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	}
 	c.lastAckIn = now // Linux tp->rcv_tstamp
 	wasZeroWnd := c.sndWnd == 0
+	if c.quietRepeat(s) {
+		// Linux tcp_ack: with nothing outstanding (prior_packets == 0)
+		// an ACK that acknowledges nothing new skips the loss and
+		// congestion machinery (goto no_queue); the window update is
+		// all it can still bring. This one also repeats what the segment
+		// before it, processed in full, brought.
+		c.updateSendWindow(s, wasZeroWnd)
+		return c.ackOfFin(now)
+	}
 	if s.ack.LT(c.sndUna) {
 		// An old ACK: only its SACK blocks count (recovery.go, oldAck).
 		c.oldAck(now, s)
@@ -564,6 +573,19 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	}
 	c.updateSendWindow(s, wasZeroWnd)
 	return c.ackOfFin(now)
+}
+
+// quietRepeat reports whether s is a GRO unit's later segment (its ACK,
+// window and options those of the segment before it, which this
+// connection processed in full) whose ACK finds nothing outstanding, no
+// recovery and no tail loss probe open: the segment before it left the
+// loss and congestion state as this ACK would, so processAck need only
+// update the window. A unit's segments are cut from one packet, so a SACK
+// block (a D-SACK among them) would repeat too: one with any goes the full
+// way.
+func (c *Conn) quietRepeat(s *segment) bool {
+	return s.repeat && s.ack == c.sndUna && c.sndMax == c.sndUna && c.txq.len() == 0 &&
+		s.opts.NumSACK == 0 && c.recovery == recoveryNone && !c.tlpOpen
 }
 
 // updateSendWindow is the window update of RFC 9293 §3.10.7.4: only from
