@@ -385,10 +385,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	done := 0
 	var results []Result
-	for _, group := range familyGroups(o.Scenarios) {
-		// A scenario's families run interleaved too (run 1 over IPv4 on
-		// every stack, then over IPv6, then run 2...), so that their
-		// ratio compares runs taken moments apart.
+	for _, group := range runGroups(o.Scenarios) {
+		// A group's scenarios run interleaved (run 1 of each on every
+		// stack, then run 2...): see runGroups.
 		type planned struct {
 			name   string // the scenario's name in its family
 			sc     *scenario
@@ -466,18 +465,33 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			}
 		}
 	}
+	// In report order again: a group may gather scenarios from apart.
+	order := map[string]int{}
+	for i, n := range o.Scenarios {
+		order[n] = i
+	}
+	slices.SortStableFunc(results, func(a, b Result) int { return order[a.Scenario] - order[b.Scenario] })
 	return results, nil
 }
 
-// familyGroups splits scenario names in report order into runs of the
-// same scenario: [bulk-down bulk-down-v6] [rr] ...
-func familyGroups(names []string) [][]string {
+// runGroups splits scenario names in report order into the groups whose
+// runs interleave (run 1 of each, then run 2...): a scenario with its IPv6
+// run, and a relay scenario with the scenario it is measured over
+// (relay-bulk-down with bulk-down, relay-crr with crr), so that the ratios
+// between them compare runs taken moments apart. On a shared machine one
+// minute's runs of a scenario can differ from the next minute's by half;
+// runs minutes apart would judge relay/serve by that drift.
+// [bulk-down bulk-down-v6 relay-bulk-down] [rr] ...
+func runGroups(names []string) [][]string {
+	key := func(n string) string { return strings.TrimPrefix(BaseScenario(n), "relay-") }
+	at := map[string]int{}
 	var groups [][]string
 	for _, n := range names {
-		if k := len(groups); k > 0 && BaseScenario(groups[k-1][0]) == BaseScenario(n) {
-			groups[k-1] = append(groups[k-1], n)
+		if i, ok := at[key(n)]; ok {
+			groups[i] = append(groups[i], n)
 			continue
 		}
+		at[key(n)] = len(groups)
 		groups = append(groups, []string{n})
 	}
 	return groups

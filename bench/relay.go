@@ -291,7 +291,7 @@ func writeRelayMarkdown(w io.Writer, results []Result) {
 	p("gVisor's frontend is its TCP forwarder configured as tun2socks-style tools configure it (docs/gvisor.md). ")
 	p("linux is the direct kernel path without a relay: the client's namespace joined to the server's by a veth, the ceiling. ")
 	p("tunstack/gvisor is tunstack's relay over gVisor's: above 1 is better for rates and throughput, below 1 for memory. ")
-	p("relay/serve is a stack's relay figure over its own figure without the relay in the same run (relay-bulk-down over bulk-down, and so on): what relaying costs. ")
+	p("relay/serve is a stack's relay figure over its own figure without the relay in the same run (relay-bulk-down over bulk-down, and so on): what relaying costs. The two scenarios' runs are interleaved (run 1 of bulk-down on every stack, then run 1 of relay-bulk-down, then run 2...), so the ratio compares runs taken moments apart. ")
 	p("The targets: relay bulk both ways at least 3x gVisor's relay and at least 0.7x tunstack's own serve bulk; relay-crr at least 1.5x gVisor's; memory per idle relayed connection at most half of gVisor's.\n\n")
 	writeMarkdownGrid(w, relayHeader, rs)
 	p("\n")

@@ -317,15 +317,15 @@ func TestLossyChartGroupsVariantsUnderTheirStacks(t *testing.T) {
 	}
 }
 
-func TestFamilyGroupsPairEachScenarioWithItsIPv6Run(t *testing.T) {
-	o := Options{Scenarios: []string{"rr", "bulk-up-v6", "bulk-down", "bulk-up"}}
+func TestRunGroupsPairEachScenarioWithItsIPv6RunAndItsRelay(t *testing.T) {
+	o := Options{Scenarios: []string{"relay-crr", "rr", "bulk-up-v6", "relay-bulk-up", "bulk-down", "bulk-up", "crr"}}
 	if err := o.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	got := familyGroups(o.Scenarios)
-	want := [][]string{{"bulk-down"}, {"bulk-up", "bulk-up-v6"}, {"rr"}}
+	got := runGroups(o.Scenarios)
+	want := [][]string{{"bulk-down"}, {"bulk-up", "bulk-up-v6", "relay-bulk-up"}, {"rr"}, {"crr", "relay-crr"}}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("familyGroups(%v) = %v, want %v", o.Scenarios, got, want)
+		t.Errorf("runGroups(%v) = %v, want %v", o.Scenarios, got, want)
 	}
 }
 
