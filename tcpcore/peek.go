@@ -43,6 +43,7 @@ func (c *Conn) Consume(now Time, n int) error {
 		return nil
 	}
 	c.rcvBuf.discard(n)
+	c.rcvRewind()
 	c.rcvSpaceBytes += n
 	c.afterRead(now)
 	return nil

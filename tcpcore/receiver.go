@@ -116,6 +116,18 @@ func (c *Conn) receiveData(now Time, s *segment) {
 // oooEmpty reports whether no out-of-order data is held (rareState.ooo).
 func (c *Conn) oooEmpty() bool { return c.rare == nil || c.rare.ooo.empty() }
 
+// rcvRewind moves an emptied receive ring's head back to the start of its
+// buffer, so that the data arriving next is written where the data just
+// read was, memory the cache still holds, instead of further on around a
+// buffer of megabytes that the cache cannot hold. Not while data waits out
+// of order: its place is counted from the head. (Peek lends only unread
+// bytes, so no span is out while the ring is empty.)
+func (c *Conn) rcvRewind() {
+	if c.rcvBuf.n == 0 && c.oooEmpty() {
+		c.rcvBuf.head = 0
+	}
+}
+
 // queueOutOfOrder parks data that starts off bytes beyond RCV.NXT at its
 // place in the buffer and remembers the range (reassembly.go), or reports
 // it as a duplicate (RFC 2883 §4.1.2). Either way the segment is
