@@ -248,7 +248,7 @@ func (c *Conn) emitChunk(now Time, seq, ack Seq, flags uint8, wnd uint16, o *wir
 	e := c.e
 	ch := &e.chunk
 	if p := ch.pkt; p != nil && ch.conn == c && seq == ch.next && ack == ch.ack && wnd == ch.wnd &&
-		(o == nil) == !ch.hasOpts && (o == nil || *o == ch.opts) &&
+		(o == nil) == !ch.hasOpts && (o == nil || o.EncodesAs(&ch.opts)) &&
 		n <= p.segSize && p.segs < MaxChunkSegments && p.end-Headroom+p.TailLen()+n <= MaxChunkBytes &&
 		(p.owner == nil || p.appendTail(c.sndBuf.spans(off, n))) {
 		if p.owner == nil {

@@ -338,6 +338,28 @@ func ParseTCPOptions(b []byte, o *TCPOptions) error {
 	}
 }
 
+// EncodesAs reports whether o and p encode to the same bytes
+// (EncodeTCPOptions): the same options present, with the same values, and
+// the same SACK blocks as far as NumSACK counts them. Comparing the structs
+// whole would also compare values of absent options and unused SACK
+// slots, and costs a call to the runtime's memory comparison.
+func (o *TCPOptions) EncodesAs(p *TCPOptions) bool {
+	if o.HasMSS != p.HasMSS || o.HasWScale != p.HasWScale || o.SACKPermitted != p.SACKPermitted ||
+		o.HasTS != p.HasTS || o.NumSACK != p.NumSACK {
+		return false
+	}
+	if o.HasMSS && o.MSS != p.MSS || o.HasWScale && o.WScale != p.WScale ||
+		o.HasTS && (o.TSVal != p.TSVal || o.TSEcr != p.TSEcr) {
+		return false
+	}
+	for i := range min(o.NumSACK, MaxSACKBlocks) {
+		if o.SACK[i] != p.SACK[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // EncodedLen is the option space EncodeTCPOptions uses for o, padded to a
 // multiple of four.
 func (o *TCPOptions) EncodedLen() int {

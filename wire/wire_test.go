@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"reflect"
 	"slices"
@@ -456,5 +457,43 @@ func TestAppendTCPOptionReadsBack(t *testing.T) {
 	}
 	if _, ok := r.Next(); ok || r.Err() != nil {
 		t.Fatalf("reader did not end cleanly: %v", r.Err())
+	}
+}
+
+// TestEncodesAsIsEqualEncoding: EncodesAs says two option sets are alike
+// exactly when EncodeTCPOptions writes the same bytes for them, whatever
+// the values of absent options and of SACK slots past NumSACK.
+func TestEncodesAsIsEqualEncoding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := func() wire.TCPOptions {
+		o := wire.TCPOptions{
+			MSS: uint16(rng.IntN(3)), HasMSS: rng.IntN(2) == 0,
+			WScale: uint8(rng.IntN(3)), HasWScale: rng.IntN(2) == 0,
+			SACKPermitted: rng.IntN(2) == 0, HasTS: rng.IntN(2) == 0,
+			TSVal: uint32(rng.IntN(3)), TSEcr: uint32(rng.IntN(3)),
+			NumSACK: rng.IntN(wire.MaxSACKBlocks + 1),
+		}
+		for i := range o.SACK {
+			o.SACK[i] = wire.SACKBlock{Left: uint32(rng.IntN(2)), Right: uint32(rng.IntN(2))}
+		}
+		return o
+	}
+	alike, differ := 0, 0
+	for range 200000 {
+		a, b := random(), random()
+		ea := make([]byte, 64) // room for every option at once, past what a header holds
+		eb := make([]byte, 64)
+		same := bytes.Equal(ea[:wire.EncodeTCPOptions(ea, &a)], eb[:wire.EncodeTCPOptions(eb, &b)])
+		if got := a.EncodesAs(&b); got != same {
+			t.Fatalf("EncodesAs = %v, encodings equal %v:\n%+v\n%+v", got, same, a, b)
+		}
+		if same {
+			alike++
+		} else {
+			differ++
+		}
+	}
+	if alike < 100 || differ < 100 {
+		t.Fatalf("%d alike, %d different pairs: the draws test too little", alike, differ)
 	}
 }
