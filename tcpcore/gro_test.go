@@ -53,21 +53,7 @@ func runGRO(t *testing.T, f family, gro bool) ([]tseg, Stats, []byte) {
 			payload[i] = groData(u.off + i)
 		}
 		opts := wire.TCPOptions{HasTS: true, TSVal: uint32(100 + k), TSEcr: 1}
-		seq := peerISN + 1 + Seq(u.off)
-		if gro {
-			b := tseg{flags: u.flags, seq: seq, ack: iss + 1, wnd: 65535, opts: opts, payload: payload}.encode(p.remote, p.local)
-			p.e.InputGRO(p.now, p.remote.Addr(), p.local.Addr(), b, InputMeta{SegSize: groSegSize})
-		} else {
-			for off := 0; off < u.n; off += groSegSize {
-				flags := u.flags
-				if off+groSegSize < u.n {
-					flags &^= fF | fP
-				}
-				s := tseg{flags: flags, seq: seq.Add(off), ack: iss + 1, wnd: 65535, opts: opts,
-					payload: payload[off:min(off+groSegSize, u.n)]}
-				p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
-			}
-		}
+		p.feedUnit(tseg{flags: u.flags, seq: peerISN + 1 + Seq(u.off), ack: iss + 1, wnd: 65535, opts: opts, payload: payload}, gro)
 		p.collect()
 		p.advance(3 * time.Millisecond)
 	}
@@ -82,6 +68,39 @@ func runGRO(t *testing.T, f family, gro bool) ([]tseg, Stats, []byte) {
 	}
 	p.collect()
 	return p.out, p.e.Stats(), got
+}
+
+// feedUnit gives the engine the run of segments u, whose payload is cut
+// into groSegSize segments: with gro as one GRO unit, InputGRO's single
+// call; without, as the segments Linux's tcp_gso_segment() cuts from it
+// (the header repeated with each one's sequence number, FIN and PSH on
+// the last), one by one.
+func (p *peer) feedUnit(u tseg, gro bool) {
+	if gro {
+		p.e.InputGRO(p.now, p.remote.Addr(), p.local.Addr(), u.encode(p.remote, p.local), InputMeta{SegSize: groSegSize})
+		return
+	}
+	n := len(u.payload)
+	for off := 0; off < n; off += groSegSize {
+		s := u
+		if off+groSegSize < n {
+			s.flags &^= fF | fP
+		}
+		s.seq, s.payload = u.seq.Add(off), u.payload[off:min(off+groSegSize, n)]
+		p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
+	}
+}
+
+// sameOutput fails t unless GRO input sent the same segments, with the
+// same options, and counted the same as segment-by-segment input.
+func sameOutput(t *testing.T, segOut, groOut []tseg, segStats, groStats Stats) {
+	t.Helper()
+	if fmt.Sprint(segOut) != fmt.Sprint(groOut) || !reflect.DeepEqual(optsOf(segOut), optsOf(groOut)) {
+		t.Errorf("segments out differ:\nsegment by segment:\n%v\nGRO:\n%v", lines(segOut), lines(groOut))
+	}
+	if segStats != groStats {
+		t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
+	}
 }
 
 // TestGROInputSameAsSegments checks that a GRO unit is taken exactly as
@@ -111,12 +130,7 @@ func TestGROInputSameAsSegments(t *testing.T) {
 			if !sacks || !dsack {
 				t.Fatalf("segment-by-segment input sent SACK %v, D-SACK %v: the script should provoke both", sacks, dsack)
 			}
-			if fmt.Sprint(segOut) != fmt.Sprint(groOut) || !reflect.DeepEqual(optsOf(segOut), optsOf(groOut)) {
-				t.Errorf("segments out differ:\nsegment by segment:\n%v\nGRO:\n%v", lines(segOut), lines(groOut))
-			}
-			if segStats != groStats {
-				t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
-			}
+			sameOutput(t, segOut, groOut, segStats, groStats)
 			if !bytes.Equal(segRead, groRead) {
 				t.Errorf("read %d bytes segment by segment, %d with GRO, or different bytes", len(segRead), len(groRead))
 			}
@@ -278,21 +292,7 @@ func runGROSending(t *testing.T, gro bool) ([]tseg, Stats, []sendState) {
 		}
 		payload := make([]byte, u.n)
 		opts := wire.TCPOptions{HasTS: true, TSVal: uint32(100 + k), TSEcr: 1}
-		seq, ack := peerISN+1+Seq(u.off), iss+1+Seq(u.ack)
-		if gro {
-			b := tseg{flags: u.flags, seq: seq, ack: ack, wnd: u.wnd, opts: opts, payload: payload}.encode(p.remote, p.local)
-			p.e.InputGRO(p.now, p.remote.Addr(), p.local.Addr(), b, InputMeta{SegSize: groSegSize})
-		} else {
-			for off := 0; off < u.n; off += groSegSize {
-				flags := u.flags
-				if off+groSegSize < u.n {
-					flags &^= fF | fP
-				}
-				s := tseg{flags: flags, seq: seq.Add(off), ack: ack, wnd: u.wnd, opts: opts,
-					payload: payload[off:min(off+groSegSize, u.n)]}
-				p.e.Input(p.now, p.remote.Addr(), p.local.Addr(), s.encode(p.remote, p.local))
-			}
-		}
+		p.feedUnit(tseg{flags: u.flags, seq: peerISN + 1 + Seq(u.off), ack: iss + 1 + Seq(u.ack), wnd: u.wnd, opts: opts, payload: payload}, gro)
 		p.collect()
 		states = append(states, sendState{c.sndUna, c.sndNxt, c.sndMax, c.sndWl1, c.sndWl2,
 			c.sndWnd, c.maxSndWnd, c.persistAt, c.rtoAt})
@@ -322,12 +322,7 @@ func TestGROInputSameAsSegmentsWhileSending(t *testing.T) {
 	if !sent || !zeroWnd {
 		t.Fatalf("segment-by-segment: sent data %v, window closed %v: the script should do both", sent, zeroWnd)
 	}
-	if fmt.Sprint(segOut) != fmt.Sprint(groOut) || !reflect.DeepEqual(optsOf(segOut), optsOf(groOut)) {
-		t.Errorf("segments out differ:\nsegment by segment:\n%v\nGRO:\n%v", lines(segOut), lines(groOut))
-	}
-	if segStats != groStats {
-		t.Errorf("counters differ:\nsegment by segment %+v\nGRO                %+v", segStats, groStats)
-	}
+	sameOutput(t, segOut, groOut, segStats, groStats)
 	for i := range segStates {
 		if segStates[i] != groStates[i] {
 			t.Errorf("after unit %d, send state segment by segment %+v, GRO %+v", i, segStates[i], groStates[i])
