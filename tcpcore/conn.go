@@ -391,9 +391,7 @@ func (c *Conn) Read(now Time, p []byte) (int, error) {
 	}
 	if c.rcvBuf.Len() > 0 {
 		n := c.rcvBuf.read(p)
-		c.rcvRewind()
-		c.rcvSpaceBytes += n
-		c.afterRead(now)
+		c.afterRead(now, n)
 		return n, nil
 	}
 	if err := c.Err(); err != nil {

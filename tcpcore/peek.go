@@ -43,8 +43,6 @@ func (c *Conn) Consume(now Time, n int) error {
 		return nil
 	}
 	c.rcvBuf.discard(n)
-	c.rcvRewind()
-	c.rcvSpaceBytes += n
-	c.afterRead(now)
+	c.afterRead(now, n)
 	return nil
 }
