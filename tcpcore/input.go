@@ -577,14 +577,15 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 
 // quietRepeat reports whether s is a GRO unit's later segment (its ACK,
 // window and options those of the segment before it, which this
-// connection processed in full) whose ACK finds nothing outstanding, no
-// recovery and no tail loss probe open: the segment before it left the
-// loss and congestion state as this ACK would, so processAck need only
-// update the window. A unit's segments are cut from one packet, so a SACK
-// block (a D-SACK among them) would repeat too: one with any goes the full
-// way.
+// connection processed in full) whose ACK finds nothing outstanding (no
+// record in the transmit queue: Linux's prior_packets, as ackLossSignals
+// reads it), acknowledges nothing new, and meets no recovery and no tail
+// loss probe open: the segment before it left the loss and congestion
+// state as this ACK would, so processAck need only update the window. A
+// unit's segments are cut from one packet, so a SACK block (a D-SACK
+// among them) would repeat too: one with any goes the full way.
 func (c *Conn) quietRepeat(s *segment) bool {
-	return s.repeat && s.ack == c.sndUna && c.sndMax == c.sndUna && c.txq.len() == 0 &&
+	return s.repeat && c.txq.len() == 0 && s.ack == c.sndUna &&
 		s.opts.NumSACK == 0 && c.recovery == recoveryNone && !c.tlpOpen
 }
 
