@@ -483,7 +483,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 // runs minutes apart would judge relay/serve by that drift.
 // [bulk-down bulk-down-v6 relay-bulk-down] [rr] ...
 func runGroups(names []string) [][]string {
-	key := func(n string) string { return strings.TrimPrefix(BaseScenario(n), "relay-") }
+	key := func(n string) string { return servedScenario(BaseScenario(n)) }
 	at := map[string]int{}
 	var groups [][]string
 	for _, n := range names {

@@ -194,6 +194,11 @@ func runRelayIdle(r *runCtx) (Sample, error) {
 	return runIdle(&rr)
 }
 
+// servedScenario is the scenario a relay scenario is measured over, the
+// same traffic without the relay: bulk-down for relay-bulk-down (and for
+// bulk-down itself); a name's family suffix stays.
+func servedScenario(name string) string { return strings.TrimPrefix(name, "relay-") }
+
 // relayTarget is what a relay scenario's tunstack figure is held to: at
 // least (at most, for memory) vsGVisor times gVisor's relay, and at least
 // vsServe times tunstack's own figure in the scenario without the relay
@@ -228,7 +233,7 @@ func relayRows(results []Result) [][]string {
 			out = append(out, []string{r.Scenario, r.Stack, w.figure, "", "", "", ""})
 			continue
 		}
-		serve := strings.TrimPrefix(r.Scenario, "relay-")
+		serve := servedScenario(r.Scenario)
 		vsServe := ratio(r.Value, figs.metric(serve, r.Stack, ""))
 		var vsG, target string
 		if baseStack(r.Stack) == "tunstack" {
