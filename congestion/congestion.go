@@ -147,6 +147,22 @@ func (c Config) InitialWindow() int {
 }
 
 // New builds the named controller.
+// RecoveryOf is the Recovery of the algorithm New builds for name, known
+// without building one: an engine chooses its loss recovery when a
+// connection is established and builds the controller only once the
+// connection first needs it (an idle connection never does).
+func RecoveryOf(name string) (Recovery, error) {
+	switch name {
+	case "reno":
+		return FastRecoveryFirstAck, nil
+	case "newreno", "cubic":
+		return FastRecoveryPartialAcks, nil
+	case "tahoe":
+		return NoFastRecovery, nil
+	}
+	return 0, fmt.Errorf("congestion: unknown algorithm %q (known: %s)", name, strings.Join(Names(), ", "))
+}
+
 func New(name string, cfg Config) (Controller, error) {
 	switch name {
 	case "reno":
