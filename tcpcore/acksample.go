@@ -16,8 +16,11 @@ import (
 // controller after it, which clears what that sample set
 // (tcp_init_congestion_control).
 func (c *Conn) ackSample(now Time, prevUna Seq, tsRTT time.Duration) {
-	s, ok := c.cc.(congestion.AckSampler)
-	if !ok || prevUna == c.iss {
+	if prevUna == c.iss {
+		return
+	}
+	s, ok := c.ccw().(congestion.AckSampler)
+	if !ok {
 		return
 	}
 	var rtt time.Duration

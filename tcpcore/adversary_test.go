@@ -74,7 +74,7 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 		t.Fatalf("%d segments sent, want 4", got)
 	}
 	una, max := conn.sndUna, conn.sndMax
-	cwnd := conn.cc.CongestionWindow()
+	cwnd := conn.ccw().CongestionWindow()
 	buffered := conn.sndBuf.Len()
 	challenges := p.e.stats.ChallengeACKs
 
@@ -85,9 +85,9 @@ func TestOptimisticAckBeyondSndMaxIsDroppedAndChallenged(t *testing.T) {
 		t.Fatalf("challenge ACK carries %d bytes", len(a.payload))
 	}
 	p.expectNone()
-	if conn.sndUna != una || conn.sndMax != max || conn.cc.CongestionWindow() != cwnd || conn.sndBuf.Len() != buffered {
+	if conn.sndUna != una || conn.sndMax != max || conn.ccw().CongestionWindow() != cwnd || conn.sndBuf.Len() != buffered {
 		t.Fatalf("after an ACK beyond SND.MAX: SND.UNA %d SND.MAX %d cwnd %d buffered %d, want %d %d %d %d",
-			conn.sndUna, conn.sndMax, conn.cc.CongestionWindow(), conn.sndBuf.Len(), una, max, cwnd, buffered)
+			conn.sndUna, conn.sndMax, conn.ccw().CongestionWindow(), conn.sndBuf.Len(), una, max, cwnd, buffered)
 	}
 	if got := p.e.stats.ChallengeACKs - challenges; got != 1 {
 		t.Fatalf("%d challenge ACKs counted, want 1", got)
@@ -145,7 +145,7 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 		p := newPeer(t, nil)
 		conn, iss := adversaryConn(p, sack)
 		mss := conn.MSS()
-		cwnd := conn.cc.CongestionWindow()
+		cwnd := conn.ccw().CongestionWindow()
 		if cwnd != 10*mss {
 			t.Fatalf("sack %v: initial cwnd %d, want %d", sack, cwnd, 10*mss)
 		}
@@ -166,11 +166,11 @@ func TestAckDivisionGrowsSlowStartByBytesNotAcks(t *testing.T) {
 		// RFC 3465 §2.1 (L = 2): one segment's bytes acknowledged grow
 		// cwnd by one segment, whatever the number of ACKs; Linux counts
 		// the segment once its last piece is acknowledged.
-		if got := conn.cc.CongestionWindow(); got != cwnd+mss {
+		if got := conn.ccw().CongestionWindow(); got != cwnd+mss {
 			t.Errorf("sack %v: cwnd %d bytes (%d segments) after one segment acknowledged in %d ACKs, want %d",
 				sack, got, got/mss, (mss+piece-1)/piece, cwnd+mss)
 		}
-		got := conn.cc.CongestionWindow()
+		got := conn.ccw().CongestionWindow()
 		t.Logf("sack %v: cwnd %d -> %d bytes", sack, cwnd, got)
 		figures[fmt.Sprintf("cwnd growth, SACK %v", sack)] = fmt.Sprintf("%d segments for %d ACKs", (got-cwnd)/mss, (mss+piece-1)/piece)
 	}
@@ -244,7 +244,7 @@ func TestDupAckSpoofingCountsNoMoreThanTheFlight(t *testing.T) {
 		if conn.renoSacked != 9 || conn.recovery != recoveryFast {
 			t.Errorf("%d segments counted delivered, recovery %v, want 9 and fast recovery", conn.renoSacked, conn.recovery)
 		}
-		if ssthresh := conn.cc.SlowStartThreshold() / mss; ssthresh != 7 {
+		if ssthresh := conn.ccw().SlowStartThreshold() / mss; ssthresh != 7 {
 			t.Errorf("ssthresh %d segments, want 7", ssthresh)
 		}
 		logReliability(t, "duplicate-ACK spoofing (100 duplicates, 10 segments in flight)",

@@ -20,6 +20,7 @@ type Conn struct {
 	// 1152 bytes, the next being 1280 (TestConnFitsItsSizeClass).
 	e     *Engine
 	key   connKey
+	ccDue bool // established: cc is built at its first use (ccw)
 	waker Waker
 
 	// Listener that created this connection, while it sits in the SYN queue
@@ -814,8 +815,8 @@ func (c *Conn) Info() Info {
 		SndWscale: c.sndWscale, RcvWscale: c.rcvWscale,
 		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.Counters(),
 	}
-	if c.cc != nil {
-		in.CwndBytes, in.SSThreshBytes, in.Congestion = c.cc.CongestionWindow(), c.cc.SlowStartThreshold(), c.cc.Name()
+	if cc := c.ccPeek(); cc != nil {
+		in.CwndBytes, in.SSThreshBytes, in.Congestion = cc.CongestionWindow(), cc.SlowStartThreshold(), cc.Name()
 	}
 	return in
 }

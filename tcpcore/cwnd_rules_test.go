@@ -75,7 +75,7 @@ func TestSlowStartGrowsOnlyBelowTwiceTheFlight(t *testing.T) {
 			p.advance(10 * time.Millisecond)
 			p.ackTo(next, wire.TCPOptions{})
 		}
-		if got := conn.cc.CongestionWindow() / mss; got != c.want {
+		if got := conn.ccw().CongestionWindow() / mss; got != c.want {
 			t.Errorf("%d segments a round trip: cwnd %d after three rounds, want %d", c.perRound, got, c.want)
 		}
 	}
@@ -219,7 +219,7 @@ func TestIdleRestartHalvesCwndPerRTO(t *testing.T) {
 		p.collectAll()
 		p.advance(100 * time.Millisecond)
 		p.ackTo(iss+1+Seq(30*mss), wire.TCPOptions{})
-		if got := c.cc.CongestionWindow() / mss; got != 40 || c.rtt.rto != 300*time.Millisecond {
+		if got := c.ccw().CongestionWindow() / mss; got != 40 || c.rtt.rto != 300*time.Millisecond {
 			t.Fatalf("cwnd %d, RTO %v before the idle period, want 40 and 300ms", got, c.rtt.rto)
 		}
 		p.advance(350 * time.Millisecond) // 450 ms since the last segment went
@@ -319,7 +319,7 @@ func TestTailLossProbeOutcomeSetsCwnd(t *testing.T) {
 		p.advance(10 * time.Millisecond)
 		p.ackTo(end+Seq(mss), wire.TCPOptions{})
 		got := sentBytes(p.collectAll()) / mss
-		if cwnd := conn.cc.CongestionWindow() / mss; cwnd != c.cwnd || got != c.segsSent {
+		if cwnd := conn.ccw().CongestionWindow() / mss; cwnd != c.cwnd || got != c.segsSent {
 			t.Errorf("%s: after the next ACK cwnd %d and %d segments sent, want %d and %d", c.name, cwnd, got, c.cwnd, c.segsSent)
 		}
 	}

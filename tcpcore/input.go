@@ -552,11 +552,17 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 	if c.recovery != recoveryLoss {
 		c.frto = false // F-RTO watches one timeout's recovery (frto.go)
 	}
-	if acked > 0 && c.cc != nil && c.recovery != recoveryFast {
+	if acked > 0 && c.hasCC() && c.recovery != recoveryFast {
 		// The window grows once loss recovery has read the ACK (Linux
 		// tcp_cong_control after tcp_fastretrans_alert): not in fast
 		// recovery, where PRR sets the pace, but on the ACK that ends it.
-		c.cc.OnAck(time.Duration(now), c.growthBytes(acked), c.validatedFlight(flightBefore), rtt)
+		// The ACK of our SYN alone reaches no controller: Linux
+		// initialises the controller after it (tcp_init_transfer), so
+		// the connection starts with one as new (startCongestionControl
+		// builds it only at its first use).
+		if !(oldUna == c.iss && acked == 1) {
+			c.ccw().OnAck(time.Duration(now), c.growthBytes(acked), c.validatedFlight(flightBefore), rtt)
+		}
 		c.expandSndBuf()
 	}
 	c.settleRetransStamp()
@@ -680,7 +686,7 @@ func (c *Conn) ackNewData(now Time, s *segment) time.Duration {
 	// an RTT sample (above).
 	c.endRTOEpisode(now)
 	c.retries = 0
-	if c.cc != nil {
+	if c.hasCC() {
 		c.ackSample(now, s.ack.Add(-acked), rtt)
 	}
 	// RFC 6298 §5.2 / §5.3: stop the timer when everything is acknowledged,

@@ -230,24 +230,72 @@ func (c *Conn) learnSynOptions(now Time, s *segment, weOffered bool) {
 func (c *Conn) setSndMSS() {
 	c.sndMSS = c.mssForMTU(c.pmtu)
 	c.rcvMSS = min(c.rcvMSS, c.sndMSS)
-	if c.cc != nil {
-		c.cc.SetMSS(c.sndMSS)
+	if c.hasCC() {
+		c.ccw().SetMSS(c.sndMSS)
 	}
 }
 
-// startCongestionControl builds the connection's congestion controller and
-// chooses its loss recovery, once, when the handshake completes: a
-// half-open connection in the SYN queue carries neither. The profile's
-// controller name was checked by Profile.Validate when the engine was
-// made, and a TCP_CONGESTION choice by checkCongestion when it was made,
-// so New cannot fail here.
+// startCongestionControl chooses the connection's loss recovery and makes
+// its congestion controller due, once, when the handshake completes: a
+// half-open connection in the SYN queue carries neither. The controller
+// itself is built at its first use (ccw), in the state it would have had
+// if built here: nothing reaches it in between, and what would (a new
+// MSS, a TCP_CONGESTION switch) builds it first. So an established
+// connection that never moves data, an idle one, holds no controller (a
+// CUBIC one is 240 bytes). The profile's controller name was checked by
+// Profile.Validate when the engine was made, and a TCP_CONGESTION choice
+// by checkCongestion when it was made, so neither lookup can fail.
 func (c *Conn) startCongestionControl() {
+	rec, err := congestion.RecoveryOf(c.congestionName())
+	if err != nil {
+		panic("tcpcore: " + err.Error() + " in a validated profile")
+	}
+	c.ccDue = true
+	c.lossRecovery = chooseLossRecovery(rec, c.sackOK)
+}
+
+// hasCC reports whether the connection has a congestion controller, built
+// or due (established).
+func (c *Conn) hasCC() bool { return c.cc != nil || c.ccDue }
+
+// ccw is the connection's congestion controller, built if it was due and
+// not yet built; nil before the handshake completes.
+func (c *Conn) ccw() congestion.Controller {
+	if c.cc == nil && c.ccDue {
+		c.cc = c.newController()
+	}
+	return c.cc
+}
+
+// ccPeek is the controller for a look that changes nothing (tcp_info, a
+// trace, the connection table): the built one, or while it is only due a
+// new one in the state it would be built in, not kept.
+func (c *Conn) ccPeek() congestion.Controller {
+	if c.cc != nil || !c.ccDue {
+		return c.cc
+	}
+	return c.newController()
+}
+
+// cwnd is the congestion window in bytes, without building a controller
+// that is only due: a new one's is the initial window (every algorithm
+// starts there); 0 before the handshake completes.
+func (c *Conn) cwnd() int {
+	switch {
+	case c.cc != nil:
+		return c.cc.CongestionWindow()
+	case c.ccDue:
+		return c.congestionConfig().InitialWindow()
+	}
+	return 0
+}
+
+func (c *Conn) newController() congestion.Controller {
 	cc, err := congestion.New(c.congestionName(), c.congestionConfig())
 	if err != nil {
 		panic("tcpcore: " + err.Error() + " in a validated profile")
 	}
-	c.cc = cc
-	c.lossRecovery = chooseLossRecovery(cc.Recovery(), c.sackOK)
+	return cc
 }
 
 func (c *Conn) congestionConfig() congestion.Config {
@@ -309,16 +357,16 @@ func (c *Conn) SetCongestion(name string) error {
 	if err := CheckCongestion(name); err != nil {
 		return err
 	}
-	if c.cc == nil {
+	if !c.hasCC() {
 		c.rareW().ccName = name
 		return nil
 	}
-	if name == c.cc.Name() {
+	if name == c.Congestion() {
 		// Linux: asking for the algorithm in use changes nothing.
 		c.rareW().ccName = name
 		return nil
 	}
-	cc, err := congestion.Continue(name, c.congestionConfig(), c.cc)
+	cc, err := congestion.Continue(name, c.congestionConfig(), c.ccw())
 	if err != nil {
 		return err
 	}

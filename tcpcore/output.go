@@ -55,7 +55,7 @@ func (c *Conn) sendOne(now Time) bool {
 	// pipe; SACKed or duplicate-ACKed segments count as delivered, which is
 	// also RFC 3042's limited transmit), or in fast recovery what PRR allows
 	// (RFC 6937), in whole segments as Linux counts its window.
-	cwndLeft := c.cc.CongestionWindow() - c.pipe()
+	cwndLeft := c.cwnd() - c.pipe()
 	if c.recovery == recoveryFast {
 		cwndLeft = max(c.prrRoom(), 0) * c.sndMSS
 	}

@@ -213,7 +213,7 @@ func (c *Conn) reducePMTU(now Time, mtu int) {
 		return // the MSS is set from the path MTU when the SYN-ACK comes
 	}
 	c.setSndMSS()
-	if c.cc != nil {
+	if c.hasCC() {
 		c.simpleRetransmit(now)
 	}
 }
@@ -258,7 +258,7 @@ func (c *Conn) simpleRetransmit(now Time) {
 			// Fast recovery ends here; its window stays reduced, as
 			// Linux's cwnd stays where PRR brought it: the controller
 			// deflates to ssthresh (RFC 5681 §3.2 step 6).
-			c.cc.OnRecoveryEnd(time.Duration(now))
+			c.ccw().OnRecoveryEnd(time.Duration(now))
 		}
 		c.recovery = recoveryLoss
 		c.recoveryPoint = c.sndMax

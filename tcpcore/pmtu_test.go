@@ -226,8 +226,8 @@ func TestPacketTooBigDuringFastRecovery(t *testing.T) {
 	p.collect()
 	p.out = nil
 	p.e.ICMPError(p.now, ICMPMessage{Kind: ICMPPacketTooBig, MTU: 1280, Quote: p.quote(sent[0])})
-	if c.recovery != recoveryLoss || c.cc.CongestionWindow() != c.cc.SlowStartThreshold() {
-		t.Fatalf("recovery %v cwnd %d ssthresh %d, want loss recovery with cwnd = ssthresh", c.recovery, c.cc.CongestionWindow(), c.cc.SlowStartThreshold())
+	if c.recovery != recoveryLoss || c.ccw().CongestionWindow() != c.ccw().SlowStartThreshold() {
+		t.Fatalf("recovery %v cwnd %d ssthresh %d, want loss recovery with cwnd = ssthresh", c.recovery, c.ccw().CongestionWindow(), c.ccw().SlowStartThreshold())
 	}
 	p.collect()
 	if len(p.out) == 0 || p.out[0].seq != iss+1 {

@@ -781,10 +781,10 @@ func (c *Conn) enterFastRecovery(now Time) {
 	c.rescueDone, c.rescueArmed = false, false
 	mss := max(c.sndMSS, 1)
 	p := &c.rareW().prr
-	p.priorCwnd = max(c.cc.CongestionWindow()/mss, 1)
+	p.priorCwnd = max(c.ccw().CongestionWindow()/mss, 1)
 	p.cwnd = p.priorCwnd // until an ACK's answer sets it
 	p.delivered, p.out = 0, 0
-	c.cc.OnLoss(time.Duration(now), flight)
+	c.ccw().OnLoss(time.Duration(now), flight)
 	c.trace(now, "fast-retransmit")
 	if c.recoveryRule() == tahoeRecovery {
 		// No fast recovery: retransmit and slow-start from one segment,
@@ -820,7 +820,7 @@ func (c *Conn) prrUpdate(delivered, newlyLost int, unaAdvanced bool) {
 	p := &c.rareW().prr
 	p.delivered += delivered
 	inflight := c.inflightSegs()
-	ssthresh := c.cc.SlowStartThreshold() / mss
+	ssthresh := c.ccw().SlowStartThreshold() / mss
 	var sndcnt int
 	if delta := ssthresh - inflight; delta < 0 {
 		sndcnt = (ssthresh*p.delivered+p.priorCwnd-1)/p.priorCwnd - p.out
@@ -867,7 +867,7 @@ func (c *Conn) tryUndoRecovery(now Time) bool {
 		return true
 	}
 	if c.undoPossible {
-		c.cc.OnRecoveryEnd(time.Duration(now))
+		c.ccw().OnRecoveryEnd(time.Duration(now))
 	}
 	c.recovery = recoveryNone
 	c.trace(now, "recovery-end")
@@ -924,7 +924,7 @@ func (c *Conn) undoCwnd(now Time, unmark bool) {
 			q.clear(q.at(i), txLost)
 		}
 	}
-	c.cc.Undo(time.Duration(now))
+	c.ccw().Undo(time.Duration(now))
 	c.counters().SpuriousUndos++
 	c.undoPossible = false
 	c.rack.advanced = true // look at the losses again
@@ -934,7 +934,7 @@ func (c *Conn) undoCwnd(now Time, unmark bool) {
 // exitRecovery ends fast or loss recovery (RFC 5681 §3.2 step 6).
 func (c *Conn) exitRecovery(now Time) {
 	if c.recovery == recoveryFast {
-		c.cc.OnRecoveryEnd(time.Duration(now))
+		c.ccw().OnRecoveryEnd(time.Duration(now))
 	}
 	c.recovery = recoveryNone
 	c.dupAcks, c.renoSacked = 0, 0
@@ -951,7 +951,7 @@ func (c *Conn) enterLossRecovery(now Time) {
 	if c.recovery == recoveryNone || c.retries == 1 {
 		c.startUndoEpisode()
 	}
-	c.cc.OnRTO(time.Duration(now), c.outstanding())
+	c.ccw().OnRTO(time.Duration(now), c.outstanding())
 	// A timeout is evidence of loss, not reordering: fall back to the
 	// configured threshold (as Linux does in tcp_enter_loss).
 	c.dupThresh = int32(min(int(c.dupThresh), c.e.prof.DupThresh))
@@ -1189,5 +1189,5 @@ func (c *Conn) mayRetransmit() bool {
 	if c.recovery == recoveryFast {
 		return c.prrRoom() > 0
 	}
-	return c.cc.CongestionWindow()-c.pipe() > 0
+	return c.cwnd()-c.pipe() > 0
 }

@@ -53,7 +53,7 @@ type sender struct {
 // OnAck).
 func (c *Conn) validatedFlight(flight int) int {
 	f := max(flight, c.maxFlight)
-	if c.cc.CongestionWindow() < c.cc.SlowStartThreshold() {
+	if cc := c.ccw(); cc.CongestionWindow() < cc.SlowStartThreshold() {
 		// Linux behaviour (tcp_is_cwnd_limited): in slow start cwnd
 		// counts as used while it is below twice the largest flight, so
 		// a window the application nearly fills still grows; one exactly
@@ -83,7 +83,7 @@ func (c *Conn) expandSndBuf() {
 	if c.sndBufLocked {
 		return
 	}
-	if want := min(2*c.cc.CongestionWindow(), c.e.prof.SndBufMax); want > c.sndBufMax {
+	if want := min(2*c.cwnd(), c.e.prof.SndBufMax); want > c.sndBufMax {
 		c.sndBufMax = want
 		c.wake() // more room to write
 	}
@@ -153,7 +153,7 @@ func (c *Conn) packetSegments(mss, room int) int {
 	if segs == 0 || mss <= 0 {
 		return segs
 	}
-	if c.cc != nil {
+	if c.hasCC() {
 		// In flight plus room is cwnd, or in fast recovery the window
 		// PRR allows, as Linux sets snd_cwnd (tcp_cwnd_reduction).
 		cwnd := c.pipe() + max(room, 0)
@@ -177,12 +177,13 @@ func (c *Conn) packetSegments(mss, room int) int {
 func (c *Conn) gsoChunkSegments() int {
 	const gsoMaxBytes = 65536
 	minSegs := c.e.prof.PushEverySegments
-	if minSegs == 0 || !c.rtt.hasSample || c.rtt.srtt <= 0 || c.cc == nil {
+	if minSegs == 0 || !c.rtt.hasSample || c.rtt.srtt <= 0 || !c.hasCC() {
 		return minSegs
 	}
-	cwnd := c.cc.CongestionWindow()
+	cc := c.ccw()
+	cwnd := cc.CongestionWindow()
 	ratio := 1.2
-	if cwnd < c.cc.SlowStartThreshold()/2 {
+	if cwnd < cc.SlowStartThreshold()/2 {
 		ratio = 2
 	}
 	rate := float64(max(cwnd, c.outstanding())) / c.rtt.srtt.Seconds() * ratio

@@ -318,14 +318,14 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 	}
 	t.SndCwnd = uint32(c.initialCwndSegments())
 	t.SndSsthresh = linuxInfiniteSsthresh
-	if c.cc != nil && c.sndMSS > 0 {
-		t.SndCwnd = uint32(c.cc.CongestionWindow() / c.sndMSS)
+	if cc := c.ccPeek(); cc != nil && c.sndMSS > 0 {
+		t.SndCwnd = uint32(cc.CongestionWindow() / c.sndMSS)
 		if c.recovery == recoveryFast {
 			// Linux's snd_cwnd in recovery is the window PRR sets
 			// (tcp_cwnd_reduction; recovery.go's prr.cwnd).
 			t.SndCwnd = uint32(c.rareR().prr.cwnd)
 		}
-		if ss := c.cc.SlowStartThreshold(); ss < congestionInfinity {
+		if ss := cc.SlowStartThreshold(); ss < congestionInfinity {
 			t.SndSsthresh = uint32(ss / c.sndMSS)
 		}
 	}
@@ -406,7 +406,7 @@ func (c *Conn) fillWindows(t *TCPInfo) {
 // this rate (gsoChunkSegments). ~0, Linux's "unlimited", before an RTT
 // sample.
 func (c *Conn) pacingRate(t *TCPInfo) uint64 {
-	if c.cc == nil || !c.rtt.hasSample || c.rtt.srtt <= 0 {
+	if !c.hasCC() || !c.rtt.hasSample || c.rtt.srtt <= 0 {
 		return ^uint64(0)
 	}
 	ratio := uint64(120)

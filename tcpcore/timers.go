@@ -228,12 +228,12 @@ func (c *Conn) onRTO(now Time) {
 // and the RTO is the one in force, backed off if it is; the controller
 // may halve cwnd per RTO of it (policy IdleRestartHalving).
 func (c *Conn) idleRestart(now Time) {
-	if c.cc == nil || !c.e.prof.SlowStartAfterIdle || c.sndUna != c.sndMax || c.lastSend == 0 {
+	if !c.hasCC() || !c.e.prof.SlowStartAfterIdle || c.sndUna != c.sndMax || c.lastSend == 0 {
 		return
 	}
 	rto := c.rtt.backedOff(c.backoff)
 	if idle := now.Sub(c.lastSend); idle > rto {
-		c.cc.OnIdleRestart(now.Sub(0), idle, rto)
+		c.ccw().OnIdleRestart(now.Sub(0), idle, rto)
 		c.lastSend = now // once per idle period, even if nothing can go now
 	}
 }

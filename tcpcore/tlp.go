@@ -123,8 +123,8 @@ func (c *Conn) tlpAck(now Time, s *segment, acked, flight int) {
 		// ACK showed the loss (RFC 5681 §3.2 step 2).
 		c.tlpOpen = false
 		c.e.stats.LossProbeRecovery++ // TCPLossProbeRecovery: Linux tcp_process_tlp_ack, the ACK goes beyond the probe
-		c.cc.OnLoss(time.Duration(now), flight)
-		c.cc.OnRecoveryEnd(time.Duration(now))
+		c.ccw().OnLoss(time.Duration(now), flight)
+		c.ccw().OnRecoveryEnd(time.Duration(now))
 		c.trace(now, "tlp-loss")
 	case len(s.payload) == 0 && !mayUpdateWindow && !c.ev.dataSacked:
 		// A pure duplicate ACK at the probe's SND.MAX: the original and

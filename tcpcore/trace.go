@@ -17,11 +17,15 @@ type CongestionEvent struct {
 
 func (c *Conn) trace(now Time, ev string) {
 	tr := c.e.cfg.Trace
-	if tr == nil || c.cc == nil {
+	if tr == nil {
+		return
+	}
+	cc := c.ccPeek()
+	if cc == nil {
 		return
 	}
 	tr(CongestionEvent{Time: now, Local: c.key.local().String(), Remote: c.key.remote().String(), Event: ev,
-		CwndBytes: c.cc.CongestionWindow(), SSThreshBytes: c.cc.SlowStartThreshold(),
+		CwndBytes: cc.CongestionWindow(), SSThreshBytes: cc.SlowStartThreshold(),
 		FlightBytes: c.pipe(), State: c.recovery.String()})
 }
 
@@ -37,10 +41,11 @@ type CongestionState struct {
 // CongestionState returns c's congestion state now; ok is false before the
 // connection has a congestion controller (until it is established).
 func (c *Conn) CongestionState() (st CongestionState, ok bool) {
-	if c.cc == nil {
+	cc := c.ccPeek()
+	if cc == nil {
 		return st, false
 	}
-	return CongestionState{CwndBytes: c.cc.CongestionWindow(), SSThreshBytes: c.cc.SlowStartThreshold(),
+	return CongestionState{CwndBytes: cc.CongestionWindow(), SSThreshBytes: cc.SlowStartThreshold(),
 		FlightBytes: c.pipe(), State: c.recovery.String()}, true
 }
 

@@ -24,7 +24,7 @@ func (r *txStartRecorder) OnTxStart(now, lastSend time.Duration) {
 func TestTxStartWhenNothingInFlight(t *testing.T) {
 	p := newPeer(t, nil)
 	c, iss := p.listenAndAcceptWith(plainSyn, SockOpts{Congestion: "cubic"})
-	r := &txStartRecorder{Controller: c.cc}
+	r := &txStartRecorder{Controller: c.ccw()}
 	c.cc = r
 	p.advance(100 * time.Millisecond)
 	first := p.now
