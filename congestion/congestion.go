@@ -147,6 +147,11 @@ func (c Config) InitialWindow() int {
 }
 
 // New builds the named controller.
+// InitialSSThresh is every controller's slow-start threshold until its
+// first reduction: RFC 5681 §3.1's "arbitrarily high". A new controller's
+// window is Config.InitialWindow.
+const InitialSSThresh = 1 << 30
+
 // RecoveryOf is the Recovery of the algorithm New builds for name, known
 // without building one: an engine chooses its loss recovery when a
 // connection is established and builds the controller only once the

@@ -170,7 +170,7 @@ func NewCubic(cfg Config) *Cubic {
 	return &Cubic{
 		iw:            cfg,
 		cwndBytes:     float64(cfg.InitialWindow()),
-		ssthreshBytes: 1 << 30, // RFC 5681 §3.1: "arbitrarily high"
+		ssthreshBytes: InitialSSThresh,
 	}
 }
 

@@ -41,7 +41,7 @@ func NewReno(cfg Config, style Style) *Reno {
 		mss:           cfg.MSS,
 		iw:            cfg,
 		cwndBytes:     cfg.InitialWindow(),
-		ssthreshBytes: 1 << 30, // RFC 5681 §3.1: "arbitrarily high"
+		ssthreshBytes: InitialSSThresh,
 	}
 }
 

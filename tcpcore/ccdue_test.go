@@ -35,6 +35,11 @@ func TestIdleConnectionBuildsNoCongestionController(t *testing.T) {
 		if c.cc != nil {
 			t.Fatalf("%s: looking at the connection built its controller", what)
 		}
+		// Nor does it make a controller to read: a metrics scrape reads
+		// every connection's Info.
+		if n := testing.AllocsPerRun(10, func() { c.Info(); c.CongestionState() }); n != 0 {
+			t.Fatalf("%s: Info and CongestionState allocate %v times", what, n)
+		}
 	}
 
 	t.Run("passive", func(t *testing.T) {

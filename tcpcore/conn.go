@@ -815,8 +815,8 @@ func (c *Conn) Info() Info {
 		SndWscale: c.sndWscale, RcvWscale: c.rcvWscale,
 		Timestamps: c.tsOK, SACK: c.sackOK, Counters: c.Counters(),
 	}
-	if cc := c.ccPeek(); cc != nil {
-		in.CwndBytes, in.SSThreshBytes, in.Congestion = cc.CongestionWindow(), cc.SlowStartThreshold(), cc.Name()
+	if c.hasCC() {
+		in.CwndBytes, in.SSThreshBytes, in.Congestion = c.ccState()
 	}
 	return in
 }

@@ -267,27 +267,26 @@ func (c *Conn) ccw() congestion.Controller {
 	return c.cc
 }
 
-// ccPeek is the controller for a look that changes nothing (tcp_info, a
-// trace, the connection table): the built one, or while it is only due a
-// new one in the state it would be built in, not kept.
-func (c *Conn) ccPeek() congestion.Controller {
-	if c.cc != nil || !c.ccDue {
-		return c.cc
-	}
-	return c.newController()
-}
-
 // cwnd is the congestion window in bytes, without building a controller
 // that is only due: a new one's is the initial window (every algorithm
 // starts there); 0 before the handshake completes.
 func (c *Conn) cwnd() int {
+	cwnd, _, _ := c.ccState()
+	return cwnd
+}
+
+// ccState is what a look that changes nothing (tcp_info, a trace, the
+// connection table, the send checks) reads of the controller: its window,
+// threshold and name, those of a new one while it is only due, so that
+// the look builds nothing; zeros before the handshake completes.
+func (c *Conn) ccState() (cwnd, ssthresh int, name string) {
 	switch {
 	case c.cc != nil:
-		return c.cc.CongestionWindow()
+		return c.cc.CongestionWindow(), c.cc.SlowStartThreshold(), c.cc.Name()
 	case c.ccDue:
-		return c.congestionConfig().InitialWindow()
+		return c.congestionConfig().InitialWindow(), congestion.InitialSSThresh, c.congestionName()
 	}
-	return 0
+	return 0, 0, ""
 }
 
 func (c *Conn) newController() congestion.Controller {

@@ -318,15 +318,15 @@ func (c *Conn) fillSegments(t *TCPInfo) {
 	}
 	t.SndCwnd = uint32(c.initialCwndSegments())
 	t.SndSsthresh = linuxInfiniteSsthresh
-	if cc := c.ccPeek(); cc != nil && c.sndMSS > 0 {
-		t.SndCwnd = uint32(cc.CongestionWindow() / c.sndMSS)
+	if cwnd, ssthresh, _ := c.ccState(); c.hasCC() && c.sndMSS > 0 {
+		t.SndCwnd = uint32(cwnd / c.sndMSS)
 		if c.recovery == recoveryFast {
 			// Linux's snd_cwnd in recovery is the window PRR sets
 			// (tcp_cwnd_reduction; recovery.go's prr.cwnd).
 			t.SndCwnd = uint32(c.rareR().prr.cwnd)
 		}
-		if ss := cc.SlowStartThreshold(); ss < congestionInfinity {
-			t.SndSsthresh = uint32(ss / c.sndMSS)
+		if ssthresh < congestionInfinity {
+			t.SndSsthresh = uint32(ssthresh / c.sndMSS)
 		}
 	}
 }
@@ -371,7 +371,7 @@ func (c *Conn) segCount(a, b Seq, part func(a, b Seq) int) uint32 {
 // initial ssthresh (RFC 5681 §3.1), reported as Linux's
 // TCP_INFINITE_SSTHRESH.
 const (
-	congestionInfinity    = 1 << 30
+	congestionInfinity    = congestion.InitialSSThresh
 	linuxInfiniteSsthresh = 0x7fffffff
 )
 

@@ -17,15 +17,12 @@ type CongestionEvent struct {
 
 func (c *Conn) trace(now Time, ev string) {
 	tr := c.e.cfg.Trace
-	if tr == nil {
+	if tr == nil || !c.hasCC() {
 		return
 	}
-	cc := c.ccPeek()
-	if cc == nil {
-		return
-	}
+	cwnd, ssthresh, _ := c.ccState()
 	tr(CongestionEvent{Time: now, Local: c.key.local().String(), Remote: c.key.remote().String(), Event: ev,
-		CwndBytes: cc.CongestionWindow(), SSThreshBytes: cc.SlowStartThreshold(),
+		CwndBytes: cwnd, SSThreshBytes: ssthresh,
 		FlightBytes: c.pipe(), State: c.recovery.String()})
 }
 
@@ -41,11 +38,11 @@ type CongestionState struct {
 // CongestionState returns c's congestion state now; ok is false before the
 // connection has a congestion controller (until it is established).
 func (c *Conn) CongestionState() (st CongestionState, ok bool) {
-	cc := c.ccPeek()
-	if cc == nil {
+	if !c.hasCC() {
 		return st, false
 	}
-	return CongestionState{CwndBytes: cc.CongestionWindow(), SSThreshBytes: cc.SlowStartThreshold(),
+	cwnd, ssthresh, _ := c.ccState()
+	return CongestionState{CwndBytes: cwnd, SSThreshBytes: ssthresh,
 		FlightBytes: c.pipe(), State: c.recovery.String()}, true
 }
 
