@@ -40,7 +40,13 @@ func TestParkedSocketsLiveUntilTheParkCloses(t *testing.T) {
 		k := 0
 		for _, fd := range peers {
 			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			if _, err := unix.Poll(pfd, 0); err != nil {
+			// poll is never restarted after a signal (the runtime's
+			// preemption): ask again.
+			_, err := unix.Poll(pfd, 0)
+			for err == unix.EINTR {
+				_, err = unix.Poll(pfd, 0)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if pfd[0].Revents&(unix.POLLHUP|unix.POLLIN) != 0 {

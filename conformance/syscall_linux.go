@@ -226,7 +226,20 @@ func (t *linuxTarget) run(c *Call) CallResult {
 			fd, _ := t.fd(Expr{Kind: ExprInt, Int: int64(pe.FD)})
 			pfds[i] = unix.PollFd{Fd: int32(fd), Events: pe.Events}
 		}
-		n, err := unix.Poll(pfds, timeout)
+		// The Go runtime's signals interrupt poll, which is never
+		// restarted (signal(7)); packetdrill's own process gets none:
+		// retry with what is left of the timeout, as for epoll_wait.
+		deadline := time.Now().Add(time.Duration(timeout) * time.Millisecond)
+		var n int
+		for {
+			n, err = unix.Poll(pfds, timeout)
+			if err != unix.EINTR {
+				break
+			}
+			if timeout > 0 {
+				timeout = max(int(time.Until(deadline)/time.Millisecond), 0)
+			}
+		}
 		if err != nil {
 			return errnoResult(err)
 		}
