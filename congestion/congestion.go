@@ -71,9 +71,29 @@ const (
 	NoFastRecovery
 )
 
+// algorithms are the controllers New builds, by the name of Linux's
+// tcp_congestion_control, each with the Recovery its controller reports,
+// so that the recovery is known without building one (RecoveryOf).
+var algorithms = []struct {
+	name     string
+	recovery Recovery
+	build    func(Config) Controller
+}{
+	{"reno", FastRecoveryFirstAck, func(c Config) Controller { return NewReno(c, RenoStyle) }},
+	{"newreno", FastRecoveryPartialAcks, func(c Config) Controller { return NewReno(c, NewRenoStyle) }},
+	{"tahoe", NoFastRecovery, func(c Config) Controller { return NewReno(c, TahoeStyle) }},
+	{"cubic", FastRecoveryPartialAcks, func(c Config) Controller { return NewCubic(c) }},
+}
+
 // Names lists the algorithms New knows, in the spelling of Linux's
 // tcp_congestion_control.
-func Names() []string { return []string{"reno", "newreno", "tahoe", "cubic"} }
+func Names() []string {
+	names := make([]string, len(algorithms))
+	for i, a := range algorithms {
+		names[i] = a.name
+	}
+	return names
+}
 
 // Config is what every controller is built from.
 type Config struct {
@@ -146,38 +166,34 @@ func (c Config) InitialWindow() int {
 	}
 }
 
-// New builds the named controller.
 // InitialSSThresh is every controller's slow-start threshold until its
 // first reduction: RFC 5681 §3.1's "arbitrarily high". A new controller's
 // window is Config.InitialWindow.
 const InitialSSThresh = 1 << 30
+
+// New builds the named controller.
+func New(name string, cfg Config) (Controller, error) {
+	for _, a := range algorithms {
+		if a.name == name {
+			return a.build(cfg), nil
+		}
+	}
+	return nil, unknown(name)
+}
 
 // RecoveryOf is the Recovery of the algorithm New builds for name, known
 // without building one: an engine chooses its loss recovery when a
 // connection is established and builds the controller only once the
 // connection first needs it (an idle connection never does).
 func RecoveryOf(name string) (Recovery, error) {
-	switch name {
-	case "reno":
-		return FastRecoveryFirstAck, nil
-	case "newreno", "cubic":
-		return FastRecoveryPartialAcks, nil
-	case "tahoe":
-		return NoFastRecovery, nil
+	for _, a := range algorithms {
+		if a.name == name {
+			return a.recovery, nil
+		}
 	}
-	return 0, fmt.Errorf("congestion: unknown algorithm %q (known: %s)", name, strings.Join(Names(), ", "))
+	return 0, unknown(name)
 }
 
-func New(name string, cfg Config) (Controller, error) {
-	switch name {
-	case "reno":
-		return NewReno(cfg, RenoStyle), nil
-	case "newreno":
-		return NewReno(cfg, NewRenoStyle), nil
-	case "tahoe":
-		return NewReno(cfg, TahoeStyle), nil
-	case "cubic":
-		return NewCubic(cfg), nil
-	}
-	return nil, fmt.Errorf("congestion: unknown algorithm %q (known: %s)", name, strings.Join(Names(), ", "))
+func unknown(name string) error {
+	return fmt.Errorf("congestion: unknown algorithm %q (known: %s)", name, strings.Join(Names(), ", "))
 }
