@@ -556,11 +556,13 @@ func (c *Conn) processAck(now Time, s *segment) bool {
 		// The window grows once loss recovery has read the ACK (Linux
 		// tcp_cong_control after tcp_fastretrans_alert): not in fast
 		// recovery, where PRR sets the pace, but on the ACK that ends it.
-		// The ACK of our SYN alone reaches no controller: Linux
-		// initialises the controller after it (tcp_init_transfer), so
-		// the connection starts with one as new (startCongestionControl
-		// builds it only at its first use).
-		if !(oldUna == c.iss && acked == 1) {
+		// The ACK of our SYN reaches no controller, as it gives
+		// ackSample no RTT sample: Linux initialises the controller
+		// after it (tcp_init_transfer), so the connection starts with
+		// one as new (startCongestionControl builds it only at its
+		// first use). Nothing is sent before the SYN is acknowledged,
+		// so that ACK acknowledges the SYN alone.
+		if oldUna != c.iss {
 			c.ccw().OnAck(time.Duration(now), c.growthBytes(acked), c.validatedFlight(flightBefore), rtt)
 		}
 		c.expandSndBuf()

@@ -269,8 +269,12 @@ func (c *Conn) ccw() congestion.Controller {
 
 // cwnd is the congestion window in bytes, without building a controller
 // that is only due: a new one's is the initial window (every algorithm
-// starts there); 0 before the handshake completes.
+// starts there); 0 before the handshake completes. Sending asks it for
+// every segment, so it asks a built controller for its window alone.
 func (c *Conn) cwnd() int {
+	if c.cc != nil {
+		return c.cc.CongestionWindow()
+	}
 	cwnd, _, _ := c.ccState()
 	return cwnd
 }
