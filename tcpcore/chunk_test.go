@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,11 +48,15 @@ func cutChunk(p *Packet) [][]byte {
 // PSH where the send queue empties, a retransmission timeout, and a FIN.
 // With Config.ZeroCopyChunks too, the chunks' payloads are the send
 // ring's spans (one chunk at least wrapping the ring's end) and give the
-// same bytes. Over both families.
+// same bytes. The sender's books agree too after every round: a run of
+// segments sent at once (sendRun) records each segment in the
+// retransmission and delivery queues, the counters and the timers as
+// one sent at a time does. Over both families.
 func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 	for _, f := range []family{ipv4, ipv6} {
 		t.Run(f.String(), func(t *testing.T) {
 			var runs [3][][]byte
+			var books [3][]string
 			var chunks, bigChunk, wrapped int
 			for i, mode := range []string{"plain", "chunks", "zero-copy"} {
 				e, err := NewEngine(Config{Profile: testProfile(), MTU: 1500, Secret: [32]byte{9}, ChecksumOffload: true,
@@ -120,6 +125,7 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 						}
 					}
 					e.Release(pkts)
+					books[i] = append(books[i], senderBooks(c))
 					if !sent {
 						continue
 					}
@@ -179,6 +185,11 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 				t.Fatalf("SegmentOffload queued %d chunks, the largest of %d segments: want chunks of many", chunks, bigChunk)
 			}
 			for m := 1; m < len(runs); m++ {
+				for j := range min(len(books[0]), len(books[m])) {
+					if books[0][j] != books[m][j] {
+						t.Fatalf("mode %d: the sender's books after round %d differ:\n plain %s\n mode  %s", m, j, books[0][j], books[m][j])
+					}
+				}
 				for j := range min(len(runs[0]), len(runs[m])) {
 					if !bytes.Equal(runs[0][j], runs[m][j]) {
 						t.Fatalf("mode %d: segment %d differs:\n plain %s\n cut   %s", m, j, describe(runs[0][j]), describe(runs[m][j]))
@@ -190,6 +201,25 @@ func TestSegmentOffloadCutsBackToTheSameSegments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// senderBooks describes what the sender keeps per segment sent and per
+// transmission pass: the retransmission queue's records, the delivery
+// queue, the counters, the flight and the timers.
+func senderBooks(c *Conn) string {
+	var b strings.Builder
+	q := &c.txq
+	for _, r := range q.recs[q.head:] {
+		fmt.Fprintf(&b, "[%d,%d)@%d/%x/%d ", r.start, r.end, r.sentAt, r.flags, r.sendNo)
+	}
+	for i := int32(0); i < c.sent.n; i++ {
+		s := c.sent.ring[(int(c.sent.head)+int(i))%len(c.sent.ring)]
+		fmt.Fprintf(&b, "<%d@%d ", s.end, s.sentAt)
+	}
+	fmt.Fprintf(&b, "out %d/%d/%d data %d bytes %d nxt %d max %d sml %d flight %d..%d rtt %v %d@%d rto %d tlp %d persist %d last %d/%d",
+		c.info.SegsOut, c.e.stats.SegsOut, q.sends, c.dataSegsOut, c.bytesSent, c.sndNxt, c.sndMax, c.sndSml,
+		c.maxFlight, c.flightRoundEnd, c.rttTiming, c.rttSeq, c.rttTime, c.rtoAt, c.tlpAt, c.persistAt, c.lastSend, c.lastDataOut)
+	return b.String()
 }
 
 func describe(s []byte) string {

@@ -13,7 +13,7 @@ func (c *Conn) output(now Time) {
 		// Linux builds each TSO packet within one transmission pass
 		// (tcp_write_xmit): a packet never spans two.
 		c.segsSincePush = 0
-		for c.sendOne(now) {
+		for c.sendRun(now) || c.sendOne(now) {
 		}
 		if c.frtoNewData {
 			c.frtoSentNewData(now) // frto.go
@@ -109,6 +109,87 @@ func (c *Conn) sendOne(now Time) bool {
 	if n < mss {
 		c.corkExpired, c.corkAt = false, noDeadline
 	}
+	return true
+}
+
+// sendRun sends at once the full-sized segments that continue the packet
+// the previous segment of this pass opened (an open chunk, emitChunk), up
+// to the segment before the one that ends the packet or the send queue,
+// and reports whether it sent any. Each is the segment sendOne would send
+// next, with the same header but for its sequence number and the same
+// bookkeeping (the retransmission queue's record, the delivery record,
+// the counters), so the wire and the state are what sendOne's would be,
+// one segment at a time; what is the same for every segment of the run
+// (the options, the window, the timers) is worked out once, as Linux
+// builds one TSO packet for many segments (tcp_write_xmit). Anything
+// unusual (recovery, a FIN, a D-SACK to report, a segment of another size,
+// room for less than a full segment) leaves the segment to sendOne.
+func (c *Conn) sendRun(now Time) bool {
+	ch := &c.e.chunk
+	p := ch.pkt
+	if p == nil || ch.conn != c || ch.next != c.sndNxt || c.sndNxt != c.sndMax || c.segsSincePush == 0 ||
+		c.recovery != recoveryNone || c.finQueued || c.dsackPending || !ch.hasOpts {
+		return false
+	}
+	mss := c.segSize()
+	if mss != p.segSize || mss <= 0 {
+		return false
+	}
+	off := c.sndNxt.Sub(c.sndBufSeq)
+	avail := c.sndBuf.Len() - off
+	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
+	cwndLeft := c.cwnd() - c.pipe()
+	// Full segments, none of them the one that empties the send queue
+	// (PSH) or that ends the packet (pushEvery), within the chunk's
+	// bounds.
+	k := min((avail-1)/mss, wndLeft/mss, cwndLeft/mss, MaxChunkSegments-p.segs,
+		(MaxChunkBytes-(p.end-Headroom+p.TailLen()))/mss)
+	if c.pushEvery > 0 {
+		k = min(k, c.pushEvery-c.segsSincePush-1)
+	}
+	if k < 1 {
+		return false
+	}
+	var o wire.TCPOptions
+	c.ackOptions(now, &o) // no D-SACK pending: nothing to consume
+	if c.rcvNxt != ch.ack || c.advertiseWindow() != ch.wnd || !o.EncodesAs(&ch.opts) {
+		return false
+	}
+	n := k * mss
+	if p.owner == nil {
+		c.sndBuf.peek(p.buf[p.end:p.end+n], off)
+		p.end += n
+	} else if !p.appendTail(c.sndBuf.spans(off, n)) {
+		return false
+	}
+	p.segs += k
+	ch.next = ch.next.Add(n)
+	c.e.stats.SegsOut += uint64(k)
+	c.info.SegsOut += uint64(k)
+	c.dataSegsOut += uint64(k)
+	c.bytesSent += uint64(n)
+	c.lastDataOut, c.lastSend = now, now
+	c.touch()
+	c.ackSent(ch.ack)
+	c.segsSincePush += k
+	for seq := c.sndNxt; k > 0; k-- {
+		end := seq.Add(mss)
+		c.noteSent(now, end)
+		c.noteSentRecord(now, seq, end, false)
+		seq = end
+	}
+	seq := c.sndNxt
+	c.sndNxt = c.sndNxt.Add(n)
+	c.sndMax = c.sndNxt
+	c.noteFlight()
+	if !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttTime = true, seq, now
+	}
+	if c.rtoAt == noDeadline {
+		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
+	}
+	c.armTLP(now)
+	c.persistAt = noDeadline
 	return true
 }
 
