@@ -90,6 +90,9 @@ type Stack struct {
 	writing bool
 	out     ipWriter          // used only by the goroutine that set writing
 	batch   []*tcpcore.Packet // the writer's batch, reused (Output appends to it)
+	// flushReq hands the writer's role, with a bulk batch in batch, to
+	// flushLoop (flush.go); nil until start.
+	flushReq chan struct{}
 
 	tm engineTimer
 
@@ -201,11 +204,14 @@ func newShard(link netif.Link, cfg Config, epoch time.Time) (*Stack, error) {
 	return s, nil
 }
 
-// start starts the shard's goroutines: its link reader and its timer.
+// start starts the shard's goroutines: its link reader, its timer and
+// its bulk writer.
 func (s *Stack) start() {
-	s.wg.Add(2)
+	s.wg.Add(3)
+	s.flushReq = make(chan struct{}, 1)
 	go s.readLoop()
 	go s.timerLoop()
+	go s.flushLoop()
 }
 
 // Addr returns the stack's IPv4 address.
@@ -234,7 +240,8 @@ func (s *Stack) durationUntil(t tcpcore.Time) time.Duration {
 // goroutine that finds a writer busy returns at once instead of queueing on
 // the link. The price: the writer may send others' packets before it
 // returns, bounded by what the engine can produce meanwhile (windows and
-// send buffers).
+// send buffers). A batch of bulk data goes to the stack's own writer
+// instead (handOff, flush.go), and the caller returns to making more.
 func (s *Stack) unlockFlush() {
 	if s.trace != nil {
 		s.deliverTrace()
@@ -255,19 +262,29 @@ func (s *Stack) unlockFlush() {
 		if len(s.batch) == 0 {
 			break
 		}
-		s.mu.Unlock()
-		s.out.write(s, s.batch)
-		s.mu.Lock()
-		s.e.Release(s.batch)
-		// Releasing a zero-copy chunk may let a Write held back by it
-		// go on (tcpcore's pins).
-		for _, w := range s.e.Wakeups() {
-			w.Wake()
+		if s.handOff() {
+			return
 		}
-		s.armTrim()
+		s.writeBatch()
 	}
 	s.writing = false
 	s.mu.Unlock()
+}
+
+// writeBatch writes the writer's batch to the link outside the lock, then
+// releases it. The caller holds mu and is the writer; it holds mu again
+// on return.
+func (s *Stack) writeBatch() {
+	s.mu.Unlock()
+	s.out.write(s, s.batch)
+	s.mu.Lock()
+	s.e.Release(s.batch)
+	// Releasing a zero-copy chunk may let a Write held back by it go on
+	// (tcpcore's pins).
+	for _, w := range s.e.Wakeups() {
+		w.Wake()
+	}
+	s.armTrim()
 }
 
 // Stats returns the engine's counters (summed over the shards).
