@@ -128,6 +128,7 @@ func (c *Conn) sendRun(now Time) bool {
 	ch := &c.e.chunk
 	p := ch.pkt
 	if p == nil || ch.conn != c || ch.next != c.sndNxt || c.sndNxt != c.sndMax || c.segsSincePush == 0 ||
+		c.pushEvery > 0 && c.segsSincePush+1 >= c.pushEvery ||
 		c.recovery != recoveryNone || c.finQueued || c.dsackPending || !ch.hasOpts {
 		return false
 	}
@@ -165,31 +166,19 @@ func (c *Conn) sendRun(now Time) bool {
 	p.segs += k
 	ch.next = ch.next.Add(n)
 	c.e.stats.SegsOut += uint64(k)
-	c.info.SegsOut += uint64(k)
-	c.dataSegsOut += uint64(k)
-	c.bytesSent += uint64(n)
-	c.lastDataOut, c.lastSend = now, now
-	c.touch()
-	c.ackSent(ch.ack)
+	c.emittedSegs(now, ch.ack, wire.FlagACK, k, n)
 	c.segsSincePush += k
-	for seq := c.sndNxt; k > 0; k-- {
-		end := seq.Add(mss)
-		c.noteSent(now, end)
-		c.noteSentRecord(now, seq, end, false)
-		seq = end
-	}
 	seq := c.sndNxt
+	for end := seq; k > 0; k-- {
+		start := end
+		end = end.Add(mss)
+		c.noteSent(now, end)
+		c.noteSentRecord(now, start, end, false)
+	}
 	c.sndNxt = c.sndNxt.Add(n)
 	c.sndMax = c.sndNxt
 	c.noteFlight()
-	if !c.rttTiming {
-		c.rttTiming, c.rttSeq, c.rttTime = true, seq, now
-	}
-	if c.rtoAt == noDeadline {
-		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
-	}
-	c.armTLP(now)
-	c.persistAt = noDeadline
+	c.timeSend(now, seq)
 	return true
 }
 
@@ -243,9 +232,27 @@ func (c *Conn) sendData(now Time, n, mss int, fin bool, room int) {
 	if n < mss {
 		c.sndSml = c.sndNxt
 	}
-	if !c.rttTiming && n > 0 {
+	if n > 0 {
+		c.timeSend(now, seq)
+	} else {
+		c.armSendTimers(now)
+	}
+}
+
+// timeSend starts an RTT measurement at seq if none is running (one
+// segment timed at a time, RFC 6298 §3), then arms the send timers: data
+// that starts at seq has just gone out.
+func (c *Conn) timeSend(now Time, seq Seq) {
+	if !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttTime = true, seq, now
 	}
+	c.armSendTimers(now)
+}
+
+// armSendTimers arms what a segment of new sequence space sets off: the
+// retransmission timer if none runs, the tail loss probe; the persist
+// timer stops, data being in flight.
+func (c *Conn) armSendTimers(now Time) {
 	if c.rtoAt == noDeadline {
 		// RFC 6298 §5.1: start the timer when sending data with none running.
 		c.rtoAt = now.Add(c.rtt.backedOff(c.backoff))
@@ -296,10 +303,14 @@ func (c *Conn) putSegment(b []byte, seq, ack Seq, flags uint8, wnd uint16, o *wi
 }
 
 // emitted books a segment just queued.
-func (c *Conn) emitted(now Time, ack Seq, flags uint8, n int) {
+func (c *Conn) emitted(now Time, ack Seq, flags uint8, n int) { c.emittedSegs(now, ack, flags, 1, n) }
+
+// emittedSegs books segs segments just queued, n bytes of payload in all,
+// with the same flags and acknowledgment (a run: sendRun).
+func (c *Conn) emittedSegs(now Time, ack Seq, flags uint8, segs, n int) {
 	c.touch()
-	c.info.SegsOut++
-	c.noteEmitted(now, n)
+	c.info.SegsOut += uint64(segs)
+	c.noteEmitted(now, segs, n)
 	if n > 0 {
 		// Any segment with data, new or retransmitted (a tail loss probe
 		// too), ends an idle period (Linux tcp_event_data_sent sets

@@ -95,12 +95,12 @@ func (c *Conn) noteAcked() {
 	c.ackedSentAt = at
 }
 
-// noteEmitted counts a segment that carries n bytes of payload (Linux
-// tcp_transmit_skb: data_segs_out, bytes_sent, and lsndtime through
-// tcp_event_data_sent).
-func (c *Conn) noteEmitted(now Time, n int) {
+// noteEmitted counts segs segments that carry n bytes of payload in all
+// (Linux tcp_transmit_skb: data_segs_out, bytes_sent, and lsndtime
+// through tcp_event_data_sent).
+func (c *Conn) noteEmitted(now Time, segs, n int) {
 	if n > 0 {
-		c.dataSegsOut++
+		c.dataSegsOut += uint64(segs)
 		c.bytesSent += uint64(n)
 		c.lastDataOut = now
 	}
