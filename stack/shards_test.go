@@ -406,8 +406,15 @@ func TestShardsPassOnMisSteeredSegments(t *testing.T) {
 	if moved.Load() == 0 {
 		t.Fatal("no segment was put on the wrong queue")
 	}
-	if n := sharded.IPStats().PassedOn; n < moved.Load() {
-		t.Errorf("PassedOn = %d, fewer than the %d segments put on the wrong queue", n, moved.Load())
+	// A segment is counted as moved when the peer writes it and as
+	// passed on when a shard has read it: the peer's last ACKs may still
+	// be on their way when the reply has been read. Wait for them.
+	deadline := time.Now().Add(30 * time.Second)
+	for sharded.IPStats().PassedOn < moved.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("PassedOn = %d, fewer than the %d segments put on the wrong queue", sharded.IPStats().PassedOn, moved.Load())
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if st := sharded.Stats(); st.OutRsts != 0 {
 		t.Errorf("the sharded stack sent %d RSTs", st.OutRsts)
