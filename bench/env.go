@@ -144,7 +144,7 @@ func newEnv(sp stackSpec, fam family, prof *policy.Profile, imp *impairment) (e 
 	}()
 	switch sp.base {
 	case "tunstack", "gvisor":
-		err = e.buildTUN(sp.profile(prof), imp, sp.queues)
+		err = e.buildTUN(sp.profile(prof), imp, sp.tunQueues(imp != nil))
 	case "linux":
 		if imp != nil {
 			err = e.buildLinuxRelay(imp)

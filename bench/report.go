@@ -48,6 +48,9 @@ type Settings struct {
 	KernelCC      string   `json:"kernel_cc"` // TCP_CONGESTION of every kernel socket
 	IdleConns     int      `json:"idle_conns"`
 	MTU           int      `json:"mtu"`
+	// Queues is how many TUN queues, an engine shard each, tunstack ran
+	// on where its label names none (stackSpec.tunQueues).
+	Queues int `json:"queues,omitempty"`
 }
 
 // NewReport assembles a report from normalized options and results.
@@ -68,6 +71,7 @@ func NewReport(o Options, results []Result, m Machine) (*Report, error) {
 			Duration: o.Duration.String(), LossyDuration: (2 * o.Duration).String(),
 			Warmup: warmupFor(o.Duration).String(), Runs: o.Runs, Impair: o.Impair,
 			Profile: o.ProfileName, KernelCC: kernelCC(prof), IdleConns: o.IdleConns, MTU: linkMTU,
+			Queues: netif.DefaultQueues(),
 		},
 		Results:           results,
 		GVisor:            g,
@@ -501,6 +505,9 @@ func (r *Report) WriteMarkdown(w io.Writer, plotName, summaryDir string) {
 	p("## What is measured\n\n")
 	p("Topology: tunstack and gVisor run in this process on a TUN device (MTU %d) created inside a network namespace of their own; ", s.MTU)
 	p("the kernel side of the TUN (198.18.0.1) is the peer, the stack 198.18.0.2. ")
+	if s.Queues > 0 {
+		p("tunstack runs as `tunstack serve` does by default, on a TUN of %d queues with an engine shard on each (one per CPU: netif.DefaultQueues), except on lossy's impaired link and behind the relay's frontend, which are one link, and where a label tunstack/qN says N; gVisor runs on one queue. ", s.Queues)
+	}
 	p("The TUN carries virtio-net headers: in each batch a stack writes, a run of TCP segments of one flow that the kernel can split back exactly (same headers and options, contiguous, PSH only on the last) goes as one GSO packet in one writev, which the kernel peer takes whole as it would a GRO batch; the device also offers TSO, so the kernel peer sends it TSO packets of up to 64 KiB, each read whole: tunstack takes one through the descriptor seam as one GRO unit, the checksum the kernel left partial not verified (netif/desc.go, tcpcore.InputGRO); gVisor's link cuts it back into segments first (netif/tun_gso.go). ")
 	if prof, err := policy.ByName(s.Profile); err == nil && prof.PushEverySegments > 0 {
 		p("A run ends at a segment with PSH; the %q profile sets PSH at the end of each chunk of a burst sized as Linux sizes its TSO chunks (tcp_tso_autosize: a whole 64 KiB on this sub-millisecond path, at least %d segments), so tunstack's runs reach about 44 segments. ", s.Profile, prof.PushEverySegments)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -155,6 +156,25 @@ func TestStackLabelsParseVariants(t *testing.T) {
 	}
 	if sp, err := parseStack("tunstack/q4"); err != nil || sp.base != "tunstack" || sp.queues != 4 || sp.profile(prof) != prof {
 		t.Errorf("tunstack/q4: %+v, %v; want tunstack on 4 queues with the profile as it is", sp, err)
+	}
+	// tunstack runs as serve does by default, one queue per CPU, but on
+	// one where its link is impaired; a qN label's queues are as given.
+	for _, c := range []struct {
+		label    string
+		impaired bool
+		want     int
+	}{
+		{"tunstack", false, netif.DefaultQueues()}, {"tunstack", true, 1},
+		{"tunstack/reno", true, 1}, {"tunstack/q4", false, 4},
+		{"gvisor", false, 1}, {"gvisor/reno", true, 1},
+	} {
+		sp, err := parseStack(c.label)
+		if err != nil {
+			t.Fatalf("%s: %v", c.label, err)
+		}
+		if got := sp.tunQueues(c.impaired); got != c.want {
+			t.Errorf("%s (impaired %v) runs on %d queues, want %d", c.label, c.impaired, got, c.want)
+		}
 	}
 	for _, bad := range []string{"linux/reno", "gvisor/newreno", "tunstack/bbr", "tunstack/", "bsd", "tunstack/reno-sack", "tunstack/q0", "tunstack/q", "tunstack/q300", "gvisor/q2"} {
 		if err := CheckStack(bad); err == nil {

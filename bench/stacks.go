@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"tunstack/gvisorstack"
+	"tunstack/netif"
 	"tunstack/policy"
 )
 
@@ -17,7 +18,9 @@ import (
 // controller). Variants exist for the user-space stacks only: Linux's
 // knobs are the kernel's. "tunstack/qN" runs tunstack on a TUN of N
 // queues, an engine shard on each (stack.NewShards); without it tunstack
-// runs one engine on one queue.
+// runs as serve does by default, on one queue per CPU
+// (netif.DefaultQueues), and on one queue where a scenario's link is one
+// (lossy's impairment, the relay's frontend).
 
 // variantCC are the congestion controls a variant may name, per base stack:
 // tcpcore's controllers, and the two gVisor has
@@ -58,7 +61,21 @@ type stackSpec struct {
 	base   string // "tunstack", "gvisor" or "linux"
 	cc     string // congestion control replacing the profile's; "" keeps it
 	noSACK bool   // SACK off whatever the profile says
-	queues int    // tunstack's TUN queues and engine shards; 0 is one
+	queues int    // tunstack's TUN queues and engine shards; 0 is the default (tunQueues)
+}
+
+// tunQueues is how many TUN queues the stack runs on: the label's qN, or
+// for tunstack without one serve's default, netif.DefaultQueues, except
+// on an impaired link, which is one link (the impairment wraps it); gVisor
+// runs on one.
+func (s stackSpec) tunQueues(impaired bool) int {
+	switch {
+	case s.queues > 0:
+		return s.queues
+	case s.base != "tunstack" || impaired:
+		return 1
+	}
+	return netif.DefaultQueues()
 }
 
 // parseStack parses a stack label.

@@ -188,8 +188,8 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 			return nil, fmt.Errorf("netif: MTU %d is below IPv6's minimum of %d: give an MTU of %d or more, or no IPv6 address", cfg.MTU, wire.IPv6MinMTU, wire.IPv6MinMTU)
 		}
 	}
-	if cfg.Queues < 0 || cfg.Queues > maxQueues {
-		return nil, fmt.Errorf("netif: %d queues: give 1 to %d", cfg.Queues, maxQueues)
+	if cfg.Queues < 0 || cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("netif: %d queues: give 1 to %d", cfg.Queues, MaxQueues)
 	}
 	fd, offload, err := openTUNDevice(cfg.Name, cfg.Offload, cfg.WholeTSO, cfg.Queues > 1)
 	if err != nil {

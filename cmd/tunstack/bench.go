@@ -34,7 +34,8 @@ report as JSON). Needs root. Every figure is the median of --runs runs.
                       or gvisor with congestion control CC and SACK off with
                       -nosack, as in tunstack/reno-nosack or gvisor/reno;
                       tunstack/qN runs tunstack on N TUN queues, an engine
-                      shard on each (tunstack alone runs one)
+                      shard on each (tunstack alone runs serve's default,
+                      one per CPU, but one on lossy and behind the relay)
                       (default tunstack,gvisor,linux, and on lossy also
                       %s)
   --scenario LIST     scenarios to run, comma-separated; each over IPv4, or

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -274,7 +273,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 		stringFlag("accept-delay", &acceptDelay, nil),
 		intFlag("max-conns", "a number of connections (0 for no cap)", 0, math.MaxInt32, "1000", &cfg.MaxConns),
 		keepAliveFlag("keepalive", "15s,15s,9", &cfg.KeepAlive),
-		intFlag("queues", "a number of queues", 1, maxQueues, "2", &cfg.Queues),
+		intFlag("queues", "a number of queues", 1, netif.MaxQueues, "2", &cfg.Queues),
 		stringFlag("pcap", &cfg.PcapFile, checkPcapFile),
 		stringFlag("trace", &cfg.TraceFile, checkTraceFile),
 		stringFlag("impair", &cfg.Impair, checkImpairSpec),
@@ -334,13 +333,11 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	return cfg, nil
 }
 
-// maxQueues is Linux's bound on a TUN device's queues (MAX_TAP_QUEUES).
-const maxQueues = 256
-
 // serveQueues is how many TUN queues serve opens, one engine shard on
-// each (stack.NewShards): --queues, or by default defaultQueues. gVisor's
-// stack, a capture and an impairment each run on one link, so they take
-// one queue: by default, and --queues above 1 with them is refused.
+// each (stack.NewShards): --queues, or by default netif.DefaultQueues (one
+// per CPU). gVisor's stack, a capture and an impairment each run on one
+// link, so they take one queue: by default, and --queues above 1 with
+// them is refused.
 // --max-conns takes one queue by default too.
 func serveQueues(cfg serveConfig) (int, error) {
 	var oneLink string
@@ -358,27 +355,11 @@ func serveQueues(cfg serveConfig) (int, error) {
 		// which --queues asks for explicitly.
 		return 1, nil
 	case cfg.Queues == 0:
-		return defaultQueues(runtime.NumCPU()), nil
+		return netif.DefaultQueues(), nil
 	case cfg.Queues > 1 && oneLink != "":
 		return 0, usagef("--queues %d: %s; give --queues 1 or drop --queues.", cfg.Queues, oneLink)
 	}
 	return cfg.Queues, nil
-}
-
-// defaultQueues is serve's number of queues on a machine of cpus CPUs:
-// one per CPU, except on one or two, where it is 1. Measured on 2 cores
-// with tunstack bench (tunstack against tunstack/q2, 3 runs each, in the
-// same invocations), a second shard made crr slower every time (2,555
-// against 2,218 conn/s; 3,129 against 2,074) and cost more CPU per
-// operation in rr and crr (crr 288 against 344 µs per connection), and
-// the 1,000-connection HTTP load no faster (1,959 against 1,940 req/s,
-// no device drops either way): the kernel's half of every packet, on the
-// other side of the TUN, needs the second core.
-func defaultQueues(cpus int) int {
-	if cpus <= 2 {
-		return 1
-	}
-	return min(cpus, maxQueues)
 }
 
 // parseLinkNet checks that text is an IPv4 prefix with room for the host's

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tunstack/netif"
 )
 
 func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
@@ -25,7 +27,7 @@ func TestParseServeFlagsDefaultsFollowTheContract(t *testing.T) {
 		MTU: 1500, Stack: "tunstack", ProfileName: "linux",
 		HTTPPort: 80, EchoPort: 7, DiscardPort: 9, ChargenPort: 19, Backlog: 4096,
 		KeepAlive: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9},
-		Queues:    defaultQueues(runtime.NumCPU()),
+		Queues:    netif.DefaultQueues(),
 	}
 	if cfg.Profile == nil {
 		t.Fatal("no profile")
@@ -235,19 +237,19 @@ func TestParseServeFlagsMaxConns(t *testing.T) {
 	}
 }
 
-// TestDefaultQueuesOnePerCPUAboveTwo: serve's default is one queue per
-// CPU, but 1 on one or two CPUs, and never more than a TUN takes.
-func TestDefaultQueuesOnePerCPUAboveTwo(t *testing.T) {
-	for _, c := range []struct{ cpus, want int }{{1, 1}, {2, 1}, {3, 3}, {4, 4}, {64, 64}, {1024, maxQueues}} {
-		if got := defaultQueues(c.cpus); got != c.want {
-			t.Errorf("defaultQueues(%d) = %d, want %d", c.cpus, got, c.want)
+// TestDefaultQueuesOnePerCPU: serve's default is one queue per CPU the
+// runtime runs on, never more than a TUN takes.
+func TestDefaultQueuesOnePerCPU(t *testing.T) {
+	for _, c := range []struct{ cpus, want int }{{1, 1}, {2, 2}, {3, 3}, {64, 64}, {1024, netif.MaxQueues}} {
+		if got := netif.QueuesFor(c.cpus); got != c.want {
+			t.Errorf("netif.QueuesFor(%d) = %d, want %d", c.cpus, got, c.want)
 		}
 	}
 	q, err := serveQueues(serveConfig{Stack: "tunstack"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := defaultQueues(runtime.NumCPU()); q != want {
-		t.Errorf("serve without --queues opens %d queues on %d CPUs, want %d", q, runtime.NumCPU(), want)
+	if want := runtime.GOMAXPROCS(0); q != want {
+		t.Errorf("serve without --queues opens %d queues where the runtime runs on %d CPUs, want %d", q, want, want)
 	}
 }

@@ -114,9 +114,8 @@ serve flags:
                         client that vanished is gone after 150 s; off or 0
                         turns it off (Linux's listen(2) default)
   --queues N            open the TUN with N queues, an engine shard reading
-                        each (default: one per CPU, but 1 on a machine of
-                        one or two CPUs; 1 with --stack gvisor, --pcap or
-                        --impair, which run on one link, and with
+                        each (default: one per CPU; 1 with --stack gvisor,
+                        --pcap or --impair, which run on one link, and with
                         --max-conns, which then caps one engine exactly)
   --pcap FILE           write every packet crossing the link to FILE
   --impair SPEC         impair the link, as in loss=1%,delay=20ms,seed=1
