@@ -157,6 +157,8 @@ var Counters = []Counter{
 		OursFrom: "tcpcore.Stats.SynQueueDrops", Ours: func(m *stack.Metrics) uint64 { return m.Engine.SynQueueDrops }},
 	{Nstat: "TcpExtTunstackMaxConnsDrop", Help: "SYNs and SYN-cookie ACKs dropped because the stack held its cap of connections (serve --max-conns); ours alone, Linux has no such cap or counter.",
 		OursFrom: "tcpcore.Stats.MaxConnsDrops", Ours: func(m *stack.Metrics) uint64 { return m.Engine.MaxConnsDrops }},
+	{Nstat: "TcpExtTunstackPassedOn", Help: "Segments, and ICMP errors about them, that arrived on one TUN queue for a connection another queue's engine shard runs (the kernel moved the flow) and were handed to that shard; ours alone, Linux has no shards of one device to hand between.",
+		OursFrom: "stack.IPStats.PassedOn", Ours: func(m *stack.Metrics) uint64 { return m.IP.PassedOn }},
 	{Nstat: "TcpExtTCPChallengeACK", Help: "Challenge ACKs sent (RFC 5961) for a suspicious RST, SYN or ACK.",
 		OursFrom: "tcpcore.Stats.ChallengeACKs", Ours: func(m *stack.Metrics) uint64 { return m.Engine.ChallengeACKs }},
 	{Nstat: "TcpExtTCPSynRetrans", Help: "SYN and SYN-ACK retransmissions.",

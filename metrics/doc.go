@@ -16,9 +16,13 @@
 // tunstack_tcp_active_opens_total), what it counts, and which field of
 // our stack and of gVisor's tcpip.Stats feeds it. An entry counts the
 // event Linux counts under that name; a stack that does not count it
-// exports nothing under that name, never a constant zero. One entry has no Linux counterpart, and its name says so:
+// exports nothing under that name, never a constant zero. Two entries
+// have no Linux counterpart, and their names say so:
 // TcpExtTunstackMaxConnsDrop counts the SYNs and cookie ACKs our stack
-// dropped at its cap on connections (serve --max-conns).
+// dropped at its cap on connections (serve --max-conns), and
+// TcpExtTunstackPassedOn the segments one engine shard handed to another
+// because the kernel had put them on the other's TUN queue (serve
+// --queues above 1, the default on more than one CPU).
 //
 // Counters our stack takes from stack.ConnTotals (TcpExtTCPSackRecovery,
 // TcpExtTCPRenoRecovery, TcpExtTCPDSACKRecv) cover the connections the
@@ -40,7 +44,8 @@
 // D-SACK covers: TcpExtTCPDSACKRecvSegs), the TcpExtTCPAbortOn* counters,
 // TcpExtTCPReqQFullDrop, TcpExtTCPChallengeACK, TcpExtTCPSynRetrans,
 // TcpExtTCPWinProbe, TcpExtTCPKeepAlive, TcpExtTCPZeroWindowDrop and
-// TcpExtTunstackMaxConnsDrop; nor for the histograms, the listener queues
+// TcpExtTunstackMaxConnsDrop (nor TcpExtTunstackPassedOn: it runs on one
+// queue); nor for the histograms, the listener queues
 // or any connection state but ESTABLISHED.
 //
 // NotCounted lists the nstat names of Linux's TCP and IP counters that

@@ -1,6 +1,10 @@
 package metrics
 
-import "testing"
+import (
+	"testing"
+
+	"tunstack/stack"
+)
 
 func TestPromNameExamples(t *testing.T) {
 	for nstat, want := range map[string]string{
@@ -82,4 +86,24 @@ func groupOf(nstat string) string {
 		}
 	}
 	return ""
+}
+
+// TestPassedOnReadsTheShardsHandOffs: TcpExtTunstackPassedOn exports the
+// IP layer's PassedOn, which Stack.Metrics sums over the engine shards
+// (stack's TestShardsPassOnMisSteeredSegments checks that sum).
+func TestPassedOnReadsTheShardsHandOffs(t *testing.T) {
+	for _, c := range Counters {
+		if c.Nstat != "TcpExtTunstackPassedOn" {
+			continue
+		}
+		m := stack.Metrics{IP: stack.IPStats{PassedOn: 42, PacketsIn: 7}}
+		if got := c.Ours(&m); got != 42 {
+			t.Errorf("TcpExtTunstackPassedOn reads %d from a reading with PassedOn 42", got)
+		}
+		if c.GVisor != nil {
+			t.Error("TcpExtTunstackPassedOn is read from gVisor, which runs on one queue")
+		}
+		return
+	}
+	t.Fatal("no TcpExtTunstackPassedOn in the table")
 }

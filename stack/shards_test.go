@@ -419,6 +419,11 @@ func TestShardsPassOnMisSteeredSegments(t *testing.T) {
 	if st := sharded.Stats(); st.OutRsts != 0 {
 		t.Errorf("the sharded stack sent %d RSTs", st.OutRsts)
 	}
+	// What the metrics export (TcpExtTunstackPassedOn) is the shards'
+	// sum too.
+	if m, ip := sharded.Metrics().IP.PassedOn, sharded.IPStats().PassedOn; m != ip {
+		t.Errorf("Metrics().IP.PassedOn = %d, IPStats().PassedOn = %d", m, ip)
+	}
 }
 
 func indexOf(s *Stack, sh *Stack) int {
