@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -157,16 +156,8 @@ func newEnv(sp stackSpec, fam family, prof *policy.Profile, imp *impairment) (e 
 	if err != nil {
 		return nil, err
 	}
-	// Kernel peers connect from ephemeral ports at a high rate (crr): give
-	// them the whole port range and let connect reuse TIME-WAIT ports, as
-	// any load generator does. Both are per-namespace sysctls, and both
-	// apply to IPv6 sockets too.
-	err = e.peer.Do(func() error {
-		return writeSysctls([][2]string{
-			{"net/ipv4/ip_local_port_range", "1024 65535"},
-			{"net/ipv4/tcp_tw_reuse", "1"},
-		})
-	})
+	// Kernel peers connect from ephemeral ports at a high rate (crr).
+	err = e.peer.SetSysctls(netns.LoadGenerator)
 	return e, err
 }
 
@@ -568,14 +559,4 @@ func (k kernelNet) Listen(address string, backlog int) (net.Listener, error) {
 		return err
 	})
 	return ln, err
-}
-
-// writeSysctls sets /proc/sys values in the calling thread's namespace.
-func writeSysctls(kv [][2]string) error {
-	for _, s := range kv {
-		if err := os.WriteFile("/proc/sys/"+s[0], []byte(s[1]), 0o644); err != nil {
-			return fmt.Errorf("bench: sysctl %s=%s: %w", strings.ReplaceAll(s[0], "/", "."), s[1], err)
-		}
-	}
-	return nil
 }

@@ -101,12 +101,7 @@ func newRelayEnv(sp stackSpec, fam family, prof *policy.Profile, _ *impairment) 
 	// toward the server: both namespaces get the whole port range and
 	// TIME-WAIT reuse, as newEnv gives its peer.
 	for _, ns := range []*netns.NS{e.peer, relayNS} {
-		if err := ns.Do(func() error {
-			return writeSysctls([][2]string{
-				{"net/ipv4/ip_local_port_range", "1024 65535"},
-				{"net/ipv4/tcp_tw_reuse", "1"},
-			})
-		}); err != nil {
+		if err := ns.SetSysctls(netns.LoadGenerator); err != nil {
 			return nil, err
 		}
 	}

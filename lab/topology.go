@@ -266,15 +266,13 @@ func openTUNIn(ns *netns.NS, family int, addr, addr6 netip.Addr) (*netif.TUN, er
 
 // setSysctls writes each setting inside ns and notes it as side: name=value.
 func setSysctls(ns *netns.NS, kv [][2]string, side string, note *[]string) error {
-	return ns.Do(func() error {
-		for _, s := range kv {
-			if err := os.WriteFile("/proc/sys/"+s[0], []byte(s[1]), 0o644); err != nil {
-				return fmt.Errorf("lab: sysctl %s=%s in the %s namespace: %w", s[0], s[1], side, err)
-			}
-			*note = append(*note, fmt.Sprintf("%s %s=%s", side, strings.ReplaceAll(s[0], "/", "."), s[1]))
-		}
-		return nil
-	})
+	if err := ns.SetSysctls(kv); err != nil {
+		return fmt.Errorf("lab: in the %s namespace: %w", side, err)
+	}
+	for _, s := range kv {
+		*note = append(*note, fmt.Sprintf("%s %s=%s", side, strings.ReplaceAll(s[0], "/", "."), s[1]))
+	}
+	return nil
 }
 
 // profileOrLinux returns p, or the Linux profile if p is nil.

@@ -134,6 +134,32 @@ func (ns *NS) Command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// LoadGenerator is what a namespace whose kernel clients open connections
+// at a high rate needs, as any load generator is set up: the whole
+// ephemeral port range (net.ipv4.ip_local_port_range, 32768-60999 by
+// default), and connect may take over a port whose connection waits in
+// TIME-WAIT for more than a second (net.ipv4.tcp_tw_reuse=1; timestamps
+// on), for a client that closes first keeps each port in TIME-WAIT for
+// 60 s. Both apply to IPv6 sockets too.
+var LoadGenerator = [][2]string{
+	{"net/ipv4/ip_local_port_range", "1024 65535"},
+	{"net/ipv4/tcp_tw_reuse", "1"},
+}
+
+// SetSysctls writes each setting, a path under /proc/sys such as
+// net/ipv4/tcp_tw_reuse and its value, inside the namespace: the net
+// sysctls are the namespace's own.
+func (ns *NS) SetSysctls(kv [][2]string) error {
+	return ns.Do(func() error {
+		for _, s := range kv {
+			if err := os.WriteFile("/proc/sys/"+s[0], []byte(s[1]), 0o644); err != nil {
+				return fmt.Errorf("netns %s: sysctl %s=%s: %w", ns.name, strings.ReplaceAll(s[0], "/", "."), s[1], err)
+			}
+		}
+		return nil
+	})
+}
+
 // Close deletes the namespace; the devices in it go with it. It is safe to
 // call more than once and returns the first call's result.
 func (ns *NS) Close() error {

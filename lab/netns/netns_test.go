@@ -2,6 +2,7 @@ package netns
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -149,5 +150,48 @@ func TestCloseDeletesTheNamespaceAndIsIdempotent(t *testing.T) {
 	}
 	if err := ns.Close(); err != nil {
 		t.Fatalf("second Close = %v, want nil", err)
+	}
+}
+
+// TestSetSysctlsChangesTheNamespaceAlone: a load generator's settings
+// hold inside the namespace, the machine's own are untouched, and a
+// setting the kernel refuses is an error that names it.
+func TestSetSysctlsChangesTheNamespaceAlone(t *testing.T) {
+	RequireRoot(t)
+	read := func(path string) string {
+		b, err := os.ReadFile("/proc/sys/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	host := map[string]string{}
+	for _, s := range LoadGenerator {
+		host[s[0]] = read(s[0])
+	}
+	ns, err := New("nstest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := ns.SetSysctls(LoadGenerator); err != nil {
+		t.Fatal(err)
+	}
+	ns.Do(func() error {
+		for _, s := range LoadGenerator {
+			if got := read(s[0]); got != s[1] {
+				t.Errorf("%s is %q inside the namespace, want %q", s[0], got, s[1])
+			}
+		}
+		return nil
+	})
+	for _, s := range LoadGenerator {
+		if got := read(s[0]); got != host[s[0]] {
+			t.Errorf("%s became %q in the machine's namespace, was %q", s[0], got, host[s[0]])
+		}
+	}
+	err = ns.SetSysctls([][2]string{{"net/ipv4/tcp_tw_reuse", "7"}})
+	if err == nil || !strings.Contains(err.Error(), "net.ipv4.tcp_tw_reuse=7") {
+		t.Errorf("an out-of-range tcp_tw_reuse: %v, want an error naming it", err)
 	}
 }
