@@ -597,7 +597,8 @@ func renderReliability(lines []reliabilityEntry, failed []string, runs []reliabi
 		p("`make soak` on %s: `tunstack serve --stack %s` in a namespace of its own under `--impair %s`, %d clients for %v ",
 			s.Started.Format("2006-01-02 15:04 UTC"), s.Stack, s.Impair, s.Conns, time.Duration(s.LoadS*float64(time.Second)))
 		p("(keep-alive HTTP sessions of /bytes/N downloads checked against the pattern and /upload bodies checked against the SHA-256 it answers, ")
-		p("echoes ending with a half-close, early closes halfway through a response, and resets), then sampled until every connection had ended. Result: **%s**.\n\n", verdict)
+		p("echoes ending with a half-close, early closes halfway through a response, and resets), then sampled until every connection had ended. ")
+		p("The clients' kernel sockets are in serve's namespace, set up as a load generator's (the whole ephemeral port range, TIME-WAIT reuse: netns.LoadGenerator), since they close first and each port then waits 60 s in TIME-WAIT. Result: **%s**.\n\n", verdict)
 		p("| figure | value |\n|---|---|\n")
 		p("| connections opened | %d |\n| requests | %d (downloads %d, uploads %d) |\n| echoes with half-close | %d |\n| early closes | %d |\n| aborts (RST) | %d |\n",
 			t.Connections, t.Requests, t.Downloads, t.Uploads, t.Echoes, t.EarlyCloses, t.Aborts)
