@@ -27,11 +27,11 @@ const MaxQueues = 256
 
 // DefaultQueues is how many queues a TUN is opened with, an engine shard
 // on each, when none is asked for (serve without --queues, bench's
-// tunstack): QueuesFor the CPUs the Go runtime runs goroutines on
+// tunstack): queuesFor the CPUs the Go runtime runs goroutines on
 // (GOMAXPROCS: the machine's CPUs, fewer under a CPU limit of a cgroup).
-func DefaultQueues() int { return QueuesFor(runtime.GOMAXPROCS(0)) }
+func DefaultQueues() int { return queuesFor(runtime.GOMAXPROCS(0)) }
 
-// QueuesFor is the default number of queues on cpus CPUs: one per CPU, as
+// queuesFor is the default number of queues on cpus CPUs: one per CPU, as
 // many engines as can run at once, at most MaxQueues. On 2 CPUs (tunstack
 // bench, 2026-12-04, alternating 3 s runs of one queue and two) a second
 // queue carried streams' 16 connections at 43.6 and 42.7 Gbit/s against
@@ -40,7 +40,7 @@ func DefaultQueues() int { return QueuesFor(runtime.GOMAXPROCS(0)) }
 // either way, and crr about 5% slower (7,596 against 8,010 conn/s, means
 // of four runs each): one connection at a time uses one shard, and the
 // other's reader, timer and the owner table only cost.
-func QueuesFor(cpus int) int { return min(max(cpus, 1), MaxQueues) }
+func queuesFor(cpus int) int { return min(max(cpus, 1), MaxQueues) }
 
 // attachQueues attaches n-1 more queues to the device t created, which
 // must have been created with IFF_MULTI_QUEUE. Each is a TUN of its own
