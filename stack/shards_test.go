@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +36,15 @@ type queueLink struct {
 	last  map[flowPair]int // queue each flow was last written on by the shards
 	force func(pkt []byte) (queue int, ok bool)
 	once  sync.Once
+	// What each queue carried to its shard, for awaitIdle: packets the
+	// peer wrote on queue i, packets shard i's reader took, and whether
+	// that reader is waiting in a read (it reads again only once it has
+	// done with its last batch, passing on included). idle is signalled
+	// on each change.
+	written, taken []int
+	reading        []bool
+	idle           *sync.Cond
+	forced         uint64 // packets force put on a queue
 }
 
 // flowPair is a flow's addresses and ports in a symmetric order, as the
@@ -61,12 +69,14 @@ func pairOf(pkt []byte) (flowPair, bool) {
 
 // newQueueLinks returns the shards' links and the peer's link over them.
 func newQueueLinks(t testing.TB, queues int) ([]netif.Link, *queueLink) {
-	q := &queueLink{in: make(chan []byte, 4096), done: make(chan struct{}), last: make(map[flowPair]int)}
+	q := &queueLink{in: make(chan []byte, 4096), done: make(chan struct{}), last: make(map[flowPair]int),
+		written: make([]int, queues), taken: make([]int, queues), reading: make([]bool, queues)}
+	q.idle = sync.NewCond(&q.mu)
 	var shards []netif.Link
-	for range queues {
+	for i := range queues {
 		peer, shard := netif.NewPipe(testMTU)
 		q.ends = append(q.ends, peer)
-		shards = append(shards, shard)
+		shards = append(shards, &shardEnd{Link: shard, q: q, i: i})
 	}
 	for i := range q.ends {
 		q.wg.Add(1)
@@ -103,17 +113,79 @@ func (q *queueLink) read(i int) {
 	}
 }
 
+// shardEnd is shard i's end of its queue, counting what its reader takes.
+type shardEnd struct {
+	netif.Link
+	q *queueLink
+	i int
+}
+
+func (e *shardEnd) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
+	q := e.q
+	q.mu.Lock()
+	q.reading[e.i] = true
+	q.idle.Broadcast()
+	q.mu.Unlock()
+	n, err := e.Link.ReadPackets(bufs, sizes)
+	q.mu.Lock()
+	q.reading[e.i] = false
+	q.taken[e.i] += n
+	q.idle.Broadcast()
+	q.mu.Unlock()
+	return n, err
+}
+
+// awaitIdle waits until every packet the peer has written reached its
+// shard and every shard's reader is back in a read, its batches done,
+// and returns how many packets force had put on a queue by then; it
+// fails the test if that takes longer than limit.
+func (q *queueLink) awaitIdle(t *testing.T, limit time.Duration) uint64 {
+	t.Helper()
+	expired := false
+	timer := time.AfterFunc(limit, func() {
+		q.mu.Lock()
+		expired = true
+		q.idle.Broadcast()
+		q.mu.Unlock()
+	})
+	defer timer.Stop()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !expired {
+		idle := true
+		for i := range q.written {
+			if q.taken[i] != q.written[i] || !q.reading[i] {
+				idle = false
+			}
+		}
+		if idle {
+			return q.forced
+		}
+		q.idle.Wait()
+	}
+	t.Fatalf("the shards did not take in every packet within %v: written %v, taken %v", limit, q.written, q.taken)
+	return 0
+}
+
 func (q *queueLink) setForce(f func(pkt []byte) (int, bool)) {
 	q.mu.Lock()
 	q.force = f
 	q.mu.Unlock()
 }
 
+// queueOf picks pkt's queue and counts it as written there. The caller
+// holds q.mu.
 func (q *queueLink) queueOf(pkt []byte) int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	i := q.pick(pkt)
+	q.written[i]++
+	q.idle.Broadcast()
+	return i
+}
+
+func (q *queueLink) pick(pkt []byte) int {
 	if q.force != nil {
 		if i, ok := q.force(pkt); ok {
+			q.forced++
 			return i
 		}
 	}
@@ -133,7 +205,10 @@ func (q *queueLink) MTU() int { return testMTU }
 
 func (q *queueLink) WritePackets(pkts [][]byte) (int, error) {
 	for i, p := range pkts {
-		if _, err := q.ends[q.queueOf(p)].WritePackets([][]byte{p}); err != nil {
+		q.mu.Lock()
+		qi := q.queueOf(p)
+		q.mu.Unlock()
+		if _, err := q.ends[qi].WritePackets([][]byte{p}); err != nil {
 			return i, err
 		}
 	}
@@ -386,7 +461,6 @@ func TestShardsPassOnMisSteeredSegments(t *testing.T) {
 			owner[f] = indexOf(sharded, sh)
 		}
 	}
-	var moved atomic.Uint64
 	q.setForce(func(pkt []byte) (int, bool) {
 		f, ok := pairOf(pkt)
 		if !ok {
@@ -396,25 +470,24 @@ func TestShardsPassOnMisSteeredSegments(t *testing.T) {
 		if !ok {
 			return 0, false
 		}
-		moved.Add(1)
 		return (i + 1) % queues, true
 	})
 	for _, c := range []net.Conn{in, out} {
 		msg := bytes.Repeat([]byte("x"), 100<<10)
 		roundTrip(t, c, msg)
 	}
-	if moved.Load() == 0 {
+	// A segment is counted as moved when the peer writes it and as
+	// passed on once a shard has taken it in: the peer's last ACKs may
+	// still be on their way when the reply has been read. Once every
+	// shard has taken in all it was sent, each moved segment has been
+	// passed on, and nothing else has.
+	q.setForce(nil) // the peer's delayed ACKs from now on go where they belong
+	moved := q.awaitIdle(t, 30*time.Second)
+	if moved == 0 {
 		t.Fatal("no segment was put on the wrong queue")
 	}
-	// A segment is counted as moved when the peer writes it and as
-	// passed on when a shard has read it: the peer's last ACKs may still
-	// be on their way when the reply has been read. Wait for them.
-	deadline := time.Now().Add(30 * time.Second)
-	for sharded.IPStats().PassedOn < moved.Load() {
-		if time.Now().After(deadline) {
-			t.Fatalf("PassedOn = %d, fewer than the %d segments put on the wrong queue", sharded.IPStats().PassedOn, moved.Load())
-		}
-		time.Sleep(time.Millisecond)
+	if n := sharded.IPStats().PassedOn; n != moved {
+		t.Fatalf("PassedOn = %d, want the %d segments put on the wrong queue", n, moved)
 	}
 	if st := sharded.Stats(); st.OutRsts != 0 {
 		t.Errorf("the sharded stack sent %d RSTs", st.OutRsts)
