@@ -185,6 +185,12 @@ func (t *PcapTap) Err() error {
 // MTU implements Link.
 func (t *PcapTap) MTU() int { return t.link.MTU() }
 
+// Waker implements WakerLink: reads pass through to the wrapped link, so
+// its waker cuts them short. Without it a stack over a capture would run
+// its timers without first taking in what the link holds (ReadWaker): a
+// tail loss probe could fire while the ACK it waits for sat unread.
+func (t *PcapTap) Waker() ReadWaker { return ReadWakerOf(t.link) }
+
 // Close closes the wrapped link. Every batch is already flushed, so the
 // capture is complete; the writer given to NewPcapTap stays open.
 func (t *PcapTap) Close() error { return t.link.Close() }

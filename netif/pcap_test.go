@@ -297,3 +297,41 @@ func TestPcapTapStampAtHandOverStampsAWriteBeforeItWholeAndOnce(t *testing.T) {
 		}
 	})
 }
+
+// wakerEnd is a pipe end whose reads can be woken, as a TUN's.
+type wakerEnd struct {
+	*PipeEnd
+	wakes int
+}
+
+func (w *wakerEnd) WakeRead()     { w.wakes++ }
+func (w *wakerEnd) QueueLen() int { return 9 }
+
+// TestPcapTapPassesTheWakerThrough: a stack over a capture wakes the
+// reader of the link underneath before it runs its timers, as it would
+// without the capture; over a link without a waker there is none.
+func TestPcapTapPassesTheWakerThrough(t *testing.T) {
+	a, b := NewPipe(1500)
+	defer a.Close()
+	defer b.Close()
+	plain, err := NewPcapTap(a, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ReadWakerOf(plain); w != nil {
+		t.Errorf("a capture over a pipe end has waker %v, want none", w)
+	}
+	we := &wakerEnd{PipeEnd: b}
+	tap, err := NewPcapTap(we, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ReadWakerOf(tap)
+	if w == nil {
+		t.Fatal("a capture over a link with a waker has none")
+	}
+	w.WakeRead()
+	if we.wakes != 1 || w.QueueLen() != 9 {
+		t.Errorf("the capture's waker made %d wakes of the link's and reports a queue of %d; want 1 and 9", we.wakes, w.QueueLen())
+	}
+}
