@@ -139,6 +139,8 @@ var Counters = []Counter{
 		OursFrom: "tcpcore.Stats.LossProbes", Ours: func(m *stack.Metrics) uint64 { return m.Engine.LossProbes }},
 	{Nstat: "TcpExtTCPLossProbeRecovery", Help: "Tail loss probes that repaired a loss: the ACK went past the probe with no sign both copies arrived.",
 		OursFrom: "tcpcore.Stats.LossProbeRecovery", Ours: func(m *stack.Metrics) uint64 { return m.Engine.LossProbeRecovery }},
+	{Nstat: "TcpExtTCPSpuriousRtxHostQueues", Help: "Tail loss probes not sent because the segment they would resend had not left the host (its packet not yet written to the link).",
+		OursFrom: "tcpcore.Stats.RtxHostQueues", Ours: func(m *stack.Metrics) uint64 { return m.Engine.RtxHostQueues }},
 	{Nstat: "TcpExtTCPDSACKOldSent", Help: "D-SACKs decided for duplicate data below RCV.NXT.",
 		OursFrom: "tcpcore.Stats.DSACKOldSent", Ours: func(m *stack.Metrics) uint64 { return m.Engine.DSACKOldSent }},
 	{Nstat: "TcpExtTCPDSACKOfoSent", Help: "D-SACKs decided for duplicate data already held out of order.",

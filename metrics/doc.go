@@ -39,7 +39,7 @@
 // TcpAttemptFails (its FailedConnectionAttempts counts failed Listen calls
 // too), TcpExtTW, TcpExtTWRecycled, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtListenDrops,
 // TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery (its TLPRecovery counts
-// probes that started a SACK recovery), TcpExtTCPDSACKOldSent,
+// probes that started a SACK recovery), TcpExtTCPSpuriousRtxHostQueues, TcpExtTCPDSACKOldSent,
 // TcpExtTCPDSACKOfoSent, TcpExtTCPDSACKRecv (it counts the segments a
 // D-SACK covers: TcpExtTCPDSACKRecvSegs), the TcpExtTCPAbortOn* counters,
 // TcpExtTCPReqQFullDrop, TcpExtTCPChallengeACK, TcpExtTCPSynRetrans,

@@ -135,6 +135,7 @@ type Stats struct {
 	SynRetrans         uint64 // TCPSynRetrans: SYN and SYN-ACK retransmissions
 	LossProbes         uint64 // TCPLossProbes: tail loss probes sent
 	LossProbeRecovery  uint64 // TCPLossProbeRecovery: probes whose ACK showed they repaired a loss
+	RtxHostQueues      uint64 // TCPSpuriousRtxHostQueues: probes not sent because the segment had not left the host
 	DSACKOldSent       uint64 // TCPDSACKOldSent: D-SACKs sent for data below RCV.NXT
 	DSACKOfoSent       uint64 // TCPDSACKOfoSent: D-SACKs sent for data already held out of order
 	DelayedACKs        uint64 // DelayedACKs: ACKs the delayed-ACK timer sent
@@ -312,6 +313,10 @@ func (e *Engine) Release(pkts []*Packet) {
 	for i, p := range pkts {
 		if p.owner != nil {
 			e.unpin(p)
+		}
+		if c := p.from; c != nil {
+			c.inHost--
+			p.from = nil
 		}
 		if p.segs > 0 && cap(p.buf) == Headroom+e.chunkPool.size {
 			e.chunkPool.put(p)

@@ -302,12 +302,28 @@ func (c *Conn) putSegment(b []byte, seq, ack Seq, flags uint8, wnd uint16, o *wi
 	return hl + n
 }
 
+// markInHost records that the packet queued last, the one c's segment
+// just went into (a packet of its own, or the open chunk it continued),
+// carries c's sequence space and has not left the host until Release.
+func (e *Engine) markInHost(c *Conn) {
+	if len(e.out) == 0 {
+		return
+	}
+	if p := e.out[len(e.out)-1]; p.from == nil {
+		p.from = c
+		c.inHost++
+	}
+}
+
 // emitted books a segment just queued.
 func (c *Conn) emitted(now Time, ack Seq, flags uint8, n int) { c.emittedSegs(now, ack, flags, 1, n) }
 
 // emittedSegs books segs segments just queued, n bytes of payload in all,
 // with the same flags and acknowledgment (a run: sendRun).
 func (c *Conn) emittedSegs(now Time, ack Seq, flags uint8, segs, n int) {
+	if n > 0 || flags&(wire.FlagSYN|wire.FlagFIN) != 0 {
+		c.e.markInHost(c)
+	}
 	c.touch()
 	c.info.SegsOut += uint64(segs)
 	c.noteEmitted(now, segs, n)

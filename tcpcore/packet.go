@@ -27,6 +27,10 @@ type Packet struct {
 	owner  *Conn
 	pinSeq Seq
 	pinIdx int
+	// from is the connection whose sequence space (data, SYN or FIN)
+	// the packet carries, from its making until Release: while it is
+	// set the segment has not left the host (Conn.inHost).
+	from *Conn
 }
 
 // Limits of a chunk (Config.SegmentOffload). MaxChunkBytes keeps the TCP

@@ -1,6 +1,7 @@
 package tcpcore
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"testing"
@@ -385,6 +386,64 @@ func TestTailLossProbeBeforeRTO(t *testing.T) {
 	}
 	if c.Info().Counters.TailLossProbes != 1 || c.Info().Counters.Timeouts != 2 {
 		t.Fatalf("counters %+v", c.Info().Counters)
+	}
+}
+
+// Linux behaviour (tcp_send_loss_probe, skb_still_in_host_queue): a tail
+// loss probe does not resend a segment that has not left the host, the
+// packet the engine made for it not yet released by the driver (as when
+// the goroutine that writes to the TUN waits for a CPU): no probe, counted
+// as TCPSpuriousRtxHostQueues, and the RTO, armed when the segments were
+// sent, fires at its own instant. Released in time, the same flight is
+// probed at 2*SRTT + 2 ms.
+func TestTailLossProbeNotSentWhileTheSegmentIsStillInTheHost(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("held %v", held), func(t *testing.T) {
+			p := newPeer(t, nil)
+			l, _ := p.e.Listen(p.now, local, 4, SockOpts{})
+			p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}})
+			sa := p.next()
+			p.now = p.now.Add(10 * time.Millisecond) // a 10 ms handshake RTT
+			p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
+			c, _ := l.Accept(p.now)
+			c.Write(p.now, make([]byte, 2*1460)) // two full segments: PTO = 2*10 + 2 ms
+			sent := p.now
+			var kept []*Packet
+			if held {
+				kept = p.e.Output(nil) // the driver has not written them yet
+			} else {
+				p.next()
+				p.next()
+			}
+			p.advance(22 * time.Millisecond)
+			if !held {
+				r := p.next()
+				if r.seq != sa.seq+1+1460 || len(r.payload) != 1460 || r.at.Sub(sent) != 22*time.Millisecond {
+					t.Fatalf("probe %v at %v, want the last segment again 22 ms after the send", r, r.at.Sub(sent))
+				}
+				if n := c.Info().Counters.TailLossProbes; n != 1 {
+					t.Fatalf("TailLossProbes = %d, want 1", n)
+				}
+				return
+			}
+			p.expectNone()
+			st := p.e.Stats()
+			if st.RtxHostQueues != 1 || st.LossProbes != 0 || c.Info().Counters.TailLossProbes != 0 {
+				t.Fatalf("RtxHostQueues %d, LossProbes %d, TailLossProbes %d; want 1, 0, 0",
+					st.RtxHostQueues, st.LossProbes, c.Info().Counters.TailLossProbes)
+			}
+			p.e.Release(kept) // written at last
+			p.step()
+			r := p.next()
+			// RTO: SRTT + max(4*RTTVAR, 200 ms) = 210 ms from the send;
+			// the head segment again.
+			if r.seq != sa.seq+1 || len(r.payload) != 1460 || r.at.Sub(sent) != 210*time.Millisecond {
+				t.Fatalf("retransmission %v at %v, want the first segment 210 ms after the send", r, r.at.Sub(sent))
+			}
+			if n := c.Info().Counters.Timeouts; n != 1 {
+				t.Fatalf("Timeouts = %d, want 1", n)
+			}
+		})
 	}
 }
 

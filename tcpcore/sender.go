@@ -37,13 +37,18 @@ type sender struct {
 	pushEvery      int      // the packet ends after this many segments (packetSegments, sized per packet); 0: never
 	lastSend       Time     // last data transmission, for idle restart
 	sndSml         Seq      // end of the last sub-MSS segment sent (Minshall's Nagle)
-	sndBufLocked   bool     // SO_SNDBUF set by the application: no auto-tuning, Linux's accounting (sndbuf.go)
-	corkExpired    bool
-	writeMore      bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
-	pushQueued     bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
-	finQueued      bool // application shut down writing: FIN follows the data
-	finSent        bool // FIN transmitted at least once
-	wrShut         bool // no more writes accepted
+	// inHost counts the packets carrying the connection's sequence space
+	// (data, SYN or FIN) that the engine made and the driver has not
+	// released yet: segments that have not left the host, which a tail
+	// loss probe does not resend (onTLP).
+	inHost       int32
+	sndBufLocked bool // SO_SNDBUF set by the application: no auto-tuning, Linux's accounting (sndbuf.go)
+	corkExpired  bool
+	writeMore    bool // inside WriteMore: the write's partial tail is held as under TCP_CORK
+	pushQueued   bool // TCP_NODELAY was set: what is queued goes out past TCP_CORK (until the next write)
+	finQueued    bool // application shut down writing: FIN follows the data
+	finSent      bool // FIN transmitted at least once
+	wrShut       bool // no more writes accepted
 }
 
 // validatedFlight is the flight a congestion controller judges cwnd by

@@ -54,11 +54,24 @@ func (c *Conn) onTLP(now Time) {
 	if c.recovery != recoveryNone || c.sndUna == c.sndMax {
 		return
 	}
-	c.counters().TailLossProbes++
-	c.e.stats.LossProbes++ // TCPLossProbes: Linux tcp_send_loss_probe
 	wndLeft := c.sndUna.Add(c.sndWnd).Sub(c.sndNxt)
 	avail := c.sndBuf.Len() - c.sndNxt.Sub(c.sndBufSeq)
-	if avail > 0 && wndLeft > 0 {
+	newData := avail > 0 && wndLeft > 0
+	if !newData && c.inHost > 0 {
+		// Linux behaviour (tcp_send_loss_probe, skb_still_in_host_queue):
+		// the segment a probe would resend has not left the host yet (the
+		// driver has not written the packet the engine made for it, as
+		// when the goroutine writing to the TUN waits for a CPU), so its
+		// ACK cannot have come back: no probe, counted as
+		// TCPSpuriousRtxHostQueues, and the RTO, armed since the
+		// segment's sending, watches the tail instead.
+		c.e.stats.RtxHostQueues++
+		c.tlpAt = noDeadline
+		return
+	}
+	c.counters().TailLossProbes++
+	c.e.stats.LossProbes++ // TCPLossProbes: Linux tcp_send_loss_probe
+	if newData {
 		mss := c.segSize()
 		c.sendData(now, min(avail, wndLeft, mss), mss, false, 0)
 		c.tlpRetrans = false
