@@ -354,17 +354,25 @@ func TestLossRecoveryMostlyFast(t *testing.T) {
 	}
 }
 
+// acceptSACKAfter10ms accepts a SACK connection whose handshake took
+// 10 ms (its first RTT sample), and returns it with our SYN-ACK.
+func (p *peer) acceptSACKAfter10ms() (*Conn, tseg) {
+	p.t.Helper()
+	l, _ := p.e.Listen(p.now, local, 4, SockOpts{})
+	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}})
+	sa := p.next()
+	p.now = p.now.Add(10 * time.Millisecond)
+	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
+	c, _ := l.Accept(p.now)
+	return c, sa
+}
+
 // RFC 8985 §7: with SACK, a lone outstanding segment is probed at
 // 2*SRTT + WCDelAckT (capped by the RTO), the RTO is then re-armed from
 // the probe, and only after it does backoff start.
 func TestTailLossProbeBeforeRTO(t *testing.T) {
 	p := newPeer(t, nil)
-	l, _ := p.e.Listen(p.now, local, 4, SockOpts{})
-	p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}})
-	sa := p.next()
-	p.now = p.now.Add(10 * time.Millisecond) // a 10 ms handshake RTT
-	p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
-	c, _ := l.Accept(p.now)
+	c, _ := p.acceptSACKAfter10ms()
 	c.Write(p.now, make([]byte, 1000))
 	orig := p.next()
 	var at []time.Duration
@@ -400,12 +408,7 @@ func TestTailLossProbeNotSentWhileTheSegmentIsStillInTheHost(t *testing.T) {
 	for _, held := range []bool{false, true} {
 		t.Run(fmt.Sprintf("held %v", held), func(t *testing.T) {
 			p := newPeer(t, nil)
-			l, _ := p.e.Listen(p.now, local, 4, SockOpts{})
-			p.send(tseg{flags: fS, seq: peerISN, wnd: 65535, opts: wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}})
-			sa := p.next()
-			p.now = p.now.Add(10 * time.Millisecond) // a 10 ms handshake RTT
-			p.send(tseg{flags: fA, seq: peerISN + 1, ack: sa.seq + 1, wnd: 65535})
-			c, _ := l.Accept(p.now)
+			c, sa := p.acceptSACKAfter10ms()
 			c.Write(p.now, make([]byte, 2*1460)) // two full segments: PTO = 2*10 + 2 ms
 			sent := p.now
 			var kept []*Packet
