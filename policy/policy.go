@@ -138,9 +138,10 @@ type Profile struct {
 	// segment is acknowledged at once.
 	AckSecondOnlyIfWindowGrows bool
 	// PingPongOnFin enters delayed-ACK ("pingpong") mode when the peer's
-	// FIN arrives, so a FIN that carries data is ACKed by the delayed-ACK
-	// timer, on the bet that our reply and FIN will carry the ACK (Linux
-	// tcp_fin). Without it a FIN is acknowledged at once.
+	// FIN arrives in ESTABLISHED, so the FIN, bare or with data, is ACKed
+	// by the delayed-ACK timer, on the bet that our reply or FIN will
+	// carry the ACK (Linux tcp_fin); before any data has been received
+	// that timer's timeout is 0. Without it a FIN is acknowledged at once.
 	PingPongOnFin bool
 	Nagle         bool          // Nagle's algorithm on by default (RFC 896)
 	CorkLimit     time.Duration // longest TCP_CORK may hold a partial segment (Linux 200 ms)

@@ -81,8 +81,8 @@ func TestQuickAckOffStillAcksEverySecondFullSegment(t *testing.T) {
 
 // Linux tcp_fin: a FIN that carries data puts the receiver in delayed-ACK
 // mode, so the ACK waits for the delayed-ACK timer (our reply might carry
-// it); a bare FIN is acknowledged at once. The rfc profile acknowledges
-// every FIN at once (RFC 9293 §3.10.7.4).
+// it). The rfc profile acknowledges every FIN at once (RFC 9293
+// §3.10.7.4).
 func TestFinWithDataAckIsDelayedLikeLinux(t *testing.T) {
 	for _, tc := range []struct {
 		prof *policy.Profile
@@ -100,6 +100,43 @@ func TestFinWithDataAckIsDelayedLikeLinux(t *testing.T) {
 			t.Errorf("%s: ACK %v at +%v, want ack %v at +%v", tc.prof.Name, a, a.at.Sub(start), peerISN+102, tc.want)
 		}
 	}
+}
+
+// Linux tcp_fin: a bare FIN after data puts the receiver in delayed-ACK
+// mode too, so its ACK waits for the delayed-ACK timer, 40 ms (the ATO
+// once data has arrived), and a close before then sends one segment, our
+// FIN carrying the ACK, with no bare ACK before it (relayed and served
+// request/response connections each save a segment). A bare FIN before
+// any data (ATO 0) is acknowledged at once: TestPassiveCloseThroughLastAck.
+func TestBareFinAfterDataAckIsDelayedLikeLinux(t *testing.T) {
+	request := func(p *peer) (*Conn, Seq) {
+		c, iss := p.listenAndAccept(plainSyn)
+		p.send(tseg{flags: fPA, seq: peerISN + 1, ack: iss + 1, wnd: 65535, payload: make([]byte, 100)})
+		p.expect(fA, iss+1, peerISN+101) // quick-ACK mode
+		if n, err := c.Read(p.now, make([]byte, 200)); n != 100 || err != nil {
+			t.Fatalf("read %d, %v; want the 100 bytes", n, err)
+		}
+		p.advance(10 * time.Millisecond)
+		p.send(tseg{flags: fFA, seq: peerISN + 101, ack: iss + 1, wnd: 65535})
+		return c, iss
+	}
+	// Nobody answers: the timer sends the ACK 40 ms after the FIN.
+	p := newPeer(t, nil)
+	_, iss := request(p)
+	start := p.now
+	p.expectNone()
+	p.step()
+	if a := p.next(); a.flags != fA || a.ack != peerISN+102 || a.at.Sub(start) != 40*time.Millisecond {
+		t.Fatalf("ACK %v at +%v, want a bare ACK of %v at +40ms", a, a.at.Sub(start), peerISN+102)
+	}
+	// The application closes 10 ms after the FIN: one segment, FIN and ACK.
+	p = newPeer(t, nil)
+	c, iss := request(p)
+	p.expectNone()
+	p.advance(10 * time.Millisecond)
+	c.Close(p.now)
+	p.expect(fFA, iss+1, peerISN+102)
+	p.expectNone()
 }
 
 // Linux tcp_bound_to_half_wnd (RFC 1122 §4.2.3.4 allows it): with a

@@ -102,8 +102,7 @@ func (c *Conn) receiveData(now Time, s *segment) {
 		// Linux tcp_fin: the peer is done sending, so ACKs wait on the bet
 		// that our answer will carry them (delayed-ACK mode). Entered here,
 		// before this data's ACK is decided, as Linux decides it after
-		// tcp_fin; a bare FIN has no ACK scheduled and receiveFin sends
-		// one at once, so only a FIN with data is delayed.
+		// tcp_fin; receiveFin does the same for a bare FIN.
 		c.pingpong = true
 	}
 	c.scheduleAck(now, len(data))
@@ -198,9 +197,26 @@ func (c *Conn) receiveFin(now Time, seq Seq) {
 	c.finPending = false
 	c.finRcvd = true
 	c.rcvNxt = c.rcvNxt.Add(1)
-	// In delayed-ACK mode a delayed ACK already scheduled for the FIN's
-	// data stands (see receiveData); otherwise the FIN is ACKed at once.
-	if !c.pingpong || c.delackAt == noDeadline || c.ackNow {
+	switch {
+	case c.state == Established && c.e.prof.PingPongOnFin:
+		// Linux tcp_fin, then __tcp_ack_snd_check: the FIN puts the
+		// receiver in delayed-ACK (pingpong) mode (for a FIN with data,
+		// receiveData did), so its ACK is decided as data's is, quick-ACK
+		// mode aside: the delayed-ACK timer, unless an ACK is owed at once
+		// anyway. The timer's timeout is the ATO: 0 until data has been
+		// received, and Linux's timer then fires at the next tick, so the
+		// ACK is sent at once here; 40 ms or more after, and the
+		// application's close or answer, coming sooner, carries the ACK
+		// (conformance/scripts/close/bare-fin-after-data-ack-delayed.pkt).
+		c.pingpong = true
+		if c.ato == 0 {
+			c.ackNow = true
+		} else if !c.ackNow {
+			c.scheduleAck(now, 0)
+		}
+	case !c.pingpong || c.delackAt == noDeadline || c.ackNow:
+		// In delayed-ACK mode (TCP_QUICKACK 0) a delayed ACK already
+		// scheduled stands; otherwise the FIN is ACKed at once.
 		c.ackNow = true // RFC 9293 §3.10.7.4: acknowledge the FIN
 	}
 	switch c.state {
