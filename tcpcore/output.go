@@ -303,12 +303,10 @@ func (c *Conn) putSegment(b []byte, seq, ack Seq, flags uint8, wnd uint16, o *wi
 }
 
 // markInHost records that the packet queued last, the one c's segment
-// just went into (a packet of its own, or the open chunk it continued),
-// carries c's sequence space and has not left the host until Release.
+// just went into (a packet of its own, or the open chunk it continued,
+// which is last since queueing any other packet closes it), carries c's
+// sequence space and has not left the host until Release.
 func (e *Engine) markInHost(c *Conn) {
-	if len(e.out) == 0 {
-		return
-	}
 	if p := e.out[len(e.out)-1]; p.from == nil {
 		p.from = c
 		c.inHost++
