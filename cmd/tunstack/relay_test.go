@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -319,13 +320,20 @@ func TestRelayThroughTUN(t *testing.T) {
 		// the full 1 MiB (make test runs it after the race pass).
 		relayConcurrent(t, l, 9300, 1000, 16<<10)
 	})
+}
+
+// TestRelayMemory measures the relay's heap, each case on a relay of its
+// own with no traffic before it: a relay that has carried connections
+// gives the engine's pooled buffers back over the following seconds (the
+// stack's pool trim), which would shrink the heap under the measurement.
+func TestRelayMemory(t *testing.T) {
+	netns.RequireRoot(t)
 
 	t.Run("memory per idle relayed connection", func(t *testing.T) {
+		l := startRelayLab(t, true)
 		ln := l.listen(t, 9500)
 		const n = 200
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		before := settledHeap()
 		for range n {
 			if _, err := l.dial(t, 9500); err != nil {
 				t.Fatal(err)
@@ -336,10 +344,14 @@ func TestRelayThroughTUN(t *testing.T) {
 			}
 			t.Cleanup(func() { s.Close() })
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+		per := (settledHeap() - before) / n
 		t.Logf("heap per idle relayed connection: %d bytes (the test's own kernel sockets included)", per)
+		// An idle connection costs the client leg's engine connection
+		// and the relay's record and goroutine at least; nothing
+		// measured means the measurement is broken.
+		if per <= 0 {
+			t.Fatalf("heap per idle relayed connection measured %d bytes: the heap did not grow with %d connections open", per, n)
+		}
 		// An idle connection waits holding no buffer; holding a
 		// direction's bulk buffer would cost that much alone.
 		if per >= relay.DefaultBufferSize {
@@ -348,6 +360,7 @@ func TestRelayThroughTUN(t *testing.T) {
 	})
 
 	t.Run("a client that does not read keeps the heap bounded", func(t *testing.T) {
+		l := startRelayLab(t, true)
 		ln := l.listen(t, 9400)
 		c, err := l.dial(t, 9400)
 		if err != nil {
@@ -358,13 +371,14 @@ func TestRelayThroughTUN(t *testing.T) {
 			t.Fatal(err)
 		}
 		chunk := make([]byte, 1<<20)
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		before := settledHeap()
 		const total = 100 * mib
+		var sent atomic.Int64
 		go func() {
-			for sent := 0; sent < total; sent += len(chunk) {
-				if _, err := sc.Write(chunk); err != nil {
+			for sent.Load() < total {
+				n, err := sc.Write(chunk)
+				sent.Add(int64(n))
+				if err != nil {
 					return
 				}
 			}
@@ -372,23 +386,42 @@ func TestRelayThroughTUN(t *testing.T) {
 		}()
 		// The scenario itself: the client reads nothing for 10 s.
 		time.Sleep(10 * time.Second)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
+		growth := settledHeap() - before
+		stuck := sent.Load()
 		// What the relay may hold of this connection: its buffer for each
 		// direction (a bulk one in a bulk transfer, as this one is), and
 		// the client leg's send buffer at its ceiling (the profile's
 		// tcp_wmem[2]); 1 MiB more for the rest of the process.
 		bound := int64(2*relay.DefaultBulkBufferSize + policy.Linux().SndBufMax + mib)
-		growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-		t.Logf("heap growth with a client not reading for 10 s: %d bytes (bound %d)", growth, bound)
+		t.Logf("heap growth with a client not reading for 10 s: %d bytes (bound %d); the server had written %d of %d bytes", growth, bound, stuck, total)
+		// The client leg's send buffer fills while the client does not
+		// read: a heap that did not grow means the measurement missed it.
+		if growth <= 0 {
+			t.Fatalf("heap grew by %d bytes while the relay held the unread bytes: the measurement is broken", growth)
+		}
 		if growth > bound {
 			t.Fatalf("heap grew by %d bytes while the client did not read, more than the bound %d", growth, bound)
+		}
+		// Backpressure through the windows: the server's writes stop
+		// once the kernel buffers on both legs and the relay's are full.
+		if stuck >= total {
+			t.Fatalf("the server wrote all %d bytes while the client read nothing: the relay did not stop reading the destination", total)
 		}
 		n, err := io.Copy(io.Discard, c)
 		if err != nil || n != total {
 			t.Fatalf("client then read %d bytes (%v), want %d", n, err, total)
 		}
 	})
+}
+
+// settledHeap is the live heap after two collections: the first moves
+// what sync.Pools hold to their victim caches, the second frees it.
+func settledHeap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // With a default route through the TUN in the relay's own namespace, the
