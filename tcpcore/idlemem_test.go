@@ -76,7 +76,13 @@ func BenchmarkIdleConnHeap(b *testing.B) {
 	e.Advance(now.Add(time.Second))
 	e.Release(e.Output(nil))
 	after := liveHeap()
-	b.ReportMetric(float64(after-before)/float64(b.N), "B/conn")
+	// Signed: a heap that shrank under the measurement (a collection
+	// freeing what came before it) would wrap an unsigned difference.
+	grew := int64(after) - int64(before)
+	if grew <= 0 {
+		b.Fatalf("the live heap grew by %d bytes with %d idle connections open: the measurement missed them", grew, b.N)
+	}
+	b.ReportMetric(float64(grew)/float64(b.N), "B/conn")
 	b.ReportMetric(0, "ns/op")
 	if *idleHeapProfile != "" {
 		f, err := os.Create(*idleHeapProfile)
