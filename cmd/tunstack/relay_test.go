@@ -20,7 +20,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -333,7 +332,7 @@ func TestRelayMemory(t *testing.T) {
 		l := startRelayLab(t, true)
 		ln := l.listen(t, 9500)
 		const n = 200
-		before := settledHeap()
+		before := int64(liveHeap().HeapAlloc)
 		for range n {
 			if _, err := l.dial(t, 9500); err != nil {
 				t.Fatal(err)
@@ -344,7 +343,7 @@ func TestRelayMemory(t *testing.T) {
 			}
 			t.Cleanup(func() { s.Close() })
 		}
-		per := (settledHeap() - before) / n
+		per := (int64(liveHeap().HeapAlloc) - before) / n
 		t.Logf("heap per idle relayed connection: %d bytes (the test's own kernel sockets included)", per)
 		// An idle connection costs the client leg's engine connection
 		// and the relay's record and goroutine at least; nothing
@@ -371,7 +370,7 @@ func TestRelayMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		chunk := make([]byte, 1<<20)
-		before := settledHeap()
+		before := int64(liveHeap().HeapAlloc)
 		const total = 100 * mib
 		var sent atomic.Int64
 		go func() {
@@ -386,7 +385,7 @@ func TestRelayMemory(t *testing.T) {
 		}()
 		// The scenario itself: the client reads nothing for 10 s.
 		time.Sleep(10 * time.Second)
-		growth := settledHeap() - before
+		growth := int64(liveHeap().HeapAlloc) - before
 		stuck := sent.Load()
 		// What the relay may hold of this connection: its buffer for each
 		// direction (a bulk one in a bulk transfer, as this one is), and
@@ -412,16 +411,6 @@ func TestRelayMemory(t *testing.T) {
 			t.Fatalf("client then read %d bytes (%v), want %d", n, err, total)
 		}
 	})
-}
-
-// settledHeap is the live heap after two collections: the first moves
-// what sync.Pools hold to their victim caches, the second frees it.
-func settledHeap() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }
 
 // With a default route through the TUN in the relay's own namespace, the
