@@ -1100,8 +1100,25 @@ func TestHostileACKDivisionAndDupACKsDoNotInflateCwnd(t *testing.T) {
 				si := got[pat.name]
 				figures[pat.name+"_cwnd"] = strconv.FormatUint(uint64(si.cwnd), 10)
 				figures[pat.name+"_retransmits"] = strconv.FormatUint(uint64(si.totalRetrans), 10)
+				if si.ssthresh < 1<<30 {
+					// Left slow start: HyStart's ACK train (a round of
+					// ACKs spanning half the minimum RTT) when the raw
+					// peer's own pace is the bottleneck, as dividing
+					// each ACK in four makes it; a loss otherwise.
+					figures[pat.name+"_ssthresh"] = strconv.FormatUint(uint64(si.ssthresh), 10)
+				}
 				if si.cwnd > bound && name == "tunstack" {
 					t.Errorf("%s: cwnd %d segments, more than the %d that byte counting allows after %d segments acknowledged", pat.name, si.cwnd, bound, ackSegments)
+				}
+			}
+			// Whatever else slowed slow start, the same data acknowledged
+			// by more ACKs must not buy a larger window than one honest
+			// ACK a segment did.
+			if honest := got[ackPatterns[0].name]; name == "tunstack" {
+				for _, pat := range ackPatterns[1:] {
+					if si := got[pat.name]; si.cwnd > honest.cwnd {
+						t.Errorf("%s: cwnd %d segments, more than the %d of one ACK per segment", pat.name, si.cwnd, honest.cwnd)
+					}
 				}
 			}
 			if name == "linux" {
