@@ -67,8 +67,40 @@ func (r *rawPeer) nextSYN(wait time.Duration) header.TCP {
 	}
 }
 
+// armingClock is a ManualClock that reports the duration of every timer
+// armed through AfterFunc, so that a test waits for gVisor to arm one
+// before it advances the clock.
+type armingClock struct {
+	*faketime.ManualClock
+	armed chan time.Duration
+}
+
+func (c armingClock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
+	t := c.ManualClock.AfterFunc(d, f)
+	select {
+	case c.armed <- d:
+	default: // no one waits for these any more; gVisor must not block
+	}
+	return t
+}
+
+// awaitArmed waits up to limit of real time for a timer of d to be armed.
+func (c armingClock) awaitArmed(d, limit time.Duration) bool {
+	deadline := time.After(limit)
+	for {
+		select {
+		case got := <-c.armed:
+			if got == d {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 func TestManualClockDrivesSYNRetransmission(t *testing.T) {
-	clock := faketime.NewManualClock()
+	clock := armingClock{faketime.NewManualClock(), make(chan time.Duration, 64)}
 	pa, pb := netif.NewPipe(testMTU)
 	s, err := New(pa, Config{Addr: addrA, Prefix: netAB, Clock: clock})
 	if err != nil {
@@ -96,9 +128,11 @@ func TestManualClockDrivesSYNRetransmission(t *testing.T) {
 	if first == nil {
 		t.Fatal("no SYN on the link")
 	}
-	// The SYN is written before gVisor arms its timer; give it a moment of
-	// real time so that Advance finds the timer armed.
-	time.Sleep(100 * time.Millisecond)
+	// The SYN is written before gVisor arms its timer, the handshake's
+	// RTO of 1 s: Advance must find it armed.
+	if !clock.awaitArmed(time.Second, 5*time.Second) {
+		t.Fatal("gVisor armed no 1 s timer after its SYN")
+	}
 	if syn := peer.nextSYN(200 * time.Millisecond); syn != nil {
 		t.Fatal("SYN retransmitted without the clock advancing")
 	}

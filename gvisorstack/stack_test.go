@@ -441,7 +441,22 @@ func testBacklog(t *testing.T, o *Options, backlog, want int) {
 			conns = append(conns, c)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the last ACKs be processed
+	// Every dial that completed sent its final ACK: wait until the
+	// listener has taken each one, into the accept queue (a passive
+	// opening) or dropped for a full queue, before anything is accepted
+	// and makes room. gVisor counts the second only among its dropped
+	// packets (transport/tcp/connect.go, synRcvdState; with cookies also
+	// ListenOverflowAckDrop), beside the SYNs it dropped for a full queue.
+	st := p.a.GVisor().Stats()
+	opened := func() int { return int(st.TCP.PassiveConnectionOpenings.Value()) }
+	acksDropped := func() int { return int(st.DroppedPackets.Value() - st.TCP.ListenOverflowSynDrop.Value()) }
+	deadline := time.Now().Add(5 * time.Second)
+	for opened()+acksDropped() < len(conns) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dials completed, the listener took %d final ACKs into its queue and dropped %d", len(conns), opened(), acksDropped())
+		}
+		time.Sleep(time.Millisecond)
+	}
 
 	accepted := make(chan net.Conn)
 	go func() {
@@ -455,9 +470,9 @@ func testBacklog(t *testing.T, o *Options, backlog, want int) {
 		}
 	}()
 	got := 0
-	timeout := time.After(300 * time.Millisecond)
+	timeout := time.After(5 * time.Second)
 collect:
-	for {
+	for got < opened() {
 		select {
 		case c := <-accepted:
 			got++
@@ -468,12 +483,13 @@ collect:
 	}
 	ln.Close()
 	for c := range accepted {
+		got++ // more than the queue took: counted, so the check below fails
 		conns = append(conns, c)
 	}
 	if got != want {
 		t.Errorf("accept queue held %d connections with backlog %d, want %d", got, backlog, want)
 	}
-	tcp := p.a.GVisor().Stats().TCP
+	tcp := st.TCP
 	if tcp.ListenOverflowSynDrop.Value()+tcp.ListenOverflowAckDrop.Value() == 0 {
 		t.Error("nothing counted as dropped for a full accept queue")
 	}
