@@ -215,8 +215,8 @@ func TestServeSYNFloodCookiesKeepCurlServedAndStateBounded(t *testing.T) {
 	cookiesValid := lnAfter.CookiesValid - lnBefore.CookiesValid
 	growth := int64(heapAfter.HeapAlloc) - int64(heapBefore.HeapAlloc)
 	connSize := unsafe.Sizeof(tcpcore.Conn{})
-	// A half-open connection costs at least a tcpcore.Conn (1120 bytes
-	// today; its map entry and timer-heap slot come on top, about 1.7 KiB
+	// A half-open connection costs at least a tcpcore.Conn (connSize,
+	// logged below; its map entry and timer-heap slot come on top, about 1.7 KiB
 	// in all as measured). Keeping one per flood SYN would cost more than
 	// floodSYNs of them, over 10 MiB; the design keeps at most the SYN
 	// queue's bound (backlog+1, 129 for serve's default, about 0.2 MiB) and
