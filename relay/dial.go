@@ -93,13 +93,60 @@ func NewDialer(c DialConfig) (func(ctx context.Context, network, address string)
 		pw, _ := u.User.Password()
 		auth = &proxy.Auth{User: u.User.Username(), Password: pw}
 	}
-	pd, err := proxy.SOCKS5("tcp", u.Host, auth, d)
-	if err != nil {
+	if _, err := socks5Dialer(u.Host, auth, d, new(net.Conn)); err != nil {
 		return nil, fmt.Errorf("relay: upstream %s: %w", c.Upstream, err)
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		var toProxy net.Conn
+		cd, err := socks5Dialer(u.Host, auth, d, &toProxy)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := cd.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		// Once CONNECT succeeded the connection to the proxy carries the
+		// destination's stream and nothing else (x/net's client reads
+		// the reply to its last byte and keeps no buffer), so the relay
+		// splices the kernel socket itself: x/net's wrapper hides its
+		// CloseWrite, SetLinger and SyscallConn, without which a FIN
+		// would not pass the proxy as a half-close, an abort would close
+		// where it must reset, and an idle leg would wait holding a
+		// buffer.
+		if tc, ok := toProxy.(*net.TCPConn); ok {
+			return tc, nil
+		}
+		return conn, nil
+	}, nil
+}
+
+// socks5Dialer is x/net's SOCKS5 client reaching the proxy at addr through
+// d; the connection it makes to the proxy is left in *toProxy.
+func socks5Dialer(addr string, auth *proxy.Auth, d *net.Dialer, toProxy *net.Conn) (proxy.ContextDialer, error) {
+	pd, err := proxy.SOCKS5("tcp", addr, auth, keepingDialer{d, toProxy})
+	if err != nil {
+		return nil, err
 	}
 	cd, ok := pd.(proxy.ContextDialer)
 	if !ok {
 		return nil, errors.New("relay: the SOCKS5 client cannot dial with a deadline")
 	}
-	return cd.DialContext, nil
+	return cd, nil
+}
+
+// keepingDialer dials as d does and keeps what it dialled in *conn.
+type keepingDialer struct {
+	d    *net.Dialer
+	conn *net.Conn
+}
+
+func (k keepingDialer) Dial(network, address string) (net.Conn, error) {
+	return k.DialContext(context.Background(), network, address)
+}
+
+func (k keepingDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := k.d.DialContext(ctx, network, address)
+	*k.conn = c
+	return c, err
 }

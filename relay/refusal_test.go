@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -14,32 +15,47 @@ import (
 	"tunstack/relay"
 )
 
-// socksServer answers every CONNECT with reply code rep (RFC 1928 §6),
-// after the no-authentication method exchange (§3). It returns the
-// socks5:// URL to reach it.
+// socksServer answers every CONNECT with reply code rep (RFC 1928 §6).
+// It returns the socks5:// URL to reach it.
 func socksServer(t *testing.T, rep byte) string {
+	t.Helper()
+	return socksProxy(t, func(c *net.TCPConn, _ netip.AddrPort) {
+		c.Write([]byte{5, rep, 0, 1, 0, 0, 0, 0, 0, 0})
+		c.Close()
+	})
+}
+
+// socksProxy is the server side of a SOCKS5 proxy up to its reply: the
+// no-authentication method exchange (RFC 1928 §3) and a CONNECT to an
+// IPv4 address (§4), which connect answers (and then owns c). It returns
+// the socks5:// URL to reach it.
+func socksProxy(t *testing.T, connect func(c *net.TCPConn, dst netip.AddrPort)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	serveEach(ln, func(c net.Conn) {
-		defer c.Close()
+	serveEach(ln, func(conn net.Conn) {
+		c := conn.(*net.TCPConn)
 		// VER NMETHODS METHODS...
 		hdr := make([]byte, 2)
 		if _, err := io.ReadFull(c, hdr); err != nil {
+			c.Close()
 			return
 		}
 		if _, err := io.ReadFull(c, make([]byte, hdr[1])); err != nil {
+			c.Close()
 			return
 		}
 		c.Write([]byte{5, 0}) // no authentication
 		// VER CMD RSV ATYP=1 DST.ADDR(4) DST.PORT(2)
-		if _, err := io.ReadFull(c, make([]byte, 10)); err != nil {
+		req := make([]byte, 10)
+		if _, err := io.ReadFull(c, req); err != nil || req[1] != 1 || req[3] != 1 {
+			c.Close()
 			return
 		}
-		c.Write([]byte{5, rep, 0, 1, 0, 0, 0, 0, 0, 0})
+		connect(c, netip.AddrPortFrom(netip.AddrFrom4([4]byte(req[4:8])), uint16(req[8])<<8|uint16(req[9])))
 	})
 	return "socks5://" + ln.Addr().String()
 }
@@ -94,4 +110,46 @@ func TestRefusalFor(t *testing.T) {
 			t.Errorf("SOCKS5 reply %d (%v): RefusalFor = %d, want %d", rep, err, got, want)
 		}
 	}
+}
+
+// socksForwarder is a SOCKS5 proxy (RFC 1928, no authentication, CONNECT
+// to an IPv4 address) that connects to resolve(DST.ADDR:DST.PORT) and
+// splices the two connections as a proxy that keeps TCP's semantics does:
+// a FIN from either side is passed on as a half-close, a reset as a reset
+// (SO_LINGER 0). It returns the socks5:// URL to reach it.
+func socksForwarder(t *testing.T, resolve func(address string) (string, bool)) string {
+	t.Helper()
+	return socksProxy(t, func(client *net.TCPConn, dst netip.AddrPort) {
+		to, ok := resolve(dst.String())
+		var server *net.TCPConn
+		if ok {
+			if sc, err := net.Dial("tcp", to); err == nil {
+				server = sc.(*net.TCPConn)
+			}
+		}
+		if server == nil {
+			client.Write([]byte{5, 4, 0, 1, 0, 0, 0, 0, 0, 0}) // host unreachable
+			client.Close()
+			return
+		}
+		client.Write([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 0})
+		done := make(chan struct{})
+		pass := func(dst, src *net.TCPConn) {
+			defer func() { done <- struct{}{} }()
+			if _, err := io.Copy(dst, src); err != nil {
+				dst.SetLinger(0) // a reset (or a failed write) passes on as one
+				dst.Close()
+				src.SetLinger(0)
+				src.Close()
+				return
+			}
+			dst.CloseWrite()
+		}
+		go pass(server, client)
+		go pass(client, server)
+		<-done
+		<-done
+		client.Close()
+		server.Close()
+	})
 }

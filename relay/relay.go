@@ -549,7 +549,8 @@ func (r *Relay) writeFailed(rc *record, dstLeg *atomic.Int32) {
 //     back and leaves Go's poller to wait for readability; a read that
 //     returned BufferSize bytes or more makes the next read into a
 //     BulkBufferSize buffer (Config.BulkBufferSize);
-//   - any other connection (gVisor's, or a SOCKS5 client's wrapper)
+//   - any other connection (gVisor's client legs; a SOCKS5 upstream's is
+//     its kernel socket to the proxy, NewDialer)
 //     waits in a small buffer of the reader's own, and switches to a
 //     pool buffer while reads fill it (a bulk transfer), back to the
 //     small one once a read returns less than half.

@@ -39,6 +39,57 @@ func (e *env) wrapDial(f func(net.Conn) net.Conn) {
 	e.mu.Unlock()
 }
 
+// dialTarget dials the loopback address standing for the intercepted
+// address (server), through the wrapper of wrapDial if one is set; an
+// address no server stands for is unreachable.
+func (e *env) dialTarget(ctx context.Context, network, address string) (net.Conn, error) {
+	to, ok := e.target(address)
+	e.mu.Lock()
+	wrap := e.wrap
+	e.mu.Unlock()
+	if !ok {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.EHOSTUNREACH}
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, to)
+	if err == nil && wrap != nil {
+		c = wrap(c)
+	}
+	return c, err
+}
+
+// target is the loopback address that stands for the intercepted address.
+func (e *env) target(address string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	to, ok := e.targets[address]
+	return to, ok
+}
+
+// envVia is newEnv with the relay's outbound connections made directly
+// ("direct") or through a SOCKS5 proxy ("socks5": relay.NewDialer's
+// client, and socksForwarder as the proxy, which reaches the targets).
+func envVia(t *testing.T, via string) *env {
+	t.Helper()
+	if via == "direct" {
+		return newEnv(t, relay.Config{})
+	}
+	var e *env
+	var ready sync.WaitGroup
+	ready.Add(1)
+	url := socksForwarder(t, func(address string) (string, bool) {
+		ready.Wait()
+		return e.target(address)
+	})
+	dial, err := relay.NewDialer(relay.DialConfig{Upstream: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = newEnv(t, relay.Config{Dial: dial})
+	ready.Done()
+	return e
+}
+
 func newEnv(t testing.TB, cfg relay.Config) *env {
 	t.Helper()
 	pa, pb := netif.NewPipe(1500)
@@ -52,20 +103,10 @@ func newEnv(t testing.TB, cfg relay.Config) *env {
 		t.Fatal(err)
 	}
 	e := &env{client: a, targets: map[string]string{}}
-	cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
-		e.mu.Lock()
-		to, ok := e.targets[address]
-		wrap := e.wrap
-		e.mu.Unlock()
-		if !ok {
-			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.EHOSTUNREACH}
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, to)
-		if err == nil && wrap != nil {
-			c = wrap(c)
-		}
-		return c, err
+	if cfg.Dial == nil {
+		// Unless the caller's dial reaches the targets its own way
+		// (envVia's, through a SOCKS5 proxy).
+		cfg.Dial = e.dialTarget
 	}
 	cfg.TunRTT = func(c net.Conn) (time.Duration, bool) {
 		sc, ok := c.(*stack.Conn)
@@ -134,6 +175,14 @@ func serveEach(ln net.Listener, handle func(c net.Conn)) {
 	}()
 }
 
+// deadlines bounds every wait on the connections: a FIN or a reset the
+// relay fails to pass on fails the test instead of hanging it.
+func deadlines(cs ...net.Conn) {
+	for _, c := range cs {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+}
+
 func accept(t *testing.T, ln net.Listener) *net.TCPConn {
 	t.Helper()
 	c, err := ln.Accept()
@@ -144,10 +193,16 @@ func accept(t *testing.T, ln net.Listener) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// Both half-closes: the client's FIN reaches the server while the
+// Both half-closes, directly and through a SOCKS5 proxy: the client's FIN
+// reaches the server while the
 // server's reply still flows to the client, and the other way round.
 func TestRelayHalfCloseBothWays(t *testing.T) {
-	e := newEnv(t, relay.Config{})
+	for _, via := range []string{"direct", "socks5"} {
+		t.Run(via, func(t *testing.T) { testHalfCloseBothWays(t, envVia(t, via)) })
+	}
+}
+
+func testHalfCloseBothWays(t *testing.T, e *env) {
 	ln := e.server(t, "203.0.113.10:80")
 	req := bytes.Repeat([]byte("q"), 300_000)
 	reply := bytes.Repeat([]byte("r"), 500_000)
@@ -158,6 +213,7 @@ func TestRelayHalfCloseBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := accept(t, ln)
+	deadlines(c, s)
 	go func() {
 		c.Write(req)
 		c.CloseWrite()
@@ -182,6 +238,7 @@ func TestRelayHalfCloseBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = accept(t, ln)
+	deadlines(c, s)
 	go func() {
 		s.Write(reply)
 		s.CloseWrite()
@@ -219,16 +276,23 @@ func TestRelayRefusals(t *testing.T) {
 	}
 }
 
-// A reset from the server mid-transfer reaches the client as a reset, and
+// Directly and through a SOCKS5 proxy, a reset from the server
+// mid-transfer reaches the client as a reset, and
 // a client's reset reaches the server as one.
 func TestRelayResetBothWays(t *testing.T) {
-	e := newEnv(t, relay.Config{})
+	for _, via := range []string{"direct", "socks5"} {
+		t.Run(via, func(t *testing.T) { testResetBothWays(t, envVia(t, via)) })
+	}
+}
+
+func testResetBothWays(t *testing.T, e *env) {
 	ln := e.server(t, "203.0.113.13:80")
 	c, err := e.dial(t, "203.0.113.13:80")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := accept(t, ln)
+	deadlines(c, s)
 	if _, err := s.Write(make([]byte, 100_000)); err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +310,7 @@ func TestRelayResetBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = accept(t, ln)
+	deadlines(c, s)
 	c.Write([]byte("x"))
 	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
 		t.Fatal(err)
@@ -482,9 +547,9 @@ func TestRelayCloseWhileDialing(t *testing.T) {
 // more) until it does, except that the client-to-destination direction
 // on tunstack writes from the stack's receive buffer (lent) and holds
 // none even then. Through a kernel socket the pipe waits on Go's
-// poller; an outbound connection that is no syscall.Conn (as a SOCKS5
-// client's wrapper) is waited on with the pipe's small buffer, outside
-// the pool.
+// poller; an outbound connection that is no syscall.Conn (a wrapper
+// that hides its socket) is waited on with the pipe's small buffer,
+// outside the pool.
 func TestRelayIdleHoldsNoBuffer(t *testing.T) {
 	for _, wrap := range []bool{false, true} {
 		name := "kernel socket"
