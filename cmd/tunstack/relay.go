@@ -148,6 +148,9 @@ func parseRelayFlags(args []string) (relayConfig, error) {
 		// those destinations back into the TUN: a loop.
 		return relayConfig{}, usagef("--route through a TUN in the relay's own namespace would loop the relay's outbound connections back into it; give --outbound-interface IF (the device they leave by) or --outbound-mark N (relay then installs a policy rule), or put the TUN in another namespace with --tun-netns NAME.")
 	}
+	if cfg.MSS != 0 && cfg.Stack != "tunstack" {
+		return relayConfig{}, usagef("--mss needs --stack tunstack: %s's forwarder offers the MSS of the TUN's MTU; drop --mss, or lower --mtu instead.", cfg.Stack)
+	}
 	if cfg.TraceFile != "" && cfg.Stack != "tunstack" {
 		return relayConfig{}, usagef("--trace needs --stack tunstack: %s reports no congestion events; drop --trace or use our stack.", cfg.Stack)
 	}

@@ -22,6 +22,7 @@ func TestParseRelayFlags(t *testing.T) {
 		{[]string{"--upstream", "http://proxy:8080"}, "socks5://HOST:PORT"},
 		{[]string{"--tun-netns", "x", "--netns", "x"}, "same namespace"},
 		{[]string{"--stack", "gvisor", "--trace", "t.jsonl"}, "--trace needs --stack tunstack"},
+		{[]string{"--stack", "gvisor", "--mss", "1200"}, "--mss needs --stack tunstack"},
 		{[]string{"--dial-timeout", "0s"}, "positive duration"},
 		{[]string{"extra"}, "takes no arguments"},
 		{[]string{"--route", "0.0.0.0/0", "--outbound-mark", "51820"}, ""},
