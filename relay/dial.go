@@ -93,9 +93,6 @@ func NewDialer(c DialConfig) (func(ctx context.Context, network, address string)
 		pw, _ := u.User.Password()
 		auth = &proxy.Auth{User: u.User.Username(), Password: pw}
 	}
-	if _, err := socks5Dialer(u.Host, auth, d, new(net.Conn)); err != nil {
-		return nil, fmt.Errorf("relay: upstream %s: %w", c.Upstream, err)
-	}
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		var toProxy net.Conn
 		cd, err := socks5Dialer(u.Host, auth, d, &toProxy)
