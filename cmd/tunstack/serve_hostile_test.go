@@ -1114,7 +1114,8 @@ func TestHostileACKDivisionAndDupACKsDoNotInflateCwnd(t *testing.T) {
 			// Whatever else slowed slow start, the same data acknowledged
 			// by more ACKs must not buy a larger window than one honest
 			// ACK a segment did.
-			if honest := got[ackPatterns[0].name]; name == "tunstack" {
+			if name == "tunstack" {
+				honest := got[ackPatterns[0].name]
 				for _, pat := range ackPatterns[1:] {
 					if si := got[pat.name]; si.cwnd > honest.cwnd {
 						t.Errorf("%s: cwnd %d segments, more than the %d of one ACK per segment", pat.name, si.cwnd, honest.cwnd)
